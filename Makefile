@@ -1,0 +1,46 @@
+# Two commands for a newcomer: `make demo` and `make test`. Everything else is what they call.
+SHELL := /bin/bash
+VENV := .venv
+RUNTIME_VENV := .venv-lambda-runtime
+BIN := $(VENV)/bin
+# sam build (no container) runs `python3.13` from PATH: the venv's own one comes first.
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+export SAM_CLI_TELEMETRY := 0
+export LAMBDA_RUNTIME_PYTHON := $(CURDIR)/$(RUNTIME_VENV)/bin/python
+
+.PHONY: demo test lint build unit e2e clean diagram
+
+$(BIN)/.installed: requirements-dev.txt requirements-lambda-runtime.txt pyproject.toml
+	@py=$$(scripts/find-python313) || exit 1; \
+	  test -x $(BIN)/python || $$py -m venv $(VENV); \
+	  test -x $(RUNTIME_VENV)/bin/python || $$py -m venv $(RUNTIME_VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -r requirements-dev.txt
+	$(BIN)/python -m pip install -q --no-deps -e .
+	$(RUNTIME_VENV)/bin/python -m pip install -q -r requirements-lambda-runtime.txt
+	touch $@
+
+.aws-sam/build/template.yaml: $(BIN)/.installed template.yaml samconfig.toml $(shell find functions layers statemachine roles -type f -not -path '*/__pycache__/*' 2>/dev/null)
+	$(BIN)/sam build --cached
+
+build: .aws-sam/build/template.yaml
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/cfn-lint template.yaml roles/*.yaml
+	$(BIN)/sam validate --lint
+
+unit: $(BIN)/.installed
+	$(BIN)/pytest -m "not e2e"
+
+e2e: build
+	$(BIN)/pytest -m e2e
+
+test: lint build
+	$(BIN)/pytest
+
+demo: build
+	$(BIN)/cloudtrail-onboarding demo
+
+clean:
+	rm -rf .aws-sam $(VENV) $(RUNTIME_VENV)

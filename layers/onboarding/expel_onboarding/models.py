@@ -1,0 +1,193 @@
+"""Typed inputs and outputs of the steps.
+
+The state machine carries one JSON document: ``{"Config": {...}, "<StepOutput>": {...}, ...}``.
+Each handler parses the parts it needs with ``from_dict`` and returns its own output with
+``to_dict``; the ASL stores it under the output's ``KEY`` (``ResultPath: $.<KEY>``).
+Keys are PascalCase like AWS's own, so the execution history reads like the guide.
+Secrets never travel here: the Workbench API key is referenced by secret ARN only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar, Self
+
+
+def _pascal(name: str) -> str:
+    return "".join(part[:1].upper() + part[1:] for part in name.split("_"))
+
+
+@dataclass(frozen=True)
+class Model:
+    """Converts between snake_case attributes and the PascalCase JSON of the state machine."""
+
+    KEY: ClassVar[str] = ""
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        known = {f.name: data[_pascal(f.name)] for f in fields(cls) if _pascal(f.name) in data}
+        return cls(**known)
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> Self:
+        """Read this model from the whole state document, where it sits under ``KEY``."""
+        return cls.from_dict(state[cls.KEY])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {_pascal(f.name): getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(frozen=True)
+class Config(Model):
+    """What the person chose (template parameters), resolved by the template into concrete names."""
+
+    KEY: ClassVar[str] = "Config"
+
+    stack_name: str
+    region: str
+    account_id: str
+    partition: str
+    workbench_guid: str
+    trail_name: str
+    bucket_name: str
+    kms_alias: str
+    topic_name: str
+    queue_name: str
+    role_name: str
+    role_stack_name: str
+    organization_mode: bool = False
+    # Workbench (guide step 10). The key itself lives in Secrets Manager; "" = manual fallback.
+    workbench_api_key_secret_arn: str = ""
+    workbench_base_url: str = "https://workbench.expel.io"
+    workbench_device_name: str = ""
+    workbench_location: str = "AWS cloud"
+    role_session_name: str = "expel-cloudtrail-session"
+    workbench_device_overrides: str = ""
+    # Organizations mode (issue: AWS Organizations)
+    organization_target_ou_ids: list[str] = field(default_factory=list)
+    # Teardown choices
+    keep_log_bucket: bool = True
+    schedule_key_deletion: bool = False
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        data = dict(data)
+        # CloudFormation hands every custom resource property over as a string.
+        for name in ("OrganizationMode", "KeepLogBucket", "ScheduleKeyDeletion"):
+            if isinstance(data.get(name), str):
+                data[name] = data[name].strip().lower() == "true"
+        ous = data.get("OrganizationTargetOuIds")
+        if isinstance(ous, str):
+            data["OrganizationTargetOuIds"] = [o.strip() for o in ous.split(",") if o.strip()]
+        return super().from_dict(data)
+
+
+@dataclass(frozen=True)
+class TrailOutput(Model):
+    """Guide step 1: the trail, its S3 bucket and its KMS key."""
+
+    KEY: ClassVar[str] = "Trail"
+
+    trail_arn: str
+    bucket_name: str
+    bucket_arn: str
+    kms_key_arn: str
+    kms_alias: str
+
+
+@dataclass(frozen=True)
+class BucketEncryptionOutput(Model):
+    """Guide step 2."""
+
+    KEY: ClassVar[str] = "BucketEncryption"
+
+    sse_algorithm: str
+    kms_key_arn: str
+    bucket_key_enabled: bool
+
+
+@dataclass(frozen=True)
+class TopicOutput(Model):
+    """Guide step 3."""
+
+    KEY: ClassVar[str] = "Topic"
+
+    topic_arn: str
+
+
+@dataclass(frozen=True)
+class KeyPolicyOutput(Model):
+    """Guide step 4."""
+
+    KEY: ClassVar[str] = "KeyPolicy"
+
+    kms_key_arn: str
+    statement_ids: list[str]
+    changed: bool
+
+
+@dataclass(frozen=True)
+class QueueOutput(Model):
+    """Guide step 5."""
+
+    KEY: ClassVar[str] = "Queue"
+
+    queue_arn: str
+    queue_url: str
+
+
+@dataclass(frozen=True)
+class SubscriptionOutput(Model):
+    """Guide step 6."""
+
+    KEY: ClassVar[str] = "Subscription"
+
+    subscription_arn: str
+
+
+@dataclass(frozen=True)
+class BucketNotificationOutput(Model):
+    """Guide step 7."""
+
+    KEY: ClassVar[str] = "BucketNotification"
+
+    configuration_id: str
+
+
+@dataclass(frozen=True)
+class RoleOutput(Model):
+    """Guide steps 8 and 9: the Expel role's stack (and StackSet in Organizations mode)."""
+
+    KEY: ClassVar[str] = "Role"
+
+    stack_id: str
+    status: str  # IN_PROGRESS | COMPLETE (FAILED raises)
+    role_arn: str = ""
+    stack_set_id: str = ""
+    operation_id: str = ""
+
+
+@dataclass(frozen=True)
+class DeliveryOutput(Model):
+    """Verification (not in the guide): a canary object travelled bucket -> topic -> queue."""
+
+    KEY: ClassVar[str] = "Delivery"
+
+    canary_key: str
+    confirmed: bool
+
+
+@dataclass(frozen=True)
+class DeviceOutput(Model):
+    """Guide step 10: the Workbench security device, or the manual-registration fallback."""
+
+    KEY: ClassVar[str] = "Device"
+
+    device_id: str
+    status: str
+    registration_url: str = ""
+
+
+def replace(model: Model, **changes: Any) -> Any:
+    return dataclasses.replace(model, **changes)

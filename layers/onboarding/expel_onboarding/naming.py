@@ -1,0 +1,32 @@
+"""Names, ARNs and tags derived from the configuration. Pure: no boto3, no environment."""
+
+from __future__ import annotations
+
+OWNER_TAG_KEY = "expel-onboarding:stack"
+CANARY_PREFIX = "expel-onboarding-canary/"
+
+
+def owner_tags(stack_name: str) -> dict[str, str]:
+    """The ownership tag every created resource carries, so teardown removes only what we made."""
+    return {OWNER_TAG_KEY: stack_name}
+
+
+def bucket_arn(partition: str, bucket_name: str) -> str:
+    return f"arn:{partition}:s3:::{bucket_name}"
+
+
+def trail_arn(partition: str, region: str, account_id: str, trail_name: str) -> str:
+    return f"arn:{partition}:cloudtrail:{region}:{account_id}:trail/{trail_name}"
+
+
+def topic_arn(partition: str, region: str, account_id: str, topic_name: str) -> str:
+    return f"arn:{partition}:sns:{region}:{account_id}:{topic_name}"
+
+
+def queue_arn(partition: str, region: str, account_id: str, queue_name: str) -> str:
+    return f"arn:{partition}:sqs:{region}:{account_id}:{queue_name}"
+
+
+def full_alias(alias: str) -> str:
+    """KMS wants ``alias/<name>``; the guide asks a person for the bare name. Accept both."""
+    return alias if alias.startswith("alias/") else f"alias/{alias}"

@@ -1,0 +1,70 @@
+"""Shared fixtures: fake credentials, function-scoped moto, a sample configuration."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from expel_onboarding.aws import clients
+from expel_onboarding.models import Config
+
+REGION = "us-east-1"
+ACCOUNT_ID = "123456789012"
+WORKBENCH_GUID = "4f9c2a1e-7b3d-4e5f-9a8b-1c2d3e4f5a6b"
+
+
+@pytest.fixture(autouse=True)
+def _aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Never let a test reach a real account."""
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SECURITY_TOKEN": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
+        "POWERTOOLS_SERVICE_NAME": "expel-cloudtrail-onboarding-test",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    clients.reset()
+
+
+@pytest.fixture
+def aws() -> Iterator[None]:
+    """A fresh moto account for one test."""
+    with mock_aws():
+        clients.reset()
+        yield
+    clients.reset()
+
+
+@pytest.fixture
+def config() -> Config:
+    return Config(
+        stack_name="expel-onboarding",
+        region=REGION,
+        account_id=ACCOUNT_ID,
+        partition="aws",
+        workbench_guid=WORKBENCH_GUID,
+        trail_name="ExpelCloudTrail",
+        bucket_name=f"expel-cloudtrail-{ACCOUNT_ID}-{REGION}",
+        kms_alias="alias/expel-cloudtrail",
+        topic_name="ExpelCloudTrailTopic",
+        queue_name="ExpelCloudTrailQueue",
+        role_name="ExpelAssumeRole",
+        role_stack_name="expel-onboarding-expel-role",
+    )
+
+
+def boto(service: str) -> object:
+    """A plain boto3 client for reading back what AWS holds after a step."""
+    return boto3.client(service, region_name=REGION)
+
+
+
+
