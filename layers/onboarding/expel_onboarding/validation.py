@@ -1,0 +1,213 @@
+"""Check the configuration before anything is created. Pure: no boto3, no environment.
+
+Each rule mirrors the one AWS (or Workbench) enforces, so a bad value fails here, with the
+template parameter's name and a fix, instead of half-way through the onboarding with an AWS
+error that names neither. ``validate_config`` stops at the first problem: one clear message
+is easier to act on than a list.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+
+from expel_onboarding.errors import InvalidParameter
+from expel_onboarding.models import Config
+from expel_onboarding.naming import full_alias
+
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_IPV4 = re.compile(r"\d{1,3}(\.\d{1,3}){3}")
+_ACCOUNT_ID = re.compile(r"\d{12}")
+_REGION = re.compile(r"[a-z]{2,4}(-[a-z]+){1,3}-\d{1,2}")
+_PARTITIONS = ("aws", "aws-cn", "aws-us-gov", "aws-iso", "aws-iso-b", "aws-iso-e", "aws-iso-f", "aws-eusc")
+_STACK_NAME = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,127}")
+_KMS_ALIAS = re.compile(r"alias/[A-Za-z0-9/_-]+")
+_TRAIL_CHARS = re.compile(r"[A-Za-z0-9._-]+")
+_TOPIC_OR_QUEUE_CHARS = re.compile(r"[A-Za-z0-9_-]+")
+_IAM_NAME_CHARS = re.compile(r"[\w+=,.@-]+", re.ASCII)
+_OU_OR_ROOT = re.compile(r"ou-[a-z0-9]{4,32}-[a-z0-9]{8,32}|r-[a-z0-9]{4,32}")
+_SECRET_ARN = re.compile(r"arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+")
+_WORKBENCH_URL = re.compile(r"(https://[A-Za-z0-9.-]+|http://(localhost|127\.0\.0\.1))(:\d+)?(/\S*)?")
+# Prefixes and suffixes S3 reserves for its own bucket types (access points, directory buckets, ...).
+_BUCKET_RESERVED_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
+_BUCKET_RESERVED_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
+
+
+def validate_config(config: Config) -> None:
+    """Raise ``InvalidParameter`` for the first value AWS or Workbench would reject."""
+    checks: list[Callable[[Config], None]] = [
+        _check_stack_name,
+        _check_account_and_region,
+        lambda c: validate_workbench_guid(c.workbench_guid),
+        lambda c: validate_trail_name(c.trail_name),
+        lambda c: validate_bucket_name(c.bucket_name),
+        lambda c: validate_kms_alias(c.kms_alias),
+        lambda c: validate_topic_name(c.topic_name),
+        lambda c: validate_queue_name(c.queue_name),
+        lambda c: validate_role_name(c.role_name),
+        lambda c: validate_stack_name("RoleStackName", c.role_stack_name),
+        lambda c: validate_role_session_name(c.role_session_name),
+        _check_workbench,
+        _check_organization_targets,
+    ]
+    for check in checks:
+        check(config)
+
+
+def validate_workbench_guid(value: str) -> None:
+    if not _UUID.fullmatch(value or ""):
+        raise InvalidParameter(
+            "WorkbenchGuid", f"{value!r} is not a Workbench organization GUID (a UUID such as "
+            "4f9c2a1e-7b3d-4e5f-9a8b-1c2d3e4f5a6b)",
+            "copy the Organization GUID from Workbench > Organization Settings > My Organization")
+
+
+def validate_bucket_name(value: str) -> None:
+    """S3 general purpose bucket naming rules (the bucket namespace is shared by all of AWS)."""
+    name = "BucketName"
+    fix = ("use 3-63 lowercase letters, digits, hyphens or dots, starting and ending with a letter or "
+           "digit, e.g. expel-cloudtrail-<account id>-<region>")
+    if not 3 <= len(value) <= 63:
+        raise InvalidParameter(name, f"{value!r} is {len(value)} characters long, S3 allows 3 to 63", fix)
+    if not re.fullmatch(r"[a-z0-9.-]+", value):
+        raise InvalidParameter(
+            name, f"{value!r} contains characters S3 does not allow (uppercase, underscore, space, ...)", fix)
+    if not (value[0].isalnum() and value[-1].isalnum()):
+        raise InvalidParameter(name, f"{value!r} must begin and end with a letter or digit", fix)
+    if ".." in value or ".-" in value or "-." in value:
+        raise InvalidParameter(name, f"{value!r} has two adjacent dots or a dot next to a hyphen",
+                               "remove the extra dot or hyphen")
+    if _IPV4.fullmatch(value):
+        raise InvalidParameter(name, f"{value!r} is formatted as an IP address", fix)
+    for prefix in _BUCKET_RESERVED_PREFIXES:
+        if value.startswith(prefix):
+            raise InvalidParameter(name, f"{value!r} starts with {prefix!r}, which S3 reserves",
+                                   "choose a name without that prefix")
+    for suffix in _BUCKET_RESERVED_SUFFIXES:
+        if value.endswith(suffix):
+            raise InvalidParameter(name, f"{value!r} ends with {suffix!r}, which S3 reserves",
+                                   "choose a name without that suffix")
+
+
+def validate_kms_alias(value: str) -> None:
+    """Accepts ``expel-cloudtrail`` or ``alias/expel-cloudtrail`` (the guide asks for the bare name)."""
+    name = "KmsAlias"
+    alias = full_alias(value or "")
+    fix = "use letters, digits, '/', '_' or '-' (up to 256 characters), e.g. expel-cloudtrail"
+    if alias.startswith("alias/aws/"):
+        raise InvalidParameter(name, f"{value!r}: the alias/aws/ prefix is reserved for AWS managed keys",
+                               "choose a name outside alias/aws/, e.g. expel-cloudtrail")
+    if len(alias) > 256 or not _KMS_ALIAS.fullmatch(alias):
+        raise InvalidParameter(name, f"{value!r} is not a valid KMS alias name", fix)
+
+
+def validate_trail_name(value: str) -> None:
+    """CloudTrail: 3-128 of letters, digits, '.', '_', '-'; letter/digit at both ends; no runs; not an IP."""
+    name = "TrailName"
+    fix = ("use 3-128 letters, digits, dots, underscores or hyphens, starting and ending with a letter or "
+           "digit, e.g. ExpelCloudTrail")
+    if not 3 <= len(value) <= 128:
+        raise InvalidParameter(name, f"{value!r} is {len(value)} characters long, CloudTrail allows 3-128",
+                               fix)
+    if not _TRAIL_CHARS.fullmatch(value):
+        raise InvalidParameter(name, f"{value!r} contains characters CloudTrail does not allow", fix)
+    if not (value[0].isalnum() and value[-1].isalnum()):
+        raise InvalidParameter(name, f"{value!r} must begin and end with a letter or digit", fix)
+    if re.search(r"[._-]{2}", value):
+        raise InvalidParameter(name, f"{value!r} has adjacent dots, underscores or hyphens",
+                               "separate words with a single '.', '_' or '-'")
+    if _IPV4.fullmatch(value):
+        raise InvalidParameter(name, f"{value!r} is formatted as an IP address", fix)
+
+
+def validate_topic_name(value: str) -> None:
+    _simple_name("TopicName", value, 256, "SNS", "ExpelCloudTrailTopic")
+
+
+def validate_queue_name(value: str) -> None:
+    _simple_name("QueueName", value, 80, "SQS", "ExpelCloudTrailQueue")
+
+
+def validate_role_name(value: str) -> None:
+    name = "RoleName"
+    if not 1 <= len(value) <= 64 or not _IAM_NAME_CHARS.fullmatch(value):
+        raise InvalidParameter(
+            name, f"{value!r} is not a valid IAM role name",
+            "use 1-64 letters, digits or any of + = , . @ _ - (the guide's name is ExpelAssumeRole)")
+
+
+def validate_role_session_name(value: str) -> None:
+    # Workbench passes it to sts:AssumeRole as RoleSessionName.
+    if not 2 <= len(value) <= 64 or not _IAM_NAME_CHARS.fullmatch(value):
+        raise InvalidParameter(
+            "RoleSessionName", f"{value!r} is not a valid role session name",
+            "use 2-64 letters, digits or any of + = , . @ _ -, e.g. orgname-expel-trail-session")
+
+
+def validate_stack_name(parameter: str, value: str) -> None:
+    if not _STACK_NAME.fullmatch(value or ""):
+        raise InvalidParameter(
+            parameter, f"{value!r} is not a valid CloudFormation stack name",
+            "use up to 128 letters, digits or hyphens, starting with a letter")
+
+
+def _simple_name(parameter: str, value: str, limit: int, service: str, example: str) -> None:
+    if value.endswith(".fifo"):
+        raise InvalidParameter(parameter, f"{value!r} names a FIFO {service} resource",
+                               "drop the .fifo suffix: the guide uses a Standard one")
+    if not 1 <= len(value) <= limit or not _TOPIC_OR_QUEUE_CHARS.fullmatch(value):
+        raise InvalidParameter(parameter, f"{value!r} is not a valid {service} name",
+                               f"use 1-{limit} letters, digits, hyphens or underscores, e.g. {example}")
+
+
+def _check_stack_name(config: Config) -> None:
+    # The stack name becomes the ownership tag's value: it must be a real stack name.
+    validate_stack_name("StackName", config.stack_name)
+
+
+def _check_account_and_region(config: Config) -> None:
+    if config.partition not in _PARTITIONS:
+        raise InvalidParameter("Partition", f"{config.partition!r} is not an AWS partition",
+                               "pass ${AWS::Partition}")
+    if not _ACCOUNT_ID.fullmatch(config.account_id or ""):
+        raise InvalidParameter("AccountId", f"{config.account_id!r} is not a 12-digit AWS account id",
+                               "pass ${AWS::AccountId}")
+    if not _REGION.fullmatch(config.region or ""):
+        raise InvalidParameter("Region", f"{config.region!r} is not an AWS region name",
+                               "deploy the stack in your home region, e.g. us-east-2")
+
+
+def _check_workbench(config: Config) -> None:
+    arn = config.workbench_api_key_secret_arn
+    if arn and not _SECRET_ARN.fullmatch(arn):
+        raise InvalidParameter(
+            "WorkbenchApiKeySecretArn", f"{arn!r} is not a Secrets Manager secret ARN",
+            "pass the ARN of the secret holding the Workbench API key, or leave it empty to register by hand")
+    # Plain http only for a local Workbench emulator: the API key must never cross a network in clear.
+    if not _WORKBENCH_URL.fullmatch(config.workbench_base_url or ""):
+        raise InvalidParameter("WorkbenchBaseUrl", f"{config.workbench_base_url!r} is not an https URL",
+                               "use https://workbench.expel.io unless Expel told you otherwise")
+    if len(config.workbench_device_name) > 255:
+        raise InvalidParameter("WorkbenchDeviceName", "the name is longer than 255 characters",
+                               "use a shorter name, e.g. 'CompanyName CloudTrail'")
+    if not config.workbench_location.strip():
+        raise InvalidParameter("WorkbenchLocation", "the location is empty",
+                               "enter where the integration lives, e.g. 'AWS cloud'")
+    overrides = config.workbench_device_overrides
+    if overrides:
+        try:
+            parsed = json.loads(overrides)
+        except ValueError:
+            parsed = None
+        if not isinstance(parsed, dict):
+            raise InvalidParameter("WorkbenchDeviceOverrides", "the value is not a JSON object",
+                                   'pass a JSON object such as {"plugin_slug": "..."}, or leave it empty')
+
+
+def _check_organization_targets(config: Config) -> None:
+    for target in config.organization_target_ou_ids:
+        if not _OU_OR_ROOT.fullmatch(target):
+            raise InvalidParameter(
+                "OrganizationTargetOuIds", f"{target!r} is not an organizational unit or root id",
+                "list ids such as ou-ab12-cd34ef56 or r-ab12, comma separated")
