@@ -1,0 +1,40 @@
+"""Step Functions: start the onboarding execution, read its outcome and where it failed."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from expel_onboarding.aws.clients import client, error_code
+
+
+def start_execution(state_machine_arn: str, name: str, execution_input: dict[str, Any]) -> str:
+    """Start (or find) the execution called ``name``.
+
+    Step Functions treats a repeated StartExecution with the same name and input as the same
+    execution, so a re-delivered CloudFormation request never starts a second onboarding.
+    """
+    sfn = client("stepfunctions")
+    try:
+        response = sfn.start_execution(stateMachineArn=state_machine_arn, name=name,
+                                       input=json.dumps(execution_input))
+    except Exception as exc:
+        if error_code(exc) != "ExecutionAlreadyExists":
+            raise
+        arn = state_machine_arn.replace(":stateMachine:", ":execution:") + f":{name}"
+        return arn
+    return str(response["executionArn"])
+
+
+def describe_execution(execution_arn: str) -> dict[str, Any]:
+    return client("stepfunctions").describe_execution(executionArn=execution_arn)
+
+
+def list_executions(state_machine_arn: str) -> list[dict[str, Any]]:
+    paginator = client("stepfunctions").get_paginator("list_executions")
+    return [e for page in paginator.paginate(stateMachineArn=state_machine_arn) for e in page["executions"]]
+
+
+def history(execution_arn: str) -> list[dict[str, Any]]:
+    paginator = client("stepfunctions").get_paginator("get_execution_history")
+    return [e for page in paginator.paginate(executionArn=execution_arn) for e in page["events"]]

@@ -1,0 +1,161 @@
+"""The CloudFormation custom resource's view of an onboarding. Pure: no boto3, no environment.
+
+CloudFormation sends Create/Update/Delete; we start one Step Functions execution per request
+and answer with the guide's ten values (as ``Data``) or with the failing step and its reason.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from expel_onboarding.models import Config
+
+# Properties of the custom resource that steer the lifecycle rather than describe the onboarding.
+SETTINGS_KEYS = ("RetryWindowSeconds", "DeadlineSeconds", "PollSeconds")
+DEFAULT_SETTINGS = {"RetryWindowSeconds": 1200, "DeadlineSeconds": 2700, "PollSeconds": 10}
+
+# Stack Output name -> where the value sits in the final state document.
+OUTPUT_PATHS: dict[str, tuple[str, ...]] = {
+    "WorkbenchGuid": ("Config", "WorkbenchGuid"),
+    "AwsRegion": ("Config", "Region"),
+    "S3BucketName": ("Trail", "BucketName"),
+    "KmsAlias": ("Trail", "KmsAlias"),
+    "S3BucketArn": ("Trail", "BucketArn"),
+    "SnsTopicArn": ("Topic", "TopicArn"),
+    "KmsKeyArn": ("Trail", "KmsKeyArn"),
+    "SqsQueueArn": ("Queue", "QueueArn"),
+    "SqsQueueUrl": ("Queue", "QueueUrl"),
+    "IamRoleArn": ("Role", "RoleArn"),
+    "TrailArn": ("Trail", "TrailArn"),
+    "AwsAccountId": ("Config", "AccountId"),
+    "WorkbenchDeviceId": ("Device", "DeviceId"),
+    "WorkbenchDeviceStatus": ("Device", "Status"),
+    "WorkbenchRegistrationUrl": ("Device", "RegistrationUrl"),
+    "ExecutionArn": ("ExecutionId",),
+}
+
+
+def execution_name(request_type: str, request_id: str) -> str:
+    """Derived from the RequestId: a re-delivered request maps to the same execution."""
+    clean = re.sub(r"[^A-Za-z0-9_-]", "-", request_id)
+    return f"{request_type.lower()}-{clean}"[:80]
+
+
+def physical_id(stack_name: str) -> str:
+    """Stable across updates, so CloudFormation never 'replaces' (and deletes) the onboarding."""
+    return f"{stack_name}-cloudtrail-onboarding"
+
+
+def settings(properties: dict[str, Any]) -> dict[str, int]:
+    return {key: int(properties.get(key, default)) for key, default in DEFAULT_SETTINGS.items()}
+
+
+def execution_input(event: dict[str, Any]) -> dict[str, Any]:
+    """The state machine's input: the onboarding config, where to answer, and timing settings.
+
+    The Workbench API key is never here: only its secret's ARN travels in Config.
+    """
+    properties = {k: v for k, v in event["ResourceProperties"].items()
+                  if k not in ("ServiceToken", "ServiceTimeout") and k not in SETTINGS_KEYS}
+    config = Config.from_dict(properties)
+    return {
+        "Config": config.to_dict(),
+        "Settings": settings(event["ResourceProperties"]),
+        "CloudFormation": {
+            "RequestType": event["RequestType"],
+            "RequestId": event["RequestId"],
+            "ResponseURL": event["ResponseURL"],
+            "StackId": event["StackId"],
+            "LogicalResourceId": event["LogicalResourceId"],
+            "PhysicalResourceId": physical_id(config.stack_name),
+        },
+    }
+
+
+def outputs(state: dict[str, Any]) -> dict[str, str]:
+    """The stack Outputs from a finished execution's state document (missing parts -> "")."""
+    data: dict[str, str] = {}
+    for name, path in OUTPUT_PATHS.items():
+        value: Any = state
+        for key in path:
+            value = value.get(key, {}) if isinstance(value, dict) else {}
+        data[name] = value if isinstance(value, str) else ""
+    return data
+
+
+def console_url(region: str, execution_arn: str) -> str:
+    return (f"https://{region}.console.aws.amazon.com/states/home?region={region}"
+            f"#/v2/executions/details/{execution_arn}")
+
+
+@dataclass(frozen=True)
+class Failure:
+    step: str
+    error: str
+    cause: str
+
+
+def failed_step(events: list[dict[str, Any]]) -> Failure:
+    """Which state failed and why, from an execution's history (newest failure wins).
+
+    Lambda errors carry the handler's exception as JSON in ``cause``; we surface its message.
+    """
+    entered: dict[int, str] = {}
+    failure = Failure(step="unknown step", error="", cause="")
+    for event in events:
+        details = event.get("stateEnteredEventDetails")
+        if details:
+            entered[event["id"]] = details["name"]
+        for key in ("lambdaFunctionFailedEventDetails", "taskFailedEventDetails",
+                    "executionFailedEventDetails", "lambdaFunctionTimedOutEventDetails",
+                    "taskTimedOutEventDetails", "executionTimedOutEventDetails",
+                    "executionAbortedEventDetails"):
+            if key in event:
+                step = _owning_state(event, entered) or failure.step
+                error = event[key].get("error", "") or failure.error
+                cause = _cause_message(event[key].get("cause", "")) or failure.cause
+                if key.startswith("execution") and failure.error:
+                    continue  # the execution-level event repeats the task's failure
+                failure = Failure(step=step, error=error, cause=cause)
+    return failure
+
+
+def _owning_state(event: dict[str, Any], entered: dict[int, str]) -> str:
+    previous = event.get("previousEventId")
+    seen: set[int] = set()
+    while previous and previous not in seen:
+        seen.add(previous)
+        if previous in entered:
+            return entered[previous]
+        previous = None
+    # Fall back to the latest state entered before this event.
+    earlier = [eid for eid in entered if eid < event.get("id", 0)]
+    return entered[max(earlier)] if earlier else ""
+
+
+def _cause_message(cause: str) -> str:
+    try:
+        parsed = json.loads(cause)
+    except (TypeError, ValueError):
+        return cause
+    if isinstance(parsed, dict):
+        return str(parsed.get("errorMessage") or parsed.get("Cause") or cause)
+    return cause
+
+
+def failure_reason(failure: Failure, region: str, execution_arn: str, retry_hint: str = "") -> str:
+    """One line a person reads in CloudFormation's events: step, error, and where to retry."""
+    reason = f"{failure.step} failed: {failure.error}: {failure.cause}".strip()
+    return f"{reason[:700]} | Execution: {console_url(region, execution_arn)}{retry_hint}"
+
+
+@dataclass
+class Outcome:
+    """What the poll decided: answer now (SUCCESS/FAILED) or keep waiting (PENDING)."""
+
+    status: str
+    data: dict[str, str] = field(default_factory=dict)
+    reason: str = ""

@@ -1,0 +1,114 @@
+"""The custom resource's lifecycle: start the onboarding, answer CloudFormation when it ends.
+
+Two paths answer. The fast one: the state machine's last state calls ``report_success`` (or
+``record_failure``) within seconds of the work ending. The safety net: crhelper's poll calls
+``poll`` every minute and answers whatever the fast path could not — an aborted execution,
+a failure whose retry window ran out, a missed deadline. CloudFormation keeps the first answer.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from expel_onboarding import cfn_response, custom_resource
+from expel_onboarding.aws import stepfunctions
+from expel_onboarding.custom_resource import Outcome
+
+logger = Logger(child=True)
+
+TERMINAL_FAILURES = ("FAILED", "TIMED_OUT", "ABORTED")
+
+
+def start(event: dict[str, Any], state_machine_arn: str) -> str:
+    name = custom_resource.execution_name(event["RequestType"], event["RequestId"])
+    arn = stepfunctions.start_execution(state_machine_arn, name, custom_resource.execution_input(event))
+    logger.info("Onboarding execution started", extra={"execution_arn": arn})
+    return arn
+
+
+def _answer(cloudformation: dict[str, Any], status: str, reason: str = "",
+            data: dict[str, str] | None = None) -> None:
+    body = cfn_response.response_body(cloudformation, status, cloudformation["PhysicalResourceId"],
+                                      reason, data)
+    cfn_response.send(cloudformation["ResponseURL"], body)
+
+
+def report_success(state: dict[str, Any]) -> dict[str, str]:
+    data = custom_resource.outputs(state)
+    _answer(state["CloudFormation"], "SUCCESS", "Onboarding complete", data)
+    return data
+
+
+def failure_reason(execution_arn: str, region: str, retry_window: int) -> str:
+    failure = custom_resource.failed_step(stepfunctions.history(execution_arn))
+    hint = ""
+    if retry_window:
+        hint = (f" | Fix the cause, then redrive or start a new execution with the same input within "
+                f"{retry_window // 60} min to complete the stack.")
+    return custom_resource.failure_reason(failure, region, execution_arn, hint)
+
+
+def record_failure(state: dict[str, Any]) -> dict[str, str]:
+    """Called by the failure path. With no retry window, answer FAILED at once; otherwise leave
+    the answer to ``poll`` so a retry from the Step Functions console can still succeed."""
+    execution_arn = state["ExecutionId"]
+    window = int(state.get("Settings", {}).get("RetryWindowSeconds", 0))
+    reason = failure_reason(execution_arn, state["Config"]["Region"], window)
+    logger.error("Onboarding failed", extra={"reason": reason})
+    if window == 0:
+        _answer(state["CloudFormation"], "FAILED", reason)
+    return {"Reason": reason}
+
+
+def _seconds_since(moment: datetime | None, now: datetime) -> float:
+    if moment is None:
+        return 0.0
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return (now - moment).total_seconds()
+
+
+def poll(execution_arn: str, state_machine_arn: str, settings: dict[str, int],
+         now: datetime | None = None) -> Outcome:
+    now = now or datetime.now(UTC)
+    execution = stepfunctions.describe_execution(execution_arn)
+    region = execution_arn.split(":")[3]
+    started = execution.get("startDate")
+    past_deadline = _seconds_since(started, now) > settings["DeadlineSeconds"]
+    status = execution["status"]
+    if status == "SUCCEEDED":
+        return Outcome("SUCCESS", custom_resource.outputs(json.loads(execution.get("output") or "{}")))
+    if status in ("RUNNING", "PENDING_REDRIVE"):
+        if past_deadline:
+            url = custom_resource.console_url(region, execution_arn)
+            deadline = settings["DeadlineSeconds"]
+            return Outcome("FAILED", reason=f"Onboarding did not finish within {deadline} s | Execution: {url}")
+        return Outcome("PENDING")
+    retry = _retry_of(execution, state_machine_arn)
+    if retry is not None:
+        if retry["status"] == "SUCCEEDED":
+            described = stepfunctions.describe_execution(retry["executionArn"])
+            return Outcome("SUCCESS", custom_resource.outputs(json.loads(described.get("output") or "{}")))
+        if retry["status"] == "RUNNING" and not past_deadline:
+            return Outcome("PENDING")
+    window = settings["RetryWindowSeconds"]
+    if status == "ABORTED" or past_deadline or _seconds_since(execution.get("stopDate"), now) >= window:
+        return Outcome("FAILED", reason=failure_reason(execution_arn, region, 0))
+    return Outcome("PENDING")
+
+
+def _retry_of(execution: dict[str, Any], state_machine_arn: str) -> dict[str, Any] | None:
+    """The newest later execution started with this one's CloudFormation request: a retry."""
+    request_id = json.loads(execution.get("input") or "{}").get("CloudFormation", {}).get("RequestId")
+    later = [e for e in stepfunctions.list_executions(state_machine_arn)
+             if e["executionArn"] != execution["executionArn"] and e["startDate"] > execution["startDate"]]
+    for candidate in sorted(later, key=lambda e: e["startDate"], reverse=True):
+        described = stepfunctions.describe_execution(candidate["executionArn"])
+        same = json.loads(described.get("input") or "{}").get("CloudFormation", {}).get("RequestId")
+        if same == request_id:
+            return described
+    return None
