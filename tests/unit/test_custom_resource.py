@@ -1,0 +1,86 @@
+"""The custom resource's pure parts: execution naming, input, outputs, failure reasons."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from expel_onboarding import cfn_response, custom_resource
+from tests.conftest import WORKBENCH_GUID
+
+
+def cfn_event(request_type: str = "Create", **properties: str) -> dict:
+    props = {
+        "ServiceToken": "arn:aws:lambda:us-east-1:123456789012:function:trigger",
+        "ServiceTimeout": "2700",
+        "StackName": "expel", "Region": "us-east-1", "AccountId": "123456789012", "Partition": "aws",
+        "WorkbenchGuid": WORKBENCH_GUID, "TrailName": "ExpelCloudTrail", "BucketName": "b-123",
+        "KmsAlias": "alias/expel-cloudtrail", "TopicName": "T", "QueueName": "Q", "RoleName": "ExpelAssumeRole",
+        "RoleStackName": "expel-expel-role", "OrganizationMode": "false",
+        "WorkbenchApiKeySecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:wb-AbCdEf",
+        "RetryWindowSeconds": "0", "DeadlineSeconds": "900", "PollSeconds": "2",
+    }
+    props.update(properties)
+    return {"RequestType": request_type, "RequestId": "5a3c/2b1e-0001", "ResponseURL": "http://127.0.0.1/r",
+            "StackId": "arn:aws:cloudformation:us-east-1:123456789012:stack/expel/1",
+            "LogicalResourceId": "Onboarding", "ResourceProperties": props}
+
+
+def test_execution_name_is_derived_from_the_request_id_so_redelivery_maps_to_one_execution() -> None:
+    first = custom_resource.execution_name("Create", "5a3c/2b1e-0001")
+    assert first == custom_resource.execution_name("Create", "5a3c/2b1e-0001")
+    assert first == "create-5a3c-2b1e-0001"
+    assert custom_resource.execution_name("Update", "x" * 200).__len__() == 80
+
+
+def test_execution_input_carries_config_settings_and_where_to_answer() -> None:
+    execution_input = custom_resource.execution_input(cfn_event())
+    assert execution_input["Config"]["BucketName"] == "b-123"
+    assert execution_input["Config"]["OrganizationMode"] is False
+    assert execution_input["Settings"] == {"RetryWindowSeconds": 0, "DeadlineSeconds": 900, "PollSeconds": 2}
+    assert execution_input["CloudFormation"]["PhysicalResourceId"] == "expel-cloudtrail-onboarding"
+    assert "ServiceToken" not in json.dumps(execution_input["Config"])
+
+
+def test_outputs_map_the_final_state_to_the_guide_values_and_blank_what_is_missing() -> None:
+    state = {"Config": {"WorkbenchGuid": WORKBENCH_GUID, "Region": "us-east-1", "AccountId": "123456789012"},
+             "Trail": {"BucketName": "b", "BucketArn": "arn:aws:s3:::b", "KmsAlias": "alias/k",
+                       "KmsKeyArn": "arn:aws:kms:us-east-1:123456789012:key/1", "TrailArn": "t"},
+             "Topic": {"TopicArn": "topic"}, "Queue": {"QueueArn": "qa", "QueueUrl": "qu"},
+             "Role": {"RoleArn": "role"}, "ExecutionId": "exec"}
+    outputs = custom_resource.outputs(state)
+    assert outputs["SqsQueueUrl"] == "qu"
+    assert outputs["IamRoleArn"] == "role"
+    assert outputs["ExecutionArn"] == "exec"
+    assert outputs["WorkbenchDeviceId"] == ""
+    assert set(outputs) == set(custom_resource.OUTPUT_PATHS)
+
+
+def test_failed_step_names_the_state_and_the_handlers_message() -> None:
+    history = [
+        {"id": 1, "type": "ExecutionStarted"},
+        {"id": 2, "previousEventId": 1, "type": "TaskStateEntered",
+         "stateEnteredEventDetails": {"name": "Step 3 Create SNS Topic"}},
+        {"id": 3, "previousEventId": 2, "type": "LambdaFunctionScheduled"},
+        {"id": 4, "previousEventId": 3, "type": "LambdaFunctionFailed",
+         "lambdaFunctionFailedEventDetails": {"error": "OnboardingError",
+                                              "cause": json.dumps({"errorMessage": "TopicName: taken",
+                                                                   "errorType": "OnboardingError"})}},
+        {"id": 5, "previousEventId": 4, "type": "ExecutionFailed",
+         "executionFailedEventDetails": {"error": "OnboardingFailed", "cause": "see"}},
+    ]
+    failure = custom_resource.failed_step(history)
+    assert failure == custom_resource.Failure("Step 3 Create SNS Topic", "OnboardingError", "TopicName: taken")
+    reason = custom_resource.failure_reason(failure, "us-east-1", "arn:aws:states:us-east-1:1:execution:m:e")
+    assert reason.startswith("Step 3 Create SNS Topic failed: OnboardingError: TopicName: taken")
+    assert "console.aws.amazon.com/states" in reason
+
+
+@pytest.mark.parametrize("reason_length", [10, 5000])
+def test_response_body_stays_under_cloudformations_4kb(reason_length: int) -> None:
+    request = {"StackId": "s", "RequestId": "r", "LogicalResourceId": "l"}
+    data = {f"Key{i}": "v" * 200 for i in range(40)}
+    body = cfn_response.response_body(request, "FAILED", "p", "x" * reason_length, data)
+    assert len(json.dumps(body).encode()) <= cfn_response.MAX_BODY_BYTES
+    assert body["Reason"]
