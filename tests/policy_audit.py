@@ -1,0 +1,98 @@
+"""Audit resource policies offline: parliament, plus the two checks it cannot make on them.
+
+parliament lints IAM *identity* policies. On resource policies it (a) rejects any Sid outside
+``[0-9A-Za-z]`` and then stops analysing that statement and every later check, and (b) does not look
+at principals at all: ``{"Service": ...}`` is passed unchecked and ``{"AWS": "*"}`` is fine to it.
+So ``audit`` runs it twice (as written, for the Sid finding; with neutral Sids, for everything
+else) and adds the resource-policy checks itself. Moto does not evaluate these policies, so this
+is the only place their content is judged.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import warnings
+from typing import Any
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", UserWarning)  # parliament imports the deprecated pkg_resources
+    from parliament import analyze_policy_string
+
+KINDS = ("kms", "s3", "sns", "sqs")
+
+# (kind, parliament issue) -> why it is not a problem there. Listed once; keep it short.
+ACCEPTED_FINDINGS: dict[tuple[str, str], str] = {
+    ("kms", "RESOURCE_STAR"):
+        "In a key policy Resource '*' means the key the policy is attached to; it can name nothing else.",
+    ("kms", "PERMISSIONS_MANAGEMENT_ACTIONS"):
+        "The account-root kms:* statement is what lets IAM policies govern the key; KMS's lockout "
+        "safety check refuses a policy without it.",
+    ("kms", "INVALID_SID"):
+        "The guide's and the CloudTrail console's Sids contain spaces and '/'; key policies accept them "
+        "(parliament applies the IAM identity-policy grammar).",
+    ("sns", "INVALID_SID"):
+        "The guide's topic Sid 'expel-statement-ID' has hyphens; SNS policies accept them.",
+    ("sns", "OLD_VERSION"):
+        "2008-10-17 is the guide's and SNS's own default; it only lacks policy variables, unused here.",
+}
+
+# Conditions that tie a grant to our account or our resources.
+_CALLER_PINS = ("kms:calleraccount", "aws:sourcearn", "aws:sourceaccount", "aws:principalaccount",
+                "aws:principalorgid")
+_SOURCE_PINS = ("aws:sourcearn", "aws:sourceaccount")
+# Judged on the document as written; the neutral copy has unique, plain Sids by construction.
+_SID_ISSUES = ("INVALID_SID", "DUPLICATE_SID")
+
+
+def _condition_keys(statement: dict[str, Any]) -> set[str]:
+    return {key.lower() for block in statement.get("Condition", {}).values() for key in block}
+
+
+def _principals(statement: dict[str, Any]) -> tuple[bool, list[str]]:
+    """(grants to everyone, service principals)."""
+    principal = statement.get("Principal", {})
+    if principal == "*":
+        return True, []
+    aws = principal.get("AWS", [])
+    services = principal.get("Service", [])
+    everyone = "*" in ([aws] if isinstance(aws, str) else aws)
+    return everyone, [services] if isinstance(services, str) else list(services)
+
+
+def _resource_policy_findings(document: dict[str, Any]) -> list[tuple[str, str]]:
+    findings = []
+    for statement in document["Statement"]:
+        if statement.get("Effect") != "Allow":
+            continue
+        sid = statement.get("Sid", "?")
+        keys = _condition_keys(statement)
+        everyone, services = _principals(statement)
+        if everyone and not keys & set(_CALLER_PINS):
+            findings.append(("PUBLIC_ALLOW", f"{sid} grants to '*' without pinning the caller's account"))
+        if services and not keys & set(_SOURCE_PINS):
+            findings.append(("CONFUSED_DEPUTY", f"{sid} grants to {services} without a source condition"))
+    return findings
+
+
+def _parliament(document: dict[str, Any]) -> list[tuple[str, str]]:
+    policy = analyze_policy_string(json.dumps(document), ignore_private_auditors=True,
+                                   include_community_auditors=True)
+    return [(finding.issue, str(finding.detail)) for finding in policy.findings]
+
+
+def all_findings(document: dict[str, Any]) -> list[tuple[str, str]]:
+    """(issue, detail) for everything parliament and the resource-policy checks report."""
+    neutral = copy.deepcopy(document)
+    for index, statement in enumerate(neutral["Statement"]):
+        if "Sid" in statement:
+            statement["Sid"] = f"S{index}"
+    raw = [f for f in _parliament(document) if f[0] in _SID_ISSUES] + _parliament(neutral)
+    return raw + _resource_policy_findings(document)
+
+
+def audit(document: dict[str, Any], kind: str) -> list[str]:
+    """Every finding on ``document`` (a resource policy of ``kind``) that is not accepted above."""
+    assert kind in KINDS, kind
+    return [f"{issue}: {detail}" for issue, detail in all_findings(document)
+            if (kind, issue) not in ACCEPTED_FINDINGS]
