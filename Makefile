@@ -42,5 +42,10 @@ test: lint build
 demo: build
 	$(BIN)/cloudtrail-onboarding demo
 
+diagram: $(BIN)/.installed
+	$(BIN)/python scripts/diagram.py
+	@command -v dot >/dev/null || { echo "Graphviz 'dot' not found: apt-get install graphviz"; exit 1; }
+	dot -Tpng -Gdpi=70 docs/architecture.dot -o docs/architecture.png
+
 clean:
 	rm -rf .aws-sam $(VENV) $(RUNTIME_VENV)
