@@ -1,0 +1,305 @@
+"""``cloudtrail-onboarding``: run the onboarding against a local cloud (no AWS account, no Docker).
+
+cloudtrail-onboarding local serve            # moto + Lambda runner + Workbench emulator
+cloudtrail-onboarding local deploy --endpoint-url http://127.0.0.1:4566
+cloudtrail-onboarding local delete --endpoint-url http://127.0.0.1:4566 --stack-name NAME
+cloudtrail-onboarding demo                   # all of the above in one go
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+
+from local_cloud import deploy as deploying
+from local_cloud.progress import Progress
+from local_cloud.server import LocalCloud, PortInUse
+
+DEFAULT_STACK = "expel-cloudtrail-onboarding"
+DEMO_WORKBENCH_GUID = "4f9c2a1e-7b3d-4e5f-9a8b-1c2d3e4f5a6b"
+DEMO_API_KEY = "local-demo-key"  # the Workbench emulator's default key
+
+
+def say(line: str = "") -> None:
+    """User-facing output of the CLI (library code never prints)."""
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+def complain(line: str) -> None:
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cloudtrail-onboarding",
+        description="Deploy and run the Expel CloudTrail onboarding on a local cloud (moto), no AWS account needed.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    local = commands.add_parser("local", help="the local cloud: serve, deploy, delete")
+    local_commands = local.add_subparsers(dest="local_command", required=True)
+
+    serve = local_commands.add_parser(
+        "serve",
+        help="run the local cloud until Ctrl-C",
+        description=(
+            "Run a moto server with Step Functions execution, a Lambda runner that executes the deployed "
+            "artifacts in a separate Python 3.13 process (LAMBDA_RUNTIME_PYTHON), firing of EventBridge "
+            "scheduled rules, and the Workbench emulator. Everything listens on 127.0.0.1. "
+            "Stops on Ctrl-C or SIGTERM."
+        ),
+    )
+    _add_ports(serve)
+    serve.add_argument("--verbose", action="store_true", help="log every request")
+
+    dep = local_commands.add_parser(
+        "deploy",
+        help="deploy the sam build output to a running local cloud",
+        description=(
+            "Package the `sam build` output (running `sam build --cached` first when it is missing or older "
+            "than the sources), apply the SAM transform locally, create or update the stack, wait, and print "
+            "its Outputs. Exit status 0 only when the stack reached CREATE_COMPLETE or UPDATE_COMPLETE."
+        ),
+    )
+    dep.add_argument("--endpoint-url", required=True, help="the local cloud, e.g. http://127.0.0.1:4566")
+    dep.add_argument("--stack-name", help=f"default: samconfig.toml's stack_name or {DEFAULT_STACK}")
+    dep.add_argument("--template", type=Path, default=deploying.DEFAULT_BUILD_TEMPLATE, help="the built template")
+    dep.add_argument(
+        "--parameter-overrides",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="template parameters; defaults come from samconfig.toml's parameter_overrides",
+    )
+    _add_common_deploy(dep)
+
+    rm = local_commands.add_parser("delete", help="delete a stack from a running local cloud")
+    rm.add_argument("--endpoint-url", required=True)
+    rm.add_argument("--stack-name", required=True)
+    rm.add_argument("--region", default=os.environ.get("AWS_REGION", "us-east-1"))
+    rm.add_argument("--timeout", type=float, default=900.0, help="seconds to wait (default 900)")
+
+    demo = commands.add_parser(
+        "demo",
+        help="serve + deploy with sample parameters + print the Outputs + stop",
+        description=(
+            "Start the local cloud, deploy the template with sample parameters (a Workbench GUID, the "
+            "Workbench emulator's URL and API key), show progress, print the Outputs and stop. "
+            "Exit status 0 only when the stack completed."
+        ),
+    )
+    _add_ports(demo)
+    demo.add_argument("--stack-name", default=DEFAULT_STACK)
+    demo.add_argument("--template", type=Path, default=deploying.DEFAULT_BUILD_TEMPLATE)
+    demo.add_argument("--parameter-overrides", nargs="+", default=[], metavar="KEY=VALUE")
+    _add_common_deploy(demo)
+    return parser
+
+
+def _add_ports(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--port", type=int, default=4566, help="AWS endpoint port (default 4566; 0: any free)")
+    parser.add_argument("--workbench-port", type=int, default=4567, help="Workbench emulator port (default 4567)")
+    parser.add_argument(
+        "--schedule-interval",
+        type=float,
+        default=5.0,
+        help="seconds between firings of enabled EventBridge scheduled rules' Lambda targets; local time "
+        "is compressed, so a rate(1 minute) rule fires this often (default 5)",
+    )
+
+
+def _add_common_deploy(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--region", default=os.environ.get("AWS_REGION", "us-east-1"))
+    parser.add_argument("--config-file", type=Path, default=Path("samconfig.toml"))
+    parser.add_argument("--config-env", default="default")
+    parser.add_argument("--timeout", type=float, default=900.0, help="seconds to wait for the stack (default 900)")
+
+
+def _configure_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("werkzeug").setLevel(logging.INFO if verbose else logging.ERROR)
+
+
+# ---------------------------------------------------------------------------------------- commands
+def cmd_serve(args: argparse.Namespace) -> int:
+    _configure_logging(args.verbose)
+    try:
+        cloud = LocalCloud(args.port, args.workbench_port, args.schedule_interval).start()
+    except (PortInUse, FileNotFoundError) as exc:
+        complain(str(exc))
+        return 1
+    stop = threading.Event()
+
+    def _on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGTERM, _on_signal)
+    workbench = cloud.workbench_url or "(not available)"
+    say(f"local cloud ready: AWS endpoint {cloud.url}  Workbench {workbench}")
+    say(f"  deploy:  cloudtrail-onboarding local deploy --endpoint-url {cloud.url}")
+    say(f"  use it:  AWS_ENDPOINT_URL={cloud.url} aws stepfunctions list-executions ...")
+    say("  Ctrl-C stops it")
+    while not stop.wait(0.5):
+        pass
+    say("stopping the local cloud")
+    cloud.stop()
+    return 0
+
+
+def _source_root(template: Path) -> Path:
+    """Where `sam build` runs for the default build template: the directory holding .aws-sam."""
+    return template.resolve().parent.parent.parent
+
+
+def _resolve_template(template: Path) -> Path:
+    if template == deploying.DEFAULT_BUILD_TEMPLATE:
+        root = _source_root(template)
+        if deploying.build_is_stale(template, root):
+            deploying.sam_build(root, say)
+    elif not template.exists():
+        raise deploying.DeployError(f"template {template} not found: build it with sam build")
+    return template
+
+
+def _stack_name(args: argparse.Namespace) -> str:
+    if args.stack_name:
+        return args.stack_name
+    if args.config_file.exists():
+        import tomllib
+
+        config = tomllib.loads(args.config_file.read_text(encoding="utf-8")).get(args.config_env, {})
+        for section in ("deploy", "global"):
+            name = config.get(section, {}).get("parameters", {}).get("stack_name")
+            if name:
+                return name
+    return DEFAULT_STACK
+
+
+def _print_outputs(result: deploying.DeployResult) -> None:
+    if not result.outputs:
+        say("(the stack has no Outputs)")
+        return
+    width = max(len(k) for k in result.outputs)
+    say(f"{'Output':<{width}}  Value")
+    say(f"{'-' * width}  {'-' * 5}")
+    for key in sorted(result.outputs):
+        say(f"{key:<{width}}  {result.outputs[key]}")
+
+
+def _run_deploy(
+    endpoint_url: str, stack_name: str, template: Path, parameters: dict[str, str], args: argparse.Namespace
+) -> int:
+    progress = Progress(
+        deploying.aws_client("cloudformation", endpoint_url, args.region),
+        deploying.aws_client("stepfunctions", endpoint_url, args.region),
+        stack_name,
+        say,
+    )
+    say(f"deploying stack {stack_name} to {endpoint_url}")
+    result = deploying.deploy(endpoint_url, stack_name, template, parameters, args.region, args.timeout, progress.poll)
+    if not result.ok:
+        complain(f"stack {stack_name} {result.status}: {result.reason}")
+        return 1
+    say(f"stack {stack_name} {result.status}")
+    _print_outputs(result)
+    return 0
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    _configure_logging(False)
+    try:
+        template = _resolve_template(args.template)
+        parameters = deploying.read_samconfig(args.config_file, args.config_env)
+        parameters.update(deploying.parse_overrides(args.parameter_overrides))
+        return _run_deploy(args.endpoint_url, _stack_name(args), template, parameters, args)
+    except deploying.DeployError as exc:
+        complain(str(exc))
+        return 1
+    except Exception as exc:  # e.g. the endpoint is not running
+        complain(f"deploy failed: {type(exc).__name__}: {exc}")
+        return 1
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    _configure_logging(False)
+    progress = Progress(
+        deploying.aws_client("cloudformation", args.endpoint_url, args.region),
+        deploying.aws_client("stepfunctions", args.endpoint_url, args.region),
+        args.stack_name,
+        say,
+    )
+    try:
+        status = deploying.delete(args.endpoint_url, args.stack_name, args.region, args.timeout, progress.poll)
+    except Exception as exc:
+        complain(f"delete failed: {exc}")
+        return 1
+    say(f"stack {args.stack_name} {status}")
+    return 0 if status == "DELETE_COMPLETE" else 1
+
+
+def demo_parameters(template: Path, workbench_url: str | None) -> dict[str, str]:
+    """Sample values for the parameters a demo needs, for those the template declares."""
+    declared = deploying.load_template(template).get("Parameters", {})
+    values: dict[str, str] = {}
+    for name in declared:
+        lowered = name.lower()
+        if lowered in ("workbenchguid", "workbenchorganizationid", "externalid"):
+            values[name] = DEMO_WORKBENCH_GUID
+        elif "workbench" in lowered and ("apikey" in lowered or "api_key" in lowered):
+            values[name] = DEMO_API_KEY
+        elif "workbench" in lowered and "url" in lowered and workbench_url:
+            values[name] = workbench_url
+    return values
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    _configure_logging(False)
+    try:
+        template = _resolve_template(args.template)
+    except deploying.DeployError as exc:
+        complain(str(exc))
+        return 1
+    say("starting the local cloud")
+    try:
+        cloud = LocalCloud(args.port, args.workbench_port, args.schedule_interval).start()
+    except (PortInUse, FileNotFoundError) as exc:
+        complain(str(exc))
+        return 1
+    try:
+        say(f"local cloud ready: AWS endpoint {cloud.url}  Workbench {cloud.workbench_url or '(not available)'}")
+        parameters = deploying.read_samconfig(args.config_file, args.config_env)
+        parameters.update(demo_parameters(template, cloud.workbench_url))
+        parameters.update(deploying.parse_overrides(args.parameter_overrides))
+        return _run_deploy(cloud.url, args.stack_name, template, parameters, args)
+    except deploying.DeployError as exc:
+        complain(str(exc))
+        return 1
+    except KeyboardInterrupt:
+        complain("interrupted")
+        return 130
+    finally:
+        say("stopping the local cloud")
+        cloud.stop()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "demo":
+        return cmd_demo(args)
+    return {"serve": cmd_serve, "deploy": cmd_deploy, "delete": cmd_delete}[args.local_command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,275 @@
+"""Small patches to moto 5.2.5 so its CloudFormation behaves like the real one for our template.
+
+Each patch says what moto does and why we need otherwise. They are applied once, in the process that
+runs the moto server (``local serve``), never in tests' in-memory moto.
+
+1. Custom resources: moto posts the ResponseURL as ``http://host.docker.internal:<port>/...`` (for Lambda
+   in Docker); our Lambdas run on this host, so the URL must say 127.0.0.1.
+2. Custom resources: moto accepts only a SUCCESS response, ignores FAILED (the stack would wait forever),
+   ignores the PhysicalResourceId, and caches Outputs read while the resource was pending. Here a
+   response is handled as CloudFormation does: SUCCESS completes the resource (Data feeds Fn::GetAtt and
+   Outputs), FAILED fails it with the Reason, and the stack goes CREATE_FAILED (as with
+   ``--disable-rollback``: the resources stay, so the execution can be inspected and retried).
+3. ``AWS::CloudFormation::CustomResource`` is unknown to moto (only ``Custom::*`` is): map it too.
+4. A resource that raises while moto creates it leaves the stack CREATE_IN_PROGRESS for ever and the
+   create_stack call fails with HTTP 500: here the stack goes CREATE_FAILED with the reason instead, and
+   every resource gets CREATE_IN_PROGRESS / CREATE_COMPLETE / CREATE_FAILED events as on AWS.
+5. ``AWS::StepFunctions::StateMachine`` from CloudFormation lands in moto's non-executing Step Functions
+   backend while the API (with ``execute_state_machine``) reads the executing one: point CloudFormation
+   at the executing backend.
+6. ``AWS::Lambda::LayerVersion`` has no physical id in moto, so ``!Ref Layer`` yields a Python object:
+   make it the version ARN. ``AWS::Lambda::Function`` from CloudFormation drops ``Layers``: keep them.
+7. ``StartExecution`` without a name gets the name ``None`` (ARN ``...:None``, and a second start is
+   "already exists"); AWS generates a UUID: do that.
+8. Update/Delete of custom resources (see ``custom_resources``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from typing import Any
+
+log = logging.getLogger(__name__)
+_applied = False
+_stack_locks: dict[str, threading.RLock] = {}
+_locks_guard = threading.Lock()
+
+
+def stack_lock(stack_id: str) -> threading.RLock:
+    """One lock per stack: a custom resource answer waits until moto has finished creating resources."""
+    with _locks_guard:
+        return _stack_locks.setdefault(stack_id, threading.RLock())
+
+
+def _find_stack(stack_id: str) -> Any:
+    from moto.cloudformation.models import cloudformation_backends
+
+    for account_id, regions in cloudformation_backends.items():
+        for region, backend in regions.items():
+            for stacks in (backend.stacks, backend.deleted_stacks):
+                if stack_id in stacks:
+                    return stacks[stack_id]
+            del account_id, region
+    return None
+
+
+def resource_event(
+    stack: Any,
+    logical_id: str,
+    resource_type: str,
+    status: str,
+    physical_id: str | None = None,
+    reason: str | None = None,
+    properties: Any = None,
+) -> None:
+    """Append a resource-level event to a stack, as CloudFormation reports each resource's progress."""
+    from moto.cloudformation.models import Event
+
+    stack.events.append(
+        Event(
+            stack_id=stack.stack_id,
+            stack_name=stack.name,
+            logical_resource_id=logical_id,
+            physical_resource_id=physical_id or "",
+            resource_type=resource_type,
+            resource_status=status,
+            resource_status_reason=reason,
+            resource_properties=json.dumps(properties) if properties is not None else None,
+        )
+    )
+
+
+def _physical_id(resource: Any) -> str:
+    value = getattr(resource, "physical_resource_id", None)
+    return value if isinstance(value, str) else ""
+
+
+def fail_stack(stack: Any, reason: str) -> None:
+    """The stack failed to create: CREATE_FAILED with the reason (rollback disabled, resources kept)."""
+    if stack.status.endswith("_FAILED") or stack.status.endswith("COMPLETE"):
+        return
+    failed = "UPDATE_FAILED" if stack.status.startswith("UPDATE") else "CREATE_FAILED"
+    stack.status = failed
+    stack._add_stack_event(failed, resource_status_reason=reason)
+
+
+def _patch_response_url_host() -> None:
+    from moto import settings
+
+    settings.moto_server_host = lambda: "http://127.0.0.1"
+
+
+def _patch_stepfunctions_backend() -> None:
+    import moto.stepfunctions.models as sfn_models
+    from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+
+    sfn_models.stepfunctions_backends = stepfunctions_parser_backends
+
+
+def _patch_lambda_models() -> None:
+    from moto.awslambda.models import LambdaFunction, LayerVersion
+
+    LayerVersion.physical_resource_id = property(lambda self: self.arn)  # type: ignore[attr-defined]
+
+    original_create = LambdaFunction.create_from_cloudformation_json.__func__  # type: ignore[attr-defined]
+
+    def create_from_cloudformation_json(
+        cls: Any, resource_name: str, cloudformation_json: dict, account_id: str, region_name: str, **kw: Any
+    ) -> Any:
+        fn = original_create(cls, resource_name, cloudformation_json, account_id, region_name, **kw)
+        properties = cloudformation_json["Properties"]
+        if properties.get("Layers"):
+            fn.layers = fn._get_layers_data(properties["Layers"])
+        if properties.get("Tags"):
+            fn.tags = {tag["Key"]: tag["Value"] for tag in properties["Tags"]}
+        if properties.get("Architectures"):
+            fn.architectures = properties["Architectures"]
+        return fn
+
+    LambdaFunction.create_from_cloudformation_json = classmethod(create_from_cloudformation_json)  # type: ignore[assignment]
+
+    original_layer_create = LayerVersion.create_from_cloudformation_json.__func__  # type: ignore[attr-defined]
+
+    def layer_create(
+        cls: Any, resource_name: str, cloudformation_json: dict, account_id: str, region_name: str, **kw: Any
+    ) -> Any:
+        name = cloudformation_json["Properties"].get("LayerName") or resource_name
+        return original_layer_create(cls, name, cloudformation_json, account_id, region_name, **kw)
+
+    LayerVersion.create_from_cloudformation_json = classmethod(layer_create)  # type: ignore[assignment]
+
+
+def _patch_execution_name() -> None:
+    import uuid
+
+    from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+
+    original = StepFunctionsParserBackend.start_execution
+
+    def start_execution(self: Any, state_machine_arn: str, name: Any = None, *args: Any, **kwargs: Any) -> Any:
+        return original(self, state_machine_arn, name or str(uuid.uuid4()), *args, **kwargs)
+
+    StepFunctionsParserBackend.start_execution = start_execution  # type: ignore[method-assign]
+
+
+def _patch_custom_resource_type() -> None:
+    import moto.cloudformation.parsing as parsing
+    from moto.cloudformation.custom_model import CustomModel
+
+    original = parsing.resource_class_from_type
+
+    def resource_class_from_type(resource_type: str) -> Any:
+        if resource_type == "AWS::CloudFormation::CustomResource":
+            return CustomModel
+        return original(resource_type)
+
+    parsing.resource_class_from_type = resource_class_from_type
+
+
+def _patch_resource_events() -> None:
+    import moto.cloudformation.parsing as parsing
+    from moto.cloudformation.custom_model import CustomModel
+    from moto.cloudformation.models import Stack
+
+    original_create = parsing.parse_and_create_resource
+
+    def parse_and_create_resource(
+        logical_id: str, resource_json: dict, resources_map: Any, account_id: str, region_name: str
+    ) -> Any:
+        stack = _find_stack(resources_map.stack_id)
+        condition = resource_json.get("Condition")
+        if stack is None or (condition and not resources_map.lazy_condition_map[condition]):
+            return original_create(logical_id, resource_json, resources_map, account_id, region_name)
+        resource_type = resource_json["Type"]
+        resource_event(stack, logical_id, resource_type, "CREATE_IN_PROGRESS")
+        try:
+            resource = original_create(logical_id, resource_json, resources_map, account_id, region_name)
+        except Exception as exc:
+            reason = _reason(exc)
+            resource_event(stack, logical_id, resource_type, "CREATE_FAILED", reason=reason)
+            raise ResourceFailed(f"{logical_id} ({resource_type}): {reason}") from exc
+        if resource is None:
+            resource_event(stack, logical_id, resource_type, "CREATE_COMPLETE", reason="not emulated by moto")
+        elif isinstance(resource, CustomModel):
+            resource_event(
+                stack,
+                logical_id,
+                resource_type,
+                "CREATE_IN_PROGRESS",
+                reason="Resource creation Initiated",
+            )
+        else:
+            resource_event(stack, logical_id, resource_type, "CREATE_COMPLETE", _physical_id(resource))
+        return resource
+
+    parsing.parse_and_create_resource = parse_and_create_resource
+
+    original_create_resources = Stack.create_resources
+
+    def create_resources(self: Any) -> None:
+        with stack_lock(self.stack_id):
+            try:
+                original_create_resources(self)
+            except Exception as exc:
+                log.warning("stack %s failed: %s", self.name, exc)
+                fail_stack(self, _reason(exc))
+
+    Stack.create_resources = create_resources  # type: ignore[method-assign]
+
+
+class ResourceFailed(Exception):
+    """A resource of the stack could not be created; the message names it and says why."""
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, ResourceFailed):
+        return str(exc)
+    message = getattr(exc, "message", None) or getattr(exc, "description", None) or str(exc)
+    return f"{type(exc).__name__}: {message}" if not str(message).startswith(type(exc).__name__) else message
+
+
+def handle_cfn_response(stack_id: str, body: dict) -> None:
+    """A custom resource provider's answer (the PUT to the ResponseURL), handled as CloudFormation does."""
+    stack = _find_stack(stack_id or body.get("StackId", ""))
+    if stack is None:
+        log.warning("custom resource answer for unknown stack %s", body.get("StackId"))
+        return
+    from local_cloud import custom_resources
+
+    with stack_lock(stack.stack_id):
+        custom_resources.on_response(stack, body)
+
+
+def _patch_cfn_response() -> None:
+    from moto.cloudformation.responses import CloudFormationResponse
+
+    def process_cfn_response(self: Any) -> tuple[int, dict, str]:
+        try:
+            body = json.loads(self.body or "{}")
+        except ValueError:
+            return 400, {"status": 400}, json.dumps({"error": "response body is not JSON"})
+        stack_id = (self.querystring.get("stack") or [body.get("StackId", "")])[0]
+        handle_cfn_response(stack_id, body)
+        return 200, {"status": 200}, ""
+
+    CloudFormationResponse.process_cfn_response = process_cfn_response  # type: ignore[method-assign]
+
+
+def apply() -> None:
+    """Apply every patch (idempotent)."""
+    global _applied
+    if _applied:
+        return
+    _patch_response_url_host()
+    _patch_stepfunctions_backend()
+    _patch_lambda_models()
+    _patch_execution_name()
+    _patch_custom_resource_type()
+    _patch_resource_events()
+    _patch_cfn_response()
+    from local_cloud import custom_resources
+
+    custom_resources.install()
+    _applied = True

@@ -1,0 +1,110 @@
+"""Show a stack's progress as it happens: CloudFormation events and the state machine's steps.
+
+``Progress.poll()`` writes only what is new since the previous call, so a caller polls it while it
+waits (``local deploy``, ``demo``); a ``status`` command can poll it once or in a loop.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+STEP_EVENTS = {
+    "ExecutionStarted": "execution started",
+    "ExecutionSucceeded": "execution SUCCEEDED",
+    "ExecutionFailed": "execution FAILED",
+    "ExecutionTimedOut": "execution TIMED_OUT",
+    "ExecutionAborted": "execution ABORTED",
+}
+
+
+def _clock(value: Any) -> str:
+    return value.strftime("%H:%M:%S") if isinstance(value, datetime) else str(value)[11:19]
+
+
+def _short(text: str | None, limit: int = 160) -> str:
+    text = " ".join((text or "").split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _error_text(details: dict) -> str:
+    error, cause = details.get("error", ""), details.get("cause", "")
+    try:
+        cause = json.loads(cause).get("errorMessage", cause)
+    except (ValueError, AttributeError):
+        pass
+    return f"{error}: {cause}" if cause else error
+
+
+class Progress:
+    """Polls one stack's events and its state machines' executions, writing new lines through ``write``."""
+
+    def __init__(self, cfn: Any, sfn: Any, stack_name: str, write: Callable[[str], None]) -> None:
+        self.cfn = cfn
+        self.sfn = sfn
+        self.stack_name = stack_name
+        self.write = write
+        self._seen_stack_events: set[str] = set()
+        self._seen_history: dict[str, int] = {}
+        self._state_machines: set[str] = set()
+
+    def poll(self) -> None:
+        try:
+            self._stack_events()
+            self._executions()
+        except Exception as exc:  # progress must never break the command it decorates
+            if "does not exist" not in str(exc):
+                self.write(f"  (progress unavailable: {_short(str(exc), 100)})")
+
+    def _stack_events(self) -> None:
+        events = self.cfn.describe_stack_events(StackName=self.stack_name)["StackEvents"]
+        for event in sorted(events, key=lambda e: e["Timestamp"]):
+            if event["EventId"] in self._seen_stack_events:
+                continue
+            self._seen_stack_events.add(event["EventId"])
+            reason = event.get("ResourceStatusReason")
+            line = (
+                f"  {_clock(event['Timestamp'])}  {event['ResourceStatus']:<20} "
+                f"{event['LogicalResourceId']} ({event['ResourceType']})"
+            )
+            self.write(line + (f": {_short(reason)}" if reason else ""))
+            if event["ResourceType"] == "AWS::StepFunctions::StateMachine" and event.get("PhysicalResourceId"):
+                self._state_machines.add(event["PhysicalResourceId"])
+
+    def _executions(self) -> None:
+        for arn in sorted(self._state_machines):
+            if not arn.startswith("arn:"):
+                continue
+            for execution in self.sfn.list_executions(stateMachineArn=arn).get("executions", []):
+                self._history(
+                    execution["executionArn"], execution.get("name") or execution["executionArn"].rsplit(":", 1)[-1]
+                )
+
+    def _history(self, execution_arn: str, name: str) -> None:
+        events = self.sfn.get_execution_history(executionArn=execution_arn, maxResults=1000).get("events", [])
+        seen = self._seen_history.get(execution_arn, 0)
+        for event in events:
+            if event["id"] <= seen:
+                continue
+            seen = event["id"]
+            text = self._describe(event)
+            if text:
+                self.write(f"  {_clock(event['timestamp'])}  execution {name[:12]}: {text}")
+        self._seen_history[execution_arn] = seen
+
+    @staticmethod
+    def _describe(event: dict) -> str | None:
+        kind = event["type"]
+        if kind in STEP_EVENTS:
+            details = event.get("executionFailedEventDetails") or {}
+            return STEP_EVENTS[kind] + (f" ({_error_text(details)})" if details else "")
+        if kind.endswith("StateEntered"):
+            return f"{event['stateEnteredEventDetails']['name']} started"
+        if kind.endswith("StateExited"):
+            return f"{event['stateExitedEventDetails']['name']} done"
+        if kind in ("LambdaFunctionFailed", "TaskFailed", "LambdaFunctionTimedOut", "TaskTimedOut"):
+            details = next((v for k, v in event.items() if k.endswith("EventDetails")), {})
+            return f"step failed: {_short(_error_text(details))}"
+        return None

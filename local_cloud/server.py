@@ -1,0 +1,244 @@
+"""The local cloud: a moto server that runs Lambda artifacts and Step Functions, plus the Workbench emulator.
+
+Everything binds to 127.0.0.1. ``LocalCloud.start()`` returns once both endpoints accept connections;
+``stop()`` shuts them down. The CLI's ``local serve`` and ``demo`` and the e2e tests use this class.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from local_cloud import lambda_runner, moto_patches
+
+HOST = "127.0.0.1"
+log = logging.getLogger(__name__)
+
+
+class PortInUse(Exception):
+    """A port the local cloud should listen on is taken."""
+
+    def __init__(self, port: int, option: str = "--port") -> None:
+        self.port = port
+        super().__init__(f"port {port} is in use: stop the other process or pass {option}")
+
+
+def check_port_free(port: int, option: str = "--port") -> None:
+    """Raise PortInUse unless ``port`` can be bound on 127.0.0.1 (0 means any free port)."""
+    if port == 0:
+        return
+    probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind((HOST, port))
+    except OSError as exc:
+        if exc.errno in (errno.EADDRINUSE, errno.EACCES):
+            raise PortInUse(port, option) from exc
+        raise
+    finally:
+        probe.close()
+
+
+def _enable_step_functions_execution() -> None:
+    """``config={"stepfunctions": {"execute_state_machine": True}}`` for the server in this process.
+
+    moto reads ``default_user_config`` on every Step Functions request, so setting it here is the
+    in-process equivalent of ``mock_aws(config=...)`` or a POST to ``/moto-api/config``.
+    """
+    from moto.core.config import default_user_config
+
+    default_user_config.setdefault("stepfunctions", {})["execute_state_machine"] = True
+
+
+class MotoServer:
+    """moto's WSGI app in a threaded werkzeug server (one thread per request: a Lambda may call back)."""
+
+    def __init__(self, port: int) -> None:
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+        from werkzeug.serving import make_server
+
+        app = DomainDispatcherApplication(create_backend_app)
+        try:
+            self._server = make_server(HOST, port, app, threaded=True, request_handler=MotoRequestHandler)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE or "in use" in str(exc):
+                raise PortInUse(port) from exc
+            raise
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, name="moto-server", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=10)
+
+
+@dataclass
+class Scheduler:
+    """Fires enabled EventBridge scheduled rules' Lambda targets every ``interval`` seconds.
+
+    moto stores rules but never fires schedules; crhelper's polling relies on a ``rate(1 minute)``
+    rule. Local time is compressed: every scheduled rule fires once per interval, whatever its rate.
+    """
+
+    interval: float = 5.0
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _busy: set[tuple[str, str]] = field(default_factory=set)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="schedule", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.fire_due_rules()
+            except Exception:
+                log.exception("scheduled rules")
+
+    def fire_due_rules(self) -> int:
+        """Invoke every enabled scheduled rule's Lambda targets once; returns how many started."""
+        from moto.events.models import events_backends
+
+        started = 0
+        for account_id, regions in list(events_backends.items()):
+            for region, backend in list(regions.items()):
+                for bus in list(backend.event_buses.values()):
+                    for rule in list(bus.rules.values()):
+                        if rule.scheduled_expression and rule.state == "ENABLED":
+                            for target in list(rule.targets):
+                                if ":lambda:" in target.get("Arn", "") and self._fire(account_id, region, rule, target):
+                                    started += 1
+        return started
+
+    def _fire(self, account_id: str, region: str, rule: Any, target: dict) -> bool:
+        key = (rule.arn, target.get("Id", target["Arn"]))
+        with self._lock:
+            if key in self._busy:
+                return False  # the previous run of this target has not finished
+            self._busy.add(key)
+        if "Input" in target:
+            body = target["Input"]
+        else:
+            body = json.dumps(
+                {
+                    "version": "0",
+                    "id": str(uuid.uuid4()),
+                    "detail-type": "Scheduled Event",
+                    "source": "aws.events",
+                    "account": account_id,
+                    "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    "region": region,
+                    "resources": [rule.arn],
+                    "detail": {},
+                }
+            )
+
+        def run() -> None:
+            try:
+                from moto.awslambda.utils import get_backend
+
+                fn = get_backend(account_id, region).get_function(target["Arn"])
+                fn.invoke(body, {}, {})
+            except Exception:
+                log.exception("scheduled target %s of %s", target["Arn"], rule.name)
+            finally:
+                with self._lock:
+                    self._busy.discard(key)
+
+        threading.Thread(target=run, name=f"schedule-{rule.name}", daemon=True).start()
+        return True
+
+
+class LocalCloud:
+    """moto server + Lambda runner + scheduled rules + (when available) the Workbench emulator."""
+
+    def __init__(self, port: int = 4566, workbench_port: int = 4567, schedule_interval: float = 5.0) -> None:
+        self.requested_port = port
+        self.requested_workbench_port = workbench_port
+        self.scheduler = Scheduler(interval=schedule_interval)
+        self.moto: MotoServer | None = None
+        self.workbench: Any = None
+
+    @property
+    def url(self) -> str:
+        assert self.moto is not None
+        return f"http://{HOST}:{self.moto.port}"
+
+    @property
+    def workbench_url(self) -> str | None:
+        return getattr(self.workbench, "url", None)
+
+    def start(self) -> LocalCloud:
+        check_port_free(self.requested_port, "--port")
+        check_port_free(self.requested_workbench_port, "--workbench-port")
+        self.moto = MotoServer(self.requested_port)
+        # moto's Step Functions engine and custom resources reach the server at localhost:$MOTO_PORT.
+        os.environ["MOTO_PORT"] = str(self.moto.port)
+        _enable_step_functions_execution()
+        moto_patches.apply()
+        lambda_runner.install(self.url)
+        self.moto.start()
+        try:
+            self.workbench = start_workbench(self.requested_workbench_port)
+            wait_until_listening(self.moto.port)
+            self.scheduler.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        self.scheduler.stop()
+        if self.workbench is not None:
+            self.workbench.stop()
+            self.workbench = None
+        if self.moto is not None:
+            self.moto.stop()
+        lambda_runner.cache().cleanup()
+
+
+def start_workbench(port: int) -> Any:
+    """The Workbench emulator, when its module exists (another engineer writes it)."""
+    try:
+        from local_cloud.workbench_emulator import start_workbench_emulator  # type: ignore[import-not-found]
+    except ImportError:
+        log.info("local_cloud.workbench_emulator not available: no Workbench emulator")
+        return None
+    try:
+        return start_workbench_emulator(host=HOST, port=port)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise PortInUse(port, "--workbench-port") from exc
+        raise
+
+
+def wait_until_listening(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection((HOST, port), timeout=1):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
