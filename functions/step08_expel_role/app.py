@@ -1,0 +1,20 @@
+"""Guide step 8: create or reconcile the Expel role's CloudFormation stack (returns at once)."""
+
+import os
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from expel_onboarding.models import Config, QueueOutput, TrailOutput
+from expel_onboarding.steps import step08_expel_role
+
+logger = Logger()
+
+
+@logger.inject_lambda_context(correlation_id_path="ExecutionId")
+def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    return step08_expel_role.deploy(
+        Config.from_state(event), TrailOutput.from_state(event), QueueOutput.from_state(event),
+        # The role CloudFormation acts as, so this function needs no IAM write permissions itself.
+        service_role_arn=os.environ.get("ROLE_STACK_EXECUTION_ROLE_ARN", ""),
+    ).to_dict()

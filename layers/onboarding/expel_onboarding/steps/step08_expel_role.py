@@ -1,0 +1,200 @@
+"""Guide step 8 (and 9): the role Expel assumes, deployed by CloudFormation from ``roles/expel-role.yaml``.
+
+Single account: one stack, ``config.role_stack_name``, with the data path (bucket, queue, key) and
+the read-only inventory. ``deploy`` starts or reconciles the stack and returns at once; the state
+machine waits and calls ``status`` until the stack settles. Nothing here sleeps.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from expel_onboarding.aws import cloudformation
+from expel_onboarding.errors import OnboardingError, ResourceConflict, StillInProgress
+from expel_onboarding.models import Config, QueueOutput, RoleOutput, TrailOutput
+from expel_onboarding.naming import OWNER_TAG_KEY, owner_tags
+
+logger = Logger(child=True)
+
+# Expel's service identity (their published Terraform module); also the template's default.
+EXPEL_PRINCIPAL_ARN = "arn:aws:iam::012205512454:user/ExpelCloudService"
+IN_PROGRESS = "IN_PROGRESS"
+COMPLETE = "COMPLETE"
+
+# Stable states in which the stack holds a working role (an update that rolled back left the
+# previous one in place), so deploy may compare and update it.
+_SETTLED = {"CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE", "IMPORT_COMPLETE",
+            "IMPORT_ROLLBACK_COMPLETE"}
+# A create that failed: CloudFormation allows neither update nor a new stack of the same name
+# until this one is deleted, and there is no role in it to keep.
+_DELETE_THEN_CREATE = {"ROLLBACK_COMPLETE", "CREATE_FAILED"}
+# Operations status() may wait for; they end in a _SETTLED state.
+_FORWARD = {"CREATE_IN_PROGRESS", "UPDATE_IN_PROGRESS", "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS",
+            "IMPORT_IN_PROGRESS"}
+# Where status() reports success.
+_DONE = {"CREATE_COMPLETE", "UPDATE_COMPLETE", "IMPORT_COMPLETE"}
+
+
+def role_template() -> str:
+    """The role template shipped in the layer (``templates/`` links to ``roles/`` in the repository)."""
+    return resources.files("expel_onboarding").joinpath("templates/expel-role.yaml").read_text("utf-8")
+
+
+def stack_parameters(config: Config, trail: TrailOutput, queue: QueueOutput) -> dict[str, str]:
+    """Every parameter, defaults included, so comparing with the stack's own list is exact."""
+    return {
+        "ExpelWorkbenchGuid": config.workbench_guid,
+        "RoleName": config.role_name,
+        "ExpelPrincipalArn": EXPEL_PRINCIPAL_ARN,
+        "BucketArn": trail.bucket_arn,
+        "QueueArn": queue.queue_arn,
+        "KmsKeyArn": trail.kms_key_arn,
+    }
+
+
+def deploy(config: Config, trail: TrailOutput, queue: QueueOutput, *,
+           service_role_arn: str = "") -> RoleOutput:
+    """Create the role stack, update it if its template or parameters differ, or leave it.
+
+    ``service_role_arn``: the role CloudFormation acts as for this stack, so the onboarding
+    function itself needs no IAM write permissions ("" = CloudFormation uses the caller's).
+    """
+    if config.organization_mode:
+        return _deploy_organization(config, trail, queue)
+    name = config.role_stack_name
+    body = role_template()
+    wanted = stack_parameters(config, trail, queue)
+    stack = cloudformation.describe_stack(name, config.region)
+
+    if stack is None:
+        # A role of that name outside the stack makes the create roll back; status() then names it.
+        stack_id = cloudformation.create_stack(name, body, wanted, owner_tags(config.stack_name),
+                                               config.region, service_role_arn)
+        logger.info("Creating the Expel role stack", extra={"stack_id": stack_id})
+        return RoleOutput(stack_id=stack_id, status=IN_PROGRESS)
+
+    _require_ours(config, stack)
+    stack_id, state = str(stack["StackId"]), str(stack["StackStatus"])
+    if state in _DELETE_THEN_CREATE:
+        cloudformation.delete_stack(name, config.region)
+        raise StillInProgress(f"Step 8: deleting the failed stack {name} ({state}) before creating it again")
+    if state.endswith("_IN_PROGRESS") and state != "REVIEW_IN_PROGRESS":
+        if state in _FORWARD and _matches(stack, body, wanted, config.region):
+            return RoleOutput(stack_id=stack_id, status=IN_PROGRESS)  # already doing what we want
+        # A rollback, a delete, or someone else's change: reconcile once it has settled.
+        raise StillInProgress(f"Step 8: stack {name} is {state}; waiting for it to settle")
+    if state not in _SETTLED:
+        raise _stack_failed(config, stack)
+
+    if _matches(stack, body, wanted, config.region):
+        return _complete(config, stack)
+    if not cloudformation.update_stack(name, body, wanted, owner_tags(config.stack_name), config.region,
+                                       service_role_arn):
+        return _complete(config, stack)
+    logger.info("Updating the Expel role stack", extra={"stack_id": stack_id})
+    return RoleOutput(stack_id=stack_id, status=IN_PROGRESS)
+
+
+def status(config: Config, role: RoleOutput) -> RoleOutput:
+    """One look at the stack ``deploy`` started: COMPLETE with the role ARN, IN_PROGRESS, or a failure."""
+    if config.organization_mode:
+        return _status_organization(config, role)
+    if role.status == COMPLETE:
+        return role
+    stack = cloudformation.describe_stack(role.stack_id or config.role_stack_name, config.region)
+    if stack is None:
+        raise OnboardingError(
+            f"Step 8: the Expel role stack {config.role_stack_name} disappeared while it was being deployed. "
+            "Fix: run the onboarding again")
+    state = str(stack["StackStatus"])
+    if state in _DONE:
+        return _complete(config, stack)
+    if state in _FORWARD:
+        return RoleOutput(stack_id=str(stack["StackId"]), status=IN_PROGRESS)
+    # Rollbacks (even while still running), deletes and failures: the cause is already in the events.
+    raise _stack_failed(config, stack)
+
+
+def remove(config: Config) -> str:
+    """Teardown: delete the role stack if it is ours. Returns DELETED (gone), IN_PROGRESS or SKIPPED.
+
+    Call again until DELETED; a stack being deleted is not asked twice.
+    """
+    name = config.role_stack_name
+    stack = cloudformation.describe_stack(name, config.region)
+    if stack is None:
+        return "DELETED"
+    if cloudformation.tags(stack).get(OWNER_TAG_KEY) != config.stack_name:
+        logger.warning("Role stack is not ours; leaving it", extra={"stack_name": name})
+        return "SKIPPED"
+    if stack["StackStatus"] != "DELETE_IN_PROGRESS":
+        cloudformation.delete_stack(name, config.region)
+        logger.info("Deleting the Expel role stack", extra={"stack_name": name})
+    return IN_PROGRESS
+
+
+def _deploy_organization(config: Config, trail: TrailOutput, queue: QueueOutput) -> RoleOutput:
+    """Seam for Organizations mode: a service-managed StackSet of this template with no data path
+    (guide step 8) plus this stack with the data path in the management account (guide step 9)."""
+    raise NotImplementedError("Organizations mode (guide steps 8 StackSet and 9) is built in the "
+                              "'AWS Organizations' issue")
+
+
+def _status_organization(config: Config, role: RoleOutput) -> RoleOutput:
+    raise NotImplementedError("Organizations mode (guide steps 8 StackSet and 9) is built in the "
+                              "'AWS Organizations' issue")
+
+
+def _matches(stack: dict[str, Any], body: str, wanted: dict[str, str], region: str) -> bool:
+    """Same parameters and same template text: nothing to change (reads only)."""
+    if cloudformation.parameters(stack) != wanted:
+        return False
+    return cloudformation.template_body(str(stack["StackId"]), region) == body
+
+
+def _complete(config: Config, stack: dict[str, Any]) -> RoleOutput:
+    role_arn = cloudformation.outputs(stack).get("RoleArn", "")
+    if not role_arn:
+        raise OnboardingError(
+            f"Step 8: stack {config.role_stack_name} has no RoleArn output; it was not made from "
+            "roles/expel-role.yaml. Fix: delete the stack or choose another RoleStackName, then run again")
+    return RoleOutput(stack_id=str(stack["StackId"]), status=COMPLETE, role_arn=role_arn)
+
+
+def _require_ours(config: Config, stack: dict[str, Any]) -> None:
+    owner = cloudformation.tags(stack).get(OWNER_TAG_KEY)
+    if owner != config.stack_name:
+        whose = f"onboarding stack {owner}" if owner else "no onboarding (it has no ownership tag)"
+        raise ResourceConflict(
+            f"Parameter RoleStackName: a CloudFormation stack named {config.role_stack_name} already exists "
+            f"and belongs to {whose}. Fix: choose another RoleStackName, or delete that stack if it is unused")
+
+
+def _stack_failed(config: Config, stack: dict[str, Any]) -> OnboardingError:
+    name, state = config.role_stack_name, str(stack["StackStatus"])
+    resource, reason = cloudformation.first_failure(str(stack["StackId"]), config.region)
+    reason = reason or str(stack.get("StackStatusReason", "")) or "no reason recorded"
+    where = f"{resource}: " if resource else ""
+    return OnboardingError(
+        f"Step 8: the Expel role stack {name} is {state}: {where}{reason}. Fix: {_fix(state, reason, config)}")
+
+
+def _fix(state: str, reason: str, config: Config) -> str:
+    if "already exists" in reason:
+        return (f"a role named {config.role_name} exists outside this stack: choose another RoleName or delete "
+                "that role, then run the onboarding again")
+    if "not authorized" in reason or "AccessDenied" in reason:
+        return ("give the role CloudFormation uses for this stack (the onboarding's stack service role) the "
+                f"IAM permissions on role/{config.role_name} named above, then run the onboarding again")
+    if state == "UPDATE_ROLLBACK_FAILED":
+        return ("in the CloudFormation console choose Stack actions > Continue update rollback, then run the "
+                "onboarding again")
+    if state in ("DELETE_FAILED", "ROLLBACK_FAILED"):
+        return "delete the stack in the CloudFormation console, then run the onboarding again"
+    if state == "REVIEW_IN_PROGRESS":
+        return "a change set was created but never executed: delete the stack, then run the onboarding again"
+    return ("fix the cause above, then run the onboarding again (a stack whose creation failed is deleted "
+            "and created again automatically)")

@@ -1,0 +1,349 @@
+"""Guide step 8: the Expel role stack, against moto's CloudFormation and IAM."""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import importlib.util
+import json
+import re
+import warnings
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from botocore.stub import ANY, Stubber
+
+from expel_onboarding.aws import clients
+from expel_onboarding.errors import OnboardingError, ResourceConflict, StillInProgress
+from expel_onboarding.models import Config, QueueOutput, RoleOutput, TrailOutput
+from expel_onboarding.naming import OWNER_TAG_KEY
+from expel_onboarding.steps import step08_expel_role
+from expel_onboarding.steps.step08_expel_role import EXPEL_PRINCIPAL_ARN, deploy, remove, status
+from tests.conftest import ACCOUNT_ID, REGION, WORKBENCH_GUID, boto
+from tests.support import count_mutating_calls
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "roles" / "expel-role.yaml"
+KEY_ARN = f"arn:aws:kms:{REGION}:{ACCOUNT_ID}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+
+
+@pytest.fixture
+def trail(config: Config) -> TrailOutput:
+    return TrailOutput(
+        trail_arn=f"arn:aws:cloudtrail:{REGION}:{ACCOUNT_ID}:trail/{config.trail_name}",
+        bucket_name=config.bucket_name, bucket_arn=f"arn:aws:s3:::{config.bucket_name}",
+        kms_key_arn=KEY_ARN, kms_alias=config.kms_alias)
+
+
+@pytest.fixture
+def queue(config: Config) -> QueueOutput:
+    return QueueOutput(queue_arn=f"arn:aws:sqs:{REGION}:{ACCOUNT_ID}:{config.queue_name}",
+                       queue_url=f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT_ID}/{config.queue_name}")
+
+
+def _deployed(config: Config, trail: TrailOutput, queue: QueueOutput) -> RoleOutput:
+    started = deploy(config, trail, queue)
+    assert started.status == "IN_PROGRESS"
+    return status(config, started)  # moto finishes stacks at once
+
+
+def _set_stack_status(name: str, state: str) -> None:
+    from moto.cloudformation.models import cloudformation_backends
+
+    cloudformation_backends[ACCOUNT_ID][REGION].get_stack(name).status = state
+
+
+def _policies(role_name: str) -> dict[str, dict[str, Any]]:
+    iam = boto("iam")
+    names = iam.list_role_policies(RoleName=role_name)["PolicyNames"]
+    documents = {n: iam.get_role_policy(RoleName=role_name, PolicyName=n)["PolicyDocument"] for n in names}
+    # moto renders a Role's own Policies as a Python repr instead of JSON; AWS returns JSON.
+    return {n: ast.literal_eval(d) if isinstance(d, str) else d for n, d in documents.items()}
+
+
+# --- the role CloudFormation makes -------------------------------------------------------------------
+
+def test_deploy_creates_role_that_trusts_only_expel_with_the_workbench_guid(aws, config, trail, queue):
+    role = _deployed(config, trail, queue)
+
+    assert role.status == "COMPLETE"
+    assert role.role_arn == f"arn:aws:iam::{ACCOUNT_ID}:role/ExpelAssumeRole"
+    trust = boto("iam").get_role(RoleName="ExpelAssumeRole")["Role"]["AssumeRolePolicyDocument"]
+    assert [(s["Effect"], s["Principal"], s["Action"], s["Condition"]) for s in trust["Statement"]] == [
+        ("Allow", {"AWS": EXPEL_PRINCIPAL_ARN}, "sts:AssumeRole",
+         {"StringEquals": {"sts:ExternalId": WORKBENCH_GUID}})]
+
+
+def test_data_path_policy_grants_exactly_this_bucket_queue_and_key(aws, config, trail, queue):
+    _deployed(config, trail, queue)
+
+    data_path = _policies("ExpelAssumeRole")["ExpelCloudTrailDataPath"]
+    granted = {(s["Sid"], json.dumps(s["Action"]), s["Resource"]) for s in data_path["Statement"]}
+    assert granted == {
+        ("ReadCloudTrailLogFiles", '"s3:GetObject"', f"{trail.bucket_arn}/*"),
+        ("ConsumeNotificationQueue",
+         '["sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl", "sqs:ReceiveMessage"]',
+         queue.queue_arn),
+        ("DecryptThroughS3AndSqs", '"kms:Decrypt"', KEY_ARN),
+    }
+    decrypt = next(s for s in data_path["Statement"] if s["Sid"] == "DecryptThroughS3AndSqs")
+    assert decrypt["Condition"] == {"StringLike": {"kms:ViaService": ["s3.*.amazonaws.com",
+                                                                      "sqs.*.amazonaws.com"]}}
+    assert all(s["Effect"] == "Allow" for s in data_path["Statement"])
+
+
+def test_inventory_policy_is_read_only(aws, config, trail, queue):
+    _deployed(config, trail, queue)
+
+    inventory = _policies("ExpelAssumeRole")["ExpelInventoryReadOnly"]
+    actions = [a for s in inventory["Statement"] for a in s["Action"]]
+    assert actions == sorted(actions)
+    for action in actions:
+        service, name = action.split(":")
+        assert re.fullmatch(r"(Describe|Get|List)[A-Za-z]*\*?", name), action
+        assert service in {"cloudtrail", "config", "ec2", "ecs", "eks", "iam", "lambda", "lightsail",
+                           "organizations", "rds", "s3"}, action
+    assert {a for a in actions if a.endswith("*")} == {"iam:Get*", "iam:List*"}
+
+
+def test_stack_carries_the_ownership_tag_and_all_parameters(aws, config, trail, queue):
+    _deployed(config, trail, queue)
+
+    stack = boto("cloudformation").describe_stacks(StackName=config.role_stack_name)["Stacks"][0]
+    assert {t["Key"]: t["Value"] for t in stack["Tags"]} == {OWNER_TAG_KEY: config.stack_name}
+    assert {p["ParameterKey"]: p["ParameterValue"] for p in stack["Parameters"]} == {
+        "ExpelWorkbenchGuid": WORKBENCH_GUID, "RoleName": "ExpelAssumeRole",
+        "ExpelPrincipalArn": EXPEL_PRINCIPAL_ARN, "BucketArn": trail.bucket_arn,
+        "QueueArn": queue.queue_arn, "KmsKeyArn": KEY_ARN}
+
+
+def test_member_account_use_without_data_path_gets_only_the_inventory(aws):
+    """The StackSet instances (Organizations mode) leave BucketArn/QueueArn/KmsKeyArn empty."""
+    boto("cloudformation").create_stack(
+        StackName="member", TemplateBody=TEMPLATE.read_text(), Capabilities=["CAPABILITY_NAMED_IAM"],
+        Parameters=[{"ParameterKey": "ExpelWorkbenchGuid", "ParameterValue": WORKBENCH_GUID}])
+
+    assert list(_policies("ExpelAssumeRole")) == ["ExpelInventoryReadOnly"]
+
+
+# --- idempotency and updates ---------------------------------------------------------------------------
+
+def test_rerun_makes_no_mutating_call_and_returns_the_same_output(aws, config, trail, queue):
+    first = _deployed(config, trail, queue)
+
+    with count_mutating_calls() as calls:
+        again = deploy(config, trail, queue)
+
+    assert calls == []
+    assert again == first
+
+
+def test_changed_workbench_guid_updates_the_stack(aws, config, trail, queue):
+    _deployed(config, trail, queue)
+    changed = dataclasses.replace(config, workbench_guid="0a1b2c3d-4e5f-6a7b-8c9d-0e1f2a3b4c5d")
+
+    with count_mutating_calls() as calls:
+        started = deploy(changed, trail, queue)
+
+    assert calls == ["cloudformation.UpdateStack"]
+    assert started.status == "IN_PROGRESS"
+    stack = boto("cloudformation").describe_stacks(StackName=config.role_stack_name)["Stacks"][0]
+    assert {p["ParameterKey"]: p["ParameterValue"] for p in stack["Parameters"]}["ExpelWorkbenchGuid"] == (
+        "0a1b2c3d-4e5f-6a7b-8c9d-0e1f2a3b4c5d")
+    assert status(changed, started).status == "COMPLETE"
+
+
+def test_changed_template_updates_the_stack(aws, config, trail, queue, monkeypatch):
+    _deployed(config, trail, queue)
+    monkeypatch.setattr(step08_expel_role, "role_template", lambda: TEMPLATE.read_text() + "# v2\n")
+
+    with count_mutating_calls() as calls:
+        deploy(config, trail, queue)
+
+    assert calls == ["cloudformation.UpdateStack"]
+
+
+def test_service_role_is_handed_to_cloudformation(aws, config, trail, queue):
+    service_role = f"arn:aws:iam::{ACCOUNT_ID}:role/expel-onboarding-role-stack"
+
+    deploy(config, trail, queue, service_role_arn=service_role)
+
+    stack = boto("cloudformation").describe_stacks(StackName=config.role_stack_name)["Stacks"][0]
+    assert stack["RoleARN"] == service_role
+
+
+def test_stack_being_created_with_our_parameters_is_left_to_finish(aws, config, trail, queue):
+    first = deploy(config, trail, queue)
+    _set_stack_status(config.role_stack_name, "CREATE_IN_PROGRESS")
+
+    with count_mutating_calls() as calls:
+        again = deploy(config, trail, queue)
+
+    assert calls == []
+    assert again == first
+    assert status(config, again).status == "IN_PROGRESS"
+
+
+def test_stack_busy_with_other_parameters_is_retried_once_it_settles(aws, config, trail, queue):
+    deploy(config, trail, queue)
+    _set_stack_status(config.role_stack_name, "UPDATE_ROLLBACK_IN_PROGRESS")
+
+    with count_mutating_calls() as calls, pytest.raises(StillInProgress, match="waiting for it to settle"):
+        deploy(dataclasses.replace(config, workbench_guid="another-guid"), trail, queue)
+    assert calls == []
+
+
+def test_stack_whose_create_rolled_back_is_deleted_then_created_again(aws, config, trail, queue):
+    deploy(config, trail, queue)
+    _set_stack_status(config.role_stack_name, "ROLLBACK_COMPLETE")
+
+    with count_mutating_calls() as calls, pytest.raises(StillInProgress, match="deleting the failed stack"):
+        deploy(config, trail, queue)
+    assert calls == ["cloudformation.DeleteStack"]
+
+    again = deploy(config, trail, queue)  # the state machine retries StillInProgress
+    assert again.status == "IN_PROGRESS"
+    assert status(config, again).status == "COMPLETE"
+
+
+# --- foreign stacks and failures -----------------------------------------------------------------------
+
+def test_foreign_stack_with_the_same_name_is_a_conflict_and_untouched(aws, config, trail, queue):
+    boto("cloudformation").create_stack(
+        StackName=config.role_stack_name, TemplateBody=TEMPLATE.read_text(),
+        Capabilities=["CAPABILITY_NAMED_IAM"],
+        Parameters=[{"ParameterKey": "ExpelWorkbenchGuid", "ParameterValue": "someone-else"}])
+
+    with count_mutating_calls() as calls, pytest.raises(ResourceConflict) as raised:
+        deploy(config, trail, queue)
+
+    assert calls == []
+    assert "RoleStackName" in str(raised.value) and "Fix:" in str(raised.value)
+    assert remove(config) == "SKIPPED"
+    assert boto("cloudformation").describe_stacks(StackName=config.role_stack_name)["Stacks"]
+
+
+def _stack(state: str, reason: str = "") -> dict[str, Any]:
+    stack_id = f"arn:aws:cloudformation:{REGION}:{ACCOUNT_ID}:stack/expel-onboarding-expel-role/abc"
+    return {"StackId": stack_id, "StackName": "expel-onboarding-expel-role", "StackStatus": state,
+            "StackStatusReason": reason, "CreationTime": "2026-01-01T00:00:00Z",
+            "Tags": [{"Key": OWNER_TAG_KEY, "Value": "expel-onboarding"}]}
+
+
+def _event(logical_id: str, state: str, reason: str = "", stack: bool = False) -> dict[str, Any]:
+    stack_id = _stack("")["StackId"]
+    return {"StackId": stack_id, "EventId": f"{logical_id}-{state}", "StackName": "expel-onboarding-expel-role",
+            "LogicalResourceId": logical_id, "PhysicalResourceId": stack_id if stack else logical_id,
+            "ResourceStatus": state, "ResourceStatusReason": reason, "Timestamp": "2026-01-01T00:00:00Z"}
+
+
+def test_failed_stack_is_reported_with_the_first_failed_resource_and_the_fix(config):
+    cfn = clients.client("cloudformation", REGION)
+    name = config.role_stack_name
+    events = [  # newest first, as CloudFormation returns them
+        _event(name, "ROLLBACK_COMPLETE", stack=True),
+        _event("ExpelDataPathPolicy", "DELETE_COMPLETE"),
+        _event(name, "ROLLBACK_IN_PROGRESS", "The following resource(s) failed to create: [ExpelRole]",
+               stack=True),
+        _event("ExpelDataPathPolicy", "CREATE_FAILED", "Resource creation cancelled"),
+        _event("ExpelRole", "CREATE_FAILED", "Role with name ExpelAssumeRole already exists."),
+        _event("ExpelRole", "CREATE_IN_PROGRESS"),
+        _event(name, "CREATE_IN_PROGRESS", "User Initiated", stack=True),
+        _event("Older", "CREATE_FAILED", "from an earlier operation: must be ignored"),
+    ]
+    with Stubber(cfn) as stub:
+        stub.add_response("describe_stacks", {"Stacks": [_stack("ROLLBACK_COMPLETE")]}, {"StackName": ANY})
+        stub.add_response("describe_stack_events", {"StackEvents": events}, {"StackName": ANY})
+        with pytest.raises(OnboardingError) as raised:
+            status(config, RoleOutput(stack_id=_stack("")["StackId"], status="IN_PROGRESS"))
+
+    message = str(raised.value)
+    assert message.startswith("Step 8: the Expel role stack expel-onboarding-expel-role is ROLLBACK_COMPLETE: "
+                              "ExpelRole: Role with name ExpelAssumeRole already exists.")
+    assert "Fix: a role named ExpelAssumeRole exists outside this stack" in message
+
+
+@pytest.mark.parametrize(("state", "fix"), [
+    ("UPDATE_ROLLBACK_FAILED", "Continue update rollback"),
+    ("DELETE_FAILED", "delete the stack in the CloudFormation console"),
+])
+def test_stuck_stack_is_a_failure_naming_the_console_fix(config, trail, queue, state, fix):
+    cfn = clients.client("cloudformation", REGION)
+    with Stubber(cfn) as stub:
+        stub.add_response("describe_stacks", {"Stacks": [_stack(state, "something broke")]}, {"StackName": ANY})
+        stub.add_response("describe_stack_events", {"StackEvents": []}, {"StackName": ANY})
+        with pytest.raises(OnboardingError, match=fix) as raised:
+            deploy(config, trail, queue)
+    assert "something broke" in str(raised.value)
+
+
+def test_organization_mode_is_left_to_its_own_issue(config, trail, queue):
+    with pytest.raises(NotImplementedError, match="Organizations"):
+        deploy(dataclasses.replace(config, organization_mode=True), trail, queue)
+
+
+# --- teardown --------------------------------------------------------------------------------------------
+
+def test_remove_deletes_our_stack_and_treats_gone_as_done(aws, config, trail, queue):
+    _deployed(config, trail, queue)
+
+    assert remove(config) == "IN_PROGRESS"
+    with count_mutating_calls() as calls:
+        assert remove(config) == "DELETED"
+    assert calls == []
+    assert boto("iam").list_roles()["Roles"] == []
+
+
+# --- the template file -------------------------------------------------------------------------------
+
+def test_layer_ships_the_role_template_from_roles(aws):
+    link = ROOT / "layers/onboarding/expel_onboarding/templates/expel-role.yaml"
+    assert link.is_symlink() and link.resolve() == TEMPLATE.resolve()  # one file, no drift
+    assert step08_expel_role.role_template() == TEMPLATE.read_text()
+
+
+def test_template_default_principal_is_the_one_the_code_passes():
+    assert f"Default: {EXPEL_PRINCIPAL_ARN}\n" in TEMPLATE.read_text()
+
+
+def test_role_policies_pass_parliament(aws, config, trail, queue):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # parliament imports the deprecated pkg_resources
+        from parliament import analyze_policy_string
+    _deployed(config, trail, queue)
+
+    findings = {
+        name: sorted({f.issue for f in analyze_policy_string(json.dumps(doc), ignore_private_auditors=True,
+                                                           include_community_auditors=True).findings})
+        for name, doc in _policies("ExpelAssumeRole").items()}
+
+    # The inventory reads account-wide lists (Describe*/List* on every resource) by design.
+    assert findings == {"ExpelCloudTrailDataPath": [], "ExpelInventoryReadOnly": ["RESOURCE_STAR"]}
+
+
+# --- handlers with their sample events --------------------------------------------------------------------
+
+def _handler(name: str) -> Any:
+    spec = importlib.util.spec_from_file_location(f"{name}_app", ROOT / "functions" / name / "app.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.lambda_handler
+
+
+CONTEXT = SimpleNamespace(function_name="test", memory_limit_in_mb=128, aws_request_id="req-1",
+                          invoked_function_arn=f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:test")
+
+
+def test_handlers_deploy_then_report_complete_from_their_sample_events(aws, monkeypatch):
+    monkeypatch.delenv("ROLE_STACK_EXECUTION_ROLE_ARN", raising=False)
+    event = json.loads((ROOT / "events/step08_expel_role.json").read_text())
+
+    role = _handler("step08_expel_role")(event, CONTEXT)
+    status_event = json.loads((ROOT / "events/step08_expel_role_status.json").read_text()) | {"Role": role}
+    done = _handler("step08_expel_role_status")(status_event, CONTEXT)
+
+    assert role["Status"] == "IN_PROGRESS"
+    assert done["Status"] == "COMPLETE"
+    assert done["RoleArn"] == f"arn:aws:iam::{ACCOUNT_ID}:role/ExpelAssumeRole"
