@@ -2,13 +2,14 @@
 SHELL := /bin/bash
 VENV := .venv
 RUNTIME_VENV := .venv-lambda-runtime
+CHECKOV_VENV := .venv-checkov
 BIN := $(VENV)/bin
 # sam build (no container) runs `python3.13` from PATH: the venv's own one comes first.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export SAM_CLI_TELEMETRY := 0
 export LAMBDA_RUNTIME_PYTHON := $(CURDIR)/$(RUNTIME_VENV)/bin/python
 
-.PHONY: demo test lint build unit e2e clean diagram
+.PHONY: demo test lint scan build unit e2e clean diagram
 
 $(BIN)/.installed: requirements-dev.txt requirements-lambda-runtime.txt pyproject.toml
 	@py=$$(scripts/find-python313) || exit 1; \
@@ -27,8 +28,16 @@ build: .aws-sam/build/template.yaml
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
-	$(BIN)/cfn-lint template.yaml roles/*.yaml
+	$(BIN)/cfn-lint template.yaml $(wildcard roles/*.yaml)
 	$(BIN)/sam validate --lint
+
+$(CHECKOV_VENV)/.installed: requirements-checkov.txt
+	@py=$$(scripts/find-python313) || exit 1; test -x $(CHECKOV_VENV)/bin/python || $$py -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install -q -r requirements-checkov.txt
+	touch $@
+
+scan: $(CHECKOV_VENV)/.installed
+	$(CHECKOV_VENV)/bin/checkov --config-file .checkov.yaml -f template.yaml $(wildcard roles/*.yaml)
 
 unit: $(BIN)/.installed
 	$(BIN)/pytest -m "not e2e"
@@ -36,7 +45,7 @@ unit: $(BIN)/.installed
 e2e: build
 	$(BIN)/pytest -m e2e
 
-test: lint build
+test: lint scan build
 	$(BIN)/pytest
 
 demo: build
@@ -48,4 +57,4 @@ diagram: $(BIN)/.installed
 	dot -Tpng -Gdpi=70 docs/architecture.dot -o docs/architecture.png
 
 clean:
-	rm -rf .aws-sam $(VENV) $(RUNTIME_VENV)
+	rm -rf .aws-sam $(VENV) $(RUNTIME_VENV) $(CHECKOV_VENV)
