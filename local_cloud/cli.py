@@ -273,7 +273,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return 1
     say("starting the local cloud")
     try:
-        cloud = LocalCloud(args.port, args.workbench_port, args.schedule_interval).start()
+        cloud = LocalCloud(args.port, args.workbench_port, args.schedule_interval, DEMO_WORKBENCH_GUID).start()
     except (PortInUse, FileNotFoundError) as exc:
         complain(str(exc))
         return 1

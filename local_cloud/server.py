@@ -172,7 +172,14 @@ class Scheduler:
 class LocalCloud:
     """moto server + Lambda runner + scheduled rules + (when available) the Workbench emulator."""
 
-    def __init__(self, port: int = 4566, workbench_port: int = 4567, schedule_interval: float = 5.0) -> None:
+    def __init__(
+        self,
+        port: int = 4566,
+        workbench_port: int = 4567,
+        schedule_interval: float = 5.0,
+        workbench_organization_id: str | None = None,
+    ) -> None:
+        self.workbench_organization_id = workbench_organization_id
         self.requested_port = port
         self.requested_workbench_port = workbench_port
         self.scheduler = Scheduler(interval=schedule_interval)
@@ -199,7 +206,7 @@ class LocalCloud:
         lambda_runner.install(self.url)
         self.moto.start()
         try:
-            self.workbench = start_workbench(self.requested_workbench_port)
+            self.workbench = start_workbench(self.requested_workbench_port, self.workbench_organization_id)
             wait_until_listening(self.moto.port)
             self.scheduler.start()
         except BaseException:
@@ -217,7 +224,7 @@ class LocalCloud:
         lambda_runner.cache().cleanup()
 
 
-def start_workbench(port: int) -> Any:
+def start_workbench(port: int, organization_id: str | None = None) -> Any:
     """The Workbench emulator, when its module exists (another engineer writes it)."""
     try:
         from local_cloud.workbench_emulator import start_workbench_emulator  # type: ignore[import-not-found]
@@ -225,7 +232,7 @@ def start_workbench(port: int) -> Any:
         log.info("local_cloud.workbench_emulator not available: no Workbench emulator")
         return None
     try:
-        return start_workbench_emulator(host=HOST, port=port)
+        return start_workbench_emulator(host=HOST, port=port, organization_id=organization_id)
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             raise PortInUse(port, "--workbench-port") from exc

@@ -1,0 +1,117 @@
+"""Start ``cloudtrail-onboarding local serve`` as a child process and stop it, for the e2e tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+FIXTURE_APP = REPO / "tests" / "local_cloud" / "app" / "template.yaml"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def cli_command() -> list[str]:
+    script = Path(sys.executable).parent / "cloudtrail-onboarding"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "local_cloud.cli"]
+
+
+def child_env() -> dict[str, str]:
+    """The tests' environment minus anything pointing at a cloud: the child is the cloud."""
+    env = {k: v for k, v in os.environ.items() if k not in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "MOTO_PORT")}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["SAM_CLI_TELEMETRY"] = "0"
+    return env
+
+
+@dataclass
+class ServedCloud:
+    url: str
+    workbench_url: str
+    port: int
+    workbench_port: int
+    process: subprocess.Popen
+    output: list[str] = field(default_factory=list)
+
+
+@contextmanager
+def serve_child(schedule_interval: float = 1.0, ready_timeout: float = 60.0) -> Iterator[ServedCloud]:
+    """``local serve`` on free 127.0.0.1 ports; yields once it printed its ready line; always stops it."""
+    port, workbench_port = free_port(), free_port()
+    command = cli_command() + [
+        "local",
+        "serve",
+        "--port",
+        str(port),
+        "--workbench-port",
+        str(workbench_port),
+        "--schedule-interval",
+        str(schedule_interval),
+    ]
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=child_env(), cwd=REPO
+    )
+    output: list[str] = []
+    ready = threading.Event()
+
+    def pump() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            output.append(line.rstrip("\n"))
+            if line.startswith("local cloud ready"):
+                ready.set()
+
+    threading.Thread(target=pump, daemon=True).start()
+    try:
+        deadline = time.monotonic() + ready_timeout
+        while not ready.wait(0.1):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("local serve did not start:\n" + "\n".join(output))
+        yield ServedCloud(
+            url=f"http://127.0.0.1:{port}",
+            workbench_url=f"http://127.0.0.1:{workbench_port}",
+            port=port,
+            workbench_port=workbench_port,
+            process=process,
+            output=output,
+        )
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=5)
+
+
+def sam_build(template: Path, build_dir: Path) -> Path:
+    """``sam build`` of a template into ``build_dir``; returns the built template."""
+    subprocess.run(
+        [str(Path(sys.executable).parent / "sam"), "build", "--template", str(template), "--build-dir", str(build_dir)],
+        cwd=REPO,
+        env=child_env(),
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    return build_dir / "template.yaml"
+
+
+def run_cli(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        cli_command() + list(args), cwd=REPO, env=child_env(), capture_output=True, text=True, timeout=timeout
+    )

@@ -1,0 +1,176 @@
+"""The local cloud end to end with the fixture SAM app: deploy, custom resource, Retry/Catch, runner."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from pathlib import Path
+
+import boto3
+import pytest
+
+from tests.local_cloud.harness import ServedCloud, run_cli
+
+pytestmark = pytest.mark.e2e
+REGION = "us-east-1"
+
+
+def client(cloud: ServedCloud, service: str):  # noqa: ANN201
+    return boto3.client(
+        service, endpoint_url=cloud.url, region_name=REGION, aws_access_key_id="x", aws_secret_access_key="y"
+    )
+
+
+def deploy(cloud: ServedCloud, template: Path, stack: str, *overrides: str):  # noqa: ANN201
+    args = ["local", "deploy", "--endpoint-url", cloud.url, "--stack-name", stack, "--template", str(template)]
+    if overrides:
+        args += ["--parameter-overrides", *overrides]
+    return run_cli(*args)
+
+
+@pytest.fixture(scope="module")
+def good_stack(served_cloud: ServedCloud, fixture_app: Path) -> tuple[str, object]:
+    stack = f"good-{uuid.uuid4().hex[:6]}"
+    return stack, deploy(served_cloud, fixture_app, stack, "Greeting=hello")
+
+
+@pytest.fixture(scope="module")
+def failing_stack(served_cloud: ServedCloud, fixture_app: Path) -> tuple[str, object]:
+    stack = f"bad-{uuid.uuid4().hex[:6]}"
+    return stack, deploy(served_cloud, fixture_app, stack, "Fail=true")
+
+
+def outputs(cloud: ServedCloud, stack: str) -> dict[str, str]:
+    described = client(cloud, "cloudformation").describe_stacks(StackName=stack)["Stacks"][0]
+    return {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
+
+
+def test_deploy_completes_the_stack_and_prints_the_outputs(served_cloud: ServedCloud, good_stack) -> None:
+    stack, result = good_stack
+    assert result.returncode == 0, result.stderr
+    assert f"stack {stack} CREATE_COMPLETE" in result.stdout
+    assert "Greeting" in result.stdout and "hello, world" in result.stdout
+    held = outputs(served_cloud, stack)
+    assert held["Greeting"] == "hello, world"  # Data the last Lambda PUT to the ResponseURL
+    assert held["ExecutionArn"].startswith(f"arn:aws:states:{REGION}:123456789012:execution:")
+    assert held["WorkFunctionArn"].startswith(f"arn:aws:lambda:{REGION}:123456789012:function:{stack}-")
+
+
+def test_deploy_shows_stack_events_and_execution_steps_as_progress(good_stack) -> None:
+    _, result = good_stack
+    assert "CREATE_COMPLETE      Run (Custom::Run)" in result.stdout
+    assert "Work started" in result.stdout
+    assert "step failed: TransientError" in result.stdout
+
+
+def test_definition_substitutions_are_resolved_into_the_state_machine(served_cloud: ServedCloud, good_stack) -> None:
+    stack, _ = good_stack
+    held = outputs(served_cloud, stack)
+    definition = client(served_cloud, "stepfunctions").describe_state_machine(stateMachineArn=held["StateMachineArn"])[
+        "definition"
+    ]
+    assert "${" not in definition
+    states = json.loads(definition)["States"]
+    assert states["Work"]["Resource"] == held["WorkFunctionArn"]
+    assert states["Report Success"]["Resource"] == "arn:aws:states:::lambda:invoke"
+
+
+def test_transient_error_is_retried_by_its_class_name(served_cloud: ServedCloud, good_stack) -> None:
+    stack, _ = good_stack
+    history = client(served_cloud, "stepfunctions").get_execution_history(
+        executionArn=outputs(served_cloud, stack)["ExecutionArn"]
+    )["events"]
+    failures = [e["lambdaFunctionFailedEventDetails"] for e in history if e["type"] == "LambdaFunctionFailed"]
+    assert [f["error"] for f in failures] == ["TransientError"]
+    cause = json.loads(failures[0]["cause"])
+    assert cause["errorType"] == "TransientError" and cause["stackTrace"]
+    assert "_lambda_bootstrap" not in "".join(cause["stackTrace"])
+
+
+def test_failing_stack_exits_non_zero_with_the_reason_in_one_line(failing_stack) -> None:
+    stack, result = failing_stack
+    assert result.returncode != 0
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"stack {stack} CREATE_FAILED: Run CREATE_FAILED: OnboardingError: Greeting refused")
+
+
+def test_raised_error_reaches_catch_with_its_error_type(served_cloud: ServedCloud, failing_stack) -> None:
+    stack, _ = failing_stack
+    sfn = client(served_cloud, "stepfunctions")
+    machine = next(m for m in sfn.list_state_machines()["stateMachines"] if m["name"].startswith(f"{stack}-"))
+    execution = sfn.list_executions(stateMachineArn=machine["stateMachineArn"])["executions"][0]
+    assert execution["status"] == "FAILED"
+    history = sfn.get_execution_history(executionArn=execution["executionArn"])["events"]
+    entered = [e["stateEnteredEventDetails"]["name"] for e in history if "stateEnteredEventDetails" in e]
+    assert entered == ["Work", "Report Failure", "Failed"]
+    report_input = json.loads(
+        next(e for e in history if e.get("stateEnteredEventDetails", {}).get("name") == "Report Failure")[
+            "stateEnteredEventDetails"
+        ]["input"]
+    )  # noqa: E501
+    assert report_input["Error"]["Error"] == "OnboardingError"
+
+
+def test_function_importing_a_module_missing_from_its_layer_fails_to_import(
+    served_cloud: ServedCloud, good_stack
+) -> None:
+    import yaml  # the dev venv has it: the runner must not let it leak into the function
+
+    assert yaml
+    stack, _ = good_stack
+    response = client(served_cloud, "lambda").invoke(FunctionName=outputs(served_cloud, stack)["BrokenFunctionName"])
+    payload = json.loads(response["Payload"].read())
+    assert response["FunctionError"] == "Unhandled"
+    assert payload["errorType"] == "Runtime.ImportModuleError"
+    assert "No module named 'yaml'" in payload["errorMessage"]
+
+
+def test_invocations_are_logged_to_cloudwatch_logs(served_cloud: ServedCloud, good_stack) -> None:
+    stack, _ = good_stack
+    function = outputs(served_cloud, stack)["WorkFunctionArn"].rsplit(":", 1)[-1]
+    messages = _messages(client(served_cloud, "logs"), f"/aws/lambda/{function}")
+    assert any(m.startswith("START RequestId:") for m in messages)
+    assert any("TransientError: first attempt always fails" in m for m in messages)
+
+
+def test_event_invocation_returns_before_the_function_finishes(served_cloud: ServedCloud, good_stack) -> None:
+    stack, _ = good_stack
+    started = time.monotonic()
+    response = client(served_cloud, "lambda").invoke(
+        FunctionName=outputs(served_cloud, stack)["WorkFunctionArn"],
+        InvocationType="Event",
+        Payload=json.dumps({"SleepSeconds": 3}),
+    )
+    assert response["StatusCode"] == 202
+    assert time.monotonic() - started < 2
+
+
+def test_enabled_scheduled_rule_invokes_its_lambda_target_with_the_input(served_cloud: ServedCloud, good_stack) -> None:
+    stack, _ = good_stack
+    arn = outputs(served_cloud, stack)["WorkFunctionArn"]
+    events, logs = client(served_cloud, "events"), client(served_cloud, "logs")
+    group = f"/aws/lambda/{arn.rsplit(':', 1)[-1]}"
+    marker = uuid.uuid4().hex
+    rule = f"poll-{marker[:6]}"
+    events.put_rule(Name=rule, ScheduleExpression="rate(1 minute)", State="ENABLED")
+    events.put_targets(
+        Rule=rule, Targets=[{"Id": "1", "Arn": arn, "Input": json.dumps({"SleepSeconds": 0, "Marker": marker})}]
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while marker not in " ".join(_messages(logs, group)):
+            assert time.monotonic() < deadline, "the scheduled rule never invoked its target with its Input"
+            time.sleep(0.5)
+    finally:
+        events.remove_targets(Rule=rule, Ids=["1"])
+        events.delete_rule(Name=rule)
+
+
+def _messages(logs, group: str) -> list[str]:  # noqa: ANN001
+    streams = logs.describe_log_streams(logGroupName=group)["logStreams"]
+    return [
+        e["message"]
+        for s in streams
+        for e in logs.get_log_events(logGroupName=group, logStreamName=s["logStreamName"])["events"]
+    ]
