@@ -176,6 +176,7 @@ class DeliveryOutput(Model):
 
     canary_key: str
     confirmed: bool
+    attempts: int = 0  # checks made so far; the check gives up after a limit (DeliveryNotConfirmed)
 
 
 @dataclass(frozen=True)

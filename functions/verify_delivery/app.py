@@ -1,0 +1,16 @@
+"""Verification: put a canary object in the trail's bucket; its S3 event must reach the queue."""
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from expel_onboarding.models import Config, TrailOutput
+from expel_onboarding.steps import verify_delivery
+
+logger = Logger()
+
+
+@logger.inject_lambda_context(correlation_id_path="ExecutionId")
+def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    return verify_delivery.put_canary(
+        Config.from_state(event), TrailOutput.from_state(event), run_id=event.get("ExecutionId", "")
+    ).to_dict()
