@@ -1,0 +1,94 @@
+"""The Workbench API key, read from Secrets Manager with powertools Parameters (cached per container).
+
+The secret holds either the key itself or JSON ``{"api_key": "..."}`` (how the console's key/value
+editor stores it). The value is returned to the caller and never logged or put in a message.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from collections.abc import Iterator
+
+from aws_lambda_powertools.utilities import parameters
+from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
+
+from expel_onboarding.aws.clients import error_code
+from expel_onboarding.errors import InvalidParameter, OnboardingError, TransientError
+
+PARAMETER = "WorkbenchApiKeySecretArn"
+# Short enough that a key rotated after a 401 is picked up by the state machine's next attempt.
+MAX_AGE_SECONDS = 60
+
+_THROTTLED = {"ThrottlingException", "TooManyRequestsException", "InternalServiceError", "ServiceUnavailable"}
+
+
+def get_workbench_api_key(secret_arn: str, max_age: int = MAX_AGE_SECONDS) -> str:
+    try:
+        with _no_response_bodies_in_logs():
+            value = parameters.get_secret(secret_arn, max_age=max_age)
+    except GetParameterError as exc:
+        raise _mapped(secret_arn, exc) from None
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", errors="strict")
+    key = _api_key_from(str(value or ""))
+    if not key:
+        raise InvalidParameter(
+            PARAMETER,
+            f"the secret {secret_arn} holds no API key",
+            'store the Workbench API key as the secret value, or as JSON {"api_key": "<key>"}',
+        )
+    return key
+
+
+@contextlib.contextmanager
+def _no_response_bodies_in_logs() -> Iterator[None]:
+    """botocore logs every response body at DEBUG, the secret value included; with a DEBUG log level
+    (e.g. Lambda's AWS_LAMBDA_LOG_LEVEL) that would put the key into CloudWatch."""
+    parser_logger = logging.getLogger("botocore.parsers")
+    level = parser_logger.level
+    parser_logger.setLevel(max(logging.INFO, parser_logger.getEffectiveLevel()))
+    try:
+        yield
+    finally:
+        parser_logger.setLevel(level)
+
+
+def _api_key_from(value: str) -> str:
+    text = value.strip()
+    if text.startswith("{"):
+        try:
+            document = json.loads(text)
+        except json.JSONDecodeError:
+            # Not JSON after all; treat it as the key itself rather than echo it in an error.
+            return text
+        key = document.get("api_key") if isinstance(document, dict) else None
+        return key.strip() if isinstance(key, str) else ""
+    return text
+
+
+def _mapped(secret_arn: str, exc: GetParameterError) -> Exception:
+    # powertools re-raises inside its `except`, so the ClientError is the implicit context.
+    cause = exc.__cause__ or exc.__context__
+    code = error_code(cause) if cause else ""
+    if code == "ResourceNotFoundException":
+        return InvalidParameter(
+            PARAMETER, f"the secret {secret_arn} does not exist", "give the ARN of an existing secret"
+        )
+    if code in ("AccessDeniedException", "AccessDenied"):
+        return OnboardingError(
+            f"This Lambda may not read the secret {secret_arn}: allow secretsmanager:GetSecretValue on it "
+            "(and kms:Decrypt on its key, if a customer-managed key encrypts it)"
+        )
+    if code == "DecryptionFailure":
+        return OnboardingError(f"Secrets Manager could not decrypt {secret_arn}: allow kms:Decrypt on the secret's key")
+    if code in ("InvalidRequestException", "InvalidParameterException"):
+        return InvalidParameter(
+            PARAMETER,
+            f"the secret {secret_arn} cannot be read ({code}; scheduled for deletion?)",
+            "restore or replace it",
+        )
+    if code in _THROTTLED:
+        return TransientError(f"Secrets Manager is busy ({code}) reading {secret_arn}; retrying")
+    return OnboardingError(f"Could not read the Workbench API key from {secret_arn} ({code or type(exc).__name__})")
