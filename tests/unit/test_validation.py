@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+
 from expel_onboarding.errors import InvalidParameter
 from expel_onboarding.models import Config
 from expel_onboarding.validation import validate_config

@@ -1,0 +1,16 @@
+"""Guide step 7: the bucket notifies the SNS topic of every new object (merged configuration)."""
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from expel_onboarding.models import Config, TopicOutput, TrailOutput
+from expel_onboarding.steps import step07_bucket_notification
+
+logger = Logger()
+
+
+@logger.inject_lambda_context(correlation_id_path="ExecutionId")
+def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    return step07_bucket_notification.apply(
+        Config.from_state(event), TrailOutput.from_state(event), TopicOutput.from_state(event)
+    ).to_dict()

@@ -1,0 +1,96 @@
+"""CloudTrail: the trail itself (guide step 1). Calls go to the trail's home region."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from expel_onboarding.aws.clients import client, error_code
+from expel_onboarding.errors import OnboardingError, ResourceConflict, TransientError
+
+# Right after the bucket/key policies are written CloudTrail may not see them yet; retry, and if it
+# lasts the message says what to check.
+_PROPAGATION = {
+    "InsufficientS3BucketPolicyException": "the bucket policy does not (yet) let cloudtrail.amazonaws.com "
+                                           "write to the bucket",
+    "InsufficientEncryptionPolicyException": "the key policy does not (yet) let cloudtrail.amazonaws.com "
+                                             "use the KMS key",
+    "S3BucketDoesNotExistException": "the bucket is not visible to CloudTrail yet",
+    "KmsKeyNotFoundException": "the KMS key is not visible to CloudTrail yet",
+}
+_TERMINAL = {
+    "CloudTrailAccessNotEnabledException":
+        "trusted access for CloudTrail is not enabled in AWS Organizations. Fix: in the management account, "
+        "run "
+        "'aws organizations enable-aws-service-access --service-principal cloudtrail.amazonaws.com', or set "
+        "OrganizationMode to false",
+    "NotOrganizationMasterAccountException":
+        "an organization trail can only be created from the management account. Fix: deploy the stack in the "
+        "management account (guide: prerequisites), or set OrganizationMode to false",
+    "NotOrganizationManagementAccountException":
+        "an organization trail can only be created from the management account. Fix: deploy the stack in the "
+        "management account (guide: prerequisites), or set OrganizationMode to false",
+    "OrganizationNotInAllFeaturesModeException":
+        "the organization does not have all features enabled. Fix: enable all features in AWS Organizations, "
+        "or set OrganizationMode to false",
+    "InsufficientDependencyServiceAccessPermissionException":
+        "CloudTrail could not reach AWS Organizations for an organization trail. Fix: give the onboarding "
+        "role the Organizations permissions an organization trail needs, or set OrganizationMode to false",
+    "MaximumNumberOfTrailsExceededException":
+        "this region already holds the maximum number of trails (5). Fix: delete a trail you no longer use",
+}
+
+
+@contextmanager
+def _trail_errors(name: str) -> Iterator[None]:
+    try:
+        yield
+    except Exception as exc:
+        code = error_code(exc)
+        if code in _PROPAGATION:
+            raise TransientError(f"Trail {name}: {_PROPAGATION[code]} ({code})") from exc
+        if code in _TERMINAL:
+            raise OnboardingError(f"Trail {name}: {_TERMINAL[code]}") from exc
+        if code == "TrailAlreadyExistsException":
+            raise ResourceConflict(
+                f"Parameter TrailName: a trail named {name} already exists (possibly with another home "
+                "region). Fix: choose another TrailName") from exc
+        raise
+
+
+def get_trail(name: str, region: str) -> dict[str, Any] | None:
+    try:
+        return dict(client("cloudtrail", region).get_trail(Name=name)["Trail"])
+    except Exception as exc:
+        if error_code(exc) == "TrailNotFoundException":
+            return None
+        raise
+
+
+def trail_tags(trail_arn: str, region: str) -> dict[str, str]:
+    response = client("cloudtrail", region).list_tags(ResourceIdList=[trail_arn])
+    return {t["Key"]: t["Value"] for entry in response["ResourceTagList"] for t in entry.get("TagsList", [])}
+
+
+def create_trail(settings: dict[str, Any], tags: dict[str, str], region: str) -> dict[str, Any]:
+    """``settings`` are CreateTrail parameters (Name, S3BucketName, ...); tagged at creation."""
+    with _trail_errors(settings["Name"]):
+        response = client("cloudtrail", region).create_trail(
+            **settings, TagsList=[{"Key": k, "Value": v} for k, v in sorted(tags.items())])
+    response.pop("ResponseMetadata", None)
+    return dict(response)
+
+
+def update_trail(settings: dict[str, Any], region: str) -> None:
+    with _trail_errors(settings["Name"]):
+        client("cloudtrail", region).update_trail(**settings)
+
+
+def is_logging(name: str, region: str) -> bool:
+    return bool(client("cloudtrail", region).get_trail_status(Name=name)["IsLogging"])
+
+
+def start_logging(name: str, region: str) -> None:
+    with _trail_errors(name):
+        client("cloudtrail", region).start_logging(Name=name)

@@ -1,0 +1,67 @@
+"""KMS: the trail's key and its alias (guide step 1). The key policy's step-4 merge lives in kms_policy.py."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from expel_onboarding.aws.clients import client, error_code
+
+
+def describe_alias_target(alias: str, region: str) -> dict[str, Any] | None:
+    """KeyMetadata of the key ``alias`` (``alias/...``) points to, or None when the alias is free."""
+    try:
+        return dict(client("kms", region).describe_key(KeyId=alias)["KeyMetadata"])
+    except Exception as exc:
+        if error_code(exc) == "NotFoundException":
+            return None
+        raise
+
+
+def key_tags(key_id: str, region: str) -> dict[str, str]:
+    paginator = client("kms", region).get_paginator("list_resource_tags")
+    return {t["TagKey"]: t["TagValue"] for page in paginator.paginate(KeyId=key_id) for t in page["Tags"]}
+
+
+def create_key(description: str, policy: dict[str, Any], tags: dict[str, str], region: str) -> dict[str, Any]:
+    """A symmetric encrypt/decrypt key, tagged at creation so it is ours from its first moment."""
+    response = client("kms", region).create_key(
+        Description=description,
+        KeyUsage="ENCRYPT_DECRYPT",
+        KeySpec="SYMMETRIC_DEFAULT",
+        Policy=json.dumps(policy),
+        Tags=[{"TagKey": k, "TagValue": v} for k, v in sorted(tags.items())],
+    )
+    return dict(response["KeyMetadata"])
+
+
+def rotation_enabled(key_id: str, region: str) -> bool:
+    return bool(client("kms", region).get_key_rotation_status(KeyId=key_id)["KeyRotationEnabled"])
+
+
+def enable_rotation(key_id: str, region: str) -> None:
+    client("kms", region).enable_key_rotation(KeyId=key_id)
+
+
+def create_alias(alias: str, key_id: str, region: str) -> bool:
+    """Point ``alias`` at the key. False when the alias was taken meanwhile (a concurrent run)."""
+    try:
+        client("kms", region).create_alias(AliasName=alias, TargetKeyId=key_id)
+    except Exception as exc:
+        if error_code(exc) == "AlreadyExistsException":
+            return False
+        raise
+    return True
+
+
+def schedule_deletion(key_id: str, region: str, days: int = 7) -> None:
+    client("kms", region).schedule_key_deletion(KeyId=key_id, PendingWindowInDays=days)
+
+
+def key_policy(key_id: str, region: str) -> dict[str, Any]:
+    policy = client("kms", region).get_key_policy(KeyId=key_id, PolicyName="default")["Policy"]
+    return dict(json.loads(policy))
+
+
+def put_key_policy(key_id: str, policy: dict[str, Any], region: str) -> None:
+    client("kms", region).put_key_policy(KeyId=key_id, PolicyName="default", Policy=json.dumps(policy))

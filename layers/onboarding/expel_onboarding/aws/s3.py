@@ -1,0 +1,216 @@
+"""S3: the CloudTrail log bucket and its settings (guide steps 1, 2 and 7).
+
+Every call carries ``ExpectedBucketOwner``: bucket names are global, so if the bucket were
+deleted and re-created by another account between two calls, S3 refuses (403) instead of us
+configuring (or notifying into) someone else's bucket.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from expel_onboarding.aws.clients import client, error_code
+from expel_onboarding.errors import OnboardingError, ResourceConflict, TransientError
+
+PUBLIC_ACCESS_BLOCK = {
+    "BlockPublicAcls": True,
+    "IgnorePublicAcls": True,
+    "BlockPublicPolicy": True,
+    "RestrictPublicBuckets": True,
+}
+OBJECT_OWNERSHIP = "BucketOwnerEnforced"
+
+
+@dataclass(frozen=True)
+class BucketHead:
+    """What HeadBucket says about a name: free, ours (and where), or someone else's."""
+
+    exists: bool
+    owned: bool = False
+    region: str = ""
+
+
+def head_bucket(bucket: str, owner: str) -> BucketHead:
+    try:
+        response = client("s3").head_bucket(Bucket=bucket, ExpectedBucketOwner=owner)
+    except Exception as exc:
+        code = error_code(exc)
+        if code in ("404", "NoSuchBucket", "NotFound"):
+            return BucketHead(exists=False)
+        if code in ("403", "AccessDenied", "Forbidden"):
+            # Another account's bucket (or one that is not owner-matched): never ours to configure.
+            return BucketHead(exists=True, owned=False)
+        raise
+    region = response.get("BucketRegion") or response["ResponseMetadata"]["HTTPHeaders"].get(
+        "x-amz-bucket-region", "")
+    return BucketHead(exists=True, owned=True, region=str(region))
+
+
+def create_bucket(bucket: str, region: str, tags: dict[str, str]) -> None:
+    """Create in ``region`` with ACLs disabled, tagged at creation: the ownership tag is what lets a
+    re-run and teardown recognise the bucket. An already-ours bucket (a concurrent run) is fine."""
+    configuration: dict[str, Any] = {"Tags": [{"Key": k, "Value": v} for k, v in sorted(tags.items())]}
+    if region != "us-east-1":  # us-east-1 rejects its own name as a LocationConstraint
+        configuration["LocationConstraint"] = region
+    kwargs = {"Bucket": bucket, "ObjectOwnership": OBJECT_OWNERSHIP, "CreateBucketConfiguration": configuration}
+    try:
+        client("s3", region).create_bucket(**kwargs)
+    except Exception as exc:
+        code = error_code(exc)
+        if code == "BucketAlreadyExists":
+            raise ResourceConflict(
+                f"Parameter BucketName: the bucket {bucket} exists and belongs to another AWS account. "
+                "Fix: choose another name (bucket names are unique across all of AWS)") from exc
+        if code != "BucketAlreadyOwnedByYou":
+            raise
+
+
+@contextmanager
+def _bucket_errors(bucket: str) -> Iterator[None]:
+    try:
+        yield
+    except Exception as exc:
+        code = error_code(exc)
+        if code == "NoSuchBucket":
+            raise OnboardingError(
+                f"The bucket {bucket} no longer exists. Fix: run the onboarding again from step 1, which "
+                "re-creates it") from exc
+        if code == "AccessDenied":
+            raise OnboardingError(
+                f"Access to bucket {bucket} was denied: it belongs to another account, or its policy denies "
+                "the onboarding role. Fix: check the bucket policy, or choose another BucketName") from exc
+        raise
+
+
+def tags(bucket: str, owner: str) -> dict[str, str]:
+    with _bucket_errors(bucket):
+        try:
+            response = client("s3").get_bucket_tagging(Bucket=bucket, ExpectedBucketOwner=owner)
+        except Exception as exc:
+            if error_code(exc) == "NoSuchTagSet":
+                return {}
+            raise
+    return {t["Key"]: t["Value"] for t in response["TagSet"]}
+
+
+def put_tags(bucket: str, tags: dict[str, str], owner: str) -> None:
+    """Write the whole tag set (S3 has no 'add tag'): callers pass existing tags merged with ours."""
+    tag_set = [{"Key": k, "Value": v} for k, v in sorted(tags.items())]
+    with _bucket_errors(bucket):
+        client("s3").put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": tag_set}, ExpectedBucketOwner=owner)
+
+
+def public_access_block(bucket: str, owner: str) -> dict[str, bool] | None:
+    with _bucket_errors(bucket):
+        try:
+            response = client("s3").get_public_access_block(Bucket=bucket, ExpectedBucketOwner=owner)
+        except Exception as exc:
+            if error_code(exc) == "NoSuchPublicAccessBlockConfiguration":
+                return None
+            raise
+    return dict(response["PublicAccessBlockConfiguration"])
+
+
+def block_public_access(bucket: str, owner: str) -> None:
+    with _bucket_errors(bucket):
+        client("s3").put_public_access_block(
+            Bucket=bucket, PublicAccessBlockConfiguration=PUBLIC_ACCESS_BLOCK, ExpectedBucketOwner=owner)
+
+
+def versioning_status(bucket: str, owner: str) -> str:
+    with _bucket_errors(bucket):
+        response = client("s3").get_bucket_versioning(Bucket=bucket, ExpectedBucketOwner=owner)
+    return str(response.get("Status", ""))
+
+
+def enable_versioning(bucket: str, owner: str) -> None:
+    with _bucket_errors(bucket):
+        client("s3").put_bucket_versioning(
+            Bucket=bucket, VersioningConfiguration={"Status": "Enabled"}, ExpectedBucketOwner=owner)
+
+
+def object_ownership(bucket: str, owner: str) -> str:
+    with _bucket_errors(bucket):
+        try:
+            response = client("s3").get_bucket_ownership_controls(Bucket=bucket, ExpectedBucketOwner=owner)
+        except Exception as exc:
+            if error_code(exc) == "OwnershipControlsNotFoundError":
+                return ""
+            raise
+    rules = response["OwnershipControls"]["Rules"]
+    return str(rules[0]["ObjectOwnership"]) if rules else ""
+
+
+def enforce_bucket_owner(bucket: str, owner: str) -> None:
+    with _bucket_errors(bucket):
+        client("s3").put_bucket_ownership_controls(
+            Bucket=bucket, OwnershipControls={"Rules": [{"ObjectOwnership": OBJECT_OWNERSHIP}]},
+            ExpectedBucketOwner=owner)
+
+
+def bucket_policy(bucket: str, owner: str) -> dict[str, Any] | None:
+    with _bucket_errors(bucket):
+        try:
+            response = client("s3").get_bucket_policy(Bucket=bucket, ExpectedBucketOwner=owner)
+        except Exception as exc:
+            if error_code(exc) == "NoSuchBucketPolicy":
+                return None
+            raise
+    return dict(json.loads(response["Policy"]))
+
+
+def put_bucket_policy(bucket: str, policy: dict[str, Any], owner: str) -> None:
+    with _bucket_errors(bucket):
+        client("s3").put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy), ExpectedBucketOwner=owner)
+
+
+def encryption_rules(bucket: str, owner: str) -> list[dict[str, Any]]:
+    with _bucket_errors(bucket):
+        try:
+            response = client("s3").get_bucket_encryption(Bucket=bucket, ExpectedBucketOwner=owner)
+        except Exception as exc:
+            if error_code(exc) == "ServerSideEncryptionConfigurationNotFoundError":
+                return []
+            raise
+    return list(response["ServerSideEncryptionConfiguration"]["Rules"])
+
+
+def put_kms_encryption(bucket: str, key_arn: str, owner: str) -> None:
+    """Default encryption SSE-KMS with our key; the bucket key cuts KMS requests (and cost) per object."""
+    rule = {
+        "ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key_arn},
+        "BucketKeyEnabled": True,
+    }
+    with _bucket_errors(bucket):
+        client("s3").put_bucket_encryption(
+            Bucket=bucket, ServerSideEncryptionConfiguration={"Rules": [rule]}, ExpectedBucketOwner=owner)
+
+
+def notification_configuration(bucket: str, owner: str) -> dict[str, Any]:
+    with _bucket_errors(bucket):
+        response = client("s3").get_bucket_notification_configuration(
+            Bucket=bucket, ExpectedBucketOwner=owner)
+    response.pop("ResponseMetadata", None)
+    return dict(response)
+
+
+def put_notification_configuration(bucket: str, configuration: dict[str, Any], owner: str) -> None:
+    """Replaces the whole configuration: callers pass the merged document, never just ours."""
+    with _bucket_errors(bucket):
+        try:
+            client("s3").put_bucket_notification_configuration(
+                Bucket=bucket, NotificationConfiguration=configuration, ExpectedBucketOwner=owner)
+        except Exception as exc:
+            if error_code(exc) == "InvalidArgument":
+                raise TransientError(
+                    f"S3 could not validate the notification destination for bucket {bucket} ({exc}). "
+                    "S3 test-publishes to the topic before saving; right after steps 3 and 4 that can fail "
+                    "until the policies propagate. If it persists: check that the topic policy lets "
+                    "s3.amazonaws.com publish for this bucket (step 3), that the key policy lets "
+                    "s3.amazonaws.com use the key (step 4), and that the topic is in the bucket's region "
+                    "(guide: Troubleshooting)") from exc
+            raise

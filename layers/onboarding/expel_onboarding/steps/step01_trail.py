@@ -1,0 +1,144 @@
+"""Guide step 1: create a new trail with a new S3 bucket and a new KMS key.
+
+What the console's "Create trail" does, made explicit and idempotent: each resource is found first
+(key by its alias, bucket by HeadBucket, trail by GetTrail) and only settings that differ are written,
+so a second run makes no change. Policies are merged, never replaced: a customer's statements stay.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from expel_onboarding.aws import cloudtrail, kms, s3, sts
+from expel_onboarding.models import Config, TrailOutput
+from expel_onboarding.naming import bucket_arn, full_alias, owner_tags, trail_arn
+from expel_onboarding.policies._equivalence import merge_keeping_equivalent
+from expel_onboarding.policies.bucket_policy import cloudtrail_bucket_statements, merge_bucket_policy
+from expel_onboarding.policies.key_policy import cloudtrail_key_policy
+from expel_onboarding.steps import preflight
+
+logger = Logger(child=True)
+
+
+def apply(config: Config) -> TrailOutput:
+    # Look everything up before writing anything: a name taken by someone else fails with nothing created.
+    key = preflight.existing_key(config)
+    bucket_exists = preflight.existing_bucket(config)
+    trail = preflight.existing_trail(config)
+    key_arn = ensure_key(config, key)
+    ensure_bucket(config, bucket_exists)
+    arn = ensure_trail(config, key_arn, trail)
+    return TrailOutput(
+        trail_arn=arn,
+        bucket_name=config.bucket_name,
+        bucket_arn=bucket_arn(config.partition, config.bucket_name),
+        kms_key_arn=key_arn,
+        kms_alias=full_alias(config.kms_alias),
+    )
+
+
+def ensure_key(config: Config, key: dict[str, Any] | None) -> str:
+    """Symmetric key with rotation on and CloudTrail's key policy, reachable by the alias. Returns its ARN."""
+    alias = full_alias(config.kms_alias)
+    ours = cloudtrail_key_policy(config.partition, config.region, config.account_id, config.trail_name)
+    if key is None:
+        key = kms.create_key(
+            f"Encrypts CloudTrail logs of trail {config.trail_name} for Expel (stack {config.stack_name})",
+            ours, owner_tags(config.stack_name), config.region)
+        logger.info("Created KMS key", extra={"key_arn": key["Arn"]})
+        if not kms.create_alias(alias, key["KeyId"], config.region):
+            # A concurrent run created the alias first: keep its key, do not leave a second one behind.
+            kms.schedule_deletion(key["KeyId"], config.region)
+            key = preflight.existing_key(config)
+            assert key is not None
+        else:
+            logger.info("Created KMS alias", extra={"alias": alias})
+    else:
+        # Step 4 appends to this policy later: merge ours back in (by Sid) only if something is missing.
+        current = kms.key_policy(key["KeyId"], config.region)
+        merged = merge_keeping_equivalent(current, ours["Statement"])
+        if merged != current:
+            kms.put_key_policy(key["KeyId"], merged, config.region)
+            logger.info("Restored CloudTrail statements in the key policy", extra={"key_arn": key["Arn"]})
+    if not kms.rotation_enabled(key["KeyId"], config.region):
+        kms.enable_rotation(key["KeyId"], config.region)
+        logger.info("Enabled key rotation", extra={"key_arn": key["Arn"]})
+    return str(key["Arn"])
+
+
+def ensure_bucket(config: Config, exists: bool) -> None:
+    """Private, versioned, ACL-less bucket whose policy lets only our trail write (merged into any policy)."""
+    bucket, owner = config.bucket_name, config.account_id
+    tags = owner_tags(config.stack_name)
+    if not exists:
+        s3.create_bucket(bucket, config.region, tags)
+        logger.info("Created bucket", extra={"bucket": bucket})
+    # S3 writes tags as a whole set: keep whatever else the bucket carries.
+    current = s3.tags(bucket, owner)
+    if {**current, **tags} != current:
+        s3.put_tags(bucket, {**current, **tags}, owner)
+    if s3.public_access_block(bucket, owner) != s3.PUBLIC_ACCESS_BLOCK:
+        s3.block_public_access(bucket, owner)
+    if s3.versioning_status(bucket, owner) != "Enabled":
+        s3.enable_versioning(bucket, owner)
+    if s3.object_ownership(bucket, owner) != s3.OBJECT_OWNERSHIP:
+        s3.enforce_bucket_owner(bucket, owner)
+    _ensure_bucket_policy(config)
+
+
+def _ensure_bucket_policy(config: Config) -> None:
+    organization_id = sts.describe_organization()["Id"] if config.organization_mode else None
+    statements = cloudtrail_bucket_statements(
+        config.partition, config.bucket_name, config.account_id,
+        trail_arn(config.partition, config.region, config.account_id, config.trail_name),
+        organization_id=organization_id)
+    current = s3.bucket_policy(config.bucket_name, config.account_id)
+    merged = merge_bucket_policy(current, statements)
+    if merged != current:
+        s3.put_bucket_policy(config.bucket_name, merged, config.account_id)
+        logger.info("Merged CloudTrail statements into the bucket policy", extra={"bucket": config.bucket_name})
+
+
+def trail_settings(config: Config, key_arn: str) -> dict[str, Any]:
+    """CreateTrail/UpdateTrail parameters: the guide's defaults, spelled out."""
+    return {
+        "Name": config.trail_name,
+        "S3BucketName": config.bucket_name,
+        "IsMultiRegionTrail": True,
+        "IncludeGlobalServiceEvents": True,
+        "EnableLogFileValidation": True,
+        "KmsKeyId": key_arn,
+        "IsOrganizationTrail": config.organization_mode,
+    }
+
+
+def _current_settings(trail: dict[str, Any]) -> dict[str, Any]:
+    """GetTrail's answer in CreateTrail's vocabulary, so the two compare directly."""
+    return {
+        "Name": trail.get("Name"),
+        "S3BucketName": trail.get("S3BucketName"),
+        "IsMultiRegionTrail": bool(trail.get("IsMultiRegionTrail")),
+        "IncludeGlobalServiceEvents": bool(trail.get("IncludeGlobalServiceEvents")),
+        "EnableLogFileValidation": bool(trail.get("LogFileValidationEnabled")),
+        "KmsKeyId": trail.get("KmsKeyId"),
+        "IsOrganizationTrail": bool(trail.get("IsOrganizationTrail")),
+    }
+
+
+def ensure_trail(config: Config, key_arn: str, trail: dict[str, Any] | None) -> str:
+    """Multi-region, validated, KMS-encrypted trail into our bucket, logging. Returns its ARN."""
+    wanted = trail_settings(config, key_arn)
+    if trail is None:
+        arn = str(cloudtrail.create_trail(wanted, owner_tags(config.stack_name), config.region)["TrailARN"])
+        logger.info("Created trail", extra={"trail_arn": arn})
+    else:
+        arn = str(trail["TrailARN"])
+        if _current_settings(trail) != wanted:
+            cloudtrail.update_trail(wanted, config.region)
+            logger.info("Updated trail settings", extra={"trail_arn": arn})
+    if not cloudtrail.is_logging(config.trail_name, config.region):
+        cloudtrail.start_logging(config.trail_name, config.region)
+        logger.info("Started logging", extra={"trail_arn": arn})
+    return arn

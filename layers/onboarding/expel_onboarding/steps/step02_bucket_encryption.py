@@ -1,0 +1,39 @@
+"""Guide step 2: the bucket's default encryption becomes SSE-KMS with the trail's key, bucket key on.
+
+CloudTrail already encrypts its log files with the key; this makes every other object (digests,
+the verification canary) use it too, instead of S3's default SSE-S3.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from expel_onboarding.aws import s3
+from expel_onboarding.models import BucketEncryptionOutput, Config, TrailOutput
+
+logger = Logger(child=True)
+
+SSE_ALGORITHM = "aws:kms"
+
+
+def _already_set(rules: list[dict[str, Any]], key_arn: str) -> bool:
+    # S3 holds one default-encryption rule; the key may have been given as ARN or bare key id.
+    key_id = key_arn.rsplit("/", 1)[-1]
+    for rule in rules:
+        default = rule.get("ApplyServerSideEncryptionByDefault", {})
+        if (default.get("SSEAlgorithm") == SSE_ALGORITHM
+                and default.get("KMSMasterKeyID") in (key_arn, key_id)
+                and rule.get("BucketKeyEnabled") is True):
+            return True
+    return False
+
+
+def apply(config: Config, trail: TrailOutput) -> BucketEncryptionOutput:
+    rules = s3.encryption_rules(trail.bucket_name, config.account_id)
+    if not _already_set(rules, trail.kms_key_arn):
+        s3.put_kms_encryption(trail.bucket_name, trail.kms_key_arn, config.account_id)
+        logger.info("Set default encryption to SSE-KMS", extra={"bucket": trail.bucket_name})
+    return BucketEncryptionOutput(sse_algorithm=SSE_ALGORITHM, kms_key_arn=trail.kms_key_arn,
+                                  bucket_key_enabled=True)

@@ -1,0 +1,199 @@
+"""Guide step 1 against moto: what AWS holds afterwards, idempotency, and merged bucket policy."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import json
+from pathlib import Path
+
+import boto3
+import pytest
+
+from expel_onboarding.errors import ResourceConflict
+from expel_onboarding.models import Config, TrailOutput
+from expel_onboarding.naming import OWNER_TAG_KEY
+from expel_onboarding.policies.bucket_policy import cloudtrail_bucket_statements
+from expel_onboarding.policies.key_policy import CLOUDTRAIL_KEY_SIDS
+from expel_onboarding.steps import step01_trail
+from tests.conftest import ACCOUNT_ID, REGION
+from tests.support import count_mutating_calls
+
+EVENTS = Path(__file__).resolve().parents[2] / "events"
+
+FOREIGN_STATEMENT = {
+    "Sid": "CustomerAuditRead",
+    "Effect": "Allow",
+    "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT_ID}:role/Auditor"},
+    "Action": "s3:GetObject",
+    "Resource": "arn:aws:s3:::expel-cloudtrail-123456789012-us-east-1/*",
+}
+
+
+class FakeLambdaContext:
+    function_name = "step01_trail"
+    memory_limit_in_mb = 256
+    invoked_function_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:step01_trail"
+    aws_request_id = "00000000-0000-0000-0000-000000000001"
+
+
+def _tags(pairs: list[dict[str, str]], key: str = "Key", value: str = "Value") -> dict[str, str]:
+    return {p[key]: p[value] for p in pairs}
+
+
+def test_first_run_creates_key_bucket_and_trail_with_the_guide_settings(aws: None, config: Config) -> None:
+    out = step01_trail.apply(config)
+
+    kms = boto3.client("kms", region_name=REGION)
+    key = kms.describe_key(KeyId="alias/expel-cloudtrail")["KeyMetadata"]
+    assert out.kms_key_arn == key["Arn"] and out.kms_alias == "alias/expel-cloudtrail"
+    assert key["KeySpec"] == "SYMMETRIC_DEFAULT" and key["KeyUsage"] == "ENCRYPT_DECRYPT"
+    assert key["KeyState"] == "Enabled"
+    assert kms.get_key_rotation_status(KeyId=key["KeyId"])["KeyRotationEnabled"] is True
+    assert _tags(kms.list_resource_tags(KeyId=key["KeyId"])["Tags"], "TagKey", "TagValue") == {
+        OWNER_TAG_KEY: config.stack_name}
+    policy = json.loads(kms.get_key_policy(KeyId=key["KeyId"], PolicyName="default")["Policy"])
+    assert [s["Sid"] for s in policy["Statement"]] == list(CLOUDTRAIL_KEY_SIDS)
+
+    s3 = boto3.client("s3", region_name=REGION)
+    bucket = config.bucket_name
+    assert out.bucket_name == bucket and out.bucket_arn == f"arn:aws:s3:::{bucket}"
+    assert s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True, "RestrictPublicBuckets": True}
+    assert s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
+    assert s3.get_bucket_ownership_controls(Bucket=bucket)["OwnershipControls"]["Rules"] == [
+        {"ObjectOwnership": "BucketOwnerEnforced"}]
+    assert _tags(s3.get_bucket_tagging(Bucket=bucket)["TagSet"]) == {OWNER_TAG_KEY: config.stack_name}
+    bucket_policy = json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])
+    expected = cloudtrail_bucket_statements("aws", bucket, ACCOUNT_ID, out.trail_arn)
+    assert bucket_policy["Statement"] == expected
+    write = next(s for s in bucket_policy["Statement"] if s["Sid"] == "AWSCloudTrailWrite")
+    assert write["Condition"]["StringEquals"]["aws:SourceArn"] == out.trail_arn
+
+    cloudtrail = boto3.client("cloudtrail", region_name=REGION)
+    trail = cloudtrail.get_trail(Name=config.trail_name)["Trail"]
+    assert out.trail_arn == trail["TrailARN"] == f"arn:aws:cloudtrail:{REGION}:{ACCOUNT_ID}:trail/ExpelCloudTrail"
+    assert trail["S3BucketName"] == bucket
+    assert trail["IsMultiRegionTrail"] is True
+    assert trail["LogFileValidationEnabled"] is True
+    assert trail["IncludeGlobalServiceEvents"] is True
+    assert trail["KmsKeyId"] == key["Arn"]
+    assert trail["IsOrganizationTrail"] is False
+    assert cloudtrail.get_trail_status(Name=config.trail_name)["IsLogging"] is True
+    tag_list = cloudtrail.list_tags(ResourceIdList=[trail["TrailARN"]])["ResourceTagList"][0]["TagsList"]
+    assert _tags(tag_list) == {OWNER_TAG_KEY: config.stack_name}
+
+
+def test_second_run_makes_no_mutating_call_and_returns_the_same_output(aws: None, config: Config) -> None:
+    first = step01_trail.apply(config)
+    with count_mutating_calls() as calls:
+        second = step01_trail.apply(config)
+    assert calls == []
+    assert second == first
+
+
+def test_bucket_in_eu_west_1_is_created_there(aws: None, config: Config,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    monkeypatch.setenv("AWS_REGION", "eu-west-1")
+    config = dataclasses.replace(config, region="eu-west-1", bucket_name="expel-cloudtrail-123456789012-eu-west-1")
+    out = step01_trail.apply(config)
+    s3 = boto3.client("s3", region_name="eu-west-1")
+    assert s3.get_bucket_location(Bucket=out.bucket_name)["LocationConstraint"] == "eu-west-1"
+    assert out.trail_arn.startswith("arn:aws:cloudtrail:eu-west-1:")
+
+
+def test_existing_bucket_policy_statements_are_kept(aws: None, config: Config) -> None:
+    """A re-run after the customer added a statement to our bucket: theirs stays, ours is not duplicated."""
+    first = step01_trail.apply(config)
+    s3 = boto3.client("s3", region_name=REGION)
+    policy = json.loads(s3.get_bucket_policy(Bucket=config.bucket_name)["Policy"])
+    policy["Statement"].append(FOREIGN_STATEMENT)
+    s3.put_bucket_policy(Bucket=config.bucket_name, Policy=json.dumps(policy))
+    s3.put_bucket_tagging(Bucket=config.bucket_name, Tagging={"TagSet": [
+        {"Key": OWNER_TAG_KEY, "Value": config.stack_name}, {"Key": "cost-center", "Value": "sec"}]})
+
+    with count_mutating_calls() as calls:
+        assert step01_trail.apply(config) == first
+    assert calls == []
+    after = json.loads(s3.get_bucket_policy(Bucket=config.bucket_name)["Policy"])
+    assert after == policy
+    assert _tags(s3.get_bucket_tagging(Bucket=config.bucket_name)["TagSet"])["cost-center"] == "sec"
+
+
+def test_removed_cloudtrail_statement_is_merged_back_keeping_the_rest(aws: None, config: Config) -> None:
+    step01_trail.apply(config)
+    s3 = boto3.client("s3", region_name=REGION)
+    policy = json.loads(s3.get_bucket_policy(Bucket=config.bucket_name)["Policy"])
+    policy["Statement"] = [s for s in policy["Statement"] if s["Sid"] != "AWSCloudTrailWrite"]
+    policy["Statement"].append(FOREIGN_STATEMENT)
+    s3.put_bucket_policy(Bucket=config.bucket_name, Policy=json.dumps(policy))
+
+    with count_mutating_calls() as calls:
+        step01_trail.apply(config)
+    assert calls == ["s3.PutBucketPolicy"]
+    sids = [s["Sid"] for s in json.loads(s3.get_bucket_policy(Bucket=config.bucket_name)["Policy"])["Statement"]]
+    assert sorted(sids) == sorted(["AWSCloudTrailAclCheck", "DenyInsecureTransport", "CustomerAuditRead",
+                                   "AWSCloudTrailWrite"])
+
+
+def test_drifted_trail_settings_rotation_and_logging_are_restored(aws: None, config: Config) -> None:
+    out = step01_trail.apply(config)
+    cloudtrail = boto3.client("cloudtrail", region_name=REGION)
+    cloudtrail.update_trail(Name=config.trail_name, EnableLogFileValidation=False, IsMultiRegionTrail=False)
+    cloudtrail.stop_logging(Name=config.trail_name)
+    kms = boto3.client("kms", region_name=REGION)
+    kms.disable_key_rotation(KeyId=out.kms_key_arn)
+
+    with count_mutating_calls() as calls:
+        assert step01_trail.apply(config) == out
+    assert sorted(calls) == ["cloudtrail.StartLogging", "cloudtrail.UpdateTrail", "kms.EnableKeyRotation"]
+    trail = cloudtrail.get_trail(Name=config.trail_name)["Trail"]
+    assert trail["LogFileValidationEnabled"] is True and trail["IsMultiRegionTrail"] is True
+    assert cloudtrail.get_trail_status(Name=config.trail_name)["IsLogging"] is True
+    assert kms.get_key_rotation_status(KeyId=out.kms_key_arn)["KeyRotationEnabled"] is True
+
+
+def test_key_policy_keeps_statements_appended_later(aws: None, config: Config) -> None:
+    """Step 4 appends to the key policy; re-running step 1 must neither remove nor rewrite them."""
+    out = step01_trail.apply(config)
+    kms = boto3.client("kms", region_name=REGION)
+    policy = json.loads(kms.get_key_policy(KeyId=out.kms_key_arn, PolicyName="default")["Policy"])
+    policy["Statement"].append({"Sid": "Allow SNS to encrypt/decrypt", "Effect": "Allow",
+                                "Principal": {"Service": "sns.amazonaws.com"},
+                                "Action": ["kms:Decrypt", "kms:GenerateDataKey"], "Resource": "*"})
+    kms.put_key_policy(KeyId=out.kms_key_arn, PolicyName="default", Policy=json.dumps(policy))
+
+    with count_mutating_calls() as calls:
+        step01_trail.apply(config)
+    assert calls == []
+    assert json.loads(kms.get_key_policy(KeyId=out.kms_key_arn, PolicyName="default")["Policy"]) == policy
+
+
+def test_untagged_bucket_of_this_account_is_not_taken_over(aws: None, config: Config) -> None:
+    boto3.client("s3", region_name=REGION).create_bucket(Bucket=config.bucket_name)
+    with count_mutating_calls() as calls, pytest.raises(ResourceConflict, match="Parameter BucketName"):
+        step01_trail.apply(config)
+    assert calls == []  # nothing created: no key, no trail, no change to the customer's bucket
+
+
+def test_organization_mode_writes_organization_prefix_and_organization_trail(aws: None, config: Config) -> None:
+    org = boto3.client("organizations", region_name=REGION)
+    org_id = org.create_organization(FeatureSet="ALL")["Organization"]["Id"]
+    config = dataclasses.replace(config, organization_mode=True)
+    out = step01_trail.apply(config)
+    s3 = boto3.client("s3", region_name=REGION)
+    statements = json.loads(s3.get_bucket_policy(Bucket=config.bucket_name)["Policy"])["Statement"]
+    write = next(s for s in statements if s["Sid"] == "AWSCloudTrailWrite")
+    assert f"arn:aws:s3:::{config.bucket_name}/AWSLogs/{org_id}/*" in write["Resource"]
+    trail = boto3.client("cloudtrail", region_name=REGION).get_trail(Name=config.trail_name)["Trail"]
+    assert trail["IsOrganizationTrail"] is True and trail["TrailARN"] == out.trail_arn
+
+
+def test_handler_runs_the_sample_event(aws: None) -> None:
+    event = json.loads((EVENTS / "step01_trail.json").read_text())
+    app = importlib.import_module("functions.step01_trail.app")
+    result = app.lambda_handler(event, FakeLambdaContext())
+    out = TrailOutput.from_dict(result)
+    assert out.bucket_name == event["Config"]["BucketName"]
+    assert out.kms_alias == event["Config"]["KmsAlias"]
