@@ -4,11 +4,12 @@ moto can only run Lambda code in Docker. Here ``LambdaFunction._invoke_lambda`` 
 that takes the code zip and layer zips moto holds (what was deployed, not the source tree), extracts
 them like ``/var/task`` and ``/opt``, and runs the handler with the interpreter named by
 ``LAMBDA_RUNTIME_PYTHON`` (a venv holding only boto3/botocore, as the Lambda runtime does), isolated
-(``-I``: no user site, no PYTHON* variables) and with a clean environment: the function's Environment
-variables, the variables the Lambda service sets, fake credentials and ``AWS_ENDPOINT_URL`` pointing
-back at the emulator. A handler exception comes back as the Lambda error payload
-(``errorType``/``errorMessage``/``stackTrace``) with FunctionError set, so ASL Retry/Catch match on the
-exception's class name as on AWS. A run past the function's timeout is killed.
+(``-I``: no user site, no PYTHON* variables, no script directory on sys.path; ``-u``: output survives
+a kill on timeout) and with a clean environment: the function's Environment variables, the variables
+the Lambda service sets, fake credentials and ``AWS_ENDPOINT_URL`` pointing back at the emulator.
+A handler exception comes back as the Lambda error payload (``errorType``/``errorMessage``/
+``stackTrace``) with FunctionError set, so ASL Retry/Catch match on the exception's class name as on
+AWS. A run past the function's timeout is killed.
 """
 
 from __future__ import annotations
@@ -148,7 +149,8 @@ def invoke_artifact(fn: Any, event: Any, endpoint_url: str) -> tuple[str, bool, 
         "_LOCAL_LAMBDA_DEADLINE_MS": str(int(time.time() * 1000) + timeout * 1000),
     }
     started = time.monotonic()
-    command = [runtime_python(), "-I", str(BOOTSTRAP), str(task_root), str(opt_root), str(result_path), request_id]
+    command = [runtime_python(), "-I", "-u", str(BOOTSTRAP)]
+    command += [str(task_root), str(opt_root), str(result_path), request_id]
     timed_out = False
     try:
         proc = subprocess.run(
