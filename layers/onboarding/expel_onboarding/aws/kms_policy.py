@@ -1,0 +1,69 @@
+"""KMS key policy reads and writes for guide step 4 (key creation and alias live in kms.py).
+
+A key has exactly one policy, named "default"; PutKeyPolicy replaces it whole, which is why step 4
+only ever writes the merged document.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from expel_onboarding.aws.clients import client, error_code
+from expel_onboarding.errors import OnboardingError, TransientError
+
+POLICY_NAME = "default"
+# KMS's own limit on a key policy document.
+MAX_POLICY_BYTES = 32 * 1024
+
+_TRANSIENT = {"DependencyTimeoutException", "KMSInternalException", "ThrottlingException"}
+
+
+@contextmanager
+def _errors(what: str, key_arn: str) -> Iterator[None]:
+    try:
+        yield
+    except Exception as exc:
+        code = error_code(exc)
+        if code in _TRANSIENT:
+            raise TransientError(f"KMS is busy ({code}) on {what}; retrying") from exc
+        if code == "NotFoundException":
+            raise OnboardingError(
+                f"KMS key {key_arn} does not exist (deleted since step 1?). Retry the onboarding: "
+                "step 1 creates the key again") from exc
+        if code == "KMSInvalidStateException":
+            raise OnboardingError(
+                f"KMS key {key_arn} is disabled or pending deletion, so {what} failed. Fix: enable it "
+                "(or cancel its deletion) in the KMS console, then retry") from exc
+        if code in ("AccessDeniedException", "AccessDenied"):
+            raise OnboardingError(
+                f"KMS refused {what} on {key_arn}: the step's Lambda role needs kms:GetKeyPolicy and "
+                "kms:PutKeyPolicy on the key, and the key policy must keep its 'Enable IAM User "
+                "Permissions' statement so IAM policies apply to the key") from exc
+        if code == "LimitExceededException":
+            raise OnboardingError(f"KMS refused {what} on {key_arn}: a KMS quota is exceeded ({exc})") from exc
+        if code == "MalformedPolicyDocumentException":
+            raise OnboardingError(
+                f"KMS rejected the merged key policy for {key_arn}: {exc}. The onboarding only adds the "
+                "guide's two statements; check the statements already in the policy") from exc
+        raise
+
+
+def key_policy(key_arn: str, region: str) -> dict[str, Any]:
+    with _errors("reading the key policy", key_arn):
+        policy = client("kms", region).get_key_policy(KeyId=key_arn, PolicyName=POLICY_NAME)["Policy"]
+    return dict(json.loads(policy))
+
+
+def put_key_policy(key_arn: str, policy: dict[str, Any], region: str) -> None:
+    """Replace the key's policy with ``policy`` (the caller passes the merged document). The
+    lockout safety check stays on: KMS refuses a policy that would lock the account out."""
+    document = json.dumps(policy, indent=2)
+    if len(document.encode()) > MAX_POLICY_BYTES:
+        raise OnboardingError(
+            f"The key policy of {key_arn} would exceed KMS's 32 KB limit with the guide's two statements "
+            "added. Fix: remove unused statements from the key policy, then retry")
+    with _errors("writing the key policy", key_arn):
+        client("kms", region).put_key_policy(KeyId=key_arn, PolicyName=POLICY_NAME, Policy=document)

@@ -1,0 +1,109 @@
+"""SNS: the notification topic (guide step 3) and its subscription to the queue (guide step 6).
+
+Thin wrappers: one AWS call each, ClientError codes mapped to our errors. Reads return None for
+"does not exist" so the steps can look before they create.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from expel_onboarding.aws.clients import client, error_code
+from expel_onboarding.errors import OnboardingError, TransientError
+
+_TRANSIENT = {"Throttled", "Throttling", "ThrottlingException", "InternalError", "InternalFailure",
+              "ServiceUnavailable", "ConcurrentAccess", "KMSThrottling"}
+
+
+@contextmanager
+def _errors(what: str) -> Iterator[None]:
+    try:
+        yield
+    except Exception as exc:
+        code = error_code(exc)
+        if code in _TRANSIENT:
+            raise TransientError(f"SNS is busy ({code}) on {what}; retrying") from exc
+        if code in ("AuthorizationError", "AccessDenied", "AccessDeniedException"):
+            raise OnboardingError(
+                f"SNS refused {what} ({code}): the step's Lambda role lacks the SNS permission for it, "
+                "or a service control policy denies it. Fix the role (see template.yaml) and retry") from exc
+        if code in ("InvalidParameter", "InvalidParameterValue", "TagPolicy", "StaleTag", "TagLimitExceeded"):
+            raise OnboardingError(f"SNS rejected {what}: {exc}") from exc
+        raise
+
+
+def topic_attributes(topic_arn: str, region: str) -> dict[str, str] | None:
+    """The topic's attributes, or None when there is no topic with that ARN."""
+    with _errors(f"reading topic {topic_arn}"):
+        try:
+            return dict(client("sns", region).get_topic_attributes(TopicArn=topic_arn)["Attributes"])
+        except Exception as exc:
+            if error_code(exc) == "NotFound":
+                return None
+            raise
+
+
+def topic_tags(topic_arn: str, region: str) -> dict[str, str]:
+    with _errors(f"reading the tags of topic {topic_arn}"):
+        tags = client("sns", region).list_tags_for_resource(ResourceArn=topic_arn)["Tags"]
+    return {t["Key"]: t["Value"] for t in tags}
+
+
+def create_topic(name: str, attributes: dict[str, str], tags: dict[str, str], region: str) -> str:
+    """A Standard topic with its attributes and tags set in the same call, so it never exists
+    unencrypted, open, or without the ownership tag. Returns the topic ARN."""
+    with _errors(f"creating topic {name}"):
+        try:
+            response = client("sns", region).create_topic(
+                Name=name, Attributes=attributes,
+                Tags=[{"Key": k, "Value": v} for k, v in sorted(tags.items())])
+        except Exception as exc:
+            # CreateTopic is idempotent only with identical attributes: a concurrent run got there
+            # first. The retry finds the topic and converges it.
+            if error_code(exc) == "InvalidParameter" and "already exists" in str(exc).lower():
+                raise TransientError(f"Topic {name} appeared while creating it; retrying to adopt it") from exc
+            raise
+    return str(response["TopicArn"])
+
+
+def set_topic_attribute(topic_arn: str, name: str, value: str, region: str) -> None:
+    with _errors(f"setting {name} on topic {topic_arn}"):
+        client("sns", region).set_topic_attributes(TopicArn=topic_arn, AttributeName=name, AttributeValue=value)
+
+
+def topic_policy(attributes: dict[str, str]) -> dict[str, Any] | None:
+    """The topic's access policy from its attributes, parsed; None when it has none."""
+    policy = attributes.get("Policy")
+    return json.loads(policy) if policy else None
+
+
+def subscriptions(topic_arn: str, region: str) -> list[dict[str, Any]]:
+    """Every subscription of the topic (all pages)."""
+    with _errors(f"listing the subscriptions of topic {topic_arn}"):
+        paginator = client("sns", region).get_paginator("list_subscriptions_by_topic")
+        return [s for page in paginator.paginate(TopicArn=topic_arn) for s in page["Subscriptions"]]
+
+
+def subscription_attributes(subscription_arn: str, region: str) -> dict[str, str]:
+    with _errors(f"reading subscription {subscription_arn}"):
+        response = client("sns", region).get_subscription_attributes(SubscriptionArn=subscription_arn)
+    return dict(response["Attributes"])
+
+
+def set_subscription_attribute(subscription_arn: str, name: str, value: str, region: str) -> None:
+    with _errors(f"setting {name} on subscription {subscription_arn}"):
+        client("sns", region).set_subscription_attributes(
+            SubscriptionArn=subscription_arn, AttributeName=name, AttributeValue=value)
+
+
+def subscribe(topic_arn: str, protocol: str, endpoint: str, attributes: dict[str, str], region: str) -> str:
+    """Subscribe with the attributes set at once; returns the subscription ARN (same-account SQS
+    subscriptions are confirmed immediately)."""
+    with _errors(f"subscribing {endpoint} to topic {topic_arn}"):
+        response = client("sns", region).subscribe(
+            TopicArn=topic_arn, Protocol=protocol, Endpoint=endpoint, Attributes=attributes,
+            ReturnSubscriptionArn=True)
+    return str(response["SubscriptionArn"])
