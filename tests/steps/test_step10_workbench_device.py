@@ -6,14 +6,17 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
+import threading
 import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import boto3
 import pytest
+import requests
 from aws_lambda_powertools.utilities import parameters
 
 from expel_onboarding import workbench
@@ -528,3 +531,121 @@ def test_public_start_function_binds_loopback_and_stops() -> None:
         emu.stop()
     with pytest.raises(ValueError, match="127.0.0.1 only"):
         start_workbench_emulator(host="0.0.0.0")  # noqa: S104 - the refusal is the point
+
+
+def test_register_after_rename_updates_our_device_instead_of_orphaning_it(
+    wb_config: Config, emulator: WorkbenchEmulator
+) -> None:
+    first = step10.register(wb_config, ROLE, QUEUE)
+
+    renamed = step10.register(replace(wb_config, workbench_device_name="Acme CloudTrail"), ROLE, QUEUE)
+
+    assert renamed.device_id == first.device_id
+    assert only_device(emulator)["attributes"]["name"] == "Acme CloudTrail"
+    assert [r["body"]["data"]["attributes"] for r in api_calls(emulator, "PATCH")] == [{"name": "Acme CloudTrail"}]
+    # and a stack delete that only knows the configuration still finds it
+    assert step10.remove(wb_config, "").status == step10.DELETED
+
+
+def test_workbench_client_stops_after_its_time_budget(emulator: WorkbenchEmulator) -> None:
+    with Workbench(emulator.url, API_KEY, budget_seconds=-1) as client:
+        with pytest.raises(TransientError, match="answering slowly"):
+            client.find_devices(WORKBENCH_GUID, "x")
+
+    assert emulator.requests == []
+
+
+def test_workbench_client_follows_pages(emulator: WorkbenchEmulator) -> None:
+    with Workbench(emulator.url, API_KEY) as client:
+        for _ in range(55):
+            client.create_device(WORKBENCH_GUID, {"name": "same", "device_type": "CLOUD"}, None)
+
+        found = client.find_devices(WORKBENCH_GUID, "same")
+
+    assert len(found) == 55
+    assert len([r for r in api_calls(emulator, "GET") if r["path"] == DEVICES]) == 2
+
+
+def test_workbench_client_html_answer_names_the_base_url() -> None:
+    class LoginPage(BaseHTTPRequestHandler):  # e.g. a base URL that points at a web page
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", "13")
+            self.end_headers()
+            self.wfile.write(b"<html></html>")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), LoginPage)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        with Workbench(url, API_KEY) as client, pytest.raises(WorkbenchError) as raised:
+            client.find_devices(WORKBENCH_GUID, "x")
+    finally:
+        server.shutdown()
+        server.server_close()
+
+    assert "did not answer with JSON:API" in str(raised.value)
+    assert "WorkbenchBaseUrl" in str(raised.value)
+
+
+# ---- the emulator's own HTTP surface (what the local cloud and a person use)
+
+
+def test_emulator_admin_endpoints_inject_faults_log_requests_and_reset(emulator: WorkbenchEmulator) -> None:
+    session = requests.Session()
+    auth = {"Authorization": f"Bearer {API_KEY}"}
+
+    assert session.post(f"{emulator.url}/_emulator/faults", json={"status": 500, "count": 1}).status_code == 200
+    failed = session.get(f"{emulator.url}{DEVICES}", headers=auth)
+    ok = session.get(f"{emulator.url}{DEVICES}", headers=auth)
+    log = session.get(f"{emulator.url}/_emulator/requests").json()["requests"]
+
+    assert failed.status_code == 500 and failed.json()["errors"][0]["status"] == "500"
+    assert ok.status_code == 200 and ok.json()["data"] == []
+    assert [r["status"] for r in log] == [500, 200]
+    assert API_KEY not in json.dumps(log)
+    assert session.post(f"{emulator.url}/_emulator/reset").json() == {"reset": True}
+    assert session.get(f"{emulator.url}/_emulator/requests").json()["requests"] == []
+    assert session.post(f"{emulator.url}/_emulator/faults", json={"status": "x"}).status_code == 400
+
+
+def test_emulator_rejects_missing_or_wrong_bearer_key(emulator: WorkbenchEmulator) -> None:
+    for headers in ({}, {"Authorization": "Bearer nope"}, {"Authorization": API_KEY}):
+        answer = requests.get(f"{emulator.url}{DEVICES}", headers=headers, timeout=5)
+        assert answer.status_code == 401
+        assert answer.json()["errors"][0]["detail"] == "Invalid or missing API key"
+
+
+@pytest.mark.parametrize(
+    ("body", "detail"),
+    [
+        ({"data": {"type": "devices", "attributes": {}}}, 'data.type must be "security_devices"'),
+        ({"data": {"type": "security_devices"}}, "data.attributes must be an object"),
+        ({"data": {"type": "security_devices", "attributes": {"device_type": "CLOUD"}}}, "name must be"),
+        (
+            {"data": {"type": "security_devices", "attributes": {"name": "n", "device_type": "CLOUD"}}},
+            "relationships.organization is required",
+        ),
+        (
+            {
+                "data": {
+                    "type": "security_devices",
+                    "attributes": {"name": "n", "device_type": "CLOUD", "status": "healthy"},
+                }
+            },
+            "Read-only attributes cannot be set: status",
+        ),
+    ],
+)
+def test_emulator_validates_json_api_documents(emulator: WorkbenchEmulator, body: dict, detail: str) -> None:
+    answer = requests.post(
+        f"{emulator.url}{DEVICES}", json=body, headers={"Authorization": f"Bearer {API_KEY}"}, timeout=5
+    )
+
+    assert answer.status_code == 422
+    assert detail in answer.json()["errors"][0]["detail"]
+    assert emulator.devices == {}

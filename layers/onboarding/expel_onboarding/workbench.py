@@ -232,6 +232,19 @@ class Workbench:
         ]
 
     @_not_json_api
+    def find_devices_by_plugin(self, organization_id: str, plugin_slug: str) -> list[Device]:
+        """Devices of this organization made by one integration (whatever their names), oldest first."""
+        found = self._client.security_devices.search(
+            relationship("organization.id", organization_id), plugin_slug=plugin_slug
+        )
+        devices = [_device(resource) for resource in found]
+        return [
+            d
+            for d in devices
+            if d.attributes.get("plugin_slug") == plugin_slug and d.organization_id in (None, organization_id)
+        ]
+
+    @_not_json_api
     def find_vendor_id(self, name: str) -> str | None:
         for vendor in self._client.vendors.search(name=name):
             if vendor.name == name:

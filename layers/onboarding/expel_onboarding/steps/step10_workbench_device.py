@@ -69,6 +69,10 @@ def register(config: Config, role: RoleOutput, queue: QueueOutput) -> DeviceOutp
     with _workbench(config) as workbench:
         found = workbench.find_devices(config.workbench_guid, wanted.name)
         ours = [d for d in found if payload.is_owned(d.attributes, request.owner_property, owner)]
+        if not found:
+            # Renamed since the last run (WorkbenchDeviceName changed): update ours, leave no orphan.
+            slug = request.attributes["plugin_slug"]
+            ours = _renamed(workbench, config.workbench_guid, slug, request.owner_property, owner)
         if len(ours) > 1:
             logger.warning(
                 "Several Workbench devices carry this stack's marker; keeping the oldest",
@@ -106,13 +110,16 @@ def remove(config: Config, device_id: str = "") -> DeviceOutput:
         logger.info("No Workbench API key: a manually registered device is left for a person to remove")
         return DeviceOutput(device_id=device_id, status=MANUAL_REGISTRATION_REQUIRED)
     owner = _owner(config)
-    owner_property = payload.device_profile(config.workbench_device_overrides)["owner_property"]
+    profile = payload.device_profile(config.workbench_device_overrides)
+    owner_property = profile["owner_property"]
     with _workbench(config) as workbench:
         if device_id:
             device = workbench.get_device(device_id)
             candidates = [] if device is None else [device]
         else:
             candidates = workbench.find_devices(config.workbench_guid, device_name(config))
+            if not candidates:
+                candidates = _renamed(workbench, config.workbench_guid, profile["plugin_slug"], owner_property, owner)
         ours = [d for d in candidates if payload.is_owned(d.attributes, owner_property, owner)]
         theirs = [d for d in candidates if d.id not in {o.id for o in ours}]
         for other in theirs:
@@ -132,6 +139,16 @@ def _update(workbench: Workbench, device: Device, request: payload.DeviceRequest
         logger.info("The Workbench device is already registered as wanted", extra={"device_id": device.id})
         return device
     return workbench.patch_device(device, changes)
+
+
+def _renamed(
+    workbench: Workbench, organization_id: str, plugin_slug: str, owner_property: str, owner: str
+) -> list[Device]:
+    """Our device under any name: found by its integration and our marker."""
+    if not owner_property:
+        return []
+    same_kind = workbench.find_devices_by_plugin(organization_id, plugin_slug)
+    return [d for d in same_kind if payload.is_owned(d.attributes, owner_property, owner)]
 
 
 def _adopt_if_identical(found: list[Device], request: payload.DeviceRequest, name: str) -> Device:
