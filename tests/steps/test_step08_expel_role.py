@@ -157,12 +157,25 @@ def test_changed_workbench_guid_updates_the_stack(aws, config, trail, queue):
 
 def test_changed_template_updates_the_stack(aws, config, trail, queue, monkeypatch):
     _deployed(config, trail, queue)
-    monkeypatch.setattr(step08_expel_role, "role_template", lambda: TEMPLATE.read_text() + "# v2\n")
+    changed = TEMPLATE.read_text().replace("MaxSessionDuration: 3600", "MaxSessionDuration: 7200")
+    monkeypatch.setattr(step08_expel_role, "role_template", lambda: changed)
 
     with count_mutating_calls() as calls:
         deploy(config, trail, queue)
 
     assert calls == ["cloudformation.UpdateStack"]
+
+
+def test_comment_only_template_change_is_not_an_update(aws, config, trail, queue, monkeypatch):
+    first = _deployed(config, trail, queue)
+    commented = "# a newer release, reworded\n" + TEMPLATE.read_text().replace("\n\n", "\n\n  # why\n\n", 1)
+    monkeypatch.setattr(step08_expel_role, "role_template", lambda: commented)
+
+    with count_mutating_calls() as calls:
+        again = deploy(config, trail, queue)
+
+    assert calls == []
+    assert again == first
 
 
 def test_service_role_is_handed_to_cloudformation(aws, config, trail, queue):

@@ -149,10 +149,18 @@ def _status_organization(config: Config, role: RoleOutput) -> RoleOutput:
 
 
 def _matches(stack: dict[str, Any], body: str, wanted: dict[str, str], region: str) -> bool:
-    """Same parameters and same template text: nothing to change (reads only)."""
+    """Same parameters and same template: nothing to change (reads only)."""
     if cloudformation.parameters(stack) != wanted:
         return False
-    return cloudformation.template_body(str(stack["StackId"]), region) == body
+    return _significant(cloudformation.template_body(str(stack["StackId"]), region)) == _significant(body)
+
+
+def _significant(body: str) -> list[str]:
+    """The template without comment lines and blank lines. CloudFormation answers "No updates are to
+    be performed" to a comment-only change and keeps the old text, so comparing raw text would send
+    the same no-op update on every later run."""
+    lines = (line.rstrip() for line in body.splitlines())
+    return [line for line in lines if line and not line.lstrip().startswith("#")]
 
 
 def _complete(config: Config, stack: dict[str, Any]) -> RoleOutput:
