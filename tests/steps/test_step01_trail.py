@@ -9,8 +9,11 @@ from pathlib import Path
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 
-from expel_onboarding.errors import ResourceConflict
+from expel_onboarding.aws import clients as aws_clients
+from expel_onboarding.aws import cloudtrail as cloudtrail_wrapper
+from expel_onboarding.errors import OnboardingError, ResourceConflict, TransientError
 from expel_onboarding.models import Config, TrailOutput
 from expel_onboarding.naming import OWNER_TAG_KEY
 from expel_onboarding.policies.bucket_policy import cloudtrail_bucket_statements
@@ -188,6 +191,9 @@ def test_organization_mode_writes_organization_prefix_and_organization_trail(aws
     assert f"arn:aws:s3:::{config.bucket_name}/AWSLogs/{org_id}/*" in write["Resource"]
     trail = boto3.client("cloudtrail", region_name=REGION).get_trail(Name=config.trail_name)["Trail"]
     assert trail["IsOrganizationTrail"] is True and trail["TrailARN"] == out.trail_arn
+    with count_mutating_calls() as calls:
+        assert step01_trail.apply(config) == out
+    assert calls == []
 
 
 def test_handler_runs_the_sample_event(aws: None) -> None:
@@ -197,3 +203,46 @@ def test_handler_runs_the_sample_event(aws: None) -> None:
     out = TrailOutput.from_dict(result)
     assert out.bucket_name == event["Config"]["BucketName"]
     assert out.kms_alias == event["Config"]["KmsAlias"]
+
+
+def test_bucket_name_taken_between_lookup_and_create_fails_naming_bucket(
+        aws: None, config: Config, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MOTO_ACCOUNT_ID", "111111111111")
+    boto3.client("s3", region_name=REGION).create_bucket(Bucket=config.bucket_name)
+    monkeypatch.delenv("MOTO_ACCOUNT_ID")
+    # Lost the race: HeadBucket said free, CreateBucket says someone else got the name.
+    monkeypatch.setattr(step01_trail.preflight, "existing_bucket", lambda _config: False)
+    with pytest.raises(ResourceConflict, match="Parameter BucketName: .* another AWS account"):
+        step01_trail.apply(config)
+
+
+@pytest.mark.parametrize(
+    ("code", "error"),
+    [
+        ("InsufficientS3BucketPolicyException", TransientError),
+        ("InsufficientEncryptionPolicyException", TransientError),
+        ("ThrottlingException", TransientError),
+        ("CloudTrailAccessNotEnabledException", OnboardingError),
+        ("MaximumNumberOfTrailsExceededException", OnboardingError),
+        ("TrailAlreadyExistsException", ResourceConflict),
+    ],
+)
+def test_create_trail_errors_map_to_retry_or_a_fix(aws: None, config: Config, monkeypatch: pytest.MonkeyPatch,
+                                                    code: str, error: type[Exception]) -> None:
+    real = aws_clients.client
+
+    class Refusing:
+        def __init__(self, inner: object) -> None:
+            self._inner = inner
+
+        def create_trail(self, **_: object) -> None:
+            raise ClientError({"Error": {"Code": code, "Message": "refused"}}, "CreateTrail")
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self._inner, name)
+
+    monkeypatch.setattr(cloudtrail_wrapper, "client",
+                        lambda service, region=None: Refusing(real(service, region)))
+    with pytest.raises(error) as raised:
+        step01_trail.apply(config)
+    assert type(raised.value) is error and config.trail_name in str(raised.value)

@@ -19,6 +19,8 @@ _PROPAGATION = {
     "S3BucketDoesNotExistException": "the bucket is not visible to CloudTrail yet",
     "KmsKeyNotFoundException": "the KMS key is not visible to CloudTrail yet",
 }
+_TRANSIENT = {"ThrottlingException", "ConflictException",
+              "InternalServerError", "ServiceUnavailableException"}
 _TERMINAL = {
     "CloudTrailAccessNotEnabledException":
         "trusted access for CloudTrail is not enabled in AWS Organizations. Fix: in the management account, "
@@ -48,6 +50,8 @@ def _trail_errors(name: str) -> Iterator[None]:
         yield
     except Exception as exc:
         code = error_code(exc)
+        if code in _TRANSIENT:
+            raise TransientError(f"Trail {name}: CloudTrail is busy ({code}); retrying") from exc
         if code in _PROPAGATION:
             raise TransientError(f"Trail {name}: {_PROPAGATION[code]} ({code})") from exc
         if code in _TERMINAL:
@@ -60,16 +64,18 @@ def _trail_errors(name: str) -> Iterator[None]:
 
 
 def get_trail(name: str, region: str) -> dict[str, Any] | None:
-    try:
-        return dict(client("cloudtrail", region).get_trail(Name=name)["Trail"])
-    except Exception as exc:
-        if error_code(exc) == "TrailNotFoundException":
-            return None
-        raise
+    with _trail_errors(name):
+        try:
+            return dict(client("cloudtrail", region).get_trail(Name=name)["Trail"])
+        except Exception as exc:
+            if error_code(exc) == "TrailNotFoundException":
+                return None
+            raise
 
 
 def trail_tags(trail_arn: str, region: str) -> dict[str, str]:
-    response = client("cloudtrail", region).list_tags(ResourceIdList=[trail_arn])
+    with _trail_errors(trail_arn):
+        response = client("cloudtrail", region).list_tags(ResourceIdList=[trail_arn])
     return {t["Key"]: t["Value"] for entry in response["ResourceTagList"] for t in entry.get("TagsList", [])}
 
 
@@ -88,7 +94,8 @@ def update_trail(settings: dict[str, Any], region: str) -> None:
 
 
 def is_logging(name: str, region: str) -> bool:
-    return bool(client("cloudtrail", region).get_trail_status(Name=name)["IsLogging"])
+    with _trail_errors(name):
+        return bool(client("cloudtrail", region).get_trail_status(Name=name)["IsLogging"])
 
 
 def start_logging(name: str, region: str) -> None:

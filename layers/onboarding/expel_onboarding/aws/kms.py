@@ -3,65 +3,97 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from expel_onboarding.aws.clients import client, error_code
+from expel_onboarding.errors import OnboardingError, TransientError
+
+_TRANSIENT = {"ThrottlingException", "KMSInternalException", "DependencyTimeoutException"}
+
+
+@contextmanager
+def _errors(what: str) -> Iterator[None]:
+    try:
+        yield
+    except Exception as exc:
+        code = error_code(exc)
+        if code in _TRANSIENT:
+            raise TransientError(f"KMS is busy ({code}) on {what}; retrying") from exc
+        if code in ("AccessDeniedException", "AccessDenied"):
+            raise OnboardingError(
+                f"KMS refused {what} ({code}): the step's Lambda role lacks the KMS permission, or the key "
+                "policy or a service control policy denies it. Fix the role (see template.yaml) and retry") from exc
+        if code == "LimitExceededException":
+            raise OnboardingError(f"KMS refused {what}: an account quota is reached ({exc}). Fix: delete unused "
+                                  "keys or aliases, or request a quota increase") from exc
+        raise
 
 
 def describe_alias_target(alias: str, region: str) -> dict[str, Any] | None:
     """KeyMetadata of the key ``alias`` (``alias/...``) points to, or None when the alias is free."""
-    try:
-        return dict(client("kms", region).describe_key(KeyId=alias)["KeyMetadata"])
-    except Exception as exc:
-        if error_code(exc) == "NotFoundException":
-            return None
-        raise
+    with _errors(f"looking up {alias}"):
+        try:
+            return dict(client("kms", region).describe_key(KeyId=alias)["KeyMetadata"])
+        except Exception as exc:
+            if error_code(exc) == "NotFoundException":
+                return None
+            raise
 
 
 def key_tags(key_id: str, region: str) -> dict[str, str]:
-    paginator = client("kms", region).get_paginator("list_resource_tags")
-    return {t["TagKey"]: t["TagValue"] for page in paginator.paginate(KeyId=key_id) for t in page["Tags"]}
+    with _errors(f"reading the tags of key {key_id}"):
+        pages = client("kms", region).get_paginator("list_resource_tags").paginate(KeyId=key_id)
+        return {t["TagKey"]: t["TagValue"] for page in pages for t in page["Tags"]}
 
 
 def create_key(description: str, policy: dict[str, Any], tags: dict[str, str], region: str) -> dict[str, Any]:
     """A symmetric encrypt/decrypt key, tagged at creation so it is ours from its first moment."""
-    response = client("kms", region).create_key(
-        Description=description,
-        KeyUsage="ENCRYPT_DECRYPT",
-        KeySpec="SYMMETRIC_DEFAULT",
-        Policy=json.dumps(policy),
-        Tags=[{"TagKey": k, "TagValue": v} for k, v in sorted(tags.items())],
-    )
+    with _errors("creating the key"):
+        response = client("kms", region).create_key(
+            Description=description,
+            KeyUsage="ENCRYPT_DECRYPT",
+            KeySpec="SYMMETRIC_DEFAULT",
+            Policy=json.dumps(policy),
+            Tags=[{"TagKey": k, "TagValue": v} for k, v in sorted(tags.items())],
+        )
     return dict(response["KeyMetadata"])
 
 
 def rotation_enabled(key_id: str, region: str) -> bool:
-    return bool(client("kms", region).get_key_rotation_status(KeyId=key_id)["KeyRotationEnabled"])
+    with _errors(f"reading the rotation of key {key_id}"):
+        return bool(client("kms", region).get_key_rotation_status(KeyId=key_id)["KeyRotationEnabled"])
 
 
 def enable_rotation(key_id: str, region: str) -> None:
-    client("kms", region).enable_key_rotation(KeyId=key_id)
+    with _errors(f"enabling rotation of key {key_id}"):
+        client("kms", region).enable_key_rotation(KeyId=key_id)
 
 
 def create_alias(alias: str, key_id: str, region: str) -> bool:
     """Point ``alias`` at the key. False when the alias was taken meanwhile (a concurrent run)."""
-    try:
-        client("kms", region).create_alias(AliasName=alias, TargetKeyId=key_id)
-    except Exception as exc:
-        if error_code(exc) == "AlreadyExistsException":
-            return False
-        raise
+    with _errors(f"creating {alias}"):
+        try:
+            client("kms", region).create_alias(AliasName=alias, TargetKeyId=key_id)
+        except Exception as exc:
+            if error_code(exc) == "AlreadyExistsException":
+                return False
+            raise
     return True
 
 
 def schedule_deletion(key_id: str, region: str, days: int = 7) -> None:
-    client("kms", region).schedule_key_deletion(KeyId=key_id, PendingWindowInDays=days)
+    with _errors(f"scheduling deletion of key {key_id}"):
+        client("kms", region).schedule_key_deletion(KeyId=key_id, PendingWindowInDays=days)
 
 
 def key_policy(key_id: str, region: str) -> dict[str, Any]:
-    policy = client("kms", region).get_key_policy(KeyId=key_id, PolicyName="default")["Policy"]
+    with _errors(f"reading the policy of key {key_id}"):
+        policy = client("kms", region).get_key_policy(KeyId=key_id, PolicyName="default")["Policy"]
     return dict(json.loads(policy))
 
 
 def put_key_policy(key_id: str, policy: dict[str, Any], region: str) -> None:
-    client("kms", region).put_key_policy(KeyId=key_id, PolicyName="default", Policy=json.dumps(policy))
+    with _errors(f"writing the policy of key {key_id}"):
+        client("kms", region).put_key_policy(KeyId=key_id, PolicyName="default", Policy=json.dumps(policy))

@@ -23,6 +23,10 @@ PUBLIC_ACCESS_BLOCK = {
     "RestrictPublicBuckets": True,
 }
 OBJECT_OWNERSHIP = "BucketOwnerEnforced"
+# After boto3's own retries: let the state machine retry later. OperationAborted is S3's "a conflicting
+# operation is in progress", common right after a bucket is created.
+_TRANSIENT = {"SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout", "OperationAborted",
+              "Throttling", "ThrottlingException", "503", "500"}
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,8 @@ def head_bucket(bucket: str, owner: str) -> BucketHead:
         response = client("s3").head_bucket(Bucket=bucket, ExpectedBucketOwner=owner)
     except Exception as exc:
         code = error_code(exc)
+        if code in _TRANSIENT:
+            raise TransientError(f"S3 is busy ({code}) on bucket {bucket}; retrying") from exc
         if code in ("404", "NoSuchBucket", "NotFound"):
             return BucketHead(exists=False)
         if code in ("403", "AccessDenied", "Forbidden"):
@@ -61,6 +67,8 @@ def create_bucket(bucket: str, region: str, tags: dict[str, str]) -> None:
         client("s3", region).create_bucket(**kwargs)
     except Exception as exc:
         code = error_code(exc)
+        if code in _TRANSIENT:
+            raise TransientError(f"S3 is busy ({code}) creating bucket {bucket}; retrying") from exc
         if code == "BucketAlreadyExists":
             raise ResourceConflict(
                 f"Parameter BucketName: the bucket {bucket} exists and belongs to another AWS account. "
@@ -75,6 +83,8 @@ def _bucket_errors(bucket: str) -> Iterator[None]:
         yield
     except Exception as exc:
         code = error_code(exc)
+        if code in _TRANSIENT:
+            raise TransientError(f"S3 is busy ({code}) on bucket {bucket}; retrying") from exc
         if code == "NoSuchBucket":
             raise OnboardingError(
                 f"The bucket {bucket} no longer exists. Fix: run the onboarding again from step 1, which "
