@@ -132,6 +132,15 @@ def test_no_subscription_is_not_confirmed_then_gives_up_with_what_to_check(aws, 
     assert _queue_bodies(queue) == [FOREIGN]
 
 
+def test_deleted_queue_fails_naming_the_step_that_creates_it(aws, config):
+    trail, queue = _data_path(config)
+    delivery = put_canary(config, trail, run_id=RUN_ID)
+    boto("sqs").delete_queue(QueueUrl=queue.queue_url)
+
+    with pytest.raises(OnboardingError, match="guide step 5"):
+        check_canary(config, trail, queue, delivery)
+
+
 # --- recognising the canary (pure) -----------------------------------------------------------------------
 
 def _s3_event(bucket: str, key: str) -> dict[str, Any]:

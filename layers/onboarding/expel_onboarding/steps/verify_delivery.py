@@ -77,7 +77,13 @@ def check_canary(config: Config, trail: TrailOutput, queue: QueueOutput, deliver
     if delivery.confirmed:
         return delivery
     attempts = delivery.attempts + 1
-    found = _find_in_queue(queue.queue_url, trail.bucket_name, delivery.canary_key)
+    try:
+        found = _find_in_queue(queue.queue_url, trail.bucket_name, delivery.canary_key)
+    except Exception as exc:
+        mapped = _queue_error(exc, trail, queue)
+        if mapped is None:
+            raise
+        raise mapped from exc
     if found == "raw":
         _delete_canary_object(config, trail, delivery.canary_key)
         logger.info("Canary arrived", extra={"attempts": attempts})
@@ -122,6 +128,23 @@ def _find_in_queue(queue_url: str, bucket: str, key: str) -> str:
     finally:
         _release(queue_url, others)
     return found
+
+
+def _queue_error(exc: Exception, trail: TrailOutput, queue: QueueOutput) -> OnboardingError | None:
+    code = error_code(exc)
+    if code.startswith("KMS."):
+        return OnboardingError(
+            f"Verification: SQS could not decrypt messages of queue {queue.queue_arn} ({code}). Fix: the check "
+            f"function needs kms:Decrypt on {trail.kms_key_arn}, and the key must be enabled")
+    if code in ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"):
+        return OnboardingError(
+            f"Verification: the queue {queue.queue_arn} no longer exists. Fix: run the onboarding again, which "
+            "creates it (guide step 5)")
+    if code in ("AccessDenied", "AccessDeniedException"):
+        return OnboardingError(
+            f"Verification: reading queue {queue.queue_arn} was refused. Fix: the check function needs "
+            "sqs:ReceiveMessage, sqs:DeleteMessage and sqs:ChangeMessageVisibility on it")
+    return None
 
 
 def _release(queue_url: str, receipt_handles: list[str]) -> None:
