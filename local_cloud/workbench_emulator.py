@@ -447,7 +447,7 @@ def _resource_document(body: Any, method: str) -> dict:
         raise _ApiError(422, f'{method} needs a JSON:API document: {{"data": {{...}}}}')
     data = body["data"]
     if data.get("type") != "security_devices":
-        raise _ApiError(422, f"data.type must be \"security_devices\", not {data.get('type')!r}")
+        raise _ApiError(422, f'data.type must be "security_devices", not {data.get("type")!r}')
     if not isinstance(data.get("attributes"), dict):
         raise _ApiError(422, "data.attributes must be an object")
     return data

@@ -280,9 +280,7 @@ def test_register_422_surfaces_workbench_detail(wb_config: Config, emulator: Wor
     assert "device_spec.sqs_url is not a valid SQS queue URL" in str(raised.value)
 
 
-def test_register_wrong_organization_surfaces_workbench_detail(
-    wb_config: Config, emulator: WorkbenchEmulator
-) -> None:
+def test_register_wrong_organization_surfaces_workbench_detail(wb_config: Config, emulator: WorkbenchEmulator) -> None:
     other = "0f9c2a1e-7b3d-4e5f-9a8b-1c2d3e4f5a6b"
 
     with pytest.raises(WorkbenchError, match=f"Organization {other} does not exist"):
@@ -300,9 +298,7 @@ def test_register_unknown_vendor_explains_the_override(wb_config: Config, emulat
     assert not api_calls(emulator, "POST")
 
 
-def test_register_without_vendor_sends_no_vendor_relationship(
-    wb_config: Config, emulator: WorkbenchEmulator
-) -> None:
+def test_register_without_vendor_sends_no_vendor_relationship(wb_config: Config, emulator: WorkbenchEmulator) -> None:
     step10.register(replace(wb_config, workbench_device_overrides='{"vendor_name": ""}'), ROLE, QUEUE)
 
     assert only_device(emulator)["vendor_id"] is None

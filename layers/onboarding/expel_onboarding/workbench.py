@@ -49,6 +49,7 @@ FORBIDDEN = (
     "or leave WorkbenchApiKeySecretArn empty and register the device by hand"
 )
 
+
 class WorkbenchHttpError(WorkbenchError):
     """Workbench answered with an error status; ``status`` lets callers treat 404 as "gone"."""
 
@@ -67,6 +68,11 @@ class _BoundedRetry(Retry):
             return status_code == 429 and bool(self.total)
         return super().is_retry(method, status_code, has_retry_after)
 
+    def get_retry_after(self, response: Any) -> float | None:
+        # A Retry-After of an hour would outlive the Lambda; cap it like the backoff.
+        seconds = super().get_retry_after(response)
+        return None if seconds is None else min(seconds, BACKOFF_MAX_SECONDS)
+
 
 def _retry(retries: int, backoff_factor: float) -> Retry:
     return _BoundedRetry(
@@ -79,7 +85,6 @@ def _retry(retries: int, backoff_factor: float) -> Retry:
         allowed_methods=frozenset({"GET", "HEAD", "OPTIONS", "DELETE", "PATCH"}),
         backoff_factor=backoff_factor,
         backoff_max=BACKOFF_MAX_SECONDS,
-        retry_after_max=int(BACKOFF_MAX_SECONDS),
         raise_on_status=False,
     )
 
@@ -129,8 +134,8 @@ class _Client(WorkbenchClient):
             return WorkbenchHttpError(403, FORBIDDEN)
         if status in (429, 500, 502, 503, 504):
             return TransientError(
-                f"Workbench is busy or unavailable (HTTP {status} to {method.upper()} {path}, after "
-                f"{RETRIES} retries): {detail}. The state machine retries this step."
+                f"Workbench is busy or unavailable (HTTP {status} to {method.upper()} {path}): {detail}. "
+                "The state machine retries this step."
             )
         if status == 404:
             return WorkbenchHttpError(404, f"Workbench found nothing at {method.upper()} {path} (HTTP 404): {detail}")
@@ -225,11 +230,7 @@ class Workbench:
         found = self._client.security_devices.search(relationship("organization.id", organization_id), name=name)
         devices = [_device(resource) for resource in found]
         # Filter again here: the server's filter is the first line, not the only one, against duplicates.
-        return [
-            d
-            for d in devices
-            if d.attributes.get("name") == name and d.organization_id in (None, organization_id)
-        ]
+        return [d for d in devices if d.attributes.get("name") == name and d.organization_id in (None, organization_id)]
 
     @_not_json_api
     def find_devices_by_plugin(self, organization_id: str, plugin_slug: str) -> list[Device]:
@@ -279,9 +280,7 @@ class Workbench:
             resource._attrs.setdefault(key, None)
             setattr(resource, key, value)
         updated = resource.save()
-        logger.info(
-            "Updated the Workbench security device", extra={"device_id": device.id, "changed": sorted(changes)}
-        )
+        logger.info("Updated the Workbench security device", extra={"device_id": device.id, "changed": sorted(changes)})
         return _device(updated)
 
     @_not_json_api

@@ -181,7 +181,7 @@ def parse_overrides(overrides_json: str) -> dict[str, Any]:
         raise InvalidParameter(
             OVERRIDES_PARAMETER,
             f"device_spec_keys maps {', '.join(bad)} to something other than a key name",
-            'give each setting a device_spec key name (a string), or null to leave it out',
+            "give each setting a device_spec key name (a string), or null to leave it out",
         )
     return overrides
 

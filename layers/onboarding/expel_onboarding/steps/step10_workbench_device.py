@@ -155,9 +155,7 @@ def _adopt_if_identical(found: list[Device], request: payload.DeviceRequest, nam
     for device in found:
         if payload.device_matches(device.attributes, request.attributes):
             # Same settings, made by a person (or an earlier tool): use it, but never change or delete it.
-            logger.info(
-                "A matching Workbench device already exists; using it as is", extra={"device_id": device.id}
-            )
+            logger.info("A matching Workbench device already exists; using it as is", extra={"device_id": device.id})
             return device
     raise ResourceConflict(
         f"Workbench already has a security device named {name!r} (id {found[0].id}) that this stack did "
