@@ -360,3 +360,12 @@ def test_handlers_deploy_then_report_complete_from_their_sample_events(aws, monk
     assert role["Status"] == "IN_PROGRESS"
     assert done["Status"] == "COMPLETE"
     assert done["RoleArn"] == f"arn:aws:iam::{ACCOUNT_ID}:role/ExpelAssumeRole"
+
+
+def test_remove_does_not_ask_twice_while_the_stack_is_being_deleted(aws, config, trail, queue):
+    _deployed(config, trail, queue)
+    _set_stack_status(config.role_stack_name, "DELETE_IN_PROGRESS")
+
+    with count_mutating_calls() as calls:
+        assert remove(config) == "IN_PROGRESS"
+    assert calls == []

@@ -105,7 +105,7 @@ def check_canary(config: Config, trail: TrailOutput, queue: QueueOutput, deliver
 
 
 def _find_in_queue(queue_url: str, bucket: str, key: str) -> str:
-    """"raw", "envelope" or "" (not seen). Deletes the canary's message; releases every other one."""
+    """Returns "raw", "envelope" or "" (not seen). Deletes the canary's message; releases every other one."""
     sqs = client("sqs")
     others: list[str] = []
     found = ""
