@@ -1,0 +1,15 @@
+"""Guide step 6: subscribe the queue to the topic with raw message delivery."""
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from expel_onboarding.models import Config, QueueOutput, TopicOutput
+from expel_onboarding.steps import step06_sns_subscription
+
+logger = Logger()
+
+
+@logger.inject_lambda_context(correlation_id_path="ExecutionId")
+def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    config, topic, queue = Config.from_state(event), TopicOutput.from_state(event), QueueOutput.from_state(event)
+    return step06_sns_subscription.apply(config, topic, queue).to_dict()
