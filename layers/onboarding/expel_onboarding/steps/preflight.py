@@ -15,8 +15,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from expel_onboarding.aws import cloudtrail, kms, s3, sts
-from expel_onboarding.aws.clients import client, error_code
+from expel_onboarding.aws import cloudtrail, kms, s3, sns, sqs, sts
 from expel_onboarding.errors import OnboardingError, ResourceConflict
 from expel_onboarding.models import Config
 from expel_onboarding.naming import OWNER_TAG_KEY, full_alias, topic_arn
@@ -48,7 +47,7 @@ def taken(parameter: str, problem: str, fix: str) -> ResourceConflict:
 
 
 def _ownership(config: Config, tags: dict[str, str]) -> str:
-    """"ours", "other-stack:<name>" or "foreign" for a resource with these tags."""
+    """Whose resource: ``ours``, ``other-stack:<name>`` (another onboarding) or ``foreign``."""
     owner = tags.get(OWNER_TAG_KEY)
     if owner == config.stack_name:
         return "ours"
@@ -165,35 +164,14 @@ def existing_trail(config: Config) -> dict[str, Any] | None:
 def _check_topic_and_queue(config: Config) -> None:
     """Topic (step 3) and queue (step 5) names: free, or ours from an earlier run."""
     arn = topic_arn(config.partition, config.region, config.account_id, config.topic_name)
-    tags = _topic_tags(arn, config.region)
-    if tags is not None and _ownership(config, tags) != "ours":
-        raise _not_ours(config, "TopicName", f"the SNS topic {config.topic_name}", tags,
-                        "choose another TopicName (guide step 3 creates a new topic)")
-    tags = _queue_tags(config.queue_name, config.account_id, config.region)
-    if tags is not None and _ownership(config, tags) != "ours":
-        raise _not_ours(config, "QueueName", f"the SQS queue {config.queue_name}", tags,
-                        "choose another QueueName (guide step 5 creates a new queue)")
-
-
-# Read-only lookups for the names steps 3 and 5 will use. They sit here, not in aws/sns.py and
-# aws/sqs.py, because those modules belong to the steps that write topics and queues.
-def _topic_tags(arn: str, region: str) -> dict[str, str] | None:
-    sns = client("sns", region)
-    try:
-        sns.get_topic_attributes(TopicArn=arn)
-    except Exception as exc:
-        if error_code(exc) in ("NotFound", "NotFoundException"):
-            return None
-        raise
-    return {t["Key"]: t["Value"] for t in sns.list_tags_for_resource(ResourceArn=arn).get("Tags", [])}
-
-
-def _queue_tags(name: str, account_id: str, region: str) -> dict[str, str] | None:
-    sqs = client("sqs", region)
-    try:
-        url = sqs.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account_id)["QueueUrl"]
-    except Exception as exc:
-        if error_code(exc) in ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"):
-            return None
-        raise
-    return dict(sqs.list_queue_tags(QueueUrl=url).get("Tags", {}))
+    if sns.topic_attributes(arn, config.region) is not None:
+        tags = sns.topic_tags(arn, config.region)
+        if _ownership(config, tags) != "ours":
+            raise _not_ours(config, "TopicName", f"the SNS topic {config.topic_name}", tags,
+                            "choose another TopicName (guide step 3 creates a new topic)")
+    url = sqs.queue_url(config.queue_name, config.account_id, config.region)
+    if url is not None:
+        tags = sqs.queue_tags(url, config.region)
+        if _ownership(config, tags) != "ours":
+            raise _not_ours(config, "QueueName", f"the SQS queue {config.queue_name}", tags,
+                            "choose another QueueName (guide step 5 creates a new queue)")
