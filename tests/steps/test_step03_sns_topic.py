@@ -148,6 +148,26 @@ def test_fifo_topic_name_is_refused_before_any_call(config: Config, trail: Trail
     assert calls == []
 
 
+def test_remove_deletes_our_topic_and_is_then_done(config: Config, trail: TrailOutput) -> None:
+    step03_sns_topic.apply(config, trail)
+    assert step03_sns_topic.remove(config) is True
+    assert TOPIC_ARN not in [t["TopicArn"] for t in _sns().list_topics()["Topics"]]
+    with count_mutating_calls() as calls:
+        assert step03_sns_topic.remove(config) is False
+    assert calls == []
+
+
+def test_remove_on_a_customers_topic_takes_out_only_our_statement(config: Config, trail: TrailOutput) -> None:
+    _sns().create_topic(Name=config.topic_name)
+    default = _policy()["Statement"]
+    step03_sns_topic.apply(config, trail)
+
+    assert step03_sns_topic.remove(config) is True
+
+    assert _policy()["Statement"] == default
+    assert step03_sns_topic.remove(config) is False
+
+
 def test_handler_runs_the_sample_event(aws: None) -> None:
     event = load_event("step03_sns_topic")
     config = Config.from_state(event)

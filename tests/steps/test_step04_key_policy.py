@@ -132,6 +132,34 @@ def test_kms_errors_on_write_are_named(config: Config, trail: TrailOutput, monke
         step04_key_policy.apply(config, trail, TOPIC)
 
 
+def test_remove_takes_out_only_the_guide_statements(config: Config, trail: TrailOutput) -> None:
+    console = cloudtrail_key_policy("aws", REGION, ACCOUNT_ID, config.trail_name)
+    _put(trail, {**console, "Statement": console["Statement"] + [SECURITY_TEAM]})
+    step04_key_policy.apply(config, trail, TOPIC)
+
+    assert step04_key_policy.remove(config, trail) is True
+
+    assert _policy(trail) == {**console, "Statement": console["Statement"] + [SECURITY_TEAM]}
+    with count_mutating_calls() as calls:
+        assert step04_key_policy.remove(config, trail) is False
+    assert calls == []
+
+
+def test_remove_on_a_deleted_key_is_done(config: Config, trail: TrailOutput) -> None:
+    gone = replace(trail, kms_key_arn=f"arn:aws:kms:{REGION}:{ACCOUNT_ID}:key/00000000-0000-4000-8000-000000000000")
+    assert step04_key_policy.remove(config, gone) is False
+
+
+def test_remove_on_a_key_pending_deletion_is_done(config: Config, trail: TrailOutput,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    class PendingDeletion:
+        def get_key_policy(self, **_: Any) -> dict:
+            raise ClientError({"Error": {"Code": "KMSInvalidStateException", "Message": "pending"}}, "GetKeyPolicy")
+
+    monkeypatch.setattr(kms_policy, "client", lambda service, region=None: PendingDeletion())
+    assert step04_key_policy.remove(config, trail) is False
+
+
 def test_handler_runs_the_sample_event(aws: None) -> None:
     event = load_event("step04_key_policy")
     config = Config.from_state(event)

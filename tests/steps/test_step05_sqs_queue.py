@@ -137,6 +137,26 @@ def test_fifo_queue_name_is_refused_before_any_call(config: Config, trail: Trail
     assert calls == []
 
 
+def test_remove_deletes_our_queue_and_is_then_done(config: Config, trail: TrailOutput) -> None:
+    step05_sqs_queue.apply(config, trail, TOPIC)
+    assert step05_sqs_queue.remove(config) is True
+    assert _sqs().list_queues().get("QueueUrls", []) == []
+    with count_mutating_calls() as calls:
+        assert step05_sqs_queue.remove(config) is False
+    assert calls == []
+
+
+def test_remove_on_a_customers_queue_takes_out_only_our_statement(config: Config, trail: TrailOutput) -> None:
+    _sqs().create_queue(QueueName=config.queue_name, Attributes={
+        "Policy": json.dumps({"Version": "2012-10-17", "Statement": [FOREIGN]})})
+    step05_sqs_queue.apply(config, trail, TOPIC)
+
+    assert step05_sqs_queue.remove(config) is True
+
+    assert json.loads(_attributes()["Policy"])["Statement"] == [FOREIGN]
+    assert step05_sqs_queue.remove(config) is False
+
+
 def test_handler_runs_the_sample_event(aws: None) -> None:
     event = load_event("step05_sqs_queue")
     config = Config.from_state(event)

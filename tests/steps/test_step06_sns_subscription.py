@@ -104,6 +104,25 @@ def test_a_published_message_arrives_in_the_queue_without_an_sns_envelope(
     assert [m["Body"] for m in messages] == [body]
 
 
+def test_remove_unsubscribes_only_our_queue(config: Config, topic: TopicOutput, queue: QueueOutput) -> None:
+    other = _make_queue("someone-elses-queue")
+    _sns().subscribe(TopicArn=topic.topic_arn, Protocol="sqs", Endpoint=other.queue_arn)
+    step06_sns_subscription.apply(config, topic, queue)
+
+    assert step06_sns_subscription.remove(config, topic, queue) is True
+
+    assert [s["Endpoint"] for s in _subscriptions(topic)] == [other.queue_arn]
+    with count_mutating_calls() as calls:
+        assert step06_sns_subscription.remove(config, topic, queue) is False
+    assert calls == []
+
+
+def test_remove_after_the_topic_is_gone_is_done(config: Config, topic: TopicOutput, queue: QueueOutput) -> None:
+    step06_sns_subscription.apply(config, topic, queue)
+    _sns().delete_topic(TopicArn=topic.topic_arn)
+    assert step06_sns_subscription.remove(config, topic, queue) is False
+
+
 def test_handler_runs_the_sample_event(aws: None) -> None:
     event = load_event("step06_sns_subscription")
     config = Config.from_state(event)

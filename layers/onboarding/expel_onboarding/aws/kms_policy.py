@@ -57,6 +57,17 @@ def key_policy(key_arn: str, region: str) -> dict[str, Any]:
     return dict(json.loads(policy))
 
 
+def key_policy_if_usable(key_arn: str, region: str) -> dict[str, Any] | None:
+    """Teardown: the key's policy, or None when the key is gone, disabled or pending deletion
+    (then there is nothing to clean up, and KMS would refuse the write anyway)."""
+    try:
+        return key_policy(key_arn, region)
+    except OnboardingError as exc:
+        if error_code(exc.__cause__) in ("NotFoundException", "KMSInvalidStateException"):
+            return None
+        raise
+
+
 def put_key_policy(key_arn: str, policy: dict[str, Any], region: str) -> None:
     """Replace the key's policy with ``policy`` (the caller passes the merged document). The
     lockout safety check stays on: KMS refuses a policy that would lock the account out."""

@@ -74,6 +74,12 @@ def set_topic_attribute(topic_arn: str, name: str, value: str, region: str) -> N
         client("sns", region).set_topic_attributes(TopicArn=topic_arn, AttributeName=name, AttributeValue=value)
 
 
+def delete_topic(topic_arn: str, region: str) -> None:
+    """Teardown of a topic this stack created (its subscriptions go with it). Idempotent in SNS."""
+    with _errors(f"deleting topic {topic_arn}"):
+        client("sns", region).delete_topic(TopicArn=topic_arn)
+
+
 def topic_policy(attributes: dict[str, str]) -> dict[str, Any] | None:
     """The topic's access policy from its attributes, parsed; None when it has none."""
     policy = attributes.get("Policy")
@@ -107,3 +113,13 @@ def subscribe(topic_arn: str, protocol: str, endpoint: str, attributes: dict[str
             TopicArn=topic_arn, Protocol=protocol, Endpoint=endpoint, Attributes=attributes,
             ReturnSubscriptionArn=True)
     return str(response["SubscriptionArn"])
+
+
+def unsubscribe(subscription_arn: str, region: str) -> None:
+    with _errors(f"removing subscription {subscription_arn}"):
+        try:
+            client("sns", region).unsubscribe(SubscriptionArn=subscription_arn)
+        except Exception as exc:
+            if error_code(exc) == "NotFound":  # already gone: teardown is done
+                return
+            raise

@@ -76,6 +76,17 @@ def set_queue_attributes(url: str, attributes: dict[str, str], region: str) -> N
         client("sqs", region).set_queue_attributes(QueueUrl=url, Attributes=attributes)
 
 
+def delete_queue(url: str, region: str) -> None:
+    """Teardown of a queue this stack created; a queue already gone is fine."""
+    with _errors(f"deleting queue {url}"):
+        try:
+            client("sqs", region).delete_queue(QueueUrl=url)
+        except Exception as exc:
+            if error_code(exc) in _MISSING:
+                return
+            raise
+
+
 def queue_policy(attributes: dict[str, str]) -> dict[str, Any] | None:
     """The queue's access policy from its attributes, parsed; None when it has none."""
     policy = attributes.get("Policy")

@@ -16,7 +16,8 @@ from expel_onboarding import naming
 from expel_onboarding.aws import sns
 from expel_onboarding.errors import InvalidParameter
 from expel_onboarding.models import Config, TopicOutput, TrailOutput
-from expel_onboarding.policies.topic_policy import merge_topic_policy, topic_statements
+from expel_onboarding.policies import remove_statements
+from expel_onboarding.policies.topic_policy import TOPIC_POLICY_SIDS, merge_topic_policy, topic_statements
 from expel_onboarding.steps._ownership import foreign_key_conflict, owned, refers_to_key
 
 logger = Logger(child=True)
@@ -60,3 +61,26 @@ def apply(config: Config, trail: TrailOutput) -> TopicOutput:
         sns.set_topic_attribute(topic_arn, "Policy", json.dumps(merged), region)
         logger.info("Merged the bucket's publish statement into the topic policy", extra={"topic": topic_arn})
     return TopicOutput(topic_arn=topic_arn)
+
+
+def remove(config: Config) -> bool:
+    """Teardown: delete the topic if this stack created it; on a customer's topic remove only our
+    statement. True when something was written; a missing topic is done."""
+    region = config.region
+    topic_arn = naming.topic_arn(config.partition, region, config.account_id, config.topic_name)
+    attributes = sns.topic_attributes(topic_arn, region)
+    if attributes is None:
+        return False
+    if owned(KIND, topic_arn, sns.topic_tags(topic_arn, region), config.stack_name, "TopicName"):
+        sns.delete_topic(topic_arn, region)
+        logger.info("Deleted the SNS topic", extra={"topic": topic_arn})
+        return True
+    current = sns.topic_policy(attributes)
+    if not current:
+        return False
+    remaining = remove_statements(current, TOPIC_POLICY_SIDS)
+    if remaining == current:
+        return False
+    sns.set_topic_attribute(topic_arn, "Policy", json.dumps(remaining), region)
+    logger.info("Removed our statement from the customer's topic policy", extra={"topic": topic_arn})
+    return True

@@ -16,7 +16,8 @@ from expel_onboarding import naming
 from expel_onboarding.aws import sqs
 from expel_onboarding.errors import InvalidParameter
 from expel_onboarding.models import Config, QueueOutput, TopicOutput, TrailOutput
-from expel_onboarding.policies.queue_policy import merge_queue_policy, queue_statements
+from expel_onboarding.policies import remove_statements
+from expel_onboarding.policies.queue_policy import QUEUE_POLICY_SIDS, merge_queue_policy, queue_statements
 from expel_onboarding.steps._ownership import foreign_key_conflict, owned, refers_to_key
 
 logger = Logger(child=True)
@@ -69,3 +70,26 @@ def apply(config: Config, trail: TrailOutput, topic: TopicOutput) -> QueueOutput
         logger.info("Updated the SQS queue", extra={"queue": queue_arn, "attributes": sorted(changes),
                                                      "previous_kms_key": current_key or None})
     return QueueOutput(queue_arn=queue_arn, queue_url=url)
+
+
+def remove(config: Config) -> bool:
+    """Teardown: delete the queue if this stack created it; on a customer's queue remove only our
+    statement. True when something was written; a missing queue is done."""
+    region = config.region
+    url = sqs.queue_url(config.queue_name, config.account_id, region)
+    if url is None:
+        return False
+    queue_arn = naming.queue_arn(config.partition, region, config.account_id, config.queue_name)
+    if owned(KIND, queue_arn, sqs.queue_tags(url, region), config.stack_name, "QueueName"):
+        sqs.delete_queue(url, region)
+        logger.info("Deleted the SQS queue", extra={"queue": queue_arn})
+        return True
+    current = sqs.queue_policy(sqs.queue_attributes(url, region))
+    if not current:
+        return False
+    remaining = remove_statements(current, QUEUE_POLICY_SIDS)
+    if remaining == current:
+        return False
+    sqs.set_queue_attributes(url, {"Policy": json.dumps(remaining)}, region)
+    logger.info("Removed our statement from the customer's queue policy", extra={"queue": queue_arn})
+    return True

@@ -42,3 +42,16 @@ def apply(config: Config, topic: TopicOutput, queue: QueueOutput) -> Subscriptio
         sns.set_subscription_attribute(subscription_arn, RAW_MESSAGE_DELIVERY, "true", region)
         logger.info("Turned on raw message delivery", extra={"subscription": subscription_arn})
     return SubscriptionOutput(subscription_arn=subscription_arn)
+
+
+def remove(config: Config, topic: TopicOutput, queue: QueueOutput) -> bool:
+    """Teardown: unsubscribe the queue (deleting our topic also does it). True when something was
+    removed; a topic or subscription already gone is done."""
+    if sns.topic_attributes(topic.topic_arn, config.region) is None:
+        return False
+    subscription_arn = _existing(topic, queue, config.region)
+    if subscription_arn is None:
+        return False
+    sns.unsubscribe(subscription_arn, config.region)
+    logger.info("Unsubscribed the queue from the topic", extra={"subscription": subscription_arn})
+    return True
