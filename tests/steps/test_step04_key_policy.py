@@ -60,7 +60,7 @@ def test_guide_statements_are_appended_to_cloudtrails_key_policy(config: Config,
 
     out = step04_key_policy.apply(config, trail, TOPIC)
 
-    assert out == KeyPolicyOutput(kms_key_arn=trail.kms_key_arn, statement_ids=SIDS, changed=True)
+    assert out == KeyPolicyOutput(kms_key_arn=trail.kms_key_arn, statement_ids=SIDS)
     policy = _policy(trail)
     assert policy == {**console, "Statement": console["Statement"] + _guide_statements(trail)}
     assert audit(policy, "kms") == []
@@ -71,8 +71,7 @@ def test_second_run_makes_no_mutating_call(config: Config, trail: TrailOutput) -
     with count_mutating_calls() as calls:
         second = step04_key_policy.apply(config, trail, TOPIC)
     assert calls == []
-    # Only the model's Changed flag differs: it reports what this run did.
-    assert second == replace(first, changed=False)
+    assert second == first
 
 
 def test_foreign_statements_are_kept_and_a_stale_guide_statement_is_replaced_in_place(
@@ -102,7 +101,7 @@ def test_statements_pasted_by_hand_from_the_guide_are_not_rewritten(config: Conf
         out = step04_key_policy.apply(config, trail, TOPIC)
 
     assert calls == []
-    assert out.changed is False
+    assert out.statement_ids == SIDS
 
 
 def test_missing_key_is_a_terminal_error_naming_the_key(config: Config, trail: TrailOutput) -> None:
@@ -169,5 +168,5 @@ def test_handler_runs_the_sample_event(aws: None) -> None:
     app = importlib.import_module("functions.step04_key_policy.app")
     result = app.lambda_handler(event, FakeLambdaContext("step04_key_policy"))
 
-    assert result == {"KmsKeyArn": trail.kms_key_arn, "StatementIds": SIDS, "Changed": True}
+    assert result == {"KmsKeyArn": trail.kms_key_arn, "StatementIds": SIDS}
     assert [s["Sid"] for s in _policy(trail)["Statement"]][-2:] == SIDS

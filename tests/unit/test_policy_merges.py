@@ -175,3 +175,15 @@ def test_merge_notification_keeps_other_entries_adds_ours_once_and_is_idempotent
     removed = remove_notification(merged, NOTIFICATION_ID)
     assert _foreign_entries(removed) == _foreign_entries(existing)
     assert not notification_present(removed, TOPIC_ARN, NOTIFICATION_ID)
+
+
+def test_stored_spellings_of_the_same_principal_are_not_rewritten() -> None:
+    """S3 hands back {"AWS": "*"} as "*" and an account id as its root ARN: same grant, no write."""
+    from expel_onboarding.policies._equivalence import equivalent
+
+    ours = {"Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": {"AWS": "*"}, "Action": "s3:*",
+            "Resource": "arn:aws:s3:::b", "Condition": {"Bool": {"aws:SecureTransport": "false"}}}
+    assert equivalent(ours, {**ours, "Principal": "*"})
+    root = {**ours, "Principal": {"AWS": "123456789012"}}
+    assert equivalent(root, {**ours, "Principal": {"AWS": "arn:aws:iam::123456789012:root"}})
+    assert not equivalent(root, {**ours, "Principal": {"AWS": "arn:aws:iam::210987654321:root"}})

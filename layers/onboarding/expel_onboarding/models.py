@@ -124,7 +124,6 @@ class KeyPolicyOutput(Model):
 
     kms_key_arn: str
     statement_ids: list[str]
-    changed: bool
 
 
 @dataclass(frozen=True)

@@ -39,12 +39,27 @@ def _freeze(value: Any) -> Any:
     return value
 
 
+def _principal(value: Any) -> Any:
+    """S3 and SNS store ``{"AWS": "*"}`` as ``"*"`` and a bare account id as ``arn:...:root``:
+    both spellings mean the same principal."""
+    if value == "*" or value == {"AWS": "*"} or value == {"AWS": ["*"]}:
+        return "*"
+    if isinstance(value, dict) and "AWS" in value:
+        accounts = value["AWS"] if isinstance(value["AWS"], list) else [value["AWS"]]
+        value = {**value, "AWS": [f"root-of:{a}" if a.isdigit() and len(a) == 12 else
+                                  (f"root-of:{a.split(':')[4]}" if a.endswith(":root") else a)
+                                  for a in accounts]}
+    return _freeze(value)
+
+
 def canonical_statement(statement: Statement) -> Any:
     """A hashable value equal for two statements that grant the same thing."""
     result = []
     for key, value in statement.items():
         if key in _ACTION_ELEMENTS:
             result.append((key, _actions(value)))
+        elif key in ("Principal", "NotPrincipal"):
+            result.append((key, _principal(value)))
         else:
             result.append((key, _freeze(value)))
     return tuple(sorted(result, key=lambda item: item[0]))

@@ -21,12 +21,11 @@ logger = Logger(child=True)
 def apply(config: Config, trail: TrailOutput, topic: TopicOutput) -> KeyPolicyOutput:
     current = kms_policy.key_policy(trail.kms_key_arn, config.region)
     merged = merge_key_policy(current, trail.bucket_arn, topic.topic_arn)
-    changed = merged != current
-    if changed:
+    if merged != current:
         kms_policy.put_key_policy(trail.kms_key_arn, merged, config.region)
         logger.info("Merged the guide's statements into the key policy",
                     extra={"kms_key": trail.kms_key_arn, "sids": list(GUIDE_KEY_SIDS)})
-    return KeyPolicyOutput(kms_key_arn=trail.kms_key_arn, statement_ids=list(GUIDE_KEY_SIDS), changed=changed)
+    return KeyPolicyOutput(kms_key_arn=trail.kms_key_arn, statement_ids=list(GUIDE_KEY_SIDS))
 
 
 def remove(config: Config, trail: TrailOutput) -> bool:
