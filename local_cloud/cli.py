@@ -129,6 +129,8 @@ def _configure_logging(verbose: bool) -> None:
         level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("werkzeug").setLevel(logging.INFO if verbose else logging.ERROR)
+    # moto logs every failed execution as an ERROR with its whole state; the progress lines say it better.
+    logging.getLogger("moto").setLevel(logging.INFO if verbose else logging.CRITICAL)
 
 
 # ---------------------------------------------------------------------------------------- commands
@@ -250,18 +252,20 @@ def cmd_delete(args: argparse.Namespace) -> int:
 
 
 def demo_parameters(template: Path, workbench_url: str | None) -> dict[str, str]:
-    """Sample values for the parameters a demo needs, for those the template declares."""
+    """Sample values for the parameters a demo needs, for those the template declares.
+
+    The Workbench GUID is a valid sample; the API key and base URL are the emulator's; a failed step
+    fails the stack at once (no retry window) and slow operations are polled often.
+    """
     declared = deploying.load_template(template).get("Parameters", {})
-    values: dict[str, str] = {}
-    for name in declared:
-        lowered = name.lower()
-        if lowered in ("workbenchguid", "workbenchorganizationid", "externalid"):
-            values[name] = DEMO_WORKBENCH_GUID
-        elif "workbench" in lowered and ("apikey" in lowered or "api_key" in lowered):
-            values[name] = DEMO_API_KEY
-        elif "workbench" in lowered and "url" in lowered and workbench_url:
-            values[name] = workbench_url
-    return values
+    samples = {
+        "WorkbenchGuid": DEMO_WORKBENCH_GUID,
+        "WorkbenchApiKey": DEMO_API_KEY,
+        "WorkbenchBaseUrl": workbench_url,
+        "RetryWindowSeconds": "0",
+        "StatusPollSeconds": "1",
+    }
+    return {name: value for name, value in samples.items() if name in declared and value is not None}
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -21,18 +21,22 @@ runs the moto server (``local serve``), never in tests' in-memory moto.
    make it the version ARN. ``AWS::Lambda::Function`` from CloudFormation drops ``Layers``: keep them.
 7. ``StartExecution`` without a name gets the name ``None`` (ARN ``...:None``, and a second start is
    "already exists"); AWS generates a UUID: do that.
-8. Update/Delete of custom resources (see ``custom_resources``).
+8. ``AWS::SecretsManager::Secret`` has no CloudFormation support in moto (skipped, ``!Ref`` is empty):
+   a minimal model creates the secret (SecretString or a generated one), ``!Ref`` is its ARN.
+9. Update/Delete of custom resources (see ``custom_resources``).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 from typing import Any
 
 log = logging.getLogger(__name__)
 _applied = False
+_extra_models: list[type] = []
 _stack_locks: dict[str, threading.RLock] = {}
 _locks_guard = threading.Lock()
 
@@ -154,6 +158,82 @@ def _patch_execution_name() -> None:
     StepFunctionsParserBackend.start_execution = start_execution  # type: ignore[method-assign]
 
 
+def _add_secret_model() -> None:
+    import secrets as random_source
+    import string
+
+    from moto.core.common_models import CloudFormationModel
+    from moto.secretsmanager.models import secretsmanager_backends
+
+    class CfnSecret(CloudFormationModel):
+        """AWS::SecretsManager::Secret for moto's CloudFormation (Ref = ARN)."""
+
+        def __init__(self, arn: str, name: str, account_id: str, region: str) -> None:
+            self.arn, self.name, self.account_id, self.region = arn, name, account_id, region
+
+        @property
+        def physical_resource_id(self) -> str:
+            return self.arn
+
+        @staticmethod
+        def cloudformation_name_type() -> str:
+            return "Name"
+
+        @staticmethod
+        def cloudformation_type() -> str:
+            return "AWS::SecretsManager::Secret"
+
+        @classmethod
+        def has_cfn_attr(cls, attr: str) -> bool:
+            return attr in ("Id", "Arn")
+
+        def get_cfn_attribute(self, attribute_name: str) -> str:
+            return self.arn
+
+        @classmethod
+        def create_from_cloudformation_json(  # type: ignore[override]
+            cls, resource_name: str, cloudformation_json: dict, account_id: str, region_name: str, **kwargs: Any
+        ) -> Any:
+            props = cloudformation_json.get("Properties", {})
+            value = props.get("SecretString")
+            if value is None:
+                spec = props.get("GenerateSecretString", {})
+                alphabet = string.ascii_letters + string.digits
+                value = "".join(random_source.choice(alphabet) for _ in range(int(spec.get("PasswordLength", 32))))
+                if spec.get("SecretStringTemplate") and spec.get("GenerateStringKey"):
+                    document = json.loads(spec["SecretStringTemplate"])
+                    document[spec["GenerateStringKey"]] = value
+                    value = json.dumps(document)
+            backend = secretsmanager_backends[account_id][region_name]
+            created = json.loads(
+                backend.create_secret(
+                    name=resource_name,
+                    secret_string=value,
+                    secret_binary=None,
+                    description=props.get("Description"),
+                    tags=props.get("Tags"),
+                    kms_key_id=props.get("KmsKeyId"),
+                    client_request_token=None,
+                    replica_regions=[],
+                    force_overwrite=False,
+                )
+            )
+            return cls(created["ARN"], created["Name"], account_id, region_name)
+
+        @classmethod
+        def delete_from_cloudformation_json(  # type: ignore[override]
+            cls, resource_name: str, cloudformation_json: dict, account_id: str, region_name: str
+        ) -> None:
+            backend = secretsmanager_backends[account_id][region_name]
+            backend.delete_secret(resource_name, None, True)
+
+    from moto.cloudformation import parsing
+
+    parsing.get_model_map.cache_clear()
+    parsing.get_name_type_map.cache_clear()
+    _extra_models.append(CfnSecret)  # found through CloudFormationModel.__subclasses__() (weak refs)
+
+
 def _patch_custom_resource_type() -> None:
     import moto.cloudformation.parsing as parsing
     from moto.cloudformation.custom_model import CustomModel
@@ -182,10 +262,14 @@ def _patch_resource_events() -> None:
         condition = resource_json.get("Condition")
         if stack is None or (condition and not resources_map.lazy_condition_map[condition]):
             return original_create(logical_id, resource_json, resources_map, account_id, region_name)
+        if stack.status.endswith("_FAILED"):
+            return None  # CloudFormation creates nothing more once a stack failed (describe calls would)
         resource_type = resource_json["Type"]
         resource_event(stack, logical_id, resource_type, "CREATE_IN_PROGRESS")
         try:
             resource = original_create(logical_id, resource_json, resources_map, account_id, region_name)
+        except ResourceFailed:
+            raise  # a resource this one references failed: that one's event says why
         except Exception as exc:
             reason = _reason(exc)
             resource_event(stack, logical_id, resource_type, "CREATE_FAILED", reason=reason)
@@ -218,16 +302,52 @@ def _patch_resource_events() -> None:
 
     Stack.create_resources = create_resources  # type: ignore[method-assign]
 
+    from moto.cloudformation.models import CloudFormationBackend
+
+    original_create_stack = CloudFormationBackend.create_stack
+
+    def create_stack(self: Any, name: str, *args: Any, **kwargs: Any) -> Any:
+        # Outputs (exports) are evaluated before create_resources, creating what they reference.
+        try:
+            return original_create_stack(self, name, *args, **kwargs)
+        except Exception as exc:
+            stack = next((s for s in self.stacks.values() if s.name == name), None)
+            if stack is None:
+                raise
+            fail_stack(stack, _reason(exc))
+            return stack
+
+    CloudFormationBackend.create_stack = create_stack  # type: ignore[method-assign]
+
+    # Outputs are evaluated on every describe_stacks; one referencing a resource that failed raised
+    # (HTTP 500 for every later describe). CloudFormation shows no Outputs until the stack completes.
+    for name in ("outputs", "exports"):
+        original_property = getattr(Stack, name)
+
+        def guarded(self: Any, _original: property = original_property, _name: str = name) -> Any:
+            try:
+                return _original.fget(self)  # type: ignore[misc]
+            except Exception:
+                if self.status.endswith("_COMPLETE") and not self.status.startswith("ROLLBACK"):
+                    raise
+                return None if _name == "outputs" else []
+
+        setattr(Stack, name, property(guarded))
+
 
 class ResourceFailed(Exception):
     """A resource of the stack could not be created; the message names it and says why."""
 
 
-def _reason(exc: BaseException) -> str:
+def _reason(exc: BaseException, limit: int = 600) -> str:
+    """One line for a person: the exception's message without a quoted state machine definition."""
     if isinstance(exc, ResourceFailed):
         return str(exc)
-    message = getattr(exc, "message", None) or getattr(exc, "description", None) or str(exc)
-    return f"{type(exc).__name__}: {message}" if not str(message).startswith(type(exc).__name__) else message
+    message = str(getattr(exc, "message", None) or getattr(exc, "description", None) or exc)
+    message = re.sub(r" in definition '.*", "", " ".join(message.split()), flags=re.DOTALL)
+    if not message.startswith(type(exc).__name__):
+        message = f"{type(exc).__name__}: {message}"
+    return message if len(message) <= limit else message[: limit - 1] + "…"
 
 
 def handle_cfn_response(stack_id: str, body: dict) -> None:
@@ -266,6 +386,7 @@ def apply() -> None:
     _patch_stepfunctions_backend()
     _patch_lambda_models()
     _patch_execution_name()
+    _add_secret_model()
     _patch_custom_resource_type()
     _patch_resource_events()
     _patch_cfn_response()
