@@ -15,6 +15,7 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
 
@@ -208,6 +209,7 @@ def _run_deploy(
         deploying.aws_client("stepfunctions", endpoint_url, args.region),
         stack_name,
         say,
+        since=datetime.now(UTC) - timedelta(seconds=1),
     )
     say(f"deploying stack {stack_name} to {endpoint_url}")
     result = deploying.deploy(endpoint_url, stack_name, template, parameters, args.region, args.timeout, progress.poll)
@@ -241,6 +243,7 @@ def cmd_delete(args: argparse.Namespace) -> int:
         deploying.aws_client("stepfunctions", args.endpoint_url, args.region),
         args.stack_name,
         say,
+        since=datetime.now(UTC) - timedelta(seconds=1),
     )
     try:
         status = deploying.delete(args.endpoint_url, args.stack_name, args.region, args.timeout, progress.poll)

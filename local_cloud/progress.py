@@ -41,7 +41,11 @@ def _error_text(details: dict) -> str:
 class Progress:
     """Polls one stack's events and its state machines' executions, writing new lines through ``write``."""
 
-    def __init__(self, cfn: Any, sfn: Any, stack_name: str, write: Callable[[str], None]) -> None:
+    def __init__(
+        self, cfn: Any, sfn: Any, stack_name: str, write: Callable[[str], None], since: datetime | None = None
+    ) -> None:
+        """``since``: show only what happened from then on (an update or delete of an existing stack)."""
+        self.since = since
         self.cfn = cfn
         self.sfn = sfn
         self.stack_name = stack_name
@@ -64,6 +68,8 @@ class Progress:
             if event["EventId"] in self._seen_stack_events:
                 continue
             self._seen_stack_events.add(event["EventId"])
+            if self._old(event["Timestamp"]):
+                continue
             reason = event.get("ResourceStatusReason")
             line = (
                 f"  {_clock(event['Timestamp'])}  {event['ResourceStatus']:<20} "
@@ -78,9 +84,14 @@ class Progress:
             if not arn.startswith("arn:"):
                 continue
             for execution in self.sfn.list_executions(stateMachineArn=arn).get("executions", []):
+                if self._old(execution["startDate"]):
+                    continue
                 self._history(
                     execution["executionArn"], execution.get("name") or execution["executionArn"].rsplit(":", 1)[-1]
                 )
+
+    def _old(self, when: Any) -> bool:
+        return self.since is not None and isinstance(when, datetime) and when < self.since
 
     def _history(self, execution_arn: str, name: str) -> None:
         events = self.sfn.get_execution_history(executionArn=execution_arn, maxResults=1000).get("events", [])

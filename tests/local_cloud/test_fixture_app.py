@@ -174,3 +174,59 @@ def _messages(logs, group: str) -> list[str]:  # noqa: ANN001
         for s in streams
         for e in logs.get_log_events(logGroupName=group, logStreamName=s["logStreamName"])["events"]
     ]
+
+
+def _trigger_name(cloud: ServedCloud, stack: str) -> str:
+    functions = client(cloud, "lambda").list_functions()["Functions"]
+    return next(f["FunctionName"] for f in functions if f["FunctionName"].startswith(f"{stack}-TriggerFunction"))
+
+
+def _trigger_log(cloud: ServedCloud, stack: str, name: str | None = None) -> list[dict]:
+    name = name or _trigger_name(cloud, stack)
+    requests = []
+    for message in _messages(client(cloud, "logs"), f"/aws/lambda/{name}"):
+        if message.startswith('{"request"'):
+            requests.append(json.loads(message)["request"])
+    return requests
+
+
+def test_deploy_again_updates_the_stack_and_custom_resource_then_delete_removes_it(
+    served_cloud: ServedCloud, fixture_app: Path
+) -> None:
+    stack = f"life-{uuid.uuid4().hex[:6]}"
+    assert deploy(served_cloud, fixture_app, stack).returncode == 0
+
+    updated = deploy(served_cloud, fixture_app, stack, "Greeting=bonjour")
+
+    assert updated.returncode == 0, updated.stderr
+    assert f"stack {stack} UPDATE_COMPLETE" in updated.stdout
+    assert outputs(served_cloud, stack)["Greeting"] == "bonjour, world"
+    create, update = _trigger_log(served_cloud, stack)
+    assert create["RequestType"] == "Create" and update["RequestType"] == "Update"
+    assert update["OldResourceProperties"]["Greeting"] == "hello"
+    assert update["PhysicalResourceId"].startswith("run-")
+
+    trigger = _trigger_name(served_cloud, stack)
+    deleted = run_cli("local", "delete", "--endpoint-url", served_cloud.url, "--stack-name", stack)
+
+    assert deleted.returncode == 0, deleted.stderr
+    assert f"stack {stack} DELETE_COMPLETE" in deleted.stdout
+    delete_request = _trigger_log(served_cloud, stack, trigger)[-1]  # logs outlive the function
+    assert delete_request["RequestType"] == "Delete" and delete_request["PhysicalResourceId"].startswith("run-")
+    assert not _trigger_exists(served_cloud, stack)
+    with pytest.raises(client(served_cloud, "cloudformation").exceptions.ClientError):
+        client(served_cloud, "cloudformation").describe_stacks(StackName=stack)
+
+
+def _trigger_exists(cloud: ServedCloud, stack: str) -> bool:
+    functions = client(cloud, "lambda").list_functions()["Functions"]
+    return any(f["FunctionName"].startswith(f"{stack}-TriggerFunction") for f in functions)
+
+
+def test_deploy_over_a_failed_stack_replaces_it(served_cloud: ServedCloud, fixture_app: Path, failing_stack) -> None:
+    stack, _ = failing_stack
+
+    result = deploy(served_cloud, fixture_app, stack, "Fail=false")
+
+    assert result.returncode == 0, result.stderr
+    assert outputs(served_cloud, stack)["Greeting"] == "hello, world"

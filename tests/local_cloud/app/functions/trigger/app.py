@@ -9,7 +9,8 @@ from shared import answer
 
 
 def lambda_handler(event: dict, context: object) -> None:
-    print(json.dumps({"RequestType": event["RequestType"], "LogicalResourceId": event["LogicalResourceId"]}))
+    seen = {k: event.get(k) for k in ("RequestType", "PhysicalResourceId", "OldResourceProperties")}
+    print(json.dumps({"request": seen}))
     if event["RequestType"] == "Delete":
         answer(event, "SUCCESS", event.get("PhysicalResourceId", "none"))
         return
