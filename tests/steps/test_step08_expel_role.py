@@ -292,11 +292,6 @@ def test_stuck_stack_is_a_failure_naming_the_console_fix(config, trail, queue, s
     assert "something broke" in str(raised.value)
 
 
-def test_organization_mode_is_left_to_its_own_issue(config, trail, queue):
-    with pytest.raises(NotImplementedError, match="Organizations"):
-        deploy(dataclasses.replace(config, organization_mode=True), trail, queue)
-
-
 # --- teardown --------------------------------------------------------------------------------------------
 
 def test_remove_deletes_our_stack_and_treats_gone_as_done(aws, config, trail, queue):

@@ -66,6 +66,9 @@ class Config(Model):
     workbench_device_overrides: str = ""
     # Organizations mode (issue: AWS Organizations)
     organization_target_ou_ids: list[str] = field(default_factory=list)
+    # StackSet rollout: accounts deployed at once, and accounts that may fail before CloudFormation stops.
+    stack_set_max_concurrent_percentage: int = 25
+    stack_set_failure_tolerance_percentage: int = 10
     # Teardown choices
     keep_log_bucket: bool = True
     schedule_key_deletion: bool = False
@@ -80,6 +83,9 @@ class Config(Model):
         ous = data.get("OrganizationTargetOuIds")
         if isinstance(ous, str):
             data["OrganizationTargetOuIds"] = [o.strip() for o in ous.split(",") if o.strip()]
+        for name in ("StackSetMaxConcurrentPercentage", "StackSetFailureTolerancePercentage"):
+            if isinstance(data.get(name), str) and data[name].strip().isdigit():
+                data[name] = int(data[name])
         return super().from_dict(data)
 
 

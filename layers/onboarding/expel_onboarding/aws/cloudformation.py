@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from expel_onboarding.aws.clients import client, error_code
-from expel_onboarding.errors import OnboardingError, StillInProgress
+from expel_onboarding.errors import OnboardingError, StillInProgress, TransientError
 
 CAPABILITIES = ["CAPABILITY_NAMED_IAM"]  # the role template names its role
 
@@ -144,3 +144,181 @@ def first_failure(stack_name: str, region: str) -> tuple[str, str]:
                 if status.endswith("_FAILED") and reason:
                     failures.append((str(event.get("LogicalResourceId", "")), reason))
     return failures[-1] if failures else ("", "")
+
+
+# --- StackSets (Organizations mode, guide step 8) ---------------------------------------------------------
+# Every call names CallAs: SELF from the management account, DELEGATED_ADMIN from a member account
+# registered as StackSets delegated administrator (CloudFormation then acts for the management account).
+
+RUNNING_OPERATION = {"QUEUED", "RUNNING", "STOPPING"}
+_STACK_SET_TRANSIENT = {"Throttling", "ThrottlingException", "TooManyRequestsException",
+                        "LimitExceededException", "StaleRequestException"}
+
+
+@contextmanager
+def _stack_set_errors(name: str, action: str) -> Iterator[None]:
+    """StackSets run one operation at a time: another one running is a wait, not a failure."""
+    try:
+        yield
+    except Exception as exc:
+        code, message = error_code(exc), _error_message(exc)
+        if code == "OperationInProgressException":
+            raise StillInProgress(f"StackSet {name}: another operation is running ({message})") from exc
+        if code in _STACK_SET_TRANSIENT:
+            raise TransientError(f"StackSet {name}: CloudFormation is busy ({code}); retrying") from exc
+        if code in ("AccessDenied", "AccessDeniedException"):
+            raise OnboardingError(
+                f"CloudFormation refused {action} on StackSet {name}: {message}. Fix: give the onboarding "
+                f"function cloudformation:{action} on stackset/{name}:* (and, for a delegated administrator, "
+                "register the account: aws organizations register-delegated-administrator --service-principal "
+                "member.org.stacksets.cloudformation.amazonaws.com --account-id <id>)") from exc
+        if code == "ValidationError" and "trusted access" in message.lower():
+            raise OnboardingError(
+                f"StackSet {name}: {message}. Fix: in the management account run 'aws cloudformation "
+                "activate-organizations-access' (console: CloudFormation > StackSets > Activate trusted access)"
+            ) from exc
+        raise
+
+
+def _preferences(max_concurrent_percentage: int, failure_tolerance_percentage: int) -> dict[str, Any]:
+    return {"MaxConcurrentPercentage": max_concurrent_percentage,
+            "FailureTolerancePercentage": failure_tolerance_percentage}
+
+
+def _targets(ou_ids: list[str], exclude_accounts: list[str]) -> dict[str, Any]:
+    targets: dict[str, Any] = {"OrganizationalUnitIds": sorted(ou_ids)}
+    if exclude_accounts:
+        # A delegated administrator is itself a member account: its role comes from the step-9 stack.
+        targets.update(AccountFilterType="DIFFERENCE", Accounts=sorted(exclude_accounts))
+    return targets
+
+
+def describe_stack_set(name: str, region: str, call_as: str) -> dict[str, Any] | None:
+    """The StackSet, or None when there is none (a deleted one is None too)."""
+    try:
+        with _stack_set_errors(name, "DescribeStackSet"):
+            response = client("cloudformation", region).describe_stack_set(StackSetName=name, CallAs=call_as)
+    except Exception as exc:
+        if error_code(exc) == "StackSetNotFoundException":
+            return None
+        raise
+    stack_set = dict(response["StackSet"])
+    return None if stack_set.get("Status") == "DELETED" else stack_set
+
+
+def create_stack_set(name: str, body: str, params: dict[str, str], stack_set_tags: dict[str, str],
+                     region: str, call_as: str, description: str) -> str:
+    """A service-managed StackSet that follows the organization: accounts joining a target OU get the
+    role, accounts leaving it lose it (nothing of ours is left behind in an account that left)."""
+    try:
+        with _stack_set_errors(name, "CreateStackSet"):
+            response = client("cloudformation", region).create_stack_set(
+                StackSetName=name, Description=description, TemplateBody=body,
+                Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in sorted(params.items())],
+                Capabilities=CAPABILITIES,
+                Tags=[{"Key": k, "Value": v} for k, v in sorted(stack_set_tags.items())],
+                PermissionModel="SERVICE_MANAGED",
+                AutoDeployment={"Enabled": True, "RetainStacksOnAccountRemoval": False},
+                CallAs=call_as)
+    except Exception as exc:
+        if error_code(exc) == "NameAlreadyExistsException":
+            raise StillInProgress(f"StackSet {name} appeared while creating it; checking it again") from exc
+        raise
+    return str(response["StackSetId"])
+
+
+def update_stack_set(name: str, body: str, params: dict[str, str], region: str, call_as: str,
+                     max_concurrent_percentage: int, failure_tolerance_percentage: int) -> str:
+    """Template, parameters and auto-deployment; no targets given, so every instance is updated
+    (which also retries instances an earlier operation left OUTDATED). Returns the operation id."""
+    with _stack_set_errors(name, "UpdateStackSet"):
+        response = client("cloudformation", region).update_stack_set(
+            StackSetName=name, TemplateBody=body,
+            Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in sorted(params.items())],
+            Capabilities=CAPABILITIES,
+            AutoDeployment={"Enabled": True, "RetainStacksOnAccountRemoval": False},
+            OperationPreferences=_preferences(max_concurrent_percentage, failure_tolerance_percentage),
+            CallAs=call_as)
+    return str(response["OperationId"])
+
+
+def create_stack_instances(name: str, ou_ids: list[str], regions: list[str], region: str, call_as: str,
+                           max_concurrent_percentage: int, failure_tolerance_percentage: int,
+                           exclude_accounts: list[str] | None = None) -> str:
+    """Deploy to every account under these roots/OUs (CloudFormation resolves them, nested OUs
+    included, and skips the management account). Returns the operation id; nothing waits here."""
+    with _stack_set_errors(name, "CreateStackInstances"):
+        response = client("cloudformation", region).create_stack_instances(
+            StackSetName=name, DeploymentTargets=_targets(ou_ids, exclude_accounts or []), Regions=regions,
+            OperationPreferences=_preferences(max_concurrent_percentage, failure_tolerance_percentage),
+            CallAs=call_as)
+    return str(response["OperationId"])
+
+
+def delete_stack_instances(name: str, ou_ids: list[str], regions: list[str], region: str, call_as: str,
+                           max_concurrent_percentage: int, failure_tolerance_percentage: int) -> str:
+    with _stack_set_errors(name, "DeleteStackInstances"):
+        response = client("cloudformation", region).delete_stack_instances(
+            StackSetName=name, DeploymentTargets={"OrganizationalUnitIds": sorted(ou_ids)}, Regions=regions,
+            RetainStacks=False,
+            OperationPreferences=_preferences(max_concurrent_percentage, failure_tolerance_percentage),
+            CallAs=call_as)
+    return str(response["OperationId"])
+
+
+def delete_stack_set(name: str, region: str, call_as: str) -> bool:
+    """False while instances remain (their deletion is still running)."""
+    try:
+        with _stack_set_errors(name, "DeleteStackSet"):
+            client("cloudformation", region).delete_stack_set(StackSetName=name, CallAs=call_as)
+    except Exception as exc:
+        if error_code(exc) == "StackSetNotEmptyException":
+            return False
+        if error_code(exc) == "StackSetNotFoundException":
+            return True
+        raise
+    return True
+
+
+def stack_instances(name: str, region: str, call_as: str) -> list[dict[str, Any]]:
+    """Every instance (one per account and region), all pages: 1,000 accounts are ten reads."""
+    paginator = client("cloudformation", region).get_paginator("list_stack_instances")
+    instances: list[dict[str, Any]] = []
+    with _stack_set_errors(name, "ListStackInstances"):
+        for page in paginator.paginate(StackSetName=name, CallAs=call_as, PaginationConfig={"PageSize": 100}):
+            instances.extend(page.get("Summaries", []))
+    return instances
+
+
+def recent_operations(name: str, region: str, call_as: str) -> list[dict[str, Any]]:
+    """The latest operations, newest first (one page is enough: only the newest ones matter)."""
+    with _stack_set_errors(name, "ListStackSetOperations"):
+        response = client("cloudformation", region).list_stack_set_operations(
+            StackSetName=name, MaxResults=20, CallAs=call_as)
+    operations = [dict(o) for o in response.get("Summaries", [])]
+    return sorted(operations, key=lambda o: o.get("CreationTimestamp") or 0, reverse=True)
+
+
+def describe_stack_set_operation(name: str, operation_id: str, region: str, call_as: str) -> dict[str, Any]:
+    with _stack_set_errors(name, "DescribeStackSetOperation"):
+        response = client("cloudformation", region).describe_stack_set_operation(
+            StackSetName=name, OperationId=operation_id, CallAs=call_as)
+    return dict(response["StackSetOperation"])
+
+
+def failed_instances(name: str, operation_id: str, region: str, call_as: str,
+                     limit: int = 5) -> list[tuple[str, str, str]]:
+    """(account, region, reason) of the first few accounts where the operation failed: enough for a
+    person to see the cause without reading a thousand results."""
+    paginator = client("cloudformation", region).get_paginator("list_stack_set_operation_results")
+    failures: list[tuple[str, str, str]] = []
+    with _stack_set_errors(name, "ListStackSetOperationResults"):
+        for page in paginator.paginate(StackSetName=name, OperationId=operation_id, CallAs=call_as,
+                                       PaginationConfig={"PageSize": 100, "MaxItems": 500}):
+            for result in page.get("Summaries", []):
+                if result.get("Status") in ("FAILED", "CANCELLED") and result.get("StatusReason"):
+                    failures.append((str(result.get("Account", "")), str(result.get("Region", "")),
+                                     str(result["StatusReason"])))
+                    if len(failures) >= limit:
+                        return failures
+    return failures

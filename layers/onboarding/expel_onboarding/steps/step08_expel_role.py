@@ -1,18 +1,21 @@
 """Guide step 8 (and 9): the role Expel assumes, deployed by CloudFormation from ``roles/expel-role.yaml``.
 
 Single account: one stack, ``config.role_stack_name``, with the data path (bucket, queue, key) and
-the read-only inventory. ``deploy`` starts or reconciles the stack and returns at once; the state
+the read-only inventory. Organizations mode: that same stack in this (management) account (guide
+step 9), plus a service-managed StackSet of the template without the data path that follows the
+organization's accounts (guide step 8). ``deploy`` starts or reconciles the stack and returns at once; the state
 machine waits and calls ``status`` until the stack settles. Nothing here sleeps.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from expel_onboarding.aws import cloudformation
+from expel_onboarding.aws import cloudformation, organizations
 from expel_onboarding.errors import OnboardingError, ResourceConflict, StillInProgress
 from expel_onboarding.models import Config, QueueOutput, RoleOutput, TrailOutput
 from expel_onboarding.naming import OWNER_TAG_KEY, owner_tags
@@ -63,7 +66,12 @@ def deploy(config: Config, trail: TrailOutput, queue: QueueOutput, *,
     function itself needs no IAM write permissions ("" = CloudFormation uses the caller's).
     """
     if config.organization_mode:
-        return _deploy_organization(config, trail, queue)
+        return _deploy_organization(config, trail, queue, service_role_arn)
+    return _deploy_stack(config, trail, queue, service_role_arn)
+
+
+def _deploy_stack(config: Config, trail: TrailOutput, queue: QueueOutput, service_role_arn: str) -> RoleOutput:
+    """The role stack with the data path: the single account's, or the management account's (step 9)."""
     name = config.role_stack_name
     body = role_template()
     wanted = stack_parameters(config, trail, queue)
@@ -100,10 +108,14 @@ def deploy(config: Config, trail: TrailOutput, queue: QueueOutput, *,
 
 def status(config: Config, role: RoleOutput) -> RoleOutput:
     """One look at the stack ``deploy`` started: COMPLETE with the role ARN, IN_PROGRESS, or a failure."""
-    if config.organization_mode:
-        return _status_organization(config, role)
     if role.status == COMPLETE:
         return role
+    if config.organization_mode:
+        return _status_organization(config, role)
+    return _stack_status(config, role)
+
+
+def _stack_status(config: Config, role: RoleOutput) -> RoleOutput:
     stack = cloudformation.describe_stack(role.stack_id or config.role_stack_name, config.region)
     if stack is None:
         raise OnboardingError(
@@ -136,16 +148,193 @@ def remove(config: Config) -> str:
     return IN_PROGRESS
 
 
-def _deploy_organization(config: Config, trail: TrailOutput, queue: QueueOutput) -> RoleOutput:
-    """Seam for Organizations mode: a service-managed StackSet of this template with no data path
-    (guide step 8) plus this stack with the data path in the management account (guide step 9)."""
-    raise NotImplementedError("Organizations mode (guide steps 8 StackSet and 9) is built in the "
-                              "'AWS Organizations' issue")
+# --- Organizations mode: guide step 8 (the StackSet) and guide step 9 (the management-account stack) ------
+
+@dataclass(frozen=True)
+class _Rollout:
+    stack_set_id: str
+    operation_id: str  # the operation to wait for, or the latest one when nothing runs
+    running: bool
+
+
+def stack_set_name(config: Config) -> str:
+    return f"{config.stack_name}-expel-role"
+
+
+def stack_set_parameters(config: Config) -> dict[str, str]:
+    """Member accounts hold no bucket, queue or key: the template's data path stays empty there."""
+    return {
+        "ExpelWorkbenchGuid": config.workbench_guid,
+        "RoleName": config.role_name,
+        "ExpelPrincipalArn": EXPEL_PRINCIPAL_ARN,
+        "BucketArn": "",
+        "QueueArn": "",
+        "KmsKeyArn": "",
+    }
+
+
+def _deploy_organization(config: Config, trail: TrailOutput, queue: QueueOutput,
+                         service_role_arn: str) -> RoleOutput:
+    """Guide step 9's stack here (service-managed StackSets skip the management account), then the
+    StackSet for every member account. Both are started and left to the state machine's polling."""
+    management = _deploy_stack(config, trail, queue, service_role_arn)
+    return _combined(management, _reconcile_stack_set(config))
 
 
 def _status_organization(config: Config, role: RoleOutput) -> RoleOutput:
-    raise NotImplementedError("Organizations mode (guide steps 8 StackSet and 9) is built in the "
-                              "'AWS Organizations' issue")
+    """One look at the management stack and the StackSet operation. When the operation succeeded the
+    StackSet is reconciled once more: an update (existing instances) may be followed by new targets."""
+    management = _stack_status(config, role)
+    if role.operation_id:
+        call_as = organizations.call_as(config.account_id)
+        name = stack_set_name(config)
+        operation = cloudformation.describe_stack_set_operation(name, role.operation_id, config.region, call_as)
+        state = str(operation.get("Status", ""))
+        if state in cloudformation.RUNNING_OPERATION:
+            return _combined(management, _Rollout(role.stack_set_id, role.operation_id, running=True))
+        if state != "SUCCEEDED":
+            raise _operation_failed(config, role.operation_id, state, call_as, operation)
+    return _combined(management, _reconcile_stack_set(config))
+
+
+def _combined(management: RoleOutput, rollout: _Rollout) -> RoleOutput:
+    done = management.status == COMPLETE and not rollout.running
+    # The ARN Workbench gets is the management account's role: the one with the data path.
+    return RoleOutput(stack_id=management.stack_id, status=COMPLETE if done else IN_PROGRESS,
+                      role_arn=management.role_arn if done else "", stack_set_id=rollout.stack_set_id,
+                      operation_id=rollout.operation_id)
+
+
+def _reconcile_stack_set(config: Config) -> _Rollout:
+    """Start at most one StackSet operation, and only for a difference: a missing StackSet, another
+    template/parameters/auto-deployment, instances left OUTDATED, or target OUs without instances.
+    StackSets run one operation at a time, so a running one is waited for, never queued behind."""
+    organization = organizations.describe_organization()
+    call_as = organizations.call_as(config.account_id, organization)
+    name, region = stack_set_name(config), config.region
+    body, wanted = role_template(), stack_set_parameters(config)
+    targets = sorted(config.organization_target_ou_ids) or organizations.root_ids()
+    preferences = (config.stack_set_max_concurrent_percentage, config.stack_set_failure_tolerance_percentage)
+    # A delegated administrator is a member account too: its role is the step-9 stack's, not an instance.
+    exclude = [config.account_id] if call_as == organizations.DELEGATED_ADMIN else []
+
+    stack_set = cloudformation.describe_stack_set(name, region, call_as)
+    if stack_set is None:
+        stack_set_id = cloudformation.create_stack_set(
+            name, body, wanted, owner_tags(config.stack_name), region, call_as,
+            f"Expel CloudTrail integration: the role Expel assumes in every member account (stack "
+            f"{config.stack_name})")
+        operation_id = cloudformation.create_stack_instances(name, targets, [region], region, call_as,
+                                                             *preferences, exclude_accounts=exclude)
+        logger.info("Created the Expel role StackSet", extra={"stack_set_id": stack_set_id,
+                                                               "operation_id": operation_id, "targets": targets})
+        return _Rollout(stack_set_id, operation_id, running=True)
+
+    _require_stack_set_ours(config, stack_set)
+    stack_set_id = str(stack_set["StackSetId"])
+    operations = cloudformation.recent_operations(name, region, call_as)
+    running = next((o for o in operations if o.get("Status") in cloudformation.RUNNING_OPERATION), None)
+    if running is not None:
+        return _Rollout(stack_set_id, str(running["OperationId"]), running=True)
+
+    instances = cloudformation.stack_instances(name, region, call_as)
+    outdated = [i for i in instances if i.get("Status") == "OUTDATED"]
+    if not _stack_set_matches(config, stack_set, body, wanted) or outdated:
+        operation_id = cloudformation.update_stack_set(name, body, wanted, region, call_as, *preferences)
+        logger.info("Updating the Expel role StackSet",
+                    extra={"operation_id": operation_id, "outdated_instances": len(outdated)})
+        return _Rollout(stack_set_id, operation_id, running=True)
+
+    covered = set(stack_set.get("OrganizationalUnitIds", []))
+    covered.update(str(i["OrganizationalUnitId"]) for i in instances if i.get("OrganizationalUnitId"))
+    missing = [t for t in targets if t not in covered]
+    if missing:
+        operation_id = cloudformation.create_stack_instances(name, missing, [region], region, call_as,
+                                                             *preferences, exclude_accounts=exclude)
+        logger.info("Deploying the Expel role to more OUs", extra={"operation_id": operation_id,
+                                                                    "targets": missing})
+        return _Rollout(stack_set_id, operation_id, running=True)
+    if extra := sorted(covered - set(targets)):
+        # Removing a target deletes roles Expel may be using: left to a person (or to teardown).
+        logger.warning("StackSet still targets OUs no longer configured; leaving them", extra={"targets": extra})
+    latest = str(operations[0]["OperationId"]) if operations else ""
+    return _Rollout(stack_set_id, latest, running=False)
+
+
+def _stack_set_matches(config: Config, stack_set: dict[str, Any], body: str, wanted: dict[str, str]) -> bool:
+    if stack_set.get("PermissionModel") != "SERVICE_MANAGED":
+        raise OnboardingError(
+            f"Step 8: StackSet {stack_set_name(config)} uses self-managed permissions, so it cannot follow the "
+            "organization. Fix: delete its stack instances and the StackSet, then run the onboarding again")
+    auto = stack_set.get("AutoDeployment") or {}
+    return (cloudformation.parameters(stack_set) == wanted
+            and _significant(str(stack_set.get("TemplateBody", ""))) == _significant(body)
+            and auto.get("Enabled") is True and auto.get("RetainStacksOnAccountRemoval") is False)
+
+
+def _require_stack_set_ours(config: Config, stack_set: dict[str, Any]) -> None:
+    owner = cloudformation.tags(stack_set).get(OWNER_TAG_KEY)
+    if owner != config.stack_name:
+        whose = f"onboarding stack {owner}" if owner else "no onboarding (it has no ownership tag)"
+        raise ResourceConflict(
+            f"Parameter OrganizationMode: a StackSet named {stack_set_name(config)} already exists and belongs to "
+            f"{whose}. Fix: delete that StackSet if it is unused, or deploy the onboarding under another stack "
+            "name")
+
+
+def _operation_failed(config: Config, operation_id: str, state: str, call_as: str,
+                      operation: dict[str, Any]) -> OnboardingError:
+    name = stack_set_name(config)
+    failures = cloudformation.failed_instances(name, operation_id, config.region, call_as)
+    shown = "; ".join(f"account {account} ({region}): {reason}" for account, region, reason in failures[:3])
+    detail = shown or str(operation.get("StatusReason", "")) or "no reason recorded"
+    if len(failures) > 3:
+        detail += " (more in CloudFormation > StackSets > Stack instances)"
+    if "already exists" in detail:
+        fix = (f"a role named {config.role_name} exists in those accounts outside the StackSet: delete it there or "
+               "choose another RoleName, then run the onboarding again (failed accounts are retried)")
+    elif state == "STOPPED":
+        fix = "the operation was stopped by someone; run the onboarding again to finish it"
+    else:
+        fix = (f"fix the cause in those accounts (CloudFormation > StackSets > {name} > Stack instances lists "
+               "every account), then run the onboarding again; failed accounts are retried")
+    return OnboardingError(f"Step 8: StackSet {name} operation {operation_id} {state}: {detail}. Fix: {fix}")
+
+
+def remove_organization(config: Config) -> str:
+    """Teardown of the StackSet, if ours: its instances first, then the StackSet.
+
+    Returns IN_PROGRESS (call again after a wait), DELETED (gone) or SKIPPED (not ours). The
+    management-account stack is ``remove``'s.
+    """
+    call_as = organizations.call_as(config.account_id)
+    name, region = stack_set_name(config), config.region
+    stack_set = cloudformation.describe_stack_set(name, region, call_as)
+    if stack_set is None:
+        return "DELETED"
+    if cloudformation.tags(stack_set).get(OWNER_TAG_KEY) != config.stack_name:
+        logger.warning("StackSet is not ours; leaving it", extra={"stack_set_name": name})
+        return "SKIPPED"
+    operations = cloudformation.recent_operations(name, region, call_as)
+    if any(o.get("Status") in cloudformation.RUNNING_OPERATION for o in operations):
+        return IN_PROGRESS
+    preferences = (config.stack_set_max_concurrent_percentage, config.stack_set_failure_tolerance_percentage)
+    try:
+        instances = cloudformation.stack_instances(name, region, call_as)
+        if instances:
+            targets = set(stack_set.get("OrganizationalUnitIds", []))
+            targets.update(str(i["OrganizationalUnitId"]) for i in instances if i.get("OrganizationalUnitId"))
+            regions = sorted({str(i["Region"]) for i in instances})
+            operation_id = cloudformation.delete_stack_instances(name, sorted(targets), regions, region, call_as,
+                                                                 *preferences)
+            logger.info("Deleting the Expel role's stack instances", extra={"operation_id": operation_id})
+            return IN_PROGRESS
+        if not cloudformation.delete_stack_set(name, region, call_as):
+            return IN_PROGRESS
+    except StillInProgress:
+        return IN_PROGRESS
+    logger.info("Deleted the Expel role StackSet", extra={"stack_set_name": name})
+    return "DELETED"
 
 
 def _matches(stack: dict[str, Any], body: str, wanted: dict[str, str], region: str) -> bool:

@@ -1,0 +1,86 @@
+"""AWS Organizations, read only: who manages the organization, what it has switched on, which OUs exist.
+
+The onboarding never changes the organization itself; preflight tells a person what to switch on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from expel_onboarding.aws import sts
+from expel_onboarding.aws.clients import client, error_code
+from expel_onboarding.errors import OnboardingError, TransientError
+
+STACKSETS_PRINCIPAL = "member.org.stacksets.cloudformation.amazonaws.com"
+CLOUDTRAIL_PRINCIPAL = "cloudtrail.amazonaws.com"
+SELF = "SELF"
+DELEGATED_ADMIN = "DELEGATED_ADMIN"
+
+_TRANSIENT = {"TooManyRequestsException", "ConcurrentModificationException", "ServiceException"}
+
+
+@contextmanager
+def _errors(action: str) -> Iterator[None]:
+    try:
+        yield
+    except Exception as exc:
+        code = error_code(exc)
+        if code in _TRANSIENT:
+            raise TransientError(f"AWS Organizations is busy ({code}) on {action}; retrying") from exc
+        if code == "AccessDeniedException":
+            raise OnboardingError(
+                f"AWS Organizations refused {action}. Fix: give the onboarding function organizations:{action}, "
+                "and run the onboarding from the management account or a delegated administrator") from exc
+        raise
+
+
+def describe_organization() -> dict[str, Any]:
+    """``Id``, ``MasterAccountId``, ``FeatureSet``; a clear error when the account is in no organization."""
+    with _errors("DescribeOrganization"):
+        return sts.describe_organization()
+
+
+def call_as(account_id: str, organization: dict[str, Any] | None = None) -> str:
+    """How StackSet calls must present this account: the management account acts as itself, any
+    other account (preflight made sure it is a delegated administrator) as DELEGATED_ADMIN."""
+    organization = organization or describe_organization()
+    return SELF if organization.get("MasterAccountId") == account_id else DELEGATED_ADMIN
+
+
+def is_delegated_administrator(account_id: str, service_principal: str) -> bool:
+    paginator = client("organizations").get_paginator("list_delegated_administrators")
+    with _errors("ListDelegatedAdministrators"):
+        for page in paginator.paginate(ServicePrincipal=service_principal):
+            if any(a.get("Id") == account_id for a in page.get("DelegatedAdministrators", [])):
+                return True
+    return False
+
+
+def enabled_service_principals() -> set[str]:
+    """Services with trusted access to the organization."""
+    paginator = client("organizations").get_paginator("list_aws_service_access_for_organization")
+    principals: set[str] = set()
+    with _errors("ListAWSServiceAccessForOrganization"):
+        for page in paginator.paginate():
+            principals.update(str(p["ServicePrincipal"]) for p in page.get("EnabledServicePrincipals", []))
+    return principals
+
+
+def root_ids() -> list[str]:
+    paginator = client("organizations").get_paginator("list_roots")
+    with _errors("ListRoots"):
+        return sorted(str(r["Id"]) for page in paginator.paginate() for r in page.get("Roots", []))
+
+
+def describe_organizational_unit(ou_id: str) -> dict[str, Any] | None:
+    """The OU, or None when the organization has no OU of that id."""
+    try:
+        with _errors("DescribeOrganizationalUnit"):
+            response = client("organizations").describe_organizational_unit(OrganizationalUnitId=ou_id)
+    except Exception as exc:
+        if error_code(exc) in ("OrganizationalUnitNotFoundException", "InvalidInputException"):
+            return None
+        raise
+    return dict(response["OrganizationalUnit"])
