@@ -23,7 +23,16 @@ runs the moto server (``local serve``), never in tests' in-memory moto.
    "already exists"); AWS generates a UUID: do that.
 8. ``AWS::SecretsManager::Secret`` has no CloudFormation support in moto (skipped, ``!Ref`` is empty):
    a minimal model creates the secret (SecretString or a generated one), ``!Ref`` is its ARN.
-9. Update/Delete of custom resources (see ``custom_resources``).
+9. Step Functions JSONPath: moto returns a one-element *list* for a definite path through an array
+   index (``"$[0].Trail"`` in a Parallel state's ResultSelector yields ``[{...}]``); AWS returns the
+   value. Definite paths (no wildcard, slice, filter or ``..``) return the single match here; other
+   paths keep moto's handling (a filter like ``[?(@.x)]`` still yields a list, as on AWS).
+10. S3 bucket policies: moto ignores condition operators it does not know (``Bool``...), so a
+    TLS-only statement (Deny ``s3:*`` when ``aws:SecureTransport`` is false) denies every request.
+    Here a statement's conditions are evaluated where the local cloud knows the value (requests
+    count as TLS, as they are on AWS); a Deny whose condition cannot be evaluated does not apply
+    (moto cannot know the request context), an Allow keeps moto's lenient reading.
+11. Update/Delete of custom resources (see ``custom_resources``).
 """
 
 from __future__ import annotations
@@ -234,6 +243,82 @@ def _add_secret_model() -> None:
     _extra_models.append(CfnSecret)  # found through CloudFormationModel.__subclasses__() (weak refs)
 
 
+_JSON_PATH_USERS = (
+    "moto.stepfunctions.parser.asl.utils.json_path",
+    "moto.stepfunctions.parser.asl.component.common.string.string_expression",
+    "moto.stepfunctions.parser.asl.component.intrinsic.argument.argument",
+    "moto.stepfunctions.parser.asl.eval.states",
+    "moto.stepfunctions.parser.asl.component.state.choice.comparison.operator.implementations.timestamp_operators",
+    "moto.stepfunctions.parser.asl.component.state.choice.comparison.operator.implementations.boolean_equals",
+    "moto.stepfunctions.parser.asl.component.state.choice.comparison.operator.implementations.numeric",
+    "moto.stepfunctions.parser.asl.component.state.choice.comparison.operator.implementations.string_operators",
+)
+_INDEFINITE_PATH = re.compile(r"\*|\.\.|\?\(|\[[^\]]*[:,][^\]]*\]")
+
+
+def _patch_definite_json_paths() -> None:
+    import importlib
+
+    from moto.stepfunctions.parser.asl.utils import json_path
+
+    original = json_path.extract_json
+
+    def extract_json(path: str, data: Any) -> Any:
+        if not _INDEFINITE_PATH.search(path):
+            matches = json_path.parse(path).find(data)
+            if len(matches) == 1:
+                return matches[0].value
+        return original(path, data)
+
+    for name in _JSON_PATH_USERS:
+        module = importlib.import_module(name)
+        if getattr(module, "extract_json", None) is original:
+            module.extract_json = extract_json  # type: ignore[attr-defined]
+
+
+# What the local cloud knows of every request's context: clients reach AWS over HTTPS.
+_KNOWN_CONTEXT = {"aws:securetransport": "true"}
+
+
+def _condition_holds(condition: dict) -> bool | None:
+    """True/False when every key is known and every operator understood, None when unknown."""
+    result = True
+    for operator, tests in condition.items():
+        base = operator.removesuffix("IfExists")
+        for key, expected in tests.items():
+            actual = _KNOWN_CONTEXT.get(key.lower())
+            if actual is None or base not in ("Bool", "StringEquals", "StringNotEquals"):
+                return None
+            values = [str(v).lower() for v in (expected if isinstance(expected, list) else [expected])]
+            matched = actual in values
+            result = result and (not matched if base == "StringNotEquals" else matched)
+    return result
+
+
+def _patch_bucket_policy_conditions() -> None:
+    from moto.iam.access_control import IAMPolicy, PermissionResult
+    from moto.s3.models import FakeBucket
+
+    def get_permission(self: Any, action: str, resource: str) -> Any:
+        if self.policy is None:
+            return PermissionResult.NEUTRAL
+        policy = json.loads(self.policy)
+        statements = policy.get("Statement", [])
+        statements = statements if isinstance(statements, list) else [statements]
+        applicable = []
+        for statement in statements:
+            condition = statement.get("Condition")
+            if not condition:
+                applicable.append(statement)
+                continue
+            holds = _condition_holds(condition)
+            if holds or (holds is None and statement.get("Effect") == "Allow"):
+                applicable.append({k: v for k, v in statement.items() if k != "Condition"})
+        return IAMPolicy(json.dumps({**policy, "Statement": applicable})).is_action_permitted(action, resource)
+
+    FakeBucket.get_permission = get_permission  # type: ignore[method-assign]
+
+
 def _patch_custom_resource_type() -> None:
     import moto.cloudformation.parsing as parsing
     from moto.cloudformation.custom_model import CustomModel
@@ -387,6 +472,8 @@ def apply() -> None:
     _patch_lambda_models()
     _patch_execution_name()
     _add_secret_model()
+    _patch_definite_json_paths()
+    _patch_bucket_policy_conditions()
     _patch_custom_resource_type()
     _patch_resource_events()
     _patch_cfn_response()
