@@ -1,9 +1,10 @@
-"""Guide step 1: the KMS key and alias, the S3 bucket, the trail."""
+"""Guide step 1: the KMS key and alias, the S3 bucket, the trail (with ``"Action": "Delete"`` on stack
+delete: the trail, and the bucket and key only if the person chose so)."""
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from expel_onboarding.models import Config
+from expel_onboarding.models import Config, TrailOutput
 from expel_onboarding.steps import step01_trail
 
 logger = Logger()
@@ -11,4 +12,6 @@ logger = Logger()
 
 @logger.inject_lambda_context(correlation_id_path="ExecutionId")
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    if event.get("Action") == "Delete":
+        return step01_trail.remove(Config.from_state(event), TrailOutput.from_state(event))
     return step01_trail.apply(Config.from_state(event)).to_dict()

@@ -1,4 +1,5 @@
-"""Guide step 4: merge the guide's S3 and SNS statements into the key policy."""
+"""Guide step 4: merge the guide's S3 and SNS statements into the key policy (with ``"Action": "Delete"``
+on stack delete, when the key is kept: take them out again)."""
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -12,4 +13,7 @@ logger = Logger()
 @logger.inject_lambda_context(correlation_id_path="ExecutionId")
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     config, trail, topic = Config.from_state(event), TrailOutput.from_state(event), TopicOutput.from_state(event)
+    if event.get("Action") == "Delete":
+        # Discovery leaves the key ARN empty when the alias does not lead to a key of ours.
+        return {"Removed": bool(trail.kms_key_arn) and step04_key_policy.remove(config, trail)}
     return step04_key_policy.apply(config, trail, topic).to_dict()

@@ -1,4 +1,5 @@
-"""Guide step 6: subscribe the queue to the topic with raw message delivery."""
+"""Guide step 6: subscribe the queue to the topic with raw message delivery (with ``"Action": "Delete"``
+on stack delete: unsubscribe it)."""
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -12,4 +13,8 @@ logger = Logger()
 @logger.inject_lambda_context(correlation_id_path="ExecutionId")
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     config, topic, queue = Config.from_state(event), TopicOutput.from_state(event), QueueOutput.from_state(event)
+    if event.get("Action") == "Delete":
+        # Discovery leaves an ARN empty for a topic or queue that is gone or another onboarding stack's.
+        found = bool(topic.topic_arn and queue.queue_arn)
+        return {"Removed": found and step06_sns_subscription.remove(config, topic, queue)}
     return step06_sns_subscription.apply(config, topic, queue).to_dict()

@@ -1,4 +1,5 @@
-"""Guide step 7: the bucket notifies the SNS topic of every new object (merged configuration)."""
+"""Guide step 7: the bucket notifies the SNS topic of every new object (merged configuration); with
+``"Action": "Delete"`` on stack delete, only our entry is taken out again."""
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -11,6 +12,10 @@ logger = Logger()
 
 @logger.inject_lambda_context(correlation_id_path="ExecutionId")
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    if event.get("Action") == "Delete":
+        # Discovery leaves the bucket name empty for a bucket that is gone or not this stack's.
+        config, trail = Config.from_state(event), TrailOutput.from_state(event)
+        return {"Removed": bool(trail.bucket_name) and step07_bucket_notification.remove(config, trail)}
     return step07_bucket_notification.apply(
         Config.from_state(event), TrailOutput.from_state(event), TopicOutput.from_state(event)
     ).to_dict()

@@ -1,4 +1,5 @@
-"""Guide step 8: create or reconcile the Expel role's CloudFormation stack (returns at once)."""
+"""Guide step 8: create or reconcile the Expel role's CloudFormation stack (returns at once). With
+``"Action": "Delete"`` on stack delete: delete it if ours; the state machine waits and calls again."""
 
 import os
 
@@ -6,13 +7,15 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from expel_onboarding.models import Config, QueueOutput, TrailOutput
-from expel_onboarding.steps import step08_expel_role
+from expel_onboarding.steps import step08_expel_role, teardown
 
 logger = Logger()
 
 
 @logger.inject_lambda_context(correlation_id_path="ExecutionId")
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    if event.get("Action") == "Delete":
+        return teardown.remove_role(Config.from_state(event), event.get("Teardown", {}).get("Role", {}))
     return step08_expel_role.deploy(
         Config.from_state(event), TrailOutput.from_state(event), QueueOutput.from_state(event),
         # The role CloudFormation acts as, so this function needs no IAM write permissions itself.

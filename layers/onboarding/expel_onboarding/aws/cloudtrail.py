@@ -101,3 +101,15 @@ def is_logging(name: str, region: str) -> bool:
 def start_logging(name: str, region: str) -> None:
     with _trail_errors(name):
         client("cloudtrail", region).start_logging(Name=name)
+
+
+def delete_trail(name: str, region: str) -> bool:
+    """Teardown. False when the trail is already gone (gone counts as done)."""
+    with _trail_errors(name):
+        try:
+            client("cloudtrail", region).delete_trail(Name=name)
+        except Exception as exc:
+            if error_code(exc) == "TrailNotFoundException":
+                return False
+            raise
+    return True

@@ -83,9 +83,12 @@ def create_alias(alias: str, key_id: str, region: str) -> bool:
     return True
 
 
-def schedule_deletion(key_id: str, region: str, days: int = 7) -> None:
+def schedule_deletion(key_id: str, region: str, days: int = 7) -> str:
+    """Returns when KMS will delete the key (ISO 8601), for the log."""
     with _errors(f"scheduling deletion of key {key_id}"):
-        client("kms", region).schedule_key_deletion(KeyId=key_id, PendingWindowInDays=days)
+        response = client("kms", region).schedule_key_deletion(KeyId=key_id, PendingWindowInDays=days)
+    deletion = response.get("DeletionDate")
+    return deletion.isoformat() if hasattr(deletion, "isoformat") else str(deletion or "")
 
 
 def key_policy(key_id: str, region: str) -> dict[str, Any]:
@@ -97,3 +100,15 @@ def key_policy(key_id: str, region: str) -> dict[str, Any]:
 def put_key_policy(key_id: str, policy: dict[str, Any], region: str) -> None:
     with _errors(f"writing the policy of key {key_id}"):
         client("kms", region).put_key_policy(KeyId=key_id, PolicyName="default", Policy=json.dumps(policy))
+
+
+def delete_alias(alias: str, region: str) -> bool:
+    """Teardown. False when the alias is already gone."""
+    with _errors(f"deleting {alias}"):
+        try:
+            client("kms", region).delete_alias(AliasName=alias)
+        except Exception as exc:
+            if error_code(exc) == "NotFoundException":
+                return False
+            raise
+    return True

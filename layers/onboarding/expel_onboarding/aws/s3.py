@@ -224,3 +224,34 @@ def put_notification_configuration(bucket: str, configuration: dict[str, Any], o
                     "s3.amazonaws.com use the key (step 4), and that the topic is in the bucket's region "
                     "(guide: Troubleshooting)") from exc
             raise
+
+
+def delete_bucket_with_all_versions(bucket: str, owner: str) -> int:
+    """Teardown, when the person chose not to keep the logs: every object version and delete marker,
+    then the bucket (S3 deletes only an empty bucket). Returns how many versions were deleted.
+
+    A log file CloudTrail delivers meanwhile makes DeleteBucket fail with BucketNotEmpty: retried."""
+    deleted = 0
+    s3 = client("s3")
+    with _bucket_errors(bucket):
+        pages = s3.get_paginator("list_object_versions").paginate(Bucket=bucket, ExpectedBucketOwner=owner)
+        for page in pages:
+            versions = [{"Key": v["Key"], "VersionId": v["VersionId"]}
+                        for v in page.get("Versions", []) + page.get("DeleteMarkers", [])]
+            if not versions:
+                continue
+            # At most 1000 keys per page and per DeleteObjects call.
+            response = s3.delete_objects(Bucket=bucket, Delete={"Objects": versions, "Quiet": True},
+                                         ExpectedBucketOwner=owner)
+            if response.get("Errors"):
+                first = response["Errors"][0]
+                raise TransientError(f"S3 could not delete {len(response['Errors'])} object versions in "
+                                     f"{bucket} (first: {first.get('Key')}: {first.get('Code')}); retrying")
+            deleted += len(versions)
+        try:
+            s3.delete_bucket(Bucket=bucket, ExpectedBucketOwner=owner)
+        except Exception as exc:
+            if error_code(exc) == "BucketNotEmpty":
+                raise TransientError(f"Bucket {bucket} received new objects while it was emptied; retrying") from exc
+            raise
+    return deleted

@@ -3,6 +3,9 @@
 What the console's "Create trail" does, made explicit and idempotent: each resource is found first
 (key by its alias, bucket by HeadBucket, trail by GetTrail) and only settings that differ are written,
 so a second run makes no change. Policies are merged, never replaced: a customer's statements stay.
+
+``remove`` is the stack-delete half: the trail goes, the bucket and key stay unless the person chose
+otherwise, and nothing without this stack's ownership tag is touched.
 """
 
 from __future__ import annotations
@@ -13,13 +16,22 @@ from aws_lambda_powertools import Logger
 
 from expel_onboarding.aws import cloudtrail, kms, s3, sts
 from expel_onboarding.models import Config, TrailOutput
-from expel_onboarding.naming import bucket_arn, full_alias, owner_tags, trail_arn
+from expel_onboarding.naming import OWNER_TAG_KEY, bucket_arn, full_alias, owner_tags, trail_arn
 from expel_onboarding.policies._equivalence import merge_keeping_equivalent
 from expel_onboarding.policies.bucket_policy import cloudtrail_bucket_statements, merge_bucket_policy
 from expel_onboarding.policies.key_policy import cloudtrail_key_policy
 from expel_onboarding.steps import preflight
 
 logger = Logger(child=True)
+
+# The longest wait KMS allows: a month in which a person can still cancel (logs stay readable).
+KEY_DELETION_WINDOW_DAYS = 30
+# remove() outcomes per resource, as they appear in the execution history.
+DELETED = "DELETED"
+ABSENT = "ABSENT"
+KEPT = "KEPT"
+NOT_OURS = "KEPT_NOT_CREATED_BY_THIS_STACK"
+SCHEDULED = "SCHEDULED_FOR_DELETION"
 
 
 def apply(config: Config) -> TrailOutput:
@@ -142,3 +154,75 @@ def ensure_trail(config: Config, key_arn: str, trail: dict[str, Any] | None) -> 
         cloudtrail.start_logging(config.trail_name, config.region)
         logger.info("Started logging", extra={"trail_arn": arn})
     return arn
+
+
+def remove(config: Config, trail: TrailOutput) -> dict[str, Any]:
+    """Stack delete, after every other step's teardown: delete our trail; empty and delete our bucket
+    only when KeepLogBucket is false; schedule our key's deletion (and drop our alias) only when
+    ScheduleKeyDeletion is true. ``trail`` is what teardown discovery found (empty fields = none of
+    ours). Ownership is checked again here, right before each delete. Already gone counts as done."""
+    return {"Trail": _remove_trail(config), "Bucket": _remove_bucket(config, trail),
+            "Key": _remove_key(config, trail)}
+
+
+def _ours(tags: dict[str, str], config: Config) -> bool:
+    return tags.get(OWNER_TAG_KEY) == config.stack_name
+
+
+def _remove_trail(config: Config) -> str:
+    found = cloudtrail.get_trail(config.trail_name, config.region)
+    if found is None:
+        return ABSENT
+    arn = str(found["TrailARN"])
+    # A trail of that name from another account (an organization trail) or without our tag is not ours.
+    if arn.split(":")[4] != config.account_id or not _ours(cloudtrail.trail_tags(arn, config.region), config):
+        logger.warning("Leaving a trail this stack did not create", extra={"trail_arn": arn})
+        return NOT_OURS
+    if not cloudtrail.delete_trail(config.trail_name, config.region):
+        return ABSENT
+    logger.info("Deleted the trail", extra={"trail_arn": arn})
+    return DELETED
+
+
+def _remove_bucket(config: Config, trail: TrailOutput) -> str:
+    bucket = config.bucket_name
+    if config.keep_log_bucket:
+        logger.info("Keeping the log bucket and its logs (KeepLogBucket)", extra={"bucket": bucket})
+        return KEPT
+    head = s3.head_bucket(bucket, config.account_id)
+    if not head.exists:
+        return ABSENT
+    if not head.owned or not trail.bucket_name or not _ours(s3.tags(bucket, config.account_id), config):
+        logger.warning("Leaving a bucket this stack did not create", extra={"bucket": bucket})
+        return NOT_OURS
+    count = s3.delete_bucket_with_all_versions(bucket, config.account_id)
+    logger.info("Deleted the log bucket and every object version in it (KeepLogBucket is false)",
+                extra={"bucket": bucket, "object_versions": count})
+    return DELETED
+
+
+def _remove_key(config: Config, trail: TrailOutput) -> str:
+    if not trail.kms_key_arn:
+        return ABSENT  # discovery found no key of ours behind the alias
+    if not config.schedule_key_deletion:
+        logger.info("Keeping the KMS key and its alias (ScheduleKeyDeletion is false)",
+                    extra={"kms_key": trail.kms_key_arn})
+        return KEPT
+    alias = full_alias(config.kms_alias)
+    key = kms.describe_alias_target(alias, config.region)
+    if key is None or key["Arn"] != trail.kms_key_arn:
+        return ABSENT  # the alias was deleted (or moved) since discovery: nothing of ours behind it
+    if not _ours(kms.key_tags(key["KeyId"], config.region), config):
+        logger.warning("Leaving a KMS key this stack did not create", extra={"kms_key": key["Arn"]})
+        return NOT_OURS
+    # Schedule first, alias second: a run cut off in between still finds the key by its alias next time.
+    if key.get("KeyState") != "PendingDeletion":
+        when = kms.schedule_deletion(key["KeyId"], config.region, KEY_DELETION_WINDOW_DAYS)
+        logger.warning(
+            f"Scheduled the KMS key for deletion in {KEY_DELETION_WINDOW_DAYS} days (ScheduleKeyDeletion). "
+            "Logs encrypted with it become unreadable then; to keep it, run "
+            f"'aws kms cancel-key-deletion --key-id {key['KeyId']}' before that date",
+            extra={"kms_key": key["Arn"], "deletion_date": when})
+    if kms.delete_alias(alias, config.region):
+        logger.info("Deleted the KMS alias", extra={"alias": alias})
+    return SCHEDULED
