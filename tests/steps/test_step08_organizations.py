@@ -235,6 +235,25 @@ def test_a_new_target_ou_gets_instances_and_nothing_else_changes(org_config, org
     assert organization.accounts["sandbox"][0] in _instance_accounts(wider)
 
 
+def test_update_and_new_ou_together_run_one_after_the_other(org_config, organization, trail, queue):
+    _rollout(org_config, trail, queue)
+    changed = dataclasses.replace(
+        org_config, workbench_guid="0a1b2c3d-4e5f-6a7b-8c9d-0e1f2a3b4c5d",
+        organization_target_ou_ids=[*org_config.organization_target_ou_ids, organization.ous["sandbox"]])
+
+    with count_mutating_calls() as deploy_calls:
+        started = deploy(changed, trail, queue)
+    with count_mutating_calls() as status_calls:
+        looked = status(changed, started)
+
+    # StackSets run one operation at a time: the update first, then (once it succeeded) the new OU.
+    assert sorted(deploy_calls) == ["cloudformation.UpdateStack", "cloudformation.UpdateStackSet"]
+    assert status_calls == ["cloudformation.CreateStackInstances"]
+    assert looked.status == "IN_PROGRESS" and looked.operation_id != started.operation_id
+    assert status(changed, looked).status == "COMPLETE"
+    assert organization.accounts["sandbox"][0] in _instance_accounts(changed)
+
+
 def test_stack_set_of_the_same_name_without_our_tag_is_a_conflict_and_nothing_is_written(
         org_config, trail, queue):
     boto("cloudformation").create_stack_set(

@@ -3,8 +3,11 @@
 Single account: one stack, ``config.role_stack_name``, with the data path (bucket, queue, key) and
 the read-only inventory. Organizations mode: that same stack in this (management) account (guide
 step 9), plus a service-managed StackSet of the template without the data path that follows the
-organization's accounts (guide step 8). ``deploy`` starts or reconciles the stack and returns at once; the state
-machine waits and calls ``status`` until the stack settles. Nothing here sleeps.
+organization's accounts (guide step 8).
+
+``deploy`` starts or reconciles and returns at once; the state machine waits and calls ``status``
+until everything settles. StackSets run one operation at a time, so when one succeeds ``status``
+starts the next one still due (new target OUs after an update). Nothing here sleeps.
 """
 
 from __future__ import annotations
