@@ -267,6 +267,28 @@ def test_stack_set_of_the_same_name_without_our_tag_is_a_conflict_and_nothing_is
     assert [c for c in calls if "StackSet" in c or "StackInstances" in c] == []
 
 
+def test_delegated_administrator_calls_as_such_and_leaves_itself_to_the_step_9_stack(
+        org_config, organization, trail, queue):
+    """Run from a member account registered as StackSets delegated administrator (here: the first prod
+    account; moto keeps the StackSet wherever the call lands, which is enough to read the calls)."""
+    admin = organization.accounts["prod"][0]
+    sent: list[tuple[str, dict[str, Any]]] = []
+    original = BaseClient._make_api_call
+
+    def record(self: BaseClient, operation: str, params: dict[str, Any]) -> Any:
+        if "StackSet" in operation or "StackInstances" in operation:
+            sent.append((operation, params))
+        return original(self, operation, params)
+
+    with mock.patch.object(BaseClient, "_make_api_call", record):
+        _rollout(dataclasses.replace(org_config, account_id=admin), trail, queue)
+
+    assert sent and all(params.get("CallAs") == "DELEGATED_ADMIN" for _, params in sent)
+    targets = next(params["DeploymentTargets"] for op, params in sent if op == "CreateStackInstances")
+    assert targets["AccountFilterType"] == "DIFFERENCE" and targets["Accounts"] == [admin]
+    assert admin not in _instance_accounts(org_config)
+
+
 # --- waiting and failing ----------------------------------------------------------------------------------
 
 def test_operation_in_progress_is_still_in_progress_and_the_next_attempt_finishes(org_config, organization,
