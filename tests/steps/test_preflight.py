@@ -187,8 +187,22 @@ def test_organization_mode_outside_an_organization_fails(aws: None, config: Conf
 
 def test_organization_mode_in_the_management_account_returns_the_organization(aws: None,
                                                                               config: Config) -> None:
-    org_id = boto3.client("organizations").create_organization(FeatureSet="ALL")["Organization"]["Id"]
+    organizations = boto3.client("organizations")
+    org_id = organizations.create_organization(FeatureSet="ALL")["Organization"]["Id"]
+    for principal in ("member.org.stacksets.cloudformation.amazonaws.com", "cloudtrail.amazonaws.com"):
+        organizations.enable_aws_service_access(ServicePrincipal=principal)
     assert preflight.check(dataclasses.replace(config, organization_mode=True))["OrganizationId"] == org_id
+
+
+def test_organization_mode_from_a_member_account_fails_naming_the_management_account(
+        aws: None, config: Config, monkeypatch: pytest.MonkeyPatch) -> None:
+    from expel_onboarding.steps import preflight_organizations
+    monkeypatch.setattr(preflight_organizations, "check", lambda _config: {
+        "OrganizationId": "o-abc", "ManagementAccountId": "210987654321", "Targets": []})
+    with count_mutating_calls() as calls, pytest.raises(OnboardingError,
+                                                         match="not the management account \\(210987654321\\)"):
+        preflight.check(dataclasses.replace(config, organization_mode=True))
+    assert calls == []
 
 
 def test_handler_runs_the_sample_event(aws: None) -> None:

@@ -16,9 +16,10 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from expel_onboarding.aws import cloudtrail, kms, s3, sns, sqs, sts
-from expel_onboarding.errors import OnboardingError, ResourceConflict
+from expel_onboarding.errors import InvalidParameter, OnboardingError, ResourceConflict
 from expel_onboarding.models import Config
 from expel_onboarding.naming import OWNER_TAG_KEY, full_alias, topic_arn
+from expel_onboarding.steps import preflight_organizations
 from expel_onboarding.validation import validate_config
 
 logger = Logger(child=True)
@@ -81,18 +82,18 @@ def _check_account(config: Config) -> None:
 
 
 def _check_organization(config: Config) -> str:
-    """An organization trail needs the management account of an all-features organization."""
-    organization = sts.describe_organization()
-    if organization.get("MasterAccountId") != config.account_id:
-        raise taken("OrganizationMode", f"account {config.account_id} is not the management account of "
-                                        f"organization {organization['Id']}",
-                    "deploy the stack in the management account (guide: prerequisites), or set "
-                    "OrganizationMode to false to onboard this account alone")
-    if organization.get("FeatureSet") != "ALL":
-        raise taken("OrganizationMode", f"organization {organization['Id']} does not have all features "
-                                        "enabled, which organization trails and StackSets need",
-                    "enable all features in AWS Organizations, or set OrganizationMode to false")
-    return str(organization["Id"])
+    """Organizations, StackSets and CloudTrail trusted access (``preflight_organizations``), plus the
+    management account itself: an organization trail made by a delegated administrator belongs to
+    the management account, so its ARN (in the bucket and key policies) would not be ours."""
+    organization = preflight_organizations.check(config)
+    management, organization_id = organization["ManagementAccountId"], organization["OrganizationId"]
+    if management != config.account_id:
+        raise InvalidParameter(
+            "OrganizationMode", f"account {config.account_id} is not the management account ({management}) "
+                                f"of organization {organization_id}",
+            "deploy the stack in the management account, as the guide's prerequisites say, or set "
+            "OrganizationMode to false to onboard this account alone")
+    return str(organization_id)
 
 
 def existing_key(config: Config) -> dict[str, Any] | None:
