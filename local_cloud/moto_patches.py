@@ -25,8 +25,8 @@ runs the moto server (``local serve``), never in tests' in-memory moto.
    a minimal model creates the secret (SecretString or a generated one), ``!Ref`` is its ARN.
 9. Step Functions JSONPath: moto returns a one-element *list* for a definite path through an array
    index (``"$[0].Trail"`` in a Parallel state's ResultSelector yields ``[{...}]``); AWS returns the
-   value. Definite paths (no wildcard, slice, filter or ``..``) return the single match here; other
-   paths keep moto's handling (a filter like ``[?(@.x)]`` still yields a list, as on AWS).
+   value; and ``"$[*].A.k"`` matching once yields the value, where AWS yields a list. Here a definite
+   path (no wildcard, slice, filter or ``..``) yields its match, any other path a list of matches.
 10. S3 bucket policies: moto ignores condition operators it does not know (``Bool``...), so a
     TLS-only statement (Deny ``s3:*`` when ``aws:SecureTransport`` is false) denies every request.
     Here a statement's conditions are evaluated where the local cloud knows the value (requests
@@ -264,11 +264,12 @@ def _patch_definite_json_paths() -> None:
     original = json_path.extract_json
 
     def extract_json(path: str, data: Any) -> Any:
-        if not _INDEFINITE_PATH.search(path):
-            matches = json_path.parse(path).find(data)
-            if len(matches) == 1:
-                return matches[0].value
-        return original(path, data)
+        matches = json_path.parse(path).find(data)
+        if matches and _INDEFINITE_PATH.search(path):
+            return [match.value for match in matches]  # a wildcard/slice/filter always yields a list
+        if len(matches) == 1:
+            return matches[0].value
+        return original(path, data)  # no match (error or []), several matches
 
     for name in _JSON_PATH_USERS:
         module = importlib.import_module(name)

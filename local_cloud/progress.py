@@ -107,14 +107,14 @@ class Progress:
 
     @staticmethod
     def _describe(event: dict) -> str | None:
+        """The lines a person follows: steps (Task, Parallel, Map) entered, failures, the outcome.
+        Pass, Choice and Wait states of polling loops would drown them."""
         kind = event["type"]
         if kind in STEP_EVENTS:
             details = event.get("executionFailedEventDetails") or {}
             return STEP_EVENTS[kind] + (f" ({_error_text(details)})" if details else "")
-        if kind.endswith("StateEntered"):
-            return f"{event['stateEnteredEventDetails']['name']} started"
-        if kind.endswith("StateExited"):
-            return f"{event['stateExitedEventDetails']['name']} done"
+        if kind in ("TaskStateEntered", "ParallelStateEntered", "MapStateEntered"):
+            return event["stateEnteredEventDetails"]["name"]
         if kind in ("LambdaFunctionFailed", "TaskFailed", "LambdaFunctionTimedOut", "TaskTimedOut"):
             details = next((v for k, v in event.items() if k.endswith("EventDetails")), {})
             return f"step failed: {_short(_error_text(details))}"

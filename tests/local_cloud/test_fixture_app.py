@@ -60,7 +60,7 @@ def test_deploy_completes_the_stack_and_prints_the_outputs(served_cloud: ServedC
 def test_deploy_shows_stack_events_and_execution_steps_as_progress(good_stack) -> None:
     _, result = good_stack
     assert "CREATE_COMPLETE      Run (Custom::Run)" in result.stdout
-    assert "Work started" in result.stdout
+    assert ": Work\n" in result.stdout
     assert "step failed: TransientError" in result.stdout
 
 
@@ -168,12 +168,14 @@ def test_enabled_scheduled_rule_invokes_its_lambda_target_with_the_input(served_
 
 
 def _messages(logs, group: str) -> list[str]:  # noqa: ANN001
+    """Every message of a log group, oldest first (stream names are random, not chronological)."""
     streams = logs.describe_log_streams(logGroupName=group)["logStreams"]
-    return [
-        e["message"]
+    events = [
+        (e["timestamp"], index, e["message"])
         for s in streams
-        for e in logs.get_log_events(logGroupName=group, logStreamName=s["logStreamName"])["events"]
+        for index, e in enumerate(logs.get_log_events(logGroupName=group, logStreamName=s["logStreamName"])["events"])
     ]
+    return [message for _, _, message in sorted(events)]
 
 
 def _trigger_name(cloud: ServedCloud, stack: str) -> str:

@@ -1,0 +1,88 @@
+"""What the local cloud corrects in moto, checked through its endpoint as a Lambda would see it."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+
+import pytest
+from botocore.exceptions import ClientError
+
+from tests.local_cloud.harness import ServedCloud
+from tests.local_cloud.test_fixture_app import client
+
+pytestmark = pytest.mark.e2e
+
+
+def _policy(bucket: str, statement: dict) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": [statement]})
+
+
+def test_tls_only_bucket_policy_lets_requests_through(served_cloud: ServedCloud) -> None:
+    s3 = client(served_cloud, "s3")
+    bucket = f"tls-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(Bucket=bucket)
+    deny_plain_http = {
+        "Sid": "DenyInsecureTransport",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "s3:*",
+        "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"],
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+    }
+    s3.put_bucket_policy(Bucket=bucket, Policy=_policy(bucket, deny_plain_http))
+
+    s3.put_object(Bucket=bucket, Key="canary", Body=b"ok")
+
+    assert s3.get_object(Bucket=bucket, Key="canary")["Body"].read() == b"ok"
+
+
+def test_unconditional_deny_in_a_bucket_policy_still_denies(served_cloud: ServedCloud) -> None:
+    s3 = client(served_cloud, "s3")
+    bucket = f"deny-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(Bucket=bucket)
+    deny = {"Effect": "Deny", "Principal": "*", "Action": "s3:PutObject", "Resource": f"arn:aws:s3:::{bucket}/*"}
+    s3.put_bucket_policy(Bucket=bucket, Policy=_policy(bucket, deny))
+
+    with pytest.raises(ClientError):
+        s3.put_object(Bucket=bucket, Key="x", Body=b"no")
+
+
+def test_result_selector_path_through_an_array_index_yields_the_value(served_cloud: ServedCloud) -> None:
+    sfn = client(served_cloud, "stepfunctions")
+    definition = {
+        "StartAt": "Both",
+        "States": {
+            "Both": {
+                "Type": "Parallel",
+                "Branches": [
+                    {
+                        "StartAt": "A",
+                        "States": {"A": {"Type": "Pass", "Result": {"k": 1}, "ResultPath": "$.A", "End": True}},
+                    },
+                    {
+                        "StartAt": "B",
+                        "States": {"B": {"Type": "Pass", "Result": [1, 2], "ResultPath": "$.B", "End": True}},
+                    },
+                ],
+                "ResultSelector": {"A.$": "$[0].A", "B.$": "$[1].B", "Ks.$": "$[*].A.k"},
+                "End": True,
+            }
+        },
+    }
+    arn = sfn.create_state_machine(
+        name=f"paths-{uuid.uuid4().hex[:6]}",
+        definition=json.dumps(definition),
+        roleArn="arn:aws:iam::123456789012:role/sfn",
+    )["stateMachineArn"]
+    execution = sfn.start_execution(stateMachineArn=arn, input="{}")["executionArn"]
+    for _ in range(50):
+        described = sfn.describe_execution(executionArn=execution)
+        if described["status"] != "RUNNING":
+            break
+        time.sleep(0.1)
+
+    assert described["status"] == "SUCCEEDED"
+    assert json.loads(described["output"]) == {"A": {"k": 1}, "B": [1, 2], "Ks": [1]}
+    assert execution.rsplit(":", 1)[-1] != "None"  # an unnamed execution gets a UUID name
