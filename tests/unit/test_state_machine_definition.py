@@ -1,0 +1,120 @@
+"""The ASL itself: Delete routes to the teardown in reverse guide order, every task retries and fails
+into Record Failure, nothing is unreachable, and every function it names comes from the template."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from samtranslator.yaml_helper import yaml_parse
+
+ROOT = Path(__file__).resolve().parents[2]
+DEFINITION = json.loads((ROOT / "statemachine" / "onboarding.asl.json").read_text())
+STATES: dict[str, dict[str, Any]] = DEFINITION["States"]
+FAILURE = "Record Failure"
+TEARDOWN_ORDER = [
+    "TeardownDiscoverFunctionArn", "Step10WorkbenchDeviceFunctionArn", "Step08ExpelRoleFunctionArn",
+    "Step07BucketNotificationFunctionArn", "Step06SnsSubscriptionFunctionArn", "Step05SqsQueueFunctionArn",
+    "Step03SnsTopicFunctionArn", "Step04KeyPolicyFunctionArn", "Step01TrailFunctionArn", "ReportSuccessFunctionArn",
+]
+
+
+def _targets(state: dict[str, Any]) -> list[str]:
+    found = [state[k] for k in ("Next", "Default") if k in state]
+    found += [c["Next"] for c in state.get("Choices", []) + state.get("Catch", [])]
+    return found
+
+
+def _reachable(definition: dict[str, Any]) -> set[str]:
+    seen: set[str] = set()
+    todo = [definition["StartAt"]]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        state = definition["States"][name]
+        todo.extend(_targets(state))
+        for branch in state.get("Branches", []):
+            assert _reachable(branch) == set(branch["States"]), f"unreachable state in a branch of {name}"
+    return seen
+
+
+def _teardown_path() -> list[str]:
+    """Resources of the tasks on the Delete path; a Choice follows its Default unless that is a poll loop
+    (a Wait), in which case it follows the way out."""
+    name = next(c["Next"] for c in STATES[STATES["Start"]["Next"]]["Choices"])
+    resources: list[str] = []
+    while name != FAILURE:
+        state = STATES[name]
+        if state["Type"] == "Task":
+            resources.append(state["Resource"].strip("${}"))
+            if state.get("End"):
+                break
+            name = state["Next"]
+        elif state["Type"] == "Choice":
+            name = state["Default"]
+            if STATES[name]["Type"] == "Wait":
+                name = state["Choices"][0]["Next"]
+        else:
+            name = state["Next"]
+    return resources
+
+
+def test_start_routes_delete_to_the_teardown_and_everything_else_to_preflight() -> None:
+    choice = STATES[STATES["Start"]["Next"]]
+    assert choice["Type"] == "Choice"
+    [rule] = choice["Choices"]
+    assert rule["Variable"] == "$.CloudFormation.RequestType" and rule["StringEquals"] == "Delete"
+    assert rule["Next"] == "Teardown Discover"
+    assert choice["Default"] == "Preflight Checks"
+
+
+def test_teardown_runs_the_guide_steps_in_reverse_order_and_answers_cloudformation() -> None:
+    assert _teardown_path() == TEARDOWN_ORDER
+
+
+def test_teardown_tasks_get_action_delete_and_keep_their_results_apart_from_the_discovered_outputs() -> None:
+    plan = STATES[STATES["Teardown Discover"]["Next"]]
+    assert plan["Type"] == "Pass" and plan["Parameters"]["Action"] == "Delete"
+    for name in ("Trail", "Topic", "Queue"):
+        assert plan["Parameters"][f"{name}.$"] == f"$.Discovered.{name}"
+    teardown = [s for n, s in STATES.items() if s["Type"] == "Task" and n.startswith("Step ")
+                and any(w in n for w in ("Remove", "Delete"))]
+    assert len(teardown) == 8
+    assert all(s["ResultPath"].startswith("$.Teardown.") for s in teardown)
+
+
+def test_role_stack_removal_waits_in_the_state_machine_between_calls() -> None:
+    choice = STATES[STATES["Step 8 Remove Expel Role"]["Next"]]
+    wait = STATES[choice["Default"]]
+    assert wait["Type"] == "Wait" and wait["SecondsPath"] == "$.Settings.PollSeconds"
+    assert wait["Next"] == "Step 8 Remove Expel Role"
+    assert {c["StringEquals"] for c in choice["Choices"][0]["Or"]} == {"DELETED", "SKIPPED"}
+
+
+@pytest.mark.parametrize("name", [n for n, s in STATES.items() if s["Type"] in ("Task", "Parallel")])
+def test_every_task_retries_and_fails_into_record_failure(name: str) -> None:
+    state = STATES[name]
+    tasks = [state] if state["Type"] == "Task" else [
+        s for branch in state["Branches"] for s in branch["States"].values() if s["Type"] == "Task"]
+    assert all(task.get("Retry") for task in tasks)
+    catches = [c["Next"] for c in state.get("Catch", [])]
+    if name == FAILURE:
+        assert catches == ["Onboarding Failed"]  # its own failure must not loop back into it
+    else:
+        assert catches == [FAILURE]
+
+
+def test_every_state_is_reachable() -> None:
+    assert _reachable(DEFINITION) == set(STATES)
+
+
+def test_every_function_the_definition_names_is_substituted_by_the_template() -> None:
+    template = yaml_parse((ROOT / "template.yaml").read_text())
+    machine = next(r for r in template["Resources"].values() if r["Type"] == "AWS::Serverless::StateMachine")
+    named = set(re.findall(r"\$\{(\w+)\}", json.dumps(DEFINITION)))
+    assert named == set(machine["Properties"]["DefinitionSubstitutions"])
