@@ -1,4 +1,5 @@
-"""Custom resource: starts the onboarding execution; answers when it ends (poll = safety net)."""
+"""Custom resource: starts the onboarding (or, on stack delete, the teardown) execution; answers when
+it ends (poll = safety net)."""
 
 import os
 
@@ -11,30 +12,37 @@ logger = Logger()
 helper = make_helper()
 
 
+def _answer_id(event: dict) -> str:
+    # A Delete answers with the id CloudFormation holds, whoever made it: after a failed Create it may be
+    # crhelper's generated one. The teardown runs either way; it removes only what carries our tag.
+    if event["RequestType"] == "Delete":
+        return str(event.get("PhysicalResourceId") or physical_id(event))
+    return physical_id(event)
+
+
 @helper.create
 @helper.update
-def start_onboarding(event: dict, _context: object) -> str:
+@helper.delete
+def start_execution(event: dict, _context: object) -> str:
     helper.Data["ExecutionArn"] = lifecycle.start(event, os.environ["STATE_MACHINE_ARN"])
-    return physical_id(event)
+    return _answer_id(event)
 
 
 @helper.poll_create
 @helper.poll_update
+@helper.poll_delete
 def poll_onboarding(event: dict, _context: object) -> str | None:
     settings = custom_resource.settings(event["ResourceProperties"])
     outcome = lifecycle.poll(event["CrHelperData"]["ExecutionArn"], os.environ["STATE_MACHINE_ARN"], settings)
     if outcome.status == "PENDING":
         return None
     if outcome.status == "FAILED":
+        # Also on Delete: a teardown that failed answers within the deadline (the stack shows DELETE_FAILED
+        # with the step and reason) instead of leaving CloudFormation to wait an hour.
         raise RuntimeError(outcome.reason)
-    helper.Data.update(outcome.data)
-    return physical_id(event)
-
-
-@helper.delete
-def delete(event: dict, _context: object) -> None:
-    # Teardown (reverse order, only what this stack made) is issue 4; until then, keep everything.
-    logger.info("Delete requested: onboarding resources are kept", extra={"stack": event["StackId"]})
+    if event["RequestType"] != "Delete":
+        helper.Data.update(outcome.data)
+    return _answer_id(event)
 
 
 @logger.inject_lambda_context(log_event=False)

@@ -70,7 +70,9 @@ def execution_input(event: dict[str, Any]) -> dict[str, Any]:
             "ResponseURL": event["ResponseURL"],
             "StackId": event["StackId"],
             "LogicalResourceId": event["LogicalResourceId"],
-            "PhysicalResourceId": physical_id(config.stack_name),
+            # Delete echoes the id CloudFormation sent (after a failed Create it may not be ours).
+            "PhysicalResourceId": (event.get("PhysicalResourceId") if event["RequestType"] == "Delete" else "")
+            or physical_id(config.stack_name),
         },
     }
 
