@@ -134,13 +134,16 @@ def read_samconfig(path: Path, env: str = "default") -> dict[str, str]:
 
 
 def parse_overrides(items: Iterable[str]) -> dict[str, str]:
-    """``KEY=VALUE`` items (each may hold several, space separated, as sam's parameter_overrides)."""
+    """``KEY=VALUE`` items; one item may hold several, space separated, as samconfig's
+    parameter_overrides (``A=1 B="two words"``), and a value may hold spaces (``A=two words``)."""
     result: dict[str, str] = {}
     for item in items:
-        for token in shlex.split(item):
+        for token in re.split(r"\s+(?=[A-Za-z0-9]+=)", item.strip()):
             key, sep, value = token.partition("=")
-            if not sep or not key:
+            if not sep or not re.fullmatch(r"[A-Za-z0-9]+", key):
                 raise DeployError(f"parameter override {token!r} is not KEY=VALUE")
+            if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+                value = value[1:-1]
             result[key] = value
     return result
 

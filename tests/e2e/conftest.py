@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from tests.local_cloud.harness import ServedCloud, serve_child
+from tests.local_cloud.harness import REPO, ServedCloud, sam_build, serve_child
 
 
 @pytest.fixture(scope="session")
@@ -15,3 +16,9 @@ def local_cloud() -> Iterator[ServedCloud]:
     stopped afterwards, also when a test fails."""
     with serve_child() as cloud:
         yield cloud
+
+
+@pytest.fixture(scope="session")
+def built_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real template.yaml, built by ``sam build`` into a temporary directory (once per session)."""
+    return sam_build(REPO / "template.yaml", tmp_path_factory.mktemp("sam-build"))

@@ -42,7 +42,13 @@ def test_resolve_turns_sam_output_into_a_definition_string_moto_reads() -> None:
 
 
 def test_overrides_accept_separate_items_and_sam_style_strings() -> None:
-    assert parse_overrides(["A=1", "B='two words' C=3", "D=x=y"]) == {"A": "1", "B": "two words", "C": "3", "D": "x=y"}
+    assert parse_overrides(["A=1", "B='two words' C=3", "D=x=y", "E=three words here"]) == {
+        "A": "1",
+        "B": "two words",
+        "C": "3",
+        "D": "x=y",
+        "E": "three words here",
+    }
     with pytest.raises(DeployError):
         parse_overrides(["nonsense"])
 
