@@ -271,6 +271,10 @@ def demo_parameters(template: Path, workbench_url: str | None) -> dict[str, str]
     return {name: value for name, value in samples.items() if name in declared and value is not None}
 
 
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     _configure_logging(False)
     try:
@@ -279,6 +283,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         complain(str(exc))
         return 1
     say("starting the local cloud")
+    signal.signal(signal.SIGTERM, _interrupt)  # stop cleanly (finally below) on SIGTERM as on Ctrl-C
     try:
         cloud = LocalCloud(args.port, args.workbench_port, args.schedule_interval, DEMO_WORKBENCH_GUID).start()
     except (PortInUse, FileNotFoundError) as exc:
@@ -296,6 +301,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         complain("interrupted")
         return 130
+    except Exception as exc:  # one line, not a traceback: the local cloud still stops below
+        complain(f"demo failed: {type(exc).__name__}: {exc}")
+        return 1
     finally:
         say("stopping the local cloud")
         cloud.stop()

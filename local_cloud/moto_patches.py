@@ -383,7 +383,7 @@ def _patch_resource_events() -> None:
             try:
                 original_create_resources(self)
             except Exception as exc:
-                log.warning("stack %s failed: %s", self.name, exc)
+                log.info("stack %s failed: %s", self.name, exc)
                 fail_stack(self, _reason(exc))
 
     Stack.create_resources = create_resources  # type: ignore[method-assign]

@@ -53,6 +53,7 @@ class Progress:
         self._seen_stack_events: set[str] = set()
         self._seen_history: dict[str, int] = {}
         self._state_machines: set[str] = set()
+        self._stack_id: str | None = None  # a deleted stack is found by id only
 
     def poll(self) -> None:
         try:
@@ -63,8 +64,14 @@ class Progress:
                 self.write(f"  (progress unavailable: {_short(str(exc), 100)})")
 
     def _stack_events(self) -> None:
-        events = self.cfn.describe_stack_events(StackName=self.stack_name)["StackEvents"]
+        try:
+            events = self.cfn.describe_stack_events(StackName=self.stack_name)["StackEvents"]
+        except Exception:
+            if self._stack_id is None:
+                raise
+            events = self.cfn.describe_stack_events(StackName=self._stack_id)["StackEvents"]
         for event in sorted(events, key=lambda e: e["Timestamp"]):
+            self._stack_id = event["StackId"]
             if event["EventId"] in self._seen_stack_events:
                 continue
             self._seen_stack_events.add(event["EventId"])

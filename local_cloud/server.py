@@ -196,6 +196,7 @@ class LocalCloud:
         return getattr(self.workbench, "url", None)
 
     def start(self) -> LocalCloud:
+        lambda_runner.runtime_python()  # fail now, with the fix in the message, not at the first invoke
         check_port_free(self.requested_port, "--port")
         check_port_free(self.requested_workbench_port, "--workbench-port")
         self.moto = MotoServer(self.requested_port)
