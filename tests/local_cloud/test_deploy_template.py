@@ -58,3 +58,22 @@ def test_samconfig_parameter_overrides_are_the_defaults(tmp_path: Path) -> None:
     config.write_text('version = 0.1\n[default.deploy.parameters]\nparameter_overrides = "Greeting=hi Fail=false"\n')
     assert read_samconfig(config) == {"Greeting": "hi", "Fail": "false"}
     assert read_samconfig(tmp_path / "missing.toml") == {}
+
+
+def test_build_is_stale_when_missing_or_older_than_a_source(tmp_path: Path) -> None:
+    import os
+
+    from local_cloud.deploy import build_is_stale
+
+    built = tmp_path / ".aws-sam" / "build" / "template.yaml"
+    (tmp_path / "functions" / "step").mkdir(parents=True)
+    source = tmp_path / "functions" / "step" / "app.py"
+    source.write_text("x = 1\n")
+    assert build_is_stale(built, tmp_path)
+    built.parent.mkdir(parents=True)
+    built.write_text("{}")
+    os.utime(source, (1, 1))
+    assert not build_is_stale(built, tmp_path)
+    os.utime(source, None)
+    os.utime(built, (2, 2))
+    assert build_is_stale(built, tmp_path)
