@@ -24,6 +24,8 @@ def _answer_id(event: dict) -> str:
 @helper.update
 @helper.delete
 def start_execution(event: dict, _context: object) -> str:
+    if event["RequestType"] == "Delete":
+        lifecycle.stop_onboardings(os.environ["STATE_MACHINE_ARN"])
     helper.Data["ExecutionArn"] = lifecycle.start(event, os.environ["STATE_MACHINE_ARN"])
     return _answer_id(event)
 

@@ -41,6 +41,7 @@ def trigger(monkeypatch: pytest.MonkeyPatch) -> tuple[Any, list[dict[str, Any]],
         return f"{MACHINE.replace(':stateMachine:', ':execution:')}:{name}"
 
     monkeypatch.setattr(lifecycle.stepfunctions, "start_execution", start)
+    monkeypatch.setattr(lifecycle.stepfunctions, "list_executions", lambda _arn: [])
     monkeypatch.setattr(cfn_response, "send", lambda _url, body: sent.append(body))
     monkeypatch.setattr(app.helper, "_init_failed", None)
     monkeypatch.setattr(app.helper, "_setup_polling", lambda: None)
@@ -67,6 +68,22 @@ def test_delete_starts_the_teardown_execution_even_when_the_physical_id_is_not_o
     assert execution["input"]["CloudFormation"]["RequestType"] == "Delete"
     assert execution["input"]["CloudFormation"]["PhysicalResourceId"] == CRHELPER_ID
     assert sent == []  # the answer waits for the teardown: the state machine or the poll gives it
+
+
+def test_delete_stops_an_onboarding_still_running_before_the_teardown_starts(
+        trigger: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    app, started, _sent = trigger
+    executions = [{"executionArn": "arn:create-1", "name": "create-1", "status": "RUNNING"},
+                   {"executionArn": "arn:create-0", "name": "create-0", "status": "FAILED"},
+                   {"executionArn": "arn:delete-0", "name": "delete-0", "status": "RUNNING"}]
+    stopped: list[str] = []
+    monkeypatch.setattr(lifecycle.stepfunctions, "list_executions", lambda _arn: executions)
+    monkeypatch.setattr(lifecycle.stepfunctions, "stop_execution", lambda arn, _cause: stopped.append(arn))
+
+    app.lambda_handler(delete_event(CRHELPER_ID), Context())
+
+    assert stopped == ["arn:create-1"]
+    assert len(started) == 1
 
 
 def test_poll_answers_a_finished_teardown_with_the_physical_id_cloudformation_holds(

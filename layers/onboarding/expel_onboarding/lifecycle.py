@@ -30,6 +30,17 @@ def start(event: dict[str, Any], state_machine_arn: str) -> str:
     return arn
 
 
+def stop_onboardings(state_machine_arn: str) -> list[str]:
+    """Before a teardown: an onboarding still running (past its deadline, or a retry a person started)
+    would go on creating what the teardown removes. Returns the stopped executions."""
+    running = [e["executionArn"] for e in stepfunctions.list_executions(state_machine_arn)
+               if e["status"] == "RUNNING" and not e.get("name", "").startswith("delete-")]
+    for arn in running:
+        stepfunctions.stop_execution(arn, "The stack is being deleted: its teardown takes over")
+        logger.warning("Stopped an onboarding still running at stack delete", extra={"execution_arn": arn})
+    return running
+
+
 def _answer(cloudformation: dict[str, Any], status: str, reason: str = "",
             data: dict[str, str] | None = None) -> None:
     body = cfn_response.response_body(cloudformation, status, cloudformation["PhysicalResourceId"],

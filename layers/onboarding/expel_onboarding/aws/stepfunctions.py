@@ -38,3 +38,12 @@ def list_executions(state_machine_arn: str) -> list[dict[str, Any]]:
 def history(execution_arn: str) -> list[dict[str, Any]]:
     paginator = client("stepfunctions").get_paginator("get_execution_history")
     return [e for page in paginator.paginate(executionArn=execution_arn) for e in page["events"]]
+
+
+def stop_execution(execution_arn: str, cause: str) -> None:
+    """Stop a running execution; one that ended meanwhile is fine."""
+    try:
+        client("stepfunctions").stop_execution(executionArn=execution_arn, error="StackDelete", cause=cause)
+    except Exception as exc:
+        if error_code(exc) != "ExecutionDoesNotExist":
+            raise
