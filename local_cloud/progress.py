@@ -87,15 +87,31 @@ class Progress:
                 self._state_machines.add(event["PhysicalResourceId"])
 
     def _executions(self) -> None:
+        if not self._state_machines:  # created before ``since``: not among the events shown
+            self._discover_state_machines()
         for arn in sorted(self._state_machines):
             if not arn.startswith("arn:"):
                 continue
-            for execution in self.sfn.list_executions(stateMachineArn=arn).get("executions", []):
+            try:
+                executions = self.sfn.list_executions(stateMachineArn=arn).get("executions", [])
+            except self.sfn.exceptions.StateMachineDoesNotExist:
+                self._state_machines.discard(arn)  # deleted with the stack
+                continue
+            for execution in executions:
                 if self._old(execution["startDate"]):
                     continue
                 self._history(
                     execution["executionArn"], execution.get("name") or execution["executionArn"].rsplit(":", 1)[-1]
                 )
+
+    def _discover_state_machines(self) -> None:
+        try:
+            resources = self.cfn.list_stack_resources(StackName=self._stack_id or self.stack_name)
+        except Exception:
+            return
+        for resource in resources.get("StackResourceSummaries", []):
+            if resource["ResourceType"] == "AWS::StepFunctions::StateMachine":
+                self._state_machines.add(resource.get("PhysicalResourceId", ""))
 
     def _old(self, when: Any) -> bool:
         return self.since is not None and isinstance(when, datetime) and when < self.since
