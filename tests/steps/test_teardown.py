@@ -220,9 +220,20 @@ def test_teardown_after_a_create_that_wrote_nothing_makes_no_mutating_call(aws: 
 def test_role_removal_gives_up_with_the_stacks_name_when_deletion_never_finishes(
         config: Config, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(step08_expel_role, "remove", lambda _config: step08_expel_role.IN_PROGRESS)
-    assert teardown.remove_role(config, {}) == {"Status": "IN_PROGRESS", "Checks": 1}
+    assert teardown.remove_role(config, {}) == {"Status": "IN_PROGRESS", "Checks": 1, "Stack": "IN_PROGRESS"}
     with pytest.raises(OnboardingError, match=config.role_stack_name):
         teardown.remove_role(config, {"Checks": teardown.MAX_ROLE_CHECKS - 1})
+
+
+@pytest.mark.parametrize(("stack", "stack_set", "expected"), [
+    ("DELETED", "IN_PROGRESS", "IN_PROGRESS"), ("IN_PROGRESS", "DELETED", "IN_PROGRESS"),
+    ("DELETED", "SKIPPED", "DELETED"), ("SKIPPED", "SKIPPED", "SKIPPED")])
+def test_organization_mode_waits_for_both_the_stack_and_the_stack_set(
+        config: Config, monkeypatch: pytest.MonkeyPatch, stack: str, stack_set: str, expected: str) -> None:
+    monkeypatch.setattr(step08_expel_role, "remove", lambda _config: stack)
+    monkeypatch.setattr(step08_expel_role, "remove_organization", lambda _config: stack_set)
+    result = teardown.remove_role(replace(config, organization_mode=True), {"Checks": 3})
+    assert result == {"Status": expected, "Checks": 4, "Stack": stack, "StackSet": stack_set}
 
 
 def test_foreign_bucket_is_never_emptied_even_when_keep_log_bucket_is_false(aws: None, config: Config) -> None:

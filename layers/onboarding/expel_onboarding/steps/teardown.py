@@ -1,6 +1,7 @@
 """Stack delete: the one piece of teardown that is not a single step's ``remove`` — waiting for the
-role stack to be deleted, with a bound, so a stack stuck in DELETE_FAILED fails the teardown with its
-name instead of looping until the deadline. The state machine does the waiting between calls."""
+role stack (and in Organizations mode the StackSet) to be deleted, with a bound, so a stack stuck in
+DELETE_FAILED fails the teardown with its name instead of looping until the deadline. The state machine
+does the waiting between calls."""
 
 from __future__ import annotations
 
@@ -17,10 +18,21 @@ MAX_ROLE_CHECKS = 120
 def remove_role(config: Config, previous: dict[str, Any]) -> dict[str, Any]:
     """One call of step 8's ``remove``; ``previous`` is this function's last result (or {})."""
     checks = int(previous.get("Checks", 0)) + 1
-    status = step08_expel_role.remove(config)
+    parts = {"Stack": step08_expel_role.remove(config)}
+    if config.organization_mode:
+        # The StackSet's roles in every member account go too (guide step 8); the stack is step 9's.
+        parts["StackSet"] = step08_expel_role.remove_organization(config)
+    status = _combined(list(parts.values()))
     if status == step08_expel_role.IN_PROGRESS and checks >= MAX_ROLE_CHECKS:
         raise OnboardingError(
-            f"Step 8: the Expel role stack {config.role_stack_name} is still not deleted after {checks} checks. "
+            f"Step 8: the Expel role stack {config.role_stack_name} (or its StackSet) is still not deleted after "
+            f"{checks} checks. "
             "Fix: open it in the CloudFormation console, read why its deletion failed (often a role changed "
             "by hand), delete it, then retry the stack delete")
-    return {"Status": status, "Checks": checks}
+    return {"Status": status, "Checks": checks, **parts}
+
+
+def _combined(statuses: list[str]) -> str:
+    if step08_expel_role.IN_PROGRESS in statuses:
+        return step08_expel_role.IN_PROGRESS
+    return "DELETED" if "DELETED" in statuses else "SKIPPED"
