@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from local_cloud.deploy import build_is_stale
 from tests.local_cloud.harness import REPO, ServedCloud, sam_build, serve_child
 
 
@@ -20,5 +21,9 @@ def local_cloud() -> Iterator[ServedCloud]:
 
 @pytest.fixture(scope="session")
 def built_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The real template.yaml, built by ``sam build`` into a temporary directory (once per session)."""
+    """The real template.yaml built: ``make``'s fresh ``.aws-sam/build`` when there is one, else ``sam build``
+    into a temporary directory (once per session)."""
+    made = REPO / ".aws-sam" / "build" / "template.yaml"
+    if not build_is_stale(made, REPO):
+        return made
     return sam_build(REPO / "template.yaml", tmp_path_factory.mktemp("sam-build"))
