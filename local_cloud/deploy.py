@@ -173,8 +173,10 @@ class Packager:
     def ensure_bucket(self) -> None:
         try:
             self.s3.head_bucket(Bucket=self.bucket)
-        except Exception:
-            self.s3.create_bucket(Bucket=self.bucket)
+        except self.s3.exceptions.ClientError:
+            region = self.s3.meta.region_name
+            extra = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
+            self.s3.create_bucket(Bucket=self.bucket, **extra)
 
     def upload_dir(self, logical_id: str, relative: str) -> tuple[str, str]:
         directory = (self.base_dir / relative).resolve()
