@@ -77,7 +77,8 @@ def _function(handler: str, timeout: int = 5, layers: list | None = None) -> Sim
 
 
 @pytest.fixture(autouse=True)
-def _moto():
+def _moto(tmp_path, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN001
+    monkeypatch.setattr(lambda_runner, "_cache", lambda_runner.ArtifactCache(tmp_path))
     with mock_aws():
         yield
 
