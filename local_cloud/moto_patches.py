@@ -296,7 +296,8 @@ def _condition_holds(condition: dict) -> bool | None:
     return result
 
 
-def _patch_bucket_policy_conditions() -> None:
+def patch_bucket_policy_conditions() -> None:
+    """Also used by the in-process moto tests (tests/conftest.py)."""
     from moto.iam.access_control import IAMPolicy, PermissionResult
     from moto.s3.models import FakeBucket
 
@@ -474,7 +475,7 @@ def apply() -> None:
     _patch_execution_name()
     _add_secret_model()
     _patch_definite_json_paths()
-    _patch_bucket_policy_conditions()
+    patch_bucket_policy_conditions()
     _patch_custom_resource_type()
     _patch_resource_events()
     _patch_cfn_response()

@@ -10,10 +10,10 @@ from moto import mock_aws
 
 from expel_onboarding.aws import clients
 from expel_onboarding.models import Config
-from local_cloud.moto_policy import patch_policy_conditions
+from local_cloud.moto_patches import patch_bucket_policy_conditions
 
 # Requests are evaluated as AWS would see them (HTTPS), so a TLS-only bucket policy works in moto.
-patch_policy_conditions()
+patch_bucket_policy_conditions()
 
 REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"
