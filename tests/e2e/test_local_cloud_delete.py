@@ -1,0 +1,51 @@
+"""Stack delete on the local cloud: the real template and state machine tear down what the onboarding
+made (the Delete execution runs the teardown path) and keep the log bucket and key by default."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from local_cloud.cli import DEMO_API_KEY, DEMO_WORKBENCH_GUID
+from tests.local_cloud.harness import ServedCloud, run_cli
+
+pytestmark = pytest.mark.e2e
+STACK = "e2e-teardown"
+
+
+def _client(cloud: ServedCloud, service: str) -> Any:
+    return boto3.client(service, endpoint_url=cloud.url, region_name="us-east-1",
+                        aws_access_key_id="x", aws_secret_access_key="y")
+
+
+def test_local_delete_runs_the_teardown_and_keeps_the_bucket_and_key(
+        local_cloud: ServedCloud, built_template: Path) -> None:
+    parameters = [f"WorkbenchGuid={DEMO_WORKBENCH_GUID}", f"WorkbenchApiKey={DEMO_API_KEY}",
+                  f"WorkbenchBaseUrl={local_cloud.workbench_url}", "RetryWindowSeconds=0", "StatusPollSeconds=1",
+                  "TrailName=E2eTeardownTrail", "TopicName=E2eTeardownTopic", "QueueName=E2eTeardownQueue",
+                  "KmsAlias=e2e-teardown", "RoleName=E2eTeardownRole", "BucketName=e2e-teardown-logs"]
+    created = run_cli("local", "deploy", "--endpoint-url", local_cloud.url, "--stack-name", STACK,
+                      "--template", str(built_template), "--parameter-overrides", *parameters, timeout=600)
+    assert created.returncode == 0, created.stderr[-2000:]
+
+    deleted = run_cli("local", "delete", "--endpoint-url", local_cloud.url, "--stack-name", STACK, timeout=600)
+
+    assert deleted.returncode == 0, (deleted.stdout[-2000:], deleted.stderr[-2000:])
+    assert f"stack {STACK} DELETE_COMPLETE" in deleted.stdout
+    # The progress lines name each state the Delete execution entered, in order.
+    entered = [line.split(": ", 1)[1] for line in deleted.stdout.splitlines() if "execution delete-" in line]
+    teardown = [name for name in entered if name.startswith(("Teardown", "Step"))]
+    assert list(dict.fromkeys(teardown)) == [
+        "Teardown Discover", "Step 10 Remove Workbench Device", "Step 8 Remove Expel Role",
+        "Step 7 Remove S3 Event Notification", "Step 6 Remove SNS Subscription", "Step 5 Delete SQS Queue",
+        "Step 3 Delete SNS Topic", "Step 4 Remove Key Policy Statements", "Step 1 Remove Trail"]
+    assert "E2eTeardownTopic" not in str(_client(local_cloud, "sns").list_topics())
+    assert "E2eTeardownQueue" not in str(_client(local_cloud, "sqs").list_queues())
+    assert "E2eTeardownTrail" not in str(_client(local_cloud, "cloudtrail").describe_trails())
+    assert "E2eTeardownRole" not in str(_client(local_cloud, "iam").list_roles())
+    assert _client(local_cloud, "s3").head_bucket(Bucket="e2e-teardown-logs")
+    key = _client(local_cloud, "kms").describe_key(KeyId="alias/e2e-teardown")["KeyMetadata"]
+    assert key["KeyState"] == "Enabled"
