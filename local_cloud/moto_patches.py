@@ -33,6 +33,9 @@ runs the moto server (``local serve``), never in tests' in-memory moto.
     count as TLS, as they are on AWS); a Deny whose condition cannot be evaluated does not apply
     (moto cannot know the request context), an Allow keeps moto's lenient reading.
 11. Update/Delete of custom resources (see ``custom_resources``).
+12. ``DescribeStacks`` masks a NoEcho parameter only when its *value* equals a NoEcho parameter's
+    *name* (moto compares the wrong side), so the Workbench API key was shown in plain text: mask by
+    name, as CloudFormation does.
 """
 
 from __future__ import annotations
@@ -464,6 +467,17 @@ def _patch_cfn_response() -> None:
     CloudFormationResponse.process_cfn_response = process_cfn_response  # type: ignore[method-assign]
 
 
+def _patch_no_echo_parameters() -> None:
+    from moto.cloudformation.models import Stack
+
+    def parameter_list(self: Any) -> list[dict[str, Any]]:
+        hidden = set(self.resource_map.no_echo_parameter_keys)
+        return [{"ParameterKey": key, "ParameterValue": "****" if key in hidden else value}
+                for key, value in self.resource_map.resolved_parameters.items()]
+
+    Stack.parameter_list = property(parameter_list)  # type: ignore[assignment,method-assign]
+
+
 def apply() -> None:
     """Apply every patch (idempotent)."""
     global _applied
@@ -476,6 +490,7 @@ def apply() -> None:
     _add_secret_model()
     _patch_definite_json_paths()
     patch_bucket_policy_conditions()
+    _patch_no_echo_parameters()
     _patch_custom_resource_type()
     _patch_resource_events()
     _patch_cfn_response()

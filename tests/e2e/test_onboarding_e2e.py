@@ -1,0 +1,223 @@
+"""The real template on the local cloud, checked the way a person would after a deploy.
+
+One stack is created and inspected: its Outputs are the guide's ten values, the trail, bucket,
+topic, queue and role hold the guide's settings, Workbench holds one device, and the API key is
+nowhere a person could read it. Then the lifecycle: a failing step fails the stack with the step's
+name, a retry inside the window completes it, an aborted execution never leaves CloudFormation waiting.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from local_cloud.cli import DEMO_API_KEY, DEMO_WORKBENCH_GUID
+from tests.local_cloud.harness import REPO, ServedCloud, child_env, cli_command, run_cli
+
+pytestmark = pytest.mark.e2e
+
+REGION = "us-east-1"
+GUIDE_OUTPUTS = ("WorkbenchGuid", "AwsRegion", "S3BucketName", "KmsAlias", "S3BucketArn", "SnsTopicArn",
+                 "KmsKeyArn", "SqsQueueArn", "SqsQueueUrl", "IamRoleArn")
+
+
+def client(cloud: ServedCloud, service: str) -> Any:
+    return boto3.client(service, endpoint_url=cloud.url, region_name=REGION,
+                        aws_access_key_id="testing", aws_secret_access_key="testing")
+
+
+def parameters(cloud: ServedCloud, name: str, **overrides: str) -> list[str]:
+    """Parameters of one onboarding whose resource names are all its own, so stacks don't collide."""
+    values = {
+        "WorkbenchGuid": DEMO_WORKBENCH_GUID, "WorkbenchApiKey": DEMO_API_KEY,
+        "WorkbenchBaseUrl": cloud.workbench_url, "RetryWindowSeconds": "0", "StatusPollSeconds": "1",
+        "TrailName": f"{name}-trail", "BucketName": f"{name}-logs-bucket", "KmsAlias": f"{name}-key",
+        "TopicName": f"{name}-topic", "QueueName": f"{name}-queue", "RoleName": f"{name}-role",
+        "WorkbenchDeviceName": f"{name} CloudTrail",
+    }
+    values.update(overrides)
+    return [f"{key}={value}" for key, value in values.items()]
+
+
+def deploy_command(cloud: ServedCloud, template: Path, stack: str, params: list[str]) -> list[str]:
+    return ["local", "deploy", "--endpoint-url", cloud.url, "--stack-name", stack, "--template", str(template),
+            "--timeout", "300", "--parameter-overrides", *params]
+
+
+def stack(cloud: ServedCloud, name: str) -> dict[str, Any]:
+    return client(cloud, "cloudformation").describe_stacks(StackName=name)["Stacks"][0]
+
+
+def outputs(cloud: ServedCloud, name: str) -> dict[str, str]:
+    return {o["OutputKey"]: o["OutputValue"] for o in stack(cloud, name).get("Outputs", [])}
+
+
+def custom_resource_reason(cloud: ServedCloud, name: str) -> str:
+    events = client(cloud, "cloudformation").describe_stack_events(StackName=name)["StackEvents"]
+    return " ".join(e.get("ResourceStatusReason", "") for e in events if e["LogicalResourceId"] == "Onboarding")
+
+
+def workbench_devices(cloud: ServedCloud) -> list[dict[str, Any]]:
+    request = urllib.request.Request(f"{cloud.workbench_url}/api/v2/security_devices",  # noqa: S310
+                                     headers={"Authorization": f"Bearer {DEMO_API_KEY}"})
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback emulator
+        return json.loads(response.read())["data"]
+
+
+@pytest.fixture(scope="module")
+def onboarded(local_cloud: ServedCloud, built_template: Path) -> Iterator[dict[str, str]]:
+    result = run_cli(*deploy_command(local_cloud, built_template, "e2e-main", parameters(local_cloud, "e2e-main")),
+                     timeout=400)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    yield {"stdout": result.stdout, **outputs(local_cloud, "e2e-main")}
+
+
+def test_outputs_are_the_ten_values_the_guide_asks_to_copy(onboarded: dict[str, str]) -> None:
+    for name in GUIDE_OUTPUTS:
+        assert onboarded[name], f"Output {name} is empty"
+    assert onboarded["WorkbenchGuid"] == DEMO_WORKBENCH_GUID
+    assert onboarded["AwsRegion"] == REGION
+    assert onboarded["S3BucketArn"] == f"arn:aws:s3:::{onboarded['S3BucketName']}"
+    assert onboarded["KmsAlias"] == "alias/e2e-main-key"
+    assert onboarded["SqsQueueUrl"].endswith("/e2e-main-queue")
+    assert onboarded["IamRoleArn"].endswith(":role/e2e-main-role")
+    assert onboarded["WorkbenchDeviceId"]
+    assert onboarded["WorkbenchDeviceStatus"] in ("healthy", "not yet healthy")
+
+
+def test_trail_is_multi_region_validated_and_kms_encrypted(local_cloud: ServedCloud,
+                                                           onboarded: dict[str, str]) -> None:
+    cloudtrail = client(local_cloud, "cloudtrail")
+    trail = cloudtrail.get_trail(Name="e2e-main-trail")["Trail"]
+    assert trail["IsMultiRegionTrail"] is True
+    assert trail["LogFileValidationEnabled"] is True
+    assert trail["KmsKeyId"] == onboarded["KmsKeyArn"]
+    assert trail["S3BucketName"] == onboarded["S3BucketName"]
+    assert cloudtrail.get_trail_status(Name="e2e-main-trail")["IsLogging"] is True
+    kms = client(local_cloud, "kms")
+    assert kms.get_key_rotation_status(KeyId=onboarded["KmsKeyArn"])["KeyRotationEnabled"] is True
+
+
+def test_data_path_resources_hold_the_guides_settings(local_cloud: ServedCloud, onboarded: dict[str, str]) -> None:
+    s3 = client(local_cloud, "s3")
+    rule = s3.get_bucket_encryption(Bucket=onboarded["S3BucketName"])["ServerSideEncryptionConfiguration"]["Rules"][0]
+    assert rule["ApplyServerSideEncryptionByDefault"] == {"SSEAlgorithm": "aws:kms",
+                                                          "KMSMasterKeyID": onboarded["KmsKeyArn"]}
+    assert rule["BucketKeyEnabled"] is True
+    topic = client(local_cloud, "sns").get_topic_attributes(TopicArn=onboarded["SnsTopicArn"])["Attributes"]
+    assert topic["KmsMasterKeyId"] == onboarded["KmsKeyArn"]
+    queue = client(local_cloud, "sqs").get_queue_attributes(QueueUrl=onboarded["SqsQueueUrl"],
+                                                             AttributeNames=["All"])["Attributes"]
+    assert queue["MessageRetentionPeriod"] == "604800"
+    assert queue["KmsMasterKeyId"] == onboarded["KmsKeyArn"]
+    notification = s3.get_bucket_notification_configuration(Bucket=onboarded["S3BucketName"])
+    assert [c["TopicArn"] for c in notification["TopicConfigurations"]] == [onboarded["SnsTopicArn"]]
+    role = client(local_cloud, "iam").get_role(RoleName="e2e-main-role")["Role"]
+    trust = role["AssumeRolePolicyDocument"]
+    trust = json.loads(trust) if isinstance(trust, str) else trust
+    assert trust["Statement"][0]["Condition"]["StringEquals"]["sts:ExternalId"] == DEMO_WORKBENCH_GUID
+
+
+def test_workbench_holds_exactly_one_device_for_the_onboarding(local_cloud: ServedCloud,
+                                                               onboarded: dict[str, str]) -> None:
+    devices = [d for d in workbench_devices(local_cloud) if d["attributes"]["name"] == "e2e-main CloudTrail"]
+    assert [d["id"] for d in devices] == [onboarded["WorkbenchDeviceId"]]
+
+
+def test_api_key_appears_in_no_log_output_or_execution_history(local_cloud: ServedCloud,
+                                                               onboarded: dict[str, str]) -> None:
+    seen: list[str] = [json.dumps(stack(local_cloud, "e2e-main"), default=str), onboarded["stdout"]]
+    sfn = client(local_cloud, "stepfunctions")
+    execution = onboarded["ExecutionArn"]
+    seen.append(json.dumps(sfn.describe_execution(executionArn=execution), default=str))
+    seen.append(json.dumps(sfn.get_execution_history(executionArn=execution, maxResults=1000), default=str))
+    logs = client(local_cloud, "logs")
+    log_lines = 0
+    for group in logs.describe_log_groups()["logGroups"]:
+        for log_stream in logs.describe_log_streams(logGroupName=group["logGroupName"])["logStreams"]:
+            events = logs.get_log_events(logGroupName=group["logGroupName"],
+                                         logStreamName=log_stream["logStreamName"])["events"]
+            log_lines += len(events)
+            seen.extend(e["message"] for e in events)
+    assert log_lines > 0, "no Lambda logs were captured: the check would prove nothing"
+    assert "Step 10" in json.dumps(seen), "the history does not cover the registration step"
+    leaks = [text[:200] for text in seen if DEMO_API_KEY in text]
+    assert leaks == []
+
+
+def test_failing_step_fails_the_stack_naming_the_step(local_cloud: ServedCloud, built_template: Path) -> None:
+    # A queue of that name exists and is not ours: preflight must refuse before anything is created.
+    client(local_cloud, "sqs").create_queue(QueueName="e2e-fail-queue")
+    started = time.monotonic()
+    result = run_cli(*deploy_command(local_cloud, built_template, "e2e-fail", parameters(local_cloud, "e2e-fail")),
+                     timeout=300)
+    assert result.returncode != 0
+    assert time.monotonic() - started < 120
+    reason = custom_resource_reason(local_cloud, "e2e-fail")
+    assert "Preflight Checks failed" in reason and "QueueName" in reason
+    assert "console.aws.amazon.com/states" in reason
+    buckets = [b["Name"] for b in client(local_cloud, "s3").list_buckets()["Buckets"]]
+    assert "e2e-fail-logs-bucket" not in buckets
+
+
+def test_retry_inside_the_window_completes_the_stack(local_cloud: ServedCloud, built_template: Path) -> None:
+    sqs = client(local_cloud, "sqs")
+    blocker = sqs.create_queue(QueueName="e2e-retry-queue")["QueueUrl"]
+    params = parameters(local_cloud, "e2e-retry", RetryWindowSeconds="240")
+    deploy = subprocess.Popen(cli_command() + deploy_command(local_cloud, built_template, "e2e-retry", params),
+                              cwd=REPO, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        sfn = client(local_cloud, "stepfunctions")
+        failed = _wait_for_execution(sfn, "e2e-retry-onboarding", "FAILED")
+        sqs.delete_queue(QueueUrl=blocker)  # the person fixes the cause ...
+        original = sfn.describe_execution(executionArn=failed)
+        sfn.start_execution(stateMachineArn=original["stateMachineArn"],  # ... and retries from the console
+                            name="retry-by-a-person", input=original["input"])
+        output, _ = deploy.communicate(timeout=300)
+    finally:
+        if deploy.poll() is None:
+            deploy.kill()
+    assert deploy.returncode == 0, output[-3000:]
+    assert stack(local_cloud, "e2e-retry")["StackStatus"] == "CREATE_COMPLETE"
+    assert outputs(local_cloud, "e2e-retry")["SqsQueueUrl"].endswith("/e2e-retry-queue")
+
+
+def test_aborted_execution_fails_the_stack_without_waiting(local_cloud: ServedCloud, built_template: Path) -> None:
+    # Long polls keep the execution inside a Wait state long enough to abort it there.
+    params = parameters(local_cloud, "e2e-abort", StatusPollSeconds="60", RetryWindowSeconds="600")
+    deploy = subprocess.Popen(cli_command() + deploy_command(local_cloud, built_template, "e2e-abort", params),
+                              cwd=REPO, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        sfn = client(local_cloud, "stepfunctions")
+        running = _wait_for_execution(sfn, "e2e-abort-onboarding", "RUNNING")
+        time.sleep(3)
+        sfn.stop_execution(executionArn=running, error="Aborted", cause="stopped by a person")
+        aborted_at = time.monotonic()
+        output, _ = deploy.communicate(timeout=240)
+    finally:
+        if deploy.poll() is None:
+            deploy.kill()
+    assert deploy.returncode != 0, output[-3000:]
+    assert time.monotonic() - aborted_at < 60
+    assert stack(local_cloud, "e2e-abort")["StackStatus"].endswith("FAILED")
+
+
+def _wait_for_execution(sfn: Any, machine_name: str, status: str, timeout: float = 180) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        machines = [m["stateMachineArn"] for m in sfn.list_state_machines()["stateMachines"]
+                    if m["name"] == machine_name]
+        for machine in machines:
+            for execution in sfn.list_executions(stateMachineArn=machine)["executions"]:
+                if execution["status"] == status:
+                    return str(execution["executionArn"])
+        time.sleep(0.5)
+    raise AssertionError(f"no {status} execution of {machine_name} within {timeout} s")
