@@ -1,0 +1,181 @@
+"""How long CloudFormation waits after the onboarding ends, on the local cloud (not part of the test suite).
+
+Starts ``cloudtrail-onboarding local serve`` as a child process on free 127.0.0.1 ports, deploys the real
+(built) template ``--runs`` times with ``local deploy`` (each stack with its own resource names,
+StatusPollSeconds=1, RetryWindowSeconds=0), then once more with a forced failure (a foreign SQS queue of
+that stack's QueueName exists, so preflight refuses). For each run it reads
+
+* the execution's end: ``describe_execution(...)["stopDate"]`` of the stack's ``create-*`` execution, and
+* CloudFormation's answer: the ``Onboarding`` custom resource's CREATE_COMPLETE / CREATE_FAILED event
+  timestamp in ``describe_stack_events``,
+
+and prints answer - end per run and the median, against the target of at most 5 s. The fast path answers
+from inside the execution (Report Success / Record Failure), so a figure may be slightly negative: the
+answer arrived before the execution recorded its end. The local cloud is always stopped at the end.
+
+    .venv/bin/python benchmarks/response_latency.py --runs 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "layers" / "onboarding"), str(ROOT)]
+
+import boto3  # noqa: E402
+
+from local_cloud.cli import DEMO_API_KEY, DEMO_WORKBENCH_GUID  # noqa: E402
+from local_cloud.deploy import build_is_stale  # noqa: E402
+from tests.local_cloud.harness import ServedCloud, run_cli, sam_build, serve_child  # noqa: E402
+
+REGION = "us-east-1"
+TARGET_SECONDS = 5.0
+ANSWERS = ("CREATE_COMPLETE", "CREATE_FAILED")
+log = logging.getLogger("benchmark")
+
+
+@dataclass
+class Run:
+    stack: str
+    expect_failure: bool
+    status: str = ""
+    execution_status: str = ""
+    latency: float | None = None
+    deploy_seconds: float = 0.0
+    problem: str = ""
+
+
+def client(cloud: ServedCloud, service: str) -> Any:
+    return boto3.client(service, endpoint_url=cloud.url, region_name=REGION,
+                        aws_access_key_id="testing", aws_secret_access_key="testing")  # noqa: S106 - emulator
+
+
+def built_template(scratch: Path) -> Path:
+    """make's fresh ``.aws-sam/build`` when there is one, else ``sam build`` into ``scratch``."""
+    made = ROOT / ".aws-sam" / "build" / "template.yaml"
+    if not build_is_stale(made, ROOT):
+        return made
+    log.info("building the template (sam build) ...")
+    return sam_build(ROOT / "template.yaml", scratch / "build")
+
+
+def parameters(cloud: ServedCloud, name: str) -> list[str]:
+    values = {
+        "WorkbenchGuid": DEMO_WORKBENCH_GUID, "WorkbenchApiKey": DEMO_API_KEY,
+        "WorkbenchBaseUrl": cloud.workbench_url, "RetryWindowSeconds": "0", "StatusPollSeconds": "1",
+        "TrailName": f"{name}-trail", "BucketName": f"{name}-logs-bucket", "KmsAlias": f"{name}-key",
+        "TopicName": f"{name}-topic", "QueueName": f"{name}-queue", "RoleName": f"{name}-role",
+        "WorkbenchDeviceName": f"{name} CloudTrail",
+    }
+    return [f"{key}={value}" for key, value in values.items()]
+
+
+def execution_end(cloud: ServedCloud, stack: str) -> tuple[str, float]:
+    """(status, stopDate as epoch seconds) of the stack's create execution."""
+    sfn = client(cloud, "stepfunctions")
+    machines = [m["stateMachineArn"] for m in sfn.list_state_machines()["stateMachines"]
+                if m["name"] == f"{stack}-onboarding"]
+    if not machines:
+        raise RuntimeError(f"{stack}: no state machine")
+    executions = [e for e in sfn.list_executions(stateMachineArn=machines[0])["executions"]
+                  if e["name"].startswith("create-")]
+    if not executions:
+        raise RuntimeError(f"{stack}: no create execution")
+    described = sfn.describe_execution(executionArn=executions[0]["executionArn"])
+    if "stopDate" not in described:
+        raise RuntimeError(f"{stack}: the execution is still {described['status']}")
+    return described["status"], described["stopDate"].timestamp()
+
+
+def cloudformation_answer(cloud: ServedCloud, stack: str) -> tuple[str, float]:
+    """(status, timestamp) of the custom resource's first CREATE_COMPLETE/CREATE_FAILED event."""
+    events = client(cloud, "cloudformation").describe_stack_events(StackName=stack)["StackEvents"]
+    answers = sorted((e["Timestamp"].timestamp(), e["ResourceStatus"]) for e in events
+                     if e["LogicalResourceId"] == "Onboarding" and e["ResourceStatus"] in ANSWERS)
+    if not answers:
+        raise RuntimeError(f"{stack}: the custom resource has no answer event")
+    return answers[0][1], answers[0][0]
+
+
+def measure(cloud: ServedCloud, template: Path, run: Run) -> None:
+    if run.expect_failure:  # a queue of that name exists and is not ours: preflight refuses
+        client(cloud, "sqs").create_queue(QueueName=f"{run.stack}-queue")
+    started = time.monotonic()
+    result = run_cli("local", "deploy", "--endpoint-url", cloud.url, "--stack-name", run.stack,
+                     "--template", str(template), "--timeout", "300",
+                     "--parameter-overrides", *parameters(cloud, run.stack), timeout=400)
+    run.deploy_seconds = time.monotonic() - started
+    if (result.returncode != 0) != run.expect_failure:
+        run.problem = f"local deploy exited {result.returncode}: {(result.stdout + result.stderr)[-600:]}"
+    run.execution_status, ended = execution_end(cloud, run.stack)
+    run.status, answered = cloudformation_answer(cloud, run.stack)
+    run.latency = answered - ended
+
+
+def report(runs: list[Run]) -> int:
+    log.info("")
+    log.info("%-28s %-8s %-10s %-16s %12s %10s", "stack", "path", "execution", "custom resource",
+             "answer-end s", "deploy s")
+    for run in runs:
+        figure = f"{run.latency:12.3f}" if run.latency is not None else f"{'-':>12}"
+        log.info("%-28s %-8s %-10s %-16s %s %10.1f%s", run.stack, "FAILED" if run.expect_failure else "SUCCESS",
+                 run.execution_status or "-", run.status or "-", figure, run.deploy_seconds,
+                 f"  ! {run.problem}" if run.problem else "")
+    measured = [r for r in runs if r.latency is not None]
+    verdicts = []
+    for label, group in (("success path", [r for r in measured if not r.expect_failure]),
+                         ("failed path", [r for r in measured if r.expect_failure]), ("all runs", measured)):
+        if group:
+            median = statistics.median(r.latency for r in group if r.latency is not None)
+            worst = max(r.latency for r in group if r.latency is not None)
+            verdicts.append(median <= TARGET_SECONDS)
+            log.info("%-13s median %.3f s, max %.3f s over %d run(s): %s the target of <= %.0f s", label, median,
+                     worst, len(group), "within" if median <= TARGET_SECONDS else "OVER", TARGET_SECONDS)
+    failures = [r for r in runs if r.problem or r.latency is None]
+    return 0 if measured and all(verdicts) and not failures else 1
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt  # unwinds through serve_child, which stops the local cloud
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=5, help="successful deploys to measure (default 5)")
+    parser.add_argument("--no-failure", action="store_true", help="skip the forced-failure run")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
+    signal.signal(signal.SIGTERM, _terminate)
+    tag = uuid.uuid4().hex[:6]
+    runs = [Run(f"bench-{tag}-{n}", expect_failure=False) for n in range(1, args.runs + 1)]
+    if not args.no_failure:
+        runs.append(Run(f"bench-{tag}-fail", expect_failure=True))
+    with tempfile.TemporaryDirectory(prefix="response-latency-") as scratch:
+        template = built_template(Path(scratch))
+        log.info("starting the local cloud ...")
+        with serve_child() as cloud:
+            log.info("local cloud at %s; %d deploy(s) of %s", cloud.url, len(runs), template)
+            for run in runs:
+                try:
+                    measure(cloud, template, run)
+                except RuntimeError as exc:
+                    run.problem = str(exc)
+                log.info("  %s: %s", run.stack, f"{run.latency:.3f} s" if run.latency is not None else run.problem)
+        log.info("local cloud stopped")
+    return report(runs)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
