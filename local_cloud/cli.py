@@ -4,6 +4,8 @@ cloudtrail-onboarding local serve            # moto + Lambda runner + Workbench 
 cloudtrail-onboarding local deploy --endpoint-url http://127.0.0.1:4566
 cloudtrail-onboarding local delete --endpoint-url http://127.0.0.1:4566 --stack-name NAME
 cloudtrail-onboarding demo                   # all of the above in one go
+cloudtrail-onboarding status --stack NAME [--watch]      # AWS or the local cloud (--endpoint-url)
+cloudtrail-onboarding launch-url --bucket B --region R   # a CloudFormation quick-create link
 """
 
 from __future__ import annotations
@@ -13,13 +15,16 @@ import logging
 import os
 import signal
 import sys
+import tempfile
 import threading
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
 
 from local_cloud import deploy as deploying
+from local_cloud import launch_url, status
 from local_cloud.progress import Progress
 from local_cloud.server import LocalCloud, PortInUse
 
@@ -42,7 +47,10 @@ def complain(line: str) -> None:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cloudtrail-onboarding",
-        description="Deploy and run the Expel CloudTrail onboarding on a local cloud (moto), no AWS account needed.",
+        description=(
+            "Deploy and run the Expel CloudTrail onboarding on a local cloud (moto), no AWS account needed; "
+            "follow an onboarding on AWS or the local cloud; make a quick-create link for AWS."
+        ),
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -103,6 +111,49 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--template", type=Path, default=deploying.DEFAULT_BUILD_TEMPLATE)
     demo.add_argument("--parameter-overrides", nargs="+", default=[], metavar="KEY=VALUE")
     _add_common_deploy(demo)
+
+    st = commands.add_parser(
+        "status",
+        help="a person's view of an onboarding: stack, steps with durations, failure reason, console links",
+        description=(
+            "Show the stack's status, its Onboarding custom resource, and each step of the onboarding execution "
+            "(succeeded / failed / running / retried) with its duration, the failing step and reason, and console "
+            "links. Reads AWS with the default credential chain, or the local cloud with --endpoint-url. "
+            "Exit status 1 when the stack or execution failed."
+        ),
+    )
+    target = st.add_mutually_exclusive_group(required=True)
+    target.add_argument("--stack", help="stack name or id")
+    target.add_argument("--execution", help="execution ARN (its region is used unless --region is given)")
+    st.add_argument("--endpoint-url", help="the local cloud, e.g. http://127.0.0.1:4566 (default: AWS)")
+    st.add_argument("--region", help="default: AWS_REGION / AWS_DEFAULT_REGION / your profile's region")
+    st.add_argument("--watch", action="store_true", help="follow it live until the execution and stack finish")
+    st.add_argument("--interval", type=float, default=5.0, help="seconds between reads with --watch (default 5)")
+    st.add_argument("--timeout", type=float, default=3600.0, help="stop watching after this many seconds")
+
+    link = commands.add_parser(
+        "launch-url",
+        help="package the application into a bucket and print a CloudFormation quick-create link",
+        description=(
+            "Run `sam package` (after `sam build` when the build is missing or stale) to upload the application "
+            "to BUCKET in REGION, upload the packaged template there, and print the console's quick-create URL "
+            "with the given parameters prefilled. NoEcho parameters (the Workbench API key) are refused: they "
+            "are typed on the page, never carried in a link."
+        ),
+    )
+    link.add_argument("--bucket", required=True, help="an existing bucket in REGION you may write to")
+    link.add_argument("--region", required=True)
+    link.add_argument(
+        "--param",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="KEY=VALUE",
+        help="parameters to prefill (only those the template declares, never NoEcho ones)",
+    )
+    link.add_argument("--stack-name", default=DEFAULT_STACK, help=f"the suggested stack name (default {DEFAULT_STACK})")
+    link.add_argument("--endpoint-url", help="package into the local cloud's S3 instead of AWS (for tests)")
+    link.add_argument("--template", type=Path, default=deploying.DEFAULT_BUILD_TEMPLATE, help="the built template")
     return parser
 
 
@@ -213,12 +264,26 @@ def _run_deploy(
     )
     say(f"deploying stack {stack_name} to {endpoint_url}")
     result = deploying.deploy(endpoint_url, stack_name, template, parameters, args.region, args.timeout, progress.poll)
+    _show_view(progress, args.region)
     if not result.ok:
         complain(f"stack {stack_name} {result.status}: {result.reason}")
         return 1
     say(f"stack {stack_name} {result.status}")
     _print_outputs(result)
     return 0
+
+
+def _show_view(progress: Progress, region: str) -> None:
+    """The same view ``status`` prints, once the stack has finished (progress only: never fails the command)."""
+    try:
+        view = progress.view(region, local=True)
+    except Exception as exc:
+        say(f"(status unavailable: {status.short(str(exc), 100)})")
+        return
+    say("")
+    for line in status.render(view):
+        say(line)
+    say("")
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:
@@ -309,10 +374,112 @@ def cmd_demo(args: argparse.Namespace) -> int:
         cloud.stop()
 
 
+def _region(args: argparse.Namespace) -> str | None:
+    if args.region:
+        return args.region
+    if getattr(args, "execution", None) and args.execution.startswith("arn:"):
+        return args.execution.split(":")[3]
+    found = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    if found or args.endpoint_url:
+        return found or "us-east-1"
+    import boto3
+
+    return boto3.Session().region_name
+
+
+def _status_clients(endpoint_url: str | None, region: str) -> tuple[object, object]:
+    if endpoint_url:
+        return (
+            deploying.aws_client("cloudformation", endpoint_url, region),
+            deploying.aws_client("stepfunctions", endpoint_url, region),
+        )
+    import boto3  # AWS: the default credential chain (profile, environment, SSO, instance role)
+
+    session = boto3.Session(region_name=region)
+    return session.client("cloudformation"), session.client("stepfunctions")
+
+
+def _failed(view: status.StatusView) -> bool:
+    if view.stack:
+        return view.stack.status.endswith(("_FAILED", "ROLLBACK_COMPLETE"))
+    return view.execution is not None and view.execution.status in ("FAILED", "TIMED_OUT", "ABORTED")
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    _configure_logging(False)
+    region = _region(args)
+    if not region:
+        complain("no region: pass --region (or set AWS_REGION)")
+        return 2
+    try:
+        cfn, sfn = _status_clients(args.endpoint_url, region)
+        progress = Progress(cfn, sfn, args.stack, say, execution_arn=args.execution)
+        view = progress.view(region, local=bool(args.endpoint_url))
+        for line in status.render(view):
+            say(line)
+        if args.watch and not view.finished:
+            say("")
+            say("watching: new events and steps as they happen (Ctrl-C stops watching, not the onboarding)")
+            progress.skip_existing()
+            deadline = time.monotonic() + args.timeout
+            while not view.finished and time.monotonic() < deadline:
+                time.sleep(args.interval)
+                progress.poll()
+                view = progress.view(region, local=bool(args.endpoint_url))
+            say("")
+            for line in status.render(view):
+                say(line)
+    except status.NotFound as exc:
+        complain(str(exc))
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # e.g. no credentials, endpoint not running: one line, not a traceback
+        complain(f"status failed: {type(exc).__name__}: {exc}")
+        return 1
+    return 1 if _failed(view) else 0
+
+
+def cmd_launch_url(args: argparse.Namespace) -> int:
+    _configure_logging(False)
+    try:
+        template = _resolve_template(args.template)
+        declared = deploying.load_template(template).get("Parameters", {})
+        parameters = deploying.parse_overrides(args.param)
+        if args.endpoint_url:
+            s3 = deploying.aws_client("s3", args.endpoint_url, args.region)
+        else:
+            import boto3
+
+            s3 = boto3.Session(region_name=args.region).client("s3")
+        with tempfile.TemporaryDirectory(prefix="launch-url-") as workdir:
+            launch = launch_url.publish(
+                template, declared, s3, args.bucket, args.region, args.stack_name, parameters, Path(workdir),
+                args.endpoint_url, say,
+            )  # fmt: skip
+    except (deploying.DeployError, launch_url.LaunchError) as exc:
+        complain(str(exc))
+        return 1
+    except Exception as exc:  # e.g. no credentials: one line, not a traceback
+        complain(f"launch-url failed: {type(exc).__name__}: {exc}")
+        return 1
+    say(f"template: {launch.template_url}")
+    secret = sorted(k for k, v in declared.items() if str((v or {}).get("NoEcho", "")).lower() == "true")
+    if secret:
+        say(f"not in the link (NoEcho, type them on the page): {', '.join(secret)}")
+    say("quick-create link:")
+    say(launch.url)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "demo":
         return cmd_demo(args)
+    if args.command == "status":
+        return cmd_status(args)
+    if args.command == "launch-url":
+        return cmd_launch_url(args)
     return {"serve": cmd_serve, "deploy": cmd_deploy, "delete": cmd_delete}[args.local_command](args)
 
 

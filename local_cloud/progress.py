@@ -1,15 +1,21 @@
 """Show a stack's progress as it happens: CloudFormation events and the state machine's steps.
 
 ``Progress.poll()`` writes only what is new since the previous call, so a caller polls it while it
-waits (``local deploy``, ``demo``); a ``status`` command can poll it once or in a loop.
+waits (``local deploy``, ``demo``, ``status --watch``); once the stack has finished, ``Progress.view()``
+is the same ``status.StatusView`` that ``cloudtrail-onboarding status`` renders, so every command ends
+with one view of the onboarding.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
+
+from local_cloud import status
+from local_cloud.status import clock as _clock
+from local_cloud.status import error_text as _error_text
+from local_cloud.status import short as _short
 
 STEP_EVENTS = {
     "ExecutionStarted": "execution started",
@@ -20,32 +26,22 @@ STEP_EVENTS = {
 }
 
 
-def _clock(value: Any) -> str:
-    return value.strftime("%H:%M:%S") if isinstance(value, datetime) else str(value)[11:19]
-
-
-def _short(text: str | None, limit: int = 160) -> str:
-    text = " ".join((text or "").split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _error_text(details: dict) -> str:
-    error, cause = details.get("error", ""), details.get("cause", "")
-    try:
-        cause = json.loads(cause).get("errorMessage", cause)
-    except (ValueError, AttributeError):
-        pass
-    return f"{error}: {cause}" if cause else error
-
-
 class Progress:
     """Polls one stack's events and its state machines' executions, writing new lines through ``write``."""
 
     def __init__(
-        self, cfn: Any, sfn: Any, stack_name: str, write: Callable[[str], None], since: datetime | None = None
+        self,
+        cfn: Any,
+        sfn: Any,
+        stack_name: str | None,
+        write: Callable[[str], None],
+        since: datetime | None = None,
+        execution_arn: str | None = None,
     ) -> None:
-        """``since``: show only what happened from then on (an update or delete of an existing stack)."""
+        """``since``: show only what happened from then on (an update or delete of an existing stack).
+        ``execution_arn`` without ``stack_name``: follow that one execution only."""
         self.since = since
+        self.execution_arn = execution_arn
         self.cfn = cfn
         self.sfn = sfn
         self.stack_name = stack_name
@@ -57,7 +53,8 @@ class Progress:
 
     def poll(self) -> None:
         try:
-            self._stack_events()
+            if self.stack_name:
+                self._stack_events()
             self._executions()
         except Exception as exc:  # progress must never break the command it decorates
             if "does not exist" not in str(exc):
@@ -86,7 +83,27 @@ class Progress:
             if event["ResourceType"] == "AWS::StepFunctions::StateMachine" and event.get("PhysicalResourceId"):
                 self._state_machines.add(event["PhysicalResourceId"])
 
+    def view(self, region: str, local: bool = False) -> status.StatusView:
+        """The stack's (or the followed execution's) status view, read now (a deleted stack by its id)."""
+        try:
+            return status.collect(self.cfn, self.sfn, region, self.stack_name, self.execution_arn, local=local)
+        except status.NotFound:
+            if not self._stack_id:
+                raise
+            return status.collect(self.cfn, self.sfn, region, self._stack_id, self.execution_arn, local=local)
+
+    def skip_existing(self) -> None:
+        """Take everything that already happened as seen, without writing it (``status --watch``)."""
+        write, self.write = self.write, lambda line: None
+        try:
+            self.poll()
+        finally:
+            self.write = write
+
     def _executions(self) -> None:
+        if self.execution_arn and not self.stack_name:
+            self._history(self.execution_arn, self.execution_arn.rsplit(":", 1)[-1])
+            return
         if not self._state_machines:  # created before ``since``: not among the events shown
             self._discover_state_machines()
         for arn in sorted(self._state_machines):

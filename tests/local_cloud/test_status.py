@@ -1,0 +1,150 @@
+"""The status view rendered from execution histories recorded on the local cloud (``histories/``)."""
+
+from __future__ import annotations
+
+import copy
+import json
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from local_cloud.status import ExecutionInfo, StackInfo, StatusView, render, steps
+
+HISTORIES = Path(__file__).parent / "histories"
+
+
+def recorded(name: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    data = json.loads((HISTORIES / f"{name}.json").read_text(encoding="utf-8"))
+    for event in data["events"]:
+        event["timestamp"] = datetime.fromisoformat(event["timestamp"])
+    execution = data["execution"]
+    for key in ("startDate", "stopDate"):
+        if key in execution:
+            execution[key] = datetime.fromisoformat(execution[key])
+    return execution, data["events"]
+
+
+def view_of(execution: dict[str, Any], events: list[dict[str, Any]], **kwargs: Any) -> StatusView:
+    info = ExecutionInfo(
+        execution["executionArn"],
+        execution["name"],
+        execution["status"],
+        execution["startDate"],
+        execution.get("stopDate"),
+        events,
+    )
+    return StatusView(region="eu-west-1", execution=info, **kwargs)
+
+
+def rows(lines: list[str]) -> dict[str, str]:
+    """Step name -> the rest of its table row."""
+    start = lines.index(next(line for line in lines if line.startswith("Step ") and "State" in line)) + 2
+    table = lines[start : lines.index("", start)]
+    width = lines[start - 1].index("  ")
+    return {line[:width].rstrip(): line[width:].strip() for line in table}
+
+
+def test_succeeded_run_lists_every_step_succeeded_with_its_duration() -> None:
+    execution, events = recorded("succeeded")
+    lines = render(view_of(execution, events))
+    table = rows(lines)
+    assert list(table)[:3] == ["Preflight Checks", "Step 1 Create Trail", "Step 3 Create SNS Topic"]
+    assert "Step 10 Register Workbench Device" in table and "Report Success" in table
+    assert "Start" not in table and "Role Stack Complete?" not in table  # Pass/Choice/Wait: plumbing
+    assert all(row.startswith("succeeded") for row in table.values())
+    assert table["Preflight Checks"].split()[1] == "2.5s"  # 22:42:22.811 -> 22:42:25.333
+    assert table["Step 10 Check Device Status"].startswith("succeeded (ran 3 times)")
+    assert lines[0].split()[:2] == ["Execution", "SUCCEEDED"] and "took 16.2s" in lines[0]
+    assert not any(line.startswith("Failed step") for line in lines)
+
+
+def test_succeeded_run_links_the_execution_in_its_region() -> None:
+    execution, events = recorded("succeeded")
+    lines = render(view_of(execution, events))
+    assert (
+        f"Execution    https://eu-west-1.console.aws.amazon.com/states/home?region=eu-west-1"
+        f"#/v2/executions/details/{execution['executionArn']}"
+    ) in lines
+    local = render(view_of(execution, events, local=True))
+    assert not any("console.aws.amazon.com" in line for line in local)
+
+
+def test_failed_run_shows_the_failing_step_error_and_message() -> None:
+    execution, events = recorded("failed_preflight")
+    lines = render(view_of(execution, events))
+    table = rows(lines)
+    assert table["Preflight Checks"].split()[:2] == ["failed", "0.8s"]
+    assert table["Record Failure"].startswith("succeeded")
+    assert "Failed step  Preflight Checks" in lines
+    assert "Error        ResourceConflict" in lines
+    reason = next(line for line in lines if line.startswith("Reason"))
+    assert "Parameter QueueName: the SQS queue rec-bad-queue already exists" in reason
+    assert "stackTrace" not in reason
+
+
+def test_failed_stack_with_a_retry_window_open_says_how_to_retry() -> None:
+    execution, events = recorded("failed_preflight")
+    stack = StackInfo(
+        "rec-bad",
+        "arn:aws:cloudformation:eu-west-1:123456789012:stack/rec-bad/1",
+        "CREATE_IN_PROGRESS",
+        resource_id="Onboarding",
+        resource_status="CREATE_IN_PROGRESS",
+        resource_type="Custom::CloudTrailOnboarding",
+    )
+    lines = render(view_of(execution, events, stack=stack))
+    assert lines[0].split() == ["Stack", "CREATE_IN_PROGRESS", "rec-bad"]
+    assert any("retry window" in line for line in lines)
+    assert (
+        "Stack        https://eu-west-1.console.aws.amazon.com/cloudformation/home?region=eu-west-1#/stacks/"
+        "stackinfo?stackId=arn%3Aaws%3Acloudformation%3Aeu-west-1%3A123456789012%3Astack%2Frec-bad%2F1"
+    ) in lines
+
+
+def test_running_execution_shows_the_current_step_running_for_so_long() -> None:
+    execution, events = recorded("succeeded")
+    cut = next(
+        e["id"] for e in events if e["type"] == "LambdaFunctionStarted" and e["previousEventId"] == 55
+    )  # Step 8 Deploy Expel Role's invocation
+    running = [e for e in events if e["id"] <= cut]
+    execution = dict(execution, status="RUNNING")
+    execution.pop("stopDate")
+    now = running[-1]["timestamp"] + timedelta(seconds=4)
+    lines = render(view_of(execution, running, now=now))
+    table = rows(lines)
+    assert list(table)[-1] == "Step 8 Deploy Expel Role"
+    assert table["Step 8 Deploy Expel Role"].split()[:2] == ["running", "4.0s"]
+    assert table["Step 7 Enable S3 Event Notifications"].startswith("succeeded")
+    assert "running for" in lines[0]
+    assert not any(line.startswith("Failed step") for line in lines)
+
+
+def test_retried_step_says_how_often_and_still_counts_as_one_step() -> None:
+    execution, events = recorded("succeeded")
+    events = copy.deepcopy(events)
+    # Step 1's invocation (Scheduled 12, Started 13) fails once with a TransientError and is retried.
+    when = next(e["timestamp"] for e in events if e["id"] == 13)
+    events += [
+        {
+            "id": 13.1,
+            "previousEventId": 13,
+            "type": "LambdaFunctionFailed",
+            "timestamp": when,
+            "lambdaFunctionFailedEventDetails": {"error": "TransientError", "cause": '{"errorMessage": "slow"}'},
+        },
+        {"id": 13.2, "previousEventId": 13.1, "type": "LambdaFunctionScheduled", "timestamp": when},
+        {"id": 13.3, "previousEventId": 13.2, "type": "LambdaFunctionStarted", "timestamp": when},
+    ]
+    next(e for e in events if e["id"] == 14)["previousEventId"] = 13.3
+    found = {step.name: step for step in steps(events)}
+    assert found["Step 1 Create Trail"].retries == 1
+    table = rows(render(view_of(execution, events)))
+    assert table["Step 1 Create Trail"].startswith("succeeded (retried 1 time)")
+    assert table["Preflight Checks"].startswith("succeeded  ")
+
+
+def test_aws_history_without_previous_event_ids_still_attributes_to_the_open_step() -> None:
+    execution, events = recorded("failed_preflight")
+    events = [{k: v for k, v in e.items() if k != "previousEventId"} for e in events]
+    table = rows(render(view_of(execution, events)))
+    assert table["Preflight Checks"].startswith("failed")
