@@ -1,0 +1,64 @@
+"""Every IAM action the templates name exists in parliament's copy of AWS's IAM reference.
+
+IAM accepts a policy naming an action that does not exist and simply never matches it, so a typo
+(s3:PutBucketNotificationConfiguration for s3:PutBucketNotification) surfaces only as AccessDenied on
+real AWS; moto and the local cloud do not evaluate IAM at all.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pytest
+from samtranslator.yaml_helper import yaml_parse
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", UserWarning)  # parliament imports the deprecated pkg_resources
+    import parliament
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATES = (ROOT / "template.yaml", ROOT / "roles" / "expel-role.yaml")
+KNOWN = {
+    f"{service['prefix']}:{privilege['privilege']}".lower()
+    for service in json.loads((Path(parliament.__file__).parent / "iam_definition.json").read_text())
+    for privilege in service["privileges"]
+}
+
+
+def _actions(node: Any) -> set[str]:
+    """Every string under an ``Action`` or ``NotAction`` key, in either branch of any ``Fn::If``."""
+    if isinstance(node, list):
+        return set().union(*(_actions(item) for item in node)) if node else set()
+    if not isinstance(node, dict):
+        return set()
+    found: set[str] = set()
+    for key, value in node.items():
+        if key in ("Action", "NotAction"):
+            found |= {value} if isinstance(value, str) else {v for v in value if isinstance(v, str)}
+        else:
+            found |= _actions(value)
+    return found
+
+
+ACTIONS = sorted(set().union(*(_actions(yaml_parse(path.read_text())["Resources"]) for path in TEMPLATES)))
+
+
+def test_the_templates_name_actions() -> None:
+    assert len(ACTIONS) > 50
+    assert "kms:CreateKey" in ACTIONS and "iam:Get*" in ACTIONS and "sts:AssumeRole" in ACTIONS
+
+
+@pytest.mark.parametrize("action", ACTIONS)
+def test_action_exists_in_the_iam_reference(action: str) -> None:
+    assert ":" in action, f"{action}: not service:Action"
+    matches = [known for known in KNOWN if fnmatch.fnmatchcase(known, action.lower())]
+    assert matches, f"{action} is no IAM action (typo?)"
+
+
+@pytest.mark.parametrize("typo", ["s3:PutBucketNotificationConfiguration", "kms:Decryptt", "sqs:Receive*Messages"])
+def test_a_typo_is_caught(typo: str) -> None:
+    assert not [known for known in KNOWN if fnmatch.fnmatchcase(known, typo.lower())]
