@@ -43,6 +43,9 @@ ACCEPTED_FINDINGS: dict[tuple[str, str], str] = {
         "names its one resource (keys: our ownership tag).",
     ("identity", "RESOURCE_POLICY_PRIVILEGE_ESCALATION"):
         "Step 1 writes the bucket's CloudTrail policy (guide step 1); the grant names only the onboarding's bucket.",
+    ("identity", "PRIVILEGE_ESCALATION"):
+        "Step 8 passes RoleStackExecutionRole to CloudFormation to deploy the Expel role; that role may create "
+        "or change only role/${RoleName}, and only under the ExpelRoleBoundary permissions boundary.",
     ("identity", "RESOURCE_STAR"):
         "parliament flags even conditioned grants and Expel's published inventory; test_template_policies "
         "judges every Resource '*' per action against its own documented lists.",

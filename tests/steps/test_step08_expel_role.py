@@ -116,7 +116,18 @@ def test_stack_carries_the_ownership_tag_and_all_parameters(aws, config, trail, 
     assert {p["ParameterKey"]: p["ParameterValue"] for p in stack["Parameters"]} == {
         "ExpelWorkbenchGuid": WORKBENCH_GUID, "RoleName": "ExpelAssumeRole",
         "ExpelPrincipalArn": EXPEL_PRINCIPAL_ARN, "BucketArn": trail.bucket_arn,
-        "QueueArn": queue.queue_arn, "KmsKeyArn": KEY_ARN}
+        "QueueArn": queue.queue_arn, "KmsKeyArn": KEY_ARN, "PermissionsBoundaryArn": ""}
+
+
+def test_role_is_capped_by_the_onboardings_permissions_boundary(aws, config, trail, queue):
+    """The CloudFormation service role may only create a role under this boundary (template.yaml)."""
+    boundary = boto("iam").create_policy(PolicyName="ExpelRoleBoundary", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}]}),
+    )["Policy"]["Arn"]
+    _deployed(dataclasses.replace(config, role_permissions_boundary_arn=boundary), trail, queue)
+
+    role = boto("iam").get_role(RoleName=config.role_name)["Role"]
+    assert role["PermissionsBoundary"]["PermissionsBoundaryArn"] == boundary
 
 
 def test_member_account_use_without_data_path_gets_only_the_inventory(aws):

@@ -144,7 +144,7 @@ def test_deploy_creates_a_service_managed_stack_set_that_follows_the_organizatio
     # Member accounts hold no bucket, queue or key: no data-path policy there.
     assert {p["ParameterKey"]: p.get("ParameterValue", "") for p in stack_set["Parameters"]} == {
         "ExpelWorkbenchGuid": WORKBENCH_GUID, "RoleName": "ExpelAssumeRole", "ExpelPrincipalArn": EXPEL_PRINCIPAL_ARN,
-        "BucketArn": "", "QueueArn": "", "KmsKeyArn": ""}
+        "BucketArn": "", "QueueArn": "", "KmsKeyArn": "", "PermissionsBoundaryArn": ""}
 
 
 def test_instances_cover_the_target_ous_accounts_nested_ones_included_and_nothing_else(

@@ -46,6 +46,7 @@ SAMPLE_PARAMETERS = {
     "BucketArn": "arn:aws:s3:::expel-logs-sample",
     "QueueArn": f"arn:aws:sqs:{REGION}:{ACCOUNT}:ExpelCloudTrailQueue",
     "KmsKeyArn": f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+    "PermissionsBoundaryArn": f"arn:aws:iam::{ACCOUNT}:policy/expel-onboarding-ExpelRoleBoundary-AbCdEf012345",
 }
 
 
@@ -58,6 +59,8 @@ def _ref_value(logical: str, resource: dict[str, Any]) -> str:
         return f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{STACK}-onboarding"
     if kind == "AWS::SecretsManager::Secret":
         return f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:{logical}-AbCdEf"
+    if kind == "AWS::IAM::ManagedPolicy":
+        return f"arn:aws:iam::{ACCOUNT}:policy/{STACK}-{logical}-AbCdEf012345"
     if kind in ("AWS::IAM::Role", "AWS::Serverless::LayerVersion", "AWS::Logs::LogGroup"):
         return f"{STACK}-{logical}-AbCdEf012345"
     raise AssertionError(f"no sample Ref value for {logical} ({kind}): add one")
@@ -287,17 +290,7 @@ def test_resolver_handles_sub_variables_novalue_and_escapes() -> None:
 # (test, policy name prefix) -> the over-grant or defect, reported to the integrator with the change that
 # fixes it. Each marks that case strict-xfail: once template.yaml is fixed the case passes, the run fails,
 # and the entry must go.
-REPORTED: dict[tuple[str, str], str] = {
-    ("parliament", "template.yaml:Step04KeyPolicyFunction.Policies[0]"):
-        "Bool kms:BypassPolicyLockoutSafetyCheck also conditions kms:GetKeyPolicy, which never carries that "
-        "key: on AWS the Allow cannot match and GetKeyPolicy is denied. Split GetKeyPolicy into its own statement.",
-    ("parliament", "template.yaml:Step08ExpelRoleFunction.Policies[0]"):
-        "iam:PassRole of RoleStackExecutionRole + cloudformation:CreateStack/UpdateStack: any template runs with "
-        "a role that may write any inline policy and trust onto role/${RoleName}. Bound it (permissions boundary).",
-    ("resource_star", "template.yaml:PreflightFunction.Policies[0]"):
-        "organizations:DescribeOrganizationalUnit supports resource ARNs: "
-        "arn:${AWS::Partition}:organizations::${AWS::AccountId}:ou/o-*/ou-*.",
-}
+REPORTED: dict[tuple[str, str], str] = {}
 
 
 def _cases(test: str) -> list[Any]:
@@ -364,6 +357,8 @@ STAR_BY_DESIGN: dict[tuple[str, str], str] = {
         "Pinned by iam:AWSServiceName to cloudtrail.amazonaws.com (AWS's documented organization-trail grant).",
     ("roles/expel-role.yaml:ExpelRole.ExpelInventoryReadOnly", "*"):
         "Expel's published read-only inventory policy: Expel investigates every resource of these types.",
+    ("template.yaml:ExpelRoleBoundary", "*"):
+        "The Expel role's permissions boundary repeats that inventory list: a ceiling, granting nothing itself.",
 }
 STAR_CONDITIONS = {"iam:CreateServiceLinkedRole": "iam:awsservicename"}
 # KMS actions that only read and may stay unconditioned on key/* (preflight must see a foreign key to report it).
@@ -467,3 +462,19 @@ def test_every_arn_names_the_service_of_its_actions() -> None:
              for resource in _as_list(s["Resource"]) if resource != "*"
              for action in _as_list(s["Action"]) if resource.split(":")[2] != action.split(":")[0]]
     assert wrong == []
+
+
+def test_expel_role_boundary_allows_every_action_the_role_template_grants() -> None:
+    """The boundary (template.yaml) is the ceiling of the role (roles/expel-role.yaml): if they drift
+    apart, Expel silently loses an action on AWS."""
+    template = yaml_parse(TEMPLATES["template.yaml"].read_text())
+    boundary = template["Resources"]["ExpelRoleBoundary"]["Properties"]["PolicyDocument"]["Statement"]
+    ceiling = {a for st in boundary for a in (st["Action"] if isinstance(st["Action"], list) else [st["Action"]])}
+    role = yaml_parse(TEMPLATES["roles/expel-role.yaml"].read_text())["Resources"]
+    granted: set[str] = set()
+    for policy in role["ExpelRole"]["Properties"]["Policies"]:
+        for st in policy["PolicyDocument"]["Statement"]:
+            granted |= set(st["Action"] if isinstance(st["Action"], list) else [st["Action"]])
+    for st in role["ExpelDataPathPolicy"]["Properties"]["PolicyDocument"]["Statement"]:
+        granted |= set(st["Action"] if isinstance(st["Action"], list) else [st["Action"]])
+    assert granted - ceiling == set()

@@ -57,6 +57,8 @@ class Config(Model):
     role_name: str
     role_stack_name: str
     organization_mode: bool = False
+    # The managed policy that bounds the Expel role in this account (see roles/expel-role.yaml).
+    role_permissions_boundary_arn: str = ""
     # Workbench (guide step 10). The key itself lives in Secrets Manager; "" = manual fallback.
     workbench_api_key_secret_arn: str = ""
     workbench_base_url: str = "https://workbench.expel.io"

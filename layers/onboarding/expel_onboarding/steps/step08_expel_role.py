@@ -58,6 +58,7 @@ def stack_parameters(config: Config, trail: TrailOutput, queue: QueueOutput) -> 
         "BucketArn": trail.bucket_arn,
         "QueueArn": queue.queue_arn,
         "KmsKeyArn": trail.kms_key_arn,
+        "PermissionsBoundaryArn": config.role_permissions_boundary_arn,
     }
 
 
@@ -173,6 +174,8 @@ def stack_set_parameters(config: Config) -> dict[str, str]:
         "BucketArn": "",
         "QueueArn": "",
         "KmsKeyArn": "",
+        # The boundary policy exists only in the onboarding's own account.
+        "PermissionsBoundaryArn": "",
     }
 
 
