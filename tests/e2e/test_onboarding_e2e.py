@@ -124,6 +124,7 @@ def test_data_path_resources_hold_the_guides_settings(local_cloud: ServedCloud, 
     trust = role["AssumeRolePolicyDocument"]
     trust = json.loads(trust) if isinstance(trust, str) else trust
     assert trust["Statement"][0]["Condition"]["StringEquals"]["sts:ExternalId"] == DEMO_WORKBENCH_GUID
+    assert ":policy/" in role["PermissionsBoundary"]["PermissionsBoundaryArn"]
 
 
 def test_workbench_holds_exactly_one_device_for_the_onboarding(local_cloud: ServedCloud,
