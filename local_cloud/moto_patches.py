@@ -36,6 +36,8 @@ runs the moto server (``local serve``), never in tests' in-memory moto.
 12. ``DescribeStacks`` masks a NoEcho parameter only when its *value* equals a NoEcho parameter's
     *name* (moto compares the wrong side), so the Workbench API key was shown in plain text: mask by
     name, as CloudFormation does.
+13. ``SetQueueAttributes`` without ``Policy`` wipes the queue's policy in moto; SQS keeps it. Our step 5
+    sets only what differs, so a rerun that fixed the retention would silently open the queue's policy.
 """
 
 from __future__ import annotations
@@ -478,6 +480,24 @@ def _patch_no_echo_parameters() -> None:
     Stack.parameter_list = property(parameter_list)  # type: ignore[assignment,method-assign]
 
 
+def patch_queue_policy_kept() -> None:
+    """Also used by the in-process moto tests (tests/conftest.py)."""
+    from moto.sqs.models import Queue
+
+    original = Queue._set_attributes
+    if getattr(original, "_keeps_policy", False):
+        return
+
+    def _set_attributes(self: Any, attributes: dict[str, Any], now: Any = None) -> None:
+        policy = getattr(self, "policy", None)
+        original(self, attributes, now)
+        if "Policy" not in attributes:
+            self.policy = policy
+
+    _set_attributes._keeps_policy = True  # type: ignore[attr-defined]
+    Queue._set_attributes = _set_attributes  # type: ignore[method-assign]
+
+
 def apply() -> None:
     """Apply every patch (idempotent)."""
     global _applied
@@ -491,6 +511,7 @@ def apply() -> None:
     _patch_definite_json_paths()
     patch_bucket_policy_conditions()
     _patch_no_echo_parameters()
+    patch_queue_policy_kept()
     _patch_custom_resource_type()
     _patch_resource_events()
     _patch_cfn_response()
