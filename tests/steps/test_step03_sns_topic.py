@@ -78,23 +78,16 @@ def test_second_run_makes_no_mutating_call_and_returns_the_same_output(config: C
     assert calls == []
 
 
-def test_existing_plain_topic_is_adopted_keeping_the_sns_default_statement_and_left_untagged(
-        config: Config, trail: TrailOutput) -> None:
-    _sns().create_topic(Name=config.topic_name)  # SNS gives it __default_statement_ID
-    default = _policy()["Statement"]
+def test_customers_topic_of_that_name_is_refused_and_left_unchanged(config: Config, trail: TrailOutput) -> None:
+    """We never take over a topic we did not create: its policy and encryption are someone else's."""
+    _sns().create_topic(Name=config.topic_name)
+    before = _attributes()
 
-    with count_mutating_calls() as calls:
-        out = step03_sns_topic.apply(config, trail)
-
-    assert out == TopicOutput(topic_arn=TOPIC_ARN)
-    assert calls == ["sns.SetTopicAttributes", "sns.SetTopicAttributes"]  # key, then policy
-    assert _attributes()["KmsMasterKeyId"] == trail.kms_key_arn
-    assert _policy()["Statement"] == default + [_expected_statement(trail)]
-    assert _policy()["Version"] == "2008-10-17"
-    assert _tags() == {}, "teardown must never delete a topic the customer made"
-    with count_mutating_calls() as calls:
+    with count_mutating_calls() as calls, pytest.raises(ResourceConflict, match="Parameter TopicName: .*not created"):
         step03_sns_topic.apply(config, trail)
+
     assert calls == []
+    assert _attributes() == before
 
 
 def test_our_topic_with_foreign_statements_and_a_stale_key_keeps_the_statements(
@@ -157,15 +150,20 @@ def test_remove_deletes_our_topic_and_is_then_done(config: Config, trail: TrailO
     assert calls == []
 
 
-def test_remove_on_a_customers_topic_takes_out_only_our_statement(config: Config, trail: TrailOutput) -> None:
+def test_remove_leaves_a_customers_topic_untouched_even_with_the_guides_sid(config: Config,
+                                                                          trail: TrailOutput) -> None:
+    """A person who followed the guide by hand pasted its Sid: teardown must not take it away."""
     _sns().create_topic(Name=config.topic_name)
-    default = _policy()["Statement"]
-    step03_sns_topic.apply(config, trail)
+    _sns().set_topic_attributes(TopicArn=TOPIC_ARN, AttributeName="Policy",
+                                AttributeValue=json.dumps({"Version": "2008-10-17",
+                                                           "Statement": [_expected_statement(trail)]}))
+    before = _attributes()
 
-    assert step03_sns_topic.remove(config) is True
+    with count_mutating_calls() as calls:
+        assert step03_sns_topic.remove(config) is False
 
-    assert _policy()["Statement"] == default
-    assert step03_sns_topic.remove(config) is False
+    assert calls == []
+    assert _attributes() == before
 
 
 def test_handler_runs_the_sample_event(aws: None) -> None:

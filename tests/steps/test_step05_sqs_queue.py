@@ -71,26 +71,17 @@ def test_second_run_makes_no_mutating_call_and_returns_the_same_output(config: C
     assert calls == []
 
 
-def test_existing_queue_with_a_policy_is_adopted_keeping_foreign_statements_and_left_untagged(
-        config: Config, trail: TrailOutput) -> None:
+def test_customers_queue_of_that_name_is_refused_and_left_unchanged(config: Config, trail: TrailOutput) -> None:
+    """We never take over a queue we did not create: whoever reads it today relies on its settings."""
     _sqs().create_queue(QueueName=config.queue_name, Attributes={
         "Policy": json.dumps({"Version": "2012-10-17", "Id": "theirs", "Statement": [FOREIGN]})})
+    before = _attributes()
 
-    with count_mutating_calls() as calls:
-        out = step05_sqs_queue.apply(config, trail, TOPIC)
-
-    assert out == QueueOutput(queue_arn=QUEUE_ARN, queue_url=QUEUE_URL)
-    assert calls == ["sqs.SetQueueAttributes"]  # everything that differs, in one call
-    attributes = _attributes()
-    assert attributes["MessageRetentionPeriod"] == "604800"
-    assert attributes["KmsMasterKeyId"] == trail.kms_key_arn
-    assert attributes["SqsManagedSseEnabled"] == "false"
-    assert json.loads(attributes["Policy"]) == {"Version": "2012-10-17", "Id": "theirs",
-                                                "Statement": [FOREIGN, OURS]}
-    assert _tags() == {}, "teardown must never delete a queue the customer made"
-    with count_mutating_calls() as calls:
+    with count_mutating_calls() as calls, pytest.raises(ResourceConflict, match="Parameter QueueName: .*not created"):
         step05_sqs_queue.apply(config, trail, TOPIC)
+
     assert calls == []
+    assert _attributes() == before
 
 
 def test_only_what_differs_is_set_on_our_queue(config: Config, trail: TrailOutput,
@@ -147,15 +138,16 @@ def test_remove_deletes_our_queue_and_is_then_done(config: Config, trail: TrailO
     assert calls == []
 
 
-def test_remove_on_a_customers_queue_takes_out_only_our_statement(config: Config, trail: TrailOutput) -> None:
+def test_remove_leaves_a_customers_queue_untouched(config: Config, trail: TrailOutput) -> None:
     _sqs().create_queue(QueueName=config.queue_name, Attributes={
-        "Policy": json.dumps({"Version": "2012-10-17", "Statement": [FOREIGN]})})
-    step05_sqs_queue.apply(config, trail, TOPIC)
+        "Policy": json.dumps({"Version": "2012-10-17", "Statement": [FOREIGN, OURS]})})
+    before = _attributes()
 
-    assert step05_sqs_queue.remove(config) is True
+    with count_mutating_calls() as calls:
+        assert step05_sqs_queue.remove(config) is False
 
-    assert json.loads(_attributes()["Policy"])["Statement"] == [FOREIGN]
-    assert step05_sqs_queue.remove(config) is False
+    assert calls == []
+    assert _attributes() == before
 
 
 def test_handler_runs_the_sample_event(aws: None) -> None:

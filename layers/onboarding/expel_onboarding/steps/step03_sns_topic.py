@@ -16,9 +16,8 @@ from expel_onboarding import naming
 from expel_onboarding.aws import sns
 from expel_onboarding.errors import InvalidParameter
 from expel_onboarding.models import Config, TopicOutput, TrailOutput
-from expel_onboarding.policies import remove_statements
-from expel_onboarding.policies.topic_policy import TOPIC_POLICY_SIDS, merge_topic_policy, topic_statements
-from expel_onboarding.steps._ownership import foreign_key_conflict, owned, refers_to_key
+from expel_onboarding.policies.topic_policy import merge_topic_policy, topic_statements
+from expel_onboarding.steps._ownership import ensure_ours, is_ours, refers_to_key
 
 logger = Logger(child=True)
 
@@ -43,14 +42,9 @@ def apply(config: Config, trail: TrailOutput) -> TopicOutput:
         logger.info("Created the SNS topic", extra={"topic": topic_arn, "kms_key": trail.kms_key_arn})
         return TopicOutput(topic_arn=topic_arn)
 
-    ours = owned(KIND, topic_arn, sns.topic_tags(topic_arn, region), config.stack_name, "TopicName")
-    if not ours:
-        logger.warning("Adopting an existing SNS topic not created by this onboarding; it stays untagged",
-                       extra={"topic": topic_arn})
+    ensure_ours(KIND, topic_arn, sns.topic_tags(topic_arn, region), config.stack_name, "TopicName")
     current_key = attributes.get("KmsMasterKeyId", "")
     if not refers_to_key(current_key, trail.kms_key_arn, trail.kms_alias):
-        if current_key and not ours:
-            raise foreign_key_conflict(KIND, topic_arn, current_key, trail.kms_key_arn, "TopicName")
         sns.set_topic_attribute(topic_arn, "KmsMasterKeyId", trail.kms_key_arn, region)
         logger.info("Set the topic's KMS key", extra={"topic": topic_arn, "previous": current_key or None,
                                                       "kms_key": trail.kms_key_arn})
@@ -64,23 +58,16 @@ def apply(config: Config, trail: TrailOutput) -> TopicOutput:
 
 
 def remove(config: Config) -> bool:
-    """Teardown: delete the topic if this stack created it; on a customer's topic remove only our
-    statement. True when something was written; a missing topic is done."""
+    """Teardown: delete the topic if this stack created it. Anything else is left as it is, even
+    statements with the guide's Sid (a person may have pasted them by hand). True when deleted."""
     region = config.region
     topic_arn = naming.topic_arn(config.partition, region, config.account_id, config.topic_name)
     attributes = sns.topic_attributes(topic_arn, region)
     if attributes is None:
         return False
-    if owned(KIND, topic_arn, sns.topic_tags(topic_arn, region), config.stack_name, "TopicName"):
-        sns.delete_topic(topic_arn, region)
-        logger.info("Deleted the SNS topic", extra={"topic": topic_arn})
-        return True
-    current = sns.topic_policy(attributes)
-    if not current:
+    if not is_ours(sns.topic_tags(topic_arn, region), config.stack_name):
+        logger.info("SNS topic not created by this stack: left as it is", extra={"topic": topic_arn})
         return False
-    remaining = remove_statements(current, TOPIC_POLICY_SIDS)
-    if remaining == current:
-        return False
-    sns.set_topic_attribute(topic_arn, "Policy", json.dumps(remaining), region)
-    logger.info("Removed our statement from the customer's topic policy", extra={"topic": topic_arn})
+    sns.delete_topic(topic_arn, region)
+    logger.info("Deleted the SNS topic", extra={"topic": topic_arn})
     return True

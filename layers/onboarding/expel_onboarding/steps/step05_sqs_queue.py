@@ -16,9 +16,8 @@ from expel_onboarding import naming
 from expel_onboarding.aws import sqs
 from expel_onboarding.errors import InvalidParameter
 from expel_onboarding.models import Config, QueueOutput, TopicOutput, TrailOutput
-from expel_onboarding.policies import remove_statements
-from expel_onboarding.policies.queue_policy import QUEUE_POLICY_SIDS, merge_queue_policy, queue_statements
-from expel_onboarding.steps._ownership import foreign_key_conflict, owned, refers_to_key
+from expel_onboarding.policies.queue_policy import merge_queue_policy, queue_statements
+from expel_onboarding.steps._ownership import ensure_ours, is_ours, refers_to_key
 
 logger = Logger(child=True)
 
@@ -47,18 +46,13 @@ def apply(config: Config, trail: TrailOutput, topic: TopicOutput) -> QueueOutput
         logger.info("Created the SQS queue", extra={"queue": queue_arn, "kms_key": trail.kms_key_arn})
         return QueueOutput(queue_arn=queue_arn, queue_url=url)
 
-    ours = owned(KIND, queue_arn, sqs.queue_tags(url, region), config.stack_name, "QueueName")
-    if not ours:
-        logger.warning("Adopting an existing SQS queue not created by this onboarding; it stays untagged",
-                       extra={"queue": queue_arn})
+    ensure_ours(KIND, queue_arn, sqs.queue_tags(url, region), config.stack_name, "QueueName")
     current = sqs.queue_attributes(url, region)
     changes: dict[str, str] = {}
     if current.get("MessageRetentionPeriod") != RETENTION_SECONDS:
         changes["MessageRetentionPeriod"] = RETENTION_SECONDS
     current_key = current.get("KmsMasterKeyId", "")
     key_is_ours = refers_to_key(current_key, trail.kms_key_arn, trail.kms_alias)
-    if not key_is_ours and current_key and not ours:
-        raise foreign_key_conflict(KIND, queue_arn, current_key, trail.kms_key_arn, "QueueName")
     if not key_is_ours or current.get("SqsManagedSseEnabled") == "true":
         changes.update(encryption)
     current_policy = sqs.queue_policy(current)
@@ -73,23 +67,16 @@ def apply(config: Config, trail: TrailOutput, topic: TopicOutput) -> QueueOutput
 
 
 def remove(config: Config) -> bool:
-    """Teardown: delete the queue if this stack created it; on a customer's queue remove only our
-    statement. True when something was written; a missing queue is done."""
+    """Teardown: delete the queue if this stack created it. Anything else is left as it is, even
+    statements with the guide's Sid (a person may have pasted them by hand). True when deleted."""
     region = config.region
     url = sqs.queue_url(config.queue_name, config.account_id, region)
     if url is None:
         return False
     queue_arn = naming.queue_arn(config.partition, region, config.account_id, config.queue_name)
-    if owned(KIND, queue_arn, sqs.queue_tags(url, region), config.stack_name, "QueueName"):
-        sqs.delete_queue(url, region)
-        logger.info("Deleted the SQS queue", extra={"queue": queue_arn})
-        return True
-    current = sqs.queue_policy(sqs.queue_attributes(url, region))
-    if not current:
+    if not is_ours(sqs.queue_tags(url, region), config.stack_name):
+        logger.info("SQS queue not created by this stack: left as it is", extra={"queue": queue_arn})
         return False
-    remaining = remove_statements(current, QUEUE_POLICY_SIDS)
-    if remaining == current:
-        return False
-    sqs.set_queue_attributes(url, {"Policy": json.dumps(remaining)}, region)
-    logger.info("Removed our statement from the customer's queue policy", extra={"queue": queue_arn})
+    sqs.delete_queue(url, region)
+    logger.info("Deleted the SQS queue", extra={"queue": queue_arn})
     return True
