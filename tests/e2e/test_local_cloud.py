@@ -13,6 +13,7 @@ import pytest
 
 from local_cloud.cli import DEMO_API_KEY, DEMO_WORKBENCH_GUID
 from local_cloud.deploy import load_template
+from tests.e2e.test_onboarding_e2e import workbench_devices
 from tests.local_cloud.harness import REPO, ServedCloud, free_port, run_cli
 
 pytestmark = pytest.mark.e2e
@@ -73,3 +74,8 @@ def test_local_deploy_creates_then_updates_the_stack(local_cloud: ServedCloud, b
     stack = cfn.describe_stacks(StackName="e2e-onboarding")["Stacks"][0]
     assert stack["StackStatus"] == "UPDATE_COMPLETE"
     assert _declared_outputs() <= {o["OutputKey"] for o in stack["Outputs"]}
+    # Converged, not duplicated: the update renamed the one device the create registered.
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
+    names = {d["id"]: d["attributes"]["name"] for d in workbench_devices(local_cloud)}
+    assert names[outputs["WorkbenchDeviceId"]] == "renamed by update"
+    assert "123456789012 CloudTrail" not in names.values()
