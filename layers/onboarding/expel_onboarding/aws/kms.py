@@ -3,43 +3,33 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from typing import Any
 
-from expel_onboarding.aws.clients import client, error_code
+from expel_onboarding.aws.clients import client
+from expel_onboarding.aws.errors import ACCESS_DENIED, BUSY, Rule, aws_errors, suppress_codes
 from expel_onboarding.errors import OnboardingError, TransientError
 
 _TRANSIENT = {"ThrottlingException", "KMSInternalException", "DependencyTimeoutException"}
 
 
-@contextmanager
-def _errors(what: str) -> Iterator[None]:
-    try:
-        yield
-    except Exception as exc:
-        code = error_code(exc)
-        if code in _TRANSIENT:
-            raise TransientError(f"KMS is busy ({code}) on {what}; retrying") from exc
-        if code in ("AccessDeniedException", "AccessDenied"):
-            raise OnboardingError(
-                f"KMS refused {what} ({code}): the step's Lambda role lacks the KMS permission, or the key "
-                "policy or a service control policy denies it. Fix the role (see template.yaml) and retry") from exc
-        if code == "LimitExceededException":
-            raise OnboardingError(f"KMS refused {what}: an account quota is reached ({exc}). Fix: delete unused "
-                                  "keys or aliases, or request a quota increase") from exc
-        raise
+def _errors(what: str) -> AbstractContextManager[None]:
+    return aws_errors(
+        "KMS", what,
+        Rule(_TRANSIENT, TransientError, BUSY),
+        Rule(ACCESS_DENIED, OnboardingError,
+             "KMS refused {what} ({code}): the step's Lambda role lacks the KMS permission, or the key policy or "
+             "a service control policy denies it. Fix the role (see template.yaml) and retry"),
+        Rule({"LimitExceededException"}, OnboardingError,
+             "KMS refused {what}: an account quota is reached ({exc}). Fix: delete unused keys or aliases, or "
+             "request a quota increase"))
 
 
 def describe_alias_target(alias: str, region: str) -> dict[str, Any] | None:
     """KeyMetadata of the key ``alias`` (``alias/...``) points to, or None when the alias is free."""
-    with _errors(f"looking up {alias}"):
-        try:
-            return dict(client("kms", region).describe_key(KeyId=alias)["KeyMetadata"])
-        except Exception as exc:
-            if error_code(exc) == "NotFoundException":
-                return None
-            raise
+    with _errors(f"looking up {alias}"), suppress_codes("NotFoundException"):
+        return dict(client("kms", region).describe_key(KeyId=alias)["KeyMetadata"])
+    return None
 
 
 def key_tags(key_id: str, region: str) -> dict[str, str]:
@@ -73,14 +63,10 @@ def enable_rotation(key_id: str, region: str) -> None:
 
 def create_alias(alias: str, key_id: str, region: str) -> bool:
     """Point ``alias`` at the key. False when the alias was taken meanwhile (a concurrent run)."""
-    with _errors(f"creating {alias}"):
-        try:
-            client("kms", region).create_alias(AliasName=alias, TargetKeyId=key_id)
-        except Exception as exc:
-            if error_code(exc) == "AlreadyExistsException":
-                return False
-            raise
-    return True
+    with _errors(f"creating {alias}"), suppress_codes("AlreadyExistsException"):
+        client("kms", region).create_alias(AliasName=alias, TargetKeyId=key_id)
+        return True
+    return False
 
 
 def schedule_deletion(key_id: str, region: str, days: int = 7) -> str:
@@ -104,11 +90,7 @@ def put_key_policy(key_id: str, policy: dict[str, Any], region: str) -> None:
 
 def delete_alias(alias: str, region: str) -> bool:
     """Teardown. False when the alias is already gone."""
-    with _errors(f"deleting {alias}"):
-        try:
-            client("kms", region).delete_alias(AliasName=alias)
-        except Exception as exc:
-            if error_code(exc) == "NotFoundException":
-                return False
-            raise
-    return True
+    with _errors(f"deleting {alias}"), suppress_codes("NotFoundException"):
+        client("kms", region).delete_alias(AliasName=alias)
+        return True
+    return False

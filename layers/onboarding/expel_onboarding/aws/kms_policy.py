@@ -7,11 +7,11 @@ only ever writes the merged document.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from typing import Any
 
 from expel_onboarding.aws.clients import client, error_code
+from expel_onboarding.aws.errors import ACCESS_DENIED, BUSY, Rule, aws_errors
 from expel_onboarding.errors import OnboardingError, TransientError
 
 POLICY_NAME = "default"
@@ -21,34 +21,26 @@ MAX_POLICY_BYTES = 32 * 1024
 _TRANSIENT = {"DependencyTimeoutException", "KMSInternalException", "ThrottlingException"}
 
 
-@contextmanager
-def _errors(what: str, key_arn: str) -> Iterator[None]:
-    try:
-        yield
-    except Exception as exc:
-        code = error_code(exc)
-        if code in _TRANSIENT:
-            raise TransientError(f"KMS is busy ({code}) on {what}; retrying") from exc
-        if code == "NotFoundException":
-            raise OnboardingError(
-                f"KMS key {key_arn} does not exist (deleted since step 1?). Retry the onboarding: "
-                "step 1 creates the key again") from exc
-        if code == "KMSInvalidStateException":
-            raise OnboardingError(
-                f"KMS key {key_arn} is disabled or pending deletion, so {what} failed. Fix: enable it "
-                "(or cancel its deletion) in the KMS console, then retry") from exc
-        if code in ("AccessDeniedException", "AccessDenied"):
-            raise OnboardingError(
-                f"KMS refused {what} on {key_arn}: the step's Lambda role needs kms:GetKeyPolicy and "
-                "kms:PutKeyPolicy on the key, and the key policy must keep its 'Enable IAM User "
-                "Permissions' statement so IAM policies apply to the key") from exc
-        if code == "LimitExceededException":
-            raise OnboardingError(f"KMS refused {what} on {key_arn}: a KMS quota is exceeded ({exc})") from exc
-        if code == "MalformedPolicyDocumentException":
-            raise OnboardingError(
-                f"KMS rejected the merged key policy for {key_arn}: {exc}. The onboarding only adds the "
-                "guide's two statements; check the statements already in the policy") from exc
-        raise
+def _errors(what: str, key_arn: str) -> AbstractContextManager[None]:
+    return aws_errors(
+        "KMS", what,
+        Rule(_TRANSIENT, TransientError, BUSY),
+        Rule({"NotFoundException"}, OnboardingError,
+             "KMS key {key_arn} does not exist (deleted since step 1?). Retry the onboarding: step 1 creates the "
+             "key again"),
+        Rule({"KMSInvalidStateException"}, OnboardingError,
+             "KMS key {key_arn} is disabled or pending deletion, so {what} failed. Fix: enable it (or cancel its "
+             "deletion) in the KMS console, then retry"),
+        Rule(ACCESS_DENIED, OnboardingError,
+             "KMS refused {what} on {key_arn}: the step's Lambda role needs kms:GetKeyPolicy and "
+             "kms:PutKeyPolicy on the key, and the key policy must keep its 'Enable IAM User Permissions' "
+             "statement so IAM policies apply to the key"),
+        Rule({"LimitExceededException"}, OnboardingError,
+             "KMS refused {what} on {key_arn}: a KMS quota is exceeded ({exc})"),
+        Rule({"MalformedPolicyDocumentException"}, OnboardingError,
+             "KMS rejected the merged key policy for {key_arn}: {exc}. The onboarding only adds the guide's two "
+             "statements; check the statements already in the policy"),
+        key_arn=key_arn)
 
 
 def key_policy(key_arn: str, region: str) -> dict[str, Any]:

@@ -7,43 +7,31 @@ Thin wrappers: one AWS call each, ClientError codes mapped to our errors. Reads 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from typing import Any
 
 from expel_onboarding.aws.clients import client, error_code
+from expel_onboarding.aws.errors import ACCESS_DENIED, BUSY, REFUSED, Rule, aws_errors, suppress_codes
 from expel_onboarding.errors import OnboardingError, TransientError
 
 _TRANSIENT = {"Throttled", "Throttling", "ThrottlingException", "InternalError", "InternalFailure",
               "ServiceUnavailable", "ConcurrentAccess", "KMSThrottling"}
 
 
-@contextmanager
-def _errors(what: str) -> Iterator[None]:
-    try:
-        yield
-    except Exception as exc:
-        code = error_code(exc)
-        if code in _TRANSIENT:
-            raise TransientError(f"SNS is busy ({code}) on {what}; retrying") from exc
-        if code in ("AuthorizationError", "AccessDenied", "AccessDeniedException"):
-            raise OnboardingError(
-                f"SNS refused {what} ({code}): the step's Lambda role lacks the SNS permission for it, "
-                "or a service control policy denies it. Fix the role (see template.yaml) and retry") from exc
-        if code in ("InvalidParameter", "InvalidParameterValue", "TagPolicy", "StaleTag", "TagLimitExceeded"):
-            raise OnboardingError(f"SNS rejected {what}: {exc}") from exc
-        raise
+def _errors(what: str) -> AbstractContextManager[None]:
+    return aws_errors(
+        "SNS", what,
+        Rule(_TRANSIENT, TransientError, BUSY),
+        Rule({"AuthorizationError", *ACCESS_DENIED}, OnboardingError, REFUSED),
+        Rule({"InvalidParameter", "InvalidParameterValue", "TagPolicy", "StaleTag", "TagLimitExceeded"},
+             OnboardingError, "SNS rejected {what}: {exc}"))
 
 
 def topic_attributes(topic_arn: str, region: str) -> dict[str, str] | None:
     """The topic's attributes, or None when there is no topic with that ARN."""
-    with _errors(f"reading topic {topic_arn}"):
-        try:
-            return dict(client("sns", region).get_topic_attributes(TopicArn=topic_arn)["Attributes"])
-        except Exception as exc:
-            if error_code(exc) == "NotFound":
-                return None
-            raise
+    with _errors(f"reading topic {topic_arn}"), suppress_codes("NotFound"):
+        return dict(client("sns", region).get_topic_attributes(TopicArn=topic_arn)["Attributes"])
+    return None
 
 
 def topic_tags(topic_arn: str, region: str) -> dict[str, str]:
@@ -116,10 +104,5 @@ def subscribe(topic_arn: str, protocol: str, endpoint: str, attributes: dict[str
 
 
 def unsubscribe(subscription_arn: str, region: str) -> None:
-    with _errors(f"removing subscription {subscription_arn}"):
-        try:
-            client("sns", region).unsubscribe(SubscriptionArn=subscription_arn)
-        except Exception as exc:
-            if error_code(exc) == "NotFound":  # already gone: teardown is done
-                return
-            raise
+    with _errors(f"removing subscription {subscription_arn}"), suppress_codes("NotFound"):  # gone: done
+        client("sns", region).unsubscribe(SubscriptionArn=subscription_arn)

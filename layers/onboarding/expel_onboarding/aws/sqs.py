@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from typing import Any
 
-from expel_onboarding.aws.clients import client, error_code
+from expel_onboarding.aws.clients import client
+from expel_onboarding.aws.errors import ACCESS_DENIED, BUSY, REFUSED, Rule, aws_errors, suppress_codes
 from expel_onboarding.errors import OnboardingError, ResourceConflict, TransientError
 
 _MISSING = {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"}
@@ -15,41 +15,29 @@ _TRANSIENT = {"Throttling", "ThrottlingException", "RequestThrottled", "Internal
               "ServiceUnavailable", "KmsThrottled", "KMS.ThrottlingException"}
 
 
-@contextmanager
-def _errors(what: str) -> Iterator[None]:
-    try:
-        yield
-    except Exception as exc:
-        code = error_code(exc)
-        if code in _TRANSIENT:
-            raise TransientError(f"SQS is busy ({code}) on {what}; retrying") from exc
-        if code in ("AWS.SimpleQueueService.QueueDeletedRecently", "QueueDeletedRecently"):
-            # SQS refuses a queue name for 60 s after its deletion (a teardown just ran).
-            raise TransientError(f"SQS still holds the name after a recent deletion ({what}); retrying") from exc
-        if code in ("QueueAlreadyExists", "QueueNameExists", "AWS.SimpleQueueService.QueueNameExists"):
-            raise ResourceConflict(f"SQS: {what} failed: a queue of that name exists with other settings "
-                                   "(a concurrent run?). Retry the onboarding") from exc
-        if code in ("AccessDenied", "AccessDeniedException"):
-            raise OnboardingError(
-                f"SQS refused {what} ({code}): the step's Lambda role lacks the SQS permission for it, "
-                "or a service control policy denies it. Fix the role (see template.yaml) and retry") from exc
-        if code in ("InvalidAttributeValue", "InvalidAttributeName", "InvalidParameterValue",
-                    "InvalidParameterValueException", "InvalidSecurity", "KmsAccessDenied", "KmsDisabled",
-                    "KmsInvalidState", "KmsNotFound", "KmsInvalidKeyUsage", "OverLimit"):
-            raise OnboardingError(f"SQS rejected {what} ({code}): {exc}") from exc
-        raise
+def _errors(what: str) -> AbstractContextManager[None]:
+    return aws_errors(
+        "SQS", what,
+        Rule(_TRANSIENT, TransientError, BUSY),
+        # SQS refuses a queue name for 60 s after its deletion (a teardown just ran).
+        Rule({"AWS.SimpleQueueService.QueueDeletedRecently", "QueueDeletedRecently"}, TransientError,
+             "SQS still holds the name after a recent deletion ({what}); retrying"),
+        Rule({"QueueAlreadyExists", "QueueNameExists", "AWS.SimpleQueueService.QueueNameExists"}, ResourceConflict,
+             "SQS: {what} failed: a queue of that name exists with other settings (a concurrent run?). Retry the "
+             "onboarding"),
+        Rule(ACCESS_DENIED, OnboardingError, REFUSED),
+        Rule({"InvalidAttributeValue", "InvalidAttributeName", "InvalidParameterValue",
+              "InvalidParameterValueException", "InvalidSecurity", "KmsAccessDenied", "KmsDisabled",
+              "KmsInvalidState", "KmsNotFound", "KmsInvalidKeyUsage", "OverLimit"},
+             OnboardingError, "SQS rejected {what} ({code}): {exc}"))
 
 
 def queue_url(name: str, account_id: str, region: str) -> str | None:
     """The queue's URL, or None when no queue has that name in this account."""
-    with _errors(f"looking up queue {name}"):
-        try:
-            response = client("sqs", region).get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account_id)
-        except Exception as exc:
-            if error_code(exc) in _MISSING:
-                return None
-            raise
-    return str(response["QueueUrl"])
+    with _errors(f"looking up queue {name}"), suppress_codes(*_MISSING):
+        return str(client("sqs", region).get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account_id)
+                   ["QueueUrl"])
+    return None
 
 
 def queue_attributes(url: str, region: str) -> dict[str, str]:
@@ -78,13 +66,8 @@ def set_queue_attributes(url: str, attributes: dict[str, str], region: str) -> N
 
 def delete_queue(url: str, region: str) -> None:
     """Teardown of a queue this stack created; a queue already gone is fine."""
-    with _errors(f"deleting queue {url}"):
-        try:
-            client("sqs", region).delete_queue(QueueUrl=url)
-        except Exception as exc:
-            if error_code(exc) in _MISSING:
-                return
-            raise
+    with _errors(f"deleting queue {url}"), suppress_codes(*_MISSING):
+        client("sqs", region).delete_queue(QueueUrl=url)
 
 
 def queue_policy(attributes: dict[str, str]) -> dict[str, Any] | None:
