@@ -6,33 +6,24 @@ mapped to ours. Deciding what to do with a stack is the step's job.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from typing import Any
 
 from expel_onboarding.aws.clients import client, error_code
+from expel_onboarding.aws.errors import ACCESS_DENIED, Rule, aws_errors, error_message, suppress_codes
 from expel_onboarding.errors import OnboardingError, StillInProgress, TransientError
 
 CAPABILITIES = ["CAPABILITY_NAMED_IAM"]  # the role template names its role
 
 
-def _error_message(exc: Exception) -> str:
-    response = getattr(exc, "response", None) or {}
-    return str(response.get("Error", {}).get("Message", exc))
-
-
-@contextmanager
-def _denied(stack_name: str, action: str) -> Iterator[None]:
+def _denied(stack_name: str, action: str) -> AbstractContextManager[None]:
     """A missing permission of the onboarding function is a deployment bug: say which one."""
-    try:
-        yield
-    except Exception as exc:
-        if error_code(exc) in ("AccessDenied", "AccessDeniedException"):
-            raise OnboardingError(
-                f"CloudFormation refused {action} on stack {stack_name}: {_error_message(exc)}. Fix: give the "
-                f"onboarding function cloudformation:{action} (and iam:PassRole on the stack's service role) "
-                f"on stack/{stack_name}/*") from exc
-        raise
+    return aws_errors(
+        "CloudFormation", action,
+        Rule(ACCESS_DENIED, OnboardingError,
+             "CloudFormation refused {what} on stack {stack_name}: {message}. Fix: give the onboarding function "
+             "cloudformation:{what} (and iam:PassRole on the stack's service role) on stack/{stack_name}/*"),
+        stack_name=stack_name)
 
 
 def describe_stack(stack_name: str, region: str) -> dict[str, Any] | None:
@@ -41,7 +32,7 @@ def describe_stack(stack_name: str, region: str) -> dict[str, Any] | None:
         with _denied(stack_name, "DescribeStacks"):
             response = client("cloudformation", region).describe_stacks(StackName=stack_name)
     except Exception as exc:
-        if error_code(exc) == "ValidationError" and "does not exist" in _error_message(exc):
+        if error_code(exc) == "ValidationError" and "does not exist" in error_message(exc):
             return None
         raise
     stacks = response.get("Stacks", [])
@@ -109,7 +100,7 @@ def update_stack(stack_name: str, body: str, params: dict[str, str], stack_tags:
             client("cloudformation", region).update_stack(
                 **_stack_arguments(stack_name, body, params, stack_tags, role_arn))
     except Exception as exc:
-        message = _error_message(exc)
+        message = error_message(exc)
         if error_code(exc) == "ValidationError" and "No updates are to be performed" in message:
             return False
         if error_code(exc) == "ValidationError" and "state and can not be updated" in message:
@@ -155,29 +146,23 @@ _STACK_SET_TRANSIENT = {"Throttling", "ThrottlingException", "TooManyRequestsExc
                         "LimitExceededException", "StaleRequestException"}
 
 
-@contextmanager
-def _stack_set_errors(name: str, action: str) -> Iterator[None]:
+def _stack_set_errors(name: str, action: str) -> AbstractContextManager[None]:
     """StackSets run one operation at a time: another one running is a wait, not a failure."""
-    try:
-        yield
-    except Exception as exc:
-        code, message = error_code(exc), _error_message(exc)
-        if code == "OperationInProgressException":
-            raise StillInProgress(f"StackSet {name}: another operation is running ({message})") from exc
-        if code in _STACK_SET_TRANSIENT:
-            raise TransientError(f"StackSet {name}: CloudFormation is busy ({code}); retrying") from exc
-        if code in ("AccessDenied", "AccessDeniedException"):
-            raise OnboardingError(
-                f"CloudFormation refused {action} on StackSet {name}: {message}. Fix: give the onboarding "
-                f"function cloudformation:{action} on stackset/{name}:* (and, for a delegated administrator, "
-                "register the account: aws organizations register-delegated-administrator --service-principal "
-                "member.org.stacksets.cloudformation.amazonaws.com --account-id <id>)") from exc
-        if code == "ValidationError" and "trusted access" in message.lower():
-            raise OnboardingError(
-                f"StackSet {name}: {message}. Fix: in the management account run 'aws cloudformation "
-                "activate-organizations-access' (console: CloudFormation > StackSets > Activate trusted access)"
-            ) from exc
-        raise
+    return aws_errors(
+        "CloudFormation", name,
+        Rule({"OperationInProgressException"}, StillInProgress,
+             "StackSet {what}: another operation is running ({message})"),
+        Rule(_STACK_SET_TRANSIENT, TransientError, "StackSet {what}: CloudFormation is busy ({code}); retrying"),
+        Rule(ACCESS_DENIED, OnboardingError,
+             "CloudFormation refused {action} on StackSet {what}: {message}. Fix: give the onboarding function "
+             "cloudformation:{action} on stackset/{what}:* (and, for a delegated administrator, register the "
+             "account: aws organizations register-delegated-administrator --service-principal "
+             "member.org.stacksets.cloudformation.amazonaws.com --account-id <id>)"),
+        Rule({"ValidationError"}, OnboardingError,
+             "StackSet {what}: {message}. Fix: in the management account run 'aws cloudformation "
+             "activate-organizations-access' (console: CloudFormation > StackSets > Activate trusted access)",
+             contains="trusted access"),
+        action=action)
 
 
 def _preferences(max_concurrent_percentage: int, failure_tolerance_percentage: int) -> dict[str, Any]:
@@ -195,15 +180,11 @@ def _targets(ou_ids: list[str], exclude_accounts: list[str]) -> dict[str, Any]:
 
 def describe_stack_set(name: str, region: str, call_as: str) -> dict[str, Any] | None:
     """The StackSet, or None when there is none (a deleted one is None too)."""
-    try:
-        with _stack_set_errors(name, "DescribeStackSet"):
-            response = client("cloudformation", region).describe_stack_set(StackSetName=name, CallAs=call_as)
-    except Exception as exc:
-        if error_code(exc) == "StackSetNotFoundException":
-            return None
-        raise
-    stack_set = dict(response["StackSet"])
-    return None if stack_set.get("Status") == "DELETED" else stack_set
+    with suppress_codes("StackSetNotFoundException"), _stack_set_errors(name, "DescribeStackSet"):
+        stack_set = dict(client("cloudformation", region).describe_stack_set(
+            StackSetName=name, CallAs=call_as)["StackSet"])
+        return None if stack_set.get("Status") == "DELETED" else stack_set
+    return None
 
 
 def create_stack_set(name: str, body: str, params: dict[str, str], stack_set_tags: dict[str, str],

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from typing import Any
 
-from expel_onboarding.aws.clients import client, error_code
+from expel_onboarding.aws.clients import client
+from expel_onboarding.aws.errors import Rule, aws_errors, suppress_codes
 from expel_onboarding.errors import OnboardingError, ResourceConflict, TransientError
 
 # Right after the bucket/key policies are written CloudTrail may not see them yet; retry, and if it
@@ -44,33 +44,21 @@ _TERMINAL = {
 }
 
 
-@contextmanager
-def _trail_errors(name: str) -> Iterator[None]:
-    try:
-        yield
-    except Exception as exc:
-        code = error_code(exc)
-        if code in _TRANSIENT:
-            raise TransientError(f"Trail {name}: CloudTrail is busy ({code}); retrying") from exc
-        if code in _PROPAGATION:
-            raise TransientError(f"Trail {name}: {_PROPAGATION[code]} ({code})") from exc
-        if code in _TERMINAL:
-            raise OnboardingError(f"Trail {name}: {_TERMINAL[code]}") from exc
-        if code == "TrailAlreadyExistsException":
-            raise ResourceConflict(
-                f"Parameter TrailName: a trail named {name} already exists (possibly with another home "
-                "region). Fix: choose another TrailName") from exc
-        raise
+def _trail_errors(name: str) -> AbstractContextManager[None]:
+    return aws_errors(
+        "CloudTrail", name,
+        Rule(_TRANSIENT, TransientError, "Trail {what}: CloudTrail is busy ({code}); retrying"),
+        Rule(_PROPAGATION, TransientError, "Trail {what}: {reason} ({code})"),
+        Rule(_TERMINAL, OnboardingError, "Trail {what}: {reason}"),
+        Rule({"TrailAlreadyExistsException"}, ResourceConflict,
+             "Parameter TrailName: a trail named {what} already exists (possibly with another home region). "
+             "Fix: choose another TrailName"))
 
 
 def get_trail(name: str, region: str) -> dict[str, Any] | None:
-    with _trail_errors(name):
-        try:
-            return dict(client("cloudtrail", region).get_trail(Name=name)["Trail"])
-        except Exception as exc:
-            if error_code(exc) == "TrailNotFoundException":
-                return None
-            raise
+    with _trail_errors(name), suppress_codes("TrailNotFoundException"):
+        return dict(client("cloudtrail", region).get_trail(Name=name)["Trail"])
+    return None
 
 
 def trail_tags(trail_arn: str, region: str) -> dict[str, str]:
@@ -105,11 +93,7 @@ def start_logging(name: str, region: str) -> None:
 
 def delete_trail(name: str, region: str) -> bool:
     """Teardown. False when the trail is already gone (gone counts as done)."""
-    with _trail_errors(name):
-        try:
-            client("cloudtrail", region).delete_trail(Name=name)
-        except Exception as exc:
-            if error_code(exc) == "TrailNotFoundException":
-                return False
-            raise
-    return True
+    with _trail_errors(name), suppress_codes("TrailNotFoundException"):
+        client("cloudtrail", region).delete_trail(Name=name)
+        return True
+    return False

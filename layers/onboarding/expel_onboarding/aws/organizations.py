@@ -5,12 +5,12 @@ The onboarding never changes the organization itself; preflight tells a person w
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from typing import Any
 
 from expel_onboarding.aws import sts
-from expel_onboarding.aws.clients import client, error_code
+from expel_onboarding.aws.clients import client
+from expel_onboarding.aws.errors import BUSY, Rule, aws_errors, suppress_codes
 from expel_onboarding.errors import OnboardingError, TransientError
 
 STACKSETS_PRINCIPAL = "member.org.stacksets.cloudformation.amazonaws.com"
@@ -21,19 +21,13 @@ DELEGATED_ADMIN = "DELEGATED_ADMIN"
 _TRANSIENT = {"TooManyRequestsException", "ConcurrentModificationException", "ServiceException"}
 
 
-@contextmanager
-def _errors(action: str) -> Iterator[None]:
-    try:
-        yield
-    except Exception as exc:
-        code = error_code(exc)
-        if code in _TRANSIENT:
-            raise TransientError(f"AWS Organizations is busy ({code}) on {action}; retrying") from exc
-        if code == "AccessDeniedException":
-            raise OnboardingError(
-                f"AWS Organizations refused {action}. Fix: give the onboarding function organizations:{action}, "
-                "and run the onboarding from the management account or a delegated administrator") from exc
-        raise
+def _errors(action: str) -> AbstractContextManager[None]:
+    return aws_errors(
+        "AWS Organizations", action,
+        Rule(_TRANSIENT, TransientError, BUSY),
+        Rule({"AccessDeniedException"}, OnboardingError,
+             "AWS Organizations refused {what}. Fix: give the onboarding function organizations:{what}, and run "
+             "the onboarding from the management account or a delegated administrator"))
 
 
 def describe_organization() -> dict[str, Any]:
@@ -76,11 +70,8 @@ def root_ids() -> list[str]:
 
 def describe_organizational_unit(ou_id: str) -> dict[str, Any] | None:
     """The OU, or None when the organization has no OU of that id."""
-    try:
-        with _errors("DescribeOrganizationalUnit"):
-            response = client("organizations").describe_organizational_unit(OrganizationalUnitId=ou_id)
-    except Exception as exc:
-        if error_code(exc) in ("OrganizationalUnitNotFoundException", "InvalidInputException"):
-            return None
-        raise
-    return dict(response["OrganizationalUnit"])
+    with (suppress_codes("OrganizationalUnitNotFoundException", "InvalidInputException"),
+          _errors("DescribeOrganizationalUnit")):
+        response = client("organizations").describe_organizational_unit(OrganizationalUnitId=ou_id)
+        return dict(response["OrganizationalUnit"])
+    return None

@@ -8,12 +8,12 @@ configuring (or notifying into) someone else's bucket.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
 from expel_onboarding.aws.clients import client, error_code
+from expel_onboarding.aws.errors import BUSY, Rule, aws_errors, suppress_codes
 from expel_onboarding.errors import OnboardingError, ResourceConflict, TransientError
 
 PUBLIC_ACCESS_BLOCK = {
@@ -77,34 +77,23 @@ def create_bucket(bucket: str, region: str, tags: dict[str, str]) -> None:
             raise
 
 
-@contextmanager
-def _bucket_errors(bucket: str) -> Iterator[None]:
-    try:
-        yield
-    except Exception as exc:
-        code = error_code(exc)
-        if code in _TRANSIENT:
-            raise TransientError(f"S3 is busy ({code}) on bucket {bucket}; retrying") from exc
-        if code == "NoSuchBucket":
-            raise OnboardingError(
-                f"The bucket {bucket} no longer exists. Fix: run the onboarding again from step 1, which "
-                "re-creates it") from exc
-        if code == "AccessDenied":
-            raise OnboardingError(
-                f"Access to bucket {bucket} was denied: it belongs to another account, or its policy denies "
-                "the onboarding role. Fix: check the bucket policy, or choose another BucketName") from exc
-        raise
+def _bucket_errors(bucket: str) -> AbstractContextManager[None]:
+    return aws_errors(
+        "S3", f"bucket {bucket}",
+        Rule(_TRANSIENT, TransientError, BUSY),
+        Rule({"NoSuchBucket"}, OnboardingError,
+             "The bucket {bucket} no longer exists. Fix: run the onboarding again from step 1, which re-creates it"),
+        Rule({"AccessDenied"}, OnboardingError,
+             "Access to bucket {bucket} was denied: it belongs to another account, or its policy denies the "
+             "onboarding role. Fix: check the bucket policy, or choose another BucketName"),
+        bucket=bucket)
 
 
 def tags(bucket: str, owner: str) -> dict[str, str]:
-    with _bucket_errors(bucket):
-        try:
-            response = client("s3").get_bucket_tagging(Bucket=bucket, ExpectedBucketOwner=owner)
-        except Exception as exc:
-            if error_code(exc) == "NoSuchTagSet":
-                return {}
-            raise
-    return {t["Key"]: t["Value"] for t in response["TagSet"]}
+    with _bucket_errors(bucket), suppress_codes("NoSuchTagSet"):
+        response = client("s3").get_bucket_tagging(Bucket=bucket, ExpectedBucketOwner=owner)
+        return {t["Key"]: t["Value"] for t in response["TagSet"]}
+    return {}
 
 
 def put_tags(bucket: str, tags: dict[str, str], owner: str) -> None:
@@ -115,14 +104,10 @@ def put_tags(bucket: str, tags: dict[str, str], owner: str) -> None:
 
 
 def public_access_block(bucket: str, owner: str) -> dict[str, bool] | None:
-    with _bucket_errors(bucket):
-        try:
-            response = client("s3").get_public_access_block(Bucket=bucket, ExpectedBucketOwner=owner)
-        except Exception as exc:
-            if error_code(exc) == "NoSuchPublicAccessBlockConfiguration":
-                return None
-            raise
-    return dict(response["PublicAccessBlockConfiguration"])
+    with _bucket_errors(bucket), suppress_codes("NoSuchPublicAccessBlockConfiguration"):
+        response = client("s3").get_public_access_block(Bucket=bucket, ExpectedBucketOwner=owner)
+        return dict(response["PublicAccessBlockConfiguration"])
+    return None
 
 
 def block_public_access(bucket: str, owner: str) -> None:
@@ -144,15 +129,11 @@ def enable_versioning(bucket: str, owner: str) -> None:
 
 
 def object_ownership(bucket: str, owner: str) -> str:
-    with _bucket_errors(bucket):
-        try:
-            response = client("s3").get_bucket_ownership_controls(Bucket=bucket, ExpectedBucketOwner=owner)
-        except Exception as exc:
-            if error_code(exc) == "OwnershipControlsNotFoundError":
-                return ""
-            raise
-    rules = response["OwnershipControls"]["Rules"]
-    return str(rules[0]["ObjectOwnership"]) if rules else ""
+    with _bucket_errors(bucket), suppress_codes("OwnershipControlsNotFoundError"):
+        rules = client("s3").get_bucket_ownership_controls(
+            Bucket=bucket, ExpectedBucketOwner=owner)["OwnershipControls"]["Rules"]
+        return str(rules[0]["ObjectOwnership"]) if rules else ""
+    return ""
 
 
 def enforce_bucket_owner(bucket: str, owner: str) -> None:
@@ -163,14 +144,10 @@ def enforce_bucket_owner(bucket: str, owner: str) -> None:
 
 
 def bucket_policy(bucket: str, owner: str) -> dict[str, Any] | None:
-    with _bucket_errors(bucket):
-        try:
-            response = client("s3").get_bucket_policy(Bucket=bucket, ExpectedBucketOwner=owner)
-        except Exception as exc:
-            if error_code(exc) == "NoSuchBucketPolicy":
-                return None
-            raise
-    return dict(json.loads(response["Policy"]))
+    with _bucket_errors(bucket), suppress_codes("NoSuchBucketPolicy"):
+        response = client("s3").get_bucket_policy(Bucket=bucket, ExpectedBucketOwner=owner)
+        return dict(json.loads(response["Policy"]))
+    return None
 
 
 def put_bucket_policy(bucket: str, policy: dict[str, Any], owner: str) -> None:
@@ -179,14 +156,10 @@ def put_bucket_policy(bucket: str, policy: dict[str, Any], owner: str) -> None:
 
 
 def encryption_rules(bucket: str, owner: str) -> list[dict[str, Any]]:
-    with _bucket_errors(bucket):
-        try:
-            response = client("s3").get_bucket_encryption(Bucket=bucket, ExpectedBucketOwner=owner)
-        except Exception as exc:
-            if error_code(exc) == "ServerSideEncryptionConfigurationNotFoundError":
-                return []
-            raise
-    return list(response["ServerSideEncryptionConfiguration"]["Rules"])
+    with _bucket_errors(bucket), suppress_codes("ServerSideEncryptionConfigurationNotFoundError"):
+        response = client("s3").get_bucket_encryption(Bucket=bucket, ExpectedBucketOwner=owner)
+        return list(response["ServerSideEncryptionConfiguration"]["Rules"])
+    return []
 
 
 def put_kms_encryption(bucket: str, key_arn: str, owner: str) -> None:

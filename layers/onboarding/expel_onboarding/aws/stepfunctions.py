@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from expel_onboarding.aws.clients import client, error_code
+from expel_onboarding.aws.clients import client
+from expel_onboarding.aws.errors import suppress_codes
 
 
 def start_execution(state_machine_arn: str, name: str, execution_input: dict[str, Any]) -> str:
@@ -14,16 +15,11 @@ def start_execution(state_machine_arn: str, name: str, execution_input: dict[str
     Step Functions treats a repeated StartExecution with the same name and input as the same
     execution, so a re-delivered CloudFormation request never starts a second onboarding.
     """
-    sfn = client("stepfunctions")
-    try:
-        response = sfn.start_execution(stateMachineArn=state_machine_arn, name=name,
-                                       input=json.dumps(execution_input))
-    except Exception as exc:
-        if error_code(exc) != "ExecutionAlreadyExists":
-            raise
-        arn = state_machine_arn.replace(":stateMachine:", ":execution:") + f":{name}"
-        return arn
-    return str(response["executionArn"])
+    with suppress_codes("ExecutionAlreadyExists"):
+        response = client("stepfunctions").start_execution(
+            stateMachineArn=state_machine_arn, name=name, input=json.dumps(execution_input))
+        return str(response["executionArn"])
+    return state_machine_arn.replace(":stateMachine:", ":execution:") + f":{name}"
 
 
 def describe_execution(execution_arn: str) -> dict[str, Any]:
@@ -42,8 +38,5 @@ def history(execution_arn: str) -> list[dict[str, Any]]:
 
 def stop_execution(execution_arn: str, cause: str) -> None:
     """Stop a running execution; one that ended meanwhile is fine."""
-    try:
+    with suppress_codes("ExecutionDoesNotExist"):
         client("stepfunctions").stop_execution(executionArn=execution_arn, error="StackDelete", cause=cause)
-    except Exception as exc:
-        if error_code(exc) != "ExecutionDoesNotExist":
-            raise
