@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import ast
 import dataclasses
-import importlib.util
 import json
 import re
 import warnings
-from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -22,25 +19,13 @@ from expel_onboarding.naming import OWNER_TAG_KEY
 from expel_onboarding.steps import step08_expel_role
 from expel_onboarding.steps.step08_expel_role import EXPEL_PRINCIPAL_ARN, deploy, remove, status
 from tests.conftest import ACCOUNT_ID, REGION, WORKBENCH_GUID, boto
+from tests.steps.shared import CONTEXT, KEY_ARN, ROOT, handler, queue_output, trail_output
 from tests.support import count_mutating_calls
 
-ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "roles" / "expel-role.yaml"
-KEY_ARN = f"arn:aws:kms:{REGION}:{ACCOUNT_ID}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 
-
-@pytest.fixture
-def trail(config: Config) -> TrailOutput:
-    return TrailOutput(
-        trail_arn=f"arn:aws:cloudtrail:{REGION}:{ACCOUNT_ID}:trail/{config.trail_name}",
-        bucket_name=config.bucket_name, bucket_arn=f"arn:aws:s3:::{config.bucket_name}",
-        kms_key_arn=KEY_ARN, kms_alias=config.kms_alias)
-
-
-@pytest.fixture
-def queue(config: Config) -> QueueOutput:
-    return QueueOutput(queue_arn=f"arn:aws:sqs:{REGION}:{ACCOUNT_ID}:{config.queue_name}",
-                       queue_url=f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT_ID}/{config.queue_name}")
+trail = pytest.fixture(trail_output, name="trail")
+queue = pytest.fixture(queue_output, name="queue")
 
 
 def _deployed(config: Config, trail: TrailOutput, queue: QueueOutput) -> RoleOutput:
@@ -344,24 +329,13 @@ def test_role_policies_pass_parliament(aws, config, trail, queue):
 
 # --- handlers with their sample events --------------------------------------------------------------------
 
-def _handler(name: str) -> Any:
-    spec = importlib.util.spec_from_file_location(f"{name}_app", ROOT / "functions" / name / "app.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.lambda_handler
-
-
-CONTEXT = SimpleNamespace(function_name="test", memory_limit_in_mb=128, aws_request_id="req-1",
-                          invoked_function_arn=f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:test")
-
-
 def test_handlers_deploy_then_report_complete_from_their_sample_events(aws, monkeypatch):
     monkeypatch.delenv("ROLE_STACK_EXECUTION_ROLE_ARN", raising=False)
     event = json.loads((ROOT / "events/step08_expel_role.json").read_text())
 
-    role = _handler("step08_expel_role")(event, CONTEXT)
+    role = handler("step08_expel_role")(event, CONTEXT)
     status_event = json.loads((ROOT / "events/step08_expel_role_status.json").read_text()) | {"Role": role}
-    done = _handler("step08_expel_role_status")(status_event, CONTEXT)
+    done = handler("step08_expel_role_status")(status_event, CONTEXT)
 
     assert role["Status"] == "IN_PROGRESS"
     assert done["Status"] == "COMPLETE"

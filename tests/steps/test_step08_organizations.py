@@ -30,9 +30,9 @@ from expel_onboarding.steps.step08_expel_role import (
 )
 from tests.conftest import ACCOUNT_ID, REGION, WORKBENCH_GUID, boto
 from tests.moto_stacksets import service_managed_stacksets
+from tests.steps.shared import queue_output, trail_output
 from tests.support import count_mutating_calls
 
-KEY_ARN = f"arn:aws:kms:{REGION}:{ACCOUNT_ID}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 STACKSETS = "member.org.stacksets.cloudformation.amazonaws.com"
 
 
@@ -73,19 +73,8 @@ def org_config(config: Config, organization: Organization) -> Config:
     return dataclasses.replace(config, organization_mode=True,
                                organization_target_ou_ids=[organization.ous["prod"], organization.ous["dev"]])
 
-
-@pytest.fixture
-def trail(config: Config) -> TrailOutput:
-    return TrailOutput(
-        trail_arn=f"arn:aws:cloudtrail:{REGION}:{ACCOUNT_ID}:trail/{config.trail_name}",
-        bucket_name=config.bucket_name, bucket_arn=f"arn:aws:s3:::{config.bucket_name}",
-        kms_key_arn=KEY_ARN, kms_alias=config.kms_alias)
-
-
-@pytest.fixture
-def queue(config: Config) -> QueueOutput:
-    return QueueOutput(queue_arn=f"arn:aws:sqs:{REGION}:{ACCOUNT_ID}:{config.queue_name}",
-                       queue_url=f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT_ID}/{config.queue_name}")
+trail = pytest.fixture(trail_output, name="trail")
+queue = pytest.fixture(queue_output, name="queue")
 
 
 def _rollout(config: Config, trail: TrailOutput, queue: QueueOutput) -> RoleOutput:

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
-from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -17,9 +14,9 @@ from expel_onboarding.naming import CANARY_PREFIX
 from expel_onboarding.steps import verify_delivery
 from expel_onboarding.steps.verify_delivery import canary_key, check_canary, classify, put_canary
 from tests.conftest import ACCOUNT_ID, REGION, boto
+from tests.steps.shared import CONTEXT, ROOT, handler
 from tests.support import count_mutating_calls
 
-ROOT = Path(__file__).resolve().parents[2]
 RUN_ID = f"arn:aws:states:{REGION}:{ACCOUNT_ID}:execution:expel-onboarding:onboarding-1"
 FOREIGN = json.dumps({"Records": [{"eventSource": "aws:s3", "s3": {
     "bucket": {"name": "expel-cloudtrail-123456789012-us-east-1"},
@@ -165,27 +162,16 @@ def test_classify_recognises_only_our_canary(body, expected):
 
 # --- handlers with their sample events ----------------------------------------------------------------------
 
-def _handler(name: str) -> Any:
-    spec = importlib.util.spec_from_file_location(f"{name}_app", ROOT / "functions" / name / "app.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.lambda_handler
-
-
-CONTEXT = SimpleNamespace(function_name="test", memory_limit_in_mb=128, aws_request_id="req-1",
-                          invoked_function_arn=f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:test")
-
-
 def test_handlers_put_then_confirm_from_their_sample_events(aws, config):
     trail, queue = _data_path(config)
     event = json.loads((ROOT / "events/verify_delivery.json").read_text())
     event["Trail"] = trail.to_dict()
     event["Queue"] = queue.to_dict()
 
-    delivery = _handler("verify_delivery")(event, CONTEXT)
+    delivery = handler("verify_delivery")(event, CONTEXT)
     check_event = json.loads((ROOT / "events/verify_delivery_check.json").read_text()) | {
         "Trail": trail.to_dict(), "Queue": queue.to_dict(), "Delivery": delivery}
-    checked = _handler("verify_delivery_check")(check_event, CONTEXT)
+    checked = handler("verify_delivery_check")(check_event, CONTEXT)
 
     assert delivery == {"CanaryKey": f"{CANARY_PREFIX}onboarding-1.json", "Confirmed": False, "Attempts": 0}
     assert checked == dataclasses.replace(DeliveryOutput.from_dict(delivery), confirmed=True, attempts=1).to_dict()
