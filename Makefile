@@ -28,6 +28,7 @@ build: .aws-sam/build/template.yaml
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/cfn-lint template.yaml $(wildcard roles/*.yaml)
 	$(BIN)/sam validate --lint
 

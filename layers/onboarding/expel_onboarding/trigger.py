@@ -19,7 +19,7 @@ class OnboardingResource(CfnResource):  # type: ignore[misc]
                 if k not in ("CrHelperPoll", "CrHelperPermission", "CrHelperRule", "PhysicalResourceId")}
         body = cfn_response.response_body(request, status or self.Status, str(self.PhysicalResourceId),
                                            reason or str(self.Reason), data)
-        cfn_response.send(self._response_url, body)
+        cfn_response.send(self._response_url, body)  # type: ignore[attr-defined]  # set by crhelper
 
 
 def make_helper() -> OnboardingResource:

@@ -17,14 +17,15 @@ _CONFIG = BotoConfig(retries={"mode": "standard", "max_attempts": 5})
 
 @cache
 def client(service: str, region: str | None = None) -> Any:
-    return boto3.session.Session().client(service, region_name=region, config=_CONFIG)
+    # The service is a runtime string, which the boto3-stubs overloads cannot narrow.
+    return boto3.session.Session().client(service, region_name=region, config=_CONFIG)  # type: ignore[call-overload]
 
 
 def reset() -> None:
     client.cache_clear()
 
 
-def error_code(exc: Exception) -> str:
+def error_code(exc: BaseException | None) -> str:
     """The AWS error code of a botocore ClientError, or "" for anything else."""
     response = getattr(exc, "response", None) or {}
     return str(response.get("Error", {}).get("Code", ""))
