@@ -3,6 +3,7 @@ made (the Delete execution runs the teardown path) and keep the log bucket and k
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ import boto3
 import pytest
 
 from local_cloud.cli import DEMO_API_KEY, DEMO_WORKBENCH_GUID
+from tests.e2e.test_onboarding_e2e import workbench_devices
 from tests.local_cloud.harness import ServedCloud, run_cli
 
 pytestmark = pytest.mark.e2e
@@ -31,6 +33,28 @@ def test_local_delete_runs_the_teardown_and_keeps_the_bucket_and_key(
                       "--template", str(built_template), "--parameter-overrides", *parameters, timeout=600)
     assert created.returncode == 0, created.stderr[-2000:]
 
+    # What the customer has beside the onboarding: a log file, another queue and topic, another
+    # notification on the log bucket, a statement of their own in the key policy.
+    s3, sqs, sns, kms = (_client(local_cloud, name) for name in ("s3", "sqs", "sns", "kms"))
+    s3.put_object(Bucket="e2e-teardown-logs", Key="AWSLogs/123456789012/CloudTrail/log.json.gz", Body=b"{}")
+    foreign_queue = sqs.create_queue(QueueName="CustomersOwnQueue")["QueueUrl"]
+    foreign_queue_arn = sqs.get_queue_attributes(QueueUrl=foreign_queue,
+                                                 AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.create_topic(Name="CustomersOwnTopic")
+    notification = s3.get_bucket_notification_configuration(Bucket="e2e-teardown-logs")
+    notification.pop("ResponseMetadata", None)
+    notification["QueueConfigurations"] = [{"Id": "customers-own", "QueueArn": foreign_queue_arn,
+                                            "Events": ["s3:ObjectRemoved:*"]}]
+    s3.put_bucket_notification_configuration(Bucket="e2e-teardown-logs", NotificationConfiguration=notification)
+    key_id = kms.describe_key(KeyId="alias/e2e-teardown")["KeyMetadata"]["KeyId"]
+    policy = json.loads(kms.get_key_policy(KeyId=key_id, PolicyName="default")["Policy"])
+    audit = {"Sid": "CustomersAuditRole", "Effect": "Allow", "Action": "kms:DescribeKey", "Resource": "*",
+             "Principal": {"AWS": "arn:aws:iam::123456789012:role/Audit"}}
+    policy["Statement"].append(audit)
+    kms.put_key_policy(KeyId=key_id, PolicyName="default", Policy=json.dumps(policy))
+    device_id = {o["OutputKey"]: o["OutputValue"] for o in _client(local_cloud, "cloudformation").describe_stacks(
+        StackName=STACK)["Stacks"][0]["Outputs"]}["WorkbenchDeviceId"]
+
     deleted = run_cli("local", "delete", "--endpoint-url", local_cloud.url, "--stack-name", STACK, timeout=600)
 
     assert deleted.returncode == 0, (deleted.stdout[-2000:], deleted.stderr[-2000:])
@@ -49,3 +73,15 @@ def test_local_delete_runs_the_teardown_and_keeps_the_bucket_and_key(
     assert _client(local_cloud, "s3").head_bucket(Bucket="e2e-teardown-logs")
     key = _client(local_cloud, "kms").describe_key(KeyId="alias/e2e-teardown")["KeyMetadata"]
     assert key["KeyState"] == "Enabled"
+    # Logs kept; the customer's own resources and entries untouched; only our statements removed.
+    assert s3.list_objects_v2(Bucket="e2e-teardown-logs")["KeyCount"] == 1
+    assert "CustomersOwnQueue" in str(sqs.list_queues())
+    assert "CustomersOwnTopic" in str(sns.list_topics())
+    left = s3.get_bucket_notification_configuration(Bucket="e2e-teardown-logs")
+    assert [c["Id"] for c in left.get("QueueConfigurations", [])] == ["customers-own"]
+    assert left.get("TopicConfigurations", []) == []
+    statements = json.loads(kms.get_key_policy(KeyId=key_id, PolicyName="default")["Policy"])["Statement"]
+    assert audit in statements
+    assert not {"Allow cloudtrail bucket to encrypt/decrypt", "Allow SNS to encrypt/decrypt"} & {
+        st.get("Sid") for st in statements}
+    assert device_id not in {d["id"] for d in workbench_devices(local_cloud)}
