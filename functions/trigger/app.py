@@ -47,6 +47,6 @@ def poll_onboarding(event: dict, _context: object) -> str | None:
     return _answer_id(event)
 
 
-@logger.inject_lambda_context(log_event=False)
+@logger.inject_lambda_context(log_event=False, correlation_id_path="RequestId")
 def lambda_handler(event: dict, context: object) -> None:
     helper(event, context)
