@@ -36,9 +36,14 @@ sys.path[:0] = [str(ROOT / "layers" / "onboarding"), str(ROOT)]
 
 import boto3  # noqa: E402
 
-from local_cloud.cli import DEMO_API_KEY, DEMO_WORKBENCH_GUID  # noqa: E402
 from local_cloud.deploy import build_is_stale  # noqa: E402
-from tests.local_cloud.harness import ServedCloud, run_cli, sam_build, serve_child  # noqa: E402
+from tests.local_cloud.harness import (  # noqa: E402
+    ServedCloud,
+    onboarding_parameters,
+    run_cli,
+    sam_build,
+    serve_child,
+)
 
 REGION = "us-east-1"
 TARGET_SECONDS = 5.0
@@ -69,17 +74,6 @@ def built_template(scratch: Path) -> Path:
         return made
     log.info("building the template (sam build) ...")
     return sam_build(ROOT / "template.yaml", scratch / "build")
-
-
-def parameters(cloud: ServedCloud, name: str) -> list[str]:
-    values = {
-        "WorkbenchGuid": DEMO_WORKBENCH_GUID, "WorkbenchApiKey": DEMO_API_KEY,
-        "WorkbenchBaseUrl": cloud.workbench_url, "RetryWindowSeconds": "0", "StatusPollSeconds": "1",
-        "TrailName": f"{name}-trail", "BucketName": f"{name}-logs-bucket", "KmsAlias": f"{name}-key",
-        "TopicName": f"{name}-topic", "QueueName": f"{name}-queue", "RoleName": f"{name}-role",
-        "WorkbenchDeviceName": f"{name} CloudTrail",
-    }
-    return [f"{key}={value}" for key, value in values.items()]
 
 
 def execution_end(cloud: ServedCloud, stack: str) -> tuple[str, float]:
@@ -115,7 +109,7 @@ def measure(cloud: ServedCloud, template: Path, run: Run) -> None:
     started = time.monotonic()
     result = run_cli("local", "deploy", "--endpoint-url", cloud.url, "--stack-name", run.stack,
                      "--template", str(template), "--timeout", "300",
-                     "--parameter-overrides", *parameters(cloud, run.stack), timeout=400)
+                     "--parameter-overrides", *onboarding_parameters(cloud, run.stack), timeout=400)
     run.deploy_seconds = time.monotonic() - started
     if (result.returncode != 0) != run.expect_failure:
         run.problem = f"local deploy exited {result.returncode}: {(result.stdout + result.stderr)[-600:]}"

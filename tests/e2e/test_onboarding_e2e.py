@@ -20,7 +20,7 @@ import boto3
 import pytest
 
 from local_cloud.cli import DEMO_API_KEY, DEMO_WORKBENCH_GUID
-from tests.local_cloud.harness import REPO, ServedCloud, child_env, cli_command, run_cli
+from tests.local_cloud.harness import REPO, ServedCloud, child_env, cli_command, onboarding_parameters, run_cli
 
 pytestmark = pytest.mark.e2e
 
@@ -32,19 +32,6 @@ GUIDE_OUTPUTS = ("WorkbenchGuid", "AwsRegion", "S3BucketName", "KmsAlias", "S3Bu
 def client(cloud: ServedCloud, service: str) -> Any:
     return boto3.client(service, endpoint_url=cloud.url, region_name=REGION,
                         aws_access_key_id="testing", aws_secret_access_key="testing")
-
-
-def parameters(cloud: ServedCloud, name: str, **overrides: str) -> list[str]:
-    """Parameters of one onboarding whose resource names are all its own, so stacks don't collide."""
-    values = {
-        "WorkbenchGuid": DEMO_WORKBENCH_GUID, "WorkbenchApiKey": DEMO_API_KEY,
-        "WorkbenchBaseUrl": cloud.workbench_url, "RetryWindowSeconds": "0", "StatusPollSeconds": "1",
-        "TrailName": f"{name}-trail", "BucketName": f"{name}-logs-bucket", "KmsAlias": f"{name}-key",
-        "TopicName": f"{name}-topic", "QueueName": f"{name}-queue", "RoleName": f"{name}-role",
-        "WorkbenchDeviceName": f"{name} CloudTrail",
-    }
-    values.update(overrides)
-    return [f"{key}={value}" for key, value in values.items()]
 
 
 def deploy_command(cloud: ServedCloud, template: Path, stack: str, params: list[str]) -> list[str]:
@@ -74,8 +61,8 @@ def workbench_devices(cloud: ServedCloud) -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def onboarded(local_cloud: ServedCloud, built_template: Path) -> Iterator[dict[str, str]]:
-    result = run_cli(*deploy_command(local_cloud, built_template, "e2e-main", parameters(local_cloud, "e2e-main")),
-                     timeout=400)
+    params = onboarding_parameters(local_cloud, "e2e-main")
+    result = run_cli(*deploy_command(local_cloud, built_template, "e2e-main", params), timeout=400)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     yield {"stdout": result.stdout, **outputs(local_cloud, "e2e-main")}
 
@@ -158,8 +145,8 @@ def test_failing_step_fails_the_stack_naming_the_step(local_cloud: ServedCloud, 
     # A queue of that name exists and is not ours: preflight must refuse before anything is created.
     client(local_cloud, "sqs").create_queue(QueueName="e2e-fail-queue")
     started = time.monotonic()
-    result = run_cli(*deploy_command(local_cloud, built_template, "e2e-fail", parameters(local_cloud, "e2e-fail")),
-                     timeout=300)
+    params = onboarding_parameters(local_cloud, "e2e-fail")
+    result = run_cli(*deploy_command(local_cloud, built_template, "e2e-fail", params), timeout=300)
     assert result.returncode != 0
     assert time.monotonic() - started < 120
     reason = custom_resource_reason(local_cloud, "e2e-fail")
@@ -172,7 +159,7 @@ def test_failing_step_fails_the_stack_naming_the_step(local_cloud: ServedCloud, 
 def test_retry_inside_the_window_completes_the_stack(local_cloud: ServedCloud, built_template: Path) -> None:
     sqs = client(local_cloud, "sqs")
     blocker = sqs.create_queue(QueueName="e2e-retry-queue")["QueueUrl"]
-    params = parameters(local_cloud, "e2e-retry", RetryWindowSeconds="240")
+    params = onboarding_parameters(local_cloud, "e2e-retry", RetryWindowSeconds="240")
     deploy = subprocess.Popen(cli_command() + deploy_command(local_cloud, built_template, "e2e-retry", params),
                               cwd=REPO, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
@@ -193,7 +180,7 @@ def test_retry_inside_the_window_completes_the_stack(local_cloud: ServedCloud, b
 
 def test_aborted_execution_fails_the_stack_without_waiting(local_cloud: ServedCloud, built_template: Path) -> None:
     # Long polls keep the execution inside a Wait state long enough to abort it there.
-    params = parameters(local_cloud, "e2e-abort", StatusPollSeconds="60", RetryWindowSeconds="600")
+    params = onboarding_parameters(local_cloud, "e2e-abort", StatusPollSeconds="60", RetryWindowSeconds="600")
     deploy = subprocess.Popen(cli_command() + deploy_command(local_cloud, built_template, "e2e-abort", params),
                               cwd=REPO, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:

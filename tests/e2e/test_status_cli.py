@@ -14,8 +14,8 @@ import pytest
 from samcli.yamlhelper import yaml_parse
 
 from local_cloud.cli import DEMO_WORKBENCH_GUID
-from tests.e2e.test_onboarding_e2e import deploy_command, parameters
-from tests.local_cloud.harness import ServedCloud, run_cli
+from tests.e2e.test_onboarding_e2e import deploy_command
+from tests.local_cloud.harness import ServedCloud, onboarding_parameters, run_cli
 
 pytestmark = pytest.mark.e2e
 REGION = "us-east-1"
@@ -42,7 +42,8 @@ def step_rows(stdout: str) -> dict[str, str]:
 def test_status_of_a_finished_stack_shows_every_step_succeeded_with_durations(
         local_cloud: ServedCloud, built_template: Path) -> None:
     name = f"e2e-st-{uuid.uuid4().hex[:5]}"
-    created = run_cli(*deploy_command(local_cloud, built_template, name, parameters(local_cloud, name)), timeout=400)
+    params = onboarding_parameters(local_cloud, name)
+    created = run_cli(*deploy_command(local_cloud, built_template, name, params), timeout=400)
     assert created.returncode == 0, created.stdout[-3000:] + created.stderr[-3000:]
 
     result = status(local_cloud, name)
@@ -66,7 +67,8 @@ def test_status_of_a_failed_stack_names_the_failing_step_and_reason(
         local_cloud: ServedCloud, built_template: Path) -> None:
     name = f"e2e-sf-{uuid.uuid4().hex[:5]}"
     client(local_cloud, "sqs").create_queue(QueueName=f"{name}-queue")  # not ours: preflight refuses
-    created = run_cli(*deploy_command(local_cloud, built_template, name, parameters(local_cloud, name)), timeout=300)
+    params = onboarding_parameters(local_cloud, name)
+    created = run_cli(*deploy_command(local_cloud, built_template, name, params), timeout=300)
     assert created.returncode != 0
 
     result = status(local_cloud, name)

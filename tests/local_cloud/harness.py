@@ -14,6 +14,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from local_cloud.cli import DEMO_API_KEY, DEMO_WORKBENCH_GUID
+
 REPO = Path(__file__).resolve().parents[2]
 FIXTURE_APP = REPO / "tests" / "local_cloud" / "app" / "template.yaml"
 
@@ -115,3 +117,16 @@ def run_cli(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
     return subprocess.run(
         cli_command() + list(args), cwd=REPO, env=child_env(), capture_output=True, text=True, timeout=timeout
     )
+
+
+def onboarding_parameters(cloud: ServedCloud, name: str, **overrides: str) -> list[str]:
+    """Parameters of one onboarding whose resource names are all its own, so stacks don't collide."""
+    values = {
+        "WorkbenchGuid": DEMO_WORKBENCH_GUID, "WorkbenchApiKey": DEMO_API_KEY,
+        "WorkbenchBaseUrl": cloud.workbench_url, "RetryWindowSeconds": "0", "StatusPollSeconds": "1",
+        "TrailName": f"{name}-trail", "BucketName": f"{name}-logs-bucket", "KmsAlias": f"{name}-key",
+        "TopicName": f"{name}-topic", "QueueName": f"{name}-queue", "RoleName": f"{name}-role",
+        "WorkbenchDeviceName": f"{name} CloudTrail",
+    }
+    values.update(overrides)
+    return [f"{key}={value}" for key, value in values.items()]
