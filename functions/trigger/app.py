@@ -24,7 +24,10 @@ def _answer_id(event: dict) -> str:
 @helper.update
 @helper.delete
 def start_execution(event: dict, _context: object) -> str:
-    if event["RequestType"] == "Delete":
+    custom_resource.check_settings(event["ResourceProperties"])
+    if event["RequestType"] == "Update":
+        custom_resource.check_update(event)
+    if event["RequestType"] != "Create":
         lifecycle.stop_onboardings(os.environ["STATE_MACHINE_ARN"])
     helper.Data["ExecutionArn"] = lifecycle.start(event, os.environ["STATE_MACHINE_ARN"])
     return _answer_id(event)

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from expel_onboarding import cfn_response, custom_resource
+from expel_onboarding.errors import InvalidParameter
 from tests.conftest import WORKBENCH_GUID
 
 
@@ -39,7 +40,7 @@ def test_execution_input_carries_config_settings_and_where_to_answer() -> None:
     assert execution_input["Config"]["BucketName"] == "b-123"
     assert execution_input["Config"]["OrganizationMode"] is False
     assert execution_input["Settings"] == {"RetryWindowSeconds": 0, "DeadlineSeconds": 900, "PollSeconds": 2}
-    assert execution_input["CloudFormation"]["PhysicalResourceId"] == "expel-cloudtrail-onboarding"
+    assert execution_input["CloudFormation"]["PhysicalResourceId"].startswith("expel-cloudtrail-onboarding-")
     assert "ServiceToken" not in json.dumps(execution_input["Config"])
 
 
@@ -84,3 +85,34 @@ def test_response_body_stays_under_cloudformations_4kb(reason_length: int) -> No
     body = cfn_response.response_body(request, "FAILED", "p", "x" * reason_length, data)
     assert len(json.dumps(body).encode()) <= cfn_response.MAX_BODY_BYTES
     assert body["Reason"]
+
+
+def test_physical_id_stays_while_the_names_stay_and_changes_with_them() -> None:
+    properties = cfn_event()["ResourceProperties"]
+    same = custom_resource.physical_id({**properties, "WorkbenchLocation": "elsewhere", "RetryWindowSeconds": "60"})
+    assert same == custom_resource.physical_id(properties)
+    assert custom_resource.physical_id({**properties, "TrailName": "Other"}) != same
+
+
+def test_update_renaming_the_trail_is_refused_naming_the_parameter() -> None:
+    old = cfn_event()["ResourceProperties"]
+    event = {**cfn_event("Update", TrailName="RenamedTrail"), "OldResourceProperties": old,
+             "PhysicalResourceId": custom_resource.physical_id(old)}
+    with pytest.raises(InvalidParameter, match="Parameter TrailName: cannot change on a stack update"):
+        custom_resource.check_update(event)
+
+
+def test_update_keeping_the_names_and_its_rollback_go_through() -> None:
+    old = cfn_event()["ResourceProperties"]
+    custom_resource.check_update({**cfn_event("Update", WorkbenchLocation="on prem"), "OldResourceProperties": old,
+                                  "PhysicalResourceId": custom_resource.physical_id(old)})
+    # A rollback brings the deployed names back: the physical id still names them.
+    renamed = cfn_event("Update", TrailName="RenamedTrail")["ResourceProperties"]
+    custom_resource.check_update({**cfn_event("Update"), "OldResourceProperties": renamed,
+                                  "PhysicalResourceId": custom_resource.physical_id(old)})
+
+
+def test_retry_window_that_outlasts_the_deadline_is_refused() -> None:
+    with pytest.raises(InvalidParameter, match="RetryWindowSeconds"):
+        custom_resource.check_settings({"RetryWindowSeconds": "800", "DeadlineSeconds": "900"})
+    custom_resource.check_settings({"RetryWindowSeconds": "720", "DeadlineSeconds": "900"})

@@ -26,6 +26,10 @@ FAILED_HISTORY = [
 class FakeStepFunctions:
     def __init__(self, executions: list[dict[str, Any]]) -> None:
         self.executions = {e["executionArn"]: e for e in executions}
+        self.stopped: list[str] = []
+
+    def stop_execution(self, arn: str, _cause: str) -> None:
+        self.stopped.append(arn)
 
     def describe_execution(self, arn: str) -> dict[str, Any]:
         return self.executions[arn]
@@ -44,18 +48,25 @@ def execution(arn: str, status: str, started: datetime, stopped: datetime | None
 
 
 def poll(monkeypatch: pytest.MonkeyPatch, executions: list[dict[str, Any]], now: datetime) -> Any:
-    monkeypatch.setattr(lifecycle, "stepfunctions", FakeStepFunctions(executions))
-    return lifecycle.poll(FIRST, MACHINE, SETTINGS, now=now)
+    fake = FakeStepFunctions(executions)
+    monkeypatch.setattr(lifecycle, "stepfunctions", fake)
+    outcome = lifecycle.poll(FIRST, MACHINE, SETTINGS, now=now)
+    outcome.stopped = fake.stopped
+    return outcome
 
 
 def test_running_execution_keeps_cloudformation_waiting(monkeypatch: pytest.MonkeyPatch) -> None:
     assert poll(monkeypatch, [execution(FIRST, "RUNNING", T0)], T0 + timedelta(minutes=5)).status == "PENDING"
 
 
-def test_running_past_the_deadline_fails_instead_of_hanging(monkeypatch: pytest.MonkeyPatch) -> None:
-    outcome = poll(monkeypatch, [execution(FIRST, "RUNNING", T0)], T0 + timedelta(seconds=2701))
+def test_running_past_the_deadline_fails_before_cloudformations_own_timeout_and_is_stopped(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # The poll answers DEADLINE_MARGIN_SECONDS before ServiceTimeout (the same parameter) would fire.
+    outcome = poll(monkeypatch, [execution(FIRST, "RUNNING", T0)], T0 + timedelta(seconds=2521))
     assert outcome.status == "FAILED"
-    assert "did not finish within 2700 s" in outcome.reason
+    assert "did not finish within 2520 s" in outcome.reason
+    assert outcome.stopped == [FIRST]
+    assert poll(monkeypatch, [execution(FIRST, "RUNNING", T0)], T0 + timedelta(seconds=2519)).status == "PENDING"
 
 
 def test_success_reports_the_outputs(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -118,7 +118,38 @@ def test_poll_keeps_cloudformation_waiting_while_the_teardown_runs(
     assert sent == []
 
 
-def test_create_still_answers_with_our_stable_physical_id() -> None:
+def test_create_answers_with_a_physical_id_naming_the_stack_and_its_identity() -> None:
     execution_input = custom_resource.execution_input(cfn_event("Create"))
-    assert execution_input["CloudFormation"]["PhysicalResourceId"] == "expel-cloudtrail-onboarding"
+    physical = execution_input["CloudFormation"]["PhysicalResourceId"]
+    assert physical == custom_resource.physical_id(cfn_event("Create")["ResourceProperties"])
+    assert physical.startswith("expel-cloudtrail-onboarding-")
     assert json.dumps(execution_input)  # serialisable as the execution input
+
+
+def test_update_that_renames_the_queue_fails_at_once_and_starts_nothing(trigger: Any) -> None:
+    app, started, sent = trigger
+    old = cfn_event()["ResourceProperties"]
+    event = {**cfn_event("Update", QueueName="Renamed"), "OldResourceProperties": old,
+             "PhysicalResourceId": custom_resource.physical_id(old)}
+    app.lambda_handler(event, Context())
+
+    assert started == []
+    [body] = sent
+    assert body["Status"] == "FAILED"
+    assert "Parameter QueueName: cannot change on a stack update" in body["Reason"]
+    assert body["PhysicalResourceId"] == custom_resource.physical_id(old)
+
+
+def test_update_stops_a_retry_still_running_before_its_own_execution_starts(
+        trigger: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    app, started, _sent = trigger
+    old = cfn_event()["ResourceProperties"]
+    stopped: list[str] = []
+    monkeypatch.setattr(lifecycle.stepfunctions, "list_executions", lambda _arn: [
+        {"executionArn": "arn:create-1", "name": "create-1", "status": "RUNNING"}])
+    monkeypatch.setattr(lifecycle.stepfunctions, "stop_execution", lambda arn, _cause: stopped.append(arn))
+    app.lambda_handler({**cfn_event("Update", WorkbenchLocation="on prem"), "OldResourceProperties": old,
+                        "PhysicalResourceId": custom_resource.physical_id(old)}, Context())
+
+    assert stopped == ["arn:create-1"]
+    assert [e["name"] for e in started] == ["update-5a3c-2b1e-0001"]

@@ -6,11 +6,13 @@ and answer with the guide's ten values (as ``Data``) or with the failing step an
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from expel_onboarding.errors import InvalidParameter
 from expel_onboarding.models import Config
 
 # Properties of the custom resource that steer the lifecycle rather than describe the onboarding.
@@ -44,9 +46,54 @@ def execution_name(request_type: str, request_id: str) -> str:
     return f"{request_type.lower()}-{clean}"[:80]
 
 
-def physical_id(stack_name: str) -> str:
-    """Stable across updates, so CloudFormation never 'replaces' (and deletes) the onboarding."""
-    return f"{stack_name}-cloudtrail-onboarding"
+# The names that say WHICH trail, bucket, key, topic, queue and role this onboarding is. Changing one on an
+# update would build a second set and leave the first (a billed, multi-region trail among it) behind.
+IDENTITY_KEYS = ("TrailName", "BucketName", "KmsAlias", "TopicName", "QueueName", "RoleName", "OrganizationMode")
+# The poll answers a missed deadline this much before CloudFormation's own ServiceTimeout (the same
+# parameter), so a person reads the failed step and not CloudFormation's generic timeout: the poll runs
+# once a minute, and the execution starts a little after CloudFormation's request.
+DEADLINE_MARGIN_SECONDS = 180
+
+
+def physical_id(properties: dict[str, Any]) -> str:
+    """Stable while the identity stays: CloudFormation never 'replaces' (and deletes) the onboarding.
+    The identity's digest is part of it, so an update can tell which names are deployed."""
+    identity = json.dumps({key: str(properties.get(key, "")) for key in IDENTITY_KEYS}, sort_keys=True)
+    digest = hashlib.sha256(identity.encode()).hexdigest()[:12]
+    return f"{properties['StackName']}-cloudtrail-onboarding-{digest}"
+
+
+def check_update(event: dict[str, Any]) -> None:
+    """Refuse an update that renames what the onboarding made, before anything is written.
+
+    The deployed identity is the one in the PhysicalResourceId; a rollback (old properties back)
+    matches it again and goes through.
+    """
+    current = str(event.get("PhysicalResourceId", ""))
+    stack = event["ResourceProperties"]["StackName"]
+    if not current.startswith(f"{stack}-cloudtrail-onboarding-") or current == physical_id(
+            event["ResourceProperties"]):
+        return
+    old = event.get("OldResourceProperties", {})
+    changed = [key for key in IDENTITY_KEYS
+               if str(old.get(key, "")) != str(event["ResourceProperties"].get(key, ""))] or list(IDENTITY_KEYS)
+    raise InvalidParameter(
+        ", ".join(changed), "cannot change on a stack update: the onboarding would build a second trail, bucket, "
+        "key, topic, queue or role and leave the first one behind",
+        "update the stack with the previous values; to move to new names, delete the stack (it keeps the log "
+        "bucket and key by default) and create it again")
+
+
+def check_settings(properties: dict[str, Any]) -> None:
+    """The retry window must end before the deadline, or the person's retry could never complete the stack."""
+    values = settings(properties)
+    latest = values["DeadlineSeconds"] - DEADLINE_MARGIN_SECONDS
+    if values["RetryWindowSeconds"] > latest:
+        raise InvalidParameter(
+            "RetryWindowSeconds", f"{values['RetryWindowSeconds']} s does not end before the deadline "
+                                  f"(OnboardingDeadlineSeconds {values['DeadlineSeconds']} s less a "
+                                  f"{DEADLINE_MARGIN_SECONDS} s margin)",
+            f"use at most {latest}, or raise OnboardingDeadlineSeconds")
 
 
 def settings(properties: dict[str, Any]) -> dict[str, int]:
@@ -72,7 +119,7 @@ def execution_input(event: dict[str, Any]) -> dict[str, Any]:
             "LogicalResourceId": event["LogicalResourceId"],
             # Delete echoes the id CloudFormation sent (after a failed Create it may not be ours).
             "PhysicalResourceId": (event.get("PhysicalResourceId") if event["RequestType"] == "Delete" else "")
-            or physical_id(config.stack_name),
+            or physical_id(event["ResourceProperties"]),
         },
     }
 

@@ -31,13 +31,13 @@ def start(event: dict[str, Any], state_machine_arn: str) -> str:
 
 
 def stop_onboardings(state_machine_arn: str) -> list[str]:
-    """Before a teardown: an onboarding still running (past its deadline, or a retry a person started)
-    would go on creating what the teardown removes. Returns the stopped executions."""
+    """Before a teardown or an update: an onboarding still running (past its deadline, or a retry a
+    person started) would race the new execution. Returns the stopped executions."""
     running = [e["executionArn"] for e in stepfunctions.list_executions(state_machine_arn)
                if e["status"] == "RUNNING" and not e.get("name", "").startswith("delete-")]
     for arn in running:
-        stepfunctions.stop_execution(arn, "The stack is being deleted: its teardown takes over")
-        logger.warning("Stopped an onboarding still running at stack delete", extra={"execution_arn": arn})
+        stepfunctions.stop_execution(arn, "A newer CloudFormation request takes over")
+        logger.warning("Stopped an onboarding still running", extra={"execution_arn": arn})
     return running
 
 
@@ -89,14 +89,17 @@ def poll(execution_arn: str, state_machine_arn: str, settings: dict[str, int],
     execution = stepfunctions.describe_execution(execution_arn)
     region = execution_arn.split(":")[3]
     started = execution.get("startDate")
-    past_deadline = _seconds_since(started, now) > settings["DeadlineSeconds"]
+    deadline = settings["DeadlineSeconds"] - custom_resource.DEADLINE_MARGIN_SECONDS
+    past_deadline = _seconds_since(started, now) > deadline
     status = execution["status"]
     if status == "SUCCEEDED":
         return Outcome("SUCCESS", custom_resource.outputs(json.loads(execution.get("output") or "{}")))
     if status in ("RUNNING", "PENDING_REDRIVE"):
         if past_deadline:
+            # Stop it: CloudFormation rolls back next, and a rollback racing a live execution could leave
+            # the account in the new state while the stack says the old one.
+            stepfunctions.stop_execution(execution_arn, f"Past the {deadline} s deadline: CloudFormation was answered")
             url = custom_resource.console_url(region, execution_arn)
-            deadline = settings["DeadlineSeconds"]
             return Outcome("FAILED", reason=f"Onboarding did not finish within {deadline} s | Execution: {url}")
         return Outcome("PENDING")
     retry = _retry_of(execution, state_machine_arn)
@@ -104,8 +107,10 @@ def poll(execution_arn: str, state_machine_arn: str, settings: dict[str, int],
         if retry["status"] == "SUCCEEDED":
             described = stepfunctions.describe_execution(retry["executionArn"])
             return Outcome("SUCCESS", custom_resource.outputs(json.loads(described.get("output") or "{}")))
-        if retry["status"] == "RUNNING" and not past_deadline:
-            return Outcome("PENDING")
+        if retry["status"] == "RUNNING":
+            if not past_deadline:
+                return Outcome("PENDING")
+            stepfunctions.stop_execution(retry["executionArn"], "Past the deadline: CloudFormation was answered")
     window = settings["RetryWindowSeconds"]
     if status == "ABORTED" or past_deadline or _seconds_since(execution.get("stopDate"), now) >= window:
         return Outcome("FAILED", reason=failure_reason(execution_arn, region, 0))

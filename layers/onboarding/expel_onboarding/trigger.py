@@ -30,4 +30,4 @@ def make_helper() -> OnboardingResource:
 
 
 def physical_id(event: dict[str, Any]) -> str:
-    return custom_resource.physical_id(event["ResourceProperties"]["StackName"])
+    return custom_resource.physical_id(event["ResourceProperties"])
