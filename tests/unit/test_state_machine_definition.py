@@ -105,8 +105,19 @@ def test_every_task_retries_and_fails_into_record_failure(name: str) -> None:
     catches = [c["Next"] for c in state.get("Catch", [])]
     if name == FAILURE:
         assert catches == ["Onboarding Failed"]  # its own failure must not loop back into it
+    elif name == "Step 10 Remove Workbench Device":
+        # Workbench being down or the key revoked must not block removing what we made in AWS.
+        assert catches == ["Step 8 Remove Expel Role"]
+        assert state["Catch"][0]["ResultPath"] == "$.Teardown.WorkbenchError"
     else:
         assert catches == [FAILURE]
+
+
+def test_delivery_is_verified_on_create_only() -> None:
+    choice = STATES["Verify Delivery?"]
+    assert choice["Choices"] == [{"Variable": "$.CloudFormation.RequestType", "StringEquals": "Update",
+                                  "Next": "Step 10 Register Workbench Device"}]
+    assert choice["Default"] == "Verify Delivery Put Canary"
 
 
 def test_every_state_is_reachable() -> None:
