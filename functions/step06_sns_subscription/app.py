@@ -14,7 +14,7 @@ logger = Logger()
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     config, topic, queue = Config.from_state(event), TopicOutput.from_state(event), QueueOutput.from_state(event)
     if event.get("Action") == "Delete":
-        # Discovery leaves an ARN empty for a topic or queue that is gone or another onboarding stack's.
+        # Discovery leaves an ARN empty for a topic or queue that is gone or lacks this stack's tag.
         found = bool(topic.topic_arn and queue.queue_arn)
         return {"Removed": found and step06_sns_subscription.remove(config, topic, queue)}
     return step06_sns_subscription.apply(config, topic, queue).to_dict()

@@ -9,6 +9,7 @@ import boto3
 import pytest
 
 from expel_onboarding.models import Config, QueueOutput, SubscriptionOutput, TopicOutput
+from expel_onboarding.naming import owner_tags
 from expel_onboarding.steps import step06_sns_subscription
 from tests.conftest import REGION
 from tests.steps.notification_path import FakeLambdaContext, load_event
@@ -28,7 +29,9 @@ def _make_queue(name: str) -> QueueOutput:
 
 @pytest.fixture
 def topic(aws: None, config: Config) -> TopicOutput:
-    return TopicOutput(topic_arn=_sns().create_topic(Name=config.topic_name)["TopicArn"])
+    """The topic as step 3 leaves it: with this stack's ownership tag."""
+    tags = [{"Key": k, "Value": v} for k, v in owner_tags(config.stack_name).items()]
+    return TopicOutput(topic_arn=_sns().create_topic(Name=config.topic_name, Tags=tags)["TopicArn"])
 
 
 @pytest.fixture
@@ -121,6 +124,19 @@ def test_remove_after_the_topic_is_gone_is_done(config: Config, topic: TopicOutp
     step06_sns_subscription.apply(config, topic, queue)
     _sns().delete_topic(TopicArn=topic.topic_arn)
     assert step06_sns_subscription.remove(config, topic, queue) is False
+
+
+def test_remove_on_a_topic_without_our_tag_leaves_its_subscription_and_makes_no_mutating_call(
+        aws: None, config: Config, queue: QueueOutput) -> None:
+    customers = TopicOutput(topic_arn=_sns().create_topic(Name=config.topic_name)["TopicArn"])
+    theirs = _sns().subscribe(TopicArn=customers.topic_arn, Protocol="sqs", Endpoint=queue.queue_arn,
+                              Attributes={"RawMessageDelivery": "true"})["SubscriptionArn"]
+
+    with count_mutating_calls() as calls:
+        assert step06_sns_subscription.remove(config, customers, queue) is False
+
+    assert calls == []
+    assert [s["SubscriptionArn"] for s in _subscriptions(customers)] == [theirs]
 
 
 def test_handler_runs_the_sample_event(aws: None) -> None:

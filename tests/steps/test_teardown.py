@@ -188,6 +188,28 @@ def test_teardown_skips_another_onboarding_stacks_topic_queue_and_role_stack_und
     assert state["Teardown"]["Role"]["Status"] == "SKIPPED"
 
 
+def test_teardown_after_preflight_refused_a_customers_topic_and_queue_with_our_names_leaves_their_subscription(
+        aws: None, config: Config) -> None:
+    # The guide done by hand before: same names, no owner tag, subscribed with raw delivery. Preflight
+    # refuses them, the Create fails, CloudFormation sends Delete.
+    sns, sqs = boto("sns"), boto("sqs")
+    topic_arn = sns.create_topic(Name=config.topic_name)["TopicArn"]
+    queue_url = sqs.create_queue(QueueName=config.queue_name)["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    theirs = sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn,
+                           Attributes={"RawMessageDelivery": "true"})["SubscriptionArn"]
+
+    with count_mutating_calls() as calls:
+        state = run_teardown(config)
+
+    assert calls == []
+    assert [s["SubscriptionArn"] for s in sns.list_subscriptions_by_topic(TopicArn=topic_arn)["Subscriptions"]] == [
+        theirs]
+    assert sqs.get_queue_url(QueueName=config.queue_name)["QueueUrl"] == queue_url
+    assert (state["Topic"]["TopicArn"], state["Queue"]["QueueUrl"]) == ("", "")
+    assert state["Teardown"]["Subscription"] == {"Removed": False}
+
+
 def test_second_teardown_succeeds_without_a_single_mutating_call(aws: None, config: Config) -> None:
     configure(config)
     run_teardown(replace(config, keep_log_bucket=False, schedule_key_deletion=True))

@@ -11,6 +11,7 @@ from aws_lambda_powertools import Logger
 
 from expel_onboarding.aws import sns
 from expel_onboarding.models import Config, QueueOutput, SubscriptionOutput, TopicOutput
+from expel_onboarding.steps._ownership import is_ours
 
 logger = Logger(child=True)
 
@@ -46,8 +47,15 @@ def apply(config: Config, topic: TopicOutput, queue: QueueOutput) -> Subscriptio
 
 def remove(config: Config, topic: TopicOutput, queue: QueueOutput) -> bool:
     """Teardown: unsubscribe the queue (deleting our topic also does it). True when something was
-    removed; a topic or subscription already gone is done."""
+    removed; a topic or subscription already gone is done.
+
+    Only on a topic carrying this stack's tag: the create path never subscribes on a customer's topic
+    (step 3 refuses one), so a subscription there is theirs, even between names from our Config."""
     if sns.topic_attributes(topic.topic_arn, config.region) is None:
+        return False
+    if not is_ours(sns.topic_tags(topic.topic_arn, config.region), config.stack_name):
+        logger.info("SNS topic not created by this stack: its subscriptions are left as they are",
+                    extra={"topic": topic.topic_arn})
         return False
     subscription_arn = _existing(topic, queue, config.region)
     if subscription_arn is None:

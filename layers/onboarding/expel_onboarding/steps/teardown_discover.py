@@ -3,9 +3,10 @@
 A Delete execution starts with the configuration only (it may follow a Create that failed half way,
 or a state document long gone), so the outputs the teardown steps need are rebuilt from the names in
 Config. Only the ids that cannot be derived from a name are looked up: the key behind the alias and the
-queue's URL. A field is left empty for what is absent or belongs to another onboarding stack (the
-teardown skips it); a customer's own topic or queue stays listed, because on those the teardown removes
-only our statement and subscription. Each step's ``remove`` checks ownership again before it writes.
+queue's URL. A field is left empty for anything that is absent or does not carry this stack's owner
+tag, a customer's own (untagged) topic or queue included: the create path never writes to a topic or
+queue it did not make (steps 3 and 5 refuse them), so nothing on them is ours to remove, not even a
+subscription between them. Each step's ``remove`` checks ownership again before it writes.
 """
 
 from __future__ import annotations
@@ -76,16 +77,16 @@ def _trail_ours(config: Config) -> bool:
 
 
 def _topic(config: Config) -> str:
-    """The topic's ARN if it exists and is ours or a customer's (untagged); another stack's: ""."""
+    """The topic's ARN if it exists and carries this stack's tag; a customer's or another stack's: ""."""
     arn = naming.topic_arn(config.partition, config.region, config.account_id, config.topic_name)
     if sns.topic_attributes(arn, config.region) is None:
         return ""
-    return arn if _owner(sns.topic_tags(arn, config.region)) in ("", config.stack_name) else ""
+    return arn if _owner(sns.topic_tags(arn, config.region)) == config.stack_name else ""
 
 
 def _queue_url(config: Config) -> str:
-    """The queue's URL if it exists and is ours or a customer's (untagged); another stack's: ""."""
+    """The queue's URL if it exists and carries this stack's tag; a customer's or another stack's: ""."""
     url = sqs.queue_url(config.queue_name, config.account_id, config.region)
     if url is None:
         return ""
-    return url if _owner(sqs.queue_tags(url, config.region)) in ("", config.stack_name) else ""
+    return url if _owner(sqs.queue_tags(url, config.region)) == config.stack_name else ""
