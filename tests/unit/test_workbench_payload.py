@@ -236,7 +236,8 @@ def test_validate_base_url_accepts_https_and_local_http(url: str) -> None:
     assert payload.validate_base_url(url) == url.rstrip("/")
 
 
-@pytest.mark.parametrize("url", ["http://workbench.expel.io", "ftp://x", "workbench.expel.io", ""])
+@pytest.mark.parametrize("url", ["http://workbench.expel.io", "ftp://x", "workbench.expel.io", "",
+                                 "https://workbench.expel.io.attacker.example", "https://notexpel.io"])
 def test_validate_base_url_refuses_clear_text_or_garbage(url: str) -> None:
     with pytest.raises(InvalidParameter) as raised:
         payload.validate_base_url(url)

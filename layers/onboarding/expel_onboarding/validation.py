@@ -15,6 +15,7 @@ from collections.abc import Callable
 from expel_onboarding.errors import InvalidParameter
 from expel_onboarding.models import Config
 from expel_onboarding.naming import full_alias
+from expel_onboarding.workbench_payload import validate_base_url
 
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _IPV4 = re.compile(r"\d{1,3}(\.\d{1,3}){3}")
@@ -28,7 +29,6 @@ _TOPIC_OR_QUEUE_CHARS = re.compile(r"[A-Za-z0-9_-]+")
 _IAM_NAME_CHARS = re.compile(r"[\w+=,.@-]+", re.ASCII)
 _OU_OR_ROOT = re.compile(r"ou-[a-z0-9]{4,32}-[a-z0-9]{8,32}|r-[a-z0-9]{4,32}")
 _SECRET_ARN = re.compile(r"arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+")
-_WORKBENCH_URL = re.compile(r"(https://[A-Za-z0-9.-]+|http://(localhost|127\.0\.0\.1))(:\d+)?(/\S*)?")
 # Prefixes and suffixes S3 reserves for its own bucket types (access points, directory buckets, ...).
 _BUCKET_RESERVED_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
 _BUCKET_RESERVED_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
@@ -184,10 +184,8 @@ def _check_workbench(config: Config) -> None:
         raise InvalidParameter(
             "WorkbenchApiKeySecretArn", f"{arn!r} is not a Secrets Manager secret ARN",
             "pass the ARN of the secret holding the Workbench API key, or leave it empty to register by hand")
-    # Plain http only for a local Workbench emulator: the API key must never cross a network in clear.
-    if not _WORKBENCH_URL.fullmatch(config.workbench_base_url or ""):
-        raise InvalidParameter("WorkbenchBaseUrl", f"{config.workbench_base_url!r} is not an https URL",
-                               "use https://workbench.expel.io unless Expel told you otherwise")
+    # The same rule step 10 applies before it sends the API key anywhere.
+    validate_base_url(config.workbench_base_url or "")
     if len(config.workbench_device_name) > 255:
         raise InvalidParameter("WorkbenchDeviceName", "the name is longer than 255 characters",
                                "use a shorter name, e.g. 'CompanyName CloudTrail'")

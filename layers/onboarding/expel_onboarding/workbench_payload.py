@@ -249,14 +249,21 @@ def manual_registration_url(base_url: str, values: Mapping[str, Any]) -> str:
 
 
 def validate_base_url(base_url: str) -> str:
-    """https only, except plain http to this machine (the local Workbench emulator): the API key
-    travels in a header and must never cross a network in clear."""
+    """https to an Expel host only, or http to this machine (the local Workbench emulator): the API key
+    travels in a header, so it must never cross a network in clear nor go to a host someone with
+    UpdateStack rights chose."""
     parts = urlsplit(base_url)
     fix = "use https://workbench.expel.io (or http://127.0.0.1:<port> for the local emulator)"
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise InvalidParameter(BASE_URL_PARAMETER, f"{base_url!r} is not an http(s) URL", fix)
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+    if _is_loopback(parts.hostname):
+        return base_url.rstrip("/")
+    if parts.scheme == "http":
         raise InvalidParameter(BASE_URL_PARAMETER, "plain http would send the API key unencrypted", fix)
+    host = parts.hostname.lower()
+    if host != "expel.io" and not host.endswith(".expel.io"):
+        raise InvalidParameter(BASE_URL_PARAMETER, f"{host} is not an Expel host, and the Workbench API key "
+                                                   "would be sent to it", fix)
     return base_url.rstrip("/")
 
 
