@@ -246,3 +246,22 @@ def test_create_trail_errors_map_to_retry_or_a_fix(aws: None, config: Config, mo
     with pytest.raises(error) as raised:
         step01_trail.apply(config)
     assert type(raised.value) is error and config.trail_name in str(raised.value)
+
+
+def test_rerun_keeps_a_hardened_statement_on_our_key_and_restores_only_a_missing_one(aws: None,
+                                                                                   config: Config) -> None:
+    """People harden keys: a rerun (retry, stack update) must not widen the root statement back."""
+    out = step01_trail.apply(config)
+    kms = boto3.client("kms", region_name=REGION)
+    policy = json.loads(kms.get_key_policy(KeyId=out.kms_key_arn, PolicyName="default")["Policy"])
+    root = next(s for s in policy["Statement"] if s["Sid"] == "Enable IAM User Permissions")
+    root["Action"] = ["kms:Describe*", "kms:Get*", "kms:List*", "kms:PutKeyPolicy"]  # hardened by a person
+    describe = next(s for s in policy["Statement"] if s["Sid"] == "Allow CloudTrail to describe key")
+    policy["Statement"].remove(describe)  # and one of CloudTrail's statements lost
+    kms.put_key_policy(KeyId=out.kms_key_arn, PolicyName="default", Policy=json.dumps(policy))
+
+    step01_trail.apply(config)
+
+    after = json.loads(kms.get_key_policy(KeyId=out.kms_key_arn, PolicyName="default")["Policy"])["Statement"]
+    assert root in after
+    assert describe in after

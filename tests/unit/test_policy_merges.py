@@ -187,3 +187,23 @@ def test_stored_spellings_of_the_same_principal_are_not_rewritten() -> None:
     root = {**ours, "Principal": {"AWS": "123456789012"}}
     assert equivalent(root, {**ours, "Principal": {"AWS": "arn:aws:iam::123456789012:root"}})
     assert not equivalent(root, {**ours, "Principal": {"AWS": "arn:aws:iam::210987654321:root"}})
+
+
+@settings(max_examples=60, suppress_health_check=[HealthCheck.too_slow])
+@given(foreign=foreign_statements(), keep=st.booleans())
+def test_add_missing_statements_keeps_every_present_one_as_written(foreign: list[dict[str, Any]], keep: bool) -> None:
+    """Step 1 on an existing key: a CloudTrail statement someone edited stays edited; a missing one returns."""
+    from expel_onboarding.policies import add_missing_statements
+    from expel_onboarding.policies.key_policy import cloudtrail_key_policy
+
+    ours = cloudtrail_key_policy("aws", "us-east-1", "123456789012", "ExpelCloudTrail")["Statement"]
+    edited = {**ours[0], "Action": ["kms:Describe*"]}
+    existing = {"Version": "2012-10-17", "Statement": [*foreign, *([edited] if keep else [])]}
+
+    merged = add_missing_statements(existing, ours)
+
+    assert merged["Statement"][: len(existing["Statement"])] == existing["Statement"]
+    sids = [s.get("Sid") for s in merged["Statement"]]
+    assert all(sids.count(s["Sid"]) == 1 for s in ours)
+    assert (edited in merged["Statement"]) is keep
+    assert add_missing_statements(merged, ours) == merged

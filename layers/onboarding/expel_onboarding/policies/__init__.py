@@ -41,6 +41,15 @@ def merge_statements(document: PolicyDocument | None, ours: Iterable[Statement],
     return merged
 
 
+def add_missing_statements(document: PolicyDocument, ours: Iterable[Statement]) -> PolicyDocument:
+    """Append only the statements whose Sid the document lacks; one that is there stays as written.
+
+    For a key's own policy after creation: a person who hardened, say, the root statement keeps it.
+    """
+    present = {s.get("Sid") for s in merge_statements(document, [])["Statement"] if isinstance(s, dict)}
+    return merge_statements(document, [s for s in ours if s["Sid"] not in present])
+
+
 def remove_statements(document: PolicyDocument, sids: Iterable[str]) -> PolicyDocument:
     """Teardown: drop only our statements (by Sid), keep the rest."""
     drop = set(sids)

@@ -17,7 +17,7 @@ from aws_lambda_powertools import Logger
 from expel_onboarding.aws import cloudtrail, kms, s3, sts
 from expel_onboarding.models import Config, TrailOutput
 from expel_onboarding.naming import OWNER_TAG_KEY, bucket_arn, full_alias, owner_tags, trail_arn
-from expel_onboarding.policies._equivalence import merge_keeping_equivalent
+from expel_onboarding.policies import add_missing_statements
 from expel_onboarding.policies.bucket_policy import cloudtrail_bucket_statements, merge_bucket_policy
 from expel_onboarding.policies.key_policy import cloudtrail_key_policy
 from expel_onboarding.steps import preflight
@@ -26,6 +26,9 @@ logger = Logger(child=True)
 
 # The longest wait KMS allows: a month in which a person can still cancel (logs stay readable).
 KEY_DELETION_WINDOW_DAYS = 30
+# Emptying the log bucket stops this long before the invocation ends: room for one more batch under
+# boto3's retries, DeleteBucket and the key's removal.
+EMPTYING_RESERVE_SECONDS = 30.0
 # remove() outcomes per resource, as they appear in the execution history.
 DELETED = "DELETED"
 ABSENT = "ABSENT"
@@ -68,9 +71,10 @@ def ensure_key(config: Config, key: dict[str, Any] | None) -> str:
         else:
             logger.info("Created KMS alias", extra={"alias": alias})
     else:
-        # Step 4 appends to this policy later: merge ours back in (by Sid) only if something is missing.
+        # Step 4 appends to this policy, and people harden keys (the root statement first): put back only
+        # a CloudTrail statement that is missing, never rewrite one that is there.
         current = kms.key_policy(key["KeyId"], config.region)
-        merged = merge_keeping_equivalent(current, ours["Statement"])
+        merged = add_missing_statements(current, ours["Statement"])
         if merged != current:
             kms.put_key_policy(key["KeyId"], merged, config.region)
             logger.info("Restored CloudTrail statements in the key policy", extra={"key_arn": key["Arn"]})
@@ -156,12 +160,16 @@ def ensure_trail(config: Config, key_arn: str, trail: dict[str, Any] | None) -> 
     return arn
 
 
-def remove(config: Config, trail: TrailOutput) -> dict[str, Any]:
+def remove(config: Config, trail: TrailOutput, deadline: float | None = None) -> dict[str, Any]:
     """Stack delete, after every other step's teardown: delete our trail; empty and delete our bucket
     only when KeepLogBucket is false; schedule our key's deletion (and drop our alias) only when
     ScheduleKeyDeletion is true. ``trail`` is what teardown discovery found (empty fields = none of
-    ours). Ownership is checked again here, right before each delete. Already gone counts as done."""
-    return {"Trail": _remove_trail(config), "Bucket": _remove_bucket(config, trail),
+    ours). Ownership is checked again here, right before each delete. Already gone counts as done.
+
+    ``deadline`` is when the invocation ends, on the ``time.monotonic()`` clock (None: no limit). A
+    bucket with more versions than fit before it raises StillInProgress after a part; the state
+    machine calls again and the next call carries on (the trail, already gone, then reads ABSENT)."""
+    return {"Trail": _remove_trail(config), "Bucket": _remove_bucket(config, trail, deadline),
             "Key": _remove_key(config, trail)}
 
 
@@ -184,7 +192,7 @@ def _remove_trail(config: Config) -> str:
     return DELETED
 
 
-def _remove_bucket(config: Config, trail: TrailOutput) -> str:
+def _remove_bucket(config: Config, trail: TrailOutput, deadline: float | None) -> str:
     bucket = config.bucket_name
     if config.keep_log_bucket:
         logger.info("Keeping the log bucket and its logs (KeepLogBucket)", extra={"bucket": bucket})
@@ -195,7 +203,8 @@ def _remove_bucket(config: Config, trail: TrailOutput) -> str:
     if not head.owned or not trail.bucket_name or not _ours(s3.tags(bucket, config.account_id), config):
         logger.warning("Leaving a bucket this stack did not create", extra={"bucket": bucket})
         return NOT_OURS
-    count = s3.delete_bucket_with_all_versions(bucket, config.account_id)
+    stop_at = None if deadline is None else deadline - EMPTYING_RESERVE_SECONDS
+    count = s3.delete_bucket_with_all_versions(bucket, config.account_id, stop_at)
     logger.info("Deleted the log bucket and every object version in it (KeepLogBucket is false)",
                 extra={"bucket": bucket, "object_versions": count})
     return DELETED
