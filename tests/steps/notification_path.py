@@ -18,11 +18,15 @@ EVENTS = Path(__file__).resolve().parents[2] / "events"
 
 
 class FakeLambdaContext:
-    def __init__(self, function_name: str) -> None:
+    def __init__(self, function_name: str, remaining_ms: int = 120_000) -> None:
         self.function_name = function_name
         self.memory_limit_in_mb = 256
         self.invoked_function_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{function_name}"
         self.aws_request_id = "00000000-0000-0000-0000-000000000036"
+        self.remaining_ms = remaining_ms
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms
 
 
 def load_event(name: str) -> dict[str, Any]:

@@ -16,7 +16,7 @@ import pytest
 
 from expel_onboarding import naming
 from expel_onboarding.aws import cloudformation
-from expel_onboarding.errors import OnboardingError
+from expel_onboarding.errors import OnboardingError, StillInProgress
 from expel_onboarding.models import Config, replace
 from expel_onboarding.policies.key_policy import GUIDE_KEY_SIDS
 from expel_onboarding.policies.notification import NOTIFICATION_ID
@@ -119,6 +119,50 @@ def test_teardown_with_keep_log_bucket_false_deletes_the_bucket_with_every_versi
 
     assert not _exists(boto("s3").head_bucket, ("404", "NoSuchBucket"), Bucket=config.bucket_name)
     assert state["Teardown"]["Trail"]["Bucket"] == "DELETED"
+
+
+def _versions_left(bucket: str) -> int:
+    s3, count, markers = boto("s3"), 0, {}
+    while True:
+        page = s3.list_object_versions(Bucket=bucket, **markers)
+        count += len(page.get("Versions", [])) + len(page.get("DeleteMarkers", []))
+        if not page["IsTruncated"]:
+            return count
+        markers = {"KeyMarker": page["NextKeyMarker"], "VersionIdMarker": page["NextVersionIdMarker"]}
+
+
+def test_emptying_a_large_bucket_stops_at_the_time_budget_and_repeated_calls_finish_and_delete_it(
+        aws: None, config: Config) -> None:
+    config = replace(config, keep_log_bucket=False)
+    trail = step01_trail.apply(config)
+    s3 = boto("s3")
+    keys = [f"AWSLogs/{i}.json.gz" for i in range(700)]
+    for _ in range(3):  # 2100 object versions, then a delete marker on each key: 2800 in all
+        for key in keys:
+            s3.put_object(Bucket=config.bucket_name, Key=key, Body=b"x")
+    s3.delete_objects(Bucket=config.bucket_name, Delete={"Objects": [{"Key": k} for k in keys], "Quiet": True})
+    assert _versions_left(config.bucket_name) == 2800
+    state = {"Config": config.to_dict(), "ExecutionId": "delete-1", "Action": "Delete", "Trail": trail.to_dict()}
+    app = importlib.import_module("functions.step01_trail.app")
+    almost_over = FakeLambdaContext("step01_trail", remaining_ms=1000)  # less than the reserve: one batch a call
+
+    with pytest.raises(StillInProgress, match=r"deleted 1000 object versions"):
+        app.lambda_handler(state, almost_over)
+    assert _versions_left(config.bucket_name) == 1800
+    assert boto("cloudtrail").describe_trails()["trailList"] == []
+
+    calls = 1
+    while True:  # what the state machine's Retry on StillInProgress does
+        calls += 1
+        try:
+            result = app.lambda_handler(state, almost_over)
+        except StillInProgress:
+            continue
+        break
+
+    assert calls == 3
+    assert not _exists(s3.head_bucket, ("404", "NoSuchBucket"), Bucket=config.bucket_name)
+    assert result == {"Trail": "ABSENT", "Bucket": "DELETED", "Key": "KEPT"}
 
 
 def test_teardown_with_schedule_key_deletion_leaves_the_key_pending_deletion_and_drops_our_alias(

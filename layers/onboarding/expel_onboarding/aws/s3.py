@@ -8,13 +8,14 @@ configuring (or notifying into) someone else's bucket.
 from __future__ import annotations
 
 import json
+import time
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
 from expel_onboarding.aws.clients import client, error_code
 from expel_onboarding.aws.errors import BUSY, Rule, aws_errors, suppress_codes
-from expel_onboarding.errors import OnboardingError, ResourceConflict, TransientError
+from expel_onboarding.errors import OnboardingError, ResourceConflict, StillInProgress, TransientError
 
 PUBLIC_ACCESS_BLOCK = {
     "BlockPublicAcls": True,
@@ -23,6 +24,8 @@ PUBLIC_ACCESS_BLOCK = {
     "RestrictPublicBuckets": True,
 }
 OBJECT_OWNERSHIP = "BucketOwnerEnforced"
+# The most keys one ListObjectVersions page and one DeleteObjects call take.
+DELETE_BATCH = 1000
 # After boto3's own retries: let the state machine retry later. OperationAborted is S3's "a conflicting
 # operation is in progress", common right after a bucket is created.
 _TRANSIENT = {"SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout", "OperationAborted",
@@ -199,28 +202,37 @@ def put_notification_configuration(bucket: str, configuration: dict[str, Any], o
             raise
 
 
-def delete_bucket_with_all_versions(bucket: str, owner: str) -> int:
+def delete_bucket_with_all_versions(bucket: str, owner: str, stop_at: float | None = None) -> int:
     """Teardown, when the person chose not to keep the logs: every object version and delete marker,
     then the bucket (S3 deletes only an empty bucket). Returns how many versions were deleted.
+
+    Works in batches of at most 1000 (one ListObjectVersions from the start, one DeleteObjects), so a
+    call that stops early leaves nothing half done and the next call simply carries on. When
+    ``time.monotonic()`` has passed ``stop_at`` after a batch and versions remain, raises
+    StillInProgress (the state machine calls again); every call deletes at least one batch.
 
     A log file CloudTrail delivers meanwhile makes DeleteBucket fail with BucketNotEmpty: retried."""
     deleted = 0
     s3 = client("s3")
     with _bucket_errors(bucket):
-        pages = s3.get_paginator("list_object_versions").paginate(Bucket=bucket, ExpectedBucketOwner=owner)
-        for page in pages:
+        while True:
+            page = s3.list_object_versions(Bucket=bucket, MaxKeys=DELETE_BATCH, ExpectedBucketOwner=owner)
             versions = [{"Key": v["Key"], "VersionId": v["VersionId"]}
                         for v in page.get("Versions", []) + page.get("DeleteMarkers", [])]
-            if not versions:
-                continue
-            # At most 1000 keys per page and per DeleteObjects call.
-            response = s3.delete_objects(Bucket=bucket, Delete={"Objects": versions, "Quiet": True},
-                                         ExpectedBucketOwner=owner)
-            if response.get("Errors"):
-                first = response["Errors"][0]
-                raise TransientError(f"S3 could not delete {len(response['Errors'])} object versions in "
-                                     f"{bucket} (first: {first.get('Key')}: {first.get('Code')}); retrying")
-            deleted += len(versions)
+            if versions:
+                response = s3.delete_objects(Bucket=bucket, Delete={"Objects": versions, "Quiet": True},
+                                             ExpectedBucketOwner=owner)
+                if response.get("Errors"):
+                    first = response["Errors"][0]
+                    raise TransientError(f"S3 could not delete {len(response['Errors'])} object versions in "
+                                         f"{bucket} (first: {first.get('Key')}: {first.get('Code')}); retrying")
+                deleted += len(versions)
+            if not page.get("IsTruncated"):
+                break  # that was the last page: the bucket is empty
+            if stop_at is not None and time.monotonic() >= stop_at:
+                raise StillInProgress(
+                    f"Emptying bucket {bucket}: deleted {deleted} object versions and delete markers in this "
+                    "call, more remain; the next call carries on")
         try:
             s3.delete_bucket(Bucket=bucket, ExpectedBucketOwner=owner)
         except Exception as exc:
