@@ -129,3 +129,9 @@ def test_every_function_the_definition_names_is_substituted_by_the_template() ->
     machine = next(r for r in template["Resources"].values() if r["Type"] == "AWS::Serverless::StateMachine")
     named = set(re.findall(r"\$\{(\w+)\}", json.dumps(DEFINITION)))
     assert named == set(machine["Properties"]["DefinitionSubstitutions"])
+
+
+def test_emptying_a_large_log_bucket_continues_across_invocations() -> None:
+    """Step Functions matches error names exactly: StillInProgress needs its own retrier on this state."""
+    first = STATES["Step 1 Remove Trail"]["Retry"][0]
+    assert first["ErrorEquals"] == ["StillInProgress"] and first["MaxAttempts"] >= 20
