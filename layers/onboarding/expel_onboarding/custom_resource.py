@@ -117,6 +117,8 @@ def execution_input(event: dict[str, Any]) -> dict[str, Any]:
             "ResponseURL": event["ResponseURL"],
             "StackId": event["StackId"],
             "LogicalResourceId": event["LogicalResourceId"],
+            # The trigger's ARN: after a delete its crhelper poll rule is removed by target.
+            "ServiceToken": event["ResourceProperties"].get("ServiceToken", ""),
             # Delete echoes the id CloudFormation sent (after a failed Create it may not be ours).
             "PhysicalResourceId": (event.get("PhysicalResourceId") if event["RequestType"] == "Delete" else "")
             or physical_id(event["ResourceProperties"]),

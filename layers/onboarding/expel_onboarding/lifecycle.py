@@ -15,7 +15,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from expel_onboarding import cfn_response, custom_resource
-from expel_onboarding.aws import stepfunctions
+from expel_onboarding.aws import events, stepfunctions
 from expel_onboarding.custom_resource import Outcome
 
 logger = Logger(child=True)
@@ -46,6 +46,9 @@ def _answer(cloudformation: dict[str, Any], status: str, reason: str = "",
     body = cfn_response.response_body(cloudformation, status, cloudformation["PhysicalResourceId"],
                                       reason, data)
     cfn_response.send(cloudformation["ResponseURL"], body)
+    if cloudformation.get("RequestType") == "Delete" and cloudformation.get("ServiceToken"):
+        # CloudFormation deletes the trigger right after this answer: its poll rule cannot remove itself.
+        events.remove_poll_rules(cloudformation["ServiceToken"], cloudformation["LogicalResourceId"])
 
 
 def report_success(state: dict[str, Any]) -> dict[str, str]:
