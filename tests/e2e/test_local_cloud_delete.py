@@ -85,3 +85,8 @@ def test_local_delete_runs_the_teardown_and_keeps_the_bucket_and_key(
     assert not {"Allow cloudtrail bucket to encrypt/decrypt", "Allow SNS to encrypt/decrypt"} & {
         st.get("Sid") for st in statements}
     assert device_id not in {d["id"] for d in workbench_devices(local_cloud)}
+    # crhelper's poll rule does not outlive the trigger function it targets.
+    rules = _client(local_cloud, "events").list_rules(NamePrefix="Onboarding")["Rules"]
+    triggers = [r for r in rules if STACK in str(_client(local_cloud, "events").list_targets_by_rule(
+        Rule=r["Name"])["Targets"])]
+    assert triggers == []
