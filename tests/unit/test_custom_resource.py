@@ -85,6 +85,7 @@ def test_response_body_stays_under_cloudformations_4kb(reason_length: int) -> No
     body = cfn_response.response_body(request, "FAILED", "p", "x" * reason_length, data)
     assert len(json.dumps(body).encode()) <= cfn_response.MAX_BODY_BYTES
     assert body["Reason"]
+    assert set(body["Data"]) == set(data), "every Output's GetAtt must still find its key"
 
 
 def test_physical_id_stays_while_the_names_stay_and_changes_with_them() -> None:

@@ -36,8 +36,11 @@ def response_body(request: dict[str, Any], status: str, physical_id: str, reason
         "NoEcho": False,
         "Data": dict(data or {}),
     }
-    while len(json.dumps(body).encode()) > MAX_BODY_BYTES and body["Data"]:
-        body["Data"].popitem()
+    # Every key stays (each is a Fn::GetAtt of an Output, and a missing one fails the stack): the longest
+    # value is emptied first, in practice the prefilled registration link.
+    while len(json.dumps(body).encode()) > MAX_BODY_BYTES and any(body["Data"].values()):
+        longest = max(body["Data"], key=lambda key: len(str(body["Data"][key])))
+        body["Data"][longest] = ""
     return body
 
 
