@@ -18,6 +18,7 @@ from expel_onboarding.models import Config
 from expel_onboarding.naming import OWNER_TAG_KEY
 from expel_onboarding.steps import preflight, step01_trail
 from tests.conftest import ACCOUNT_ID, REGION
+from tests.steps.notification_path import FakeLambdaContext
 from tests.support import count_mutating_calls
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
@@ -25,11 +26,6 @@ OTHER_ACCOUNT = "111111111111"
 OURS = [{"Key": OWNER_TAG_KEY, "Value": "expel-onboarding"}]
 
 
-class FakeLambdaContext:
-    function_name = "preflight"
-    memory_limit_in_mb = 256
-    invoked_function_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:preflight"
-    aws_request_id = "00000000-0000-0000-0000-000000000002"
 
 
 @pytest.fixture
@@ -208,5 +204,5 @@ def test_organization_mode_from_a_member_account_fails_naming_the_management_acc
 def test_handler_runs_the_sample_event(aws: None) -> None:
     event = json.loads((EVENTS / "preflight.json").read_text())
     app = importlib.import_module("functions.preflight.app")
-    assert app.lambda_handler(event, FakeLambdaContext()) == {
+    assert app.lambda_handler(event, FakeLambdaContext("preflight")) == {
         "Checked": True, "AccountId": ACCOUNT_ID, "Region": REGION, "OrganizationId": ""}

@@ -20,6 +20,7 @@ from expel_onboarding.policies.bucket_policy import cloudtrail_bucket_statements
 from expel_onboarding.policies.key_policy import CLOUDTRAIL_KEY_SIDS
 from expel_onboarding.steps import step01_trail
 from tests.conftest import ACCOUNT_ID, REGION
+from tests.steps.notification_path import FakeLambdaContext
 from tests.support import count_mutating_calls
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
@@ -33,11 +34,6 @@ FOREIGN_STATEMENT = {
 }
 
 
-class FakeLambdaContext:
-    function_name = "step01_trail"
-    memory_limit_in_mb = 256
-    invoked_function_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:step01_trail"
-    aws_request_id = "00000000-0000-0000-0000-000000000001"
 
 
 def _tags(pairs: list[dict[str, str]], key: str = "Key", value: str = "Value") -> dict[str, str]:
@@ -199,7 +195,7 @@ def test_organization_mode_writes_organization_prefix_and_organization_trail(aws
 def test_handler_runs_the_sample_event(aws: None) -> None:
     event = json.loads((EVENTS / "step01_trail.json").read_text())
     app = importlib.import_module("functions.step01_trail.app")
-    result = app.lambda_handler(event, FakeLambdaContext())
+    result = app.lambda_handler(event, FakeLambdaContext("step01_trail"))
     out = TrailOutput.from_dict(result)
     assert out.bucket_name == event["Config"]["BucketName"]
     assert out.kms_alias == event["Config"]["KmsAlias"]

@@ -11,17 +11,13 @@ import pytest
 
 from expel_onboarding.models import BucketEncryptionOutput, Config, TrailOutput
 from expel_onboarding.steps import step01_trail, step02_bucket_encryption
-from tests.conftest import ACCOUNT_ID, REGION
+from tests.conftest import REGION
+from tests.steps.notification_path import FakeLambdaContext
 from tests.support import count_mutating_calls
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 
 
-class FakeLambdaContext:
-    function_name = "step02_bucket_encryption"
-    memory_limit_in_mb = 256
-    invoked_function_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:step02_bucket_encryption"
-    aws_request_id = "00000000-0000-0000-0000-000000000003"
 
 
 @pytest.fixture
@@ -69,6 +65,6 @@ def test_handler_runs_the_sample_event(aws: None) -> None:
     trail = step01_trail.apply(config)
     event["Trail"] = trail.to_dict()
     app = importlib.import_module("functions.step02_bucket_encryption.app")
-    result = app.lambda_handler(event, FakeLambdaContext())
+    result = app.lambda_handler(event, FakeLambdaContext("step02_bucket_encryption"))
     assert result == {"SseAlgorithm": "aws:kms", "KmsKeyArn": trail.kms_key_arn, "BucketKeyEnabled": True}
     assert _rules(trail.bucket_name)[0]["ApplyServerSideEncryptionByDefault"]["KMSMasterKeyID"] == trail.kms_key_arn

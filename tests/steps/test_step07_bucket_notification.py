@@ -13,17 +13,13 @@ from expel_onboarding.errors import OnboardingError
 from expel_onboarding.models import BucketNotificationOutput, Config, TopicOutput, TrailOutput
 from expel_onboarding.policies.notification import NOTIFICATION_ID
 from expel_onboarding.steps import step01_trail, step07_bucket_notification
-from tests.conftest import ACCOUNT_ID, REGION
+from tests.conftest import REGION
+from tests.steps.notification_path import FakeLambdaContext
 from tests.support import count_mutating_calls
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 
 
-class FakeLambdaContext:
-    function_name = "step07_bucket_notification"
-    memory_limit_in_mb = 256
-    invoked_function_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:step07_bucket_notification"
-    aws_request_id = "00000000-0000-0000-0000-000000000007"
 
 
 @pytest.fixture
@@ -124,6 +120,7 @@ def test_handler_runs_the_sample_event(aws: None) -> None:
     event["Topic"] = {"TopicArn": boto3.client("sns", region_name=REGION).create_topic(
         Name=config.topic_name)["TopicArn"]}
     app = importlib.import_module("functions.step07_bucket_notification.app")
-    assert app.lambda_handler(event, FakeLambdaContext()) == {"ConfigurationId": NOTIFICATION_ID}
+    result = app.lambda_handler(event, FakeLambdaContext("step07_bucket_notification"))
+    assert result == {"ConfigurationId": NOTIFICATION_ID}
     topics = _notifications(config.bucket_name)["TopicConfigurations"]
     assert [(t["TopicArn"], t["Events"]) for t in topics] == [(event["Topic"]["TopicArn"], ["s3:ObjectCreated:*"])]
