@@ -1,5 +1,6 @@
-"""Guide step 8: create or reconcile the Expel role's CloudFormation stack (returns at once). With
-``"Action": "Delete"`` on stack delete: delete it if ours; the state machine waits and calls again."""
+"""Guide step 8 (in Organizations mode with step 9's stack): create or reconcile the Expel role's
+CloudFormation stack or StackSet (returns at once). With ``"Action": "Delete"`` on stack delete: delete
+them if ours; the state machine waits and calls again."""
 
 import os
 

@@ -1,4 +1,4 @@
-"""Guide step 8: one look at the Expel role stack; the state machine waits between looks."""
+"""Guide steps 8 and 9: one look at the Expel role stack (and StackSet); the state machine waits between looks."""
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext

@@ -16,7 +16,7 @@ from expel_onboarding.aws import clients
 from expel_onboarding.errors import OnboardingError, ResourceConflict, StillInProgress
 from expel_onboarding.models import Config, QueueOutput, RoleOutput, TrailOutput
 from expel_onboarding.naming import OWNER_TAG_KEY
-from expel_onboarding.steps import step08_expel_role
+from expel_onboarding.steps import expel_role_stack
 from expel_onboarding.steps.step08_expel_role import EXPEL_PRINCIPAL_ARN, deploy, remove, status
 from tests.conftest import ACCOUNT_ID, REGION, WORKBENCH_GUID, boto
 from tests.steps.shared import CONTEXT, KEY_ARN, ROOT, handler, queue_output, trail_output
@@ -154,7 +154,7 @@ def test_changed_workbench_guid_updates_the_stack(aws, config, trail, queue):
 def test_changed_template_updates_the_stack(aws, config, trail, queue, monkeypatch):
     _deployed(config, trail, queue)
     changed = TEMPLATE.read_text().replace("MaxSessionDuration: 3600", "MaxSessionDuration: 7200")
-    monkeypatch.setattr(step08_expel_role, "role_template", lambda: changed)
+    monkeypatch.setattr(expel_role_stack, "role_template", lambda: changed)
 
     with count_mutating_calls() as calls:
         deploy(config, trail, queue)
@@ -165,7 +165,7 @@ def test_changed_template_updates_the_stack(aws, config, trail, queue, monkeypat
 def test_comment_only_template_change_is_not_an_update(aws, config, trail, queue, monkeypatch):
     first = _deployed(config, trail, queue)
     commented = "# a newer release, reworded\n" + TEMPLATE.read_text().replace("\n\n", "\n\n  # why\n\n", 1)
-    monkeypatch.setattr(step08_expel_role, "role_template", lambda: commented)
+    monkeypatch.setattr(expel_role_stack, "role_template", lambda: commented)
 
     with count_mutating_calls() as calls:
         again = deploy(config, trail, queue)
@@ -305,7 +305,7 @@ def test_remove_deletes_our_stack_and_treats_gone_as_done(aws, config, trail, qu
 def test_layer_ships_the_role_template_from_roles(aws):
     link = ROOT / "layers/onboarding/expel_onboarding/templates/expel-role.yaml"
     assert link.is_symlink() and link.resolve() == TEMPLATE.resolve()  # one file, no drift
-    assert step08_expel_role.role_template() == TEMPLATE.read_text()
+    assert expel_role_stack.role_template() == TEMPLATE.read_text()
 
 
 def test_template_default_principal_is_the_one_the_code_passes():

@@ -20,14 +20,8 @@ from botocore.exceptions import ClientError
 from expel_onboarding.errors import OnboardingError, ResourceConflict, StillInProgress, TransientError
 from expel_onboarding.models import Config, QueueOutput, RoleOutput, TrailOutput
 from expel_onboarding.naming import OWNER_TAG_KEY
-from expel_onboarding.steps.step08_expel_role import (
-    EXPEL_PRINCIPAL_ARN,
-    deploy,
-    remove_organization,
-    role_template,
-    stack_set_name,
-    status,
-)
+from expel_onboarding.steps.expel_role_stack import EXPEL_PRINCIPAL_ARN, role_template
+from expel_onboarding.steps.step08_expel_role import deploy, remove, stack_set_name, status
 from tests.conftest import ACCOUNT_ID, REGION, WORKBENCH_GUID, boto
 from tests.moto_stacksets import service_managed_stacksets
 from tests.steps.shared import queue_output, trail_output
@@ -333,7 +327,7 @@ def test_failed_operation_names_the_accounts_and_the_fix(org_config, trail, queu
 def test_remove_organization_deletes_instances_then_the_stack_set(org_config, organization, trail, queue):
     _rollout(org_config, trail, queue)
 
-    results = [remove_organization(org_config) for _ in range(3)]
+    results = [remove(org_config) for _ in range(3)]
 
     assert results == ["IN_PROGRESS", "DELETED", "DELETED"]
     # moto ignores list_stack_sets' Status filter; a deleted StackSet is listed as DELETED.
@@ -349,13 +343,13 @@ def test_remove_organization_leaves_a_stack_set_that_is_not_ours(org_config):
         Capabilities=["CAPABILITY_NAMED_IAM"])
 
     with count_mutating_calls() as calls:
-        assert remove_organization(org_config) == "SKIPPED"
+        assert remove(org_config) == "SKIPPED"
 
     assert calls == []
 
 
 def test_remove_organization_when_nothing_was_deployed_is_done(org_config):
     with count_mutating_calls() as calls:
-        assert remove_organization(org_config) == "DELETED"
+        assert remove(org_config) == "DELETED"
 
     assert calls == []

@@ -15,12 +15,12 @@ import boto3
 import pytest
 
 from expel_onboarding import naming
-from expel_onboarding.aws import cloudformation
+from expel_onboarding.aws import stacks
 from expel_onboarding.errors import OnboardingError, StillInProgress
 from expel_onboarding.models import Config, replace
 from expel_onboarding.policies.key_policy import GUIDE_KEY_SIDS
 from expel_onboarding.policies.notification import NOTIFICATION_ID
-from expel_onboarding.steps import step01_trail, step08_expel_role, teardown
+from expel_onboarding.steps import step01_trail, step08_expel_role, step09_management_stack, teardown
 from tests.conftest import ACCOUNT_ID, REGION, boto
 from tests.steps.notification_path import FakeLambdaContext
 from tests.steps.test_onboarding_rerun import configure
@@ -98,7 +98,7 @@ def test_teardown_removes_what_the_stack_made_and_keeps_the_bucket_its_logs_and_
     assert boto("sns").list_subscriptions()["Subscriptions"] == []
     notifications = boto("s3").get_bucket_notification_configuration(Bucket=config.bucket_name)
     assert NOTIFICATION_ID not in json.dumps(notifications)
-    assert cloudformation.describe_stack(config.role_stack_name, REGION) is None
+    assert stacks.describe_stack(config.role_stack_name, REGION) is None
     assert boto("cloudtrail").describe_trails()["trailList"] == []
     # Kept by default: the bucket with every log version, the key (usable, alias intact), minus our statements.
     versions = boto("s3").list_object_versions(Bucket=config.bucket_name)
@@ -296,8 +296,8 @@ def test_role_removal_gives_up_with_the_stacks_name_when_deletion_never_finishes
     ("DELETED", "SKIPPED", "DELETED"), ("SKIPPED", "SKIPPED", "SKIPPED")])
 def test_organization_mode_waits_for_both_the_stack_and_the_stack_set(
         config: Config, monkeypatch: pytest.MonkeyPatch, stack: str, stack_set: str, expected: str) -> None:
-    monkeypatch.setattr(step08_expel_role, "remove", lambda _config: stack)
-    monkeypatch.setattr(step08_expel_role, "remove_organization", lambda _config: stack_set)
+    monkeypatch.setattr(step09_management_stack, "remove", lambda _config: stack)
+    monkeypatch.setattr(step08_expel_role, "remove", lambda _config: stack_set)
     result = teardown.remove_role(replace(config, organization_mode=True), {"Checks": 3})
     assert result == {"Status": expected, "Checks": 4, "Stack": stack, "StackSet": stack_set}
 

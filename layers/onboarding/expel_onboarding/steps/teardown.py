@@ -1,7 +1,7 @@
 """Stack delete: the one piece of teardown that is not a single step's ``remove`` — waiting for the
-role stack (and in Organizations mode the StackSet) to be deleted, with a bound, so a stack stuck in
-DELETE_FAILED fails the teardown with its name instead of looping until the deadline. The state machine
-does the waiting between calls."""
+role stack (and in Organizations mode the StackSet of step 8 and the stack of step 9) to be deleted,
+with a bound, so a stack stuck in DELETE_FAILED fails the teardown with its name instead of looping
+until the deadline. The state machine does the waiting between calls."""
 
 from __future__ import annotations
 
@@ -9,19 +9,20 @@ from typing import Any
 
 from expel_onboarding.errors import OnboardingError
 from expel_onboarding.models import Config
-from expel_onboarding.steps import step08_expel_role
+from expel_onboarding.steps import step08_expel_role, step09_management_stack
 
 # With the default 10 s poll: 20 minutes, far more than deleting one IAM role takes.
 MAX_ROLE_CHECKS = 120
 
 
 def remove_role(config: Config, previous: dict[str, Any]) -> dict[str, Any]:
-    """One call of step 8's ``remove``; ``previous`` is this function's last result (or {})."""
+    """One call of step 8's ``remove`` (and step 9's); ``previous`` is this function's last result (or {})."""
     checks = int(previous.get("Checks", 0)) + 1
-    parts = {"Stack": step08_expel_role.remove(config)}
     if config.organization_mode:
-        # The StackSet's roles in every member account go too (guide step 8); the stack is step 9's.
-        parts["StackSet"] = step08_expel_role.remove_organization(config)
+        # The StackSet's roles in every member account (step 8) and the management account's stack (step 9).
+        parts = {"Stack": step09_management_stack.remove(config), "StackSet": step08_expel_role.remove(config)}
+    else:
+        parts = {"Stack": step08_expel_role.remove(config)}
     status = _combined(list(parts.values()))
     if status == step08_expel_role.IN_PROGRESS and checks >= MAX_ROLE_CHECKS:
         raise OnboardingError(

@@ -1,7 +1,9 @@
-"""CloudFormation: the stacks the onboarding deploys itself (the Expel role, guide steps 8 and 9).
+"""CloudFormation StackSets: the service-managed StackSet that puts the Expel role in every member
+account of an organization (guide step 8, Organizations mode).
 
-Thin: each function is one API call (or one paginated read) with CloudFormation's error codes
-mapped to ours. Deciding what to do with a stack is the step's job.
+Thin: each function is one API call (or one paginated read) with CloudFormation's error codes mapped
+to ours. Every call names CallAs: SELF from the management account, DELEGATED_ADMIN from a member
+account registered as StackSets delegated administrator (CloudFormation then acts for the organization).
 """
 
 from __future__ import annotations
@@ -10,136 +12,9 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 from expel_onboarding.aws.clients import client, error_code
-from expel_onboarding.aws.errors import ACCESS_DENIED, Rule, aws_errors, error_message, suppress_codes
+from expel_onboarding.aws.errors import ACCESS_DENIED, Rule, aws_errors, suppress_codes
+from expel_onboarding.aws.stacks import CAPABILITIES
 from expel_onboarding.errors import OnboardingError, StillInProgress, TransientError
-
-CAPABILITIES = ["CAPABILITY_NAMED_IAM"]  # the role template names its role
-
-
-def _denied(stack_name: str, action: str) -> AbstractContextManager[None]:
-    """A missing permission of the onboarding function is a deployment bug: say which one."""
-    return aws_errors(
-        "CloudFormation", action,
-        Rule(ACCESS_DENIED, OnboardingError,
-             "CloudFormation refused {what} on stack {stack_name}: {message}. Fix: give the onboarding function "
-             "cloudformation:{what} (and iam:PassRole on the stack's service role) on stack/{stack_name}/*"),
-        stack_name=stack_name)
-
-
-def describe_stack(stack_name: str, region: str) -> dict[str, Any] | None:
-    """The stack (by name or id), or None if there is none. By name, a deleted stack is None."""
-    try:
-        with _denied(stack_name, "DescribeStacks"):
-            response = client("cloudformation", region).describe_stacks(StackName=stack_name)
-    except Exception as exc:
-        if error_code(exc) == "ValidationError" and "does not exist" in error_message(exc):
-            return None
-        raise
-    stacks = response.get("Stacks", [])
-    return dict(stacks[0]) if stacks else None
-
-
-def template_body(stack_name: str, region: str) -> str:
-    """The template as it was submitted (``Original``: no transforms applied), for comparison."""
-    with _denied(stack_name, "GetTemplate"):
-        response = client("cloudformation", region).get_template(
-            StackName=stack_name, TemplateStage="Original")
-    body = response.get("TemplateBody", "")
-    # botocore hands JSON templates back parsed; ours is YAML, so any dict means "not our template".
-    return body if isinstance(body, str) else ""
-
-
-def parameters(stack: dict[str, Any]) -> dict[str, str]:
-    return {p["ParameterKey"]: p.get("ParameterValue", "") for p in stack.get("Parameters", [])}
-
-
-def outputs(stack: dict[str, Any]) -> dict[str, str]:
-    return {o["OutputKey"]: o.get("OutputValue", "") for o in stack.get("Outputs", [])}
-
-
-def tags(stack: dict[str, Any]) -> dict[str, str]:
-    return {t["Key"]: t["Value"] for t in stack.get("Tags", [])}
-
-
-def _stack_arguments(stack_name: str, body: str, params: dict[str, str], stack_tags: dict[str, str],
-                     role_arn: str) -> dict[str, Any]:
-    arguments: dict[str, Any] = {
-        "StackName": stack_name,
-        "TemplateBody": body,
-        "Parameters": [{"ParameterKey": k, "ParameterValue": v} for k, v in sorted(params.items())],
-        "Capabilities": CAPABILITIES,
-        # Stack tags propagate to the stack's resources: the role carries the ownership tag too.
-        "Tags": [{"Key": k, "Value": v} for k, v in sorted(stack_tags.items())],
-    }
-    if role_arn:
-        arguments["RoleARN"] = role_arn
-    return arguments
-
-
-def create_stack(stack_name: str, body: str, params: dict[str, str], stack_tags: dict[str, str],
-                 region: str, role_arn: str = "") -> str:
-    """Start creating the stack; returns its id. Rolls back on failure (the default), so a failed
-    create never leaves half a role behind."""
-    try:
-        with _denied(stack_name, "CreateStack"):
-            response = client("cloudformation", region).create_stack(
-                **_stack_arguments(stack_name, body, params, stack_tags, role_arn))
-    except Exception as exc:
-        if error_code(exc) == "AlreadyExistsException":
-            # A concurrent run got there first: look again on the next attempt.
-            raise StillInProgress(f"Stack {stack_name} appeared while creating it; checking it again") from exc
-        raise
-    return str(response["StackId"])
-
-
-def update_stack(stack_name: str, body: str, params: dict[str, str], stack_tags: dict[str, str],
-                 region: str, role_arn: str = "") -> bool:
-    """Start updating the stack. False when CloudFormation finds nothing to change."""
-    try:
-        with _denied(stack_name, "UpdateStack"):
-            client("cloudformation", region).update_stack(
-                **_stack_arguments(stack_name, body, params, stack_tags, role_arn))
-    except Exception as exc:
-        message = error_message(exc)
-        if error_code(exc) == "ValidationError" and "No updates are to be performed" in message:
-            return False
-        if error_code(exc) == "ValidationError" and "state and can not be updated" in message:
-            raise StillInProgress(f"Stack {stack_name} is busy: {message}") from exc
-        raise
-    return True
-
-
-def delete_stack(stack_name: str, region: str) -> None:
-    """Start deleting. CloudFormation uses the service role stored with the stack, if any."""
-    with _denied(stack_name, "DeleteStack"):
-        client("cloudformation", region).delete_stack(StackName=stack_name)
-
-
-def first_failure(stack_name: str, region: str) -> tuple[str, str]:
-    """(logical id, reason) of the first resource that failed in the stack's latest operation.
-
-    Events come newest first and span the stack's whole history; the latest operation starts at
-    the stack's own ``*_IN_PROGRESS`` event with reason "User Initiated". Its oldest failure is the
-    cause; later ones are usually "Resource creation cancelled" knock-ons.
-    """
-    failures: list[tuple[str, str]] = []
-    paginator = client("cloudformation", region).get_paginator("describe_stack_events")
-    with _denied(stack_name, "DescribeStackEvents"):
-        for page in paginator.paginate(StackName=stack_name):
-            for event in page.get("StackEvents", []):
-                status = str(event.get("ResourceStatus", ""))
-                reason = str(event.get("ResourceStatusReason", ""))
-                is_stack = event.get("PhysicalResourceId") == event.get("StackId")
-                if is_stack and reason == "User Initiated":
-                    return failures[-1] if failures else ("", "")
-                if status.endswith("_FAILED") and reason:
-                    failures.append((str(event.get("LogicalResourceId", "")), reason))
-    return failures[-1] if failures else ("", "")
-
-
-# --- StackSets (Organizations mode, guide step 8) ---------------------------------------------------------
-# Every call names CallAs: SELF from the management account, DELEGATED_ADMIN from a member account
-# registered as StackSets delegated administrator (CloudFormation then acts for the management account).
 
 RUNNING_OPERATION = {"QUEUED", "RUNNING", "STOPPING"}
 _STACK_SET_TRANSIENT = {"Throttling", "ThrottlingException", "TooManyRequestsException",

@@ -1,0 +1,196 @@
+"""The Expel role as one CloudFormation stack from ``roles/expel-role.yaml``, with the data path (bucket,
+queue, key) and the read-only inventory: guide step 8's stack in a single account, and guide step 9's
+additional stack in an organization's management account. The same template, parameters and name in both.
+
+``deploy`` starts or reconciles and returns at once; the state machine waits and calls ``status`` until
+the stack settles. Nothing here sleeps.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from expel_onboarding.aws import stacks
+from expel_onboarding.errors import OnboardingError, ResourceConflict, StillInProgress
+from expel_onboarding.models import Config, QueueOutput, RoleOutput, TrailOutput
+from expel_onboarding.naming import OWNER_TAG_KEY, owner_tags
+
+logger = Logger(child=True)
+
+# Expel's service identity (their published Terraform module); also the template's default.
+EXPEL_PRINCIPAL_ARN = "arn:aws:iam::012205512454:user/ExpelCloudService"
+IN_PROGRESS = "IN_PROGRESS"
+COMPLETE = "COMPLETE"
+
+# Stable states in which the stack holds a working role (an update that rolled back left the
+# previous one in place), so deploy may compare and update it.
+_SETTLED = {"CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE", "IMPORT_COMPLETE",
+            "IMPORT_ROLLBACK_COMPLETE"}
+# A create that failed: CloudFormation allows neither update nor a new stack of the same name
+# until this one is deleted, and there is no role in it to keep.
+_DELETE_THEN_CREATE = {"ROLLBACK_COMPLETE", "CREATE_FAILED"}
+# Operations status() may wait for; they end in a _SETTLED state.
+_FORWARD = {"CREATE_IN_PROGRESS", "UPDATE_IN_PROGRESS", "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS",
+            "IMPORT_IN_PROGRESS"}
+# Where status() reports success.
+_DONE = {"CREATE_COMPLETE", "UPDATE_COMPLETE", "IMPORT_COMPLETE"}
+
+
+def role_template() -> str:
+    """The role template shipped in the layer (``templates/`` links to ``roles/`` in the repository)."""
+    return resources.files("expel_onboarding").joinpath("templates/expel-role.yaml").read_text("utf-8")
+
+
+def stack_parameters(config: Config, trail: TrailOutput, queue: QueueOutput) -> dict[str, str]:
+    """Every parameter, defaults included, so comparing with the stack's own list is exact."""
+    return {
+        "ExpelWorkbenchGuid": config.workbench_guid,
+        "RoleName": config.role_name,
+        "ExpelPrincipalArn": EXPEL_PRINCIPAL_ARN,
+        "BucketArn": trail.bucket_arn,
+        "QueueArn": queue.queue_arn,
+        "KmsKeyArn": trail.kms_key_arn,
+        "PermissionsBoundaryArn": config.role_permissions_boundary_arn,
+    }
+
+
+def deploy(config: Config, trail: TrailOutput, queue: QueueOutput, service_role_arn: str = "") -> RoleOutput:
+    """Create the role stack, update it if its template or parameters differ, or leave it.
+
+    ``service_role_arn``: the role CloudFormation acts as for this stack, so the onboarding
+    function itself needs no IAM write permissions ("" = CloudFormation uses the caller's).
+    """
+    name = config.role_stack_name
+    body = role_template()
+    wanted = stack_parameters(config, trail, queue)
+    stack = stacks.describe_stack(name, config.region)
+
+    if stack is None:
+        # A role of that name outside the stack makes the create roll back; status() then names it.
+        stack_id = stacks.create_stack(name, body, wanted, owner_tags(config.stack_name),
+                                               config.region, service_role_arn)
+        logger.info("Creating the Expel role stack", extra={"stack_id": stack_id})
+        return RoleOutput(stack_id=stack_id, status=IN_PROGRESS)
+
+    _require_ours(config, stack)
+    stack_id, state = str(stack["StackId"]), str(stack["StackStatus"])
+    if state in _DELETE_THEN_CREATE:
+        stacks.delete_stack(name, config.region)
+        raise StillInProgress(f"{_step(config)}: deleting the failed stack {name} ({state}) before creating it again")
+    if state.endswith("_IN_PROGRESS") and state != "REVIEW_IN_PROGRESS":
+        if state in _FORWARD and _matches(stack, body, wanted, config.region):
+            return RoleOutput(stack_id=stack_id, status=IN_PROGRESS)  # already doing what we want
+        # A rollback, a delete, or someone else's change: reconcile once it has settled.
+        raise StillInProgress(f"{_step(config)}: stack {name} is {state}; waiting for it to settle")
+    if state not in _SETTLED:
+        raise _stack_failed(config, stack)
+
+    if _matches(stack, body, wanted, config.region):
+        return _complete(config, stack)
+    if not stacks.update_stack(name, body, wanted, owner_tags(config.stack_name), config.region,
+                                       service_role_arn):
+        return _complete(config, stack)
+    logger.info("Updating the Expel role stack", extra={"stack_id": stack_id})
+    return RoleOutput(stack_id=stack_id, status=IN_PROGRESS)
+
+
+def status(config: Config, role: RoleOutput) -> RoleOutput:
+    """One look at the stack ``deploy`` started: COMPLETE with the role ARN, IN_PROGRESS, or a failure."""
+    stack = stacks.describe_stack(role.stack_id or config.role_stack_name, config.region)
+    if stack is None:
+        raise OnboardingError(
+            f"{_step(config)}: the Expel role stack {config.role_stack_name} disappeared while it was being deployed. "
+            "Fix: run the onboarding again")
+    state = str(stack["StackStatus"])
+    if state in _DONE:
+        return _complete(config, stack)
+    if state in _FORWARD:
+        return RoleOutput(stack_id=str(stack["StackId"]), status=IN_PROGRESS)
+    # Rollbacks (even while still running), deletes and failures: the cause is already in the events.
+    raise _stack_failed(config, stack)
+
+
+def remove(config: Config) -> str:
+    """Teardown: delete the role stack if it is ours. Returns DELETED (gone), IN_PROGRESS or SKIPPED.
+
+    Call again until DELETED; a stack being deleted is not asked twice.
+    """
+    name = config.role_stack_name
+    stack = stacks.describe_stack(name, config.region)
+    if stack is None:
+        return "DELETED"
+    if stacks.tags(stack).get(OWNER_TAG_KEY) != config.stack_name:
+        logger.warning("Role stack is not ours; leaving it", extra={"stack_name": name})
+        return "SKIPPED"
+    if stack["StackStatus"] != "DELETE_IN_PROGRESS":
+        stacks.delete_stack(name, config.region)
+        logger.info("Deleting the Expel role stack", extra={"stack_name": name})
+    return IN_PROGRESS
+
+
+def _matches(stack: dict[str, Any], body: str, wanted: dict[str, str], region: str) -> bool:
+    """Same parameters and same template: nothing to change (reads only)."""
+    if stacks.parameters(stack) != wanted:
+        return False
+    return significant_lines(stacks.template_body(str(stack["StackId"]), region)) == significant_lines(body)
+
+
+def significant_lines(body: str) -> list[str]:
+    """The template without comment lines and blank lines. CloudFormation answers "No updates are to
+    be performed" to a comment-only change and keeps the old text, so comparing raw text would send
+    the same no-op update on every later run."""
+    lines = (line.rstrip() for line in body.splitlines())
+    return [line for line in lines if line and not line.lstrip().startswith("#")]
+
+
+def _step(config: Config) -> str:
+    """Which guide step this stack is, for messages: a single account's step 8, a management account's step 9."""
+    return "Step 9" if config.organization_mode else "Step 8"
+
+
+def _complete(config: Config, stack: dict[str, Any]) -> RoleOutput:
+    role_arn = stacks.outputs(stack).get("RoleArn", "")
+    if not role_arn:
+        raise OnboardingError(
+            f"{_step(config)}: stack {config.role_stack_name} has no RoleArn output; it was not made from "
+            "roles/expel-role.yaml. Fix: delete the stack or choose another RoleStackName, then run again")
+    return RoleOutput(stack_id=str(stack["StackId"]), status=COMPLETE, role_arn=role_arn)
+
+
+def _require_ours(config: Config, stack: dict[str, Any]) -> None:
+    owner = stacks.tags(stack).get(OWNER_TAG_KEY)
+    if owner != config.stack_name:
+        whose = f"onboarding stack {owner}" if owner else "no onboarding (it has no ownership tag)"
+        raise ResourceConflict(
+            f"Parameter RoleStackName: a CloudFormation stack named {config.role_stack_name} already exists "
+            f"and belongs to {whose}. Fix: choose another RoleStackName, or delete that stack if it is unused")
+
+
+def _stack_failed(config: Config, stack: dict[str, Any]) -> OnboardingError:
+    name, state = config.role_stack_name, str(stack["StackStatus"])
+    resource, reason = stacks.first_failure(str(stack["StackId"]), config.region)
+    reason = reason or str(stack.get("StackStatusReason", "")) or "no reason recorded"
+    where = f"{resource}: " if resource else ""
+    return OnboardingError(
+        f"{_step(config)}: the Expel role stack {name} is {state}: {where}{reason}. Fix: {_fix(state, reason, config)}")
+
+
+def _fix(state: str, reason: str, config: Config) -> str:
+    if "already exists" in reason:
+        return (f"a role named {config.role_name} exists outside this stack: choose another RoleName or delete "
+                "that role, then run the onboarding again")
+    if "not authorized" in reason or "AccessDenied" in reason:
+        return ("give the role CloudFormation uses for this stack (the onboarding's stack service role) the "
+                f"IAM permissions on role/{config.role_name} named above, then run the onboarding again")
+    if state == "UPDATE_ROLLBACK_FAILED":
+        return ("in the CloudFormation console choose Stack actions > Continue update rollback, then run the "
+                "onboarding again")
+    if state in ("DELETE_FAILED", "ROLLBACK_FAILED"):
+        return "delete the stack in the CloudFormation console, then run the onboarding again"
+    if state == "REVIEW_IN_PROGRESS":
+        return "a change set was created but never executed: delete the stack, then run the onboarding again"
+    return ("fix the cause above, then run the onboarding again (a stack whose creation failed is deleted "
+            "and created again automatically)")
