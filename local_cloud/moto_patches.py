@@ -38,6 +38,10 @@ runs the moto server (``local serve``), never in tests' in-memory moto.
     name, as CloudFormation does.
 13. ``SetQueueAttributes`` without ``Policy`` wipes the queue's policy in moto; SQS keeps it. Our step 5
     sets only what differs, so a rerun that fixed the retention would silently open the queue's policy.
+14. ``DescribeStackResources``/``ListStackResources``/``DescribeStackResource`` list a resource whose
+    Condition is false (and one moto does not emulate) as a record without type or logical id; the first
+    two break any reader (``status``), the last answers HTTP 500. CloudFormation lists only what it
+    created: so does the local cloud.
 """
 
 from __future__ import annotations
@@ -498,6 +502,18 @@ def patch_queue_policy_kept() -> None:
     Queue._set_attributes = _set_attributes  # type: ignore[method-assign]
 
 
+def patch_listed_resources() -> None:
+    """Also used by the in-process moto tests (tests/conftest.py)."""
+    from moto.cloudformation.models import Stack
+
+    def stack_resources(self: Any) -> list[Any]:
+        # Only what was created, in template order; never a lookup that would create a missing one.
+        created = self.resource_map._parsed_resources
+        return [created[name] for name in self.resource_map.resources if created.get(name) is not None]
+
+    Stack.stack_resources = property(stack_resources)  # type: ignore[assignment,method-assign]
+
+
 def apply() -> None:
     """Apply every patch (idempotent)."""
     global _applied
@@ -512,6 +528,7 @@ def apply() -> None:
     patch_bucket_policy_conditions()
     _patch_no_echo_parameters()
     patch_queue_policy_kept()
+    patch_listed_resources()
     _patch_custom_resource_type()
     _patch_resource_events()
     _patch_cfn_response()

@@ -356,7 +356,12 @@ def _read_stack(cfn: Any, stack_name: str, region: str) -> tuple[StackInfo, dict
         status=stack["StackStatus"],
         reason=stack.get("StackStatusReason", ""),
     )
-    resources = cfn.describe_stack_resources(StackName=stack["StackId"]).get("StackResources", [])
+    # A record may lack fields (an emulator's, or one CloudFormation is still writing): skip what is unknown.
+    resources = [
+        r
+        for r in cfn.describe_stack_resources(StackName=stack["StackId"]).get("StackResources", [])
+        if r.get("ResourceType") and r.get("LogicalResourceId")
+    ]
     custom = [
         r
         for r in resources
@@ -375,7 +380,7 @@ def _read_stack(cfn: Any, stack_name: str, region: str) -> tuple[StackInfo, dict
         machines = [r for r in resources if r["ResourceType"] == "AWS::StepFunctions::StateMachine"]
         chosen = next((r for r in machines if r["LogicalResourceId"] == "OnboardingStateMachine"), None)
         chosen = chosen or (machines[0] if machines else None)
-        machine = chosen.get("PhysicalResourceId", "") if chosen else ""
+        machine = (chosen.get("PhysicalResourceId") or "") if chosen else ""
     return info, outputs, machine if machine.startswith("arn:") else None
 
 
@@ -388,7 +393,9 @@ def _newest_reason(cfn: Any, stack_id: str, logical_id: str, status: str) -> str
     mine = [
         e
         for e in events
-        if e["LogicalResourceId"] == logical_id and e.get("ResourceStatus") == status and e.get("ResourceStatusReason")
+        if e.get("LogicalResourceId") == logical_id
+        and e.get("ResourceStatus") == status
+        and e.get("ResourceStatusReason")
     ]
     mine.sort(key=lambda e: e["Timestamp"])
     return mine[-1]["ResourceStatusReason"] if mine else ""

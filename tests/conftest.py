@@ -10,11 +10,12 @@ from moto import mock_aws
 
 from expel_onboarding.aws import clients
 from expel_onboarding.models import Config
-from local_cloud.moto_patches import patch_bucket_policy_conditions, patch_queue_policy_kept
+from local_cloud.moto_patches import patch_bucket_policy_conditions, patch_listed_resources, patch_queue_policy_kept
 
 # Requests are evaluated as AWS would see them (HTTPS), so a TLS-only bucket policy works in moto.
 patch_bucket_policy_conditions()
 patch_queue_policy_kept()
+patch_listed_resources()
 
 REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"
