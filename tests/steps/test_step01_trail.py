@@ -12,7 +12,6 @@ import pytest
 from botocore.exceptions import ClientError
 
 from expel_onboarding.aws import clients as aws_clients
-from expel_onboarding.aws import cloudtrail as cloudtrail_wrapper
 from expel_onboarding.errors import OnboardingError, ResourceConflict, TransientError
 from expel_onboarding.models import Config, TrailOutput
 from expel_onboarding.naming import OWNER_TAG_KEY
@@ -237,7 +236,7 @@ def test_create_trail_errors_map_to_retry_or_a_fix(aws: None, config: Config, mo
         def __getattr__(self, name: str) -> object:
             return getattr(self._inner, name)
 
-    monkeypatch.setattr(cloudtrail_wrapper, "client",
+    monkeypatch.setattr(aws_clients, "client",
                         lambda service, region=None: Refusing(real(service, region)))
     with pytest.raises(error) as raised:
         step01_trail.apply(config)

@@ -10,7 +10,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from expel_onboarding.aws import kms_policy
+from expel_onboarding.aws import clients
 from expel_onboarding.errors import OnboardingError, TransientError
 from expel_onboarding.models import Config, KeyPolicyOutput, TopicOutput, TrailOutput, replace
 from expel_onboarding.policies.key_policy import cloudtrail_key_policy
@@ -126,7 +126,7 @@ def test_kms_errors_on_write_are_named(config: Config, trail: TrailOutput, monke
         def put_key_policy(self, **_: Any) -> None:
             raise ClientError({"Error": {"Code": code, "Message": "refused"}}, "PutKeyPolicy")
 
-    monkeypatch.setattr(kms_policy, "client", lambda service, region=None: Refusing())
+    monkeypatch.setattr(clients, "client", lambda service, region=None: Refusing())
     with pytest.raises(error, match=message):
         step04_key_policy.apply(config, trail, TOPIC)
 
@@ -155,7 +155,7 @@ def test_remove_on_a_key_pending_deletion_is_done(config: Config, trail: TrailOu
         def get_key_policy(self, **_: Any) -> dict:
             raise ClientError({"Error": {"Code": "KMSInvalidStateException", "Message": "pending"}}, "GetKeyPolicy")
 
-    monkeypatch.setattr(kms_policy, "client", lambda service, region=None: PendingDeletion())
+    monkeypatch.setattr(clients, "client", lambda service, region=None: PendingDeletion())
     assert step04_key_policy.remove(config, trail) is False
 
 

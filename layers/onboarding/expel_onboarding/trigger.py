@@ -9,7 +9,7 @@ from crhelper import CfnResource
 from expel_onboarding import cfn_response, custom_resource
 
 
-class OnboardingResource(CfnResource):  # type: ignore[misc]
+class OnboardingResource(CfnResource):
     """crhelper with our sender: bounded retries, any URL scheme (see ``cfn_response``)."""
 
     def _send(self, status: str | None = None, reason: str = "", send_response: Any = None) -> None:

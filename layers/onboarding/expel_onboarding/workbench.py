@@ -89,7 +89,7 @@ def _retry(retries: int, backoff_factor: float) -> Retry:
     )
 
 
-class _Client(WorkbenchClient):
+class _Client(WorkbenchClient):  # type: ignore[misc]  # pyexclient ships no type information
     """pyexclient's WorkbenchClient with the Lambda-friendly defaults described in the module docstring."""
 
     def __init__(self, base_url: str, token: str, retries: int, backoff_factor: float, budget: float) -> None:

@@ -137,7 +137,7 @@ def owner_marker(account_id: str, region: str, stack_name: str) -> str:
 
 def device_profile(overrides_json: str = "") -> dict[str, Any]:
     """``DEFAULT_PROFILE`` with the validated ``WorkbenchDeviceOverrides`` deep-merged over it."""
-    return deep_merge(DEFAULT_PROFILE, parse_overrides(overrides_json))
+    return dict(deep_merge(DEFAULT_PROFILE, parse_overrides(overrides_json)))
 
 
 def parse_overrides(overrides_json: str) -> dict[str, Any]:
@@ -282,7 +282,7 @@ def _contains(have: Any, want: Any) -> bool:
         return isinstance(have, Mapping) and all(
             key in have and _contains(have[key], value) for key, value in want.items()
         )
-    return have == want
+    return bool(have == want)
 
 
 def _is_loopback(host: str) -> bool:

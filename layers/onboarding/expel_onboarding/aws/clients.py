@@ -1,28 +1,90 @@
-"""boto3 clients made when first needed, with standard retries.
+"""boto3 clients made when first needed, with standard retries, typed per service.
 
 The endpoint comes from botocore's own ``AWS_ENDPOINT_URL`` support, so the same code runs
 against AWS and the local cloud. ``reset()`` drops the cache (tests, and moto's fresh mocks).
+
+Each service has its own accessor (``clients.s3(region)``) typed with the mypy-boto3 stubs, so mypy
+checks every call's operation and parameter names. The stubs are a dev dependency only: they are
+imported for type checking, never at run time (the Lambda layer does not ship them).
 """
 
 from __future__ import annotations
 
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, cast
 
 import boto3
 from botocore.config import Config as BotoConfig
+
+if TYPE_CHECKING:
+    from botocore.client import BaseClient
+    from mypy_boto3_cloudformation import CloudFormationClient
+    from mypy_boto3_cloudtrail import CloudTrailClient
+    from mypy_boto3_events import EventBridgeClient
+    from mypy_boto3_kms import KMSClient
+    from mypy_boto3_organizations import OrganizationsClient
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sns import SNSClient
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_stepfunctions import SFNClient
+    from mypy_boto3_sts import STSClient
 
 _CONFIG = BotoConfig(retries={"mode": "standard", "max_attempts": 5})
 
 
 @cache
-def client(service: str, region: str | None = None) -> Any:
-    # The service is a runtime string, which the boto3-stubs overloads cannot narrow.
-    return boto3.session.Session().client(service, region_name=region, config=_CONFIG)  # type: ignore[call-overload]
+def _cached(service: str, region: str | None) -> BaseClient:
+    # The service is a runtime string here, which the boto3-stubs overloads cannot narrow.
+    return boto3.session.Session().client(service, region_name=region, config=_CONFIG)  # type: ignore[call-overload,no-any-return]
+
+
+def client(service: str, region: str | None = None) -> BaseClient:
+    """The cached client of ``service``; callers use the typed accessors below."""
+    return _cached(service, region)
 
 
 def reset() -> None:
-    client.cache_clear()
+    _cached.cache_clear()
+
+
+def cloudformation(region: str | None = None) -> CloudFormationClient:
+    return cast("CloudFormationClient", client("cloudformation", region))
+
+
+def cloudtrail(region: str | None = None) -> CloudTrailClient:
+    return cast("CloudTrailClient", client("cloudtrail", region))
+
+
+def events(region: str | None = None) -> EventBridgeClient:
+    return cast("EventBridgeClient", client("events", region))
+
+
+def kms(region: str | None = None) -> KMSClient:
+    return cast("KMSClient", client("kms", region))
+
+
+def organizations() -> OrganizationsClient:
+    return cast("OrganizationsClient", client("organizations"))
+
+
+def s3(region: str | None = None) -> S3Client:
+    return cast("S3Client", client("s3", region))
+
+
+def sns(region: str | None = None) -> SNSClient:
+    return cast("SNSClient", client("sns", region))
+
+
+def sqs(region: str | None = None) -> SQSClient:
+    return cast("SQSClient", client("sqs", region))
+
+
+def stepfunctions(region: str | None = None) -> SFNClient:
+    return cast("SFNClient", client("stepfunctions", region))
+
+
+def sts(region: str | None = None) -> STSClient:
+    return cast("STSClient", client("sts", region))
 
 
 def error_code(exc: BaseException | None) -> str:

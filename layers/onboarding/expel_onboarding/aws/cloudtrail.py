@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import Any, TypedDict
 
-from expel_onboarding.aws.clients import client
+from expel_onboarding.aws import clients
 from expel_onboarding.aws.errors import Rule, aws_errors, suppress_codes
 from expel_onboarding.errors import OnboardingError, ResourceConflict, TransientError
 
@@ -44,6 +44,18 @@ _TERMINAL = {
 }
 
 
+class TrailSettings(TypedDict):
+    """The CreateTrail/UpdateTrail parameters the onboarding sets (mypy checks them against both calls)."""
+
+    Name: str
+    S3BucketName: str
+    IsMultiRegionTrail: bool
+    IncludeGlobalServiceEvents: bool
+    EnableLogFileValidation: bool
+    KmsKeyId: str
+    IsOrganizationTrail: bool
+
+
 def _trail_errors(name: str) -> AbstractContextManager[None]:
     return aws_errors(
         "CloudTrail", name,
@@ -57,43 +69,42 @@ def _trail_errors(name: str) -> AbstractContextManager[None]:
 
 def get_trail(name: str, region: str) -> dict[str, Any] | None:
     with _trail_errors(name), suppress_codes("TrailNotFoundException"):
-        return dict(client("cloudtrail", region).get_trail(Name=name)["Trail"])
+        return dict(clients.cloudtrail(region).get_trail(Name=name)["Trail"])
     return None
 
 
 def trail_tags(trail_arn: str, region: str) -> dict[str, str]:
     with _trail_errors(trail_arn):
-        response = client("cloudtrail", region).list_tags(ResourceIdList=[trail_arn])
+        response = clients.cloudtrail(region).list_tags(ResourceIdList=[trail_arn])
     return {t["Key"]: t["Value"] for entry in response["ResourceTagList"] for t in entry.get("TagsList", [])}
 
 
-def create_trail(settings: dict[str, Any], tags: dict[str, str], region: str) -> dict[str, Any]:
+def create_trail(settings: TrailSettings, tags: dict[str, str], region: str) -> dict[str, Any]:
     """``settings`` are CreateTrail parameters (Name, S3BucketName, ...); tagged at creation."""
     with _trail_errors(settings["Name"]):
-        response = client("cloudtrail", region).create_trail(
+        response = clients.cloudtrail(region).create_trail(
             **settings, TagsList=[{"Key": k, "Value": v} for k, v in sorted(tags.items())])
-    response.pop("ResponseMetadata", None)
-    return dict(response)
+    return {k: v for k, v in response.items() if k != "ResponseMetadata"}
 
 
-def update_trail(settings: dict[str, Any], region: str) -> None:
+def update_trail(settings: TrailSettings, region: str) -> None:
     with _trail_errors(settings["Name"]):
-        client("cloudtrail", region).update_trail(**settings)
+        clients.cloudtrail(region).update_trail(**settings)
 
 
 def is_logging(name: str, region: str) -> bool:
     with _trail_errors(name):
-        return bool(client("cloudtrail", region).get_trail_status(Name=name)["IsLogging"])
+        return bool(clients.cloudtrail(region).get_trail_status(Name=name)["IsLogging"])
 
 
 def start_logging(name: str, region: str) -> None:
     with _trail_errors(name):
-        client("cloudtrail", region).start_logging(Name=name)
+        clients.cloudtrail(region).start_logging(Name=name)
 
 
 def delete_trail(name: str, region: str) -> bool:
     """Teardown. False when the trail is already gone (gone counts as done)."""
     with _trail_errors(name), suppress_codes("TrailNotFoundException"):
-        client("cloudtrail", region).delete_trail(Name=name)
+        clients.cloudtrail(region).delete_trail(Name=name)
         return True
     return False

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 from aws_lambda_powertools import Logger
 
-from expel_onboarding.aws.clients import client, error_code
+from expel_onboarding.aws import clients
+from expel_onboarding.aws.clients import error_code
 
 logger = Logger(child=True)
 
 
 def remove_poll_rules(target_arn: str, name_prefix: str) -> list[str]:
     """Delete the rules named ``name_prefix*`` that target ``target_arn``. Best effort: returns what went."""
-    events = client("events")
+    events = clients.events()
     removed: list[str] = []
     try:
         paginator = events.get_paginator("list_rule_names_by_target")

@@ -6,7 +6,7 @@ import json
 from contextlib import AbstractContextManager
 from typing import Any
 
-from expel_onboarding.aws.clients import client
+from expel_onboarding.aws import clients
 from expel_onboarding.aws.errors import ACCESS_DENIED, BUSY, Rule, aws_errors, suppress_codes
 from expel_onboarding.errors import OnboardingError, TransientError
 
@@ -28,20 +28,20 @@ def _errors(what: str) -> AbstractContextManager[None]:
 def describe_alias_target(alias: str, region: str) -> dict[str, Any] | None:
     """KeyMetadata of the key ``alias`` (``alias/...``) points to, or None when the alias is free."""
     with _errors(f"looking up {alias}"), suppress_codes("NotFoundException"):
-        return dict(client("kms", region).describe_key(KeyId=alias)["KeyMetadata"])
+        return dict(clients.kms(region).describe_key(KeyId=alias)["KeyMetadata"])
     return None
 
 
 def key_tags(key_id: str, region: str) -> dict[str, str]:
     with _errors(f"reading the tags of key {key_id}"):
-        pages = client("kms", region).get_paginator("list_resource_tags").paginate(KeyId=key_id)
+        pages = clients.kms(region).get_paginator("list_resource_tags").paginate(KeyId=key_id)
         return {t["TagKey"]: t["TagValue"] for page in pages for t in page["Tags"]}
 
 
 def create_key(description: str, policy: dict[str, Any], tags: dict[str, str], region: str) -> dict[str, Any]:
     """A symmetric encrypt/decrypt key, tagged at creation so it is ours from its first moment."""
     with _errors("creating the key"):
-        response = client("kms", region).create_key(
+        response = clients.kms(region).create_key(
             Description=description,
             KeyUsage="ENCRYPT_DECRYPT",
             KeySpec="SYMMETRIC_DEFAULT",
@@ -53,18 +53,18 @@ def create_key(description: str, policy: dict[str, Any], tags: dict[str, str], r
 
 def rotation_enabled(key_id: str, region: str) -> bool:
     with _errors(f"reading the rotation of key {key_id}"):
-        return bool(client("kms", region).get_key_rotation_status(KeyId=key_id)["KeyRotationEnabled"])
+        return bool(clients.kms(region).get_key_rotation_status(KeyId=key_id)["KeyRotationEnabled"])
 
 
 def enable_rotation(key_id: str, region: str) -> None:
     with _errors(f"enabling rotation of key {key_id}"):
-        client("kms", region).enable_key_rotation(KeyId=key_id)
+        clients.kms(region).enable_key_rotation(KeyId=key_id)
 
 
 def create_alias(alias: str, key_id: str, region: str) -> bool:
     """Point ``alias`` at the key. False when the alias was taken meanwhile (a concurrent run)."""
     with _errors(f"creating {alias}"), suppress_codes("AlreadyExistsException"):
-        client("kms", region).create_alias(AliasName=alias, TargetKeyId=key_id)
+        clients.kms(region).create_alias(AliasName=alias, TargetKeyId=key_id)
         return True
     return False
 
@@ -72,25 +72,25 @@ def create_alias(alias: str, key_id: str, region: str) -> bool:
 def schedule_deletion(key_id: str, region: str, days: int = 7) -> str:
     """Returns when KMS will delete the key (ISO 8601), for the log."""
     with _errors(f"scheduling deletion of key {key_id}"):
-        response = client("kms", region).schedule_key_deletion(KeyId=key_id, PendingWindowInDays=days)
+        response = clients.kms(region).schedule_key_deletion(KeyId=key_id, PendingWindowInDays=days)
     deletion = response.get("DeletionDate")
     return deletion.isoformat() if hasattr(deletion, "isoformat") else str(deletion or "")
 
 
 def key_policy(key_id: str, region: str) -> dict[str, Any]:
     with _errors(f"reading the policy of key {key_id}"):
-        policy = client("kms", region).get_key_policy(KeyId=key_id, PolicyName="default")["Policy"]
+        policy = clients.kms(region).get_key_policy(KeyId=key_id, PolicyName="default")["Policy"]
     return dict(json.loads(policy))
 
 
 def put_key_policy(key_id: str, policy: dict[str, Any], region: str) -> None:
     with _errors(f"writing the policy of key {key_id}"):
-        client("kms", region).put_key_policy(KeyId=key_id, PolicyName="default", Policy=json.dumps(policy))
+        clients.kms(region).put_key_policy(KeyId=key_id, PolicyName="default", Policy=json.dumps(policy))
 
 
 def delete_alias(alias: str, region: str) -> bool:
     """Teardown. False when the alias is already gone."""
     with _errors(f"deleting {alias}"), suppress_codes("NotFoundException"):
-        client("kms", region).delete_alias(AliasName=alias)
+        clients.kms(region).delete_alias(AliasName=alias)
         return True
     return False

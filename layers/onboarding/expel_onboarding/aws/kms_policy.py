@@ -10,7 +10,8 @@ import json
 from contextlib import AbstractContextManager
 from typing import Any
 
-from expel_onboarding.aws.clients import client, error_code
+from expel_onboarding.aws import clients
+from expel_onboarding.aws.clients import error_code
 from expel_onboarding.aws.errors import ACCESS_DENIED, BUSY, Rule, aws_errors
 from expel_onboarding.errors import OnboardingError, TransientError
 
@@ -45,7 +46,7 @@ def _errors(what: str, key_arn: str) -> AbstractContextManager[None]:
 
 def key_policy(key_arn: str, region: str) -> dict[str, Any]:
     with _errors("reading the key policy", key_arn):
-        policy = client("kms", region).get_key_policy(KeyId=key_arn, PolicyName=POLICY_NAME)["Policy"]
+        policy = clients.kms(region).get_key_policy(KeyId=key_arn, PolicyName=POLICY_NAME)["Policy"]
     return dict(json.loads(policy))
 
 
@@ -69,4 +70,4 @@ def put_key_policy(key_arn: str, policy: dict[str, Any], region: str) -> None:
             f"The key policy of {key_arn} would exceed KMS's 32 KB limit with the guide's two statements "
             "added. Fix: remove unused statements from the key policy, then retry")
     with _errors("writing the key policy", key_arn):
-        client("kms", region).put_key_policy(KeyId=key_arn, PolicyName=POLICY_NAME, Policy=document)
+        clients.kms(region).put_key_policy(KeyId=key_arn, PolicyName=POLICY_NAME, Policy=document)

@@ -6,17 +6,19 @@ The onboarding never changes the organization itself; preflight tells a person w
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import TYPE_CHECKING, Any, Final
 
-from expel_onboarding.aws import sts
-from expel_onboarding.aws.clients import client
+from expel_onboarding.aws import clients, sts
 from expel_onboarding.aws.errors import BUSY, Rule, aws_errors, suppress_codes
 from expel_onboarding.errors import OnboardingError, TransientError
 
+if TYPE_CHECKING:
+    from mypy_boto3_cloudformation.literals import CallAsType
+
 STACKSETS_PRINCIPAL = "member.org.stacksets.cloudformation.amazonaws.com"
 CLOUDTRAIL_PRINCIPAL = "cloudtrail.amazonaws.com"
-SELF = "SELF"
-DELEGATED_ADMIN = "DELEGATED_ADMIN"
+SELF: Final = "SELF"
+DELEGATED_ADMIN: Final = "DELEGATED_ADMIN"
 
 _TRANSIENT = {"TooManyRequestsException", "ConcurrentModificationException", "ServiceException"}
 
@@ -36,7 +38,7 @@ def describe_organization() -> dict[str, Any]:
         return sts.describe_organization()
 
 
-def call_as(account_id: str, organization: dict[str, Any] | None = None) -> str:
+def call_as(account_id: str, organization: dict[str, Any] | None = None) -> CallAsType:
     """How StackSet calls must present this account: the management account acts as itself, any
     other account (preflight made sure it is a delegated administrator) as DELEGATED_ADMIN."""
     organization = organization or describe_organization()
@@ -44,7 +46,7 @@ def call_as(account_id: str, organization: dict[str, Any] | None = None) -> str:
 
 
 def is_delegated_administrator(account_id: str, service_principal: str) -> bool:
-    paginator = client("organizations").get_paginator("list_delegated_administrators")
+    paginator = clients.organizations().get_paginator("list_delegated_administrators")
     with _errors("ListDelegatedAdministrators"):
         for page in paginator.paginate(ServicePrincipal=service_principal):
             if any(a.get("Id") == account_id for a in page.get("DelegatedAdministrators", [])):
@@ -54,7 +56,7 @@ def is_delegated_administrator(account_id: str, service_principal: str) -> bool:
 
 def enabled_service_principals() -> set[str]:
     """Services with trusted access to the organization."""
-    paginator = client("organizations").get_paginator("list_aws_service_access_for_organization")
+    paginator = clients.organizations().get_paginator("list_aws_service_access_for_organization")
     principals: set[str] = set()
     with _errors("ListAWSServiceAccessForOrganization"):
         for page in paginator.paginate():
@@ -63,7 +65,7 @@ def enabled_service_principals() -> set[str]:
 
 
 def root_ids() -> list[str]:
-    paginator = client("organizations").get_paginator("list_roots")
+    paginator = clients.organizations().get_paginator("list_roots")
     with _errors("ListRoots"):
         return sorted(str(r["Id"]) for page in paginator.paginate() for r in page.get("Roots", []))
 
@@ -72,6 +74,6 @@ def describe_organizational_unit(ou_id: str) -> dict[str, Any] | None:
     """The OU, or None when the organization has no OU of that id."""
     with (suppress_codes("OrganizationalUnitNotFoundException", "InvalidInputException"),
           _errors("DescribeOrganizationalUnit")):
-        response = client("organizations").describe_organizational_unit(OrganizationalUnitId=ou_id)
+        response = clients.organizations().describe_organizational_unit(OrganizationalUnitId=ou_id)
         return dict(response["OrganizationalUnit"])
     return None

@@ -11,19 +11,31 @@ import json
 import time
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Final, cast
 
-from expel_onboarding.aws.clients import client, error_code
+from expel_onboarding.aws import clients
+from expel_onboarding.aws.clients import error_code
 from expel_onboarding.aws.errors import BUSY, Rule, aws_errors, suppress_codes
 from expel_onboarding.errors import OnboardingError, ResourceConflict, StillInProgress, TransientError
 
-PUBLIC_ACCESS_BLOCK = {
+if TYPE_CHECKING:
+    from mypy_boto3_s3.literals import BucketLocationConstraintType
+    from mypy_boto3_s3.type_defs import (
+        CreateBucketConfigurationTypeDef,
+        NotificationConfigurationTypeDef,
+        ObjectIdentifierTypeDef,
+        PublicAccessBlockConfigurationTypeDef,
+        ServerSideEncryptionRuleTypeDef,
+        TagTypeDef,
+    )
+
+PUBLIC_ACCESS_BLOCK: PublicAccessBlockConfigurationTypeDef = {
     "BlockPublicAcls": True,
     "IgnorePublicAcls": True,
     "BlockPublicPolicy": True,
     "RestrictPublicBuckets": True,
 }
-OBJECT_OWNERSHIP = "BucketOwnerEnforced"
+OBJECT_OWNERSHIP: Final = "BucketOwnerEnforced"
 # The most keys one ListObjectVersions page and one DeleteObjects call take.
 DELETE_BATCH = 1000
 # After boto3's own retries: let the state machine retry later. OperationAborted is S3's "a conflicting
@@ -43,7 +55,7 @@ class BucketHead:
 
 def head_bucket(bucket: str, owner: str) -> BucketHead:
     try:
-        response = client("s3").head_bucket(Bucket=bucket, ExpectedBucketOwner=owner)
+        response = clients.s3().head_bucket(Bucket=bucket, ExpectedBucketOwner=owner)
     except Exception as exc:
         code = error_code(exc)
         if code in _TRANSIENT:
@@ -62,12 +74,13 @@ def head_bucket(bucket: str, owner: str) -> BucketHead:
 def create_bucket(bucket: str, region: str, tags: dict[str, str]) -> None:
     """Create in ``region`` with ACLs disabled, tagged at creation: the ownership tag is what lets a
     re-run and teardown recognise the bucket. An already-ours bucket (a concurrent run) is fine."""
-    configuration: dict[str, Any] = {"Tags": [{"Key": k, "Value": v} for k, v in sorted(tags.items())]}
+    configuration: CreateBucketConfigurationTypeDef = {
+        "Tags": [{"Key": k, "Value": v} for k, v in sorted(tags.items())]}
     if region != "us-east-1":  # us-east-1 rejects its own name as a LocationConstraint
-        configuration["LocationConstraint"] = region
-    kwargs = {"Bucket": bucket, "ObjectOwnership": OBJECT_OWNERSHIP, "CreateBucketConfiguration": configuration}
+        configuration["LocationConstraint"] = cast("BucketLocationConstraintType", region)
     try:
-        client("s3", region).create_bucket(**kwargs)
+        clients.s3(region).create_bucket(Bucket=bucket, ObjectOwnership=OBJECT_OWNERSHIP,
+                                         CreateBucketConfiguration=configuration)
     except Exception as exc:
         code = error_code(exc)
         if code in _TRANSIENT:
@@ -94,46 +107,46 @@ def _bucket_errors(bucket: str) -> AbstractContextManager[None]:
 
 def tags(bucket: str, owner: str) -> dict[str, str]:
     with _bucket_errors(bucket), suppress_codes("NoSuchTagSet"):
-        response = client("s3").get_bucket_tagging(Bucket=bucket, ExpectedBucketOwner=owner)
+        response = clients.s3().get_bucket_tagging(Bucket=bucket, ExpectedBucketOwner=owner)
         return {t["Key"]: t["Value"] for t in response["TagSet"]}
     return {}
 
 
 def put_tags(bucket: str, tags: dict[str, str], owner: str) -> None:
     """Write the whole tag set (S3 has no 'add tag'): callers pass existing tags merged with ours."""
-    tag_set = [{"Key": k, "Value": v} for k, v in sorted(tags.items())]
+    tag_set: list[TagTypeDef] = [{"Key": k, "Value": v} for k, v in sorted(tags.items())]
     with _bucket_errors(bucket):
-        client("s3").put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": tag_set}, ExpectedBucketOwner=owner)
+        clients.s3().put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": tag_set}, ExpectedBucketOwner=owner)
 
 
 def public_access_block(bucket: str, owner: str) -> dict[str, bool] | None:
     with _bucket_errors(bucket), suppress_codes("NoSuchPublicAccessBlockConfiguration"):
-        response = client("s3").get_public_access_block(Bucket=bucket, ExpectedBucketOwner=owner)
-        return dict(response["PublicAccessBlockConfiguration"])
+        response = clients.s3().get_public_access_block(Bucket=bucket, ExpectedBucketOwner=owner)
+        return {k: bool(v) for k, v in response["PublicAccessBlockConfiguration"].items()}
     return None
 
 
 def block_public_access(bucket: str, owner: str) -> None:
     with _bucket_errors(bucket):
-        client("s3").put_public_access_block(
+        clients.s3().put_public_access_block(
             Bucket=bucket, PublicAccessBlockConfiguration=PUBLIC_ACCESS_BLOCK, ExpectedBucketOwner=owner)
 
 
 def versioning_status(bucket: str, owner: str) -> str:
     with _bucket_errors(bucket):
-        response = client("s3").get_bucket_versioning(Bucket=bucket, ExpectedBucketOwner=owner)
+        response = clients.s3().get_bucket_versioning(Bucket=bucket, ExpectedBucketOwner=owner)
     return str(response.get("Status", ""))
 
 
 def enable_versioning(bucket: str, owner: str) -> None:
     with _bucket_errors(bucket):
-        client("s3").put_bucket_versioning(
+        clients.s3().put_bucket_versioning(
             Bucket=bucket, VersioningConfiguration={"Status": "Enabled"}, ExpectedBucketOwner=owner)
 
 
 def object_ownership(bucket: str, owner: str) -> str:
     with _bucket_errors(bucket), suppress_codes("OwnershipControlsNotFoundError"):
-        rules = client("s3").get_bucket_ownership_controls(
+        rules = clients.s3().get_bucket_ownership_controls(
             Bucket=bucket, ExpectedBucketOwner=owner)["OwnershipControls"]["Rules"]
         return str(rules[0]["ObjectOwnership"]) if rules else ""
     return ""
@@ -141,55 +154,55 @@ def object_ownership(bucket: str, owner: str) -> str:
 
 def enforce_bucket_owner(bucket: str, owner: str) -> None:
     with _bucket_errors(bucket):
-        client("s3").put_bucket_ownership_controls(
+        clients.s3().put_bucket_ownership_controls(
             Bucket=bucket, OwnershipControls={"Rules": [{"ObjectOwnership": OBJECT_OWNERSHIP}]},
             ExpectedBucketOwner=owner)
 
 
 def bucket_policy(bucket: str, owner: str) -> dict[str, Any] | None:
     with _bucket_errors(bucket), suppress_codes("NoSuchBucketPolicy"):
-        response = client("s3").get_bucket_policy(Bucket=bucket, ExpectedBucketOwner=owner)
+        response = clients.s3().get_bucket_policy(Bucket=bucket, ExpectedBucketOwner=owner)
         return dict(json.loads(response["Policy"]))
     return None
 
 
 def put_bucket_policy(bucket: str, policy: dict[str, Any], owner: str) -> None:
     with _bucket_errors(bucket):
-        client("s3").put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy), ExpectedBucketOwner=owner)
+        clients.s3().put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy), ExpectedBucketOwner=owner)
 
 
 def encryption_rules(bucket: str, owner: str) -> list[dict[str, Any]]:
     with _bucket_errors(bucket), suppress_codes("ServerSideEncryptionConfigurationNotFoundError"):
-        response = client("s3").get_bucket_encryption(Bucket=bucket, ExpectedBucketOwner=owner)
-        return list(response["ServerSideEncryptionConfiguration"]["Rules"])
+        response = clients.s3().get_bucket_encryption(Bucket=bucket, ExpectedBucketOwner=owner)
+        return [dict(rule) for rule in response["ServerSideEncryptionConfiguration"]["Rules"]]
     return []
 
 
 def put_kms_encryption(bucket: str, key_arn: str, owner: str) -> None:
     """Default encryption SSE-KMS with our key; the bucket key cuts KMS requests (and cost) per object."""
-    rule = {
+    rule: ServerSideEncryptionRuleTypeDef = {
         "ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key_arn},
         "BucketKeyEnabled": True,
     }
     with _bucket_errors(bucket):
-        client("s3").put_bucket_encryption(
+        clients.s3().put_bucket_encryption(
             Bucket=bucket, ServerSideEncryptionConfiguration={"Rules": [rule]}, ExpectedBucketOwner=owner)
 
 
 def notification_configuration(bucket: str, owner: str) -> dict[str, Any]:
     with _bucket_errors(bucket):
-        response = client("s3").get_bucket_notification_configuration(
+        response = clients.s3().get_bucket_notification_configuration(
             Bucket=bucket, ExpectedBucketOwner=owner)
-    response.pop("ResponseMetadata", None)
-    return dict(response)
+    return {k: v for k, v in response.items() if k != "ResponseMetadata"}
 
 
 def put_notification_configuration(bucket: str, configuration: dict[str, Any], owner: str) -> None:
     """Replaces the whole configuration: callers pass the merged document, never just ours."""
     with _bucket_errors(bucket):
         try:
-            client("s3").put_bucket_notification_configuration(
-                Bucket=bucket, NotificationConfiguration=configuration, ExpectedBucketOwner=owner)
+            clients.s3().put_bucket_notification_configuration(
+                Bucket=bucket, NotificationConfiguration=cast("NotificationConfigurationTypeDef", configuration),
+                ExpectedBucketOwner=owner)
         except Exception as exc:
             if error_code(exc) == "InvalidArgument":
                 raise TransientError(
@@ -213,12 +226,13 @@ def delete_bucket_with_all_versions(bucket: str, owner: str, stop_at: float | No
 
     A log file CloudTrail delivers meanwhile makes DeleteBucket fail with BucketNotEmpty: retried."""
     deleted = 0
-    s3 = client("s3")
+    s3 = clients.s3()
     with _bucket_errors(bucket):
         while True:
             page = s3.list_object_versions(Bucket=bucket, MaxKeys=DELETE_BATCH, ExpectedBucketOwner=owner)
-            versions = [{"Key": v["Key"], "VersionId": v["VersionId"]}
-                        for v in page.get("Versions", []) + page.get("DeleteMarkers", [])]
+            versions: list[ObjectIdentifierTypeDef] = [
+                {"Key": v["Key"], "VersionId": v["VersionId"]}
+                for v in [*page.get("Versions", []), *page.get("DeleteMarkers", [])]]
             if versions:
                 response = s3.delete_objects(Bucket=bucket, Delete={"Objects": versions, "Quiet": True},
                                              ExpectedBucketOwner=owner)

@@ -10,7 +10,8 @@ import json
 from contextlib import AbstractContextManager
 from typing import Any
 
-from expel_onboarding.aws.clients import client, error_code
+from expel_onboarding.aws import clients
+from expel_onboarding.aws.clients import error_code
 from expel_onboarding.aws.errors import ACCESS_DENIED, BUSY, REFUSED, Rule, aws_errors, suppress_codes
 from expel_onboarding.errors import OnboardingError, TransientError
 
@@ -30,13 +31,13 @@ def _errors(what: str) -> AbstractContextManager[None]:
 def topic_attributes(topic_arn: str, region: str) -> dict[str, str] | None:
     """The topic's attributes, or None when there is no topic with that ARN."""
     with _errors(f"reading topic {topic_arn}"), suppress_codes("NotFound"):
-        return dict(client("sns", region).get_topic_attributes(TopicArn=topic_arn)["Attributes"])
+        return dict(clients.sns(region).get_topic_attributes(TopicArn=topic_arn)["Attributes"])
     return None
 
 
 def topic_tags(topic_arn: str, region: str) -> dict[str, str]:
     with _errors(f"reading the tags of topic {topic_arn}"):
-        tags = client("sns", region).list_tags_for_resource(ResourceArn=topic_arn)["Tags"]
+        tags = clients.sns(region).list_tags_for_resource(ResourceArn=topic_arn)["Tags"]
     return {t["Key"]: t["Value"] for t in tags}
 
 
@@ -45,7 +46,7 @@ def create_topic(name: str, attributes: dict[str, str], tags: dict[str, str], re
     unencrypted, open, or without the ownership tag. Returns the topic ARN."""
     with _errors(f"creating topic {name}"):
         try:
-            response = client("sns", region).create_topic(
+            response = clients.sns(region).create_topic(
                 Name=name, Attributes=attributes,
                 Tags=[{"Key": k, "Value": v} for k, v in sorted(tags.items())])
         except Exception as exc:
@@ -59,13 +60,13 @@ def create_topic(name: str, attributes: dict[str, str], tags: dict[str, str], re
 
 def set_topic_attribute(topic_arn: str, name: str, value: str, region: str) -> None:
     with _errors(f"setting {name} on topic {topic_arn}"):
-        client("sns", region).set_topic_attributes(TopicArn=topic_arn, AttributeName=name, AttributeValue=value)
+        clients.sns(region).set_topic_attributes(TopicArn=topic_arn, AttributeName=name, AttributeValue=value)
 
 
 def delete_topic(topic_arn: str, region: str) -> None:
     """Teardown of a topic this stack created (its subscriptions go with it). Idempotent in SNS."""
     with _errors(f"deleting topic {topic_arn}"):
-        client("sns", region).delete_topic(TopicArn=topic_arn)
+        clients.sns(region).delete_topic(TopicArn=topic_arn)
 
 
 def topic_policy(attributes: dict[str, str]) -> dict[str, Any] | None:
@@ -77,19 +78,19 @@ def topic_policy(attributes: dict[str, str]) -> dict[str, Any] | None:
 def subscriptions(topic_arn: str, region: str) -> list[dict[str, Any]]:
     """Every subscription of the topic (all pages)."""
     with _errors(f"listing the subscriptions of topic {topic_arn}"):
-        paginator = client("sns", region).get_paginator("list_subscriptions_by_topic")
-        return [s for page in paginator.paginate(TopicArn=topic_arn) for s in page["Subscriptions"]]
+        paginator = clients.sns(region).get_paginator("list_subscriptions_by_topic")
+        return [dict(s) for page in paginator.paginate(TopicArn=topic_arn) for s in page["Subscriptions"]]
 
 
 def subscription_attributes(subscription_arn: str, region: str) -> dict[str, str]:
     with _errors(f"reading subscription {subscription_arn}"):
-        response = client("sns", region).get_subscription_attributes(SubscriptionArn=subscription_arn)
+        response = clients.sns(region).get_subscription_attributes(SubscriptionArn=subscription_arn)
     return dict(response["Attributes"])
 
 
 def set_subscription_attribute(subscription_arn: str, name: str, value: str, region: str) -> None:
     with _errors(f"setting {name} on subscription {subscription_arn}"):
-        client("sns", region).set_subscription_attributes(
+        clients.sns(region).set_subscription_attributes(
             SubscriptionArn=subscription_arn, AttributeName=name, AttributeValue=value)
 
 
@@ -97,7 +98,7 @@ def subscribe(topic_arn: str, protocol: str, endpoint: str, attributes: dict[str
     """Subscribe with the attributes set at once; returns the subscription ARN (same-account SQS
     subscriptions are confirmed immediately)."""
     with _errors(f"subscribing {endpoint} to topic {topic_arn}"):
-        response = client("sns", region).subscribe(
+        response = clients.sns(region).subscribe(
             TopicArn=topic_arn, Protocol=protocol, Endpoint=endpoint, Attributes=attributes,
             ReturnSubscriptionArn=True)
     return str(response["SubscriptionArn"])
@@ -105,4 +106,4 @@ def subscribe(topic_arn: str, protocol: str, endpoint: str, attributes: dict[str
 
 def unsubscribe(subscription_arn: str, region: str) -> None:
     with _errors(f"removing subscription {subscription_arn}"), suppress_codes("NotFound"):  # gone: done
-        client("sns", region).unsubscribe(SubscriptionArn=subscription_arn)
+        clients.sns(region).unsubscribe(SubscriptionArn=subscription_arn)

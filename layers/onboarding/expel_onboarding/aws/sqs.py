@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import json
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from expel_onboarding.aws.clients import client
+from expel_onboarding.aws import clients
 from expel_onboarding.aws.errors import ACCESS_DENIED, BUSY, REFUSED, Rule, aws_errors, suppress_codes
 from expel_onboarding.errors import OnboardingError, ResourceConflict, TransientError
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs.literals import QueueAttributeNameType
+
+    # What CreateQueue and SetQueueAttributes take: attribute names are checked by mypy.
+    QueueAttributes = dict[QueueAttributeNameType, str]
 
 _MISSING = {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"}
 _TRANSIENT = {"Throttling", "ThrottlingException", "RequestThrottled", "InternalError", "InternalFailure",
@@ -35,39 +41,39 @@ def _errors(what: str) -> AbstractContextManager[None]:
 def queue_url(name: str, account_id: str, region: str) -> str | None:
     """The queue's URL, or None when no queue has that name in this account."""
     with _errors(f"looking up queue {name}"), suppress_codes(*_MISSING):
-        return str(client("sqs", region).get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account_id)
+        return str(clients.sqs(region).get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account_id)
                    ["QueueUrl"])
     return None
 
 
 def queue_attributes(url: str, region: str) -> dict[str, str]:
     with _errors(f"reading queue {url}"):
-        return dict(client("sqs", region).get_queue_attributes(QueueUrl=url, AttributeNames=["All"])
-                    .get("Attributes", {}))
+        attributes = clients.sqs(region).get_queue_attributes(QueueUrl=url, AttributeNames=["All"])
+    return {str(name): value for name, value in attributes.get("Attributes", {}).items()}
 
 
 def queue_tags(url: str, region: str) -> dict[str, str]:
     with _errors(f"reading the tags of queue {url}"):
-        return dict(client("sqs", region).list_queue_tags(QueueUrl=url).get("Tags", {}))
+        return dict(clients.sqs(region).list_queue_tags(QueueUrl=url).get("Tags", {}))
 
 
-def create_queue(name: str, attributes: dict[str, str], tags: dict[str, str], region: str) -> str:
+def create_queue(name: str, attributes: QueueAttributes, tags: dict[str, str], region: str) -> str:
     """A Standard queue with its attributes and tags set in the same call, so it never exists
     unencrypted, open, or without the ownership tag. Returns the queue URL."""
     with _errors(f"creating queue {name}"):
-        response = client("sqs", region).create_queue(QueueName=name, Attributes=attributes, tags=tags)
+        response = clients.sqs(region).create_queue(QueueName=name, Attributes=attributes, tags=tags)
     return str(response["QueueUrl"])
 
 
-def set_queue_attributes(url: str, attributes: dict[str, str], region: str) -> None:
+def set_queue_attributes(url: str, attributes: QueueAttributes, region: str) -> None:
     with _errors(f"setting {', '.join(sorted(attributes))} on queue {url}"):
-        client("sqs", region).set_queue_attributes(QueueUrl=url, Attributes=attributes)
+        clients.sqs(region).set_queue_attributes(QueueUrl=url, Attributes=attributes)
 
 
 def delete_queue(url: str, region: str) -> None:
     """Teardown of a queue this stack created; a queue already gone is fine."""
     with _errors(f"deleting queue {url}"), suppress_codes(*_MISSING):
-        client("sqs", region).delete_queue(QueueUrl=url)
+        clients.sqs(region).delete_queue(QueueUrl=url)
 
 
 def queue_policy(attributes: dict[str, str]) -> dict[str, Any] | None:

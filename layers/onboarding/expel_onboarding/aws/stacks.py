@@ -8,13 +8,18 @@ mapped to ours. Deciding what to do with a stack is the step's job.
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 
-from expel_onboarding.aws.clients import client, error_code
+from expel_onboarding.aws import clients
+from expel_onboarding.aws.clients import error_code
 from expel_onboarding.aws.errors import ACCESS_DENIED, Rule, aws_errors, error_message
 from expel_onboarding.errors import OnboardingError, StillInProgress
 
-CAPABILITIES = ["CAPABILITY_NAMED_IAM"]  # the role template names its role
+if TYPE_CHECKING:
+    from mypy_boto3_cloudformation.literals import CapabilityType
+    from mypy_boto3_cloudformation.type_defs import ParameterTypeDef, TagTypeDef
+
+CAPABILITIES: list[CapabilityType] = ["CAPABILITY_NAMED_IAM"]  # the role template names its role
 
 
 def _denied(stack_name: str, action: str) -> AbstractContextManager[None]:
@@ -31,7 +36,7 @@ def describe_stack(stack_name: str, region: str) -> dict[str, Any] | None:
     """The stack (by name or id), or None if there is none. By name, a deleted stack is None."""
     try:
         with _denied(stack_name, "DescribeStacks"):
-            response = client("cloudformation", region).describe_stacks(StackName=stack_name)
+            response = clients.cloudformation(region).describe_stacks(StackName=stack_name)
     except Exception as exc:
         if error_code(exc) == "ValidationError" and "does not exist" in error_message(exc):
             return None
@@ -43,7 +48,7 @@ def describe_stack(stack_name: str, region: str) -> dict[str, Any] | None:
 def template_body(stack_name: str, region: str) -> str:
     """The template as it was submitted (``Original``: no transforms applied), for comparison."""
     with _denied(stack_name, "GetTemplate"):
-        response = client("cloudformation", region).get_template(
+        response = clients.cloudformation(region).get_template(
             StackName=stack_name, TemplateStage="Original")
     body = response.get("TemplateBody", "")
     # botocore hands JSON templates back parsed; ours is YAML, so any dict means "not our template".
@@ -62,9 +67,20 @@ def tags(stack: dict[str, Any]) -> dict[str, str]:
     return {t["Key"]: t["Value"] for t in stack.get("Tags", [])}
 
 
+class _StackArguments(TypedDict):
+    """What CreateStack and UpdateStack are given alike."""
+
+    StackName: str
+    TemplateBody: str
+    Parameters: list[ParameterTypeDef]
+    Capabilities: list[CapabilityType]
+    Tags: list[TagTypeDef]
+    RoleARN: NotRequired[str]
+
+
 def _stack_arguments(stack_name: str, body: str, params: dict[str, str], stack_tags: dict[str, str],
-                     role_arn: str) -> dict[str, Any]:
-    arguments: dict[str, Any] = {
+                     role_arn: str) -> _StackArguments:
+    arguments: _StackArguments = {
         "StackName": stack_name,
         "TemplateBody": body,
         "Parameters": [{"ParameterKey": k, "ParameterValue": v} for k, v in sorted(params.items())],
@@ -83,7 +99,7 @@ def create_stack(stack_name: str, body: str, params: dict[str, str], stack_tags:
     create never leaves half a role behind."""
     try:
         with _denied(stack_name, "CreateStack"):
-            response = client("cloudformation", region).create_stack(
+            response = clients.cloudformation(region).create_stack(
                 **_stack_arguments(stack_name, body, params, stack_tags, role_arn))
     except Exception as exc:
         if error_code(exc) == "AlreadyExistsException":
@@ -98,7 +114,7 @@ def update_stack(stack_name: str, body: str, params: dict[str, str], stack_tags:
     """Start updating the stack. False when CloudFormation finds nothing to change."""
     try:
         with _denied(stack_name, "UpdateStack"):
-            client("cloudformation", region).update_stack(
+            clients.cloudformation(region).update_stack(
                 **_stack_arguments(stack_name, body, params, stack_tags, role_arn))
     except Exception as exc:
         message = error_message(exc)
@@ -113,7 +129,7 @@ def update_stack(stack_name: str, body: str, params: dict[str, str], stack_tags:
 def delete_stack(stack_name: str, region: str) -> None:
     """Start deleting. CloudFormation uses the service role stored with the stack, if any."""
     with _denied(stack_name, "DeleteStack"):
-        client("cloudformation", region).delete_stack(StackName=stack_name)
+        clients.cloudformation(region).delete_stack(StackName=stack_name)
 
 
 def first_failure(stack_name: str, region: str) -> tuple[str, str]:
@@ -124,7 +140,7 @@ def first_failure(stack_name: str, region: str) -> tuple[str, str]:
     cause; later ones are usually "Resource creation cancelled" knock-ons.
     """
     failures: list[tuple[str, str]] = []
-    paginator = client("cloudformation", region).get_paginator("describe_stack_events")
+    paginator = clients.cloudformation(region).get_paginator("describe_stack_events")
     with _denied(stack_name, "DescribeStackEvents"):
         for page in paginator.paginate(StackName=stack_name):
             for event in page.get("StackEvents", []):

@@ -9,12 +9,17 @@ account registered as StackSets delegated administrator (CloudFormation then act
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from expel_onboarding.aws.clients import client, error_code
+from expel_onboarding.aws import clients
+from expel_onboarding.aws.clients import error_code
 from expel_onboarding.aws.errors import ACCESS_DENIED, Rule, aws_errors, suppress_codes
 from expel_onboarding.aws.stacks import CAPABILITIES
 from expel_onboarding.errors import OnboardingError, StillInProgress, TransientError
+
+if TYPE_CHECKING:
+    from mypy_boto3_cloudformation.literals import CallAsType
+    from mypy_boto3_cloudformation.type_defs import DeploymentTargetsTypeDef, StackSetOperationPreferencesTypeDef
 
 RUNNING_OPERATION = {"QUEUED", "RUNNING", "STOPPING"}
 _STACK_SET_TRANSIENT = {"Throttling", "ThrottlingException", "TooManyRequestsException",
@@ -40,35 +45,36 @@ def _stack_set_errors(name: str, action: str) -> AbstractContextManager[None]:
         action=action)
 
 
-def _preferences(max_concurrent_percentage: int, failure_tolerance_percentage: int) -> dict[str, Any]:
+def _preferences(max_concurrent_percentage: int,
+                 failure_tolerance_percentage: int) -> StackSetOperationPreferencesTypeDef:
     return {"MaxConcurrentPercentage": max_concurrent_percentage,
             "FailureTolerancePercentage": failure_tolerance_percentage}
 
 
-def _targets(ou_ids: list[str], exclude_accounts: list[str]) -> dict[str, Any]:
-    targets: dict[str, Any] = {"OrganizationalUnitIds": sorted(ou_ids)}
+def _targets(ou_ids: list[str], exclude_accounts: list[str]) -> DeploymentTargetsTypeDef:
     if exclude_accounts:
         # A delegated administrator is itself a member account: its role comes from the step-9 stack.
-        targets.update(AccountFilterType="DIFFERENCE", Accounts=sorted(exclude_accounts))
-    return targets
+        return {"OrganizationalUnitIds": sorted(ou_ids), "AccountFilterType": "DIFFERENCE",
+                "Accounts": sorted(exclude_accounts)}
+    return {"OrganizationalUnitIds": sorted(ou_ids)}
 
 
-def describe_stack_set(name: str, region: str, call_as: str) -> dict[str, Any] | None:
+def describe_stack_set(name: str, region: str, call_as: CallAsType) -> dict[str, Any] | None:
     """The StackSet, or None when there is none (a deleted one is None too)."""
     with suppress_codes("StackSetNotFoundException"), _stack_set_errors(name, "DescribeStackSet"):
-        stack_set = dict(client("cloudformation", region).describe_stack_set(
+        stack_set = dict(clients.cloudformation(region).describe_stack_set(
             StackSetName=name, CallAs=call_as)["StackSet"])
         return None if stack_set.get("Status") == "DELETED" else stack_set
     return None
 
 
 def create_stack_set(name: str, body: str, params: dict[str, str], stack_set_tags: dict[str, str],
-                     region: str, call_as: str, description: str) -> str:
+                     region: str, call_as: CallAsType, description: str) -> str:
     """A service-managed StackSet that follows the organization: accounts joining a target OU get the
     role, accounts leaving it lose it (nothing of ours is left behind in an account that left)."""
     try:
         with _stack_set_errors(name, "CreateStackSet"):
-            response = client("cloudformation", region).create_stack_set(
+            response = clients.cloudformation(region).create_stack_set(
                 StackSetName=name, Description=description, TemplateBody=body,
                 Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in sorted(params.items())],
                 Capabilities=CAPABILITIES,
@@ -83,12 +89,12 @@ def create_stack_set(name: str, body: str, params: dict[str, str], stack_set_tag
     return str(response["StackSetId"])
 
 
-def update_stack_set(name: str, body: str, params: dict[str, str], region: str, call_as: str,
+def update_stack_set(name: str, body: str, params: dict[str, str], region: str, call_as: CallAsType,
                      max_concurrent_percentage: int, failure_tolerance_percentage: int) -> str:
     """Template, parameters and auto-deployment; no targets given, so every instance is updated
     (which also retries instances an earlier operation left OUTDATED). Returns the operation id."""
     with _stack_set_errors(name, "UpdateStackSet"):
-        response = client("cloudformation", region).update_stack_set(
+        response = clients.cloudformation(region).update_stack_set(
             StackSetName=name, TemplateBody=body,
             Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in sorted(params.items())],
             Capabilities=CAPABILITIES,
@@ -98,23 +104,23 @@ def update_stack_set(name: str, body: str, params: dict[str, str], region: str, 
     return str(response["OperationId"])
 
 
-def create_stack_instances(name: str, ou_ids: list[str], regions: list[str], region: str, call_as: str,
+def create_stack_instances(name: str, ou_ids: list[str], regions: list[str], region: str, call_as: CallAsType,
                            max_concurrent_percentage: int, failure_tolerance_percentage: int,
                            exclude_accounts: list[str] | None = None) -> str:
     """Deploy to every account under these roots/OUs (CloudFormation resolves them, nested OUs
     included, and skips the management account). Returns the operation id; nothing waits here."""
     with _stack_set_errors(name, "CreateStackInstances"):
-        response = client("cloudformation", region).create_stack_instances(
+        response = clients.cloudformation(region).create_stack_instances(
             StackSetName=name, DeploymentTargets=_targets(ou_ids, exclude_accounts or []), Regions=regions,
             OperationPreferences=_preferences(max_concurrent_percentage, failure_tolerance_percentage),
             CallAs=call_as)
     return str(response["OperationId"])
 
 
-def delete_stack_instances(name: str, ou_ids: list[str], regions: list[str], region: str, call_as: str,
+def delete_stack_instances(name: str, ou_ids: list[str], regions: list[str], region: str, call_as: CallAsType,
                            max_concurrent_percentage: int, failure_tolerance_percentage: int) -> str:
     with _stack_set_errors(name, "DeleteStackInstances"):
-        response = client("cloudformation", region).delete_stack_instances(
+        response = clients.cloudformation(region).delete_stack_instances(
             StackSetName=name, DeploymentTargets={"OrganizationalUnitIds": sorted(ou_ids)}, Regions=regions,
             RetainStacks=False,
             OperationPreferences=_preferences(max_concurrent_percentage, failure_tolerance_percentage),
@@ -122,11 +128,11 @@ def delete_stack_instances(name: str, ou_ids: list[str], regions: list[str], reg
     return str(response["OperationId"])
 
 
-def delete_stack_set(name: str, region: str, call_as: str) -> bool:
+def delete_stack_set(name: str, region: str, call_as: CallAsType) -> bool:
     """False while instances remain (their deletion is still running)."""
     try:
         with _stack_set_errors(name, "DeleteStackSet"):
-            client("cloudformation", region).delete_stack_set(StackSetName=name, CallAs=call_as)
+            clients.cloudformation(region).delete_stack_set(StackSetName=name, CallAs=call_as)
     except Exception as exc:
         if error_code(exc) == "StackSetNotEmptyException":
             return False
@@ -136,37 +142,37 @@ def delete_stack_set(name: str, region: str, call_as: str) -> bool:
     return True
 
 
-def stack_instances(name: str, region: str, call_as: str) -> list[dict[str, Any]]:
+def stack_instances(name: str, region: str, call_as: CallAsType) -> list[dict[str, Any]]:
     """Every instance (one per account and region), all pages: 1,000 accounts are ten reads."""
-    paginator = client("cloudformation", region).get_paginator("list_stack_instances")
+    paginator = clients.cloudformation(region).get_paginator("list_stack_instances")
     instances: list[dict[str, Any]] = []
     with _stack_set_errors(name, "ListStackInstances"):
         for page in paginator.paginate(StackSetName=name, CallAs=call_as, PaginationConfig={"PageSize": 100}):
-            instances.extend(page.get("Summaries", []))
+            instances.extend(dict(summary) for summary in page.get("Summaries", []))
     return instances
 
 
-def recent_operations(name: str, region: str, call_as: str) -> list[dict[str, Any]]:
+def recent_operations(name: str, region: str, call_as: CallAsType) -> list[dict[str, Any]]:
     """The latest operations, newest first (one page is enough: only the newest ones matter)."""
     with _stack_set_errors(name, "ListStackSetOperations"):
-        response = client("cloudformation", region).list_stack_set_operations(
+        response = clients.cloudformation(region).list_stack_set_operations(
             StackSetName=name, MaxResults=20, CallAs=call_as)
     operations = [dict(o) for o in response.get("Summaries", [])]
     return sorted(operations, key=lambda o: o.get("CreationTimestamp") or 0, reverse=True)
 
 
-def describe_stack_set_operation(name: str, operation_id: str, region: str, call_as: str) -> dict[str, Any]:
+def describe_stack_set_operation(name: str, operation_id: str, region: str, call_as: CallAsType) -> dict[str, Any]:
     with _stack_set_errors(name, "DescribeStackSetOperation"):
-        response = client("cloudformation", region).describe_stack_set_operation(
+        response = clients.cloudformation(region).describe_stack_set_operation(
             StackSetName=name, OperationId=operation_id, CallAs=call_as)
     return dict(response["StackSetOperation"])
 
 
-def failed_instances(name: str, operation_id: str, region: str, call_as: str,
+def failed_instances(name: str, operation_id: str, region: str, call_as: CallAsType,
                      limit: int = 5) -> list[tuple[str, str, str]]:
     """(account, region, reason) of the first few accounts where the operation failed: enough for a
     person to see the cause without reading a thousand results."""
-    paginator = client("cloudformation", region).get_paginator("list_stack_set_operation_results")
+    paginator = clients.cloudformation(region).get_paginator("list_stack_set_operation_results")
     failures: list[tuple[str, str, str]] = []
     with _stack_set_errors(name, "ListStackSetOperationResults"):
         for page in paginator.paginate(StackSetName=name, OperationId=operation_id, CallAs=call_as,

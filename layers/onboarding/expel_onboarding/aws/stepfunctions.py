@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from expel_onboarding.aws.clients import client
+from expel_onboarding.aws import clients
 from expel_onboarding.aws.errors import suppress_codes
 
 
@@ -16,27 +16,27 @@ def start_execution(state_machine_arn: str, name: str, execution_input: dict[str
     execution, so a re-delivered CloudFormation request never starts a second onboarding.
     """
     with suppress_codes("ExecutionAlreadyExists"):
-        response = client("stepfunctions").start_execution(
+        response = clients.stepfunctions().start_execution(
             stateMachineArn=state_machine_arn, name=name, input=json.dumps(execution_input))
         return str(response["executionArn"])
     return state_machine_arn.replace(":stateMachine:", ":execution:") + f":{name}"
 
 
 def describe_execution(execution_arn: str) -> dict[str, Any]:
-    return client("stepfunctions").describe_execution(executionArn=execution_arn)
+    return dict(clients.stepfunctions().describe_execution(executionArn=execution_arn))
 
 
 def list_executions(state_machine_arn: str) -> list[dict[str, Any]]:
-    paginator = client("stepfunctions").get_paginator("list_executions")
-    return [e for page in paginator.paginate(stateMachineArn=state_machine_arn) for e in page["executions"]]
+    paginator = clients.stepfunctions().get_paginator("list_executions")
+    return [dict(e) for page in paginator.paginate(stateMachineArn=state_machine_arn) for e in page["executions"]]
 
 
 def history(execution_arn: str) -> list[dict[str, Any]]:
-    paginator = client("stepfunctions").get_paginator("get_execution_history")
-    return [e for page in paginator.paginate(executionArn=execution_arn) for e in page["events"]]
+    paginator = clients.stepfunctions().get_paginator("get_execution_history")
+    return [dict(e) for page in paginator.paginate(executionArn=execution_arn) for e in page["events"]]
 
 
 def stop_execution(execution_arn: str, cause: str) -> None:
     """Stop a running execution; one that ended meanwhile is fine."""
     with suppress_codes("ExecutionDoesNotExist"):
-        client("stepfunctions").stop_execution(executionArn=execution_arn, error="StackDelete", cause=cause)
+        clients.stepfunctions().stop_execution(executionArn=execution_arn, error="StackDelete", cause=cause)

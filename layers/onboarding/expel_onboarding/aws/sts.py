@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from expel_onboarding.aws.clients import client, error_code
+from expel_onboarding.aws import clients
+from expel_onboarding.aws.clients import error_code
 from expel_onboarding.errors import OnboardingError
 
 
@@ -17,20 +18,20 @@ class Identity:
 
 
 def caller_identity() -> Identity:
-    response = client("sts").get_caller_identity()
+    response = clients.sts().get_caller_identity()
     arn = str(response["Arn"])
     return Identity(account_id=str(response["Account"]), partition=arn.split(":")[1], arn=arn)
 
 
 def session_region() -> str:
     """The region the code runs in (the Lambda's ``AWS_REGION``), as boto3 resolved it."""
-    return str(client("sts").meta.region_name)
+    return str(clients.sts().meta.region_name)
 
 
 def describe_organization() -> dict[str, Any]:
     """The caller's organization (``Id`` ``o-...``, ``MasterAccountId``, ``FeatureSet``)."""
     try:
-        return dict(client("organizations").describe_organization()["Organization"])
+        return dict(clients.organizations().describe_organization()["Organization"])
     except Exception as exc:
         if error_code(exc) == "AWSOrganizationsNotInUseException":
             raise OnboardingError(

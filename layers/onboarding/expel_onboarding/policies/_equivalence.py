@@ -66,7 +66,7 @@ def canonical_statement(statement: Statement) -> Any:
 
 
 def equivalent(a: Statement, b: Statement) -> bool:
-    return canonical_statement(a) == canonical_statement(b)
+    return bool(canonical_statement(a) == canonical_statement(b))
 
 
 def merge_keeping_equivalent(document: PolicyDocument | None, ours: Iterable[Statement],

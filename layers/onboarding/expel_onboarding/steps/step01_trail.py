@@ -117,7 +117,7 @@ def _ensure_bucket_policy(config: Config) -> None:
         logger.info("Merged CloudTrail statements into the bucket policy", extra={"bucket": config.bucket_name})
 
 
-def trail_settings(config: Config, key_arn: str) -> dict[str, Any]:
+def trail_settings(config: Config, key_arn: str) -> cloudtrail.TrailSettings:
     """CreateTrail/UpdateTrail parameters: the guide's defaults, spelled out."""
     return {
         "Name": config.trail_name,
@@ -130,7 +130,7 @@ def trail_settings(config: Config, key_arn: str) -> dict[str, Any]:
     }
 
 
-def _current_settings(trail: dict[str, Any]) -> dict[str, Any]:
+def _current_settings(trail: dict[str, Any]) -> dict[str, object]:
     """GetTrail's answer in CreateTrail's vocabulary, so the two compare directly."""
     return {
         "Name": trail.get("Name"),

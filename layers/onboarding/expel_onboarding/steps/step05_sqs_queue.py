@@ -9,6 +9,7 @@ its policy is merged (statements someone else wrote stay).
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 from aws_lambda_powertools import Logger
 
@@ -18,6 +19,9 @@ from expel_onboarding.errors import InvalidParameter
 from expel_onboarding.models import Config, QueueOutput, TopicOutput, TrailOutput
 from expel_onboarding.policies.queue_policy import merge_queue_policy, queue_statements
 from expel_onboarding.steps._ownership import ensure_ours, is_ours, refers_to_key
+
+if TYPE_CHECKING:
+    from expel_onboarding.aws.sqs import QueueAttributes
 
 logger = Logger(child=True)
 
@@ -34,7 +38,7 @@ def apply(config: Config, trail: TrailOutput, topic: TopicOutput) -> QueueOutput
     queue_arn = naming.queue_arn(config.partition, region, config.account_id, config.queue_name)
     statements = queue_statements(queue_arn, topic.topic_arn)
     # SSE-KMS with our key; SSE-SQS explicitly off, since a queue holds one encryption setting.
-    encryption = {"KmsMasterKeyId": trail.kms_key_arn, "SqsManagedSseEnabled": "false"}
+    encryption: QueueAttributes = {"KmsMasterKeyId": trail.kms_key_arn, "SqsManagedSseEnabled": "false"}
 
     url = sqs.queue_url(config.queue_name, config.account_id, region)
     if url is None:
@@ -48,7 +52,7 @@ def apply(config: Config, trail: TrailOutput, topic: TopicOutput) -> QueueOutput
 
     ensure_ours(KIND, queue_arn, sqs.queue_tags(url, region), config.stack_name, "QueueName")
     current = sqs.queue_attributes(url, region)
-    changes: dict[str, str] = {}
+    changes: QueueAttributes = {}
     if current.get("MessageRetentionPeriod") != RETENTION_SECONDS:
         changes["MessageRetentionPeriod"] = RETENTION_SECONDS
     current_key = current.get("KmsMasterKeyId", "")

@@ -13,7 +13,7 @@ starts the next one still due (new target OUs after an update). Nothing here sle
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
 
@@ -23,6 +23,9 @@ from expel_onboarding.models import Config, QueueOutput, RoleOutput, TrailOutput
 from expel_onboarding.naming import OWNER_TAG_KEY, owner_tags
 from expel_onboarding.steps import expel_role_stack, step09_management_stack
 from expel_onboarding.steps.expel_role_stack import COMPLETE, EXPEL_PRINCIPAL_ARN, IN_PROGRESS, significant_lines
+
+if TYPE_CHECKING:
+    from mypy_boto3_cloudformation.literals import CallAsType
 
 logger = Logger(child=True)
 
@@ -186,7 +189,7 @@ def _require_stack_set_ours(config: Config, stack_set: dict[str, Any]) -> None:
             "name")
 
 
-def _operation_failed(config: Config, operation_id: str, state: str, call_as: str,
+def _operation_failed(config: Config, operation_id: str, state: str, call_as: CallAsType,
                       operation: dict[str, Any]) -> OnboardingError:
     name = stack_set_name(config)
     failures = stacksets.failed_instances(name, operation_id, config.region, call_as)

@@ -10,6 +10,7 @@ from typing import Any
 from expel_onboarding.errors import OnboardingError
 from expel_onboarding.models import Config
 from expel_onboarding.steps import step08_expel_role, step09_management_stack
+from expel_onboarding.steps.expel_role_stack import IN_PROGRESS
 
 # With the default 10 s poll: 20 minutes, far more than deleting one IAM role takes.
 MAX_ROLE_CHECKS = 120
@@ -24,7 +25,7 @@ def remove_role(config: Config, previous: dict[str, Any]) -> dict[str, Any]:
     else:
         parts = {"Stack": step08_expel_role.remove(config)}
     status = _combined(list(parts.values()))
-    if status == step08_expel_role.IN_PROGRESS and checks >= MAX_ROLE_CHECKS:
+    if status == IN_PROGRESS and checks >= MAX_ROLE_CHECKS:
         raise OnboardingError(
             f"Step 8: the Expel role stack {config.role_stack_name} (or its StackSet) is still not deleted after "
             f"{checks} checks. "
@@ -34,6 +35,6 @@ def remove_role(config: Config, previous: dict[str, Any]) -> dict[str, Any]:
 
 
 def _combined(statuses: list[str]) -> str:
-    if step08_expel_role.IN_PROGRESS in statuses:
-        return step08_expel_role.IN_PROGRESS
+    if IN_PROGRESS in statuses:
+        return IN_PROGRESS
     return "DELETED" if "DELETED" in statuses else "SKIPPED"

@@ -18,7 +18,8 @@ from urllib.parse import unquote_plus
 
 from aws_lambda_powertools import Logger
 
-from expel_onboarding.aws.clients import client, error_code
+from expel_onboarding.aws import clients
+from expel_onboarding.aws.clients import error_code
 from expel_onboarding.errors import DeliveryNotConfirmed, OnboardingError
 from expel_onboarding.models import Config, DeliveryOutput, QueueOutput, TrailOutput
 from expel_onboarding.naming import CANARY_PREFIX
@@ -53,7 +54,7 @@ def put_canary(config: Config, trail: TrailOutput, *, run_id: str = "") -> Deliv
                        "stack": config.stack_name, "run": run_id}).encode()
     try:
         # No SSE arguments: the bucket's default (SSE-KMS with the trail's key) must do the encrypting.
-        client("s3").put_object(Bucket=trail.bucket_name, Key=key, Body=body,
+        clients.s3().put_object(Bucket=trail.bucket_name, Key=key, Body=body,
                                 ContentType="application/json", ExpectedBucketOwner=config.account_id)
     except Exception as exc:
         if error_code(exc) in ("AccessDenied", "KMS.AccessDeniedException", "KMS.DisabledException"):
@@ -106,7 +107,7 @@ def check_canary(config: Config, trail: TrailOutput, queue: QueueOutput, deliver
 
 def _find_in_queue(queue_url: str, bucket: str, key: str) -> str:
     """Returns "raw", "envelope" or "" (not seen). Deletes the canary's message; releases every other one."""
-    sqs = client("sqs")
+    sqs = clients.sqs()
     others: list[str] = []
     found = ""
     try:
@@ -149,7 +150,7 @@ def _queue_error(exc: Exception, trail: TrailOutput, queue: QueueOutput) -> Onbo
 
 def _release(queue_url: str, receipt_handles: list[str]) -> None:
     """Make the messages we looked at visible again now, not when their visibility timeout ends."""
-    sqs = client("sqs")
+    sqs = clients.sqs()
     for start in range(0, len(receipt_handles), 10):
         batch = receipt_handles[start:start + 10]
         response = sqs.change_message_visibility_batch(
@@ -194,7 +195,7 @@ def _json(text: Any) -> dict[str, Any]:
 def _delete_canary_object(config: Config, trail: TrailOutput, key: str) -> None:
     """Remove every version of the canary (the bucket is versioned: a plain delete would only add a
     delete marker). A failure here is logged, not raised: delivery is already decided."""
-    s3 = client("s3")
+    s3 = clients.s3()
     try:
         response = s3.list_object_versions(Bucket=trail.bucket_name, Prefix=key,
                                            ExpectedBucketOwner=config.account_id)
