@@ -532,7 +532,8 @@ def apply() -> None:
     _patch_custom_resource_type()
     _patch_resource_events()
     _patch_cfn_response()
-    from local_cloud import custom_resources
+    from local_cloud import custom_resources, stepfunctions_redrive
 
     custom_resources.install()
+    stepfunctions_redrive.install()
     _applied = True
