@@ -9,9 +9,10 @@ that stack's QueueName exists, so preflight refuses). For each run it reads
 * CloudFormation's answer: the ``Onboarding`` custom resource's CREATE_COMPLETE / CREATE_FAILED event
   timestamp in ``describe_stack_events``,
 
-and prints answer - end per run and the median, against the target of at most 5 s. The fast path answers
-from inside the execution (Report Success / Record Failure), so a figure may be slightly negative: the
-answer arrived before the execution recorded its end. The local cloud is always stopped at the end.
+and prints answer - end per run and the median, against the target of at most 5 s. A success is answered
+from inside the execution (Report Success), so a figure may be slightly negative: the answer arrived before
+the execution recorded its end; a failure by the poll (local time is compressed: the local cloud fires
+scheduled rules every second here, AWS every minute). The local cloud is always stopped at the end.
 
     .venv/bin/python benchmarks/response_latency.py --runs 3
 """

@@ -11,8 +11,3 @@ logger = Logger()
 @logger.inject_lambda_context(correlation_id_path="ExecutionId")
 def report_success(event: dict, context: LambdaContext) -> dict:
     return lifecycle.report_success(event)
-
-
-@logger.inject_lambda_context(correlation_id_path="ExecutionId")
-def record_failure(event: dict, context: LambdaContext) -> dict:
-    return lifecycle.record_failure(event)

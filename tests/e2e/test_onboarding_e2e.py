@@ -3,7 +3,8 @@
 One stack is created and inspected: its Outputs are the guide's ten values, the trail, bucket,
 topic, queue and role hold the guide's settings, Workbench holds one device, and the API key is
 nowhere a person could read it. Then the lifecycle: a failing step fails the stack with the step's
-name, a retry inside the window completes it, an aborted execution never leaves CloudFormation waiting.
+name, a retry inside the window (a redrive, or a new execution with the same input) completes it, an
+aborted execution never leaves CloudFormation waiting.
 """
 
 from __future__ import annotations
@@ -165,6 +166,7 @@ def test_retry_inside_the_window_completes_the_stack(local_cloud: ServedCloud, b
     try:
         sfn = client(local_cloud, "stepfunctions")
         failed = _wait_for_execution(sfn, "e2e-retry-onboarding", "FAILED")
+        waiting = stack(local_cloud, "e2e-retry")["StackStatus"]
         sqs.delete_queue(QueueUrl=blocker)  # the person fixes the cause ...
         original = sfn.describe_execution(executionArn=failed)
         sfn.start_execution(stateMachineArn=original["stateMachineArn"],  # ... and retries from the console
@@ -173,9 +175,49 @@ def test_retry_inside_the_window_completes_the_stack(local_cloud: ServedCloud, b
     finally:
         if deploy.poll() is None:
             deploy.kill()
+    assert waiting == "CREATE_IN_PROGRESS"  # the retry window kept CloudFormation waiting
     assert deploy.returncode == 0, output[-3000:]
     assert stack(local_cloud, "e2e-retry")["StackStatus"] == "CREATE_COMPLETE"
-    assert outputs(local_cloud, "e2e-retry")["SqsQueueUrl"].endswith("/e2e-retry-queue")
+    done = outputs(local_cloud, "e2e-retry")
+    assert all(done[name] for name in GUIDE_OUTPUTS) and done["SqsQueueUrl"].endswith("/e2e-retry-queue")
+    assert done["ExecutionArn"].endswith(":retry-by-a-person")
+
+
+def test_redrive_inside_the_window_completes_the_stack_with_every_output(local_cloud: ServedCloud,
+                                                                          built_template: Path) -> None:
+    # A revoked API key: Workbench answers 401 and step 10 fails after steps 1-8 built everything.
+    params = onboarding_parameters(local_cloud, "e2e-redrive", RetryWindowSeconds="240",
+                                   WorkbenchApiKey="revoked-key")
+    deploy = subprocess.Popen(cli_command() + deploy_command(local_cloud, built_template, "e2e-redrive", params),
+                              cwd=REPO, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        sfn = client(local_cloud, "stepfunctions")
+        failed = _wait_for_execution(sfn, "e2e-redrive-onboarding", "FAILED")
+        waiting = stack(local_cloud, "e2e-redrive")["StackStatus"]
+        history = sfn.get_execution_history(executionArn=failed, maxResults=1000)["events"]
+        assert history[-1]["type"] == "ExecutionFailed" and "HTTP 401" in history[-1][
+            "executionFailedEventDetails"]["cause"]
+        # The person puts a valid key into the secret (README: Troubleshooting) ...
+        secret = json.loads(sfn.describe_execution(executionArn=failed)["input"])["Config"]["WorkbenchApiKeySecretArn"]
+        client(local_cloud, "secretsmanager").put_secret_value(SecretId=secret, SecretString=DEMO_API_KEY)
+        sfn.redrive_execution(executionArn=failed)  # ... and chooses Redrive in the Step Functions console
+        output, _ = deploy.communicate(timeout=300)
+    finally:
+        if deploy.poll() is None:
+            deploy.kill()
+    assert waiting == "CREATE_IN_PROGRESS"  # the retry window kept CloudFormation waiting
+    assert deploy.returncode == 0, output[-3000:]
+    assert stack(local_cloud, "e2e-redrive")["StackStatus"] == "CREATE_COMPLETE"
+    done = outputs(local_cloud, "e2e-redrive")
+    assert all(done[name] for name in GUIDE_OUTPUTS) and done["WorkbenchDeviceId"]
+    assert done["ExecutionArn"] == failed  # a redrive keeps the execution, and its Report Success answered
+    redriven = sfn.describe_execution(executionArn=failed)
+    assert redriven["status"] == "SUCCEEDED" and redriven["redriveCount"] == 1
+    events = sfn.get_execution_history(executionArn=failed, maxResults=1000)["events"]
+    entered = [e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e]
+    assert entered.count("Step 1 Create Trail") == 1  # the steps that had succeeded did not run again
+    assert entered.count("Step 10 Register Workbench Device") == 2
+    assert [e["type"] for e in events].count("ExecutionRedriven") == 1
 
 
 def test_aborted_execution_fails_the_stack_without_waiting(local_cloud: ServedCloud, built_template: Path) -> None:

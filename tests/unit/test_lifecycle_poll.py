@@ -104,3 +104,23 @@ def test_successful_retry_with_the_same_input_completes_the_stack(monkeypatch: p
 def test_running_retry_keeps_waiting_after_the_window(monkeypatch: pytest.MonkeyPatch) -> None:
     executions = [execution(FIRST, "FAILED", T0, T0), execution(RETRY, "RUNNING", T0 + timedelta(minutes=9))]
     assert poll(monkeypatch, executions, T0 + timedelta(minutes=11)).status == "PENDING"
+
+
+def test_a_redriven_execution_running_again_keeps_waiting_after_its_first_window(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Redrive keeps the ARN: the execution CloudFormation's request started is RUNNING again.
+    redriven = {**execution(FIRST, "RUNNING", T0), "redriveCount": 1, "redriveDate": T0 + timedelta(minutes=9)}
+    assert poll(monkeypatch, [redriven], T0 + timedelta(minutes=11)).status == "PENDING"
+
+
+def test_a_redriven_execution_that_succeeded_completes_the_stack(monkeypatch: pytest.MonkeyPatch) -> None:
+    state = {"Queue": {"QueueUrl": "https://q"}, "ExecutionId": FIRST}
+    redriven = {**execution(FIRST, "SUCCEEDED", T0, T0 + timedelta(minutes=12), state), "redriveCount": 1}
+    outcome = poll(monkeypatch, [redriven], T0 + timedelta(minutes=13))
+    assert outcome.status == "SUCCESS" and outcome.data["ExecutionArn"] == FIRST
+
+
+def test_a_redrive_that_failed_again_gets_a_new_window_from_that_failure(monkeypatch: pytest.MonkeyPatch) -> None:
+    again = {**execution(FIRST, "FAILED", T0, T0 + timedelta(minutes=9)), "redriveCount": 1}
+    assert poll(monkeypatch, [again], T0 + timedelta(minutes=11)).status == "PENDING"
+    assert poll(monkeypatch, [again], T0 + timedelta(minutes=19, seconds=1)).status == "FAILED"

@@ -1,5 +1,6 @@
-"""The ASL itself: Delete routes to the teardown in reverse guide order, every task retries and fails
-into Record Failure, nothing is unreachable, and every function it names comes from the template."""
+"""The ASL itself: Delete routes to the teardown in reverse guide order, every task retries and a failure
+ends the execution in the failed step (so Redrive resumes there), nothing is unreachable, and every
+function it names comes from the template."""
 
 from __future__ import annotations
 
@@ -14,7 +15,6 @@ from samtranslator.yaml_helper import yaml_parse
 ROOT = Path(__file__).resolve().parents[2]
 DEFINITION = json.loads((ROOT / "statemachine" / "onboarding.asl.json").read_text())
 STATES: dict[str, dict[str, Any]] = DEFINITION["States"]
-FAILURE = "Record Failure"
 TEARDOWN_ORDER = [
     "TeardownDiscoverFunctionArn", "Step10WorkbenchDeviceFunctionArn", "Step08ExpelRoleFunctionArn",
     "Step07BucketNotificationFunctionArn", "Step06SnsSubscriptionFunctionArn", "Step05SqsQueueFunctionArn",
@@ -48,7 +48,7 @@ def _teardown_path() -> list[str]:
     (a Wait), in which case it follows the way out."""
     name = next(c["Next"] for c in STATES[STATES["Start"]["Next"]]["Choices"])
     resources: list[str] = []
-    while name != FAILURE:
+    while True:
         state = STATES[name]
         if state["Type"] == "Task":
             resources.append(state["Resource"].strip("${}"))
@@ -97,20 +97,32 @@ def test_role_stack_removal_waits_in_the_state_machine_between_calls() -> None:
 
 
 @pytest.mark.parametrize("name", [n for n, s in STATES.items() if s["Type"] in ("Task", "Parallel")])
-def test_every_task_retries_and_fails_into_record_failure(name: str) -> None:
+def test_every_task_retries_and_a_failure_ends_the_execution_in_that_step(name: str) -> None:
+    """Step Functions redrives from the state the execution failed in; an error a Catch routes to a Fail
+    state would make every redrive re-enter the Fail state and fail again."""
     state = STATES[name]
     tasks = [state] if state["Type"] == "Task" else [
         s for branch in state["Branches"] for s in branch["States"].values() if s["Type"] == "Task"]
     assert all(task.get("Retry") for task in tasks)
     catches = [c["Next"] for c in state.get("Catch", [])]
-    if name == FAILURE:
-        assert catches == ["Onboarding Failed"]  # its own failure must not loop back into it
-    elif name == "Step 10 Remove Workbench Device":
+    if name == "Step 10 Remove Workbench Device":
         # Workbench being down or the key revoked must not block removing what we made in AWS.
         assert catches == ["Step 8 Remove Expel Role"]
         assert state["Catch"][0]["ResultPath"] == "$.Teardown.WorkbenchError"
     else:
-        assert catches == [FAILURE]
+        assert catches == []
+    assert all(not task.get("Catch") for task in tasks if task is not state)
+
+
+def test_no_state_of_the_machine_is_a_fail_state() -> None:
+    def kinds(states: dict[str, Any]) -> set[str]:
+        found = {s["Type"] for s in states.values()}
+        for s in states.values():
+            for branch in s.get("Branches", []):
+                found |= kinds(branch["States"])
+        return found
+
+    assert "Fail" not in kinds(STATES)
 
 
 def test_delivery_is_verified_on_create_only() -> None:

@@ -1,9 +1,12 @@
 """The custom resource's lifecycle: start the onboarding, answer CloudFormation when it ends.
 
-Two paths answer. The fast one: the state machine's last state calls ``report_success`` (or
-``record_failure``) within seconds of the work ending. The safety net: crhelper's poll calls
-``poll`` every minute and answers whatever the fast path could not — an aborted execution,
-a failure whose retry window ran out, a missed deadline. CloudFormation keeps the first answer.
+Two paths answer. The fast one: the state machine's last state calls ``report_success`` within
+seconds of the work ending. The poll: crhelper calls ``poll`` every minute and answers everything
+else — a failed step (at once without a retry window, else when the window has run out), an aborted
+execution, a missed deadline — and a success the fast path could not report. A failed step is not
+caught inside the state machine: the execution fails in that step, so a Redrive resumes there (a
+redriven execution keeps its ARN, and its own Report Success answers). CloudFormation keeps the first
+answer.
 """
 
 from __future__ import annotations
@@ -57,25 +60,10 @@ def report_success(state: dict[str, Any]) -> dict[str, str]:
     return data
 
 
-def failure_reason(execution_arn: str, region: str, retry_window: int) -> str:
+def failure_reason(execution_arn: str, region: str) -> str:
+    """The newest failure in the history: after a redrive that failed again, that one."""
     failure = custom_resource.failed_step(stepfunctions.history(execution_arn))
-    hint = ""
-    if retry_window:
-        hint = (f" | Fix the cause, then redrive or start a new execution with the same input within "
-                f"{retry_window // 60} min to complete the stack.")
-    return custom_resource.failure_reason(failure, region, execution_arn, hint)
-
-
-def record_failure(state: dict[str, Any]) -> dict[str, str]:
-    """Called by the failure path. With no retry window, answer FAILED at once; otherwise leave
-    the answer to ``poll`` so a retry from the Step Functions console can still succeed."""
-    execution_arn = state["ExecutionId"]
-    window = int(state.get("Settings", {}).get("RetryWindowSeconds", 0))
-    reason = failure_reason(execution_arn, state["Config"]["Region"], window)
-    logger.error("Onboarding failed", extra={"reason": reason})
-    if window == 0:
-        _answer(state["CloudFormation"], "FAILED", reason)
-    return {"Reason": reason}
+    return custom_resource.failure_reason(failure, region, execution_arn)
 
 
 def _seconds_since(moment: datetime | None, now: datetime) -> float:
@@ -116,7 +104,7 @@ def poll(execution_arn: str, state_machine_arn: str, settings: dict[str, int],
             stepfunctions.stop_execution(retry["executionArn"], "Past the deadline: CloudFormation was answered")
     window = settings["RetryWindowSeconds"]
     if status == "ABORTED" or past_deadline or _seconds_since(execution.get("stopDate"), now) >= window:
-        return Outcome("FAILED", reason=failure_reason(execution_arn, region, 0))
+        return Outcome("FAILED", reason=failure_reason(execution_arn, region))
     return Outcome("PENDING")
 
 
