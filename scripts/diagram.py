@@ -257,9 +257,21 @@ def _topological(nodes: list[str], hops: list[Hop]) -> list[str]:
 
 
 def failure_handler(definition: dict[str, Any]) -> str:
-    """The state most Catch clauses lead to (Record Failure), or '' when nothing catches."""
+    """The state that most Catch clauses, at least three, lead to (a shared failure handler), or ''."""
     catches = [c["Next"] for s in definition["States"].values() for c in s.get("Catch", [])]
-    return max(sorted(set(catches)), key=catches.count) if catches else ""
+    handler = max(sorted(set(catches)), key=catches.count) if catches else ""
+    return handler if catches.count(handler) >= 3 else ""
+
+
+def all_states(definition: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """Every state, those inside Parallel branches after the top-level ones."""
+    top = definition["States"]
+    return list(top.items()) + [(n, s) for p in top.values() for b in p.get("Branches", [])
+                                for n, s in b["States"].items()]
+
+
+def retries_everywhere(definition: dict[str, Any]) -> bool:
+    return all("Retry" in s for _, s in all_states(definition) if s["Type"] == "Task")
 
 
 def lambda_of(state: dict[str, Any]) -> str:
@@ -347,10 +359,12 @@ def _id(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_")
 
 
-def _html(title: str, *details: str, size: int = 11) -> str:
+def _html(title: str, *details: str, size: int = 11, left: bool = False) -> str:
+    """A bold title over grey details (left-aligned lines with `left`)."""
     lines = [f"<B>{html.escape(title)}</B>"]
     lines += [f'<FONT POINT-SIZE="{size - 2}" COLOR="{GREY}">{html.escape(d)}</FONT>' for d in details if d]
-    return "<" + "<BR/>".join(lines) + ">"
+    br = '<BR ALIGN="LEFT"/>' if left else "<BR/>"
+    return "<" + br.join(lines) + (br if left else "") + ">"
 
 
 def _icon_node(kind: type[Node], name: str, title: str, *details: str, **attrs: str) -> Node:
@@ -475,8 +489,7 @@ def overview(sources: Sources) -> str:
     grants = role_grants(sources.role_template)
     boundary = next((n for n, r in resources.items() if r["Type"] == "AWS::IAM::ManagedPolicy"), "")
     handler = failure_handler(definition)
-    retried = all("Retry" in s for n, s in definition["States"].items()
-                  if s["Type"] == "Task" and n in reachable(definition))
+    retried = retries_everywhere(definition)
     by_step = {s: stage.name for stage in path.stages for s in guide_steps(stage.name)}
 
     title = ("Expel CloudTrail self-onboarding: overview\n"
@@ -512,8 +525,8 @@ def overview(sources: Sources) -> str:
                 machine >> Edge(style="invis") >> others
             with Cluster("The create path (Step Functions)", graph_attr={**cluster, "bgcolor": "#F4F6F7"}):
                 boxes = {stage.name: _step_box(stage) for stage in path.stages}
-                errors = ((f"on any other error {handler}" if handler else "on any other error the execution fails;"),
-                          "names the failed step in the stack's events")
+                errors = ((f"any other error goes to {handler},", "which names the failed step") if handler else
+                          ("any other error fails the execution at that step:", "fix the cause, then Redrive it"))
                 note = Node(_html("Every step retries transient errors;" if retried else "On error:", *errors),
                             nodeid="errors", shape="note", style="filled", fillcolor="#FDEDEC", color=RED)
                 for hop in path.hops:
@@ -564,7 +577,7 @@ def state_machine(sources: Sources) -> str:
     handler = failure_handler(definition)
     create = set(reachable(definition))
     delete = set(reachable(definition, delete=True))
-    failure = set(reachable({"StartAt": handler, "States": top}))
+    failure = set(reachable({"StartAt": handler, "States": top})) if handler else set()
 
     dot = graphviz.Digraph("state_machine")
     dot.attr(rankdir="TB", newrank="true", fontname=FONT, fontsize="14", labelloc="t", nodesep="0.35",
@@ -616,8 +629,7 @@ def state_machine(sources: Sources) -> str:
                         for inner, inner_state in branch["States"].items():
                             add(lane, inner, inner_state)
 
-    everything = [(n, s) for n, s in top.items()] + [
-        (n, s) for p in top.values() for b in p.get("Branches", []) for n, s in b["States"].items()]
+    everything = all_states(definition)
     order = list(top)
     add_all(dot, [n for n in order if n in create and n in delete and n not in failure])
     with dot.subgraph(name="cluster_create") as group:
@@ -628,16 +640,23 @@ def state_machine(sources: Sources) -> str:
         group.attr(label="Stack delete: the teardown, in reverse guide order", style="rounded", color=GREY,
                    fontname=FONT, fontsize="12")
         add_all(group, [n for n in order if n in delete and n not in create and n not in failure])
+    folded = [n for n, s in everything if catches_into_handler(n, s)]
+    legend = ["Box: a Task and the Lambda function it runs; diamond: a Choice;",
+              "ellipse: a Wait; dashed: a Pass; grey box: a Parallel's branches.",
+              "Every Task retries transient errors (its Retry)." if retries_everywhere(definition) else "",
+              "Orange dashed: a Catch, where the state goes on error."]
+    if handler:
+        legend += [f"Red border: on any other error the state goes to {handler}",
+                   f"({len(folded)} states: those edges are not drawn)."]
+    else:
+        legend += ["No Catch: any other error fails the execution at that state (Redrive resumes there)."]
+    dot.node("legend", _html("How to read this", *legend, left=True), shape="note", style="filled", fillcolor="white",
+             color=GREY)
     if handler:
         with dot.subgraph(name="cluster_failure") as group:
             group.attr(label="On error", style="rounded,filled", fillcolor="#FDEDEC", color=RED,
                        fontname=FONT, fontsize="12")
             add_all(group, [n for n in order if n in failure])
-            folded = [n for n, s in everything if catches_into_handler(n, s)]
-            group.node("legend", _html(
-                "Red border: on any error (after its Retry)", f"the state goes to {handler}",
-                f"({len(folded)} states: those edges are not drawn).", "Orange dashed: a Catch that goes elsewhere."),
-                shape="note", style="filled", fillcolor="white", color=RED)
 
     def entries(name: str) -> list[str]:
         """Where a transition into `name` lands: a Parallel's branches start together."""

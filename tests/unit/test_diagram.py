@@ -44,7 +44,7 @@ def _png(width: int = 1, height: int = 1) -> bytes:
 
 
 def _edges_into(dot: str, node: str) -> list[str]:
-    return re.findall(rf"^\s*(\S+) -> {node} ", dot, re.M)
+    return re.findall(rf"^\s*(\S+) -> {node}\b", dot, re.M)
 
 
 # --- staleness ------------------------------------------------------------------------------------
@@ -198,9 +198,11 @@ def test_describe_rule_says_a_choice_in_words(rule: dict[str, Any], words: str) 
     assert diagram.describe_rule(rule) == words
 
 
-def test_failure_handler_is_where_most_catches_lead() -> None:
+def test_failure_handler_is_where_most_catches_lead_if_at_least_three_do() -> None:
     assert diagram.failure_handler(SMALL_MACHINE) == "Handle Failure"
     assert diagram.failure_handler({"StartAt": "A", "States": {"A": {"Type": "Succeed"}}}) == ""
+    two = {"StartAt": "A", "States": {"A": _task("B", catch="C"), "B": _task(catch="C"), "C": _task()}}
+    assert diagram.failure_handler(two) == ""  # a Catch that leads on, not a shared handler
 
 
 # --- what the overview says -------------------------------------------------------------------------
@@ -273,26 +275,42 @@ def test_state_machine_shows_every_state_and_every_lambda(sources: diagram.Sourc
             assert f"λ {diagram.lambda_of(state)}" in dot
 
 
-def test_state_machine_folds_catches_into_the_failure_handler_into_a_red_border(
-        sources: diagram.Sources, fresh: dict[str, str]) -> None:
-    dot = fresh["state-machine"]
-    handler = diagram.failure_handler(sources.definition)
-    catching = [n for n, s in sources.definition["States"].items()
-                if any(c["Next"] == handler for c in s.get("Catch", [])) and n != handler]
-    assert len(catching) > 10
+def test_state_machine_folds_catches_into_a_shared_failure_handler_into_a_red_border(
+        sources: diagram.Sources) -> None:
+    small = diagram.Sources(sources.template, SMALL_MACHINE, "Small", sources.role_template)
+    dot = diagram.state_machine(small)
+    catching = [n for n, s in SMALL_MACHINE["States"].items()
+                if any(c["Next"] == "Handle Failure" for c in s.get("Catch", [])) and n != "Handle Failure"]
+    assert len(catching) == 7
 
-    assert _edges_into(dot, diagram._id(f"state {handler}")) == []
+    assert _edges_into(dot, "state_Handle_Failure") == []
     for name in catching:
-        if sources.definition["States"][name]["Type"] == "Parallel":
-            assert f"label=\"{name} (Parallel" in dot
+        if SMALL_MACHINE["States"][name]["Type"] == "Parallel":
+            assert re.search(rf'label="{name} \(Parallel[^\]]*penwidth=2', dot), f"{name} not marked as caught"
         else:
-            line = re.search(rf"^\s*{diagram._id('state ' + name)} \[.*$", dot, re.M | re.S)
-            assert line and "penwidth=2" in line.group(0).split("]")[0], f"{name} not marked as caught"
-    assert f"({len(catching)} states: those edges are not drawn)" in dot
+            node = re.search(rf"^\s*{diagram._id('state ' + name)} \[([^\]]*)\]", dot, re.M)
+            assert node and "penwidth=2" in node.group(1), f"{name} not marked as caught"
+    assert "(7 states: those edges are not drawn)" in dot
+    # The handler's own way to the Fail state is drawn, Catch included.
+    assert _edges_into(dot, "state_Failed") == ["state_Handle_Failure", "state_Handle_Failure"]
 
 
-def test_state_machine_draws_a_catch_that_goes_elsewhere(fresh: dict[str, str]) -> None:
-    # A Workbench failure does not stop the teardown: that Catch leads on, and is drawn.
-    edge = re.search(r"^\s*state_Step_10_Remove_Workbench_Device -> state_Step_8_Remove_Expel_Role "
-                     r"\[([^\]]*)\]", fresh["state-machine"], re.M)
-    assert edge and 'label="on error"' in edge.group(1) and "style=dashed" in edge.group(1)
+def test_state_machine_draws_every_catch_it_does_not_fold(sources: diagram.Sources, fresh: dict[str, str]) -> None:
+    handler = diagram.failure_handler(sources.definition)
+    for name, state in diagram.all_states(sources.definition):
+        for catch in state.get("Catch", []):
+            if catch["Next"] == handler:
+                continue
+            targets = [catch["Next"]]
+            if sources.definition["States"].get(catch["Next"], {}).get("Type") == "Parallel":
+                targets = [b["StartAt"] for b in sources.definition["States"][catch["Next"]]["Branches"]]
+            for target in targets:
+                edge = re.search(rf"^\s*{diagram._id('state ' + name)} -> {diagram._id('state ' + target)} "
+                                 r"\[([^\]]*)\]", fresh["state-machine"], re.M)
+                assert edge and 'label="on error"' in edge.group(1), f"the Catch of {name} is not drawn"
+
+
+def test_state_machine_says_what_happens_on_error(sources: diagram.Sources, fresh: dict[str, str]) -> None:
+    handler = diagram.failure_handler(sources.definition)
+    expected = f"the state goes to {handler}" if handler else "any other error fails the execution at that state"
+    assert expected in fresh["state-machine"]
