@@ -1,0 +1,157 @@
+"""AWS's Service Authorization Reference as data: IAM actions, their resource types and ARN formats.
+
+The data is the copy parliament ships (``iam_definition.json``, a pinned dev dependency), read once.
+Which IAM action(s) an API operation needs is the action of the same name, except for the documented
+exceptions in ``OPERATION_ACTIONS`` (each one tested): S3's historical names, Lambda's Invoke, and the
+like. Extra permissions some requests need beyond their own action (PassRole, tag-on-create, ...) are
+decided per request in ``local_cloud.iam.requests``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+# API operation -> IAM action(s), where the two differ (Service Authorization Reference, per service's
+# "Actions" table and its API reference's "Permissions" notes).
+OPERATION_ACTIONS: dict[tuple[str, str], tuple[str, ...]] = {
+    # S3 kept the action names of its first API when the operations were renamed.
+    ("s3", "PutBucketNotificationConfiguration"): ("s3:PutBucketNotification",),
+    ("s3", "GetBucketNotificationConfiguration"): ("s3:GetBucketNotification",),
+    ("s3", "ListObjectVersions"): ("s3:ListBucketVersions",),
+    ("s3", "ListObjects"): ("s3:ListBucket",),
+    ("s3", "ListObjectsV2"): ("s3:ListBucket",),
+    ("s3", "HeadBucket"): ("s3:ListBucket",),
+    ("s3", "HeadObject"): ("s3:GetObject",),
+    ("s3", "ListBuckets"): ("s3:ListAllMyBuckets",),
+    ("s3", "GetBucketEncryption"): ("s3:GetEncryptionConfiguration",),
+    ("s3", "PutBucketEncryption"): ("s3:PutEncryptionConfiguration",),
+    ("s3", "DeleteBucketEncryption"): ("s3:PutEncryptionConfiguration",),
+    ("s3", "GetPublicAccessBlock"): ("s3:GetBucketPublicAccessBlock",),
+    ("s3", "PutPublicAccessBlock"): ("s3:PutBucketPublicAccessBlock",),
+    ("s3", "DeletePublicAccessBlock"): ("s3:PutBucketPublicAccessBlock",),
+    ("s3", "DeleteBucketTagging"): ("s3:PutBucketTagging",),
+    ("s3", "DeleteBucketOwnershipControls"): ("s3:PutBucketOwnershipControls",),
+    ("s3", "GetBucketLifecycleConfiguration"): ("s3:GetLifecycleConfiguration",),
+    ("s3", "PutBucketLifecycleConfiguration"): ("s3:PutLifecycleConfiguration",),
+    ("s3", "CreateMultipartUpload"): ("s3:PutObject",),
+    ("s3", "UploadPart"): ("s3:PutObject",),
+    ("s3", "CompleteMultipartUpload"): ("s3:PutObject",),
+    ("s3", "CopyObject"): ("s3:PutObject",),
+    ("s3", "GetObjectTagging"): ("s3:GetObjectTagging",),
+    # Lambda names the invoke permission after the function, not the operation.
+    ("lambda", "Invoke"): ("lambda:InvokeFunction",),
+    ("lambda", "InvokeAsync"): ("lambda:InvokeFunction",),
+    ("lambda", "GetFunctionConfiguration"): ("lambda:GetFunctionConfiguration",),
+    ("lambda", "ListVersionsByFunction"): ("lambda:ListVersionsByFunction",),
+    # CloudWatch Logs' filter API is authorized as FilterLogEvents; SQS's purge as PurgeQueue (same).
+    ("sns", "ListTagsForResource"): ("sns:ListTagsForResource",),
+}
+# Operations IAM never authorizes (AWS answers them for any valid credentials).
+UNAUTHORIZED_OPERATIONS = frozenset({("sts", "GetCallerIdentity")})
+
+
+class UnknownAction(LookupError):
+    """An operation the Service Authorization Reference has no action for (the request is refused)."""
+
+
+@dataclass(frozen=True)
+class ResourceType:
+    name: str
+    required: bool
+    arn_format: str  # "arn:${Partition}:kms:${Region}:${Account}:key/${KeyId}"
+
+
+@dataclass(frozen=True)
+class Action:
+    name: str  # "kms:CreateAlias", spelled as the reference spells it
+    resource_types: tuple[ResourceType, ...]
+    condition_keys: frozenset[str]  # lower case
+    dependent_actions: tuple[str, ...]
+
+
+def _definition_path() -> Path:
+    spec = importlib.util.find_spec("parliament")
+    if spec is None or spec.origin is None:
+        raise RuntimeError("parliament (a dev dependency) is not installed: its IAM reference data is needed")
+    return Path(spec.origin).parent / "iam_definition.json"
+
+
+@cache
+def _index() -> dict[str, Action]:
+    services = json.loads(_definition_path().read_text(encoding="utf-8"))
+    arns: dict[tuple[str, str], str] = {}
+    for service in services:
+        for resource in service["resources"]:
+            arns.setdefault((service["prefix"], resource["resource"].lower()), resource["arn"])
+    actions: dict[str, Action] = {}
+    for service in services:
+        prefix = service["prefix"]
+        for privilege in service["privileges"]:
+            types: list[ResourceType] = []
+            keys: set[str] = set()
+            dependent: list[str] = []
+            for entry in privilege["resource_types"]:
+                keys.update(k.lower() for k in entry["condition_keys"])
+                dependent.extend(entry["dependent_actions"])
+                name = entry["resource_type"]
+                if not name:
+                    continue
+                required = name.endswith("*")
+                name = name.rstrip("*")
+                arn = arns.get((prefix, name.lower()))
+                if arn:
+                    types.append(ResourceType(name, required, arn))
+            full = f"{prefix}:{privilege['privilege']}"
+            actions.setdefault(full.lower(), Action(full, tuple(types), frozenset(keys), tuple(dependent)))
+    return actions
+
+
+def action(name: str) -> Action | None:
+    """The reference's entry for ``service:Action`` (any case), None when there is none."""
+    return _index().get(name.lower())
+
+
+def resource_arn_format(prefix: str, resource_type: str) -> str | None:
+    for entry in _index().values():
+        if entry.name.split(":")[0] == prefix:
+            for rt in entry.resource_types:
+                if rt.name.lower() == resource_type.lower():
+                    return rt.arn_format
+    return None
+
+
+def actions_for(prefix: str, operation: str) -> tuple[str, ...]:
+    """The IAM action(s) the API operation ``operation`` of service ``prefix`` needs."""
+    if (prefix, operation) in UNAUTHORIZED_OPERATIONS:
+        return ()
+    mapped = OPERATION_ACTIONS.get((prefix, operation))
+    if mapped:
+        return mapped
+    found = action(f"{prefix}:{operation}")
+    if found is None:
+        raise UnknownAction(f"{prefix}:{operation} has no IAM action in the Service Authorization Reference")
+    return (found.name,)
+
+
+_VARIABLE = re.compile(r"\$\{([A-Za-z0-9]+)\}")
+
+
+def fill(arn_format: str, variables: dict[str, str]) -> str | None:
+    """The ARN with every ``${Var}`` replaced, or None when a variable is not known."""
+    missing = False
+
+    def value(match: re.Match[str]) -> str:
+        nonlocal missing
+        found = variables.get(match.group(1))
+        if found is None:
+            missing = True
+            return ""
+        return found
+
+    filled = _VARIABLE.sub(value, arn_format)
+    return None if missing else filled

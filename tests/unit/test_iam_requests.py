@@ -1,0 +1,197 @@
+"""API calls to IAM authorizations: the reference's actions and ARN formats, and the documented exceptions."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+
+from local_cloud.iam import ResourcePolicyKind, sar
+from local_cloud.iam.requests import ApiCall, Check, RoleInfo, Unresolvable, checks
+
+ACCOUNT, REGION = "123456789012", "us-east-1"
+KEY_ID = "1234abcd-12ab-34cd-56ef-1234567890ab"
+KEY_ARN = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/{KEY_ID}"
+KEY_POLICY = json.dumps({"Statement": [{"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"},
+                                        "Action": "kms:*", "Resource": "*"}]})
+
+
+class FakeCloud:
+    """What a local cloud would hold: one key (alias alias/ours), one role, one stack, an SSE-KMS bucket."""
+
+    def kms_key_id(self, ref: str, region: str) -> str | None:
+        return KEY_ID if ref in (KEY_ID, KEY_ARN, "alias/ours", f"arn:aws:kms:{REGION}:{ACCOUNT}:alias/ours") else None
+
+    def kms_key_metadata(self, key_arn: str) -> Mapping[str, str] | None:
+        return {"KeySpec": "SYMMETRIC_DEFAULT", "KeyUsage": "ENCRYPT_DECRYPT", "Origin": "AWS_KMS"}
+
+    def tags(self, arn: str) -> Mapping[str, str] | None:
+        return {"expel-onboarding:stack": "s1"} if arn in (KEY_ARN, "arn:aws:iam::123456789012:role/r") else {}
+
+    def resource_policy(self, arn: str) -> str | None:
+        return KEY_POLICY if arn == KEY_ARN else None
+
+    def role(self, name_or_arn: str) -> RoleInfo | None:
+        if name_or_arn.rsplit("/", 1)[-1] != "r":
+            return None
+        return RoleInfo(f"arn:aws:iam::{ACCOUNT}:role/r", "/", "arn:aws:iam::123456789012:policy/b", "{\"Statement\": []}",
+                        {"expel-onboarding:stack": "s1"})
+
+    def stack_id(self, name_or_arn: str, region: str) -> str | None:
+        return f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/s1-expel-role/abc" if "s1-expel-role" in name_or_arn else None
+
+    def stack_set_id(self, name: str, region: str) -> str | None:
+        return None
+
+    def secret_id(self, ref: str, region: str) -> str | None:
+        return "key-AbCdEf"
+
+    def organization_id(self) -> str | None:
+        return "o-abc"
+
+    def bucket_kms_key(self, bucket: str) -> str | None:
+        return KEY_ARN if bucket == "logs" else None
+
+    def object_kms_key(self, bucket: str, key: str, version_id: str | None) -> str | None:
+        return KEY_ARN if bucket == "logs" else None
+
+    def queue_kms_key(self, queue_arn: str) -> str | None:
+        return KEY_ARN if queue_arn.endswith(":q") else None
+
+
+def run(service: str, operation: str, **params: Any) -> list[Check]:
+    return checks(ApiCall(service, operation, params, REGION, ACCOUNT), FakeCloud())
+
+
+def pairs(found: list[Check]) -> list[tuple[str, str]]:
+    return [(c.action, c.resource) for c in found]
+
+
+@pytest.mark.parametrize(("service", "operation", "params", "expected"), [
+    ("s3", "PutBucketNotificationConfiguration", {"Bucket": "b"}, [("s3:PutBucketNotification", "arn:aws:s3:::b")]),
+    ("s3", "GetBucketNotificationConfiguration", {"Bucket": "b"}, [("s3:GetBucketNotification", "arn:aws:s3:::b")]),
+    ("s3", "ListObjectVersions", {"Bucket": "b"}, [("s3:ListBucketVersions", "arn:aws:s3:::b")]),
+    ("s3", "HeadBucket", {"Bucket": "b"}, [("s3:ListBucket", "arn:aws:s3:::b")]),
+    ("s3", "PutBucketEncryption", {"Bucket": "b"}, [("s3:PutEncryptionConfiguration", "arn:aws:s3:::b")]),
+    ("s3", "GetPublicAccessBlock", {"Bucket": "b"}, [("s3:GetBucketPublicAccessBlock", "arn:aws:s3:::b")]),
+    ("s3", "PutPublicAccessBlock", {"Bucket": "b"}, [("s3:PutBucketPublicAccessBlock", "arn:aws:s3:::b")]),
+    ("s3", "DeleteObject", {"Bucket": "b", "Key": "k", "VersionId": "v"}, [("s3:DeleteObjectVersion", "arn:aws:s3:::b/k")]),
+    ("s3", "ListBuckets", {}, [("s3:ListAllMyBuckets", "*")]),
+    ("lambda", "Invoke", {"FunctionName": "arn:aws:lambda:us-east-1:123456789012:function:f"},
+     [("lambda:InvokeFunction", "arn:aws:lambda:us-east-1:123456789012:function:f")]),
+    ("kms", "CreateAlias", {"AliasName": "alias/ours", "TargetKeyId": KEY_ID},
+     [("kms:CreateAlias", "arn:aws:kms:us-east-1:123456789012:alias/ours"), ("kms:CreateAlias", KEY_ARN)]),
+    ("sns", "Unsubscribe", {"SubscriptionArn": "arn:aws:sns:us-east-1:123456789012:t:1111"},
+     [("sns:Unsubscribe", "arn:aws:sns:us-east-1:123456789012:t")]),
+    ("sqs", "GetQueueAttributes", {"QueueUrl": "http://localhost/123456789012/q2"},
+     [("sqs:GetQueueAttributes", "arn:aws:sqs:us-east-1:123456789012:q2")]),
+    ("cloudformation", "DescribeStacks", {"StackName": "s1-expel-role"},
+     [("cloudformation:DescribeStacks", "arn:aws:cloudformation:us-east-1:123456789012:stack/s1-expel-role/abc")]),
+    ("states", "GetExecutionHistory", {"executionArn": "arn:aws:states:us-east-1:123456789012:execution:sm:e1"},
+     [("states:GetExecutionHistory", "arn:aws:states:us-east-1:123456789012:execution:sm:e1")]),
+    ("sts", "GetCallerIdentity", {}, []),
+])
+def test_operation_maps_to_the_documented_action_and_resource(service: str, operation: str, params: dict,
+                                                               expected: list) -> None:
+    assert pairs(run(service, operation, **params)) == expected
+
+
+def test_every_exception_names_an_action_the_reference_has() -> None:
+    for (service, operation), actions in sar.OPERATION_ACTIONS.items():
+        for action in actions:
+            assert sar.action(action) is not None, (service, operation, action)
+
+
+def test_unknown_operation_is_refused_not_guessed() -> None:
+    with pytest.raises(sar.UnknownAction):
+        run("kms", "MakeCoffee")
+
+
+def test_create_key_carries_key_spec_usage_origin_and_needs_tag_resource_for_its_tags() -> None:
+    found = run("kms", "CreateKey", Tags=[{"TagKey": "expel-onboarding:stack", "TagValue": "s1"}])
+    assert pairs(found) == [("kms:CreateKey", "*"), ("kms:TagResource", f"arn:aws:kms:{REGION}:{ACCOUNT}:key/*")]
+    create = found[0].context
+    assert create.get("kms:KeySpec") == ("SYMMETRIC_DEFAULT",)
+    assert create.get("kms:keyusage") == ("ENCRYPT_DECRYPT",)
+    assert create.get("kms:keyorigin") == ("AWS_KMS",)
+    assert create.get("aws:RequestTag/expel-onboarding:stack") == ("s1",)
+    assert create.get("aws:TagKeys") == ("expel-onboarding:stack",)
+    assert create.get("kms:bypasspolicylockoutsafetycheck") is None
+
+
+def test_key_actions_see_the_keys_tags_and_key_policy_required() -> None:
+    (found,) = run("kms", "EnableKeyRotation", KeyId="alias/ours")
+    assert found.resource == KEY_ARN
+    assert found.context.get("aws:ResourceTag/expel-onboarding:stack") == ("s1",)
+    assert found.resource_policy is not None and found.resource_policy.kind == ResourcePolicyKind.REQUIRED
+
+
+def test_missing_key_is_unresolvable() -> None:
+    with pytest.raises(Unresolvable, match="KMS key alias/other"):
+        run("kms", "DescribeKey", KeyId="alias/other")
+
+
+def test_create_stack_with_a_role_needs_pass_role_to_cloudformation_and_tag_resource_for_tags() -> None:
+    found = run("cloudformation", "CreateStack", StackName="other", RoleARN="arn:aws:iam::123456789012:role/r",
+                Tags=[{"Key": "expel-onboarding:stack", "Value": "s1"}])
+    assert pairs(found) == [
+        ("cloudformation:CreateStack", "arn:aws:cloudformation:us-east-1:123456789012:stack/other/*"),
+        ("iam:PassRole", "arn:aws:iam::123456789012:role/r"),
+        ("cloudformation:TagResource", "arn:aws:cloudformation:us-east-1:123456789012:stack/other/*")]
+    assert found[0].context.get("cloudformation:rolearn") == ("arn:aws:iam::123456789012:role/r",)
+    assert found[1].context.get("iam:PassedToService") == ("cloudformation.amazonaws.com",)
+
+
+@pytest.mark.parametrize(("service", "operation", "params", "to"), [
+    ("lambda", "CreateFunction", {"FunctionName": "f", "Role": "arn:aws:iam::123456789012:role/r"}, "lambda.amazonaws.com"),
+    ("states", "CreateStateMachine", {"name": "m", "roleArn": "arn:aws:iam::123456789012:role/r"}, "states.amazonaws.com"),
+])
+def test_services_given_a_role_need_pass_role(service: str, operation: str, params: dict, to: str) -> None:
+    pass_role = [c for c in run(service, operation, **params) if c.action == "iam:PassRole"]
+    assert [c.context.get("iam:passedtoservice") for c in pass_role] == [(to,)]
+
+
+def test_create_role_carries_the_boundary_and_put_role_policy_the_roles_boundary() -> None:
+    create = run("iam", "CreateRole", RoleName="new", PermissionsBoundary="arn:aws:iam::123456789012:policy/b")
+    assert create[0].context.get("iam:permissionsboundary") == ("arn:aws:iam::123456789012:policy/b",)
+    put = run("iam", "PutRolePolicy", RoleName="r", PolicyName="p", PolicyDocument="{}")
+    assert pairs(put) == [("iam:PutRolePolicy", "arn:aws:iam::123456789012:role/r")]
+    assert put[0].context.get("iam:PermissionsBoundary") == ("arn:aws:iam::123456789012:policy/b",)
+
+
+def test_s3_canary_write_to_an_sse_kms_bucket_needs_generate_data_key_via_s3() -> None:
+    found = run("s3", "PutObject", Bucket="logs", Key="canary/x")
+    assert pairs(found) == [("s3:PutObject", "arn:aws:s3:::logs/canary/x"), ("kms:GenerateDataKey", KEY_ARN)]
+    assert found[1].context.get("kms:ViaService") == ("s3.us-east-1.amazonaws.com",)
+    assert found[1].context.get("kms:EncryptionContext:aws:s3:arn") == ("arn:aws:s3:::logs",)
+
+
+def test_sqs_receive_from_an_encrypted_queue_needs_decrypt_via_sqs() -> None:
+    found = run("sqs", "ReceiveMessage", QueueUrl="http://localhost/123456789012/q")
+    assert pairs(found) == [("sqs:ReceiveMessage", "arn:aws:sqs:us-east-1:123456789012:q"), ("kms:Decrypt", KEY_ARN)]
+    assert found[1].context.get("kms:viaservice") == ("sqs.us-east-1.amazonaws.com",)
+
+
+def test_list_bucket_versions_carries_the_prefix() -> None:
+    (found,) = run("s3", "ListObjectVersions", Bucket="b", Prefix="expel-onboarding-canary/")
+    assert found.context.get("s3:prefix") == ("expel-onboarding-canary/",)
+
+
+def test_enable_service_access_carries_the_service_principal() -> None:
+    (found,) = run("organizations", "EnableAWSServiceAccess", ServicePrincipal="cloudtrail.amazonaws.com")
+    assert found.context.get("organizations:ServicePrincipal") == ("cloudtrail.amazonaws.com",)
+
+
+def test_create_service_linked_role_names_the_service() -> None:
+    (found,) = run("iam", "CreateServiceLinkedRole", AWSServiceName="cloudtrail.amazonaws.com")
+    assert found.context.get("iam:AWSServiceName") == ("cloudtrail.amazonaws.com",)
+    assert found.resource == "arn:aws:iam::123456789012:role/aws-service-role/cloudtrail.amazonaws.com/*"
+
+
+def test_assume_role_is_checked_against_the_trust_policy_with_the_external_id() -> None:
+    (found,) = run("sts", "AssumeRole", RoleArn="arn:aws:iam::123456789012:role/r", RoleSessionName="s",
+                   ExternalId="guid")
+    assert found.resource_policy is not None and found.resource_policy.kind == ResourcePolicyKind.REQUIRED
+    assert found.context.get("sts:ExternalId") == ("guid",)
