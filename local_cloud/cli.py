@@ -167,6 +167,20 @@ def _add_ports(parser: argparse.ArgumentParser) -> None:
         help="seconds between firings of enabled EventBridge scheduled rules' Lambda targets; local time "
         "is compressed, so a rate(1 minute) rule fires this often (default 5)",
     )
+    parser.add_argument(
+        "--iam",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="authorize every request as IAM would: functions run as their execution roles, the state machine "
+        "as its role; --no-iam lets every call through (for debugging)",
+    )
+    parser.add_argument(
+        "--iam-report",
+        type=Path,
+        metavar="FILE",
+        help="with --iam: write each authorized call of a role (action, resource, the statement that allowed it) "
+        "to FILE, one JSON object a line",
+    )
 
 
 def _add_common_deploy(parser: argparse.ArgumentParser) -> None:
@@ -189,7 +203,8 @@ def _configure_logging(verbose: bool) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     _configure_logging(args.verbose)
     try:
-        cloud = LocalCloud(args.port, args.workbench_port, args.schedule_interval).start()
+        cloud = LocalCloud(args.port, args.workbench_port, args.schedule_interval, iam=args.iam,
+                           iam_report=args.iam_report).start()
     except (PortInUse, FileNotFoundError) as exc:
         complain(str(exc))
         return 1
@@ -350,7 +365,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     say("starting the local cloud")
     signal.signal(signal.SIGTERM, _interrupt)  # stop cleanly (finally below) on SIGTERM as on Ctrl-C
     try:
-        cloud = LocalCloud(args.port, args.workbench_port, args.schedule_interval, DEMO_WORKBENCH_GUID).start()
+        cloud = LocalCloud(args.port, args.workbench_port, args.schedule_interval, DEMO_WORKBENCH_GUID, iam=args.iam,
+                           iam_report=args.iam_report).start()
     except (PortInUse, FileNotFoundError) as exc:
         complain(str(exc))
         return 1

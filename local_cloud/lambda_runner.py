@@ -27,6 +27,7 @@ import threading
 import time
 import uuid
 import zipfile
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,9 @@ FAKE_CREDENTIALS = {
 
 log = logging.getLogger(__name__)
 _extract_lock = threading.Lock()
+# Set by IAM enforcement: the function's execution role credentials, as Lambda provides them. Called
+# when an execution environment starts; without it functions get fake keys (the root user's).
+credential_provider: Callable[[Any], dict[str, str]] | None = None
 
 
 def runtime_python() -> str:
@@ -140,7 +144,7 @@ def invoke_artifact(fn: Any, event: Any, endpoint_url: str) -> tuple[str, bool, 
         "_X_AMZN_TRACE_ID": f"Root=1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]};Sampled=0",
         "AWS_REGION": fn.region,
         "AWS_DEFAULT_REGION": fn.region,
-        **FAKE_CREDENTIALS,
+        **(credential_provider(fn) if credential_provider else FAKE_CREDENTIALS),
         **{k: str(v) for k, v in (fn.environment_vars or {}).items()},
         # After the function's own variables: the emulator is the only cloud a local function may reach.
         "AWS_ENDPOINT_URL": endpoint_url,

@@ -14,8 +14,10 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from local_cloud import lambda_runner, moto_patches
@@ -62,11 +64,13 @@ def _enable_step_functions_execution() -> None:
 class MotoServer:
     """moto's WSGI app in a threaded werkzeug server (one thread per request: a Lambda may call back)."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, wrap: Callable[[Any], Any] | None = None) -> None:
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
         from werkzeug.serving import make_server
 
-        app = DomainDispatcherApplication(create_backend_app)
+        app: Any = DomainDispatcherApplication(create_backend_app)
+        if wrap is not None:
+            app = wrap(app)
         try:
             self._server = make_server(HOST, port, app, threaded=True, request_handler=MotoRequestHandler)
         except OSError as exc:
@@ -178,8 +182,13 @@ class LocalCloud:
         workbench_port: int = 4567,
         schedule_interval: float = 5.0,
         workbench_organization_id: str | None = None,
+        iam: bool = False,
+        iam_report: Path | None = None,
     ) -> None:
         self.workbench_organization_id = workbench_organization_id
+        # IAM enforcement: every request authorized as IAM would (local_cloud.enforcement).
+        self.iam = iam
+        self.iam_report = iam_report
         self.requested_port = port
         self.requested_workbench_port = workbench_port
         self.scheduler = Scheduler(interval=schedule_interval)
@@ -199,7 +208,14 @@ class LocalCloud:
         lambda_runner.runtime_python()  # fail now, with the fix in the message, not at the first invoke
         check_port_free(self.requested_port, "--port")
         check_port_free(self.requested_workbench_port, "--workbench-port")
-        self.moto = MotoServer(self.requested_port)
+        wrap = None
+        if self.iam:
+            from local_cloud import enforcement
+
+            def wrap(app: Any) -> Any:
+                return enforcement.install(app, self.iam_report)
+
+        self.moto = MotoServer(self.requested_port, wrap)
         # moto's Step Functions engine and custom resources reach the server at localhost:$MOTO_PORT.
         os.environ["MOTO_PORT"] = str(self.moto.port)
         _enable_step_functions_execution()

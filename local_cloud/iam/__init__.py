@@ -22,7 +22,21 @@ from local_cloud.iam.evaluation import (
 from local_cloud.iam.policy import NamedPolicy, Policy, PolicyError, parse_policy
 
 __all__ = [
-    "Decision", "Identity", "Kind", "Matched", "NamedPolicy", "Policy", "PolicyError", "Principal", "Reason",
-    "Request", "ResourcePolicy", "ResourcePolicyKind", "Unsupported", "Values", "evaluate", "parse_policy",
+    "Decision",
+    "Identity",
+    "Kind",
+    "Matched",
+    "NamedPolicy",
+    "Policy",
+    "PolicyError",
+    "Principal",
+    "Reason",
+    "Request",
+    "ResourcePolicy",
+    "ResourcePolicyKind",
+    "Unsupported",
+    "Values",
+    "evaluate",
+    "parse_policy",
     "resource_policy_allows",
 ]

@@ -24,27 +24,73 @@ class Unsupported(Exception):
 
 
 # Every key the request context can supply (present or absent). Lower case; "/*" and ":*" families.
-SUPPORTED_KEYS = frozenset({
-    "aws:principalarn", "aws:principalaccount", "aws:principaltype", "aws:userid", "aws:username",
-    "aws:principalisawsservice", "aws:principalservicename", "aws:securetransport", "aws:currenttime",
-    "aws:epochtime", "aws:requestedregion", "aws:sourceip", "aws:tagkeys", "aws:sourcearn",
-    "aws:sourceaccount", "aws:sourceowner", "aws:calledvia", "aws:calledviafirst", "aws:calledvialast",
-    "aws:viaawsservice", "aws:resourceaccount", "aws:multifactorauthpresent", "aws:sourcevpc",
-    "aws:sourcevpce", "aws:principalorgid",
-    "kms:viaservice", "kms:calleraccount", "kms:keyspec", "kms:keyusage", "kms:keyorigin",
-    "kms:bypasspolicylockoutsafetycheck", "kms:encryptioncontextkeys", "kms:multiregion",
-    "iam:passedtoservice", "iam:permissionsboundary", "iam:awsservicename", "iam:policyarn",
-    "iam:associatedresourcearn",
-    "organizations:serviceprincipal",
-    "s3:prefix", "s3:delimiter", "s3:max-keys", "s3:x-amz-acl", "s3:x-amz-server-side-encryption",
-    "s3:x-amz-server-side-encryption-aws-kms-key-id", "s3:versionid", "s3:resourceaccount",
-    "s3:authtype", "s3:signatureversion", "s3:tlsversion",
-    "sts:externalid", "sts:rolesessionname", "sts:sourceidentity",
-    "cloudformation:rolearn",
-    "sns:protocol", "sns:endpoint",
-})
-SUPPORTED_FAMILIES = ("aws:requesttag/", "aws:resourcetag/", "aws:principaltag/", "kms:encryptioncontext:",
-                      "iam:resourcetag/")
+SUPPORTED_KEYS = frozenset(
+    {
+        "aws:principalarn",
+        "aws:principalaccount",
+        "aws:principaltype",
+        "aws:userid",
+        "aws:username",
+        "aws:principalisawsservice",
+        "aws:principalservicename",
+        "aws:securetransport",
+        "aws:currenttime",
+        "aws:epochtime",
+        "aws:requestedregion",
+        "aws:sourceip",
+        "aws:tagkeys",
+        "aws:sourcearn",
+        "aws:sourceaccount",
+        "aws:sourceowner",
+        "aws:calledvia",
+        "aws:calledviafirst",
+        "aws:calledvialast",
+        "aws:viaawsservice",
+        "aws:resourceaccount",
+        "aws:multifactorauthpresent",
+        "aws:sourcevpc",
+        "aws:sourcevpce",
+        "aws:principalorgid",
+        "kms:viaservice",
+        "kms:calleraccount",
+        "kms:keyspec",
+        "kms:keyusage",
+        "kms:keyorigin",
+        "kms:bypasspolicylockoutsafetycheck",
+        "kms:encryptioncontextkeys",
+        "kms:multiregion",
+        "iam:passedtoservice",
+        "iam:permissionsboundary",
+        "iam:awsservicename",
+        "iam:policyarn",
+        "iam:associatedresourcearn",
+        "organizations:serviceprincipal",
+        "s3:prefix",
+        "s3:delimiter",
+        "s3:max-keys",
+        "s3:x-amz-acl",
+        "s3:x-amz-server-side-encryption",
+        "s3:x-amz-server-side-encryption-aws-kms-key-id",
+        "s3:versionid",
+        "s3:resourceaccount",
+        "s3:authtype",
+        "s3:signatureversion",
+        "s3:tlsversion",
+        "sts:externalid",
+        "sts:rolesessionname",
+        "sts:sourceidentity",
+        "cloudformation:rolearn",
+        "sns:protocol",
+        "sns:endpoint",
+    }
+)
+SUPPORTED_FAMILIES = (
+    "aws:requesttag/",
+    "aws:resourcetag/",
+    "aws:principaltag/",
+    "kms:encryptioncontext:",
+    "iam:resourcetag/",
+)
 
 
 def supported_key(key: str) -> bool:
@@ -62,8 +108,11 @@ class Values:
     """A plain context: a mapping of lower-case keys to values, and optional lazy families
     (``aws:resourcetag/`` -> a function of the tag key, called only when a condition asks)."""
 
-    def __init__(self, values: Mapping[str, tuple[str, ...]] | None = None,
-                 families: Mapping[str, Callable[[str], tuple[str, ...] | None]] | None = None) -> None:
+    def __init__(
+        self,
+        values: Mapping[str, tuple[str, ...]] | None = None,
+        families: Mapping[str, Callable[[str], tuple[str, ...] | None]] | None = None,
+    ) -> None:
         self._values = {k.lower(): v for k, v in (values or {}).items()}
         self._families = dict(families or {})
 
@@ -73,12 +122,20 @@ class Values:
             return self._values[key]
         for prefix, lookup in self._families.items():
             if key.startswith(prefix):
-                return lookup(key[len(prefix):])
+                return lookup(key[len(prefix) :])
         return None
 
-    def with_values(self, **extra: tuple[str, ...] | None) -> Values:
-        merged = Values({**self._values, **{k.lower(): v for k, v in extra.items() if v is not None}}, self._families)
-        return merged
+    def merged(self, extra: Mapping[str, tuple[str, ...]]) -> Values:
+        """These values plus ``extra`` (ours win: a request's own value beats a default)."""
+        return Values({**{k.lower(): v for k, v in extra.items()}, **self._values}, self._families)
+
+    @property
+    def values(self) -> Mapping[str, tuple[str, ...]]:
+        return self._values
+
+    @property
+    def families(self) -> Mapping[str, Callable[[str], tuple[str, ...] | None]]:
+        return self._families
 
 
 # ------------------------------------------------------------------------------------------- operators
@@ -125,6 +182,7 @@ def _ip(actual: str, wanted: str) -> bool:
 def _compare(test: Callable[[float, float], bool], parse: Callable[[str], object]) -> Callable[[str, str], bool]:
     def run(actual: str, wanted: str) -> bool:
         return test(parse(actual), parse(wanted))  # type: ignore[arg-type]
+
     return run
 
 
@@ -164,7 +222,7 @@ def _split_operator(operator: str) -> tuple[str | None, str, bool]:
     name = operator
     for prefix in ("ForAllValues:", "ForAnyValue:"):
         if name.startswith(prefix):
-            qualifier, name = prefix[:-1], name[len(prefix):]
+            qualifier, name = prefix[:-1], name[len(prefix) :]
     if_exists = name.endswith("IfExists") and name != "IfExists"
     base = name.removesuffix("IfExists") if if_exists else name
     if base != "Null" and base not in OPERATORS:
@@ -183,8 +241,9 @@ def check_supported(condition: Mapping[str, Mapping[str, tuple[str, ...]]]) -> N
                 raise Unsupported(f"condition key {key} is not supported by the local cloud's IAM evaluator")
 
 
-def _test(base: str, qualifier: str | None, if_exists: bool, actual: tuple[str, ...] | None,
-          wanted: tuple[str, ...]) -> bool:
+def _test(
+    base: str, qualifier: str | None, if_exists: bool, actual: tuple[str, ...] | None, wanted: tuple[str, ...]
+) -> bool:
     if base == "Null":
         absent = not actual
         return any(absent == (w.lower() == "true") for w in wanted)
@@ -210,8 +269,11 @@ def _test(base: str, qualifier: str | None, if_exists: bool, actual: tuple[str, 
     return not hit if negated else hit
 
 
-def evaluate(condition: Mapping[str, Mapping[str, tuple[str, ...]]], context: Context,
-             substitute: Callable[[str], str | None] | None = None) -> bool:
+def evaluate(
+    condition: Mapping[str, Mapping[str, tuple[str, ...]]],
+    context: Context,
+    substitute: Callable[[str], str | None] | None = None,
+) -> bool:
     """True when every operator's every key holds. ``substitute`` resolves policy variables
     (``${aws:username}``) in values; a variable whose key is absent makes that value unusable."""
     check_supported(condition)

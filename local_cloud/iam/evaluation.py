@@ -178,7 +178,7 @@ def _substitute(context: conditions.Context) -> Callable[[str], str | None]:
 
 
 def _principal_match(principals: Principals, who: Principal) -> str | None:
-    """"direct" when the element names the caller (or everyone), "account" when it names the caller's
+    """ "direct" when the element names the caller (or everyone), "account" when it names the caller's
     account (delegation to IAM), None when it does not cover the caller."""
     if principals.everyone:
         return "direct"
@@ -297,8 +297,11 @@ def evaluate(identity: Identity, request: Request, resource_policy: ResourcePoli
         if resource.allow_via_account is None:
             return decide(False, Reason.NO_RESOURCE_ALLOW)
         if identity_allowed:
-            return decide(True, Reason.ALLOWED_AS_ROOT if is_root else Reason.ALLOWED_BY_IDENTITY,
-                          identity_allow or resource.allow_via_account)
+            return decide(
+                True,
+                Reason.ALLOWED_AS_ROOT if is_root else Reason.ALLOWED_BY_IDENTITY,
+                identity_allow or resource.allow_via_account,
+            )
     elif identity_allowed:
         return decide(True, Reason.ALLOWED_AS_ROOT if is_root else Reason.ALLOWED_BY_IDENTITY, identity_allow)
     if not has_identity:
@@ -308,8 +311,13 @@ def evaluate(identity: Identity, request: Request, resource_policy: ResourcePoli
     return decide(False, Reason.NO_IDENTITY_ALLOW)
 
 
-def resource_policy_allows(policy: NamedPolicy | dict | str, principal: Principal, action: str, resource: str,
-                           context: conditions.Context | None = None) -> Decision:
+def resource_policy_allows(
+    policy: NamedPolicy | dict | str,
+    principal: Principal,
+    action: str,
+    resource: str,
+    context: conditions.Context | None = None,
+) -> Decision:
     """Does this resource policy alone let ``principal`` (typically a service principal such as
     ``cloudtrail.amazonaws.com``) do ``action`` on ``resource``? For the cross-service checks AWS makes
     (CloudTrail on a bucket policy, S3 on a topic policy, SNS on a queue policy and key policy)."""

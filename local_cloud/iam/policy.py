@@ -74,10 +74,12 @@ def _principals(value: Any, element: str) -> Principals:
     if value == "*":
         return Principals(everyone=True)
     if not isinstance(value, dict) or not value:
-        raise PolicyError(f"{element} must be \"*\" or an object of principal types")
+        raise PolicyError(f'{element} must be "*" or an object of principal types')
     found: dict[str, tuple[str, ...]] = {}
     for kind, names in value.items():
-        key = {"AWS": "aws", "Service": "service", "Federated": "federated", "CanonicalUser": "canonical_user"}.get(kind)
+        key = {"AWS": "aws", "Service": "service", "Federated": "federated", "CanonicalUser": "canonical_user"}.get(
+            kind
+        )
         if key is None:
             raise PolicyError(f"{element} type {kind} is not one IAM knows")
         found[key] = _strings(names, f"{element}.{kind}")

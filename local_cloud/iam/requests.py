@@ -36,6 +36,10 @@ class Unresolvable(LookupError):
     """The local cloud cannot tell what IAM would authorize for this request (it is refused)."""
 
 
+class ResourceMissing(Unresolvable):
+    """The request names a resource that does not exist: the service answers "not found" itself."""
+
+
 @dataclass(frozen=True)
 class RoleInfo:
     arn: str
@@ -118,10 +122,15 @@ TAG_ON_CREATE: dict[tuple[str, str], str] = {
 # Actions whose request carries tags (aws:RequestTag / aws:TagKeys) although they are not creates.
 _TAGGING_OPERATIONS = {"TagResource", "TagQueue", "TagRole", "AddTags", "TagPolicy", "TagUser"}
 # Resource types whose own policy AWS evaluates, and how.
-_POLICY_KINDS = {("kms", "key"): ResourcePolicyKind.REQUIRED, ("s3", "bucket"): ResourcePolicyKind.OPTIONAL,
-                 ("s3", "object"): ResourcePolicyKind.OPTIONAL, ("sqs", "queue"): ResourcePolicyKind.OPTIONAL,
-                 ("sns", "topic"): ResourcePolicyKind.OPTIONAL, ("lambda", "function"): ResourcePolicyKind.OPTIONAL,
-                 ("secretsmanager", "secret"): ResourcePolicyKind.OPTIONAL}
+_POLICY_KINDS = {
+    ("kms", "key"): ResourcePolicyKind.REQUIRED,
+    ("s3", "bucket"): ResourcePolicyKind.OPTIONAL,
+    ("s3", "object"): ResourcePolicyKind.OPTIONAL,
+    ("sqs", "queue"): ResourcePolicyKind.OPTIONAL,
+    ("sns", "topic"): ResourcePolicyKind.OPTIONAL,
+    ("lambda", "function"): ResourcePolicyKind.OPTIONAL,
+    ("secretsmanager", "secret"): ResourcePolicyKind.OPTIONAL,
+}
 
 
 def request_tags(params: Mapping[str, Any]) -> dict[str, str] | None:
@@ -178,7 +187,7 @@ def _kms(call: ApiCall, lookup: Lookup, parts: _Parts) -> None:
     if ref:
         key_id = lookup.kms_key_id(str(ref), call.region)
         if key_id is None:
-            raise Unresolvable(f"KMS key {ref} not found")
+            raise ResourceMissing(f"KMS key {ref} not found")
         parts.variables["KeyId"] = key_id
     if p.get("AliasName"):
         parts.variables["Alias"] = str(p["AliasName"]).removeprefix("alias/")
@@ -188,7 +197,9 @@ def _kms(call: ApiCall, lookup: Lookup, parts: _Parts) -> None:
         parts.values["kms:keyorigin"] = (str(p.get("Origin") or "AWS_KMS"),)
         parts.values["kms:multiregion"] = ("true" if p.get("MultiRegion") else "false",)
     if "BypassPolicyLockoutSafetyCheck" in p:
-        parts.values["kms:bypasspolicylockoutsafetycheck"] = ("true" if p["BypassPolicyLockoutSafetyCheck"] else "false",)
+        parts.values["kms:bypasspolicylockoutsafetycheck"] = (
+            "true" if p["BypassPolicyLockoutSafetyCheck"] else "false",
+        )
     context = p.get("EncryptionContext")
     if isinstance(context, Mapping):
         for k, v in context.items():
@@ -237,7 +248,9 @@ def _s3(call: ApiCall, lookup: Lookup, parts: _Parts) -> None:
         key = str(p.get("SSEKMSKeyId") or "") if p.get("ServerSideEncryption") == "aws:kms" else ""
         key = key or (lookup.bucket_kms_key(bucket) or "") if not p.get("ServerSideEncryption") else key
         if key:
-            parts.extra.append(_via_kms(call, lookup, key, "kms:GenerateDataKey", "s3", f"arn:{call.partition}:s3:::{bucket}"))
+            parts.extra.append(
+                _via_kms(call, lookup, key, "kms:GenerateDataKey", "s3", f"arn:{call.partition}:s3:::{bucket}")
+            )
     if bucket and op in ("GetObject",) and p.get("Key") is not None:
         key = lookup.object_kms_key(bucket, str(p["Key"]), p.get("VersionId"))
         if key:
@@ -248,20 +261,26 @@ def _via_kms(call: ApiCall, lookup: Lookup, key_ref: str, action: str, service: 
     """A KMS call a service makes with the caller's permissions (SSE-KMS)."""
     key_id = lookup.kms_key_id(key_ref, call.region)
     if key_id is None:
-        raise Unresolvable(f"KMS key {key_ref} not found")
+        raise ResourceMissing(f"KMS key {key_ref} not found")
     arn = f"arn:{call.partition}:kms:{call.region}:{call.account}:key/{key_id}"
-    values: dict[str, tuple[str, ...]] = {"kms:viaservice": (f"{service}.{call.region}.amazonaws.com",),
-                                          "aws:calledvia": (f"{service}.amazonaws.com",),
-                                          "aws:calledviafirst": (f"{service}.amazonaws.com",),
-                                          "aws:calledvialast": (f"{service}.amazonaws.com",)}
+    values: dict[str, tuple[str, ...]] = {
+        "kms:viaservice": (f"{service}.{call.region}.amazonaws.com",),
+        "aws:calledvia": (f"{service}.amazonaws.com",),
+        "aws:calledviafirst": (f"{service}.amazonaws.com",),
+        "aws:calledvialast": (f"{service}.amazonaws.com",),
+    }
     if service == "s3":
         values["kms:encryptioncontext:aws:s3:arn"] = (source_arn,)
         values["kms:encryptioncontextkeys"] = ("aws:s3:arn",)
     elif service == "sqs":
         values["kms:encryptioncontext:aws:sqs:arn"] = (source_arn,)
         values["kms:encryptioncontextkeys"] = ("aws:sqs:arn",)
-    return Check(action, arn, _resource_context(Values(values), lookup, "kms", "key", arn),
-                 _resource_policy(lookup, "kms", "key", arn))
+    return Check(
+        action,
+        arn,
+        _resource_context(Values(values), lookup, "kms", "key", arn),
+        _resource_policy(lookup, "kms", "key", arn),
+    )
 
 
 def _queue_name(p: Mapping[str, Any]) -> str | None:
@@ -277,8 +296,11 @@ def _sqs(call: ApiCall, lookup: Lookup, parts: _Parts) -> None:
     if name:
         parts.variables["QueueName"] = name
         arn = f"arn:{call.partition}:sqs:{call.region}:{call.account}:{name}"
-        via = {"SendMessage": "kms:GenerateDataKey", "SendMessageBatch": "kms:GenerateDataKey",
-               "ReceiveMessage": "kms:Decrypt"}.get(call.operation)
+        via = {
+            "SendMessage": "kms:GenerateDataKey",
+            "SendMessageBatch": "kms:GenerateDataKey",
+            "ReceiveMessage": "kms:Decrypt",
+        }.get(call.operation)
         key = lookup.queue_kms_key(arn) if via else None
         if via and key:
             parts.extra.append(_via_kms(call, lookup, key, via, "sqs", arn))
@@ -358,8 +380,11 @@ def _cloudformation(call: ApiCall, lookup: Lookup, parts: _Parts) -> None:
     if p.get("RoleARN"):
         parts.values["cloudformation:rolearn"] = (str(p["RoleARN"]),)
     if p.get("ChangeSetName"):
-        parts.variables["ChangeSetName"] = str(p["ChangeSetName"]).rsplit("/", 2)[-2] if str(
-            p["ChangeSetName"]).startswith("arn:") else str(p["ChangeSetName"])
+        parts.variables["ChangeSetName"] = (
+            str(p["ChangeSetName"]).rsplit("/", 2)[-2]
+            if str(p["ChangeSetName"]).startswith("arn:")
+            else str(p["ChangeSetName"])
+        )
         parts.variables.setdefault("Id", "*")
 
 
@@ -378,8 +403,9 @@ def _lambda(call: ApiCall, lookup: Lookup, parts: _Parts) -> None:
     name = call.params.get("FunctionName")
     if name:
         name = str(name)
-        parts.variables["FunctionName"] = name.split(":function:", 1)[1].split(":")[0] if name.startswith("arn:") \
-            else name.split(":")[0]
+        parts.variables["FunctionName"] = (
+            name.split(":function:", 1)[1].split(":")[0] if name.startswith("arn:") else name.split(":")[0]
+        )
 
 
 def _states(call: ApiCall, lookup: Lookup, parts: _Parts) -> None:
@@ -431,9 +457,20 @@ def _logs(call: ApiCall, lookup: Lookup, parts: _Parts) -> None:
 
 
 _SERVICES: dict[str, Callable[[ApiCall, Lookup, _Parts], None]] = {
-    "kms": _kms, "s3": _s3, "sqs": _sqs, "sns": _sns, "iam": _iam, "sts": _sts, "cloudformation": _cloudformation,
-    "cloudtrail": _cloudtrail, "lambda": _lambda, "states": _states, "events": _events,
-    "organizations": _organizations, "secretsmanager": _secretsmanager, "logs": _logs,
+    "kms": _kms,
+    "s3": _s3,
+    "sqs": _sqs,
+    "sns": _sns,
+    "iam": _iam,
+    "sts": _sts,
+    "cloudformation": _cloudformation,
+    "cloudtrail": _cloudtrail,
+    "lambda": _lambda,
+    "states": _states,
+    "events": _events,
+    "organizations": _organizations,
+    "secretsmanager": _secretsmanager,
+    "logs": _logs,
 }
 
 
@@ -469,8 +506,8 @@ def _resource_context(base: Values, lookup: Lookup, prefix: str, resource_type: 
                 return (value,)
         return None
 
-    values = dict(base._values)
-    families = dict(base._families)
+    values = dict(base.values)
+    families = dict(base.families)
     families["aws:resourcetag/"] = tag
     if prefix == "iam":
         families["iam:resourcetag/"] = tag
@@ -479,8 +516,9 @@ def _resource_context(base: Values, lookup: Lookup, prefix: str, resource_type: 
         for key, name in (("kms:keyspec", "KeySpec"), ("kms:keyusage", "KeyUsage"), ("kms:keyorigin", "Origin")):
             if key not in values and metadata.get(name):
                 values[key] = (metadata[name],)
-    values.setdefault("aws:resourceaccount", (arn.split(":")[4],) if arn.startswith("arn:") and arn.split(":")[4]
-                      else ())
+    values.setdefault(
+        "aws:resourceaccount", (arn.split(":")[4],) if arn.startswith("arn:") and arn.split(":")[4] else ()
+    )
     if not values["aws:resourceaccount"]:
         del values["aws:resourceaccount"]
     return Values(values, families)
@@ -494,8 +532,14 @@ def checks(call: ApiCall, lookup: Lookup) -> list[Check]:
         resolver(call, lookup, parts)
     actions = parts.actions if parts.actions is not None else sar.actions_for(call.service, call.operation)
     tags = request_tags(call.params)
-    tag_values = _tag_values(tags) if (tags is not None and (
-        (call.service, call.operation) in TAG_ON_CREATE or call.operation in _TAGGING_OPERATIONS)) else {}
+    tag_values = (
+        _tag_values(tags)
+        if (
+            tags is not None
+            and ((call.service, call.operation) in TAG_ON_CREATE or call.operation in _TAGGING_OPERATIONS)
+        )
+        else {}
+    )
     base = Values({**parts.values, **tag_values})
     variables = _common(call, parts.variables)
     result: list[Check] = []
@@ -517,8 +561,9 @@ def checks(call: ApiCall, lookup: Lookup) -> list[Check]:
     return result
 
 
-def _action_checks(call: ApiCall, lookup: Lookup, name: str, variables: Mapping[str, str],
-                   explicit: Mapping[str, str], base: Values) -> list[Check]:
+def _action_checks(
+    call: ApiCall, lookup: Lookup, name: str, variables: Mapping[str, str], explicit: Mapping[str, str], base: Values
+) -> list[Check]:
     info = sar.action(name)
     if info is None:
         raise Unresolvable(f"{name} is not in the Service Authorization Reference")
@@ -544,13 +589,22 @@ def _action_checks(call: ApiCall, lookup: Lookup, name: str, variables: Mapping[
         if name == "sts:AssumeRole":
             role = lookup.role(arn)
             if role is None:
-                raise Unresolvable(f"role {arn} not found")
-            trust = ResourcePolicy(NamedPolicy.of(f"trust policy of {arn}", role.trust_policy),
-                                   ResourcePolicyKind.REQUIRED, arn.split(":")[4])
+                raise ResourceMissing(f"role {arn} not found")
+            trust = ResourcePolicy(
+                NamedPolicy.of(f"trust policy of {arn}", role.trust_policy),
+                ResourcePolicyKind.REQUIRED,
+                arn.split(":")[4],
+            )
             checks_.append(Check(info.name, arn, _resource_context(base, lookup, "iam", "role", arn), trust))
             continue
-        checks_.append(Check(info.name, arn, _resource_context(base, lookup, prefix, resource_type, arn),
-                             _resource_policy(lookup, prefix, resource_type, arn)))
+        checks_.append(
+            Check(
+                info.name,
+                arn,
+                _resource_context(base, lookup, prefix, resource_type, arn),
+                _resource_policy(lookup, prefix, resource_type, arn),
+            )
+        )
     return checks_
 
 

@@ -50,7 +50,8 @@ class ServedCloud:
 
 
 @contextmanager
-def serve_child(schedule_interval: float = 1.0, ready_timeout: float = 60.0) -> Iterator[ServedCloud]:
+def serve_child(schedule_interval: float = 1.0, ready_timeout: float = 60.0,
+                extra_args: tuple[str, ...] = ()) -> Iterator[ServedCloud]:
     """``local serve`` on free 127.0.0.1 ports; yields once it printed its ready line; always stops it."""
     port, workbench_port = free_port(), free_port()
     command = cli_command() + [
@@ -62,6 +63,7 @@ def serve_child(schedule_interval: float = 1.0, ready_timeout: float = 60.0) -> 
         str(workbench_port),
         "--schedule-interval",
         str(schedule_interval),
+        *extra_args,
     ]
     process = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=child_env(), cwd=REPO

@@ -8,10 +8,13 @@ from local_cloud.iam.conditions import Unsupported, Values, evaluate
 
 
 def holds(condition: dict, **values: object) -> bool:
-    ctx = {k.replace("__", ":").replace("_S_", "/"): (v if isinstance(v, tuple) else (str(v),))
-           for k, v in values.items()}
-    parsed = {op: {key: tuple(v if isinstance(v, list) else [v]) for key, v in tests.items()}
-              for op, tests in condition.items()}
+    ctx = {
+        k.replace("__", ":").replace("_S_", "/"): (v if isinstance(v, tuple) else (str(v),)) for k, v in values.items()
+    }
+    parsed = {
+        op: {key: tuple(v if isinstance(v, list) else [v]) for key, v in tests.items()}
+        for op, tests in condition.items()
+    }
     return evaluate(parsed, Values(ctx))
 
 
@@ -72,8 +75,10 @@ def test_arn_operators_match_segment_by_segment() -> None:
     condition = {"ArnLike": {"aws:SourceArn": "arn:aws:s3:::bucket"}}
     assert holds(condition, aws__sourcearn="arn:aws:s3:::bucket")
     assert not holds(condition, aws__sourcearn="arn:aws:s3:::bucket2")
-    assert holds({"ArnEquals": {"iam:PermissionsBoundary": "arn:aws:iam::1:policy/*"}},
-                 iam__permissionsboundary="arn:aws:iam::1:policy/b")
+    assert holds(
+        {"ArnEquals": {"iam:PermissionsBoundary": "arn:aws:iam::1:policy/*"}},
+        iam__permissionsboundary="arn:aws:iam::1:policy/b",
+    )
     assert holds({"ArnNotEquals": {"iam:PermissionsBoundary": "arn:aws:iam::1:policy/b"}})
 
 
@@ -81,8 +86,7 @@ def test_numeric_date_bool_and_ip_operators() -> None:
     assert holds({"NumericLessThanEquals": {"s3:max-keys": "10"}}, s3__max_keys=5) is False  # key spelled badly
     assert holds({"NumericLessThanEquals": {"s3:max-keys": "10"}}, **{"s3:max-keys": "5"})
     assert not holds({"NumericGreaterThan": {"s3:max-keys": "10"}}, **{"s3:max-keys": "not a number"})
-    assert holds({"DateLessThan": {"aws:CurrentTime": "2999-01-01T00:00:00Z"}},
-                 aws__currenttime="2026-01-01T00:00:00Z")
+    assert holds({"DateLessThan": {"aws:CurrentTime": "2999-01-01T00:00:00Z"}}, aws__currenttime="2026-01-01T00:00:00Z")
     assert holds({"Bool": {"aws:SecureTransport": "true"}}, aws__securetransport="TRUE")
     assert holds({"IpAddress": {"aws:SourceIp": "127.0.0.0/8"}}, aws__sourceip="127.0.0.1")
     assert holds({"NotIpAddress": {"aws:SourceIp": "10.0.0.0/8"}}, aws__sourceip="127.0.0.1")
@@ -104,5 +108,7 @@ def test_tag_and_encryption_context_families_are_supported() -> None:
     ctx = Values(families={"aws:resourcetag/": lambda key: ("s1",) if key == "expel-onboarding:stack" else None})
     assert evaluate({"StringEquals": {"aws:ResourceTag/expel-onboarding:stack": ("s1",)}}, ctx)
     assert not evaluate({"StringEquals": {"aws:ResourceTag/other": ("s1",)}}, ctx)
-    assert evaluate({"StringLike": {"kms:EncryptionContext:aws:cloudtrail:arn": ("arn:aws:cloudtrail:*",)}},
-                    Values({"kms:encryptioncontext:aws:cloudtrail:arn": ("arn:aws:cloudtrail:us-east-1:1:trail/t",)}))
+    assert evaluate(
+        {"StringLike": {"kms:EncryptionContext:aws:cloudtrail:arn": ("arn:aws:cloudtrail:*",)}},
+        Values({"kms:encryptioncontext:aws:cloudtrail:arn": ("arn:aws:cloudtrail:us-east-1:1:trail/t",)}),
+    )

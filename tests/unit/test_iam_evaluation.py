@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from local_cloud.iam import (
-    Kind,
     Identity,
+    Kind,
     NamedPolicy,
     Principal,
     Reason,
@@ -40,7 +40,10 @@ def role(*statements: dict, boundary: NamedPolicy | None = None) -> Identity:
 
 
 def test_session_arn_names_role_and_session() -> None:
-    assert SESSION.arn == f"arn:aws:sts::{ACCOUNT}:assumed-role/stack-Step01TrailFunctionRole-ABC/stack-Step01TrailFunction-XYZ"
+    assert (
+        SESSION.arn
+        == f"arn:aws:sts::{ACCOUNT}:assumed-role/stack-Step01TrailFunctionRole-ABC/stack-Step01TrailFunction-XYZ"
+    )
     assert SESSION.name == "stack-Step01TrailFunctionRole-ABC"
 
 
@@ -55,7 +58,8 @@ def test_nothing_allows_is_an_implicit_deny_with_awss_message() -> None:
     assert not decision.allowed
     assert decision.message() == (
         f"User: {SESSION.arn} is not authorized to perform: s3:PutBucketPolicy on resource: {BUCKET} "
-        "because no identity-based policy allows the s3:PutBucketPolicy action")
+        "because no identity-based policy allows the s3:PutBucketPolicy action"
+    )
 
 
 def test_resource_must_match_the_statements_resource() -> None:
@@ -67,7 +71,9 @@ def test_resource_must_match_the_statements_resource() -> None:
 
 def test_explicit_deny_wins_and_says_so() -> None:
     identity = role(allow("secretsmanager:*"), deny("secretsmanager:GetSecretValue"))
-    decision = evaluate(identity, Request("secretsmanager:GetSecretValue", "arn:aws:secretsmanager:us-east-1:1:secret:x"))
+    decision = evaluate(
+        identity, Request("secretsmanager:GetSecretValue", "arn:aws:secretsmanager:us-east-1:1:secret:x")
+    )
     assert not decision.allowed and decision.reason == Reason.EXPLICIT_DENY_IDENTITY
     assert decision.message().endswith("with an explicit deny in an identity-based policy")
 
@@ -80,8 +86,13 @@ def test_not_action_and_not_resource() -> None:
 
 
 def test_conditions_are_evaluated_from_the_request() -> None:
-    identity = role(allow("kms:EnableKeyRotation", "arn:aws:kms:us-east-1:*:key/*",
-                          Condition={"StringEquals": {"aws:ResourceTag/expel-onboarding:stack": "s1"}}))
+    identity = role(
+        allow(
+            "kms:EnableKeyRotation",
+            "arn:aws:kms:us-east-1:*:key/*",
+            Condition={"StringEquals": {"aws:ResourceTag/expel-onboarding:stack": "s1"}},
+        )
+    )
     ours = Values(families={"aws:resourcetag/": lambda k: ("s1",) if k == "expel-onboarding:stack" else None})
     assert evaluate(identity, Request("kms:EnableKeyRotation", KEY, ours)).allowed
     assert not evaluate(identity, Request("kms:EnableKeyRotation", KEY, Values())).allowed
@@ -106,24 +117,45 @@ def test_permissions_boundary_caps_identity_policies() -> None:
 def test_root_may_do_anything_its_identity_allows_but_not_past_an_explicit_resource_deny() -> None:
     root = Identity(Principal.root(ACCOUNT))
     assert evaluate(root, Request("iam:CreateRole", "*")).allowed
-    tls_only = ResourcePolicy(policy(deny("s3:*", BUCKET, Principal="*",
-                                          Condition={"Bool": {"aws:SecureTransport": "false"}}), source="bucket"))
+    tls_only = ResourcePolicy(
+        policy(
+            deny("s3:*", BUCKET, Principal="*", Condition={"Bool": {"aws:SecureTransport": "false"}}), source="bucket"
+        )
+    )
     plain = Values({"aws:securetransport": ("false",)})
     assert not evaluate(root, Request("s3:GetObject", BUCKET, plain), tls_only).allowed
 
 
 def test_kms_key_policy_must_allow_and_delegates_to_iam_through_the_account() -> None:
-    default = ResourcePolicy(policy({"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"},
-                                     "Action": "kms:*", "Resource": "*"}, source="key policy"),
-                             ResourcePolicyKind.REQUIRED)
+    default = ResourcePolicy(
+        policy(
+            {
+                "Effect": "Allow",
+                "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"},
+                "Action": "kms:*",
+                "Resource": "*",
+            },
+            source="key policy",
+        ),
+        ResourcePolicyKind.REQUIRED,
+    )
     granted = role(allow("kms:Decrypt", KEY))
     assert evaluate(granted, Request("kms:Decrypt", KEY), default).allowed
     decision = evaluate(role(), Request("kms:Decrypt", KEY), default)
     assert not decision.allowed and decision.reason == Reason.NO_IDENTITY_ALLOW
 
-    lockout = ResourcePolicy(policy({"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::999999999999:root"},
-                                     "Action": "kms:*", "Resource": "*"}, source="key policy"),
-                             ResourcePolicyKind.REQUIRED)
+    lockout = ResourcePolicy(
+        policy(
+            {
+                "Effect": "Allow",
+                "Principal": {"AWS": "arn:aws:iam::999999999999:root"},
+                "Action": "kms:*",
+                "Resource": "*",
+            },
+            source="key policy",
+        ),
+        ResourcePolicyKind.REQUIRED,
+    )
     decision = evaluate(granted, Request("kms:Decrypt", KEY), lockout)
     assert not decision.allowed and decision.reason == Reason.NO_RESOURCE_ALLOW
     assert decision.message().endswith("because no resource-based policy allows the kms:Decrypt action")
@@ -132,36 +164,62 @@ def test_kms_key_policy_must_allow_and_delegates_to_iam_through_the_account() ->
 
 def test_resource_policy_naming_the_role_allows_without_an_identity_grant() -> None:
     queue = "arn:aws:sqs:us-east-1:123456789012:q"
-    queue_policy = ResourcePolicy(policy({"Effect": "Allow", "Principal": {"AWS": ROLE_ARN},
-                                          "Action": "sqs:SendMessage", "Resource": queue}, source="queue policy"))
+    queue_policy = ResourcePolicy(
+        policy(
+            {"Effect": "Allow", "Principal": {"AWS": ROLE_ARN}, "Action": "sqs:SendMessage", "Resource": queue},
+            source="queue policy",
+        )
+    )
     decision = evaluate(role(), Request("sqs:SendMessage", queue), queue_policy)
     assert decision.allowed and decision.reason == Reason.ALLOWED_BY_RESOURCE
 
 
 def test_trust_policy_with_external_id() -> None:
-    trust = policy({"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::012205512454:user/ExpelCloudService"},
-                    "Action": "sts:AssumeRole", "Condition": {"StringEquals": {"sts:ExternalId": "guid"}}},
-                   source="trust policy")
+    trust = policy(
+        {
+            "Effect": "Allow",
+            "Principal": {"AWS": "arn:aws:iam::012205512454:user/ExpelCloudService"},
+            "Action": "sts:AssumeRole",
+            "Condition": {"StringEquals": {"sts:ExternalId": "guid"}},
+        },
+        source="trust policy",
+    )
     expel = Principal("arn:aws:iam::012205512454:user/ExpelCloudService", "012205512454", Kind.USER)
     role_arn = f"arn:aws:iam::{ACCOUNT}:role/ExpelAssumeRole"
-    assert resource_policy_allows(trust, expel, "sts:AssumeRole", role_arn,
-                                  Values({"sts:externalid": ("guid",)})).allowed
-    assert not resource_policy_allows(trust, expel, "sts:AssumeRole", role_arn,
-                                      Values({"sts:externalid": ("other",)})).allowed
+    assert resource_policy_allows(
+        trust, expel, "sts:AssumeRole", role_arn, Values({"sts:externalid": ("guid",)})
+    ).allowed
+    assert not resource_policy_allows(
+        trust, expel, "sts:AssumeRole", role_arn, Values({"sts:externalid": ("other",)})
+    ).allowed
     assert not resource_policy_allows(trust, expel, "sts:AssumeRole", role_arn).allowed
 
 
 def test_service_principal_against_a_resource_policy() -> None:
     topic = "arn:aws:sns:us-east-1:123456789012:t"
-    topic_policy = {"Statement": [{"Effect": "Allow", "Principal": {"Service": "s3.amazonaws.com"},
-                                   "Action": "SNS:Publish", "Resource": topic,
-                                   "Condition": {"ArnLike": {"aws:SourceArn": BUCKET}}}]}
+    topic_policy = {
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "s3.amazonaws.com"},
+                "Action": "SNS:Publish",
+                "Resource": topic,
+                "Condition": {"ArnLike": {"aws:SourceArn": BUCKET}},
+            }
+        ]
+    }
     s3 = Principal.of_service("s3.amazonaws.com")
     assert resource_policy_allows(topic_policy, s3, "sns:Publish", topic, Values({"aws:sourcearn": (BUCKET,)})).allowed
-    assert not resource_policy_allows(topic_policy, s3, "sns:Publish", topic,
-                                      Values({"aws:sourcearn": ("arn:aws:s3:::other",)})).allowed
-    assert not resource_policy_allows(topic_policy, Principal.of_service("sqs.amazonaws.com"), "sns:Publish",
-                                      topic, Values({"aws:sourcearn": (BUCKET,)})).allowed
+    assert not resource_policy_allows(
+        topic_policy, s3, "sns:Publish", topic, Values({"aws:sourcearn": ("arn:aws:s3:::other",)})
+    ).allowed
+    assert not resource_policy_allows(
+        topic_policy,
+        Principal.of_service("sqs.amazonaws.com"),
+        "sns:Publish",
+        topic,
+        Values({"aws:sourcearn": (BUCKET,)}),
+    ).allowed
 
 
 def test_policy_variables_in_resources() -> None:

@@ -14,8 +14,18 @@ from local_cloud.iam.requests import ApiCall, Check, RoleInfo, Unresolvable, che
 ACCOUNT, REGION = "123456789012", "us-east-1"
 KEY_ID = "1234abcd-12ab-34cd-56ef-1234567890ab"
 KEY_ARN = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/{KEY_ID}"
-KEY_POLICY = json.dumps({"Statement": [{"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"},
-                                        "Action": "kms:*", "Resource": "*"}]})
+KEY_POLICY = json.dumps(
+    {
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"},
+                "Action": "kms:*",
+                "Resource": "*",
+            }
+        ]
+    }
+)
 
 
 class FakeCloud:
@@ -36,11 +46,20 @@ class FakeCloud:
     def role(self, name_or_arn: str) -> RoleInfo | None:
         if name_or_arn.rsplit("/", 1)[-1] != "r":
             return None
-        return RoleInfo(f"arn:aws:iam::{ACCOUNT}:role/r", "/", "arn:aws:iam::123456789012:policy/b", "{\"Statement\": []}",
-                        {"expel-onboarding:stack": "s1"})
+        return RoleInfo(
+            f"arn:aws:iam::{ACCOUNT}:role/r",
+            "/",
+            "arn:aws:iam::123456789012:policy/b",
+            '{"Statement": []}',
+            {"expel-onboarding:stack": "s1"},
+        )
 
     def stack_id(self, name_or_arn: str, region: str) -> str | None:
-        return f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/s1-expel-role/abc" if "s1-expel-role" in name_or_arn else None
+        return (
+            f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/s1-expel-role/abc"
+            if "s1-expel-role" in name_or_arn
+            else None
+        )
 
     def stack_set_id(self, name: str, region: str) -> str | None:
         return None
@@ -69,32 +88,70 @@ def pairs(found: list[Check]) -> list[tuple[str, str]]:
     return [(c.action, c.resource) for c in found]
 
 
-@pytest.mark.parametrize(("service", "operation", "params", "expected"), [
-    ("s3", "PutBucketNotificationConfiguration", {"Bucket": "b"}, [("s3:PutBucketNotification", "arn:aws:s3:::b")]),
-    ("s3", "GetBucketNotificationConfiguration", {"Bucket": "b"}, [("s3:GetBucketNotification", "arn:aws:s3:::b")]),
-    ("s3", "ListObjectVersions", {"Bucket": "b"}, [("s3:ListBucketVersions", "arn:aws:s3:::b")]),
-    ("s3", "HeadBucket", {"Bucket": "b"}, [("s3:ListBucket", "arn:aws:s3:::b")]),
-    ("s3", "PutBucketEncryption", {"Bucket": "b"}, [("s3:PutEncryptionConfiguration", "arn:aws:s3:::b")]),
-    ("s3", "GetPublicAccessBlock", {"Bucket": "b"}, [("s3:GetBucketPublicAccessBlock", "arn:aws:s3:::b")]),
-    ("s3", "PutPublicAccessBlock", {"Bucket": "b"}, [("s3:PutBucketPublicAccessBlock", "arn:aws:s3:::b")]),
-    ("s3", "DeleteObject", {"Bucket": "b", "Key": "k", "VersionId": "v"}, [("s3:DeleteObjectVersion", "arn:aws:s3:::b/k")]),
-    ("s3", "ListBuckets", {}, [("s3:ListAllMyBuckets", "*")]),
-    ("lambda", "Invoke", {"FunctionName": "arn:aws:lambda:us-east-1:123456789012:function:f"},
-     [("lambda:InvokeFunction", "arn:aws:lambda:us-east-1:123456789012:function:f")]),
-    ("kms", "CreateAlias", {"AliasName": "alias/ours", "TargetKeyId": KEY_ID},
-     [("kms:CreateAlias", "arn:aws:kms:us-east-1:123456789012:alias/ours"), ("kms:CreateAlias", KEY_ARN)]),
-    ("sns", "Unsubscribe", {"SubscriptionArn": "arn:aws:sns:us-east-1:123456789012:t:1111"},
-     [("sns:Unsubscribe", "arn:aws:sns:us-east-1:123456789012:t")]),
-    ("sqs", "GetQueueAttributes", {"QueueUrl": "http://localhost/123456789012/q2"},
-     [("sqs:GetQueueAttributes", "arn:aws:sqs:us-east-1:123456789012:q2")]),
-    ("cloudformation", "DescribeStacks", {"StackName": "s1-expel-role"},
-     [("cloudformation:DescribeStacks", "arn:aws:cloudformation:us-east-1:123456789012:stack/s1-expel-role/abc")]),
-    ("states", "GetExecutionHistory", {"executionArn": "arn:aws:states:us-east-1:123456789012:execution:sm:e1"},
-     [("states:GetExecutionHistory", "arn:aws:states:us-east-1:123456789012:execution:sm:e1")]),
-    ("sts", "GetCallerIdentity", {}, []),
-])
-def test_operation_maps_to_the_documented_action_and_resource(service: str, operation: str, params: dict,
-                                                               expected: list) -> None:
+@pytest.mark.parametrize(
+    ("service", "operation", "params", "expected"),
+    [
+        ("s3", "PutBucketNotificationConfiguration", {"Bucket": "b"}, [("s3:PutBucketNotification", "arn:aws:s3:::b")]),
+        ("s3", "GetBucketNotificationConfiguration", {"Bucket": "b"}, [("s3:GetBucketNotification", "arn:aws:s3:::b")]),
+        ("s3", "ListObjectVersions", {"Bucket": "b"}, [("s3:ListBucketVersions", "arn:aws:s3:::b")]),
+        ("s3", "HeadBucket", {"Bucket": "b"}, [("s3:ListBucket", "arn:aws:s3:::b")]),
+        ("s3", "PutBucketEncryption", {"Bucket": "b"}, [("s3:PutEncryptionConfiguration", "arn:aws:s3:::b")]),
+        ("s3", "GetPublicAccessBlock", {"Bucket": "b"}, [("s3:GetBucketPublicAccessBlock", "arn:aws:s3:::b")]),
+        ("s3", "PutPublicAccessBlock", {"Bucket": "b"}, [("s3:PutBucketPublicAccessBlock", "arn:aws:s3:::b")]),
+        (
+            "s3",
+            "DeleteObject",
+            {"Bucket": "b", "Key": "k", "VersionId": "v"},
+            [("s3:DeleteObjectVersion", "arn:aws:s3:::b/k")],
+        ),
+        ("s3", "ListBuckets", {}, [("s3:ListAllMyBuckets", "*")]),
+        (
+            "lambda",
+            "Invoke",
+            {"FunctionName": "arn:aws:lambda:us-east-1:123456789012:function:f"},
+            [("lambda:InvokeFunction", "arn:aws:lambda:us-east-1:123456789012:function:f")],
+        ),
+        (
+            "kms",
+            "CreateAlias",
+            {"AliasName": "alias/ours", "TargetKeyId": KEY_ID},
+            [("kms:CreateAlias", "arn:aws:kms:us-east-1:123456789012:alias/ours"), ("kms:CreateAlias", KEY_ARN)],
+        ),
+        (
+            "sns",
+            "Unsubscribe",
+            {"SubscriptionArn": "arn:aws:sns:us-east-1:123456789012:t:1111"},
+            [("sns:Unsubscribe", "arn:aws:sns:us-east-1:123456789012:t")],
+        ),
+        (
+            "sqs",
+            "GetQueueAttributes",
+            {"QueueUrl": "http://localhost/123456789012/q2"},
+            [("sqs:GetQueueAttributes", "arn:aws:sqs:us-east-1:123456789012:q2")],
+        ),
+        (
+            "cloudformation",
+            "DescribeStacks",
+            {"StackName": "s1-expel-role"},
+            [
+                (
+                    "cloudformation:DescribeStacks",
+                    "arn:aws:cloudformation:us-east-1:123456789012:stack/s1-expel-role/abc",
+                )
+            ],
+        ),
+        (
+            "states",
+            "GetExecutionHistory",
+            {"executionArn": "arn:aws:states:us-east-1:123456789012:execution:sm:e1"},
+            [("states:GetExecutionHistory", "arn:aws:states:us-east-1:123456789012:execution:sm:e1")],
+        ),
+        ("sts", "GetCallerIdentity", {}, []),
+    ],
+)
+def test_operation_maps_to_the_documented_action_and_resource(
+    service: str, operation: str, params: dict, expected: list
+) -> None:
     assert pairs(run(service, operation, **params)) == expected
 
 
@@ -134,20 +191,39 @@ def test_missing_key_is_unresolvable() -> None:
 
 
 def test_create_stack_with_a_role_needs_pass_role_to_cloudformation_and_tag_resource_for_tags() -> None:
-    found = run("cloudformation", "CreateStack", StackName="other", RoleARN="arn:aws:iam::123456789012:role/r",
-                Tags=[{"Key": "expel-onboarding:stack", "Value": "s1"}])
+    found = run(
+        "cloudformation",
+        "CreateStack",
+        StackName="other",
+        RoleARN="arn:aws:iam::123456789012:role/r",
+        Tags=[{"Key": "expel-onboarding:stack", "Value": "s1"}],
+    )
     assert pairs(found) == [
         ("cloudformation:CreateStack", "arn:aws:cloudformation:us-east-1:123456789012:stack/other/*"),
         ("iam:PassRole", "arn:aws:iam::123456789012:role/r"),
-        ("cloudformation:TagResource", "arn:aws:cloudformation:us-east-1:123456789012:stack/other/*")]
+        ("cloudformation:TagResource", "arn:aws:cloudformation:us-east-1:123456789012:stack/other/*"),
+    ]
     assert found[0].context.get("cloudformation:rolearn") == ("arn:aws:iam::123456789012:role/r",)
     assert found[1].context.get("iam:PassedToService") == ("cloudformation.amazonaws.com",)
 
 
-@pytest.mark.parametrize(("service", "operation", "params", "to"), [
-    ("lambda", "CreateFunction", {"FunctionName": "f", "Role": "arn:aws:iam::123456789012:role/r"}, "lambda.amazonaws.com"),
-    ("states", "CreateStateMachine", {"name": "m", "roleArn": "arn:aws:iam::123456789012:role/r"}, "states.amazonaws.com"),
-])
+@pytest.mark.parametrize(
+    ("service", "operation", "params", "to"),
+    [
+        (
+            "lambda",
+            "CreateFunction",
+            {"FunctionName": "f", "Role": "arn:aws:iam::123456789012:role/r"},
+            "lambda.amazonaws.com",
+        ),
+        (
+            "states",
+            "CreateStateMachine",
+            {"name": "m", "roleArn": "arn:aws:iam::123456789012:role/r"},
+            "states.amazonaws.com",
+        ),
+    ],
+)
 def test_services_given_a_role_need_pass_role(service: str, operation: str, params: dict, to: str) -> None:
     pass_role = [c for c in run(service, operation, **params) if c.action == "iam:PassRole"]
     assert [c.context.get("iam:passedtoservice") for c in pass_role] == [(to,)]
@@ -191,7 +267,8 @@ def test_create_service_linked_role_names_the_service() -> None:
 
 
 def test_assume_role_is_checked_against_the_trust_policy_with_the_external_id() -> None:
-    (found,) = run("sts", "AssumeRole", RoleArn="arn:aws:iam::123456789012:role/r", RoleSessionName="s",
-                   ExternalId="guid")
+    (found,) = run(
+        "sts", "AssumeRole", RoleArn="arn:aws:iam::123456789012:role/r", RoleSessionName="s", ExternalId="guid"
+    )
     assert found.resource_policy is not None and found.resource_policy.kind == ResourcePolicyKind.REQUIRED
     assert found.context.get("sts:ExternalId") == ("guid",)

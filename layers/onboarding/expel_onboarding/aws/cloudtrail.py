@@ -6,7 +6,7 @@ from contextlib import AbstractContextManager
 from typing import Any, TypedDict
 
 from expel_onboarding.aws import clients
-from expel_onboarding.aws.errors import Rule, aws_errors, suppress_codes
+from expel_onboarding.aws.errors import REFUSED, Rule, aws_errors, suppress_codes
 from expel_onboarding.errors import OnboardingError, ResourceConflict, TransientError
 
 # Right after the bucket/key policies are written CloudTrail may not see them yet; retry, and if it
@@ -62,6 +62,7 @@ def _trail_errors(name: str) -> AbstractContextManager[None]:
         Rule(_TRANSIENT, TransientError, "Trail {what}: CloudTrail is busy ({code}); retrying"),
         Rule(_PROPAGATION, TransientError, "Trail {what}: {reason} ({code})"),
         Rule(_TERMINAL, OnboardingError, "Trail {what}: {reason}"),
+        Rule({"AccessDeniedException"}, OnboardingError, REFUSED),
         Rule({"TrailAlreadyExistsException"}, ResourceConflict,
              "Parameter TrailName: a trail named {what} already exists (possibly with another home region). "
              "Fix: choose another TrailName"))

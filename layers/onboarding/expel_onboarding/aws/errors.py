@@ -19,8 +19,9 @@ from expel_onboarding.aws.clients import error_code
 
 ACCESS_DENIED = frozenset({"AccessDenied", "AccessDeniedException"})
 BUSY = "{service} is busy ({code}) on {what}; retrying"
-REFUSED = ("{service} refused {what} ({code}): the step's Lambda role lacks the {service} permission for it, "
-           "or a service control policy denies it. Fix the role (see template.yaml) and retry")
+# AWS's own message names the caller (the step's role and function), the action and the resource.
+REFUSED = ("{service} refused {what} ({code}): {message}. The step's Lambda role lacks that permission, or a "
+           "service control policy denies it. Fix the role (see template.yaml) and retry")
 
 
 def error_message(exc: BaseException) -> str:

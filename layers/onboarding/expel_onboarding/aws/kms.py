@@ -18,8 +18,8 @@ def _errors(what: str) -> AbstractContextManager[None]:
         "KMS", what,
         Rule(_TRANSIENT, TransientError, BUSY),
         Rule(ACCESS_DENIED, OnboardingError,
-             "KMS refused {what} ({code}): the step's Lambda role lacks the KMS permission, or the key policy or "
-             "a service control policy denies it. Fix the role (see template.yaml) and retry"),
+             "KMS refused {what} ({code}): {message}. The step's Lambda role lacks that permission, or the key "
+             "policy or a service control policy denies it. Fix the role (see template.yaml) and retry"),
         Rule({"LimitExceededException"}, OnboardingError,
              "KMS refused {what}: an account quota is reached ({exc}). Fix: delete unused keys or aliases, or "
              "request a quota increase"))

@@ -33,7 +33,7 @@ def _errors(what: str, key_arn: str) -> AbstractContextManager[None]:
              "KMS key {key_arn} is disabled or pending deletion, so {what} failed. Fix: enable it (or cancel its "
              "deletion) in the KMS console, then retry"),
         Rule(ACCESS_DENIED, OnboardingError,
-             "KMS refused {what} on {key_arn}: the step's Lambda role needs kms:GetKeyPolicy and "
+             "KMS refused {what} on {key_arn} ({message}): the step's Lambda role needs kms:GetKeyPolicy and "
              "kms:PutKeyPolicy on the key, and the key policy must keep its 'Enable IAM User Permissions' "
              "statement so IAM policies apply to the key"),
         Rule({"LimitExceededException"}, OnboardingError,

@@ -28,8 +28,9 @@ def _errors(action: str) -> AbstractContextManager[None]:
         "AWS Organizations", action,
         Rule(_TRANSIENT, TransientError, BUSY),
         Rule({"AccessDeniedException"}, OnboardingError,
-             "AWS Organizations refused {what}. Fix: give the onboarding function organizations:{what}, and run "
-             "the onboarding from the management account or a delegated administrator"))
+             "AWS Organizations refused {what} ({message}). Fix: give the onboarding function "
+             "organizations:{what}, and run the onboarding from the management account or a delegated "
+             "administrator"))
 
 
 def describe_organization() -> dict[str, Any]:

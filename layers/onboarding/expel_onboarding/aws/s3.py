@@ -100,8 +100,9 @@ def _bucket_errors(bucket: str) -> AbstractContextManager[None]:
         Rule({"NoSuchBucket"}, OnboardingError,
              "The bucket {bucket} no longer exists. Fix: run the onboarding again from step 1, which re-creates it"),
         Rule({"AccessDenied"}, OnboardingError,
-             "Access to bucket {bucket} was denied: it belongs to another account, or its policy denies the "
-             "onboarding role. Fix: check the bucket policy, or choose another BucketName"),
+             "Access to bucket {bucket} was denied ({message}): the step's Lambda role lacks that permission, the "
+             "bucket belongs to another account, or its policy denies the onboarding role. Fix: the role (see "
+             "template.yaml) or the bucket policy, or choose another BucketName"),
         bucket=bucket)
 
 

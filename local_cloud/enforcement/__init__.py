@@ -1,0 +1,30 @@
+"""IAM enforcement in the local cloud's server: the moto plumbing around ``local_cloud.iam``.
+
+``install(app, report_path)`` returns moto's WSGI app wrapped so every request is authorized, and sets
+the services' own identities: Lambda functions run with their execution role's session credentials,
+the Step Functions engine calls Lambda as the state machine's role.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from local_cloud.enforcement.middleware import Enforcer, IamMiddleware
+from local_cloud.enforcement.report import Report
+
+_enforcer: Enforcer | None = None
+
+
+def enforcer() -> Enforcer | None:
+    """The running server's enforcer (None when IAM enforcement is off)."""
+    return _enforcer
+
+
+def install(app: Any, report_path: Path | None = None) -> Any:
+    global _enforcer
+    from local_cloud.enforcement import services
+
+    _enforcer = Enforcer(Report(report_path) if report_path else None)
+    services.install()
+    return IamMiddleware(app, _enforcer)

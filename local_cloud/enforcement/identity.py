@@ -1,0 +1,109 @@
+"""Who signed a request: the access key's IAM user or STS session, or the account's root user.
+
+Keys IAM or STS issued (moto's backends hold them) act as their user or assumed-role session, with the
+policies IAM holds for that user or role. Any other key (the dummy ``testing`` keys people and tests
+pass) acts as the account's root user, so ``aws`` commands and tests keep working as an administrator.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from local_cloud.iam import Identity, NamedPolicy, PolicyError, Principal
+from local_cloud.iam.evaluation import Kind
+
+DEFAULT_ACCOUNT = "123456789012"
+
+
+def _managed_document(policy: Any) -> str:
+    for version in policy.versions:
+        if version.is_default:
+            return str(version.document)
+    return str(policy.versions[0].document)
+
+
+def _named(source: str, document: Any) -> NamedPolicy | None:
+    try:
+        return NamedPolicy.of(source, document)
+    except PolicyError:
+        return None  # IAM would have refused it at write time; an unreadable policy grants nothing
+
+
+def role_identity(principal: Principal, role: Any, backend: Any) -> Identity:
+    """The policies IAM evaluates for a session of ``role``: inline, managed, and its boundary."""
+    policies: list[NamedPolicy] = []
+    for name, document in role.policies.items():
+        found = _named(f"role/{role.name} inline policy {name}", document)
+        if found:
+            policies.append(found)
+    for arn, managed in role.managed_policies.items():
+        found = _named(arn, _managed_document(managed))
+        if found:
+            policies.append(found)
+    boundary = None
+    if role.permissions_boundary_arn:
+        managed = backend.managed_policies.get(role.permissions_boundary_arn)
+        boundary = _named(
+            f"permissions boundary {role.permissions_boundary_arn}",
+            _managed_document(managed) if managed else '{"Statement": []}',
+        )
+    return Identity(principal, tuple(policies), boundary)
+
+
+def user_identity(principal: Principal, user: Any, backend: Any) -> Identity:
+    policies: list[NamedPolicy] = []
+    for name, document in user.policies.items():
+        found = _named(f"user/{user.name} inline policy {name}", document)
+        if found:
+            policies.append(found)
+    for arn, managed in user.managed_policies.items():
+        found = _named(arn, _managed_document(managed))
+        if found:
+            policies.append(found)
+    for group in backend.get_groups_for_user(user.name):
+        for name, document in group.policies.items():
+            found = _named(f"group/{group.name} inline policy {name}", document)
+            if found:
+                policies.append(found)
+        for arn, managed in group.managed_policies.items():
+            found = _named(arn, _managed_document(managed))
+            if found:
+                policies.append(found)
+    boundary = None
+    if getattr(user, "permissions_boundary", None):
+        managed = backend.managed_policies.get(user.permissions_boundary)
+        boundary = _named(
+            f"permissions boundary {user.permissions_boundary}",
+            _managed_document(managed) if managed else '{"Statement": []}',
+        )
+    return Identity(principal, tuple(policies), boundary)
+
+
+def resolve(access_key_id: str | None, partition: str = "aws") -> Identity:
+    """The identity an access key acts as (root of the default account when IAM did not issue it)."""
+    from moto.iam.models import iam_backends
+    from moto.sts.models import sts_backends
+
+    if not access_key_id:
+        return Identity(Principal("anonymous", "", Kind.ANONYMOUS))
+    for account, by_partition in list(iam_backends.items()):
+        backend = by_partition[partition]
+        key = backend.access_keys.get(access_key_id)
+        if key is None:
+            continue
+        if key.role_arn:
+            session = next(
+                (s for s in sts_backends[account][partition].assumed_roles if s.access_key_id == access_key_id), None
+            )
+            name = session.session_name if session else "session"
+            principal = Principal.session(key.role_arn, name)
+            try:
+                role = backend.get_role_by_arn(key.role_arn)
+            except Exception:
+                return Identity(principal)  # the role was deleted: its sessions can do nothing
+            return role_identity(principal, role, backend)
+        if key.user_name:
+            user = backend.get_user(key.user_name)
+            principal = Principal(user.arn, account, Kind.USER)
+            return user_identity(principal, user, backend)
+    return Identity(Principal.root(DEFAULT_ACCOUNT, partition))

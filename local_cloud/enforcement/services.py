@@ -1,0 +1,85 @@
+"""The identities AWS services act with, in the local cloud.
+
+- Lambda: each function runs with session credentials of its execution role (session name = the
+  function's name, as on AWS), assumed as ``lambda.amazonaws.com``; the runner puts them in the
+  process environment at start, so a warm execution environment keeps (and may refresh) them.
+- Step Functions: moto's engine calls Lambda and other services with a boto3 client made by
+  ``boto_client_for``; here that client signs as a session of the state machine's role (or of a
+  Task's ``Credentials.RoleArn``), assumed as ``states.amazonaws.com``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from local_cloud import lambda_runner
+from local_cloud.enforcement import credentials
+
+_ENGINE_MODULES = (
+    "moto.stepfunctions.parser.asl.utils.boto_client",
+    "moto.stepfunctions.parser.asl.component.state.exec.state_task.lambda_eval_utils",
+    "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_aws_sdk",
+    "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sqs",
+    "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sns",
+    "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_events",
+    "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sfn",
+    "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_dynamodb",
+    "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_unsupported",
+    "moto.stepfunctions.parser.asl.component.state.exec.state_map.item_reader.eval.resource_eval_s3",
+    "moto.stepfunctions.parser.asl.component.state.exec.state_map.result_writer.resource_eval.resource_eval_s3",
+)
+_installed = False
+
+
+def lambda_credentials(fn: Any) -> dict[str, str]:
+    """The execution role's session credentials for ``fn`` (a moto LambdaFunction)."""
+    try:
+        return credentials.assume(str(fn.role), "lambda.amazonaws.com", fn.function_name).as_environment()
+    except credentials.RoleNotAssumable as exc:
+        raise credentials.RoleNotAssumable(
+            f"The role defined for the function cannot be assumed by Lambda. ({exc})"
+        ) from exc
+
+
+def _engine_client_factory(original: Any) -> Any:
+    def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
+        client = original(region=region, service=service, state_credentials=state_credentials)
+        role_arn = getattr(state_credentials, "role_arn", None)
+        if not role_arn:
+            return client
+        account = str(role_arn).split(":")[4]
+        session = credentials.assume(str(role_arn), "states.amazonaws.com", "StepFunctions", source_account=account)
+        import boto3
+
+        return boto3.client(
+            service,
+            region_name=region,
+            endpoint_url=client.meta.endpoint_url,
+            aws_access_key_id=session.access_key_id,
+            aws_secret_access_key=session.secret_access_key,
+            aws_session_token=session.session_token,
+            config=client.meta.config,
+        )
+
+    boto_client_for._local_cloud_iam = True  # type: ignore[attr-defined]
+    return boto_client_for
+
+
+def install() -> None:
+    global _installed
+    if _installed:
+        return
+    lambda_runner.credential_provider = lambda_credentials
+    from moto.stepfunctions.parser.asl.utils import boto_client
+
+    original = boto_client.boto_client_for
+    patched = _engine_client_factory(original)
+    for name in _ENGINE_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        if getattr(module, "boto_client_for", None) is original:
+            module.boto_client_for = patched  # type: ignore[attr-defined]
+    _installed = True
