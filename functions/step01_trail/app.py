@@ -17,5 +17,5 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
     if event.get("Action") == "Delete":
         # When this invocation ends: emptying a large log bucket stops short of it and continues on retry.
         deadline = time.monotonic() + context.get_remaining_time_in_millis() / 1000
-        return step01_trail.remove(Config.from_state(event), TrailOutput.from_state(event), deadline)
+        return step01_trail.remove(Config.from_state(event), TrailOutput.from_state(event), deadline).to_dict()
     return step01_trail.apply(Config.from_state(event)).to_dict()

@@ -4,7 +4,7 @@ on stack delete, when the key is kept: take them out again)."""
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from expel_onboarding.models import Config, TopicOutput, TrailOutput
+from expel_onboarding.models import Config, Removed, TopicOutput, TrailOutput
 from expel_onboarding.steps import step04_key_policy
 
 logger = Logger()
@@ -15,5 +15,5 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
     config, trail, topic = Config.from_state(event), TrailOutput.from_state(event), TopicOutput.from_state(event)
     if event.get("Action") == "Delete":
         # Discovery leaves the key ARN empty when the alias does not lead to a key of ours.
-        return {"Removed": bool(trail.kms_key_arn) and step04_key_policy.remove(config, trail)}
+        return Removed(removed=bool(trail.kms_key_arn) and step04_key_policy.remove(config, trail)).to_dict()
     return step04_key_policy.apply(config, trail, topic).to_dict()

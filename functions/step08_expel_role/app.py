@@ -7,7 +7,7 @@ import os
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from expel_onboarding.models import Config, QueueOutput, TrailOutput
+from expel_onboarding.models import Config, QueueOutput, RoleRemoval, TrailOutput
 from expel_onboarding.steps import step08_expel_role, teardown
 
 logger = Logger()
@@ -16,7 +16,8 @@ logger = Logger()
 @logger.inject_lambda_context(correlation_id_path="ExecutionId")
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     if event.get("Action") == "Delete":
-        return teardown.remove_role(Config.from_state(event), event.get("Teardown", {}).get("Role", {}))
+        previous = RoleRemoval.from_dict(event.get("Teardown", {}).get("Role", {}))
+        return teardown.remove_role(Config.from_state(event), previous).to_dict()
     return step08_expel_role.deploy(
         Config.from_state(event), TrailOutput.from_state(event), QueueOutput.from_state(event),
         # The role CloudFormation acts as, so this function needs no IAM write permissions itself.

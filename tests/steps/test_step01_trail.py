@@ -206,7 +206,7 @@ def test_bucket_name_taken_between_lookup_and_create_fails_naming_bucket(
     boto3.client("s3", region_name=REGION).create_bucket(Bucket=config.bucket_name)
     monkeypatch.delenv("MOTO_ACCOUNT_ID")
     # Lost the race: HeadBucket said free, CreateBucket says someone else got the name.
-    monkeypatch.setattr(step01_trail.preflight, "existing_bucket", lambda _config: False)
+    monkeypatch.setattr(step01_trail.existing, "bucket", lambda _config: False)
     with pytest.raises(ResourceConflict, match="Parameter BucketName: .* another AWS account"):
         step01_trail.apply(config)
 

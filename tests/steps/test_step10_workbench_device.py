@@ -22,7 +22,7 @@ from aws_lambda_powertools.utilities import parameters
 from expel_onboarding import workbench
 from expel_onboarding.aws import secrets
 from expel_onboarding.errors import InvalidParameter, ResourceConflict, TransientError, WorkbenchError
-from expel_onboarding.models import Config, DeviceOutput, QueueOutput, RoleOutput, replace
+from expel_onboarding.models import Config, DeviceOutput, DeviceStatus, QueueOutput, RoleOutput, replace
 from expel_onboarding.steps import step10_workbench_device as step10
 from expel_onboarding.workbench import Workbench
 from local_cloud.workbench_emulator import WorkbenchEmulator, start_workbench_emulator
@@ -174,7 +174,7 @@ def test_register_leaves_a_foreign_identical_device_alone_and_remove_keeps_it(
     removed = step10.remove(wb_config, adopted.device_id)
 
     assert adopted.device_id == out.device_id
-    assert removed == DeviceOutput(device_id=out.device_id, status=step10.KEPT)
+    assert removed == DeviceOutput(device_id=out.device_id, status=DeviceStatus.NOT_OURS)
     assert len([r for r in emulator.requests if r["method"] != "GET"]) == writes_before
     assert list(emulator.devices) == [out.device_id]
 
@@ -382,8 +382,8 @@ def test_remove_deletes_our_device_and_again_is_done(wb_config: Config, emulator
     removed = step10.remove(wb_config, device.device_id)
     again = step10.remove(wb_config, device.device_id)
 
-    assert removed == DeviceOutput(device_id=device.device_id, status=step10.DELETED)
-    assert again == DeviceOutput(device_id=device.device_id, status=step10.ABSENT)
+    assert removed == DeviceOutput(device_id=device.device_id, status=DeviceStatus.DELETED)
+    assert again == DeviceOutput(device_id=device.device_id, status=DeviceStatus.ABSENT)
     assert emulator.devices == {}
     assert len(api_calls(emulator, "DELETE")) == 1
 
@@ -391,15 +391,15 @@ def test_remove_deletes_our_device_and_again_is_done(wb_config: Config, emulator
 def test_remove_without_id_finds_our_device_by_name(wb_config: Config, emulator: WorkbenchEmulator) -> None:
     device = step10.register(wb_config, ROLE, QUEUE)
 
-    assert step10.remove(wb_config, "") == DeviceOutput(device_id=device.device_id, status=step10.DELETED)
+    assert step10.remove(wb_config, "") == DeviceOutput(device_id=device.device_id, status=DeviceStatus.DELETED)
     assert emulator.devices == {}
 
 
 def test_remove_never_deletes_another_stacks_device(wb_config: Config, emulator: WorkbenchEmulator) -> None:
     theirs = step10.register(replace(wb_config, stack_name="someone-else"), ROLE, QUEUE)
 
-    assert step10.remove(wb_config, theirs.device_id).status == step10.KEPT
-    assert step10.remove(wb_config, "").status == step10.KEPT
+    assert step10.remove(wb_config, theirs.device_id).status == DeviceStatus.NOT_OURS
+    assert step10.remove(wb_config, "").status == DeviceStatus.NOT_OURS
     assert list(emulator.devices) == [theirs.device_id]
     assert not api_calls(emulator, "DELETE")
 
@@ -408,7 +408,7 @@ def test_remove_when_deleted_concurrently_is_done(wb_config: Config, emulator: W
     device = step10.register(wb_config, ROLE, QUEUE)
     emulator.inject_fault(404, method="DELETE", processed=True)
 
-    assert step10.remove(wb_config, device.device_id).status == step10.ABSENT
+    assert step10.remove(wb_config, device.device_id).status == DeviceStatus.ABSENT
 
 
 # ---- the API key stays secret
@@ -499,7 +499,7 @@ def test_handlers_never_reveal_the_key(
 
     assert device["DeviceId"] and device["Status"] == "not yet healthy"
     assert health["DeviceId"] == device["DeviceId"]
-    assert removed["Status"] == step10.DELETED
+    assert removed["Status"] == DeviceStatus.DELETED
     output = capsys.readouterr()
     for text in (json.dumps([device, health, removed]), caplog.text, output.out, output.err, str(failure.value)):
         assert API_KEY not in text
@@ -540,7 +540,7 @@ def test_register_after_rename_updates_our_device_instead_of_orphaning_it(
     assert only_device(emulator)["attributes"]["name"] == "Acme CloudTrail"
     assert [r["body"]["data"]["attributes"] for r in api_calls(emulator, "PATCH")] == [{"name": "Acme CloudTrail"}]
     # and a stack delete that only knows the configuration still finds it
-    assert step10.remove(wb_config, "").status == step10.DELETED
+    assert step10.remove(wb_config, "").status == DeviceStatus.DELETED
 
 
 def test_workbench_client_stops_after_its_time_budget(emulator: WorkbenchEmulator) -> None:

@@ -17,7 +17,7 @@ import pytest
 from expel_onboarding import naming
 from expel_onboarding.aws import stacks
 from expel_onboarding.errors import OnboardingError, StillInProgress
-from expel_onboarding.models import Config, replace
+from expel_onboarding.models import Config, RoleRemoval, RoleStatus, replace
 from expel_onboarding.policies.key_policy import GUIDE_KEY_SIDS
 from expel_onboarding.policies.notification import NOTIFICATION_ID
 from expel_onboarding.steps import step01_trail, step08_expel_role, step09_management_stack, teardown
@@ -285,10 +285,11 @@ def test_teardown_after_a_create_that_wrote_nothing_makes_no_mutating_call(aws: 
 
 def test_role_removal_gives_up_with_the_stacks_name_when_deletion_never_finishes(
         config: Config, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(step08_expel_role, "remove", lambda _config: step08_expel_role.IN_PROGRESS)
-    assert teardown.remove_role(config, {}) == {"Status": "IN_PROGRESS", "Checks": 1, "Stack": "IN_PROGRESS"}
+    monkeypatch.setattr(step08_expel_role, "remove", lambda _config: RoleStatus.IN_PROGRESS)
+    assert teardown.remove_role(config, RoleRemoval()).to_dict() == {"Status": "IN_PROGRESS", "Checks": 1,
+                                                                     "Stack": "IN_PROGRESS"}
     with pytest.raises(OnboardingError, match=config.role_stack_name):
-        teardown.remove_role(config, {"Checks": teardown.MAX_ROLE_CHECKS - 1})
+        teardown.remove_role(config, RoleRemoval(checks=teardown.MAX_ROLE_CHECKS - 1))
 
 
 @pytest.mark.parametrize(("stack", "stack_set", "expected"), [
@@ -298,8 +299,8 @@ def test_organization_mode_waits_for_both_the_stack_and_the_stack_set(
         config: Config, monkeypatch: pytest.MonkeyPatch, stack: str, stack_set: str, expected: str) -> None:
     monkeypatch.setattr(step09_management_stack, "remove", lambda _config: stack)
     monkeypatch.setattr(step08_expel_role, "remove", lambda _config: stack_set)
-    result = teardown.remove_role(replace(config, organization_mode=True), {"Checks": 3})
-    assert result == {"Status": expected, "Checks": 4, "Stack": stack, "StackSet": stack_set}
+    result = teardown.remove_role(replace(config, organization_mode=True), RoleRemoval(checks=3))
+    assert result.to_dict() == {"Status": expected, "Checks": 4, "Stack": stack, "StackSet": stack_set}
 
 
 def test_foreign_bucket_is_never_emptied_even_when_keep_log_bucket_is_false(aws: None, config: Config) -> None:

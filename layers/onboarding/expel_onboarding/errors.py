@@ -1,6 +1,8 @@
 """Named errors. The state machine retries the transient ones (listed in the ASL ``Retry``);
 terminal ones carry a message a person can act on, which surfaces in CloudFormation's events."""
 
+from __future__ import annotations
+
 
 class OnboardingError(Exception):
     """Terminal: retrying will not help until a person fixes the cause named in the message."""
@@ -16,6 +18,15 @@ class InvalidParameter(OnboardingError):
 
 class ResourceConflict(OnboardingError):
     """A resource we would create exists and belongs to someone else."""
+
+    parameter = ""  # the parameter whose value named the resource, when one did
+
+    @classmethod
+    def of_parameter(cls, parameter: str, problem: str, fix: str) -> ResourceConflict:
+        """Worded like ``InvalidParameter``: the person fixes it by changing that parameter."""
+        error = cls(f"Parameter {parameter}: {problem}. Fix: {fix}")
+        error.parameter = parameter
+        return error
 
 
 class TransientError(Exception):

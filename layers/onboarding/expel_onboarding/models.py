@@ -10,12 +10,71 @@ Secrets never travel here: the Workbench API key is referenced by secret ARN onl
 from __future__ import annotations
 
 import dataclasses
+import types
+import typing
 from dataclasses import dataclass, field, fields
+from enum import Enum, StrEnum
 from typing import Any, ClassVar, Self
+
+
+class RoleStatus(StrEnum):
+    """The Expel role's stack (and StackSet): steps 8 and 9, and their teardown. The ASL's Choice
+    states compare these strings."""
+
+    IN_PROGRESS = "IN_PROGRESS"  # call again after a wait
+    COMPLETE = "COMPLETE"
+    DELETED = "DELETED"  # teardown: gone
+    SKIPPED = "SKIPPED"  # teardown: not this stack's, left as it is
+
+
+class Removal(StrEnum):
+    """What a teardown did with one resource."""
+
+    DELETED = "DELETED"
+    ABSENT = "ABSENT"  # already gone: counts as done
+    KEPT = "KEPT"  # kept as the person chose (KeepLogBucket, ScheduleKeyDeletion)
+    NOT_OURS = "KEPT_NOT_CREATED_BY_THIS_STACK"
+    SCHEDULED = "SCHEDULED_FOR_DELETION"  # the KMS key: deleted by KMS after the waiting period
+
+
+class DeviceStatus(StrEnum):
+    """The Workbench device of guide step 10 (the ASL's Choice states compare these strings), and its teardown."""
+
+    HEALTHY = "healthy"  # Workbench's own word
+    NOT_YET_HEALTHY = "not yet healthy"
+    MANUAL_REGISTRATION_REQUIRED = "MANUAL_REGISTRATION_REQUIRED"  # no API key: the output holds a link
+    DELETED = Removal.DELETED.value
+    ABSENT = Removal.ABSENT.value
+    NOT_OURS = Removal.NOT_OURS.value
 
 
 def _pascal(name: str) -> str:
     return "".join(part[:1].upper() + part[1:] for part in name.split("_"))
+
+
+_ENUM_FIELDS: dict[type, dict[str, type[Enum]]] = {}
+
+
+def _enum_fields(cls: type) -> dict[str, type[Enum]]:
+    """Fields typed with an Enum (also ``X | None``): their JSON strings become members on reading."""
+    if cls in _ENUM_FIELDS:
+        return _ENUM_FIELDS[cls]
+    found: dict[str, type[Enum]] = _ENUM_FIELDS.setdefault(cls, {})
+    for name, hint in typing.get_type_hints(cls).items():
+        options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+        for option in options:
+            if isinstance(option, type) and issubclass(option, Enum):
+                found[name] = option
+    return found
+
+
+def _read(kind: type[Enum] | None, value: Any) -> Any:
+    if kind is None or isinstance(value, kind):
+        return value
+    try:
+        return kind(value)
+    except ValueError:
+        return value  # not one of ours (a hand-made state document): kept as given
 
 
 @dataclass(frozen=True)
@@ -26,7 +85,9 @@ class Model:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Self:
-        known = {f.name: data[_pascal(f.name)] for f in fields(cls) if _pascal(f.name) in data}
+        enums = _enum_fields(cls)
+        known = {f.name: _read(enums.get(f.name), data[_pascal(f.name)]) for f in fields(cls)
+                 if _pascal(f.name) in data}
         return cls(**known)
 
     @classmethod
@@ -169,7 +230,7 @@ class RoleOutput(Model):
     KEY: ClassVar[str] = "Role"
 
     stack_id: str
-    status: str  # IN_PROGRESS | COMPLETE (FAILED raises)
+    status: RoleStatus  # IN_PROGRESS or COMPLETE (a failure raises)
     role_arn: str = ""
     stack_set_id: str = ""
     operation_id: str = ""
@@ -193,8 +254,38 @@ class DeviceOutput(Model):
     KEY: ClassVar[str] = "Device"
 
     device_id: str
-    status: str
+    status: DeviceStatus
     registration_url: str = ""
+
+
+@dataclass(frozen=True)
+class Removed(Model):
+    """Teardown of guide steps 3 to 7: whether this stack's part was removed (False: none was there)."""
+
+    removed: bool
+
+
+@dataclass(frozen=True)
+class TrailRemoval(Model):
+    """Teardown of guide step 1, per resource."""
+
+    trail: Removal
+    bucket: Removal
+    key: Removal
+
+
+@dataclass(frozen=True)
+class RoleRemoval(Model):
+    """Teardown of guide steps 8 and 9, kept under ``$.Teardown.Role``: one look at the role stack (and the
+    StackSet); the state machine waits and calls again until the status is DELETED or SKIPPED."""
+
+    status: RoleStatus | None = None  # None before the first call
+    checks: int = 0
+    stack: RoleStatus | None = None
+    stack_set: RoleStatus | None = None  # AWS Organizations mode only
+
+    def to_dict(self) -> dict[str, Any]:
+        return {key: value for key, value in super().to_dict().items() if value is not None}
 
 
 def replace(model: Model, **changes: Any) -> Any:

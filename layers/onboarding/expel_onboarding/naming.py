@@ -30,3 +30,14 @@ def queue_arn(partition: str, region: str, account_id: str, queue_name: str) -> 
 def full_alias(alias: str) -> str:
     """KMS wants ``alias/<name>``; the guide asks a person for the bare name. Accept both."""
     return alias if alias.startswith("alias/") else f"alias/{alias}"
+
+
+def refers_to_key(value: str, key_arn: str, alias: str) -> bool:
+    """Whether a KmsMasterKeyId attribute names our key: services keep whatever form was set
+    (key ARN, key id, alias name or alias ARN)."""
+    if not value:
+        return False
+    key_id = key_arn.rsplit("/", 1)[-1]
+    alias_name = full_alias(alias) if alias else ""
+    alias_arn = key_arn.rsplit(":", 1)[0] + f":{alias_name}" if alias_name else ""
+    return value in {key_arn, key_id} or (bool(alias_name) and value in {alias_name, alias_arn})

@@ -85,9 +85,3 @@ def stepfunctions(region: str | None = None) -> SFNClient:
 
 def sts(region: str | None = None) -> STSClient:
     return cast("STSClient", client("sts", region))
-
-
-def error_code(exc: BaseException | None) -> str:
-    """The AWS error code of a botocore ClientError, or "" for anything else."""
-    response = getattr(exc, "response", None) or {}
-    return str(response.get("Error", {}).get("Code", ""))

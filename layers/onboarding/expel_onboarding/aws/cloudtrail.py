@@ -19,8 +19,6 @@ _PROPAGATION = {
     "S3BucketDoesNotExistException": "the bucket is not visible to CloudTrail yet",
     "KmsKeyNotFoundException": "the KMS key is not visible to CloudTrail yet",
 }
-_TRANSIENT = {"ThrottlingException", "ConflictException",
-              "InternalServerError", "ServiceUnavailableException"}
 _TERMINAL = {
     "CloudTrailAccessNotEnabledException":
         "trusted access for CloudTrail is not enabled in AWS Organizations. Fix: in the management account, "
@@ -59,13 +57,13 @@ class TrailSettings(TypedDict):
 def _trail_errors(name: str) -> AbstractContextManager[None]:
     return aws_errors(
         "CloudTrail", name,
-        Rule(_TRANSIENT, TransientError, "Trail {what}: CloudTrail is busy ({code}); retrying"),
         Rule(_PROPAGATION, TransientError, "Trail {what}: {reason} ({code})"),
         Rule(_TERMINAL, OnboardingError, "Trail {what}: {reason}"),
         Rule({"AccessDeniedException"}, OnboardingError, REFUSED),
         Rule({"TrailAlreadyExistsException"}, ResourceConflict,
              "Parameter TrailName: a trail named {what} already exists (possibly with another home region). "
-             "Fix: choose another TrailName"))
+             "Fix: choose another TrailName"),
+        busy="Trail {what}: CloudTrail is busy ({code}); retrying")
 
 
 def get_trail(name: str, region: str) -> dict[str, Any] | None:

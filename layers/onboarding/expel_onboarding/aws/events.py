@@ -10,7 +10,7 @@ from __future__ import annotations
 from aws_lambda_powertools import Logger
 
 from expel_onboarding.aws import clients
-from expel_onboarding.aws.clients import error_code
+from expel_onboarding.aws.errors import error_code
 
 logger = Logger(child=True)
 

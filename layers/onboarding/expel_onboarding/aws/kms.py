@@ -7,16 +7,13 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 from expel_onboarding.aws import clients
-from expel_onboarding.aws.errors import ACCESS_DENIED, BUSY, Rule, aws_errors, suppress_codes
-from expel_onboarding.errors import OnboardingError, TransientError
-
-_TRANSIENT = {"ThrottlingException", "KMSInternalException", "DependencyTimeoutException"}
+from expel_onboarding.aws.errors import ACCESS_DENIED, Rule, aws_errors, suppress_codes
+from expel_onboarding.errors import OnboardingError
 
 
 def _errors(what: str) -> AbstractContextManager[None]:
     return aws_errors(
         "KMS", what,
-        Rule(_TRANSIENT, TransientError, BUSY),
         Rule(ACCESS_DENIED, OnboardingError,
              "KMS refused {what} ({code}): {message}. The step's Lambda role lacks that permission, or the key "
              "policy or a service control policy denies it. Fix the role (see template.yaml) and retry"),

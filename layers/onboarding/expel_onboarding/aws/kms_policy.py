@@ -11,21 +11,17 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 from expel_onboarding.aws import clients
-from expel_onboarding.aws.clients import error_code
-from expel_onboarding.aws.errors import ACCESS_DENIED, BUSY, Rule, aws_errors
-from expel_onboarding.errors import OnboardingError, TransientError
+from expel_onboarding.aws.errors import ACCESS_DENIED, Rule, aws_errors, has_code
+from expel_onboarding.errors import OnboardingError
 
 POLICY_NAME = "default"
 # KMS's own limit on a key policy document.
 MAX_POLICY_BYTES = 32 * 1024
 
-_TRANSIENT = {"DependencyTimeoutException", "KMSInternalException", "ThrottlingException"}
-
 
 def _errors(what: str, key_arn: str) -> AbstractContextManager[None]:
     return aws_errors(
         "KMS", what,
-        Rule(_TRANSIENT, TransientError, BUSY),
         Rule({"NotFoundException"}, OnboardingError,
              "KMS key {key_arn} does not exist (deleted since step 1?). Retry the onboarding: step 1 creates the "
              "key again"),
@@ -56,7 +52,7 @@ def key_policy_if_usable(key_arn: str, region: str) -> dict[str, Any] | None:
     try:
         return key_policy(key_arn, region)
     except OnboardingError as exc:
-        if error_code(exc.__cause__) in ("NotFoundException", "KMSInvalidStateException"):
+        if has_code(exc.__cause__, "NotFoundException", "KMSInvalidStateException"):
             return None
         raise
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, Final
 
-from expel_onboarding.aws import clients, sts
-from expel_onboarding.aws.errors import BUSY, Rule, aws_errors, suppress_codes
-from expel_onboarding.errors import OnboardingError, TransientError
+from expel_onboarding.aws import clients
+from expel_onboarding.aws.errors import Rule, aws_errors, suppress_codes
+from expel_onboarding.errors import OnboardingError
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation.literals import CallAsType
@@ -20,13 +20,14 @@ CLOUDTRAIL_PRINCIPAL = "cloudtrail.amazonaws.com"
 SELF: Final = "SELF"
 DELEGATED_ADMIN: Final = "DELEGATED_ADMIN"
 
-_TRANSIENT = {"TooManyRequestsException", "ConcurrentModificationException", "ServiceException"}
 
 
 def _errors(action: str) -> AbstractContextManager[None]:
     return aws_errors(
         "AWS Organizations", action,
-        Rule(_TRANSIENT, TransientError, BUSY),
+        Rule({"AWSOrganizationsNotInUseException"}, OnboardingError,
+             "Parameter OrganizationMode: this account is not in an AWS Organization. Fix: set OrganizationMode to "
+             "false, or deploy in your organization's management account"),
         Rule({"AccessDeniedException"}, OnboardingError,
              "AWS Organizations refused {what} ({message}). Fix: give the onboarding function "
              "organizations:{what}, and run the onboarding from the management account or a delegated "
@@ -36,7 +37,7 @@ def _errors(action: str) -> AbstractContextManager[None]:
 def describe_organization() -> dict[str, Any]:
     """``Id``, ``MasterAccountId``, ``FeatureSet``; a clear error when the account is in no organization."""
     with _errors("DescribeOrganization"):
-        return sts.describe_organization()
+        return dict(clients.organizations().describe_organization()["Organization"])
 
 
 def call_as(account_id: str, organization: dict[str, Any] | None = None) -> CallAsType:

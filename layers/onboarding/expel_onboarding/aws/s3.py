@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, cast
 
 from expel_onboarding.aws import clients
-from expel_onboarding.aws.clients import error_code
-from expel_onboarding.aws.errors import BUSY, Rule, aws_errors, suppress_codes
+from expel_onboarding.aws.errors import Rule, aws_errors, has_code, suppress_codes
 from expel_onboarding.errors import OnboardingError, ResourceConflict, StillInProgress, TransientError
 
 if TYPE_CHECKING:
@@ -38,10 +37,6 @@ PUBLIC_ACCESS_BLOCK: PublicAccessBlockConfigurationTypeDef = {
 OBJECT_OWNERSHIP: Final = "BucketOwnerEnforced"
 # The most keys one ListObjectVersions page and one DeleteObjects call take.
 DELETE_BATCH = 1000
-# After boto3's own retries: let the state machine retry later. OperationAborted is S3's "a conflicting
-# operation is in progress", common right after a bucket is created.
-_TRANSIENT = {"SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout", "OperationAborted",
-              "Throttling", "ThrottlingException", "503", "500"}
 
 
 @dataclass(frozen=True)
@@ -54,18 +49,16 @@ class BucketHead:
 
 
 def head_bucket(bucket: str, owner: str) -> BucketHead:
-    try:
-        response = clients.s3().head_bucket(Bucket=bucket, ExpectedBucketOwner=owner)
-    except Exception as exc:
-        code = error_code(exc)
-        if code in _TRANSIENT:
-            raise TransientError(f"S3 is busy ({code}) on bucket {bucket}; retrying") from exc
-        if code in ("404", "NoSuchBucket", "NotFound"):
-            return BucketHead(exists=False)
-        if code in ("403", "AccessDenied", "Forbidden"):
-            # Another account's bucket (or one that is not owner-matched): never ours to configure.
-            return BucketHead(exists=True, owned=False)
-        raise
+    with aws_errors("S3", f"bucket {bucket}"):
+        try:
+            response = clients.s3().head_bucket(Bucket=bucket, ExpectedBucketOwner=owner)
+        except Exception as exc:
+            if has_code(exc, "404", "NoSuchBucket", "NotFound"):
+                return BucketHead(exists=False)
+            if has_code(exc, "403", "AccessDenied", "Forbidden"):
+                # Another account's bucket (or one that is not owner-matched): never ours to configure.
+                return BucketHead(exists=True, owned=False)
+            raise
     region = response.get("BucketRegion") or response["ResponseMetadata"]["HTTPHeaders"].get(
         "x-amz-bucket-region", "")
     return BucketHead(exists=True, owned=True, region=str(region))
@@ -78,25 +71,19 @@ def create_bucket(bucket: str, region: str, tags: dict[str, str]) -> None:
         "Tags": [{"Key": k, "Value": v} for k, v in sorted(tags.items())]}
     if region != "us-east-1":  # us-east-1 rejects its own name as a LocationConstraint
         configuration["LocationConstraint"] = cast("BucketLocationConstraintType", region)
-    try:
+    taken = Rule({"BucketAlreadyExists"}, ResourceConflict,
+                 "Parameter BucketName: the bucket {what} exists and belongs to another AWS account. Fix: choose "
+                 "another name (bucket names are unique across all of AWS)")
+    with (aws_errors("S3", bucket, taken, busy="S3 is busy ({code}) creating bucket {what}; retrying"),
+          suppress_codes("BucketAlreadyOwnedByYou")):
         clients.s3(region).create_bucket(Bucket=bucket, ObjectOwnership=OBJECT_OWNERSHIP,
                                          CreateBucketConfiguration=configuration)
-    except Exception as exc:
-        code = error_code(exc)
-        if code in _TRANSIENT:
-            raise TransientError(f"S3 is busy ({code}) creating bucket {bucket}; retrying") from exc
-        if code == "BucketAlreadyExists":
-            raise ResourceConflict(
-                f"Parameter BucketName: the bucket {bucket} exists and belongs to another AWS account. "
-                "Fix: choose another name (bucket names are unique across all of AWS)") from exc
-        if code != "BucketAlreadyOwnedByYou":
-            raise
 
 
-def _bucket_errors(bucket: str) -> AbstractContextManager[None]:
+def _bucket_errors(bucket: str, *rules: Rule) -> AbstractContextManager[None]:
+    """``rules`` come before the module's own: a call site's special case wins."""
     return aws_errors(
-        "S3", f"bucket {bucket}",
-        Rule(_TRANSIENT, TransientError, BUSY),
+        "S3", f"bucket {bucket}", *rules,
         Rule({"NoSuchBucket"}, OnboardingError,
              "The bucket {bucket} no longer exists. Fix: run the onboarding again from step 1, which re-creates it"),
         Rule({"AccessDenied"}, OnboardingError,
@@ -199,21 +186,17 @@ def notification_configuration(bucket: str, owner: str) -> dict[str, Any]:
 
 def put_notification_configuration(bucket: str, configuration: dict[str, Any], owner: str) -> None:
     """Replaces the whole configuration: callers pass the merged document, never just ours."""
-    with _bucket_errors(bucket):
-        try:
-            clients.s3().put_bucket_notification_configuration(
-                Bucket=bucket, NotificationConfiguration=cast("NotificationConfigurationTypeDef", configuration),
-                ExpectedBucketOwner=owner)
-        except Exception as exc:
-            if error_code(exc) == "InvalidArgument":
-                raise TransientError(
-                    f"S3 could not validate the notification destination for bucket {bucket} ({exc}). "
-                    "S3 test-publishes to the topic before saving; right after steps 3 and 4 that can fail "
-                    "until the policies propagate. If it persists: check that the topic policy lets "
-                    "s3.amazonaws.com publish for this bucket (step 3), that the key policy lets "
-                    "s3.amazonaws.com use the key (step 4), and that the topic is in the bucket's region "
-                    "(guide: Troubleshooting)") from exc
-            raise
+    unvalidated = Rule(
+        {"InvalidArgument"}, TransientError,
+        "S3 could not validate the notification destination for bucket {bucket} ({exc}). S3 test-publishes to the "
+        "topic before saving; right after steps 3 and 4 that can fail until the policies propagate. If it "
+        "persists: check that the topic policy lets s3.amazonaws.com publish for this bucket (step 3), that the "
+        "key policy lets s3.amazonaws.com use the key (step 4), and that the topic is in the bucket's region "
+        "(guide: Troubleshooting)")
+    with _bucket_errors(bucket, unvalidated):
+        clients.s3().put_bucket_notification_configuration(
+            Bucket=bucket, NotificationConfiguration=cast("NotificationConfigurationTypeDef", configuration),
+            ExpectedBucketOwner=owner)
 
 
 def delete_bucket_with_all_versions(bucket: str, owner: str, stop_at: float | None = None) -> int:
@@ -228,7 +211,9 @@ def delete_bucket_with_all_versions(bucket: str, owner: str, stop_at: float | No
     A log file CloudTrail delivers meanwhile makes DeleteBucket fail with BucketNotEmpty: retried."""
     deleted = 0
     s3 = clients.s3()
-    with _bucket_errors(bucket):
+    refilled = Rule({"BucketNotEmpty"}, TransientError,
+                    "Bucket {bucket} received new objects while it was emptied; retrying")
+    with _bucket_errors(bucket, refilled):
         while True:
             page = s3.list_object_versions(Bucket=bucket, MaxKeys=DELETE_BATCH, ExpectedBucketOwner=owner)
             versions: list[ObjectIdentifierTypeDef] = [
@@ -248,10 +233,28 @@ def delete_bucket_with_all_versions(bucket: str, owner: str, stop_at: float | No
                 raise StillInProgress(
                     f"Emptying bucket {bucket}: deleted {deleted} object versions and delete markers in this "
                     "call, more remain; the next call carries on")
-        try:
-            s3.delete_bucket(Bucket=bucket, ExpectedBucketOwner=owner)
-        except Exception as exc:
-            if error_code(exc) == "BucketNotEmpty":
-                raise TransientError(f"Bucket {bucket} received new objects while it was emptied; retrying") from exc
-            raise
+        s3.delete_bucket(Bucket=bucket, ExpectedBucketOwner=owner)
     return deleted
+
+
+# --- Objects: the verification canary. Only transient codes are mapped here; the verification step maps
+# refusals itself, because its message names its own fix.
+
+def put_object(bucket: str, key: str, body: bytes, content_type: str, owner: str) -> None:
+    """No SSE arguments: the bucket's default encryption applies."""
+    with aws_errors("S3", f"bucket {bucket}"):
+        clients.s3().put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type,
+                                ExpectedBucketOwner=owner)
+
+
+def object_versions(bucket: str, prefix: str, owner: str) -> list[tuple[str, str]]:
+    """(key, version id) of the versions and delete markers under ``prefix`` (the first page: a few keys)."""
+    with aws_errors("S3", f"bucket {bucket}"):
+        response = clients.s3().list_object_versions(Bucket=bucket, Prefix=prefix, ExpectedBucketOwner=owner)
+    return [(str(entry["Key"]), str(entry["VersionId"]))
+            for entry in [*response.get("Versions", []), *response.get("DeleteMarkers", [])]]
+
+
+def delete_object_version(bucket: str, key: str, version_id: str, owner: str) -> None:
+    with aws_errors("S3", f"bucket {bucket}"):
+        clients.s3().delete_object(Bucket=bucket, Key=key, VersionId=version_id, ExpectedBucketOwner=owner)

@@ -14,14 +14,26 @@ from collections.abc import Iterator
 from aws_lambda_powertools.utilities import parameters
 from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
 
-from expel_onboarding.aws.clients import error_code
-from expel_onboarding.errors import InvalidParameter, OnboardingError, TransientError
+from expel_onboarding.aws.errors import ACCESS_DENIED, Rule, error_code, mapped_error
+from expel_onboarding.errors import InvalidParameter, OnboardingError
 
 PARAMETER = "WorkbenchApiKeySecretArn"
 # Short enough that a key rotated after a 401 is picked up by the state machine's next attempt.
 MAX_AGE_SECONDS = 60
 
-_THROTTLED = {"ThrottlingException", "TooManyRequestsException", "InternalServiceError", "ServiceUnavailable"}
+_RULES = (
+    Rule({"ResourceNotFoundException"},
+         lambda problem: InvalidParameter(PARAMETER, problem, "give the ARN of an existing secret"),
+         "the secret {secret_arn} does not exist"),
+    Rule(ACCESS_DENIED, OnboardingError,
+         "This Lambda may not read the secret {secret_arn}: allow secretsmanager:GetSecretValue on it (and "
+         "kms:Decrypt on its key, if a customer-managed key encrypts it)"),
+    Rule({"DecryptionFailure"}, OnboardingError,
+         "Secrets Manager could not decrypt {secret_arn}: allow kms:Decrypt on the secret's key"),
+    Rule({"InvalidRequestException", "InvalidParameterException"},
+         lambda problem: InvalidParameter(PARAMETER, problem, "restore or replace it"),
+         "the secret {secret_arn} cannot be read ({code}; scheduled for deletion?)"),
+)
 
 
 def get_workbench_api_key(secret_arn: str, max_age: int = MAX_AGE_SECONDS) -> str:
@@ -70,25 +82,8 @@ def _api_key_from(value: str) -> str:
 
 def _mapped(secret_arn: str, exc: GetParameterError) -> Exception:
     # powertools re-raises inside its `except`, so the ClientError is the implicit context.
-    cause = exc.__cause__ or exc.__context__
-    code = error_code(cause) if cause else ""
-    if code == "ResourceNotFoundException":
-        return InvalidParameter(
-            PARAMETER, f"the secret {secret_arn} does not exist", "give the ARN of an existing secret"
-        )
-    if code in ("AccessDeniedException", "AccessDenied"):
-        return OnboardingError(
-            f"This Lambda may not read the secret {secret_arn}: allow secretsmanager:GetSecretValue on it "
-            "(and kms:Decrypt on its key, if a customer-managed key encrypts it)"
-        )
-    if code == "DecryptionFailure":
-        return OnboardingError(f"Secrets Manager could not decrypt {secret_arn}: allow kms:Decrypt on the secret's key")
-    if code in ("InvalidRequestException", "InvalidParameterException"):
-        return InvalidParameter(
-            PARAMETER,
-            f"the secret {secret_arn} cannot be read ({code}; scheduled for deletion?)",
-            "restore or replace it",
-        )
-    if code in _THROTTLED:
-        return TransientError(f"Secrets Manager is busy ({code}) reading {secret_arn}; retrying")
-    return OnboardingError(f"Could not read the Workbench API key from {secret_arn} ({code or type(exc).__name__})")
+    cause = exc.__cause__ or exc.__context__ or exc
+    mapped = mapped_error("Secrets Manager", f"reading {secret_arn}", cause, *_RULES,
+                          busy="{service} is busy ({code}) {what}; retrying", secret_arn=secret_arn)
+    return mapped or OnboardingError(
+        f"Could not read the Workbench API key from {secret_arn} ({error_code(cause) or type(exc).__name__})")

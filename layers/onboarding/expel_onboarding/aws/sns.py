@@ -11,21 +11,18 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 from expel_onboarding.aws import clients
-from expel_onboarding.aws.clients import error_code
-from expel_onboarding.aws.errors import ACCESS_DENIED, BUSY, REFUSED, Rule, aws_errors, suppress_codes
+from expel_onboarding.aws.errors import ACCESS_DENIED, REFUSED, Rule, aws_errors, suppress_codes
 from expel_onboarding.errors import OnboardingError, TransientError
 
-_TRANSIENT = {"Throttled", "Throttling", "ThrottlingException", "InternalError", "InternalFailure",
-              "ServiceUnavailable", "ConcurrentAccess", "KMSThrottling"}
 
-
-def _errors(what: str) -> AbstractContextManager[None]:
+def _errors(what: str, *rules: Rule, **fields: Any) -> AbstractContextManager[None]:
+    """``rules`` come before the module's own: a call site's special case wins."""
     return aws_errors(
-        "SNS", what,
-        Rule(_TRANSIENT, TransientError, BUSY),
+        "SNS", what, *rules,
         Rule({"AuthorizationError", *ACCESS_DENIED}, OnboardingError, REFUSED),
         Rule({"InvalidParameter", "InvalidParameterValue", "TagPolicy", "StaleTag", "TagLimitExceeded"},
-             OnboardingError, "SNS rejected {what}: {exc}"))
+             OnboardingError, "SNS rejected {what}: {exc}"),
+        **fields)
 
 
 def topic_attributes(topic_arn: str, region: str) -> dict[str, str] | None:
@@ -44,17 +41,13 @@ def topic_tags(topic_arn: str, region: str) -> dict[str, str]:
 def create_topic(name: str, attributes: dict[str, str], tags: dict[str, str], region: str) -> str:
     """A Standard topic with its attributes and tags set in the same call, so it never exists
     unencrypted, open, or without the ownership tag. Returns the topic ARN."""
-    with _errors(f"creating topic {name}"):
-        try:
-            response = clients.sns(region).create_topic(
-                Name=name, Attributes=attributes,
-                Tags=[{"Key": k, "Value": v} for k, v in sorted(tags.items())])
-        except Exception as exc:
-            # CreateTopic is idempotent only with identical attributes: a concurrent run got there
-            # first. The retry finds the topic and converges it.
-            if error_code(exc) == "InvalidParameter" and "already exists" in str(exc).lower():
-                raise TransientError(f"Topic {name} appeared while creating it; retrying to adopt it") from exc
-            raise
+    # CreateTopic is idempotent only with identical attributes: a concurrent run got there first. The
+    # retry finds the topic and converges it.
+    appeared = Rule({"InvalidParameter"}, TransientError,
+                    "Topic {name} appeared while creating it; retrying to adopt it", contains="already exists")
+    with _errors(f"creating topic {name}", appeared, name=name):
+        response = clients.sns(region).create_topic(
+            Name=name, Attributes=attributes, Tags=[{"Key": k, "Value": v} for k, v in sorted(tags.items())])
     return str(response["TopicArn"])
 
 

@@ -7,7 +7,7 @@ from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 from expel_onboarding.aws import clients
-from expel_onboarding.aws.errors import ACCESS_DENIED, BUSY, REFUSED, Rule, aws_errors, suppress_codes
+from expel_onboarding.aws.errors import ACCESS_DENIED, REFUSED, Rule, aws_errors, suppress_codes
 from expel_onboarding.errors import OnboardingError, ResourceConflict, TransientError
 
 if TYPE_CHECKING:
@@ -16,15 +16,12 @@ if TYPE_CHECKING:
     # What CreateQueue and SetQueueAttributes take: attribute names are checked by mypy.
     QueueAttributes = dict[QueueAttributeNameType, str]
 
-_MISSING = {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"}
-_TRANSIENT = {"Throttling", "ThrottlingException", "RequestThrottled", "InternalError", "InternalFailure",
-              "ServiceUnavailable", "KmsThrottled", "KMS.ThrottlingException"}
+MISSING = ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist")
 
 
 def _errors(what: str) -> AbstractContextManager[None]:
     return aws_errors(
         "SQS", what,
-        Rule(_TRANSIENT, TransientError, BUSY),
         # SQS refuses a queue name for 60 s after its deletion (a teardown just ran).
         Rule({"AWS.SimpleQueueService.QueueDeletedRecently", "QueueDeletedRecently"}, TransientError,
              "SQS still holds the name after a recent deletion ({what}); retrying"),
@@ -40,7 +37,7 @@ def _errors(what: str) -> AbstractContextManager[None]:
 
 def queue_url(name: str, account_id: str, region: str) -> str | None:
     """The queue's URL, or None when no queue has that name in this account."""
-    with _errors(f"looking up queue {name}"), suppress_codes(*_MISSING):
+    with _errors(f"looking up queue {name}"), suppress_codes(*MISSING):
         return str(clients.sqs(region).get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account_id)
                    ["QueueUrl"])
     return None
@@ -72,7 +69,7 @@ def set_queue_attributes(url: str, attributes: QueueAttributes, region: str) -> 
 
 def delete_queue(url: str, region: str) -> None:
     """Teardown of a queue this stack created; a queue already gone is fine."""
-    with _errors(f"deleting queue {url}"), suppress_codes(*_MISSING):
+    with _errors(f"deleting queue {url}"), suppress_codes(*MISSING):
         clients.sqs(region).delete_queue(QueueUrl=url)
 
 
@@ -80,3 +77,34 @@ def queue_policy(attributes: dict[str, str]) -> dict[str, Any] | None:
     """The queue's access policy from its attributes, parsed; None when it has none."""
     policy = attributes.get("Policy")
     return json.loads(policy) if policy else None
+
+
+# --- Messages: the verification canary. Only transient codes are mapped here; the verification step maps
+# refusals itself, because its message names its own fix.
+
+def receive_messages(url: str, max_messages: int, wait_seconds: int, visibility_seconds: int,
+                     region: str | None = None) -> list[dict[str, Any]]:
+    with aws_errors("SQS", f"receiving from queue {url}"):
+        response = clients.sqs(region).receive_message(
+            QueueUrl=url, MaxNumberOfMessages=max_messages, WaitTimeSeconds=wait_seconds,
+            VisibilityTimeout=visibility_seconds)
+    return [dict(message) for message in response.get("Messages", [])]
+
+
+def delete_message(url: str, receipt_handle: str, region: str | None = None) -> None:
+    with aws_errors("SQS", f"deleting a message of queue {url}"):
+        clients.sqs(region).delete_message(QueueUrl=url, ReceiptHandle=receipt_handle)
+
+
+def release_messages(url: str, receipt_handles: list[str], region: str | None = None) -> list[dict[str, Any]]:
+    """Make received messages visible again now (visibility 0), ten per call. Returns the entries SQS
+    could not release (they reappear by themselves when their visibility timeout ends)."""
+    failed: list[dict[str, Any]] = []
+    for start in range(0, len(receipt_handles), 10):
+        batch = receipt_handles[start:start + 10]
+        with aws_errors("SQS", f"releasing messages of queue {url}"):
+            response = clients.sqs(region).change_message_visibility_batch(
+                QueueUrl=url,
+                Entries=[{"Id": str(i), "ReceiptHandle": h, "VisibilityTimeout": 0} for i, h in enumerate(batch)])
+        failed.extend(dict(entry) for entry in response.get("Failed", []))
+    return failed

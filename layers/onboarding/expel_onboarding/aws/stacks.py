@@ -11,8 +11,7 @@ from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 
 from expel_onboarding.aws import clients
-from expel_onboarding.aws.clients import error_code
-from expel_onboarding.aws.errors import ACCESS_DENIED, Rule, aws_errors, error_message
+from expel_onboarding.aws.errors import ACCESS_DENIED, Rule, aws_errors, suppress_codes
 from expel_onboarding.errors import OnboardingError, StillInProgress
 
 if TYPE_CHECKING:
@@ -22,10 +21,11 @@ if TYPE_CHECKING:
 CAPABILITIES: list[CapabilityType] = ["CAPABILITY_NAMED_IAM"]  # the role template names its role
 
 
-def _denied(stack_name: str, action: str) -> AbstractContextManager[None]:
-    """A missing permission of the onboarding function is a deployment bug: say which one."""
+def _denied(stack_name: str, action: str, *rules: Rule) -> AbstractContextManager[None]:
+    """A missing permission of the onboarding function is a deployment bug: say which one. ``rules`` (a
+    call site's special cases) come first."""
     return aws_errors(
-        "CloudFormation", action,
+        "CloudFormation", action, *rules,
         Rule(ACCESS_DENIED, OnboardingError,
              "CloudFormation refused {what} on stack {stack_name}: {message}. Fix: give the onboarding function "
              "cloudformation:{what} (and iam:PassRole on the stack's service role) on stack/{stack_name}/*"),
@@ -34,15 +34,10 @@ def _denied(stack_name: str, action: str) -> AbstractContextManager[None]:
 
 def describe_stack(stack_name: str, region: str) -> dict[str, Any] | None:
     """The stack (by name or id), or None if there is none. By name, a deleted stack is None."""
-    try:
-        with _denied(stack_name, "DescribeStacks"):
-            response = clients.cloudformation(region).describe_stacks(StackName=stack_name)
-    except Exception as exc:
-        if error_code(exc) == "ValidationError" and "does not exist" in error_message(exc):
-            return None
-        raise
-    stacks = response.get("Stacks", [])
-    return dict(stacks[0]) if stacks else None
+    with suppress_codes("ValidationError", contains="does not exist"), _denied(stack_name, "DescribeStacks"):
+        stacks = clients.cloudformation(region).describe_stacks(StackName=stack_name).get("Stacks", [])
+        return dict(stacks[0]) if stacks else None
+    return None
 
 
 def template_body(stack_name: str, region: str) -> str:
@@ -97,33 +92,26 @@ def create_stack(stack_name: str, body: str, params: dict[str, str], stack_tags:
                  region: str, role_arn: str = "") -> str:
     """Start creating the stack; returns its id. Rolls back on failure (the default), so a failed
     create never leaves half a role behind."""
-    try:
-        with _denied(stack_name, "CreateStack"):
-            response = clients.cloudformation(region).create_stack(
-                **_stack_arguments(stack_name, body, params, stack_tags, role_arn))
-    except Exception as exc:
-        if error_code(exc) == "AlreadyExistsException":
-            # A concurrent run got there first: look again on the next attempt.
-            raise StillInProgress(f"Stack {stack_name} appeared while creating it; checking it again") from exc
-        raise
+    # A concurrent run got there first: look again on the next attempt.
+    appeared = Rule({"AlreadyExistsException"}, StillInProgress,
+                    "Stack {stack_name} appeared while creating it; checking it again")
+    with _denied(stack_name, "CreateStack", appeared):
+        response = clients.cloudformation(region).create_stack(
+            **_stack_arguments(stack_name, body, params, stack_tags, role_arn))
     return str(response["StackId"])
 
 
 def update_stack(stack_name: str, body: str, params: dict[str, str], stack_tags: dict[str, str],
                  region: str, role_arn: str = "") -> bool:
     """Start updating the stack. False when CloudFormation finds nothing to change."""
-    try:
-        with _denied(stack_name, "UpdateStack"):
-            clients.cloudformation(region).update_stack(
-                **_stack_arguments(stack_name, body, params, stack_tags, role_arn))
-    except Exception as exc:
-        message = error_message(exc)
-        if error_code(exc) == "ValidationError" and "No updates are to be performed" in message:
-            return False
-        if error_code(exc) == "ValidationError" and "state and can not be updated" in message:
-            raise StillInProgress(f"Stack {stack_name} is busy: {message}") from exc
-        raise
-    return True
+    busy = Rule({"ValidationError"}, StillInProgress, "Stack {stack_name} is busy: {message}",
+                contains="state and can not be updated")
+    with (suppress_codes("ValidationError", contains="No updates are to be performed"),
+          _denied(stack_name, "UpdateStack", busy)):
+        clients.cloudformation(region).update_stack(
+            **_stack_arguments(stack_name, body, params, stack_tags, role_arn))
+        return True
+    return False
 
 
 def delete_stack(stack_name: str, region: str) -> None:

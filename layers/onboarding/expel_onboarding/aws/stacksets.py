@@ -12,27 +12,24 @@ from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 from expel_onboarding.aws import clients
-from expel_onboarding.aws.clients import error_code
 from expel_onboarding.aws.errors import ACCESS_DENIED, Rule, aws_errors, suppress_codes
 from expel_onboarding.aws.stacks import CAPABILITIES
-from expel_onboarding.errors import OnboardingError, StillInProgress, TransientError
+from expel_onboarding.errors import OnboardingError, StillInProgress
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation.literals import CallAsType
     from mypy_boto3_cloudformation.type_defs import DeploymentTargetsTypeDef, StackSetOperationPreferencesTypeDef
 
 RUNNING_OPERATION = {"QUEUED", "RUNNING", "STOPPING"}
-_STACK_SET_TRANSIENT = {"Throttling", "ThrottlingException", "TooManyRequestsException",
-                        "LimitExceededException", "StaleRequestException"}
 
 
-def _stack_set_errors(name: str, action: str) -> AbstractContextManager[None]:
-    """StackSets run one operation at a time: another one running is a wait, not a failure."""
+def _stack_set_errors(name: str, action: str, *rules: Rule) -> AbstractContextManager[None]:
+    """StackSets run one operation at a time: another one running is a wait, not a failure. ``rules`` (a
+    call site's special cases) come first."""
     return aws_errors(
-        "CloudFormation", name,
+        "CloudFormation StackSets", name, *rules,
         Rule({"OperationInProgressException"}, StillInProgress,
              "StackSet {what}: another operation is running ({message})"),
-        Rule(_STACK_SET_TRANSIENT, TransientError, "StackSet {what}: CloudFormation is busy ({code}); retrying"),
         Rule(ACCESS_DENIED, OnboardingError,
              "CloudFormation refused {action} on StackSet {what}: {message}. Fix: give the onboarding function "
              "cloudformation:{action} on stackset/{what}:* (and, for a delegated administrator, register the "
@@ -42,7 +39,7 @@ def _stack_set_errors(name: str, action: str) -> AbstractContextManager[None]:
              "StackSet {what}: {message}. Fix: in the management account run 'aws cloudformation "
              "activate-organizations-access' (console: CloudFormation > StackSets > Activate trusted access)",
              contains="trusted access"),
-        action=action)
+        busy="StackSet {what}: CloudFormation is busy ({code}); retrying", action=action)
 
 
 def _preferences(max_concurrent_percentage: int,
@@ -72,20 +69,17 @@ def create_stack_set(name: str, body: str, params: dict[str, str], stack_set_tag
                      region: str, call_as: CallAsType, description: str) -> str:
     """A service-managed StackSet that follows the organization: accounts joining a target OU get the
     role, accounts leaving it lose it (nothing of ours is left behind in an account that left)."""
-    try:
-        with _stack_set_errors(name, "CreateStackSet"):
-            response = clients.cloudformation(region).create_stack_set(
-                StackSetName=name, Description=description, TemplateBody=body,
-                Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in sorted(params.items())],
-                Capabilities=CAPABILITIES,
-                Tags=[{"Key": k, "Value": v} for k, v in sorted(stack_set_tags.items())],
-                PermissionModel="SERVICE_MANAGED",
-                AutoDeployment={"Enabled": True, "RetainStacksOnAccountRemoval": False},
-                CallAs=call_as)
-    except Exception as exc:
-        if error_code(exc) == "NameAlreadyExistsException":
-            raise StillInProgress(f"StackSet {name} appeared while creating it; checking it again") from exc
-        raise
+    appeared = Rule({"NameAlreadyExistsException"}, StillInProgress,
+                    "StackSet {what} appeared while creating it; checking it again")
+    with _stack_set_errors(name, "CreateStackSet", appeared):
+        response = clients.cloudformation(region).create_stack_set(
+            StackSetName=name, Description=description, TemplateBody=body,
+            Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in sorted(params.items())],
+            Capabilities=CAPABILITIES,
+            Tags=[{"Key": k, "Value": v} for k, v in sorted(stack_set_tags.items())],
+            PermissionModel="SERVICE_MANAGED",
+            AutoDeployment={"Enabled": True, "RetainStacksOnAccountRemoval": False},
+            CallAs=call_as)
     return str(response["StackSetId"])
 
 
@@ -130,16 +124,11 @@ def delete_stack_instances(name: str, ou_ids: list[str], regions: list[str], reg
 
 def delete_stack_set(name: str, region: str, call_as: CallAsType) -> bool:
     """False while instances remain (their deletion is still running)."""
-    try:
-        with _stack_set_errors(name, "DeleteStackSet"):
+    with suppress_codes("StackSetNotEmptyException"), _stack_set_errors(name, "DeleteStackSet"):
+        with suppress_codes("StackSetNotFoundException"):  # gone: done
             clients.cloudformation(region).delete_stack_set(StackSetName=name, CallAs=call_as)
-    except Exception as exc:
-        if error_code(exc) == "StackSetNotEmptyException":
-            return False
-        if error_code(exc) == "StackSetNotFoundException":
-            return True
-        raise
-    return True
+        return True
+    return False
 
 
 def stack_instances(name: str, region: str, call_as: CallAsType) -> list[dict[str, Any]]:

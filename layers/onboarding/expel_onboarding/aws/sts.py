@@ -1,13 +1,11 @@
-"""Who is calling: account, partition, region, and (Organizations mode) the organization id."""
+"""Who is calling: account, partition and region. (The organization is ``organizations.describe_organization``.)"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from expel_onboarding.aws import clients
-from expel_onboarding.aws.clients import error_code
-from expel_onboarding.errors import OnboardingError
+from expel_onboarding.aws.errors import aws_errors
 
 
 @dataclass(frozen=True)
@@ -18,7 +16,8 @@ class Identity:
 
 
 def caller_identity() -> Identity:
-    response = clients.sts().get_caller_identity()
+    with aws_errors("STS", "GetCallerIdentity"):
+        response = clients.sts().get_caller_identity()
     arn = str(response["Arn"])
     return Identity(account_id=str(response["Account"]), partition=arn.split(":")[1], arn=arn)
 
@@ -26,15 +25,3 @@ def caller_identity() -> Identity:
 def session_region() -> str:
     """The region the code runs in (the Lambda's ``AWS_REGION``), as boto3 resolved it."""
     return str(clients.sts().meta.region_name)
-
-
-def describe_organization() -> dict[str, Any]:
-    """The caller's organization (``Id`` ``o-...``, ``MasterAccountId``, ``FeatureSet``)."""
-    try:
-        return dict(clients.organizations().describe_organization()["Organization"])
-    except Exception as exc:
-        if error_code(exc) == "AWSOrganizationsNotInUseException":
-            raise OnboardingError(
-                "Parameter OrganizationMode: this account is not in an AWS Organization. Fix: set "
-                "OrganizationMode to false, or deploy in your organization's management account") from exc
-        raise

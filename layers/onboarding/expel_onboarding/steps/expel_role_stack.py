@@ -14,16 +14,15 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from expel_onboarding.aws import stacks
-from expel_onboarding.errors import OnboardingError, ResourceConflict, StillInProgress
-from expel_onboarding.models import Config, QueueOutput, RoleOutput, TrailOutput
-from expel_onboarding.naming import OWNER_TAG_KEY, owner_tags
+from expel_onboarding.errors import OnboardingError, StillInProgress
+from expel_onboarding.models import Config, QueueOutput, RoleOutput, RoleStatus, TrailOutput
+from expel_onboarding.naming import owner_tags
+from expel_onboarding.ownership import is_ours, require_ours
 
 logger = Logger(child=True)
 
 # Expel's service identity (their published Terraform module); also the template's default.
 EXPEL_PRINCIPAL_ARN = "arn:aws:iam::012205512454:user/ExpelCloudService"
-IN_PROGRESS = "IN_PROGRESS"
-COMPLETE = "COMPLETE"
 
 # Stable states in which the stack holds a working role (an update that rolled back left the
 # previous one in place), so deploy may compare and update it.
@@ -73,7 +72,7 @@ def deploy(config: Config, trail: TrailOutput, queue: QueueOutput, service_role_
         stack_id = stacks.create_stack(name, body, wanted, owner_tags(config.stack_name),
                                                config.region, service_role_arn)
         logger.info("Creating the Expel role stack", extra={"stack_id": stack_id})
-        return RoleOutput(stack_id=stack_id, status=IN_PROGRESS)
+        return RoleOutput(stack_id=stack_id, status=RoleStatus.IN_PROGRESS)
 
     _require_ours(config, stack)
     stack_id, state = str(stack["StackId"]), str(stack["StackStatus"])
@@ -82,7 +81,7 @@ def deploy(config: Config, trail: TrailOutput, queue: QueueOutput, service_role_
         raise StillInProgress(f"{_step(config)}: deleting the failed stack {name} ({state}) before creating it again")
     if state.endswith("_IN_PROGRESS") and state != "REVIEW_IN_PROGRESS":
         if state in _FORWARD and _matches(stack, body, wanted, config.region):
-            return RoleOutput(stack_id=stack_id, status=IN_PROGRESS)  # already doing what we want
+            return RoleOutput(stack_id=stack_id, status=RoleStatus.IN_PROGRESS)  # already doing what we want
         # A rollback, a delete, or someone else's change: reconcile once it has settled.
         raise StillInProgress(f"{_step(config)}: stack {name} is {state}; waiting for it to settle")
     if state not in _SETTLED:
@@ -94,7 +93,7 @@ def deploy(config: Config, trail: TrailOutput, queue: QueueOutput, service_role_
                                        service_role_arn):
         return _complete(config, stack)
     logger.info("Updating the Expel role stack", extra={"stack_id": stack_id})
-    return RoleOutput(stack_id=stack_id, status=IN_PROGRESS)
+    return RoleOutput(stack_id=stack_id, status=RoleStatus.IN_PROGRESS)
 
 
 def status(config: Config, role: RoleOutput) -> RoleOutput:
@@ -108,12 +107,12 @@ def status(config: Config, role: RoleOutput) -> RoleOutput:
     if state in _DONE:
         return _complete(config, stack)
     if state in _FORWARD:
-        return RoleOutput(stack_id=str(stack["StackId"]), status=IN_PROGRESS)
+        return RoleOutput(stack_id=str(stack["StackId"]), status=RoleStatus.IN_PROGRESS)
     # Rollbacks (even while still running), deletes and failures: the cause is already in the events.
     raise _stack_failed(config, stack)
 
 
-def remove(config: Config) -> str:
+def remove(config: Config) -> RoleStatus:
     """Teardown: delete the role stack if it is ours. Returns DELETED (gone), IN_PROGRESS or SKIPPED.
 
     Call again until DELETED; a stack being deleted is not asked twice.
@@ -121,14 +120,14 @@ def remove(config: Config) -> str:
     name = config.role_stack_name
     stack = stacks.describe_stack(name, config.region)
     if stack is None:
-        return "DELETED"
-    if stacks.tags(stack).get(OWNER_TAG_KEY) != config.stack_name:
+        return RoleStatus.DELETED
+    if not is_ours(stacks.tags(stack), config.stack_name):
         logger.warning("Role stack is not ours; leaving it", extra={"stack_name": name})
-        return "SKIPPED"
+        return RoleStatus.SKIPPED
     if stack["StackStatus"] != "DELETE_IN_PROGRESS":
         stacks.delete_stack(name, config.region)
         logger.info("Deleting the Expel role stack", extra={"stack_name": name})
-    return IN_PROGRESS
+    return RoleStatus.IN_PROGRESS
 
 
 def _matches(stack: dict[str, Any], body: str, wanted: dict[str, str], region: str) -> bool:
@@ -157,16 +156,13 @@ def _complete(config: Config, stack: dict[str, Any]) -> RoleOutput:
         raise OnboardingError(
             f"{_step(config)}: stack {config.role_stack_name} has no RoleArn output; it was not made from "
             "roles/expel-role.yaml. Fix: delete the stack or choose another RoleStackName, then run again")
-    return RoleOutput(stack_id=str(stack["StackId"]), status=COMPLETE, role_arn=role_arn)
+    return RoleOutput(stack_id=str(stack["StackId"]), status=RoleStatus.COMPLETE, role_arn=role_arn)
 
 
 def _require_ours(config: Config, stack: dict[str, Any]) -> None:
-    owner = stacks.tags(stack).get(OWNER_TAG_KEY)
-    if owner != config.stack_name:
-        whose = f"onboarding stack {owner}" if owner else "no onboarding (it has no ownership tag)"
-        raise ResourceConflict(
-            f"Parameter RoleStackName: a CloudFormation stack named {config.role_stack_name} already exists "
-            f"and belongs to {whose}. Fix: choose another RoleStackName, or delete that stack if it is unused")
+    require_ours(stacks.tags(stack), config.stack_name, parameter="RoleStackName",
+                 what=f"a CloudFormation stack named {config.role_stack_name}",
+                 fix="choose another RoleStackName, or delete that stack if it is unused")
 
 
 def _stack_failed(config: Config, stack: dict[str, Any]) -> OnboardingError:

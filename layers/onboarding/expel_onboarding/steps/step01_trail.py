@@ -14,13 +14,15 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from expel_onboarding.aws import cloudtrail, kms, s3, sts
-from expel_onboarding.models import Config, TrailOutput
-from expel_onboarding.naming import OWNER_TAG_KEY, bucket_arn, full_alias, owner_tags, trail_arn
+from expel_onboarding.aws import cloudtrail, kms, organizations, s3
+from expel_onboarding.errors import TransientError
+from expel_onboarding.models import Config, Removal, TrailOutput, TrailRemoval
+from expel_onboarding.naming import bucket_arn, full_alias, owner_tags, trail_arn
+from expel_onboarding.ownership import is_ours
 from expel_onboarding.policies import add_missing_statements
 from expel_onboarding.policies.bucket_policy import cloudtrail_bucket_statements, merge_bucket_policy
 from expel_onboarding.policies.key_policy import cloudtrail_key_policy
-from expel_onboarding.steps import preflight
+from expel_onboarding.steps import existing
 
 logger = Logger(child=True)
 
@@ -29,19 +31,13 @@ KEY_DELETION_WINDOW_DAYS = 30
 # Emptying the log bucket stops this long before the invocation ends: room for one more batch under
 # boto3's retries, DeleteBucket and the key's removal.
 EMPTYING_RESERVE_SECONDS = 30.0
-# remove() outcomes per resource, as they appear in the execution history.
-DELETED = "DELETED"
-ABSENT = "ABSENT"
-KEPT = "KEPT"
-NOT_OURS = "KEPT_NOT_CREATED_BY_THIS_STACK"
-SCHEDULED = "SCHEDULED_FOR_DELETION"
 
 
 def apply(config: Config) -> TrailOutput:
     # Look everything up before writing anything: a name taken by someone else fails with nothing created.
-    key = preflight.existing_key(config)
-    bucket_exists = preflight.existing_bucket(config)
-    trail = preflight.existing_trail(config)
+    key = existing.key(config)
+    bucket_exists = existing.bucket(config)
+    trail = existing.trail(config)
     key_arn = ensure_key(config, key)
     ensure_bucket(config, bucket_exists)
     arn = ensure_trail(config, key_arn, trail)
@@ -66,8 +62,9 @@ def ensure_key(config: Config, key: dict[str, Any] | None) -> str:
         if not kms.create_alias(alias, key["KeyId"], config.region):
             # A concurrent run created the alias first: keep its key, do not leave a second one behind.
             kms.schedule_deletion(key["KeyId"], config.region)
-            key = preflight.existing_key(config)
-            assert key is not None
+            key = existing.key(config)
+            if key is None:
+                raise TransientError(f"KMS alias {alias} was taken by a concurrent run and is gone again; retrying")
         else:
             logger.info("Created KMS alias", extra={"alias": alias})
     else:
@@ -105,7 +102,7 @@ def ensure_bucket(config: Config, exists: bool) -> None:
 
 
 def _ensure_bucket_policy(config: Config) -> None:
-    organization_id = sts.describe_organization()["Id"] if config.organization_mode else None
+    organization_id = organizations.describe_organization()["Id"] if config.organization_mode else None
     statements = cloudtrail_bucket_statements(
         config.partition, config.bucket_name, config.account_id,
         trail_arn(config.partition, config.region, config.account_id, config.trail_name),
@@ -160,7 +157,7 @@ def ensure_trail(config: Config, key_arn: str, trail: dict[str, Any] | None) -> 
     return arn
 
 
-def remove(config: Config, trail: TrailOutput, deadline: float | None = None) -> dict[str, Any]:
+def remove(config: Config, trail: TrailOutput, deadline: float | None = None) -> TrailRemoval:
     """Stack delete, after every other step's teardown: delete our trail; empty and delete our bucket
     only when KeepLogBucket is false; schedule our key's deletion (and drop our alias) only when
     ScheduleKeyDeletion is true. ``trail`` is what teardown discovery found (empty fields = none of
@@ -169,61 +166,58 @@ def remove(config: Config, trail: TrailOutput, deadline: float | None = None) ->
     ``deadline`` is when the invocation ends, on the ``time.monotonic()`` clock (None: no limit). A
     bucket with more versions than fit before it raises StillInProgress after a part; the state
     machine calls again and the next call carries on (the trail, already gone, then reads ABSENT)."""
-    return {"Trail": _remove_trail(config), "Bucket": _remove_bucket(config, trail, deadline),
-            "Key": _remove_key(config, trail)}
+    return TrailRemoval(trail=_remove_trail(config), bucket=_remove_bucket(config, trail, deadline),
+                        key=_remove_key(config, trail))
 
 
-def _ours(tags: dict[str, str], config: Config) -> bool:
-    return tags.get(OWNER_TAG_KEY) == config.stack_name
-
-
-def _remove_trail(config: Config) -> str:
+def _remove_trail(config: Config) -> Removal:
     found = cloudtrail.get_trail(config.trail_name, config.region)
     if found is None:
-        return ABSENT
+        return Removal.ABSENT
     arn = str(found["TrailARN"])
     # A trail of that name from another account (an organization trail) or without our tag is not ours.
-    if arn.split(":")[4] != config.account_id or not _ours(cloudtrail.trail_tags(arn, config.region), config):
+    if (arn.split(":")[4] != config.account_id
+            or not is_ours(cloudtrail.trail_tags(arn, config.region), config.stack_name)):
         logger.warning("Leaving a trail this stack did not create", extra={"trail_arn": arn})
-        return NOT_OURS
+        return Removal.NOT_OURS
     if not cloudtrail.delete_trail(config.trail_name, config.region):
-        return ABSENT
+        return Removal.ABSENT
     logger.info("Deleted the trail", extra={"trail_arn": arn})
-    return DELETED
+    return Removal.DELETED
 
 
-def _remove_bucket(config: Config, trail: TrailOutput, deadline: float | None) -> str:
+def _remove_bucket(config: Config, trail: TrailOutput, deadline: float | None) -> Removal:
     bucket = config.bucket_name
     if config.keep_log_bucket:
         logger.info("Keeping the log bucket and its logs (KeepLogBucket)", extra={"bucket": bucket})
-        return KEPT
+        return Removal.KEPT
     head = s3.head_bucket(bucket, config.account_id)
     if not head.exists:
-        return ABSENT
-    if not head.owned or not trail.bucket_name or not _ours(s3.tags(bucket, config.account_id), config):
+        return Removal.ABSENT
+    if not head.owned or not trail.bucket_name or not is_ours(s3.tags(bucket, config.account_id), config.stack_name):
         logger.warning("Leaving a bucket this stack did not create", extra={"bucket": bucket})
-        return NOT_OURS
+        return Removal.NOT_OURS
     stop_at = None if deadline is None else deadline - EMPTYING_RESERVE_SECONDS
     count = s3.delete_bucket_with_all_versions(bucket, config.account_id, stop_at)
     logger.info("Deleted the log bucket and every object version in it (KeepLogBucket is false)",
                 extra={"bucket": bucket, "object_versions": count})
-    return DELETED
+    return Removal.DELETED
 
 
-def _remove_key(config: Config, trail: TrailOutput) -> str:
+def _remove_key(config: Config, trail: TrailOutput) -> Removal:
     if not trail.kms_key_arn:
-        return ABSENT  # discovery found no key of ours behind the alias
+        return Removal.ABSENT  # discovery found no key of ours behind the alias
     if not config.schedule_key_deletion:
         logger.info("Keeping the KMS key and its alias (ScheduleKeyDeletion is false)",
                     extra={"kms_key": trail.kms_key_arn})
-        return KEPT
+        return Removal.KEPT
     alias = full_alias(config.kms_alias)
     key = kms.describe_alias_target(alias, config.region)
     if key is None or key["Arn"] != trail.kms_key_arn:
-        return ABSENT  # the alias was deleted (or moved) since discovery: nothing of ours behind it
-    if not _ours(kms.key_tags(key["KeyId"], config.region), config):
+        return Removal.ABSENT  # the alias was deleted (or moved) since discovery: nothing of ours behind it
+    if not is_ours(kms.key_tags(key["KeyId"], config.region), config.stack_name):
         logger.warning("Leaving a KMS key this stack did not create", extra={"kms_key": key["Arn"]})
-        return NOT_OURS
+        return Removal.NOT_OURS
     # Schedule first, alias second: a run cut off in between still finds the key by its alias next time.
     if key.get("KeyState") != "PendingDeletion":
         when = kms.schedule_deletion(key["KeyId"], config.region, KEY_DELETION_WINDOW_DAYS)
@@ -234,4 +228,4 @@ def _remove_key(config: Config, trail: TrailOutput) -> str:
             extra={"kms_key": key["Arn"], "deletion_date": when})
     if kms.delete_alias(alias, config.region):
         logger.info("Deleted the KMS alias", extra={"alias": alias})
-    return SCHEDULED
+    return Removal.SCHEDULED

@@ -16,8 +16,9 @@ from expel_onboarding import naming
 from expel_onboarding.aws import sns
 from expel_onboarding.errors import InvalidParameter
 from expel_onboarding.models import Config, TopicOutput, TrailOutput
+from expel_onboarding.naming import refers_to_key
+from expel_onboarding.ownership import is_ours, require_ours
 from expel_onboarding.policies.topic_policy import merge_topic_policy, topic_statements
-from expel_onboarding.steps._ownership import ensure_ours, is_ours, refers_to_key
 
 logger = Logger(child=True)
 
@@ -42,7 +43,8 @@ def apply(config: Config, trail: TrailOutput) -> TopicOutput:
         logger.info("Created the SNS topic", extra={"topic": topic_arn, "kms_key": trail.kms_key_arn})
         return TopicOutput(topic_arn=topic_arn)
 
-    ensure_ours(KIND, topic_arn, sns.topic_tags(topic_arn, region), config.stack_name, "TopicName")
+    require_ours(sns.topic_tags(topic_arn, region), config.stack_name, parameter="TopicName",
+                 what=f"{KIND} {topic_arn}", fix=f"choose another TopicName, or delete that {KIND} if nothing uses it")
     current_key = attributes.get("KmsMasterKeyId", "")
     if not refers_to_key(current_key, trail.kms_key_arn, trail.kms_alias):
         sns.set_topic_attribute(topic_arn, "KmsMasterKeyId", trail.kms_key_arn, region)

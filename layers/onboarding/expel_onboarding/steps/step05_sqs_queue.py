@@ -17,8 +17,9 @@ from expel_onboarding import naming
 from expel_onboarding.aws import sqs
 from expel_onboarding.errors import InvalidParameter
 from expel_onboarding.models import Config, QueueOutput, TopicOutput, TrailOutput
+from expel_onboarding.naming import refers_to_key
+from expel_onboarding.ownership import is_ours, require_ours
 from expel_onboarding.policies.queue_policy import merge_queue_policy, queue_statements
-from expel_onboarding.steps._ownership import ensure_ours, is_ours, refers_to_key
 
 if TYPE_CHECKING:
     from expel_onboarding.aws.sqs import QueueAttributes
@@ -50,7 +51,8 @@ def apply(config: Config, trail: TrailOutput, topic: TopicOutput) -> QueueOutput
         logger.info("Created the SQS queue", extra={"queue": queue_arn, "kms_key": trail.kms_key_arn})
         return QueueOutput(queue_arn=queue_arn, queue_url=url)
 
-    ensure_ours(KIND, queue_arn, sqs.queue_tags(url, region), config.stack_name, "QueueName")
+    require_ours(sqs.queue_tags(url, region), config.stack_name, parameter="QueueName",
+                 what=f"{KIND} {queue_arn}", fix=f"choose another QueueName, or delete that {KIND} if nothing uses it")
     current = sqs.queue_attributes(url, region)
     changes: QueueAttributes = {}
     if current.get("MessageRetentionPeriod") != RETENTION_SECONDS:

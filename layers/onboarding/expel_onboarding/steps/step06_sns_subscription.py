@@ -11,7 +11,7 @@ from aws_lambda_powertools import Logger
 
 from expel_onboarding.aws import sns
 from expel_onboarding.models import Config, QueueOutput, SubscriptionOutput, TopicOutput
-from expel_onboarding.steps._ownership import is_ours
+from expel_onboarding.ownership import is_ours
 
 logger = Logger(child=True)
 

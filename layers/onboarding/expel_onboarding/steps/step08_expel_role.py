@@ -18,11 +18,12 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools import Logger
 
 from expel_onboarding.aws import organizations, stacks, stacksets
-from expel_onboarding.errors import OnboardingError, ResourceConflict, StillInProgress
-from expel_onboarding.models import Config, QueueOutput, RoleOutput, TrailOutput
-from expel_onboarding.naming import OWNER_TAG_KEY, owner_tags
+from expel_onboarding.errors import OnboardingError, StillInProgress
+from expel_onboarding.models import Config, QueueOutput, RoleOutput, RoleStatus, TrailOutput
+from expel_onboarding.naming import owner_tags
+from expel_onboarding.ownership import is_ours, require_ours
 from expel_onboarding.steps import expel_role_stack, step09_management_stack
-from expel_onboarding.steps.expel_role_stack import COMPLETE, EXPEL_PRINCIPAL_ARN, IN_PROGRESS, significant_lines
+from expel_onboarding.steps.expel_role_stack import EXPEL_PRINCIPAL_ARN, significant_lines
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation.literals import CallAsType
@@ -45,14 +46,14 @@ def deploy(config: Config, trail: TrailOutput, queue: QueueOutput, *,
 
 def status(config: Config, role: RoleOutput) -> RoleOutput:
     """One look at what ``deploy`` started: COMPLETE with the role ARN, IN_PROGRESS, or a failure."""
-    if role.status == COMPLETE:
+    if role.status == RoleStatus.COMPLETE:
         return role
     if config.organization_mode:
         return _status_organization(config, role)
     return expel_role_stack.status(config, role)
 
 
-def remove(config: Config) -> str:
+def remove(config: Config) -> RoleStatus:
     """Teardown of step 8: the single account's stack, or the StackSet (its instances, then itself).
 
     Returns DELETED (gone), IN_PROGRESS (call again after a wait) or SKIPPED (not ours). In
@@ -105,9 +106,9 @@ def _status_organization(config: Config, role: RoleOutput) -> RoleOutput:
 
 
 def _combined(management: RoleOutput, rollout: _Rollout) -> RoleOutput:
-    done = management.status == COMPLETE and not rollout.running
+    done = management.status == RoleStatus.COMPLETE and not rollout.running
     # The ARN Workbench gets is the management account's role: the one with the data path.
-    return RoleOutput(stack_id=management.stack_id, status=COMPLETE if done else IN_PROGRESS,
+    return RoleOutput(stack_id=management.stack_id, status=RoleStatus.COMPLETE if done else RoleStatus.IN_PROGRESS,
                       role_arn=management.role_arn if done else "", stack_set_id=rollout.stack_set_id,
                       operation_id=rollout.operation_id)
 
@@ -180,13 +181,11 @@ def _stack_set_matches(config: Config, stack_set: dict[str, Any], body: str, wan
 
 
 def _require_stack_set_ours(config: Config, stack_set: dict[str, Any]) -> None:
-    owner = stacks.tags(stack_set).get(OWNER_TAG_KEY)
-    if owner != config.stack_name:
-        whose = f"onboarding stack {owner}" if owner else "no onboarding (it has no ownership tag)"
-        raise ResourceConflict(
-            f"Parameter OrganizationMode: a StackSet named {stack_set_name(config)} already exists and belongs to "
-            f"{whose}. Fix: delete that StackSet if it is unused, or deploy the onboarding under another stack "
-            "name")
+    require_ours(stacks.tags(stack_set), config.stack_name, parameter="OrganizationMode",
+                 what=f"a StackSet named {stack_set_name(config)}",
+                 fix="delete that StackSet if it is unused, or deploy the onboarding under another stack name",
+                 other_stack_fix="delete stack {stack} first (its teardown removes the StackSet), or deploy the "
+                                 "onboarding under another stack name")
 
 
 def _operation_failed(config: Config, operation_id: str, state: str, call_as: CallAsType,
@@ -208,19 +207,19 @@ def _operation_failed(config: Config, operation_id: str, state: str, call_as: Ca
     return OnboardingError(f"Step 8: StackSet {name} operation {operation_id} {state}: {detail}. Fix: {fix}")
 
 
-def _remove_stack_set(config: Config) -> str:
+def _remove_stack_set(config: Config) -> RoleStatus:
     """Teardown of the StackSet, if ours: its instances first, then the StackSet."""
     call_as = organizations.call_as(config.account_id)
     name, region = stack_set_name(config), config.region
     stack_set = stacksets.describe_stack_set(name, region, call_as)
     if stack_set is None:
-        return "DELETED"
-    if stacks.tags(stack_set).get(OWNER_TAG_KEY) != config.stack_name:
+        return RoleStatus.DELETED
+    if not is_ours(stacks.tags(stack_set), config.stack_name):
         logger.warning("StackSet is not ours; leaving it", extra={"stack_set_name": name})
-        return "SKIPPED"
+        return RoleStatus.SKIPPED
     operations = stacksets.recent_operations(name, region, call_as)
     if any(o.get("Status") in stacksets.RUNNING_OPERATION for o in operations):
-        return IN_PROGRESS
+        return RoleStatus.IN_PROGRESS
     preferences = (config.stack_set_max_concurrent_percentage, config.stack_set_failure_tolerance_percentage)
     try:
         instances = stacksets.stack_instances(name, region, call_as)
@@ -231,12 +230,12 @@ def _remove_stack_set(config: Config) -> str:
             operation_id = stacksets.delete_stack_instances(name, sorted(targets), regions, region, call_as,
                                                                  *preferences)
             logger.info("Deleting the Expel role's stack instances", extra={"operation_id": operation_id})
-            return IN_PROGRESS
+            return RoleStatus.IN_PROGRESS
         if not stacksets.delete_stack_set(name, region, call_as):
-            return IN_PROGRESS
+            return RoleStatus.IN_PROGRESS
     except StillInProgress:
-        return IN_PROGRESS
+        return RoleStatus.IN_PROGRESS
     logger.info("Deleted the Expel role StackSet", extra={"stack_set_name": name})
-    return "DELETED"
+    return RoleStatus.DELETED
 
 

@@ -8,7 +8,7 @@ Workbench is given (step 10).
 
 from __future__ import annotations
 
-from expel_onboarding.models import Config, QueueOutput, RoleOutput, TrailOutput
+from expel_onboarding.models import Config, QueueOutput, RoleOutput, RoleStatus, TrailOutput
 from expel_onboarding.steps import expel_role_stack
 
 
@@ -22,6 +22,6 @@ def status(config: Config, role: RoleOutput) -> RoleOutput:
     return expel_role_stack.status(config, role)
 
 
-def remove(config: Config) -> str:
+def remove(config: Config) -> RoleStatus:
     """Teardown: delete the stack if ours. DELETED, IN_PROGRESS (call again after a wait) or SKIPPED."""
     return expel_role_stack.remove(config)

@@ -14,18 +14,11 @@ from aws_lambda_powertools import Logger
 from expel_onboarding import workbench_payload as payload
 from expel_onboarding.aws import secrets
 from expel_onboarding.errors import OnboardingError, ResourceConflict, WorkbenchError
-from expel_onboarding.models import Config, DeviceOutput, QueueOutput, RoleOutput
+from expel_onboarding.models import Config, DeviceOutput, DeviceStatus, QueueOutput, RoleOutput
 from expel_onboarding.workbench import Device, Workbench
 
 logger = Logger(child=True)
 
-HEALTHY = "healthy"
-NOT_YET_HEALTHY = "not yet healthy"
-MANUAL_REGISTRATION_REQUIRED = "MANUAL_REGISTRATION_REQUIRED"
-# remove() outcomes
-DELETED = "DELETED"
-ABSENT = "ABSENT"
-KEPT = "KEPT_NOT_CREATED_BY_THIS_STACK"
 
 
 def device_name(config: Config) -> str:
@@ -63,7 +56,7 @@ def register(config: Config, role: RoleOutput, queue: QueueOutput) -> DeviceOutp
             "No Workbench API key given: add the security device in Workbench with this link",
             extra={"registration_url": url},
         )
-        return DeviceOutput(device_id="", status=MANUAL_REGISTRATION_REQUIRED, registration_url=url)
+        return DeviceOutput(device_id="", status=DeviceStatus.MANUAL_REGISTRATION_REQUIRED, registration_url=url)
 
     owner = _owner(config)
     with _workbench(config) as workbench:
@@ -108,7 +101,7 @@ def remove(config: Config, device_id: str = "") -> DeviceOutput:
     Without a known id, the device is looked up by name (and still deleted only if ours)."""
     if not config.workbench_api_key_secret_arn:
         logger.info("No Workbench API key: a manually registered device is left for a person to remove")
-        return DeviceOutput(device_id=device_id, status=MANUAL_REGISTRATION_REQUIRED)
+        return DeviceOutput(device_id=device_id, status=DeviceStatus.MANUAL_REGISTRATION_REQUIRED)
     owner = _owner(config)
     profile = payload.device_profile(config.workbench_device_overrides)
     owner_property = profile["owner_property"]
@@ -126,11 +119,11 @@ def remove(config: Config, device_id: str = "") -> DeviceOutput:
             logger.warning("Leaving a Workbench device this stack did not create", extra={"device_id": other.id})
         deleted = [d.id for d in ours if workbench.delete_device(d.id)]
     if deleted:
-        return DeviceOutput(device_id=deleted[0], status=DELETED)
+        return DeviceOutput(device_id=deleted[0], status=DeviceStatus.DELETED)
     if theirs:
-        return DeviceOutput(device_id=theirs[0].id, status=KEPT)
+        return DeviceOutput(device_id=theirs[0].id, status=DeviceStatus.NOT_OURS)
     logger.info("The Workbench device is already gone", extra={"device_id": device_id})
-    return DeviceOutput(device_id=device_id, status=ABSENT)
+    return DeviceOutput(device_id=device_id, status=DeviceStatus.ABSENT)
 
 
 def _update(workbench: Workbench, device: Device, request: payload.DeviceRequest) -> Device:
@@ -186,5 +179,5 @@ def _owner(config: Config) -> str:
     return payload.owner_marker(config.account_id, config.region, config.stack_name)
 
 
-def _health(workbench_status: str) -> str:
-    return HEALTHY if workbench_status == HEALTHY else NOT_YET_HEALTHY
+def _health(workbench_status: str) -> DeviceStatus:
+    return DeviceStatus.HEALTHY if workbench_status == DeviceStatus.HEALTHY else DeviceStatus.NOT_YET_HEALTHY

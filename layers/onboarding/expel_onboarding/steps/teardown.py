@@ -5,36 +5,34 @@ until the deadline. The state machine does the waiting between calls."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from expel_onboarding.errors import OnboardingError
-from expel_onboarding.models import Config
+from expel_onboarding.models import Config, RoleRemoval, RoleStatus
 from expel_onboarding.steps import step08_expel_role, step09_management_stack
-from expel_onboarding.steps.expel_role_stack import IN_PROGRESS
 
 # With the default 10 s poll: 20 minutes, far more than deleting one IAM role takes.
 MAX_ROLE_CHECKS = 120
 
 
-def remove_role(config: Config, previous: dict[str, Any]) -> dict[str, Any]:
-    """One call of step 8's ``remove`` (and step 9's); ``previous`` is this function's last result (or {})."""
-    checks = int(previous.get("Checks", 0)) + 1
+def remove_role(config: Config, previous: RoleRemoval) -> RoleRemoval:
+    """One call of step 8's ``remove`` (and step 9's); ``previous`` is this function's last result."""
+    checks = previous.checks + 1
     if config.organization_mode:
         # The StackSet's roles in every member account (step 8) and the management account's stack (step 9).
-        parts = {"Stack": step09_management_stack.remove(config), "StackSet": step08_expel_role.remove(config)}
+        stack, stack_set = step09_management_stack.remove(config), step08_expel_role.remove(config)
+        status = _combined([stack, stack_set])
     else:
-        parts = {"Stack": step08_expel_role.remove(config)}
-    status = _combined(list(parts.values()))
-    if status == IN_PROGRESS and checks >= MAX_ROLE_CHECKS:
+        stack, stack_set = step08_expel_role.remove(config), None
+        status = _combined([stack])
+    if status is RoleStatus.IN_PROGRESS and checks >= MAX_ROLE_CHECKS:
         raise OnboardingError(
             f"Step 8: the Expel role stack {config.role_stack_name} (or its StackSet) is still not deleted after "
             f"{checks} checks. "
             "Fix: open it in the CloudFormation console, read why its deletion failed (often a role changed "
             "by hand), delete it, then retry the stack delete")
-    return {"Status": status, "Checks": checks, **parts}
+    return RoleRemoval(status=status, checks=checks, stack=stack, stack_set=stack_set)
 
 
-def _combined(statuses: list[str]) -> str:
-    if IN_PROGRESS in statuses:
-        return IN_PROGRESS
-    return "DELETED" if "DELETED" in statuses else "SKIPPED"
+def _combined(statuses: list[RoleStatus]) -> RoleStatus:
+    if RoleStatus.IN_PROGRESS in statuses:
+        return RoleStatus.IN_PROGRESS
+    return RoleStatus.DELETED if RoleStatus.DELETED in statuses else RoleStatus.SKIPPED

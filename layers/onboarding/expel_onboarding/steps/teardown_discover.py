@@ -18,7 +18,8 @@ from aws_lambda_powertools import Logger
 from expel_onboarding import naming
 from expel_onboarding.aws import cloudtrail, kms, s3, sns, sqs
 from expel_onboarding.models import Config, QueueOutput, TopicOutput, TrailOutput
-from expel_onboarding.naming import OWNER_TAG_KEY, full_alias
+from expel_onboarding.naming import full_alias
+from expel_onboarding.ownership import is_ours
 
 logger = Logger(child=True)
 
@@ -52,28 +53,24 @@ def discover(config: Config) -> dict[str, Any]:
     }
 
 
-def _owner(tags: dict[str, str]) -> str:
-    return tags.get(OWNER_TAG_KEY, "")
-
-
 def _our_key(config: Config) -> str:
     """The ARN of the key our alias points to, if it carries our tag (also when already pending deletion)."""
     key = kms.describe_alias_target(full_alias(config.kms_alias), config.region)
-    if key is None or _owner(kms.key_tags(key["KeyId"], config.region)) != config.stack_name:
+    if key is None or not is_ours(kms.key_tags(key["KeyId"], config.region), config.stack_name):
         return ""
     return str(key["Arn"])
 
 
 def _bucket_ours(config: Config) -> bool:
     head = s3.head_bucket(config.bucket_name, config.account_id)
-    return head.exists and head.owned and _owner(s3.tags(config.bucket_name, config.account_id)) == config.stack_name
+    return head.exists and head.owned and is_ours(s3.tags(config.bucket_name, config.account_id), config.stack_name)
 
 
 def _trail_ours(config: Config) -> bool:
     trail = cloudtrail.get_trail(config.trail_name, config.region)
     if trail is None or str(trail["TrailARN"]).split(":")[4] != config.account_id:
         return False
-    return _owner(cloudtrail.trail_tags(str(trail["TrailARN"]), config.region)) == config.stack_name
+    return is_ours(cloudtrail.trail_tags(str(trail["TrailARN"]), config.region), config.stack_name)
 
 
 def _topic(config: Config) -> str:
@@ -81,7 +78,7 @@ def _topic(config: Config) -> str:
     arn = naming.topic_arn(config.partition, config.region, config.account_id, config.topic_name)
     if sns.topic_attributes(arn, config.region) is None:
         return ""
-    return arn if _owner(sns.topic_tags(arn, config.region)) == config.stack_name else ""
+    return arn if is_ours(sns.topic_tags(arn, config.region), config.stack_name) else ""
 
 
 def _queue_url(config: Config) -> str:
@@ -89,4 +86,4 @@ def _queue_url(config: Config) -> str:
     url = sqs.queue_url(config.queue_name, config.account_id, config.region)
     if url is None:
         return ""
-    return url if _owner(sqs.queue_tags(url, config.region)) == config.stack_name else ""
+    return url if is_ours(sqs.queue_tags(url, config.region), config.stack_name) else ""

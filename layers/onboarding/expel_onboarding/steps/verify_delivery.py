@@ -18,8 +18,8 @@ from urllib.parse import unquote_plus
 
 from aws_lambda_powertools import Logger
 
-from expel_onboarding.aws import clients
-from expel_onboarding.aws.clients import error_code
+from expel_onboarding.aws import s3, sqs
+from expel_onboarding.aws.errors import ACCESS_DENIED, Rule, aws_errors
 from expel_onboarding.errors import DeliveryNotConfirmed, OnboardingError
 from expel_onboarding.models import Config, DeliveryOutput, QueueOutput, TrailOutput
 from expel_onboarding.naming import CANARY_PREFIX
@@ -52,18 +52,15 @@ def put_canary(config: Config, trail: TrailOutput, *, run_id: str = "") -> Deliv
     key = canary_key(run_id)
     body = json.dumps({"purpose": "Expel CloudTrail onboarding delivery check; deleted once seen",
                        "stack": config.stack_name, "run": run_id}).encode()
-    try:
-        # No SSE arguments: the bucket's default (SSE-KMS with the trail's key) must do the encrypting.
-        clients.s3().put_object(Bucket=trail.bucket_name, Key=key, Body=body,
-                                ContentType="application/json", ExpectedBucketOwner=config.account_id)
-    except Exception as exc:
-        if error_code(exc) in ("AccessDenied", "KMS.AccessDeniedException", "KMS.DisabledException"):
-            raise OnboardingError(
-                f"Verification: writing the canary s3://{trail.bucket_name}/{key} was refused: {exc}. Fix: the "
-                "onboarding function needs s3:PutObject on the canary prefix and kms:GenerateDataKey on "
-                f"{trail.kms_key_arn} (the bucket encrypts with it by default), and the key must be enabled"
-            ) from exc
-        raise
+    refused = Rule(
+        {"AccessDenied", "KMS.AccessDeniedException", "KMS.DisabledException"}, OnboardingError,
+        "Verification: writing the canary s3://{bucket}/{key} was refused: {exc}. Fix: the onboarding function "
+        "needs s3:PutObject on the canary prefix and kms:GenerateDataKey on {key_arn} (the bucket encrypts with "
+        "it by default), and the key must be enabled")
+    with aws_errors("S3", f"bucket {trail.bucket_name}", refused, bucket=trail.bucket_name, key=key,
+                    key_arn=trail.kms_key_arn):
+        # The bucket's default encryption (SSE-KMS with the trail's key) must do the encrypting.
+        s3.put_object(trail.bucket_name, key, body, "application/json", config.account_id)
     logger.info("Canary written", extra={"bucket": trail.bucket_name, "key": key})
     return DeliveryOutput(canary_key=key, confirmed=False, attempts=0)
 
@@ -78,13 +75,9 @@ def check_canary(config: Config, trail: TrailOutput, queue: QueueOutput, deliver
     if delivery.confirmed:
         return delivery
     attempts = delivery.attempts + 1
-    try:
+    with aws_errors("SQS", f"queue {queue.queue_arn}", *_QUEUE_RULES, queue_arn=queue.queue_arn,
+                    key_arn=trail.kms_key_arn):
         found = _find_in_queue(queue.queue_url, trail.bucket_name, delivery.canary_key)
-    except Exception as exc:
-        mapped = _queue_error(exc, trail, queue)
-        if mapped is None:
-            raise
-        raise mapped from exc
     if found == "raw":
         _delete_canary_object(config, trail, delivery.canary_key)
         logger.info("Canary arrived", extra={"attempts": attempts})
@@ -107,20 +100,17 @@ def check_canary(config: Config, trail: TrailOutput, queue: QueueOutput, deliver
 
 def _find_in_queue(queue_url: str, bucket: str, key: str) -> str:
     """Returns "raw", "envelope" or "" (not seen). Deletes the canary's message; releases every other one."""
-    sqs = clients.sqs()
     others: list[str] = []
     found = ""
     try:
         for _ in range(RECEIVES_PER_CHECK):
-            messages = sqs.receive_message(
-                QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=RECEIVE_WAIT_SECONDS,
-                VisibilityTimeout=VISIBILITY_SECONDS).get("Messages", [])
+            messages = sqs.receive_messages(queue_url, 10, RECEIVE_WAIT_SECONDS, VISIBILITY_SECONDS)
             if not messages:
                 break
             for message in messages:
                 kind = classify(message.get("Body", ""), bucket, key)
                 if kind:
-                    sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+                    sqs.delete_message(queue_url, message["ReceiptHandle"])
                     found = found or kind
                 else:
                     others.append(message["ReceiptHandle"])
@@ -131,35 +121,25 @@ def _find_in_queue(queue_url: str, bucket: str, key: str) -> str:
     return found
 
 
-def _queue_error(exc: Exception, trail: TrailOutput, queue: QueueOutput) -> OnboardingError | None:
-    code = error_code(exc)
-    if code.startswith("KMS."):
-        return OnboardingError(
-            f"Verification: SQS could not decrypt messages of queue {queue.queue_arn} ({code}). Fix: the check "
-            f"function needs kms:Decrypt on {trail.kms_key_arn}, and the key must be enabled")
-    if code in ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"):
-        return OnboardingError(
-            f"Verification: the queue {queue.queue_arn} no longer exists. Fix: run the onboarding again, which "
-            "creates it (guide step 5)")
-    if code in ("AccessDenied", "AccessDeniedException"):
-        return OnboardingError(
-            f"Verification: reading queue {queue.queue_arn} was refused. Fix: the check function needs "
-            "sqs:ReceiveMessage, sqs:DeleteMessage and sqs:ChangeMessageVisibility on it")
-    return None
+_QUEUE_RULES = (
+    Rule({"KMS.*"}, OnboardingError,
+         "Verification: SQS could not decrypt messages of queue {queue_arn} ({code}). Fix: the check function needs "
+         "kms:Decrypt on {key_arn}, and the key must be enabled"),
+    Rule(sqs.MISSING, OnboardingError,
+         "Verification: the queue {queue_arn} no longer exists. Fix: run the onboarding again, which creates it "
+         "(guide step 5)"),
+    Rule(ACCESS_DENIED, OnboardingError,
+         "Verification: reading queue {queue_arn} was refused. Fix: the check function needs sqs:ReceiveMessage, "
+         "sqs:DeleteMessage and sqs:ChangeMessageVisibility on it"),
+)
 
 
 def _release(queue_url: str, receipt_handles: list[str]) -> None:
     """Make the messages we looked at visible again now, not when their visibility timeout ends."""
-    sqs = clients.sqs()
-    for start in range(0, len(receipt_handles), 10):
-        batch = receipt_handles[start:start + 10]
-        response = sqs.change_message_visibility_batch(
-            QueueUrl=queue_url,
-            Entries=[{"Id": str(i), "ReceiptHandle": h, "VisibilityTimeout": 0} for i, h in enumerate(batch)])
-        if response.get("Failed"):
-            # They reappear by themselves after VISIBILITY_SECONDS; nothing is lost.
-            logger.warning("Some messages stay hidden until their visibility timeout",
-                           extra={"failed": response["Failed"]})
+    failed = sqs.release_messages(queue_url, receipt_handles)
+    if failed:
+        # They reappear by themselves after VISIBILITY_SECONDS; nothing is lost.
+        logger.warning("Some messages stay hidden until their visibility timeout", extra={"failed": failed})
 
 
 def classify(body: str, bucket: str, key: str) -> str:
@@ -176,10 +156,10 @@ def _mentions(event: dict[str, Any], bucket: str, key: str) -> bool:
     if not isinstance(records, list):
         return False  # e.g. the s3:TestEvent S3 sends when a notification is configured
     for record in records:
-        s3 = record.get("s3", {}) if isinstance(record, dict) else {}
+        entity = record.get("s3", {}) if isinstance(record, dict) else {}
         # S3 URL-encodes object keys in events (spaces as '+').
-        if (s3.get("bucket", {}).get("name") == bucket
-                and unquote_plus(str(s3.get("object", {}).get("key", ""))) == key):
+        if (entity.get("bucket", {}).get("name") == bucket
+                and unquote_plus(str(entity.get("object", {}).get("key", ""))) == key):
             return True
     return False
 
@@ -195,15 +175,10 @@ def _json(text: Any) -> dict[str, Any]:
 def _delete_canary_object(config: Config, trail: TrailOutput, key: str) -> None:
     """Remove every version of the canary (the bucket is versioned: a plain delete would only add a
     delete marker). A failure here is logged, not raised: delivery is already decided."""
-    s3 = clients.s3()
     try:
-        response = s3.list_object_versions(Bucket=trail.bucket_name, Prefix=key,
-                                           ExpectedBucketOwner=config.account_id)
-        entries = response.get("Versions", []) + response.get("DeleteMarkers", [])
-        for entry in entries:
-            if entry["Key"] == key:
-                s3.delete_object(Bucket=trail.bucket_name, Key=key, VersionId=entry["VersionId"],
-                                 ExpectedBucketOwner=config.account_id)
+        for version_key, version_id in s3.object_versions(trail.bucket_name, key, config.account_id):
+            if version_key == key:
+                s3.delete_object_version(trail.bucket_name, key, version_id, config.account_id)
     except Exception:
         logger.warning("Could not delete the canary object; delete it by hand",
                        extra={"bucket": trail.bucket_name, "key": key}, exc_info=True)
