@@ -25,7 +25,7 @@ import time
 import uuid
 from typing import Any
 
-from local_cloud import moto_patches
+from local_cloud import cfn_stacks
 
 log = logging.getLogger(__name__)
 # CloudFormation waits an hour for a custom resource; locally a Delete is given this long.
@@ -50,18 +50,18 @@ def on_response(stack: Any, body: dict) -> None:
         reason = body.get("Reason") or "the custom resource provider answered FAILED without a Reason"
         if body.get("PhysicalResourceId") and request_type == "Create":
             resource.physical_id = body["PhysicalResourceId"]
-        moto_patches.resource_event(
+        cfn_stacks.resource_event(
             stack, logical_id, resource_type, f"{verb}_FAILED", resource.physical_resource_id, reason
         )
         if request_type == "Delete":
             stack.status = "DELETE_FAILED"
             stack._add_stack_event("DELETE_FAILED", resource_status_reason=f"[{logical_id}] failed to delete")
         else:
-            moto_patches.fail_stack(stack, f"The following resource(s) failed to {verb.lower()}: [{logical_id}]. ")
+            cfn_stacks.fail_stack(stack, f"The following resource(s) failed to {verb.lower()}: [{logical_id}]. ")
         return
     if body.get("PhysicalResourceId"):
         resource.physical_id = body["PhysicalResourceId"]
-    moto_patches.resource_event(stack, logical_id, resource_type, f"{verb}_COMPLETE", resource.physical_resource_id)
+    cfn_stacks.resource_event(stack, logical_id, resource_type, f"{verb}_COMPLETE", resource.physical_resource_id)
     if request_type == "Delete":
         return
     resource.set_data(body.get("Data") or {})
@@ -77,6 +77,16 @@ def on_response(stack: Any, body: dict) -> None:
     if stack.status == "UPDATE_IN_PROGRESS" and not _pending(stack):
         stack.status = "UPDATE_COMPLETE"
         stack._add_stack_event("UPDATE_COMPLETE")
+
+
+def handle_response(stack_id: str, body: dict) -> None:
+    """A custom resource provider's answer (the PUT to the ResponseURL), handled as CloudFormation does."""
+    stack = cfn_stacks.find_stack(stack_id or body.get("StackId", ""))
+    if stack is None:
+        log.warning("custom resource answer for unknown stack %s", body.get("StackId"))
+        return
+    with cfn_stacks.stack_lock(stack.stack_id):
+        on_response(stack, body)
 
 
 def _response_url(region: str, stack_id: str) -> str:
@@ -167,9 +177,9 @@ def install() -> None:
         properties = cloudformation_json["Properties"]
         old = original_resource.properties
         original_resource._finished = False
-        stack = moto_patches._find_stack(original_resource.stack_id)
+        stack = cfn_stacks.find_stack(original_resource.stack_id)
         if stack is not None:
-            moto_patches.resource_event(
+            cfn_stacks.resource_event(
                 stack,
                 original_resource.logical_id,
                 original_resource.cfn_resource_type,
@@ -187,12 +197,12 @@ def install() -> None:
     original_update = Stack.update
 
     def update(self: Any, *args: Any, **kwargs: Any) -> None:
-        with moto_patches.stack_lock(self.stack_id):
+        with cfn_stacks.stack_lock(self.stack_id):
             try:
                 original_update(self, *args, **kwargs)
             except Exception as exc:
                 self.status = "UPDATE_IN_PROGRESS"
-                moto_patches.fail_stack(self, moto_patches._reason(exc))
+                cfn_stacks.fail_stack(self, cfn_stacks.failure_reason(exc))
                 return
             if _pending(self):
                 # moto declared UPDATE_COMPLETE at once; CloudFormation waits for the providers' answers.
@@ -229,8 +239,8 @@ def _delete_with_custom_resources(backend: Any, stack: Any, resources: list[Any]
     """Delete requests to the providers first (CloudFormation deletes dependents first), then the rest."""
     deadline = time.monotonic() + CUSTOM_RESOURCE_TIMEOUT
     for resource in resources:
-        with moto_patches.stack_lock(stack.stack_id):
-            moto_patches.resource_event(
+        with cfn_stacks.stack_lock(stack.stack_id):
+            cfn_stacks.resource_event(
                 stack, resource.logical_id, resource.cfn_resource_type, "DELETE_IN_PROGRESS", resource.physical_id
             )
             send(resource, "Delete", resource.properties)
@@ -238,7 +248,7 @@ def _delete_with_custom_resources(backend: Any, stack: Any, resources: list[Any]
         if time.monotonic() > deadline:
             for resource in resources:
                 if resource.pending_request:
-                    moto_patches.resource_event(
+                    cfn_stacks.resource_event(
                         stack,
                         resource.logical_id,
                         resource.cfn_resource_type,
@@ -252,7 +262,7 @@ def _delete_with_custom_resources(backend: Any, stack: Any, resources: list[Any]
         time.sleep(0.2)
     if stack.status == "DELETE_FAILED":
         return  # a provider answered FAILED: its event says why; the resources stay
-    with moto_patches.stack_lock(stack.stack_id):
+    with cfn_stacks.stack_lock(stack.stack_id):
         stack.custom_resources.clear()
         try:
             stack.status = "DELETE_PENDING"
@@ -262,4 +272,4 @@ def _delete_with_custom_resources(backend: Any, stack: Any, resources: list[Any]
             stack.events[already:] = [e for e in stack.events[already:] if e.resource_status != "DELETE_IN_PROGRESS"]
         except Exception as exc:
             stack.status = "DELETE_FAILED"
-            stack._add_stack_event("DELETE_FAILED", resource_status_reason=moto_patches._reason(exc))
+            stack._add_stack_event("DELETE_FAILED", resource_status_reason=cfn_stacks.failure_reason(exc))

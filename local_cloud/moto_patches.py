@@ -1,7 +1,9 @@
-"""Small patches to moto 5.2.5 so its CloudFormation behaves like the real one for our template.
+"""Small patches to moto 5.2.5 so it behaves like AWS where the onboarding depends on it.
 
-Each patch says what moto does and why we need otherwise. They are applied once, in the process that
-runs the moto server (``local serve``), never in tests' in-memory moto.
+Each patch says what moto does and why we need otherwise. ``apply`` applies every one of them, in the
+process that runs the moto server (``local serve``) and, through an autouse fixture in tests/conftest.py,
+in every test's in-memory moto: the tests and the local cloud obey the same rules. Numbers 1, 5 and the
+arrival of custom resource answers concern only a running server (``apply_server_wiring``).
 
 1. Custom resources: moto posts the ResponseURL as ``http://host.docker.internal:<port>/...`` (for Lambda
    in Docker); our Lambdas run on this host, so the URL must say 127.0.0.1.
@@ -49,72 +51,16 @@ from __future__ import annotations
 import json
 import logging
 import re
-import threading
 from typing import Any
+
+from local_cloud import cfn_stacks, custom_resources, stepfunctions_redrive
 
 log = logging.getLogger(__name__)
 _applied = False
 _extra_models: list[type] = []
-_stack_locks: dict[str, threading.RLock] = {}
-_locks_guard = threading.Lock()
-
-
-def stack_lock(stack_id: str) -> threading.RLock:
-    """One lock per stack: a custom resource answer waits until moto has finished creating resources."""
-    with _locks_guard:
-        return _stack_locks.setdefault(stack_id, threading.RLock())
-
-
-def _find_stack(stack_id: str) -> Any:
-    from moto.cloudformation.models import cloudformation_backends
-
-    for account_id, regions in cloudformation_backends.items():
-        for region, backend in regions.items():
-            for stacks in (backend.stacks, backend.deleted_stacks):
-                if stack_id in stacks:
-                    return stacks[stack_id]
-            del account_id, region
-    return None
-
-
-def resource_event(
-    stack: Any,
-    logical_id: str,
-    resource_type: str,
-    status: str,
-    physical_id: str | None = None,
-    reason: str | None = None,
-    properties: Any = None,
-) -> None:
-    """Append a resource-level event to a stack, as CloudFormation reports each resource's progress."""
-    from moto.cloudformation.models import Event
-
-    stack.events.append(
-        Event(
-            stack_id=stack.stack_id,
-            stack_name=stack.name,
-            logical_resource_id=logical_id,
-            physical_resource_id=physical_id or "",
-            resource_type=resource_type,
-            resource_status=status,
-            resource_status_reason=reason,
-            resource_properties=json.dumps(properties) if properties is not None else None,
-        )
-    )
-
-
 def _physical_id(resource: Any) -> str:
     value = getattr(resource, "physical_resource_id", None)
     return value if isinstance(value, str) else ""
-
-
-def fail_stack(stack: Any, reason: str) -> None:
-    """The stack failed to create: CREATE_FAILED with the reason (rollback disabled, resources kept)."""
-    if stack.status.endswith("_FAILED") or stack.status.endswith("COMPLETE"):
-        return
-    failed = "UPDATE_FAILED" if stack.status.startswith("UPDATE") else "CREATE_FAILED"
-    stack.status = failed
-    stack._add_stack_event(failed, resource_status_reason=reason)
 
 
 def _patch_response_url_host() -> None:
@@ -305,8 +251,7 @@ def _condition_holds(condition: dict) -> bool | None:
     return result
 
 
-def patch_bucket_policy_conditions() -> None:
-    """Also used by the in-process moto tests (tests/conftest.py)."""
+def _patch_bucket_policy_conditions() -> None:
     from moto.iam.access_control import IAMPolicy, PermissionResult
     from moto.s3.models import FakeBucket
 
@@ -354,26 +299,27 @@ def _patch_resource_events() -> None:
     def parse_and_create_resource(
         logical_id: str, resource_json: dict, resources_map: Any, account_id: str, region_name: str
     ) -> Any:
-        stack = _find_stack(resources_map.stack_id)
+        stack = cfn_stacks.find_stack(resources_map.stack_id)
         condition = resource_json.get("Condition")
         if stack is None or (condition and not resources_map.lazy_condition_map[condition]):
             return original_create(logical_id, resource_json, resources_map, account_id, region_name)
         if stack.status.endswith("_FAILED"):
             return None  # CloudFormation creates nothing more once a stack failed (describe calls would)
         resource_type = resource_json["Type"]
-        resource_event(stack, logical_id, resource_type, "CREATE_IN_PROGRESS")
+        cfn_stacks.resource_event(stack, logical_id, resource_type, "CREATE_IN_PROGRESS")
         try:
             resource = original_create(logical_id, resource_json, resources_map, account_id, region_name)
-        except ResourceFailed:
+        except cfn_stacks.ResourceFailed:
             raise  # a resource this one references failed: that one's event says why
         except Exception as exc:
-            reason = _reason(exc)
-            resource_event(stack, logical_id, resource_type, "CREATE_FAILED", reason=reason)
-            raise ResourceFailed(f"{logical_id} ({resource_type}): {reason}") from exc
+            reason = cfn_stacks.failure_reason(exc)
+            cfn_stacks.resource_event(stack, logical_id, resource_type, "CREATE_FAILED", reason=reason)
+            raise cfn_stacks.ResourceFailed(f"{logical_id} ({resource_type}): {reason}") from exc
         if resource is None:
-            resource_event(stack, logical_id, resource_type, "CREATE_COMPLETE", reason="not emulated by moto")
+            cfn_stacks.resource_event(stack, logical_id, resource_type, "CREATE_COMPLETE",
+                                      reason="not emulated by moto")
         elif isinstance(resource, CustomModel):
-            resource_event(
+            cfn_stacks.resource_event(
                 stack,
                 logical_id,
                 resource_type,
@@ -381,7 +327,7 @@ def _patch_resource_events() -> None:
                 reason="Resource creation Initiated",
             )
         else:
-            resource_event(stack, logical_id, resource_type, "CREATE_COMPLETE", _physical_id(resource))
+            cfn_stacks.resource_event(stack, logical_id, resource_type, "CREATE_COMPLETE", _physical_id(resource))
         return resource
 
     parsing.parse_and_create_resource = parse_and_create_resource
@@ -389,12 +335,12 @@ def _patch_resource_events() -> None:
     original_create_resources = Stack.create_resources
 
     def create_resources(self: Any) -> None:
-        with stack_lock(self.stack_id):
+        with cfn_stacks.stack_lock(self.stack_id):
             try:
                 original_create_resources(self)
             except Exception as exc:
                 log.info("stack %s failed: %s", self.name, exc)
-                fail_stack(self, _reason(exc))
+                cfn_stacks.fail_stack(self, cfn_stacks.failure_reason(exc))
 
     Stack.create_resources = create_resources  # type: ignore[method-assign]
 
@@ -410,7 +356,7 @@ def _patch_resource_events() -> None:
             stack = next((s for s in self.stacks.values() if s.name == name), None)
             if stack is None:
                 raise
-            fail_stack(stack, _reason(exc))
+            cfn_stacks.fail_stack(stack, cfn_stacks.failure_reason(exc))
             return stack
 
     CloudFormationBackend.create_stack = create_stack  # type: ignore[method-assign]
@@ -431,33 +377,6 @@ def _patch_resource_events() -> None:
         setattr(Stack, name, property(guarded))
 
 
-class ResourceFailed(Exception):
-    """A resource of the stack could not be created; the message names it and says why."""
-
-
-def _reason(exc: BaseException, limit: int = 600) -> str:
-    """One line for a person: the exception's message without a quoted state machine definition."""
-    if isinstance(exc, ResourceFailed):
-        return str(exc)
-    message = str(getattr(exc, "message", None) or getattr(exc, "description", None) or exc)
-    message = re.sub(r" in definition '.*", "", " ".join(message.split()), flags=re.DOTALL)
-    if not message.startswith(type(exc).__name__):
-        message = f"{type(exc).__name__}: {message}"
-    return message if len(message) <= limit else message[: limit - 1] + "…"
-
-
-def handle_cfn_response(stack_id: str, body: dict) -> None:
-    """A custom resource provider's answer (the PUT to the ResponseURL), handled as CloudFormation does."""
-    stack = _find_stack(stack_id or body.get("StackId", ""))
-    if stack is None:
-        log.warning("custom resource answer for unknown stack %s", body.get("StackId"))
-        return
-    from local_cloud import custom_resources
-
-    with stack_lock(stack.stack_id):
-        custom_resources.on_response(stack, body)
-
-
 def _patch_cfn_response() -> None:
     from moto.cloudformation.responses import CloudFormationResponse
 
@@ -467,7 +386,7 @@ def _patch_cfn_response() -> None:
         except ValueError:
             return 400, {"status": 400}, json.dumps({"error": "response body is not JSON"})
         stack_id = (self.querystring.get("stack") or [body.get("StackId", "")])[0]
-        handle_cfn_response(stack_id, body)
+        custom_resources.handle_response(stack_id, body)
         return 200, {"status": 200}, ""
 
     CloudFormationResponse.process_cfn_response = process_cfn_response  # type: ignore[method-assign]
@@ -484,8 +403,7 @@ def _patch_no_echo_parameters() -> None:
     Stack.parameter_list = property(parameter_list)  # type: ignore[assignment,method-assign]
 
 
-def patch_queue_policy_kept() -> None:
-    """Also used by the in-process moto tests (tests/conftest.py)."""
+def _patch_queue_policy_kept() -> None:
     from moto.sqs.models import Queue
 
     original = Queue._set_attributes
@@ -502,8 +420,7 @@ def patch_queue_policy_kept() -> None:
     Queue._set_attributes = _set_attributes  # type: ignore[method-assign]
 
 
-def patch_listed_resources() -> None:
-    """Also used by the in-process moto tests (tests/conftest.py)."""
+def _patch_listed_resources() -> None:
     from moto.cloudformation.models import Stack
 
     def stack_resources(self: Any) -> list[Any]:
@@ -515,25 +432,31 @@ def patch_listed_resources() -> None:
 
 
 def apply() -> None:
-    """Apply every patch (idempotent)."""
+    """Make moto behave like AWS where the onboarding depends on it (idempotent).
+
+    The one entry point: ``local serve`` calls it, and tests/conftest.py calls it for every test (an autouse
+    fixture), so a rule the in-process tests rely on is a rule the local cloud enforces, and the reverse."""
     global _applied
     if _applied:
         return
-    _patch_response_url_host()
-    _patch_stepfunctions_backend()
     _patch_lambda_models()
     _patch_execution_name()
     _add_secret_model()
     _patch_definite_json_paths()
-    patch_bucket_policy_conditions()
+    _patch_bucket_policy_conditions()
     _patch_no_echo_parameters()
-    patch_queue_policy_kept()
-    patch_listed_resources()
+    _patch_queue_policy_kept()
+    _patch_listed_resources()
     _patch_custom_resource_type()
     _patch_resource_events()
-    _patch_cfn_response()
-    from local_cloud import custom_resources, stepfunctions_redrive
-
     custom_resources.install()
     stepfunctions_redrive.install()
     _applied = True
+
+
+def apply_server_wiring() -> None:
+    """What only a running emulator needs on top of ``apply``: custom resources answer to 127.0.0.1, the
+    answers arrive over HTTP, and state machines run on the executing Step Functions engine."""
+    _patch_response_url_host()
+    _patch_stepfunctions_backend()
+    _patch_cfn_response()

@@ -220,6 +220,7 @@ class LocalCloud:
         os.environ["MOTO_PORT"] = str(self.moto.port)
         _enable_step_functions_execution()
         moto_patches.apply()
+        moto_patches.apply_server_wiring()
         lambda_runner.install(self.url)
         self.moto.start()
         try:

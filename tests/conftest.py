@@ -10,16 +10,18 @@ from moto import mock_aws
 
 from expel_onboarding.aws import clients
 from expel_onboarding.models import Config
-from local_cloud.moto_patches import patch_bucket_policy_conditions, patch_listed_resources, patch_queue_policy_kept
-
-# Requests are evaluated as AWS would see them (HTTPS), so a TLS-only bucket policy works in moto.
-patch_bucket_policy_conditions()
-patch_queue_policy_kept()
-patch_listed_resources()
+from local_cloud import moto_patches
 
 REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"
 WORKBENCH_GUID = "4f9c2a1e-7b3d-4e5f-9a8b-1c2d3e4f5a6b"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _moto_behaves_like_aws() -> None:
+    """Every test's moto obeys the local cloud's rules (local_cloud/moto_patches.py), the same ones
+    ``local serve`` applies: what a test proves is what the local cloud enforces."""
+    moto_patches.apply()
 
 
 @pytest.fixture(autouse=True)

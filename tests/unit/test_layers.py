@@ -4,6 +4,7 @@ pure, and a guide step does not use preflight as a library."""
 from __future__ import annotations
 
 import ast
+import json
 from pathlib import Path
 
 import pytest
@@ -54,3 +55,49 @@ def test_no_step_uses_preflight_as_a_library() -> None:
              and any(i.startswith("expel_onboarding.steps.preflight") and "organizations" not in i
                      for i in _imports(path))]
     assert users == []
+
+
+# --- the local cloud -------------------------------------------------------------------------------------
+
+LOCAL_CLOUD = Path(__file__).resolve().parents[2] / "local_cloud"
+
+
+def _local_cloud_graph() -> dict[str, set[str]]:
+    names = {path.stem for path in LOCAL_CLOUD.glob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for path in LOCAL_CLOUD.glob("*.py"):
+        imports = _imports(path)
+        graph[path.stem] = {name for name in names
+                            if f"local_cloud.{name}" in imports and name != path.stem}
+    return graph
+
+
+def test_local_cloud_modules_import_each_other_without_cycles() -> None:
+    graph = _local_cloud_graph()
+    done: set[str] = set()
+
+    def visit(module: str, path: tuple[str, ...]) -> None:
+        assert module not in path, " -> ".join((*path, module))
+        if module in done:
+            return
+        for imported in graph[module]:
+            visit(imported, (*path, module))
+        done.add(module)
+
+    for module in sorted(graph):
+        visit(module, ())
+
+
+def test_every_tests_moto_keeps_a_queue_policy_as_sqs_does(aws: None) -> None:
+    """The local cloud's patches apply to in-process moto too (tests/conftest.py): here, that
+    SetQueueAttributes without ``Policy`` leaves the queue's policy alone (moto alone would wipe it)."""
+    import boto3
+
+    sqs = boto3.client("sqs", region_name="us-east-1")
+    policy = json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Sid": "Theirs", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::123456789012:root"},
+         "Action": "sqs:SendMessage", "Resource": "arn:aws:sqs:us-east-1:123456789012:kept"}]})
+    url = sqs.create_queue(QueueName="kept", Attributes={"Policy": policy})["QueueUrl"]
+    sqs.set_queue_attributes(QueueUrl=url, Attributes={"MessageRetentionPeriod": "604800"})
+    kept = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"].get("Policy")
+    assert kept is not None and json.loads(kept) == json.loads(policy)

@@ -285,31 +285,9 @@ def test_resolver_handles_sub_variables_novalue_and_escapes() -> None:
     }
 
 
-# ---------------------------------------------------------------- reported, not yet fixed in the template
-
-# (test, policy name prefix) -> the over-grant or defect, reported to the integrator with the change that
-# fixes it. Each marks that case strict-xfail: once template.yaml is fixed the case passes, the run fails,
-# and the entry must go.
-REPORTED: dict[tuple[str, str], str] = {}
-
-
-def _cases(test: str) -> list[Any]:
-    cases = []
-    for policy in RESOLVED:
-        reasons = [r for (t, prefix), r in REPORTED.items() if t == test and policy.name.startswith(prefix)]
-        marks = [pytest.mark.xfail(strict=True, reason=reasons[0])] if reasons else []
-        cases.append(pytest.param(policy, marks=marks, id=policy.name))
-    return cases
-
-
-def test_every_reported_entry_names_a_policy() -> None:
-    for _, prefix in REPORTED:
-        assert any(name.startswith(prefix) for name in IDS), prefix
-
-
 # ---------------------------------------------------------------- parliament
 
-@pytest.mark.parametrize("policy", _cases("parliament"))
+@pytest.mark.parametrize("policy", RESOLVED, ids=IDS)
 def test_template_policy_has_no_unaccepted_findings(policy: Resolved) -> None:
     assert audit(policy.document, policy.kind) == []
 
@@ -412,7 +390,7 @@ def test_no_action_is_a_whole_service() -> None:
     assert broad == []
 
 
-@pytest.mark.parametrize("policy", _cases("resource_star"))
+@pytest.mark.parametrize("policy", RESOLVED, ids=IDS)
 def test_resource_star_only_where_aws_or_the_design_leaves_no_choice(policy: Resolved) -> None:
     base = policy.name.split("[")[0]
     assert [action for action, s in _star_grants(policy) if _star_reason(base, action, s) is None] == []
@@ -439,7 +417,7 @@ def test_every_star_list_entry_is_still_needed() -> None:
     assert set(NO_RESOURCE_LEVEL) <= {action for _, action in grants}
 
 
-@pytest.mark.parametrize("policy", _cases("kms_ownership"))
+@pytest.mark.parametrize("policy", RESOLVED, ids=IDS)
 def test_kms_writes_on_keys_require_the_ownership_tag(policy: Resolved) -> None:
     unpinned = []
     for statement in _allows(policy):

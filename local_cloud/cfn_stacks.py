@@ -1,0 +1,83 @@
+"""The local cloud's view of a moto CloudFormation stack: find it, lock it, record events, fail it.
+
+Shared by ``moto_patches`` (resource creation) and ``custom_resources`` (provider requests and answers),
+so that neither imports the other's internals.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from typing import Any
+
+_stack_locks: dict[str, threading.RLock] = {}
+_locks_guard = threading.Lock()
+
+
+def stack_lock(stack_id: str) -> threading.RLock:
+    """One lock per stack: a custom resource answer waits until moto has finished creating resources."""
+    with _locks_guard:
+        return _stack_locks.setdefault(stack_id, threading.RLock())
+
+
+def find_stack(stack_id: str) -> Any:
+    from moto.cloudformation.models import cloudformation_backends
+
+    for account_id, regions in cloudformation_backends.items():
+        for region, backend in regions.items():
+            for stacks in (backend.stacks, backend.deleted_stacks):
+                if stack_id in stacks:
+                    return stacks[stack_id]
+            del account_id, region
+    return None
+
+
+def resource_event(
+    stack: Any,
+    logical_id: str,
+    resource_type: str,
+    status: str,
+    physical_id: str | None = None,
+    reason: str | None = None,
+    properties: Any = None,
+) -> None:
+    """Append a resource-level event to a stack, as CloudFormation reports each resource's progress."""
+    from moto.cloudformation.models import Event
+
+    stack.events.append(
+        Event(
+            stack_id=stack.stack_id,
+            stack_name=stack.name,
+            logical_resource_id=logical_id,
+            physical_resource_id=physical_id or "",
+            resource_type=resource_type,
+            resource_status=status,
+            resource_status_reason=reason,
+            resource_properties=json.dumps(properties) if properties is not None else None,
+        )
+    )
+
+
+def fail_stack(stack: Any, reason: str) -> None:
+    """The stack failed to create: CREATE_FAILED with the reason (rollback disabled, resources kept)."""
+    if stack.status.endswith("_FAILED") or stack.status.endswith("COMPLETE"):
+        return
+    failed = "UPDATE_FAILED" if stack.status.startswith("UPDATE") else "CREATE_FAILED"
+    stack.status = failed
+    stack._add_stack_event(failed, resource_status_reason=reason)
+
+
+class ResourceFailed(Exception):
+    """A resource of the stack could not be created; the message names it and says why."""
+
+
+def failure_reason(exc: BaseException, limit: int = 600) -> str:
+    """One line for a person: the exception's message without a quoted state machine definition."""
+    if isinstance(exc, ResourceFailed):
+        return str(exc)
+    message = str(getattr(exc, "message", None) or getattr(exc, "description", None) or exc)
+    message = re.sub(r" in definition '.*", "", " ".join(message.split()), flags=re.DOTALL)
+    if not message.startswith(type(exc).__name__):
+        message = f"{type(exc).__name__}: {message}"
+    return message if len(message) <= limit else message[: limit - 1] + "…"
