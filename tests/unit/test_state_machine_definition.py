@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import json
 import re
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import pytest
 from samtranslator.yaml_helper import yaml_parse
+
+from expel_onboarding.models import DeviceStatus, RoleStatus
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFINITION = json.loads((ROOT / "statemachine" / "onboarding.asl.json").read_text())
@@ -147,3 +150,22 @@ def test_emptying_a_large_log_bucket_continues_across_invocations() -> None:
     """Step Functions matches error names exactly: StillInProgress needs its own retrier on this state."""
     first = STATES["Step 1 Remove Trail"]["Retry"][0]
     assert first["ErrorEquals"] == ["StillInProgress"] and first["MaxAttempts"] >= 20
+
+
+def _choice_values(states: dict[str, Any], variable: str) -> set[str]:
+    found: set[str] = set()
+    for state in states.values():
+        rules = list(state.get("Choices", []))
+        while rules:
+            rule = rules.pop()
+            rules.extend(rule.get("Or", []) + rule.get("And", []) + ([rule["Not"]] if "Not" in rule else []))
+            if rule.get("Variable") == variable and "StringEquals" in rule:
+                found.add(rule["StringEquals"])
+    return found
+
+
+@pytest.mark.parametrize(("variable", "enum"), [
+    ("$.Role.Status", RoleStatus), ("$.Teardown.Role.Status", RoleStatus), ("$.Device.Status", DeviceStatus)])
+def test_choice_states_compare_statuses_the_steps_return(variable: str, enum: type[StrEnum]) -> None:
+    compared = _choice_values(STATES, variable)
+    assert compared and compared <= {member.value for member in enum}
