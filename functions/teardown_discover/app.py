@@ -12,4 +12,4 @@ logger = Logger()
 
 @logger.inject_lambda_context(correlation_id_path="ExecutionId")
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
-    return teardown_discover.discover(Config.from_state(event))
+    return teardown_discover.discover(Config.from_state(event)).to_dict()

@@ -96,7 +96,11 @@ class Model:
         return cls.from_dict(state[cls.KEY])
 
     def to_dict(self) -> dict[str, Any]:
-        return {_pascal(f.name): getattr(self, f.name) for f in fields(self)}
+        return {_pascal(f.name): _written(getattr(self, f.name)) for f in fields(self)}
+
+
+def _written(value: Any) -> Any:
+    return value.to_dict() if isinstance(value, Model) else value
 
 
 @dataclass(frozen=True)
@@ -286,6 +290,28 @@ class RoleRemoval(Model):
 
     def to_dict(self) -> dict[str, Any]:
         return {key: value for key, value in super().to_dict().items() if value is not None}
+
+
+@dataclass(frozen=True)
+class Found(Model):
+    """Teardown discovery's summary: which of the resources named in Config exist and are this stack's."""
+
+    trail: bool
+    bucket: bool
+    key: bool
+    topic: bool
+    queue: bool
+
+
+@dataclass(frozen=True)
+class Discovery(Model):
+    """Teardown discovery: the outputs the teardown steps need, in the shape the create path stores them
+    (empty fields for what is absent or not ours), and what was found."""
+
+    trail: TrailOutput
+    topic: TopicOutput
+    queue: QueueOutput
+    found: Found
 
 
 def replace(model: Model, **changes: Any) -> Any:

@@ -11,22 +11,20 @@ subscription between them. Each step's ``remove`` checks ownership again before 
 
 from __future__ import annotations
 
-from typing import Any
-
 from aws_lambda_powertools import Logger
 
 from expel_onboarding import naming
 from expel_onboarding.aws import cloudtrail, kms, s3, sns, sqs
-from expel_onboarding.models import Config, QueueOutput, TopicOutput, TrailOutput
+from expel_onboarding.models import Config, Discovery, Found, QueueOutput, TopicOutput, TrailOutput
 from expel_onboarding.naming import full_alias
 from expel_onboarding.ownership import is_ours
 
 logger = Logger(child=True)
 
 
-def discover(config: Config) -> dict[str, Any]:
-    """``{"Trail": ..., "Topic": ..., "Queue": ..., "Found": {...}}``: the outputs in the shape the
-    create path stores them, plus a summary of what exists and is ours, for the execution history."""
+def discover(config: Config) -> Discovery:
+    """The outputs in the shape the create path stores them, plus a summary of what exists and is ours,
+    for the execution history."""
     key_arn = _our_key(config)
     bucket_ours = _bucket_ours(config)
     trail_ours = _trail_ours(config)
@@ -42,15 +40,11 @@ def discover(config: Config) -> dict[str, Any]:
         kms_alias=alias if key_arn else "",
     )
     queue_arn = naming.queue_arn(config.partition, config.region, config.account_id, config.queue_name)
-    found = {"Trail": trail_ours, "Bucket": bucket_ours, "Key": bool(key_arn), "Topic": bool(topic_arn),
-             "Queue": bool(queue_url)}
-    logger.info("Teardown: found", extra={"found": found})
-    return {
-        TrailOutput.KEY: trail.to_dict(),
-        TopicOutput.KEY: TopicOutput(topic_arn=topic_arn).to_dict(),
-        QueueOutput.KEY: QueueOutput(queue_arn=queue_arn if queue_url else "", queue_url=queue_url).to_dict(),
-        "Found": found,
-    }
+    found = Found(trail=trail_ours, bucket=bucket_ours, key=bool(key_arn), topic=bool(topic_arn),
+                  queue=bool(queue_url))
+    logger.info("Teardown: found", extra={"found": found.to_dict()})
+    return Discovery(trail=trail, topic=TopicOutput(topic_arn=topic_arn),
+                     queue=QueueOutput(queue_arn=queue_arn if queue_url else "", queue_url=queue_url), found=found)
 
 
 def _our_key(config: Config) -> str:
