@@ -44,6 +44,7 @@ arrival of custom resource answers concern only a running server (``apply_server
     Condition is false (and one moto does not emulate) as a record without type or logical id; the first
     two break any reader (``status``), the last answers HTTP 500. CloudFormation lists only what it
     created: so does the local cloud.
+15. CloudTrail's logging settings (event selectors): see ``logging_patches``.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ import logging
 import re
 from typing import Any
 
-from local_cloud import cfn_stacks, custom_resources, stepfunctions_redrive
+from local_cloud import cfn_stacks, custom_resources, logging_patches, stepfunctions_redrive
 
 log = logging.getLogger(__name__)
 _applied = False
@@ -451,6 +452,7 @@ def apply() -> None:
     _patch_resource_events()
     custom_resources.install()
     stepfunctions_redrive.install()
+    logging_patches.apply()
     _applied = True
 
 

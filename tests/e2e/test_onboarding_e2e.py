@@ -81,7 +81,7 @@ def test_outputs_are_the_ten_values_the_guide_asks_to_copy(onboarded: dict[str, 
     assert onboarded["WorkbenchDeviceStatus"] in ("healthy", "not yet healthy")
 
 
-def test_trail_is_multi_region_validated_and_kms_encrypted(local_cloud: ServedCloud,
+def test_trail_is_multi_region_validated_kms_encrypted_and_logs_all_management_events(local_cloud: ServedCloud,
                                                            onboarded: dict[str, str]) -> None:
     cloudtrail = client(local_cloud, "cloudtrail")
     trail = cloudtrail.get_trail(Name="e2e-main-trail")["Trail"]
@@ -90,6 +90,9 @@ def test_trail_is_multi_region_validated_and_kms_encrypted(local_cloud: ServedCl
     assert trail["KmsKeyId"] == onboarded["KmsKeyArn"]
     assert trail["S3BucketName"] == onboarded["S3BucketName"]
     assert cloudtrail.get_trail_status(Name="e2e-main-trail")["IsLogging"] is True
+    assert cloudtrail.get_event_selectors(TrailName="e2e-main-trail")["EventSelectors"] == [
+        {"ReadWriteType": "All", "IncludeManagementEvents": True, "DataResources": [],
+         "ExcludeManagementEventSources": []}]
     kms = client(local_cloud, "kms")
     assert kms.get_key_rotation_status(KeyId=onboarded["KmsKeyArn"])["KeyRotationEnabled"] is True
 

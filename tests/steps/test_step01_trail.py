@@ -152,6 +152,58 @@ def test_drifted_trail_settings_rotation_and_logging_are_restored(aws: None, con
     assert kms.get_key_rotation_status(KeyId=out.kms_key_arn)["KeyRotationEnabled"] is True
 
 
+MANAGEMENT_EVENTS = {"ReadWriteType": "All", "IncludeManagementEvents": True, "DataResources": [],
+                     "ExcludeManagementEventSources": []}
+PAYROLL_OBJECTS = {"Type": "AWS::S3::Object", "Values": ["arn:aws:s3:::payroll/"]}
+
+
+def test_first_run_sets_read_and_write_management_events_without_exclusions(aws: None, config: Config) -> None:
+    with count_mutating_calls() as calls:
+        step01_trail.apply(config)
+    assert "cloudtrail.PutEventSelectors" in calls  # set explicitly, not left to the API's default
+    selectors = boto3.client("cloudtrail", region_name=REGION).get_event_selectors(TrailName=config.trail_name)
+    assert selectors["EventSelectors"] == [MANAGEMENT_EVENTS]
+    assert selectors.get("AdvancedEventSelectors", []) == []
+
+
+def test_rerun_restores_management_events_and_keeps_a_data_event_selector(aws: None, config: Config) -> None:
+    out = step01_trail.apply(config)
+    cloudtrail = boto3.client("cloudtrail", region_name=REGION)
+    cloudtrail.put_event_selectors(TrailName=config.trail_name, EventSelectors=[
+        {"ReadWriteType": "WriteOnly", "IncludeManagementEvents": True, "DataResources": [PAYROLL_OBJECTS],
+         "ExcludeManagementEventSources": ["kms.amazonaws.com"]}])
+
+    with count_mutating_calls() as calls:
+        assert step01_trail.apply(config) == out
+    assert calls == ["cloudtrail.PutEventSelectors"]
+    assert cloudtrail.get_event_selectors(TrailName=config.trail_name)["EventSelectors"] == [
+        MANAGEMENT_EVENTS,
+        {"ReadWriteType": "WriteOnly", "IncludeManagementEvents": False, "DataResources": [PAYROLL_OBJECTS],
+         "ExcludeManagementEventSources": []}]
+    with count_mutating_calls() as calls:
+        step01_trail.apply(config)
+    assert calls == []
+
+
+def test_rerun_keeps_advanced_selectors_a_person_chose_and_adds_management_events_in_that_form(
+        aws: None, config: Config) -> None:
+    step01_trail.apply(config)
+    cloudtrail = boto3.client("cloudtrail", region_name=REGION)
+    data = {"Name": "payroll objects", "FieldSelectors": [
+        {"Field": "eventCategory", "Equals": ["Data"]}, {"Field": "resources.type", "Equals": ["AWS::S3::Object"]}]}
+    writes_only = {"Name": "writes", "FieldSelectors": [{"Field": "eventCategory", "Equals": ["Management"]},
+                                                        {"Field": "readOnly", "Equals": ["false"]}]}
+    cloudtrail.put_event_selectors(TrailName=config.trail_name, AdvancedEventSelectors=[writes_only, data])
+
+    with count_mutating_calls() as calls:
+        step01_trail.apply(config)
+    assert calls == ["cloudtrail.PutEventSelectors"]
+    assert cloudtrail.get_event_selectors(TrailName=config.trail_name)["AdvancedEventSelectors"] == [
+        {"Name": "Management events selector", "FieldSelectors": [{"Field": "eventCategory",
+                                                                   "Equals": ["Management"]}]},
+        data]
+
+
 def test_key_policy_keeps_statements_appended_later(aws: None, config: Config) -> None:
     """Step 4 appends to the key policy; re-running step 1 must neither remove nor rewrite them."""
     out = step01_trail.apply(config)

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
-from typing import Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 from expel_onboarding.aws import clients
 from expel_onboarding.aws.errors import REFUSED, Rule, aws_errors, suppress_codes
 from expel_onboarding.errors import OnboardingError, ResourceConflict, TransientError
+from expel_onboarding.policies.event_selectors import EventSelectors
+
+if TYPE_CHECKING:
+    from mypy_boto3_cloudtrail.type_defs import AdvancedEventSelectorUnionTypeDef, EventSelectorUnionTypeDef
 
 # Right after the bucket/key policies are written CloudTrail may not see them yet; retry, and if it
 # lasts the message says what to check.
@@ -39,6 +43,9 @@ _TERMINAL = {
         "role the Organizations permissions an organization trail needs, or set OrganizationMode to false",
     "MaximumNumberOfTrailsExceededException":
         "this region already holds the maximum number of trails (5). Fix: delete a trail you no longer use",
+    "InvalidEventSelectorsException":
+        "CloudTrail refused the event selectors (more than five, or a data resource it does not accept). Fix: "
+        "check the trail's data-event selectors in the CloudTrail console, then retry",
 }
 
 
@@ -99,6 +106,25 @@ def is_logging(name: str, region: str) -> bool:
 def start_logging(name: str, region: str) -> None:
     with _trail_errors(name):
         clients.cloudtrail(region).start_logging(Name=name)
+
+
+def event_selectors(name: str, region: str) -> EventSelectors:
+    with _trail_errors(name):
+        response = clients.cloudtrail(region).get_event_selectors(TrailName=name)
+    return EventSelectors(basic=[dict(s) for s in response.get("EventSelectors", [])],
+                          advanced=[dict(s) for s in response.get("AdvancedEventSelectors", [])])
+
+
+def put_event_selectors(name: str, selectors: EventSelectors, region: str) -> None:
+    """Basic or advanced: a trail holds one form, and putting one replaces the other."""
+    with _trail_errors(name):
+        if selectors.advanced:
+            clients.cloudtrail(region).put_event_selectors(
+                TrailName=name,
+                AdvancedEventSelectors=cast("list[AdvancedEventSelectorUnionTypeDef]", selectors.advanced))
+        else:
+            clients.cloudtrail(region).put_event_selectors(
+                TrailName=name, EventSelectors=cast("list[EventSelectorUnionTypeDef]", selectors.basic))
 
 
 def delete_trail(name: str, region: str) -> bool:

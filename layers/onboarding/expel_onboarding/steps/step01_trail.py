@@ -19,7 +19,7 @@ from expel_onboarding.errors import TransientError
 from expel_onboarding.models import Config, Removal, TrailOutput, TrailRemoval
 from expel_onboarding.naming import bucket_arn, full_alias, owner_tags, trail_arn
 from expel_onboarding.ownership import is_ours
-from expel_onboarding.policies import add_missing_statements
+from expel_onboarding.policies import add_missing_statements, event_selectors
 from expel_onboarding.policies.bucket_policy import cloudtrail_bucket_statements, merge_bucket_policy
 from expel_onboarding.policies.key_policy import cloudtrail_key_policy
 from expel_onboarding.steps import existing
@@ -141,20 +141,34 @@ def _current_settings(trail: dict[str, Any]) -> dict[str, object]:
 
 
 def ensure_trail(config: Config, key_arn: str, trail: dict[str, Any] | None) -> str:
-    """Multi-region, validated, KMS-encrypted trail into our bucket, logging. Returns its ARN."""
+    """Multi-region, validated, KMS-encrypted trail into our bucket, logging every management event.
+    Returns its ARN."""
     wanted = trail_settings(config, key_arn)
     if trail is None:
         arn = str(cloudtrail.create_trail(wanted, owner_tags(config.stack_name), config.region)["TrailARN"])
         logger.info("Created trail", extra={"trail_arn": arn})
+        # Set, not left to the API's default: what the trail logs is part of what we vouch for.
+        cloudtrail.put_event_selectors(config.trail_name, event_selectors.EventSelectors(
+            basic=[event_selectors.MANAGEMENT_EVENTS], advanced=[]), config.region)
     else:
         arn = str(trail["TrailARN"])
         if _current_settings(trail) != wanted:
             cloudtrail.update_trail(wanted, config.region)
             logger.info("Updated trail settings", extra={"trail_arn": arn})
+        _ensure_event_selectors(config, arn)
     if not cloudtrail.is_logging(config.trail_name, config.region):
         cloudtrail.start_logging(config.trail_name, config.region)
         logger.info("Started logging", extra={"trail_arn": arn})
     return arn
+
+
+def _ensure_event_selectors(config: Config, arn: str) -> None:
+    """Put back read and write management events without exclusions, keeping any data-event selector."""
+    wanted = event_selectors.converge(cloudtrail.event_selectors(config.trail_name, config.region))
+    if wanted is not None:
+        cloudtrail.put_event_selectors(config.trail_name, wanted, config.region)
+        logger.info("Restored the trail's management event selector (read and write, no exclusions)",
+                    extra={"trail_arn": arn})
 
 
 def remove(config: Config, trail: TrailOutput, deadline: float | None = None) -> TrailRemoval:
