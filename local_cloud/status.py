@@ -18,14 +18,14 @@ from typing import Any
 from urllib.parse import quote
 
 try:
-    from expel_onboarding.custom_resource import console_url, failed_step
+    from expel_onboarding.execution_history import console_url, failed_step, owning_states
 except ModuleNotFoundError:  # pragma: no cover - depends on how the CLI was started
-    # The failure reason must read exactly as the stack event says it, so we reuse the layer's own (pure)
-    # code rather than copy it. pytest puts layers/onboarding on sys.path; the installed CLI
+    # The failed step must be the one the stack event names, so we reuse the layer's own (pure) attribution
+    # rather than copy it. pytest puts layers/onboarding on sys.path; the installed CLI
     # (`pip install -e .`) packages only local_cloud, so we add the layer's directory of this same checkout,
     # at the end of sys.path so it never shadows anything installed.
     sys.path.append(str(Path(__file__).resolve().parent.parent / "layers" / "onboarding"))
-    from expel_onboarding.custom_resource import console_url, failed_step
+    from expel_onboarding.execution_history import console_url, failed_step, owning_states
 
 # States a person follows; Pass, Choice, Wait, Succeed, Fail and Parallel are the machine's plumbing.
 STEP_KINDS = ("Task", "Map")
@@ -152,38 +152,29 @@ class Step:
 def steps(events: list[dict[str, Any]]) -> list[Step]:
     """The Task (and Map) states of an execution history, in the order they were first entered.
 
-    Events are attributed to their state by ``previousEventId`` (parallel branches interleave); a state
-    entered again (a polling loop) stays one step that "ran N times".
+    Each event counts for the state ``execution_history.owning_states`` attributes it to (parallel branches
+    interleave; the custom resource's failure reason uses the same attribution); a state entered again
+    (a polling loop) stays one step that "ran N times".
     """
     by_name: dict[str, Step] = {}
-    owner: dict[int, str | None] = {}
+    owner = owning_states(events)
     for event in sorted(events, key=lambda e: e["id"]):
         kind, when = event["type"], event["timestamp"]
         if kind.endswith("StateEntered"):
-            name = event["stateEnteredEventDetails"]["name"]
             if kind[: -len("StateEntered")] in STEP_KINDS:
+                name = event["stateEnteredEventDetails"]["name"]
                 step = by_name.setdefault(name, Step(name=name, started=when))
                 step.entries += 1
                 step.open, step.last_failed = True, False
-                owner[event["id"]] = name
-            else:
-                owner[event["id"]] = None
             continue
-        if kind.endswith("StateExited"):
-            step = by_name.get(event["stateExitedEventDetails"]["name"])
-            if step is not None and step.open:
-                step.open, step.ended = False, when
-            owner[event["id"]] = None
-            continue
-        name = owner.get(event.get("previousEventId") or -1)
-        if name is None:  # no chain to follow: the only step still open, if there is one
-            open_steps = [s.name for s in by_name.values() if s.open]
-            name = open_steps[-1] if len(open_steps) == 1 else None
-        owner[event["id"]] = name
+        name = owner.get(event["id"])
         step = by_name.get(name) if name else None
         if step is None:
             continue
-        if kind in ATTEMPT_EVENTS:
+        if kind.endswith("StateExited"):
+            if step.open:
+                step.open, step.ended = False, when
+        elif kind in ATTEMPT_EVENTS:
             step.attempts += 1
         elif kind in FAILURE_EVENTS:
             step.failures += 1

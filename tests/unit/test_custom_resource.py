@@ -8,6 +8,7 @@ import pytest
 
 from expel_onboarding import cfn_response, custom_resource
 from expel_onboarding.errors import InvalidParameter
+from expel_onboarding.execution_history import Failure, failed_step
 from tests.conftest import WORKBENCH_GUID
 
 
@@ -69,10 +70,12 @@ def test_failed_step_names_the_state_and_the_handlers_message() -> None:
                                               "cause": json.dumps({"errorMessage": "TopicName: taken",
                                                                    "errorType": "OnboardingError"})}},
         {"id": 5, "previousEventId": 4, "type": "ExecutionFailed",
-         "executionFailedEventDetails": {"error": "OnboardingFailed", "cause": "see"}},
+         "executionFailedEventDetails": {"error": "OnboardingError",
+                                         "cause": json.dumps({"errorMessage": "TopicName: taken",
+                                                              "errorType": "OnboardingError"})}},
     ]
-    failure = custom_resource.failed_step(history)
-    assert failure == custom_resource.Failure("Step 3 Create SNS Topic", "OnboardingError", "TopicName: taken")
+    failure = failed_step(history)
+    assert failure == Failure("Step 3 Create SNS Topic", "OnboardingError", "TopicName: taken")
     reason = custom_resource.failure_reason(failure, "us-east-1", "arn:aws:states:us-east-1:1:execution:m:e")
     assert reason.startswith("Step 3 Create SNS Topic failed: OnboardingError: TopicName: taken")
     assert "console.aws.amazon.com/states" in reason

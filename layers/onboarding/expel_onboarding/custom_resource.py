@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from expel_onboarding.errors import InvalidParameter
+from expel_onboarding.execution_history import Failure, console_url
 from expel_onboarding.models import Config
 
 # Properties of the custom resource that steer the lifecycle rather than describe the onboarding.
@@ -135,66 +136,6 @@ def outputs(state: dict[str, Any]) -> dict[str, str]:
             value = value.get(key, {}) if isinstance(value, dict) else {}
         data[name] = value if isinstance(value, str) else ""
     return data
-
-
-def console_url(region: str, execution_arn: str) -> str:
-    return (f"https://{region}.console.aws.amazon.com/states/home?region={region}"
-            f"#/v2/executions/details/{execution_arn}")
-
-
-@dataclass(frozen=True)
-class Failure:
-    step: str
-    error: str
-    cause: str
-
-
-def failed_step(events: list[dict[str, Any]]) -> Failure:
-    """Which state failed and why, from an execution's history (newest failure wins).
-
-    Lambda errors carry the handler's exception as JSON in ``cause``; we surface its message.
-    """
-    entered: dict[int, str] = {}
-    failure = Failure(step="unknown step", error="", cause="")
-    for event in events:
-        details = event.get("stateEnteredEventDetails")
-        if details:
-            entered[event["id"]] = details["name"]
-        for key in ("lambdaFunctionFailedEventDetails", "taskFailedEventDetails",
-                    "executionFailedEventDetails", "lambdaFunctionTimedOutEventDetails",
-                    "taskTimedOutEventDetails", "executionTimedOutEventDetails",
-                    "executionAbortedEventDetails"):
-            if key in event:
-                step = _owning_state(event, entered) or failure.step
-                error = event[key].get("error", "") or failure.error
-                cause = _cause_message(event[key].get("cause", "")) or failure.cause
-                if key.startswith("execution") and failure.error:
-                    continue  # the execution-level event repeats the task's failure
-                failure = Failure(step=step, error=error, cause=cause)
-    return failure
-
-
-def _owning_state(event: dict[str, Any], entered: dict[int, str]) -> str:
-    previous = event.get("previousEventId")
-    seen: set[int] = set()
-    while previous and previous not in seen:
-        seen.add(previous)
-        if previous in entered:
-            return entered[previous]
-        previous = None
-    # Fall back to the latest state entered before this event.
-    earlier = [eid for eid in entered if eid < event.get("id", 0)]
-    return entered[max(earlier)] if earlier else ""
-
-
-def _cause_message(cause: str) -> str:
-    try:
-        parsed = json.loads(cause)
-    except (TypeError, ValueError):
-        return cause
-    if isinstance(parsed, dict):
-        return str(parsed.get("errorMessage") or parsed.get("Cause") or cause)
-    return cause
 
 
 def failure_reason(failure: Failure, region: str, execution_arn: str, retry_hint: str = "") -> str:

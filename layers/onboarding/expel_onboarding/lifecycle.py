@@ -20,6 +20,7 @@ from aws_lambda_powertools import Logger
 from expel_onboarding import cfn_response, custom_resource
 from expel_onboarding.aws import events, stepfunctions
 from expel_onboarding.custom_resource import Outcome
+from expel_onboarding.execution_history import console_url, failed_step
 
 logger = Logger(child=True)
 
@@ -62,7 +63,7 @@ def report_success(state: dict[str, Any]) -> dict[str, str]:
 
 def failure_reason(execution_arn: str, region: str) -> str:
     """The newest failure in the history: after a redrive that failed again, that one."""
-    failure = custom_resource.failed_step(stepfunctions.history(execution_arn))
+    failure = failed_step(stepfunctions.history(execution_arn))
     return custom_resource.failure_reason(failure, region, execution_arn)
 
 
@@ -90,7 +91,7 @@ def poll(execution_arn: str, state_machine_arn: str, settings: dict[str, int],
             # Stop it: CloudFormation rolls back next, and a rollback racing a live execution could leave
             # the account in the new state while the stack says the old one.
             stepfunctions.stop_execution(execution_arn, f"Past the {deadline} s deadline: CloudFormation was answered")
-            url = custom_resource.console_url(region, execution_arn)
+            url = console_url(region, execution_arn)
             return Outcome("FAILED", reason=f"Onboarding did not finish within {deadline} s | Execution: {url}")
         return Outcome("PENDING")
     retry = _retry_of(execution, state_machine_arn)
