@@ -145,6 +145,17 @@ def test_api_key_appears_in_no_log_output_or_execution_history(local_cloud: Serv
     assert leaks == []
 
 
+def test_where_to_answer_cloudformation_is_not_in_the_executions_input_or_history(
+        local_cloud: ServedCloud, onboarded: dict[str, str]) -> None:
+    """Whoever can read an execution could answer for the stack with its pre-signed ResponseURL."""
+    sfn = client(local_cloud, "stepfunctions")
+    execution = sfn.describe_execution(executionArn=onboarded["ExecutionArn"])
+    history = sfn.get_execution_history(executionArn=onboarded["ExecutionArn"], maxResults=1000)
+    assert json.loads(execution["input"])["CloudFormation"]["RequestType"] == "Create"
+    text = json.dumps([execution, history], default=str)
+    assert "ResponseURL" not in text and "cfnresponse" not in text  # the local cloud's ResponseURL path
+
+
 def test_failing_step_fails_the_stack_naming_the_step(local_cloud: ServedCloud, built_template: Path) -> None:
     # A queue of that name exists and is not ours: preflight must refuse before anything is created.
     client(local_cloud, "sqs").create_queue(QueueName="e2e-fail-queue")

@@ -1,15 +1,19 @@
-"""The custom resource's pure parts: execution naming, input, outputs, failure reasons."""
+"""The custom resource's pure parts: execution naming, input, settings, outputs, failure reasons, the answer."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
+from samtranslator.yaml_helper import yaml_parse
 
-from expel_onboarding import cfn_response, custom_resource
+from expel_onboarding import custom_resource
 from expel_onboarding.errors import InvalidParameter
 from expel_onboarding.execution_history import Failure, failed_step
 from tests.conftest import WORKBENCH_GUID
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def cfn_event(request_type: str = "Create", **properties: str) -> dict:
@@ -36,13 +40,29 @@ def test_execution_name_is_derived_from_the_request_id_so_redelivery_maps_to_one
     assert custom_resource.execution_name("Update", "x" * 200).__len__() == 80
 
 
-def test_execution_input_carries_config_settings_and_where_to_answer() -> None:
-    execution_input = custom_resource.execution_input(cfn_event())
+def test_execution_input_carries_config_settings_and_the_request_but_never_where_to_answer() -> None:
+    event = cfn_event()
+    execution_input = custom_resource.execution_input(event)
     assert execution_input["Config"]["BucketName"] == "b-123"
     assert execution_input["Config"]["OrganizationMode"] is False
     assert execution_input["Settings"] == {"RetryWindowSeconds": 0, "DeadlineSeconds": 900, "PollSeconds": 2}
-    assert execution_input["CloudFormation"]["PhysicalResourceId"].startswith("expel-cloudtrail-onboarding-")
-    assert "ServiceToken" not in json.dumps(execution_input["Config"])
+    assert execution_input["CloudFormation"] == {
+        "RequestType": "Create", "RequestId": "5a3c/2b1e-0001", "LogicalResourceId": "Onboarding",
+        "StackId": "arn:aws:cloudformation:us-east-1:123456789012:stack/expel/1"}
+    # Whoever reads an execution's input or history must not be able to answer for the stack.
+    assert event["ResponseURL"] not in json.dumps(execution_input)
+    assert "ServiceToken" not in json.dumps(execution_input)
+
+
+def test_default_settings_are_the_templates_parameter_defaults() -> None:
+    parameters = yaml_parse((ROOT / "template.yaml").read_text())["Parameters"]
+    assert custom_resource.DEFAULT_SETTINGS == {
+        "RetryWindowSeconds": parameters["RetryWindowSeconds"]["Default"],
+        "DeadlineSeconds": parameters["OnboardingDeadlineSeconds"]["Default"],
+        "PollSeconds": parameters["StatusPollSeconds"]["Default"]}
+    properties = {k: v for k, v in cfn_event()["ResourceProperties"].items()
+                  if k not in custom_resource.SETTINGS_KEYS}
+    assert custom_resource.settings(properties)["RetryWindowSeconds"] == 900
 
 
 def test_outputs_map_the_final_state_to_the_guide_values_and_blank_what_is_missing() -> None:
@@ -59,17 +79,18 @@ def test_outputs_map_the_final_state_to_the_guide_values_and_blank_what_is_missi
     assert set(outputs) == set(custom_resource.OUTPUT_PATHS)
 
 
-def test_failed_step_names_the_state_and_the_handlers_message() -> None:
+def test_failure_reason_names_the_state_the_handlers_message_and_the_execution() -> None:
     history = [
         {"id": 1, "type": "ExecutionStarted"},
         {"id": 2, "previousEventId": 1, "type": "TaskStateEntered",
          "stateEnteredEventDetails": {"name": "Step 3 Create SNS Topic"}},
         {"id": 3, "previousEventId": 2, "type": "LambdaFunctionScheduled"},
-        {"id": 4, "previousEventId": 3, "type": "LambdaFunctionFailed",
+        {"id": 4, "previousEventId": 3, "type": "LambdaFunctionStarted"},
+        {"id": 5, "previousEventId": 4, "type": "LambdaFunctionFailed",
          "lambdaFunctionFailedEventDetails": {"error": "OnboardingError",
                                               "cause": json.dumps({"errorMessage": "TopicName: taken",
                                                                    "errorType": "OnboardingError"})}},
-        {"id": 5, "previousEventId": 4, "type": "ExecutionFailed",
+        {"id": 6, "previousEventId": 5, "type": "ExecutionFailed",
          "executionFailedEventDetails": {"error": "OnboardingError",
                                          "cause": json.dumps({"errorMessage": "TopicName: taken",
                                                               "errorType": "OnboardingError"})}},
@@ -77,7 +98,7 @@ def test_failed_step_names_the_state_and_the_handlers_message() -> None:
     failure = failed_step(history)
     assert failure == Failure("Step 3 Create SNS Topic", "OnboardingError", "TopicName: taken")
     reason = custom_resource.failure_reason(failure, "us-east-1", "arn:aws:states:us-east-1:1:execution:m:e")
-    assert reason.startswith("Step 3 Create SNS Topic failed: OnboardingError: TopicName: taken")
+    assert reason.startswith("Step 3 Create SNS Topic failed: OnboardingError: TopicName: taken | Execution: https://")
     assert "console.aws.amazon.com/states" in reason
 
 
@@ -85,8 +106,8 @@ def test_failed_step_names_the_state_and_the_handlers_message() -> None:
 def test_response_body_stays_under_cloudformations_4kb(reason_length: int) -> None:
     request = {"StackId": "s", "RequestId": "r", "LogicalResourceId": "l"}
     data = {f"Key{i}": "v" * 200 for i in range(40)}
-    body = cfn_response.response_body(request, "FAILED", "p", "x" * reason_length, data)
-    assert len(json.dumps(body).encode()) <= cfn_response.MAX_BODY_BYTES
+    body = custom_resource.response_body(request, "FAILED", "p", "x" * reason_length, data)
+    assert len(json.dumps(body).encode()) <= custom_resource.MAX_BODY_BYTES
     assert body["Reason"]
     assert set(body["Data"]) == set(data), "every Output's GetAtt must still find its key"
 

@@ -16,7 +16,7 @@ MODULES = {
 }
 PURE = ("expel_onboarding.models", "expel_onboarding.naming", "expel_onboarding.ownership",
         "expel_onboarding.errors", "expel_onboarding.validation", "expel_onboarding.workbench_payload",
-        "expel_onboarding.custom_resource", "expel_onboarding.policies")
+        "expel_onboarding.execution_history", "expel_onboarding.policies")
 
 
 def _imports(path: Path) -> set[str]:
@@ -45,6 +45,16 @@ def test_only_the_aws_wrappers_reach_boto3(module: str) -> None:
 def test_pure_modules_take_no_aws_and_no_environment(module: str) -> None:
     imports = _imports(MODULES[module])
     assert {name for name in imports if name.startswith("expel_onboarding.aws")} == set()
+    assert "os" not in imports and "os.environ" not in imports
+
+
+def test_the_custom_resource_reaches_aws_only_through_the_step_functions_wrapper() -> None:
+    """The one module that owns the custom resource: pure decisions (ids, settings, the poll's verdict, the
+    answer's body) beside the crhelper resource that acts on them, which reads executions through
+    ``aws.stepfunctions`` and takes its state machine from the handler, not the environment."""
+    imports = _imports(MODULES["expel_onboarding.custom_resource"])
+    assert {name for name in imports if name.startswith("expel_onboarding.aws")} == {
+        "expel_onboarding.aws", "expel_onboarding.aws.stepfunctions"}  # from expel_onboarding.aws import stepfunctions
     assert "os" not in imports and "os.environ" not in imports
 
 

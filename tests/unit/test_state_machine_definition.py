@@ -21,7 +21,7 @@ STATES: dict[str, dict[str, Any]] = DEFINITION["States"]
 TEARDOWN_ORDER = [
     "TeardownDiscoverFunctionArn", "Step10WorkbenchDeviceFunctionArn", "Step08ExpelRoleFunctionArn",
     "Step07BucketNotificationFunctionArn", "Step06SnsSubscriptionFunctionArn", "Step05SqsQueueFunctionArn",
-    "Step03SnsTopicFunctionArn", "Step04KeyPolicyFunctionArn", "Step01TrailFunctionArn", "ReportSuccessFunctionArn",
+    "Step03SnsTopicFunctionArn", "Step04KeyPolicyFunctionArn", "Step01TrailFunctionArn",
 ]
 
 
@@ -76,8 +76,9 @@ def test_start_routes_delete_to_the_teardown_and_everything_else_to_preflight() 
     assert choice["Default"] == "Preflight Checks"
 
 
-def test_teardown_runs_the_guide_steps_in_reverse_order_and_answers_cloudformation() -> None:
+def test_teardown_runs_the_guide_steps_in_reverse_order_and_ends_the_execution() -> None:
     assert _teardown_path() == TEARDOWN_ORDER
+    assert STATES["Step 1 Remove Trail"].get("End") is True
 
 
 def test_teardown_tasks_get_action_delete_and_keep_their_results_apart_from_the_discovered_outputs() -> None:
@@ -126,6 +127,15 @@ def test_no_state_of_the_machine_is_a_fail_state() -> None:
         return found
 
     assert "Fail" not in kinds(STATES)
+
+
+def test_the_state_machine_only_works_it_never_answers_cloudformation() -> None:
+    """The custom resource's poll is the one answerer; the execution's input and history never hold where
+    to answer (the pre-signed ResponseURL)."""
+    text = json.dumps(DEFINITION)
+    assert "ResponseURL" not in text
+    assert [n for n, s in STATES.items() if s["Type"] in ("Succeed", "Fail")] == ["Onboarding Complete"]
+    assert {c["Next"] for c in STATES["Device Healthy?"]["Choices"]} == {"Onboarding Complete"}
 
 
 def test_delivery_is_verified_on_create_only() -> None:

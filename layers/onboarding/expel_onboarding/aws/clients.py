@@ -20,7 +20,6 @@ if TYPE_CHECKING:
     from botocore.client import BaseClient
     from mypy_boto3_cloudformation import CloudFormationClient
     from mypy_boto3_cloudtrail import CloudTrailClient
-    from mypy_boto3_events import EventBridgeClient
     from mypy_boto3_kms import KMSClient
     from mypy_boto3_organizations import OrganizationsClient
     from mypy_boto3_s3 import S3Client
@@ -53,10 +52,6 @@ def cloudformation(region: str | None = None) -> CloudFormationClient:
 
 def cloudtrail(region: str | None = None) -> CloudTrailClient:
     return cast("CloudTrailClient", client("cloudtrail", region))
-
-
-def events(region: str | None = None) -> EventBridgeClient:
-    return cast("EventBridgeClient", client("events", region))
 
 
 def kms(region: str | None = None) -> KMSClient:
