@@ -163,9 +163,10 @@ def _add_ports(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--schedule-interval",
         type=float,
-        default=5.0,
+        default=1.0,
         help="seconds between firings of enabled EventBridge scheduled rules' Lambda targets; local time "
-        "is compressed, so a rate(1 minute) rule fires this often (default 5)",
+        "is compressed, so a rate(1 minute) rule fires this often: the custom resource's poll, which answers "
+        "CloudFormation (default 1)",
     )
     parser.add_argument(
         "--iam",
