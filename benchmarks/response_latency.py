@@ -1,5 +1,12 @@
 """How long CloudFormation waits after the onboarding ends, on the local cloud (not part of the test suite).
 
+The custom resource's poll is the one answerer: crhelper's EventBridge rule invokes the trigger every minute
+on AWS (``rate(1 minute)``, EventBridge's smallest rate), and the poll answers on its first run after the
+execution ended. So on AWS an answer comes 0-60 s (about 30 s on average) after the end, plus the poll's own
+run. The local cloud fires scheduled rules every ``--schedule-interval`` seconds instead of every minute
+(compressed time), so here the same answer comes within about one interval: this benchmark shows that
+relation, and prints the AWS figure it stands for.
+
 Starts ``cloudtrail-onboarding local serve`` as a child process on free 127.0.0.1 ports, deploys the real
 (built) template ``--runs`` times with ``local deploy`` (each stack with its own resource names,
 StatusPollSeconds=1, RetryWindowSeconds=0), then once more with a forced failure (a foreign SQS queue of
@@ -9,12 +16,11 @@ that stack's QueueName exists, so preflight refuses). For each run it reads
 * CloudFormation's answer: the ``Onboarding`` custom resource's CREATE_COMPLETE / CREATE_FAILED event
   timestamp in ``describe_stack_events``,
 
-and prints answer - end per run and the median, against the target of at most 5 s. A success is answered
-from inside the execution (Report Success), so a figure may be slightly negative: the answer arrived before
-the execution recorded its end; a failure by the poll (local time is compressed: the local cloud fires
-scheduled rules every second here, AWS every minute). The local cloud is always stopped at the end.
+and prints answer - end per run, the median and the maximum. Figures only, no verdict: the answer's
+latency is a property of the design (docs/lifecycle.md), not a target to pass. The local cloud is always
+stopped at the end.
 
-    .venv/bin/python benchmarks/response_latency.py --runs 3
+    .venv/bin/python benchmarks/response_latency.py --runs 3 [--schedule-interval 1]
 """
 
 from __future__ import annotations
@@ -47,7 +53,7 @@ from tests.local_cloud.harness import (  # noqa: E402
 )
 
 REGION = "us-east-1"
-TARGET_SECONDS = 5.0
+AWS_POLL_SECONDS = 60  # crhelper's rule: rate(1 minute)
 ANSWERS = ("CREATE_COMPLETE", "CREATE_FAILED")
 log = logging.getLogger("benchmark")
 
@@ -119,7 +125,7 @@ def measure(cloud: ServedCloud, template: Path, run: Run) -> None:
     run.latency = answered - ended
 
 
-def report(runs: list[Run]) -> int:
+def report(runs: list[Run], interval: float) -> int:
     log.info("")
     log.info("%-28s %-8s %-10s %-16s %12s %10s", "stack", "path", "execution", "custom resource",
              "answer-end s", "deploy s")
@@ -129,17 +135,18 @@ def report(runs: list[Run]) -> int:
                  run.execution_status or "-", run.status or "-", figure, run.deploy_seconds,
                  f"  ! {run.problem}" if run.problem else "")
     measured = [r for r in runs if r.latency is not None]
-    verdicts = []
     for label, group in (("success path", [r for r in measured if not r.expect_failure]),
                          ("failed path", [r for r in measured if r.expect_failure]), ("all runs", measured)):
-        if group:
-            median = statistics.median(r.latency for r in group if r.latency is not None)
-            worst = max(r.latency for r in group if r.latency is not None)
-            verdicts.append(median <= TARGET_SECONDS)
-            log.info("%-13s median %.3f s, max %.3f s over %d run(s): %s the target of <= %.0f s", label, median,
-                     worst, len(group), "within" if median <= TARGET_SECONDS else "OVER", TARGET_SECONDS)
+        figures = [r.latency for r in group if r.latency is not None]
+        if figures:
+            log.info("%-13s median %.3f s, max %.3f s over %d run(s)", label, statistics.median(figures),
+                     max(figures), len(figures))
+    log.info("local cloud: scheduled rules fire every %.1f s, so the poll answers within about that after the end",
+             interval)
+    log.info("AWS: the poll runs every %d s, so CloudFormation gets its answer 0-%d s (about %d s on average) after "
+             "the execution ends, plus the poll's own run", AWS_POLL_SECONDS, AWS_POLL_SECONDS, AWS_POLL_SECONDS // 2)
     failures = [r for r in runs if r.problem or r.latency is None]
-    return 0 if measured and all(verdicts) and not failures else 1
+    return 0 if measured and not failures else 1
 
 
 def _terminate(signum: int, frame: FrameType | None) -> None:
@@ -150,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=5, help="successful deploys to measure (default 5)")
     parser.add_argument("--no-failure", action="store_true", help="skip the forced-failure run")
+    parser.add_argument("--schedule-interval", type=float, default=1.0,
+                        help="seconds between the local cloud's firings of scheduled rules (the poll); default 1")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     signal.signal(signal.SIGTERM, _terminate)
@@ -160,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="response-latency-") as scratch:
         template = built_template(Path(scratch))
         log.info("starting the local cloud ...")
-        with serve_child() as cloud:
+        with serve_child(schedule_interval=args.schedule_interval) as cloud:
             log.info("local cloud at %s; %d deploy(s) of %s", cloud.url, len(runs), template)
             for run in runs:
                 try:
@@ -169,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
                     run.problem = str(exc)
                 log.info("  %s: %s", run.stack, f"{run.latency:.3f} s" if run.latency is not None else run.problem)
         log.info("local cloud stopped")
-    return report(runs)
+    return report(runs, args.schedule_interval)
 
 
 if __name__ == "__main__":
