@@ -224,7 +224,7 @@ def test_redrive_inside_the_window_completes_the_stack_with_every_output(local_c
     assert stack(local_cloud, "e2e-redrive")["StackStatus"] == "CREATE_COMPLETE"
     done = outputs(local_cloud, "e2e-redrive")
     assert all(done[name] for name in GUIDE_OUTPUTS) and done["WorkbenchDeviceId"]
-    assert done["ExecutionArn"] == failed  # a redrive keeps the execution, and its Report Success answered
+    assert done["ExecutionArn"] == failed  # a redrive keeps the execution, and the poll read its success
     redriven = sfn.describe_execution(executionArn=failed)
     assert redriven["status"] == "SUCCEEDED" and redriven["redriveCount"] == 1
     events = sfn.get_execution_history(executionArn=failed, maxResults=1000)["events"]
