@@ -24,8 +24,9 @@ def stack_lock(stack_id: str) -> threading.RLock:
 def find_stack(stack_id: str) -> Any:
     from moto.cloudformation.models import cloudformation_backends
 
-    for account_id, regions in cloudformation_backends.items():
-        for region, backend in regions.items():
+    # Snapshots: the StackSets worker adds member accounts' backends while a request thread looks.
+    for account_id, regions in list(cloudformation_backends.items()):
+        for region, backend in list(regions.items()):
             for stacks in (backend.stacks, backend.deleted_stacks):
                 if stack_id in stacks:
                     return stacks[stack_id]

@@ -24,7 +24,7 @@ from pathlib import Path
 from types import FrameType
 
 from local_cloud import deploy as deploying
-from local_cloud import launch_url, status
+from local_cloud import launch_url, stacksets, status
 from local_cloud.progress import Progress
 from local_cloud.server import LocalCloud, PortInUse
 
@@ -182,6 +182,13 @@ def _add_ports(parser: argparse.ArgumentParser) -> None:
         help="with --iam: write each authorized call of a role (action, resource, the statement that allowed it) "
         "to FILE, one JSON object a line",
     )
+    parser.add_argument(
+        "--stackset-seconds",
+        type=float,
+        default=stacksets.TIMING.batch_seconds,
+        help="seconds a StackSet operation spends on each group of accounts it deploys at once (half that before "
+        f"the first); AWS takes tens of seconds (default {stacksets.TIMING.batch_seconds:g})",
+    )
 
 
 def _add_common_deploy(parser: argparse.ArgumentParser) -> None:
@@ -205,7 +212,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     _configure_logging(args.verbose)
     try:
         cloud = LocalCloud(args.port, args.workbench_port, args.schedule_interval, iam=args.iam,
-                           iam_report=args.iam_report).start()
+                           iam_report=args.iam_report, stackset_seconds=args.stackset_seconds).start()
     except (PortInUse, FileNotFoundError) as exc:
         complain(str(exc))
         return 1
@@ -367,7 +374,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _interrupt)  # stop cleanly (finally below) on SIGTERM as on Ctrl-C
     try:
         cloud = LocalCloud(args.port, args.workbench_port, args.schedule_interval, DEMO_WORKBENCH_GUID, iam=args.iam,
-                           iam_report=args.iam_report).start()
+                           iam_report=args.iam_report, stackset_seconds=args.stackset_seconds).start()
     except (PortInUse, FileNotFoundError) as exc:
         complain(str(exc))
         return 1

@@ -45,6 +45,12 @@ arrival of custom resource answers concern only a running server (``apply_server
     two break any reader (``status``), the last answers HTTP 500. CloudFormation lists only what it
     created: so does the local cloud.
 15. CloudTrail's logging settings (event selectors): see ``logging_patches``.
+16. A stack update of an ``AWS::IAM::Role`` changed only its description (and its maximum session from the
+    wrong property) and dropped the role from the stack: a new trust policy (the Workbench GUID as external
+    id), inline policies or permissions boundary never reached IAM, and a later stack delete left the role
+    behind. Here the role is updated as CloudFormation does (a new RoleName replaces it).
+17. Service-managed StackSets (``stacksets.py``): operations in the background, one at a time, nested OUs,
+    never the management account, automatic deployment, failure tolerance, paging.
 """
 
 from __future__ import annotations
@@ -54,7 +60,7 @@ import logging
 import re
 from typing import Any
 
-from local_cloud import cfn_stacks, custom_resources, logging_patches, stepfunctions_redrive
+from local_cloud import cfn_stacks, custom_resources, logging_patches, stacksets, stepfunctions_redrive
 
 log = logging.getLogger(__name__)
 _applied = False
@@ -432,6 +438,50 @@ def _patch_listed_resources() -> None:
     Stack.stack_resources = property(stack_resources)  # type: ignore[assignment,method-assign]
 
 
+def _patch_role_updates() -> None:
+    from moto.iam.models import Role, iam_backends
+    from moto.utilities.utils import get_partition
+
+    original_create = Role.create_from_cloudformation_json.__func__  # type: ignore[attr-defined]
+    if getattr(original_create, "_remembers_policies", False):
+        return
+
+    def create(cls: Any, resource_name: str, cloudformation_json: dict, account_id: str, region_name: str,
+               **kwargs: Any) -> Any:
+        role = original_create(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs)
+        # The role's own Policies, told apart from those an AWS::IAM::Policy resource puts on it.
+        role.cfn_policy_names = [p["PolicyName"] for p in cloudformation_json["Properties"].get("Policies", [])]
+        return role
+
+    def update(cls: Any, original_resource: Any, new_resource_name: str, cloudformation_json: dict,
+               account_id: str, region_name: str) -> Any:
+        properties = cloudformation_json["Properties"]
+        name = properties.get("RoleName", original_resource.name)
+        if name != original_resource.name:  # a new name is a new role: create it, then delete the old one
+            role = create(cls, new_resource_name, cloudformation_json, account_id, region_name)
+            cls.delete_from_cloudformation_json(original_resource.name, cloudformation_json, account_id, region_name)
+            return role
+        backend = iam_backends[account_id][get_partition(region_name)]
+        trust = properties["AssumeRolePolicyDocument"]
+        backend.update_assume_role_policy(name, trust if isinstance(trust, str) else json.dumps(trust))
+        role = backend.update_role(name, properties.get("Description", ""), properties.get("MaxSessionDuration", 3600))
+        if properties.get("PermissionsBoundary"):
+            backend.put_role_permissions_boundary(name, properties["PermissionsBoundary"])
+        else:
+            backend.delete_role_permissions_boundary(name)
+        wanted = {p["PolicyName"]: p["PolicyDocument"] for p in properties.get("Policies", [])}
+        for stale in set(getattr(original_resource, "cfn_policy_names", [])) - set(wanted):
+            backend.delete_role_policy(name, stale)
+        for policy_name, document in wanted.items():
+            role.put_policy(policy_name, document)
+        role.cfn_policy_names = list(wanted)
+        return role
+
+    create._remembers_policies = True  # type: ignore[attr-defined]
+    Role.create_from_cloudformation_json = classmethod(create)  # type: ignore[assignment]
+    Role.update_from_cloudformation_json = classmethod(update)  # type: ignore[assignment]
+
+
 def apply() -> None:
     """Make moto behave like AWS where the onboarding depends on it (idempotent).
 
@@ -450,9 +500,11 @@ def apply() -> None:
     _patch_listed_resources()
     _patch_custom_resource_type()
     _patch_resource_events()
+    _patch_role_updates()
     custom_resources.install()
     stepfunctions_redrive.install()
     logging_patches.apply()
+    stacksets.apply()
     _applied = True
 
 

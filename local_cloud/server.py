@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from local_cloud import lambda_runner, moto_patches
+from local_cloud import lambda_runner, moto_patches, stacksets
 
 HOST = "127.0.0.1"
 log = logging.getLogger(__name__)
@@ -174,7 +174,7 @@ class Scheduler:
 
 
 class LocalCloud:
-    """moto server + Lambda runner + scheduled rules + (when available) the Workbench emulator."""
+    """moto server + Lambda runner + scheduled rules + StackSets + (when available) the Workbench emulator."""
 
     def __init__(
         self,
@@ -184,11 +184,13 @@ class LocalCloud:
         workbench_organization_id: str | None = None,
         iam: bool = False,
         iam_report: Path | None = None,
+        stackset_seconds: float | None = None,
     ) -> None:
         self.workbench_organization_id = workbench_organization_id
         # IAM enforcement: every request authorized as IAM would (local_cloud.enforcement).
         self.iam = iam
         self.iam_report = iam_report
+        self.stackset_seconds = stackset_seconds
         self.requested_port = port
         self.requested_workbench_port = workbench_port
         self.scheduler = Scheduler(interval=schedule_interval)
@@ -221,6 +223,9 @@ class LocalCloud:
         _enable_step_functions_execution()
         moto_patches.apply()
         moto_patches.apply_server_wiring()
+        if self.stackset_seconds is not None:
+            # Compressed time: before an operation's first accounts, and for each group of them.
+            stacksets.configure(start_seconds=self.stackset_seconds / 2, batch_seconds=self.stackset_seconds)
         lambda_runner.install(self.url)
         self.moto.start()
         try:

@@ -10,7 +10,7 @@ from moto import mock_aws
 
 from expel_onboarding.aws import clients
 from expel_onboarding.models import Config
-from local_cloud import moto_patches
+from local_cloud import moto_patches, stacksets
 
 REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"
@@ -22,6 +22,8 @@ def _moto_behaves_like_aws() -> None:
     """Every test's moto obeys the local cloud's rules (local_cloud/moto_patches.py), the same ones
     ``local serve`` applies: what a test proves is what the local cloud enforces."""
     moto_patches.apply()
+    # The local cloud's StackSets, with operations that take milliseconds instead of seconds.
+    stacksets.configure(start_seconds=0.01, batch_seconds=0.01)
 
 
 @pytest.fixture(autouse=True)

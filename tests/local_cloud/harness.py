@@ -51,8 +51,9 @@ class ServedCloud:
 
 @contextmanager
 def serve_child(schedule_interval: float = 1.0, ready_timeout: float = 60.0,
-                extra_args: tuple[str, ...] = ()) -> Iterator[ServedCloud]:
-    """``local serve`` on free 127.0.0.1 ports; yields once it printed its ready line; always stops it."""
+                extra_args: tuple[str, ...] = (), stackset_seconds: float = 0.2) -> Iterator[ServedCloud]:
+    """``local serve`` on free 127.0.0.1 ports; yields once it printed its ready line; always stops it.
+    Time is compressed: scheduled rules every ``schedule_interval``, StackSet batches of ``stackset_seconds``."""
     port, workbench_port = free_port(), free_port()
     command = cli_command() + [
         "local",
@@ -63,6 +64,8 @@ def serve_child(schedule_interval: float = 1.0, ready_timeout: float = 60.0,
         str(workbench_port),
         "--schedule-interval",
         str(schedule_interval),
+        "--stackset-seconds",
+        str(stackset_seconds),
         *extra_args,
     ]
     process = subprocess.Popen(

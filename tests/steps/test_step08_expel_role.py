@@ -149,6 +149,13 @@ def test_changed_workbench_guid_updates_the_stack(aws, config, trail, queue):
     assert {p["ParameterKey"]: p["ParameterValue"] for p in stack["Parameters"]}["ExpelWorkbenchGuid"] == (
         "0a1b2c3d-4e5f-6a7b-8c9d-0e1f2a3b4c5d")
     assert status(changed, started).status == "COMPLETE"
+    # The role itself changed (local cloud fix 15), and stays the stack's: its delete removes it.
+    trust = boto("iam").get_role(RoleName="ExpelAssumeRole")["Role"]["AssumeRolePolicyDocument"]
+    assert trust["Statement"][0]["Condition"] == {
+        "StringEquals": {"sts:ExternalId": "0a1b2c3d-4e5f-6a7b-8c9d-0e1f2a3b4c5d"}}
+    assert sorted(_policies("ExpelAssumeRole")) == ["ExpelCloudTrailDataPath", "ExpelInventoryReadOnly"]
+    assert remove(changed) == "IN_PROGRESS"
+    assert boto("iam").list_roles()["Roles"] == []
 
 
 def test_changed_template_updates_the_stack(aws, config, trail, queue, monkeypatch):

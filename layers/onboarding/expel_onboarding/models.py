@@ -237,7 +237,13 @@ class RoleOutput(Model):
     status: RoleStatus  # IN_PROGRESS or COMPLETE (a failure raises)
     role_arn: str = ""
     stack_set_id: str = ""
-    operation_id: str = ""
+    operation_id: str = ""  # the StackSet operation waited for, or the latest one once COMPLETE
+    # While IN_PROGRESS: whether this run started that operation, and which differences its operations
+    # were started for (after one SUCCEEDED, the same difference again is an error, never another operation).
+    operation_ours: bool = False
+    addressed: list[str] = field(default_factory=list)
+    # Member accounts this run's operations failed within the failure tolerance: Account, Region, Reason.
+    failed_accounts: list[dict[str, str]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

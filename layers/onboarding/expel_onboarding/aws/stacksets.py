@@ -35,10 +35,18 @@ def _stack_set_errors(name: str, action: str, *rules: Rule) -> AbstractContextMa
              "cloudformation:{action} on stackset/{what}:* (and, for a delegated administrator, register the "
              "account: aws organizations register-delegated-administrator --service-principal "
              "member.org.stacksets.cloudformation.amazonaws.com --account-id <id>)"),
+        # "You must enable organizations access to operate a service managed stack set"
         Rule({"ValidationError"}, OnboardingError,
              "StackSet {what}: {message}. Fix: in the management account run 'aws cloudformation "
              "activate-organizations-access' (console: CloudFormation > StackSets > Activate trusted access)",
-             contains="trusted access"),
+             contains="organizations access"),
+        # "You must be the management account or delegated admin account of an organization ...", "Account
+        # used is not a delegated administrator"
+        Rule({"ValidationError"}, OnboardingError,
+             "StackSet {what}: {message}. Fix: deploy the onboarding in the organization's management account, or "
+             "register this account as StackSets delegated administrator (aws organizations "
+             "register-delegated-administrator --service-principal member.org.stacksets.cloudformation.amazonaws.com "
+             "--account-id <id>)", contains="delegated admin"),
         busy="StackSet {what}: CloudFormation is busy ({code}); retrying", action=action)
 
 
@@ -155,21 +163,3 @@ def describe_stack_set_operation(name: str, operation_id: str, region: str, call
         response = clients.cloudformation(region).describe_stack_set_operation(
             StackSetName=name, OperationId=operation_id, CallAs=call_as)
     return dict(response["StackSetOperation"])
-
-
-def failed_instances(name: str, operation_id: str, region: str, call_as: CallAsType,
-                     limit: int = 5) -> list[tuple[str, str, str]]:
-    """(account, region, reason) of the first few accounts where the operation failed: enough for a
-    person to see the cause without reading a thousand results."""
-    paginator = clients.cloudformation(region).get_paginator("list_stack_set_operation_results")
-    failures: list[tuple[str, str, str]] = []
-    with _stack_set_errors(name, "ListStackSetOperationResults"):
-        for page in paginator.paginate(StackSetName=name, OperationId=operation_id, CallAs=call_as,
-                                       PaginationConfig={"PageSize": 100, "MaxItems": 500}):
-            for result in page.get("Summaries", []):
-                if result.get("Status") in ("FAILED", "CANCELLED") and result.get("StatusReason"):
-                    failures.append((str(result.get("Account", "")), str(result.get("Region", "")),
-                                     str(result["StatusReason"])))
-                    if len(failures) >= limit:
-                        return failures
-    return failures

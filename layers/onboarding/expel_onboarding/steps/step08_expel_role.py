@@ -6,8 +6,15 @@ member accounts; the management account gets guide step 9's stack (``step09_mana
 started alongside because the StackSet's rollout takes minutes and the stack seconds.
 
 ``deploy`` starts or reconciles and returns at once; the state machine waits and calls ``status``
-until everything settles. StackSets run one operation at a time, so when one succeeds ``status``
-starts the next one still due (new target OUs after an update). Nothing here sleeps.
+until everything settles. Nothing here sleeps.
+
+The StackSet reconcile converges or says why not. Each look starts at most one operation, and only for a
+difference it can name (template, a parameter, auto-deployment, instances not current, target OUs
+without instances). StackSets run one operation at a time, so a running one is waited for. Once an
+operation this run started has SUCCEEDED, a difference of the kind it was started for is an error that
+names it, never another operation: a false difference (a value CloudFormation echoes back otherwise)
+cannot loop until the deadline. Accounts an operation failed within the failure tolerance are read from
+the instances after it and reported in the step's output.
 """
 
 from __future__ import annotations
@@ -30,6 +37,13 @@ if TYPE_CHECKING:
 
 logger = Logger(child=True)
 
+# What a difference is about; an UpdateStackSet fixes the first four, CreateStackInstances the last.
+TEMPLATE, PARAMETERS, AUTO_DEPLOYMENT, INSTANCES, TARGETS = (
+    "template", "parameters", "auto-deployment", "instances", "targets")
+_UPDATE_FIXES = (TEMPLATE, PARAMETERS, AUTO_DEPLOYMENT, INSTANCES)
+# Failed accounts carried in the step's output: enough to act on, small enough for the state.
+MAX_FAILED_ACCOUNTS = 20
+
 
 def deploy(config: Config, trail: TrailOutput, queue: QueueOutput, *,
            service_role_arn: str = "") -> RoleOutput:
@@ -41,16 +55,17 @@ def deploy(config: Config, trail: TrailOutput, queue: QueueOutput, *,
     if not config.organization_mode:
         return expel_role_stack.deploy(config, trail, queue, service_role_arn)
     management = step09_management_stack.deploy(config, trail, queue, service_role_arn)
-    return _combined(management, _reconcile_stack_set(config))
+    return _combined(management, _reconcile_stack_set(config, None))
 
 
 def status(config: Config, role: RoleOutput) -> RoleOutput:
     """One look at what ``deploy`` started: COMPLETE with the role ARN, IN_PROGRESS, or a failure."""
     if role.status == RoleStatus.COMPLETE:
         return role
-    if config.organization_mode:
-        return _status_organization(config, role)
-    return expel_role_stack.status(config, role)
+    if not config.organization_mode:
+        return expel_role_stack.status(config, role)
+    management = step09_management_stack.status(config, role)
+    return _combined(management, _reconcile_stack_set(config, role))
 
 
 def remove(config: Config) -> RoleStatus:
@@ -64,11 +79,22 @@ def remove(config: Config) -> RoleStatus:
     return _remove_stack_set(config)
 
 
+# --- Organizations mode: the StackSet ---------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Difference:
+    kind: str  # one of TEMPLATE, PARAMETERS, AUTO_DEPLOYMENT, INSTANCES, TARGETS
+    detail: str  # what differs, for a person
+
+
 @dataclass(frozen=True)
 class _Rollout:
     stack_set_id: str
-    operation_id: str  # the operation to wait for, or the latest one when nothing runs
-    running: bool
+    operation_id: str = ""  # the operation to wait for, or the latest one when nothing runs
+    running: bool = False
+    ours: bool = False
+    addressed: tuple[str, ...] = ()
+    failed: tuple[dict[str, str], ...] = ()
 
 
 def stack_set_name(config: Config) -> str:
@@ -89,95 +115,176 @@ def stack_set_parameters(config: Config) -> dict[str, str]:
     }
 
 
-def _status_organization(config: Config, role: RoleOutput) -> RoleOutput:
-    """One look at the management stack and the StackSet operation. When the operation succeeded the
-    StackSet is reconciled once more: an update (existing instances) may be followed by new targets."""
-    management = step09_management_stack.status(config, role)
-    if role.operation_id:
-        call_as = organizations.call_as(config.account_id)
-        name = stack_set_name(config)
-        operation = stacksets.describe_stack_set_operation(name, role.operation_id, config.region, call_as)
-        state = str(operation.get("Status", ""))
-        if state in stacksets.RUNNING_OPERATION:
-            return _combined(management, _Rollout(role.stack_set_id, role.operation_id, running=True))
-        if state != "SUCCEEDED":
-            raise _operation_failed(config, role.operation_id, state, call_as, operation)
-    return _combined(management, _reconcile_stack_set(config))
-
-
 def _combined(management: RoleOutput, rollout: _Rollout) -> RoleOutput:
     done = management.status == RoleStatus.COMPLETE and not rollout.running
-    # The ARN Workbench gets is the management account's role: the one with the data path.
+    # The ARN Workbench gets is the management account's role: the one with the data path. Once done,
+    # only what a person (and a rerun's comparison) needs stays: no bookkeeping of this run.
     return RoleOutput(stack_id=management.stack_id, status=RoleStatus.COMPLETE if done else RoleStatus.IN_PROGRESS,
                       role_arn=management.role_arn if done else "", stack_set_id=rollout.stack_set_id,
-                      operation_id=rollout.operation_id)
+                      operation_id=rollout.operation_id, operation_ours=rollout.ours and not done,
+                      addressed=[] if done else list(rollout.addressed), failed_accounts=list(rollout.failed))
 
 
-def _reconcile_stack_set(config: Config) -> _Rollout:
-    """Start at most one StackSet operation, and only for a difference: a missing StackSet, another
-    template/parameters/auto-deployment, instances left OUTDATED, or target OUs without instances.
-    StackSets run one operation at a time, so a running one is waited for, never queued behind."""
+def _reconcile_stack_set(config: Config, previous: RoleOutput | None) -> _Rollout:
+    """One look at the StackSet: wait for a running operation, or start at most one for a difference."""
     organization = organizations.describe_organization()
     call_as = organizations.call_as(config.account_id, organization)
     name, region = stack_set_name(config), config.region
-    body, wanted = expel_role_stack.role_template(), stack_set_parameters(config)
-    targets = sorted(config.organization_target_ou_ids) or organizations.root_ids()
-    preferences = (config.stack_set_max_concurrent_percentage, config.stack_set_failure_tolerance_percentage)
-    # A delegated administrator is a member account too: its role is the step-9 stack's, not an instance.
-    exclude = [config.account_id] if call_as == organizations.DELEGATED_ADMIN else []
+    addressed = tuple(previous.addressed) if previous else ()
+    failed = tuple(previous.failed_accounts) if previous else ()
 
     stack_set = stacksets.describe_stack_set(name, region, call_as)
     if stack_set is None:
-        stack_set_id = stacksets.create_stack_set(
-            name, body, wanted, owner_tags(config.stack_name), region, call_as,
-            f"Expel CloudTrail integration: the role Expel assumes in every member account (stack "
-            f"{config.stack_name})")
-        operation_id = stacksets.create_stack_instances(name, targets, [region], region, call_as,
-                                                             *preferences, exclude_accounts=exclude)
-        logger.info("Created the Expel role StackSet", extra={"stack_set_id": stack_set_id,
-                                                               "operation_id": operation_id, "targets": targets})
-        return _Rollout(stack_set_id, operation_id, running=True)
-
+        if addressed:
+            raise OnboardingError(
+                f"Step 8: StackSet {name} disappeared while the onboarding was deploying it. Fix: run the "
+                "onboarding again")
+        return _create_stack_set(config, call_as)
     _require_stack_set_ours(config, stack_set)
     stack_set_id = str(stack_set["StackSetId"])
+
+    ours = previous.operation_id if previous and previous.operation_ours else ""
+    if ours:
+        operation = stacksets.describe_stack_set_operation(name, ours, region, call_as)
+        state = str(operation.get("Status", ""))
+        if state in stacksets.RUNNING_OPERATION:
+            return _Rollout(stack_set_id, ours, running=True, ours=True, addressed=addressed, failed=failed)
+        if state != "SUCCEEDED":
+            raise _operation_failed(config, ours, state, operation, stacksets.stack_instances(name, region, call_as))
+
     operations = stacksets.recent_operations(name, region, call_as)
     running = next((o for o in operations if o.get("Status") in stacksets.RUNNING_OPERATION), None)
+    instances = stacksets.stack_instances(name, region, call_as) if ours or running is None else []
+    if ours:
+        # After each operation, the instances it failed within the failure tolerance (it still SUCCEEDED).
+        failed = _with_failures(failed, instances, ours)
     if running is not None:
-        return _Rollout(stack_set_id, str(running["OperationId"]), running=True)
+        # Someone else's (an automatic deployment, a person): wait for it, then look again.
+        return _Rollout(stack_set_id, str(running["OperationId"]), running=True, addressed=addressed, failed=failed)
 
-    instances = stacksets.stack_instances(name, region, call_as)
-    outdated = [i for i in instances if i.get("Status") == "OUTDATED"]
-    if not _stack_set_matches(config, stack_set, body, wanted) or outdated:
-        operation_id = stacksets.update_stack_set(name, body, wanted, region, call_as, *preferences)
-        logger.info("Updating the Expel role StackSet",
-                    extra={"operation_id": operation_id, "outdated_instances": len(outdated)})
-        return _Rollout(stack_set_id, operation_id, running=True)
+    accepted = {(f["Account"], f["Region"]) for f in failed}
+    targets = sorted(config.organization_target_ou_ids) or organizations.root_ids()
+    differences = _differences(config, stack_set, instances, targets, accepted)
+    repeated = [d for d in differences if d.kind in addressed]
+    if repeated:
+        raise _not_converging(config, ours, repeated)
 
-    covered = set(stack_set.get("OrganizationalUnitIds", []))
-    covered.update(str(i["OrganizationalUnitId"]) for i in instances if i.get("OrganizationalUnitId"))
-    missing = [t for t in targets if t not in covered]
+    preferences = (config.stack_set_max_concurrent_percentage, config.stack_set_failure_tolerance_percentage)
+    update = [d for d in differences if d.kind in _UPDATE_FIXES]
+    if update:
+        operation_id = stacksets.update_stack_set(name, expel_role_stack.role_template(), stack_set_parameters(config),
+                                                  region, call_as, *preferences)
+        logger.info("Updating the Expel role StackSet", extra={"operation_id": operation_id,
+                                                                "differences": [d.detail for d in update]})
+        return _Rollout(stack_set_id, operation_id, running=True, ours=True,
+                        addressed=tuple(sorted({*addressed, *_UPDATE_FIXES})), failed=failed)
+    missing = [d for d in differences if d.kind == TARGETS]
     if missing:
-        operation_id = stacksets.create_stack_instances(name, missing, [region], region, call_as,
-                                                             *preferences, exclude_accounts=exclude)
-        logger.info("Deploying the Expel role to more OUs", extra={"operation_id": operation_id,
-                                                                    "targets": missing})
-        return _Rollout(stack_set_id, operation_id, running=True)
-    if extra := sorted(covered - set(targets)):
-        # Removing a target deletes roles Expel may be using: left to a person (or to teardown).
-        logger.warning("StackSet still targets OUs no longer configured; leaving them", extra={"targets": extra})
+        ous = _missing_targets(stack_set, instances, targets)
+        operation_id = stacksets.create_stack_instances(name, ous, [region], region, call_as, *preferences,
+                                                        exclude_accounts=_excluded(config, call_as))
+        logger.info("Deploying the Expel role to more OUs", extra={"operation_id": operation_id, "targets": ous})
+        return _Rollout(stack_set_id, operation_id, running=True, ours=True,
+                        addressed=tuple(sorted({*addressed, TARGETS})), failed=failed)
+
+    if failed:
+        logger.warning("The Expel role is missing in member accounts the StackSet failed within its failure "
+                       "tolerance", extra={"failed_accounts": list(failed)})
     latest = str(operations[0]["OperationId"]) if operations else ""
-    return _Rollout(stack_set_id, latest, running=False)
+    return _Rollout(stack_set_id, latest, failed=failed)
 
 
-def _stack_set_matches(config: Config, stack_set: dict[str, Any], body: str, wanted: dict[str, str]) -> bool:
+def _create_stack_set(config: Config, call_as: CallAsType) -> _Rollout:
+    name, region = stack_set_name(config), config.region
+    targets = sorted(config.organization_target_ou_ids) or organizations.root_ids()
+    stack_set_id = stacksets.create_stack_set(
+        name, expel_role_stack.role_template(), stack_set_parameters(config), owner_tags(config.stack_name), region,
+        call_as, f"Expel CloudTrail integration: the role Expel assumes in every member account (stack "
+        f"{config.stack_name})")
+    operation_id = stacksets.create_stack_instances(
+        name, targets, [region], region, call_as, config.stack_set_max_concurrent_percentage,
+        config.stack_set_failure_tolerance_percentage, exclude_accounts=_excluded(config, call_as))
+    logger.info("Created the Expel role StackSet", extra={"stack_set_id": stack_set_id, "operation_id": operation_id,
+                                                           "targets": targets})
+    return _Rollout(stack_set_id, operation_id, running=True, ours=True, addressed=(*_UPDATE_FIXES, TARGETS))
+
+
+def _excluded(config: Config, call_as: CallAsType) -> list[str]:
+    # A delegated administrator is a member account too: its role is the step-9 stack's, not an instance.
+    return [config.account_id] if call_as == organizations.DELEGATED_ADMIN else []
+
+
+def _differences(config: Config, stack_set: dict[str, Any], instances: list[dict[str, Any]], targets: list[str],
+                 accepted: set[tuple[str, str]]) -> list[_Difference]:
+    """Everything the StackSet holds that is not what this onboarding wants, each named for a person."""
     if stack_set.get("PermissionModel") != "SERVICE_MANAGED":
         raise OnboardingError(
             f"Step 8: StackSet {stack_set_name(config)} uses self-managed permissions, so it cannot follow the "
             "organization. Fix: delete its stack instances and the StackSet, then run the onboarding again")
+    found: list[_Difference] = []
+    if significant_lines(str(stack_set.get("TemplateBody", ""))) != significant_lines(expel_role_stack.role_template()):
+        found.append(_Difference(TEMPLATE, "its template is not this release's roles/expel-role.yaml"))
+    held, wanted = stacks.parameters(stack_set), stack_set_parameters(config)
+    for key in sorted(set(held) | set(wanted)):
+        if held.get(key) != wanted.get(key):
+            found.append(_Difference(PARAMETERS, f"parameter {key} is {held.get(key)!r}, wanted {wanted.get(key)!r}"))
     auto = stack_set.get("AutoDeployment") or {}
-    return (stacks.parameters(stack_set) == wanted
-            and significant_lines(str(stack_set.get("TemplateBody", ""))) == significant_lines(body)
-            and auto.get("Enabled") is True and auto.get("RetainStacksOnAccountRemoval") is False)
+    if auto.get("Enabled") is not True or auto.get("RetainStacksOnAccountRemoval") is not False:
+        found.append(_Difference(AUTO_DEPLOYMENT, f"AutoDeployment is {auto or 'not set'}, wanted Enabled true and "
+                                                  "RetainStacksOnAccountRemoval false"))
+    stale = sorted({str(i.get("Account")) for i in instances
+                    if i.get("Status") != "CURRENT" and (i.get("Account"), i.get("Region")) not in accepted})
+    if stale:
+        found.append(_Difference(INSTANCES, f"the stack instances of accounts {_listed(stale)} are not CURRENT"))
+    missing = _missing_targets(stack_set, instances, targets)
+    if missing:
+        found.append(_Difference(TARGETS, f"target OUs {', '.join(missing)} have no stack instances"))
+    if extra := sorted(_covered(stack_set, instances) - set(targets)):
+        # Removing a target deletes roles Expel may be using: left to a person (or to teardown).
+        logger.warning("StackSet still targets OUs no longer configured; leaving them", extra={"targets": extra})
+    return found
+
+
+def _covered(stack_set: dict[str, Any], instances: list[dict[str, Any]]) -> set[str]:
+    covered = {str(o) for o in stack_set.get("OrganizationalUnitIds", [])}
+    covered.update(str(i["OrganizationalUnitId"]) for i in instances if i.get("OrganizationalUnitId"))
+    return covered
+
+
+def _missing_targets(stack_set: dict[str, Any], instances: list[dict[str, Any]], targets: list[str]) -> list[str]:
+    covered = _covered(stack_set, instances)
+    return [t for t in targets if t not in covered]
+
+
+def _with_failures(known: tuple[dict[str, str], ...], instances: list[dict[str, Any]],
+                   operation_id: str) -> tuple[dict[str, str], ...]:
+    """``known`` plus the accounts whose instance this operation left FAILED, each once."""
+    failed = list(known)
+    seen = {(f["Account"], f["Region"]) for f in failed}
+    for instance in instances:
+        detailed = (instance.get("StackInstanceStatus") or {}).get("DetailedStatus")
+        key = (str(instance.get("Account", "")), str(instance.get("Region", "")))
+        if detailed == "FAILED" and instance.get("LastOperationId") in (operation_id, None) and key not in seen:
+            seen.add(key)
+            failed.append({"Account": key[0], "Region": key[1],
+                           "Reason": str(instance.get("StatusReason", "")) or "no reason recorded"})
+    return tuple(failed[:MAX_FAILED_ACCOUNTS])
+
+
+def _listed(accounts: list[str], shown: int = 5) -> str:
+    more = f" and {len(accounts) - shown} more" if len(accounts) > shown else ""
+    return ", ".join(accounts[:shown]) + more
+
+
+def _not_converging(config: Config, operation_id: str, differences: list[_Difference]) -> OnboardingError:
+    name = stack_set_name(config)
+    detail = "; ".join(d.detail for d in differences)
+    started = f"operation {operation_id}" if operation_id else "the operations this run started"
+    return OnboardingError(
+        f"Step 8: StackSet {name} does not converge: {started} SUCCEEDED, yet {detail}. Starting the same "
+        "operation again would not change that. Fix: compare the StackSet in CloudFormation > StackSets > "
+        f"{name} with the difference named here (someone or something else may be changing it, or CloudFormation "
+        "stores the value differently), correct it, then run the onboarding again")
 
 
 def _require_stack_set_ours(config: Config, stack_set: dict[str, Any]) -> None:
@@ -188,14 +295,14 @@ def _require_stack_set_ours(config: Config, stack_set: dict[str, Any]) -> None:
                                  "onboarding under another stack name")
 
 
-def _operation_failed(config: Config, operation_id: str, state: str, call_as: CallAsType,
-                      operation: dict[str, Any]) -> OnboardingError:
+def _operation_failed(config: Config, operation_id: str, state: str, operation: dict[str, Any],
+                      instances: list[dict[str, Any]]) -> OnboardingError:
     name = stack_set_name(config)
-    failures = stacksets.failed_instances(name, operation_id, config.region, call_as)
-    shown = "; ".join(f"account {account} ({region}): {reason}" for account, region, reason in failures[:3])
+    failures = _with_failures((), instances, operation_id)
+    shown = "; ".join(f"account {f['Account']} ({f['Region']}): {f['Reason']}" for f in failures[:3])
     detail = shown or str(operation.get("StatusReason", "")) or "no reason recorded"
     if len(failures) > 3:
-        detail += " (more in CloudFormation > StackSets > Stack instances)"
+        detail += f" (and {len(failures) - 3} more: CloudFormation > StackSets > {name} > Stack instances)"
     if "already exists" in detail:
         fix = (f"a role named {config.role_name} exists in those accounts outside the StackSet: delete it there or "
                "choose another RoleName, then run the onboarding again (failed accounts are retried)")
@@ -224,11 +331,9 @@ def _remove_stack_set(config: Config) -> RoleStatus:
     try:
         instances = stacksets.stack_instances(name, region, call_as)
         if instances:
-            targets = set(stack_set.get("OrganizationalUnitIds", []))
-            targets.update(str(i["OrganizationalUnitId"]) for i in instances if i.get("OrganizationalUnitId"))
             regions = sorted({str(i["Region"]) for i in instances})
-            operation_id = stacksets.delete_stack_instances(name, sorted(targets), regions, region, call_as,
-                                                                 *preferences)
+            operation_id = stacksets.delete_stack_instances(name, sorted(_covered(stack_set, instances)), regions,
+                                                            region, call_as, *preferences)
             logger.info("Deleting the Expel role's stack instances", extra={"operation_id": operation_id})
             return RoleStatus.IN_PROGRESS
         if not stacksets.delete_stack_set(name, region, call_as):
@@ -237,5 +342,3 @@ def _remove_stack_set(config: Config) -> RoleStatus:
         return RoleStatus.IN_PROGRESS
     logger.info("Deleted the Expel role StackSet", extra={"stack_set_name": name})
     return RoleStatus.DELETED
-
-

@@ -1,0 +1,406 @@
+"""The local cloud's service-managed StackSets (``local_cloud/stacksets.py``) keep AWS's rules, each proven
+here through the CloudFormation API, in-process with the same code ``local serve`` runs (tests/conftest.py
+applies it, with operations compressed to milliseconds)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from local_cloud import stacksets
+from tests.conftest import ACCOUNT_ID, REGION, boto
+from tests.organization import STACKSETS, Organization, add_account, build, member_client, role_names, wait_for
+
+TEMPLATE = json.dumps({
+    "Parameters": {"Guid": {"Type": "String"}},
+    "Resources": {"Role": {"Type": "AWS::IAM::Role", "Properties": {
+        "RoleName": "Probe",
+        "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::012205512454:root"}, "Action": "sts:AssumeRole",
+            "Condition": {"StringEquals": {"sts:ExternalId": {"Ref": "Guid"}}}}]}}}},
+})
+AUTO = {"Enabled": True, "RetainStacksOnAccountRemoval": False}
+# workloads (1 account) with a nested prod OU (2), sandbox (1), one account in the root.
+LAYOUT = {"workloads": ("root", 1), "prod": ("workloads", 2), "sandbox": ("root", 1), "root": ("root", 1)}
+
+
+@pytest.fixture
+def org(aws: None) -> Iterator[Organization]:
+    yield build(boto("organizations"), LAYOUT)
+
+
+def _create(name: str = "probe", **kwargs: Any) -> None:
+    arguments: dict[str, Any] = {
+        "StackSetName": name, "TemplateBody": TEMPLATE, "PermissionModel": "SERVICE_MANAGED", "AutoDeployment": AUTO,
+        "Capabilities": ["CAPABILITY_NAMED_IAM"], "Parameters": [{"ParameterKey": "Guid", "ParameterValue": "g-1"}]}
+    boto("cloudformation").create_stack_set(**(arguments | kwargs))
+
+
+def _deploy(ous: list[str], name: str = "probe", **kwargs: Any) -> str:
+    return str(boto("cloudformation").create_stack_instances(
+        StackSetName=name, DeploymentTargets={"OrganizationalUnitIds": ous}, Regions=[REGION], **kwargs)["OperationId"])
+
+
+def _operation(operation_id: str, name: str = "probe") -> dict[str, Any]:
+    return dict(boto("cloudformation").describe_stack_set_operation(
+        StackSetName=name, OperationId=operation_id)["StackSetOperation"])
+
+
+def _finished(operation_id: str, name: str = "probe") -> dict[str, Any]:
+    return wait_for(lambda: (o := _operation(operation_id, name))["Status"] not in ("QUEUED", "RUNNING", "STOPPING")
+                    and o, what=f"operation {operation_id}")
+
+
+def _instances(name: str = "probe") -> dict[str, dict[str, Any]]:
+    pages = boto("cloudformation").get_paginator("list_stack_instances").paginate(StackSetName=name)
+    return {i["Account"]: i for page in pages for i in page["Summaries"]}
+
+
+def _roles(account: str) -> list[str]:
+    return role_names(member_client(boto("sts"), account, "iam", region_name=REGION))
+
+
+def _refused(code: str, call: Any, **kwargs: Any) -> str:
+    with pytest.raises(ClientError) as raised:
+        call(**kwargs)
+    assert raised.value.response["Error"]["Code"] == code, raised.value.response
+    return str(raised.value.response["Error"]["Message"])
+
+
+# --- who may, and what CloudFormation checks first ------------------------------------------------------
+
+def test_describe_returns_auto_deployment_permission_model_and_the_target_ous(org: Organization) -> None:
+    _create(ManagedExecution={"Active": False})
+    _finished(_deploy([org.ous["workloads"], org.ous["sandbox"]]))
+
+    stack_set = boto("cloudformation").describe_stack_set(StackSetName="probe")["StackSet"]
+
+    assert stack_set["AutoDeployment"] == AUTO
+    assert stack_set["PermissionModel"] == "SERVICE_MANAGED"
+    assert stack_set["OrganizationalUnitIds"] == sorted([org.ous["workloads"], org.ous["sandbox"]])
+    assert stack_set["ManagedExecution"] == {"Active": False}
+    assert stack_set["Capabilities"] == ["CAPABILITY_NAMED_IAM"]
+    summary = boto("cloudformation").list_stack_sets(Status="ACTIVE")["Summaries"]
+    assert [(s["StackSetName"], s["AutoDeployment"], s["PermissionModel"]) for s in summary] == [
+        ("probe", AUTO, "SERVICE_MANAGED")]
+
+
+def test_without_trusted_access_a_service_managed_stack_set_is_refused(aws: None) -> None:
+    build(boto("organizations"), {"dev": ("root", 1)}, trusted=())
+
+    message = _refused("ValidationError", boto("cloudformation").create_stack_set, StackSetName="probe",
+                       TemplateBody=TEMPLATE, PermissionModel="SERVICE_MANAGED", AutoDeployment=AUTO,
+                       Capabilities=["CAPABILITY_NAMED_IAM"])
+
+    assert message == "You must enable organizations access to operate a service managed stack set"
+
+
+def test_outside_an_organization_a_service_managed_stack_set_is_refused(aws: None) -> None:
+    message = _refused("ValidationError", boto("cloudformation").create_stack_set, StackSetName="probe",
+                       TemplateBody=TEMPLATE, PermissionModel="SERVICE_MANAGED", Capabilities=["CAPABILITY_NAMED_IAM"])
+
+    assert "management account or delegated admin account of an organization" in message
+
+
+def test_a_named_role_needs_the_named_iam_capability(org: Organization) -> None:
+    message = _refused("InsufficientCapabilitiesException", boto("cloudformation").create_stack_set,
+                       StackSetName="probe", TemplateBody=TEMPLATE, PermissionModel="SERVICE_MANAGED",
+                       AutoDeployment=AUTO, Capabilities=["CAPABILITY_IAM"])
+
+    assert message == "Requires capabilities : [CAPABILITY_NAMED_IAM]"
+
+
+def test_a_member_account_must_be_a_registered_delegated_administrator(org: Organization) -> None:
+    member = org.accounts["sandbox"][0]
+    cfn = member_client(boto("sts"), member, "cloudformation", region_name=REGION)
+    arguments = {"StackSetName": "probe", "TemplateBody": TEMPLATE, "PermissionModel": "SERVICE_MANAGED",
+                 "AutoDeployment": AUTO, "Capabilities": ["CAPABILITY_NAMED_IAM"]}
+
+    assert "management account" in _refused("ValidationError", cfn.create_stack_set, **arguments)
+    assert _refused("ValidationError", cfn.create_stack_set, CallAs="DELEGATED_ADMIN", **arguments) == (
+        "Account used is not a delegated administrator")
+    boto("organizations").register_delegated_administrator(AccountId=member, ServicePrincipal=STACKSETS)
+    cfn.create_stack_set(CallAs="DELEGATED_ADMIN", **arguments)
+    assert cfn.describe_stack_set(StackSetName="probe", CallAs="DELEGATED_ADMIN")["StackSet"]["StackSetName"]
+
+
+# --- where instances go -------------------------------------------------------------------------------------
+
+def test_nested_ous_are_deployed_to_and_the_management_account_never(org: Organization) -> None:
+    _create()
+
+    operation = _finished(_deploy([org.root], OperationPreferences={"MaxConcurrentCount": 10}))
+
+    assert operation["Status"] == "SUCCEEDED"
+    assert sorted(_instances()) == org.all_members()
+    assert ACCOUNT_ID not in _instances()
+    assert "Probe" not in role_names(boto("iam"))  # nothing in the management account's IAM
+    for account in org.accounts["prod"]:  # two levels down
+        assert _instances()[account]["OrganizationalUnitId"] == org.root
+        assert "Probe" in _roles(account)
+    stacks = member_client(boto("sts"), org.accounts["prod"][0], "cloudformation", region_name=REGION)
+    assert [s["StackName"].split("-")[:2] for s in stacks.describe_stacks()["Stacks"]] == [["StackSet", "probe"]]
+
+
+def test_account_filter_difference_leaves_the_named_accounts_out(org: Organization) -> None:
+    _create()
+    left_out = org.accounts["prod"][0]
+
+    _finished(str(boto("cloudformation").create_stack_instances(
+        StackSetName="probe", Regions=[REGION], DeploymentTargets={
+            "OrganizationalUnitIds": [org.ous["workloads"]], "Accounts": [left_out],
+            "AccountFilterType": "DIFFERENCE"})["OperationId"]))
+
+    assert sorted(_instances()) == sorted(org.accounts["workloads"] + org.accounts["prod"][1:])
+
+
+def test_delete_stack_instances_honours_its_deployment_targets(org: Organization) -> None:
+    _create()
+    _finished(_deploy([org.ous["workloads"], org.ous["sandbox"]], OperationPreferences={"MaxConcurrentCount": 5}))
+
+    deleted = _finished(str(boto("cloudformation").delete_stack_instances(
+        StackSetName="probe", DeploymentTargets={"OrganizationalUnitIds": [org.ous["sandbox"]]}, Regions=[REGION],
+        RetainStacks=False)["OperationId"]))
+
+    assert deleted["Status"] == "SUCCEEDED"
+    assert sorted(_instances()) == sorted(org.accounts["workloads"] + org.accounts["prod"])
+    assert "Probe" not in _roles(org.accounts["sandbox"][0])
+    assert "Probe" in _roles(org.accounts["prod"][0])
+    stack_set = boto("cloudformation").describe_stack_set(StackSetName="probe")["StackSet"]
+    assert stack_set["OrganizationalUnitIds"] == [org.ous["workloads"]]
+
+
+# --- operations: background, one at a time ------------------------------------------------------------------
+
+def test_an_operation_runs_in_the_background_and_another_is_refused_meanwhile(
+        org: Organization, monkeypatch: pytest.MonkeyPatch) -> None:
+    _create()
+    monkeypatch.setattr(stacksets.TIMING, "batch_seconds", 0.3)
+
+    operation_id = _deploy([org.root])
+
+    running = _operation(operation_id)
+    assert running["Status"] == "RUNNING" and "EndTimestamp" not in running
+    assert {i["StackInstanceStatus"]["DetailedStatus"] for i in _instances().values()} <= {"PENDING", "RUNNING"}
+    assert {i["Status"] for i in _instances().values()} == {"OUTDATED"}
+    cfn = boto("cloudformation")
+    message = _refused("OperationInProgressException", cfn.update_stack_set, StackSetName="probe",
+                       UsePreviousTemplate=True, Capabilities=["CAPABILITY_NAMED_IAM"])
+    assert message.startswith("Another Operation on StackSet arn:aws:cloudformation:") and "is in progress" in message
+    _refused("OperationInProgressException", cfn.delete_stack_set, StackSetName="probe")
+    done = _finished(operation_id)
+    assert done["Status"] == "SUCCEEDED" and done["EndTimestamp"] >= done["CreationTimestamp"]
+    assert {i["Status"] for i in _instances().values()} == {"CURRENT"}
+
+
+def test_operations_are_not_instantaneous_by_default() -> None:
+    assert stacksets.Timing().start_seconds > 0 and stacksets.Timing().batch_seconds > 0
+
+
+def test_with_managed_execution_a_second_operation_is_queued_then_runs(
+        org: Organization, monkeypatch: pytest.MonkeyPatch) -> None:
+    _create(ManagedExecution={"Active": True})
+    monkeypatch.setattr(stacksets.TIMING, "batch_seconds", 0.2)
+    first = _deploy([org.ous["sandbox"]])
+
+    second = str(boto("cloudformation").update_stack_set(
+        StackSetName="probe", UsePreviousTemplate=True, Capabilities=["CAPABILITY_NAMED_IAM"],
+        Parameters=[{"ParameterKey": "Guid", "ParameterValue": "g-2"}])["OperationId"])
+
+    assert (_operation(first)["Status"], _operation(second)["Status"]) == ("RUNNING", "QUEUED")
+    assert _finished(second)["Status"] == "SUCCEEDED"
+    assert _operation(first)["EndTimestamp"] <= _operation(second)["EndTimestamp"]
+
+
+def test_a_queued_operation_stopped_never_runs_and_the_running_one_goes_on(
+        org: Organization, monkeypatch: pytest.MonkeyPatch) -> None:
+    _create(ManagedExecution={"Active": True})
+    monkeypatch.setattr(stacksets.TIMING, "batch_seconds", 0.2)
+    first = _deploy([org.ous["sandbox"]])
+    second = _deploy([org.ous["workloads"]])
+
+    boto("cloudformation").stop_stack_set_operation(StackSetName="probe", OperationId=second)
+
+    assert (_operation(first)["Status"], _operation(second)["Status"]) == ("RUNNING", "STOPPED")
+    assert _finished(first)["Status"] == "SUCCEEDED"
+    assert sorted(_instances()) == org.accounts["sandbox"]
+
+
+def test_the_client_operation_id_is_the_operations_and_is_not_reused(org: Organization) -> None:
+    _create()
+    _finished(_deploy([org.ous["sandbox"]], OperationId="my-operation-1"))
+
+    message = _refused("OperationIdAlreadyExistsException", boto("cloudformation").create_stack_instances,
+                       StackSetName="probe", DeploymentTargets={"OrganizationalUnitIds": [org.ous["sandbox"]]},
+                       Regions=[REGION], OperationId="my-operation-1")
+    assert "my-operation-1" in message
+
+
+def test_stop_cancels_the_accounts_not_started_yet(org: Organization, monkeypatch: pytest.MonkeyPatch) -> None:
+    _create()
+    monkeypatch.setattr(stacksets.TIMING, "batch_seconds", 0.2)
+    operation_id = _deploy([org.root])  # one account at a time (the default MaxConcurrentCount is 1)
+
+    boto("cloudformation").stop_stack_set_operation(StackSetName="probe", OperationId=operation_id)
+
+    assert _finished(operation_id)["Status"] == "STOPPED"
+    results = boto("cloudformation").list_stack_set_operation_results(
+        StackSetName="probe", OperationId=operation_id)["Summaries"]
+    assert "CANCELLED" in {r["Status"] for r in results}
+    _refused("InvalidOperationException", boto("cloudformation").stop_stack_set_operation, StackSetName="probe",
+             OperationId=operation_id)
+
+
+def test_an_unknown_operation_is_not_found(org: Organization) -> None:
+    _create()
+    _refused("OperationNotFoundException", boto("cloudformation").describe_stack_set_operation,
+             StackSetName="probe", OperationId="nope")
+
+
+def test_a_stack_set_with_instances_cannot_be_deleted(org: Organization) -> None:
+    _create()
+    _finished(_deploy([org.ous["sandbox"]]))
+
+    assert _refused("StackSetNotEmptyException", boto("cloudformation").delete_stack_set,
+                    StackSetName="probe") == "StackSet is not empty"
+
+
+# --- failures and the failure tolerance -------------------------------------------------------------------
+
+def _hand_made_probe(account: str) -> None:
+    member_client(boto("sts"), account, "iam", region_name=REGION).create_role(
+        RoleName="Probe", AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}))
+
+
+def test_a_failure_beyond_the_tolerance_fails_the_operation_and_cancels_the_rest(org: Organization) -> None:
+    _create()
+    first = sorted(org.all_members())[0]  # one account at a time, in account order: the first one fails
+    _hand_made_probe(first)
+
+    operation = _finished(_deploy([org.root], OperationPreferences={"FailureToleranceCount": 0}))
+
+    assert operation["Status"] == "FAILED"
+    assert operation["StatusDetails"]["FailedStackInstancesCount"] == 1
+    instances = _instances()
+    assert instances[first]["StackInstanceStatus"]["DetailedStatus"] == "FAILED"
+    assert instances[first]["StatusReason"].startswith("ResourceLogicalId:Role, ResourceType:AWS::IAM::Role, ")
+    assert "Role with name Probe already exists" in instances[first]["StatusReason"]
+    others = {a: i["StackInstanceStatus"]["DetailedStatus"] for a, i in instances.items() if a != first}
+    assert set(others.values()) == {"CANCELLED"}
+    assert all("Probe" not in _roles(a) for a in others)
+
+
+def test_failures_within_the_tolerance_let_the_operation_succeed(org: Organization) -> None:
+    _create()
+    failing = org.accounts["prod"][0]
+    _hand_made_probe(failing)
+
+    operation = _finished(_deploy([org.root], OperationPreferences={"FailureTolerancePercentage": 25,
+                                                                    "MaxConcurrentPercentage": 100}))
+
+    # 5 accounts: a 25 % tolerance is 1 account (rounded down), and strict concurrency is tolerance + 1.
+    assert operation["Status"] == "SUCCEEDED"
+    assert operation["StatusDetails"]["FailedStackInstancesCount"] == 1
+    results = boto("cloudformation").list_stack_set_operation_results(
+        StackSetName="probe", OperationId=operation["OperationId"],
+        Filters=[{"Name": "OPERATION_RESULT_STATUS", "Values": "FAILED"}])["Summaries"]
+    assert [(r["Account"], r["Status"]) for r in results] == [(failing, "FAILED")]
+    assert "already exists" in results[0]["StatusReason"]
+    assert _instances()[failing]["Status"] == "OUTDATED"
+    assert all("Probe" in _roles(a) for a in org.all_members() if a != failing)
+
+
+def test_the_same_failures_beyond_a_lower_tolerance_fail_it(org: Organization) -> None:
+    _create()
+    for account in org.accounts["prod"]:
+        _hand_made_probe(account)
+
+    operation = _finished(_deploy([org.root], OperationPreferences={"FailureTolerancePercentage": 25,
+                                                                    "MaxConcurrentPercentage": 100}))
+
+    assert operation["Status"] == "FAILED"
+
+
+# --- paging ---------------------------------------------------------------------------------------------------
+
+def test_list_stack_instances_pages_by_100(aws: None) -> None:
+    organization = build(boto("organizations"), {"many": ("root", 120)})
+    _create()
+    _finished(_deploy([organization.ous["many"]], OperationPreferences={"MaxConcurrentPercentage": 100,
+                                                                        "FailureTolerancePercentage": 100}))
+    cfn = boto("cloudformation")
+
+    first = cfn.list_stack_instances(StackSetName="probe")
+    second = cfn.list_stack_instances(StackSetName="probe", NextToken=first["NextToken"])
+
+    assert (len(first["Summaries"]), len(second["Summaries"]), "NextToken" in second) == (100, 20, False)
+    assert {i["Account"] for i in first["Summaries"] + second["Summaries"]} == set(organization.accounts["many"])
+    _refused("ValidationError", cfn.list_stack_instances, StackSetName="probe", MaxResults=101)
+
+
+# --- automatic deployment -------------------------------------------------------------------------------------
+
+def test_an_account_created_or_moved_into_a_target_ou_gets_its_instance(org: Organization) -> None:
+    _create()
+    _finished(_deploy([org.ous["workloads"]]))
+    organizations = boto("organizations")
+
+    moved = org.accounts["sandbox"][0]
+    organizations.move_account(AccountId=moved, SourceParentId=org.ous["sandbox"],
+                               DestinationParentId=org.ous["prod"])
+    created = add_account(organizations, org.root, org.ous["prod"], "late")
+    wait_for(lambda: {moved, created} <= set(_instances()) and stacksets.wait_idle(), what="automatic deployment")
+
+    assert "Probe" in _roles(moved) and "Probe" in _roles(created)
+    automatic = boto("cloudformation").list_stack_set_operations(StackSetName="probe")["Summaries"][:2]
+    assert [(o["Action"], o["Status"]) for o in automatic] == [("CREATE", "SUCCEEDED")] * 2
+    assert {_instances()[a]["OrganizationalUnitId"] for a in (moved, created)} == {org.ous["workloads"]}
+
+
+def test_an_account_outside_the_targets_gets_nothing(org: Organization) -> None:
+    _create()
+    _finished(_deploy([org.ous["sandbox"]]))
+
+    outside = add_account(boto("organizations"), org.root, org.ous["workloads"], "elsewhere")
+    stacksets.wait_idle()
+    time.sleep(0.05)
+
+    assert outside not in _instances()
+    assert len(boto("cloudformation").list_stack_set_operations(StackSetName="probe")["Summaries"]) == 1
+
+
+def test_an_account_leaving_the_targets_loses_its_instance_unless_stacks_are_retained(org: Organization) -> None:
+    _create()
+    _create("kept", AutoDeployment={"Enabled": True, "RetainStacksOnAccountRemoval": True},
+            TemplateBody=TEMPLATE.replace('"Probe"', '"Kept"'))
+    _finished(_deploy([org.ous["workloads"]]))
+    _finished(_deploy([org.ous["workloads"]], name="kept"), name="kept")
+    leaving = org.accounts["prod"][0]
+
+    boto("organizations").move_account(AccountId=leaving, SourceParentId=org.ous["prod"],
+                                       DestinationParentId=org.ous["sandbox"])
+    wait_for(lambda: leaving not in _instances() and stacksets.wait_idle(), what="automatic removal")
+
+    assert "Probe" not in _roles(leaving)  # RetainStacksOnAccountRemoval false: the stack is deleted
+    assert leaving not in _instances("kept")
+    assert "Kept" in _roles(leaving)  # true: the stack stays in the account, no longer the StackSet's
+
+
+def test_an_update_reaches_every_instance_and_changes_the_role_itself(org: Organization) -> None:
+    _create()
+    _finished(_deploy([org.ous["workloads"]], OperationPreferences={"MaxConcurrentCount": 3}))
+
+    operation = _finished(str(boto("cloudformation").update_stack_set(
+        StackSetName="probe", UsePreviousTemplate=True, Capabilities=["CAPABILITY_NAMED_IAM"],
+        Parameters=[{"ParameterKey": "Guid", "ParameterValue": "g-2"}])["OperationId"]))
+
+    assert operation["Status"] == "SUCCEEDED" and operation["Action"] == "UPDATE"
+    for account in org.accounts["workloads"] + org.accounts["prod"]:
+        iam = member_client(boto("sts"), account, "iam", region_name=REGION)
+        trust = iam.get_role(RoleName="Probe")["Role"]["AssumeRolePolicyDocument"]
+        assert trust["Statement"][0]["Condition"] == {"StringEquals": {"sts:ExternalId": "g-2"}}
