@@ -184,6 +184,23 @@ def steps(events: list[dict[str, Any]]) -> list[Step]:
     return list(by_name.values())
 
 
+def stack_set_failures(events: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """The member accounts the role StackSet failed within its failure tolerance (guide step 8, Organizations
+    mode): ``FailedAccounts`` of the step's newest output, or of ``Role`` in the newest state output."""
+    for event in sorted(events, key=lambda e: e["id"], reverse=True):
+        details = (event.get("lambdaFunctionSucceededEventDetails") or event.get("taskSucceededEventDetails")
+                   or event.get("stateExitedEventDetails") or {})
+        try:
+            output = json.loads(details.get("output") or "{}")
+        except (TypeError, ValueError):
+            continue
+        if isinstance(output, dict) and isinstance(output.get("Role"), dict):
+            output = output["Role"]
+        if isinstance(output, dict) and "FailedAccounts" in output:
+            return [f for f in output.get("FailedAccounts") or [] if isinstance(f, dict)]
+    return []
+
+
 # ------------------------------------------------------------------------------------------- the view
 @dataclass
 class StackInfo:
@@ -267,6 +284,12 @@ def render(view: StatusView) -> list[str]:
             lines += table(["Step", "State", "Took", "Started"], rows, right=frozenset({2}))
         else:
             lines.append("(no step has started yet)")
+        failures = stack_set_failures(execution.events)
+        if failures:
+            lines += ["", f"StackSet     {len(failures)} member account{'s' if len(failures) != 1 else ''} without "
+                      "the Expel role (failed within the StackSet's failure tolerance; a rerun retries them):"]
+            lines += [f"  {f.get('Account', '?')}  {f.get('Region', '')}  {short(f.get('Reason', ''), 400)}"
+                      for f in failures]
         if execution.status in ("FAILED", "TIMED_OUT", "ABORTED"):
             failure = failed_step(execution.events)
             lines.append("")

@@ -149,3 +149,23 @@ def test_aws_history_without_previous_event_ids_still_attributes_to_the_open_ste
     events = [{k: v for k, v in e.items() if k != "previousEventId"} for e in events]
     table = rows(render(view_of(execution, events)))
     assert table["Preflight Checks"].startswith("failed")
+
+
+def test_member_accounts_the_stack_set_failed_are_named_with_their_reason() -> None:
+    execution, events = recorded("succeeded")
+    events = copy.deepcopy(events)
+    after = {e["previousEventId"]: e for e in events if e.get("previousEventId")}
+    step8 = after[after[55]["id"]]  # Step 8 Deploy Expel Role: scheduled (55), started, succeeded
+    assert step8["type"] == "LambdaFunctionSucceeded"
+    reason = ("ResourceLogicalId:ExpelRole, ResourceType:AWS::IAM::Role, ResourceStatusReason:Resource handler "
+              'returned message: "Role with name ExpelAssumeRole already exists."')
+    step8["lambdaFunctionSucceededEventDetails"] = {"output": json.dumps({
+        "StackId": "arn:aws:cloudformation:eu-west-1:123456789012:stack/rec-role/1", "Status": "COMPLETE",
+        "FailedAccounts": [{"Account": "111111111111", "Region": "eu-west-1", "Reason": reason}]})}
+
+    lines = render(view_of(execution, events))
+
+    at = lines.index(next(line for line in lines if line.startswith("StackSet ")))
+    assert lines[at].startswith("StackSet     1 member account without the Expel role")
+    assert lines[at + 1].split()[:2] == ["111111111111", "eu-west-1"] and "already exists" in lines[at + 1]
+    assert not any(line.startswith("StackSet ") for line in render(view_of(*recorded("succeeded"))))
