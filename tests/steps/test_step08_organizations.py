@@ -10,6 +10,7 @@ import dataclasses
 import json
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 from unittest import mock
 
@@ -17,7 +18,7 @@ import pytest
 from botocore.client import BaseClient
 from botocore.exceptions import ClientError
 
-from expel_onboarding.aws import clients, stacks
+from expel_onboarding.aws import clients, stacks, stepfunctions
 from expel_onboarding.errors import OnboardingError, ResourceConflict, StillInProgress, TransientError
 from expel_onboarding.models import Config, QueueOutput, RoleOutput, TrailOutput
 from expel_onboarding.naming import OWNER_TAG_KEY
@@ -353,6 +354,56 @@ def test_failed_operation_names_the_accounts_and_the_fix(org_config, organizatio
     assert "FAILED" in message
     assert "Fix: a role named ExpelAssumeRole exists in those accounts" in message
     assert not [a for a in organization.all_members() if a != failing and a in message]
+
+
+def _last_look_before_the_failure(config: Config, trail: TrailOutput, queue: QueueOutput,
+                                  monkeypatch: pytest.MonkeyPatch) -> RoleOutput:
+    """The state machine's looks (in an execution never redriven) until one fails; returns its input."""
+    monkeypatch.setattr(stepfunctions, "describe_execution", lambda arn: {"executionArn": arn, "status": "RUNNING"})
+    role = deploy(config, trail, queue)
+    for _ in range(400):
+        time.sleep(0.02)
+        try:
+            role = status(config, role, execution_arn=EXECUTION)
+        except OnboardingError:
+            return role
+    raise AssertionError("the rollout never failed")
+
+
+EXECUTION = f"arn:aws:states:{REGION}:{ACCOUNT_ID}:execution:expel-onboarding-onboarding:create-1"
+
+
+def test_a_redrive_after_the_cause_is_fixed_retries_the_failed_accounts(
+        org_config, organization, trail, queue, monkeypatch):
+    failing = organization.accounts["payments"][0]
+    _hand_made_role(failing)
+    failed_look = _last_look_before_the_failure(org_config, trail, queue, monkeypatch)
+    _member_iam(failing).delete_role(RoleName="ExpelAssumeRole")  # the person fixes the cause ...
+    executions: list[str] = []
+
+    def describe_execution(arn: str) -> dict[str, Any]:  # ... and redrives the execution
+        executions.append(arn)
+        return {"executionArn": arn, "status": "RUNNING", "redriveCount": 1, "redriveDate": datetime.now(UTC)}
+
+    monkeypatch.setattr(stepfunctions, "describe_execution", describe_execution)
+    with count_mutating_calls() as calls:
+        role = _rollout(org_config, trail, queue, first=status(org_config, failed_look, execution_arn=EXECUTION))
+
+    assert executions and set(executions) == {EXECUTION}
+    assert calls == ["cloudformation.UpdateStackSet"]
+    assert role.status == "COMPLETE" and role.failed_accounts == []
+    assert "ExpelAssumeRole" in role_names(_member_iam(failing))
+
+
+def test_the_failed_look_again_without_a_redrive_reports_the_same_failure(org_config, organization, trail, queue,
+                                                                           monkeypatch):
+    _hand_made_role(organization.accounts["payments"][0])
+    failed_look = _last_look_before_the_failure(org_config, trail, queue, monkeypatch)
+
+    with count_mutating_calls() as calls, pytest.raises(OnboardingError, match="already exists"):
+        status(org_config, failed_look, execution_arn=EXECUTION)
+
+    assert calls == []
 
 
 def test_failures_within_the_tolerance_complete_and_are_named_in_the_output(org_config, organization, trail, queue):

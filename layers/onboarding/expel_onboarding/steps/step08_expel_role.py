@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
 
-from expel_onboarding.aws import organizations, stacks, stacksets
+from expel_onboarding.aws import organizations, stacks, stacksets, stepfunctions
 from expel_onboarding.errors import OnboardingError, StillInProgress
 from expel_onboarding.models import Config, QueueOutput, RoleOutput, RoleStatus, TrailOutput
 from expel_onboarding.naming import owner_tags
@@ -58,14 +58,18 @@ def deploy(config: Config, trail: TrailOutput, queue: QueueOutput, *,
     return _combined(management, _reconcile_stack_set(config, None))
 
 
-def status(config: Config, role: RoleOutput) -> RoleOutput:
-    """One look at what ``deploy`` started: COMPLETE with the role ARN, IN_PROGRESS, or a failure."""
+def status(config: Config, role: RoleOutput, execution_arn: str = "") -> RoleOutput:
+    """One look at what ``deploy`` started: COMPLETE with the role ARN, IN_PROGRESS, or a failure.
+
+    ``execution_arn``: the onboarding execution making this look; when it was redriven after a StackSet
+    operation failed, the failure was reported and (the person says) fixed, so the look retries.
+    """
     if role.status == RoleStatus.COMPLETE:
         return role
     if not config.organization_mode:
         return expel_role_stack.status(config, role)
     management = step09_management_stack.status(config, role)
-    return _combined(management, _reconcile_stack_set(config, role))
+    return _combined(management, _reconcile_stack_set(config, role, execution_arn))
 
 
 def remove(config: Config) -> RoleStatus:
@@ -125,7 +129,7 @@ def _combined(management: RoleOutput, rollout: _Rollout) -> RoleOutput:
                       addressed=[] if done else list(rollout.addressed), failed_accounts=list(rollout.failed))
 
 
-def _reconcile_stack_set(config: Config, previous: RoleOutput | None) -> _Rollout:
+def _reconcile_stack_set(config: Config, previous: RoleOutput | None, execution_arn: str = "") -> _Rollout:
     """One look at the StackSet: wait for a running operation, or start at most one for a difference."""
     organization = organizations.describe_organization()
     call_as = organizations.call_as(config.account_id, organization)
@@ -149,8 +153,13 @@ def _reconcile_stack_set(config: Config, previous: RoleOutput | None) -> _Rollou
         state = str(operation.get("Status", ""))
         if state in stacksets.RUNNING_OPERATION:
             return _Rollout(stack_set_id, ours, running=True, ours=True, addressed=addressed, failed=failed)
-        if state != "SUCCEEDED":
+        if state != "SUCCEEDED" and not _redriven_since(operation, execution_arn):
             raise _operation_failed(config, ours, state, operation, stacksets.stack_instances(name, region, call_as))
+        if state != "SUCCEEDED":
+            # A redrive of the look that reported this failure: look afresh, so the failed accounts are retried.
+            logger.info("Redriven after the StackSet operation failed; retrying its accounts",
+                        extra={"operation_id": ours, "operation_status": state})
+            ours, addressed, failed = "", (), ()
 
     operations = stacksets.recent_operations(name, region, call_as)
     running = next((o for o in operations if o.get("Status") in stacksets.RUNNING_OPERATION), None)
@@ -207,6 +216,16 @@ def _create_stack_set(config: Config, call_as: CallAsType) -> _Rollout:
     logger.info("Created the Expel role StackSet", extra={"stack_set_id": stack_set_id, "operation_id": operation_id,
                                                            "targets": targets})
     return _Rollout(stack_set_id, operation_id, running=True, ours=True, addressed=(*_UPDATE_FIXES, TARGETS))
+
+
+def _redriven_since(operation: dict[str, Any], execution_arn: str) -> bool:
+    """Whether the execution was redriven after the operation ended: a redrive resumes the failed look with
+    the same input, which names the failed operation again."""
+    ended = operation.get("EndTimestamp")
+    if not execution_arn or ended is None:
+        return False
+    redriven = stepfunctions.describe_execution(execution_arn).get("redriveDate")
+    return redriven is not None and redriven > ended
 
 
 def _excluded(config: Config, call_as: CallAsType) -> list[str]:
@@ -305,12 +324,12 @@ def _operation_failed(config: Config, operation_id: str, state: str, operation: 
         detail += f" (and {len(failures) - 3} more: CloudFormation > StackSets > {name} > Stack instances)"
     if "already exists" in detail:
         fix = (f"a role named {config.role_name} exists in those accounts outside the StackSet: delete it there or "
-               "choose another RoleName, then run the onboarding again (failed accounts are retried)")
+               "choose another RoleName, then redrive the execution: the failed accounts are retried")
     elif state == "STOPPED":
-        fix = "the operation was stopped by someone; run the onboarding again to finish it"
+        fix = "the operation was stopped by someone; redrive the execution to finish it"
     else:
         fix = (f"fix the cause in those accounts (CloudFormation > StackSets > {name} > Stack instances lists "
-               "every account), then run the onboarding again; failed accounts are retried")
+               "every account), then redrive the execution: the failed accounts are retried")
     return OnboardingError(f"Step 8: StackSet {name} operation {operation_id} {state}: {detail}. Fix: {fix}")
 
 
