@@ -69,8 +69,7 @@ def local_cloud(args: argparse.Namespace) -> Iterator[str | None]:
 
         from local_cloud import moto_patches, stacksets
 
-        moto_patches.patch_role_updates()
-        stacksets.apply()
+        moto_patches.apply()  # what local serve applies, StackSets included
         stacksets.configure(start_seconds=args.stackset_seconds / 2, batch_seconds=args.stackset_seconds)
         with mock_aws():
             yield None
