@@ -25,6 +25,7 @@ from types import FrameType
 
 from local_cloud import deploy as deploying
 from local_cloud import launch_url, stacksets, status
+from local_cloud.faults import FaultPlan, FaultSpecError, parse_fault
 from local_cloud.progress import Progress
 from local_cloud.server import LocalCloud, PortInUse
 
@@ -69,6 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     _add_ports(serve)
     serve.add_argument("--verbose", action="store_true", help="log every request")
+    _add_faults(serve)
 
     dep = local_commands.add_parser(
         "deploy",
@@ -189,6 +191,45 @@ def _add_ports(parser: argparse.ArgumentParser) -> None:
         help="seconds a StackSet operation spends on each group of accounts it deploys at once (half that before "
         f"the first); AWS takes tens of seconds (default {stacksets.TIMING.batch_seconds:g})",
     )
+    parser.add_argument(
+        "--cloudtrail-interval",
+        type=float,
+        default=5.0,
+        help="seconds between a logging trail's log files (AWS: about 5 minutes; default 5)",
+    )
+    parser.add_argument(
+        "--cloudtrail-digest-interval",
+        type=float,
+        default=60.0,
+        help="seconds between digest files of a trail with log file validation (AWS: an hour; default 60)",
+    )
+
+
+def _add_faults(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="SERVICE:Operation=ErrorCode[:N]",
+        help="fail the first N calls (default 1) of an operation with that AWS error, as the service sends it "
+        "(status, code, message, retry headers); repeatable. E.g. kms:CreateKey=ThrottlingException:2, "
+        "sns:CreateTopic=AuthorizationError",
+    )
+    parser.add_argument(
+        "--throttle-writes",
+        type=int,
+        default=0,
+        metavar="N",
+        help="a throttling storm: every write call (not Get/List/Describe/...) is throttled N times with its "
+        "service's throttling error before it goes through (the SDK's retries are the same call)",
+    )
+
+
+def fault_plan(args: argparse.Namespace) -> FaultPlan:
+    """--fault and --throttle-writes as a FaultPlan (FaultSpecError names a bad value)."""
+    if args.throttle_writes < 0:
+        raise FaultSpecError("--throttle-writes must be 0 or more")
+    return FaultPlan(faults=[parse_fault(spec) for spec in args.fault], throttle_writes=args.throttle_writes)
 
 
 def _add_common_deploy(parser: argparse.ArgumentParser) -> None:
@@ -211,9 +252,12 @@ def _configure_logging(verbose: bool) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     _configure_logging(args.verbose)
     try:
+        plan = fault_plan(args)
         cloud = LocalCloud(args.port, args.workbench_port, args.schedule_interval, iam=args.iam,
-                           iam_report=args.iam_report, stackset_seconds=args.stackset_seconds).start()
-    except (PortInUse, FileNotFoundError) as exc:
+                           iam_report=args.iam_report, stackset_seconds=args.stackset_seconds, faults=plan,
+                           cloudtrail_interval=args.cloudtrail_interval,
+                           cloudtrail_digest_interval=args.cloudtrail_digest_interval).start()
+    except (PortInUse, FileNotFoundError, FaultSpecError) as exc:
         complain(str(exc))
         return 1
     stop = threading.Event()
@@ -227,6 +271,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     say(f"local cloud ready: AWS endpoint {cloud.url}  Workbench {workbench}")
     say(f"  deploy:  cloudtrail-onboarding local deploy --endpoint-url {cloud.url}")
     say(f"  use it:  AWS_ENDPOINT_URL={cloud.url} aws stepfunctions list-executions ...")
+    for fault in plan.faults:
+        say(f"  fault:   the first {fault.count} {fault.service}:{fault.operation} call(s) fail with {fault.code}")
+    if plan.throttle_writes:
+        say(f"  storm:   every write call is throttled {plan.throttle_writes} time(s) before it goes through")
     say("  Ctrl-C stops it")
     while not stop.wait(0.5):
         pass
@@ -374,7 +422,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _interrupt)  # stop cleanly (finally below) on SIGTERM as on Ctrl-C
     try:
         cloud = LocalCloud(args.port, args.workbench_port, args.schedule_interval, DEMO_WORKBENCH_GUID, iam=args.iam,
-                           iam_report=args.iam_report, stackset_seconds=args.stackset_seconds).start()
+                           iam_report=args.iam_report, stackset_seconds=args.stackset_seconds,
+                           cloudtrail_interval=args.cloudtrail_interval,
+                           cloudtrail_digest_interval=args.cloudtrail_digest_interval).start()
     except (PortInUse, FileNotFoundError) as exc:
         complain(str(exc))
         return 1

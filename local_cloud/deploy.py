@@ -35,6 +35,8 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+from local_cloud import api_calls
+
 ACCOUNT_ID = "123456789012"  # moto's default account
 DEFAULT_BUILD_TEMPLATE = Path(".aws-sam/build/template.yaml")
 SOURCE_PATHS = ("template.yaml", "samconfig.toml", "functions", "layers", "statemachine", "roles")
@@ -81,7 +83,9 @@ def aws_client(service: str, endpoint_url: str, region: str) -> Any:
         region_name=region,
         aws_access_key_id="testing",
         aws_secret_access_key="testing",  # noqa: S106 - fake, for the emulator
-        config=Config(retries={"mode": "standard", "max_attempts": 3}),
+        # Marked as the local cloud's own tooling (it stands in for the person and `sam deploy`), which
+        # injected faults leave alone: they are for the code under test.
+        config=Config(retries={"mode": "standard", "max_attempts": 3}, user_agent_appid=api_calls.TOOLING_APP_ID),
     )
 
 

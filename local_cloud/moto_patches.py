@@ -51,6 +51,9 @@ arrival of custom resource answers concern only a running server (``apply_server
     behind. Here the role is updated as CloudFormation does (a new RoleName replaces it).
 17. Service-managed StackSets (``stacksets.py``): operations in the background, one at a time, nested OUs,
     never the management account, automatic deployment, failure tolerance, paging.
+18. What AWS services check and do for one another, each in its own module and installed from
+    ``apply``: S3's notification validation and events (``s3_notifications``), SNS delivery to SQS and
+    its metrics (``sns_delivery``), KMS's key policy rules (``kms_key_policies``).
 """
 
 from __future__ import annotations
@@ -60,7 +63,16 @@ import logging
 import re
 from typing import Any
 
-from local_cloud import cfn_stacks, custom_resources, logging_patches, stacksets, stepfunctions_redrive
+from local_cloud import (
+    cfn_stacks,
+    custom_resources,
+    kms_key_policies,
+    logging_patches,
+    s3_notifications,
+    sns_delivery,
+    stacksets,
+    stepfunctions_redrive,
+)
 
 log = logging.getLogger(__name__)
 _applied = False
@@ -505,6 +517,10 @@ def apply() -> None:
     stepfunctions_redrive.install()
     logging_patches.apply()
     stacksets.apply()
+    # What AWS services check and do for one another (each rule in its own module).
+    kms_key_policies.install()
+    s3_notifications.install()
+    sns_delivery.install()
     _applied = True
 
 

@@ -14,13 +14,14 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from local_cloud import lambda_runner, moto_patches, stacksets
+from local_cloud import cloudtrail_logs, lambda_runner, moto_patches, stacksets
+from local_cloud.faults import FaultInjector, FaultPlan
 
 HOST = "127.0.0.1"
 log = logging.getLogger(__name__)
@@ -61,15 +62,21 @@ def _enable_step_functions_execution() -> None:
     default_user_config.setdefault("stepfunctions", {})["execute_state_machine"] = True
 
 
-class MotoServer:
-    """moto's WSGI app in a threaded werkzeug server (one thread per request: a Lambda may call back)."""
+WsgiApp = Callable[..., Any]
 
-    def __init__(self, port: int, wrap: Callable[[Any], Any] | None = None) -> None:
+
+class MotoServer:
+    """moto's WSGI app in a threaded werkzeug server (one thread per request: a Lambda may call back).
+
+    ``middleware`` wraps moto's app in order, innermost first: each sees a request after those listed
+    after it, so the last one listed is the first to see it."""
+
+    def __init__(self, port: int, middleware: Sequence[Callable[[WsgiApp], WsgiApp]] = ()) -> None:
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
         from werkzeug.serving import make_server
 
-        app: Any = DomainDispatcherApplication(create_backend_app)
-        if wrap is not None:
+        app: WsgiApp = DomainDispatcherApplication(create_backend_app)
+        for wrap in middleware:
             app = wrap(app)
         try:
             self._server = make_server(HOST, port, app, threaded=True, request_handler=MotoRequestHandler)
@@ -185,12 +192,18 @@ class LocalCloud:
         iam: bool = False,
         iam_report: Path | None = None,
         stackset_seconds: float | None = None,
+        faults: FaultPlan | None = None,
+        cloudtrail_interval: float = 5.0,
+        cloudtrail_digest_interval: float = 60.0,
     ) -> None:
         self.workbench_organization_id = workbench_organization_id
         # IAM enforcement: every request authorized as IAM would (local_cloud.enforcement).
         self.iam = iam
         self.iam_report = iam_report
         self.stackset_seconds = stackset_seconds
+        self.faults = faults or FaultPlan()
+        self.events = cloudtrail_logs.EventLog()
+        self.trail_delivery = cloudtrail_logs.Delivery(self.events, cloudtrail_interval, cloudtrail_digest_interval)
         self.requested_port = port
         self.requested_workbench_port = workbench_port
         self.scheduler = Scheduler(interval=schedule_interval)
@@ -210,14 +223,7 @@ class LocalCloud:
         lambda_runner.runtime_python()  # fail now, with the fix in the message, not at the first invoke
         check_port_free(self.requested_port, "--port")
         check_port_free(self.requested_workbench_port, "--workbench-port")
-        wrap = None
-        if self.iam:
-            from local_cloud import enforcement
-
-            def wrap(app: Any) -> Any:
-                return enforcement.install(app, self.iam_report)
-
-        self.moto = MotoServer(self.requested_port, wrap)
+        self.moto = MotoServer(self.requested_port, self.middleware())
         # moto's Step Functions engine and custom resources reach the server at localhost:$MOTO_PORT.
         os.environ["MOTO_PORT"] = str(self.moto.port)
         _enable_step_functions_execution()
@@ -227,18 +233,35 @@ class LocalCloud:
             # Compressed time: before an operation's first accounts, and for each group of them.
             stacksets.configure(start_seconds=self.stackset_seconds / 2, batch_seconds=self.stackset_seconds)
         lambda_runner.install(self.url)
+        cloudtrail_logs.install(self.trail_delivery)
         self.moto.start()
         try:
             self.workbench = start_workbench(self.requested_workbench_port, self.workbench_organization_id)
             wait_until_listening(self.moto.port)
             self.scheduler.start()
+            self.trail_delivery.start()
         except BaseException:
             self.stop()
             raise
         return self
 
+    def middleware(self) -> list[Callable[[WsgiApp], WsgiApp]]:
+        """What stands in front of moto, innermost first: IAM authorization (``--iam``), then injected
+        faults, then CloudTrail's recorder. Faults come before authorization: AWS throttles at its front
+        door, whoever the caller is, so a throttled call is never evaluated (nor reported as authorized).
+        The recorder sees every call first and records its answer, a fault's or a refusal's included."""
+        layers: list[Callable[[WsgiApp], WsgiApp]] = []
+        if self.iam:
+            from local_cloud import enforcement
+
+            layers.append(lambda app: enforcement.install(app, self.iam_report))
+        layers.append(lambda app: FaultInjector(app, self.faults))
+        layers.append(lambda app: cloudtrail_logs.Recorder(app, self.events))
+        return layers
+
     def stop(self) -> None:
         self.scheduler.stop()
+        self.trail_delivery.stop()
         if self.workbench is not None:
             self.workbench.stop()
             self.workbench = None

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,9 +51,11 @@ class ServedCloud:
 
 @contextmanager
 def serve_child(schedule_interval: float = 1.0, ready_timeout: float = 60.0,
-                extra_args: tuple[str, ...] = (), stackset_seconds: float = 0.2) -> Iterator[ServedCloud]:
-    """``local serve`` on free 127.0.0.1 ports; yields once it printed its ready line; always stops it.
-    Time is compressed: scheduled rules every ``schedule_interval``, StackSet batches of ``stackset_seconds``."""
+                extra_args: Sequence[str] = (), stackset_seconds: float = 0.2) -> Iterator[ServedCloud]:
+    """``local serve`` on free 127.0.0.1 ports (plus ``extra_args``, e.g. ``--fault``); yields once it printed
+    its ready line; always stops it. Time is compressed further than ``local serve``'s defaults: scheduled rules
+    every ``schedule_interval``, StackSet batches of ``stackset_seconds``, trails deliver log files every second
+    and digests every five."""
     port, workbench_port = free_port(), free_port()
     command = cli_command() + [
         "local",
@@ -66,6 +68,10 @@ def serve_child(schedule_interval: float = 1.0, ready_timeout: float = 60.0,
         str(schedule_interval),
         "--stackset-seconds",
         str(stackset_seconds),
+        "--cloudtrail-interval",
+        "1",
+        "--cloudtrail-digest-interval",
+        "5",
         *extra_args,
     ]
     process = subprocess.Popen(
