@@ -312,3 +312,25 @@ def test_rerun_keeps_a_hardened_statement_on_our_key_and_restores_only_a_missing
     after = json.loads(kms.get_key_policy(KeyId=out.kms_key_arn, PolicyName="default")["Policy"])["Statement"]
     assert root in after
     assert describe in after
+
+
+def test_alias_refused_past_the_sdks_retries_leaves_no_enabled_key_behind_the_retry(
+        aws: None, config: Config, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only the alias finds our key: a step that failed between CreateKey and CreateAlias and ran again
+    would otherwise leave its first key enabled (and billed) with nothing pointing at it."""
+    real_create_alias = step01_trail.kms.create_alias
+
+    def throttled(alias: str, key_id: str, region: str) -> bool:
+        raise TransientError("KMS is busy (ThrottlingException) on creating the alias; retrying")
+
+    monkeypatch.setattr(step01_trail.kms, "create_alias", throttled)
+    with pytest.raises(TransientError):
+        step01_trail.apply(config)
+    monkeypatch.setattr(step01_trail.kms, "create_alias", real_create_alias)
+    out = step01_trail.apply(config)  # the state machine's retry
+
+    kms = boto3.client("kms", region_name=REGION)
+    states = {k["KeyId"]: kms.describe_key(KeyId=k["KeyId"])["KeyMetadata"]["KeyState"]
+              for k in kms.list_keys()["Keys"]}
+    assert sorted(states.values()) == ["Enabled", "PendingDeletion"]
+    assert states[out.kms_key_arn.rsplit("/", 1)[1]] == "Enabled"

@@ -59,7 +59,7 @@ def ensure_key(config: Config, key: dict[str, Any] | None) -> str:
             f"Encrypts CloudTrail logs of trail {config.trail_name} for Expel (stack {config.stack_name})",
             ours, owner_tags(config.stack_name), config.region)
         logger.info("Created KMS key", extra={"key_arn": key["Arn"]})
-        if not kms.create_alias(alias, key["KeyId"], config.region):
+        if not _create_alias_or_discard(alias, key, config.region):
             # A concurrent run created the alias first: keep its key, do not leave a second one behind.
             kms.schedule_deletion(key["KeyId"], config.region)
             key = existing.key(config)
@@ -79,6 +79,23 @@ def ensure_key(config: Config, key: dict[str, Any] | None) -> str:
         kms.enable_rotation(key["KeyId"], config.region)
         logger.info("Enabled key rotation", extra={"key_arn": key["Arn"]})
     return str(key["Arn"])
+
+
+def _create_alias_or_discard(alias: str, key: dict[str, Any], region: str) -> bool:
+    """Point the alias at the new key. If that fails (throttled past the SDK's retries, say), schedule the
+    key's deletion before the step fails: only the alias finds it, so the retry would make a second one
+    and leave this one enabled and billed."""
+    try:
+        return kms.create_alias(alias, key["KeyId"], region)
+    except Exception:
+        try:
+            kms.schedule_deletion(key["KeyId"], region)
+            logger.warning("Scheduled the deletion of a key whose alias could not be created",
+                           extra={"key_arn": key["Arn"], "alias": alias})
+        except Exception:
+            logger.exception("Could not schedule the deletion of a key without alias; delete it by hand",
+                             extra={"key_arn": key["Arn"]})
+        raise
 
 
 def ensure_bucket(config: Config, exists: bool) -> None:
