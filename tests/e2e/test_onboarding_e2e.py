@@ -9,6 +9,7 @@ aborted execution never leaves CloudFormation waiting.
 
 from __future__ import annotations
 
+import gzip
 import json
 import subprocess
 import time
@@ -265,3 +266,32 @@ def _wait_for_execution(sfn: Any, machine_name: str, status: str, timeout: float
                     return str(execution["executionArn"])
         time.sleep(0.5)
     raise AssertionError(f"no {status} execution of {machine_name} within {timeout} s")
+
+
+def test_the_trail_delivers_signed_log_files_whose_events_reach_the_queue(local_cloud: ServedCloud,
+                                                                          onboarded: dict[str, str]) -> None:
+    """The data path as in production: it starts at the trail, not at a test's own object."""
+    sqs, s3 = client(local_cloud, "sqs"), client(local_cloud, "s3")
+    prefix = f"AWSLogs/123456789012/CloudTrail/{REGION}/"
+    seen: list[str] = []
+    handles: list[str] = []
+    deadline = time.monotonic() + 60
+    while not seen and time.monotonic() < deadline:
+        for message in sqs.receive_message(QueueUrl=onboarded["SqsQueueUrl"], MaxNumberOfMessages=10,
+                                           WaitTimeSeconds=1).get("Messages", []):
+            handles.append(message["ReceiptHandle"])
+            for record in json.loads(message["Body"]).get("Records", []):
+                if record["s3"]["object"]["key"].startswith(prefix):
+                    seen.append(record["s3"]["object"]["key"])
+    for handle in handles:  # leave them for the next reader, as Expel would find them
+        sqs.change_message_visibility(QueueUrl=onboarded["SqsQueueUrl"], ReceiptHandle=handle, VisibilityTimeout=0)
+    assert seen, "no CloudTrail log file event reached the queue within a minute"
+    head = s3.head_object(Bucket=onboarded["S3BucketName"], Key=seen[0])
+    assert head["ServerSideEncryption"] == "aws:kms" and head["SSEKMSKeyId"] == onboarded["KmsKeyArn"]
+    names = {r["eventName"] for key in s3.list_objects_v2(Bucket=onboarded["S3BucketName"], Prefix=prefix)["Contents"]
+             for r in json.loads(gzip.decompress(s3.get_object(Bucket=onboarded["S3BucketName"],
+                                                                Key=key["Key"])["Body"].read()))["Records"]}
+    assert {"CreateTopic", "CreateQueue", "PutKeyPolicy"} <= names  # the onboarding's own steps, logged
+    digests = s3.list_objects_v2(Bucket=onboarded["S3BucketName"],
+                                 Prefix=f"AWSLogs/123456789012/CloudTrail-Digest/{REGION}/").get("Contents", [])
+    assert digests, "log file validation is on, yet no digest file was delivered"
