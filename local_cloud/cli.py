@@ -199,10 +199,18 @@ def _add_ports(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--cloudtrail-digest-interval",
-        type=float,
+        type=_seconds_at_least_one,
         default=60.0,
         help="seconds between digest files of a trail with log file validation (AWS: an hour; default 60)",
     )
+
+
+def _seconds_at_least_one(value: str) -> float:
+    """Digest files are named to the second they end in: two in one second would be one file."""
+    seconds = float(value)
+    if seconds < 1:
+        raise argparse.ArgumentTypeError("must be 1 second or more")
+    return seconds
 
 
 def _add_faults(parser: argparse.ArgumentParser) -> None:
