@@ -53,7 +53,8 @@ arrival of custom resource answers concern only a running server (``apply_server
     never the management account, automatic deployment, failure tolerance, paging.
 18. What AWS services check and do for one another, each in its own module and installed from
     ``apply``: S3's notification validation and events (``s3_notifications``), SNS delivery to SQS and
-    its metrics (``sns_delivery``), KMS's key policy rules (``kms_key_policies``).
+    its metrics (``sns_delivery``), KMS's key policy rules (``kms_key_policies``), and Lambda's refusals of
+    a Task named ``Lambda.<code>`` (``stepfunctions_lambda_errors``).
 """
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ from local_cloud import (
     s3_notifications,
     sns_delivery,
     stacksets,
+    stepfunctions_lambda_errors,
     stepfunctions_redrive,
 )
 
@@ -521,6 +523,7 @@ def apply() -> None:
     kms_key_policies.install()
     s3_notifications.install()
     sns_delivery.install()
+    stepfunctions_lambda_errors.install()
     _applied = True
 
 
