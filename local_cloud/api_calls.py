@@ -109,7 +109,16 @@ def read_body(environ: dict[str, Any]) -> bytes:
         length = int(environ.get("CONTENT_LENGTH") or 0)
     except ValueError:
         length = 0
-    body = environ["wsgi.input"].read(length) if length > 0 else b""
+    stream = environ.get("wsgi.input")
+    if stream is None:
+        body = b""
+    elif length > 0:
+        body = stream.read(length)
+    elif "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
+        body = stream.read()
+        environ["CONTENT_LENGTH"] = str(len(body))
+    else:
+        body = b""
     environ["wsgi.input"] = io.BytesIO(body)
     environ["local_cloud.body"] = body
     return body

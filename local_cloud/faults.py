@@ -3,8 +3,9 @@
 ``local serve --fault SERVICE:Operation=ErrorCode[:N]`` fails the first N calls (default 1) of that
 operation with that error; ``--throttle-writes N`` fails every write call (anything but Get/List/
 Describe/Head/...) N times with the service's own throttling error before letting it through, a
-throttling storm. "The same call" is what an SDK retries: botocore sends one ``amz-sdk-invocation-id``
-for all attempts of one call, so a storm of 2 costs each write exactly two retries.
+throttling storm. "The same call" is the same request sent again (same operation, path, query and body),
+whoever retries it: the SDK's own retries and a state machine's Retry of a Task alike, so a storm of 2
+costs each distinct write exactly two retries.
 
 The answer is what the service sends: the status code, the error code and message in the service's
 protocol (JSON ``__type`` with ``x-amzn-ErrorType``; query ``<ErrorResponse>``; S3's ``<Error>`` with
@@ -19,6 +20,7 @@ CreateStack and `sam deploy`'s uploads) is never faulted: faults are for the cod
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import threading
@@ -205,18 +207,27 @@ class FaultPlan:
     def __bool__(self) -> bool:
         return bool(self.faults or self.throttle_writes)
 
-    def due(self, call: api_calls.ApiCall, invocation_id: str) -> str | None:
+    def due(self, call: api_calls.ApiCall, request_digest: str) -> str | None:
         """The error code this call must fail with now, or None."""
         for fault in self.faults:
             if fault.service == call.service and fault.operation == call.operation and fault.take():
                 return fault.code
-        if self.throttle_writes and invocation_id and not api_calls.read_only(call.operation):
+        if self.throttle_writes and not api_calls.read_only(call.operation):
             with self._lock:
-                seen = self._storm.get(invocation_id, 0)
+                seen = self._storm.get(request_digest, 0)
                 if seen < self.throttle_writes:
-                    self._storm[invocation_id] = seen + 1
+                    self._storm[request_digest] = seen + 1
                     return THROTTLING_CODES.get(call.service, DEFAULT_THROTTLING_CODE)
         return None
+
+
+def _request_digest(environ: dict[str, Any], call: api_calls.ApiCall) -> str:
+    """What makes a request "the same call" when it is sent again: operation, path, query and body (never the
+    signature or its date, which change on every attempt)."""
+    digest = hashlib.sha256(f"{call.service}:{call.operation} {call.method} {call.path}?"
+                            f"{environ.get('QUERY_STRING', '')}\n".encode())
+    digest.update(api_calls.read_body(environ))
+    return digest.hexdigest()
 
 
 class FaultInjector:
@@ -232,7 +243,8 @@ class FaultInjector:
         if self.plan:
             call = api_calls.identify(environ)
             if call is not None and not call.from_tooling:
-                code = self.plan.due(call, environ.get("HTTP_AMZ_SDK_INVOCATION_ID", ""))
+                digest = _request_digest(environ, call) if self.plan.throttle_writes else ""
+                code = self.plan.due(call, digest)
                 if code is not None:
                     status, headers, body = render(call, aws_error(call, code, caller_arn=self.caller_arn(call)))
                     environ["local_cloud.fault"] = code

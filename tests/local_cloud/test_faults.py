@@ -42,7 +42,7 @@ def client(injector: FaultInjector, service: str, attempts: int = 1) -> Any:
                         config=Config(retries={"mode": "standard", "total_max_attempts": attempts}))
 
 
-def refused(call: Any, **kwargs: Any) -> ClientError:
+def refused(call: Any, **kwargs: Any) -> Any:
     with pytest.raises(ClientError) as caught:
         call(**kwargs)
     return caught.value
@@ -160,6 +160,15 @@ def test_the_local_clouds_own_deploy_tooling_is_never_faulted(injector: FaultInj
     tooling = aws_client("s3", injector.url, REGION)  # type: ignore[attr-defined]
     assert tooling.create_bucket(Bucket="artifacts-bucket")["ResponseMetadata"]["RetryAttempts"] == 0
     assert injector.plan.faults[0].failed == 0
+
+
+def test_storm_lets_the_same_request_through_after_n_throttles_whoever_retries_it(injector: FaultInjector) -> None:
+    # A client without retries (Step Functions invoking a Task's Lambda) sends the request again itself.
+    injector.plan = FaultPlan(throttle_writes=2)
+    sqs = client(injector, "sqs", attempts=1)
+    for _ in range(2):
+        assert refused(sqs.create_queue, QueueName="resent-queue").response["Error"]["Code"] == "RequestThrottled"
+    assert sqs.create_queue(QueueName="resent-queue")["QueueUrl"].endswith("/resent-queue")
 
 
 def test_storm_beyond_the_sdk_retries_surfaces_the_throttling_error(injector: FaultInjector) -> None:
