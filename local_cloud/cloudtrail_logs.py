@@ -327,6 +327,8 @@ class Delivery:
         members = _covered_accounts(trail)
         grouped: dict[tuple[str, str], list[dict[str, Any]]] = {}
         for record in records:
+            if not _selected(trail, record):
+                continue
             account, region = record["recipientAccountId"], record["awsRegion"]
             if account not in members:
                 continue
@@ -455,6 +457,47 @@ class Delivery:
                  "ValidityStartTime": signer.valid_from.timestamp(),
                  "ValidityEndTime": signer.valid_from.timestamp() + 365 * 86400,
                  "Fingerprint": signer.fingerprint}]
+
+
+def _selected(trail: Any, record: dict[str, Any]) -> bool:
+    """Whether the trail's event selectors log this management event: basic selectors by ReadWriteType,
+    IncludeManagementEvents and ExcludeManagementEventSources; advanced ones by their ``eventCategory``,
+    ``readOnly`` and ``eventSource`` fields (a trail without selectors logs every management event)."""
+    read_only, source = record["readOnly"], record["eventSource"]
+    advanced = getattr(trail, "advanced_event_selectors", None) or []
+    if advanced:
+        return any(_advanced_match(selector, read_only, source) for selector in advanced)
+    basic = getattr(trail, "event_selectors", None)
+    if basic is None or basic == []:
+        return basic is None
+    for selector in basic:
+        kind = selector.get("ReadWriteType", "All")
+        if not selector.get("IncludeManagementEvents", True):
+            continue
+        if (kind == "ReadOnly" and not read_only) or (kind == "WriteOnly" and read_only):
+            continue
+        if source in selector.get("ExcludeManagementEventSources", []):
+            continue
+        return True
+    return False
+
+
+def _advanced_match(selector: dict[str, Any], read_only: bool, source: str) -> bool:
+    values = {"eventCategory": "Management", "readOnly": str(read_only).lower(), "eventSource": source}
+    for field_selector in selector.get("FieldSelectors", []):
+        name = field_selector.get("Field")
+        if name not in values:
+            continue
+        actual = values[name]
+        if field_selector.get("Equals") and actual not in field_selector["Equals"]:
+            return False
+        if field_selector.get("NotEquals") and actual in field_selector["NotEquals"]:
+            return False
+        if field_selector.get("StartsWith") and not any(actual.startswith(v) for v in field_selector["StartsWith"]):
+            return False
+        if field_selector.get("NotStartsWith") and any(actual.startswith(v) for v in field_selector["NotStartsWith"]):
+            return False
+    return True
 
 
 def _trails() -> list[Any]:

@@ -176,6 +176,23 @@ def test_digests_are_signed_list_the_log_files_and_chain(cloud: Cloud, trail: di
     assert chained["previousDigestHashValue"] == hashlib.sha256(gzip.decompress(previous["Body"].read())).hexdigest()
 
 
+def test_a_write_only_trail_delivers_no_read_events(cloud: Cloud, trail: dict[str, str]) -> None:
+    ct = cloud.client("cloudtrail")
+    ct.put_event_selectors(TrailName="logged-trail", EventSelectors=[
+        {"ReadWriteType": "WriteOnly", "IncludeManagementEvents": True}])
+    cloud.delivery.deliver()  # what was recorded before the change
+    before = set(objects(cloud, f"AWSLogs/{ACCOUNT}/CloudTrail/"))
+    cloud.client("sns").create_topic(Name="written-while-write-only")
+    cloud.client("sns").list_topics()
+    cloud.delivery.deliver()
+    added = [k for k in objects(cloud, f"AWSLogs/{ACCOUNT}/CloudTrail/") if k not in before]
+    names = [r["eventName"] for key in added for r in json.loads(gzip.decompress(cloud.client("s3").get_object(
+        Bucket="trail-logs", Key=key)["Body"].read()))["Records"]]
+    assert "CreateTopic" in names and "ListTopics" not in names
+    ct.put_event_selectors(TrailName="logged-trail", EventSelectors=[
+        {"ReadWriteType": "All", "IncludeManagementEvents": True}])
+
+
 def test_trail_status_reports_the_real_deliveries_and_a_stopped_trail_delivers_nothing(
         cloud: Cloud, trail: dict[str, str]) -> None:
     ct = cloud.client("cloudtrail")
