@@ -1,15 +1,24 @@
-"""Run a deployed Lambda function's artifact in a separate Python 3.13 process.
+"""Run a deployed Lambda function's artifact in Python 3.13 execution environments, kept warm as Lambda does.
 
 moto can only run Lambda code in Docker. Here ``LambdaFunction._invoke_lambda`` is replaced by a runner
 that takes the code zip and layer zips moto holds (what was deployed, not the source tree), extracts
 them like ``/var/task`` and ``/opt``, and runs the handler with the interpreter named by
 ``LAMBDA_RUNTIME_PYTHON`` (a venv holding only boto3/botocore, as the Lambda runtime does), isolated
 (``-I``: no user site, no PYTHON* variables, no script directory on sys.path; ``-u``: output survives
-a kill on timeout) and with a clean environment: the function's Environment variables, the variables
-the Lambda service sets, fake credentials and ``AWS_ENDPOINT_URL`` pointing back at the emulator.
-A handler exception comes back as the Lambda error payload (``errorType``/``errorMessage``/
-``stackTrace``) with FunctionError set, so ASL Retry/Catch match on the exception's class name as on
-AWS. A run past the function's timeout is killed.
+a kill) and with a clean environment: the function's Environment variables, the variables the Lambda
+service sets, the execution role's credentials (or fake ones) and ``AWS_ENDPOINT_URL`` pointing back
+at the emulator. A handler exception comes back as the Lambda error payload (``errorType``/
+``errorMessage``/``stackTrace``) with FunctionError set, so ASL Retry/Catch match on the exception's
+class name as on AWS.
+
+Execution environments live as on AWS: an invocation with no idle environment of the function's
+current code and configuration (code, layers, handler, memory, timeout, variables, role credentials)
+starts one (a cold start: a new process imports the handler module and runs its init code, reported
+as ``Init Duration``); later invocations reuse it, one at a time, with the module's state intact; a
+concurrent invocation gets another environment. A timeout or a crash discards the environment, as
+does a configuration change or credentials the local STS is about to expire; idle ones are stopped
+after ``settings.idle_seconds`` (and beyond ``settings.max_idle``, the least recently used), all of
+them when the local cloud stops. Each environment writes one log stream, as on AWS.
 """
 
 from __future__ import annotations
@@ -19,8 +28,11 @@ import hashlib
 import io
 import json
 import logging
+import math
 import os
+import select
 import shutil
+import signal
 import subprocess
 import tempfile
 import threading
@@ -28,6 +40,7 @@ import time
 import uuid
 import zipfile
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -39,12 +52,28 @@ FAKE_CREDENTIALS = {
     "AWS_SECRET_ACCESS_KEY": "local-cloud-secret",
     "AWS_SESSION_TOKEN": "local-cloud-session-token",
 }
+# Lambda's limit on an on-demand function's Init phase; past it, Lambda runs init again inside the
+# first invocation, bounded by the function's timeout. Here init simply gets both budgets.
+INIT_LIMIT_SECONDS = 10.0
 
 log = logging.getLogger(__name__)
 _extract_lock = threading.Lock()
 # Set by IAM enforcement: the function's execution role credentials, as Lambda provides them. Called
-# when an execution environment starts; without it functions get fake keys (the root user's).
+# for each invocation (cached by the local STS); an environment keeps the ones it started with, and
+# new ones (a refresh before they expire) start a new environment. Without it: fake keys (root user).
 credential_provider: Callable[[Any], dict[str, str]] | None = None
+
+
+@dataclass
+class Settings:
+    """How execution environments are kept (``local serve --no-warm-lambdas`` sets keep_warm off)."""
+
+    keep_warm: bool = field(default_factory=lambda: os.environ.get("LOCAL_LAMBDA_WARM", "1") != "0")
+    idle_seconds: float = 120.0
+    max_idle: int = 32
+
+
+settings = Settings()
 
 
 def runtime_python() -> str:
@@ -60,7 +89,7 @@ def runtime_python() -> str:
 
 
 class ArtifactCache:
-    """Extracted code and layer zips, keyed by content hash so warm invocations skip the unzip."""
+    """Extracted code and layer zips, keyed by content hash so later environments skip the unzip."""
 
     def __init__(self, root: Path | None = None) -> None:
         self.root = root or Path(tempfile.mkdtemp(prefix="local-lambda-"))
@@ -99,8 +128,354 @@ def cache() -> ArtifactCache:
     return _cache
 
 
+class WorkerGone(Exception):
+    """The environment's process ended (a crash, ``os._exit``, a kill)."""
+
+
+class Worker:
+    """One execution environment: a runtime process that serves one invocation at a time."""
+
+    def __init__(self, function_arn: str, key: str, environment: dict[str, str], version: str,
+                 task_root: Path, opt_root: Path) -> None:
+        self.function_arn = function_arn
+        self.key = key
+        self.created = time.monotonic()
+        self.last_used = self.created
+        self.init_ms: float | None = None  # the Init phase, reported in the first invocation's REPORT line
+        self.init_output = ""
+        self.directory = Path(tempfile.mkdtemp(prefix="env-", dir=cache().root))  # its /tmp
+        self.log_path = self.directory.with_suffix(".log")
+        self.stream = f"{datetime.now(UTC):%Y/%m/%d}/[{version}]{uuid.uuid4().hex}"
+        self._offset = 0
+        self._buffer = b""
+        self._stopped = False
+        self._stop_lock = threading.Lock()
+        request_read, request_write = os.pipe()
+        result_read, result_write = os.pipe()
+        env = {**environment, "HOME": str(self.directory), "TMPDIR": str(self.directory),
+               "AWS_LAMBDA_LOG_STREAM_NAME": self.stream}
+        command = [runtime_python(), "-I", "-u", str(BOOTSTRAP), str(task_root), str(opt_root),
+                   str(request_read), str(result_write)]
+        with open(self.log_path, "wb") as output:
+            self.process = subprocess.Popen(
+                command, env=env, cwd=str(self.directory), stdin=subprocess.DEVNULL, stdout=output,
+                stderr=subprocess.STDOUT, pass_fds=(request_read, result_write),
+                start_new_session=True,  # a kill reaches whatever the function started too
+            )
+        os.close(request_read)
+        os.close(result_write)
+        self._requests = os.fdopen(request_write, "wb", buffering=0)
+        self._results = result_read
+
+    def init(self, timeout: float) -> dict[str, Any] | None:
+        """Wait for the Init phase: None when ready, else the error it reported; raises TimeoutError."""
+        message = self._receive(timeout)
+        self.init_ms = (time.monotonic() - self.created) * 1000
+        self.init_output = self.output()
+        return None if message.get("ready") else message
+
+    def invoke(self, request: dict[str, Any], timeout: float) -> dict[str, Any]:
+        """Send one invocation and wait for its outcome; raises TimeoutError or WorkerGone."""
+        try:
+            self._requests.write(json.dumps(request).encode("utf-8") + b"\n")
+        except (BrokenPipeError, OSError) as exc:
+            raise WorkerGone(str(exc)) from exc
+        return self._receive(timeout)
+
+    def _receive(self, timeout: float) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self._buffer:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError
+            try:
+                ready, _, _ = select.select([self._results], [], [], remaining)
+                chunk = os.read(self._results, 65536) if ready else None
+            except (OSError, ValueError) as exc:  # stopped meanwhile
+                raise WorkerGone(str(exc)) from exc
+            if chunk is None:
+                raise TimeoutError
+            if not chunk:
+                raise WorkerGone("the runtime process exited")
+            self._buffer += chunk
+        line, _, self._buffer = self._buffer.partition(b"\n")
+        return dict(json.loads(line))
+
+    def output(self) -> str:
+        """What the environment printed since the last call (its share of the log stream)."""
+        try:
+            with open(self.log_path, "rb") as handle:
+                handle.seek(self._offset)
+                data = handle.read()
+        except FileNotFoundError:
+            return ""
+        self._offset += len(data)
+        return data.decode("utf-8", "replace")
+
+    def exit_status(self) -> int:
+        try:
+            return self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            return self.process.returncode
+
+    def max_memory_mb(self) -> int | None:
+        try:
+            status = Path(f"/proc/{self.process.pid}/status").read_text()
+        except OSError:
+            return None
+        for line in status.splitlines():
+            if line.startswith("VmHWM:"):
+                return math.ceil(int(line.split()[1]) / 1024)
+        return None
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def kill(self) -> None:
+        """End the process and anything it started; its log file stays readable."""
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)  # its own session: the pid is the group id
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            log.warning("runtime process %s of %s did not stop", self.process.pid, self.function_arn)
+
+    def stop(self) -> None:
+        """Kill it and remove its pipes, /tmp and log file (once; later calls do nothing)."""
+        with self._stop_lock:
+            if self._stopped:
+                return
+            self._stopped = True
+        self.kill()
+        self._requests.close()
+        os.close(self._results)
+        shutil.rmtree(self.directory, ignore_errors=True)
+        self.log_path.unlink(missing_ok=True)
+
+
+class WorkerPool:
+    """The execution environments of every function, idle ones keyed by code and configuration."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._idle: dict[str, list[Worker]] = {}
+        self._busy: set[Worker] = set()
+        self._current: dict[str, str] = {}  # function ARN -> the key of its current configuration
+        self._reaper: threading.Thread | None = None
+        self._wake = threading.Event()
+
+    def acquire(self, function_arn: str, key: str, start: Callable[[], Worker]) -> tuple[Worker, bool]:
+        """An idle environment of ``key`` (warm), or a new one (cold): (worker, cold)."""
+        retired: list[Worker] = []
+        worker = None
+        with self._lock:
+            if self._current.get(function_arn) != key:  # new code or configuration: old ones retire
+                self._current[function_arn] = key
+                for other in [k for k, found in self._idle.items() if found and found[0].function_arn == function_arn]:
+                    if other != key:
+                        retired.extend(self._idle.pop(other))
+            idle = self._idle.get(key)
+            if idle and settings.keep_warm:
+                worker = idle.pop()
+                self._busy.add(worker)
+        for old in retired:
+            old.stop()
+        if worker is not None and worker.alive():
+            return worker, False
+        if worker is not None:  # died while idle
+            self._discard(worker)
+        worker = start()
+        with self._lock:
+            self._busy.add(worker)
+            self._start_reaper()
+        return worker, True
+
+    def release(self, worker: Worker, reusable: bool) -> None:
+        evicted: list[Worker] = []
+        with self._lock:
+            self._busy.discard(worker)
+            keep = (reusable and settings.keep_warm and worker.alive()
+                    and self._current.get(worker.function_arn) == worker.key)
+            if keep:
+                worker.last_used = time.monotonic()
+                self._idle.setdefault(worker.key, []).append(worker)
+                idle = sorted((w for ws in self._idle.values() for w in ws), key=lambda w: w.last_used)
+                for oldest in idle[: max(len(idle) - settings.max_idle, 0)]:
+                    self._idle[oldest.key].remove(oldest)
+                    evicted.append(oldest)
+        if not keep:
+            worker.stop()
+        for old in evicted:
+            old.stop()
+
+    def _discard(self, worker: Worker) -> None:
+        with self._lock:
+            self._busy.discard(worker)
+        worker.stop()
+
+    def reap(self, now: float | None = None) -> int:
+        """Stop environments idle for longer than ``settings.idle_seconds``; returns how many."""
+        now = time.monotonic() if now is None else now
+        expired: list[Worker] = []
+        with self._lock:
+            for key, idle in list(self._idle.items()):
+                for worker in list(idle):
+                    if now - worker.last_used > settings.idle_seconds or not worker.alive():
+                        idle.remove(worker)
+                        expired.append(worker)
+                if not idle:
+                    del self._idle[key]
+        for worker in expired:
+            worker.stop()
+        return len(expired)
+
+    def counts(self) -> tuple[int, int]:
+        """(idle, busy) environments."""
+        with self._lock:
+            return sum(len(ws) for ws in self._idle.values()), len(self._busy)
+
+    def shutdown(self) -> None:
+        """Stop every environment, busy ones too (their invocations end as a crash would)."""
+        with self._lock:
+            idle = [w for ws in self._idle.values() for w in ws]
+            busy = list(self._busy)
+            self._idle.clear()
+            self._busy.clear()
+            self._current.clear()
+            self._wake.set()
+            reaper, self._reaper = self._reaper, None
+        for worker in idle:
+            worker.stop()
+        for worker in busy:  # its invocation sees the exit, answers, and releases (stops) it
+            worker.kill()
+        if reaper is not None:
+            reaper.join(timeout=5)
+
+    def _start_reaper(self) -> None:  # with self._lock held
+        if self._reaper is None:
+            self._wake = threading.Event()
+            wake = self._wake
+            self._reaper = threading.Thread(target=self._reap_until, args=(wake,), name="lambda-reaper", daemon=True)
+            self._reaper.start()
+
+    def _reap_until(self, wake: threading.Event) -> None:
+        while not wake.wait(min(settings.idle_seconds / 4, 15.0)):
+            try:
+                self.reap()
+            except Exception:
+                log.exception("stopping idle Lambda environments")
+
+
+_pool = WorkerPool()
+
+
+def pool() -> WorkerPool:
+    return _pool
+
+
+def shutdown() -> None:
+    """Stop every execution environment (the local cloud is stopping)."""
+    _pool.shutdown()
+
+
+def _environment(fn: Any, endpoint_url: str, task_root: Path, timeout: int) -> dict[str, str]:
+    """What Lambda sets in an execution environment at init (the per-environment ones are added by Worker)."""
+    return {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "LANG": "en_US.UTF-8",
+        "TZ": ":UTC",
+        "LAMBDA_TASK_ROOT": str(task_root),
+        "LAMBDA_RUNTIME_DIR": str(Path(runtime_python()).parent.parent),
+        "AWS_EXECUTION_ENV": f"AWS_Lambda_{fn.run_time or 'python3.13'}",
+        "AWS_LAMBDA_FUNCTION_NAME": fn.function_name,
+        "AWS_LAMBDA_FUNCTION_VERSION": _version(fn),
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(fn.memory_size),
+        "AWS_LAMBDA_FUNCTION_TIMEOUT": str(timeout),
+        "AWS_LAMBDA_LOG_GROUP_NAME": fn.logs_group_name,
+        "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+        "_HANDLER": fn.handler or "",
+        "AWS_REGION": fn.region,
+        "AWS_DEFAULT_REGION": fn.region,
+        **(credential_provider(fn) if credential_provider else FAKE_CREDENTIALS),
+        **{k: str(v) for k, v in (fn.environment_vars or {}).items()},
+        # After the function's own variables: the emulator is the only cloud a local function may reach.
+        "AWS_ENDPOINT_URL": endpoint_url,
+        "_LOCAL_LAMBDA_FUNCTION_ARN": fn.function_arn,
+    }
+
+
+def _version(fn: Any) -> str:
+    return str(fn.version if fn.version not in (1, "1") else "$LATEST")
+
+
+@dataclass
+class Outcome:
+    payload: dict[str, Any]
+    errored: bool
+    reusable: bool
+    output: str = ""
+    status: str | None = None  # the REPORT line's Status when not a success: timeout, error
+    error_type: str | None = None
+
+
+def _run(worker: Worker, request: dict[str, Any], timeout: int) -> Outcome:
+    """One invocation in ``worker``: its outcome, and whether the environment may serve another."""
+    request_id = request["request_id"]
+    try:
+        result = worker.invoke(request, timeout)
+    except TimeoutError:
+        worker.kill()
+        message = f"RequestId: {request_id} Error: Task timed out after {timeout:.2f} seconds"
+        line = f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%S.%fZ} {request_id} Task timed out after {timeout:.2f} seconds\n"
+        return Outcome({"errorType": "Sandbox.Timedout", "errorMessage": message}, True, False,
+                       worker.output() + line, "timeout")
+    except WorkerGone:
+        status = worker.exit_status()
+        message = f"RequestId: {request_id} Error: Runtime exited with error: {_exit_text(status)}"
+        return Outcome({"errorType": "Runtime.ExitError", "errorMessage": message}, True, False,
+                       worker.output(), "error", "Runtime.ExitError")
+    if "error" in result:
+        return Outcome(result["error"], True, True, worker.output())
+    return Outcome(result["result"], False, True, worker.output())
+
+
+def _exit_text(status: int) -> str:
+    return f"signal: {signal.Signals(-status).name.lower().removeprefix('sig')}" if status < 0 else \
+        f"exit status {status}"
+
+
+def _init(worker: Worker, fn: Any, timeout: int, request_id: str) -> tuple[str, float, Outcome | None]:
+    """A cold start's Init phase: (its log lines, Init Duration in ms, the invocation's failure if it failed).
+
+    An environment whose init failed serves nothing: the invocation fails and the next one starts anew.
+    """
+    runtime = str(fn.run_time or "python3.13").replace("python", "python:")
+    logs = f"INIT_START Runtime Version: {runtime}\tRuntime Version ARN: local\n"
+    try:
+        reported = worker.init(INIT_LIMIT_SECONDS + timeout)
+    except TimeoutError:
+        worker.kill()
+        message = f"RequestId: {request_id} Error: Task timed out after {timeout:.2f} seconds"
+        error = {"errorType": "Sandbox.Timedout", "errorMessage": message}
+        return logs + worker.output(), (time.monotonic() - worker.created) * 1000, Outcome(
+            error, True, False, status="timeout")
+    except WorkerGone:
+        message = f"RequestId: {request_id} Error: Runtime exited with error: {_exit_text(worker.exit_status())}"
+        error = {"errorType": "Runtime.ExitError", "errorMessage": message}
+        return logs + worker.output(), (time.monotonic() - worker.created) * 1000, Outcome(
+            error, True, False, status="error", error_type="Runtime.ExitError")
+    logs += worker.init_output
+    if reported is None:
+        return logs, worker.init_ms or 0.0, None
+    error = {**reported["error"], "requestId": request_id}
+    return logs, worker.init_ms or 0.0, Outcome(error, True, False, status="error", error_type=error["errorType"])
+
+
 def invoke_artifact(fn: Any, event: Any, endpoint_url: str) -> tuple[str, bool, str, str]:
-    """Run ``fn`` (a moto LambdaFunction) on ``event``.
+    """Run ``fn`` (a moto LambdaFunction) on ``event`` in one of its execution environments.
 
     Returns (payload JSON, errored, logs, log stream name), the shape moto's ``_invoke_lambda`` uses
     plus the stream the logs belong in.
@@ -114,104 +489,54 @@ def invoke_artifact(fn: Any, event: Any, endpoint_url: str) -> tuple[str, bool, 
         layer_zips.append(version.code_bytes if version else b"")
     task_root = cache().task_root(fn.code_bytes)
     opt_root = cache().opt_root(layer_zips)
-
-    request_id = str(uuid.uuid4())
-    now = datetime.now(UTC)
-    stream = f"{now:%Y/%m/%d}/[{fn.version}]{uuid.uuid4().hex}"
     timeout = int(fn.timeout or 3)
-    workdir = Path(tempfile.mkdtemp(prefix="invoke-", dir=cache().root))
-    event_path = workdir / "event.json"
-    result_path = workdir / "result.json"
-    event_path.write_text(event if isinstance(event, str) else json.dumps(event), encoding="utf-8")
+    environment = _environment(fn, endpoint_url, task_root, timeout)
+    key = hashlib.sha256(json.dumps([str(task_root), str(opt_root), environment], sort_keys=True).encode()).hexdigest()
 
-    env = {
-        "PATH": "/usr/local/bin:/usr/bin:/bin",
-        "LANG": "en_US.UTF-8",
-        "TZ": ":UTC",
-        "HOME": str(workdir),
-        "TMPDIR": str(workdir),
-        "LAMBDA_TASK_ROOT": str(task_root),
-        "LAMBDA_RUNTIME_DIR": str(Path(runtime_python()).parent.parent),
-        "AWS_EXECUTION_ENV": f"AWS_Lambda_{fn.run_time or 'python3.13'}",
-        "AWS_LAMBDA_FUNCTION_NAME": fn.function_name,
-        "AWS_LAMBDA_FUNCTION_VERSION": str(fn.version if fn.version not in (1, "1") else "$LATEST"),
-        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(fn.memory_size),
-        "AWS_LAMBDA_FUNCTION_TIMEOUT": str(timeout),
-        "AWS_LAMBDA_LOG_GROUP_NAME": fn.logs_group_name,
-        "AWS_LAMBDA_LOG_STREAM_NAME": stream,
-        "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
-        "_HANDLER": fn.handler or "",
-        "_X_AMZN_TRACE_ID": f"Root=1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]};Sampled=0",
-        "AWS_REGION": fn.region,
-        "AWS_DEFAULT_REGION": fn.region,
-        **(credential_provider(fn) if credential_provider else FAKE_CREDENTIALS),
-        **{k: str(v) for k, v in (fn.environment_vars or {}).items()},
-        # After the function's own variables: the emulator is the only cloud a local function may reach.
-        "AWS_ENDPOINT_URL": endpoint_url,
-        "_LOCAL_LAMBDA_FUNCTION_ARN": fn.function_arn,
-        "_LOCAL_LAMBDA_EVENT_PATH": str(event_path),
-        "_LOCAL_LAMBDA_DEADLINE_MS": str(int(time.time() * 1000) + timeout * 1000),
-    }
+    def start() -> Worker:
+        return Worker(fn.function_arn, key, environment, _version(fn), task_root, opt_root)
+
+    worker, cold = pool().acquire(fn.function_arn, key, start)
+    request_id = str(uuid.uuid4())
+    init_logs, init_ms, failure = _init(worker, fn, timeout, request_id) if cold else ("", None, None)
     started = time.monotonic()
-    command = [runtime_python(), "-I", "-u", str(BOOTSTRAP)]
-    command += [str(task_root), str(opt_root), str(result_path), request_id]
-    timed_out = False
-    try:
-        proc = subprocess.run(
-            command,
-            env=env,
-            cwd=str(workdir),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            timeout=timeout,
-            check=False,
-        )
-        output = proc.stdout.decode("utf-8", "replace")
-    except subprocess.TimeoutExpired as exc:  # subprocess.run has killed it
-        timed_out = True
-        output = (exc.stdout or b"").decode("utf-8", "replace")
-    duration_ms = (time.monotonic() - started) * 1000
-
-    if timed_out:
-        error = {
-            "errorType": "Sandbox.Timedout",
-            "errorMessage": f"RequestId: {request_id} Error: Task timed out after {timeout:.2f} seconds",
+    if failure is None:
+        request = {
+            "request_id": request_id,
+            "event": event if isinstance(event, str) else json.dumps(event),
+            "deadline_ms": int(time.time() * 1000) + timeout * 1000,
+            "trace_id": f"Root=1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]};Sampled=0",
         }
-        payload, errored = json.dumps(error), True
-        output += f"{now:%Y-%m-%dT%H:%M:%S.%fZ} {request_id} Task timed out after {timeout:.2f} seconds\n"
-    elif result_path.exists():
-        outcome = json.loads(result_path.read_text(encoding="utf-8"))
-        errored = "error" in outcome
-        payload = json.dumps(outcome["error"] if errored else outcome["result"])
+        outcome = _run(worker, request, timeout)
     else:
-        errored = True
-        payload = json.dumps(
-            {
-                "errorType": "Runtime.ExitError",
-                "errorMessage": f"RequestId: {request_id} Error: Runtime exited with error: exit status "
-                f"{proc.returncode}",
-            }
-        )
-    shutil.rmtree(workdir, ignore_errors=True)
-    logs = (
-        f"START RequestId: {request_id} Version: $LATEST\n{output}"
-        f"END RequestId: {request_id}\n"
-        f"REPORT RequestId: {request_id}\tDuration: {duration_ms:.2f} ms\t"
-        f"Memory Size: {fn.memory_size} MB\n"
-    )
-    return payload, errored, logs, stream
+        outcome = failure
+    duration_ms = (time.monotonic() - started) * 1000
+    memory = worker.max_memory_mb()
+    pool().release(worker, outcome.reusable)
+
+    report = (f"REPORT RequestId: {request_id}\tDuration: {duration_ms:.2f} ms\t"
+              f"Billed Duration: {math.ceil(duration_ms)} ms\tMemory Size: {fn.memory_size} MB")
+    if memory is not None:
+        report += f"\tMax Memory Used: {memory} MB"
+    if init_ms is not None:
+        report += f"\tInit Duration: {init_ms:.2f} ms"
+    if outcome.status:
+        report += f"\tStatus: {outcome.status}"
+    if outcome.error_type:
+        report += f"\tError Type: {outcome.error_type}"
+    logs = (f"{init_logs}START RequestId: {request_id} Version: {_version(fn)}\n{outcome.output}"
+            f"END RequestId: {request_id}\n{report}\n")
+    return json.dumps(outcome.payload), outcome.errored, logs, worker.stream
 
 
 def save_logs(fn: Any, stream: str, logs: str) -> None:
-    """Store one invocation's output as a log stream of /aws/lambda/<function> in moto's CloudWatch Logs."""
+    """Append one invocation's output to its environment's stream of /aws/lambda/<function> in CloudWatch Logs."""
     fn.logs_backend.ensure_log_group(fn.logs_group_name)
-    fn.logs_backend.create_log_stream(fn.logs_group_name, stream)
+    fn.logs_backend.ensure_log_stream(fn.logs_group_name, stream)
     now_ms = int(time.time() * 1000)
     events = [{"timestamp": now_ms, "message": line} for line in logs.splitlines() if line]
     if events:
         fn.logs_backend.put_log_events(fn.logs_group_name, stream, events)
-
-
 def install(endpoint_url: str) -> None:
     """Patch moto's LambdaFunction so invocations run the artifact (and Event invocations do not block)."""
     from moto.awslambda.models import LambdaFunction
@@ -252,3 +577,4 @@ def install(endpoint_url: str) -> None:
 
     LambdaFunction._invoke_lambda = _invoke_lambda  # type: ignore[method-assign]
     LambdaFunction.invoke = invoke  # type: ignore[method-assign]
+

@@ -267,6 +267,7 @@ class LocalCloud:
             self.workbench = None
         if self.moto is not None:
             self.moto.stop()
+        lambda_runner.shutdown()  # every execution environment, busy or idle
         lambda_runner.cache().cleanup()
 
 

@@ -3,7 +3,9 @@ and the report records what a role's grant allowed."""
 
 from __future__ import annotations
 
+import io
 import json
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -101,3 +103,33 @@ def test_assume_role_honours_the_trust_policy(iam_cloud: tuple[ServedCloud, Path
                                                   RoleSessionName="xx")
     assert caught.value.response["Error"]["Code"] == "AccessDenied"
     assert "sts:AssumeRole on resource: arn:aws:iam::123456789012:role/lambda-only" in str(caught.value)
+
+
+WHOAMI = """
+import os, boto3
+CALLS = 0
+
+def handler(event, context):
+    global CALLS
+    CALLS += 1
+    return {"arn": boto3.client("sts").get_caller_identity()["Arn"], "pid": os.getpid(), "calls": CALLS}
+"""
+
+
+def test_a_function_runs_as_its_execution_role_also_in_a_reused_environment(
+        iam_cloud: tuple[ServedCloud, Path]) -> None:
+    cloud, _ = iam_cloud
+    trust = {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
+    role = client(cloud, "iam").create_role(RoleName="whoami-role", AssumeRolePolicyDocument=json.dumps(trust))
+    package = io.BytesIO()
+    with zipfile.ZipFile(package, "w") as archive:
+        archive.writestr("app.py", WHOAMI)
+    lam = client(cloud, "lambda")
+    lam.create_function(FunctionName="whoami", Runtime="python3.13", Role=role["Role"]["Arn"], Handler="app.handler",
+                        Code={"ZipFile": package.getvalue()}, Timeout=30)
+
+    first, second = (json.loads(lam.invoke(FunctionName="whoami")["Payload"].read()) for _ in range(2))
+
+    assert first["arn"] == second["arn"] == f"arn:aws:sts::{ACCOUNT}:assumed-role/whoami-role/whoami"
+    assert second["pid"] == first["pid"] and second["calls"] == 2  # the same execution environment

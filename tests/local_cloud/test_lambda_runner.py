@@ -1,10 +1,13 @@
-"""The Lambda runner on its own: a zip in, an isolated Python 3.13 process, the Lambda result out."""
+"""The Lambda runner on its own: a zip in, an isolated Python 3.13 process, the Lambda result out; and its
+execution environments, kept and discarded as Lambda keeps and discards them."""
 
 from __future__ import annotations
 
 import base64
 import io
 import json
+import os
+import threading
 import zipfile
 from types import SimpleNamespace
 
@@ -47,6 +50,19 @@ def failing_handler(event, context):
 def layer_handler(event, context):
     import helper
     return helper.VALUE
+
+INVOCATIONS = 0  # module state: lives as long as the execution environment
+
+def stateful_handler(event, context):
+    global INVOCATIONS
+    INVOCATIONS += 1
+    if event.get("crash"):
+        os._exit(3)
+    if event.get("fail"):
+        raise TransientError("handled by the runtime")
+    time.sleep(event.get("sleep", 0))
+    return {"pid": os.getpid(), "invocations": INVOCATIONS, "stream": context.log_stream_name,
+            "key": os.environ["AWS_ACCESS_KEY_ID"], "stage": os.environ.get("STAGE")}
 """
 
 
@@ -58,7 +74,8 @@ def _zip(files: dict[str, str]) -> bytes:
     return buffer.getvalue()
 
 
-def _function(handler: str, timeout: int = 5, layers: list | None = None) -> SimpleNamespace:
+def _function(handler: str, timeout: int = 5, layers: list | None = None, code: str = CODE,
+              stage: str = "test") -> SimpleNamespace:
     return SimpleNamespace(
         account_id="123456789012",
         region="eu-west-1",
@@ -70,8 +87,8 @@ def _function(handler: str, timeout: int = 5, layers: list | None = None) -> Sim
         memory_size=256,
         timeout=timeout,
         logs_group_name="/aws/lambda/probe",
-        environment_vars={"STAGE": "test", "AWS_ENDPOINT_URL": "https://real.example"},
-        code_bytes=_zip({"app.py": CODE}),
+        environment_vars={"STAGE": stage, "AWS_ENDPOINT_URL": "https://real.example"},
+        code_bytes=_zip({"app.py": code}),
         layers=layers or [],
     )
 
@@ -79,8 +96,24 @@ def _function(handler: str, timeout: int = 5, layers: list | None = None) -> Sim
 @pytest.fixture(autouse=True)
 def _moto(tmp_path, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN001
     monkeypatch.setattr(lambda_runner, "_cache", lambda_runner.ArtifactCache(tmp_path))
+    monkeypatch.setattr(lambda_runner, "_pool", lambda_runner.WorkerPool())
+    monkeypatch.setattr(lambda_runner, "settings", lambda_runner.Settings(keep_warm=True))
     with mock_aws():
         yield
+    lambda_runner.shutdown()
+
+
+def _invoke(fn: SimpleNamespace, event: dict | None = None) -> tuple[dict, bool, str]:
+    payload, errored, logs, _ = lambda_runner.invoke_artifact(fn, event or {}, "http://127.0.0.1:1")
+    return json.loads(payload), errored, logs
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return not open(f"/proc/{pid}/stat").read().split()[2] == "Z"
 
 
 def test_handler_gets_a_lambda_context_and_environment() -> None:
@@ -100,7 +133,8 @@ def test_handler_gets_a_lambda_context_and_environment() -> None:
     assert env["AWS_LAMBDA_FUNCTION_TIMEOUT"] == "5" and env["_HANDLER"] == "app.context_handler"
     assert env["STAGE"] == "test" and env["PYTHONPATH"] is None and env["VIRTUAL_ENV"] is None
     assert not any("/.venv/" in p for p in result["path"])
-    assert logs.startswith(f"START RequestId: {result['request_id']}")
+    assert f"\nSTART RequestId: {result['request_id']} Version: $LATEST\n" in logs
+    assert logs.rstrip().splitlines()[-2:][0] == f"END RequestId: {result['request_id']}"
 
 
 def test_handler_exception_becomes_the_lambda_error_payload() -> None:
@@ -135,3 +169,153 @@ def test_layer_python_directory_is_importable_like_opt_python() -> None:
 def test_missing_handler_is_reported_as_the_runtime_does() -> None:
     payload, errored, _, _ = lambda_runner.invoke_artifact(_function("app.nothing_here"), {}, "http://x")
     assert errored and json.loads(payload)["errorType"] == "Runtime.HandlerNotFound"
+
+
+def test_second_invocation_reuses_the_environment_with_its_module_state() -> None:
+    fn = _function("app.stateful_handler")
+
+    first, _, first_logs = _invoke(fn)
+    second, errored, second_logs = _invoke(fn)
+
+    assert not errored
+    assert second["pid"] == first["pid"]
+    assert (first["invocations"], second["invocations"]) == (1, 2)
+    assert second["stream"] == first["stream"]  # one log stream per execution environment, as on AWS
+    assert first_logs.startswith("INIT_START Runtime Version: python:3.13")
+    assert "\tInit Duration: " in first_logs.splitlines()[-1]
+    assert "INIT_START" not in second_logs and "Init Duration" not in second_logs
+    assert second_logs.splitlines()[-1].startswith("REPORT RequestId: ")
+    assert "\tBilled Duration: " in second_logs and "\tMax Memory Used: " in second_logs
+
+
+def test_handler_exception_keeps_the_environment() -> None:
+    fn = _function("app.stateful_handler")
+    first, _, _ = _invoke(fn)
+
+    error, errored, _ = _invoke(fn, {"fail": True})
+    after, _, _ = _invoke(fn)
+
+    assert errored and error["errorType"] == "TransientError"
+    assert after["pid"] == first["pid"] and after["invocations"] == 3
+
+
+@pytest.mark.parametrize("change", [
+    {"code": CODE + "\n# a new deployment package\n"},
+    {"stage": "prod"},  # an environment variable
+    {"timeout": 6},
+])
+def test_new_code_or_configuration_starts_a_new_environment_and_retires_the_old(change: dict) -> None:
+    first, _, _ = _invoke(_function("app.stateful_handler"))
+
+    changed, _, logs = _invoke(_function("app.stateful_handler", **change))
+
+    assert changed["pid"] != first["pid"] and changed["invocations"] == 1
+    assert "Init Duration" in logs
+    assert not _alive(first["pid"])
+    assert lambda_runner.pool().counts() == (1, 0)
+
+
+def test_timeout_discards_the_environment() -> None:
+    fn = _function("app.stateful_handler", timeout=1)
+    first, _, _ = _invoke(fn)
+
+    error, errored, logs = _invoke(fn, {"sleep": 30})
+    after, _, after_logs = _invoke(fn)
+
+    assert errored and error["errorType"] == "Sandbox.Timedout"
+    assert error["errorMessage"].endswith("Error: Task timed out after 1.00 seconds")
+    assert "Task timed out after 1.00 seconds" in logs and "\tStatus: timeout" in logs
+    assert not _alive(first["pid"])
+    assert after["pid"] != first["pid"] and after["invocations"] == 1 and "Init Duration" in after_logs
+
+
+def test_crash_discards_the_environment_and_reports_runtime_exit_error() -> None:
+    fn = _function("app.stateful_handler")
+    first, _, _ = _invoke(fn)
+
+    error, errored, logs = _invoke(fn, {"crash": True})
+    after, _, after_logs = _invoke(fn)
+
+    assert errored and error["errorType"] == "Runtime.ExitError"
+    assert error["errorMessage"].endswith("Error: Runtime exited with error: exit status 3")
+    assert "\tError Type: Runtime.ExitError" in logs
+    assert after["pid"] != first["pid"] and after["invocations"] == 1 and "Init Duration" in after_logs
+
+
+def test_init_failure_discards_the_environment_and_the_next_invocation_starts_anew() -> None:
+    fn = _function("app.nothing_here")
+
+    first, _, first_logs = _invoke(fn)
+    second, _, second_logs = _invoke(fn)
+
+    assert first["errorType"] == second["errorType"] == "Runtime.HandlerNotFound"
+    assert "INIT_START" in first_logs and "INIT_START" in second_logs
+    assert lambda_runner.pool().counts() == (0, 0)
+
+
+def test_concurrent_invocations_get_separate_environments() -> None:
+    fn = _function("app.stateful_handler")
+    results: list[dict] = []
+    threads = [threading.Thread(target=lambda: results.append(_invoke(fn, {"sleep": 1})[0])) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert len({r["pid"] for r in results}) == 2
+    assert lambda_runner.pool().counts() == (2, 0)
+    again, _, _ = _invoke(fn)
+    assert again["pid"] in {r["pid"] for r in results} and again["invocations"] == 2
+
+
+def test_new_role_credentials_start_a_new_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    keys = iter(["ASIAFIRSTSESSION", "ASIAFIRSTSESSION", "ASIAREFRESHED"])
+    monkeypatch.setattr(lambda_runner, "credential_provider", lambda fn: {
+        "AWS_ACCESS_KEY_ID": next(keys), "AWS_SECRET_ACCESS_KEY": "s", "AWS_SESSION_TOKEN": "t"})
+    fn = _function("app.stateful_handler")
+
+    first, second, refreshed = (_invoke(fn)[0] for _ in range(3))
+
+    assert first["key"] == second["key"] == "ASIAFIRSTSESSION" and second["pid"] == first["pid"]
+    assert refreshed["key"] == "ASIAREFRESHED" and refreshed["pid"] != first["pid"]
+
+
+def test_idle_environments_are_stopped_after_the_idle_time() -> None:
+    first, _, _ = _invoke(_function("app.stateful_handler"))
+
+    assert lambda_runner.pool().reap() == 0  # just used
+    stopped = lambda_runner.pool().reap(now=10**9)
+
+    assert stopped == 1 and not _alive(first["pid"])
+    assert lambda_runner.pool().counts() == (0, 0)
+
+
+def test_idle_environments_beyond_the_cap_stop_least_recently_used_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(lambda_runner.settings, "max_idle", 1)
+    first, _, _ = _invoke(_function("app.stateful_handler"))
+    other = _function("app.stateful_handler")
+    other.function_arn = other.function_arn.replace(":probe", ":other")
+
+    second, _, _ = _invoke(other)
+
+    assert not _alive(first["pid"]) and _alive(second["pid"])
+    assert lambda_runner.pool().counts() == (1, 0)
+
+
+def test_shutdown_stops_every_environment() -> None:
+    result, _, _ = _invoke(_function("app.stateful_handler"))
+
+    lambda_runner.shutdown()
+
+    assert not _alive(result["pid"]) and lambda_runner.pool().counts() == (0, 0)
+
+
+def test_without_warm_environments_every_invocation_is_a_cold_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(lambda_runner.settings, "keep_warm", False)
+    fn = _function("app.stateful_handler")
+
+    first, _, _ = _invoke(fn)
+    second, _, logs = _invoke(fn)
+
+    assert second["pid"] != first["pid"] and second["invocations"] == 1 and "Init Duration" in logs
+    assert not _alive(first["pid"])
