@@ -455,6 +455,18 @@ def test_secret_read_keeps_the_key_out_of_debug_logs(
     assert parser_logger.level == logging.DEBUG  # restored
 
 
+def test_a_key_put_into_the_secret_after_a_401_is_used_by_the_next_attempt_in_the_same_environment(
+        wb_config: Config, emulator: WorkbenchEmulator) -> None:
+    client = boto3.client("secretsmanager", region_name=REGION)
+    client.put_secret_value(SecretId=wb_config.workbench_api_key_secret_arn, SecretString="revoked-key")
+    with pytest.raises(WorkbenchError, match="HTTP 401"):
+        step10.register(wb_config, ROLE, QUEUE)
+
+    # The person puts a valid key into the secret and redrives: the same warm Lambda must read it anew.
+    client.put_secret_value(SecretId=wb_config.workbench_api_key_secret_arn, SecretString=API_KEY)
+    assert step10.register(wb_config, ROLE, QUEUE).device_id
+
+
 def load_handler(name: str) -> Any:
     spec = importlib.util.spec_from_file_location(f"{name}_app", ROOT / "functions" / name / "app.py")
     assert spec and spec.loader

@@ -1,4 +1,4 @@
-"""The Workbench API key, read from Secrets Manager with powertools Parameters (cached per container).
+"""The Workbench API key, read from Secrets Manager with powertools Parameters at every invocation.
 
 The secret holds either the key itself or JSON ``{"api_key": "..."}`` (how the console's key/value
 editor stores it). The value is returned to the caller and never logged or put in a message.
@@ -18,8 +18,9 @@ from expel_onboarding.aws.errors import ACCESS_DENIED, Rule, error_code, mapped_
 from expel_onboarding.errors import InvalidParameter, OnboardingError
 
 PARAMETER = "WorkbenchApiKeySecretArn"
-# Short enough that a key rotated after a 401 is picked up by the state machine's next attempt.
-MAX_AGE_SECONDS = 60
+# Not cached: Lambda reuses a warm execution environment, so a cached revoked key would fail the redrive a
+# person starts right after putting the new key into the secret (README: Troubleshooting) with the same 401.
+MAX_AGE_SECONDS = 0
 
 _RULES = (
     Rule({"ResourceNotFoundException"},
