@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import cache
 
 import boto3
 import pytest
@@ -15,6 +16,20 @@ from local_cloud import moto_patches, stacksets
 REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"
 WORKBENCH_GUID = "4f9c2a1e-7b3d-4e5f-9a8b-1c2d3e4f5a6b"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_botocore_loader() -> Iterator[None]:
+    """Every boto3 session the tests make reads botocore's data files (service models, endpoints)
+    through one loader, which parses each file once. The layer makes a session per client and the tests
+    reset that cache for each test: without this, a third of the suite's time went into parsing the same
+    JSON again. The files are static, so sharing their parsed form changes nothing else."""
+    import botocore.loaders
+    import botocore.session
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(botocore.session, "create_loader", cache(botocore.loaders.create_loader))
+        yield
 
 
 @pytest.fixture(autouse=True, scope="session")
