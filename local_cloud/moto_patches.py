@@ -55,6 +55,9 @@ arrival of custom resource answers concern only a running server (``apply_server
     ``apply``: S3's notification validation and events (``s3_notifications``), SNS delivery to SQS and
     its metrics (``sns_delivery``), KMS's key policy rules (``kms_key_policies``), and Lambda's refusals of
     a Task named ``Lambda.<code>`` (``stepfunctions_lambda_errors``).
+19. ``!Ref AWS::NoValue`` inside a list (a statement under ``!If``) stays in the list as ``null`` in moto;
+    CloudFormation removes the item. A role policy holding ``null`` is one IAM would have refused, and the
+    IAM enforcement reads such a document as granting nothing.
 """
 
 from __future__ import annotations
@@ -496,6 +499,20 @@ def _patch_role_updates() -> None:
     Role.update_from_cloudformation_json = classmethod(update)  # type: ignore[assignment]
 
 
+def _patch_no_value_in_lists() -> None:
+    import moto.cloudformation.parsing as parsing
+
+    original = parsing.clean_json
+
+    def clean_json(resource_json: Any, resources_map: Any) -> Any:
+        cleaned = original(resource_json, resources_map)
+        if isinstance(resource_json, list) and isinstance(cleaned, list):
+            return [item for item in cleaned if item is not None]
+        return cleaned
+
+    parsing.clean_json = clean_json
+
+
 def apply() -> None:
     """Make moto behave like AWS where the onboarding depends on it (idempotent).
 
@@ -512,6 +529,7 @@ def apply() -> None:
     _patch_no_echo_parameters()
     _patch_queue_policy_kept()
     _patch_listed_resources()
+    _patch_no_value_in_lists()
     _patch_custom_resource_type()
     _patch_resource_events()
     _patch_role_updates()
