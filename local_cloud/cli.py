@@ -173,9 +173,10 @@ def _add_ports(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--iam",
         action=argparse.BooleanOptionalAction,
-        default=False,
-        help="authorize every request as IAM would: functions run as their execution roles, the state machine "
-        "as its role; --no-iam lets every call through (for debugging)",
+        default=True,
+        help="authorize every request as IAM would (the default): functions run as their execution roles, the "
+        "state machine as its role, dummy credentials as the account's root user; --no-iam lets every call "
+        "through (for debugging)",
     )
     parser.add_argument(
         "--iam-report",

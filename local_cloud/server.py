@@ -189,7 +189,7 @@ class LocalCloud:
         workbench_port: int = 4567,
         schedule_interval: float = 5.0,
         workbench_organization_id: str | None = None,
-        iam: bool = False,
+        iam: bool = True,
         iam_report: Path | None = None,
         stackset_seconds: float | None = None,
         faults: FaultPlan | None = None,

@@ -184,9 +184,10 @@ class MotoLookup:
         from moto.secretsmanager.models import secretsmanager_backends
 
         backend = secretsmanager_backends[self.account][region]
-        for arn, secret in backend.secrets.items():
-            if ref in (arn, getattr(secret, "name", None)):
-                return str(arn).split(":secret:", 1)[1]
+        for secret in list(backend.secrets.values()):
+            arn = str(getattr(secret, "arn", ""))
+            if ref in (arn, getattr(secret, "name", None)) and ":secret:" in arn:
+                return arn.split(":secret:", 1)[1]
         return None
 
     def organization_id(self) -> str | None:

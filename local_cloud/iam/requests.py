@@ -445,7 +445,9 @@ def _secretsmanager(call: ApiCall, lookup: Lookup, parts: _Parts) -> None:
     ref = call.params.get("SecretId") or call.params.get("Name")
     if ref:
         found = lookup.secret_id(str(ref), call.region)
-        parts.variables["SecretId"] = found or (str(ref).split(":secret:", 1)[-1] + "-??????")
+        if found is None:  # an ARN names the secret with its suffix; a name is matched as name-??????
+            found = str(ref).split(":secret:", 1)[1] if ":secret:" in str(ref) else f"{ref}-??????"
+        parts.variables["SecretId"] = found
 
 
 def _logs(call: ApiCall, lookup: Lookup, parts: _Parts) -> None:

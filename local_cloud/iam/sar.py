@@ -42,14 +42,15 @@ OPERATION_ACTIONS: dict[tuple[str, str], tuple[str, ...]] = {
     ("s3", "UploadPart"): ("s3:PutObject",),
     ("s3", "CompleteMultipartUpload"): ("s3:PutObject",),
     ("s3", "CopyObject"): ("s3:PutObject",),
-    ("s3", "GetObjectTagging"): ("s3:GetObjectTagging",),
     # Lambda names the invoke permission after the function, not the operation.
     ("lambda", "Invoke"): ("lambda:InvokeFunction",),
     ("lambda", "InvokeAsync"): ("lambda:InvokeFunction",),
-    ("lambda", "GetFunctionConfiguration"): ("lambda:GetFunctionConfiguration",),
-    ("lambda", "ListVersionsByFunction"): ("lambda:ListVersionsByFunction",),
-    # CloudWatch Logs' filter API is authorized as FilterLogEvents; SQS's purge as PurgeQueue (same).
-    ("sns", "ListTagsForResource"): ("sns:ListTagsForResource",),
+    # SQS and SNS batch operations need the permission of the single operation (SQS developer guide,
+    # "Amazon SQS batch actions"; SNS PublishBatch).
+    ("sqs", "SendMessageBatch"): ("sqs:SendMessage",),
+    ("sqs", "DeleteMessageBatch"): ("sqs:DeleteMessage",),
+    ("sqs", "ChangeMessageVisibilityBatch"): ("sqs:ChangeMessageVisibility",),
+    ("sns", "PublishBatch"): ("sns:Publish",),
 }
 # Operations IAM never authorizes (AWS answers them for any valid credentials).
 UNAUTHORIZED_OPERATIONS = frozenset({("sts", "GetCallerIdentity")})

@@ -147,6 +147,14 @@ def pairs(found: list[Check]) -> list[tuple[str, str]]:
             [("states:GetExecutionHistory", "arn:aws:states:us-east-1:123456789012:execution:sm:e1")],
         ),
         ("sts", "GetCallerIdentity", {}, []),
+        ("sqs", "ChangeMessageVisibilityBatch", {"QueueUrl": "http://localhost/123456789012/q2"},
+         [("sqs:ChangeMessageVisibility", "arn:aws:sqs:us-east-1:123456789012:q2")]),
+        ("sqs", "DeleteMessageBatch", {"QueueUrl": "http://localhost/123456789012/q2"},
+         [("sqs:DeleteMessage", "arn:aws:sqs:us-east-1:123456789012:q2")]),
+        ("sqs", "SendMessageBatch", {"QueueUrl": "http://localhost/123456789012/q2"},
+         [("sqs:SendMessage", "arn:aws:sqs:us-east-1:123456789012:q2")]),
+        ("sns", "PublishBatch", {"TopicArn": "arn:aws:sns:us-east-1:123456789012:t"},
+         [("sns:Publish", "arn:aws:sns:us-east-1:123456789012:t")]),
     ],
 )
 def test_operation_maps_to_the_documented_action_and_resource(

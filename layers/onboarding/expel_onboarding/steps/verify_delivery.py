@@ -129,7 +129,8 @@ _QUEUE_RULES = (
          "Verification: the queue {queue_arn} no longer exists. Fix: run the onboarding again, which creates it "
          "(guide step 5)"),
     Rule(ACCESS_DENIED, OnboardingError,
-         "Verification: reading queue {queue_arn} was refused. Fix: the check function needs sqs:ReceiveMessage, "
+         "Verification: reading queue {queue_arn} was refused ({message}). Fix: the check function needs "
+         "sqs:ReceiveMessage, "
          "sqs:DeleteMessage and sqs:ChangeMessageVisibility on it"),
 )
 
