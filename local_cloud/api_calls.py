@@ -214,13 +214,17 @@ def _rest_routes(service: str) -> dict[str, list[_Route]]:
 
 @cache
 def _service_model(service: str) -> Any:
-    import botocore.session
-    from botocore.exceptions import UnknownServiceError
+    import botocore.loaders
+    from botocore.exceptions import DataNotFoundError
+    from botocore.model import ServiceModel
 
+    # A loader of our own: botocore's S3 client rewrites the request URIs of the model its session's loader
+    # handed out ("/{Bucket}/{Key+}" becomes "/{Key+}"), and a loader shared with clients would route
+    # ``PUT /bucket`` to PutObject.
     with _model_lock:
         try:
-            return botocore.session.get_session().get_service_model(service)
-        except UnknownServiceError:
+            return ServiceModel(botocore.loaders.create_loader().load_service_model(service, "service-2"), service)
+        except DataNotFoundError:
             return None
 
 

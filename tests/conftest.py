@@ -23,7 +23,8 @@ def _one_botocore_loader() -> Iterator[None]:
     """Every boto3 session the tests make reads botocore's data files (service models, endpoints)
     through one loader, which parses each file once. The layer makes a session per client and the tests
     reset that cache for each test: without this, a third of the suite's time went into parsing the same
-    JSON again. The files are static, so sharing their parsed form changes nothing else."""
+    JSON again. Botocore's S3 client rewrites its model's request URIs in place, so code that routes by the model
+    (local_cloud.api_calls) reads it through a loader of its own."""
     import botocore.loaders
     import botocore.session
 
