@@ -59,8 +59,16 @@ def function_of(step: str) -> str:
 @pytest.fixture(scope="module")
 def machine(served_cloud: ServedCloud) -> str:
     """The onboarding state machine, every function a stand-in."""
-    role = client(served_cloud, "iam").create_role(RoleName=f"sfn-{uuid.uuid4().hex[:6]}",
-                                                   AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    # One role for the stand-ins and the state machine, trusted by both services and allowed to invoke them:
+    # the local cloud authorizes every call as IAM would.
+    iam = client(served_cloud, "iam")
+    name = f"sfn-{uuid.uuid4().hex[:6]}"
+    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", "Principal": {
+        "Service": ["lambda.amazonaws.com", "states.amazonaws.com"]}}]}
+    role = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+    iam.put_role_policy(RoleName=name, PolicyName="invoke", PolicyDocument=json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "lambda:InvokeFunction", "Resource": "*"}]}))
     code = io.BytesIO()
     with zipfile.ZipFile(code, "w") as archive:
         archive.writestr("app.py", STAND_IN)
