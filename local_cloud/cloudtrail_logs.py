@@ -39,6 +39,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from local_cloud import api_calls
+from local_cloud.enforcement import identity
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +123,11 @@ def user_identity(call: api_calls.ApiCall) -> dict[str, Any]:
             role_id = iam.get_role_by_arn(role_arn).id
         except Exception:
             role_id = "AROA" + hashlib.sha256(role_arn.encode()).hexdigest()[:17].upper()
-        return {"type": "AssumedRole", "principalId": f"{role_id}:{holder.session_name}", "arn": holder.arn,
+        # The key is IAM's record; the session (its name, its assumed-role ARN) is STS's.
+        session = identity.sts_session(account, "aws", call.access_key)
+        session_name = session.session_name if session else "session"
+        arn = session.arn if session else f"arn:aws:sts::{account}:assumed-role/{role_name}/{session_name}"
+        return {"type": "AssumedRole", "principalId": f"{role_id}:{session_name}", "arn": arn,
                 "accountId": account, "accessKeyId": call.access_key,
                 "sessionContext": {"sessionIssuer": {"type": "Role", "principalId": role_id, "arn": role_arn,
                                                      "accountId": account, "userName": role_name},

@@ -79,10 +79,16 @@ def user_identity(principal: Principal, user: Any, backend: Any) -> Identity:
     return Identity(principal, tuple(policies), boundary)
 
 
+def sts_session(account: str, partition: str, access_key_id: str) -> Any | None:
+    """The sts:AssumeRole session that holds ``access_key_id`` (moto's ``AssumedRole``), if any."""
+    from moto.sts.models import sts_backends
+
+    return next((s for s in sts_backends[account][partition].assumed_roles if s.access_key_id == access_key_id), None)
+
+
 def resolve(access_key_id: str | None, partition: str = "aws") -> Identity:
     """The identity an access key acts as (root of the default account when IAM did not issue it)."""
     from moto.iam.models import iam_backends
-    from moto.sts.models import sts_backends
 
     if not access_key_id:
         return Identity(Principal("anonymous", "", Kind.ANONYMOUS))
@@ -92,9 +98,7 @@ def resolve(access_key_id: str | None, partition: str = "aws") -> Identity:
         if key is None:
             continue
         if key.role_arn:
-            session = next(
-                (s for s in sts_backends[account][partition].assumed_roles if s.access_key_id == access_key_id), None
-            )
+            session = sts_session(account, partition, access_key_id)
             name = session.session_name if session else "session"
             principal = Principal.session(key.role_arn, name)
             try:
