@@ -376,7 +376,8 @@ def _cloudformation(call: ApiCall, lookup: Lookup, parts: _Parts) -> None:
         parts.variables["StackSetName"] = set_name
         parts.variables["Id"] = set_id.split(":", 1)[-1] if set_id else "*"
         parts.variables["StackSetTarget"] = f"{set_name}:*"
-        parts.variables["Type"] = "*"
+        # The optional ``type`` resource (the resource types a StackSet's template deploys) is not told from the
+        # request: it is left out rather than guessed as "*", which no type-scoped grant could match.
     if p.get("RoleARN"):
         parts.values["cloudformation:rolearn"] = (str(p["RoleARN"]),)
     if p.get("ChangeSetName"):

@@ -306,6 +306,7 @@ def test_every_accepted_identity_finding_is_still_needed() -> None:
 # parliament's IAM data below), with why the grant is still narrow.
 NO_RESOURCE_LEVEL = {
     "kms:CreateKey": "The key does not exist yet; conditioned on our request tag and a plain symmetric key.",
+    "cloudformation:CreateStackSet": "No resource type (IAM authorizes it against *); conditioned on our request tag.",
     "organizations:DescribeOrganization": "Read-only; no resource type.",
     "organizations:ListRoots": "Read-only; no resource type.",
     "organizations:ListDelegatedAdministrators": "Read-only; no resource type.",
@@ -331,6 +332,8 @@ NO_RESOURCE_LEVEL = {
 # Actions that do take resource ARNs but are granted on "*" on purpose: (policy name pattern, action
 # pattern) -> why. Each needs the condition key in STAR_CONDITIONS, or must be read-only (List/Read).
 STAR_BY_DESIGN: dict[tuple[str, str], str] = {
+    ("template.yaml:Step08ExpelRoleFunction.*", "cloudformation:TagResource"):
+        "The tagging CreateStackSet does is authorized against * as CreateStackSet is; only with our request tag.",
     ("template.yaml:Step01TrailFunction.*", "iam:CreateServiceLinkedRole"):
         "Pinned by iam:AWSServiceName to cloudtrail.amazonaws.com (AWS's documented organization-trail grant).",
     ("roles/expel-role.yaml:ExpelRole.ExpelInventoryReadOnly", "*"):
@@ -338,7 +341,8 @@ STAR_BY_DESIGN: dict[tuple[str, str], str] = {
     ("template.yaml:ExpelRoleBoundary", "*"):
         "The Expel role's permissions boundary repeats that inventory list: a ceiling, granting nothing itself.",
 }
-STAR_CONDITIONS = {"iam:CreateServiceLinkedRole": "iam:awsservicename"}
+STAR_CONDITIONS = {"iam:CreateServiceLinkedRole": "iam:awsservicename",
+                   "cloudformation:TagResource": "aws:requesttag/expel-onboarding:stack"}
 # KMS actions that only read and may stay unconditioned on key/* (preflight must see a foreign key to report it).
 KMS_READ_ONLY = {"kms:DescribeKey", "kms:ListResourceTags", "kms:GetKeyRotationStatus", "kms:GetKeyPolicy"}
 OWNERSHIP_TAG = "expel-onboarding:stack"

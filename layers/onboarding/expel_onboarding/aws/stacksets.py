@@ -31,10 +31,11 @@ def _stack_set_errors(name: str, action: str, *rules: Rule) -> AbstractContextMa
         Rule({"OperationInProgressException"}, StillInProgress,
              "StackSet {what}: another operation is running ({message})"),
         Rule(ACCESS_DENIED, OnboardingError,
-             "CloudFormation refused {action} on StackSet {what}: {message}. Fix: give the onboarding function "
-             "cloudformation:{action} on stackset/{what}:* (and, for a delegated administrator, register the "
+             "CloudFormation refused {action} on StackSet {what}: {message}. Fix: give the step 8 function's role the "
+             "action named above (the template grants it; a permissions boundary or SCP may remove it), and, for "
+             "a delegated administrator, register the "
              "account: aws organizations register-delegated-administrator --service-principal "
-             "member.org.stacksets.cloudformation.amazonaws.com --account-id <id>)"),
+             "member.org.stacksets.cloudformation.amazonaws.com --account-id <id>"),
         # "You must enable organizations access to operate a service managed stack set"
         Rule({"ValidationError"}, OnboardingError,
              "StackSet {what}: {message}. Fix: in the management account run 'aws cloudformation "
