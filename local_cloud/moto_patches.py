@@ -58,6 +58,9 @@ arrival of custom resource answers concern only a running server (``apply_server
 19. ``!Ref AWS::NoValue`` inside a list (a statement under ``!If``) stays in the list as ``null`` in moto;
     CloudFormation removes the item. A role policy holding ``null`` is one IAM would have refused, and the
     IAM enforcement reads such a document as granting nothing.
+20. An account Organizations creates has ``OrganizationAccountAccessRole`` (or the requested ``RoleName``) with
+    the ``AdministratorAccess`` managed policy attached; moto made the role without it, so under IAM
+    enforcement the management account could assume it and do nothing.
 """
 
 from __future__ import annotations
@@ -499,6 +502,31 @@ def _patch_role_updates() -> None:
     Role.update_from_cloudformation_json = classmethod(update)  # type: ignore[assignment]
 
 
+def _patch_organization_account_access_role() -> None:
+    import json as _json
+
+    from moto.iam.aws_managed_policies import aws_managed_policies_data
+    from moto.iam.models import AWSManagedPolicy, iam_backends
+    from moto.organizations.models import FakeAccount
+
+    original_init = FakeAccount.__init__
+    if getattr(original_init, "_grants_admin", False):
+        return
+    admin = _json.loads(aws_managed_policies_data)["AdministratorAccess"]
+
+    def init(self: Any, organization: Any, **kwargs: Any) -> None:
+        original_init(self, organization, **kwargs)
+        iam = iam_backends[self.id]["global"]
+        arn = "arn:aws:iam::aws:policy/AdministratorAccess"
+        if not any(policy.arn == arn for policy in iam.managed_policies.values()):
+            policy = AWSManagedPolicy.from_data("AdministratorAccess", self.id, "us-east-1", admin)
+            iam.managed_policies[policy.arn] = policy
+        iam.attach_role_policy(arn, kwargs.get("RoleName", "OrganizationAccountAccessRole"))
+
+    init._grants_admin = True  # type: ignore[attr-defined]
+    FakeAccount.__init__ = init  # type: ignore[method-assign]
+
+
 def _patch_no_value_in_lists() -> None:
     import moto.cloudformation.parsing as parsing
 
@@ -533,6 +561,7 @@ def apply() -> None:
     _patch_custom_resource_type()
     _patch_resource_events()
     _patch_role_updates()
+    _patch_organization_account_access_role()
     custom_resources.install()
     stepfunctions_redrive.install()
     logging_patches.apply()
