@@ -55,6 +55,9 @@ def test_local_delete_runs_the_teardown_and_keeps_the_bucket_and_key(
     device_id = {o["OutputKey"]: o["OutputValue"] for o in _client(local_cloud, "cloudformation").describe_stacks(
         StackName=STACK)["Stacks"][0]["Outputs"]}["WorkbenchDeviceId"]
 
+    # The trail itself delivers log files into the bucket too: every one of them must outlive the delete.
+    logs_before = {o["Key"] for o in s3.list_objects_v2(Bucket="e2e-teardown-logs").get("Contents", [])}
+
     deleted = run_cli("local", "delete", "--endpoint-url", local_cloud.url, "--stack-name", STACK, timeout=600)
 
     assert deleted.returncode == 0, (deleted.stdout[-2000:], deleted.stderr[-2000:])
@@ -74,7 +77,9 @@ def test_local_delete_runs_the_teardown_and_keeps_the_bucket_and_key(
     key = _client(local_cloud, "kms").describe_key(KeyId="alias/e2e-teardown")["KeyMetadata"]
     assert key["KeyState"] == "Enabled"
     # Logs kept; the customer's own resources and entries untouched; only our statements removed.
-    assert s3.list_objects_v2(Bucket="e2e-teardown-logs")["KeyCount"] == 1
+    logs_after = {o["Key"] for o in s3.list_objects_v2(Bucket="e2e-teardown-logs").get("Contents", [])}
+    assert "AWSLogs/123456789012/CloudTrail/log.json.gz" in logs_before
+    assert logs_before <= logs_after
     assert "CustomersOwnQueue" in str(sqs.list_queues())
     assert "CustomersOwnTopic" in str(sns.list_topics())
     left = s3.get_bucket_notification_configuration(Bucket="e2e-teardown-logs")
