@@ -172,6 +172,26 @@ def test_failing_step_fails_the_stack_naming_the_step(local_cloud: ServedCloud, 
     assert "e2e-fail-logs-bucket" not in buckets
 
 
+def test_role_made_by_hand_fails_the_stack_before_anything_is_built(local_cloud: ServedCloud,
+                                                                    built_template: Path) -> None:
+    # A person who followed Expel's guide by hand already has the role: the onboarding must say so before it
+    # builds a trail, key, bucket, topic and queue that step 8 would then leave behind.
+    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                      "Principal": {"AWS": "arn:aws:iam::012205512454:root"}}]}
+    client(local_cloud, "iam").create_role(RoleName="e2e-byhand-role", AssumeRolePolicyDocument=json.dumps(trust))
+    params = onboarding_parameters(local_cloud, "e2e-byhand")
+    result = run_cli(*deploy_command(local_cloud, built_template, "e2e-byhand", params), timeout=300)
+    assert result.returncode != 0
+    reason = custom_resource_reason(local_cloud, "e2e-byhand")
+    assert "Preflight Checks failed" in reason and "Parameter RoleName" in reason
+    assert "e2e-byhand-logs-bucket" not in [b["Name"] for b in client(local_cloud, "s3").list_buckets()["Buckets"]]
+    assert "e2e-byhand" not in json.dumps(client(local_cloud, "sqs").list_queues())
+    assert "e2e-byhand" not in json.dumps(client(local_cloud, "sns").list_topics())
+    assert "e2e-byhand" not in json.dumps(client(local_cloud, "cloudtrail").describe_trails())
+    with pytest.raises(client(local_cloud, "kms").exceptions.NotFoundException):
+        client(local_cloud, "kms").describe_key(KeyId="alias/e2e-byhand-key")
+
+
 def test_retry_inside_the_window_completes_the_stack(local_cloud: ServedCloud, built_template: Path) -> None:
     sqs = client(local_cloud, "sqs")
     blocker = sqs.create_queue(QueueName="e2e-retry-queue")["QueueUrl"]

@@ -163,6 +163,57 @@ def test_our_own_topic_and_queue_pass(aws: None, config: Config) -> None:
     assert preflight.check(config)["Checked"] is True
 
 
+TRUST = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                             "Principal": {"AWS": "arn:aws:iam::012205512454:root"}}]})
+
+
+def test_role_made_by_hand_under_role_name_fails_before_anything_is_built(aws: None, config: Config) -> None:
+    # What a person who followed Expel's guide by hand has: ExpelAssumeRole, made outside any stack. Without
+    # this check steps 1-7 built the trail, key, bucket, topic and queue and step 8's stack then failed on it.
+    boto3.client("iam").create_role(RoleName=config.role_name, AssumeRolePolicyDocument=TRUST)
+    message = _fails(config, "RoleName")
+    assert f"an IAM role named {config.role_name} already exists" in message
+    assert "choose another RoleName" in message
+    assert [b["Name"] for b in boto3.client("s3", region_name=REGION).list_buckets()["Buckets"]] == []
+
+
+def test_role_carrying_another_stacks_tag_fails(aws: None, config: Config) -> None:
+    boto3.client("iam").create_role(RoleName=config.role_name, AssumeRolePolicyDocument=TRUST,
+                                    Tags=[{"Key": OWNER_TAG_KEY, "Value": "other-stack"}])
+    _fails(config, "RoleName")
+
+
+def test_role_made_by_this_onboardings_role_stack_passes(aws: None, config: Config) -> None:
+    from expel_onboarding.steps import expel_role_stack
+    from tests.steps.shared import queue_output, trail_output
+    expel_role_stack.deploy(config, trail_output(config), queue_output(config))
+    assert boto3.client("iam").get_role(RoleName=config.role_name)["Role"].get("Tags") is None  # moto: no tags
+    with count_mutating_calls() as calls:
+        assert preflight.check(config)["Checked"] is True
+    assert calls == []
+
+
+def test_role_stack_name_taken_by_a_foreign_stack_fails(aws: None, config: Config) -> None:
+    template = json.dumps({"Resources": {"Topic": {"Type": "AWS::SNS::Topic"}}})
+    boto3.client("cloudformation", region_name=REGION).create_stack(StackName=config.role_stack_name,
+                                                                    TemplateBody=template)
+    message = _fails(config, "RoleStackName")
+    assert "deploy the onboarding under another stack name" in message
+
+
+def test_stack_set_name_taken_by_a_foreign_stack_set_fails_in_organization_mode(aws: None, config: Config) -> None:
+    organizations = boto3.client("organizations")
+    organizations.create_organization(FeatureSet="ALL")
+    for principal in ("member.org.stacksets.cloudformation.amazonaws.com", "cloudtrail.amazonaws.com"):
+        organizations.enable_aws_service_access(ServicePrincipal=principal)
+    template = json.dumps({"Resources": {"Topic": {"Type": "AWS::SNS::Topic"}}})
+    boto3.client("cloudformation", region_name=REGION).create_stack_set(
+        StackSetName=f"{config.stack_name}-expel-role", TemplateBody=template, PermissionModel="SERVICE_MANAGED",
+        AutoDeployment={"Enabled": True, "RetainStacksOnAccountRemoval": False})
+    message = _fails(dataclasses.replace(config, organization_mode=True), "OrganizationMode")
+    assert f"a StackSet named {config.stack_name}-expel-role" in message
+
+
 def test_other_account_in_config_fails(aws: None, config: Config) -> None:
     with count_mutating_calls() as calls, pytest.raises(OnboardingError, match="account 210987654321"):
         preflight.check(dataclasses.replace(config, account_id="210987654321"))

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from botocore.client import BaseClient
     from mypy_boto3_cloudformation import CloudFormationClient
     from mypy_boto3_cloudtrail import CloudTrailClient
+    from mypy_boto3_iam import IAMClient
     from mypy_boto3_kms import KMSClient
     from mypy_boto3_organizations import OrganizationsClient
     from mypy_boto3_s3 import S3Client
@@ -52,6 +53,10 @@ def cloudformation(region: str | None = None) -> CloudFormationClient:
 
 def cloudtrail(region: str | None = None) -> CloudTrailClient:
     return cast("CloudTrailClient", client("cloudtrail", region))
+
+
+def iam() -> IAMClient:
+    return cast("IAMClient", client("iam"))
 
 
 def kms(region: str | None = None) -> KMSClient:

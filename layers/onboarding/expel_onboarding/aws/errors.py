@@ -47,6 +47,7 @@ TRANSIENT_CODES: Mapping[str, frozenset[str]] = {
     "Secrets Manager": frozenset(),
     "Step Functions": frozenset(),
     "STS": frozenset(),
+    "IAM": frozenset(),
 }
 ACCESS_DENIED = frozenset({"AccessDenied", "AccessDeniedException"})
 BUSY = "{service} is busy ({code}) on {what}; retrying"

@@ -58,6 +58,15 @@ def outputs(stack: dict[str, Any]) -> dict[str, str]:
     return {o["OutputKey"]: o.get("OutputValue", "") for o in stack.get("Outputs", [])}
 
 
+def stack_resource(stack_name: str, logical_id: str, region: str) -> dict[str, Any] | None:
+    """One resource of the stack (``StackResourceDetail``), or None when the stack or the resource is not there."""
+    with (suppress_codes("ValidationError", contains="does not exist"),
+          _denied(stack_name, "DescribeStackResource")):
+        return dict(clients.cloudformation(region).describe_stack_resource(
+            StackName=stack_name, LogicalResourceId=logical_id)["StackResourceDetail"])
+    return None
+
+
 def tags(stack: dict[str, Any]) -> dict[str, str]:
     return {t["Key"]: t["Value"] for t in stack.get("Tags", [])}
 

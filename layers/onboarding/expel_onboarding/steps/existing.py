@@ -1,20 +1,25 @@
 """What already exists under the names in the configuration, and whether it is ours.
 
-Read-only look-ups shared by preflight (before anything is written) and guide step 1 (which re-checks,
-because a resource can appear between preflight and the step). A name may be taken only by a resource
-carrying this stack's ownership tag (a re-run); anything else is refused with the parameter to change:
-the onboarding never takes over a customer's key, bucket, trail, topic or queue.
+Read-only look-ups shared by preflight (before anything is written) and the steps that write (which
+re-check, because a resource can appear between preflight and the step). A name may be taken only by a
+resource carrying this stack's ownership tag (a re-run); anything else is refused with the parameter to
+change: the onboarding never takes over a customer's key, bucket, trail, topic, queue, role or stack.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from expel_onboarding.aws import cloudtrail, kms, s3, sns, sqs
+from expel_onboarding.aws import cloudtrail, iam, kms, organizations, s3, sns, sqs, stacks, stacksets
 from expel_onboarding.errors import ResourceConflict
 from expel_onboarding.models import Config
 from expel_onboarding.naming import OWNER_TAG_KEY, full_alias, topic_arn
-from expel_onboarding.ownership import require_ours
+from expel_onboarding.ownership import is_ours, require_ours
+from expel_onboarding.steps.expel_role_stack import ROLE_LOGICAL_ID
+from expel_onboarding.steps.step08_expel_role import stack_set_name
+
+# Resource states in which a stack's resource exists (a failed create or a delete left nothing).
+_GONE = ("CREATE_FAILED", "DELETE_IN_PROGRESS", "DELETE_COMPLETE", "DELETE_FAILED")
 
 
 def key(config: Config) -> dict[str, Any] | None:
@@ -98,3 +103,53 @@ def topic_and_queue(config: Config) -> None:
         require_ours(sqs.queue_tags(url, config.region), config.stack_name, parameter="QueueName",
                      what=f"the SQS queue {config.queue_name}",
                      fix="choose another QueueName (guide step 5 creates a new queue)")
+
+
+def role_stack(config: Config) -> dict[str, Any] | None:
+    """Guide step 8's (and step 9's) stack ``<stack>-expel-role``: None when the name is free; raises when a
+    stack of that name is not this onboarding's."""
+    stack = stacks.describe_stack(config.role_stack_name, config.region)
+    if stack is None:
+        return None
+    require_ours(stacks.tags(stack), config.stack_name, parameter="RoleStackName",
+                 what=f"a CloudFormation stack named {config.role_stack_name}",
+                 fix=f"deploy the onboarding under another stack name (its role stack is named <stack name>-expel-role)"
+                     f", or delete stack {config.role_stack_name} if it is unused")
+    return stack
+
+
+def role(config: Config) -> bool:
+    """True when the IAM role RoleName exists and this onboarding's role stack made it, False when the name
+    is free. A role made any other way (by hand from Expel's guide, by another tool) is refused here: the
+    role stack would fail on it in step 8, after the trail, bucket, key, topic and queue were built."""
+    found = iam.role(config.role_name)
+    if found is None:
+        return False
+    stack = role_stack(config)
+    resource = stacks.stack_resource(config.role_stack_name, ROLE_LOGICAL_ID, config.region) if stack else None
+    if resource is not None and (resource.get("PhysicalResourceId") == config.role_name
+                                 and str(resource.get("ResourceStatus", "")) not in _GONE):
+        return True
+    tags = {t["Key"]: t["Value"] for t in found.get("Tags", [])}
+    if is_ours(tags, config.stack_name):
+        return True
+    raise ResourceConflict.of_parameter(
+        "RoleName", f"an IAM role named {config.role_name} already exists ({found.get('Arn', '')}) and was not "
+                    f"created by this onboarding's role stack {config.role_stack_name}",
+        "choose another RoleName. If it is the role made by hand from Expel's guide, either delete it (Workbench "
+        "gets the new role's ARN in step 10) or keep using it and choose another RoleName for this onboarding")
+
+
+def stack_set(config: Config) -> dict[str, Any] | None:
+    """Organizations mode: guide step 8's StackSet ``<stack>-expel-role``, None when the name is free;
+    raises when a StackSet of that name is not this onboarding's."""
+    name = stack_set_name(config)
+    found = stacksets.describe_stack_set(name, config.region, organizations.call_as(config.account_id))
+    if found is None:
+        return None
+    require_ours(stacks.tags(found), config.stack_name, parameter="OrganizationMode",
+                 what=f"a StackSet named {name}",
+                 fix="delete that StackSet if it is unused, or deploy the onboarding under another stack name",
+                 other_stack_fix="delete stack {stack} first (its teardown removes the StackSet), or deploy the "
+                                 "onboarding under another stack name")
+    return found

@@ -21,6 +21,8 @@ from expel_onboarding.ownership import is_ours, require_ours
 
 logger = Logger(child=True)
 
+# The role's logical id in roles/expel-role.yaml (preflight finds the role the stack made by it).
+ROLE_LOGICAL_ID = "ExpelRole"
 # Expel's service identity (their published Terraform module); also the template's default.
 EXPEL_PRINCIPAL_ARN = "arn:aws:iam::012205512454:user/ExpelCloudService"
 

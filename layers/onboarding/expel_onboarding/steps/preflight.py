@@ -34,6 +34,11 @@ def check(config: Config) -> dict[str, Any]:
     existing.bucket(config)
     existing.trail(config)
     existing.topic_and_queue(config)
+    # Guide steps 8 and 9 run last: a name taken there would fail the onboarding after everything else was built.
+    existing.role_stack(config)
+    existing.role(config)
+    if config.organization_mode:
+        existing.stack_set(config)
     logger.info("Preflight passed", extra={"account_id": config.account_id, "region": config.region})
     return {"Checked": True, "AccountId": config.account_id, "Region": config.region,
             "OrganizationId": organization_id}
