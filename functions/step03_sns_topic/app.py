@@ -14,6 +14,7 @@ logger = Logger()
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     if event.get("Action") == "Delete":
         # Discovery leaves the ARN empty for a topic that is gone or another onboarding stack's.
-        found = bool(TopicOutput.from_state(event).topic_arn)
-        return Removed(removed=found and step03_sns_topic.remove(Config.from_state(event))).to_dict()
+        topic = TopicOutput.from_state(event)
+        return Removed(removed=bool(topic.topic_arn) and step03_sns_topic.remove(Config.from_state(event),
+                                                                                 topic)).to_dict()
     return step03_sns_topic.apply(Config.from_state(event), TrailOutput.from_state(event)).to_dict()

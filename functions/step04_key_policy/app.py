@@ -14,6 +14,8 @@ logger = Logger()
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     config, trail, topic = Config.from_state(event), TrailOutput.from_state(event), TopicOutput.from_state(event)
     if event.get("Action") == "Delete":
-        # Discovery leaves the key ARN empty when the alias does not lead to a key of ours.
-        return Removed(removed=bool(trail.kms_key_arn) and step04_key_policy.remove(config, trail)).to_dict()
+        # Discovery leaves the key ARNs empty when no key of ours (or, for an existing trail, of the queue or the
+        # customer's topic) is there.
+        found = bool(trail.kms_key_arn or topic.kms_key_arn)
+        return Removed(removed=found and step04_key_policy.remove(config, trail, topic)).to_dict()
     return step04_key_policy.apply(config, trail, topic).to_dict()

@@ -197,6 +197,12 @@ class MotoLookup:
         return str(org.id) if org else None
 
     # -- SSE-KMS
+    def bucket_account(self, bucket: str) -> str | None:
+        from moto.s3.models import s3_backends
+
+        found = s3_backends.bucket_accounts.get(bucket)
+        return found[1] if found else None
+
     def bucket_kms_key(self, bucket: str) -> str | None:
         from moto.s3.models import s3_backends
 

@@ -62,6 +62,7 @@ class Lookup(Protocol):
     def secret_id(self, ref: str, region: str) -> str | None: ...
     def organization_id(self) -> str | None: ...
     def bucket_kms_key(self, bucket: str) -> str | None: ...
+    def bucket_account(self, bucket: str) -> str | None: ...
     def object_kms_key(self, bucket: str, key: str, version_id: str | None) -> str | None: ...
     def queue_kms_key(self, queue_arn: str) -> str | None: ...
 
@@ -232,6 +233,13 @@ def _s3(call: ApiCall, lookup: Lookup, parts: _Parts) -> None:
         parts.values["s3:x-amz-server-side-encryption-aws-kms-key-id"] = (str(p["SSEKMSKeyId"]),)
     if p.get("ACL"):
         parts.values["s3:x-amz-acl"] = (str(p["ACL"]),)
+    if p.get("Bucket"):
+        # S3's own ARNs carry no account: AWS fills s3:ResourceAccount and aws:ResourceAccount with the
+        # bucket owner's, so a policy can keep a wildcard bucket grant to one account's buckets.
+        owner = lookup.bucket_account(str(p["Bucket"]))
+        if owner:
+            parts.values["s3:resourceaccount"] = (owner,)
+            parts.values["aws:resourceaccount"] = (owner,)
     parts.values["s3:authtype"] = ("REST-HEADER",)
     parts.values["s3:signatureversion"] = ("AWS4-HMAC-SHA256",)
     parts.values["s3:tlsversion"] = ("1.3",)

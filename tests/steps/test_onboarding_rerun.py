@@ -50,7 +50,7 @@ def configure(config: Config) -> dict[str, Any]:
 
 
 def verify(config: Config, outputs: dict[str, Any], run_id: str) -> DeliveryOutput:
-    delivery = verify_delivery.put_canary(config, outputs["Trail"], run_id=run_id)
+    delivery = verify_delivery.put_canary(config, outputs["Trail"], outputs["Topic"], run_id=run_id)
     while not delivery.confirmed:
         delivery = verify_delivery.check_canary(config, outputs["Trail"], outputs["Queue"], delivery)
     return delivery

@@ -61,7 +61,7 @@ def test_new_topic_is_encrypted_with_the_trail_key_and_only_the_bucket_may_publi
         config: Config, trail: TrailOutput) -> None:
     out = step03_sns_topic.apply(config, trail)
 
-    assert out == TopicOutput(topic_arn=TOPIC_ARN)
+    assert out == TopicOutput(topic_arn=TOPIC_ARN, kms_key_arn=trail.kms_key_arn)
     assert _attributes()["KmsMasterKeyId"] == trail.kms_key_arn
     assert "FifoTopic" not in _attributes() or _attributes()["FifoTopic"] == "false"
     assert _policy() == {"Version": "2008-10-17", "Id": "expel-topic-policy-ID",
@@ -143,10 +143,10 @@ def test_fifo_topic_name_is_refused_before_any_call(config: Config, trail: Trail
 
 def test_remove_deletes_our_topic_and_is_then_done(config: Config, trail: TrailOutput) -> None:
     step03_sns_topic.apply(config, trail)
-    assert step03_sns_topic.remove(config) is True
+    assert step03_sns_topic.remove(config, TopicOutput(topic_arn=TOPIC_ARN)) is True
     assert TOPIC_ARN not in [t["TopicArn"] for t in _sns().list_topics()["Topics"]]
     with count_mutating_calls() as calls:
-        assert step03_sns_topic.remove(config) is False
+        assert step03_sns_topic.remove(config, TopicOutput(topic_arn=TOPIC_ARN)) is False
     assert calls == []
 
 
@@ -160,7 +160,7 @@ def test_remove_leaves_a_customers_topic_untouched_even_with_the_guides_sid(conf
     before = _attributes()
 
     with count_mutating_calls() as calls:
-        assert step03_sns_topic.remove(config) is False
+        assert step03_sns_topic.remove(config, TopicOutput(topic_arn=TOPIC_ARN)) is False
 
     assert calls == []
     assert _attributes() == before
@@ -177,5 +177,5 @@ def test_handler_runs_the_sample_event(aws: None) -> None:
     result = app.lambda_handler(event, FakeLambdaContext("step03_sns_topic"))
 
     topic_arn = naming.topic_arn("aws", REGION, ACCOUNT_ID, config.topic_name)
-    assert result == {"TopicArn": topic_arn}
+    assert result == {"TopicArn": topic_arn, "KmsKeyArn": trail.kms_key_arn, "Customers": False}
     assert _sns().get_topic_attributes(TopicArn=topic_arn)["Attributes"]["KmsMasterKeyId"] == trail.kms_key_arn

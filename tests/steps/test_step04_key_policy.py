@@ -136,17 +136,17 @@ def test_remove_takes_out_only_the_guide_statements(config: Config, trail: Trail
     _put(trail, {**console, "Statement": console["Statement"] + [SECURITY_TEAM]})
     step04_key_policy.apply(config, trail, TOPIC)
 
-    assert step04_key_policy.remove(config, trail) is True
+    assert step04_key_policy.remove(config, trail, TOPIC) is True
 
     assert _policy(trail) == {**console, "Statement": console["Statement"] + [SECURITY_TEAM]}
     with count_mutating_calls() as calls:
-        assert step04_key_policy.remove(config, trail) is False
+        assert step04_key_policy.remove(config, trail, TOPIC) is False
     assert calls == []
 
 
 def test_remove_on_a_deleted_key_is_done(config: Config, trail: TrailOutput) -> None:
     gone = replace(trail, kms_key_arn=f"arn:aws:kms:{REGION}:{ACCOUNT_ID}:key/00000000-0000-4000-8000-000000000000")
-    assert step04_key_policy.remove(config, gone) is False
+    assert step04_key_policy.remove(config, gone, TOPIC) is False
 
 
 def test_remove_on_a_key_pending_deletion_is_done(config: Config, trail: TrailOutput,
@@ -156,17 +156,17 @@ def test_remove_on_a_key_pending_deletion_is_done(config: Config, trail: TrailOu
             raise ClientError({"Error": {"Code": "KMSInvalidStateException", "Message": "pending"}}, "GetKeyPolicy")
 
     monkeypatch.setattr(clients, "client", lambda service, region=None: PendingDeletion())
-    assert step04_key_policy.remove(config, trail) is False
+    assert step04_key_policy.remove(config, trail, TOPIC) is False
 
 
 def test_handler_runs_the_sample_event(aws: None) -> None:
     event = load_event("step04_key_policy")
     config = Config.from_state(event)
     trail = make_trail(config)
-    event["Trail"]["KmsKeyArn"] = trail.kms_key_arn  # moto's key id is random
+    event["Trail"]["KmsKeyArn"] = event["Topic"]["KmsKeyArn"] = trail.kms_key_arn  # moto's key id is random
 
     app = importlib.import_module("functions.step04_key_policy.app")
     result = app.lambda_handler(event, FakeLambdaContext("step04_key_policy"))
 
-    assert result == {"KmsKeyArn": trail.kms_key_arn, "StatementIds": SIDS}
+    assert result == {"KmsKeyArn": trail.kms_key_arn, "StatementIds": SIDS, "TopicKmsKeyArn": ""}
     assert [s["Sid"] for s in _policy(trail)["Statement"]][-2:] == SIDS

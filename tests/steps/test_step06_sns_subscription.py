@@ -144,7 +144,7 @@ def test_handler_runs_the_sample_event(aws: None) -> None:
     config = Config.from_state(event)
     topic = TopicOutput(topic_arn=_sns().create_topic(Name=config.topic_name)["TopicArn"])
     queue = _make_queue(config.queue_name)
-    assert (event["Topic"], event["Queue"]["QueueArn"]) == (topic.to_dict(), queue.queue_arn)
+    assert (event["Topic"]["TopicArn"], event["Queue"]["QueueArn"]) == (topic.topic_arn, queue.queue_arn)
 
     app = importlib.import_module("functions.step06_sns_subscription.app")
     result = app.lambda_handler(event, FakeLambdaContext("step06_sns_subscription"))

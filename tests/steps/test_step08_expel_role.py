@@ -101,7 +101,8 @@ def test_stack_carries_the_ownership_tag_and_all_parameters(aws, config, trail, 
     assert {p["ParameterKey"]: p["ParameterValue"] for p in stack["Parameters"]} == {
         "ExpelWorkbenchGuid": WORKBENCH_GUID, "RoleName": "ExpelAssumeRole",
         "ExpelPrincipalArn": EXPEL_PRINCIPAL_ARN, "BucketArn": trail.bucket_arn,
-        "QueueArn": queue.queue_arn, "KmsKeyArn": KEY_ARN, "PermissionsBoundaryArn": ""}
+        "QueueArn": queue.queue_arn, "KmsKeyArn": KEY_ARN, "LogKmsKeyArn": "", "LogObjectPrefix": "",
+        "PermissionsBoundaryArn": ""}
 
 
 def test_role_is_capped_by_the_onboardings_permissions_boundary(aws, config, trail, queue):

@@ -125,7 +125,8 @@ def test_deploy_creates_a_service_managed_stack_set_that_follows_the_organizatio
     # Member accounts hold no bucket, queue or key: no data-path policy there.
     assert {p["ParameterKey"]: p.get("ParameterValue", "") for p in stack_set["Parameters"]} == {
         "ExpelWorkbenchGuid": WORKBENCH_GUID, "RoleName": "ExpelAssumeRole", "ExpelPrincipalArn": EXPEL_PRINCIPAL_ARN,
-        "BucketArn": "", "QueueArn": "", "KmsKeyArn": "", "PermissionsBoundaryArn": ""}
+        "BucketArn": "", "QueueArn": "", "KmsKeyArn": "", "LogKmsKeyArn": "", "LogObjectPrefix": "",
+        "PermissionsBoundaryArn": ""}
     assert (role.failed_accounts, role.addressed, role.operation_ours) == ([], [], False)
 
 

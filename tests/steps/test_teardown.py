@@ -50,7 +50,7 @@ def run_teardown(config: Config) -> dict[str, Any]:
     done["Subscription"] = _run("step06_sns_subscription", state)
     done["Queue"] = _run("step05_sqs_queue", state)
     done["Topic"] = _run("step03_sns_topic", state)
-    if not config.schedule_key_deletion:
+    if not config.schedule_key_deletion or config.existing_trail_name:
         done["KeyPolicy"] = _run("step04_key_policy", state)
     done["Trail"] = _run("step01_trail", state)
     return state

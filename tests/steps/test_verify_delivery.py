@@ -173,5 +173,6 @@ def test_handlers_put_then_confirm_from_their_sample_events(aws, config):
         "Trail": trail.to_dict(), "Queue": queue.to_dict(), "Delivery": delivery}
     checked = handler("verify_delivery_check")(check_event, CONTEXT)
 
-    assert delivery == {"CanaryKey": f"{CANARY_PREFIX}onboarding-1.json", "Confirmed": False, "Attempts": 0}
+    assert delivery == {"CanaryKey": f"{CANARY_PREFIX}onboarding-1.json", "Confirmed": False, "Attempts": 0,
+                        "Skipped": ""}
     assert checked == dataclasses.replace(DeliveryOutput.from_dict(delivery), confirmed=True, attempts=1).to_dict()

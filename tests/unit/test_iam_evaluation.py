@@ -98,6 +98,16 @@ def test_conditions_are_evaluated_from_the_request() -> None:
     assert not evaluate(identity, Request("kms:EnableKeyRotation", KEY, Values())).allowed
 
 
+def test_a_wildcard_bucket_grant_held_to_this_accounts_buckets() -> None:
+    identity = role(allow("s3:PutBucketNotification", "arn:aws:s3:::*",
+                          Condition={"StringEquals": {"s3:ResourceAccount": ACCOUNT}}))
+    mine = Values({"s3:resourceaccount": (ACCOUNT,)})
+    theirs = Values({"s3:resourceaccount": ("999999999999",)})
+    assert evaluate(identity, Request("s3:PutBucketNotification", BUCKET, mine)).allowed
+    assert not evaluate(identity, Request("s3:PutBucketNotification", BUCKET, theirs)).allowed
+    assert not evaluate(identity, Request("s3:PutBucketNotification", BUCKET, Values())).allowed
+
+
 def test_unknown_condition_key_refuses_the_request_naming_it() -> None:
     identity = role(allow("s3:*", Condition={"StringEquals": {"s3:DataAccessPointArn": "x"}}))
     decision = evaluate(identity, Request("s3:ListBucket", BUCKET))

@@ -73,6 +73,9 @@ class FakeCloud:
     def bucket_kms_key(self, bucket: str) -> str | None:
         return KEY_ARN if bucket == "logs" else None
 
+    def bucket_account(self, bucket: str) -> str | None:
+        return {"logs": ACCOUNT, "someone-elses": "999999999999"}.get(bucket)
+
     def object_kms_key(self, bucket: str, key: str, version_id: str | None) -> str | None:
         return KEY_ARN if bucket == "logs" else None
 
@@ -256,6 +259,16 @@ def test_sqs_receive_from_an_encrypted_queue_needs_decrypt_via_sqs() -> None:
     found = run("sqs", "ReceiveMessage", QueueUrl="http://localhost/123456789012/q")
     assert pairs(found) == [("sqs:ReceiveMessage", "arn:aws:sqs:us-east-1:123456789012:q"), ("kms:Decrypt", KEY_ARN)]
     assert found[1].context.get("kms:viaservice") == ("sqs.us-east-1.amazonaws.com",)
+
+
+def test_bucket_requests_carry_the_bucket_owners_account_as_s3_does() -> None:
+    # S3 ARNs name no account: a grant on arn:aws:s3:::* can be held to one account's buckets only through
+    # s3:ResourceAccount / aws:ResourceAccount, which S3 fills with the bucket owner's account.
+    (ours,) = run("s3", "GetBucketNotificationConfiguration", Bucket="logs")
+    assert ours.context.get("s3:ResourceAccount") == (ACCOUNT,)
+    assert ours.context.get("aws:ResourceAccount") == (ACCOUNT,)
+    (theirs,) = run("s3", "PutBucketNotificationConfiguration", Bucket="someone-elses", NotificationConfiguration={})
+    assert theirs.context.get("s3:ResourceAccount") == ("999999999999",)
 
 
 def test_list_bucket_versions_carries_the_prefix() -> None:

@@ -47,6 +47,11 @@ SAMPLE_PARAMETERS = {
     "QueueArn": f"arn:aws:sqs:{REGION}:{ACCOUNT}:ExpelCloudTrailQueue",
     "KmsKeyArn": f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab",
     "PermissionsBoundaryArn": f"arn:aws:iam::{ACCOUNT}:policy/expel-onboarding-ExpelRoleBoundary-AbCdEf012345",
+    "ExistingTrailName": "CustomersTrail",
+    "ExistingTopicArn": f"arn:aws:sns:{REGION}:{ACCOUNT}:CustomersTopic",
+    "LogPrefixOrganizationId": "o-a1b2c3d4e5",
+    "LogKmsKeyArn": f"arn:aws:kms:{REGION}:{ACCOUNT}:key/5678abcd-12ab-34cd-56ef-1234567890ab",
+    "LogObjectPrefix": f"AWSLogs/{ACCOUNT}/",
 }
 
 
@@ -270,7 +275,7 @@ def test_resolver_leaves_no_intrinsic_and_audits_both_branches() -> None:
     text = json.dumps([p.document for p in RESOLVED])
     assert "Fn::" not in text and '"Ref"' not in text and "${" not in text
     names = " ".join(IDS)
-    for condition in ("IsOrganizationMode", "UseSecret", "CreateSecret", "HasBucketName"):
+    for condition in ("IsOrganizationMode", "UseSecret", "CreateSecret", "HasBucketName", "IsExistingTrail"):
         assert f"{condition}=T" in names and f"{condition}=F" in names, condition
 
 
@@ -328,6 +333,7 @@ NO_RESOURCE_LEVEL = {
     "lambda:ListFunctions": "Read-only; no resource type.",
     "lightsail:GetRegions": "Read-only; no resource type.",
     "s3:ListAllMyBuckets": "Read-only; no resource type.",
+    "sns:ListSubscriptions": "Read-only; no resource type (an existing trail's teardown finds our subscriptions).",
 }
 # Actions that do take resource ARNs but are granted on "*" on purpose: (policy name pattern, action
 # pattern) -> why. Each needs the condition key in STAR_CONDITIONS, or must be read-only (List/Read).
@@ -346,6 +352,19 @@ STAR_CONDITIONS = {"iam:CreateServiceLinkedRole": "iam:awsservicename",
 # KMS actions that only read and may stay unconditioned on key/* (preflight must see a foreign key to report it).
 KMS_READ_ONLY = {"kms:DescribeKey", "kms:ListResourceTags", "kms:GetKeyRotationStatus", "kms:GetKeyPolicy"}
 OWNERSHIP_TAG = "expel-onboarding:stack"
+# An existing trail's key (and a customer topic's) carries no tag of ours and no parameter names it: these KMS
+# uses are allowed on key/* without the ownership tag, only in the IsExistingTrail branch, each pinned by the
+# condition key named. (policy name pattern, action) -> (condition key, why).
+KMS_ADOPTED: dict[tuple[str, str], tuple[str, str]] = {
+    ("template.yaml:Step04KeyPolicyFunction.*", "kms:PutKeyPolicy"):
+        ("kms:bypasspolicylockoutsafetycheck", "Adds/removes statements under Sids naming the stack; lockout check."),
+    ("template.yaml:VerifyDeliveryFunction.*", "kms:GenerateDataKey"):
+        ("kms:viaservice", "The canary takes the bucket's default key, through S3 only."),
+    ("template.yaml:VerifyDeliveryCheckFunction.*", "kms:Decrypt"):
+        ("kms:viaservice", "The queue is encrypted with the trail's key: receiving decrypts through SQS only."),
+    ("template.yaml:ExpelRoleBoundary", "kms:Decrypt"):
+        ("kms:viaservice", "The Expel role's ceiling; the role itself names its keys exactly."),
+}
 
 
 def _iam_privileges() -> dict[str, dict[str, Any]]:
@@ -430,12 +449,36 @@ def test_kms_writes_on_keys_require_the_ownership_tag(policy: Resolved) -> None:
         for action in _as_list(statement["Action"]):
             if not on_keys or not action.startswith("kms:") or action in KMS_READ_ONLY:
                 continue
+            if _adopted_key_grant(policy.name, action, keys):
+                continue
             # Tagging at CreateKey: the new key has no tags yet, so the request must carry ours, and only ours.
             pinned = (f"aws:requesttag/{OWNERSHIP_TAG}" in keys and "aws:tagkeys" in keys
                       if action == "kms:TagResource" else f"aws:resourcetag/{OWNERSHIP_TAG}" in keys)
             if not pinned:
                 unpinned.append(action)
     assert unpinned == []
+
+
+def _adopted_key_grant(name: str, action: str, keys: set[str]) -> bool:
+    base, branch = name.split("[")[0], name.partition("[")[2]
+    return "IsExistingTrail=T" in branch and any(
+        fnmatch.fnmatchcase(base, pattern) and action == granted and condition in keys
+        for (pattern, granted), (condition, _why) in KMS_ADOPTED.items())
+
+
+def test_existing_trail_key_grants_exist_only_in_existing_trail_mode() -> None:
+    """Each KMS_ADOPTED entry is used, and nowhere outside the IsExistingTrail branch."""
+    used = set()
+    for policy in RESOLVED:
+        for statement in _allows(policy):
+            keys = _condition_keys(statement)
+            for action in _as_list(statement["Action"]):
+                for (pattern, granted), (condition, _why) in KMS_ADOPTED.items():
+                    if (fnmatch.fnmatchcase(policy.name.split("[")[0], pattern) and action == granted
+                            and condition in keys and OWNERSHIP_TAG not in " ".join(keys)):
+                        assert "IsExistingTrail=T" in policy.name, policy.name
+                        used.add((pattern, granted))
+    assert used == set(KMS_ADOPTED)
 
 
 def test_every_arn_names_the_service_of_its_actions() -> None:
@@ -457,6 +500,7 @@ def test_expel_role_boundary_allows_every_action_the_role_template_grants() -> N
     for policy in role["ExpelRole"]["Properties"]["Policies"]:
         for st in policy["PolicyDocument"]["Statement"]:
             granted |= set(st["Action"] if isinstance(st["Action"], list) else [st["Action"]])
-    for st in role["ExpelDataPathPolicy"]["Properties"]["PolicyDocument"]["Statement"]:
-        granted |= set(st["Action"] if isinstance(st["Action"], list) else [st["Action"]])
+    for policy_name in ("ExpelDataPathPolicy", "ExpelLogKeyPolicy"):
+        for st in role[policy_name]["Properties"]["PolicyDocument"]["Statement"]:
+            granted |= set(st["Action"] if isinstance(st["Action"], list) else [st["Action"]])
     assert granted - ceiling == set()

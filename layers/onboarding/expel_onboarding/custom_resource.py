@@ -43,7 +43,10 @@ DEFAULT_SETTINGS = {"RetryWindowSeconds": 900, "DeadlineSeconds": 2700, "PollSec
 DEADLINE_MARGIN_SECONDS = 180
 # The names that say WHICH trail, bucket, key, topic, queue and role this onboarding is. Changing one on an
 # update would build a second set and leave the first (a billed, multi-region trail among it) behind.
-IDENTITY_KEYS = ("TrailName", "BucketName", "KmsAlias", "TopicName", "QueueName", "RoleName", "OrganizationMode")
+IDENTITY_KEYS = ("TrailName", "BucketName", "KmsAlias", "TopicName", "QueueName", "RoleName", "OrganizationMode",
+                 "ExistingTrailName", "ExistingTopicArn")
+# Added with existing-trail mode: in the identity only when set, so a stack deployed before keeps its physical id.
+_IDENTITY_WHEN_SET = ("ExistingTrailName", "ExistingTopicArn")
 
 
 def settings(properties: dict[str, Any]) -> dict[str, int]:
@@ -65,7 +68,8 @@ def check_settings(properties: dict[str, Any]) -> None:
 def physical_id(properties: dict[str, Any]) -> str:
     """Stable while the identity stays: CloudFormation never 'replaces' (and deletes) the onboarding.
     The identity's digest is part of it, so an update can tell which names are deployed."""
-    identity = json.dumps({key: str(properties.get(key, "")) for key in IDENTITY_KEYS}, sort_keys=True)
+    identity = json.dumps({key: str(properties.get(key, "")) for key in IDENTITY_KEYS
+                           if key not in _IDENTITY_WHEN_SET or properties.get(key)}, sort_keys=True)
     digest = hashlib.sha256(identity.encode()).hexdigest()[:12]
     return f"{properties['StackName']}-cloudtrail-onboarding-{digest}"
 
@@ -149,6 +153,7 @@ OUTPUT_PATHS: dict[str, tuple[str, ...]] = {
     "SqsQueueUrl": ("Queue", "QueueUrl"),
     "IamRoleArn": ("Role", "RoleArn"),
     "TrailArn": ("Trail", "TrailArn"),
+    "TrailFindings": ("Trail", "Findings"),
     "AwsAccountId": ("Config", "AccountId"),
     "WorkbenchDeviceId": ("Device", "DeviceId"),
     "WorkbenchDeviceStatus": ("Device", "Status"),

@@ -139,6 +139,12 @@ class Config(Model):
     # Teardown choices
     keep_log_bucket: bool = True
     schedule_key_deletion: bool = False
+    # Existing-trail mode: the trail to adopt ("" = guide step 1 creates a new trail), a customer's SNS topic
+    # to use on purpose, and the organization id whose log folder (AWSLogs/<id>/) the notification is
+    # narrowed to in a bucket that collects several organizations' logs.
+    existing_trail_name: str = ""
+    existing_topic_arn: str = ""
+    log_prefix_organization_id: str = ""
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Self:
@@ -165,8 +171,14 @@ class TrailOutput(Model):
     trail_arn: str
     bucket_name: str
     bucket_arn: str
-    kms_key_arn: str
+    kms_key_arn: str  # the key of the topic and queue (steps 3-5); a new trail's log files too
     kms_alias: str
+    # Existing-trail mode: the trail's log folder (our notification's filter), the key of its log files
+    # ("" = not KMS-encrypted), and where it differs from the guide's best practice ("; "-separated).
+    existing_trail: bool = False
+    log_prefix: str = ""
+    log_kms_key_arn: str = ""
+    findings: str = ""
 
 
 @dataclass(frozen=True)
@@ -187,6 +199,10 @@ class TopicOutput(Model):
     KEY: ClassVar[str] = "Topic"
 
     topic_arn: str
+    # The key the topic is encrypted with ("" = the trail output's key) and whether the topic is a customer's
+    # (an existing trail's: ExistingTopicArn, or the topic their bucket already notifies).
+    kms_key_arn: str = ""
+    customers: bool = False
 
 
 @dataclass(frozen=True)
@@ -197,6 +213,7 @@ class KeyPolicyOutput(Model):
 
     kms_key_arn: str
     statement_ids: list[str]
+    topic_kms_key_arn: str = ""  # a customer's topic encrypted with another key: its policy got the S3 statement
 
 
 @dataclass(frozen=True)
@@ -225,6 +242,7 @@ class BucketNotificationOutput(Model):
     KEY: ClassVar[str] = "BucketNotification"
 
     configuration_id: str
+    customers: bool = False  # the customer's entry already sends the log files to the topic: none of ours added
 
 
 @dataclass(frozen=True)
@@ -255,6 +273,7 @@ class DeliveryOutput(Model):
     canary_key: str
     confirmed: bool
     attempts: int = 0  # checks made so far; the check gives up after a limit (DeliveryNotConfirmed)
+    skipped: str = ""  # why no canary was sent (a customer's topic: their other subscribers would get it)
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,9 @@ _TRAIL_CHARS = re.compile(r"[A-Za-z0-9._-]+")
 _TOPIC_OR_QUEUE_CHARS = re.compile(r"[A-Za-z0-9_-]+")
 _IAM_NAME_CHARS = re.compile(r"[\w+=,.@-]+", re.ASCII)
 _OU_OR_ROOT = re.compile(r"ou-[a-z0-9]{4,32}-[a-z0-9]{8,32}|r-[a-z0-9]{4,32}")
+_TRAIL_ARN = re.compile(r"arn:aws[a-z-]*:cloudtrail:[a-z0-9-]+:\d{12}:trail/(?P<name>.+)")
+_TOPIC_ARN = re.compile(r"arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?")
+_ORGANIZATION_ID = re.compile(r"o-[a-z0-9]{10,32}")
 _SECRET_ARN = re.compile(r"arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+")
 # Prefixes and suffixes S3 reserves for its own bucket types (access points, directory buckets, ...).
 _BUCKET_RESERVED_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
@@ -50,6 +53,7 @@ def validate_config(config: Config) -> None:
         lambda c: validate_role_session_name(c.role_session_name),
         _check_workbench,
         _check_organization_targets,
+        _check_existing_trail,
     ]
     for check in checks:
         check(config)
@@ -102,9 +106,8 @@ def validate_kms_alias(value: str) -> None:
         raise InvalidParameter(name, f"{value!r} is not a valid KMS alias name", fix)
 
 
-def validate_trail_name(value: str) -> None:
+def validate_trail_name(value: str, name: str = "TrailName") -> None:
     """CloudTrail: 3-128 of letters, digits, '.', '_', '-'; letter/digit at both ends; no runs; not an IP."""
-    name = "TrailName"
     fix = ("use 3-128 letters, digits, dots, underscores or hyphens, starting and ending with a letter or "
            "digit, e.g. ExpelCloudTrail")
     if not 3 <= len(value) <= 128:
@@ -209,3 +212,36 @@ def _check_organization_targets(config: Config) -> None:
             raise InvalidParameter(
                 "OrganizationTargetOuIds", f"{target!r} is not an organizational unit or root id",
                 "list ids such as ou-ab12-cd34ef56 or r-ab12, comma separated")
+
+
+def _check_existing_trail(config: Config) -> None:
+    """Existing-trail mode's parameters: a trail name or ARN, and the two options that only apply to it."""
+    trail = config.existing_trail_name
+    if trail:
+        arn = _TRAIL_ARN.fullmatch(trail)
+        if arn:
+            # The template scopes every grant on the trail to trail/<ExistingTrailName>: a name, in this account.
+            raise InvalidParameter("ExistingTrailName", f"{trail!r} is an ARN",
+                                   f"give the trail's name, {arn.group('name')!r}; the stack must be deployed in "
+                                   "the account and home region of the trail")
+        validate_trail_name(trail, "ExistingTrailName")
+    topic, organization = config.existing_topic_arn, config.log_prefix_organization_id
+    for parameter, value in (("ExistingTopicArn", topic), ("LogPrefixOrganizationId", organization)):
+        if value and not trail:
+            raise InvalidParameter(parameter, "applies only to an existing trail, and ExistingTrailName is empty",
+                                   f"set ExistingTrailName to the trail to onboard, or leave {parameter} empty")
+    if topic:
+        if not _TOPIC_ARN.fullmatch(topic):
+            raise InvalidParameter("ExistingTopicArn", f"{topic!r} is not an SNS topic ARN",
+                                   "give an ARN such as arn:aws:sns:us-east-2:123456789012:CloudTrailEvents")
+        if topic.endswith(".fifo"):
+            raise InvalidParameter("ExistingTopicArn", f"{topic} is a FIFO topic, which S3 cannot notify",
+                                   "name a Standard topic, or leave the parameter empty")
+    if organization and not _ORGANIZATION_ID.fullmatch(organization):
+        hint = (" CloudTrail's folders name organizations, not organizational units: AWSLogs/o-.../<account>/"
+                if organization.startswith(("ou-", "r-")) else "")
+        raise InvalidParameter(
+            "LogPrefixOrganizationId", f"{organization!r} is not an organization id (o- and 10 to 32 lowercase "
+                                       f"letters or digits).{hint}",
+            "give the organization id whose folder AWSLogs/<id>/ in the trail's bucket holds the logs Expel "
+            "should read (AWS Organizations > Settings), or leave it empty")

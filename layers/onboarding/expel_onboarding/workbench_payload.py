@@ -34,7 +34,7 @@ SETTINGS = (
     "name",
     "location",
     "organization_mode",  # "Are you using AWS organizations?"
-    "existing_trail",  # "Do you have an existing CloudTrail that you want Expel to reuse?" (always No here)
+    "existing_trail",  # "Do you have an existing CloudTrail that you want Expel to reuse?" (ExistingTrailName)
     "connection",  # "How would you like to connect?" (always Manual connection here)
     "role_arn",
     "role_session_name",

@@ -29,6 +29,13 @@ def describe_alias_target(alias: str, region: str) -> dict[str, Any] | None:
     return None
 
 
+def describe_key(key_id: str, region: str) -> dict[str, Any] | None:
+    """KeyMetadata of a key given by id, ARN, alias name or alias ARN; None when there is no such key."""
+    with _errors(f"describing key {key_id}"), suppress_codes("NotFoundException"):
+        return dict(clients.kms(region).describe_key(KeyId=key_id)["KeyMetadata"])
+    return None
+
+
 def key_tags(key_id: str, region: str) -> dict[str, str]:
     with _errors(f"reading the tags of key {key_id}"):
         pages = clients.kms(region).get_paginator("list_resource_tags").paginate(KeyId=key_id)

@@ -75,6 +75,15 @@ def subscriptions(topic_arn: str, region: str) -> list[dict[str, Any]]:
         return [dict(s) for page in paginator.paginate(TopicArn=topic_arn) for s in page["Subscriptions"]]
 
 
+def subscriptions_to(endpoint: str, region: str) -> list[dict[str, Any]]:
+    """Every subscription of the account (in ``region``) that delivers to ``endpoint``: teardown finds the
+    topics Expel's queue was subscribed to, a customer's among them."""
+    with _errors(f"listing the subscriptions of {endpoint}"):
+        paginator = clients.sns(region).get_paginator("list_subscriptions")
+        return [dict(s) for page in paginator.paginate() for s in page["Subscriptions"]
+                if s.get("Endpoint") == endpoint]
+
+
 def subscription_attributes(subscription_arn: str, region: str) -> dict[str, str]:
     with _errors(f"reading subscription {subscription_arn}"):
         response = clients.sns(region).get_subscription_attributes(SubscriptionArn=subscription_arn)

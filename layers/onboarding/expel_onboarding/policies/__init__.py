@@ -57,5 +57,7 @@ def remove_statements(document: PolicyDocument, sids: Iterable[str]) -> PolicyDo
     statements = result.get("Statement", [])
     if isinstance(statements, dict):
         statements = [statements]
-    result["Statement"] = [s for s in statements if not (isinstance(s, dict) and s.get("Sid") in drop)]
+    kept = [s for s in statements if not (isinstance(s, dict) and s.get("Sid") in drop)]
+    if len(kept) < len(statements):  # else unchanged, even a single statement not in a list
+        result["Statement"] = kept
     return result

@@ -85,3 +85,71 @@ def merge_keeping_equivalent(document: PolicyDocument | None, ours: Iterable[Sta
 def _statements(document: PolicyDocument | None) -> list[Any]:
     statements = (document or {}).get("Statement", [])
     return [statements] if isinstance(statements, dict) else list(statements)
+
+
+# Condition operators that mean "equals" for a value without wildcards: the guide writes StringLike with
+# an ARN, a person may write ArnEquals, StringEquals or ArnLike for the same grant.
+_EXACT_WHEN_LITERAL = frozenset({"stringequals", "stringlike", "arnequals", "arnlike"})
+
+
+def _condition(value: Any) -> Any:
+    """Condition keys are case-insensitive; the four operators above are one when no value has a wildcard."""
+    if not isinstance(value, dict):
+        return _freeze(value)
+    blocks: dict[str, dict[str, Any]] = {}
+    for operator, block in value.items():
+        if not isinstance(block, dict):
+            blocks.setdefault(str(operator), {})[""] = _freeze(block)
+            continue
+        for key, values in block.items():
+            listed = values if isinstance(values, list) else [values]
+            literal = all(isinstance(v, str) and "*" not in v and "?" not in v for v in listed)
+            name = "equals" if str(operator).lower() in _EXACT_WHEN_LITERAL and literal else str(operator)
+            blocks.setdefault(name, {})[str(key).lower()] = _freeze(listed)
+    return tuple(sorted((name, tuple(sorted(block.items()))) for name, block in blocks.items()))
+
+
+def meaning(statement: Statement) -> Any:
+    """What a statement grants, whatever its Sid and however it is spelled."""
+    result = []
+    for key, value in statement.items():
+        if key == "Sid":
+            continue
+        if key == "Condition":
+            result.append((key, _condition(value)))
+        elif key in _ACTION_ELEMENTS:
+            result.append((key, _actions(value)))
+        elif key in ("Principal", "NotPrincipal"):
+            result.append((key, _principal(value)))
+        else:
+            result.append((key, _freeze(value)))
+    return tuple(sorted(result, key=lambda item: item[0]))
+
+
+def same_meaning(a: Statement, b: Statement) -> bool:
+    return bool(meaning(a) == meaning(b))
+
+
+def add_by_meaning(document: PolicyDocument | None, ours: Iterable[Statement],
+                   version: str = "2012-10-17") -> PolicyDocument:
+    """Our statements into a policy someone else owns (a customer's key, topic).
+
+    Each of ours carries a Sid only this onboarding writes. It is added unless a statement with
+    another Sid already grants the same (the guide's statement pasted by hand, under the guide's Sid
+    or any other): then the customer's stays the only one and ours is not added, so a stack delete,
+    which removes our Sids only, leaves the grant they made. A statement under our Sid that no longer
+    says the same is replaced; one that does is left as written. Nothing else changes.
+    """
+    existing = _statements(document)
+    wanted = []
+    for statement in ours:
+        sid = statement["Sid"]
+        current = next((s for s in existing if isinstance(s, dict) and s.get("Sid") == sid), None)
+        theirs = [s for s in existing if isinstance(s, dict) and s.get("Sid") != sid and same_meaning(s, statement)]
+        if current is not None:
+            wanted.append(copy.deepcopy(current) if same_meaning(current, statement) else statement)
+        elif not theirs:
+            wanted.append(statement)
+    if not wanted and document:
+        return copy.deepcopy(document)
+    return merge_statements(document, wanted, version=version)

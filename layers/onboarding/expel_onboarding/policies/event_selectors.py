@@ -83,3 +83,44 @@ def _is_management(selector: Selector) -> bool:
 def _is_all_management(selector: Selector) -> bool:
     fields = selector.get("FieldSelectors", [])
     return len(fields) == 1 and _is_management(selector) and set(fields[0]) <= {"Field", "Equals"}
+
+
+@dataclass(frozen=True)
+class ManagementEvents:
+    """What a trail's selectors log of management events, read from either form."""
+
+    read: bool
+    write: bool
+    # Event sources left out by every selector that logs management events (AWS KMS, RDS Data API, ...).
+    excluded: tuple[str, ...] = ()
+    # An advanced selector narrows management events by something else (eventSource Equals, userIdentity...).
+    filtered: bool = False
+
+
+def management_events(current: EventSelectors) -> ManagementEvents:
+    """A trail logs an event that matches any selector: reads and writes are each logged if some selector
+    logs them, and a source is excluded only if every management selector excludes it."""
+    read = write = filtered = False
+    exclusions: list[set[str]] = []
+    if current.advanced:
+        for selector in current.advanced:
+            if not _is_management(selector):
+                continue
+            fields = {str(f.get("Field")): f for f in selector.get("FieldSelectors", [])}
+            read_only = fields.get("readOnly", {}).get("Equals")
+            read = read or read_only in (None, ["true"])
+            write = write or read_only in (None, ["false"])
+            source = fields.get("eventSource", {})
+            exclusions.append(set(source.get("NotEquals", [])))
+            filtered = filtered or bool(set(fields) - {"eventCategory", "readOnly", "eventSource"}) or any(
+                key != "NotEquals" and key != "Field" for key in source)
+    else:
+        for selector in current.basic:
+            if not selector.get("IncludeManagementEvents", True):
+                continue
+            kind = selector.get("ReadWriteType", "All")
+            read = read or kind in ("All", "ReadOnly")
+            write = write or kind in ("All", "WriteOnly")
+            exclusions.append(set(selector.get("ExcludeManagementEventSources", [])))
+    excluded = tuple(sorted(set.intersection(*exclusions))) if exclusions else ()
+    return ManagementEvents(read=read, write=write, excluded=excluded, filtered=filtered)

@@ -60,14 +60,7 @@ def cloudtrail_key_policy(partition: str, region: str, account_id: str, trail_na
         "Version": "2012-10-17",
         "Id": "Key policy created by CloudTrail",
         "Statement": [
-            {
-                # Without it IAM policies (including the onboarding's own role) cannot use the key.
-                "Sid": ROOT_SID,
-                "Effect": "Allow",
-                "Principal": {"AWS": f"arn:{partition}:iam::{account_id}:root"},
-                "Action": "kms:*",
-                "Resource": "*",
-            },
+            _root_statement(partition, account_id),
             {
                 "Sid": CLOUDTRAIL_ENCRYPT_SID,
                 "Effect": "Allow",
@@ -93,6 +86,32 @@ def cloudtrail_key_policy(partition: str, region: str, account_id: str, trail_na
             _decrypt_statement(CROSS_ACCOUNT_DECRYPT_SID, partition, account_id),
         ],
     }
+
+
+def _root_statement(partition: str, account_id: str) -> Statement:
+    # Without it IAM policies (including the onboarding's own role) cannot use the key.
+    return {
+        "Sid": ROOT_SID,
+        "Effect": "Allow",
+        "Principal": {"AWS": f"arn:{partition}:iam::{account_id}:root"},
+        "Action": "kms:*",
+        "Resource": "*",
+    }
+
+
+def own_key_policy(partition: str, account_id: str) -> PolicyDocument:
+    """The policy of the key the onboarding creates for an existing trail's topic and queue (the trail's log
+    files do not use it, so CloudTrail gets no statement): the account's IAM policies apply; step 4 adds the
+    guide's two statements."""
+    return {"Version": "2012-10-17", "Id": "Key policy of the Expel onboarding's topic and queue key",
+            "Statement": [_root_statement(partition, account_id)]}
+
+
+def stack_sid(sid: str, stack_name: str) -> str:
+    """The Sid under which this stack adds one of the guide's statements to a key that is not its own (an
+    existing trail's key, a customer's topic key): a stack delete removes exactly these, never the guide's
+    statement a person pasted by hand under the guide's own Sid."""
+    return f"{sid} (stack {stack_name})"
 
 
 def guide_key_statements(bucket_arn: str, topic_arn: str) -> list[Statement]:

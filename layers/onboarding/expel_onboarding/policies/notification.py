@@ -3,26 +3,50 @@
 S3's PutBucketNotificationConfiguration replaces the whole configuration, so writing only ours
 would silently delete every other notification on the bucket. These functions build the full
 document to write: every other entry kept as it is, ours replaced by its Id.
+
+S3 also refuses two entries that would route the same object event twice: entries overlap when they
+share an event type (``s3:ObjectCreated:*`` shares every ``s3:ObjectCreated:...``) and their key
+filters overlap, i.e. one prefix starts the other (an empty prefix starts every key) and one suffix ends
+the other. ``overlapping`` finds the entries ours would collide with, so a collision is named before
+anything is written, and ``choose_destination`` decides what an existing trail's bucket needs.
 """
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
+
+from expel_onboarding.errors import InvalidParameter
 
 NOTIFICATION_ID = "expel-cloudtrail-object-created"
 DEFAULT_EVENTS = ("s3:ObjectCreated:*",)  # the guide's "All object create events"
+# CloudTrail writes its log files and digests with PutObject, named ...json.gz: an entry with these
+# events and an empty or a matching suffix sees every file the trail delivers.
+CLOUDTRAIL_PUT_EVENTS = ("s3:ObjectCreated:*", "s3:ObjectCreated:Put")
+CLOUDTRAIL_FILE_SUFFIX = ".json.gz"
 
 # The destination lists of a notification configuration; Ids are unique across all of them.
 _LISTS = ("TopicConfigurations", "QueueConfigurations", "LambdaFunctionConfigurations")
+_DESTINATION_KEYS = {"TopicConfigurations": "TopicArn", "QueueConfigurations": "QueueArn",
+                     "LambdaFunctionConfigurations": "LambdaFunctionArn"}
 
 NotificationConfiguration = dict[str, Any]
 
 
-def _ours(topic_arn: str, configuration_id: str, events: Sequence[str]) -> dict[str, Any]:
-    # No Filter: the guide asks for every object, CloudTrail's digests included.
-    return {"Id": configuration_id, "TopicArn": topic_arn, "Events": sorted(set(events))}
+def notification_id(stack_name: str) -> str:
+    """Our entry's Id on a bucket that is not ours (an existing trail's): it names the stack, so two
+    onboardings never mistake each other's entries for their own."""
+    return f"expel-onboarding-{stack_name}"[:255]
+
+
+def _ours(topic_arn: str, configuration_id: str, events: Sequence[str], prefix: str) -> dict[str, Any]:
+    entry: dict[str, Any] = {"Id": configuration_id, "TopicArn": topic_arn, "Events": sorted(set(events))}
+    if prefix:
+        # An existing trail's bucket may hold other things: only the trail's log files (and digests).
+        entry["Filter"] = {"Key": {"FilterRules": [{"Name": "prefix", "Value": prefix}]}}
+    return entry
 
 
 def _writable(existing: NotificationConfiguration | None) -> NotificationConfiguration:
@@ -32,9 +56,79 @@ def _writable(existing: NotificationConfiguration | None) -> NotificationConfigu
     return result
 
 
+def key_filter(entry: dict[str, Any]) -> tuple[str, str]:
+    """(prefix, suffix) of an entry; S3 answers the rule names as "Prefix"/"Suffix", accepts any case."""
+    rules = (entry.get("Filter") or {}).get("Key", {}).get("FilterRules", [])
+    found = {str(rule.get("Name", "")).lower(): str(rule.get("Value", "")) for rule in rules}
+    return found.get("prefix", ""), found.get("suffix", "")
+
+
+def destination(entry: dict[str, Any]) -> str:
+    return str(entry.get("TopicArn") or entry.get("QueueArn") or entry.get("LambdaFunctionArn") or "")
+
+
+def events_overlap(first: str, second: str) -> bool:
+    """``s3:ObjectCreated:*`` covers ``s3:ObjectCreated:Put``; two concrete names only themselves."""
+    def covers(wide: str, narrow: str) -> bool:
+        return wide == narrow or (wide.endswith("*") and narrow.startswith(wide[:-1]))
+    return covers(first, second) or covers(second, first)
+
+
+def filters_overlap(first: tuple[str, str], second: tuple[str, str]) -> bool:
+    (prefix_a, suffix_a), (prefix_b, suffix_b) = first, second
+    return ((prefix_a.startswith(prefix_b) or prefix_b.startswith(prefix_a))
+            and (suffix_a.endswith(suffix_b) or suffix_b.endswith(suffix_a)))
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One entry of a bucket's notification configuration, with the list it sits in."""
+
+    kind: str  # "TopicConfigurations", "QueueConfigurations" or "LambdaFunctionConfigurations"
+    entry: dict[str, Any]
+
+    @property
+    def id(self) -> str:
+        return str(self.entry.get("Id", "?"))
+
+    @property
+    def destination(self) -> str:
+        return destination(self.entry)
+
+    def covers_log_files(self, prefix: str) -> bool:
+        """Whether it sends S3 an event for every file a trail delivers under ``prefix``."""
+        entry_prefix, entry_suffix = key_filter(self.entry)
+        events = [str(e) for e in self.entry.get("Events", [])]
+        return (prefix.startswith(entry_prefix) and CLOUDTRAIL_FILE_SUFFIX.endswith(entry_suffix)
+                and any(e in CLOUDTRAIL_PUT_EVENTS for e in events))
+
+    def describe(self) -> str:
+        prefix, suffix = key_filter(self.entry)
+        where = ", ".join(part for part in (f"prefix {prefix!r}" if prefix else "",
+                                            f"suffix {suffix!r}" if suffix else "") if part) or "every key"
+        return (f"notification {self.id} ({', '.join(self.entry.get('Events', []))} on {where} -> "
+                f"{self.destination})")
+
+
+def overlapping(existing: NotificationConfiguration | None, prefix: str = "", suffix: str = "",
+                events: Sequence[str] = DEFAULT_EVENTS, ignore_id: str = NOTIFICATION_ID) -> list[Entry]:
+    """The entries S3 would say ours overlaps (``ignore_id``: ours, which the merge replaces)."""
+    found = []
+    for kind in _LISTS:
+        for entry in (existing or {}).get(kind, []):
+            if entry.get("Id") == ignore_id:
+                continue
+            shares_event = any(events_overlap(str(theirs), ours)
+                               for theirs in entry.get("Events", []) for ours in events)
+            if shares_event and filters_overlap(key_filter(entry), (prefix, suffix)):
+                found.append(Entry(kind, entry))
+    return found
+
+
 def merge_notification_configuration(existing: NotificationConfiguration | None, topic_arn: str,
                                      configuration_id: str = NOTIFICATION_ID,
-                                     events: Sequence[str] = DEFAULT_EVENTS) -> NotificationConfiguration:
+                                     events: Sequence[str] = DEFAULT_EVENTS,
+                                     prefix: str = "") -> NotificationConfiguration:
     """The whole configuration to write with our topic entry in it.
 
     An entry with our Id is replaced where it stands (so the order of the rest is stable) and an
@@ -42,7 +136,7 @@ def merge_notification_configuration(existing: NotificationConfiguration | None,
     Everything else, including ``EventBridgeConfiguration``, is kept unchanged.
     """
     result = _writable(existing)
-    ours = _ours(topic_arn, configuration_id, events)
+    ours = _ours(topic_arn, configuration_id, events, prefix)
     for name in _LISTS:
         if name == "TopicConfigurations" or name not in result:
             continue
@@ -75,9 +169,9 @@ def remove_notification(existing: NotificationConfiguration | None,
 
 def notification_present(existing: NotificationConfiguration | None, topic_arn: str,
                          configuration_id: str = NOTIFICATION_ID,
-                         events: Sequence[str] = DEFAULT_EVENTS) -> bool:
+                         events: Sequence[str] = DEFAULT_EVENTS, prefix: str = "") -> bool:
     """True when our entry is already exactly right, so step 7 need not write at all."""
-    wanted = _ours(topic_arn, configuration_id, events)
+    wanted = _ours(topic_arn, configuration_id, events, prefix)
     found = [entry for name in _LISTS for entry in (existing or {}).get(name, [])
              if entry.get("Id") == configuration_id]
     if len(found) != 1:
@@ -85,4 +179,51 @@ def notification_present(existing: NotificationConfiguration | None, topic_arn: 
     entry = found[0]
     return (entry.get("TopicArn") == wanted["TopicArn"]
             and sorted(set(entry.get("Events", []))) == wanted["Events"]
-            and not entry.get("Filter"))
+            and key_filter(entry) == (prefix, ""))
+
+
+@dataclass(frozen=True)
+class Destination:
+    """Where an existing trail's log file events go: our entry to ``topic_arn`` ("" = the onboarding's own
+    topic), or, when ``entry_id`` is set, the customer's entry that already sends them to ``topic_arn``."""
+
+    topic_arn: str = ""
+    entry_id: str = ""
+
+
+_KINDS = {"QueueConfigurations": "an SQS queue", "LambdaFunctionConfigurations": "a Lambda function",
+          "TopicConfigurations": "an SNS topic"}
+
+
+def choose_destination(existing: NotificationConfiguration | None, prefix: str, our_id: str,
+                       existing_topic_arn: str = "") -> Destination:
+    """The bucket of an existing trail: add our entry filtered to the trail's ``prefix``, unless S3 would
+    refuse it as overlapping. An entry that already sends every log file to an SNS topic is used instead
+    (Expel's queue subscribes to that topic: fan-out, nothing of theirs changes); any other overlap is
+    refused before anything is written, naming the entry and the fix."""
+    clashes = overlapping(existing, prefix, ignore_id=our_id)
+    if not clashes:
+        return Destination(topic_arn=existing_topic_arn)
+    covering = [c for c in clashes if c.kind == "TopicConfigurations" and c.covers_log_files(prefix)]
+    if covering:
+        chosen = covering[0]
+        if existing_topic_arn and chosen.destination != existing_topic_arn:
+            raise InvalidParameter(
+                "ExistingTopicArn", f"the trail's bucket already sends its log files to another topic: "
+                                    f"{chosen.describe()}, and S3 allows one destination per object event",
+                f"leave ExistingTopicArn empty (Expel's queue then subscribes to {chosen.destination}), or point "
+                f"that notification at {existing_topic_arn}")
+        return Destination(topic_arn=chosen.destination, entry_id=chosen.id)
+    first = clashes[0]
+    if first.kind == "TopicConfigurations":
+        problem = (f"the trail's bucket has {first.describe()}, which overlaps the log files under {prefix!r} "
+                   "but does not send all of them, so S3 would refuse Expel's notification beside it")
+        fix = (f"widen it to every object created under {prefix!r} (no suffix, or '.json.gz'), or remove it, "
+               "then retry: Expel's queue then subscribes to its topic")
+    else:
+        problem = (f"the trail's bucket has {first.describe()}: object-created events under {prefix!r} already "
+                   f"go to {_KINDS[first.kind]}, and S3 allows one destination per object event")
+        fix = ("send that notification to an SNS topic instead and subscribe the queue or function to the topic "
+               "(S3's fan-out), then retry: the onboarding subscribes Expel's queue to the same topic (or name it "
+               "in ExistingTopicArn)")
+    raise InvalidParameter("ExistingTrailName", problem, fix)

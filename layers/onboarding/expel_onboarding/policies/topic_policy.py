@@ -37,6 +37,12 @@ def topic_statements(partition: str, topic_arn: str, bucket_arn: str, account_id
     ]
 
 
+def stack_sid(stack_name: str) -> str:
+    """The Sid of our publish statement in a customer's topic policy (an existing trail's topic): it names
+    the stack, so a stack delete removes exactly it and never a statement the customer wrote."""
+    return f"{PUBLISH_SID}-{stack_name}"
+
+
 def merge_topic_policy(existing: PolicyDocument | None, statements: list[Statement]) -> PolicyDocument:
     """Our statement into the topic's policy. Everything else, including SNS's
     ``__default_statement_ID`` (owner-account access), is kept."""

@@ -93,11 +93,21 @@ def trail(config: Config) -> dict[str, Any] | None:
 
 def topic_and_queue(config: Config) -> None:
     """Topic (step 3) and queue (step 5) names: free, or ours from an earlier run."""
+    topic(config)
+    queue(config)
+
+
+def topic(config: Config) -> None:
+    """The topic's name (step 3): free, or ours from an earlier run."""
     arn = topic_arn(config.partition, config.region, config.account_id, config.topic_name)
     if sns.topic_attributes(arn, config.region) is not None:
         require_ours(sns.topic_tags(arn, config.region), config.stack_name, parameter="TopicName",
                      what=f"the SNS topic {config.topic_name}",
                      fix="choose another TopicName (guide step 3 creates a new topic)")
+
+
+def queue(config: Config) -> None:
+    """The queue's name (step 5): free, or ours from an earlier run."""
     url = sqs.queue_url(config.queue_name, config.account_id, config.region)
     if url is not None:
         require_ours(sqs.queue_tags(url, config.region), config.stack_name, parameter="QueueName",

@@ -8,6 +8,7 @@ the stack settles. Nothing here sleeps.
 
 from __future__ import annotations
 
+import re
 from importlib import resources
 from typing import Any
 
@@ -21,6 +22,8 @@ from expel_onboarding.ownership import is_ours, require_ours
 
 logger = Logger(child=True)
 
+# roles/expel-role.yaml's LogObjectPrefix pattern.
+_SAFE_PREFIX = re.compile(r"[\w!./'()-]*")
 # The role's logical id in roles/expel-role.yaml (preflight finds the role the stack made by it).
 ROLE_LOGICAL_ID = "ExpelRole"
 # Expel's service identity (their published Terraform module); also the template's default.
@@ -47,6 +50,10 @@ def role_template() -> str:
 
 def stack_parameters(config: Config, trail: TrailOutput, queue: QueueOutput) -> dict[str, str]:
     """Every parameter, defaults included, so comparing with the stack's own list is exact."""
+    log_key = trail.log_kms_key_arn if trail.log_kms_key_arn != trail.kms_key_arn else ""
+    # An existing trail's log folder narrows s3:GetObject; a prefix with characters an IAM resource would
+    # read otherwise (wildcards, spaces) falls back to the whole bucket.
+    prefix = trail.log_prefix if _SAFE_PREFIX.fullmatch(trail.log_prefix) else ""
     return {
         "ExpelWorkbenchGuid": config.workbench_guid,
         "RoleName": config.role_name,
@@ -54,6 +61,8 @@ def stack_parameters(config: Config, trail: TrailOutput, queue: QueueOutput) -> 
         "BucketArn": trail.bucket_arn,
         "QueueArn": queue.queue_arn,
         "KmsKeyArn": trail.kms_key_arn,
+        "LogKmsKeyArn": log_key,
+        "LogObjectPrefix": prefix,
         "PermissionsBoundaryArn": config.role_permissions_boundary_arn,
     }
 

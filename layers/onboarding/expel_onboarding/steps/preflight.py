@@ -18,7 +18,7 @@ from aws_lambda_powertools import Logger
 from expel_onboarding.aws import sts
 from expel_onboarding.errors import InvalidParameter, OnboardingError
 from expel_onboarding.models import Config
-from expel_onboarding.steps import existing, preflight_organizations
+from expel_onboarding.steps import existing, preflight_organizations, step01_existing_trail
 from expel_onboarding.validation import validate_config
 
 logger = Logger(child=True)
@@ -30,18 +30,44 @@ def check(config: Config) -> dict[str, Any]:
     _check_region(config)
     _check_account(config)
     organization_id = _check_organization(config) if config.organization_mode else ""
-    existing.key(config)
-    existing.bucket(config)
-    existing.trail(config)
-    existing.topic_and_queue(config)
+    findings = _check_existing_trail(config) if config.existing_trail_name else _check_names(config)
     # Guide steps 8 and 9 run last: a name taken there would fail the onboarding after everything else was built.
     existing.role_stack(config)
     existing.role(config)
     if config.organization_mode:
         existing.stack_set(config)
     logger.info("Preflight passed", extra={"account_id": config.account_id, "region": config.region})
-    return {"Checked": True, "AccountId": config.account_id, "Region": config.region,
-            "OrganizationId": organization_id}
+    result: dict[str, Any] = {"Checked": True, "AccountId": config.account_id, "Region": config.region,
+                              "OrganizationId": organization_id}
+    if config.existing_trail_name:
+        result["Findings"] = findings
+    return result
+
+
+def _check_names(config: Config) -> list[str]:
+    """A new trail: the key, bucket, trail, topic and queue names are free or ours."""
+    existing.key(config)
+    existing.bucket(config)
+    existing.trail(config)
+    existing.topic_and_queue(config)
+    return []
+
+
+def _check_existing_trail(config: Config) -> list[str]:
+    """An existing trail: it can serve Expel, the bucket's notifications leave room for (or already feed)
+    Expel's topic, and the names of what the onboarding adds beside it are free or ours."""
+    adopted = step01_existing_trail.read(config)
+    destination, _ = step01_existing_trail.destination(config, adopted.bucket_name, adopted.log_prefix)
+    if not adopted.kms_key_arn:
+        existing.key(config)  # the onboarding's own key for the topic and queue
+    if not destination.topic_arn:
+        existing.topic(config)
+    existing.queue(config)
+    logger.info("The existing trail can serve Expel", extra={"trail_arn": adopted.trail_arn,
+                                                             "log_prefix": adopted.log_prefix,
+                                                             "topic": destination.topic_arn or config.topic_name,
+                                                             "findings": list(adopted.findings)})
+    return list(adopted.findings)
 
 
 def _check_region(config: Config) -> None:

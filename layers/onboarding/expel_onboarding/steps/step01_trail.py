@@ -22,7 +22,7 @@ from expel_onboarding.ownership import is_ours
 from expel_onboarding.policies import add_missing_statements, event_selectors
 from expel_onboarding.policies.bucket_policy import cloudtrail_bucket_statements, merge_bucket_policy
 from expel_onboarding.policies.key_policy import cloudtrail_key_policy
-from expel_onboarding.steps import existing
+from expel_onboarding.steps import existing, step01_existing_trail
 
 logger = Logger(child=True)
 
@@ -34,6 +34,8 @@ EMPTYING_RESERVE_SECONDS = 30.0
 
 
 def apply(config: Config) -> TrailOutput:
+    if config.existing_trail_name:
+        return step01_existing_trail.adopt(config)  # the customer's trail, bucket and key, left as they are
     # Look everything up before writing anything: a name taken by someone else fails with nothing created.
     key = existing.key(config)
     bucket_exists = existing.bucket(config)
@@ -197,8 +199,13 @@ def remove(config: Config, trail: TrailOutput, deadline: float | None = None) ->
     ``deadline`` is when the invocation ends, on the ``time.monotonic()`` clock (None: no limit). A
     bucket with more versions than fit before it raises StillInProgress after a part; the state
     machine calls again and the next call carries on (the trail, already gone, then reads ABSENT)."""
+    if config.existing_trail_name:
+        # The trail, its bucket and its key are the customer's. A key of ours encrypted only the topic and
+        # queue, both gone by now: it is scheduled for deletion whatever ScheduleKeyDeletion says.
+        return TrailRemoval(trail=Removal.NOT_OURS, bucket=Removal.NOT_OURS,
+                            key=_remove_key(config, trail, schedule=True))
     return TrailRemoval(trail=_remove_trail(config), bucket=_remove_bucket(config, trail, deadline),
-                        key=_remove_key(config, trail))
+                        key=_remove_key(config, trail, schedule=config.schedule_key_deletion))
 
 
 def _remove_trail(config: Config) -> Removal:
@@ -235,10 +242,10 @@ def _remove_bucket(config: Config, trail: TrailOutput, deadline: float | None) -
     return Removal.DELETED
 
 
-def _remove_key(config: Config, trail: TrailOutput) -> Removal:
+def _remove_key(config: Config, trail: TrailOutput, *, schedule: bool) -> Removal:
     if not trail.kms_key_arn:
         return Removal.ABSENT  # discovery found no key of ours behind the alias
-    if not config.schedule_key_deletion:
+    if not schedule:
         logger.info("Keeping the KMS key and its alias (ScheduleKeyDeletion is false)",
                     extra={"kms_key": trail.kms_key_arn})
         return Removal.KEPT

@@ -32,6 +32,12 @@ def _already_set(rules: list[dict[str, Any]], key_arn: str) -> bool:
 
 def apply(config: Config, trail: TrailOutput) -> BucketEncryptionOutput:
     rules = s3.encryption_rules(trail.bucket_name, config.account_id)
+    if trail.existing_trail:
+        # The customer's bucket keeps its encryption (a difference from the guide is among step 1's findings).
+        default: dict[str, Any] = next((rule.get("ApplyServerSideEncryptionByDefault", {}) for rule in rules), {})
+        return BucketEncryptionOutput(sse_algorithm=str(default.get("SSEAlgorithm", "")),
+                                      kms_key_arn=str(default.get("KMSMasterKeyID", "")),
+                                      bucket_key_enabled=any(rule.get("BucketKeyEnabled") is True for rule in rules))
     if not _already_set(rules, trail.kms_key_arn):
         s3.put_kms_encryption(trail.bucket_name, trail.kms_key_arn, config.account_id)
         logger.info("Set default encryption to SSE-KMS", extra={"bucket": trail.bucket_name})

@@ -49,11 +49,14 @@ def remove(config: Config, topic: TopicOutput, queue: QueueOutput) -> bool:
     """Teardown: unsubscribe the queue (deleting our topic also does it). True when something was
     removed; a topic or subscription already gone is done.
 
-    Only on a topic carrying this stack's tag: the create path never subscribes on a customer's topic
-    (step 3 refuses one), so a subscription there is theirs, even between names from our Config."""
+    On a topic carrying this stack's tag; on a customer's topic only for an existing trail, whose create
+    path subscribed Expel's queue there (teardown discovery hands over the queue only when it carries
+    this stack's tag, so the subscription found is ours). A new trail's onboarding never subscribes on a
+    customer's topic (step 3 refuses one), so a subscription there is theirs, even between names from
+    our Config."""
     if sns.topic_attributes(topic.topic_arn, config.region) is None:
         return False
-    if not is_ours(sns.topic_tags(topic.topic_arn, config.region), config.stack_name):
+    if not topic.customers and not is_ours(sns.topic_tags(topic.topic_arn, config.region), config.stack_name):
         logger.info("SNS topic not created by this stack: its subscriptions are left as they are",
                     extra={"topic": topic.topic_arn})
         return False

@@ -3,6 +3,10 @@
 S3's PutBucketNotificationConfiguration replaces the bucket's whole configuration, so we read it,
 merge our one entry in and write it back only when ours is missing or differs: other teams'
 notifications on the bucket survive (terraform-provider-aws #501 is what happens otherwise).
+
+An existing trail's bucket: our entry (its Id names this stack) is filtered to the trail's log folder,
+and when an entry of the customer's already sends every log file to the topic step 3 subscribed Expel's
+queue to, nothing is added at all.
 """
 
 from __future__ import annotations
@@ -16,25 +20,40 @@ from expel_onboarding.errors import OnboardingError
 from expel_onboarding.models import BucketNotificationOutput, Config, TopicOutput, TrailOutput
 from expel_onboarding.policies.notification import (
     NOTIFICATION_ID,
+    choose_destination,
     merge_notification_configuration,
+    notification_id,
     notification_present,
+    overlapping,
     remove_notification,
 )
 
 logger = Logger(child=True)
 
-_DESTINATIONS = ("TopicConfigurations", "QueueConfigurations", "LambdaFunctionConfigurations")
-
 
 def apply(config: Config, trail: TrailOutput, topic: TopicOutput) -> BucketNotificationOutput:
     bucket = trail.bucket_name
     current = s3.notification_configuration(bucket, config.account_id)
-    if not notification_present(current, topic.topic_arn, NOTIFICATION_ID):
-        _refuse_overlap(bucket, current)
-        merged = merge_notification_configuration(current, topic.topic_arn, NOTIFICATION_ID)
+    configuration_id, prefix = _our_entry(config, trail)
+    if trail.existing_trail:
+        chosen = choose_destination(current, prefix, configuration_id, config.existing_topic_arn)
+        if chosen.entry_id:
+            if chosen.topic_arn != topic.topic_arn:
+                raise OnboardingError(
+                    f"Step 7: bucket {bucket}'s notification {chosen.entry_id} now sends the trail's log files to "
+                    f"{chosen.topic_arn}, not to {topic.topic_arn} as when step 3 ran: the bucket's notifications "
+                    "changed during the onboarding. Fix: run the onboarding again")
+            logger.info("The bucket already sends the log files to the topic; no entry of ours is needed",
+                        extra={"bucket": bucket, "entry": chosen.entry_id, "topic": topic.topic_arn})
+            return BucketNotificationOutput(configuration_id=chosen.entry_id, customers=True)
+    if not notification_present(current, topic.topic_arn, configuration_id, prefix=prefix):
+        if not trail.existing_trail:
+            _refuse_overlap(bucket, current)
+        merged = merge_notification_configuration(current, topic.topic_arn, configuration_id, prefix=prefix)
         s3.put_notification_configuration(bucket, merged, config.account_id)
-        logger.info("Added the object-created notification", extra={"bucket": bucket, "topic": topic.topic_arn})
-    return BucketNotificationOutput(configuration_id=NOTIFICATION_ID)
+        logger.info("Added the object-created notification", extra={"bucket": bucket, "topic": topic.topic_arn,
+                                                                    "prefix": prefix})
+    return BucketNotificationOutput(configuration_id=configuration_id)
 
 
 def remove(config: Config, trail: TrailOutput) -> bool:
@@ -43,7 +62,7 @@ def remove(config: Config, trail: TrailOutput) -> bool:
     if not head.exists or not head.owned:
         return False
     current = s3.notification_configuration(trail.bucket_name, config.account_id)
-    remaining = remove_notification(current, NOTIFICATION_ID)
+    remaining = remove_notification(current, _our_entry(config, trail)[0])
     if remaining == current:
         return False
     s3.put_notification_configuration(trail.bucket_name, remaining, config.account_id)
@@ -51,17 +70,20 @@ def remove(config: Config, trail: TrailOutput) -> bool:
     return True
 
 
+def _our_entry(config: Config, trail: TrailOutput) -> tuple[str, str]:
+    """(Id, key prefix) of our entry: the guide's on our own bucket; on an existing trail's bucket one
+    naming this stack, filtered to the trail's log folder."""
+    if trail.existing_trail:
+        return notification_id(config.stack_name), trail.log_prefix
+    return NOTIFICATION_ID, ""
+
+
 def _refuse_overlap(bucket: str, current: dict[str, Any]) -> None:
     """S3 rejects two entries sharing an event type with overlapping prefixes; ours covers every key,
     so any other object-created entry collides. Say so plainly instead of S3's "Configurations overlap"."""
-    for name in _DESTINATIONS:
-        for entry in current.get(name, []):
-            if entry.get("Id") == NOTIFICATION_ID:
-                continue
-            if any(str(event).startswith(("s3:ObjectCreated:", "s3:*")) for event in entry.get("Events", [])):
-                destination = entry.get("TopicArn") or entry.get("QueueArn") or entry.get("LambdaFunctionArn")
-                raise OnboardingError(
-                    f"Bucket {bucket} already sends object-created events to {destination} "
-                    f"(notification {entry.get('Id', '?')}), and S3 allows only one destination per event "
-                    "type and key prefix. Fix: subscribe that destination to the onboarding's SNS topic "
-                    "instead and remove its entry from the bucket's event notifications, then retry")
+    for clash in overlapping(current):
+        raise OnboardingError(
+            f"Bucket {bucket} already sends object-created events to {clash.destination} "
+            f"(notification {clash.id}), and S3 allows only one destination per event "
+            "type and key prefix. Fix: subscribe that destination to the onboarding's SNS topic "
+            "instead and remove its entry from the bucket's event notifications, then retry")

@@ -114,6 +114,8 @@ def stack_set_parameters(config: Config) -> dict[str, str]:
         "BucketArn": "",
         "QueueArn": "",
         "KmsKeyArn": "",
+        "LogKmsKeyArn": "",
+        "LogObjectPrefix": "",
         # The boundary policy exists only in the onboarding's own account.
         "PermissionsBoundaryArn": "",
     }

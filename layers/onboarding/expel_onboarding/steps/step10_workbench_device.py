@@ -42,6 +42,8 @@ def settings(config: Config, role: RoleOutput, queue: QueueOutput) -> payload.De
         sqs_url=queue.queue_url,
         organization_mode=config.organization_mode,
         account_id=config.account_id,
+        # The form's "Do you have an existing CloudTrail that you want Expel to reuse?"
+        existing_trail=bool(config.existing_trail_name),
     )
 
 

@@ -21,7 +21,7 @@ from aws_lambda_powertools import Logger
 from expel_onboarding.aws import s3, sqs
 from expel_onboarding.aws.errors import ACCESS_DENIED, Rule, aws_errors
 from expel_onboarding.errors import DeliveryNotConfirmed, OnboardingError
-from expel_onboarding.models import Config, DeliveryOutput, QueueOutput, TrailOutput
+from expel_onboarding.models import Config, DeliveryOutput, QueueOutput, TopicOutput, TrailOutput
 from expel_onboarding.naming import CANARY_PREFIX
 
 logger = Logger(child=True)
@@ -48,8 +48,17 @@ def canary_key(run_id: str = "") -> str:
     return f"{CANARY_PREFIX}{safe}.json"
 
 
-def put_canary(config: Config, trail: TrailOutput, *, run_id: str = "") -> DeliveryOutput:
-    key = canary_key(run_id)
+def put_canary(config: Config, trail: TrailOutput, topic: TopicOutput | None = None, *,
+               run_id: str = "") -> DeliveryOutput:
+    if topic is not None and topic.customers:
+        # Their topic has subscribers of their own (a SIEM, a Lambda): they would get the canary's event too.
+        reason = (f"no canary: the trail's bucket notifies the customer's topic {topic.topic_arn}, whose other "
+                  "subscribers would receive it; Expel's queue is subscribed to that topic")
+        logger.info("Delivery check skipped", extra={"reason": reason})
+        return DeliveryOutput(canary_key="", confirmed=True, attempts=0, skipped=reason)
+    # An existing trail's bucket notifies only for its log folder: the canary goes there, beside the
+    # trail's own CloudTrail/ and CloudTrail-Digest/ folders, and is deleted once seen.
+    key = f"{trail.log_prefix}{canary_key(run_id)}" if trail.existing_trail else canary_key(run_id)
     body = json.dumps({"purpose": "Expel CloudTrail onboarding delivery check; deleted once seen",
                        "stack": config.stack_name, "run": run_id}).encode()
     refused = Rule(
