@@ -10,7 +10,7 @@ from unittest import mock
 from botocore.client import BaseClient
 
 # Read-only API prefixes: anything else that reaches AWS counts as a mutation.
-_READ_PREFIXES = ("Get", "List", "Describe", "Head", "Lookup", "Check", "Search", "Select", "Receive")
+READ_PREFIXES = ("Get", "List", "Describe", "Head", "Lookup", "Check", "Search", "Select", "Receive")
 
 
 @contextlib.contextmanager
@@ -23,7 +23,7 @@ def count_mutating_calls() -> Iterator[list[str]]:
     original = BaseClient._make_api_call
 
     def record(self: BaseClient, operation_name: str, api_params: dict[str, Any]) -> Any:
-        if not operation_name.startswith(_READ_PREFIXES):
+        if not operation_name.startswith(READ_PREFIXES):
             calls.append(f"{self.meta.service_model.service_name}.{operation_name}")
         return original(self, operation_name, api_params)
 

@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -36,6 +37,9 @@ def child_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "MOTO_PORT")}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env["SAM_CLI_TELEMETRY"] = "0"
+    # moto's request recorder (off until a test starts it) writes here, not into the working directory.
+    recording = Path(tempfile.gettempdir()) / f"local-cloud-requests-{os.getpid()}.jsonl"
+    env.setdefault("MOTO_RECORDER_FILEPATH", str(recording))
     return env
 
 
