@@ -201,6 +201,23 @@ def stack_set_failures(events: list[dict[str, Any]]) -> list[dict[str, str]]:
     return []
 
 
+def trail_findings(events: list[dict[str, Any]]) -> list[str]:
+    """Where an existing trail (``ExistingTrailName``) differs from the guide's best practice: ``Findings``
+    of guide step 1's newest output (the ``TrailFindings`` stack output), one per item."""
+    for event in sorted(events, key=lambda e: e["id"], reverse=True):
+        details = (event.get("lambdaFunctionSucceededEventDetails") or event.get("taskSucceededEventDetails")
+                   or event.get("stateExitedEventDetails") or {})
+        try:
+            output = json.loads(details.get("output") or "{}")
+        except (TypeError, ValueError):
+            continue
+        if isinstance(output, dict) and isinstance(output.get("Trail"), dict):
+            output = output["Trail"]
+        if isinstance(output, dict) and "TrailArn" in output and "Findings" in output:
+            return [f for f in str(output.get("Findings") or "").split("; ") if f]
+    return []
+
+
 # ------------------------------------------------------------------------------------------- the view
 @dataclass
 class StackInfo:
@@ -290,6 +307,10 @@ def render(view: StatusView) -> list[str]:
                       "the Expel role (failed within the StackSet's failure tolerance; a rerun retries them):"]
             lines += [f"  {f.get('Account', '?')}  {f.get('Region', '')}  {short(f.get('Reason', ''), 400)}"
                       for f in failures]
+        findings = trail_findings(execution.events)
+        if findings:
+            lines += ["", "Trail        differs from the guide's best practice (it can serve Expel; TrailFindings):"]
+            lines += [f"  - {short(finding, 400)}" for finding in findings]
         if execution.status in ("FAILED", "TIMED_OUT", "ABORTED"):
             failure = failed_step(execution.events)
             lines.append("")

@@ -202,8 +202,10 @@ def test_their_trail_without_a_feed_gets_our_entry_for_its_log_folder_and_loses_
     assert [s["Sid"] for s in _statements(after["key_policy"])[len(_statements(before["key_policy"])):]] == [
         stack_sid(BUCKET_SID, stack), stack_sid(SNS_SID, stack)]
     assert after["bucket_policy"] == before["bucket_policy"] and after["trail"] == before["trail"]
-    # The findings the template outputs: their bucket's public access is not blocked.
+    # The findings the template outputs, and `status` shows: their bucket's public access is not blocked.
     assert "does not block all public access" in found["TrailFindings"]
+    shown = run_cli("status", "--stack", stack, "--endpoint-url", local_cloud.url, "--region", REGION, timeout=60)
+    assert "does not block all public access" in shown.stdout, shown.stdout + shown.stderr
 
     deleted = run_cli("local", "delete", "--endpoint-url", local_cloud.url, "--stack-name", stack, timeout=400)
 

@@ -169,3 +169,22 @@ def test_member_accounts_the_stack_set_failed_are_named_with_their_reason() -> N
     assert lines[at].startswith("StackSet     1 member account without the Expel role")
     assert lines[at + 1].split()[:2] == ["111111111111", "eu-west-1"] and "already exists" in lines[at + 1]
     assert not any(line.startswith("StackSet ") for line in render(view_of(*recorded("succeeded"))))
+
+
+def test_an_existing_trails_findings_are_listed_under_the_steps() -> None:
+    execution, events = recorded("succeeded")
+    events = copy.deepcopy(events)
+    step1 = next(e for e in events if e["id"] == 14)  # Step 1 Create Trail's LambdaFunctionSucceeded
+    step1["lambdaFunctionSucceededEventDetails"] = {"output": json.dumps({
+        "TrailArn": "arn:aws:cloudtrail:eu-west-1:123456789012:trail/Theirs", "ExistingTrail": True,
+        "Findings": "bucket logs has versioning off; bucket logs does not block all public access"})}
+    lines = render(view_of(execution, events))
+    start = next(i for i, line in enumerate(lines) if line.startswith("Trail "))
+    assert "differs from the guide's best practice" in lines[start]
+    assert lines[start + 1:start + 3] == ["  - bucket logs has versioning off",
+                                          "  - bucket logs does not block all public access"]
+
+
+def test_a_new_trail_shows_no_findings() -> None:
+    execution, events = recorded("succeeded")
+    assert not any(line.startswith("Trail ") for line in render(view_of(execution, events)))
