@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from local_cloud.deploy import build_is_stale
-from tests.local_cloud.harness import REPO, ServedCloud, sam_build, serve_child
+from tests.e2e.test_onboarding_e2e import client, deploy_command, outputs
+from tests.local_cloud.harness import REPO, ServedCloud, onboarding_parameters, run_cli, sam_build, serve_child
+
+ONBOARDED_STACK = "e2e-main"
+REFUSED_STACK = "e2e-fail"
 
 
 @pytest.fixture(scope="session")
@@ -27,3 +33,25 @@ def built_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if not build_is_stale(made, REPO):
         return made
     return sam_build(REPO / "template.yaml", tmp_path_factory.mktemp("sam-build"))
+
+
+@pytest.fixture(scope="session")
+def onboarded(local_cloud: ServedCloud, built_template: Path) -> dict[str, str]:
+    """One onboarding of the real template, created once: its ``stack_name``, ``local deploy`` output
+    (``stdout``) and stack Outputs. Shared by the tests that only read what it made; a test that changes or deletes a
+    stack deploys its own."""
+    params = onboarding_parameters(local_cloud, ONBOARDED_STACK)
+    result = run_cli(*deploy_command(local_cloud, built_template, ONBOARDED_STACK, params), timeout=400)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return {"stack_name": ONBOARDED_STACK, "stdout": result.stdout, **outputs(local_cloud, ONBOARDED_STACK)}
+
+
+@pytest.fixture(scope="session")
+def preflight_refused(local_cloud: ServedCloud, built_template: Path) -> dict[str, Any]:
+    """An onboarding that Preflight refuses: a queue of its name exists and is not ours. The stack
+    ``name``, the ``local deploy`` ``result`` and how many ``seconds`` it took until the deploy ended."""
+    client(local_cloud, "sqs").create_queue(QueueName=f"{REFUSED_STACK}-queue")
+    started = time.monotonic()
+    params = onboarding_parameters(local_cloud, REFUSED_STACK)
+    result = run_cli(*deploy_command(local_cloud, built_template, REFUSED_STACK, params), timeout=300)
+    return {"name": REFUSED_STACK, "result": result, "seconds": time.monotonic() - started}

@@ -14,7 +14,6 @@ import json
 import subprocess
 import time
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ import boto3
 import pytest
 
 from local_cloud.cli import DEMO_API_KEY, DEMO_WORKBENCH_GUID
-from tests.local_cloud.harness import REPO, ServedCloud, child_env, cli_command, onboarding_parameters, run_cli
+from tests.local_cloud.harness import REPO, ServedCloud, child_env, cli_command, onboarding_parameters
 
 pytestmark = pytest.mark.e2e
 
@@ -59,14 +58,6 @@ def workbench_devices(cloud: ServedCloud) -> list[dict[str, Any]]:
                                      headers={"Authorization": f"Bearer {DEMO_API_KEY}"})
     with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback emulator
         return json.loads(response.read())["data"]
-
-
-@pytest.fixture(scope="module")
-def onboarded(local_cloud: ServedCloud, built_template: Path) -> Iterator[dict[str, str]]:
-    params = onboarding_parameters(local_cloud, "e2e-main")
-    result = run_cli(*deploy_command(local_cloud, built_template, "e2e-main", params), timeout=400)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    yield {"stdout": result.stdout, **outputs(local_cloud, "e2e-main")}
 
 
 def test_outputs_are_the_ten_values_the_guide_asks_to_copy(onboarded: dict[str, str]) -> None:
@@ -157,19 +148,16 @@ def test_where_to_answer_cloudformation_is_not_in_the_executions_input_or_histor
     assert "ResponseURL" not in text and "cfnresponse" not in text  # the local cloud's ResponseURL path
 
 
-def test_failing_step_fails_the_stack_naming_the_step(local_cloud: ServedCloud, built_template: Path) -> None:
-    # A queue of that name exists and is not ours: preflight must refuse before anything is created.
-    client(local_cloud, "sqs").create_queue(QueueName="e2e-fail-queue")
-    started = time.monotonic()
-    params = onboarding_parameters(local_cloud, "e2e-fail")
-    result = run_cli(*deploy_command(local_cloud, built_template, "e2e-fail", params), timeout=300)
-    assert result.returncode != 0
-    assert time.monotonic() - started < 120
-    reason = custom_resource_reason(local_cloud, "e2e-fail")
+def test_failing_step_fails_the_stack_naming_the_step(local_cloud: ServedCloud,
+                                                      preflight_refused: dict[str, Any]) -> None:
+    name = preflight_refused["name"]
+    assert preflight_refused["result"].returncode != 0
+    assert preflight_refused["seconds"] < 120
+    reason = custom_resource_reason(local_cloud, name)
     assert "Preflight Checks failed" in reason and "QueueName" in reason
     assert "console.aws.amazon.com/states" in reason
     buckets = [b["Name"] for b in client(local_cloud, "s3").list_buckets()["Buckets"]]
-    assert "e2e-fail-logs-bucket" not in buckets
+    assert f"{name}-logs-bucket" not in buckets
 
 
 def test_role_made_by_hand_fails_the_stack_before_anything_is_built(local_cloud: ServedCloud,

@@ -68,12 +68,9 @@ def test_status_of_a_finished_stack_shows_every_step_succeeded_with_durations(
 
 
 def test_status_of_a_failed_stack_names_the_failing_step_and_reason(
-        local_cloud: ServedCloud, built_template: Path) -> None:
-    name = f"e2e-sf-{uuid.uuid4().hex[:5]}"
-    client(local_cloud, "sqs").create_queue(QueueName=f"{name}-queue")  # not ours: preflight refuses
-    params = onboarding_parameters(local_cloud, name)
-    created = run_cli(*deploy_command(local_cloud, built_template, name, params), timeout=300)
-    assert created.returncode != 0
+        local_cloud: ServedCloud, preflight_refused: dict[str, Any]) -> None:
+    name = preflight_refused["name"]
+    assert preflight_refused["result"].returncode != 0
 
     result = status(local_cloud, name)
 
