@@ -16,6 +16,13 @@ request pipe closed by the runner ends the process.
 argv: task_root opt_root request_fd result_fd
 env:  _HANDLER, AWS_LAMBDA_* and the function's variables (set once, by the runner)
 request line: {"request_id", "event" (JSON text), "deadline_ms" (epoch ms), "trace_id"}
+
+The same file is also the runner's fork server (``--fork-server opt_root control_fd``): one process per
+set of layers that has imported what the runtime itself provides (boto3, botocore and the standard
+library they use; with the layers ahead of the runtime on sys.path, as Lambda orders them) and forks
+an execution environment on request. The fork then sets the environment's variables, output and
+working directory and runs the Init phase above, so a cold start does not parse boto3 again. The runner
+forks only for code that shadows none of the preloaded modules (see ``lambda_runner``).
 """
 
 import importlib
@@ -25,9 +32,8 @@ import sys
 import time
 import traceback
 
-TASK_ROOT, OPT_ROOT = sys.argv[1:3]
-REQUESTS = os.fdopen(int(sys.argv[3]), "rb")
-RESULTS = os.fdopen(int(sys.argv[4]), "wb", buffering=0)
+TASK_ROOT = OPT_ROOT = ""
+REQUESTS = RESULTS = None
 
 
 class LambdaContext:
@@ -70,14 +76,16 @@ def _error(error_type: str, message: str, stack: list[str], request_id: str | No
     return {"error": payload}
 
 
+def layer_paths(opt_root: str) -> list[str]:
+    return [os.path.join(opt_root, "python", "lib", "python3.13", "site-packages"), os.path.join(opt_root, "python")]
+
+
 def init() -> object | None:
     """The Init phase: the handler function, or None after reporting why it cannot be loaded."""
-    # What the runtime puts first on sys.path: the function code, then the layers' python dirs.
-    sys.path[:0] = [
-        TASK_ROOT,
-        os.path.join(OPT_ROOT, "python", "lib", "python3.13", "site-packages"),
-        os.path.join(OPT_ROOT, "python"),
-    ]
+    # What the runtime puts first on sys.path: the function code, then the layers' python dirs (a fork
+    # server has put those there already).
+    layers = layer_paths(OPT_ROOT)
+    sys.path[:0] = [TASK_ROOT] + [path for path in layers if path not in sys.path]
     os.chdir(TASK_ROOT)
     module_name, _, function_name = os.environ["_HANDLER"].rpartition(".")
     try:
@@ -111,7 +119,11 @@ def invoke(handler, request: dict) -> dict:  # noqa: ANN001 - any callable the m
     return {"result": result}
 
 
-def main() -> None:
+def main(task_root: str, opt_root: str, request_fd: int, result_fd: int) -> None:
+    global TASK_ROOT, OPT_ROOT, REQUESTS, RESULTS
+    TASK_ROOT, OPT_ROOT = task_root, opt_root
+    REQUESTS = os.fdopen(request_fd, "rb")
+    RESULTS = os.fdopen(result_fd, "wb", buffering=0)
     handler = init()
     if handler is None:
         return
@@ -119,7 +131,94 @@ def main() -> None:
         _send(invoke(handler, json.loads(line)))
 
 
+# What the Lambda runtime provides besides the standard library, imported once by the fork server.
+PRELOAD = ("boto3", "boto3.session", "botocore.session", "botocore.client", "botocore.endpoint",
+           "botocore.parsers", "botocore.serialize", "botocore.credentials", "botocore.httpsession",
+           "botocore.regions", "botocore.retries.standard", "json", "logging", "decimal", "uuid")
+
+
+def serve_forks(opt_root: str, control_fd: int) -> None:
+    """The fork server: preload, say which top-level modules it holds, then fork environments on request.
+
+    Messages (one per SOCK_SEQPACKET packet, JSON): in ``{"task_root", "cwd", "env"}`` with the request,
+    result and log file descriptors attached; out ``{"ready", "preloaded"}`` once, ``{"spawned": pid}``
+    for each request, ``{"exited": pid, "status": returncode}`` for each environment that ended (the
+    server is their parent, so it reaps them). The runner closing its end stops the server.
+    """
+    import select
+    import socket
+
+    sys.path[:0] = layer_paths(opt_root)
+    for name in PRELOAD:
+        importlib.import_module(name)
+    control = socket.socket(fileno=control_fd)
+
+    def say(message: dict) -> None:
+        control.send(json.dumps(message).encode("utf-8"))
+
+    say({"ready": True, "preloaded": sorted({name.partition(".")[0] for name in sys.modules})})
+    while True:
+        while True:  # reap ended environments
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                break
+            say({"exited": pid, "status": os.waitstatus_to_exitcode(status)})
+        if not select.select([control], [], [], 0.2)[0]:
+            continue
+        data, fds, _, _ = socket.recv_fds(control, 1 << 20, 3)
+        if not data:
+            return
+        request = json.loads(data)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            control.close()
+            _become_environment(request, opt_root, *fds)
+        for fd in fds:
+            os.close(fd)
+        say({"spawned": pid})
+
+
+def _become_environment(request: dict, opt_root: str, request_fd: int, result_fd: int, log_fd: int) -> None:
+    """In the fork: what a new runtime process would have (own session, output, variables, directory,
+    random state), then the Init and Invoke phases. Never returns to the server's loop."""
+    code = 0
+    try:
+        os.setsid()  # the runner kills the environment's process group
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.dup2(log_fd, 1)
+        os.dup2(log_fd, 2)
+        os.close(null)
+        os.close(log_fd)
+        os.environ.clear()
+        os.environ.update(request["env"])
+        time.tzset()
+        if "random" in sys.modules:
+            sys.modules["random"].seed()
+        if "tempfile" in sys.modules:
+            sys.modules["tempfile"].tempdir = None  # TMPDIR is the environment's own
+        os.chdir(request["cwd"])
+        main(request["task_root"], opt_root, request_fd, result_fd)
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except BaseException:  # noqa: BLE001 - what an uncaught exception does to a process
+        traceback.print_exc()
+        code = 1
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
 if __name__ == "__main__":
-    main()
+    if sys.argv[1] == "--fork-server":
+        serve_forks(sys.argv[2], int(sys.argv[3]))
+    else:
+        main(sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
     sys.stdout.flush()
     sys.stderr.flush()

@@ -19,6 +19,13 @@ concurrent invocation gets another environment. A timeout or a crash discards th
 does a configuration change or credentials the local STS is about to expire; idle ones are stopped
 after ``settings.idle_seconds`` (and beyond ``settings.max_idle``, the least recently used), all of
 them when the local cloud stops. Each environment writes one log stream, as on AWS.
+
+A cold start forks a fork server (``_lambda_bootstrap.py --fork-server``, one per set of layers) that has
+imported what the runtime provides (boto3, botocore, the standard library they use) with the layers ahead
+of it on sys.path, as Lambda orders them; the fork then becomes the environment (its variables, output,
+session, directory) and runs the handler's Init. A function whose code shadows a preloaded module gets a
+new interpreter instead, so every import resolves as it would on AWS. ``LOCAL_LAMBDA_FORK=0`` turns the
+fork server off.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ import os
 import select
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import threading
@@ -69,6 +77,7 @@ class Settings:
     """How execution environments are kept (``local serve --no-warm-lambdas`` sets keep_warm off)."""
 
     keep_warm: bool = field(default_factory=lambda: os.environ.get("LOCAL_LAMBDA_WARM", "1") != "0")
+    fork: bool = field(default_factory=lambda: os.environ.get("LOCAL_LAMBDA_FORK", "1") != "0")
     idle_seconds: float = 120.0
     max_idle: int = 32
 
@@ -132,11 +141,126 @@ class WorkerGone(Exception):
     """The environment's process ended (a crash, ``os._exit``, a kill)."""
 
 
+class ForkedProcess:
+    """An environment forked by a fork server: what ``Worker`` uses of ``subprocess.Popen``. The server is
+    its parent and reports its exit status."""
+
+    def __init__(self, server: ForkServer, pid: int) -> None:
+        self.server = server
+        self.pid = pid
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            self.returncode = self.server.exit_status(self.pid)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if deadline is not None and time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(str(self.pid), timeout or 0)
+            self.server.wait_for_exit(0.05)
+        return self.returncode  # type: ignore[return-value]
+
+
+class ForkServer:
+    """A runtime process holding the preloaded runtime modules, forking execution environments for one /opt."""
+
+    def __init__(self, opt_root: Path) -> None:
+        self.opt_root = opt_root
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "en_US.UTF-8", "TZ": ":UTC"}
+        self.process = subprocess.Popen(
+            [runtime_python(), "-I", "-u", str(BOOTSTRAP), "--fork-server", str(opt_root), str(theirs.fileno())],
+            env=env, cwd=str(opt_root), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL, pass_fds=(theirs.fileno(),), start_new_session=True,
+        )
+        theirs.close()
+        self._socket = ours
+        self._spawn_lock = threading.Lock()
+        self._changed = threading.Condition()
+        self._spawned: list[int] = []
+        self._exits: dict[int, int] = {}
+        self._closed = False
+        ours.settimeout(30)
+        try:
+            ready = json.loads(ours.recv(1 << 20) or b"{}")
+        except (OSError, ValueError):
+            ready = {}
+        if not ready.get("ready"):
+            self.stop()
+            raise RuntimeError(f"the Lambda fork server for {opt_root} did not start")
+        ours.settimeout(None)
+        self.preloaded = frozenset(ready["preloaded"])
+        threading.Thread(target=self._read, name="lambda-fork-server", daemon=True).start()
+
+    def _read(self) -> None:
+        while True:
+            try:
+                data = self._socket.recv(1 << 16)
+            except OSError:
+                data = b""
+            with self._changed:
+                if not data:
+                    self._closed = True
+                    self._changed.notify_all()
+                    return
+                message = json.loads(data)
+                if "spawned" in message:
+                    self._spawned.append(int(message["spawned"]))
+                else:
+                    self._exits[int(message["exited"])] = int(message["status"])
+                self._changed.notify_all()
+
+    def serves(self, task_root: Path) -> bool:
+        """Whether a fork resolves ``task_root``'s imports as a new interpreter would: none of its
+        top-level modules is one the server preloaded."""
+        names = {entry.name.split(".", 1)[0] for entry in task_root.iterdir()}
+        return self.alive() and not names & self.preloaded
+
+    def alive(self) -> bool:
+        return not self._closed and self.process.poll() is None
+
+    def spawn(self, task_root: Path, cwd: Path, env: dict[str, str], fds: tuple[int, int, int]) -> ForkedProcess:
+        request = json.dumps({"task_root": str(task_root), "cwd": str(cwd), "env": env}).encode("utf-8")
+        with self._spawn_lock:
+            socket.send_fds(self._socket, [request], list(fds))
+            deadline = time.monotonic() + 30
+            with self._changed:
+                while not self._spawned:
+                    if self._closed or time.monotonic() > deadline:
+                        raise RuntimeError(f"the Lambda fork server for {self.opt_root} stopped answering")
+                    self._changed.wait(0.1)
+                return ForkedProcess(self, self._spawned.pop(0))
+
+    def exit_status(self, pid: int) -> int | None:
+        with self._changed:
+            if pid in self._exits:
+                return self._exits.pop(pid)
+            if self._closed and not Path(f"/proc/{pid}").exists():
+                return -signal.SIGKILL  # the server is gone and cannot tell
+        return None
+
+    def wait_for_exit(self, timeout: float) -> None:
+        with self._changed:
+            self._changed.wait(timeout)
+
+    def stop(self) -> None:
+        """End the server (environments it forked are stopped by their workers)."""
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        self.process.wait(timeout=5)
+        self._socket.close()
+
+
 class Worker:
     """One execution environment: a runtime process that serves one invocation at a time."""
 
     def __init__(self, function_arn: str, key: str, environment: dict[str, str], version: str,
-                 task_root: Path, opt_root: Path) -> None:
+                 task_root: Path, opt_root: Path, fork_server: ForkServer | None = None) -> None:
         self.function_arn = function_arn
         self.key = key
         self.created = time.monotonic()
@@ -156,12 +280,17 @@ class Worker:
                "AWS_LAMBDA_LOG_STREAM_NAME": self.stream}
         command = [runtime_python(), "-I", "-u", str(BOOTSTRAP), str(task_root), str(opt_root),
                    str(request_read), str(result_write)]
+        self.process: subprocess.Popen[bytes] | ForkedProcess
         with open(self.log_path, "wb") as output:
-            self.process = subprocess.Popen(
-                command, env=env, cwd=str(self.directory), stdin=subprocess.DEVNULL, stdout=output,
-                stderr=subprocess.STDOUT, pass_fds=(request_read, result_write),
-                start_new_session=True,  # a kill reaches whatever the function started too
-            )
+            if fork_server is not None:
+                self.process = fork_server.spawn(task_root, self.directory, env,
+                                                 (request_read, result_write, output.fileno()))
+            else:
+                self.process = subprocess.Popen(
+                    command, env=env, cwd=str(self.directory), stdin=subprocess.DEVNULL, stdout=output,
+                    stderr=subprocess.STDOUT, pass_fds=(request_read, result_write),
+                    start_new_session=True,  # a kill reaches whatever the function started too
+                )
         os.close(request_read)
         os.close(result_write)
         self._requests = os.fdopen(request_write, "wb", buffering=0)
@@ -234,10 +363,11 @@ class Worker:
 
     def kill(self) -> None:
         """End the process and anything it started; its log file stays readable."""
-        try:
-            os.killpg(self.process.pid, signal.SIGKILL)  # its own session: the pid is the group id
-        except (ProcessLookupError, PermissionError):
-            pass
+        for kill in (os.killpg, os.kill):  # its own session: the pid is the group id (a fork may not be there yet)
+            try:
+                kill(self.process.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
         try:
             self.process.wait(timeout=5)
         except subprocess.TimeoutExpired:
@@ -266,6 +396,27 @@ class WorkerPool:
         self._current: dict[str, str] = {}  # function ARN -> the key of its current configuration
         self._reaper: threading.Thread | None = None
         self._wake = threading.Event()
+        self._fork_servers: dict[Path, ForkServer | None] = {}  # None: it could not start, use new processes
+        self._fork_lock = threading.Lock()
+
+    def fork_server(self, opt_root: Path, task_root: Path) -> ForkServer | None:
+        """The fork server for ``opt_root`` when one may start this code (started on first use), else None."""
+        if not settings.fork:
+            return None
+        with self._fork_lock:
+            server = self._fork_servers.get(opt_root)
+            if server is not None and not server.alive():
+                server.stop()
+                server = None
+                self._fork_servers.pop(opt_root)
+            if opt_root not in self._fork_servers:
+                try:
+                    server = ForkServer(opt_root)
+                except Exception:
+                    log.exception("Lambda fork server for %s: cold starts use new processes", opt_root)
+                    server = None
+                self._fork_servers[opt_root] = server
+        return server if server is not None and server.serves(task_root) else None
 
     def acquire(self, function_arn: str, key: str, start: Callable[[], Worker]) -> tuple[Worker, bool]:
         """An idle environment of ``key`` (warm), or a new one (cold): (worker, cold)."""
@@ -353,6 +504,11 @@ class WorkerPool:
             worker.kill()
         if reaper is not None:
             reaper.join(timeout=5)
+        with self._fork_lock:
+            servers = [server for server in self._fork_servers.values() if server is not None]
+            self._fork_servers.clear()
+        for server in servers:
+            server.stop()
 
     def _start_reaper(self) -> None:  # with self._lock held
         if self._reaper is None:
@@ -494,7 +650,8 @@ def invoke_artifact(fn: Any, event: Any, endpoint_url: str) -> tuple[str, bool, 
     key = hashlib.sha256(json.dumps([str(task_root), str(opt_root), environment], sort_keys=True).encode()).hexdigest()
 
     def start() -> Worker:
-        return Worker(fn.function_arn, key, environment, _version(fn), task_root, opt_root)
+        fork_server = pool().fork_server(opt_root, task_root)
+        return Worker(fn.function_arn, key, environment, _version(fn), task_root, opt_root, fork_server)
 
     worker, cold = pool().acquire(fn.function_arn, key, start)
     request_id = str(uuid.uuid4())

@@ -47,6 +47,15 @@ class TransientError(Exception):
 def failing_handler(event, context):
     raise TransientError("try again later")
 
+def process_handler(event, context):
+    import tempfile
+    return {"pid": os.getpid(), "ppid": os.getppid(), "sid": os.getsid(0), "tmp": tempfile.gettempdir(),
+            "home": os.environ.get("HOME"), "stage": os.environ.get("STAGE")}
+
+def shadow_handler(event, context):
+    import jmespath  # this function's own jmespath.py, not the one botocore brings
+    return jmespath.VALUE
+
 def layer_handler(event, context):
     import helper
     return helper.VALUE
@@ -319,3 +328,32 @@ def test_without_warm_environments_every_invocation_is_a_cold_start(monkeypatch:
 
     assert second["pid"] != first["pid"] and second["invocations"] == 1 and "Init Duration" in logs
     assert not _alive(first["pid"])
+
+
+def test_cold_start_forks_an_environment_of_its_own_from_the_fork_server() -> None:
+    first, _, logs = _invoke(_function("app.process_handler", stage="one"))
+    second, _, _ = _invoke(_function("app.process_handler", stage="two"))  # other configuration
+
+    assert "Init Duration" in logs
+    assert first["ppid"] == second["ppid"] != os.getpid()  # forked by the fork server, not started by us
+    assert first["pid"] != second["pid"] and first["sid"] == first["pid"]  # its own session
+    assert (first["stage"], second["stage"]) == ("one", "two")  # its own variables
+    assert first["tmp"] == first["home"] != second["home"]  # its own /tmp
+
+
+def test_code_shadowing_a_preloaded_module_gets_a_new_interpreter_and_imports_its_own() -> None:
+    fn = _function("app.shadow_handler")
+    fn.code_bytes = _zip({"app.py": CODE, "jmespath.py": "VALUE = 'the function bundled this'\n"})
+
+    payload, errored, _, _ = lambda_runner.invoke_artifact(fn, {}, "http://x")
+
+    assert not errored and json.loads(payload) == "the function bundled this"
+
+
+def test_without_the_fork_server_every_cold_start_is_a_new_interpreter(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(lambda_runner.settings, "fork", False)
+
+    result, errored, logs = _invoke(_function("app.process_handler"))
+
+    assert not errored and "Init Duration" in logs
+    assert result["ppid"] == os.getpid() and result["sid"] == result["pid"]
