@@ -436,8 +436,10 @@ def _wait(
             raise DeployError(f"stack {stack_name} still {status} after {timeout:.0f} s")
         # Local time is compressed (scheduled rules fire every second, warm Lambdas answer in milliseconds):
         # a delete's last steps and the stack's removal, which takes their history with it, can be well
-        # under a second apart. Read often enough to show every step.
-        time.sleep(0.2)
+        # under a second apart, so a delete is read often enough to show every step. A create or update
+        # keeps its history (the last read shows all of it), and each read costs the local cloud the
+        # whole event list and history again, CPU the onboarding's own Lambdas are waiting for.
+        time.sleep(0.2 if deleting or status == "DELETE_IN_PROGRESS" else 0.5)
 
 
 def delete(
