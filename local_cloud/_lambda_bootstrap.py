@@ -146,12 +146,19 @@ def serve_forks(opt_root: str, control_fd: int) -> None:
     server is their parent, so it reaps them). The runner closing its end stops the server.
     """
     import select
+    import signal
     import socket
 
     sys.path[:0] = layer_paths(opt_root)
     for name in PRELOAD:
         importlib.import_module(name)
     control = socket.socket(fileno=control_fd)
+    # An environment's exit wakes the loop at once (the runner waits for it when it stops one).
+    wake_read, wake_write = os.pipe()
+    os.set_blocking(wake_read, False)
+    os.set_blocking(wake_write, False)
+    signal.set_wakeup_fd(wake_write)
+    signal.signal(signal.SIGCHLD, lambda signum, frame: None)
 
     def say(message: dict) -> None:
         control.send(json.dumps(message).encode("utf-8"))
@@ -166,7 +173,15 @@ def serve_forks(opt_root: str, control_fd: int) -> None:
             if pid == 0:
                 break
             say({"exited": pid, "status": os.waitstatus_to_exitcode(status)})
-        if not select.select([control], [], [], 0.2)[0]:
+        ready = select.select([control, wake_read], [], [], 1.0)[0]
+        if wake_read in ready:
+            while True:
+                try:
+                    if not os.read(wake_read, 4096):
+                        break
+                except BlockingIOError:
+                    break
+        if control not in ready:
             continue
         data, fds, _, _ = socket.recv_fds(control, 1 << 20, 3)
         if not data:
@@ -177,6 +192,10 @@ def serve_forks(opt_root: str, control_fd: int) -> None:
         pid = os.fork()
         if pid == 0:
             control.close()
+            signal.set_wakeup_fd(-1)
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            os.close(wake_read)
+            os.close(wake_write)
             _become_environment(request, opt_root, *fds)
         for fd in fds:
             os.close(fd)

@@ -361,13 +361,17 @@ class Worker:
     def alive(self) -> bool:
         return self.process.poll() is None
 
-    def kill(self) -> None:
-        """End the process and anything it started; its log file stays readable."""
+    def signal_kill(self) -> None:
+        """Send the kill without waiting for it (``kill`` waits)."""
         for kill in (os.killpg, os.kill):  # its own session: the pid is the group id (a fork may not be there yet)
             try:
                 kill(self.process.pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
+
+    def kill(self) -> None:
+        """End the process and anything it started; its log file stays readable."""
+        self.signal_kill()
         try:
             self.process.wait(timeout=5)
         except subprocess.TimeoutExpired:
@@ -498,6 +502,8 @@ class WorkerPool:
             self._current.clear()
             self._wake.set()
             reaper, self._reaper = self._reaper, None
+        for worker in idle + busy:  # all at once, then wait for each
+            worker.signal_kill()
         for worker in idle:
             worker.stop()
         for worker in busy:  # its invocation sees the exit, answers, and releases (stops) it
