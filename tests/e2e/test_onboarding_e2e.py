@@ -21,7 +21,7 @@ import boto3
 import pytest
 
 from local_cloud.cli import DEMO_API_KEY, DEMO_WORKBENCH_GUID
-from tests.local_cloud.harness import REPO, ServedCloud, child_env, cli_command, onboarding_parameters
+from tests.local_cloud.harness import REPO, ServedCloud, child_env, cli_command, onboarding_parameters, run_cli
 
 pytestmark = pytest.mark.e2e
 
