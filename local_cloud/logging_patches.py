@@ -1,4 +1,5 @@
-"""Where moto 5.2.5's CloudTrail logging settings differ from AWS, made to behave like AWS.
+"""Where moto 5.2.5's CloudTrail logging settings and the log buckets' protection differ from AWS, made to
+behave like AWS.
 
 Used by ``local serve`` (through ``moto_patches.apply``) and by the in-process moto tests
 (tests/conftest.py), so both see the same AWS.
@@ -11,6 +12,9 @@ Event selectors (CloudTrail API reference, PutEventSelectors / GetEventSelectors
 - Basic selectors come back with every field (ReadWriteType, IncludeManagementEvents, DataResources,
   ExcludeManagementEventSources), defaults filled in.
 - More than five basic selectors, or both forms in one request: InvalidEventSelectorsException.
+
+S3 Object Lock (S3 API reference, GetObjectLockConfiguration): a default retention holds Days or Years, and
+S3 answers only the one that is set (moto answered ``Years: 0`` beside ``Days``).
 """
 
 from __future__ import annotations
@@ -64,10 +68,23 @@ def patch_event_selectors() -> None:
     Trail.put_event_selectors = put_event_selectors  # type: ignore[method-assign]
 
 
+def patch_object_lock_retention() -> None:
+    from moto.s3.models import S3Backend
+
+    original = S3Backend.get_object_lock_configuration
+
+    def get_object_lock_configuration(self: Any, bucket_name: str) -> tuple[bool, str | None, int | None, int | None]:
+        enabled, mode, days, years = original(self, bucket_name)
+        return enabled, mode, days or None, years or None
+
+    S3Backend.get_object_lock_configuration = get_object_lock_configuration  # type: ignore[method-assign]
+
+
 def apply() -> None:
     """Every patch of this module (idempotent)."""
     global _applied
     if _applied:
         return
     patch_event_selectors()
+    patch_object_lock_retention()
     _applied = True

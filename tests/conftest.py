@@ -84,6 +84,7 @@ def config() -> Config:
         queue_name="ExpelCloudTrailQueue",
         role_name="ExpelAssumeRole",
         role_stack_name="expel-onboarding-expel-role",
+        access_log_bucket_name=f"expel-cloudtrail-access-logs-{ACCOUNT_ID}-{REGION}",
     )
 
 

@@ -28,7 +28,8 @@ def test_local_delete_runs_the_teardown_and_keeps_the_bucket_and_key(
     parameters = [f"WorkbenchGuid={DEMO_WORKBENCH_GUID}", f"WorkbenchApiKey={DEMO_API_KEY}",
                   f"WorkbenchBaseUrl={local_cloud.workbench_url}", "RetryWindowSeconds=0", "StatusPollSeconds=1",
                   "TrailName=E2eTeardownTrail", "TopicName=E2eTeardownTopic", "QueueName=E2eTeardownQueue",
-                  "KmsAlias=e2e-teardown", "RoleName=E2eTeardownRole", "BucketName=e2e-teardown-logs"]
+                  "KmsAlias=e2e-teardown", "RoleName=E2eTeardownRole", "BucketName=e2e-teardown-logs",
+                  "AccessLogBucketName=e2e-teardown-access-logs"]
     created = run_cli("local", "deploy", "--endpoint-url", local_cloud.url, "--stack-name", STACK,
                       "--template", str(built_template), "--parameter-overrides", *parameters, timeout=600)
     assert created.returncode == 0, created.stderr[-2000:]
@@ -74,6 +75,7 @@ def test_local_delete_runs_the_teardown_and_keeps_the_bucket_and_key(
     assert "E2eTeardownTrail" not in str(_client(local_cloud, "cloudtrail").describe_trails())
     assert "E2eTeardownRole" not in str(_client(local_cloud, "iam").list_roles())
     assert _client(local_cloud, "s3").head_bucket(Bucket="e2e-teardown-logs")
+    assert _client(local_cloud, "s3").head_bucket(Bucket="e2e-teardown-access-logs")  # kept with the log bucket
     key = _client(local_cloud, "kms").describe_key(KeyId="alias/e2e-teardown")["KeyMetadata"]
     assert key["KeyState"] == "Enabled"
     # Logs kept; the customer's own resources and entries untouched; only our statements removed.

@@ -140,6 +140,7 @@ def onboarding_parameters(cloud: ServedCloud, name: str, **overrides: str) -> li
         "WorkbenchGuid": DEMO_WORKBENCH_GUID, "WorkbenchApiKey": DEMO_API_KEY,
         "WorkbenchBaseUrl": cloud.workbench_url, "RetryWindowSeconds": "0", "StatusPollSeconds": "1",
         "TrailName": f"{name}-trail", "BucketName": f"{name}-logs-bucket", "KmsAlias": f"{name}-key",
+        "AccessLogBucketName": f"{name}-access-logs",
         "TopicName": f"{name}-topic", "QueueName": f"{name}-queue", "RoleName": f"{name}-role",
         "WorkbenchDeviceName": f"{name} CloudTrail",
     }

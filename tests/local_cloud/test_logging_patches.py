@@ -61,3 +61,13 @@ def test_more_than_five_basic_selectors_are_refused(trail: str) -> None:
     with pytest.raises(ClientError) as refused:
         cloudtrail.put_event_selectors(TrailName=trail, EventSelectors=[MANAGEMENT] * 6)
     assert refused.value.response["Error"]["Code"] == "InvalidEventSelectorsException"
+
+
+@pytest.mark.parametrize("retention", [{"Mode": "GOVERNANCE", "Days": 30}, {"Mode": "COMPLIANCE", "Years": 1}])
+def test_object_lock_default_retention_reads_back_as_it_was_set(aws: None, retention: dict[str, object]) -> None:
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket="locked-logs", ObjectLockEnabledForBucket=True)
+    s3.put_object_lock_configuration(Bucket="locked-logs", ObjectLockConfiguration={
+        "ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": retention}})
+    assert s3.get_object_lock_configuration(Bucket="locked-logs")["ObjectLockConfiguration"] == {
+        "ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": retention}}

@@ -127,6 +127,14 @@ def test_update_renaming_the_trail_is_refused_naming_the_parameter() -> None:
         custom_resource.check_update(event)
 
 
+def test_update_renaming_the_access_log_bucket_is_refused_naming_the_parameter() -> None:
+    old = {**cfn_event()["ResourceProperties"], "AccessLogBucketName": "acme-access-logs"}
+    event = {**cfn_event("Update", AccessLogBucketName="acme-access-logs-2"), "OldResourceProperties": old,
+             "PhysicalResourceId": custom_resource.physical_id(old)}
+    with pytest.raises(InvalidParameter, match="Parameter AccessLogBucketName: cannot change on a stack update"):
+        custom_resource.check_update(event)
+
+
 def test_update_keeping_the_names_and_its_rollback_go_through() -> None:
     old = cfn_event()["ResourceProperties"]
     custom_resource.check_update({**cfn_event("Update", WorkbenchLocation="on prem"), "OldResourceProperties": old,

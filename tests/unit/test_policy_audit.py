@@ -6,7 +6,11 @@ from typing import Any
 
 import pytest
 
-from expel_onboarding.policies.bucket_policy import cloudtrail_bucket_statements, merge_bucket_policy
+from expel_onboarding.policies.bucket_policy import (
+    access_log_bucket_statements,
+    cloudtrail_bucket_statements,
+    merge_bucket_policy,
+)
 from expel_onboarding.policies.key_policy import cloudtrail_key_policy, merge_key_policy
 from expel_onboarding.policies.queue_policy import merge_queue_policy, queue_statements
 from expel_onboarding.policies.topic_policy import merge_topic_policy, topic_statements
@@ -33,6 +37,8 @@ def _documents() -> list[tuple[str, str, dict[str, Any]]]:
             (f"topic-{partition}", "sns",
              merge_topic_policy(None, topic_statements(partition, topic, bucket, ACCOUNT))),
             (f"queue-{partition}", "sqs", merge_queue_policy(None, queue_statements(queue, topic))),
+            (f"access-log-bucket-{partition}", "s3", merge_bucket_policy(None, access_log_bucket_statements(
+                partition, "expel-access-logs", "expel-logs", ACCOUNT, "expel-logs/"))),
         ]
     return documents
 

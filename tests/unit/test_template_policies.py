@@ -38,6 +38,7 @@ SAMPLE_PARAMETERS = {
     "WorkbenchGuid": "4f9c2a1e-7b3d-4e5f-9a8b-1c2d3e4f5a6b",
     "ExpelWorkbenchGuid": "4f9c2a1e-7b3d-4e5f-9a8b-1c2d3e4f5a6b",
     "BucketName": "expel-logs-sample",
+    "AccessLogBucketName": "expel-access-logs-sample",
     "WorkbenchApiKey": "sample-api-key",
     "WorkbenchApiKeySecretArn": f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:expel-workbench-AbCdEf",
     "OrganizationTargetOuIds": "ou-ab12-cdef3456",

@@ -35,6 +35,9 @@ def test_valid_config_passes(config: Config) -> None:
         ("organization_target_ou_ids", ["ou-ab12-cd34ef56", "r-ab12"]),
         ("region", "us-gov-west-1"),
         ("partition", "aws-cn"),
+        ("access_log_bucket_name", "acme-s3-access-logs"),
+        ("log_retention_days", 36500),
+        ("object_lock_retention_days", 3650),
     ],
 )
 def test_valid_value_passes(config: Config, field: str, value: object) -> None:
@@ -103,6 +106,15 @@ def test_valid_value_passes(config: Config, field: str, value: object) -> None:
         ("workbench_device_overrides", "[1, 2]", "WorkbenchDeviceOverrides"),
         ("workbench_device_overrides", "{not json", "WorkbenchDeviceOverrides"),
         ("organization_target_ou_ids", ["ou-ab12-cd34ef56", "123"], "OrganizationTargetOuIds"),
+        ("access_log_bucket_name", "", "AccessLogBucketName"),
+        ("access_log_bucket_name", "Access_Logs", "AccessLogBucketName"),
+        ("access_log_bucket_name", "a" * 64, "AccessLogBucketName"),
+        ("access_log_bucket_name", "expel-cloudtrail-123456789012-us-east-1", "AccessLogBucketName"),  # the log bucket
+        ("log_retention_days", -1, "LogRetentionDays"),
+        ("log_retention_days", 36501, "LogRetentionDays"),
+        ("log_retention_days", "90d", "LogRetentionDays"),  # a property CloudFormation passed that is not digits
+        ("object_lock_retention_days", -5, "ObjectLockRetentionDays"),
+        ("object_lock_retention_days", True, "ObjectLockRetentionDays"),
     ],
 )
 def test_invalid_value_fails_naming_parameter_and_fix(
@@ -114,3 +126,27 @@ def test_invalid_value_fails_naming_parameter_and_fix(
     message = str(raised.value)
     assert message.startswith(f"Parameter {parameter}: ")
     assert "Fix: " in message and message.split("Fix: ", 1)[1].strip()
+
+
+def test_access_log_bucket_name_is_not_checked_when_access_logging_is_off(config: Config) -> None:
+    validate_config(dataclasses.replace(config, access_logging=False, access_log_bucket_name=""))
+
+
+@pytest.mark.parametrize(("changes", "parameter", "words"), [
+    ({"log_retention_days": 30, "object_lock_retention_days": 90}, "LogRetentionDays", "Object Lock still protects"),
+    ({"object_lock_retention_days": 30, "keep_log_bucket": False}, "KeepLogBucket", "could not remove"),
+])
+def test_contradicting_retention_choices_fail_naming_the_parameter(config: Config, changes: dict[str, object],
+                                                                    parameter: str, words: str) -> None:
+    with pytest.raises(InvalidParameter) as raised:
+        validate_config(dataclasses.replace(config, **changes))
+    assert raised.value.parameter == parameter and words in str(raised.value)
+
+
+def test_retention_strings_from_cloudformation_become_days() -> None:
+    config = Config.from_dict({"StackName": "s", "Region": "us-east-1", "AccountId": "123456789012",
+                               "Partition": "aws", "WorkbenchGuid": "g", "TrailName": "t", "BucketName": "b",
+                               "KmsAlias": "k", "TopicName": "t", "QueueName": "q", "RoleName": "r",
+                               "RoleStackName": "rs", "AccessLogging": "false", "LogRetentionDays": "365",
+                               "ObjectLockRetentionDays": "0"})
+    assert (config.access_logging, config.log_retention_days, config.object_lock_retention_days) == (False, 365, 0)

@@ -41,12 +41,13 @@ DEFAULT_SETTINGS = {"RetryWindowSeconds": 900, "DeadlineSeconds": 2700, "PollSec
 # parameter), so a person reads the failed step and not CloudFormation's generic timeout: the poll runs
 # once a minute, and the execution starts a little after CloudFormation's request.
 DEADLINE_MARGIN_SECONDS = 180
-# The names that say WHICH trail, bucket, key, topic, queue and role this onboarding is. Changing one on an
+# The names that say WHICH trail, buckets, key, topic, queue and role this onboarding is. Changing one on an
 # update would build a second set and leave the first (a billed, multi-region trail among it) behind.
 IDENTITY_KEYS = ("TrailName", "BucketName", "KmsAlias", "TopicName", "QueueName", "RoleName", "OrganizationMode",
-                 "ExistingTrailName", "ExistingTopicArn")
-# Added with existing-trail mode: in the identity only when set, so a stack deployed before keeps its physical id.
-_IDENTITY_WHEN_SET = ("ExistingTrailName", "ExistingTopicArn")
+                 "ExistingTrailName", "ExistingTopicArn", "AccessLogBucketName")
+# Added with existing-trail mode and the access-log bucket: in the identity only when set, so a stack deployed
+# before keeps its physical id.
+_IDENTITY_WHEN_SET = ("ExistingTrailName", "ExistingTopicArn", "AccessLogBucketName")
 
 
 def settings(properties: dict[str, Any]) -> dict[str, int]:

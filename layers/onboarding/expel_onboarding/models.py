@@ -145,18 +145,25 @@ class Config(Model):
     existing_trail_name: str = ""
     existing_topic_arn: str = ""
     log_prefix_organization_id: str = ""
+    # The log bucket's protection (README "CIS and Security Hub"): server access logs into a bucket of their
+    # own, lifecycle retention, Object Lock (governance mode; only on a bucket the onboarding creates).
+    access_logging: bool = True
+    access_log_bucket_name: str = ""
+    log_retention_days: int = 0  # 0: keep every log
+    object_lock_retention_days: int = 0  # 0: no Object Lock
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Self:
         data = dict(data)
         # CloudFormation hands every custom resource property over as a string.
-        for name in ("OrganizationMode", "KeepLogBucket", "ScheduleKeyDeletion"):
+        for name in ("OrganizationMode", "KeepLogBucket", "ScheduleKeyDeletion", "AccessLogging"):
             if isinstance(data.get(name), str):
                 data[name] = data[name].strip().lower() == "true"
         ous = data.get("OrganizationTargetOuIds")
         if isinstance(ous, str):
             data["OrganizationTargetOuIds"] = [o.strip() for o in ous.split(",") if o.strip()]
-        for name in ("StackSetMaxConcurrentPercentage", "StackSetFailureTolerancePercentage"):
+        for name in ("StackSetMaxConcurrentPercentage", "StackSetFailureTolerancePercentage", "LogRetentionDays",
+                     "ObjectLockRetentionDays"):
             if isinstance(data.get(name), str) and data[name].strip().isdigit():
                 data[name] = int(data[name])
         return super().from_dict(data)
@@ -301,6 +308,7 @@ class TrailRemoval(Model):
     trail: Removal
     bucket: Removal
     key: Removal
+    access_log_bucket: Removal = Removal.ABSENT
 
 
 @dataclass(frozen=True)

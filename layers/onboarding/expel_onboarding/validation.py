@@ -54,6 +54,8 @@ def validate_config(config: Config) -> None:
         _check_workbench,
         _check_organization_targets,
         _check_existing_trail,
+        _check_access_logging,
+        _check_retention,
     ]
     for check in checks:
         check(config)
@@ -67,11 +69,11 @@ def validate_workbench_guid(value: str) -> None:
             "copy the Organization GUID from Workbench > Organization Settings > My Organization")
 
 
-def validate_bucket_name(value: str) -> None:
+def validate_bucket_name(value: str, name: str = "BucketName",
+                         example: str = "expel-cloudtrail-<account id>-<region>") -> None:
     """S3 general purpose bucket naming rules (the bucket namespace is shared by all of AWS)."""
-    name = "BucketName"
     fix = ("use 3-63 lowercase letters, digits, hyphens or dots, starting and ending with a letter or "
-           "digit, e.g. expel-cloudtrail-<account id>-<region>")
+           f"digit, e.g. {example}")
     if not 3 <= len(value) <= 63:
         raise InvalidParameter(name, f"{value!r} is {len(value)} characters long, S3 allows 3 to 63", fix)
     if not re.fullmatch(r"[a-z0-9.-]+", value):
@@ -245,3 +247,45 @@ def _check_existing_trail(config: Config) -> None:
                                        f"letters or digits).{hint}",
             "give the organization id whose folder AWSLogs/<id>/ in the trail's bucket holds the logs Expel "
             "should read (AWS Organizations > Settings), or leave it empty")
+
+
+# S3 lifecycle and Object Lock take whole days; S3's longest Object Lock retention is 100 years.
+MAX_RETENTION_DAYS = 36500
+
+
+def _check_access_logging(config: Config) -> None:
+    if not config.access_logging:
+        return
+    name = config.access_log_bucket_name
+    if not name:
+        raise InvalidParameter("AccessLogBucketName", "is empty while AccessLogging is true",
+                               "leave it empty in the template for expel-cloudtrail-access-logs-<account id>-"
+                               "<region>, name a bucket, or set AccessLogging to false")
+    validate_bucket_name(name, "AccessLogBucketName", "expel-cloudtrail-access-logs-<account id>-<region>")
+    if name == config.bucket_name:
+        raise InvalidParameter(
+            "AccessLogBucketName", f"{name!r} is the log bucket itself: its access logs would be logged again, "
+                                   "without end",
+            "choose a bucket of its own, or leave AccessLogBucketName empty for the default")
+
+
+def _days(parameter: str, value: object) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_RETENTION_DAYS:
+        raise InvalidParameter(parameter, f"{value!r} is not a number of days from 0 to {MAX_RETENTION_DAYS}",
+                               f"use whole days from 1 to {MAX_RETENTION_DAYS}, or 0 to turn it off")
+    return value
+
+
+def _check_retention(config: Config) -> None:
+    keep = _days("LogRetentionDays", config.log_retention_days)
+    lock = _days("ObjectLockRetentionDays", config.object_lock_retention_days)
+    if keep and lock and keep < lock:
+        raise InvalidParameter(
+            "LogRetentionDays", f"{keep} days is shorter than ObjectLockRetentionDays ({lock} days): logs would be "
+                                "due to expire while Object Lock still protects them",
+            f"use at least {lock} days, or 0 to keep every log")
+    if lock and not config.keep_log_bucket:
+        raise InvalidParameter(
+            "KeepLogBucket", f"false cannot be honoured with Object Lock (ObjectLockRetentionDays {lock}): a stack "
+                             "delete could not remove log versions Object Lock retains",
+            "set KeepLogBucket to true (the bucket is kept on delete), or ObjectLockRetentionDays to 0")

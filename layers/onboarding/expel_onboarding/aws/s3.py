@@ -1,4 +1,4 @@
-"""S3: the CloudTrail log bucket and its settings (guide steps 1, 2 and 7).
+"""S3: the CloudTrail log bucket and its access-log bucket, and their settings (guide steps 1, 2 and 7).
 
 Every call carries ``ExpectedBucketOwner``: bucket names are global, so if the bucket were
 deleted and re-created by another account between two calls, S3 refuses (403) instead of us
@@ -18,11 +18,13 @@ from expel_onboarding.aws.errors import Rule, aws_errors, has_code, suppress_cod
 from expel_onboarding.errors import OnboardingError, ResourceConflict, StillInProgress, TransientError
 
 if TYPE_CHECKING:
-    from mypy_boto3_s3.literals import BucketLocationConstraintType
+    from mypy_boto3_s3.literals import BucketLocationConstraintType, TransitionDefaultMinimumObjectSizeType
     from mypy_boto3_s3.type_defs import (
+        BucketLifecycleConfigurationTypeDef,
         CreateBucketConfigurationTypeDef,
         NotificationConfigurationTypeDef,
         ObjectIdentifierTypeDef,
+        ObjectLockConfigurationTypeDef,
         PublicAccessBlockConfigurationTypeDef,
         ServerSideEncryptionRuleTypeDef,
         TagTypeDef,
@@ -64,24 +66,29 @@ def head_bucket(bucket: str, owner: str) -> BucketHead:
     return BucketHead(exists=True, owned=True, region=str(region))
 
 
-def create_bucket(bucket: str, region: str, tags: dict[str, str]) -> None:
+def create_bucket(bucket: str, region: str, tags: dict[str, str], *, parameter: str = "BucketName",
+                  object_lock: bool = False) -> None:
     """Create in ``region`` with ACLs disabled, tagged at creation: the ownership tag is what lets a
-    re-run and teardown recognise the bucket. An already-ours bucket (a concurrent run) is fine."""
+    re-run and teardown recognise the bucket. An already-ours bucket (a concurrent run) is fine.
+    ``object_lock`` turns S3 Object Lock on (and with it versioning); ``parameter`` names the template
+    parameter that chose the name, for the message when someone else owns it."""
     configuration: CreateBucketConfigurationTypeDef = {
         "Tags": [{"Key": k, "Value": v} for k, v in sorted(tags.items())]}
     if region != "us-east-1":  # us-east-1 rejects its own name as a LocationConstraint
         configuration["LocationConstraint"] = cast("BucketLocationConstraintType", region)
     taken = Rule({"BucketAlreadyExists"}, ResourceConflict,
-                 "Parameter BucketName: the bucket {what} exists and belongs to another AWS account. Fix: choose "
+                 "Parameter {parameter}: the bucket {what} exists and belongs to another AWS account. Fix: choose "
                  "another name (bucket names are unique across all of AWS)")
-    with (aws_errors("S3", bucket, taken, busy="S3 is busy ({code}) creating bucket {what}; retrying"),
+    with (aws_errors("S3", bucket, taken, busy="S3 is busy ({code}) creating bucket {what}; retrying",
+                     parameter=parameter),
           suppress_codes("BucketAlreadyOwnedByYou")):
         clients.s3(region).create_bucket(Bucket=bucket, ObjectOwnership=OBJECT_OWNERSHIP,
-                                         CreateBucketConfiguration=configuration)
+                                         CreateBucketConfiguration=configuration,
+                                         ObjectLockEnabledForBucket=object_lock)
 
 
-def _bucket_errors(bucket: str, *rules: Rule) -> AbstractContextManager[None]:
-    """``rules`` come before the module's own: a call site's special case wins."""
+def _bucket_errors(bucket: str, *rules: Rule, **fields: str) -> AbstractContextManager[None]:
+    """``rules`` come before the module's own: a call site's special case wins; ``fields`` fill their messages."""
     return aws_errors(
         "S3", f"bucket {bucket}", *rules,
         Rule({"NoSuchBucket"}, OnboardingError,
@@ -90,7 +97,7 @@ def _bucket_errors(bucket: str, *rules: Rule) -> AbstractContextManager[None]:
              "Access to bucket {bucket} was denied ({message}): the step's Lambda role lacks that permission, the "
              "bucket belongs to another account, or its policy denies the onboarding role. Fix: the role (see "
              "template.yaml) or the bucket policy, or choose another BucketName"),
-        bucket=bucket)
+        bucket=bucket, **fields)
 
 
 def tags(bucket: str, owner: str) -> dict[str, str]:
@@ -255,6 +262,128 @@ def object_versions(bucket: str, prefix: str, owner: str) -> list[tuple[str, str
             for entry in [*response.get("Versions", []), *response.get("DeleteMarkers", [])]]
 
 
-def delete_object_version(bucket: str, key: str, version_id: str, owner: str) -> None:
+def delete_object_version(bucket: str, key: str, version_id: str, owner: str,
+                          bypass_governance: bool = False) -> None:
+    """``bypass_governance``: remove a version Object Lock's governance mode retains (the caller needs
+    s3:BypassGovernanceRetention on it)."""
     with aws_errors("S3", f"bucket {bucket}"):
-        clients.s3().delete_object(Bucket=bucket, Key=key, VersionId=version_id, ExpectedBucketOwner=owner)
+        if bypass_governance:
+            clients.s3().delete_object(Bucket=bucket, Key=key, VersionId=version_id, ExpectedBucketOwner=owner,
+                                       BypassGovernanceRetention=True)
+        else:
+            clients.s3().delete_object(Bucket=bucket, Key=key, VersionId=version_id, ExpectedBucketOwner=owner)
+
+
+# --- Guide step 1, hardened (CIS 3.6, Security Hub S3.13/S3.15): access logging, lifecycle, Object Lock.
+
+# S3-managed keys: the only default encryption a server access logging target may have.
+SSE_S3: Final = "AES256"
+
+
+def put_sse_s3_encryption(bucket: str, owner: str) -> None:
+    rule: ServerSideEncryptionRuleTypeDef = {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": SSE_S3}}
+    with _bucket_errors(bucket):
+        clients.s3().put_bucket_encryption(
+            Bucket=bucket, ServerSideEncryptionConfiguration={"Rules": [rule]}, ExpectedBucketOwner=owner)
+
+
+@dataclass(frozen=True)
+class LoggingTarget:
+    """Where a bucket's server access logs go."""
+
+    bucket: str
+    prefix: str
+
+
+def logging_target(bucket: str, owner: str) -> LoggingTarget | None:
+    """None when the bucket's server access logging is off."""
+    with _bucket_errors(bucket):
+        response = clients.s3().get_bucket_logging(Bucket=bucket, ExpectedBucketOwner=owner)
+    enabled = response.get("LoggingEnabled")
+    if not enabled:
+        return None
+    return LoggingTarget(bucket=str(enabled["TargetBucket"]), prefix=str(enabled.get("TargetPrefix", "")))
+
+
+def start_logging(bucket: str, target: LoggingTarget, owner: str) -> None:
+    """S3 checks that the target bucket exists in this account and region and that its policy lets
+    logging.s3.amazonaws.com write there; right after that policy was written it may not see it yet."""
+    propagation = Rule({"InvalidTargetBucketForLogging"}, TransientError,
+                       "S3 refused {target} as the target of bucket {bucket}'s access logs ({message}). Right after "
+                       "step 1 wrote the access-log bucket's policy this can happen until it propagates; if it "
+                       "persists, check that the policy lets logging.s3.amazonaws.com put objects under "
+                       "{target}/{prefix} for this bucket")
+    with _bucket_errors(bucket, propagation, target=target.bucket, prefix=target.prefix):
+        clients.s3().put_bucket_logging(
+            Bucket=bucket, ExpectedBucketOwner=owner,
+            BucketLoggingStatus={"LoggingEnabled": {"TargetBucket": target.bucket, "TargetPrefix": target.prefix}})
+
+
+def stop_logging(bucket: str, owner: str) -> None:
+    with _bucket_errors(bucket):
+        clients.s3().put_bucket_logging(Bucket=bucket, BucketLoggingStatus={}, ExpectedBucketOwner=owner)
+
+
+@dataclass(frozen=True)
+class Lifecycle:
+    """A bucket's lifecycle configuration: its rules, and the minimum object size for transitions (S3's
+    default when None), which PutBucketLifecycleConfiguration resets unless it is passed back."""
+
+    rules: list[dict[str, Any]]
+    transition_default: str | None = None
+
+
+def lifecycle_configuration(bucket: str, owner: str) -> Lifecycle:
+    with _bucket_errors(bucket), suppress_codes("NoSuchLifecycleConfiguration"):
+        response = clients.s3().get_bucket_lifecycle_configuration(Bucket=bucket, ExpectedBucketOwner=owner)
+        return Lifecycle(rules=[dict(rule) for rule in response.get("Rules", [])],
+                         transition_default=response.get("TransitionDefaultMinimumObjectSize"))
+    return Lifecycle(rules=[])
+
+
+def put_lifecycle_configuration(bucket: str, lifecycle: Lifecycle, owner: str) -> None:
+    """Replaces the whole configuration: callers pass the merged rules, never just ours."""
+    configuration = cast("BucketLifecycleConfigurationTypeDef", {"Rules": lifecycle.rules})
+    with _bucket_errors(bucket):
+        if lifecycle.transition_default is None:
+            clients.s3().put_bucket_lifecycle_configuration(
+                Bucket=bucket, LifecycleConfiguration=configuration, ExpectedBucketOwner=owner)
+        else:
+            clients.s3().put_bucket_lifecycle_configuration(
+                Bucket=bucket, LifecycleConfiguration=configuration, ExpectedBucketOwner=owner,
+                TransitionDefaultMinimumObjectSize=cast("TransitionDefaultMinimumObjectSizeType",
+                                                        lifecycle.transition_default))
+
+
+# Governance mode: a principal granted s3:BypassGovernanceRetention can still remove a version (the onboarding's
+# own canary); compliance mode would lock even the root user out until the retention ends.
+OBJECT_LOCK_MODE: Final = "GOVERNANCE"
+
+
+@dataclass(frozen=True)
+class ObjectLock:
+    """A bucket's Object Lock: whether it is on (only ever chosen at creation), and its default retention."""
+
+    enabled: bool
+    mode: str = ""
+    days: int = 0
+
+
+def object_lock(bucket: str, owner: str) -> ObjectLock:
+    with _bucket_errors(bucket), suppress_codes("ObjectLockConfigurationNotFoundError"):
+        configuration = clients.s3().get_object_lock_configuration(
+            Bucket=bucket, ExpectedBucketOwner=owner)["ObjectLockConfiguration"]
+        retention = configuration.get("Rule", {}).get("DefaultRetention", {})
+        return ObjectLock(enabled=configuration.get("ObjectLockEnabled") == "Enabled",
+                          mode=str(retention.get("Mode", "")), days=int(retention.get("Days", 0)))
+    return ObjectLock(enabled=False)
+
+
+def put_object_lock_retention(bucket: str, days: int, owner: str) -> None:
+    """The default retention of a bucket that has Object Lock: ``days`` in governance mode, none when 0."""
+    configuration: ObjectLockConfigurationTypeDef = {"ObjectLockEnabled": "Enabled"}
+    if days:
+        configuration["Rule"] = {"DefaultRetention": {"Mode": OBJECT_LOCK_MODE, "Days": days}}
+    with _bucket_errors(bucket):
+        clients.s3().put_object_lock_configuration(
+            Bucket=bucket, ObjectLockConfiguration=configuration, ExpectedBucketOwner=owner)

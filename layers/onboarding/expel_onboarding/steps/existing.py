@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from expel_onboarding.aws import cloudtrail, iam, kms, organizations, s3, sns, sqs, stacks, stacksets
-from expel_onboarding.errors import ResourceConflict
+from expel_onboarding.errors import InvalidParameter, ResourceConflict
 from expel_onboarding.models import Config
 from expel_onboarding.naming import OWNER_TAG_KEY, full_alias, topic_arn
 from expel_onboarding.ownership import is_ours, require_ours
@@ -46,27 +46,52 @@ def key(config: Config) -> dict[str, Any] | None:
 
 
 def bucket(config: Config) -> bool:
-    """True when the bucket exists and is ours, False when the name is free; raises otherwise."""
-    bucket = config.bucket_name
+    """True when the log bucket exists and is ours, False when the name is free; raises otherwise."""
+    return _bucket(config, config.bucket_name, "BucketName", "expel-cloudtrail-<account id>-<region>",
+                   "public access blocked, ACLs disabled, versioning on, policy and notifications added")
+
+
+def access_log_bucket(config: Config) -> bool:
+    """True when the access-log bucket exists and is ours, False when the name is free; raises otherwise."""
+    return _bucket(config, config.access_log_bucket_name, "AccessLogBucketName",
+                   "expel-cloudtrail-access-logs-<account id>-<region>",
+                   "public access blocked, ACLs disabled, versioning on, SSE-S3, policy and lifecycle added")
+
+
+def _bucket(config: Config, bucket: str, parameter: str, example: str, changes: str) -> bool:
     head = s3.head_bucket(bucket, config.account_id)
     if not head.exists:
         return False
     if not head.owned:
         raise ResourceConflict.of_parameter(
-            "BucketName", f"the bucket {bucket} exists and belongs to another AWS account",
+            parameter, f"the bucket {bucket} exists and belongs to another AWS account",
             "choose another name; bucket names are unique across all of AWS, so append your account id and region, "
-            "e.g. expel-cloudtrail-<account id>-<region>")
+            f"e.g. {example}")
     tags = s3.tags(bucket, config.account_id)
-    require_ours(tags, config.stack_name, parameter="BucketName", what=f"the bucket {bucket} in this account",
-                 fix="choose a new BucketName (guide step 1 creates a new bucket). Only if this bucket may be "
-                     "re-configured for Expel (public access blocked, ACLs disabled, versioning on, policy and "
-                     f"notifications added), tag it {OWNER_TAG_KEY}={config.stack_name} and retry")
+    require_ours(tags, config.stack_name, parameter=parameter, what=f"the bucket {bucket} in this account",
+                 fix=f"choose a new {parameter} (guide step 1 creates a new bucket). Only if this bucket may be "
+                     f"re-configured for Expel ({changes}), tag it {OWNER_TAG_KEY}={config.stack_name} and retry")
     if head.region and head.region != config.region:
         raise ResourceConflict.of_parameter(
-            "BucketName",
+            parameter,
             f"the onboarding's bucket {bucket} is in {head.region}, not in the home region {config.region}",
-            f"choose another BucketName, or deploy the stack in {head.region}")
+            f"choose another {parameter}, or deploy the stack in {head.region}")
     return True
+
+
+def object_lock_choosable(config: Config, bucket_exists: bool) -> None:
+    """Object Lock is chosen when the onboarding creates the log bucket, never later: turning it on for a
+    bucket that exists (which S3 allows since 2023) cannot be undone and would leave the logs already there
+    unprotected. A bucket created with it is fine on every later run."""
+    if not config.object_lock_retention_days or not bucket_exists:
+        return
+    if not s3.object_lock(config.bucket_name, config.account_id).enabled:
+        raise InvalidParameter(
+            "ObjectLockRetentionDays",
+            f"the log bucket {config.bucket_name} already exists without Object Lock, and the onboarding turns Object "
+            "Lock on only for a bucket it creates (it cannot be undone)",
+            "set ObjectLockRetentionDays back to 0 (a stack update cannot add Object Lock), or delete the stack and "
+            "create it again with a new BucketName")
 
 
 def trail(config: Config) -> dict[str, Any] | None:

@@ -47,7 +47,9 @@ def check(config: Config) -> dict[str, Any]:
 def _check_names(config: Config) -> list[str]:
     """A new trail: the key, bucket, trail, topic and queue names are free or ours."""
     existing.key(config)
-    existing.bucket(config)
+    existing.object_lock_choosable(config, existing.bucket(config))
+    if config.access_logging:
+        existing.access_log_bucket(config)
     existing.trail(config)
     existing.topic_and_queue(config)
     return []

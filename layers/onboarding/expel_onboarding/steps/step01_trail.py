@@ -22,7 +22,8 @@ from expel_onboarding.ownership import is_ours
 from expel_onboarding.policies import add_missing_statements, event_selectors
 from expel_onboarding.policies.bucket_policy import cloudtrail_bucket_statements, merge_bucket_policy
 from expel_onboarding.policies.key_policy import cloudtrail_key_policy
-from expel_onboarding.steps import existing, step01_existing_trail
+from expel_onboarding.policies.lifecycle import log_retention_rule
+from expel_onboarding.steps import existing, lifecycle_rules, private_bucket, step01_access_logs, step01_existing_trail
 
 logger = Logger(child=True)
 
@@ -39,9 +40,14 @@ def apply(config: Config) -> TrailOutput:
     # Look everything up before writing anything: a name taken by someone else fails with nothing created.
     key = existing.key(config)
     bucket_exists = existing.bucket(config)
+    existing.object_lock_choosable(config, bucket_exists)
+    access_log_bucket_exists = existing.access_log_bucket(config) if config.access_logging else False
     trail = existing.trail(config)
     key_arn = ensure_key(config, key)
+    if config.access_logging:  # the target first: S3 checks its policy when logging is turned on
+        step01_access_logs.ensure_bucket(config, access_log_bucket_exists)
     ensure_bucket(config, bucket_exists)
+    step01_access_logs.ensure_logging(config)
     arn = ensure_trail(config, key_arn, trail)
     return TrailOutput(
         trail_arn=arn,
@@ -101,23 +107,27 @@ def _create_alias_or_discard(alias: str, key: dict[str, Any], region: str) -> bo
 
 
 def ensure_bucket(config: Config, exists: bool) -> None:
-    """Private, versioned, ACL-less bucket whose policy lets only our trail write (merged into any policy)."""
-    bucket, owner = config.bucket_name, config.account_id
-    tags = owner_tags(config.stack_name)
-    if not exists:
-        s3.create_bucket(bucket, config.region, tags)
-        logger.info("Created bucket", extra={"bucket": bucket})
-    # S3 writes tags as a whole set: keep whatever else the bucket carries.
-    current = s3.tags(bucket, owner)
-    if {**current, **tags} != current:
-        s3.put_tags(bucket, {**current, **tags}, owner)
-    if s3.public_access_block(bucket, owner) != s3.PUBLIC_ACCESS_BLOCK:
-        s3.block_public_access(bucket, owner)
-    if s3.versioning_status(bucket, owner) != "Enabled":
-        s3.enable_versioning(bucket, owner)
-    if s3.object_ownership(bucket, owner) != s3.OBJECT_OWNERSHIP:
-        s3.enforce_bucket_owner(bucket, owner)
+    """Private, versioned, ACL-less bucket whose policy lets only our trail write (merged into any policy),
+    keeping logs as long as the person chose (lifecycle rule, Object Lock)."""
+    days = config.object_lock_retention_days
+    private_bucket.ensure(config, config.bucket_name, exists, parameter="BucketName", object_lock=days > 0)
+    if exists or days:
+        _ensure_object_lock(config)
+    lifecycle_rules.ensure_rule(config.bucket_name, config.account_id, log_retention_rule(config.log_retention_days))
     _ensure_bucket_policy(config)
+
+
+def _ensure_object_lock(config: Config) -> None:
+    """Default retention in governance mode for ObjectLockRetentionDays (none when 0) on a bucket that has
+    Object Lock; a bucket without it gets it only at creation (``existing.object_lock_choosable``)."""
+    bucket, owner, days = config.bucket_name, config.account_id, config.object_lock_retention_days
+    lock = s3.object_lock(bucket, owner)
+    if not lock.enabled:
+        existing.object_lock_choosable(config, bucket_exists=True)  # raises when Object Lock was asked for
+        return
+    if (lock.mode, lock.days) != ((s3.OBJECT_LOCK_MODE, days) if days else ("", 0)):
+        s3.put_object_lock_retention(bucket, days, owner)
+        logger.info("Set the log bucket's default Object Lock retention", extra={"bucket": bucket, "days": days})
 
 
 def _ensure_bucket_policy(config: Config) -> None:
@@ -204,8 +214,13 @@ def remove(config: Config, trail: TrailOutput, deadline: float | None = None) ->
         # queue, both gone by now: it is scheduled for deletion whatever ScheduleKeyDeletion says.
         return TrailRemoval(trail=Removal.NOT_OURS, bucket=Removal.NOT_OURS,
                             key=_remove_key(config, trail, schedule=True))
-    return TrailRemoval(trail=_remove_trail(config), bucket=_remove_bucket(config, trail, deadline),
-                        key=_remove_key(config, trail, schedule=config.schedule_key_deletion))
+    stop_at = None if deadline is None else deadline - EMPTYING_RESERVE_SECONDS
+    removed_trail = _remove_trail(config)
+    bucket = _remove_bucket(config, trail, stop_at)
+    access_log_bucket = step01_access_logs.remove(config, bucket, stop_at)
+    return TrailRemoval(trail=removed_trail, bucket=bucket,
+                        key=_remove_key(config, trail, schedule=config.schedule_key_deletion),
+                        access_log_bucket=access_log_bucket)
 
 
 def _remove_trail(config: Config) -> Removal:
@@ -224,7 +239,7 @@ def _remove_trail(config: Config) -> Removal:
     return Removal.DELETED
 
 
-def _remove_bucket(config: Config, trail: TrailOutput, deadline: float | None) -> Removal:
+def _remove_bucket(config: Config, trail: TrailOutput, stop_at: float | None) -> Removal:
     bucket = config.bucket_name
     if config.keep_log_bucket:
         logger.info("Keeping the log bucket and its logs (KeepLogBucket)", extra={"bucket": bucket})
@@ -235,7 +250,12 @@ def _remove_bucket(config: Config, trail: TrailOutput, deadline: float | None) -
     if not head.owned or not trail.bucket_name or not is_ours(s3.tags(bucket, config.account_id), config.stack_name):
         logger.warning("Leaving a bucket this stack did not create", extra={"bucket": bucket})
         return Removal.NOT_OURS
-    stop_at = None if deadline is None else deadline - EMPTYING_RESERVE_SECONDS
+    if s3.object_lock(bucket, config.account_id).enabled:
+        # Locked versions cannot be deleted before their retention ends (validation refuses KeepLogBucket
+        # false with ObjectLockRetentionDays, but a bucket can outlive the setting that chose Object Lock).
+        logger.warning("Keeping the log bucket: it has S3 Object Lock. Delete it once its retention has ended",
+                       extra={"bucket": bucket})
+        return Removal.KEPT
     count = s3.delete_bucket_with_all_versions(bucket, config.account_id, stop_at)
     logger.info("Deleted the log bucket and every object version in it (KeepLogBucket is false)",
                 extra={"bucket": bucket, "object_versions": count})

@@ -184,11 +184,14 @@ def _json(text: Any) -> dict[str, Any]:
 
 def _delete_canary_object(config: Config, trail: TrailOutput, key: str) -> None:
     """Remove every version of the canary (the bucket is versioned: a plain delete would only add a
-    delete marker). A failure here is logged, not raised: delivery is already decided."""
+    delete marker). A failure here is logged, not raised: delivery is already decided. With Object Lock the
+    bucket's default retention holds the canary too: governance mode lets this step's role remove it."""
+    locked = config.object_lock_retention_days > 0
     try:
         for version_key, version_id in s3.object_versions(trail.bucket_name, key, config.account_id):
             if version_key == key:
-                s3.delete_object_version(trail.bucket_name, key, version_id, config.account_id)
+                s3.delete_object_version(trail.bucket_name, key, version_id, config.account_id,
+                                         bypass_governance=locked)
     except Exception:
         logger.warning("Could not delete the canary object; delete it by hand",
                        extra={"bucket": trail.bucket_name, "key": key}, exc_info=True)
