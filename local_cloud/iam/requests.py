@@ -114,6 +114,7 @@ TAG_ON_CREATE: dict[tuple[str, str], str] = {
     ("cloudformation", "UpdateStack"): "cloudformation:TagResource",
     ("cloudformation", "CreateStackSet"): "cloudformation:TagResource",
     ("cloudtrail", "CreateTrail"): "cloudtrail:AddTags",
+    ("logs", "CreateLogGroup"): "logs:TagResource",
     ("s3", "CreateBucket"): "s3:TagResource",
     ("events", "PutRule"): "events:TagResource",
     ("lambda", "CreateFunction"): "lambda:TagResource",
