@@ -40,7 +40,8 @@ def onboarded(local_cloud: ServedCloud, built_template: Path) -> dict[str, str]:
     """One onboarding of the real template, created once: its ``stack_name``, ``local deploy`` output
     (``stdout``) and stack Outputs. Shared by the tests that only read what it made; a test that changes or deletes a
     stack deploys its own."""
-    params = onboarding_parameters(local_cloud, ONBOARDED_STACK)
+    # CloudWatch Logs delivery is opt-in: on here, so the one full deploy proves it (README "CIS and Security Hub").
+    params = onboarding_parameters(local_cloud, ONBOARDED_STACK, CloudWatchLogsRetentionDays="30")
     result = run_cli(*deploy_command(local_cloud, built_template, ONBOARDED_STACK, params), timeout=400)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return {"stack_name": ONBOARDED_STACK, "stdout": result.stdout, **outputs(local_cloud, ONBOARDED_STACK)}

@@ -110,6 +110,59 @@ def test_data_path_resources_hold_the_guides_settings(local_cloud: ServedCloud, 
     assert ":policy/" in role["PermissionsBoundary"]["PermissionsBoundaryArn"]
 
 
+def _bucket_passes_the_private_bucket_controls(s3: Any, bucket: str) -> dict[str, Any]:
+    """CIS 3.3 / CloudTrail.6, S3.2/S3.3/S3.8 (public access), S3.5 (TLS only), S3.12 (no ACLs), S3.14
+    (versioning), S3.13/S3.10 (lifecycle); returns the bucket policy for the caller's own checks."""
+    assert all(s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"].values()), "S3.8"
+    assert s3.get_bucket_policy_status(Bucket=bucket)["PolicyStatus"]["IsPublic"] is False, "CIS 3.3"
+    assert s3.get_bucket_ownership_controls(Bucket=bucket)["OwnershipControls"]["Rules"] == [
+        {"ObjectOwnership": "BucketOwnerEnforced"}], "S3.12"
+    assert s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled", "S3.14"
+    rules = s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
+    assert any(r["Status"] == "Enabled" for r in rules), "S3.13"
+    policy = json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])
+    assert {"Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": {"AWS": "*"}, "Action": "s3:*",
+            "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"],
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}}} in policy["Statement"], "S3.5"
+    # S3.6: only service principals of this account's resources are granted, never another account.
+    assert all(s["Effect"] == "Deny" or "Service" in s["Principal"] for s in policy["Statement"]), "S3.6"
+    return policy
+
+
+def test_what_the_onboarding_creates_passes_the_cis_and_security_hub_logging_controls(
+        local_cloud: ServedCloud, onboarded: dict[str, str]) -> None:
+    """Each "passes" row of the README's "CIS and Security Hub" table, as AWS holds it after the deploy."""
+    s3, bucket = client(local_cloud, "s3"), onboarded["S3BucketName"]
+    access_logs = "e2e-main-access-logs"
+    _bucket_passes_the_private_bucket_controls(s3, bucket)
+    _bucket_passes_the_private_bucket_controls(s3, access_logs)
+    assert s3.get_bucket_logging(Bucket=bucket)["LoggingEnabled"]["TargetBucket"] == access_logs, "CIS 3.6"
+    encryption = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"][0]
+    assert encryption["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms", "S3.17"
+    access_encryption = s3.get_bucket_encryption(Bucket=access_logs)["ServerSideEncryptionConfiguration"]["Rules"]
+    assert access_encryption[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"  # S3 requires it
+
+    cloudtrail = client(local_cloud, "cloudtrail")
+    trail = cloudtrail.get_trail(Name="e2e-main-trail")["Trail"]
+    assert trail["IsMultiRegionTrail"] and cloudtrail.get_trail_status(Name="e2e-main-trail")["IsLogging"], "CIS 3.1"
+    assert trail["LogFileValidationEnabled"] is True, "CIS 3.2"
+    assert trail["KmsKeyId"] == onboarded["KmsKeyArn"], "CIS 3.7"
+    group_arn = trail["CloudWatchLogsLogGroupArn"]
+    assert group_arn.endswith(":log-group:aws-cloudtrail-logs-123456789012-e2e-main-trail:*"), "CIS 3.4"
+    assert trail["CloudWatchLogsRoleArn"].startswith("arn:aws:iam::123456789012:role/"), "CIS 3.4"
+    group = client(local_cloud, "logs").describe_log_groups(
+        logGroupNamePrefix="aws-cloudtrail-logs-123456789012-e2e-main-trail")["logGroups"][0]
+    assert (group["kmsKeyId"], group["retentionInDays"]) == (onboarded["KmsKeyArn"], 30), "CIS 3.4"
+
+    kms = client(local_cloud, "kms")
+    assert kms.get_key_rotation_status(KeyId=onboarded["KmsKeyArn"])["KeyRotationEnabled"] is True, "CIS 3.8 / KMS.4"
+    topic = client(local_cloud, "sns").get_topic_attributes(TopicArn=onboarded["SnsTopicArn"])["Attributes"]
+    assert topic["KmsMasterKeyId"], "SNS.1"
+    queue = client(local_cloud, "sqs").get_queue_attributes(QueueUrl=onboarded["SqsQueueUrl"],
+                                                             AttributeNames=["KmsMasterKeyId"])["Attributes"]
+    assert queue["KmsMasterKeyId"], "SQS.1"
+
+
 def test_workbench_holds_exactly_one_device_for_the_onboarding(local_cloud: ServedCloud,
                                                                onboarded: dict[str, str]) -> None:
     devices = [d for d in workbench_devices(local_cloud) if d["attributes"]["name"] == "e2e-main CloudTrail"]

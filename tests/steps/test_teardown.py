@@ -108,7 +108,7 @@ def test_teardown_removes_what_the_stack_made_and_keeps_the_bucket_its_logs_and_
     assert boto("kms").describe_key(KeyId=config.kms_alias)["KeyMetadata"]["KeyState"] == "Enabled"
     assert not _sids(key_arn) & set(GUIDE_KEY_SIDS)
     assert state["Teardown"]["Trail"] == {"Trail": "DELETED", "Bucket": "KEPT", "Key": "KEPT",
-                                          "AccessLogBucket": "KEPT"}
+                                          "AccessLogBucket": "KEPT", "LogGroup": "ABSENT"}
     assert state["Teardown"]["Role"]["Status"] == "DELETED"
 
 
@@ -167,7 +167,8 @@ def test_emptying_a_large_bucket_stops_at_the_time_budget_and_repeated_calls_fin
 
     assert calls == 3
     assert not _exists(s3.head_bucket, ("404", "NoSuchBucket"), Bucket=config.bucket_name)
-    assert result == {"Trail": "ABSENT", "Bucket": "DELETED", "Key": "KEPT", "AccessLogBucket": "ABSENT"}
+    assert result == {"Trail": "ABSENT", "Bucket": "DELETED", "Key": "KEPT", "AccessLogBucket": "ABSENT",
+                      "LogGroup": "ABSENT"}
 
 
 def test_teardown_with_schedule_key_deletion_leaves_the_key_pending_deletion_and_drops_our_alias(
@@ -268,7 +269,7 @@ def test_second_teardown_succeeds_without_a_single_mutating_call(aws: None, conf
 
     assert calls == []
     assert state["Teardown"]["Trail"] == {"Trail": "ABSENT", "Bucket": "ABSENT", "Key": "ABSENT",
-                                          "AccessLogBucket": "ABSENT"}
+                                          "AccessLogBucket": "ABSENT", "LogGroup": "ABSENT"}
 
 
 def test_teardown_after_a_create_that_stopped_after_step_1_removes_the_trail_and_succeeds(
@@ -281,7 +282,7 @@ def test_teardown_after_a_create_that_stopped_after_step_1_removes_the_trail_and
     assert boto("s3").head_bucket(Bucket=config.bucket_name)
     assert state["Teardown"]["Role"]["Status"] == "DELETED"
     assert state["Teardown"]["Trail"] == {"Trail": "DELETED", "Bucket": "KEPT", "Key": "KEPT",
-                                          "AccessLogBucket": "KEPT"}
+                                          "AccessLogBucket": "KEPT", "LogGroup": "ABSENT"}
 
 
 def test_teardown_after_a_create_that_wrote_nothing_makes_no_mutating_call(aws: None, config: Config) -> None:

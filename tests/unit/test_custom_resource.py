@@ -149,3 +149,15 @@ def test_retry_window_that_outlasts_the_deadline_is_refused() -> None:
     with pytest.raises(InvalidParameter, match="RetryWindowSeconds"):
         custom_resource.check_settings({"RetryWindowSeconds": "800", "DeadlineSeconds": "900"})
     custom_resource.check_settings({"RetryWindowSeconds": "720", "DeadlineSeconds": "900"})
+
+
+def test_every_property_the_template_hands_the_onboarding_is_read() -> None:
+    """A property no model reads is a parameter silently ignored (its Config field spelled otherwise)."""
+    from dataclasses import fields
+
+    from expel_onboarding.models import Config, _pascal
+
+    template = yaml_parse((Path(__file__).resolve().parents[2] / "template.yaml").read_text())
+    given = set(template["Resources"]["Onboarding"]["Properties"])
+    read = {_pascal(f.name) for f in fields(Config)} | set(custom_resource.DEFAULT_SETTINGS)
+    assert given - read == {"ServiceToken", "ServiceTimeout"}

@@ -332,6 +332,7 @@ NO_RESOURCE_LEVEL = {
     "ecs:ListTaskDefinitions": "Read-only; no resource type.",
     "eks:ListClusters": "Read-only; no resource type.",
     "lambda:ListFunctions": "Read-only; no resource type.",
+    "logs:DescribeLogGroups": "Read-only; no resource type (step 1 finds the trail's log group by name).",
     "lightsail:GetRegions": "Read-only; no resource type.",
     "s3:ListAllMyBuckets": "Read-only; no resource type.",
     "sns:ListSubscriptions": "Read-only; no resource type (an existing trail's teardown finds our subscriptions).",

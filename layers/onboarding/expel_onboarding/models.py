@@ -151,6 +151,10 @@ class Config(Model):
     access_log_bucket_name: str = ""
     log_retention_days: int = 0  # 0: keep every log
     object_lock_retention_days: int = 0  # 0: no Object Lock
+    # The trail's CloudWatch Logs delivery (CIS 3.4): days the log group keeps events (0: no delivery), and the
+    # role CloudTrail writes with (made by the template only when delivery is on).
+    cloud_watch_logs_retention_days: int = 0
+    cloud_watch_logs_role_arn: str = ""
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Self:
@@ -163,7 +167,7 @@ class Config(Model):
         if isinstance(ous, str):
             data["OrganizationTargetOuIds"] = [o.strip() for o in ous.split(",") if o.strip()]
         for name in ("StackSetMaxConcurrentPercentage", "StackSetFailureTolerancePercentage", "LogRetentionDays",
-                     "ObjectLockRetentionDays"):
+                     "ObjectLockRetentionDays", "CloudWatchLogsRetentionDays"):
             if isinstance(data.get(name), str) and data[name].strip().isdigit():
                 data[name] = int(data[name])
         return super().from_dict(data)
@@ -309,6 +313,7 @@ class TrailRemoval(Model):
     bucket: Removal
     key: Removal
     access_log_bucket: Removal = Removal.ABSENT
+    log_group: Removal = Removal.ABSENT
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,16 @@ def trail_arn(partition: str, region: str, account_id: str, trail_name: str) -> 
     return f"arn:{partition}:cloudtrail:{region}:{account_id}:trail/{trail_name}"
 
 
+def cloudwatch_log_group_name(account_id: str, trail_name: str) -> str:
+    """The trail's CloudWatch Logs log group: the console's default prefix, unique per account and trail."""
+    return f"aws-cloudtrail-logs-{account_id}-{trail_name}"
+
+
+def log_group_arn(partition: str, region: str, account_id: str, name: str) -> str:
+    """The form CloudTrail's CloudWatchLogsLogGroupArn takes (every stream of the group: ``:*``)."""
+    return f"arn:{partition}:logs:{region}:{account_id}:log-group:{name}:*"
+
+
 def topic_arn(partition: str, region: str, account_id: str, topic_name: str) -> str:
     return f"arn:{partition}:sns:{region}:{account_id}:{topic_name}"
 

@@ -56,6 +56,7 @@ def validate_config(config: Config) -> None:
         _check_existing_trail,
         _check_access_logging,
         _check_retention,
+        _check_cloudwatch_logs,
     ]
     for check in checks:
         check(config)
@@ -289,3 +290,22 @@ def _check_retention(config: Config) -> None:
             "KeepLogBucket", f"false cannot be honoured with Object Lock (ObjectLockRetentionDays {lock}): a stack "
                              "delete could not remove log versions Object Lock retains",
             "set KeepLogBucket to true (the bucket is kept on delete), or ObjectLockRetentionDays to 0")
+
+
+# The retention periods CloudWatch Logs accepts (PutRetentionPolicy).
+CLOUDWATCH_LOGS_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192,
+                                  2557, 2922, 3288, 3653)
+
+
+def _check_cloudwatch_logs(config: Config) -> None:
+    days = config.cloud_watch_logs_retention_days
+    if days == 0:
+        return
+    if days not in CLOUDWATCH_LOGS_RETENTION_DAYS:
+        raise InvalidParameter("CloudWatchLogsRetentionDays", f"{days!r} is not a retention CloudWatch Logs offers",
+                               "use one of " + ", ".join(map(str, CLOUDWATCH_LOGS_RETENTION_DAYS))
+                               + ", or 0 for no delivery to CloudWatch Logs")
+    if not config.cloud_watch_logs_role_arn:
+        raise InvalidParameter("CloudWatchLogsRoleArn", "is empty while CloudWatchLogsRetentionDays is set",
+                               "deploy with template.yaml, which makes the role CloudTrail writes to the log group "
+                               "with (CloudTrailLogsRole)")

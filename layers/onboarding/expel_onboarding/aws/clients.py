@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from mypy_boto3_cloudtrail import CloudTrailClient
     from mypy_boto3_iam import IAMClient
     from mypy_boto3_kms import KMSClient
+    from mypy_boto3_logs import CloudWatchLogsClient
     from mypy_boto3_organizations import OrganizationsClient
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_sns import SNSClient
@@ -61,6 +62,10 @@ def iam() -> IAMClient:
 
 def kms(region: str | None = None) -> KMSClient:
     return cast("KMSClient", client("kms", region))
+
+
+def logs(region: str | None = None) -> CloudWatchLogsClient:
+    return cast("CloudWatchLogsClient", client("logs", region))
 
 
 def organizations() -> OrganizationsClient:

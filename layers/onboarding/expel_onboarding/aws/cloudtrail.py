@@ -22,6 +22,12 @@ _PROPAGATION = {
                                              "use the KMS key",
     "S3BucketDoesNotExistException": "the bucket is not visible to CloudTrail yet",
     "KmsKeyNotFoundException": "the KMS key is not visible to CloudTrail yet",
+    # The CloudWatch Logs role is made by the template moments before: IAM may not have propagated it yet.
+    "InvalidCloudWatchLogsRoleArnException": "CloudTrail cannot (yet) assume the CloudWatch Logs role "
+                                             "CloudTrailLogsRole (its trust policy must let "
+                                             "cloudtrail.amazonaws.com assume it for this trail)",
+    "InvalidCloudWatchLogsLogGroupArnException": "the CloudWatch Logs role does not (yet) let CloudTrail create "
+                                                 "log streams and put events in the trail's log group",
 }
 _TERMINAL = {
     "CloudTrailAccessNotEnabledException":
@@ -59,6 +65,8 @@ class TrailSettings(TypedDict):
     EnableLogFileValidation: bool
     KmsKeyId: str
     IsOrganizationTrail: bool
+    CloudWatchLogsLogGroupArn: str  # "" on UpdateTrail: no delivery to CloudWatch Logs
+    CloudWatchLogsRoleArn: str
 
 
 def _trail_errors(name: str) -> AbstractContextManager[None]:
@@ -86,10 +94,13 @@ def trail_tags(trail_arn: str, region: str) -> dict[str, str]:
 
 
 def create_trail(settings: TrailSettings, tags: dict[str, str], region: str) -> dict[str, Any]:
-    """``settings`` are CreateTrail parameters (Name, S3BucketName, ...); tagged at creation."""
+    """``settings`` are CreateTrail parameters (Name, S3BucketName, ...); tagged at creation. No CloudWatch Logs
+    delivery is asked for by leaving its two parameters out."""
+    given = cast("TrailSettings", {k: v for k, v in settings.items()
+                                   if v != "" or k not in ("CloudWatchLogsLogGroupArn", "CloudWatchLogsRoleArn")})
     with _trail_errors(settings["Name"]):
         response = clients.cloudtrail(region).create_trail(
-            **settings, TagsList=[{"Key": k, "Value": v} for k, v in sorted(tags.items())])
+            **given, TagsList=[{"Key": k, "Value": v} for k, v in sorted(tags.items())])
     return {k: v for k, v in response.items() if k != "ResponseMetadata"}
 
 

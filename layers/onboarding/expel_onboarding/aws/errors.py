@@ -41,6 +41,8 @@ TRANSIENT_CODES: Mapping[str, frozenset[str]] = {
     # CloudTrail: another update of the same trail is running.
     "CloudTrail": frozenset({"ConflictException"}),
     "AWS Organizations": frozenset({"ConcurrentModificationException"}),
+    # CloudWatch Logs: another change of the same log group is running.
+    "CloudWatch Logs": frozenset({"OperationAbortedException"}),
     "CloudFormation": frozenset(),
     # StackSets: too many operations at once, or one based on a stale read.
     "CloudFormation StackSets": frozenset({"LimitExceededException", "StaleRequestException"}),

@@ -140,3 +140,21 @@ def guide_key_statements(bucket_arn: str, topic_arn: str) -> list[Statement]:
 def merge_key_policy(existing: PolicyDocument, bucket_arn: str, topic_arn: str) -> PolicyDocument:
     """Append the guide's statements to the key's current policy; everything else stays as it is."""
     return merge_keeping_equivalent(existing, guide_key_statements(bucket_arn, topic_arn))
+
+
+# CloudWatch Logs encrypts the trail's log group with this key (CIS 3.4 delivery, encrypted like the bucket).
+CLOUDWATCH_LOGS_SID = "Allow CloudWatch Logs to encrypt the trail's log group"
+
+
+def cloudwatch_logs_key_statement(partition: str, region: str, account_id: str, log_group: str) -> Statement:
+    """The statement the CloudWatch Logs guide ("Encrypt log data using AWS KMS") gives the regional logs
+    service, pinned by the encryption context to our one log group."""
+    return {
+        "Sid": CLOUDWATCH_LOGS_SID,
+        "Effect": "Allow",
+        "Principal": {"Service": f"logs.{region}.amazonaws.com"},
+        "Action": sorted(["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"]),
+        "Resource": "*",
+        "Condition": {"ArnEquals": {
+            "kms:EncryptionContext:aws:logs:arn": f"arn:{partition}:logs:{region}:{account_id}:log-group:{log_group}"}},
+    }

@@ -21,9 +21,16 @@ from expel_onboarding.naming import bucket_arn, full_alias, owner_tags, trail_ar
 from expel_onboarding.ownership import is_ours
 from expel_onboarding.policies import add_missing_statements, event_selectors
 from expel_onboarding.policies.bucket_policy import cloudtrail_bucket_statements, merge_bucket_policy
-from expel_onboarding.policies.key_policy import cloudtrail_key_policy
+from expel_onboarding.policies.key_policy import cloudtrail_key_policy, cloudwatch_logs_key_statement
 from expel_onboarding.policies.lifecycle import log_retention_rule
-from expel_onboarding.steps import existing, lifecycle_rules, private_bucket, step01_access_logs, step01_existing_trail
+from expel_onboarding.steps import (
+    existing,
+    lifecycle_rules,
+    private_bucket,
+    step01_access_logs,
+    step01_cloudwatch_logs,
+    step01_existing_trail,
+)
 
 logger = Logger(child=True)
 
@@ -43,11 +50,14 @@ def apply(config: Config) -> TrailOutput:
     existing.object_lock_choosable(config, bucket_exists)
     access_log_bucket_exists = existing.access_log_bucket(config) if config.access_logging else False
     trail = existing.trail(config)
+    log_group = step01_cloudwatch_logs.existing(config) if config.cloud_watch_logs_retention_days else None
     key_arn = ensure_key(config, key)
     if config.access_logging:  # the target first: S3 checks its policy when logging is turned on
         step01_access_logs.ensure_bucket(config, access_log_bucket_exists)
     ensure_bucket(config, bucket_exists)
     step01_access_logs.ensure_logging(config)
+    if config.cloud_watch_logs_retention_days:
+        step01_cloudwatch_logs.ensure(config, key_arn, log_group)
     arn = ensure_trail(config, key_arn, trail)
     return TrailOutput(
         trail_arn=arn,
@@ -62,6 +72,9 @@ def ensure_key(config: Config, key: dict[str, Any] | None) -> str:
     """Symmetric key with rotation on and CloudTrail's key policy, reachable by the alias. Returns its ARN."""
     alias = full_alias(config.kms_alias)
     ours = cloudtrail_key_policy(config.partition, config.region, config.account_id, config.trail_name)
+    if config.cloud_watch_logs_retention_days:
+        ours = {**ours, "Statement": [*ours["Statement"], cloudwatch_logs_key_statement(
+            config.partition, config.region, config.account_id, step01_cloudwatch_logs.group_name(config))]}
     if key is None:
         key = kms.create_key(
             f"Encrypts CloudTrail logs of trail {config.trail_name} for Expel (stack {config.stack_name})",
@@ -143,8 +156,9 @@ def _ensure_bucket_policy(config: Config) -> None:
         logger.info("Merged CloudTrail statements into the bucket policy", extra={"bucket": config.bucket_name})
 
 
-def trail_settings(config: Config, key_arn: str) -> cloudtrail.TrailSettings:
-    """CreateTrail/UpdateTrail parameters: the guide's defaults, spelled out."""
+def trail_settings(config: Config, key_arn: str, delivery: tuple[str, str] = ("", "")) -> cloudtrail.TrailSettings:
+    """CreateTrail/UpdateTrail parameters: the guide's defaults, spelled out; ``delivery`` is the CloudWatch
+    Logs (log group ARN, role ARN), empty for none."""
     return {
         "Name": config.trail_name,
         "S3BucketName": config.bucket_name,
@@ -153,6 +167,8 @@ def trail_settings(config: Config, key_arn: str) -> cloudtrail.TrailSettings:
         "EnableLogFileValidation": True,
         "KmsKeyId": key_arn,
         "IsOrganizationTrail": config.organization_mode,
+        "CloudWatchLogsLogGroupArn": delivery[0],
+        "CloudWatchLogsRoleArn": delivery[1],
     }
 
 
@@ -166,13 +182,18 @@ def _current_settings(trail: dict[str, Any]) -> dict[str, object]:
         "EnableLogFileValidation": bool(trail.get("LogFileValidationEnabled")),
         "KmsKeyId": trail.get("KmsKeyId"),
         "IsOrganizationTrail": bool(trail.get("IsOrganizationTrail")),
+        "CloudWatchLogsLogGroupArn": trail.get("CloudWatchLogsLogGroupArn") or "",
+        "CloudWatchLogsRoleArn": trail.get("CloudWatchLogsRoleArn") or "",
     }
 
 
 def ensure_trail(config: Config, key_arn: str, trail: dict[str, Any] | None) -> str:
     """Multi-region, validated, KMS-encrypted trail into our bucket, logging every management event.
     Returns its ARN."""
-    wanted = trail_settings(config, key_arn)
+    current = _current_settings(trail) if trail is not None else {}
+    delivery = step01_cloudwatch_logs.trail_delivery(config, str(current.get("CloudWatchLogsLogGroupArn", "")),
+                                                     str(current.get("CloudWatchLogsRoleArn", "")))
+    wanted = trail_settings(config, key_arn, delivery)
     if trail is None:
         arn = str(cloudtrail.create_trail(wanted, owner_tags(config.stack_name), config.region)["TrailARN"])
         logger.info("Created trail", extra={"trail_arn": arn})
@@ -181,7 +202,7 @@ def ensure_trail(config: Config, key_arn: str, trail: dict[str, Any] | None) -> 
             basic=[event_selectors.MANAGEMENT_EVENTS], advanced=[]), config.region)
     else:
         arn = str(trail["TrailARN"])
-        if _current_settings(trail) != wanted:
+        if current != wanted:
             cloudtrail.update_trail(wanted, config.region)
             logger.info("Updated trail settings", extra={"trail_arn": arn})
         _ensure_event_selectors(config, arn)
@@ -218,9 +239,10 @@ def remove(config: Config, trail: TrailOutput, deadline: float | None = None) ->
     removed_trail = _remove_trail(config)
     bucket = _remove_bucket(config, trail, stop_at)
     access_log_bucket = step01_access_logs.remove(config, bucket, stop_at)
+    log_group = step01_cloudwatch_logs.remove(config, keep=bucket is not Removal.DELETED)
     return TrailRemoval(trail=removed_trail, bucket=bucket,
                         key=_remove_key(config, trail, schedule=config.schedule_key_deletion),
-                        access_log_bucket=access_log_bucket)
+                        access_log_bucket=access_log_bucket, log_group=log_group)
 
 
 def _remove_trail(config: Config) -> Removal:

@@ -1,0 +1,99 @@
+"""Guide step 1, hardened: the trail's events in CloudWatch Logs (CIS 3.4, Security Hub CloudTrail.5), where
+the CIS section 4 metric filters and alarms read them.
+
+Optional (``CloudWatchLogsRetentionDays``, 0 = off). When on:
+- a log group of the onboarding's (``naming.cloudwatch_log_group_name``), encrypted with the onboarding's key
+  (the key policy lets ``logs.<region>.amazonaws.com`` use it for this group only, merged in by step 1),
+  keeping events for the chosen days, tagged as ours;
+- the role CloudTrail writes with is made by the template (``CloudTrailLogsRole``: trusted by CloudTrail for
+  our trail only, allowed to create streams and put events in this group only), so no Lambda can create IAM
+  roles; the trail is pointed at both by ``step01_trail``.
+
+Turning it off points the trail away from our group and keeps the group with the events it holds; delivery a
+person set up to a group of their own is kept as it is. Delete keeps the group with the log bucket.
+"""
+
+from __future__ import annotations
+
+from aws_lambda_powertools import Logger
+
+from expel_onboarding.aws import logs
+from expel_onboarding.errors import ResourceConflict
+from expel_onboarding.models import Config, Removal
+from expel_onboarding.naming import OWNER_TAG_KEY, cloudwatch_log_group_name, log_group_arn, owner_tags
+from expel_onboarding.ownership import is_ours, require_ours
+
+logger = Logger(child=True)
+
+
+def group_name(config: Config) -> str:
+    return cloudwatch_log_group_name(config.account_id, config.trail_name)
+
+
+def group_arn(config: Config) -> str:
+    """The trail's CloudWatchLogsLogGroupArn for our group."""
+    return log_group_arn(config.partition, config.region, config.account_id, group_name(config))
+
+
+def existing(config: Config) -> logs.LogGroup | None:
+    """Our log group, None when the name is free; raises when a group of that name is not ours. Looked up
+    before anything is written, and only when delivery is on."""
+    name = group_name(config)
+    found = logs.log_group(name, config.region)
+    if found is not None:
+        require_ours(logs.tags(found.arn, config.region), config.stack_name,
+                     parameter="CloudWatchLogsRetentionDays", what=f"the log group {name}",
+                     fix=f"delete or rename that log group, set CloudWatchLogsRetentionDays to 0, or, only if "
+                         f"the onboarding may take it over, tag it {OWNER_TAG_KEY}={config.stack_name}")
+    return found
+
+
+def ensure(config: Config, key_arn: str, found: logs.LogGroup | None) -> None:
+    """The log group, encrypted with our key, keeping events ``cloud_watch_logs_retention_days``. Call after
+    the key policy holds the logs statement: CloudWatch Logs checks it when the group is created."""
+    name, days = group_name(config), config.cloud_watch_logs_retention_days
+    if found is None:
+        logs.create_log_group(name, key_arn, owner_tags(config.stack_name), config.region)
+        logger.info("Created the trail's CloudWatch Logs log group", extra={"log_group": name})
+        found = logs.LogGroup(name=name, arn="", kms_key_id=key_arn, retention_days=0)
+    elif found.kms_key_id != key_arn:
+        # A group's key is chosen with it here; a different one means someone re-keyed it: say so, do not undo it.
+        raise ResourceConflict.of_parameter(
+            "CloudWatchLogsRetentionDays", f"the log group {name} is encrypted with {found.kms_key_id or 'no KMS key'}"
+            f", not the onboarding's key {key_arn}",
+            f"associate the onboarding's key with it (aws logs associate-kms-key --log-group-name {name} --kms-key-id "
+            f"{key_arn}), or delete the log group, then retry")
+    if found.retention_days != days:
+        logs.put_retention(name, days, config.region)
+        logger.info("Set the log group's retention", extra={"log_group": name, "days": days})
+
+
+def trail_delivery(config: Config, current_group_arn: str, current_role_arn: str) -> tuple[str, str]:
+    """The trail's (CloudWatchLogsLogGroupArn, CloudWatchLogsRoleArn): ours when delivery is on; when off,
+    none instead of ours, and a person's own delivery kept as it is."""
+    if config.cloud_watch_logs_retention_days:
+        return group_arn(config), config.cloud_watch_logs_role_arn
+    if current_group_arn == group_arn(config):
+        return "", ""
+    return current_group_arn, current_role_arn
+
+
+def remove(config: Config, keep: bool) -> Removal:
+    """Stack delete: the log group goes only with the log bucket (``keep`` False) and only if ours. Without
+    delivery the onboarding does not look (a group left by turning delivery off is kept, as documented)."""
+    if not config.cloud_watch_logs_retention_days:
+        return Removal.ABSENT
+    name = group_name(config)
+    found = logs.log_group(name, config.region)
+    if found is None:
+        return Removal.ABSENT
+    if not is_ours(logs.tags(found.arn, config.region), config.stack_name):
+        logger.warning("Leaving a log group this stack did not create", extra={"log_group": name})
+        return Removal.NOT_OURS
+    if keep:
+        logger.info("Keeping the trail's log group and its events, as the log bucket is kept",
+                    extra={"log_group": name})
+        return Removal.KEPT
+    logs.delete_log_group(name, config.region)
+    logger.info("Deleted the trail's log group (KeepLogBucket is false)", extra={"log_group": name})
+    return Removal.DELETED

@@ -1,0 +1,171 @@
+"""Guide step 1's CloudWatch Logs delivery (CIS 3.4, Security Hub CloudTrail.5) against moto: the trail, its
+log group and the key policy as AWS holds them afterwards, reruns, turning it off, what a customer set up,
+refusals, and teardown."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import boto3
+import pytest
+
+from expel_onboarding.errors import InvalidParameter, ResourceConflict, TransientError
+from expel_onboarding.models import Config, Removal
+from expel_onboarding.naming import OWNER_TAG_KEY
+from expel_onboarding.policies.key_policy import CLOUDWATCH_LOGS_SID
+from expel_onboarding.steps import step01_trail
+from expel_onboarding.validation import validate_config
+from tests.conftest import ACCOUNT_ID, REGION
+from tests.support import count_mutating_calls
+
+GROUP = f"aws-cloudtrail-logs-{ACCOUNT_ID}-ExpelCloudTrail"
+GROUP_ARN = f"arn:aws:logs:{REGION}:{ACCOUNT_ID}:log-group:{GROUP}:*"
+
+
+def _role(trail_name: str = "ExpelCloudTrail", streams: str = f"log-group:{GROUP}:log-stream:*",
+          name: str = "CloudTrailLogsRole") -> str:
+    """The role template.yaml's CloudTrailLogsRole makes."""
+    iam = boto3.client("iam", region_name=REGION)
+    trust = {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"Service": "cloudtrail.amazonaws.com"}, "Action": "sts:AssumeRole",
+        "Condition": {"StringEquals": {
+            "aws:SourceAccount": ACCOUNT_ID,
+            "aws:SourceArn": f"arn:aws:cloudtrail:{REGION}:{ACCOUNT_ID}:trail/{trail_name}"}}}]}
+    arn = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+    iam.put_role_policy(RoleName=name, PolicyName="deliver", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+            "Resource": f"arn:aws:logs:{REGION}:{ACCOUNT_ID}:{streams}"}]}))
+    return str(arn)
+
+
+@pytest.fixture
+def delivering(aws: None, config: Config) -> Config:
+    return dataclasses.replace(config, cloud_watch_logs_retention_days=365, cloud_watch_logs_role_arn=_role())
+
+
+def _group() -> dict[str, object]:
+    groups = boto3.client("logs", region_name=REGION).describe_log_groups(logGroupNamePrefix=GROUP)["logGroups"]
+    return next(g for g in groups if g["logGroupName"] == GROUP)
+
+
+def _key_policy(key_arn: str) -> dict[str, object]:
+    kms = boto3.client("kms", region_name=REGION)
+    return json.loads(kms.get_key_policy(KeyId=key_arn, PolicyName="default")["Policy"])
+
+
+def test_trail_delivers_to_an_encrypted_log_group_of_ours_through_the_template_role(delivering: Config) -> None:
+    trail = step01_trail.apply(delivering)
+
+    described = boto3.client("cloudtrail", region_name=REGION).get_trail(Name="ExpelCloudTrail")["Trail"]
+    assert described["CloudWatchLogsLogGroupArn"] == GROUP_ARN
+    assert described["CloudWatchLogsRoleArn"] == delivering.cloud_watch_logs_role_arn
+    group = _group()
+    assert group["kmsKeyId"] == trail.kms_key_arn
+    assert group["retentionInDays"] == 365
+    tags = boto3.client("logs", region_name=REGION).list_tags_for_resource(
+        resourceArn=f"arn:aws:logs:{REGION}:{ACCOUNT_ID}:log-group:{GROUP}")["tags"]
+    assert tags == {OWNER_TAG_KEY: delivering.stack_name}
+    statement = next(s for s in _key_policy(trail.kms_key_arn)["Statement"] if s["Sid"] == CLOUDWATCH_LOGS_SID)
+    assert statement["Principal"] == {"Service": f"logs.{REGION}.amazonaws.com"}
+    assert statement["Condition"] == {"ArnEquals": {
+        "kms:EncryptionContext:aws:logs:arn": f"arn:aws:logs:{REGION}:{ACCOUNT_ID}:log-group:{GROUP}"}}
+    with count_mutating_calls() as calls:
+        step01_trail.apply(delivering)
+    assert calls == []
+
+
+def test_off_by_default_no_log_group_and_no_logs_statement(aws: None, config: Config) -> None:
+    trail = step01_trail.apply(config)
+    described = boto3.client("cloudtrail", region_name=REGION).get_trail(Name="ExpelCloudTrail")["Trail"]
+    assert not described.get("CloudWatchLogsLogGroupArn")
+    assert boto3.client("logs", region_name=REGION).describe_log_groups(logGroupNamePrefix=GROUP)["logGroups"] == []
+    assert CLOUDWATCH_LOGS_SID not in [s["Sid"] for s in _key_policy(trail.kms_key_arn)["Statement"]]
+
+
+def test_turning_it_on_later_merges_the_logs_statement_and_points_the_trail(aws: None, config: Config) -> None:
+    step01_trail.apply(config)
+    on = dataclasses.replace(config, cloud_watch_logs_retention_days=30, cloud_watch_logs_role_arn=_role())
+    with count_mutating_calls() as calls:
+        trail = step01_trail.apply(on)
+    assert sorted(calls) == ["cloudtrail.UpdateTrail", "kms.PutKeyPolicy", "logs.CreateLogGroup",
+                             "logs.PutRetentionPolicy"]
+    assert CLOUDWATCH_LOGS_SID in [s["Sid"] for s in _key_policy(trail.kms_key_arn)["Statement"]]
+    assert _group()["retentionInDays"] == 30
+
+
+def test_a_changed_retention_is_converged(delivering: Config) -> None:
+    step01_trail.apply(delivering)
+    with count_mutating_calls() as calls:
+        step01_trail.apply(dataclasses.replace(delivering, cloud_watch_logs_retention_days=731))
+    assert calls == ["logs.PutRetentionPolicy"]
+    assert _group()["retentionInDays"] == 731
+
+
+def test_turning_it_off_stops_delivery_and_keeps_the_log_group(delivering: Config, config: Config) -> None:
+    step01_trail.apply(delivering)
+    with count_mutating_calls() as calls:
+        step01_trail.apply(config)
+    assert calls == ["cloudtrail.UpdateTrail"]
+    described = boto3.client("cloudtrail", region_name=REGION).get_trail(Name="ExpelCloudTrail")["Trail"]
+    assert not described.get("CloudWatchLogsLogGroupArn") and not described.get("CloudWatchLogsRoleArn")
+    assert _group()  # the events it holds stay
+
+
+def test_delivery_a_person_set_up_to_their_own_group_is_kept(aws: None, config: Config) -> None:
+    step01_trail.apply(config)
+    logs = boto3.client("logs", region_name=REGION)
+    logs.create_log_group(logGroupName="central-trail-events")
+    theirs = f"arn:aws:logs:{REGION}:{ACCOUNT_ID}:log-group:central-trail-events:*"
+    role = _role(streams="log-group:central-trail-events:log-stream:*", name="TheirRole")
+    boto3.client("cloudtrail", region_name=REGION).update_trail(
+        Name="ExpelCloudTrail", CloudWatchLogsLogGroupArn=theirs, CloudWatchLogsRoleArn=role)
+
+    with count_mutating_calls() as calls:
+        step01_trail.apply(config)
+    assert calls == []
+    assert boto3.client("cloudtrail", region_name=REGION).get_trail(
+        Name="ExpelCloudTrail")["Trail"]["CloudWatchLogsLogGroupArn"] == theirs
+
+
+def test_a_log_group_of_that_name_not_made_by_the_stack_is_refused_before_anything_is_written(
+        delivering: Config) -> None:
+    boto3.client("logs", region_name=REGION).create_log_group(logGroupName=GROUP)
+    with count_mutating_calls() as calls, pytest.raises(ResourceConflict) as raised:
+        step01_trail.apply(delivering)
+    assert calls == []
+    assert str(raised.value).startswith("Parameter CloudWatchLogsRetentionDays: ")
+    assert f"{OWNER_TAG_KEY}={delivering.stack_name}" in str(raised.value)
+
+
+def test_a_role_cloudtrail_may_not_assume_for_this_trail_is_retried_then_named(aws: None, config: Config) -> None:
+    other_trail = dataclasses.replace(config, cloud_watch_logs_retention_days=30,
+                                      cloud_watch_logs_role_arn=_role(trail_name="SomeOtherTrail"))
+    with pytest.raises(TransientError, match="CloudTrailLogsRole"):
+        step01_trail.apply(other_trail)
+
+
+@pytest.mark.parametrize(("days", "role", "parameter"), [
+    (2, "arn:aws:iam::123456789012:role/r", "CloudWatchLogsRetentionDays"),
+    (30, "", "CloudWatchLogsRoleArn"),
+])
+def test_bad_cloudwatch_logs_settings_are_refused_naming_the_parameter(config: Config, days: int, role: str,
+                                                                       parameter: str) -> None:
+    with pytest.raises(InvalidParameter) as raised:
+        validate_config(dataclasses.replace(config, cloud_watch_logs_retention_days=days,
+                                            cloud_watch_logs_role_arn=role))
+    assert raised.value.parameter == parameter
+
+
+def test_teardown_keeps_the_log_group_with_the_log_bucket(delivering: Config) -> None:
+    trail = step01_trail.apply(delivering)
+    assert step01_trail.remove(delivering, trail).log_group is Removal.KEPT
+    assert _group()
+
+
+def test_teardown_without_keep_log_bucket_deletes_our_log_group(delivering: Config) -> None:
+    config = dataclasses.replace(delivering, keep_log_bucket=False)
+    trail = step01_trail.apply(config)
+    assert step01_trail.remove(config, trail).log_group is Removal.DELETED
+    assert boto3.client("logs", region_name=REGION).describe_log_groups(logGroupNamePrefix=GROUP)["logGroups"] == []
