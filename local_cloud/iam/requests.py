@@ -466,6 +466,10 @@ def _logs(call: ApiCall, lookup: Lookup, parts: _Parts) -> None:
         parts.variables["LogGroupName"] = str(p["logGroupName"])
     if p.get("logStreamName"):
         parts.variables["LogStreamName"] = str(p["logStreamName"])
+    # Tagging calls name the group by ARN (with or without the ":*" of the stream form).
+    arn = str(p.get("resourceArn") or "")
+    if ":log-group:" in arn:
+        parts.variables["LogGroupName"] = arn.split(":log-group:", 1)[1].removesuffix(":*")
 
 
 _SERVICES: dict[str, Callable[[ApiCall, Lookup, _Parts], None]] = {

@@ -158,6 +158,22 @@ def pairs(found: list[Check]) -> list[tuple[str, str]]:
          [("sqs:SendMessage", "arn:aws:sqs:us-east-1:123456789012:q2")]),
         ("sns", "PublishBatch", {"TopicArn": "arn:aws:sns:us-east-1:123456789012:t"},
          [("sns:Publish", "arn:aws:sns:us-east-1:123456789012:t")]),
+        (
+            "logs",
+            "ListTagsForResource",
+            {"resourceArn": "arn:aws:logs:us-east-1:123456789012:log-group:trail-events:*"},
+            [("logs:ListTagsForResource", "arn:aws:logs:us-east-1:123456789012:log-group:trail-events")],
+        ),
+        (
+            "logs",
+            "CreateLogGroup",
+            {"logGroupName": "trail-events", "tags": {"k": "v"}},
+            [
+                ("logs:CreateLogGroup", "arn:aws:logs:us-east-1:123456789012:log-group:trail-events"),
+                ("logs:TagResource", "arn:aws:logs:us-east-1:123456789012:log-group:trail-events"),
+            ],
+        ),
+        ("logs", "DescribeLogGroups", {"logGroupNamePrefix": "trail-events"}, [("logs:DescribeLogGroups", "*")]),
     ],
 )
 def test_operation_maps_to_the_documented_action_and_resource(
