@@ -14,7 +14,7 @@ from expel_onboarding.errors import InvalidParameter, ResourceConflict, Transien
 from expel_onboarding.models import Config, Removal
 from expel_onboarding.naming import OWNER_TAG_KEY
 from expel_onboarding.policies.key_policy import CLOUDWATCH_LOGS_SID
-from expel_onboarding.steps import step01_trail
+from expel_onboarding.steps import preflight, step01_trail
 from expel_onboarding.validation import validate_config
 from tests.conftest import ACCOUNT_ID, REGION
 from tests.support import count_mutating_calls
@@ -132,11 +132,12 @@ def test_delivery_a_person_set_up_to_their_own_group_is_kept(aws: None, config: 
 def test_a_log_group_of_that_name_not_made_by_the_stack_is_refused_before_anything_is_written(
         delivering: Config) -> None:
     boto3.client("logs", region_name=REGION).create_log_group(logGroupName=GROUP)
-    with count_mutating_calls() as calls, pytest.raises(ResourceConflict) as raised:
-        step01_trail.apply(delivering)
-    assert calls == []
-    assert str(raised.value).startswith("Parameter CloudWatchLogsRetentionDays: ")
-    assert f"{OWNER_TAG_KEY}={delivering.stack_name}" in str(raised.value)
+    for run in (preflight.check, step01_trail.apply):
+        with count_mutating_calls() as calls, pytest.raises(ResourceConflict) as raised:
+            run(delivering)
+        assert calls == []
+        assert str(raised.value).startswith("Parameter CloudWatchLogsRetentionDays: ")
+        assert f"{OWNER_TAG_KEY}={delivering.stack_name}" in str(raised.value)
 
 
 def test_a_role_cloudtrail_may_not_assume_for_this_trail_is_retried_then_named(aws: None, config: Config) -> None:

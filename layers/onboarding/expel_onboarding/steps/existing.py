@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from expel_onboarding.aws import cloudtrail, iam, kms, organizations, s3, sns, sqs, stacks, stacksets
+from expel_onboarding.aws import cloudtrail, iam, kms, logs, organizations, s3, sns, sqs, stacks, stacksets
 from expel_onboarding.errors import InvalidParameter, ResourceConflict
 from expel_onboarding.models import Config
-from expel_onboarding.naming import OWNER_TAG_KEY, full_alias, topic_arn
+from expel_onboarding.naming import OWNER_TAG_KEY, cloudwatch_log_group_name, full_alias, topic_arn
 from expel_onboarding.ownership import is_ours, require_ours
 from expel_onboarding.steps.expel_role_stack import ROLE_LOGICAL_ID
 from expel_onboarding.steps.step08_expel_role import stack_set_name
@@ -92,6 +92,19 @@ def object_lock_choosable(config: Config, bucket_exists: bool) -> None:
             "Lock on only for a bucket it creates (it cannot be undone)",
             "set ObjectLockRetentionDays back to 0 (a stack update cannot add Object Lock), or delete the stack and "
             "create it again with a new BucketName")
+
+
+def log_group(config: Config) -> logs.LogGroup | None:
+    """The trail's CloudWatch Logs log group when it exists and is ours, None when the name is free; raises
+    when a group of that name is not ours. Only asked when CloudWatchLogsRetentionDays is set."""
+    name = cloudwatch_log_group_name(config.account_id, config.trail_name)
+    found = logs.log_group(name, config.region)
+    if found is not None:
+        require_ours(logs.tags(found.arn, config.region), config.stack_name,
+                     parameter="CloudWatchLogsRetentionDays", what=f"the log group {name}",
+                     fix=f"delete or rename that log group, set CloudWatchLogsRetentionDays to 0, or, only if "
+                         f"the onboarding may take it over, tag it {OWNER_TAG_KEY}={config.stack_name}")
+    return found
 
 
 def trail(config: Config) -> dict[str, Any] | None:

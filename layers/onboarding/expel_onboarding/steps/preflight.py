@@ -51,6 +51,8 @@ def _check_names(config: Config) -> list[str]:
     if config.access_logging:
         existing.access_log_bucket(config)
     existing.trail(config)
+    if config.cloud_watch_logs_retention_days:
+        existing.log_group(config)
     existing.topic_and_queue(config)
     return []
 

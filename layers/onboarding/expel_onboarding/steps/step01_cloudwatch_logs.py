@@ -20,8 +20,8 @@ from aws_lambda_powertools import Logger
 from expel_onboarding.aws import logs
 from expel_onboarding.errors import ResourceConflict
 from expel_onboarding.models import Config, Removal
-from expel_onboarding.naming import OWNER_TAG_KEY, cloudwatch_log_group_name, log_group_arn, owner_tags
-from expel_onboarding.ownership import is_ours, require_ours
+from expel_onboarding.naming import cloudwatch_log_group_name, log_group_arn, owner_tags
+from expel_onboarding.ownership import is_ours
 
 logger = Logger(child=True)
 
@@ -33,19 +33,6 @@ def group_name(config: Config) -> str:
 def group_arn(config: Config) -> str:
     """The trail's CloudWatchLogsLogGroupArn for our group."""
     return log_group_arn(config.partition, config.region, config.account_id, group_name(config))
-
-
-def existing(config: Config) -> logs.LogGroup | None:
-    """Our log group, None when the name is free; raises when a group of that name is not ours. Looked up
-    before anything is written, and only when delivery is on."""
-    name = group_name(config)
-    found = logs.log_group(name, config.region)
-    if found is not None:
-        require_ours(logs.tags(found.arn, config.region), config.stack_name,
-                     parameter="CloudWatchLogsRetentionDays", what=f"the log group {name}",
-                     fix=f"delete or rename that log group, set CloudWatchLogsRetentionDays to 0, or, only if "
-                         f"the onboarding may take it over, tag it {OWNER_TAG_KEY}={config.stack_name}")
-    return found
 
 
 def ensure(config: Config, key_arn: str, found: logs.LogGroup | None) -> None:

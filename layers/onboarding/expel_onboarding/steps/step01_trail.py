@@ -50,7 +50,7 @@ def apply(config: Config) -> TrailOutput:
     existing.object_lock_choosable(config, bucket_exists)
     access_log_bucket_exists = existing.access_log_bucket(config) if config.access_logging else False
     trail = existing.trail(config)
-    log_group = step01_cloudwatch_logs.existing(config) if config.cloud_watch_logs_retention_days else None
+    log_group = existing.log_group(config) if config.cloud_watch_logs_retention_days else None
     key_arn = ensure_key(config, key)
     if config.access_logging:  # the target first: S3 checks its policy when logging is turned on
         step01_access_logs.ensure_bucket(config, access_log_bucket_exists)
