@@ -76,9 +76,11 @@ def _parser() -> argparse.ArgumentParser:
         "deploy",
         help="deploy the sam build output to a running local cloud",
         description=(
-            "Package the `sam build` output (running `sam build --cached` first when it is missing or older "
-            "than the sources), apply the SAM transform locally, create or update the stack, wait, and print "
-            "its Outputs. Exit status 0 only when the stack reached CREATE_COMPLETE or UPDATE_COMPLETE."
+            "Run `sam deploy --resolve-s3` against the local cloud (AWS_ENDPOINT_URL, fake credentials) with the "
+            "`sam build` output (running `sam build --cached` first when it is missing or older than the "
+            "sources), follow the stack events and execution steps, and print its Outputs. A stack that failed "
+            "to create is deleted first. Exit status 0 only when the stack reached CREATE_COMPLETE or "
+            "UPDATE_COMPLETE."
         ),
     )
     dep.add_argument("--endpoint-url", required=True, help="the local cloud, e.g. http://127.0.0.1:4566")
@@ -342,8 +344,11 @@ def _run_deploy(
         say,
         since=datetime.now(UTC) - timedelta(seconds=1),
     )
-    say(f"deploying stack {stack_name} to {endpoint_url}")
-    result = deploying.deploy(endpoint_url, stack_name, template, parameters, args.region, args.timeout, progress.poll)
+    say(f"deploying stack {stack_name} to {endpoint_url} with the SAM CLI:")
+    result = deploying.deploy(
+        endpoint_url, stack_name, template, parameters, args.region, args.timeout, progress.poll,
+        config_file=args.config_file, config_env=args.config_env, say=say,
+    )
     _show_view(progress, args.region)
     if not result.ok:
         complain(f"stack {stack_name} {result.status}: {result.reason}")

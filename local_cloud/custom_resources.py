@@ -201,6 +201,7 @@ def install() -> None:
             try:
                 original_update(self, *args, **kwargs)
             except Exception as exc:
+                log.info("stack %s failed to update", self.name, exc_info=True)  # `local serve --verbose` shows why
                 self.status = "UPDATE_IN_PROGRESS"
                 cfn_stacks.fail_stack(self, cfn_stacks.failure_reason(exc))
                 return

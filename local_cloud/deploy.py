@@ -1,34 +1,24 @@
-"""``local deploy``: the ``sam build`` output, packaged and transformed here, deployed to the local cloud.
+"""``local deploy``: the ``sam deploy`` a person types for AWS, pointed at the local cloud.
 
-What ``sam deploy`` and CloudFormation do, done locally: zip each function's and layer's build
-directory, upload them to an artifacts bucket in the emulator's S3, apply the SAM transform with
-samtranslator (managed policies from a static map: no IAM call), then resolve what moto's CloudFormation
-lacks before handing the template over:
-
-- ``DefinitionSubstitutions`` of ``AWS::StepFunctions::StateMachine`` (moto ignores them): substituted
-  into the definition string as CloudFormation does (only ``${key}`` for keys in the map), the values
-  being left to CloudFormation as ``Fn::Join`` parts so references resolve at create time;
-- ``Definition`` objects and ``DefinitionS3Location`` (moto reads only ``DefinitionString``) become
-  ``DefinitionString``.
-
-The template on disk is never edited.
+The local cloud takes SAM's requests as CloudFormation does (the managed bucket stack of ``--resolve-s3``, the
+TemplateURL, the Serverless transform, change sets: ``cloudformation_changesets``), so nothing here packages,
+uploads or transforms: ``sam deploy`` runs unchanged with ``AWS_ENDPOINT_URL`` set to the local cloud and fake
+credentials (real ones are never sent anywhere). This module adds what a local rehearsal needs around it:
+``sam build`` when the build is stale, samconfig.toml's parameter defaults, replacing a stack that failed to
+create, following the stack while SAM works, and one result to print.
 """
 
 from __future__ import annotations
 
-import copy
-import hashlib
-import io
-import json
 import os
 import re
 import shlex
 import subprocess
+import sys
 import time
 import tomllib
-import zipfile
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,38 +31,12 @@ ACCOUNT_ID = "123456789012"  # moto's default account
 DEFAULT_BUILD_TEMPLATE = Path(".aws-sam/build/template.yaml")
 SOURCE_PATHS = ("template.yaml", "samconfig.toml", "functions", "layers", "statemachine", "roles")
 TERMINAL_OK = {"CREATE_COMPLETE", "UPDATE_COMPLETE"}
-# The AWS managed policies SAM templates name most; any other name maps to arn:aws:iam::aws:policy/<name>.
-MANAGED_POLICIES = {
-    "AWSLambdaBasicExecutionRole": "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
-    "AWSLambdaExecute": "arn:aws:iam::aws:policy/AWSLambdaExecute",
-    "AWSLambdaRole": "arn:aws:iam::aws:policy/service-role/AWSLambdaRole",
-    "AWSLambdaVPCAccessExecutionRole": "arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole",
-    "AWSXrayWriteOnlyAccess": "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess",
-    "AWSXRayDaemonWriteAccess": "arn:aws:iam::aws:policy/AWSXRayDaemonWriteAccess",
-    "CloudWatchLogsFullAccess": "arn:aws:iam::aws:policy/CloudWatchLogsFullAccess",
-    "AWSStepFunctionsFullAccess": "arn:aws:iam::aws:policy/AWSStepFunctionsFullAccess",
-    "ReadOnlyAccess": "arn:aws:iam::aws:policy/ReadOnlyAccess",
-}
+FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}  # noqa: S105 - the emulator's
+CAPABILITIES = ("CAPABILITY_IAM", "CAPABILITY_NAMED_IAM")
 
 
 class DeployError(Exception):
     """Deployment could not be done; the message is one line a person can act on."""
-
-
-class StaticManagedPolicies:
-    """samtranslator's managed-policy loader interface, without calling IAM."""
-
-    def load(self) -> dict[str, str]:
-        return _PolicyMap(MANAGED_POLICIES)
-
-
-class _PolicyMap(dict):
-    def get(self, key: Any, default: Any = None) -> Any:
-        if key in self:
-            return self[key]
-        if isinstance(key, str) and re.fullmatch(r"[\w+=,.@/-]+", key) and not key.startswith("arn:"):
-            return f"arn:aws:iam::aws:policy/{key}"
-        return default
 
 
 def aws_client(service: str, endpoint_url: str, region: str) -> Any:
@@ -81,12 +45,29 @@ def aws_client(service: str, endpoint_url: str, region: str) -> Any:
         service,
         endpoint_url=endpoint_url,
         region_name=region,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",  # noqa: S106 - fake, for the emulator
+        aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
         # Marked as the local cloud's own tooling (it stands in for the person and `sam deploy`), which
         # injected faults leave alone: they are for the code under test.
         config=Config(retries={"mode": "standard", "max_attempts": 3}, user_agent_appid=api_calls.TOOLING_APP_ID),
     )
+
+
+def sam_executable() -> str:
+    """The SAM CLI pinned in requirements-dev.txt: the one next to this Python, else the one on PATH."""
+    beside = Path(sys.executable).parent / "sam"
+    return str(beside) if beside.exists() else "sam"
+
+
+def sam_environment(endpoint_url: str, region: str) -> dict[str, str]:
+    """The environment for the SAM CLI against the local cloud: the endpoint, fake credentials, no profile."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    venv_bin = str(Path(sam_executable()).parent)
+    env.update(FAKE_CREDENTIALS, AWS_ENDPOINT_URL=endpoint_url, AWS_REGION=region, AWS_DEFAULT_REGION=region,
+               SAM_CLI_TELEMETRY="0", PATH=f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}",
+               # botocore's app id (User-Agent): SAM's calls are tooling, which injected faults leave alone.
+               AWS_SDK_UA_APP_ID=api_calls.TOOLING_APP_ID)
+    return env
 
 
 # ---------------------------------------------------------------------------------------------- build
@@ -120,6 +101,8 @@ def sam_build(source_root: Path, say: Callable[[str], None]) -> None:
 # ------------------------------------------------------------------------------------------ templates
 def load_template(path: Path) -> dict[str, Any]:
     """A CloudFormation/SAM template (YAML short-form tags or JSON) as plain data."""
+    import json
+
     from samcli.yamlhelper import yaml_parse
 
     return json.loads(json.dumps(yaml_parse(path.read_text(encoding="utf-8"))))
@@ -152,188 +135,25 @@ def parse_overrides(items: Iterable[str]) -> dict[str, str]:
     return result
 
 
-def _zip_dir(directory: Path) -> bytes:
-    """A deterministic zip (sorted entries, fixed dates): same content, same key, no spurious update."""
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for path in sorted(directory.rglob("*")):
-            if path.is_file() and "__pycache__" not in path.parts:
-                info = zipfile.ZipInfo(path.relative_to(directory).as_posix(), date_time=(1980, 1, 1, 0, 0, 0))
-                info.external_attr = (path.stat().st_mode & 0o777 | 0o100000) << 16
-                info.compress_type = zipfile.ZIP_DEFLATED
-                archive.writestr(info, path.read_bytes())
-    return buffer.getvalue()
+def sam_parameter_overrides(parameters: dict[str, str]) -> list[str]:
+    """``--parameter-overrides`` values as the SAM CLI parses them: ``Key="value"``, inner quotes escaped."""
+    return [key + '="' + value.replace('"', '\\"') + '"' for key, value in parameters.items()]
 
 
-@dataclass
-class Packager:
-    """Uploads local artifacts of a built SAM template to the emulator's S3 (``sam package``, locally)."""
-
-    s3: Any
-    bucket: str
-    base_dir: Path
-    uploaded: list[str] = field(default_factory=list)
-
-    def ensure_bucket(self) -> None:
-        try:
-            self.s3.head_bucket(Bucket=self.bucket)
-        except self.s3.exceptions.ClientError:
-            region = self.s3.meta.region_name
-            extra = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
-            self.s3.create_bucket(Bucket=self.bucket, **extra)
-
-    def upload_dir(self, logical_id: str, relative: str) -> tuple[str, str]:
-        directory = (self.base_dir / relative).resolve()
-        if not directory.is_dir():
-            raise DeployError(f"{logical_id}: build directory {directory} not found: run sam build")
-        data = _zip_dir(directory)
-        key = f"{logical_id}/{hashlib.sha256(data).hexdigest()}.zip"
-        self.s3.put_object(Bucket=self.bucket, Key=key, Body=data)
-        self.uploaded.append(key)
-        return self.bucket, key
-
-    def package(self, template: dict[str, Any]) -> dict[str, Any]:
-        template = copy.deepcopy(template)
-        for logical_id, resource in template.get("Resources", {}).items():
-            kind, props = resource.get("Type"), resource.setdefault("Properties", {})
-            if kind == "AWS::Serverless::Function" and isinstance(props.get("CodeUri"), str):
-                if not props["CodeUri"].startswith("s3://"):
-                    bucket, key = self.upload_dir(logical_id, props["CodeUri"])
-                    props["CodeUri"] = f"s3://{bucket}/{key}"
-            elif kind == "AWS::Serverless::LayerVersion" and isinstance(props.get("ContentUri"), str):
-                if not props["ContentUri"].startswith("s3://"):
-                    bucket, key = self.upload_dir(logical_id, props["ContentUri"])
-                    props["ContentUri"] = f"s3://{bucket}/{key}"
-            elif kind == "AWS::Lambda::Function" and isinstance(props.get("Code"), str):
-                bucket, key = self.upload_dir(logical_id, props["Code"])
-                props["Code"] = {"S3Bucket": bucket, "S3Key": key}
-            elif kind == "AWS::Lambda::LayerVersion" and isinstance(props.get("Content"), str):
-                bucket, key = self.upload_dir(logical_id, props["Content"])
-                props["Content"] = {"S3Bucket": bucket, "S3Key": key}
-            elif kind == "AWS::Serverless::StateMachine" and isinstance(props.get("DefinitionUri"), str):
-                if not props["DefinitionUri"].startswith("s3://"):
-                    props["Definition"] = load_template(self.base_dir / props.pop("DefinitionUri"))
-            elif kind == "AWS::StepFunctions::StateMachine" and isinstance(props.get("DefinitionS3Location"), str):
-                path = self.base_dir / props.pop("DefinitionS3Location")
-                props["DefinitionString"] = path.read_text(encoding="utf-8")
-        return template
-
-
-def sam_transform(template: dict[str, Any], parameters: dict[str, str], region: str) -> dict[str, Any]:
-    """The AWS::Serverless-2016-10-31 transform, applied locally.
-
-    What ``samtranslator.translator.transform.transform`` does, with a boto session pinned to ``region``
-    (the translator reads the region from it) and managed policies from a static map instead of IAM.
-    """
-    from samtranslator.model.exceptions import InvalidDocumentException
-    from samtranslator.parser.parser import Parser
-    from samtranslator.translator.translator import Translator
-    from samtranslator.utils.py27hash_fix import to_py27_compatible_template, undo_mark_unicode_str_in_template
-
-    if "Transform" not in template:
-        return template
-    values: dict[str, Any] = {"AWS::Region": region, "AWS::AccountId": ACCOUNT_ID, "AWS::Partition": "aws"}
-    values.update(parameters)
-    fragment = copy.deepcopy(template)
-    to_py27_compatible_template(fragment, values)
-    translator = Translator(None, Parser(), boto_session=boto3.Session(region_name=region))
-    policies = StaticManagedPolicies()
-    try:
-        translated = translator.translate(fragment, parameter_values=values, get_managed_policy_map=policies.load)
-    except InvalidDocumentException as exc:
-        causes = "; ".join(cause.message for cause in exc.causes)
-        raise DeployError(f"SAM transform failed: {causes}") from exc
-    return undo_mark_unicode_str_in_template(translated)
-
-
-# ------------------------------------------------------------------------------- moto's missing parts
-def _flatten_string(value: Any) -> str | None:
-    """A definition that is a literal string, or an Fn::Join of literal strings, as one string."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, dict) and list(value) == ["Fn::Join"]:
-        separator, parts = value["Fn::Join"]
-        if all(isinstance(part, str) for part in parts):
-            return separator.join(parts)
-    return None
-
-
-def _contains_intrinsic(value: Any) -> bool:
-    if isinstance(value, dict):
-        return any(key == "Ref" or key.startswith("Fn::") for key in value) or any(
-            _contains_intrinsic(v) for v in value.values()
-        )
-    if isinstance(value, list):
-        return any(_contains_intrinsic(v) for v in value)
-    return False
-
-
-def substitute_definition(definition: str, substitutions: dict[str, Any]) -> Any:
-    """CloudFormation's DefinitionSubstitutions: replace ``${key}`` for keys of the map, nothing else.
-
-    Literal values are replaced at once; references become parts of an ``Fn::Join`` so CloudFormation
-    (moto) resolves them when it creates the state machine.
-    """
-    if not substitutions:
-        return definition
-    pattern = re.compile(r"\$\{(" + "|".join(re.escape(k) for k in substitutions) + r")\}")
-    parts: list[Any] = []
-    last = 0
-    for match in pattern.finditer(definition):
-        parts.append(definition[last : match.start()])
-        value = substitutions[match.group(1)]
-        parts.append(json.dumps(value)[1:-1] if isinstance(value, str) else value)
-        last = match.end()
-    parts.append(definition[last:])
-    merged: list[Any] = []
-    for part in parts:
-        if isinstance(part, bool):
-            part = "true" if part else "false"
-        elif isinstance(part, int | float):
-            part = str(part)
-        if isinstance(part, str) and merged and isinstance(merged[-1], str):
-            merged[-1] += part
-        else:
-            merged.append(part)
-    merged = [part for part in merged if part != ""]
-    if len(merged) == 1 and isinstance(merged[0], str):
-        return merged[0]
-    return {"Fn::Join": ["", merged]}
-
-
-def resolve_for_moto(template: dict[str, Any]) -> dict[str, Any]:
-    """Resolve, as CloudFormation would, what moto's CloudFormation ignores or mishandles."""
-    template = copy.deepcopy(template)
-    for logical_id, resource in template.get("Resources", {}).items():
-        if resource.get("Type") != "AWS::StepFunctions::StateMachine":
-            continue
-        props = resource.setdefault("Properties", {})
-        if "Definition" in props:
-            if _contains_intrinsic(props["Definition"]):
-                raise DeployError(f"{logical_id}: intrinsic functions inside Definition are not supported locally")
-            props["DefinitionString"] = json.dumps(props.pop("Definition"), indent=2)
-        if "DefinitionS3Location" in props:
-            raise DeployError(f"{logical_id}: DefinitionS3Location is not supported locally; use DefinitionUri")
-        substitutions = props.pop("DefinitionSubstitutions", None) or {}
-        definition = _flatten_string(props.get("DefinitionString"))
-        if definition is None:
-            if substitutions:
-                raise DeployError(f"{logical_id}: DefinitionSubstitutions need a literal DefinitionString")
-            continue
-        props["DefinitionString"] = substitute_definition(definition, substitutions)
-    return template
-
-
-def prepare_template(
-    build_template: Path, cfn_s3: Any, bucket: str, parameters: dict[str, str], region: str
-) -> dict[str, Any]:
-    """Built SAM template -> CloudFormation template moto can deploy (artifacts uploaded on the way)."""
-    sam_template = load_template(build_template)
-    packager = Packager(cfn_s3, bucket, build_template.parent)
-    packager.ensure_bucket()
-    packaged = packager.package(sam_template)
-    declared = {k: v for k, v in parameters.items() if k in packaged.get("Parameters", {})}
-    return resolve_for_moto(sam_transform(packaged, declared, region))
+def sam_deploy_command(
+    template: Path, stack_name: str, region: str, parameters: dict[str, str], config_file: Path | None = None,
+    config_env: str = "default", s3_bucket: str | None = None,
+) -> list[str]:
+    """The ``sam deploy`` a person types, without the confirmation prompt."""
+    command = [sam_executable(), "deploy", "--template-file", str(template), "--stack-name", stack_name,
+               "--region", region, "--capabilities", *CAPABILITIES, "--no-confirm-changeset",
+               "--no-fail-on-empty-changeset", "--no-progressbar"]
+    command += ["--s3-bucket", s3_bucket] if s3_bucket else ["--resolve-s3"]
+    if config_file is not None and config_file.exists():
+        command += ["--config-file", str(config_file.resolve()), "--config-env", config_env]
+    if parameters:
+        command += ["--parameter-overrides", *sam_parameter_overrides(parameters)]
+    return command
 
 
 # ------------------------------------------------------------------------------------------- deploy
@@ -343,6 +163,7 @@ class DeployResult:
     status: str
     outputs: dict[str, str]
     reason: str | None
+    sam_output: str = ""
 
     @property
     def ok(self) -> bool:
@@ -378,6 +199,12 @@ def failure_reason(cfn: Any, stack_name: str, since: float = 0.0) -> str | None:
     return f"{event['LogicalResourceId']} {event['ResourceStatus']}: {event['ResourceStatusReason']}"
 
 
+def sam_error(output: str) -> str | None:
+    """The SAM CLI's own error line (``Error: ...``), if it printed one."""
+    lines = [line.strip() for line in output.splitlines() if line.strip().startswith("Error:")]
+    return lines[-1] if lines else None
+
+
 def deploy(
     endpoint_url: str,
     stack_name: str,
@@ -386,36 +213,69 @@ def deploy(
     region: str = "us-east-1",
     timeout: float = 900.0,
     on_progress: Callable[[], None] | None = None,
+    config_file: Path | None = None,
+    config_env: str = "default",
+    say: Callable[[str], None] | None = None,
 ) -> DeployResult:
-    """Create or update ``stack_name`` in the local cloud from the built template and wait for it."""
-    s3 = aws_client("s3", endpoint_url, region)
+    """``sam deploy`` of the built template to the local cloud; the stack followed while SAM works."""
     cfn = aws_client("cloudformation", endpoint_url, region)
-    bucket = f"local-cloud-artifacts-{ACCOUNT_ID}-{region}"
-    template = prepare_template(build_template, s3, bucket, parameters, region)
-    declared = template.get("Parameters", {})
+    declared = load_template(build_template).get("Parameters", {})
     unknown = sorted(set(parameters) - set(declared))
     if unknown:
         raise DeployError(f"the template has no parameter(s) {', '.join(unknown)}")
-    cfn_parameters = [{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()]
-    body = json.dumps(template)
     started = time.time() - 1
     status = stack_status(cfn, stack_name)
-    if status in ("CREATE_FAILED", "ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "DELETE_FAILED"):
+    if status in ("CREATE_FAILED", "ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "DELETE_FAILED", "REVIEW_IN_PROGRESS"):
+        if say:
+            say(f"stack {stack_name} is {status}: deleting it first")
         cfn.delete_stack(StackName=stack_name)
         _wait(cfn, stack_name, timeout, on_progress, deleting=True)
-        status = None
-    if status is not None and status.endswith("_IN_PROGRESS"):
+    elif status is not None and status.endswith("_IN_PROGRESS"):
         raise DeployError(f"stack {stack_name} is {status}: wait for it to finish")
-    capabilities = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"]
-    if status is None:
-        cfn.create_stack(StackName=stack_name, TemplateBody=body, Parameters=cfn_parameters, Capabilities=capabilities)
-    else:
-        cfn.update_stack(StackName=stack_name, TemplateBody=body, Parameters=cfn_parameters, Capabilities=capabilities)
+    command = sam_deploy_command(build_template, stack_name, region, parameters, config_file, config_env)
+    if say:
+        say(f"AWS_ENDPOINT_URL={endpoint_url} sam {shlex.join(command[1:])}")
+    output = _run_following(command, sam_environment(endpoint_url, region), timeout, on_progress)
     final = _wait(cfn, stack_name, timeout, on_progress)
     stack = cfn.describe_stacks(StackName=stack_name)["Stacks"][0]
     outputs = {o["OutputKey"]: o.get("OutputValue", "") for o in stack.get("Outputs") or []}
-    reason = None if final in TERMINAL_OK else failure_reason(cfn, stack_name, started) or final
-    return DeployResult(stack_name, final, outputs, reason)
+    reason = None
+    if final not in TERMINAL_OK:
+        reason = failure_reason(cfn, stack_name, started) or sam_error(output) or final
+    return DeployResult(stack_name, final, outputs, reason, output)
+
+
+def _run_following(
+    command: list[str], env: dict[str, str], timeout: float, on_progress: Callable[[], None] | None
+) -> str:
+    """Run SAM, calling ``on_progress`` meanwhile; its output is kept (shown when it fails)."""
+    deadline = time.monotonic() + timeout
+    with subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          cwd=Path.cwd()) as process:
+        chunks: list[str] = []
+        import threading
+
+        def pump() -> None:
+            assert process.stdout is not None
+            for line in process.stdout:
+                chunks.append(line)
+
+        reader = threading.Thread(target=pump, daemon=True)
+        reader.start()
+        while process.poll() is None:
+            if on_progress:
+                on_progress()
+            if time.monotonic() > deadline:
+                process.kill()
+                raise DeployError(f"sam deploy did not finish within {timeout:.0f} s")
+            time.sleep(0.5)
+        reader.join(timeout=5)
+    output = "".join(chunks)
+    if process.returncode != 0 and "No changes to deploy" not in output:
+        error = sam_error(output)
+        if error is None or "Failed to create/update the stack" not in error:
+            raise DeployError(f"sam deploy failed: {error or output.strip().splitlines()[-1:]}")
+    return output
 
 
 def _wait(
@@ -428,7 +288,9 @@ def _wait(
         status = stack_status(cfn, stack_name)
         if status is None and deleting:
             return "DELETE_COMPLETE"
-        if status is not None and not status.endswith("_IN_PROGRESS") and status != "CREATE_PENDING":
+        if status is None:
+            raise DeployError(f"stack {stack_name} does not exist")
+        if not status.endswith("_IN_PROGRESS") and status != "CREATE_PENDING":
             if on_progress:
                 on_progress()
             return status

@@ -61,6 +61,8 @@ arrival of custom resource answers concern only a running server (``apply_server
 20. An account Organizations creates has ``OrganizationAccountAccessRole`` (or the requested ``RoleName``) with
     the ``AdministratorAccess`` managed policy attached; moto made the role without it, so under IAM
     enforcement the management account could assume it and do nothing.
+21. CloudFormation takes the SAM CLI's requests as AWS does (TemplateURL, the Serverless transform, change sets):
+    see ``cloudformation_changesets`` and ``cloudformation_templates``.
 """
 
 from __future__ import annotations
@@ -72,6 +74,7 @@ from typing import Any
 
 from local_cloud import (
     cfn_stacks,
+    cloudformation_changesets,
     custom_resources,
     kms_key_policies,
     logging_patches,
@@ -571,6 +574,7 @@ def apply() -> None:
     s3_notifications.install()
     sns_delivery.install()
     stepfunctions_lambda_errors.install()
+    cloudformation_changesets.install()
     _applied = True
 
 

@@ -23,6 +23,7 @@ STEP_EVENTS = {
     "ExecutionFailed": "execution FAILED",
     "ExecutionTimedOut": "execution TIMED_OUT",
     "ExecutionAborted": "execution ABORTED",
+    "ExecutionRedriven": "execution redriven",
 }
 
 

@@ -278,6 +278,9 @@ def render(view: StatusView) -> list[str]:
         when = f"started {execution.started.strftime('%Y-%m-%d %H:%M:%S %Z').strip()}" + (
             f", {'running for' if execution.status == 'RUNNING' else 'took'} {took}" if took else ""
         )
+        redrives = sum(1 for event in execution.events if event["type"] == "ExecutionRedriven")
+        if redrives:
+            when += f", redriven {_times(redrives)}"
         header.append(["Execution", execution.status, f"{execution.name}  {when}"])
     elif view.stack:
         header.append(["Execution", "(none)", "no execution of the onboarding state machine yet"])

@@ -1,18 +1,24 @@
-"""Stack delete on the local cloud: the real template and state machine tear down what the onboarding
-made (the Delete execution runs the teardown path) and keep the log bucket and key by default."""
+"""Stack delete on the local cloud with the unchanged ``sam delete``: the real template and state machine tear
+down what the onboarding made (the Delete execution runs the teardown path) and keep the log bucket and key by
+default."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 
 from local_cloud.cli import DEMO_API_KEY, DEMO_WORKBENCH_GUID
+from local_cloud.deploy import sam_executable
+from tests.e2e.test_local_cloud import sam_env
 from tests.e2e.test_onboarding_e2e import workbench_devices
-from tests.local_cloud.harness import ServedCloud, run_cli
+from tests.local_cloud.harness import REPO, ServedCloud, run_cli
 
 pytestmark = pytest.mark.e2e
 STACK = "e2e-teardown"
@@ -59,12 +65,21 @@ def test_local_delete_runs_the_teardown_and_keeps_the_bucket_and_key(
     # The trail itself delivers log files into the bucket too: every one of them must outlive the delete.
     logs_before = {o["Key"] for o in s3.list_objects_v2(Bucket="e2e-teardown-logs").get("Contents", [])}
 
-    deleted = run_cli("local", "delete", "--endpoint-url", local_cloud.url, "--stack-name", STACK, timeout=600)
+    sfn = _client(local_cloud, "stepfunctions")
+    machine = next(m["stateMachineArn"] for m in sfn.list_state_machines()["stateMachines"]
+                   if m["name"] == f"{STACK}-onboarding")
 
-    assert deleted.returncode == 0, (deleted.stdout[-2000:], deleted.stderr[-2000:])
-    assert f"stack {STACK} DELETE_COMPLETE" in deleted.stdout
-    # The progress lines name each state the Delete execution entered, in order.
-    entered = [line.split(": ", 1)[1] for line in deleted.stdout.splitlines() if "execution delete-" in line]
+    deleting = subprocess.Popen([sam_executable(), "delete", "--stack-name", STACK, "--no-prompts", "--region",
+                                 "us-east-1"], cwd=REPO, env=sam_env(local_cloud), stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
+    entered = _states_entered_until_done(sfn, machine, deleting)  # the state machine goes with the stack
+    output = deleting.communicate(timeout=600)[0]
+
+    assert deleting.returncode == 0, output[-3000:]
+    assert "Deleted successfully" in output
+    with pytest.raises(ClientError, match="does not exist"):
+        _client(local_cloud, "cloudformation").describe_stacks(StackName=STACK)
+    # The Delete execution entered the teardown states in reverse guide order.
     teardown = [name for name in entered if name.startswith(("Teardown", "Step"))]
     assert list(dict.fromkeys(teardown)) == [
         "Teardown Discover", "Step 10 Remove Workbench Device", "Step 8 Remove Expel Role",
@@ -97,3 +112,20 @@ def test_local_delete_runs_the_teardown_and_keeps_the_bucket_and_key(
     triggers = [r for r in rules if STACK in str(_client(local_cloud, "events").list_targets_by_rule(
         Rule=r["Name"])["Targets"])]
     assert triggers == []
+
+
+def _states_entered_until_done(sfn: Any, machine: str, process: subprocess.Popen) -> list[str]:
+    """The Task states the stack's Delete execution enters, read while ``sam delete`` runs."""
+    seen: dict[int, str] = {}
+    while process.poll() is None:
+        try:
+            for execution in sfn.list_executions(stateMachineArn=machine)["executions"]:
+                if execution["name"].startswith("delete-"):
+                    for event in sfn.get_execution_history(executionArn=execution["executionArn"],
+                                                           maxResults=1000)["events"]:
+                        if event["type"] == "TaskStateEntered":
+                            seen[event["id"]] = event["stateEnteredEventDetails"]["name"]
+        except ClientError:
+            pass  # the state machine is deleted with the stack
+        time.sleep(0.3)
+    return [seen[key] for key in sorted(seen)]

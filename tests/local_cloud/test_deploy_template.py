@@ -1,4 +1,5 @@
-"""Pure parts of ``local deploy``: DefinitionSubstitutions, parameter overrides, samconfig."""
+"""Pure parts of ``local deploy`` and of the local cloud's template handling: the ``sam deploy`` command,
+parameter overrides, samconfig, and a state machine's definition as CloudFormation hands it over."""
 
 from __future__ import annotations
 
@@ -6,39 +7,66 @@ import json
 from pathlib import Path
 
 import pytest
+from samcli.cli.types import CfnParameterOverridesType
 
-from local_cloud.deploy import DeployError, parse_overrides, read_samconfig, resolve_for_moto, substitute_definition
-
-
-def test_substitution_replaces_only_keys_of_the_map() -> None:
-    definition = '{"A": "${Fn}", "B": "${NotMine}", "C": "${Flag}-${Count}"}'
-    result = substitute_definition(definition, {"Fn": {"Fn::GetAtt": ["F", "Arn"]}, "Flag": True, "Count": 3})
-    assert result == {
-        "Fn::Join": ["", ['{"A": "', {"Fn::GetAtt": ["F", "Arn"]}, '", "B": "${NotMine}", "C": "true-3"}']]
-    }
-
-
-def test_literal_substitutions_leave_a_plain_string() -> None:
-    assert substitute_definition('{"R": "arn:${Partition}:states"}', {"Partition": "aws"}) == '{"R": "arn:aws:states"}'
+from local_cloud.cloudformation_templates import TemplateError, definition_string, object_location
+from local_cloud.deploy import (
+    DeployError,
+    parse_overrides,
+    read_samconfig,
+    sam_deploy_command,
+    sam_parameter_overrides,
+)
 
 
-def test_resolve_turns_sam_output_into_a_definition_string_moto_reads() -> None:
-    template = {
-        "Resources": {
-            "Flow": {
-                "Type": "AWS::StepFunctions::StateMachine",
-                "Properties": {
-                    "DefinitionString": {"Fn::Join": ["\n", ["{", '"StartAt": "${Start}"', "}"]]},
-                    "DefinitionSubstitutions": {"Start": "Go"},
-                },
-            },
-            "Other": {"Type": "AWS::StepFunctions::StateMachine", "Properties": {"Definition": {"StartAt": "X"}}},
-        }
-    }
-    resolved = resolve_for_moto(template)["Resources"]
-    assert resolved["Flow"]["Properties"] == {"DefinitionString": '{\n"StartAt": "Go"\n}'}
-    assert json.loads(resolved["Other"]["Properties"]["DefinitionString"]) == {"StartAt": "X"}
-    assert "DefinitionSubstitutions" in template["Resources"]["Flow"]["Properties"]  # input untouched
+def test_substitutions_replace_only_keys_of_the_map() -> None:
+    properties = {"DefinitionString": '{"A": "${Fn}", "B": "${NotMine}", "C": "${Flag}-${Count}"}',
+                  "DefinitionSubstitutions": {"Fn": "arn:aws:lambda:us-east-1:1:function:f", "Flag": True, "Count": 3}}
+    assert definition_string(properties, "1", "aws") == (
+        '{"A": "arn:aws:lambda:us-east-1:1:function:f", "B": "${NotMine}", "C": "true-3"}')
+
+
+def test_a_definition_object_becomes_the_definition_string_with_its_substitutions() -> None:
+    properties = {"Definition": {"StartAt": "${Start}"}, "DefinitionSubstitutions": {"Start": "Go"}}
+    assert json.loads(definition_string(properties, "1", "aws")) == {"StartAt": "Go"}
+
+
+@pytest.mark.parametrize(("url", "location"), [
+    ("https://s3.amazonaws.com/b/k/t.yaml", ("b", "k/t.yaml", None)),
+    ("https://s3.eu-west-1.amazonaws.com/b/t.yaml?versionId=v1", ("b", "t.yaml", "v1")),
+    ("https://s3-eu-west-1.amazonaws.com/b/t.yaml", ("b", "t.yaml", None)),
+    ("https://b.s3.amazonaws.com/t.yaml", ("b", "t.yaml", None)),
+    ("https://my.dotted.bucket.s3.eu-west-1.amazonaws.com/t.yaml", ("my.dotted.bucket", "t.yaml", None)),
+    ("http://127.0.0.1:4566/b/t.yaml", ("b", "t.yaml", None)),
+])
+def test_template_url_forms_name_their_bucket_key_and_version(url: str, location: tuple) -> None:
+    assert object_location(url, ("127.0.0.1:4566",)) == location
+
+
+@pytest.mark.parametrize("url", ["http://s3.amazonaws.com/b/t.yaml", "https://b.s3.example.com/t.yaml",
+                                 "http://127.0.0.1:9999/b/t.yaml", "https://s3.amazonaws.com/b", "ftp://x/y"])
+def test_other_urls_are_not_template_urls(url: str) -> None:
+    with pytest.raises(TemplateError, match="TemplateURL must be a supported URL."):
+        object_location(url, ("127.0.0.1:4566",))
+
+
+def test_parameter_overrides_reach_sam_exactly_as_given() -> None:
+    values = {"A": "two words", "B": "x=y", "C": "http://127.0.0.1:4567", "D": '{"a": "b c"}', "E": "",
+              "F": r"back\slash", "G": "it's"}
+    assert CfnParameterOverridesType().convert(tuple(sam_parameter_overrides(values)), None, None) == values
+
+
+def test_the_sam_deploy_command_is_the_one_a_person_types(tmp_path: Path) -> None:
+    config = tmp_path / "samconfig.toml"
+    config.write_text("version = 0.1\n")
+    command = sam_deploy_command(Path("build/template.yaml"), "stack", "eu-west-1", {"A": "1"}, config, "dev")
+    assert command[1:] == [
+        "deploy", "--template-file", "build/template.yaml", "--stack-name", "stack", "--region", "eu-west-1",
+        "--capabilities", "CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "--no-confirm-changeset",
+        "--no-fail-on-empty-changeset", "--no-progressbar", "--resolve-s3", "--config-file", str(config.resolve()),
+        "--config-env", "dev", "--parameter-overrides", 'A="1"']
+    with_bucket = sam_deploy_command(Path("t.yaml"), "s", "us-east-1", {}, s3_bucket="artifacts")
+    assert "--resolve-s3" not in with_bucket and with_bucket[-2:] == ["--s3-bucket", "artifacts"]
 
 
 def test_overrides_accept_separate_items_and_sam_style_strings() -> None:

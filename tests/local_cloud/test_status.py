@@ -188,3 +188,28 @@ def test_an_existing_trails_findings_are_listed_under_the_steps() -> None:
 def test_a_new_trail_shows_no_findings() -> None:
     execution, events = recorded("succeeded")
     assert not any(line.startswith("Trail ") for line in render(view_of(execution, events)))
+
+
+def test_a_redriven_run_says_so_and_shows_the_failed_step_succeeded_on_the_redrive() -> None:
+    execution, events = recorded("failed_preflight")
+    last = events[-1]
+    later = last["timestamp"] + timedelta(seconds=60)
+    step = {"name": "Preflight Checks"}
+    redrive = [
+        {"id": 11, "previousEventId": 10, "type": "ExecutionRedriven", "timestamp": later,
+         "executionRedrivenEventDetails": {"redriveCount": 1}},
+        {"id": 12, "previousEventId": 11, "type": "TaskStateEntered", "timestamp": later,
+         "stateEnteredEventDetails": {**step, "input": "{}"}},
+        {"id": 13, "previousEventId": 12, "type": "LambdaFunctionScheduled", "timestamp": later},
+        {"id": 14, "previousEventId": 13, "type": "LambdaFunctionSucceeded", "timestamp": later + timedelta(seconds=2)},
+        {"id": 15, "previousEventId": 14, "type": "TaskStateExited", "timestamp": later + timedelta(seconds=2),
+         "stateExitedEventDetails": {**step, "output": "{}"}},
+        {"id": 16, "previousEventId": 15, "type": "ExecutionSucceeded", "timestamp": later + timedelta(seconds=2)},
+    ]
+    redriven = {**execution, "status": "SUCCEEDED", "stopDate": later + timedelta(seconds=2)}
+
+    lines = render(view_of(redriven, events + redrive))
+
+    assert lines[0].startswith("Execution") and lines[0].endswith("redriven 1 time")
+    assert rows(lines)["Preflight Checks"].startswith("succeeded (ran 2 times)")
+    assert not any(line.startswith("Failed step") for line in lines)
