@@ -430,22 +430,25 @@ _extra_models: list[type] = []
 
 
 def patch_state_machine_model() -> None:
+    """``AWS::StepFunctions::StateMachine`` gets the definition string CloudFormation hands Step Functions, on
+    create and on update (moto calls create positionally and update by keyword)."""
+    import inspect
+
     from moto.stepfunctions.models import StateMachine
+    from moto.utilities.utils import get_partition
 
     for name in ("create_from_cloudformation_json", "update_from_cloudformation_json"):
         original = getattr(StateMachine, name).__func__
         if getattr(original, "_resolves_definitions", False):
             continue
+        signature = inspect.signature(original)
 
-        def wrapper(cls: Any, *args: Any, _original: Any = original, _name: str = name, **kwargs: Any) -> Any:
-            # create(resource_name, json, account, region, **kw) / update(original, new_name, json, account, region)
-            cloudformation_json = args[1] if _name.startswith("create") else args[2]
-            account_id = args[2] if _name.startswith("create") else args[3]
-            region = args[3] if _name.startswith("create") else args[4]
-            from moto.utilities.utils import get_partition
-
-            properties = cloudformation_json.setdefault("Properties", {})
-            properties["DefinitionString"] = definition_string(properties, account_id, get_partition(region))
+        def wrapper(cls: Any, *args: Any, _original: Any = original, _signature: Any = signature,
+                    **kwargs: Any) -> Any:
+            bound = _signature.bind(cls, *args, **kwargs).arguments
+            properties = bound["cloudformation_json"].setdefault("Properties", {})
+            properties["DefinitionString"] = definition_string(
+                properties, bound["account_id"], get_partition(bound["region_name"]))
             for key in ("Definition", "DefinitionS3Location", "DefinitionSubstitutions"):
                 properties.pop(key, None)
             return _original(cls, *args, **kwargs)

@@ -31,8 +31,9 @@ SAM_TEMPLATE = {
             "Environment": {"Variables": {"GREETING": {"Ref": "Greeting"}}},
             "Policies": ["AWSLambdaBasicExecutionRole", "AWSXrayWriteOnlyAccess"]}},
         "Flow": {"Type": "AWS::Serverless::StateMachine", "Properties": {
-            "Definition": {"StartAt": "Do", "States": {"Do": {"Type": "Task", "Resource": "${WorkArn}", "End": True}}},
-            "DefinitionSubstitutions": {"WorkArn": {"Fn::GetAtt": ["Work", "Arn"]}},
+            "Definition": {"Comment": "${Greeting}", "StartAt": "Do",
+                           "States": {"Do": {"Type": "Task", "Resource": "${WorkArn}", "End": True}}},
+            "DefinitionSubstitutions": {"WorkArn": {"Fn::GetAtt": ["Work", "Arn"]}, "Greeting": {"Ref": "Greeting"}},
             "Policies": [{"LambdaInvokePolicy": {"FunctionName": {"Ref": "Work"}}}]}},
     },
     "Outputs": {"FlowArn": {"Value": {"Ref": "Flow"}}, "WorkName": {"Value": {"Ref": "Work"}}},
@@ -203,12 +204,17 @@ def test_an_update_change_set_lists_what_changes_and_executes_as_an_update(cfn: 
     cfn.execute_change_set(ChangeSetName=update["ChangeSetId"])
 
     modified = [c["ResourceChange"] for c in update["Changes"]]
-    assert [(c["Action"], c["LogicalResourceId"], c["Replacement"]) for c in modified] == [("Modify", "Work", "False")]
+    assert [(c["Action"], c["LogicalResourceId"], c["Replacement"]) for c in modified] == [
+        ("Modify", "Work", "False"), ("Modify", "Flow", "False")]
     stack = cfn.describe_stacks(StackName="upd")["Stacks"][0]
     assert stack["StackStatus"] == "UPDATE_COMPLETE"
-    function = boto3.client("lambda", region_name=REGION).get_function(FunctionName={
-        o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}["WorkName"])
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
+    function = boto3.client("lambda", region_name=REGION).get_function(FunctionName=outputs["WorkName"])
     assert function["Configuration"]["Environment"]["Variables"]["GREETING"] == "good day"
+    # The state machine's DefinitionSubstitutions are resolved again on the update, as on the create.
+    sfn = boto3.client("stepfunctions", region_name=REGION)
+    definition = json.loads(sfn.describe_state_machine(stateMachineArn=outputs["FlowArn"])["definition"])
+    assert definition["Comment"] == "good day"
 
 
 def test_a_transform_that_fails_leaves_the_change_set_failed_with_the_reason(cfn: Any) -> None:
