@@ -239,7 +239,8 @@ def create_change_set(self: Any) -> Any:
         try:
             if kind == "CREATE":
                 if stack is not None and stack.status != "REVIEW_IN_PROGRESS":
-                    raise TemplateError(f"Stack [{stack_name}] already exists", "AlreadyExistsException")
+                    raise TemplateError(
+                        f"Stack [{stack_name}] already exists and cannot be created again with the changeSet [{name}].")
                 prepared = prepare(self, None, stack_name, "CreateChangeSet", change_set=True)
             elif kind == "UPDATE":
                 if stack is None:

@@ -10,11 +10,13 @@ create, following the stack while SAM works, and one result to print.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
 import subprocess
 import sys
+import threading
 import time
 import tomllib
 from collections.abc import Callable, Iterable
@@ -101,8 +103,6 @@ def sam_build(source_root: Path, say: Callable[[str], None]) -> None:
 # ------------------------------------------------------------------------------------------ templates
 def load_template(path: Path) -> dict[str, Any]:
     """A CloudFormation/SAM template (YAML short-form tags or JSON) as plain data."""
-    import json
-
     from samcli.yamlhelper import yaml_parse
 
     return json.loads(json.dumps(yaml_parse(path.read_text(encoding="utf-8"))))
@@ -253,7 +253,6 @@ def _run_following(
     with subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                           cwd=Path.cwd()) as process:
         chunks: list[str] = []
-        import threading
 
         def pump() -> None:
             assert process.stdout is not None

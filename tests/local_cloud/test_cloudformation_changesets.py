@@ -272,3 +272,28 @@ def test_list_change_sets_shows_one_stacks_change_sets(cfn: Any) -> None:
     listed = cfn.list_change_sets(StackName="one")["Summaries"]
 
     assert [(s["ChangeSetId"], s["Status"]) for s in listed] == [(first["ChangeSetId"], "CREATE_COMPLETE")]
+
+
+def test_change_sets_cloudformation_cannot_make_or_run_are_refused_with_its_messages(cfn: Any) -> None:
+    created = change_set(cfn, "live", "CREATE", TemplateBody=json.dumps(PLAIN_TEMPLATE))
+    cfn.execute_change_set(ChangeSetName=created["ChangeSetId"])
+    broken = change_set(cfn, "never", "CREATE", TemplateBody=json.dumps({**SAM_TEMPLATE, "Resources": {
+        "Work": {"Type": "AWS::Serverless::Function", "Properties": {"Runtime": "python3.13"}}}}))
+
+    again = error_of(cfn.create_change_set, StackName="live", ChangeSetName="again", ChangeSetType="CREATE",
+                     TemplateBody=json.dumps(PLAIN_TEMPLATE))
+    missing = error_of(cfn.create_change_set, StackName="nobody", ChangeSetName="upd", ChangeSetType="UPDATE",
+                       TemplateBody=json.dumps(PLAIN_TEMPLATE))
+    executed_twice = error_of(cfn.execute_change_set, ChangeSetName=created["ChangeSetId"])
+    failed = error_of(cfn.execute_change_set, ChangeSetName=broken["ChangeSetId"])
+
+    assert again == ("ValidationError",
+                     "Stack [live] already exists and cannot be created again with the changeSet [again].")
+    assert missing == ("ValidationError", "Stack [nobody] does not exist")
+    assert executed_twice == ("InvalidChangeSetStatus", f"ChangeSet [{created['ChangeSetId']}] cannot be executed in "
+                              "its current execution status of [EXECUTE_COMPLETE]")
+    assert broken["Status"] == "FAILED"
+    assert failed == ("InvalidChangeSetStatus", f"ChangeSet [{broken['ChangeSetId']}] cannot be executed in its "
+                      "current execution status of [UNAVAILABLE]")
+    # The failed CREATE change set leaves its stack waiting for review, never created.
+    assert cfn.describe_stacks(StackName="never")["Stacks"][0]["StackStatus"] == "REVIEW_IN_PROGRESS"
