@@ -75,7 +75,7 @@ def test_local_delete_runs_the_teardown_and_keeps_the_bucket_and_key(
     entered = _states_entered_until_done(sfn, machine, deleting)  # the state machine goes with the stack
     output = deleting.communicate(timeout=600)[0]
 
-    assert deleting.returncode == 0, output[-3000:]
+    assert deleting.returncode == 0, (output[-2000:], _events(local_cloud))
     assert "Deleted successfully" in output
     with pytest.raises(ClientError, match="does not exist"):
         _client(local_cloud, "cloudformation").describe_stacks(StackName=STACK)
@@ -129,3 +129,13 @@ def _states_entered_until_done(sfn: Any, machine: str, process: subprocess.Popen
             pass  # the state machine is deleted with the stack
         time.sleep(0.3)
     return [seen[key] for key in sorted(seen)]
+
+
+def _events(cloud: ServedCloud) -> list[str]:
+    """The stack's failures as CloudFormation recorded them (what a person reads when sam delete fails)."""
+    try:
+        events = _client(cloud, "cloudformation").describe_stack_events(StackName=STACK)["StackEvents"]
+    except ClientError:
+        return []
+    return [f"{e['LogicalResourceId']} {e['ResourceStatus']}: {e.get('ResourceStatusReason')}" for e in events
+            if e["ResourceStatus"].endswith("FAILED")]

@@ -105,3 +105,16 @@ def test_build_is_stale_when_missing_or_older_than_a_source(tmp_path: Path) -> N
     os.utime(source, None)
     os.utime(built, (2, 2))
     assert build_is_stale(built, tmp_path)
+
+
+def test_sam_runs_against_the_local_cloud_with_made_up_credentials_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    from local_cloud.api_calls import TOOLING_APP_ID
+    from local_cloud.deploy import FAKE_CREDENTIALS, sam_environment
+
+    monkeypatch.setenv("AWS_PROFILE", "production")
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "a-real-session")
+    env = sam_environment("http://127.0.0.1:4566", "eu-west-1")
+
+    assert {k: v for k, v in env.items() if k.startswith("AWS_")} == {
+        **FAKE_CREDENTIALS, "AWS_ENDPOINT_URL": "http://127.0.0.1:4566", "AWS_REGION": "eu-west-1",
+        "AWS_DEFAULT_REGION": "eu-west-1", "AWS_SDK_UA_APP_ID": TOOLING_APP_ID}
