@@ -156,6 +156,12 @@ def sam_deploy_command(
     return command
 
 
+def masked(parameters: dict[str, str], declared: dict[str, Any]) -> dict[str, str]:
+    """Parameter values fit to print: a NoEcho parameter's value is ``****``."""
+    return {key: "****" if str((declared.get(key) or {}).get("NoEcho", "")).lower() == "true" and value else value
+            for key, value in parameters.items()}
+
+
 # ------------------------------------------------------------------------------------------- deploy
 @dataclass
 class DeployResult:
@@ -163,7 +169,6 @@ class DeployResult:
     status: str
     outputs: dict[str, str]
     reason: str | None
-    sam_output: str = ""
 
     @property
     def ok(self) -> bool:
@@ -234,7 +239,10 @@ def deploy(
         raise DeployError(f"stack {stack_name} is {status}: wait for it to finish")
     command = sam_deploy_command(build_template, stack_name, region, parameters, config_file, config_env)
     if say:
-        say(f"AWS_ENDPOINT_URL={endpoint_url} sam {shlex.join(command[1:])}")
+        # The command as a person would type it, NoEcho values (the Workbench API key) masked as SAM masks them.
+        shown = sam_deploy_command(build_template, stack_name, region, masked(parameters, declared), config_file,
+                                   config_env)
+        say(f"AWS_ENDPOINT_URL={endpoint_url} sam {shlex.join(shown[1:])}")
     output = _run_following(command, sam_environment(endpoint_url, region), timeout, on_progress)
     final = _wait(cfn, stack_name, timeout, on_progress)
     stack = cfn.describe_stacks(StackName=stack_name)["Stacks"][0]
@@ -242,7 +250,7 @@ def deploy(
     reason = None
     if final not in TERMINAL_OK:
         reason = failure_reason(cfn, stack_name, started) or sam_error(output) or final
-    return DeployResult(stack_name, final, outputs, reason, output)
+    return DeployResult(stack_name, final, outputs, reason)
 
 
 def _run_following(

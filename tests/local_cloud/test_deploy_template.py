@@ -118,3 +118,12 @@ def test_sam_runs_against_the_local_cloud_with_made_up_credentials_only(monkeypa
     assert {k: v for k, v in env.items() if k.startswith("AWS_")} == {
         **FAKE_CREDENTIALS, "AWS_ENDPOINT_URL": "http://127.0.0.1:4566", "AWS_REGION": "eu-west-1",
         "AWS_DEFAULT_REGION": "eu-west-1", "AWS_SDK_UA_APP_ID": TOOLING_APP_ID}
+
+
+def test_a_noecho_value_is_masked_wherever_the_command_is_shown() -> None:
+    from local_cloud.deploy import masked
+
+    declared = {"WorkbenchApiKey": {"Type": "String", "NoEcho": True}, "Guid": {"Type": "String"},
+                "Empty": {"Type": "String", "NoEcho": "true"}}
+    assert masked({"WorkbenchApiKey": "secret", "Guid": "g", "Empty": ""}, declared) == {
+        "WorkbenchApiKey": "****", "Guid": "g", "Empty": ""}
