@@ -42,6 +42,40 @@ def lambda_credentials(fn: Any) -> dict[str, str]:
         ) from exc
 
 
+def install_lambda_role_check() -> None:
+    """CreateFunction and UpdateFunctionConfiguration refuse a role Lambda cannot assume, as on AWS
+    (also for functions CloudFormation creates: moto's handler calls the same backend method). Only
+    while IAM is enforced: with ``--no-iam`` functions run with any role."""
+    from moto.awslambda.exceptions import InvalidParameterValueException
+    from moto.awslambda.models import LambdaBackend
+
+    if getattr(LambdaBackend.create_function, "_local_cloud_iam", False):
+        return
+    from local_cloud import enforcement
+
+    def check(role_arn: Any) -> None:
+        if enforcement.enforcer() is None or not role_arn:
+            return
+        allowed, _ = credentials.trust_allows(str(role_arn), "lambda.amazonaws.com")
+        if not allowed:
+            raise InvalidParameterValueException("The role defined for the function cannot be assumed by Lambda.")
+
+    original_create = LambdaBackend.create_function
+    original_update = LambdaBackend.update_function_configuration
+
+    def create_function(self: Any, spec: dict[str, Any]) -> Any:
+        check(spec.get("Role"))
+        return original_create(self, spec)
+
+    def update_function_configuration(self: Any, function_name: str, qualifier: str, body: dict[str, Any]) -> Any:
+        check(body.get("Role"))
+        return original_update(self, function_name, qualifier, body)
+
+    create_function._local_cloud_iam = True  # type: ignore[attr-defined]
+    LambdaBackend.create_function = create_function  # type: ignore[method-assign]
+    LambdaBackend.update_function_configuration = update_function_configuration  # type: ignore[method-assign]
+
+
 def _engine_client_factory(original: Any) -> Any:
     def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
         client = original(region=region, service=service, state_credentials=state_credentials)
@@ -71,6 +105,7 @@ def install() -> None:
     if _installed:
         return
     lambda_runner.credential_provider = lambda_credentials
+    install_lambda_role_check()
     from moto.stepfunctions.parser.asl.utils import boto_client
 
     original = boto_client.boto_client_for

@@ -1,0 +1,242 @@
+"""Enforcement bites: each kind of rule in the template's grants refuses what IAM refuses.
+
+The local cloud's enforcing server runs in this process (moto's WSGI app behind the IAM middleware, no
+Lambda runner), and each case calls it as a Lambda function would: a session of a role holding the
+template's own grant for that function (the intrinsics resolved as in ``test_template_policies``),
+assumed as ``lambda.amazonaws.com``. Every case runs twice: with the grant as the template writes it the
+call succeeds (so the refusal is not the local cloud refusing everything), and with one thing changed (an
+action removed, another resource, a resource without our tag, a request without our tag, a direct call
+where the grant needs one through a service, a role passed to another service) it fails with the
+service's own error code and AWS's message naming the session, the action and the resource.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import uuid
+import zipfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import pytest
+import requests
+from botocore.exceptions import ClientError
+
+from local_cloud import enforcement
+from local_cloud.enforcement import credentials, services
+from local_cloud.enforcement.middleware import Enforcer, IamMiddleware
+from local_cloud.server import MotoServer, wait_until_listening
+from tests.unit.test_template_policies import ACCOUNT, REGION, RESOLVED, STACK
+
+OWNERSHIP = {"TagKey": "expel-onboarding:stack", "TagValue": STACK}
+BUCKET, QUEUE = "expel-logs-sample", "ExpelCloudTrailQueue"  # the resolved grants' BucketName, QueueName
+PASSED_ROLE = f"{STACK}-RoleStackExecutionRole-AbCdEf012345"
+LAMBDA_TRUST = {"Version": "2012-10-17", "Statement": [
+    {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
+
+
+def grant(name: str) -> dict[str, Any]:
+    """A template grant, resolved, outside Organizations mode, with a BucketName given."""
+    found = [p.document for p in RESOLVED
+             if p.name.startswith(name) and not {"IsOrganizationMode=T", "HasBucketName=F"} & set(_flags(p.name))]
+    assert len(found) == 1, f"{name}: {len(found)} resolved grants"
+    return copy.deepcopy(found[0])
+
+
+def _flags(name: str) -> list[str]:
+    return name.rsplit("[", 1)[-1].rstrip("]").split(",") if name.endswith("]") else []
+
+
+def without(document: dict[str, Any], action: str) -> dict[str, Any]:
+    """The grant minus one action (a statement left with none is dropped)."""
+    statements = []
+    for statement in document["Statement"]:
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        kept = [a for a in actions if a != action]
+        if kept:
+            statements.append({**statement, "Action": kept})
+    return {**document, "Statement": statements}
+
+
+@pytest.fixture(scope="module")
+def url() -> Iterator[str]:
+    """The enforcing local cloud in this process, on a free port (its Lambda role check on)."""
+    server = MotoServer(0, [lambda app: IamMiddleware(app, Enforcer())])
+    server.start()
+    wait_until_listening(server.port)
+    previous = enforcement._enforcer
+    enforcement._enforcer = Enforcer()
+    services.install_lambda_role_check()
+    try:
+        yield f"http://127.0.0.1:{server.port}"
+    finally:
+        enforcement._enforcer = previous
+        server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cloud(url: str) -> None:
+    """Each case starts from an empty account (moto's reset API; the middleware lets it through)."""
+    requests.post(f"{url}/moto-api/reset", timeout=10).raise_for_status()
+
+
+def root(url: str, service: str) -> Any:
+    """A client with keys IAM never issued: the account's root user."""
+    return boto3.client(service, endpoint_url=url, region_name=REGION, aws_access_key_id="testing",
+                        aws_secret_access_key="testing")
+
+
+@dataclass(frozen=True)
+class Function:
+    """A Lambda function's execution role session, as the local cloud gives it to the function."""
+
+    url: str
+    role: str
+    session: credentials.SessionCredentials
+
+    def client(self, service: str) -> Any:
+        return boto3.client(service, endpoint_url=self.url, region_name=REGION,
+                            aws_access_key_id=self.session.access_key_id,
+                            aws_secret_access_key=self.session.secret_access_key,
+                            aws_session_token=self.session.session_token)
+
+    def refused(self, action: str, resource: str) -> str:
+        return (f"User: arn:aws:sts::{ACCOUNT}:assumed-role/{self.role}/{self.role} is not authorized to perform: "
+                f"{action} on resource: {resource} because no identity-based policy allows the {action} action")
+
+
+def function(url: str, document: dict[str, Any]) -> Function:
+    name = f"bite-{uuid.uuid4().hex[:12]}"
+    iam = root(url, "iam")
+    iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(LAMBDA_TRUST))
+    iam.put_role_policy(RoleName=name, PolicyName="grant", PolicyDocument=json.dumps(document))
+    session = credentials.assume(f"arn:aws:iam::{ACCOUNT}:role/{name}", "lambda.amazonaws.com", name)
+    return Function(url, name, session)
+
+
+def denied(call: Callable[[], Any]) -> dict[str, str]:
+    with pytest.raises(ClientError) as caught:
+        call()
+    return dict(caught.value.response["Error"])
+
+
+def key(url: str, tags: list[dict[str, str]]) -> str:
+    return str(root(url, "kms").create_key(Tags=tags)["KeyMetadata"]["Arn"])
+
+
+# ---------------------------------------------------------------------------------------------- the bites
+
+def test_a_missing_action_is_refused(url: str) -> None:
+    """Step 2 without s3:PutEncryptionConfiguration cannot set the bucket's default encryption."""
+    root(url, "s3").create_bucket(Bucket=BUCKET)
+    rule = {"Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]}
+    full = function(url, grant("template.yaml:Step02BucketEncryptionFunction"))
+    full.client("s3").put_bucket_encryption(Bucket=BUCKET, ServerSideEncryptionConfiguration=rule)
+
+    cut = function(url, without(grant("template.yaml:Step02BucketEncryptionFunction"), "s3:PutEncryptionConfiguration"))
+    s3 = cut.client("s3")
+    error = denied(lambda: s3.put_bucket_encryption(Bucket=BUCKET, ServerSideEncryptionConfiguration=rule))
+    assert error["Code"] == "AccessDenied"
+    assert error["Message"] == cut.refused("s3:PutEncryptionConfiguration", f"arn:aws:s3:::{BUCKET}")
+
+
+def test_a_resource_the_grant_does_not_name_is_refused(url: str) -> None:
+    """Step 5 may create the onboarding's queue, not a queue of another name."""
+    step5 = function(url, grant("template.yaml:Step05SqsQueueFunction"))
+    step5.client("sqs").create_queue(QueueName=QUEUE)
+
+    error = denied(lambda: step5.client("sqs").create_queue(QueueName="SomeoneElsesQueue"))
+    assert error["Code"] == "AccessDenied"
+    assert error["Message"] == step5.refused("sqs:CreateQueue", f"arn:aws:sqs:{REGION}:{ACCOUNT}:SomeoneElsesQueue")
+
+
+def test_a_key_without_our_ownership_tag_is_refused(url: str) -> None:
+    """Step 4 reads and writes only key policies of keys carrying this stack's tag (aws:ResourceTag)."""
+    ours, customers = key(url, [OWNERSHIP]), key(url, [{"TagKey": "team", "TagValue": "security"}])
+    step4 = function(url, grant("template.yaml:Step04KeyPolicyFunction"))
+    step4.client("kms").get_key_policy(KeyId=ours, PolicyName="default")
+
+    error = denied(lambda: step4.client("kms").get_key_policy(KeyId=customers, PolicyName="default"))
+    assert error["Code"] == "AccessDeniedException"
+    assert error["Message"] == step4.refused("kms:GetKeyPolicy", customers)
+
+
+@pytest.mark.parametrize(("tags", "bypass"), [
+    pytest.param([], False, id="no-tag"),
+    pytest.param([{**OWNERSHIP, "TagValue": "another-stack"}], False, id="another-stacks-tag"),
+    pytest.param([OWNERSHIP], True, id="lockout-bypass"),
+])
+def test_create_key_without_our_request_tag_or_with_the_lockout_bypass_is_refused(
+        url: str, tags: list[dict[str, str]], bypass: bool) -> None:
+    """Step 1 may create a key only carrying our tag (aws:RequestTag), never bypassing the lockout check."""
+    step1 = function(url, grant("template.yaml:Step01TrailFunction"))
+    step1.client("kms").create_key(Tags=[OWNERSHIP])
+
+    arguments: dict[str, Any] = {"Tags": tags} if tags else {}
+    if bypass:
+        arguments["BypassPolicyLockoutSafetyCheck"] = True
+    error = denied(lambda: step1.client("kms").create_key(**arguments))
+    assert error["Code"] == "AccessDeniedException"
+    assert error["Message"] == step1.refused("kms:CreateKey", "*")
+
+
+def test_decrypt_outside_s3_and_sqs_is_refused(url: str) -> None:
+    """The Expel role's kms:Decrypt holds only through S3 and SQS (kms:ViaService), never called directly."""
+    key_arn = key(url, [OWNERSHIP])
+    queue = root(url, "sqs").create_queue(QueueName=QUEUE, Attributes={"KmsMasterKeyId": key_arn})["QueueUrl"]
+    ciphertext = root(url, "kms").encrypt(KeyId=key_arn, Plaintext=b"log")["CiphertextBlob"]
+    data_path = next(p.document for p in RESOLVED if p.name.startswith("roles/expel-role.yaml:ExpelDataPathPolicy"))
+    expel = function(url, json.loads(json.dumps(data_path).replace(
+        f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab", key_arn)))
+    expel.client("sqs").receive_message(QueueUrl=queue, WaitTimeSeconds=0)  # kms:Decrypt via sqs
+
+    error = denied(lambda: expel.client("kms").decrypt(KeyId=key_arn, CiphertextBlob=ciphertext))
+    assert error["Code"] == "AccessDeniedException"
+    assert error["Message"] == expel.refused("kms:Decrypt", key_arn)
+
+
+def test_passing_the_role_to_another_service_is_refused(url: str) -> None:
+    """Step 8 may pass the role stack's service role to CloudFormation only (iam:PassedToService)."""
+    role_arn = root(url, "iam").create_role(
+        RoleName=PASSED_ROLE, AssumeRolePolicyDocument=json.dumps(LAMBDA_TRUST))["Role"]["Arn"]
+    document = grant("template.yaml:Step08ExpelRoleFunction")
+    # Even given lambda:CreateFunction, the role cannot go to Lambda: PassRole is what refuses.
+    document["Statement"].append({"Effect": "Allow", "Action": "lambda:CreateFunction", "Resource": "*"})
+    step8 = function(url, document)
+    template = {"Resources": {"Topic": {"Type": "AWS::SNS::Topic"}}}
+    step8.client("cloudformation").create_stack(StackName=f"{STACK}-expel-role", RoleARN=role_arn,
+                                                TemplateBody=json.dumps(template))
+
+    error = denied(lambda: step8.client("lambda").create_function(
+        FunctionName="borrowed-role", Runtime="python3.13", Role=role_arn, Handler="app.handler",
+        Code={"ZipFile": _zip()}))
+    assert error["Code"] == "AccessDeniedException"
+    assert error["Message"] == step8.refused("iam:PassRole", role_arn)
+
+
+def test_a_role_whose_trust_policy_does_not_admit_lambda_cannot_be_a_functions_role(url: str) -> None:
+    """Lambda assumes a function's execution role: CreateFunction refuses one whose trust policy does not let
+    lambda.amazonaws.com assume it, with Lambda's message."""
+    iam, lam = root(url, "iam"), root(url, "lambda")
+    states_only = json.loads(json.dumps(LAMBDA_TRUST).replace("lambda.amazonaws.com", "states.amazonaws.com"))
+    good = iam.create_role(RoleName="bite-lambda-role", AssumeRolePolicyDocument=json.dumps(LAMBDA_TRUST))
+    bad = iam.create_role(RoleName="bite-states-role", AssumeRolePolicyDocument=json.dumps(states_only))
+    code = {"Runtime": "python3.13", "Handler": "app.handler", "Code": {"ZipFile": _zip()}}
+    lam.create_function(FunctionName="bite-good", Role=good["Role"]["Arn"], **code)
+
+    error = denied(lambda: lam.create_function(FunctionName="bite-bad", Role=bad["Role"]["Arn"], **code))
+    assert error["Code"] == "InvalidParameterValueException"
+    assert error["Message"] == "The role defined for the function cannot be assumed by Lambda."
+    with pytest.raises(credentials.RoleNotAssumable):
+        credentials.assume(bad["Role"]["Arn"], "lambda.amazonaws.com", "bite-bad")
+
+
+def _zip() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("app.py", "def handler(event, context):\n    return event\n")
+    return buffer.getvalue()
