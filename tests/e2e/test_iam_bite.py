@@ -6,6 +6,7 @@ whole path once: template -> execution role -> Lambda session -> refusal -> the 
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -29,7 +30,8 @@ def test_a_grant_taken_out_fails_the_deploy_at_its_step_with_access_denied(
             statement["Action"].remove("kms:EnableKeyRotation")
     machine = template["Resources"]["OnboardingStateMachine"]["Properties"]
     machine["DefinitionUri"] = str((built_template.parent / machine["DefinitionUri"]).resolve())
-    (build / "template.yaml").write_text(yaml.safe_dump(template, sort_keys=False), encoding="utf-8")
+    # JSON is YAML too, and holds whatever mapping type the loader gave.
+    (build / "template.yaml").write_text(json.dumps(template, indent=1, default=str), encoding="utf-8")
 
     params = onboarding_parameters(local_cloud, "e2e-bite")
     result = run_cli(*deploy_command(local_cloud, build / "template.yaml", "e2e-bite", params), timeout=300)
