@@ -40,15 +40,18 @@ LAMBDA_TRUST = {"Version": "2012-10-17", "Statement": [
 
 
 def grant(name: str) -> dict[str, Any]:
-    """A template grant, resolved, outside Organizations mode, with a BucketName given."""
-    found = [p.document for p in RESOLVED
-             if p.name.startswith(name) and not {"IsOrganizationMode=T", "HasBucketName=F"} & set(_flags(p.name))]
+    """A template grant, resolved for the default deployment given a BucketName: every other condition of the
+    template (Organizations mode, an existing trail...) false."""
+    found = [p.document for p in RESOLVED if p.name.startswith(name)
+             and all(flag == "HasBucketName=T" or (flag.endswith("=F") and flag != "HasBucketName=F")
+                     for flag in _flags(p.name))]
     assert len(found) == 1, f"{name}: {len(found)} resolved grants"
     return copy.deepcopy(found[0])
 
 
 def _flags(name: str) -> list[str]:
-    return name.rsplit("[", 1)[-1].rstrip("]").split(",") if name.endswith("]") else []
+    last = name.rsplit("[", 1)[-1].rstrip("]")
+    return last.split(",") if "=" in last else []
 
 
 def without(document: dict[str, Any], action: str) -> dict[str, Any]:
