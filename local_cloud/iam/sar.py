@@ -38,6 +38,8 @@ OPERATION_ACTIONS: dict[tuple[str, str], tuple[str, ...]] = {
     ("s3", "DeleteBucketOwnershipControls"): ("s3:PutBucketOwnershipControls",),
     ("s3", "GetBucketLifecycleConfiguration"): ("s3:GetLifecycleConfiguration",),
     ("s3", "PutBucketLifecycleConfiguration"): ("s3:PutLifecycleConfiguration",),
+    ("s3", "GetObjectLockConfiguration"): ("s3:GetBucketObjectLockConfiguration",),
+    ("s3", "PutObjectLockConfiguration"): ("s3:PutBucketObjectLockConfiguration",),
     ("s3", "CreateMultipartUpload"): ("s3:PutObject",),
     ("s3", "UploadPart"): ("s3:PutObject",),
     ("s3", "CompleteMultipartUpload"): ("s3:PutObject",),

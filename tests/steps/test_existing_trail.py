@@ -332,8 +332,10 @@ def test_delete_removes_exactly_what_the_stack_added(existing: Config,
 
     assert with_topic.snapshot(_client) == before
     assert with_topic.notification(_client) == notification_before
+    # An adopted trail gets no access-log bucket or log group of ours: nothing of that kind to remove.
     assert state["Teardown"]["Trail"] == {"Trail": "KEPT_NOT_CREATED_BY_THIS_STACK",
-                                          "Bucket": "KEPT_NOT_CREATED_BY_THIS_STACK", "Key": "ABSENT"}
+                                          "Bucket": "KEPT_NOT_CREATED_BY_THIS_STACK", "Key": "ABSENT",
+                                          "AccessLogBucket": "ABSENT", "LogGroup": "ABSENT"}
     assert outputs["Queue"].queue_url not in json.dumps(boto("sqs").list_queues())
     with count_mutating_calls() as calls:
         run_teardown(existing)

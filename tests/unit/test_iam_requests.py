@@ -101,6 +101,10 @@ def pairs(found: list[Check]) -> list[tuple[str, str]]:
         ("s3", "PutBucketEncryption", {"Bucket": "b"}, [("s3:PutEncryptionConfiguration", "arn:aws:s3:::b")]),
         ("s3", "GetPublicAccessBlock", {"Bucket": "b"}, [("s3:GetBucketPublicAccessBlock", "arn:aws:s3:::b")]),
         ("s3", "PutPublicAccessBlock", {"Bucket": "b"}, [("s3:PutBucketPublicAccessBlock", "arn:aws:s3:::b")]),
+        ("s3", "GetObjectLockConfiguration", {"Bucket": "b"},
+         [("s3:GetBucketObjectLockConfiguration", "arn:aws:s3:::b")]),
+        ("s3", "PutObjectLockConfiguration", {"Bucket": "b"},
+         [("s3:PutBucketObjectLockConfiguration", "arn:aws:s3:::b")]),
         (
             "s3",
             "DeleteObject",
