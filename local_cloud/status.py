@@ -184,9 +184,9 @@ def steps(events: list[dict[str, Any]]) -> list[Step]:
     return list(by_name.values())
 
 
-def stack_set_failures(events: list[dict[str, Any]]) -> list[dict[str, str]]:
-    """The member accounts the role StackSet failed within its failure tolerance (guide step 8, Organizations
-    mode): ``FailedAccounts`` of the step's newest output, or of ``Role`` in the newest state output."""
+def _newest_output(events: list[dict[str, Any]], nested: str, wanted: tuple[str, ...]) -> dict[str, Any] | None:
+    """The newest step output (a Lambda's, a Task's or a state's, under ``nested`` when a state wraps it)
+    holding every key of ``wanted``."""
     for event in sorted(events, key=lambda e: e["id"], reverse=True):
         details = (event.get("lambdaFunctionSucceededEventDetails") or event.get("taskSucceededEventDetails")
                    or event.get("stateExitedEventDetails") or {})
@@ -194,28 +194,25 @@ def stack_set_failures(events: list[dict[str, Any]]) -> list[dict[str, str]]:
             output = json.loads(details.get("output") or "{}")
         except (TypeError, ValueError):
             continue
-        if isinstance(output, dict) and isinstance(output.get("Role"), dict):
-            output = output["Role"]
-        if isinstance(output, dict) and "FailedAccounts" in output:
-            return [f for f in output.get("FailedAccounts") or [] if isinstance(f, dict)]
-    return []
+        if isinstance(output, dict) and isinstance(output.get(nested), dict):
+            output = output[nested]
+        if isinstance(output, dict) and all(key in output for key in wanted):
+            return output
+    return None
+
+
+def stack_set_failures(events: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """The member accounts the role StackSet failed within its failure tolerance (guide step 8, Organizations
+    mode): ``FailedAccounts`` of the step's newest output, or of ``Role`` in the newest state output."""
+    output = _newest_output(events, "Role", ("FailedAccounts",))
+    return [f for f in (output or {}).get("FailedAccounts") or [] if isinstance(f, dict)]
 
 
 def trail_findings(events: list[dict[str, Any]]) -> list[str]:
     """Where an existing trail (``ExistingTrailName``) differs from the guide's best practice: ``Findings``
     of guide step 1's newest output (the ``TrailFindings`` stack output), one per item."""
-    for event in sorted(events, key=lambda e: e["id"], reverse=True):
-        details = (event.get("lambdaFunctionSucceededEventDetails") or event.get("taskSucceededEventDetails")
-                   or event.get("stateExitedEventDetails") or {})
-        try:
-            output = json.loads(details.get("output") or "{}")
-        except (TypeError, ValueError):
-            continue
-        if isinstance(output, dict) and isinstance(output.get("Trail"), dict):
-            output = output["Trail"]
-        if isinstance(output, dict) and "TrailArn" in output and "Findings" in output:
-            return [f for f in str(output.get("Findings") or "").split("; ") if f]
-    return []
+    output = _newest_output(events, "Trail", ("TrailArn", "Findings"))
+    return [f for f in str((output or {}).get("Findings") or "").split("; ") if f]
 
 
 # ------------------------------------------------------------------------------------------- the view
