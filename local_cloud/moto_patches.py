@@ -75,6 +75,7 @@ from typing import Any
 from local_cloud import (
     cfn_stacks,
     cloudformation_changesets,
+    cloudtrail_checks,
     custom_resources,
     kms_key_policies,
     logging_patches,
@@ -568,6 +569,7 @@ def apply() -> None:
     custom_resources.install()
     stepfunctions_redrive.install()
     logging_patches.apply()
+    cloudtrail_checks.apply()
     stacksets.apply()
     # What AWS services check and do for one another (each rule in its own module).
     kms_key_policies.install()
