@@ -44,6 +44,9 @@ TRANSIENT_CODES: Mapping[str, frozenset[str]] = {
     # CloudWatch Logs: another change of the same log group is running.
     "CloudWatch Logs": frozenset({"OperationAbortedException"}),
     "CloudFormation": frozenset(),
+    "CloudWatch": frozenset(),
+    # IAM: another change to the same role is being applied.
+    "IAM": frozenset({"ConcurrentModification"}),
     # StackSets: too many operations at once, or one based on a stale read.
     "CloudFormation StackSets": frozenset({"LimitExceededException", "StaleRequestException"}),
     "Secrets Manager": frozenset(),
