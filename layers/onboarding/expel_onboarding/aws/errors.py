@@ -45,8 +45,6 @@ TRANSIENT_CODES: Mapping[str, frozenset[str]] = {
     "CloudWatch Logs": frozenset({"OperationAbortedException"}),
     "CloudFormation": frozenset(),
     "CloudWatch": frozenset(),
-    # IAM: another change to the same role is being applied.
-    "IAM": frozenset({"ConcurrentModification"}),
     # StackSets: too many operations at once, or one based on a stale read.
     "CloudFormation StackSets": frozenset({"LimitExceededException", "StaleRequestException"}),
     "Secrets Manager": frozenset(),
