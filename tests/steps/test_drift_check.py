@@ -140,8 +140,8 @@ def test_a_role_made_by_cloudformation_answers_its_inline_policy_as_json(aws: No
     (local_cloud/moto_patches.py), which the check could not read."""
     document = {"Version": "2012-10-17", "Statement": [{"Sid": "Read", "Effect": "Allow", "Action": "s3:GetObject",
                                                          "Resource": "*"}]}
-    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
-                                                      "Action": "sts:AssumeRole"}]}
+    trust = {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
     template = {"Resources": {"Role": {"Type": "AWS::IAM::Role", "Properties": {
         "RoleName": "made-by-a-stack", "AssumeRolePolicyDocument": trust,
         "Policies": [{"PolicyName": "inline", "PolicyDocument": document}]}}}}
