@@ -151,3 +151,14 @@ def test_a_role_made_by_cloudformation_answers_its_inline_policy_as_json(aws: No
 
     assert iam.role_policy("made-by-a-stack", "inline") == document
     assert iam.role_policy("made-by-a-stack", "absent") is None
+
+
+def test_handler_returns_the_report_the_state_machine_keeps_under_drift(aws: None, config: Config) -> None:
+    from tests.steps.shared import CONTEXT, handler
+
+    configure(config)
+    event = {"Config": config.to_dict(), "ExecutionId": "arn:aws:states:us-east-1:123456789012:execution:m:check-1"}
+    result = handler("drift_check")(event, CONTEXT)
+    assert (result["Status"], result["FindingCount"]) == ("IN_SYNC", 0)
+    assert result["ExecutionArn"] == event["ExecutionId"]
+    assert Report.from_dict(result).steps[0].step == 1

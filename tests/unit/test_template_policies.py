@@ -336,6 +336,7 @@ NO_RESOURCE_LEVEL = {
     "lightsail:GetRegions": "Read-only; no resource type.",
     "s3:ListAllMyBuckets": "Read-only; no resource type.",
     "sns:ListSubscriptions": "Read-only; no resource type (an existing trail's teardown finds our subscriptions).",
+    "cloudwatch:GetMetricStatistics": "Read-only; no resource type (the drift check: failed deliveries).",
 }
 # Actions that do take resource ARNs but are granted on "*" on purpose: (policy name pattern, action
 # pattern) -> why. Each needs the condition key in STAR_CONDITIONS, or must be read-only (List/Read).
