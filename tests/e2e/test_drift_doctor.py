@@ -1,0 +1,108 @@
+"""``cloudtrail-onboarding doctor`` against the real template on the local cloud, as a person runs it.
+
+One stack: right after the onboarding the check finds nothing and changes nothing; then a person breaks
+one thing per guide step by hand, and the check names each (the guide step, the resource and setting,
+what it is now and what it should be) and exits non-zero, still writing nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from expel_onboarding.policies.key_policy import SNS_SID
+from expel_onboarding.policies.notification import NOTIFICATION_ID
+from tests.e2e.test_onboarding_e2e import client, deploy_command, outputs
+from tests.local_cloud.harness import ServedCloud, onboarding_parameters, run_cli
+
+pytestmark = pytest.mark.e2e
+REGION = "us-east-1"
+STACK = "e2e-drift"
+
+
+def doctor(cloud: ServedCloud) -> Any:
+    return run_cli("doctor", "--stack", STACK, "--endpoint-url", cloud.url, "--region", REGION, timeout=300)
+
+
+def _without(document: str, sid: str) -> str:
+    policy = json.loads(document)
+    policy["Statement"] = [s for s in policy["Statement"] if s.get("Sid") != sid]
+    return json.dumps(policy)
+
+
+def _configuration(cloud: ServedCloud, values: dict[str, str]) -> dict[str, Any]:
+    """What the check reads, as the account holds it: the same before and after a check means no write."""
+    kms, sns, sqs = client(cloud, "kms"), client(cloud, "sns"), client(cloud, "sqs")
+    return {
+        "key policy": kms.get_key_policy(KeyId=values["KmsKeyArn"], PolicyName="default")["Policy"],
+        "topic": sns.get_topic_attributes(TopicArn=values["SnsTopicArn"])["Attributes"],
+        "queue": sqs.get_queue_attributes(QueueUrl=values["SqsQueueUrl"], AttributeNames=["All"])["Attributes"],
+        "subscriptions": sns.list_subscriptions_by_topic(TopicArn=values["SnsTopicArn"])["Subscriptions"],
+        "notification": {k: v for k, v in client(cloud, "s3").get_bucket_notification_configuration(
+            Bucket=values["S3BucketName"]).items() if k != "ResponseMetadata"},
+        "logging": client(cloud, "cloudtrail").get_trail_status(Name=f"{STACK}-trail")["IsLogging"],
+        "trust": client(cloud, "iam").get_role(RoleName=f"{STACK}-role")["Role"]["AssumeRolePolicyDocument"],
+    }
+
+
+def _break_one_thing_per_step(cloud: ServedCloud, values: dict[str, str]) -> None:
+    kms, sns, sqs = client(cloud, "kms"), client(cloud, "sns"), client(cloud, "sqs")
+    key = values["KmsKeyArn"]
+    kms.put_key_policy(KeyId=key, PolicyName="default",                                       # guide step 4
+                       Policy=_without(kms.get_key_policy(KeyId=key, PolicyName="default")["Policy"], SNS_SID))
+    topic = values["SnsTopicArn"]                                                              # guide step 3
+    sns.set_topic_attributes(TopicArn=topic, AttributeName="Policy", AttributeValue=_without(
+        sns.get_topic_attributes(TopicArn=topic)["Attributes"]["Policy"], "expel-statement-ID"))
+    queue = values["SqsQueueUrl"]                                                              # guide step 5
+    sqs.set_queue_attributes(QueueUrl=queue, Attributes={"Policy": _without(
+        sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["Policy"])["Attributes"]["Policy"],
+        "Sid1572965666162")})
+    [subscription] = sns.list_subscriptions_by_topic(TopicArn=topic)["Subscriptions"]         # guide step 6
+    sns.set_subscription_attributes(SubscriptionArn=subscription["SubscriptionArn"],
+                                    AttributeName="RawMessageDelivery", AttributeValue="false")
+    client(cloud, "s3").put_bucket_notification_configuration(                                # guide step 7
+        Bucket=values["S3BucketName"], NotificationConfiguration={})
+    client(cloud, "cloudtrail").stop_logging(Name=f"{STACK}-trail")                            # guide step 1
+    iam = client(cloud, "iam")                                                                 # guide step 8
+    trust = iam.get_role(RoleName=f"{STACK}-role")["Role"]["AssumeRolePolicyDocument"]
+    trust = json.loads(trust) if isinstance(trust, str) else trust
+    trust["Statement"][0]["Condition"]["StringEquals"]["sts:ExternalId"] = "not-the-workbench-guid"
+    iam.update_assume_role_policy(RoleName=f"{STACK}-role", PolicyDocument=json.dumps(trust))
+
+
+def test_doctor_finds_nothing_on_a_fresh_onboarding_then_names_each_thing_broken_by_hand(
+        local_cloud: ServedCloud, built_template: Path) -> None:
+    deployed = run_cli(*deploy_command(local_cloud, built_template, STACK, onboarding_parameters(local_cloud, STACK)),
+                       timeout=400)
+    assert deployed.returncode == 0, deployed.stdout[-3000:] + deployed.stderr[-3000:]
+    values = outputs(local_cloud, STACK)
+
+    before = _configuration(local_cloud, values)
+    clean = doctor(local_cloud)
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    assert "Drift check  IN_SYNC  the account is in the onboarding's end state" in clean.stdout
+    assert "Workbench    device status: " in clean.stdout  # the API key lets the check read the device
+    assert _configuration(local_cloud, values) == before
+
+    _break_one_thing_per_step(local_cloud, values)
+    broken = _configuration(local_cloud, values)
+    drifted = doctor(local_cloud)
+    assert drifted.returncode == 1, drifted.stdout + drifted.stderr
+    text = drifted.stdout
+    for step, title in [(1, "Create a new trail"), (3, "Create a new SNS topic"), (4, "Edit the AWS KMS key policy"),
+                        (5, "Create the SQS queue"), (6, "Create the SNS subscription"),
+                        (7, "Enable S3 event notifications"), (8, "Set up CloudFormation (the Expel role)")]:
+        assert f"Guide step {step}  {title}: 1 difference" in text, text
+    for named in ["  - logging (IsLogging) of arn:aws:cloudtrail:",
+                  f"  - topic policy statement 'expel-statement-ID' of {values['SnsTopicArn']}",
+                  f"  - key policy statement {SNS_SID!r} of {values['KmsKeyArn']}",
+                  f"  - queue policy statement 'Sid1572965666162' of {values['SqsQueueArn']}",
+                  f"  - event notification {NOTIFICATION_ID!r} of bucket {values['S3BucketName']}",
+                  f"  - trust policy statement 'ExpelAssumesWithWorkbenchGuid' of role {STACK}-role"]:
+        assert named in text, text
+    assert "      is now     false\n      should be  true" in text  # raw message delivery
+    assert "Guide step 2  Edit the S3 bucket encryption settings: in sync" in text
+    assert _configuration(local_cloud, values) == broken  # the check wrote nothing
