@@ -142,13 +142,17 @@ def _parser() -> argparse.ArgumentParser:
         description=(
             "Run the stack's drift check (its state machine in check mode, a read-only role) and show each "
             "difference: which resource and setting, what it is now, what it should be, the guide step and the fix. "
-            "Exit status 0 in sync, 1 drifted, 2 the check could not run."
+            "With --repair, drift is followed by the onboarding run again and a second check. "
+            "Exit status 0 in sync, 1 drifted, 2 the check (or repair) could not run."
         ),
     )
     doc.add_argument("--stack", required=True, help="stack name or id")
     doc.add_argument("--endpoint-url", help="the local cloud, e.g. http://127.0.0.1:4566 (default: AWS)")
     doc.add_argument("--region", help="default: AWS_REGION / AWS_DEFAULT_REGION / your profile's region")
     doc.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for the check (default 300)")
+    doc.add_argument("--repair", action="store_true",
+                     help="on drift, run the onboarding again (it puts back only its own statements, entries and "
+                          "settings; no canary), then check again")
 
     link = commands.add_parser(
         "launch-url",
@@ -555,6 +559,14 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         cfn, sfn = _status_clients(args.endpoint_url, region)
         say(f"checking stack {args.stack} in {region} (reads only) ...")
         checked = doctor.run_check(cfn, sfn, args.stack, region, timeout=args.timeout)
+        if args.repair and checked.report.finding_count:
+            say("")
+            doctor.show(checked, args.stack, say)
+            say("")
+            say("repairing: the onboarding runs again (as an update: no canary through the queue) ...")
+            repaired = doctor.repair(cfn, sfn, args.stack, region, timeout=max(args.timeout, 900.0))
+            say(f"repaired by {repaired}; checking again ...")
+            checked = doctor.run_check(cfn, sfn, args.stack, region, timeout=args.timeout)
     except (status.NotFound, doctor.DoctorError) as exc:
         complain(str(exc))
         return doctor.CHECK_FAILED

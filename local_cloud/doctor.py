@@ -4,6 +4,11 @@ The check is the stack's own state machine with ``Mode: Check`` (its read-only D
 the configuration of the stack's last successful onboarding: the same names and settings CloudFormation
 handed over, so the check compares with what this stack set up. Its input carries no CloudFormation
 request, so the custom resource never takes it for a retry of one.
+
+``--repair`` runs the onboarding itself again with that input, as an update (so no canary goes through
+the queue Expel reads) under a request id of its own (so the custom resource never takes it for a retry
+of its request): every step puts back only its own statements, entries and settings, then the check runs
+again to show what is left.
 """
 
 from __future__ import annotations
@@ -36,7 +41,12 @@ class Checked:
 
 
 def onboarding_config(sfn: Any, machine: str, outputs: dict[str, str]) -> dict[str, Any]:
-    """Config of the stack's last successful onboarding: the stack's ExecutionArn output, else the newest
+    """Config of the stack's last successful onboarding (see ``onboarding_input``)."""
+    return dict(onboarding_input(sfn, machine, outputs)["Config"])
+
+
+def onboarding_input(sfn: Any, machine: str, outputs: dict[str, str]) -> dict[str, Any]:
+    """Input of the stack's last successful onboarding: the stack's ExecutionArn output, else the newest
     succeeded Create or Update execution of its state machine."""
     candidates = [outputs["ExecutionArn"]] if outputs.get("ExecutionArn", "").startswith("arn:") else []
     executions = sfn.list_executions(stateMachineArn=machine, statusFilter="SUCCEEDED").get("executions", [])
@@ -44,7 +54,7 @@ def onboarding_config(sfn: Any, machine: str, outputs: dict[str, str]) -> dict[s
     for arn in candidates:
         given = json.loads(sfn.describe_execution(executionArn=arn).get("input") or "{}")
         if given.get("CloudFormation", {}).get("RequestType") in ONBOARDING_REQUESTS and "Config" in given:
-            return dict(given["Config"])
+            return dict(given)
     raise DoctorError(f"no successful onboarding of state machine {machine} to compare with: "
                       "deploy the stack first (`cloudtrail-onboarding status` shows where it stands)")
 
@@ -59,20 +69,39 @@ def run_check(cfn: Any, sfn: Any, stack: str, region: str, timeout: float = 300.
     name = f"check-{now().strftime('%Y%m%dT%H%M%S%fZ')}"
     arn = sfn.start_execution(stateMachineArn=machine, name=name,
                               input=json.dumps({"Mode": "Check", "Config": config}))["executionArn"]
+    described = _wait(sfn, arn, timeout, interval, "the drift check")
+    return Checked(Report.from_dict(json.loads(described["output"])["Drift"]), arn)
+
+
+def repair(cfn: Any, sfn: Any, stack: str, region: str, timeout: float = 900.0, interval: float = 2.0,
+           now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> str:
+    """Run the onboarding again with the stack's last successful input, as an update; returns its ARN."""
+    _, outputs, machine = status._read_stack(cfn, stack, region)
+    if not machine:
+        raise DoctorError(f"stack {stack} has no onboarding state machine (yet): is it this project's stack?")
+    given = onboarding_input(sfn, machine, outputs)
+    name = f"repair-{now().strftime('%Y%m%dT%H%M%S%fZ')}"
+    given["CloudFormation"] = {**given["CloudFormation"], "RequestType": "Update", "RequestId": name}
+    arn = sfn.start_execution(stateMachineArn=machine, name=name, input=json.dumps(given))["executionArn"]
+    _wait(sfn, arn, timeout, interval, "the repair")
+    return str(arn)
+
+
+def _wait(sfn: Any, arn: str, timeout: float, interval: float, what: str) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while True:
-        described = sfn.describe_execution(executionArn=arn)
+        described: dict[str, Any] = sfn.describe_execution(executionArn=arn)
         if described["status"] != "RUNNING":
             break
         if time.monotonic() > deadline:
-            raise DoctorError(f"the drift check {arn} did not finish within {timeout:g} s; it goes on running: "
+            raise DoctorError(f"{what} {arn} did not finish within {timeout:g} s; it goes on running: "
                               f"`cloudtrail-onboarding status --execution {arn}` follows it")
         time.sleep(interval)
     if described["status"] != "SUCCEEDED":
         failure = status.failed_step(status._read_execution(sfn, arn).events)
-        raise DoctorError(f"the drift check {described['status']}: {failure.error}: {failure.cause} "
+        raise DoctorError(f"{what} {described['status']}: {failure.step}: {failure.error}: {failure.cause} "
                           f"(execution {arn})")
-    return Checked(Report.from_dict(json.loads(described["output"])["Drift"]), arn)
+    return described
 
 
 def show(checked: Checked, stack: str, say: Callable[[str], None]) -> int:

@@ -2,7 +2,9 @@
 
 One stack: right after the onboarding the check finds nothing and changes nothing; then a person breaks
 one thing per guide step by hand, and the check names each (the guide step, the resource and setting,
-what it is now and what it should be) and exits non-zero, still writing nothing.
+what it is now and what it should be) and exits non-zero, still writing nothing. ``--repair`` then runs
+the onboarding again: ours comes back, the customer's own statement stays, and the one change the
+onboarding does not write (the role's trust, CloudFormation's to manage) is still reported.
 """
 
 from __future__ import annotations
@@ -21,10 +23,12 @@ from tests.local_cloud.harness import ServedCloud, onboarding_parameters, run_cl
 pytestmark = pytest.mark.e2e
 REGION = "us-east-1"
 STACK = "e2e-drift"
+CUSTOMER_STATEMENT = {"Sid": "CustomerAuditReads", "Effect": "Allow",
+                      "Principal": {"AWS": "arn:aws:iam::123456789012:root"}, "Action": "sqs:GetQueueAttributes"}
 
 
-def doctor(cloud: ServedCloud) -> Any:
-    return run_cli("doctor", "--stack", STACK, "--endpoint-url", cloud.url, "--region", REGION, timeout=300)
+def doctor(cloud: ServedCloud, *extra: str) -> Any:
+    return run_cli("doctor", "--stack", STACK, "--endpoint-url", cloud.url, "--region", REGION, *extra, timeout=600)
 
 
 def _without(document: str, sid: str) -> str:
@@ -57,9 +61,10 @@ def _break_one_thing_per_step(cloud: ServedCloud, values: dict[str, str]) -> Non
     sns.set_topic_attributes(TopicArn=topic, AttributeName="Policy", AttributeValue=_without(
         sns.get_topic_attributes(TopicArn=topic)["Attributes"]["Policy"], "expel-statement-ID"))
     queue = values["SqsQueueUrl"]                                                              # guide step 5
-    sqs.set_queue_attributes(QueueUrl=queue, Attributes={"Policy": _without(
-        sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["Policy"])["Attributes"]["Policy"],
-        "Sid1572965666162")})
+    policy = json.loads(_without(sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["Policy"])
+                                 ["Attributes"]["Policy"], "Sid1572965666162"))
+    policy["Statement"].append(CUSTOMER_STATEMENT | {"Resource": values["SqsQueueArn"]})
+    sqs.set_queue_attributes(QueueUrl=queue, Attributes={"Policy": json.dumps(policy)})
     [subscription] = sns.list_subscriptions_by_topic(TopicArn=topic)["Subscriptions"]         # guide step 6
     sns.set_subscription_attributes(SubscriptionArn=subscription["SubscriptionArn"],
                                     AttributeName="RawMessageDelivery", AttributeValue="false")
@@ -106,3 +111,13 @@ def test_doctor_finds_nothing_on_a_fresh_onboarding_then_names_each_thing_broken
     assert "      is now     false\n      should be  true" in text  # raw message delivery
     assert "Guide step 2  Edit the S3 bucket encryption settings: in sync" in text
     assert _configuration(local_cloud, values) == broken  # the check wrote nothing
+
+    repaired = doctor(local_cloud, "--repair")
+    assert repaired.returncode == 1, repaired.stdout + repaired.stderr  # the role's trust is not ours to write
+    after = repaired.stdout.split("checking again ...", 1)[1]
+    assert "Drift check  DRIFTED  1 difference" in after, repaired.stdout
+    assert f"  - trust policy statement 'ExpelAssumesWithWorkbenchGuid' of role {STACK}-role" in after
+    queue_policy = json.loads(client(local_cloud, "sqs").get_queue_attributes(
+        QueueUrl=values["SqsQueueUrl"], AttributeNames=["Policy"])["Attributes"]["Policy"])
+    assert {"Sid1572965666162", "CustomerAuditReads"} <= {s["Sid"] for s in queue_policy["Statement"]}
+    assert client(local_cloud, "cloudtrail").get_trail_status(Name=f"{STACK}-trail")["IsLogging"] is True
