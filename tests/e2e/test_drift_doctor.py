@@ -10,6 +10,7 @@ onboarding does not write (the role's trust, CloudFormation's to manage) is stil
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,9 @@ def _configuration(cloud: ServedCloud, values: dict[str, str]) -> dict[str, Any]
     return {
         "key policy": kms.get_key_policy(KeyId=values["KmsKeyArn"], PolicyName="default")["Policy"],
         "topic": sns.get_topic_attributes(TopicArn=values["SnsTopicArn"])["Attributes"],
-        "queue": sqs.get_queue_attributes(QueueUrl=values["SqsQueueUrl"], AttributeNames=["All"])["Attributes"],
+        # Its configuration (LastModifiedTimestamp included), not its message counts: the trail's log files flow.
+        "queue": {k: v for k, v in sqs.get_queue_attributes(QueueUrl=values["SqsQueueUrl"], AttributeNames=["All"])
+                  ["Attributes"].items() if not k.startswith("ApproximateNumberOf")},
         "subscriptions": sns.list_subscriptions_by_topic(TopicArn=values["SnsTopicArn"])["Subscriptions"],
         "notification": {k: v for k, v in client(cloud, "s3").get_bucket_notification_configuration(
             Bucket=values["S3BucketName"]).items() if k != "ResponseMetadata"},
@@ -100,7 +103,8 @@ def test_doctor_finds_nothing_on_a_fresh_onboarding_then_names_each_thing_broken
     for step, title in [(1, "Create a new trail"), (3, "Create a new SNS topic"), (4, "Edit the AWS KMS key policy"),
                         (5, "Create the SQS queue"), (6, "Create the SNS subscription"),
                         (7, "Enable S3 event notifications"), (8, "Set up CloudFormation (the Expel role)")]:
-        assert f"Guide step {step}  {title}: 1 difference" in text, text
+        # Step 6 may also count deliveries SNS failed while the policies were broken (the trail's log files).
+        assert re.search(rf"^Guide step {step}  {re.escape(title)}: \d+ differences?$", text, re.M), text
     for named in ["  - logging (IsLogging) of arn:aws:cloudtrail:",
                   f"  - topic policy statement 'expel-statement-ID' of {values['SnsTopicArn']}",
                   f"  - key policy statement {SNS_SID!r} of {values['KmsKeyArn']}",
@@ -115,8 +119,10 @@ def test_doctor_finds_nothing_on_a_fresh_onboarding_then_names_each_thing_broken
     repaired = doctor(local_cloud, "--repair")
     assert repaired.returncode == 1, repaired.stdout + repaired.stderr  # the role's trust is not ours to write
     after = repaired.stdout.split("checking again ...", 1)[1]
-    assert "Drift check  DRIFTED  1 difference" in after, repaired.stdout
-    assert f"  - trust policy statement 'ExpelAssumesWithWorkbenchGuid' of role {STACK}-role" in after
+    left = {line.split(" of ")[0].strip() for line in after.splitlines() if line.startswith("  - ")}
+    # Failed deliveries stay in the metric's last hour, as on AWS; nothing else of ours is left.
+    assert left - {"- NumberOfNotificationsFailed (last hour)"} == {
+        "- trust policy statement 'ExpelAssumesWithWorkbenchGuid'"}, repaired.stdout
     queue_policy = json.loads(client(local_cloud, "sqs").get_queue_attributes(
         QueueUrl=values["SqsQueueUrl"], AttributeNames=["Policy"])["Attributes"]["Policy"])
     assert {"Sid1572965666162", "CustomerAuditReads"} <= {s["Sid"] for s in queue_policy["Statement"]}
