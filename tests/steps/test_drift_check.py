@@ -162,3 +162,28 @@ def test_handler_returns_the_report_the_state_machine_keeps_under_drift(aws: Non
     assert (result["Status"], result["FindingCount"]) == ("IN_SYNC", 0)
     assert result["ExecutionArn"] == event["ExecutionId"]
     assert Report.from_dict(result).steps[0].step == 1
+
+
+def _count(config: Config, metric: str, when: Any, value: float) -> None:
+    boto("cloudwatch").put_metric_data(Namespace="AWS/SNS", MetricData=[{
+        "MetricName": metric, "Dimensions": [{"Name": "TopicName", "Value": config.topic_name}],
+        "Timestamp": when, "Value": value, "Unit": "Count"}])
+
+
+def test_failed_deliveries_are_a_finding_until_a_delivery_succeeds_again(aws: None, config: Config) -> None:
+    """No canary through Expel's queue: the check reads what SNS counted (AWS/SNS, per topic)."""
+    from datetime import UTC, datetime, timedelta
+
+    configure(config)
+    now = datetime.now(UTC).replace(second=30, microsecond=0)
+    _count(config, "NumberOfNotificationsDelivered", now - timedelta(minutes=20), 5)
+    _count(config, "NumberOfNotificationsFailed", now - timedelta(minutes=10), 3)
+    report = drift_check.check(config, now=now)
+    [finding] = [f for f in report.findings if f.step == 6]
+    assert (finding.setting, finding.actual, finding.expected) == (
+        "NumberOfNotificationsFailed (last hour)", "3, none delivered since", "0")
+
+    _count(config, "NumberOfNotificationsDelivered", now - timedelta(minutes=2), 1)
+    check = {c.step: c for c in drift_check.check(config, now=now).steps}[6]
+    assert check.status == DriftStatus.IN_SYNC
+    assert check.note.startswith("NumberOfNotificationsFailed: 3 in the last hour, deliveries succeed since")

@@ -25,6 +25,7 @@ RAW_MESSAGE_DELIVERY = "RawMessageDelivery"
 # The delivery metric AWS keeps for the topic (CloudWatch, namespace AWS/SNS, dimension TopicName).
 SNS_NAMESPACE = "AWS/SNS"
 FAILED_DELIVERIES = "NumberOfNotificationsFailed"
+DELIVERED = "NumberOfNotificationsDelivered"
 DELIVERY_WINDOW_SECONDS = 3600
 
 
@@ -82,20 +83,28 @@ def converge(run: Converge, config: Config, topic: TopicOutput, queue: QueueOutp
 
 def _with_failed_deliveries(check: StepCheck, run: Converge, config: Config, topic: TopicOutput,
                             now: datetime) -> StepCheck:
+    """A finding when SNS failed deliveries in the last hour and none has succeeded since (per minute): after
+    a fix (or a repair) the next delivery that succeeds clears it, not the end of the hour."""
+    since, dimensions = now - timedelta(seconds=DELIVERY_WINDOW_SECONDS), {"TopicName": config.topic_name}
     try:
-        failed = cloudwatch.metric_sum(
-            SNS_NAMESPACE, FAILED_DELIVERIES, {"TopicName": config.topic_name},
-            now - timedelta(seconds=DELIVERY_WINDOW_SECONDS), now, config.region)
+        failed = cloudwatch.metric_sum(SNS_NAMESPACE, FAILED_DELIVERIES, dimensions, since, now, config.region)
+        if not failed:
+            note = "no data in the last hour" if failed is None else "0 in the last hour"
+            return StepCheck.of(run, note=f"{FAILED_DELIVERIES}: {note}")
+        last_failed = cloudwatch.last_nonzero_minute(SNS_NAMESPACE, FAILED_DELIVERIES, dimensions, since, now,
+                                                     config.region)
+        last_delivered = cloudwatch.last_nonzero_minute(SNS_NAMESPACE, DELIVERED, dimensions, since, now,
+                                                        config.region)
     except OnboardingError as exc:
         return StepCheck.of(run, note=f"{FAILED_DELIVERIES} not read: {exc}")
-    if failed is None:
-        return StepCheck.of(run, note=f"{FAILED_DELIVERIES}: no data in the last hour")
-    if failed > 0:
-        run.observe(run.finding(
-            topic.topic_arn, f"{FAILED_DELIVERIES} (last hour)", f"{failed:g}", "0",
-            "SNS could not deliver to the queue: check that the queue policy lets the topic send (guide step 5) and "
-            "that the key policy lets sns.amazonaws.com use the key (guide step 4); this clears an hour after "
-            "deliveries succeed again"))
+    if last_failed is not None and last_delivered is not None and last_delivered > last_failed:
+        return StepCheck.of(run, note=f"{FAILED_DELIVERIES}: {failed:g} in the last hour, deliveries succeed since "
+                                      f"{last_delivered:%H:%M} UTC")
+    run.observe(run.finding(
+        topic.topic_arn, f"{FAILED_DELIVERIES} (last hour)", f"{failed:g}, none delivered since", "0",
+        "SNS could not deliver to the queue: check that the queue policy lets the topic send (guide step 5) and "
+        "that the key policy lets sns.amazonaws.com use the key (guide step 4); this clears once a delivery "
+        "succeeds again"))
     return StepCheck.of(run, note=f"{FAILED_DELIVERIES}: {failed:g} in the last hour")
 
 
