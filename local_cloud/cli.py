@@ -522,6 +522,11 @@ def cmd_status(args: argparse.Namespace) -> int:
         cfn, sfn = _status_clients(args.endpoint_url, region)
         progress = Progress(cfn, sfn, args.stack, say, execution_arn=args.execution)
         view = progress.view(region, local=bool(args.endpoint_url))
+        if args.stack:
+            from local_cloud import doctor
+
+            view.notes.append("")
+            view.notes.append(doctor.last_check(cfn, sfn, args.stack, region))
         for line in status.render(view):
             say(line)
         if args.watch and not view.finished:

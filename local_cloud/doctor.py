@@ -28,6 +28,7 @@ from expel_onboarding.drift import DriftStatus, Report, render
 # Exit codes: a script can tell "drift found" from "the check could not run".
 IN_SYNC, DRIFTED, CHECK_FAILED = 0, 1, 2
 ONBOARDING_REQUESTS = ("Create", "Update")
+CHECK_PREFIX = "check-"  # the drift check executions' names
 
 
 class DoctorError(Exception):
@@ -66,7 +67,7 @@ def run_check(cfn: Any, sfn: Any, stack: str, region: str, timeout: float = 300.
     if not machine:
         raise DoctorError(f"stack {stack} has no onboarding state machine (yet): is it this project's stack?")
     config = onboarding_config(sfn, machine, outputs)
-    name = f"check-{now().strftime('%Y%m%dT%H%M%S%fZ')}"
+    name = f"{CHECK_PREFIX}{now().strftime('%Y%m%dT%H%M%S%fZ')}"
     arn = sfn.start_execution(stateMachineArn=machine, name=name,
                               input=json.dumps({"Mode": "Check", "Config": config}))["executionArn"]
     described = _wait(sfn, arn, timeout, interval, "the drift check")
@@ -102,6 +103,22 @@ def _wait(sfn: Any, arn: str, timeout: float, interval: float, what: str) -> dic
         raise DoctorError(f"{what} {described['status']}: {failure.step}: {failure.error}: {failure.cause} "
                           f"(execution {arn})")
     return described
+
+
+def last_check(cfn: Any, sfn: Any, stack: str, region: str) -> str:
+    """One line for ``status``: the newest finished drift check of the stack and what it found."""
+    _, _, machine = status._read_stack(cfn, stack, region)
+    if not machine:
+        return ""
+    executions = sfn.list_executions(stateMachineArn=machine, statusFilter="SUCCEEDED").get("executions", [])
+    checks = sorted((e for e in executions if str(e.get("name", "")).startswith(CHECK_PREFIX)),
+                    key=lambda e: e["startDate"], reverse=True)
+    if not checks:
+        return f"Drift check  (none yet: `cloudtrail-onboarding doctor --stack {stack}` runs one)"
+    described = sfn.describe_execution(executionArn=checks[0]["executionArn"])
+    report = Report.from_dict(json.loads(described["output"])["Drift"])
+    found = f"{report.finding_count} difference{'s' if report.finding_count != 1 else ''}"
+    return f"Drift check  {report.status}  {found}, {checks[0]['name']} ({report.checked_at})"
 
 
 def show(checked: Checked, stack: str, say: Callable[[str], None]) -> int:

@@ -115,6 +115,8 @@ def test_doctor_finds_nothing_on_a_fresh_onboarding_then_names_each_thing_broken
     assert "      is now     false\n      should be  true" in text  # raw message delivery
     assert "Guide step 2  Edit the S3 bucket encryption settings: in sync" in text
     assert _configuration(local_cloud, values) == broken  # the check wrote nothing
+    shown = run_cli("status", "--stack", STACK, "--endpoint-url", local_cloud.url, "--region", REGION, timeout=60)
+    assert re.search(r"^Drift check  DRIFTED  \d+ differences, check-", shown.stdout, re.M), shown.stdout
 
     repaired = doctor(local_cloud, "--repair")
     assert repaired.returncode == 1, repaired.stdout + repaired.stderr  # the role's trust is not ours to write
