@@ -175,7 +175,9 @@ def test_failed_deliveries_are_a_finding_until_a_delivery_succeeds_again(aws: No
     from datetime import UTC, datetime, timedelta
 
     configure(config)
-    now = datetime.now(UTC).replace(second=30, microsecond=0)
+    # Mid-minute (datapoints fall inside CloudWatch's one-minute periods) and never in the future: a "now"
+    # ahead of the clock lost the last datapoints in the first half of every minute.
+    now = (datetime.now(UTC) - timedelta(minutes=1)).replace(second=30, microsecond=0)
     _count(config, "NumberOfNotificationsDelivered", now - timedelta(minutes=20), 5)
     _count(config, "NumberOfNotificationsFailed", now - timedelta(minutes=10), 3)
     report = drift_check.check(config, now=now)
