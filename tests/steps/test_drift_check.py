@@ -189,3 +189,48 @@ def test_failed_deliveries_are_a_finding_until_a_delivery_succeeds_again(aws: No
     check = {c.step: c for c in drift_check.check(config, now=now).steps}[6]
     assert check.status == DriftStatus.IN_SYNC
     assert check.note.startswith("NumberOfNotificationsFailed: 3 in the last hour, deliveries succeed since")
+
+
+def test_step1_hardening_drift_is_named_and_a_rerun_restores_only_ours(aws: None, config: Config) -> None:
+    """Access logging, the lifecycle rules, the access-log bucket's encryption, Object Lock's default retention
+    and the CloudWatch Logs group's retention compare like the rest of step 1: named, written nowhere, and
+    put back by a rerun that keeps the customer's own lifecycle rule."""
+    import dataclasses
+
+    from expel_onboarding.policies.lifecycle import LOG_RETENTION_RULE_ID
+    from expel_onboarding.steps import step01_trail
+    from tests.steps.test_step01_cloudwatch_logs import GROUP, _role
+    from tests.steps.test_step01_retention import CUSTOMER_RULE
+
+    config = dataclasses.replace(config, log_retention_days=400, object_lock_retention_days=30,
+                                 cloud_watch_logs_retention_days=365, cloud_watch_logs_role_arn=_role())
+    step01_trail.apply(config)
+    s3, bucket, access_logs = boto("s3"), config.bucket_name, config.access_log_bucket_name
+    s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": [CUSTOMER_RULE]})
+    s3.put_bucket_logging(Bucket=bucket, BucketLoggingStatus={})
+    s3.put_bucket_encryption(Bucket=access_logs, ServerSideEncryptionConfiguration={"Rules": [
+        {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms"}}]})
+    s3.put_object_lock_configuration(Bucket=bucket, ObjectLockConfiguration={
+        "ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": {"Mode": "GOVERNANCE", "Days": 1}}})
+    boto("logs").put_retention_policy(logGroupName=GROUP, retentionInDays=1)
+
+    with count_mutating_calls() as calls:
+        check = step01_trail.check(config)
+    assert calls == []
+    found = {(f.resource, f.setting): f for f in check.findings}
+    assert set(found) == {
+        (f"bucket {bucket}", f"lifecycle rule {LOG_RETENTION_RULE_ID!r}"),
+        (f"bucket {bucket}", "server access logging"),
+        (f"bucket {access_logs}", "default encryption"),
+        (f"bucket {bucket}", "default Object Lock retention"),
+        (f"log group {GROUP}", "retention (days)"),
+    }, check
+    assert found[(f"bucket {bucket}", "server access logging")].expected == f"s3://{access_logs}/{bucket}/"
+    assert (found[(f"log group {GROUP}", "retention (days)")].actual,
+            found[(f"log group {GROUP}", "retention (days)")].expected) == ("1", "365")
+    assert found[(f"bucket {bucket}", "default Object Lock retention")].actual == "GOVERNANCE 1 days"
+
+    step01_trail.apply(config)  # the repair
+    assert step01_trail.check(config).findings == []
+    rules = {r["ID"] for r in s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]}
+    assert rules == {CUSTOMER_RULE["ID"], LOG_RETENTION_RULE_ID}
