@@ -51,6 +51,7 @@ def _configuration(cloud: ServedCloud, values: dict[str, str]) -> dict[str, Any]
         "notification": {k: v for k, v in client(cloud, "s3").get_bucket_notification_configuration(
             Bucket=values["S3BucketName"]).items() if k != "ResponseMetadata"},
         "logging": client(cloud, "cloudtrail").get_trail_status(Name=f"{STACK}-trail")["IsLogging"],
+        "access logging": client(cloud, "s3").get_bucket_logging(Bucket=values["S3BucketName"]).get("LoggingEnabled"),
         "trust": client(cloud, "iam").get_role(RoleName=f"{STACK}-role")["Role"]["AssumeRolePolicyDocument"],
     }
 
@@ -74,6 +75,7 @@ def _break_one_thing_per_step(cloud: ServedCloud, values: dict[str, str]) -> Non
     client(cloud, "s3").put_bucket_notification_configuration(                                # guide step 7
         Bucket=values["S3BucketName"], NotificationConfiguration={})
     client(cloud, "cloudtrail").stop_logging(Name=f"{STACK}-trail")                            # guide step 1
+    client(cloud, "s3").put_bucket_logging(Bucket=values["S3BucketName"], BucketLoggingStatus={})
     iam = client(cloud, "iam")                                                                 # guide step 8
     trust = iam.get_role(RoleName=f"{STACK}-role")["Role"]["AssumeRolePolicyDocument"]
     trust = json.loads(trust) if isinstance(trust, str) else trust
@@ -83,8 +85,9 @@ def _break_one_thing_per_step(cloud: ServedCloud, values: dict[str, str]) -> Non
 
 def test_doctor_finds_nothing_on_a_fresh_onboarding_then_names_each_thing_broken_by_hand(
         local_cloud: ServedCloud, built_template: Path) -> None:
-    deployed = run_cli(*deploy_command(local_cloud, built_template, STACK, onboarding_parameters(local_cloud, STACK)),
-                       timeout=400)
+    # With CloudWatch Logs delivery, so the check's read-only role is proven on every part step 1 converges.
+    params = onboarding_parameters(local_cloud, STACK, CloudWatchLogsRetentionDays="30")
+    deployed = run_cli(*deploy_command(local_cloud, built_template, STACK, params), timeout=400)
     assert deployed.returncode == 0, deployed.stdout[-3000:] + deployed.stderr[-3000:]
     values = outputs(local_cloud, STACK)
 
@@ -106,6 +109,7 @@ def test_doctor_finds_nothing_on_a_fresh_onboarding_then_names_each_thing_broken
         # Step 6 may also count deliveries SNS failed while the policies were broken (the trail's log files).
         assert re.search(rf"^Guide step {step}  {re.escape(title)}: \d+ differences?( \(.*\))?$", text, re.M), text
     for named in ["  - logging (IsLogging) of arn:aws:cloudtrail:",
+                  f"  - server access logging of bucket {values['S3BucketName']}",
                   f"  - topic policy statement 'expel-statement-ID' of {values['SnsTopicArn']}",
                   f"  - key policy statement {SNS_SID!r} of {values['KmsKeyArn']}",
                   f"  - queue policy statement 'Sid1572965666162' of {values['SqsQueueArn']}",
@@ -130,3 +134,5 @@ def test_doctor_finds_nothing_on_a_fresh_onboarding_then_names_each_thing_broken
         QueueUrl=values["SqsQueueUrl"], AttributeNames=["Policy"])["Attributes"]["Policy"])
     assert {"Sid1572965666162", "CustomerAuditReads"} <= {s["Sid"] for s in queue_policy["Statement"]}
     assert client(local_cloud, "cloudtrail").get_trail_status(Name=f"{STACK}-trail")["IsLogging"] is True
+    assert client(local_cloud, "s3").get_bucket_logging(Bucket=values["S3BucketName"])["LoggingEnabled"][
+        "TargetBucket"] == f"{STACK}-access-logs"
