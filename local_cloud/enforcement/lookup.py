@@ -8,6 +8,8 @@ from typing import Any
 
 from local_cloud.iam.requests import RoleInfo
 
+_NOBODY = '{"Version": "2012-10-17", "Statement": []}'
+
 
 def _partition(arn: str) -> str:
     return arn.split(":")[1] if arn.startswith("arn:") else "aws"
@@ -152,9 +154,14 @@ class MotoLookup:
             return None
 
     def role(self, name_or_arn: str) -> RoleInfo | None:
-        role = self._role(name_or_arn.rsplit("/", 1)[-1])
-        if role is None:
+        from local_cloud import iam_propagation
+
+        found = self._role(name_or_arn.rsplit("/", 1)[-1])
+        if found is None:
             return None
+        role = iam_propagation.view(found)
+        if role is None:  # IAM has not propagated it yet: it trusts nobody so far
+            return RoleInfo(found.arn, found.path, found.permissions_boundary_arn, _NOBODY, _tag_list(found.tags))
         return RoleInfo(
             role.arn, role.path, role.permissions_boundary_arn, role.assume_role_policy_document, _tag_list(role.tags)
         )

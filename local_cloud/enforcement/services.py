@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from local_cloud import lambda_runner
+from local_cloud import iam_propagation, lambda_runner
 from local_cloud.enforcement import credentials
 
 _ENGINE_MODULES = (
@@ -56,6 +56,8 @@ def install_lambda_role_check() -> None:
     def check(role_arn: Any) -> None:
         if enforcement.enforcer() is None or not role_arn:
             return
+        if iam_propagation.in_cloudformation.get():
+            iam_propagation.wait_for(str(role_arn))  # CloudFormation's handler retries until Lambda can assume it
         allowed, _ = credentials.trust_allows(str(role_arn), "lambda.amazonaws.com")
         if not allowed:
             raise InvalidParameterValueException("The role defined for the function cannot be assumed by Lambda.")
@@ -105,6 +107,7 @@ def install() -> None:
     if _installed:
         return
     lambda_runner.credential_provider = lambda_credentials
+    iam_propagation.install()
     install_lambda_role_check()
     from moto.stepfunctions.parser.asl.utils import boto_client
 
