@@ -78,6 +78,57 @@ def install_lambda_role_check() -> None:
     LambdaBackend.update_function_configuration = update_function_configuration  # type: ignore[method-assign]
 
 
+def install_cloudformation_role_check() -> None:
+    """CreateStack and UpdateStack with a service role (``RoleARN``) refuse a role CloudFormation cannot assume,
+    as on AWS: ValidationError "Role <arn> is invalid or cannot be assumed". (The stack's resources are still
+    created as the account's root user: README, "Not yet".) Only while IAM is enforced."""
+    from moto.cloudformation.exceptions import ValidationError
+    from moto.cloudformation.models import CloudFormationBackend
+
+    if getattr(CloudFormationBackend.create_stack, "_local_cloud_iam", False):
+        return
+    from local_cloud import enforcement
+
+    def check(role_arn: Any) -> None:
+        if enforcement.enforcer() is None or not role_arn:
+            return
+        allowed, _ = credentials.trust_allows(str(role_arn), "cloudformation.amazonaws.com")
+        if not allowed:
+            raise ValidationError(message=f"Role {role_arn} is invalid or cannot be assumed")
+
+    original_create, original_update = CloudFormationBackend.create_stack, CloudFormationBackend.update_stack
+
+    def create_stack(self: Any, *args: Any, **kwargs: Any) -> Any:
+        check(kwargs.get("role_arn"))
+        return original_create(self, *args, **kwargs)
+
+    def update_stack(self: Any, *args: Any, **kwargs: Any) -> Any:
+        check(kwargs.get("role_arn"))
+        return original_update(self, *args, **kwargs)
+
+    create_stack._local_cloud_iam = True  # type: ignore[attr-defined]
+    CloudFormationBackend.create_stack = create_stack  # type: ignore[method-assign]
+    CloudFormationBackend.update_stack = update_stack  # type: ignore[method-assign]
+
+
+def install_state_machine_role_wait() -> None:
+    """A state machine CloudFormation creates right after its role: CloudFormation's handler retries until
+    Step Functions can assume the role, so the first execution runs as a role IAM has propagated."""
+    from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+
+    if getattr(StepFunctionsParserBackend.create_state_machine, "_local_cloud_iam", False):
+        return
+    original = StepFunctionsParserBackend.create_state_machine
+
+    def create_state_machine(self: Any, name: str, definition: str, roleArn: str, *args: Any, **kwargs: Any) -> Any:
+        if iam_propagation.in_cloudformation.get() and roleArn:
+            iam_propagation.wait_for(str(roleArn))
+        return original(self, name, definition, roleArn, *args, **kwargs)
+
+    create_state_machine._local_cloud_iam = True  # type: ignore[attr-defined]
+    StepFunctionsParserBackend.create_state_machine = create_state_machine  # type: ignore[method-assign]
+
+
 def _engine_client_factory(original: Any) -> Any:
     def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
         client = original(region=region, service=service, state_credentials=state_credentials)
@@ -108,6 +159,8 @@ def install() -> None:
         return
     lambda_runner.credential_provider = lambda_credentials
     iam_propagation.install()
+    install_cloudformation_role_check()
+    install_state_machine_role_wait()
     install_lambda_role_check()
     from moto.stepfunctions.parser.asl.utils import boto_client
 

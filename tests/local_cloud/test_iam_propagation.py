@@ -38,6 +38,8 @@ def url() -> Iterator[str]:
     previous = enforcement._enforcer
     enforcement._enforcer = Enforcer()
     services.install_lambda_role_check()
+    services.install_cloudformation_role_check()
+    services.install_state_machine_role_wait()
     iam_propagation.install()
     iam_propagation.configure(DELAY)
     try:
@@ -132,3 +134,21 @@ def test_cloudformation_waits_for_the_role_it_just_created_as_its_handler_retrie
     stack = cloudformation.describe_stacks(StackName="fresh-role")["Stacks"][0]
     assert stack["StackStatus"] == "CREATE_COMPLETE", stack.get("StackStatusReason")
     assert time.time() - started >= DELAY * 0.9  # it waited for IAM, it did not fail
+
+
+def test_cloudformation_refuses_a_service_role_it_cannot_assume_yet(url: str) -> None:
+    trust = {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"Service": "cloudformation.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
+    iam, cloudformation = client(url, "iam"), client(url, "cloudformation")
+    arn = iam.create_role(RoleName="deployer", AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+    untrusting = iam.create_role(RoleName="not-for-cloudformation",
+                                 AssumeRolePolicyDocument=json.dumps(LAMBDA_TRUST))["Role"]["Arn"]
+    body = json.dumps({"Resources": {"Topic": {"Type": "AWS::SNS::Topic"}}})
+    for role in (arn, untrusting):
+        error = _error(cloudformation.create_stack, StackName="served", TemplateBody=body, RoleARN=role)
+        assert (error["Code"], error["Message"]) == ("ValidationError", f"Role {role} is invalid or cannot be assumed")
+    _after_the_delay(untrusting)
+    assert _error(cloudformation.create_stack, StackName="served", TemplateBody=body,
+                  RoleARN=untrusting)["Code"] == "ValidationError"  # its trust policy never admits CloudFormation
+    cloudformation.create_stack(StackName="served", TemplateBody=body, RoleARN=arn)
+    assert cloudformation.describe_stacks(StackName="served")["Stacks"][0]["StackStatus"] == "CREATE_COMPLETE"
