@@ -10,8 +10,11 @@ make are not always immediately visible", IAM User Guide, troubleshooting). For 
 - a change of a role's trust policy, inline or attached policies or boundary is not in effect: requests are
   decided on the role as it was before the change.
 
-CloudFormation waits it out where AWS's own resource handlers retry (a function whose role was created a
-moment before is created once Lambda can assume the role), so only the onboarding's own calls see it.
+CloudFormation's handlers retry until a role they hand to a function or state machine has propagated,
+creating the stack's other resources meanwhile: such a role counts as propagated at once
+(``settle_for_cloudformation``). A role a stack makes for later use (a service role for CloudTrail or
+CloudFormation) propagates on the clock, so the code that uses it right after the stack is made sees IAM's
+answers, as on AWS.
 """
 
 from __future__ import annotations
@@ -99,16 +102,20 @@ def settled_at(role_arn: str) -> float:
     """When every change of the role so far has propagated (0 when nothing is pending)."""
     with _lock:
         state = _states.get(role_arn)
-    if state is None or delay <= 0:
+    if state is None or delay <= 0 or (state.created is None and state.before is None):
         return 0.0
     return max(state.created or 0.0, state.changed) + delay
 
 
-def wait_for(role_arn: str) -> None:
-    """What CloudFormation's handlers do with a role IAM has not propagated yet: try again until it has."""
-    pause = settled_at(role_arn) - time.time()
-    if pause > 0:
-        time.sleep(min(pause, delay))
+def settle_for_cloudformation(role_arn: str) -> None:
+    """A role CloudFormation hands to a resource it creates (a function's, a state machine's): its handler
+    retries until the service can assume the role, while it creates the stack's other resources in parallel.
+    The local cloud creates them one by one, so the role counts as propagated at once: the stack takes no
+    longer, and the resource never runs with a role IAM has not propagated."""
+    with _lock:
+        state = _states.get(role_arn)
+        if state is not None:
+            state.created, state.before = None, None
 
 
 _installed = False

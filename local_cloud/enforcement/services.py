@@ -57,7 +57,7 @@ def install_lambda_role_check() -> None:
         if enforcement.enforcer() is None or not role_arn:
             return
         if iam_propagation.in_cloudformation.get():
-            iam_propagation.wait_for(str(role_arn))  # CloudFormation's handler retries until Lambda can assume it
+            iam_propagation.settle_for_cloudformation(str(role_arn))  # its handler retries until Lambda can
         allowed, _ = credentials.trust_allows(str(role_arn), "lambda.amazonaws.com")
         if not allowed:
             raise InvalidParameterValueException("The role defined for the function cannot be assumed by Lambda.")
@@ -113,7 +113,8 @@ def install_cloudformation_role_check() -> None:
 
 def install_state_machine_role_wait() -> None:
     """A state machine CloudFormation creates right after its role: CloudFormation's handler retries until
-    Step Functions can assume the role, so the first execution runs as a role IAM has propagated."""
+    Step Functions can assume the role, so the first execution runs as a role IAM has propagated
+    (``iam_propagation.settle_for_cloudformation``)."""
     from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 
     if getattr(StepFunctionsParserBackend.create_state_machine, "_local_cloud_iam", False):
@@ -122,7 +123,7 @@ def install_state_machine_role_wait() -> None:
 
     def create_state_machine(self: Any, name: str, definition: str, roleArn: str, *args: Any, **kwargs: Any) -> Any:
         if iam_propagation.in_cloudformation.get() and roleArn:
-            iam_propagation.wait_for(str(roleArn))
+            iam_propagation.settle_for_cloudformation(str(roleArn))
         return original(self, name, definition, roleArn, *args, **kwargs)
 
     create_state_machine._local_cloud_iam = True  # type: ignore[attr-defined]
