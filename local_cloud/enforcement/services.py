@@ -89,21 +89,22 @@ def install_cloudformation_role_check() -> None:
         return
     from local_cloud import enforcement
 
-    def check(role_arn: Any) -> None:
+    def check(role_arn: Any, account: str) -> None:
         if enforcement.enforcer() is None or not role_arn:
             return
-        allowed, _ = credentials.trust_allows(str(role_arn), "cloudformation.amazonaws.com")
+        # CloudFormation assumes the role for a stack of this account (aws:SourceAccount, as trust policies test).
+        allowed, _ = credentials.trust_allows(str(role_arn), "cloudformation.amazonaws.com", source_account=account)
         if not allowed:
             raise ValidationError(message=f"Role {role_arn} is invalid or cannot be assumed")
 
     original_create, original_update = CloudFormationBackend.create_stack, CloudFormationBackend.update_stack
 
     def create_stack(self: Any, *args: Any, **kwargs: Any) -> Any:
-        check(kwargs.get("role_arn"))
+        check(kwargs.get("role_arn"), self.account_id)
         return original_create(self, *args, **kwargs)
 
     def update_stack(self: Any, *args: Any, **kwargs: Any) -> Any:
-        check(kwargs.get("role_arn"))
+        check(kwargs.get("role_arn"), self.account_id)
         return original_update(self, *args, **kwargs)
 
     create_stack._local_cloud_iam = True  # type: ignore[attr-defined]

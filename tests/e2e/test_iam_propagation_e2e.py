@@ -25,7 +25,7 @@ from tests.local_cloud.harness import ServedCloud, serve_child
 pytestmark = pytest.mark.e2e
 # Longer than step 8 takes to start after the stack made its service role, shorter than the state machine's
 # retries of a TransientError (2 + 4 + 8 + 16 s), as IAM's propagation is on AWS (seconds).
-DELAY = 20
+DELAY = 25
 STACK = "e2e-iam-delay"
 
 

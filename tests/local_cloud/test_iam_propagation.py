@@ -140,8 +140,9 @@ def test_cloudformation_retries_until_the_role_it_hands_a_function_has_propagate
 
 
 def test_cloudformation_refuses_a_service_role_it_cannot_assume_yet(url: str) -> None:
-    trust = {"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Principal": {"Service": "cloudformation.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
+    trust = {"Version": "2012-10-17", "Statement": [  # as the template's RoleStackExecutionRole trusts it
+        {"Effect": "Allow", "Principal": {"Service": "cloudformation.amazonaws.com"}, "Action": "sts:AssumeRole",
+         "Condition": {"StringEquals": {"aws:SourceAccount": ACCOUNT}}}]}
     iam, cloudformation = client(url, "iam"), client(url, "cloudformation")
     arn = iam.create_role(RoleName="deployer", AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
     untrusting = iam.create_role(RoleName="not-for-cloudformation",
