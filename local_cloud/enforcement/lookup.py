@@ -147,16 +147,20 @@ class MotoLookup:
 
         return iam_backends[self.account][partition]
 
-    def _role(self, name: str) -> Any:
+    def _role(self, name: str, account: str | None = None) -> Any:
+        from moto.iam.models import iam_backends
+
         try:
-            return self._iam().get_role(name)
+            return iam_backends[account or self.account]["aws"].get_role(name)
         except Exception:
             return None
 
     def role(self, name_or_arn: str) -> RoleInfo | None:
         from local_cloud import iam_propagation
 
-        found = self._role(name_or_arn.rsplit("/", 1)[-1])
+        # A role ARN names its account: the caller may be of another one (Expel assuming the customer's role).
+        account = name_or_arn.split(":")[4] if name_or_arn.startswith("arn:") else None
+        found = self._role(name_or_arn.rsplit("/", 1)[-1], account)
         if found is None:
             return None
         role = iam_propagation.view(found)
