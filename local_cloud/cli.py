@@ -95,7 +95,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     _add_common_deploy(dep)
 
-    rm = local_commands.add_parser("delete", help="delete a stack from a running local cloud")
+    rm = local_commands.add_parser(
+        "delete",
+        help="delete a stack from a running local cloud",
+        description=(
+            "Run `sam delete --no-prompts` against the local cloud (AWS_ENDPOINT_URL, fake credentials), follow the "
+            "stack events and the teardown's execution steps. Exit status 0 only when the stack is gone."
+        ),
+    )
     rm.add_argument("--endpoint-url", required=True)
     rm.add_argument("--stack-name", required=True)
     rm.add_argument("--region", default=os.environ.get("AWS_REGION", "us-east-1"))
@@ -407,9 +414,13 @@ def cmd_delete(args: argparse.Namespace) -> int:
         since=datetime.now(UTC) - timedelta(seconds=1),
     )
     try:
-        status = deploying.delete(args.endpoint_url, args.stack_name, args.region, args.timeout, progress.poll)
-    except Exception as exc:
-        complain(f"delete failed: {exc}")
+        status = deploying.delete(args.endpoint_url, args.stack_name, args.region, args.timeout, progress.poll,
+                                  say=say)
+    except deploying.DeployError as exc:
+        complain(str(exc))
+        return 1
+    except Exception as exc:  # e.g. the endpoint is not running
+        complain(f"delete failed: {type(exc).__name__}: {exc}")
         return 1
     say(f"stack {args.stack_name} {status}")
     return 0 if status == "DELETE_COMPLETE" else 1

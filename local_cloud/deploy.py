@@ -1,11 +1,12 @@
-"""``local deploy``: the ``sam deploy`` a person types for AWS, pointed at the local cloud.
+"""``local deploy`` and ``local delete``: the ``sam deploy`` and ``sam delete`` a person types for AWS, pointed at
+the local cloud.
 
 The local cloud takes SAM's requests as CloudFormation does (the managed bucket stack of ``--resolve-s3``, the
 TemplateURL, the Serverless transform, change sets: ``cloudformation_changesets``), so nothing here packages,
-uploads or transforms: ``sam deploy`` runs unchanged with ``AWS_ENDPOINT_URL`` set to the local cloud and fake
-credentials (real ones are never sent anywhere). This module adds what a local rehearsal needs around it:
-``sam build`` when the build is stale, samconfig.toml's parameter defaults, replacing a stack that failed to
-create, following the stack while SAM works, and one result to print.
+uploads, transforms or deletes: ``sam deploy`` and ``sam delete --no-prompts`` run unchanged with
+``AWS_ENDPOINT_URL`` set to the local cloud and fake credentials (real ones are never sent anywhere). This module
+adds what a local rehearsal needs around them: ``sam build`` when the build is stale, samconfig.toml's parameter
+defaults, replacing a stack that failed to create, following the stack while SAM works, and one result to print.
 """
 
 from __future__ import annotations
@@ -233,8 +234,7 @@ def deploy(
     if status in ("CREATE_FAILED", "ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "DELETE_FAILED", "REVIEW_IN_PROGRESS"):
         if say:
             say(f"stack {stack_name} is {status}: deleting it first")
-        cfn.delete_stack(StackName=stack_name)
-        _wait(cfn, stack_name, timeout, on_progress, deleting=True)
+        delete(endpoint_url, stack_name, region, timeout, on_progress, say)
     elif status is not None and status.endswith("_IN_PROGRESS"):
         raise DeployError(f"stack {stack_name} is {status}: wait for it to finish")
     command = sam_deploy_command(build_template, stack_name, region, parameters, config_file, config_env)
@@ -243,7 +243,12 @@ def deploy(
         shown = sam_deploy_command(build_template, stack_name, region, masked(parameters, declared), config_file,
                                    config_env)
         say(f"AWS_ENDPOINT_URL={endpoint_url} sam {shlex.join(shown[1:])}")
-    output = _run_following(command, sam_environment(endpoint_url, region), timeout, on_progress)
+    ran = _run_following(command, sam_environment(endpoint_url, region), timeout, on_progress)
+    output = ran.output
+    # A stack that failed is read below; any other failure of SAM's is said as SAM said it.
+    if ran.failed and "No changes to deploy" not in output and "Failed to create/update the stack" not in (
+            sam_error(output) or ""):
+        raise DeployError(f"sam deploy failed: {ran.error}")
     final = _wait(cfn, stack_name, timeout, on_progress)
     stack = cfn.describe_stacks(StackName=stack_name)["Stacks"][0]
     outputs = {o["OutputKey"]: o.get("OutputValue", "") for o in stack.get("Outputs") or []}
@@ -254,9 +259,10 @@ def deploy(
 
 
 def _run_following(
-    command: list[str], env: dict[str, str], timeout: float, on_progress: Callable[[], None] | None
-) -> str:
-    """Run SAM, calling ``on_progress`` meanwhile; its output is kept (shown when it fails)."""
+    command: list[str], env: dict[str, str], timeout: float, on_progress: Callable[[], None] | None,
+    every: float = 0.5,
+) -> SamRun:
+    """Run SAM, calling ``on_progress`` meanwhile; its output is kept (read when it fails)."""
     deadline = time.monotonic() + timeout
     with subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                           cwd=Path.cwd()) as process:
@@ -274,27 +280,33 @@ def _run_following(
                 on_progress()
             if time.monotonic() > deadline:
                 process.kill()
-                raise DeployError(f"sam deploy did not finish within {timeout:.0f} s")
-            time.sleep(0.5)
+                raise DeployError(f"sam {command[1]} did not finish within {timeout:.0f} s")
+            time.sleep(every)
         reader.join(timeout=5)
-    output = "".join(chunks)
-    if process.returncode != 0 and "No changes to deploy" not in output:
-        error = sam_error(output)
-        if error is None or "Failed to create/update the stack" not in error:
-            raise DeployError(f"sam deploy failed: {error or output.strip().splitlines()[-1:]}")
-    return output
+    return SamRun("".join(chunks), process.returncode)
 
 
-def _wait(
-    cfn: Any, stack_name: str, timeout: float, on_progress: Callable[[], None] | None, deleting: bool = False
-) -> str:
+@dataclass
+class SamRun:
+    output: str
+    returncode: int
+
+    @property
+    def failed(self) -> bool:
+        return self.returncode != 0
+
+    @property
+    def error(self) -> str:
+        """SAM's ``Error:`` line, else its last line."""
+        return sam_error(self.output) or (self.output.strip().splitlines() or ["(no output)"])[-1]
+
+
+def _wait(cfn: Any, stack_name: str, timeout: float, on_progress: Callable[[], None] | None) -> str:
     deadline = time.monotonic() + timeout
     while True:
         if on_progress:
             on_progress()
         status = stack_status(cfn, stack_name)
-        if status is None and deleting:
-            return "DELETE_COMPLETE"
         if status is None:
             raise DeployError(f"stack {stack_name} does not exist")
         if not status.endswith("_IN_PROGRESS") and status != "CREATE_PENDING":
@@ -303,12 +315,13 @@ def _wait(
             return status
         if time.monotonic() > deadline:
             raise DeployError(f"stack {stack_name} still {status} after {timeout:.0f} s")
-        # Local time is compressed (scheduled rules fire every second, warm Lambdas answer in milliseconds):
-        # a delete's last steps and the stack's removal, which takes their history with it, can be well
-        # under a second apart, so a delete is read often enough to show every step. A create or update
-        # keeps its history (the last read shows all of it), and each read costs the local cloud the
-        # whole event list and history again, CPU the onboarding's own Lambdas are waiting for.
-        time.sleep(0.2 if deleting or status == "DELETE_IN_PROGRESS" else 0.5)
+        time.sleep(0.5)
+
+
+def sam_delete_command(stack_name: str, region: str) -> list[str]:
+    """The ``sam delete`` a person types, without the confirmation prompts (it also removes the artifacts
+    ``sam deploy`` uploaded for the stack, as on AWS)."""
+    return [sam_executable(), "delete", "--stack-name", stack_name, "--region", region, "--no-prompts"]
 
 
 def delete(
@@ -317,9 +330,25 @@ def delete(
     region: str = "us-east-1",
     timeout: float = 900.0,
     on_progress: Callable[[], None] | None = None,
+    say: Callable[[str], None] | None = None,
 ) -> str:
+    """``sam delete --no-prompts`` of the stack on the local cloud, followed while SAM works."""
+    command = sam_delete_command(stack_name, region)
+    started = time.time() - 1
+    if say:
+        say(f"AWS_ENDPOINT_URL={endpoint_url} sam {shlex.join(command[1:])}")
+    # Local time is compressed (scheduled rules fire every second, warm Lambdas answer in milliseconds): a
+    # delete's last steps and the stack's removal, which takes their history with it, can be well under a
+    # second apart, so the stack is read often enough to show every step.
+    ran = _run_following(command, sam_environment(endpoint_url, region), timeout, on_progress, every=0.2)
+    if on_progress:
+        on_progress()
     cfn = aws_client("cloudformation", endpoint_url, region)
-    if stack_status(cfn, stack_name) is None:
-        raise DeployError(f"stack {stack_name} does not exist")
-    cfn.delete_stack(StackName=stack_name)
-    return _wait(cfn, stack_name, timeout, on_progress, deleting=True)
+    status = stack_status(cfn, stack_name)
+    if status is not None:  # SAM returns without error only once DescribeStacks no longer finds the stack
+        reason = failure_reason(cfn, stack_name, started) or ran.error
+        raise DeployError(f"stack {stack_name} {status}: {reason}")
+    # SAM answers a stack that does not exist with an ``Error:`` line and exit status 0.
+    if ran.failed or sam_error(ran.output):
+        raise DeployError(f"sam delete failed: {ran.error}")
+    return "DELETE_COMPLETE"

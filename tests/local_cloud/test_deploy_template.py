@@ -14,6 +14,7 @@ from local_cloud.deploy import (
     DeployError,
     parse_overrides,
     read_samconfig,
+    sam_delete_command,
     sam_deploy_command,
     sam_parameter_overrides,
 )
@@ -67,6 +68,11 @@ def test_the_sam_deploy_command_is_the_one_a_person_types(tmp_path: Path) -> Non
         "--config-env", "dev", "--parameter-overrides", 'A="1"']
     with_bucket = sam_deploy_command(Path("t.yaml"), "s", "us-east-1", {}, s3_bucket="artifacts")
     assert "--resolve-s3" not in with_bucket and with_bucket[-2:] == ["--s3-bucket", "artifacts"]
+
+
+def test_the_sam_delete_command_is_the_one_a_person_types() -> None:
+    assert sam_delete_command("stack", "eu-west-1")[1:] == [
+        "delete", "--stack-name", "stack", "--region", "eu-west-1", "--no-prompts"]
 
 
 def test_overrides_accept_separate_items_and_sam_style_strings() -> None:

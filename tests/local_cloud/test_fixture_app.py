@@ -212,12 +212,23 @@ def test_deploy_again_updates_the_stack_and_custom_resource_then_delete_removes_
     deleted = run_cli("local", "delete", "--endpoint-url", served_cloud.url, "--stack-name", stack)
 
     assert deleted.returncode == 0, deleted.stderr
+    assert f"sam delete --stack-name {stack} --region {REGION} --no-prompts" in deleted.stdout
+    assert "DELETE_COMPLETE      Run (Custom::Run)" in deleted.stdout  # the progress SAM does not show
     assert f"stack {stack} DELETE_COMPLETE" in deleted.stdout
     delete_request = _trigger_log(served_cloud, stack, trigger)[-1]  # logs outlive the function
     assert delete_request["RequestType"] == "Delete" and delete_request["PhysicalResourceId"].startswith("run-")
     assert not _trigger_exists(served_cloud, stack)
     with pytest.raises(client(served_cloud, "cloudformation").exceptions.ClientError):
         client(served_cloud, "cloudformation").describe_stacks(StackName=stack)
+
+
+def test_delete_of_a_stack_that_does_not_exist_fails_with_sams_message(served_cloud: ServedCloud) -> None:
+    deleted = run_cli("local", "delete", "--endpoint-url", served_cloud.url, "--stack-name", "never-made")
+
+    assert deleted.returncode == 1
+    assert deleted.stderr.strip() == (
+        "sam delete failed: Error: The input stack never-made does not exist on Cloudformation in the region "
+        f"{REGION}")
 
 
 def _trigger_exists(cloud: ServedCloud, stack: str) -> bool:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from samtranslator.yaml_helper import yaml_parse
 
-from expel_onboarding import custom_resource
+from expel_onboarding import custom_resource, naming
 from expel_onboarding.errors import InvalidParameter
 from expel_onboarding.execution_history import Failure, failed_step
 from tests.conftest import WORKBENCH_GUID
@@ -143,6 +143,65 @@ def test_update_keeping_the_names_and_its_rollback_go_through() -> None:
     renamed = cfn_event("Update", TrailName="RenamedTrail")["ResourceProperties"]
     custom_resource.check_update({**cfn_event("Update"), "OldResourceProperties": renamed,
                                   "PhysicalResourceId": custom_resource.physical_id(old)})
+
+
+# Parameters added after the first release: a stack created before them has none in its old properties, and
+# its first update hands the template's defaults (the access-log bucket's name derived, as the template does).
+ADDED_PARAMETERS = ("ExistingTrailName", "ExistingTopicArn", "LogPrefixOrganizationId", "AccessLogging",
+                    "AccessLogBucketName", "LogRetentionDays", "ObjectLockRetentionDays", "CloudWatchLogsRetentionDays")
+
+
+def template_defaults(properties: dict) -> dict:
+    parameters = yaml_parse((ROOT / "template.yaml").read_text())["Parameters"]
+    defaults = {name: str(parameters[name]["Default"]) for name in ADDED_PARAMETERS}
+    defaults["AccessLogBucketName"] = (f"expel-cloudtrail-access-logs-{properties['AccountId']}-"
+                                       f"{properties['Region']}")
+    return {**defaults, "CloudWatchLogsRoleArn": ""}
+
+
+def test_the_access_log_buckets_default_name_is_the_one_the_template_derives() -> None:
+    template = yaml_parse((ROOT / "template.yaml").read_text())
+    derived = template["Resources"]["Onboarding"]["Properties"]["AccessLogBucketName"]["Fn::If"][2]["Fn::Sub"]
+    assert derived.replace("${AWS::AccountId}", "1").replace("${AWS::Region}", "r") == \
+        "expel-cloudtrail-access-logs-1-r" == naming.access_log_bucket_name("1", "r")
+
+
+def test_update_of_a_stack_created_before_the_added_parameters_goes_through_and_keeps_its_id() -> None:
+    old = cfn_event()["ResourceProperties"]
+    assert not set(ADDED_PARAMETERS) & set(old)
+    event = {**cfn_event("Update", **template_defaults(old)), "OldResourceProperties": old,
+             "PhysicalResourceId": custom_resource.physical_id(old)}
+    custom_resource.check_update(event)
+    # Any other id is a replacement: CloudFormation would delete the onboarding (its teardown) afterwards.
+    assert custom_resource.answer_id(event) == custom_resource.physical_id(old)
+
+
+@pytest.mark.parametrize("parameter", ADDED_PARAMETERS)
+def test_update_adding_one_parameter_at_its_default_goes_through(parameter: str) -> None:
+    old = cfn_event()["ResourceProperties"]
+    event = {**cfn_event("Update", **{parameter: template_defaults(old)[parameter]}),
+             "OldResourceProperties": old, "PhysicalResourceId": custom_resource.physical_id(old)}
+    custom_resource.check_update(event)
+    assert custom_resource.answer_id(event) == custom_resource.physical_id(old)
+
+
+@pytest.mark.parametrize(("parameter", "value"), [
+    ("AccessLogBucketName", "acme-access-logs"), ("ExistingTrailName", "OrgTrail"),
+    ("ExistingTopicArn", "arn:aws:sns:us-east-1:123456789012:acme")])
+def test_update_of_an_older_stack_naming_another_resource_is_refused(parameter: str, value: str) -> None:
+    old = cfn_event()["ResourceProperties"]
+    event = {**cfn_event("Update", **{**template_defaults(old), parameter: value}), "OldResourceProperties": old,
+             "PhysicalResourceId": custom_resource.physical_id(old)}
+    with pytest.raises(InvalidParameter, match=f"Parameter {parameter}: cannot change on a stack update"):
+        custom_resource.check_update(event)
+
+
+def test_a_stack_created_with_the_access_log_bucket_named_keeps_its_id() -> None:
+    created = {**cfn_event()["ResourceProperties"], **template_defaults(cfn_event()["ResourceProperties"])}
+    event = {**cfn_event("Update", **{**template_defaults(created), "LogRetentionDays": "365"}),
+             "OldResourceProperties": created, "PhysicalResourceId": custom_resource.physical_id(created)}
+    custom_resource.check_update(event)
+    assert custom_resource.answer_id(event) == custom_resource.physical_id(created)
 
 
 def test_retry_window_that_outlasts_the_deadline_is_refused() -> None:

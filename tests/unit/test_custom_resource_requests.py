@@ -19,7 +19,7 @@ import pytest
 
 from expel_onboarding import custom_resource
 from tests.conftest import ACCOUNT_ID, REGION
-from tests.unit.test_custom_resource import cfn_event
+from tests.unit.test_custom_resource import cfn_event, template_defaults
 
 MACHINE = f"arn:aws:states:{REGION}:{ACCOUNT_ID}:stateMachine:expel-onboarding"
 EXECUTIONS = MACHINE.replace(":stateMachine:", ":execution:")
@@ -210,6 +210,21 @@ def test_update_that_renames_the_queue_fails_at_once_and_starts_nothing(trigger:
     assert body["Status"] == "FAILED"
     assert "Parameter QueueName: cannot change on a stack update" in body["Reason"]
     assert body["PhysicalResourceId"] == custom_resource.physical_id(old)
+
+
+def test_update_of_a_stack_older_than_the_access_log_bucket_answers_with_the_id_it_holds(trigger: Any) -> None:
+    """No replacement: a new id would make CloudFormation delete the old one, i.e. run the teardown."""
+    app, sfn, log = trigger
+    old = cfn_event()["ResourceProperties"]
+    event = {**cfn_event("Update", **template_defaults(old)), "OldResourceProperties": old,
+             "PhysicalResourceId": custom_resource.physical_id(old)}
+    app.lambda_handler(event, Context())
+    arn = f"{EXECUTIONS}:update-5a3c-2b1e-0001"
+    sfn.finish(arn, "SUCCEEDED")
+    app.lambda_handler(polled(event, arn), Context())
+
+    assert log[-1]["Status"] == "SUCCESS"
+    assert log[-1]["PhysicalResourceId"] == custom_resource.physical_id(old)
 
 
 def test_update_stops_a_retry_still_running_before_its_own_execution_starts(trigger: Any) -> None:

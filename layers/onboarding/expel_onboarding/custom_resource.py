@@ -14,6 +14,7 @@ boto3 and are tested without AWS; the AWS calls go through ``aws.stepfunctions``
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import re
 import time
@@ -25,6 +26,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from crhelper import CfnResource
 
+from expel_onboarding import naming
 from expel_onboarding.aws import stepfunctions
 from expel_onboarding.errors import InvalidParameter, OnboardingError
 from expel_onboarding.execution_history import Failure, console_url, failed_step
@@ -48,6 +50,16 @@ IDENTITY_KEYS = ("TrailName", "BucketName", "KmsAlias", "TopicName", "QueueName"
 # Added with existing-trail mode and the access-log bucket: in the identity only when set, so a stack deployed
 # before keeps its physical id.
 _IDENTITY_WHEN_SET = ("ExistingTrailName", "ExistingTopicArn", "AccessLogBucketName")
+
+
+def _added_identity_default(key: str, properties: dict[str, Any]) -> str:
+    """The value an identity key added after a stack's creation had there: the template's default. The
+    template always hands the access-log bucket's name (its default derived), so a stack created before that
+    parameter existed sees it appear on its first update although nothing was renamed."""
+    if key == "AccessLogBucketName":
+        return naming.access_log_bucket_name(str(properties.get("AccountId", "")),
+                                             str(properties.get("Region", "")))
+    return ""
 
 
 def settings(properties: dict[str, Any]) -> dict[str, int]:
@@ -75,6 +87,22 @@ def physical_id(properties: dict[str, Any]) -> str:
     return f"{properties['StackName']}-cloudtrail-onboarding-{digest}"
 
 
+def deployed_ids(properties: dict[str, Any]) -> set[str]:
+    """Every physical id under which these names can already be deployed: the id of ``properties``, and the
+    ids a stack created before an added identity key existed holds (that key absent, its value the default)."""
+    at_default = [key for key in _IDENTITY_WHEN_SET
+                  if properties.get(key) and str(properties[key]) == _added_identity_default(key, properties)]
+    return {physical_id({k: v for k, v in properties.items() if k not in absent})
+            for size in range(len(at_default) + 1) for absent in itertools.combinations(at_default, size)}
+
+
+def _identity_value(properties: dict[str, Any], key: str) -> str:
+    """A key's value, an absent added key read as the default it would have had."""
+    if key in _IDENTITY_WHEN_SET and not properties.get(key):
+        return _added_identity_default(key, properties)
+    return str(properties.get(key, ""))
+
+
 def answer_id(event: dict[str, Any], succeeded: bool = True) -> str:
     """The PhysicalResourceId of our answer. A Delete, and any failure but a Create's, keeps the id
     CloudFormation holds (after a failed Create it may be crhelper's generated one: the teardown runs
@@ -82,6 +110,8 @@ def answer_id(event: dict[str, Any], succeeded: bool = True) -> str:
     held = str(event.get("PhysicalResourceId") or "")
     if held and (event["RequestType"] == "Delete" or not succeeded):
         return held
+    if event["RequestType"] == "Update" and held in deployed_ids(event["ResourceProperties"]):
+        return held  # a new id would be a replacement: CloudFormation would then delete the onboarding
     return physical_id(event["ResourceProperties"])
 
 
@@ -93,12 +123,12 @@ def check_update(event: dict[str, Any]) -> None:
     """
     current = str(event.get("PhysicalResourceId", ""))
     stack = event["ResourceProperties"]["StackName"]
-    if not current.startswith(f"{stack}-cloudtrail-onboarding-") or current == physical_id(
+    if not current.startswith(f"{stack}-cloudtrail-onboarding-") or current in deployed_ids(
             event["ResourceProperties"]):
         return
-    old = event.get("OldResourceProperties", {})
+    old, new = event.get("OldResourceProperties", {}), event["ResourceProperties"]
     changed = [key for key in IDENTITY_KEYS
-               if str(old.get(key, "")) != str(event["ResourceProperties"].get(key, ""))] or list(IDENTITY_KEYS)
+               if _identity_value(old, key) != _identity_value(new, key)] or list(IDENTITY_KEYS)
     raise InvalidParameter(
         ", ".join(changed), "cannot change on a stack update: the onboarding would build a second trail, bucket, "
         "key, topic, queue or role and leave the first one behind",

@@ -19,6 +19,11 @@ def trail_arn(partition: str, region: str, account_id: str, trail_name: str) -> 
     return f"arn:{partition}:cloudtrail:{region}:{account_id}:trail/{trail_name}"
 
 
+def access_log_bucket_name(account_id: str, region: str) -> str:
+    """The access-log bucket's default name (template.yaml derives the same when AccessLogBucketName is empty)."""
+    return f"expel-cloudtrail-access-logs-{account_id}-{region}"
+
+
 def cloudwatch_log_group_name(account_id: str, trail_name: str) -> str:
     """The trail's CloudWatch Logs log group: the console's default prefix, unique per account and trail."""
     return f"aws-cloudtrail-logs-{account_id}-{trail_name}"
