@@ -214,6 +214,14 @@ def _add_ports(parser: argparse.ArgumentParser) -> None:
         "to FILE, one JSON object a line",
     )
     parser.add_argument(
+        "--iam-propagation-delay",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="IAM's eventual consistency: a new role cannot be assumed or used, and a change to a role's policies "
+        "is not in effect, until SECONDS have passed (default 0: at once)",
+    )
+    parser.add_argument(
         "--stackset-seconds",
         type=float,
         default=stacksets.TIMING.batch_seconds,
@@ -292,6 +300,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         plan = fault_plan(args)
         cloud = LocalCloud(args.port, args.workbench_port, args.schedule_interval, iam=args.iam,
                            iam_report=args.iam_report, stackset_seconds=args.stackset_seconds, faults=plan,
+                           iam_propagation_delay=args.iam_propagation_delay,
                            cloudtrail_interval=args.cloudtrail_interval,
                            cloudtrail_digest_interval=args.cloudtrail_digest_interval).start()
     except (PortInUse, FileNotFoundError, FaultSpecError) as exc:
@@ -312,6 +321,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         say(f"  fault:   the first {fault.count} {fault.service}:{fault.operation} call(s) fail with {fault.code}")
     if plan.throttle_writes:
         say(f"  storm:   every write call is throttled {plan.throttle_writes} time(s) before it goes through")
+    if args.iam_propagation_delay:
+        say(f"  IAM:     a new role, or a change to one, takes effect after {args.iam_propagation_delay:g} s")
     say("  Ctrl-C stops it")
     while not stop.wait(0.5):
         pass
@@ -467,6 +478,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     try:
         cloud = LocalCloud(args.port, args.workbench_port, args.schedule_interval, DEMO_WORKBENCH_GUID, iam=args.iam,
                            iam_report=args.iam_report, stackset_seconds=args.stackset_seconds,
+                           iam_propagation_delay=args.iam_propagation_delay,
                            cloudtrail_interval=args.cloudtrail_interval,
                            cloudtrail_digest_interval=args.cloudtrail_digest_interval).start()
     except (PortInUse, FileNotFoundError) as exc:

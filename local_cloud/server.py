@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from local_cloud import cloudtrail_checks, cloudtrail_logs, lambda_runner, moto_patches, stacksets
+from local_cloud import cloudtrail_checks, cloudtrail_logs, iam_propagation, lambda_runner, moto_patches, stacksets
 from local_cloud.faults import FaultInjector, FaultPlan
 
 HOST = "127.0.0.1"
@@ -195,7 +195,9 @@ class LocalCloud:
         faults: FaultPlan | None = None,
         cloudtrail_interval: float = 5.0,
         cloudtrail_digest_interval: float = 60.0,
+        iam_propagation_delay: float = 0.0,
     ) -> None:
+        self.iam_propagation_delay = iam_propagation_delay
         self.workbench_organization_id = workbench_organization_id
         # IAM enforcement: every request authorized as IAM would (local_cloud.enforcement).
         self.iam = iam
@@ -230,6 +232,7 @@ class LocalCloud:
         _enable_step_functions_execution()
         moto_patches.apply()
         moto_patches.apply_server_wiring()
+        iam_propagation.configure(self.iam_propagation_delay)
         if self.stackset_seconds is not None:
             # Compressed time: before an operation's first accounts, and for each group of them.
             stacksets.configure(start_seconds=self.stackset_seconds / 2, batch_seconds=self.stackset_seconds)

@@ -20,6 +20,8 @@ shown. Test switches, unauthenticated (the server binds to 127.0.0.1 only):
                               Authorization header)
     POST /_emulator/reset     forget devices, faults and the request log
     GET  /_emulator/devices   the devices as stored
+    GET  /_emulator/expel-principal   access key of arn:aws:iam::012205512454:user/ExpelCloudService in the
+                              local cloud's IAM, to act as Expel (``local_cloud.expel_account``)
 """
 
 from __future__ import annotations
@@ -257,6 +259,10 @@ class WorkbenchEmulator:
             return 200, {}, {"reset": True}
         if method == "GET" and path == "/_emulator/devices":
             return 200, {}, {"devices": self.devices}
+        if method == "GET" and path == "/_emulator/expel-principal":
+            from local_cloud import expel_account  # the local cloud's IAM, in this process
+
+            return 200, {}, expel_account.principal()
         return 404, {}, {"error": f"no admin route {method} {path}"}
 
     def _route(self, method: str, path: str, query: dict[str, list[str]], body: Any) -> tuple[int, dict]:

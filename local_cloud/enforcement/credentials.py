@@ -45,11 +45,16 @@ def trust_allows(
     """Does ``role_arn``'s trust policy let ``service`` assume it? (allowed, refusal message)"""
     from moto.iam.models import iam_backends
 
+    from local_cloud import iam_propagation
+
     account, partition = role_arn.split(":")[4], role_arn.split(":")[1]
     try:
         role = iam_backends[account][partition].get_role_by_arn(role_arn)
     except Exception:
         return False, f"role {role_arn} does not exist"
+    role = iam_propagation.view(role)
+    if role is None:
+        return False, f"role {role_arn} is not visible to {service} yet (IAM propagation)"
     values: dict[str, tuple[str, ...]] = {}
     if source_account:
         values["aws:sourceaccount"] = (source_account,)

@@ -30,7 +30,13 @@ def _named(source: str, document: Any) -> NamedPolicy | None:
 
 
 def role_identity(principal: Principal, role: Any, backend: Any) -> Identity:
-    """The policies IAM evaluates for a session of ``role``: inline, managed, and its boundary."""
+    """The policies IAM evaluates for a session of ``role``: inline, managed, and its boundary (as IAM has
+    propagated them: ``iam_propagation``)."""
+    from local_cloud import iam_propagation
+
+    role = iam_propagation.view(role)
+    if role is None:
+        return Identity(principal)  # too new to exist for the services yet: its sessions can do nothing
     policies: list[NamedPolicy] = []
     for name, document in role.policies.items():
         found = _named(f"role/{role.name} inline policy {name}", document)

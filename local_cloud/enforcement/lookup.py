@@ -8,6 +8,8 @@ from typing import Any
 
 from local_cloud.iam.requests import RoleInfo
 
+_NOBODY = '{"Version": "2012-10-17", "Statement": []}'
+
 
 def _partition(arn: str) -> str:
     return arn.split(":")[1] if arn.startswith("arn:") else "aws"
@@ -145,16 +147,25 @@ class MotoLookup:
 
         return iam_backends[self.account][partition]
 
-    def _role(self, name: str) -> Any:
+    def _role(self, name: str, account: str | None = None) -> Any:
+        from moto.iam.models import iam_backends
+
         try:
-            return self._iam().get_role(name)
+            return iam_backends[account or self.account]["aws"].get_role(name)
         except Exception:
             return None
 
     def role(self, name_or_arn: str) -> RoleInfo | None:
-        role = self._role(name_or_arn.rsplit("/", 1)[-1])
-        if role is None:
+        from local_cloud import iam_propagation
+
+        # A role ARN names its account: the caller may be of another one (Expel assuming the customer's role).
+        account = name_or_arn.split(":")[4] if name_or_arn.startswith("arn:") else None
+        found = self._role(name_or_arn.rsplit("/", 1)[-1], account)
+        if found is None:
             return None
+        role = iam_propagation.view(found)
+        if role is None:  # IAM has not propagated it yet: it trusts nobody so far
+            return RoleInfo(found.arn, found.path, found.permissions_boundary_arn, _NOBODY, _tag_list(found.tags))
         return RoleInfo(
             role.arn, role.path, role.permissions_boundary_arn, role.assume_role_policy_document, _tag_list(role.tags)
         )

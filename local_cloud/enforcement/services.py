@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from local_cloud import lambda_runner
+from local_cloud import iam_propagation, lambda_runner
 from local_cloud.enforcement import credentials
 
 _ENGINE_MODULES = (
@@ -56,6 +56,8 @@ def install_lambda_role_check() -> None:
     def check(role_arn: Any) -> None:
         if enforcement.enforcer() is None or not role_arn:
             return
+        if iam_propagation.in_cloudformation.get():
+            iam_propagation.settle_for_cloudformation(str(role_arn))  # its handler retries until Lambda can
         allowed, _ = credentials.trust_allows(str(role_arn), "lambda.amazonaws.com")
         if not allowed:
             raise InvalidParameterValueException("The role defined for the function cannot be assumed by Lambda.")
@@ -74,6 +76,59 @@ def install_lambda_role_check() -> None:
     create_function._local_cloud_iam = True  # type: ignore[attr-defined]
     LambdaBackend.create_function = create_function  # type: ignore[method-assign]
     LambdaBackend.update_function_configuration = update_function_configuration  # type: ignore[method-assign]
+
+
+def install_cloudformation_role_check() -> None:
+    """CreateStack and UpdateStack with a service role (``RoleARN``) refuse a role CloudFormation cannot assume,
+    as on AWS: ValidationError "Role <arn> is invalid or cannot be assumed". (The stack's resources are still
+    created as the account's root user: README, "Not yet".) Only while IAM is enforced."""
+    from moto.cloudformation.exceptions import ValidationError
+    from moto.cloudformation.models import CloudFormationBackend
+
+    if getattr(CloudFormationBackend.create_stack, "_local_cloud_iam", False):
+        return
+    from local_cloud import enforcement
+
+    def check(role_arn: Any, account: str) -> None:
+        if enforcement.enforcer() is None or not role_arn:
+            return
+        # CloudFormation assumes the role for a stack of this account (aws:SourceAccount, as trust policies test).
+        allowed, _ = credentials.trust_allows(str(role_arn), "cloudformation.amazonaws.com", source_account=account)
+        if not allowed:
+            raise ValidationError(message=f"Role {role_arn} is invalid or cannot be assumed")
+
+    original_create, original_update = CloudFormationBackend.create_stack, CloudFormationBackend.update_stack
+
+    def create_stack(self: Any, *args: Any, **kwargs: Any) -> Any:
+        check(kwargs.get("role_arn"), self.account_id)
+        return original_create(self, *args, **kwargs)
+
+    def update_stack(self: Any, *args: Any, **kwargs: Any) -> Any:
+        check(kwargs.get("role_arn"), self.account_id)
+        return original_update(self, *args, **kwargs)
+
+    create_stack._local_cloud_iam = True  # type: ignore[attr-defined]
+    CloudFormationBackend.create_stack = create_stack  # type: ignore[method-assign]
+    CloudFormationBackend.update_stack = update_stack  # type: ignore[method-assign]
+
+
+def install_state_machine_role_wait() -> None:
+    """A state machine CloudFormation creates right after its role: CloudFormation's handler retries until
+    Step Functions can assume the role, so the first execution runs as a role IAM has propagated
+    (``iam_propagation.settle_for_cloudformation``)."""
+    from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+
+    if getattr(StepFunctionsParserBackend.create_state_machine, "_local_cloud_iam", False):
+        return
+    original = StepFunctionsParserBackend.create_state_machine
+
+    def create_state_machine(self: Any, name: str, definition: str, roleArn: str, *args: Any, **kwargs: Any) -> Any:
+        if iam_propagation.in_cloudformation.get() and roleArn:
+            iam_propagation.settle_for_cloudformation(str(roleArn))
+        return original(self, name, definition, roleArn, *args, **kwargs)
+
+    create_state_machine._local_cloud_iam = True  # type: ignore[attr-defined]
+    StepFunctionsParserBackend.create_state_machine = create_state_machine  # type: ignore[method-assign]
 
 
 def _engine_client_factory(original: Any) -> Any:
@@ -105,6 +160,9 @@ def install() -> None:
     if _installed:
         return
     lambda_runner.credential_provider = lambda_credentials
+    iam_propagation.install()
+    install_cloudformation_role_check()
+    install_state_machine_role_wait()
     install_lambda_role_check()
     from moto.stepfunctions.parser.asl.utils import boto_client
 

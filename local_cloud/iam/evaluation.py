@@ -12,6 +12,9 @@ The rules (IAM User Guide, "Policy evaluation logic", same-account case):
 4. KMS key policies and role trust policies are required: without an Allow there (directly or by
    delegation to the account) nothing else can grant access.
 5. Nothing allows: implicit deny.
+Across accounts (a caller of another account than the resource policy's owner, e.g. Expel's user assuming
+the customer's role), both sides must allow: the resource policy (naming the caller or its account) and the
+caller's own identity policies.
 A condition key or operator the evaluator does not know refuses the request (``Reason.UNSUPPORTED``).
 """
 
@@ -289,6 +292,19 @@ def evaluate(identity: Identity, request: Request, resource_policy: ResourcePoli
     else:
         identity_allow = ident.allow
         identity_allowed = identity_allow is not None and (boundary is None or boundary.allow is not None)
+
+    cross_account = (resource_policy is not None and bool(resource_policy.owner_account) and bool(who.account)
+                     and who.kind in (Kind.ROOT, Kind.USER, Kind.ASSUMED_ROLE)
+                     and who.account != resource_policy.owner_account)
+    if cross_account:
+        granted = resource.allow or resource.allow_via_account
+        if granted is None:
+            return decide(False, Reason.NO_RESOURCE_ALLOW)
+        if identity_allowed:
+            return decide(True, Reason.ALLOWED_BY_RESOURCE, granted)
+        if ident.allow is not None and boundary is not None and boundary.allow is None:
+            return decide(False, Reason.NO_BOUNDARY_ALLOW)
+        return decide(False, Reason.NO_IDENTITY_ALLOW)
 
     required = resource_policy is not None and resource_policy.kind == ResourcePolicyKind.REQUIRED
     if resource.allow is not None:

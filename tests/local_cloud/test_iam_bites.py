@@ -204,8 +204,11 @@ def test_decrypt_outside_s3_and_sqs_is_refused(url: str) -> None:
 
 def test_passing_the_role_to_another_service_is_refused(url: str) -> None:
     """Step 8 may pass the role stack's service role to CloudFormation only (iam:PassedToService)."""
+    # CloudFormation must be able to assume it (CreateStack checks); Lambda could too, so PassRole is what refuses.
+    trust = json.loads(json.dumps(LAMBDA_TRUST).replace('"lambda.amazonaws.com"',
+                                                        '["cloudformation.amazonaws.com", "lambda.amazonaws.com"]'))
     role_arn = root(url, "iam").create_role(
-        RoleName=PASSED_ROLE, AssumeRolePolicyDocument=json.dumps(LAMBDA_TRUST))["Role"]["Arn"]
+        RoleName=PASSED_ROLE, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
     document = grant("template.yaml:Step08ExpelRoleFunction")
     # Even given lambda:CreateFunction, the role cannot go to Lambda: PassRole is what refuses.
     document["Statement"].append({"Effect": "Allow", "Action": "lambda:CreateFunction", "Resource": "*"})

@@ -237,3 +237,20 @@ def test_policy_variables_in_resources() -> None:
     ctx = Values({"aws:principalaccount": (ACCOUNT,)})
     assert evaluate(identity, Request("s3:GetObject", f"arn:aws:s3:::logs/{ACCOUNT}/x", ctx)).allowed
     assert not evaluate(identity, Request("s3:GetObject", "arn:aws:s3:::logs/999/x", ctx)).allowed
+
+
+def test_across_accounts_both_the_trust_policy_and_the_callers_own_policies_must_allow() -> None:
+    """Expel's service user (account 012205512454) assuming a customer's role: the trust policy names it, and
+    Expel's account must also let it call sts:AssumeRole."""
+    expel = Principal("arn:aws:iam::012205512454:user/ExpelCloudService", "012205512454", Kind.USER)
+    role_arn = f"arn:aws:iam::{ACCOUNT}:role/ExpelAssumeRole"
+    trust = ResourcePolicy(policy({"Effect": "Allow", "Principal": {"AWS": expel.arn}, "Action": "sts:AssumeRole"},
+                                  source="trust policy"), ResourcePolicyKind.REQUIRED, ACCOUNT)
+    request = Request("sts:AssumeRole", role_arn)
+    alone = evaluate(Identity(expel), request, trust)
+    assert not alone.allowed and alone.reason == Reason.NO_IDENTITY_ALLOW
+    granted = Identity(expel, (policy(allow("sts:AssumeRole", "arn:aws:iam::*:role/*")),))
+    assert evaluate(granted, request, trust).allowed
+    untrusted = ResourcePolicy(policy({"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::999999999999:root"},
+                                       "Action": "sts:AssumeRole"}), ResourcePolicyKind.REQUIRED, ACCOUNT)
+    assert evaluate(granted, request, untrusted).reason == Reason.NO_RESOURCE_ALLOW

@@ -116,3 +116,21 @@ def test_the_state_machine_names_only_error_classes_that_exist() -> None:
              if not error.startswith(("Lambda.", "States."))}
     assert named == _transient_classes()
     assert all(isinstance(getattr(errors, error), type) for error in named)
+
+
+@pytest.mark.parametrize("call", ["create_stack", "update_stack"])
+def test_a_service_role_iam_has_not_propagated_yet_is_retried(call: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from expel_onboarding.aws import clients, stacks
+
+    role = "arn:aws:iam::123456789012:role/stack-RoleStackExecutionRole-AbC"
+
+    class CloudFormation:
+        def __getattr__(self, name: str) -> Any:
+            def refuse(**kwargs: Any) -> Any:
+                raise ClientError({"Error": {"Code": "ValidationError",
+                                             "Message": f"Role {role} is invalid or cannot be assumed"}}, name)
+            return refuse
+
+    monkeypatch.setattr(clients, "cloudformation", lambda region: CloudFormation())
+    with pytest.raises(TransientError, match="cannot \\(yet\\) assume the service role of stack roles"):
+        getattr(stacks, call)("roles", "body", {}, {}, "us-east-1", role)

@@ -12,13 +12,19 @@ from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 
 from expel_onboarding.aws import clients
 from expel_onboarding.aws.errors import ACCESS_DENIED, Rule, aws_errors, suppress_codes
-from expel_onboarding.errors import OnboardingError, StillInProgress
+from expel_onboarding.errors import OnboardingError, StillInProgress, TransientError
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation.literals import CapabilityType
     from mypy_boto3_cloudformation.type_defs import ParameterTypeDef, TagTypeDef
 
 CAPABILITIES: list[CapabilityType] = ["CAPABILITY_NAMED_IAM"]  # the role template names its role
+# The service role is made by the template moments before step 8 uses it: until IAM has propagated it,
+# CloudFormation answers that it cannot assume it. Retried; if it lasts, the message says what to check.
+_ROLE_NOT_YET = Rule({"ValidationError"}, TransientError,
+                     "CloudFormation cannot (yet) assume the service role of stack {stack_name} ({message}); its "
+                     "trust policy must let cloudformation.amazonaws.com assume it. Retrying",
+                     contains="cannot be assumed")
 
 
 def _denied(stack_name: str, action: str, *rules: Rule) -> AbstractContextManager[None]:
@@ -104,7 +110,7 @@ def create_stack(stack_name: str, body: str, params: dict[str, str], stack_tags:
     # A concurrent run got there first: look again on the next attempt.
     appeared = Rule({"AlreadyExistsException"}, StillInProgress,
                     "Stack {stack_name} appeared while creating it; checking it again")
-    with _denied(stack_name, "CreateStack", appeared):
+    with _denied(stack_name, "CreateStack", appeared, _ROLE_NOT_YET):
         response = clients.cloudformation(region).create_stack(
             **_stack_arguments(stack_name, body, params, stack_tags, role_arn))
     return str(response["StackId"])
@@ -116,7 +122,7 @@ def update_stack(stack_name: str, body: str, params: dict[str, str], stack_tags:
     busy = Rule({"ValidationError"}, StillInProgress, "Stack {stack_name} is busy: {message}",
                 contains="state and can not be updated")
     with (suppress_codes("ValidationError", contains="No updates are to be performed"),
-          _denied(stack_name, "UpdateStack", busy)):
+          _denied(stack_name, "UpdateStack", busy, _ROLE_NOT_YET)):
         clients.cloudformation(region).update_stack(
             **_stack_arguments(stack_name, body, params, stack_tags, role_arn))
         return True

@@ -1,0 +1,178 @@
+"""IAM's eventual consistency (``local serve --iam-propagation-delay SECONDS``; off by default).
+
+IAM is a global service whose changes reach the services that read them after a while ("Changes that I
+make are not always immediately visible", IAM User Guide, troubleshooting). For ``delay`` seconds:
+
+- a new role does not exist for anyone who would use it: ``sts:AssumeRole`` is refused (``AccessDenied``, as
+  for a role whose trust policy does not admit the caller), a service cannot assume it (Lambda CreateFunction:
+  ``InvalidParameterValueException`` "The role defined for the function cannot be assumed by Lambda.";
+  CloudTrail: ``InvalidCloudWatchLogsRoleArnException``), and its sessions can do nothing;
+- a change of a role's trust policy, inline or attached policies or boundary is not in effect: requests are
+  decided on the role as it was before the change.
+
+CloudFormation's handlers retry until a role they hand to a function or state machine has propagated,
+creating the stack's other resources meanwhile: such a role counts as propagated at once
+(``settle_for_cloudformation``). A role a stack makes for later use (a service role for CloudTrail or
+CloudFormation) propagates on the clock, so the code that uses it right after the stack is made sees IAM's
+answers, as on AWS.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import threading
+import time
+from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Any
+
+delay = 0.0
+_lock = threading.Lock()
+# CloudFormation is creating or updating a resource (its handlers retry what IAM has not propagated yet).
+in_cloudformation: contextvars.ContextVar[bool] = contextvars.ContextVar("in_cloudformation", default=False)
+
+
+@dataclass
+class _State:
+    created: float | None  # None: created before the delay was on
+    changed: float = 0.0
+    before: Any = None  # the role as IAM still serves it until ``changed + delay``
+
+
+_states: dict[str, _State] = {}
+
+
+def configure(seconds: float) -> None:
+    global delay
+    delay = max(0.0, float(seconds))
+    with _lock:
+        _states.clear()
+
+
+def _snapshot(role: Any) -> Any:
+    return SimpleNamespace(
+        name=role.name, arn=role.arn, path=role.path, id=getattr(role, "id", ""), tags=getattr(role, "tags", {}),
+        policies=dict(role.policies), managed_policies=dict(role.managed_policies),
+        permissions_boundary_arn=role.permissions_boundary_arn,
+        assume_role_policy_document=role.assume_role_policy_document)
+
+
+def created(role: Any) -> None:
+    if delay > 0:
+        with _lock:
+            _states[role.arn] = _State(time.time())
+
+
+def changing(role: Any) -> None:
+    """Before a change of ``role``: what IAM serves until the change has propagated."""
+    if delay <= 0:
+        return
+    now = time.time()
+    with _lock:
+        state = _states.setdefault(role.arn, _State(None))
+        if state.before is None or now - state.changed >= delay:
+            state.before = _snapshot(role)
+        state.changed = now
+
+
+def deleted(role_arn: str) -> None:
+    with _lock:
+        _states.pop(role_arn, None)
+
+
+def view(role: Any) -> Any:
+    """The role as the services that read IAM see it now: itself, its state before a recent change, or None
+    while it is too new to exist for them."""
+    if delay <= 0 or role is None:
+        return role
+    with _lock:
+        state = _states.get(role.arn)
+    if state is None:
+        return role
+    now = time.time()
+    if state.created is not None and now - state.created < delay:
+        return None
+    if state.before is not None and now - state.changed < delay:
+        return state.before
+    return role
+
+
+def settled_at(role_arn: str) -> float:
+    """When every change of the role so far has propagated (0 when nothing is pending)."""
+    with _lock:
+        state = _states.get(role_arn)
+    if state is None or delay <= 0 or (state.created is None and state.before is None):
+        return 0.0
+    return max(state.created or 0.0, state.changed) + delay
+
+
+def settle_for_cloudformation(role_arn: str) -> None:
+    """A role CloudFormation hands to a resource it creates (a function's, a state machine's): its handler
+    retries until the service can assume the role, while it creates the stack's other resources in parallel.
+    The local cloud creates them one by one, so the role counts as propagated at once: the stack takes no
+    longer, and the resource never runs with a role IAM has not propagated."""
+    with _lock:
+        state = _states.get(role_arn)
+        if state is not None:
+            state.created, state.before = None, None
+
+
+_installed = False
+
+
+def install() -> None:
+    """Record role creations and changes in moto's IAM, and mark what CloudFormation creates (idempotent)."""
+    global _installed
+    if _installed:
+        return
+    from moto.cloudformation import parsing
+    from moto.iam.models import IAMBackend
+
+    original_create = IAMBackend.create_role
+
+    def create_role(self: Any, *args: Any, **kwargs: Any) -> Any:
+        role = original_create(self, *args, **kwargs)
+        created(role)
+        return role
+
+    def before(method_name: str) -> None:
+        original = getattr(IAMBackend, method_name)
+
+        def changed_role(self: Any, *args: Any, **kwargs: Any) -> Any:
+            role_name = kwargs.get("role_name", args[1] if method_name in _POLICY_ARN_FIRST else args[0])
+            with contextlib.suppress(Exception):  # moto's own method answers NoSuchEntity
+                changing(self.get_role(role_name))
+            return original(self, *args, **kwargs)
+
+        setattr(IAMBackend, method_name, changed_role)
+
+    for name in ("put_role_policy", "delete_role_policy", "attach_role_policy", "detach_role_policy",
+                 "update_assume_role_policy", "put_role_permissions_boundary", "delete_role_permissions_boundary"):
+        before(name)
+    original_delete = IAMBackend.delete_role
+
+    def delete_role(self: Any, role_name: str) -> None:
+        arn = self.get_role(role_name).arn
+        original_delete(self, role_name)
+        deleted(arn)
+
+    IAMBackend.create_role = create_role  # type: ignore[method-assign]
+    IAMBackend.delete_role = delete_role  # type: ignore[method-assign]
+
+    for name in ("parse_and_create_resource", "parse_and_update_resource"):
+        original = getattr(parsing, name)
+
+        def by_cloudformation(*args: Any, _original: Any = original, **kwargs: Any) -> Any:
+            token = in_cloudformation.set(True)
+            try:
+                return _original(*args, **kwargs)
+            finally:
+                in_cloudformation.reset(token)
+
+        setattr(parsing, name, by_cloudformation)
+    _installed = True
+
+
+# moto's methods that take the policy ARN before the role name.
+_POLICY_ARN_FIRST = {"attach_role_policy", "detach_role_policy"}

@@ -1,0 +1,158 @@
+"""``local serve --iam-propagation-delay``: a new role, or a change to one, takes effect only after the delay,
+with the errors AWS gives meanwhile; CloudFormation waits it out as its handlers do.
+
+The enforcing server runs in this process (as in ``test_iam_bites``) with a short delay."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+import zipfile
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+import requests
+from botocore.exceptions import ClientError
+
+from local_cloud import enforcement, iam_propagation
+from local_cloud.enforcement import services
+from local_cloud.enforcement.middleware import Enforcer, IamMiddleware
+from local_cloud.server import MotoServer, wait_until_listening
+
+ACCOUNT, REGION = "123456789012", "us-east-1"
+DELAY = 1.5
+ROOT_TRUST = {"Version": "2012-10-17", "Statement": [
+    {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}, "Action": "sts:AssumeRole"}]}
+LAMBDA_TRUST = {"Version": "2012-10-17", "Statement": [
+    {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
+
+
+@pytest.fixture(scope="module")
+def url() -> Iterator[str]:
+    server = MotoServer(0, [lambda app: IamMiddleware(app, Enforcer())])
+    server.start()
+    wait_until_listening(server.port)
+    previous = enforcement._enforcer
+    enforcement._enforcer = Enforcer()
+    services.install_lambda_role_check()
+    services.install_cloudformation_role_check()
+    services.install_state_machine_role_wait()
+    iam_propagation.install()
+    iam_propagation.configure(DELAY)
+    try:
+        yield f"http://127.0.0.1:{server.port}"
+    finally:
+        iam_propagation.configure(0)
+        enforcement._enforcer = previous
+        server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cloud(url: str) -> None:
+    requests.post(f"{url}/moto-api/reset", timeout=10).raise_for_status()
+
+
+def client(url: str, service: str, credentials: dict[str, str] | None = None) -> Any:
+    keys = credentials or {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+    return boto3.client(service, endpoint_url=url, region_name=REGION, **keys)
+
+
+def _error(call: Any, **params: Any) -> dict[str, str]:
+    with pytest.raises(ClientError) as refused:
+        call(**params)
+    return dict(refused.value.response["Error"])
+
+
+def _after_the_delay(role_arn: str) -> None:
+    """Until the role's last change has propagated (the server runs in this process)."""
+    time.sleep(max(0.0, iam_propagation.settled_at(role_arn) + 0.05 - time.time()))
+
+
+def _code() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("app.py", "def handler(event, context):\n    return event\n")
+    return buffer.getvalue()
+
+
+def test_a_new_role_cannot_be_assumed_until_iam_has_propagated_it(url: str) -> None:
+    arn = client(url, "iam").create_role(RoleName="fresh", AssumeRolePolicyDocument=json.dumps(ROOT_TRUST)
+                                         )["Role"]["Arn"]
+    sts = client(url, "sts")
+    error = _error(sts.assume_role, RoleArn=arn, RoleSessionName="early")
+    assert error["Code"] == "AccessDenied"
+    assert error["Message"].startswith(f"User: arn:aws:iam::{ACCOUNT}:root is not authorized to perform: "
+                                       f"sts:AssumeRole on resource: {arn}")
+    _after_the_delay(arn)
+    assert sts.assume_role(RoleArn=arn, RoleSessionName="later")["AssumedRoleUser"]["Arn"].endswith("/fresh/later")
+
+
+def test_lambda_refuses_a_role_it_cannot_assume_yet(url: str) -> None:
+    arn = client(url, "iam").create_role(RoleName="runner", AssumeRolePolicyDocument=json.dumps(LAMBDA_TRUST)
+                                         )["Role"]["Arn"]
+    function = {"FunctionName": "fn", "Runtime": "python3.12", "Role": arn, "Handler": "app.handler",
+                "Code": {"ZipFile": _code()}}
+    error = _error(client(url, "lambda").create_function, **function)
+    assert error == {"Code": "InvalidParameterValueException",
+                     "Message": "The role defined for the function cannot be assumed by Lambda."}
+    _after_the_delay(arn)
+    assert client(url, "lambda").create_function(**function)["Role"] == arn
+
+
+def test_a_policy_change_is_not_in_effect_until_it_has_propagated(url: str) -> None:
+    iam = client(url, "iam")
+    arn = iam.create_role(RoleName="app", AssumeRolePolicyDocument=json.dumps(ROOT_TRUST))["Role"]["Arn"]
+    iam.put_role_policy(RoleName="app", PolicyName="list", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:ListAllMyBuckets", "Resource": "*"}]}))
+    _after_the_delay(arn)
+    found = client(url, "sts").assume_role(RoleArn=arn, RoleSessionName="app-session")["Credentials"]
+    session = {"aws_access_key_id": found["AccessKeyId"], "aws_secret_access_key": found["SecretAccessKey"],
+               "aws_session_token": found["SessionToken"]}
+    client(url, "s3", session).list_buckets()
+
+    iam.put_role_policy(RoleName="app", PolicyName="queues", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sqs:CreateQueue", "Resource": "*"}]}))
+    assert _error(client(url, "sqs", session).create_queue, QueueName="q")["Code"] == "AccessDenied"
+    client(url, "s3", session).list_buckets()  # what it could do before the change, it still can
+    _after_the_delay(arn)
+    assert client(url, "sqs", session).create_queue(QueueName="q")["QueueUrl"].endswith("/q")
+
+
+def test_cloudformation_retries_until_the_role_it_hands_a_function_has_propagated(url: str) -> None:
+    template = {"Resources": {
+        "Role": {"Type": "AWS::IAM::Role", "Properties": {"AssumeRolePolicyDocument": LAMBDA_TRUST}},
+        "Function": {"Type": "AWS::Lambda::Function", "Properties": {
+            "Runtime": "python3.12", "Handler": "index.handler", "Role": {"Fn::GetAtt": ["Role", "Arn"]},
+            "Code": {"ZipFile": "def handler(event, context):\n    return event\n"}}}}}
+    cloudformation = client(url, "cloudformation")
+    cloudformation.create_stack(StackName="fresh-role", TemplateBody=json.dumps(template),
+                                Capabilities=["CAPABILITY_IAM"])
+    stack = cloudformation.describe_stacks(StackName="fresh-role")["Stacks"][0]
+    assert stack["StackStatus"] == "CREATE_COMPLETE", stack.get("StackStatusReason")
+    # The function's role is one Lambda can assume now (what AWS's handler waited for): a session of it works.
+    role = client(url, "lambda").get_function(FunctionName=cloudformation.describe_stack_resource(
+        StackName="fresh-role", LogicalResourceId="Function")["StackResourceDetail"]["PhysicalResourceId"]
+    )["Configuration"]["Role"]
+    assert iam_propagation.settled_at(role) == 0.0
+
+
+def test_cloudformation_refuses_a_service_role_it_cannot_assume_yet(url: str) -> None:
+    trust = {"Version": "2012-10-17", "Statement": [  # as the template's RoleStackExecutionRole trusts it
+        {"Effect": "Allow", "Principal": {"Service": "cloudformation.amazonaws.com"}, "Action": "sts:AssumeRole",
+         "Condition": {"StringEquals": {"aws:SourceAccount": ACCOUNT}}}]}
+    iam, cloudformation = client(url, "iam"), client(url, "cloudformation")
+    arn = iam.create_role(RoleName="deployer", AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+    untrusting = iam.create_role(RoleName="not-for-cloudformation",
+                                 AssumeRolePolicyDocument=json.dumps(LAMBDA_TRUST))["Role"]["Arn"]
+    body = json.dumps({"Resources": {"Topic": {"Type": "AWS::SNS::Topic"}}})
+    for role in (arn, untrusting):
+        error = _error(cloudformation.create_stack, StackName="served", TemplateBody=body, RoleARN=role)
+        assert (error["Code"], error["Message"]) == ("ValidationError", f"Role {role} is invalid or cannot be assumed")
+    _after_the_delay(untrusting)
+    assert _error(cloudformation.create_stack, StackName="served", TemplateBody=body,
+                  RoleARN=untrusting)["Code"] == "ValidationError"  # its trust policy never admits CloudFormation
+    cloudformation.create_stack(StackName="served", TemplateBody=body, RoleARN=arn)
+    assert cloudformation.describe_stacks(StackName="served")["Stacks"][0]["StackStatus"] == "CREATE_COMPLETE"
