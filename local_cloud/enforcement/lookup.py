@@ -191,6 +191,15 @@ class MotoLookup:
                 return str(stack_set.id)
         return None
 
+    def stack_set_template(self, name: str, region: str) -> str | None:
+        from moto.cloudformation.models import cloudformation_backends
+
+        backend = cloudformation_backends[self.account][region]
+        for stack_set in backend.stacksets.values():
+            if stack_set.name == name:
+                return str(stack_set.template)
+        return None
+
     def secret_id(self, ref: str, region: str) -> str | None:
         from moto.secretsmanager.models import secretsmanager_backends
 

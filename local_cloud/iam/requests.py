@@ -59,6 +59,7 @@ class Lookup(Protocol):
     def role(self, name_or_arn: str) -> RoleInfo | None: ...
     def stack_id(self, name_or_arn: str, region: str) -> str | None: ...
     def stack_set_id(self, name: str, region: str) -> str | None: ...
+    def stack_set_template(self, name: str, region: str) -> str | None: ...
     def secret_id(self, ref: str, region: str) -> str | None: ...
     def organization_id(self) -> str | None: ...
     def bucket_kms_key(self, bucket: str) -> str | None: ...
@@ -181,6 +182,7 @@ class _Parts:
     actions: tuple[str, ...] | None = None  # instead of the operation's own
     extra: list[Check] = field(default_factory=list)
     resources: dict[str, str] = field(default_factory=dict)  # explicit ARNs by resource type
+    many: dict[str, tuple[str, ...]] = field(default_factory=dict)  # a resource type the request names several of
 
 
 def _kms(call: ApiCall, lookup: Lookup, parts: _Parts) -> None:
@@ -385,8 +387,16 @@ def _cloudformation(call: ApiCall, lookup: Lookup, parts: _Parts) -> None:
         parts.variables["StackSetName"] = set_name
         parts.variables["Id"] = set_id.split(":", 1)[-1] if set_id else "*"
         parts.variables["StackSetTarget"] = f"{set_name}:*"
-        # The optional ``type`` resource (the resource types a StackSet's template deploys) is not told from the
-        # request: it is left out rather than guessed as "*", which no type-scoped grant could match.
+        if call.operation in _STACK_SET_TYPE_OPERATIONS:
+            # AWS authorizes these on every resource type the StackSet's template (a new one an update gives)
+            # deploys, as well as on the StackSet: arn:...:type/resource/AWS-IAM-Role. A public type's ARN has
+            # no account (DescribeType's Arn); a private one's is the account's.
+            template = p.get("TemplateBody") or lookup.stack_set_template(set_name, call.region)
+            parts.many["type"] = tuple(
+                f"arn:{call.partition}:cloudformation:{call.region}:"
+                f"{'' if name.startswith('AWS::') else call.account}:type/resource/{name.replace('::', '-')}"
+                for name in template_resource_types(str(template or ""))
+            )
     if p.get("RoleARN"):
         parts.values["cloudformation:rolearn"] = (str(p["RoleARN"]),)
     if p.get("ChangeSetName"):
@@ -396,6 +406,45 @@ def _cloudformation(call: ApiCall, lookup: Lookup, parts: _Parts) -> None:
             else str(p["ChangeSetName"])
         )
         parts.variables.setdefault("Id", "*")
+
+
+# StackSet operations the Service Authorization Reference authorizes on the template's resource types too.
+_STACK_SET_TYPE_OPERATIONS = frozenset({"CreateStackInstances", "UpdateStackInstances", "DeleteStackInstances",
+                                        "UpdateStackSet"})
+
+
+def template_resource_types(text: str) -> list[str]:
+    """The distinct resource types (``AWS::IAM::Role``) a CloudFormation template in JSON or YAML declares,
+    in order; none for a template that cannot be read (the service refuses it itself)."""
+    import yaml
+
+    class _Loader(yaml.SafeLoader):
+        """YAML with CloudFormation's short-form tags (``!Sub``), read as plain values."""
+
+    def _any_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
+        if isinstance(node, yaml.ScalarNode):
+            return loader.construct_scalar(node)
+        if isinstance(node, yaml.SequenceNode):
+            return loader.construct_sequence(node)
+        return loader.construct_mapping(node)  # type: ignore[arg-type]
+
+    _Loader.add_multi_constructor("!", _any_tag)
+    if not text.strip():
+        return []
+    try:
+        document = json.loads(text)
+    except ValueError:
+        try:
+            document = yaml.load(text, Loader=_Loader)  # noqa: S506 - a safe loader plus inert tags
+        except yaml.YAMLError:
+            return []
+    resources = document.get("Resources") if isinstance(document, Mapping) else None
+    found: list[str] = []
+    for resource in (resources or {}).values():
+        kind = resource.get("Type") if isinstance(resource, Mapping) else None
+        if isinstance(kind, str) and kind not in found:
+            found.append(kind)
+    return found
 
 
 def _cloudtrail(call: ApiCall, lookup: Lookup, parts: _Parts) -> None:
@@ -560,7 +609,7 @@ def checks(call: ApiCall, lookup: Lookup) -> list[Check]:
     variables = _common(call, parts.variables)
     result: list[Check] = []
     for name in actions:
-        result.extend(_action_checks(call, lookup, name, variables, parts.resources, base))
+        result.extend(_action_checks(call, lookup, name, variables, parts.resources, base, parts.many))
     result.extend(parts.extra)
     pass_role = PASS_ROLE.get((call.service, call.operation))
     if pass_role and call.params.get(pass_role[0]):
@@ -578,7 +627,8 @@ def checks(call: ApiCall, lookup: Lookup) -> list[Check]:
 
 
 def _action_checks(
-    call: ApiCall, lookup: Lookup, name: str, variables: Mapping[str, str], explicit: Mapping[str, str], base: Values
+    call: ApiCall, lookup: Lookup, name: str, variables: Mapping[str, str], explicit: Mapping[str, str], base: Values,
+    many: Mapping[str, tuple[str, ...]],
 ) -> list[Check]:
     info = sar.action(name)
     if info is None:
@@ -587,6 +637,9 @@ def _action_checks(
     found: list[tuple[str, str]] = []
     unresolved_required: list[str] = []
     for rt in info.resource_types:
+        if rt.name in many:
+            found.extend((rt.name, arn) for arn in many[rt.name])
+            continue
         arn = explicit.get(rt.name) or sar.fill(rt.arn_format, dict(variables))
         if arn is None:
             if rt.required:

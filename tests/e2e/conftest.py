@@ -11,10 +11,30 @@ import pytest
 
 from local_cloud.deploy import build_is_stale
 from tests.e2e.test_onboarding_e2e import client, deploy_command, outputs
+from tests.local_cloud import harness
 from tests.local_cloud.harness import REPO, ServedCloud, onboarding_parameters, run_cli, sam_build, serve_child
 
 ONBOARDED_STACK = "e2e-main"
 REFUSED_STACK = "e2e-fail"
+
+# Runs after every other e2e test: it reads what they all did.
+LAST = "test_iam_grants_used.py"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: item.path.name == LAST)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def iam_reports(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Every local cloud of the e2e session records each call a role's grant allowed (``--iam-report``), one
+    file per local cloud, in this directory."""
+    reports = tmp_path_factory.mktemp("iam-reports")
+    harness.IAM_REPORTS = reports
+    try:
+        yield reports
+    finally:
+        harness.IAM_REPORTS = None
 
 
 @pytest.fixture(scope="session")

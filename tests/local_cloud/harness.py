@@ -53,6 +53,11 @@ class ServedCloud:
     output: list[str] = field(default_factory=list)
 
 
+# When set (the e2e session sets it), every local cloud started here records the calls roles' grants allowed
+# into a report file of its own in this directory (``local serve --iam-report``).
+IAM_REPORTS: Path | None = None
+
+
 @contextmanager
 def serve_child(schedule_interval: float = 1.0, ready_timeout: float = 60.0,
                 extra_args: Sequence[str] = (), stackset_seconds: float = 0.2) -> Iterator[ServedCloud]:
@@ -78,6 +83,8 @@ def serve_child(schedule_interval: float = 1.0, ready_timeout: float = 60.0,
         "5",
         *extra_args,
     ]
+    if IAM_REPORTS is not None:
+        command += ["--iam-report", str(IAM_REPORTS / f"local-cloud-{port}.jsonl")]
     process = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=child_env(), cwd=REPO
     )

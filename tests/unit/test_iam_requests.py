@@ -28,6 +28,23 @@ KEY_POLICY = json.dumps(
 )
 
 
+# The Expel role StackSet's template, in YAML with short-form tags as roles/expel-role.yaml is.
+EXPEL_ROLE_TEMPLATE = """
+Resources:
+  Role:
+    Type: AWS::IAM::Role
+    Properties: {RoleName: !Ref RoleName}
+  ReadOnly:
+    Type: AWS::IAM::Policy
+    Properties: {Roles: [!Ref Role]}
+  Extra:
+    Type: AWS::IAM::Policy
+    Properties: {Roles: [!Ref Role]}
+"""
+STACK_SET = "arn:aws:cloudformation:us-east-1:123456789012:stackset/s1-expel-role:1111-2222"
+PUBLIC_TYPE = "arn:aws:cloudformation:us-east-1::type/resource/"
+
+
 class FakeCloud:
     """What a local cloud would hold: one key (alias alias/ours), one role, one stack, an SSE-KMS bucket."""
 
@@ -62,7 +79,10 @@ class FakeCloud:
         )
 
     def stack_set_id(self, name: str, region: str) -> str | None:
-        return None
+        return f"{name}:1111-2222" if name == "s1-expel-role" else None
+
+    def stack_set_template(self, name: str, region: str) -> str | None:
+        return EXPEL_ROLE_TEMPLATE if name == "s1-expel-role" else None
 
     def secret_id(self, ref: str, region: str) -> str | None:
         return "key-AbCdEf"
@@ -313,3 +333,48 @@ def test_assume_role_is_checked_against_the_trust_policy_with_the_external_id() 
     )
     assert found.resource_policy is not None and found.resource_policy.kind == ResourcePolicyKind.REQUIRED
     assert found.context.get("sts:ExternalId") == ("guid",)
+
+
+@pytest.mark.parametrize("operation", ["CreateStackInstances", "UpdateStackInstances", "DeleteStackInstances"])
+def test_stack_instance_operations_are_authorized_on_the_stack_set_and_each_resource_type_of_its_template(
+        operation: str) -> None:
+    found = run("cloudformation", operation, StackSetName="s1-expel-role", Regions=[REGION],
+                DeploymentTargets={"OrganizationalUnitIds": ["r-abcd"]})
+    assert pairs(found) == [
+        (f"cloudformation:{operation}", STACK_SET),
+        (f"cloudformation:{operation}",
+         "arn:aws:cloudformation:us-east-1:123456789012:stackset-target/s1-expel-role:*"),
+        (f"cloudformation:{operation}", f"{PUBLIC_TYPE}AWS-IAM-Role"),
+        (f"cloudformation:{operation}", f"{PUBLIC_TYPE}AWS-IAM-Policy"),
+    ]
+
+
+def test_update_stack_set_is_authorized_on_the_types_of_the_template_it_gives() -> None:
+    body = json.dumps({"Resources": {"Topic": {"Type": "AWS::SNS::Topic"}, "Mine": {"Type": "Acme::Thing::Widget"}}})
+    found = run("cloudformation", "UpdateStackSet", StackSetName="s1-expel-role", TemplateBody=body)
+    assert [r for a, r in pairs(found) if ":type/" in r] == [
+        f"{PUBLIC_TYPE}AWS-SNS-Topic",
+        "arn:aws:cloudformation:us-east-1:123456789012:type/resource/Acme-Thing-Widget",  # a private type's account
+    ]
+
+
+def test_describe_stack_set_is_not_authorized_on_resource_types() -> None:
+    found = run("cloudformation", "DescribeStackSet", StackSetName="s1-expel-role")
+    assert pairs(found) == [("cloudformation:DescribeStackSet", STACK_SET)]
+
+
+def test_a_grant_on_the_stack_set_alone_is_refused_on_its_templates_resource_types() -> None:
+    from local_cloud.iam import Identity, NamedPolicy, Principal, Request, evaluate
+
+    def decisions(resources: list[str]) -> list[tuple[str, bool]]:
+        grant = NamedPolicy.of("role/r inline policy p", {"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": "cloudformation:CreateStackInstances", "Resource": resources}]})
+        who = Identity(Principal.session(f"arn:aws:iam::{ACCOUNT}:role/r", "s"), (grant,), None)
+        found = run("cloudformation", "CreateStackInstances", StackSetName="s1-expel-role", Regions=[REGION])
+        return [(c.resource, evaluate(who, Request(c.action, c.resource, c.context)).allowed) for c in found]
+
+    stack_set_only = [STACK_SET, "arn:aws:cloudformation:us-east-1:123456789012:stackset-target/s1-expel-role:*"]
+    assert [allowed for _, allowed in decisions(stack_set_only)] == [True, True, False, False]
+    # The template's grant: its "*" account matches a public type's empty one.
+    with_types = [*stack_set_only, "arn:aws:cloudformation:us-east-1:*:type/resource/AWS-IAM-*"]
+    assert all(allowed for _, allowed in decisions(with_types))
