@@ -396,3 +396,42 @@ def test_a_topic_name_taken_by_a_foreign_topic_is_refused_when_the_onboarding_wo
     with count_mutating_calls() as calls, pytest.raises(OnboardingError, match="Parameter TopicName"):
         preflight.check(existing)
     assert calls == []
+
+
+# ------------------------------------------------------------ the CIS parameters on an existing trail
+@pytest.mark.parametrize(("parameter", "field", "value"), [
+    ("CloudWatchLogsRetentionDays", "cloud_watch_logs_retention_days", 30),
+    ("LogRetentionDays", "log_retention_days", 365),
+    ("ObjectLockRetentionDays", "object_lock_retention_days", 30),
+])
+def test_a_cis_parameter_that_would_change_their_trail_or_bucket_is_refused_before_any_write(
+        existing: Config, customer: customer_trail.CustomerTrail, parameter: str, field: str, value: int) -> None:
+    changes = {field: value, **({"cloud_watch_logs_role_arn": "arn:aws:iam::123456789012:role/r"}
+                                if field == "cloud_watch_logs_retention_days" else {})}
+    message = _refused(dataclasses.replace(existing, **changes), parameter)
+    assert "never changes your trail or its bucket" in message and f"set {parameter} to 0" in message
+
+
+def test_access_logging_is_a_check_on_their_bucket_never_a_change(existing: Config,
+                                                                   customer: customer_trail.CustomerTrail) -> None:
+    before = customer.snapshot(_client)
+    findings = preflight.check(existing)["Findings"]
+    assert any(f"bucket {customer.bucket} has server access logging off (CIS 3.6" in f for f in findings)
+    trail = step01_existing_trail.adopt(existing)
+    assert "server access logging off" in trail.findings
+    assert "LoggingEnabled" not in boto("s3").get_bucket_logging(Bucket=customer.bucket)
+    assert [b["Name"] for b in boto("s3").list_buckets()["Buckets"]] == [customer.bucket]
+    assert customer.snapshot(_client) == before
+
+    # Their own access logging: no finding; AccessLogging false: not looked at.
+    boto("s3").create_bucket(Bucket="their-access-logs")
+    boto("s3").put_bucket_policy(Bucket="their-access-logs", Policy=json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"Service": "logging.s3.amazonaws.com"}, "Action": "s3:PutObject",
+         "Resource": "arn:aws:s3:::their-access-logs/*",
+         "Condition": {"StringEquals": {"aws:SourceAccount": ACCOUNT_ID}}}]}))
+    boto("s3").put_bucket_logging(Bucket=customer.bucket, BucketLoggingStatus={"LoggingEnabled": {
+        "TargetBucket": "their-access-logs", "TargetPrefix": "trail/"}})
+    assert not any("server access logging" in f for f in preflight.check(existing)["Findings"])
+    boto("s3").put_bucket_logging(Bucket=customer.bucket, BucketLoggingStatus={})
+    off = dataclasses.replace(existing, access_logging=False)
+    assert not any("server access logging" in f for f in preflight.check(off)["Findings"])

@@ -73,6 +73,10 @@ def read(config: Config) -> AdoptedTrail:
     key_arn = _trail_key(config, str(trail.get("KmsKeyId") or ""))
     log_key = key_arn or _bucket_default_key(config, bucket)
     findings = [*_event_findings(events), *_bucket_findings(config, bucket, key_arn)]
+    if config.access_logging and s3.logging_target(bucket, config.account_id) is None:
+        # AccessLogging applies as a check here: turning it on would change the customer's bucket.
+        findings.append(f"bucket {bucket} has server access logging off (CIS 3.6, Security Hub CloudTrail.7): "
+                        "turn it on to a bucket of yours; the onboarding does not change your bucket")
     if key_arn and not kms.rotation_enabled(key_arn, config.region):
         findings.append(f"key {key_arn} has automatic rotation off (the guide's new key rotates yearly)")
     if not key_arn:
