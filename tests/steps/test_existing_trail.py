@@ -435,3 +435,40 @@ def test_access_logging_is_a_check_on_their_bucket_never_a_change(existing: Conf
     boto("s3").put_bucket_logging(Bucket=customer.bucket, BucketLoggingStatus={})
     off = dataclasses.replace(existing, access_logging=False)
     assert not any("server access logging" in f for f in preflight.check(off)["Findings"])
+
+
+# ------------------------------------------------------------ their bucket policy denying Expel's role
+def _add_to_their_bucket_policy(customer: customer_trail.CustomerTrail, statement: dict[str, Any]) -> None:
+    policy = json.loads(boto("s3").get_bucket_policy(Bucket=customer.bucket)["Policy"])
+    policy["Statement"].append(statement)
+    boto("s3").put_bucket_policy(Bucket=customer.bucket, Policy=json.dumps(policy))
+
+
+def test_a_bucket_policy_denying_everyone_but_their_roles_is_refused_naming_the_statement_and_the_role(
+        existing: Config, customer: customer_trail.CustomerTrail) -> None:
+    _add_to_their_bucket_policy(customer, {
+        "Sid": "OnlyOurAuditors", "Effect": "Deny", "Principal": "*", "Action": "s3:GetObject",
+        "Resource": f"arn:aws:s3:::{customer.bucket}/*",
+        "Condition": {"StringNotLike": {"aws:PrincipalArn": f"arn:aws:iam::{ACCOUNT_ID}:role/{TRAIL}-Audit"}}})
+    role = f"arn:aws:iam::{ACCOUNT_ID}:role/{existing.role_name}"
+    message = _refused(existing, "ExistingTrailName")
+    assert "'OnlyOurAuditors' denies s3:GetObject" in message and f"exempt {role}" in message
+    with pytest.raises(InvalidParameter, match="OnlyOurAuditors"):
+        step01_existing_trail.adopt(existing)
+
+    # Exempting the role (as the fix says) lets the onboarding go on.
+    policy = json.loads(boto("s3").get_bucket_policy(Bucket=customer.bucket)["Policy"])
+    policy["Statement"][-1]["Condition"]["StringNotLike"]["aws:PrincipalArn"] = [
+        f"arn:aws:iam::{ACCOUNT_ID}:role/{TRAIL}-Audit", role]
+    boto("s3").put_bucket_policy(Bucket=customer.bucket, Policy=json.dumps(policy))
+    assert preflight.check(existing)["Checked"] is True
+
+
+def test_a_deny_depending_on_where_the_request_comes_from_is_a_finding(
+        existing: Config, customer: customer_trail.CustomerTrail) -> None:
+    _add_to_their_bucket_policy(customer, {
+        "Sid": "OfficeOnly", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
+        "Resource": [f"arn:aws:s3:::{customer.bucket}", f"arn:aws:s3:::{customer.bucket}/*"],
+        "Condition": {"NotIpAddress": {"aws:SourceIp": "203.0.113.0/24"}}})
+    findings = preflight.check(existing)["Findings"]
+    assert any("'OfficeOnly' denies reading log files depending on aws:SourceIp" in f for f in findings)
