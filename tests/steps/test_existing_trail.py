@@ -472,3 +472,21 @@ def test_a_deny_depending_on_where_the_request_comes_from_is_a_finding(
         "Condition": {"NotIpAddress": {"aws:SourceIp": "203.0.113.0/24"}}})
     findings = preflight.check(existing)["Findings"]
     assert any("'OfficeOnly' denies reading log files depending on aws:SourceIp" in f for f in findings)
+
+
+def test_the_public_access_finding_counts_the_accounts_s3_block_public_access(
+        existing: Config, customer: customer_trail.CustomerTrail) -> None:
+    boto("s3").delete_public_access_block(Bucket=customer.bucket)
+    assert any("does not block all public access" in f for f in preflight.check(existing)["Findings"])
+    control = boto("s3control")
+    control.put_public_access_block(AccountId=ACCOUNT_ID, PublicAccessBlockConfiguration={
+        "BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True, "RestrictPublicBuckets": False})
+    assert any("does not block all public access" in f for f in preflight.check(existing)["Findings"])
+    # The account's block and the bucket's together, or the account's alone, block every kind of public access.
+    boto("s3").put_public_access_block(Bucket=customer.bucket, PublicAccessBlockConfiguration={
+        "BlockPublicAcls": False, "IgnorePublicAcls": False, "BlockPublicPolicy": False, "RestrictPublicBuckets": True})
+    assert not any("public access" in f for f in preflight.check(existing)["Findings"])
+    boto("s3").delete_public_access_block(Bucket=customer.bucket)
+    control.put_public_access_block(AccountId=ACCOUNT_ID, PublicAccessBlockConfiguration={
+        "BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True, "RestrictPublicBuckets": True})
+    assert not any("public access" in f for f in preflight.check(existing)["Findings"])

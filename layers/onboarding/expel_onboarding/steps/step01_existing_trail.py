@@ -248,8 +248,9 @@ def _bucket_findings(config: Config, bucket: str, key_arn: str) -> list[str]:
     findings = []
     if s3.versioning_status(bucket, owner_id) != "Enabled":
         findings.append(f"bucket {bucket} has versioning off (the guide's bucket keeps every version of a log file)")
-    if s3.public_access_block(bucket, owner_id) != s3.PUBLIC_ACCESS_BLOCK:
-        findings.append(f"bucket {bucket} does not block all public access")
+    if s3.effective_public_access_block(bucket, owner_id, config.region) != s3.PUBLIC_ACCESS_BLOCK:
+        findings.append(f"bucket {bucket} does not block all public access (neither its own nor the account's "
+                        "S3 Block Public Access has every setting on)")
     rules = s3.encryption_rules(bucket, owner_id)
     defaults = [rule.get("ApplyServerSideEncryptionByDefault", {}) for rule in rules]
     if key_arn and not any(d.get("SSEAlgorithm") == "aws:kms" and d.get("KMSMasterKeyID") in (
