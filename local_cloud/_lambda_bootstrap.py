@@ -80,8 +80,32 @@ def layer_paths(opt_root: str) -> list[str]:
     return [os.path.join(opt_root, "python", "lib", "python3.13", "site-packages"), os.path.join(opt_root, "python")]
 
 
+def resolve_account_hosts() -> None:
+    """AWS's DNS for the hosts that name an account: S3 Control sends every call to
+    ``<account id>.s3-control.<region>.amazonaws.com``, and botocore puts the account id before the local cloud's
+    endpoint host the same way (``<account id>.127.0.0.1``), which no resolver knows: resolve it as the endpoint."""
+    import re
+    import socket
+    from urllib.parse import urlsplit
+
+    endpoint = urlsplit(os.environ.get("AWS_ENDPOINT_URL", "")).hostname
+    if not endpoint or getattr(socket.getaddrinfo, "account_hosts", False):
+        return
+    original = socket.getaddrinfo
+    account_host = re.compile(r"\d{12}\." + re.escape(endpoint))
+
+    def getaddrinfo(host, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202 - socket's own signature
+        if isinstance(host, str) and account_host.fullmatch(host):
+            host = endpoint
+        return original(host, *args, **kwargs)
+
+    getaddrinfo.account_hosts = True
+    socket.getaddrinfo = getaddrinfo
+
+
 def init() -> object | None:
     """The Init phase: the handler function, or None after reporting why it cannot be loaded."""
+    resolve_account_hosts()
     # What the runtime puts first on sys.path: the function code, then the layers' python dirs (a fork
     # server has put those there already).
     layers = layer_paths(OPT_ROOT)

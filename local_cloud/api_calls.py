@@ -73,7 +73,7 @@ def _identify(environ: dict[str, Any]) -> ApiCall | None:
     if scope is None:
         return None
     access_key, region, signing_name = scope
-    service = _SIGNING_ALIASES.get(signing_name, signing_name)
+    service = s3_control_or(_SIGNING_ALIASES.get(signing_name, signing_name), environ)
     model = _service_model(service)
     if model is None:
         return None
@@ -87,6 +87,11 @@ def _identify(environ: dict[str, Any]) -> ApiCall | None:
                    method=method, path=path, params=params,
                    source_ip=str(environ.get("REMOTE_ADDR") or "127.0.0.1"),
                    user_agent=str(environ.get("HTTP_USER_AGENT", "")))
+
+
+def s3_control_or(service: str, environ: dict[str, Any]) -> str:
+    """S3 Control signs its requests as ``s3``; its paths tell it apart (they begin with its API version)."""
+    return "s3control" if service == "s3" and str(environ.get("PATH_INFO", "")).startswith("/v20180820/") else service
 
 
 def _credential_scope(environ: dict[str, Any]) -> tuple[str, str, str] | None:

@@ -31,7 +31,8 @@ CloudTrail's delivery to CloudWatch Logs (CreateTrail / UpdateTrail; moto stored
 CloudWatch Logs encryption (CreateLogGroup with kmsKeyId; moto accepted any string): the key must exist, be
 enabled, and its key policy must let ``logs.<region>.amazonaws.com`` generate data keys and decrypt with the
 log group's ARN as encryption context, or AccessDeniedException "The specified KMS key does not exist or is
-not allowed to be used with Arn '<log group ARN>'".
+not allowed to be used with Arn '<log group ARN>'". AssociateKmsKey (which moto lacks) checks the key the same
+way; it and DisassociateKmsKey answer ResourceNotFoundException for a group that does not exist.
 """
 
 from __future__ import annotations
@@ -210,6 +211,33 @@ def patch_log_group_encryption() -> None:
     LogsBackend.create_log_group = create_log_group  # type: ignore[method-assign]
 
 
+def add_kms_key_association() -> None:
+    """AssociateKmsKey and DisassociateKmsKey, which moto lacks: a group that does not exist is
+    ResourceNotFoundException; AssociateKmsKey checks the key as CreateLogGroup does; events already stored
+    keep the key they were written with (nothing to emulate: moto stores them in clear)."""
+    from moto.logs.exceptions import ResourceNotFoundException
+    from moto.logs.responses import LogsResponse
+
+    def group(response: Any) -> Any:
+        found = response.logs_backend.groups.get(response._get_param("logGroupName"))
+        if found is None:
+            raise ResourceNotFoundException()
+        return found
+
+    def associate_kms_key(self: Any) -> str:
+        found, key_id = group(self), str(self._get_param("kmsKeyId"))
+        check_log_group_key(self.logs_backend.account_id, self.logs_backend.region_name, found.name, key_id)
+        found.kms_key_id = key_id
+        return ""
+
+    def disassociate_kms_key(self: Any) -> str:
+        group(self).kms_key_id = None
+        return ""
+
+    LogsResponse.associate_kms_key = associate_kms_key  # type: ignore[attr-defined]
+    LogsResponse.disassociate_kms_key = disassociate_kms_key  # type: ignore[attr-defined]
+
+
 def apply() -> None:
     """Every patch of this module (idempotent)."""
     global _applied
@@ -219,4 +247,5 @@ def apply() -> None:
     patch_object_lock_retention()
     patch_cloudwatch_logs_delivery()
     patch_log_group_encryption()
+    add_kms_key_association()
     _applied = True

@@ -63,6 +63,9 @@ arrival of custom resource answers concern only a running server (``apply_server
     enforcement the management account could assume it and do nothing.
 21. CloudFormation takes the SAM CLI's requests as AWS does (TemplateURL, the Serverless transform, change sets):
     see ``cloudformation_changesets`` and ``cloudformation_templates``.
+22. A stack update with a changed parameter updated only the resources naming it in a ``Ref``; one naming it
+    only in ``Fn::Sub`` (``"${BucketArn}/${LogObjectPrefix}*"``) kept its old value. CloudFormation updates
+    every resource whose resolved properties change: ``${Name}`` in a ``Fn::Sub`` is a reference too.
 """
 
 from __future__ import annotations
@@ -506,6 +509,36 @@ def _patch_role_updates() -> None:
     Role.update_from_cloudformation_json = classmethod(update)  # type: ignore[assignment]
 
 
+_SUB_NAME = re.compile(r"\$\{(?!!)([^}.]+)(?:\.[^}]*)?\}")  # ${Name} or ${Resource.Attribute}, not ${!Literal}
+
+
+def _references(template: Any) -> list[str]:
+    """The names a template fragment refers to: ``Ref`` and, as CloudFormation reads it, ``${Name}`` in
+    ``Fn::Sub`` (whose variable map is searched too)."""
+    found: list[str] = []
+    if isinstance(template, dict):
+        for key, value in template.items():
+            if key == "Ref":
+                found.append(value)
+            elif key == "Fn::Sub":
+                text = value[0] if isinstance(value, list) and value else value
+                found.extend(_SUB_NAME.findall(text) if isinstance(text, str) else [])
+                if isinstance(value, list) and len(value) > 1:
+                    found.extend(_references(value[1]))
+            else:
+                found.extend(_references(value))
+    elif isinstance(template, list):
+        for item in template:
+            found.extend(_references(item))
+    return found
+
+
+def _patch_sub_references() -> None:
+    from moto.cloudformation import parsing
+
+    parsing.get_references_from_template = _references
+
+
 def _patch_organization_account_access_role() -> None:
     import json as _json
 
@@ -583,6 +616,7 @@ def apply() -> None:
     _patch_custom_resource_type()
     _patch_resource_events()
     _patch_role_updates()
+    _patch_sub_references()
     _patch_organization_account_access_role()
     custom_resources.install()
     stepfunctions_redrive.install()

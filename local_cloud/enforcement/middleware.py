@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
+from local_cloud.api_calls import s3_control_or
 from local_cloud.enforcement import errors
 from local_cloud.enforcement.identity import resolve
 from local_cloud.enforcement.lookup import MotoLookup
@@ -89,7 +90,7 @@ def parse_call(
     from moto.core.request import Request, determine_request_protocol
     from moto.core.routing import get_service_router
 
-    service = _SIGNING_TO_SERVICE.get(signing_name, signing_name)
+    service = s3_control_or(_SIGNING_TO_SERVICE.get(signing_name, signing_name), environ)
     request = Request(environ, populate_request=False)
     model = _service_model(service)
     operation, uri_params = get_service_router(service).match(request)
@@ -110,7 +111,8 @@ def parse_call(
         service,
         protocol,
         ApiCall(
-            iam_prefix(service),
+            # S3 Control signs as s3 and its actions are s3's, named otherwise than its operations (sar).
+            "s3control" if service == "s3control" else iam_prefix(service),
             operation.name,
             params,
             region,

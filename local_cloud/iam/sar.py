@@ -40,6 +40,10 @@ OPERATION_ACTIONS: dict[tuple[str, str], tuple[str, ...]] = {
     ("s3", "PutBucketLifecycleConfiguration"): ("s3:PutLifecycleConfiguration",),
     ("s3", "GetObjectLockConfiguration"): ("s3:GetBucketObjectLockConfiguration",),
     ("s3", "PutObjectLockConfiguration"): ("s3:PutBucketObjectLockConfiguration",),
+    # S3 Control's account-level Block Public Access (the Service Authorization Reference lists it under s3).
+    ("s3control", "GetPublicAccessBlock"): ("s3:GetAccountPublicAccessBlock",),
+    ("s3control", "PutPublicAccessBlock"): ("s3:PutAccountPublicAccessBlock",),
+    ("s3control", "DeletePublicAccessBlock"): ("s3:PutAccountPublicAccessBlock",),
     ("s3", "CreateMultipartUpload"): ("s3:PutObject",),
     ("s3", "UploadPart"): ("s3:PutObject",),
     ("s3", "CompleteMultipartUpload"): ("s3:PutObject",),

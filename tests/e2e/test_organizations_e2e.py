@@ -20,6 +20,7 @@ import boto3
 import pytest
 
 from local_cloud.cli import DEMO_WORKBENCH_GUID
+from tests import customer_trail
 from tests.e2e.test_onboarding_e2e import deploy_command
 from tests.e2e.test_status_cli import step_rows
 from tests.local_cloud.harness import ServedCloud, onboarding_parameters, run_cli, serve_child
@@ -172,3 +173,69 @@ def test_delete_removes_the_instances_the_stack_set_and_every_role(onboarded: On
     for account in onboarded.organization.all_members():
         assert ROLE not in role_names(onboarded.member(account, "iam")), account
     assert ROLE not in role_names(onboarded.client("iam"))
+
+
+def test_their_organization_trail_without_a_key_is_onboarded_narrowed_to_one_organization_and_left_intact(
+        onboarded: Onboarded) -> None:
+    """Existing-trail mode (``ExistingTrailName``) on an organization trail of the management account that has
+    no KMS key of its own: the onboarding's own key encrypts only the topic and queue, the entry and Expel's
+    read grant cover the organization's folder, an update narrows both to another organization's folder
+    (``LogPrefixOrganizationId``: a bucket that collects several organizations' logs), and the delete leaves
+    everything of theirs as it was."""
+    stack, name = "e2e-org-existing", "E2eOrgTrail"
+    customer = customer_trail.build(onboarded.client, MANAGEMENT, REGION, name=name, bucket="e2e-org-trail-logs",
+                                    key_prefix="", encrypted=False)
+    organization_id = onboarded.client("organizations").describe_organization()["Organization"]["Id"]
+    s3 = onboarded.client("s3")
+    policy = json.loads(s3.get_bucket_policy(Bucket=customer.bucket)["Policy"])  # CloudTrail writes the org folder
+    write = next(s for s in policy["Statement"] if s["Sid"] == "AWSCloudTrailWrite20150319")
+    write["Resource"] = [write["Resource"], f"arn:aws:s3:::{customer.bucket}/AWSLogs/{organization_id}/*"]
+    s3.put_bucket_policy(Bucket=customer.bucket, Policy=json.dumps(policy))
+    onboarded.client("cloudtrail").update_trail(Name=name, IsOrganizationTrail=True)
+    before, notification_before = customer.snapshot(onboarded.client), customer.notification(onboarded.client)
+
+    def deploy(**overrides: str) -> dict[str, str]:
+        params = onboarding_parameters(onboarded.cloud, stack, ExistingTrailName=name, **overrides)
+        result = run_cli(*deploy_command(onboarded.cloud, onboarded.template, stack, params), timeout=400)
+        assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-3000:]
+        found = onboarded.client("cloudformation").describe_stacks(StackName=stack)["Stacks"][0]["Outputs"]
+        return {o["OutputKey"]: o["OutputValue"] for o in found}
+
+    def entry_and_grant() -> tuple[str, str]:
+        [ours] = customer.notification(onboarded.client)["TopicConfigurations"]
+        [rule] = ours["Filter"]["Key"]["FilterRules"]
+        grants = json.dumps({p: onboarded.client("iam").get_role_policy(RoleName=f"{stack}-role", PolicyName=p)
+                             ["PolicyDocument"] for p in ("ExpelCloudTrailDataPath",)})
+        return rule["Value"], grants
+
+    found = deploy()
+
+    assert found["TrailArn"] == customer.trail_arn and found["S3BucketName"] == customer.bucket
+    # No key of theirs: a key of the stack's own (its alias, rotation on) encrypts the topic and queue only.
+    key = onboarded.client("kms").describe_key(KeyId=f"alias/{stack}-key")["KeyMetadata"]
+    assert found["KmsKeyArn"] == key["Arn"] and found["KmsAlias"] == f"alias/{stack}-key"
+    topic = onboarded.client("sns").get_topic_attributes(TopicArn=found["SnsTopicArn"])["Attributes"]
+    assert topic["KmsMasterKeyId"] in (key["Arn"], key["KeyId"], f"alias/{stack}-key")
+    assert "not encrypted with a customer managed KMS key" in found["TrailFindings"]
+    assert "organization trail onboarded with OrganizationMode false" in found["TrailFindings"]
+    prefix, grants = entry_and_grant()
+    assert prefix == f"AWSLogs/{organization_id}/"
+    assert f"arn:aws:s3:::{customer.bucket}/AWSLogs/{organization_id}/*" in grants
+
+    narrowed = deploy(LogPrefixOrganizationId="o-subsidiary01")
+
+    assert narrowed["SqsQueueArn"] == found["SqsQueueArn"]  # the same onboarding, converged
+    prefix, grants = entry_and_grant()
+    assert prefix == "AWSLogs/o-subsidiary01/"
+    assert f"{customer.bucket}/AWSLogs/o-subsidiary01/*" in grants and f"AWSLogs/{organization_id}/" not in grants
+    assert customer.notification(onboarded.client)["QueueConfigurations"] == notification_before[
+        "QueueConfigurations"]
+
+    deleted = run_cli("local", "delete", "--endpoint-url", onboarded.cloud.url, "--stack-name", stack, timeout=400)
+
+    assert deleted.returncode == 0, deleted.stdout[-3000:] + deleted.stderr[-2000:]
+    assert customer.snapshot(onboarded.client) == before
+    assert customer.notification(onboarded.client) == notification_before
+    # Its own key encrypted only the topic and queue, both gone: scheduled for deletion.
+    assert onboarded.client("kms").describe_key(KeyId=key["KeyId"])["KeyMetadata"]["KeyState"] == "PendingDeletion"
+    onboarded.client("cloudtrail").delete_trail(Name=name)

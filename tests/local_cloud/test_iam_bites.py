@@ -246,3 +246,26 @@ def _zip() -> bytes:
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr("app.py", "def handler(event, context):\n    return event\n")
     return buffer.getvalue()
+
+
+def test_the_accounts_block_public_access_is_read_through_s3_control_with_its_own_action(
+        url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """S3 Control signs as s3 and names the account in the host (``<account>.<endpoint>``, which the Lambda
+    runtime resolves as the endpoint); IAM authorizes it as s3:GetAccountPublicAccessBlock."""
+    import socket
+
+    from local_cloud import _lambda_bootstrap
+
+    monkeypatch.setattr(socket, "getaddrinfo", socket.getaddrinfo)  # undone after the test
+    monkeypatch.setenv("AWS_ENDPOINT_URL", url)
+    _lambda_bootstrap.resolve_account_hosts()
+    allowed = function(url, {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "s3:GetAccountPublicAccessBlock", "Resource": "*"}]})
+    error = denied(lambda: allowed.client("s3control").get_public_access_block(AccountId=ACCOUNT))
+    assert error["Code"] == "NoSuchPublicAccessBlockConfiguration"  # authorized: S3 answers there is none
+
+    other = function(url, {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "s3:GetBucketPublicAccessBlock", "Resource": "*"}]})
+    error = denied(lambda: other.client("s3control").get_public_access_block(AccountId=ACCOUNT))
+    assert error["Code"] == "AccessDenied"
+    assert "s3:GetAccountPublicAccessBlock" in error["Message"]

@@ -199,6 +199,32 @@ def test_a_disabled_or_missing_key_is_refused(aws: None) -> None:
         assert refused.value.response["Error"]["Code"] == "AccessDeniedException"
 
 
+def test_associate_kms_key_re_keys_a_group_with_a_key_logs_may_use_and_disassociate_removes_it(aws: None) -> None:
+    logs = boto3.client("logs", region_name=REGION)
+    logs.create_log_group(logGroupName="encrypted-events", kmsKeyId=_key(logs_statement_for="encrypted-events"))
+    other = _key(logs_statement_for="encrypted-events")
+    logs.associate_kms_key(logGroupName="encrypted-events", kmsKeyId=other)
+    assert logs.describe_log_groups(logGroupNamePrefix="encrypted-events")["logGroups"][0]["kmsKeyId"] == other
+    logs.disassociate_kms_key(logGroupName="encrypted-events")
+    assert "kmsKeyId" not in logs.describe_log_groups(logGroupNamePrefix="encrypted-events")["logGroups"][0]
+
+
+def test_associate_kms_key_refuses_a_key_logs_may_not_use_and_a_missing_group(aws: None) -> None:
+    logs = boto3.client("logs", region_name=REGION)
+    logs.create_log_group(logGroupName="encrypted-events")
+    with pytest.raises(ClientError) as refused:
+        logs.associate_kms_key(logGroupName="encrypted-events", kmsKeyId=_key(logs_statement_for="other-group"))
+    assert refused.value.response["Error"]["Code"] == "AccessDeniedException"
+    assert "kmsKeyId" not in logs.describe_log_groups(logGroupNamePrefix="encrypted-events")["logGroups"][0]
+    for call in (lambda: logs.associate_kms_key(logGroupName="no-such-group",
+                                                kmsKeyId=_key(logs_statement_for="no-such-group")),
+                 lambda: logs.disassociate_kms_key(logGroupName="no-such-group")):
+        with pytest.raises(ClientError) as missing:
+            call()
+        assert missing.value.response["Error"] == {"Code": "ResourceNotFoundException",
+                                                   "Message": "The specified log group does not exist."}
+
+
 def test_server_access_logs_need_a_target_whose_policy_admits_s3_log_delivery(aws: None) -> None:
     s3 = boto3.client("s3", region_name=REGION)
     s3.create_bucket(Bucket="source-bucket")

@@ -399,3 +399,97 @@ def test_a_topic_name_taken_by_a_foreign_topic_is_refused_when_the_onboarding_wo
     with count_mutating_calls() as calls, pytest.raises(OnboardingError, match="Parameter TopicName"):
         preflight.check(existing)
     assert calls == []
+
+
+# ------------------------------------------------------------ the CIS parameters on an existing trail
+@pytest.mark.parametrize(("parameter", "field", "value"), [
+    ("CloudWatchLogsRetentionDays", "cloud_watch_logs_retention_days", 30),
+    ("LogRetentionDays", "log_retention_days", 365),
+    ("ObjectLockRetentionDays", "object_lock_retention_days", 30),
+])
+def test_a_cis_parameter_that_would_change_their_trail_or_bucket_is_refused_before_any_write(
+        existing: Config, customer: customer_trail.CustomerTrail, parameter: str, field: str, value: int) -> None:
+    changes = {field: value, **({"cloud_watch_logs_role_arn": "arn:aws:iam::123456789012:role/r"}
+                                if field == "cloud_watch_logs_retention_days" else {})}
+    message = _refused(dataclasses.replace(existing, **changes), parameter)
+    assert "never changes your trail or its bucket" in message and f"set {parameter} to 0" in message
+
+
+def test_access_logging_is_a_check_on_their_bucket_never_a_change(existing: Config,
+                                                                   customer: customer_trail.CustomerTrail) -> None:
+    before = customer.snapshot(_client)
+    findings = preflight.check(existing)["Findings"]
+    assert any(f"bucket {customer.bucket} has server access logging off (CIS 3.6" in f for f in findings)
+    trail = step01_existing_trail.adopt(existing)
+    assert "server access logging off" in trail.findings
+    assert "LoggingEnabled" not in boto("s3").get_bucket_logging(Bucket=customer.bucket)
+    assert [b["Name"] for b in boto("s3").list_buckets()["Buckets"]] == [customer.bucket]
+    assert customer.snapshot(_client) == before
+
+    # Their own access logging: no finding; AccessLogging false: not looked at.
+    boto("s3").create_bucket(Bucket="their-access-logs")
+    boto("s3").put_bucket_policy(Bucket="their-access-logs", Policy=json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"Service": "logging.s3.amazonaws.com"}, "Action": "s3:PutObject",
+         "Resource": "arn:aws:s3:::their-access-logs/*",
+         "Condition": {"StringEquals": {"aws:SourceAccount": ACCOUNT_ID}}}]}))
+    boto("s3").put_bucket_logging(Bucket=customer.bucket, BucketLoggingStatus={"LoggingEnabled": {
+        "TargetBucket": "their-access-logs", "TargetPrefix": "trail/"}})
+    assert not any("server access logging" in f for f in preflight.check(existing)["Findings"])
+    boto("s3").put_bucket_logging(Bucket=customer.bucket, BucketLoggingStatus={})
+    off = dataclasses.replace(existing, access_logging=False)
+    assert not any("server access logging" in f for f in preflight.check(off)["Findings"])
+
+
+# ------------------------------------------------------------ their bucket policy denying Expel's role
+def _add_to_their_bucket_policy(customer: customer_trail.CustomerTrail, statement: dict[str, Any]) -> None:
+    policy = json.loads(boto("s3").get_bucket_policy(Bucket=customer.bucket)["Policy"])
+    policy["Statement"].append(statement)
+    boto("s3").put_bucket_policy(Bucket=customer.bucket, Policy=json.dumps(policy))
+
+
+def test_a_bucket_policy_denying_everyone_but_their_roles_is_refused_naming_the_statement_and_the_role(
+        existing: Config, customer: customer_trail.CustomerTrail) -> None:
+    _add_to_their_bucket_policy(customer, {
+        "Sid": "OnlyOurAuditors", "Effect": "Deny", "Principal": "*", "Action": "s3:GetObject",
+        "Resource": f"arn:aws:s3:::{customer.bucket}/*",
+        "Condition": {"StringNotLike": {"aws:PrincipalArn": f"arn:aws:iam::{ACCOUNT_ID}:role/{TRAIL}-Audit"}}})
+    role = f"arn:aws:iam::{ACCOUNT_ID}:role/{existing.role_name}"
+    message = _refused(existing, "ExistingTrailName")
+    assert "'OnlyOurAuditors' denies s3:GetObject" in message and f"exempt {role}" in message
+    with pytest.raises(InvalidParameter, match="OnlyOurAuditors"):
+        step01_existing_trail.adopt(existing)
+
+    # Exempting the role (as the fix says) lets the onboarding go on.
+    policy = json.loads(boto("s3").get_bucket_policy(Bucket=customer.bucket)["Policy"])
+    policy["Statement"][-1]["Condition"]["StringNotLike"]["aws:PrincipalArn"] = [
+        f"arn:aws:iam::{ACCOUNT_ID}:role/{TRAIL}-Audit", role]
+    boto("s3").put_bucket_policy(Bucket=customer.bucket, Policy=json.dumps(policy))
+    assert preflight.check(existing)["Checked"] is True
+
+
+def test_a_deny_depending_on_where_the_request_comes_from_is_a_finding(
+        existing: Config, customer: customer_trail.CustomerTrail) -> None:
+    _add_to_their_bucket_policy(customer, {
+        "Sid": "OfficeOnly", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
+        "Resource": [f"arn:aws:s3:::{customer.bucket}", f"arn:aws:s3:::{customer.bucket}/*"],
+        "Condition": {"NotIpAddress": {"aws:SourceIp": "203.0.113.0/24"}}})
+    findings = preflight.check(existing)["Findings"]
+    assert any("'OfficeOnly' denies reading log files depending on aws:SourceIp" in f for f in findings)
+
+
+def test_the_public_access_finding_counts_the_accounts_s3_block_public_access(
+        existing: Config, customer: customer_trail.CustomerTrail) -> None:
+    boto("s3").delete_public_access_block(Bucket=customer.bucket)
+    assert any("does not block all public access" in f for f in preflight.check(existing)["Findings"])
+    control = boto("s3control")
+    control.put_public_access_block(AccountId=ACCOUNT_ID, PublicAccessBlockConfiguration={
+        "BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True, "RestrictPublicBuckets": False})
+    assert any("does not block all public access" in f for f in preflight.check(existing)["Findings"])
+    # The account's block and the bucket's together, or the account's alone, block every kind of public access.
+    boto("s3").put_public_access_block(Bucket=customer.bucket, PublicAccessBlockConfiguration={
+        "BlockPublicAcls": False, "IgnorePublicAcls": False, "BlockPublicPolicy": False, "RestrictPublicBuckets": True})
+    assert not any("public access" in f for f in preflight.check(existing)["Findings"])
+    boto("s3").delete_public_access_block(Bucket=customer.bucket)
+    control.put_public_access_block(AccountId=ACCOUNT_ID, PublicAccessBlockConfiguration={
+        "BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True, "RestrictPublicBuckets": True})
+    assert not any("public access" in f for f in preflight.check(existing)["Findings"])

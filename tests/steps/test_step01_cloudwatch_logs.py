@@ -140,6 +140,25 @@ def test_a_log_group_of_that_name_not_made_by_the_stack_is_refused_before_anythi
         assert f"{OWNER_TAG_KEY}={delivering.stack_name}" in str(raised.value)
 
 
+@pytest.mark.parametrize("rekey", ["another key", "no key"])
+def test_our_log_group_re_keyed_by_someone_is_encrypted_with_our_key_again(delivering: Config, rekey: str) -> None:
+    trail = step01_trail.apply(delivering)
+    logs = boto3.client("logs", region_name=REGION)
+    if rekey == "no key":
+        logs.disassociate_kms_key(logGroupName=GROUP)
+    else:
+        other = boto3.client("kms", region_name=REGION).create_key(Policy=json.dumps({
+            "Version": "2012-10-17", "Statement": [{
+                "Effect": "Allow", "Principal": {"Service": f"logs.{REGION}.amazonaws.com"},
+                "Action": ["kms:Decrypt", "kms:GenerateDataKey*"], "Resource": "*"}]}))["KeyMetadata"]["Arn"]
+        logs.associate_kms_key(logGroupName=GROUP, kmsKeyId=other)
+
+    with count_mutating_calls() as calls:
+        step01_trail.apply(delivering)
+    assert calls == ["logs.AssociateKmsKey"]
+    assert _group()["kmsKeyId"] == trail.kms_key_arn
+
+
 def test_a_role_cloudtrail_may_not_assume_for_this_trail_is_retried_then_named(aws: None, config: Config) -> None:
     other_trail = dataclasses.replace(config, cloud_watch_logs_retention_days=30,
                                       cloud_watch_logs_role_arn=_role(trail_name="SomeOtherTrail"))
@@ -168,5 +187,18 @@ def test_teardown_keeps_the_log_group_with_the_log_bucket(delivering: Config) ->
 def test_teardown_without_keep_log_bucket_deletes_our_log_group(delivering: Config) -> None:
     config = dataclasses.replace(delivering, keep_log_bucket=False)
     trail = step01_trail.apply(config)
-    assert step01_trail.remove(config, trail).log_group is Removal.DELETED
+    before = _key_policy(trail.kms_key_arn)["Statement"]
+    removed = step01_trail.remove(config, trail)
+    assert (removed.log_group, removed.key) == (Removal.DELETED, Removal.KEPT)
     assert boto3.client("logs", region_name=REGION).describe_log_groups(logGroupNamePrefix=GROUP)["logGroups"] == []
+    # The kept key (ScheduleKeyDeletion false) loses only the statement added for the group.
+    after = _key_policy(trail.kms_key_arn)["Statement"]
+    assert CLOUDWATCH_LOGS_SID not in [s["Sid"] for s in after]
+    assert [s for s in before if s["Sid"] != CLOUDWATCH_LOGS_SID] == after
+
+
+def test_teardown_keeping_the_log_group_keeps_the_statement_it_needs(delivering: Config) -> None:
+    trail = step01_trail.apply(delivering)
+    removed = step01_trail.remove(delivering, trail)
+    assert (removed.log_group, removed.key) == (Removal.KEPT, Removal.KEPT)
+    assert CLOUDWATCH_LOGS_SID in [s["Sid"] for s in _key_policy(trail.kms_key_arn)["Statement"]]

@@ -159,6 +159,19 @@ def test_changed_workbench_guid_updates_the_stack(aws, config, trail, queue):
     assert boto("iam").list_roles()["Roles"] == []
 
 
+def test_a_narrower_log_folder_narrows_the_roles_read_grant_on_update(aws, config, trail, queue):
+    """The folder reaches the policy only through a Fn::Sub: the update must still change it (local cloud fix 22)."""
+    adopted = dataclasses.replace(trail, existing_trail=True, log_prefix="AWSLogs/o-a1b2c3d4e5/")
+    _deployed(config, adopted, queue)
+    narrowed = dataclasses.replace(adopted, log_prefix="AWSLogs/o-subsidiary01/")
+
+    assert status(config, deploy(config, narrowed, queue)).status == "COMPLETE"
+
+    read = next(s for s in _policies("ExpelAssumeRole")["ExpelCloudTrailDataPath"]["Statement"]
+                if s["Sid"] == "ReadCloudTrailLogFiles")
+    assert read["Resource"] == f"{trail.bucket_arn}/AWSLogs/o-subsidiary01/*"
+
+
 def test_changed_template_updates_the_stack(aws, config, trail, queue, monkeypatch):
     _deployed(config, trail, queue)
     changed = TEMPLATE.read_text().replace("MaxSessionDuration: 3600", "MaxSessionDuration: 7200")

@@ -189,6 +189,18 @@ def test_stored_spellings_of_the_same_principal_are_not_rewritten() -> None:
     assert not equivalent(root, {**ours, "Principal": {"AWS": "arn:aws:iam::210987654321:root"}})
 
 
+def test_our_statement_written_with_another_equal_condition_is_kept_as_written() -> None:
+    """One notion of "the same statement" for our own Sids and for a customer's: the guide's StringLike on a
+    literal ARN and a person's ArnEquals grant the same, and condition keys are case-insensitive."""
+    [ours] = queue_statements(QUEUE_ARN, TOPIC_ARN)
+    operator, block = next(iter(ours["Condition"].items()))
+    [(key, value)] = block.items()
+    by_hand = {**ours, "Condition": {"ArnEquals" if operator != "ArnEquals" else "StringEquals": {key.lower(): value}}}
+    assert equivalent(ours, by_hand)
+    assert merge_queue_policy({"Version": "2012-10-17", "Statement": [by_hand]}, [ours])["Statement"] == [by_hand]
+    assert not equivalent(ours, {**by_hand, "Sid": "Another"})
+
+
 @settings(max_examples=60, suppress_health_check=[HealthCheck.too_slow])
 @given(foreign=foreign_statements(), keep=st.booleans())
 def test_add_missing_statements_keeps_every_present_one_as_written(foreign: list[dict[str, Any]], keep: bool) -> None:

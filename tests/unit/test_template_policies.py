@@ -335,6 +335,7 @@ NO_RESOURCE_LEVEL = {
     "logs:DescribeLogGroups": "Read-only; no resource type (step 1 finds the trail's log group by name).",
     "lightsail:GetRegions": "Read-only; no resource type.",
     "s3:ListAllMyBuckets": "Read-only; no resource type.",
+    "s3:GetAccountPublicAccessBlock": "Read-only; no resource type (an existing trail's public access finding).",
     "sns:ListSubscriptions": "Read-only; no resource type (an existing trail's teardown finds our subscriptions).",
     "cloudwatch:GetMetricStatistics": "Read-only; no resource type (the drift check: failed deliveries).",
 }

@@ -57,6 +57,7 @@ def validate_config(config: Config) -> None:
         _check_access_logging,
         _check_retention,
         _check_cloudwatch_logs,
+        _check_existing_trail_hardening,
     ]
     for check in checks:
         check(config)
@@ -309,3 +310,28 @@ def _check_cloudwatch_logs(config: Config) -> None:
         raise InvalidParameter("CloudWatchLogsRoleArn", "is empty while CloudWatchLogsRetentionDays is set",
                                "deploy with template.yaml, which makes the role CloudTrail writes to the log group "
                                "with (CloudTrailLogsRole)")
+
+
+def _check_existing_trail_hardening(config: Config) -> None:
+    """The hardening parameters that would change an existing trail or its bucket are refused in existing-trail
+    mode, where the onboarding never changes either (README "Which mode"). AccessLogging is the one that applies
+    there without a write: it becomes a finding when the trail's bucket logs no access (step 1)."""
+    trail = config.existing_trail_name
+    if not trail:
+        return
+    refused = (
+        ("CloudWatchLogsRetentionDays", config.cloud_watch_logs_retention_days,
+         "delivery to CloudWatch Logs is a setting of the trail itself (UpdateTrail)",
+         f"turn it on for trail {trail} yourself (CloudTrail console > Trails > {trail} > CloudWatch Logs)"),
+        ("LogRetentionDays", config.log_retention_days,
+         "it would add a lifecycle rule that expires log files in the trail's bucket, which is yours",
+         "set the retention in your bucket's lifecycle configuration yourself"),
+        ("ObjectLockRetentionDays", config.object_lock_retention_days,
+         "S3 Object Lock is chosen only for a log bucket the onboarding creates",
+         "turn on Object Lock for your bucket yourself if you want it (it cannot be undone)"),
+    )
+    for parameter, value, why, yourself in refused:
+        if value:
+            raise InvalidParameter(
+                parameter, f"{value} applies to a new trail only: with ExistingTrailName {trail} the onboarding never "
+                           f"changes your trail or its bucket, and {why}", f"set {parameter} to 0; {yourself}")

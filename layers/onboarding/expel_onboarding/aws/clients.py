@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from mypy_boto3_logs import CloudWatchLogsClient
     from mypy_boto3_organizations import OrganizationsClient
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3control import S3ControlClient
     from mypy_boto3_sns import SNSClient
     from mypy_boto3_sqs import SQSClient
     from mypy_boto3_stepfunctions import SFNClient
@@ -93,6 +94,10 @@ def organizations() -> OrganizationsClient:
 
 def s3(region: str | None = None) -> S3Client:
     return cast("S3Client", client("s3", region))
+
+
+def s3control(region: str | None = None) -> S3ControlClient:
+    return cast("S3ControlClient", client("s3control", region))
 
 
 def sns(region: str | None = None) -> SNSClient:

@@ -52,6 +52,12 @@ def create_log_group(name: str, kms_key_arn: str, tags: dict[str, str], region: 
         clients.logs(region).create_log_group(logGroupName=name, kmsKeyId=kms_key_arn, tags=tags)
 
 
+def associate_kms_key(name: str, kms_key_arn: str, region: str) -> None:
+    """New events of the group are encrypted with ``kms_key_arn``; stored ones keep the key they have."""
+    with _errors(name):
+        clients.logs(region).associate_kms_key(logGroupName=name, kmsKeyId=kms_key_arn)
+
+
 def tags(arn: str, region: str) -> dict[str, str]:
     with _errors(arn):
         return dict(clients.logs(region).list_tags_for_resource(resourceArn=arn).get("tags", {}))

@@ -121,6 +121,25 @@ def public_access_block(bucket: str, owner: str) -> dict[str, bool] | None:
     return None
 
 
+def account_public_access_block(account_id: str, region: str) -> dict[str, bool] | None:
+    """The account's S3 Block Public Access (S3 Control), which applies to every bucket of the account on top
+    of the bucket's own; None when the account has none."""
+    with aws_errors("S3", f"the S3 Block Public Access of account {account_id}"), \
+            suppress_codes("NoSuchPublicAccessBlockConfiguration"):
+        response = clients.s3control(region).get_public_access_block(AccountId=account_id)
+        return {k: bool(v) for k, v in response["PublicAccessBlockConfiguration"].items()}
+    return None
+
+
+def effective_public_access_block(bucket: str, owner: str, region: str) -> dict[str, bool]:
+    """What S3 applies to the bucket: each setting on when the bucket's or the account's has it on."""
+    bucket_block = public_access_block(bucket, owner) or {}
+    if all(bucket_block.get(setting) for setting in PUBLIC_ACCESS_BLOCK):
+        return dict(bucket_block)  # nothing the account's could add: no S3 Control call
+    account_block = account_public_access_block(owner, region) or {}
+    return {setting: bool(bucket_block.get(setting) or account_block.get(setting)) for setting in PUBLIC_ACCESS_BLOCK}
+
+
 def block_public_access(bucket: str, owner: str) -> None:
     with _bucket_errors(bucket):
         clients.s3().put_public_access_block(

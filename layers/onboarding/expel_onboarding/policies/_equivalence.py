@@ -1,4 +1,4 @@
-"""Compare policy statements by meaning, not by spelling.
+"""Compare policy statements by meaning, not by spelling: ``meaning`` is the one canonical form.
 
 AWS may hand a policy back re-serialized, and a person who followed the guide by hand wrote our
 statements with the actions in the guide's order. Treating those as equal keeps a second run from
@@ -52,21 +52,9 @@ def _principal(value: Any) -> Any:
     return _freeze(value)
 
 
-def canonical_statement(statement: Statement) -> Any:
-    """A hashable value equal for two statements that grant the same thing."""
-    result = []
-    for key, value in statement.items():
-        if key in _ACTION_ELEMENTS:
-            result.append((key, _actions(value)))
-        elif key in ("Principal", "NotPrincipal"):
-            result.append((key, _principal(value)))
-        else:
-            result.append((key, _freeze(value)))
-    return tuple(sorted(result, key=lambda item: item[0]))
-
-
 def equivalent(a: Statement, b: Statement) -> bool:
-    return bool(canonical_statement(a) == canonical_statement(b))
+    """The same statement: the same Sid, granting the same (``meaning``)."""
+    return a.get("Sid") == b.get("Sid") and same_meaning(a, b)
 
 
 def merge_keeping_equivalent(document: PolicyDocument | None, ours: Iterable[Statement],

@@ -10,19 +10,21 @@ Optional (``CloudWatchLogsRetentionDays``, 0 = off). When on:
   roles; the trail is pointed at both by ``step01_trail``.
 
 Turning it off points the trail away from our group and keeps the group with the events it holds; delivery a
-person set up to a group of their own is kept as it is. Delete keeps the group with the log bucket.
+person set up to a group of their own is kept as it is. Delete keeps the group with the log bucket; when the
+group goes and the key stays, the key policy loses the statement added for the group.
 """
 
 from __future__ import annotations
 
 from aws_lambda_powertools import Logger
 
-from expel_onboarding.aws import logs
+from expel_onboarding.aws import kms_policy, logs
 from expel_onboarding.drift import Converge
-from expel_onboarding.errors import ResourceConflict
 from expel_onboarding.models import Config, Removal
 from expel_onboarding.naming import cloudwatch_log_group_name, log_group_arn, owner_tags
 from expel_onboarding.ownership import is_ours
+from expel_onboarding.policies import remove_statements
+from expel_onboarding.policies.key_policy import CLOUDWATCH_LOGS_SID
 
 logger = Logger(child=True)
 
@@ -50,12 +52,11 @@ def ensure(run: Converge, config: Config, key_arn: str, found: logs.LogGroup | N
             return
         found = logs.LogGroup(name=name, arn="", kms_key_id=key_arn, retention_days=0)
     elif found.kms_key_id != key_arn:
-        # A group's key is chosen with it here; a different one means someone re-keyed it: say so, do not undo it.
-        raise ResourceConflict.of_parameter(
-            "CloudWatchLogsRetentionDays", f"the log group {name} is encrypted with {found.kms_key_id or 'no KMS key'}"
-            f", not the onboarding's key {key_arn}",
-            f"associate the onboarding's key with it (aws logs associate-kms-key --log-group-name {name} --kms-key-id "
-            f"{key_arn}), or delete the log group, then retry")
+        # Our group (``existing.log_group`` refused any other), re-keyed or left unencrypted by someone: the
+        # setting the onboarding vouches for converges like every other. Events already stored keep their key.
+        run.change(run.finding(resource, "KMS key", found.kms_key_id or "none", key_arn,
+                               f"aws logs associate-kms-key --log-group-name {name} --kms-key-id {key_arn}"),
+                   lambda: logs.associate_kms_key(name, key_arn, config.region))
     if found.retention_days != days:
         run.change(run.finding(resource, "retention (days)", str(found.retention_days or "never expire"), str(days),
                                f"aws logs put-retention-policy --log-group-name {name} --retention-in-days {days} "
@@ -97,3 +98,21 @@ def remove(config: Config, keep: bool) -> Removal:
     logs.delete_log_group(name, config.region)
     logger.info("Deleted the trail's log group (KeepLogBucket is false)", extra={"log_group": name})
     return Removal.DELETED
+
+
+def remove_key_statement(config: Config, key_arn: str, log_group: Removal) -> bool:
+    """Stack delete, the key kept: take the logs statement step 1 added out of our key's policy once the
+    group it served is no longer ours to keep (deleted, gone, or someone else's). True when the policy was
+    written; a key that is gone or pending deletion needs nothing."""
+    if not config.cloud_watch_logs_retention_days or log_group is Removal.KEPT or not key_arn:
+        return False
+    current = kms_policy.key_policy_if_usable(key_arn, config.region)
+    if current is None:
+        return False
+    remaining = remove_statements(current, [CLOUDWATCH_LOGS_SID])
+    if remaining == current:
+        return False
+    kms_policy.put_key_policy(key_arn, remaining, config.region)
+    logger.info("Removed the CloudWatch Logs statement from the kept key's policy",
+                extra={"kms_key": key_arn, "sid": CLOUDWATCH_LOGS_SID})
+    return True

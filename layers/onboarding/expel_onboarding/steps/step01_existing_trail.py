@@ -24,6 +24,7 @@ from expel_onboarding.errors import InvalidParameter
 from expel_onboarding.models import Config, TrailOutput
 from expel_onboarding.naming import OWNER_TAG_KEY, bucket_arn, full_alias, owner_tags
 from expel_onboarding.ownership import Ownership, owner, ownership
+from expel_onboarding.policies.denials import Request, Verdict, expel_read_denials
 from expel_onboarding.policies.event_selectors import management_events
 from expel_onboarding.policies.key_policy import own_key_policy
 from expel_onboarding.policies.notification import Destination, choose_destination, notification_id
@@ -70,9 +71,15 @@ def read(config: Config) -> AdoptedTrail:
                                f"make {name} an organization trail (aws cloudtrail update-trail --name {arn} "
                                "--is-organization-trail), onboard your organization trail, or set OrganizationMode "
                                "to false")
+    log_prefix = _log_prefix(config, trail, organization_trail)
+    denial_findings = _bucket_policy_denials(config, bucket, log_prefix)
     key_arn = _trail_key(config, str(trail.get("KmsKeyId") or ""))
     log_key = key_arn or _bucket_default_key(config, bucket)
-    findings = [*_event_findings(events), *_bucket_findings(config, bucket, key_arn)]
+    findings = [*_event_findings(events), *_bucket_findings(config, bucket, key_arn), *denial_findings]
+    if config.access_logging and s3.logging_target(bucket, config.account_id) is None:
+        # AccessLogging applies as a check here: turning it on would change the customer's bucket.
+        findings.append(f"bucket {bucket} has server access logging off (CIS 3.6, Security Hub CloudTrail.7): "
+                        "turn it on to a bucket of yours; the onboarding does not change your bucket")
     if key_arn and not kms.rotation_enabled(key_arn, config.region):
         findings.append(f"key {key_arn} has automatic rotation off (the guide's new key rotates yearly)")
     if not key_arn:
@@ -81,8 +88,7 @@ def read(config: Config) -> AdoptedTrail:
     if organization_trail and not config.organization_mode:
         findings.append("an organization trail onboarded with OrganizationMode false: Expel's role exists in this "
                         "account only")
-    return AdoptedTrail(trail_arn=arn, bucket_name=bucket,
-                        log_prefix=_log_prefix(config, trail, organization_trail), kms_key_arn=key_arn,
+    return AdoptedTrail(trail_arn=arn, bucket_name=bucket, log_prefix=log_prefix, kms_key_arn=key_arn,
                         log_kms_key_arn=log_key, findings=tuple(findings))
 
 
@@ -170,6 +176,28 @@ def _log_prefix(config: Config, trail: dict[str, Any], organization_trail: bool)
     return f"{root}{config.account_id}/"
 
 
+def _bucket_policy_denials(config: Config, bucket: str, log_prefix: str) -> list[str]:
+    """A Deny in the bucket's policy that stops Expel's role reading the log files is refused (the onboarding
+    would complete and Expel read nothing); one that may, depending on where the request comes from, is a
+    finding. Expel's role needs no Allow there: it is in the bucket's account, where its IAM policy suffices."""
+    role_arn = f"arn:{config.partition}:iam::{config.account_id}:role/{config.role_name}"
+    folder = log_prefix if log_prefix.endswith(f"/{config.account_id}/") else f"{log_prefix}{config.account_id}/"
+    request = Request(role_arn=role_arn, account_id=config.account_id,
+                      object_arn=f"{bucket_arn(config.partition, bucket)}/{folder}CloudTrail/{config.region}/"
+                                 f"2026/01/01/{config.account_id}_CloudTrail_{config.region}_log.json.gz")
+    findings = []
+    for denial in expel_read_denials(s3.bucket_policy(bucket, config.account_id), request):
+        if denial.verdict is Verdict.CERTAIN:
+            raise InvalidParameter(
+                TRAIL, f"bucket {bucket}'s policy statement {denial.sid!r} denies s3:GetObject on the trail's log "
+                       f"files to Expel's role {role_arn} (RoleName), and an explicit Deny wins over the role's Allow",
+                f"exempt {role_arn} from that statement (e.g. add it to the statement's aws:PrincipalArn "
+                "exceptions), then retry; the onboarding never changes your bucket policy")
+        findings.append(f"bucket {bucket}'s policy statement {denial.sid!r} denies reading log files depending on "
+                        f"{', '.join(denial.undecided_keys)}: check that it exempts Expel's role {role_arn}")
+    return findings
+
+
 def _trail_key(config: Config, key_id: str) -> str:
     """The ARN of the trail's customer managed key ("" for none), checked usable: in this account, enabled,
     and its policy readable (it must let this account's IAM policies apply, as Expel's role relies on)."""
@@ -220,8 +248,9 @@ def _bucket_findings(config: Config, bucket: str, key_arn: str) -> list[str]:
     findings = []
     if s3.versioning_status(bucket, owner_id) != "Enabled":
         findings.append(f"bucket {bucket} has versioning off (the guide's bucket keeps every version of a log file)")
-    if s3.public_access_block(bucket, owner_id) != s3.PUBLIC_ACCESS_BLOCK:
-        findings.append(f"bucket {bucket} does not block all public access")
+    if s3.effective_public_access_block(bucket, owner_id, config.region) != s3.PUBLIC_ACCESS_BLOCK:
+        findings.append(f"bucket {bucket} does not block all public access (neither its own nor the account's "
+                        "S3 Block Public Access has every setting on)")
     rules = s3.encryption_rules(bucket, owner_id)
     defaults = [rule.get("ApplyServerSideEncryptionByDefault", {}) for rule in rules]
     if key_arn and not any(d.get("SSEAlgorithm") == "aws:kms" and d.get("KMSMasterKeyID") in (

@@ -314,8 +314,10 @@ def remove(config: Config, trail: TrailOutput, deadline: float | None = None) ->
     bucket = _remove_bucket(config, trail, stop_at)
     access_log_bucket = step01_access_logs.remove(config, bucket, stop_at)
     log_group = step01_cloudwatch_logs.remove(config, keep=bucket is not Removal.DELETED)
-    return TrailRemoval(trail=removed_trail, bucket=bucket,
-                        key=_remove_key(config, trail, schedule=config.schedule_key_deletion),
+    key = _remove_key(config, trail, schedule=config.schedule_key_deletion)
+    if key is Removal.KEPT:
+        step01_cloudwatch_logs.remove_key_statement(config, trail.kms_key_arn, log_group)
+    return TrailRemoval(trail=removed_trail, bucket=bucket, key=key,
                         access_log_bucket=access_log_bucket, log_group=log_group)
 
 
