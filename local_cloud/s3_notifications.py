@@ -19,8 +19,9 @@ the bucket owner, the object's ``versionId`` and ``sequencer``; the key URL-enco
 reach an SNS topic with the subject "Amazon S3 Notification". A destination that no longer admits S3 gets
 nothing, and nobody is told (S3 delivers asynchronously).
 
-Whether a resource policy admits a service principal is ``PolicyChecks``' business (IAM's evaluator);
-until one is installed every destination that exists admits S3.
+Whether a resource policy admits a service principal is ``PolicyChecks``' business: IAM's evaluator answers
+it while IAM is enforced (``enforcement.service_checks``, on by default in ``local serve``); without it every
+destination that exists admits S3.
 """
 
 from __future__ import annotations

@@ -8,8 +8,9 @@ the publisher never hears of it (Publish succeeded), and it is counted where AWS
 ``NumberOfNotificationsFailed`` metric (namespace ``AWS/SNS``, dimension ``TopicName``). Delivered ones
 count in ``NumberOfNotificationsDelivered``, and every publish in ``NumberOfMessagesPublished``.
 
-Whether a policy admits SNS is ``PolicyChecks``' business (IAM's evaluator); until one is installed
-every queue that exists admits the topic.
+Whether a policy admits SNS is ``PolicyChecks``' business: IAM's evaluator answers it while IAM is enforced
+(``enforcement.service_checks``, on by default in ``local serve``); without it every queue that exists admits
+the topic.
 """
 
 from __future__ import annotations

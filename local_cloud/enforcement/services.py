@@ -14,7 +14,7 @@ import importlib
 from typing import Any
 
 from local_cloud import iam_propagation, lambda_runner
-from local_cloud.enforcement import credentials
+from local_cloud.enforcement import credentials, service_checks
 
 _ENGINE_MODULES = (
     "moto.stepfunctions.parser.asl.utils.boto_client",
@@ -163,6 +163,7 @@ def install() -> None:
     iam_propagation.install()
     install_cloudformation_role_check()
     install_state_machine_role_wait()
+    service_checks.install()
     install_lambda_role_check()
     from moto.stepfunctions.parser.asl.utils import boto_client
 

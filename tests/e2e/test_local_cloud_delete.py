@@ -47,6 +47,12 @@ def test_local_delete_runs_the_teardown_and_keeps_the_bucket_and_key(
     foreign_queue = sqs.create_queue(QueueName="CustomersOwnQueue")["QueueUrl"]
     foreign_queue_arn = sqs.get_queue_attributes(QueueUrl=foreign_queue,
                                                  AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    # S3 validates a destination by its policy, as on AWS: the customer's queue admits the bucket's events.
+    sqs.set_queue_attributes(QueueUrl=foreign_queue, Attributes={"Policy": json.dumps({
+        "Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Principal": {"Service": "s3.amazonaws.com"}, "Action": "sqs:SendMessage",
+            "Resource": foreign_queue_arn,
+            "Condition": {"ArnLike": {"aws:SourceArn": "arn:aws:s3:::e2e-teardown-logs"}}}]})})
     sns.create_topic(Name="CustomersOwnTopic")
     notification = s3.get_bucket_notification_configuration(Bucket="e2e-teardown-logs")
     notification.pop("ResponseMetadata", None)
