@@ -21,7 +21,9 @@ Outputs), and knew no empty change set. Here, as CloudFormation does:
   GetTemplate answers the template as submitted (``Original``) or after the transform (``Processed``), also for
   a change set; ListChangeSets lists one stack's change sets.
 
-A failed stack stays as it is (CREATE_FAILED), as with DisableRollback: the local cloud does not roll back.
+A stack whose create or update fails rolls back, is deleted or stays as it failed, as CreateStack's OnFailure /
+DisableRollback, CreateChangeSet's OnStackFailure, ExecuteChangeSet's and UpdateStack's DisableRollback say
+(``cloudformation_rollback``); a stack in ROLLBACK_COMPLETE can only be deleted.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from local_cloud import cloudformation_rollback as rollback
 from local_cloud import cloudformation_templates as templates
 from local_cloud.cloudformation_templates import ParameterValue, TemplateError
 
@@ -80,6 +83,7 @@ class LocalChangeSet:
     status_reason: str | None = None
     creation_time: datetime = field(default_factory=lambda: datetime.now(UTC))
     include_nested_stacks: bool = False
+    on_stack_failure: str | None = None
     parameter_values: dict[str, str] = field(default_factory=dict)  # what the stack gets
 
     @property
@@ -170,6 +174,13 @@ def _masked(prepared: Prepared) -> dict[str, str]:
             for k, v in prepared.parameters.items()}
 
 
+def _check_policy(name: str, value: str | None) -> None:
+    if value is not None and value not in rollback.POLICIES:
+        raise templates.refuse(TemplateError(
+            f"1 validation error detected: Value '{value}' at '{name[0].lower() + name[1:]}' failed to satisfy "
+            f"constraint: Member must satisfy enum value set: [{', '.join(sorted(rollback.POLICIES))}]"))
+
+
 def _find_stack(backend: Any, name_or_id: str) -> Any | None:
     for stack in backend.stacks.values():
         if name_or_id in (stack.name, stack.stack_id):
@@ -180,7 +191,7 @@ def _find_stack(backend: Any, name_or_id: str) -> Any | None:
 def _updatable(stack: Any) -> None:
     status = stack.status
     if status.endswith("_IN_PROGRESS") or status in ("CREATE_FAILED", "ROLLBACK_COMPLETE", "ROLLBACK_FAILED",
-                                                   "DELETE_FAILED", "CREATE_PENDING"):
+                                                   "DELETE_FAILED", "CREATE_PENDING", "UPDATE_ROLLBACK_FAILED"):
         raise TemplateError(f"Stack:{stack.stack_id} is in {status} state and can not be updated.")
 
 
@@ -233,6 +244,11 @@ def create_change_set(self: Any) -> Any:
     name = self._get_param("ChangeSetName")
     kind = self._get_param("ChangeSetType") or "UPDATE"  # CloudFormation's default
     validate_create_change_set(name)
+    on_stack_failure = self._get_param("OnStackFailure")
+    _check_policy("OnStackFailure", on_stack_failure)
+    if on_stack_failure == "DELETE" and kind != "CREATE":
+        raise templates.refuse(TemplateError(
+            "OnStackFailure DELETE is only valid when ChangeSetType is CREATE."))
     tags = _tags(self)
     with _lock:
         stack = _find_stack(backend, stack_name)
@@ -272,6 +288,7 @@ def create_change_set(self: Any) -> Any:
             tags=[{"Key": k, "Value": v} for k, v in tags.items()],
             notification_arns=list(self._get_param("NotificationARNs", []) or []),
             role_arn=self._get_param("RoleARN"), template_body=prepared.body, processed=prepared.processed,
+            on_stack_failure=on_stack_failure,
         )
         if prepared.failure:
             change_set.status, change_set.execution_status = "FAILED", "UNAVAILABLE"
@@ -342,6 +359,12 @@ def execute_change_set(self: Any) -> Any:
         stack = backend.stacks.get(change_set.stack_id)
         if stack is None:
             raise templates.refuse(TemplateError(f"Stack [{change_set.stack_name}] does not exist"))
+        disable_rollback = self._get_param("DisableRollback")
+        if disable_rollback is not None and change_set.on_stack_failure:
+            raise templates.refuse(TemplateError(
+                "DisableRollback cannot be specified when the change set was created with OnStackFailure."))
+        disabled = str(disable_rollback).lower() == "true"
+        policy = change_set.on_stack_failure or ("DO_NOTHING" if disabled else "ROLLBACK")
         change_set.execution_status = "EXECUTE_IN_PROGRESS"
         # After an execution CloudFormation deletes the stack's other change sets.
         for other in [c for c in backend.change_sets.values()
@@ -349,8 +372,9 @@ def execute_change_set(self: Any) -> Any:
             backend.change_sets.pop(other.change_set_id, None)
     template = change_set.moto_template  # type: ignore[attr-defined]
     if change_set.change_set_type == "CREATE":
-        stack = _create_in_place(backend, stack, change_set, template)
+        stack = _create_in_place(backend, stack, change_set, template, policy)
     else:
+        stack.update_rollback_disabled = policy == "DO_NOTHING"
         backend.update_stack(
             name=stack.name, template=template, role_arn=change_set.role_arn,
             parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in change_set.parameter_values.items()],
@@ -361,7 +385,7 @@ def execute_change_set(self: Any) -> Any:
     return EmptyResult()
 
 
-def _create_in_place(backend: Any, review: Any, change_set: LocalChangeSet, template: str) -> Any:
+def _create_in_place(backend: Any, review: Any, change_set: LocalChangeSet, template: str, policy: str) -> Any:
     """What CreateStack does, for the stack the change set made in REVIEW_IN_PROGRESS (same id, its events kept)."""
     from moto.cloudformation.models import Stack
 
@@ -373,6 +397,7 @@ def _create_in_place(backend: Any, review: Any, change_set: LocalChangeSet, temp
     )
     stack.events = review.events
     stack.creation_time = review.creation_time
+    stack.on_failure, stack.disable_rollback = policy, policy == "DO_NOTHING"
     backend.stacks[stack.stack_id] = stack
     backend._validate_export_uniqueness(stack)
     for export in stack.exports:
@@ -395,17 +420,25 @@ def create_stack(self: Any) -> Any:
     name = self._get_param("StackName")
     if _find_stack(backend, name) is not None:
         raise templates.refuse(TemplateError(f"Stack [{name}] already exists", "AlreadyExistsException"))
+    on_failure, disable_rollback = self._get_param("OnFailure"), self._get_param("DisableRollback")
     try:
+        _check_policy("OnFailure", on_failure)
+        if on_failure and disable_rollback is not None:
+            raise TemplateError("You can specify either DisableRollback or OnFailure, but not both.")
         prepared = prepare(self, None, name, "CreateStack", change_set=False)
     except TemplateError as exc:
         raise templates.refuse(exc) from None
-    stack = backend.create_stack(
-        name=name, template=prepared.moto_template, parameters=prepared.parameters,
-        notification_arns=self._get_param("NotificationARNs", []), tags=_tags(self),
-        role_arn=self._get_param("RoleARN"),
-        enable_termination_protection=self._get_param("EnableTerminationProtection"),
-        timeout_in_mins=self._get_param("TimeoutInMinutes"), stack_policy_body=self._get_param("StackPolicyBody"),
-    )
+    policy = on_failure or ("DO_NOTHING" if str(disable_rollback).lower() == "true" else "ROLLBACK")
+    with rollback.requested_policy(policy):  # a resource may fail inside this request
+        stack = backend.create_stack(
+            name=name, template=prepared.moto_template, parameters=prepared.parameters,
+            notification_arns=self._get_param("NotificationARNs", []), tags=_tags(self),
+            role_arn=self._get_param("RoleARN"),
+            enable_termination_protection=self._get_param("EnableTerminationProtection"),
+            timeout_in_mins=self._get_param("TimeoutInMinutes"),
+            stack_policy_body=self._get_param("StackPolicyBody"),
+        )
+    stack.on_failure, stack.disable_rollback = policy, policy == "DO_NOTHING"
     _remember_templates(stack, prepared.body, prepared.processed)
     return ActionResult({"StackId": stack.stack_id})
 
@@ -426,6 +459,7 @@ def update_stack(self: Any) -> Any:
             raise TemplateError("No updates are to be performed.")
     except TemplateError as exc:
         raise templates.refuse(exc) from None
+    stack.update_rollback_disabled = str(self._get_param("DisableRollback")).lower() == "true"
     backend.update_stack(
         name=stack.name, template=prepared.moto_template, role_arn=self._get_param("RoleARN"),
         parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in prepared.parameters.items()],
