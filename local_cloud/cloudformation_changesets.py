@@ -28,8 +28,10 @@ DisableRollback, CreateChangeSet's OnStackFailure, ExecuteChangeSet's and Update
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import re
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -42,9 +44,6 @@ from local_cloud.cloudformation_templates import ParameterValue, TemplateError
 EMPTY_CHANGE_SET = (
     "The submitted information didn't contain changes. Submit different information to create a change set."
 )
-# Properties whose change gives the resource a new physical name: CloudFormation replaces it.
-NAME_PROPERTIES = ("Name", "RoleName", "FunctionName", "BucketName", "TopicName", "QueueName", "StateMachineName",
-                   "LayerName", "ManagedPolicyName", "TableName", "AliasName", "LogGroupName", "TrailName")
 _lock = threading.RLock()
 _installed = False
 
@@ -195,24 +194,107 @@ def _updatable(stack: Any) -> None:
         raise TemplateError(f"Stack:{stack.stack_id} is in {status} state and can not be updated.")
 
 
-def _changes(stack: Any | None, processed: dict[str, Any], parameters: dict[str, str]) -> list[ResourceChange]:
+def _changes(stack: Any | None, processed: dict[str, Any], parameters: dict[str, str],
+             region: str = "us-east-1") -> list[ResourceChange]:
     resources = processed.get("Resources") or {}
     if stack is None or not getattr(stack, "template_dict", None):
         return [ResourceChange("Add", name, r.get("Type", "")) for name, r in resources.items()]
     diff = stack.resource_map.build_resource_diff(processed, parameters)
     old = stack.template_dict.get("Resources") or {}
+    previous = {k: ",".join(map(str, v)) if isinstance(v, list) else str(v) for k, v in stack.stack_parameters.items()}
+    changed_parameters = {k for k, v in parameters.items() if previous.get(k) != v}
     changes = [ResourceChange("Add", name, resources[name].get("Type", "")) for name in diff["Add"]]
     for name in diff["Modify"]:
-        before, after = old[name].get("Properties") or {}, resources[name].get("Properties") or {}
-        renamed = any(before.get(p) != after.get(p) for p in NAME_PROPERTIES if p in before or p in after)
-        replaced = renamed or old[name].get("Type") != resources[name].get("Type")
-        scope = [s for s, k in (("Properties", "Properties"), ("Metadata", "Metadata")) if old[name].get(k)
-                 != resources[name].get(k)] or ["Properties"]
-        changes.append(ResourceChange("Modify", name, resources[name].get("Type", ""), _physical(stack, name),
-                                      "True" if replaced else "False", scope))
+        kind = resources[name].get("Type", "")
+        details = property_changes(old[name], resources[name], changed_parameters, region)
+        needs = {d["Target"].get("RequiresRecreation") for d in details}
+        replacement = ("True" if "Always" in needs or old[name].get("Type") != kind
+                       else "Conditional" if "Conditionally" in needs else "False")
+        scope = list(dict.fromkeys(d["Target"]["Attribute"] for d in details)) or ["Properties"]
+        changes.append(ResourceChange("Modify", name, kind, _physical(stack, name), replacement, scope, details))
     changes += [ResourceChange("Remove", name, old[name].get("Type", ""), _physical(stack, name))
                 for name in diff["Remove"]]
     return changes
+
+
+def property_changes(before: dict[str, Any], after: dict[str, Any], changed_parameters: set[str],
+                     region: str) -> list[dict[str, Any]]:
+    """DescribeChangeSet's Details of one modified resource: each property changed in the template
+    (DirectModification, with its values) or through a parameter it references (ParameterReference), and whether
+    it requires recreation, from the resource type's registry schema (its createOnlyProperties)."""
+    kind = after.get("Type", "")
+    old, new = before.get("Properties") or {}, after.get("Properties") or {}
+    details: list[dict[str, Any]] = []
+    for prop in [*new, *(p for p in old if p not in new)]:
+        # Resource tags are their own attribute (and Scope) in a change set.
+        target = {"Attribute": "Tags" if prop == "Tags" else "Properties", "Name": prop, "Path": f"/Properties/{prop}",
+                  "RequiresRecreation": requires_recreation(kind, prop, region)}
+        if old.get(prop) != new.get(prop):
+            change_type = "Add" if prop not in old else "Remove" if prop not in new else "Modify"
+            target.update(AttributeChangeType=change_type)
+            if prop in old:
+                target["BeforeValue"] = _text(old[prop])
+            if prop in new:
+                target["AfterValue"] = _text(new[prop])
+            details.append({"Target": target, "Evaluation": "Static", "ChangeSource": "DirectModification"})
+            continue
+        for parameter in sorted(_referenced(new[prop]) & changed_parameters):
+            details.append({"Target": dict(target, AttributeChangeType="Modify"), "Evaluation": "Static",
+                            "ChangeSource": "ParameterReference", "CausingEntity": parameter})
+    if before.get("Metadata") != after.get("Metadata"):
+        details.append({"Target": {"Attribute": "Metadata", "RequiresRecreation": "Never"}, "Evaluation": "Static",
+                        "ChangeSource": "DirectModification"})
+    return details
+
+
+def requires_recreation(resource_type: str, prop: str, region: str) -> str:
+    """Always (a create-only property), Conditionally (part of it, or conditionally create-only), else Never."""
+    create_only, conditional = _create_only(resource_type, region)
+    path = f"/properties/{prop}"
+    if path in create_only:
+        return "Always"
+    if path in conditional or any(p.startswith(path + "/") for p in (*create_only, *conditional)):
+        return "Conditionally"
+    return "Never"
+
+
+@functools.cache
+def _create_only(resource_type: str, region: str) -> tuple[frozenset[str], frozenset[str]]:
+    """The CloudFormation registry schema's create-only properties, as cfn-lint ships the schemas."""
+    from importlib.resources import files
+
+    schemas = files("cfnlint") / "data" / "schemas"
+    providers = schemas / "providers" / f"{region}.json"
+    if not providers.is_file():
+        providers = schemas / "providers" / "us-east-1.json"
+    digest = json.loads(providers.read_text()).get(resource_type)
+    if not isinstance(digest, str):
+        return frozenset(), frozenset()  # a custom resource or a type the schemas lack
+    schema = json.loads((schemas / "resources" / f"{digest}.json").read_text())
+    return (frozenset(schema.get("createOnlyProperties") or ()),
+            frozenset(schema.get("conditionalCreateOnlyProperties") or ()))
+
+
+def _referenced(value: Any) -> set[str]:
+    """The names a template value refers to: ``Ref`` targets and ``Fn::Sub`` variables."""
+    found: set[str] = set()
+    if isinstance(value, dict):
+        if isinstance(value.get("Ref"), str):
+            found.add(value["Ref"])
+        sub = value.get("Fn::Sub")
+        text = sub[0] if isinstance(sub, list) and sub else sub
+        if isinstance(text, str):
+            found |= {name.split(".")[0] for name in re.findall(r"\$\{([^!}][^}]*)}", text)}
+        for item in value.values():
+            found |= _referenced(item)
+    elif isinstance(value, list):
+        for item in value:
+            found |= _referenced(item)
+    return found
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
 
 
 def _physical(stack: Any, logical_id: str) -> str | None:
@@ -299,7 +381,7 @@ def create_change_set(self: Any) -> Any:
         else:
             assert prepared.processed is not None
             change_set.changes = _changes(stack if kind == "UPDATE" else None, prepared.processed,
-                                          prepared.parameters)
+                                          prepared.parameters, self.region)
         change_set.moto_template = prepared.moto_template  # type: ignore[attr-defined]
         backend.change_sets[change_set.change_set_id] = change_set
     return ActionResult({"Id": change_set.change_set_id, "StackId": stack.stack_id})
