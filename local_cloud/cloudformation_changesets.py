@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from local_cloud import cfn_stacks
 from local_cloud import cloudformation_rollback as rollback
 from local_cloud import cloudformation_templates as templates
 from local_cloud.cloudformation_templates import ParameterValue, TemplateError
@@ -457,12 +458,14 @@ def execute_change_set(self: Any) -> Any:
         stack = _create_in_place(backend, stack, change_set, template, policy)
     else:
         stack.update_rollback_disabled = policy == "DO_NOTHING"
-        backend.update_stack(
-            name=stack.name, template=template, role_arn=change_set.role_arn,
-            parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in change_set.parameter_values.items()],
-            tags={t["Key"]: t["Value"] for t in change_set.tags} or None,
-        )
-    _remember_templates(stack, change_set.template_body, change_set.processed)
+        # Held until the new templates are recorded: a rollback (it takes the lock) restores the previous ones.
+        with cfn_stacks.stack_lock(stack.stack_id):
+            backend.update_stack(
+                name=stack.name, template=template, role_arn=change_set.role_arn,
+                parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in change_set.parameter_values.items()],
+                tags={t["Key"]: t["Value"] for t in change_set.tags} or None,
+            )
+            _remember_templates(stack, change_set.template_body, change_set.processed)
     change_set.execution_status = "EXECUTE_COMPLETE"
     return EmptyResult()
 
@@ -542,12 +545,13 @@ def update_stack(self: Any) -> Any:
     except TemplateError as exc:
         raise templates.refuse(exc) from None
     stack.update_rollback_disabled = str(self._get_param("DisableRollback")).lower() == "true"
-    backend.update_stack(
-        name=stack.name, template=prepared.moto_template, role_arn=self._get_param("RoleARN"),
-        parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in prepared.parameters.items()],
-        tags=tags or None,
-    )
-    _remember_templates(stack, prepared.body, prepared.processed)
+    with cfn_stacks.stack_lock(stack.stack_id):  # as in execute_change_set
+        backend.update_stack(
+            name=stack.name, template=prepared.moto_template, role_arn=self._get_param("RoleARN"),
+            parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in prepared.parameters.items()],
+            tags=tags or None,
+        )
+        _remember_templates(stack, prepared.body, prepared.processed)
     return ActionResult({"StackId": stack.stack_id})
 
 
