@@ -20,9 +20,11 @@ Stacks that StackSets make are rolled back by ``stacksets`` itself (their failur
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from local_cloud import cfn_stacks, custom_resources
@@ -34,16 +36,13 @@ CANCELLED = "Resource creation cancelled"
 _requested = threading.local()  # the failure policy of the CreateStack / ExecuteChangeSet being served
 
 
-class requested_policy:  # noqa: N801 - used as a context manager, like contextlib's
+@contextlib.contextmanager
+def requested_policy(policy: str) -> Iterator[None]:
     """The failure policy of the request being served, for a stack that fails inside the request."""
-
-    def __init__(self, policy: str) -> None:
-        self.policy = policy
-
-    def __enter__(self) -> None:
-        _requested.policy = self.policy
-
-    def __exit__(self, *exc: object) -> None:
+    _requested.policy = policy
+    try:
+        yield
+    finally:
         _requested.policy = None
 
 
