@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import re
 import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 _stack_locks: dict[str, threading.RLock] = {}
@@ -60,13 +62,44 @@ def resource_event(
     )
 
 
+# Set by ``cloudformation_rollback.install``: what CloudFormation does once a resource failed.
+failure_handler: Callable[[Any, str], None] | None = None
+
+
 def fail_stack(stack: Any, reason: str) -> None:
-    """The stack failed to create: CREATE_FAILED with the reason (rollback disabled, resources kept)."""
-    if stack.status.endswith("_FAILED") or stack.status.endswith("COMPLETE"):
+    """A resource of the stack failed: the stack fails, rolls back or is deleted, by its failure policy
+    (``cloudformation_rollback``). ``reason`` is said when no resource's failure explains it."""
+    if failure_handler is not None:
+        failure_handler(stack, reason)
         return
-    failed = "UPDATE_FAILED" if stack.status.startswith("UPDATE") else "CREATE_FAILED"
-    stack.status = failed
-    stack._add_stack_event(failed, resource_status_reason=reason)
+    if not (stack.status.endswith("_FAILED") or stack.status.endswith("COMPLETE")):
+        stack.status = "UPDATE_FAILED" if stack.status.startswith("UPDATE") else "CREATE_FAILED"
+        stack._add_stack_event(stack.status, resource_status_reason=reason)
+
+
+def summary(verb: str, failed: list[str]) -> str:
+    """CloudFormation's stack reason for the resources that failed to create, update or delete."""
+    return f"The following resource(s) failed to {verb}: [{', '.join(failed)}]. "
+
+
+@dataclass
+class Previous:
+    """What an update replaces, so that its rollback can bring it back."""
+
+    template: str
+    parameters: dict[str, Any]
+    tags: dict[str, str]
+    original_template: Any
+    processed_template: Any
+
+
+def remember_previous(stack: Any) -> None:
+    """Called before an update changes the stack: what its rollback returns to."""
+    stack.rollback_to = Previous(
+        template=stack.template, parameters=dict(stack.parameters or {}), tags=dict(stack.tags or {}),
+        original_template=getattr(stack, "original_template", None),
+        processed_template=getattr(stack, "processed_template", None),
+    )
 
 
 class ResourceFailed(Exception):

@@ -79,14 +79,16 @@ def _parser() -> argparse.ArgumentParser:
         description=(
             "Run `sam deploy --resolve-s3` against the local cloud (AWS_ENDPOINT_URL, fake credentials) with the "
             "`sam build` output (running `sam build --cached` first when it is missing or older than the "
-            "sources), follow the stack events and execution steps, and print its Outputs. A stack that failed "
-            "to create is deleted first. Exit status 0 only when the stack reached CREATE_COMPLETE or "
-            "UPDATE_COMPLETE."
+            "sources), follow the stack events and execution steps, and print its Outputs. A stack that fails rolls "
+            "back as on AWS unless --disable-rollback; a stack that failed to create is deleted first. Exit status "
+            "0 only when the stack reached CREATE_COMPLETE or UPDATE_COMPLETE."
         ),
     )
     dep.add_argument("--endpoint-url", required=True, help="the local cloud, e.g. http://127.0.0.1:4566")
     dep.add_argument("--stack-name", help=f"default: samconfig.toml's stack_name or {DEFAULT_STACK}")
     dep.add_argument("--template", type=Path, default=deploying.DEFAULT_BUILD_TEMPLATE, help="the built template")
+    dep.add_argument("--disable-rollback", action="store_true",
+                     help="sam deploy's --disable-rollback: a stack that fails keeps what it made, to read why")
     dep.add_argument(
         "--parameter-overrides",
         nargs="+",
@@ -401,6 +403,7 @@ def _run_deploy(
     result = deploying.deploy(
         endpoint_url, stack_name, template, parameters, args.region, args.timeout, progress.poll,
         config_file=args.config_file, config_env=args.config_env, say=say,
+        disable_rollback=getattr(args, "disable_rollback", False),
     )
     _show_view(progress, args.region)
     if not result.ok:

@@ -21,27 +21,30 @@ Outputs), and knew no empty change set. Here, as CloudFormation does:
   GetTemplate answers the template as submitted (``Original``) or after the transform (``Processed``), also for
   a change set; ListChangeSets lists one stack's change sets.
 
-A failed stack stays as it is (CREATE_FAILED), as with DisableRollback: the local cloud does not roll back.
+A stack whose create or update fails rolls back, is deleted or stays as it failed, as CreateStack's OnFailure /
+DisableRollback, CreateChangeSet's OnStackFailure, ExecuteChangeSet's and UpdateStack's DisableRollback say
+(``cloudformation_rollback``); a stack in ROLLBACK_COMPLETE can only be deleted.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import re
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from local_cloud import cfn_stacks
+from local_cloud import cloudformation_rollback as rollback
 from local_cloud import cloudformation_templates as templates
 from local_cloud.cloudformation_templates import ParameterValue, TemplateError
 
 EMPTY_CHANGE_SET = (
     "The submitted information didn't contain changes. Submit different information to create a change set."
 )
-# Properties whose change gives the resource a new physical name: CloudFormation replaces it.
-NAME_PROPERTIES = ("Name", "RoleName", "FunctionName", "BucketName", "TopicName", "QueueName", "StateMachineName",
-                   "LayerName", "ManagedPolicyName", "TableName", "AliasName", "LogGroupName", "TrailName")
 _lock = threading.RLock()
 _installed = False
 
@@ -80,6 +83,7 @@ class LocalChangeSet:
     status_reason: str | None = None
     creation_time: datetime = field(default_factory=lambda: datetime.now(UTC))
     include_nested_stacks: bool = False
+    on_stack_failure: str | None = None
     parameter_values: dict[str, str] = field(default_factory=dict)  # what the stack gets
 
     @property
@@ -170,6 +174,13 @@ def _masked(prepared: Prepared) -> dict[str, str]:
             for k, v in prepared.parameters.items()}
 
 
+def _check_policy(name: str, value: str | None) -> None:
+    if value is not None and value not in rollback.POLICIES:
+        raise templates.refuse(TemplateError(
+            f"1 validation error detected: Value '{value}' at '{name[0].lower() + name[1:]}' failed to satisfy "
+            f"constraint: Member must satisfy enum value set: [{', '.join(sorted(rollback.POLICIES))}]"))
+
+
 def _find_stack(backend: Any, name_or_id: str) -> Any | None:
     for stack in backend.stacks.values():
         if name_or_id in (stack.name, stack.stack_id):
@@ -180,28 +191,111 @@ def _find_stack(backend: Any, name_or_id: str) -> Any | None:
 def _updatable(stack: Any) -> None:
     status = stack.status
     if status.endswith("_IN_PROGRESS") or status in ("CREATE_FAILED", "ROLLBACK_COMPLETE", "ROLLBACK_FAILED",
-                                                   "DELETE_FAILED", "CREATE_PENDING"):
+                                                   "DELETE_FAILED", "CREATE_PENDING", "UPDATE_ROLLBACK_FAILED"):
         raise TemplateError(f"Stack:{stack.stack_id} is in {status} state and can not be updated.")
 
 
-def _changes(stack: Any | None, processed: dict[str, Any], parameters: dict[str, str]) -> list[ResourceChange]:
+def _changes(stack: Any | None, processed: dict[str, Any], parameters: dict[str, str],
+             region: str = "us-east-1") -> list[ResourceChange]:
     resources = processed.get("Resources") or {}
     if stack is None or not getattr(stack, "template_dict", None):
         return [ResourceChange("Add", name, r.get("Type", "")) for name, r in resources.items()]
     diff = stack.resource_map.build_resource_diff(processed, parameters)
     old = stack.template_dict.get("Resources") or {}
+    previous = {k: ",".join(map(str, v)) if isinstance(v, list) else str(v) for k, v in stack.stack_parameters.items()}
+    changed_parameters = {k for k, v in parameters.items() if previous.get(k) != v}
     changes = [ResourceChange("Add", name, resources[name].get("Type", "")) for name in diff["Add"]]
     for name in diff["Modify"]:
-        before, after = old[name].get("Properties") or {}, resources[name].get("Properties") or {}
-        renamed = any(before.get(p) != after.get(p) for p in NAME_PROPERTIES if p in before or p in after)
-        replaced = renamed or old[name].get("Type") != resources[name].get("Type")
-        scope = [s for s, k in (("Properties", "Properties"), ("Metadata", "Metadata")) if old[name].get(k)
-                 != resources[name].get(k)] or ["Properties"]
-        changes.append(ResourceChange("Modify", name, resources[name].get("Type", ""), _physical(stack, name),
-                                      "True" if replaced else "False", scope))
+        kind = resources[name].get("Type", "")
+        details = property_changes(old[name], resources[name], changed_parameters, region)
+        needs = {d["Target"].get("RequiresRecreation") for d in details}
+        replacement = ("True" if "Always" in needs or old[name].get("Type") != kind
+                       else "Conditional" if "Conditionally" in needs else "False")
+        scope = list(dict.fromkeys(d["Target"]["Attribute"] for d in details)) or ["Properties"]
+        changes.append(ResourceChange("Modify", name, kind, _physical(stack, name), replacement, scope, details))
     changes += [ResourceChange("Remove", name, old[name].get("Type", ""), _physical(stack, name))
                 for name in diff["Remove"]]
     return changes
+
+
+def property_changes(before: dict[str, Any], after: dict[str, Any], changed_parameters: set[str],
+                     region: str) -> list[dict[str, Any]]:
+    """DescribeChangeSet's Details of one modified resource: each property changed in the template
+    (DirectModification, with its values) or through a parameter it references (ParameterReference), and whether
+    it requires recreation, from the resource type's registry schema (its createOnlyProperties)."""
+    kind = after.get("Type", "")
+    old, new = before.get("Properties") or {}, after.get("Properties") or {}
+    details: list[dict[str, Any]] = []
+    for prop in [*new, *(p for p in old if p not in new)]:
+        # Resource tags are their own attribute (and Scope) in a change set.
+        target = {"Attribute": "Tags" if prop == "Tags" else "Properties", "Name": prop, "Path": f"/Properties/{prop}",
+                  "RequiresRecreation": requires_recreation(kind, prop, region)}
+        if old.get(prop) != new.get(prop):
+            change_type = "Add" if prop not in old else "Remove" if prop not in new else "Modify"
+            target.update(AttributeChangeType=change_type)
+            if prop in old:
+                target["BeforeValue"] = _text(old[prop])
+            if prop in new:
+                target["AfterValue"] = _text(new[prop])
+            details.append({"Target": target, "Evaluation": "Static", "ChangeSource": "DirectModification"})
+            continue
+        for parameter in sorted(_referenced(new[prop]) & changed_parameters):
+            details.append({"Target": dict(target, AttributeChangeType="Modify"), "Evaluation": "Static",
+                            "ChangeSource": "ParameterReference", "CausingEntity": parameter})
+    if before.get("Metadata") != after.get("Metadata"):
+        details.append({"Target": {"Attribute": "Metadata", "RequiresRecreation": "Never"}, "Evaluation": "Static",
+                        "ChangeSource": "DirectModification"})
+    return details
+
+
+def requires_recreation(resource_type: str, prop: str, region: str) -> str:
+    """Always (a create-only property), Conditionally (part of it, or conditionally create-only), else Never."""
+    create_only, conditional = _create_only(resource_type, region)
+    path = f"/properties/{prop}"
+    if path in create_only:
+        return "Always"
+    if path in conditional or any(p.startswith(path + "/") for p in (*create_only, *conditional)):
+        return "Conditionally"
+    return "Never"
+
+
+@functools.cache
+def _create_only(resource_type: str, region: str) -> tuple[frozenset[str], frozenset[str]]:
+    """The CloudFormation registry schema's create-only properties, as cfn-lint ships the schemas."""
+    from importlib.resources import files
+
+    schemas = files("cfnlint") / "data" / "schemas"
+    providers = schemas / "providers" / f"{region}.json"
+    if not providers.is_file():
+        providers = schemas / "providers" / "us-east-1.json"
+    digest = json.loads(providers.read_text()).get(resource_type)
+    if not isinstance(digest, str):
+        return frozenset(), frozenset()  # a custom resource or a type the schemas lack
+    schema = json.loads((schemas / "resources" / f"{digest}.json").read_text())
+    return (frozenset(schema.get("createOnlyProperties") or ()),
+            frozenset(schema.get("conditionalCreateOnlyProperties") or ()))
+
+
+def _referenced(value: Any) -> set[str]:
+    """The names a template value refers to: ``Ref`` targets and ``Fn::Sub`` variables."""
+    found: set[str] = set()
+    if isinstance(value, dict):
+        if isinstance(value.get("Ref"), str):
+            found.add(value["Ref"])
+        sub = value.get("Fn::Sub")
+        text = sub[0] if isinstance(sub, list) and sub else sub
+        if isinstance(text, str):
+            found |= {name.split(".")[0] for name in re.findall(r"\$\{([^!}][^}]*)}", text)}
+        for item in value.values():
+            found |= _referenced(item)
+    elif isinstance(value, list):
+        for item in value:
+            found |= _referenced(item)
+    return found
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
 
 
 def _physical(stack: Any, logical_id: str) -> str | None:
@@ -233,6 +327,11 @@ def create_change_set(self: Any) -> Any:
     name = self._get_param("ChangeSetName")
     kind = self._get_param("ChangeSetType") or "UPDATE"  # CloudFormation's default
     validate_create_change_set(name)
+    on_stack_failure = self._get_param("OnStackFailure")
+    _check_policy("OnStackFailure", on_stack_failure)
+    if on_stack_failure == "DELETE" and kind != "CREATE":
+        raise templates.refuse(TemplateError(
+            "OnStackFailure DELETE is only valid when ChangeSetType is CREATE."))
     tags = _tags(self)
     with _lock:
         stack = _find_stack(backend, stack_name)
@@ -272,6 +371,7 @@ def create_change_set(self: Any) -> Any:
             tags=[{"Key": k, "Value": v} for k, v in tags.items()],
             notification_arns=list(self._get_param("NotificationARNs", []) or []),
             role_arn=self._get_param("RoleARN"), template_body=prepared.body, processed=prepared.processed,
+            on_stack_failure=on_stack_failure,
         )
         if prepared.failure:
             change_set.status, change_set.execution_status = "FAILED", "UNAVAILABLE"
@@ -282,7 +382,7 @@ def create_change_set(self: Any) -> Any:
         else:
             assert prepared.processed is not None
             change_set.changes = _changes(stack if kind == "UPDATE" else None, prepared.processed,
-                                          prepared.parameters)
+                                          prepared.parameters, self.region)
         change_set.moto_template = prepared.moto_template  # type: ignore[attr-defined]
         backend.change_sets[change_set.change_set_id] = change_set
     return ActionResult({"Id": change_set.change_set_id, "StackId": stack.stack_id})
@@ -342,6 +442,12 @@ def execute_change_set(self: Any) -> Any:
         stack = backend.stacks.get(change_set.stack_id)
         if stack is None:
             raise templates.refuse(TemplateError(f"Stack [{change_set.stack_name}] does not exist"))
+        disable_rollback = self._get_param("DisableRollback")
+        if disable_rollback is not None and change_set.on_stack_failure:
+            raise templates.refuse(TemplateError(
+                "DisableRollback cannot be specified when the change set was created with OnStackFailure."))
+        disabled = str(disable_rollback).lower() == "true"
+        policy = change_set.on_stack_failure or ("DO_NOTHING" if disabled else "ROLLBACK")
         change_set.execution_status = "EXECUTE_IN_PROGRESS"
         # After an execution CloudFormation deletes the stack's other change sets.
         for other in [c for c in backend.change_sets.values()
@@ -349,19 +455,22 @@ def execute_change_set(self: Any) -> Any:
             backend.change_sets.pop(other.change_set_id, None)
     template = change_set.moto_template  # type: ignore[attr-defined]
     if change_set.change_set_type == "CREATE":
-        stack = _create_in_place(backend, stack, change_set, template)
+        stack = _create_in_place(backend, stack, change_set, template, policy)
     else:
-        backend.update_stack(
-            name=stack.name, template=template, role_arn=change_set.role_arn,
-            parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in change_set.parameter_values.items()],
-            tags={t["Key"]: t["Value"] for t in change_set.tags} or None,
-        )
-    _remember_templates(stack, change_set.template_body, change_set.processed)
+        stack.update_rollback_disabled = policy == "DO_NOTHING"
+        # Held until the new templates are recorded: a rollback (it takes the lock) restores the previous ones.
+        with cfn_stacks.stack_lock(stack.stack_id):
+            backend.update_stack(
+                name=stack.name, template=template, role_arn=change_set.role_arn,
+                parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in change_set.parameter_values.items()],
+                tags={t["Key"]: t["Value"] for t in change_set.tags} or None,
+            )
+            _remember_templates(stack, change_set.template_body, change_set.processed)
     change_set.execution_status = "EXECUTE_COMPLETE"
     return EmptyResult()
 
 
-def _create_in_place(backend: Any, review: Any, change_set: LocalChangeSet, template: str) -> Any:
+def _create_in_place(backend: Any, review: Any, change_set: LocalChangeSet, template: str, policy: str) -> Any:
     """What CreateStack does, for the stack the change set made in REVIEW_IN_PROGRESS (same id, its events kept)."""
     from moto.cloudformation.models import Stack
 
@@ -373,6 +482,7 @@ def _create_in_place(backend: Any, review: Any, change_set: LocalChangeSet, temp
     )
     stack.events = review.events
     stack.creation_time = review.creation_time
+    stack.on_failure, stack.disable_rollback = policy, policy == "DO_NOTHING"
     backend.stacks[stack.stack_id] = stack
     backend._validate_export_uniqueness(stack)
     for export in stack.exports:
@@ -395,17 +505,25 @@ def create_stack(self: Any) -> Any:
     name = self._get_param("StackName")
     if _find_stack(backend, name) is not None:
         raise templates.refuse(TemplateError(f"Stack [{name}] already exists", "AlreadyExistsException"))
+    on_failure, disable_rollback = self._get_param("OnFailure"), self._get_param("DisableRollback")
     try:
+        _check_policy("OnFailure", on_failure)
+        if on_failure and disable_rollback is not None:
+            raise TemplateError("You can specify either DisableRollback or OnFailure, but not both.")
         prepared = prepare(self, None, name, "CreateStack", change_set=False)
     except TemplateError as exc:
         raise templates.refuse(exc) from None
-    stack = backend.create_stack(
-        name=name, template=prepared.moto_template, parameters=prepared.parameters,
-        notification_arns=self._get_param("NotificationARNs", []), tags=_tags(self),
-        role_arn=self._get_param("RoleARN"),
-        enable_termination_protection=self._get_param("EnableTerminationProtection"),
-        timeout_in_mins=self._get_param("TimeoutInMinutes"), stack_policy_body=self._get_param("StackPolicyBody"),
-    )
+    policy = on_failure or ("DO_NOTHING" if str(disable_rollback).lower() == "true" else "ROLLBACK")
+    with rollback.requested_policy(policy):  # a resource may fail inside this request
+        stack = backend.create_stack(
+            name=name, template=prepared.moto_template, parameters=prepared.parameters,
+            notification_arns=self._get_param("NotificationARNs", []), tags=_tags(self),
+            role_arn=self._get_param("RoleARN"),
+            enable_termination_protection=self._get_param("EnableTerminationProtection"),
+            timeout_in_mins=self._get_param("TimeoutInMinutes"),
+            stack_policy_body=self._get_param("StackPolicyBody"),
+        )
+    stack.on_failure, stack.disable_rollback = policy, policy == "DO_NOTHING"
     _remember_templates(stack, prepared.body, prepared.processed)
     return ActionResult({"StackId": stack.stack_id})
 
@@ -426,12 +544,14 @@ def update_stack(self: Any) -> Any:
             raise TemplateError("No updates are to be performed.")
     except TemplateError as exc:
         raise templates.refuse(exc) from None
-    backend.update_stack(
-        name=stack.name, template=prepared.moto_template, role_arn=self._get_param("RoleARN"),
-        parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in prepared.parameters.items()],
-        tags=tags or None,
-    )
-    _remember_templates(stack, prepared.body, prepared.processed)
+    stack.update_rollback_disabled = str(self._get_param("DisableRollback")).lower() == "true"
+    with cfn_stacks.stack_lock(stack.stack_id):  # as in execute_change_set
+        backend.update_stack(
+            name=stack.name, template=prepared.moto_template, role_arn=self._get_param("RoleARN"),
+            parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in prepared.parameters.items()],
+            tags=tags or None,
+        )
+        _remember_templates(stack, prepared.body, prepared.processed)
     return ActionResult({"StackId": stack.stack_id})
 
 

@@ -30,6 +30,7 @@ from local_cloud import cfn_stacks
 log = logging.getLogger(__name__)
 # CloudFormation waits an hour for a custom resource; locally a Delete is given this long.
 CUSTOM_RESOURCE_TIMEOUT = float(os.environ.get("LOCAL_CLOUD_CUSTOM_RESOURCE_TIMEOUT", "300"))
+NO_ANSWER = "CloudFormation did not receive a response from your Custom Resource in time"
 
 
 def on_response(stack: Any, body: dict) -> None:
@@ -47,17 +48,19 @@ def on_response(stack: Any, body: dict) -> None:
     verb = {"Create": "CREATE", "Update": "UPDATE", "Delete": "DELETE"}[request_type]
     resource_type = getattr(resource, "cfn_resource_type", "AWS::CloudFormation::CustomResource")
     if status != "SUCCESS":
-        reason = body.get("Reason") or "the custom resource provider answered FAILED without a Reason"
+        given = body.get("Reason") or "the custom resource provider answered FAILED without a Reason"
+        # CloudFormation's own wording around the provider's Reason.
+        reason = f"Received response status [FAILED] from custom resource. Message returned: {given} " \
+                 f"(RequestId: {body.get('RequestId')})"
         if body.get("PhysicalResourceId") and request_type == "Create":
             resource.physical_id = body["PhysicalResourceId"]
         cfn_stacks.resource_event(
             stack, logical_id, resource_type, f"{verb}_FAILED", resource.physical_resource_id, reason
         )
         if request_type == "Delete":
-            stack.status = "DELETE_FAILED"
-            stack._add_stack_event("DELETE_FAILED", resource_status_reason=f"[{logical_id}] failed to delete")
+            resource.delete_failed = True  # the delete (or rollback) waiting for the answers decides the stack
         else:
-            cfn_stacks.fail_stack(stack, f"The following resource(s) failed to {verb.lower()}: [{logical_id}]. ")
+            cfn_stacks.fail_stack(stack, cfn_stacks.summary(verb.lower(), [logical_id]))
         return
     if body.get("PhysicalResourceId"):
         resource.physical_id = body["PhysicalResourceId"]
@@ -74,7 +77,7 @@ def on_response(stack: Any, body: dict) -> None:
     if old_id and old_id != resource.physical_resource_id:
         # A new physical id means a replacement: CloudFormation deletes the old one during cleanup.
         send(resource, "Delete", resource.old_properties, physical_id=old_id, track=False)
-    if stack.status == "UPDATE_IN_PROGRESS" and not _pending(stack):
+    if stack.status == "UPDATE_IN_PROGRESS" and not pending(stack):
         stack.status = "UPDATE_COMPLETE"
         stack._add_stack_event("UPDATE_COMPLETE")
 
@@ -135,7 +138,7 @@ def send(
     ).start()
 
 
-def _pending(stack: Any) -> list[Any]:
+def pending(stack: Any) -> list[Any]:
     return [r for r in stack.custom_resources.values() if getattr(r, "pending_request", None)]
 
 
@@ -198,6 +201,7 @@ def install() -> None:
 
     def update(self: Any, *args: Any, **kwargs: Any) -> None:
         with cfn_stacks.stack_lock(self.stack_id):
+            cfn_stacks.remember_previous(self)
             try:
                 original_update(self, *args, **kwargs)
             except Exception as exc:
@@ -205,7 +209,7 @@ def install() -> None:
                 self.status = "UPDATE_IN_PROGRESS"
                 cfn_stacks.fail_stack(self, cfn_stacks.failure_reason(exc))
                 return
-            if _pending(self):
+            if pending(self):
                 # moto declared UPDATE_COMPLETE at once; CloudFormation waits for the providers' answers.
                 if self.events and self.events[-1].resource_status == "UPDATE_COMPLETE":
                     self.events.pop()
@@ -236,41 +240,47 @@ def install() -> None:
     CloudFormationBackend.delete_stack = delete_stack  # type: ignore[method-assign]
 
 
-def _delete_with_custom_resources(backend: Any, stack: Any, resources: list[Any], delete: Any) -> None:
-    """Delete requests to the providers first (CloudFormation deletes dependents first), then the rest."""
+def delete_custom_resources(stack: Any, resources: list[Any]) -> list[str]:
+    """Delete requests to the providers, their answers awaited: the logical ids that did not delete."""
     deadline = time.monotonic() + CUSTOM_RESOURCE_TIMEOUT
     for resource in resources:
         with cfn_stacks.stack_lock(stack.stack_id):
+            resource.delete_failed = False
             cfn_stacks.resource_event(
-                stack, resource.logical_id, resource.cfn_resource_type, "DELETE_IN_PROGRESS", resource.physical_id
+                stack, resource.logical_id, resource.cfn_resource_type, "DELETE_IN_PROGRESS",
+                resource.physical_resource_id
             )
             send(resource, "Delete", resource.properties)
     while any(getattr(r, "pending_request", None) for r in resources):
         if time.monotonic() > deadline:
-            for resource in resources:
-                if resource.pending_request:
-                    cfn_stacks.resource_event(
-                        stack,
-                        resource.logical_id,
-                        resource.cfn_resource_type,
-                        "DELETE_FAILED",
-                        resource.physical_id,
-                        "CloudFormation did not receive a response from your Custom Resource in time",
-                    )
-            stack.status = "DELETE_FAILED"
-            stack._add_stack_event("DELETE_FAILED", resource_status_reason="custom resource did not answer")
-            return
+            with cfn_stacks.stack_lock(stack.stack_id):
+                for resource in resources:
+                    if resource.pending_request:
+                        resource.pending_request, resource.delete_failed = None, True
+                        cfn_stacks.resource_event(stack, resource.logical_id, resource.cfn_resource_type,
+                                                  "DELETE_FAILED", resource.physical_resource_id, NO_ANSWER)
+            break
         time.sleep(0.2)
-    if stack.status == "DELETE_FAILED":
-        return  # a provider answered FAILED: its event says why; the resources stay
+    return [r.logical_id for r in resources if getattr(r, "delete_failed", False)]
+
+
+def _delete_with_custom_resources(backend: Any, stack: Any, resources: list[Any], delete: Any) -> None:
+    """Delete requests to the providers first (CloudFormation deletes dependents first), then the rest."""
+    undeleted = delete_custom_resources(stack, resources)
     with cfn_stacks.stack_lock(stack.stack_id):
+        if undeleted:  # a provider answered FAILED or not at all: its event says why; the resources stay
+            stack.status = "DELETE_FAILED"
+            reason = cfn_stacks.summary("delete", undeleted)
+            stack._add_stack_event("DELETE_FAILED", resource_status_reason=reason)
+            return
         stack.custom_resources.clear()
         try:
             stack.status = "DELETE_PENDING"
             already = len(stack.events)
             delete(backend, stack.stack_id)
             # moto's delete announces DELETE_IN_PROGRESS again: that happened before the Delete requests.
-            stack.events[already:] = [e for e in stack.events[already:] if e.resource_status != "DELETE_IN_PROGRESS"]
+            stack.events[already:] = [e for e in stack.events[already:] if e.resource_status != "DELETE_IN_PROGRESS"
+                                      or e.resource_type != "AWS::CloudFormation::Stack"]
         except Exception as exc:
             stack.status = "DELETE_FAILED"
             stack._add_stack_event("DELETE_FAILED", resource_status_reason=cfn_stacks.failure_reason(exc))

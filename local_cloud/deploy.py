@@ -146,13 +146,15 @@ def sam_parameter_overrides(parameters: dict[str, str]) -> list[str]:
 
 def sam_deploy_command(
     template: Path, stack_name: str, region: str, parameters: dict[str, str], config_file: Path | None = None,
-    config_env: str = "default", s3_bucket: str | None = None,
+    config_env: str = "default", s3_bucket: str | None = None, disable_rollback: bool = False,
 ) -> list[str]:
     """The ``sam deploy`` a person types, without the confirmation prompt."""
     command = [sam_executable(), "deploy", "--template-file", str(template), "--stack-name", stack_name,
                "--region", region, "--capabilities", *CAPABILITIES, "--no-confirm-changeset",
                "--no-fail-on-empty-changeset", "--no-progressbar"]
     command += ["--s3-bucket", s3_bucket] if s3_bucket else ["--resolve-s3"]
+    if disable_rollback:
+        command.append("--disable-rollback")
     if config_file is not None and config_file.exists():
         command += ["--config-file", str(config_file.resolve()), "--config-env", config_env]
     if parameters:
@@ -225,6 +227,7 @@ def deploy(
     config_file: Path | None = None,
     config_env: str = "default",
     say: Callable[[str], None] | None = None,
+    disable_rollback: bool = False,
 ) -> DeployResult:
     """``sam deploy`` of the built template to the local cloud; the stack followed while SAM works."""
     cfn = aws_client("cloudformation", endpoint_url, region)
@@ -240,11 +243,12 @@ def deploy(
         delete(endpoint_url, stack_name, region, timeout, on_progress, say)
     elif status is not None and status.endswith("_IN_PROGRESS"):
         raise DeployError(f"stack {stack_name} is {status}: wait for it to finish")
-    command = sam_deploy_command(build_template, stack_name, region, parameters, config_file, config_env)
+    command = sam_deploy_command(build_template, stack_name, region, parameters, config_file, config_env,
+                                 disable_rollback=disable_rollback)
     if say:
         # The command as a person would type it, NoEcho values (the Workbench API key) masked as SAM masks them.
         shown = sam_deploy_command(build_template, stack_name, region, masked(parameters, declared), config_file,
-                                   config_env)
+                                   config_env, disable_rollback=disable_rollback)
         say(f"AWS_ENDPOINT_URL={endpoint_url} sam {shlex.join(shown[1:])}")
     ran = _run_following(command, sam_environment(endpoint_url, region), timeout, on_progress)
     output = ran.output

@@ -10,12 +10,13 @@ arrival of custom resource answers concern only a running server (``apply_server
 2. Custom resources: moto accepts only a SUCCESS response, ignores FAILED (the stack would wait forever),
    ignores the PhysicalResourceId, and caches Outputs read while the resource was pending. Here a
    response is handled as CloudFormation does: SUCCESS completes the resource (Data feeds Fn::GetAtt and
-   Outputs), FAILED fails it with the Reason, and the stack goes CREATE_FAILED (as with
-   ``--disable-rollback``: the resources stay, so the execution can be inspected and retried).
+   Outputs), FAILED fails it with the Reason, and the stack fails, rolls back or is deleted as its failure
+   policy says (``cloudformation_rollback``).
 3. ``AWS::CloudFormation::CustomResource`` is unknown to moto (only ``Custom::*`` is): map it too.
 4. A resource that raises while moto creates it leaves the stack CREATE_IN_PROGRESS for ever and the
-   create_stack call fails with HTTP 500: here the stack goes CREATE_FAILED with the reason instead, and
-   every resource gets CREATE_IN_PROGRESS / CREATE_COMPLETE / CREATE_FAILED events as on AWS.
+   create_stack call fails with HTTP 500: here the stack fails (and rolls back) with the reason instead, every
+   resource gets CREATE_IN_PROGRESS / CREATE_COMPLETE / CREATE_FAILED events as on AWS, and DELETE_IN_PROGRESS /
+   DELETE_COMPLETE when a delete or rollback removes it.
 5. ``AWS::StepFunctions::StateMachine`` from CloudFormation lands in moto's non-executing Step Functions
    backend while the API (with ``execute_state_machine``) reads the executing one: point CloudFormation
    at the executing backend.
@@ -78,6 +79,7 @@ from typing import Any
 from local_cloud import (
     cfn_stacks,
     cloudformation_changesets,
+    cloudformation_rollback,
     cloudtrail_checks,
     custom_resources,
     kms_key_policies,
@@ -337,8 +339,10 @@ def _patch_resource_events() -> None:
         condition = resource_json.get("Condition")
         if stack is None or (condition and not resources_map.lazy_condition_map[condition]):
             return original_create(logical_id, resource_json, resources_map, account_id, region_name)
-        if stack.status.endswith("_FAILED"):
-            return None  # CloudFormation creates nothing more once a stack failed (describe calls would)
+        if stack.status.endswith("_FAILED") or stack.status.startswith(("ROLLBACK_", "DELETE_")):
+            # CloudFormation creates nothing more once a create failed or a delete began; moto would, lazily,
+            # for any describe call that reads a resource the rollback or delete has removed.
+            return None
         resource_type = resource_json["Type"]
         cfn_stacks.resource_event(stack, logical_id, resource_type, "CREATE_IN_PROGRESS")
         try:
@@ -365,6 +369,26 @@ def _patch_resource_events() -> None:
         return resource
 
     parsing.parse_and_create_resource = parse_and_create_resource
+
+    original_delete_resource = parsing.ResourceMap._delete_resource
+
+    def _delete_resource(self: Any, parsed_resource: Any, resource_json: dict[str, Any]) -> None:
+        """DELETE_IN_PROGRESS / DELETE_COMPLETE for each resource a delete or rollback removes, as on AWS (a custom
+        resource's come from its provider's answer). moto retries what fails in a later pass: no event then."""
+        stack = cfn_stacks.find_stack(self.stack_id)
+        if stack is None or isinstance(parsed_resource, CustomModel):
+            return original_delete_resource(self, parsed_resource, resource_json)
+        logical_id = getattr(parsed_resource, "logical_resource_id", None) or ""
+        resource_type, physical = resource_json.get("Type", ""), _physical_id(parsed_resource)
+        announced = getattr(self, "_announced_deletes", set())
+        if logical_id not in announced:
+            cfn_stacks.resource_event(stack, logical_id, resource_type, "DELETE_IN_PROGRESS", physical)
+            self._announced_deletes = announced | {logical_id}
+        original_delete_resource(self, parsed_resource, resource_json)
+        cfn_stacks.resource_event(stack, logical_id, resource_type, "DELETE_COMPLETE", physical)
+        return None
+
+    parsing.ResourceMap._delete_resource = _delete_resource  # type: ignore[method-assign]
 
     original_create_resources = Stack.create_resources
 
@@ -619,6 +643,7 @@ def apply() -> None:
     _patch_sub_references()
     _patch_organization_account_access_role()
     custom_resources.install()
+    cloudformation_rollback.install()
     stepfunctions_redrive.install()
     logging_patches.apply()
     cloudtrail_checks.apply()

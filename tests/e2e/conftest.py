@@ -70,9 +70,12 @@ def onboarded(local_cloud: ServedCloud, built_template: Path) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def preflight_refused(local_cloud: ServedCloud, built_template: Path) -> dict[str, Any]:
     """An onboarding that Preflight refuses: a queue of its name exists and is not ours. The stack
-    ``name``, the ``local deploy`` ``result`` and how many ``seconds`` it took until the deploy ended."""
+    ``name``, the ``local deploy`` ``result`` and how many ``seconds`` it took until the deploy ended; the stack
+    stays CREATE_FAILED (rollback disabled)."""
     client(local_cloud, "sqs").create_queue(QueueName=f"{REFUSED_STACK}-queue")
     started = time.monotonic()
     params = onboarding_parameters(local_cloud, REFUSED_STACK)
-    result = run_cli(*deploy_command(local_cloud, built_template, REFUSED_STACK, params), timeout=300)
+    # --disable-rollback, as a person who wants to read why: the failed execution stays with the stack.
+    result = run_cli(*deploy_command(local_cloud, built_template, REFUSED_STACK, params), "--disable-rollback",
+                     timeout=300)
     return {"name": REFUSED_STACK, "result": result, "seconds": time.monotonic() - started}

@@ -7,6 +7,7 @@ Each scenario runs its own ``local serve --fault ...``, since faults count every
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 import urllib.request
 from collections import Counter
@@ -18,7 +19,9 @@ import boto3
 import pytest
 
 from local_cloud.cli import DEMO_API_KEY
-from tests.local_cloud.harness import ServedCloud, onboarding_parameters, run_cli, serve_child
+from local_cloud.deploy import sam_executable
+from tests.e2e.test_local_cloud import sam_env
+from tests.local_cloud.harness import REPO, ServedCloud, onboarding_parameters, run_cli, serve_child
 
 pytestmark = pytest.mark.e2e
 
@@ -133,13 +136,42 @@ def test_steps_past_the_sdks_retries_were_retried_by_the_state_machine(throttled
     assert "alias/e2e-throttled-key" in messages and "Throttled" in messages and "Workbench" in messages, messages
 
 
-def test_access_denied_fails_the_stack_naming_the_step_without_waiting(built_template: Path) -> None:
+def test_access_denied_fails_the_stack_naming_the_step_and_rolls_it_back(built_template: Path) -> None:
+    """The unchanged ``sam deploy`` a person runs: step 3 is refused after step 1 built the trail; CloudFormation
+    rolls back, its Delete runs the teardown, and SAM prints what it prints on AWS."""
     with serve_child(extra_args=["--fault", "sns:CreateTopic=AuthorizationError"]) as cloud:
+        parameters = [f'{p.split("=", 1)[0]}="{p.split("=", 1)[1]}"'
+                      for p in onboarding_parameters(cloud, "e2e-denied", RetryWindowSeconds="0")]
         started = time.monotonic()
-        result = deploy(cloud, built_template, "e2e-denied", timeout=180, RetryWindowSeconds="0")
+        # A wide terminal, so that SAM's event table keeps each column on one line.
+        result = subprocess.run([sam_executable(), "deploy", "--template-file", str(built_template), "--stack-name",
+                                 "e2e-denied", "--capabilities", "CAPABILITY_IAM", "CAPABILITY_NAMED_IAM",
+                                 "--no-confirm-changeset", "--resolve-s3", "--region", REGION,
+                                 "--parameter-overrides", *parameters], cwd=REPO,
+                                env=dict(sam_env(cloud), COLUMNS="400"), capture_output=True, text=True,
+                                timeout=300, check=False)
         elapsed = time.monotonic() - started
-        events = client(cloud, "cloudformation").describe_stack_events(StackName="e2e-denied")["StackEvents"]
+        cfn = client(cloud, "cloudformation")
+        events = cfn.describe_stack_events(StackName="e2e-denied")["StackEvents"]
+        status = cfn.describe_stacks(StackName="e2e-denied")["Stacks"][0]["StackStatus"]
+        trails = client(cloud, "cloudtrail").describe_trails()["trailList"]
+        machines = client(cloud, "stepfunctions").list_state_machines()["stateMachines"]
     assert result.returncode != 0
-    assert elapsed < 120, f"took {elapsed:.0f} s to fail"
+    assert elapsed < 150, f"took {elapsed:.0f} s to fail and roll back"
     reason = " ".join(e.get("ResourceStatusReason", "") for e in events if e["LogicalResourceId"] == "Onboarding")
     assert "Step 3 Create SNS Topic failed" in reason and "AuthorizationError" in reason
+    # What sam deploy prints on AWS: the rollback's events (a table SAM wraps to the terminal), then the waiter's error.
+    rows = [line.split() for line in result.stdout.splitlines()]
+    assert ["CREATE_FAILED", "Custom::CloudTrailOnboarding", "Onboarding", "Received"] in [r[:4] for r in rows], \
+        result.stdout[-3000:]
+    assert ["ROLLBACK_IN_PROGRESS", "AWS::CloudFormation::Stack", "e2e-denied", "The"] in [r[:4] for r in rows]
+    assert ["DELETE_COMPLETE", "Custom::CloudTrailOnboarding", "Onboarding"] in [r[:3] for r in rows]
+    assert ["ROLLBACK_COMPLETE", "AWS::CloudFormation::Stack", "e2e-denied"] in [r[:3] for r in rows]
+    assert 'Error: Failed to create/update the stack: e2e-denied, Waiter StackCreateComplete failed: Waiter ' \
+           'encountered a terminal failure state: For expression "Stacks[].StackStatus" we matched expected path: ' \
+           '"ROLLBACK_COMPLETE"' in result.stderr, result.stderr[-2000:]
+    assert status == "ROLLBACK_COMPLETE"
+    # The Delete the rollback sent ran the teardown: the trail step 1 made is gone, and the stack's own resources.
+    assert ("Onboarding", "DELETE_COMPLETE") in {(e["LogicalResourceId"], e["ResourceStatus"]) for e in events}
+    assert "e2e-denied-trail" not in {t["Name"] for t in trails}
+    assert not [m for m in machines if m["name"].startswith("e2e-denied")]

@@ -71,7 +71,9 @@ def test_an_action_taken_out_of_a_grant_fails_the_onboarding_at_its_step_with_ac
 
     assert result.returncode != 0, result.stdout[-3000:] + result.stderr[-3000:]
     reason = custom_resource_reason(local_cloud, NARROWED)
-    assert reason.startswith("Step 1 Create Trail failed: "), reason
+    # CloudFormation's wording around the answer's Reason, which names the step first.
+    assert "Received response status [FAILED] from custom resource. Message returned: Step 1 Create Trail failed: " \
+        in reason, reason
     assert f"User: arn:aws:sts::123456789012:assumed-role/{NARROWED}-{FUNCTION}Role-" in reason, reason
     assert f"/{NARROWED}-{FUNCTION}-" in reason, reason  # the session is the function's
     assert f"is not authorized to perform: {ACTION} on resource: arn:aws:kms:us-east-1:123456789012:key/" in reason

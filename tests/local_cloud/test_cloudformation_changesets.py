@@ -206,6 +206,11 @@ def test_an_update_change_set_lists_what_changes_and_executes_as_an_update(cfn: 
     modified = [c["ResourceChange"] for c in update["Changes"]]
     assert [(c["Action"], c["LogicalResourceId"], c["Replacement"]) for c in modified] == [
         ("Modify", "Work", "False"), ("Modify", "Flow", "False")]
+    # Each through the parameter it references, a property that does not require recreation.
+    assert [[(d["Target"]["Name"], d["ChangeSource"], d.get("CausingEntity"), d["Target"]["RequiresRecreation"])
+             for d in c["Details"]] for c in modified] == [
+        [("Environment", "ParameterReference", "Greeting", "Never")],
+        [("DefinitionSubstitutions", "ParameterReference", "Greeting", "Never")]]
     stack = cfn.describe_stacks(StackName="upd")["Stacks"][0]
     assert stack["StackStatus"] == "UPDATE_COMPLETE"
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
@@ -215,6 +220,27 @@ def test_an_update_change_set_lists_what_changes_and_executes_as_an_update(cfn: 
     sfn = boto3.client("stepfunctions", region_name=REGION)
     definition = json.loads(sfn.describe_state_machine(stateMachineArn=outputs["FlowArn"])["definition"])
     assert definition["Comment"] == "good day"
+
+
+def test_a_change_set_says_which_property_changes_and_whether_it_replaces_the_resource(cfn: Any) -> None:
+    cfn.create_stack(StackName="plain", TemplateBody=json.dumps(PLAIN_TEMPLATE))
+    renamed, labelled = (json.loads(json.dumps(PLAIN_TEMPLATE)) for _ in range(2))
+    renamed["Resources"]["Topic"]["Properties"]["TopicName"] = "renamed"  # create-only: a new topic
+    labelled["Resources"]["Topic"]["Properties"]["DisplayName"] = "Shown"  # changed in place
+
+    replaced = change_set(cfn, "plain", "UPDATE", TemplateBody=json.dumps(renamed))["Changes"][0]["ResourceChange"]
+    in_place = cfn.describe_change_set(ChangeSetName=cfn.create_change_set(
+        StackName="plain", ChangeSetName="label", TemplateBody=json.dumps(labelled))["Id"])["Changes"][0][
+        "ResourceChange"]
+
+    assert (replaced["Replacement"], replaced["Scope"]) == ("True", ["Properties"])
+    assert replaced["Details"] == [{"Target": {
+        "Attribute": "Properties", "Name": "TopicName", "Path": "/Properties/TopicName", "RequiresRecreation": "Always",
+        "AttributeChangeType": "Modify", "BeforeValue": "plain", "AfterValue": "renamed"},
+        "Evaluation": "Static", "ChangeSource": "DirectModification"}]
+    assert in_place["Replacement"] == "False"
+    assert [(d["Target"]["Name"], d["Target"]["AttributeChangeType"], d["Target"]["RequiresRecreation"])
+            for d in in_place["Details"]] == [("DisplayName", "Add", "Never")]
 
 
 def test_a_transform_that_fails_leaves_the_change_set_failed_with_the_reason(cfn: Any) -> None:

@@ -68,6 +68,8 @@ def test_the_sam_deploy_command_is_the_one_a_person_types(tmp_path: Path) -> Non
         "--config-env", "dev", "--parameter-overrides", 'A="1"']
     with_bucket = sam_deploy_command(Path("t.yaml"), "s", "us-east-1", {}, s3_bucket="artifacts")
     assert "--resolve-s3" not in with_bucket and with_bucket[-2:] == ["--s3-bucket", "artifacts"]
+    kept = sam_deploy_command(Path("t.yaml"), "s", "us-east-1", {}, disable_rollback=True)
+    assert kept[-1] == "--disable-rollback" and "--disable-rollback" not in with_bucket
 
 
 def test_the_sam_delete_command_is_the_one_a_person_types() -> None:

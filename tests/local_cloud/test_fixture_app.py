@@ -22,8 +22,10 @@ def client(cloud: ServedCloud, service: str):  # noqa: ANN201
     )
 
 
-def deploy(cloud: ServedCloud, template: Path, stack: str, *overrides: str):  # noqa: ANN201
+def deploy(cloud: ServedCloud, template: Path, stack: str, *overrides: str, keep: bool = False):  # noqa: ANN201
+    """``local deploy``; ``keep``: with --disable-rollback, so a failed stack keeps its executions to read."""
     args = ["local", "deploy", "--endpoint-url", cloud.url, "--stack-name", stack, "--template", str(template)]
+    args += ["--disable-rollback"] if keep else []
     if overrides:
         args += ["--parameter-overrides", *overrides]
     return run_cli(*args)
@@ -38,7 +40,7 @@ def good_stack(served_cloud: ServedCloud, fixture_app: Path) -> tuple[str, objec
 @pytest.fixture(scope="module")
 def failing_stack(served_cloud: ServedCloud, fixture_app: Path) -> tuple[str, object]:
     stack = f"bad-{uuid.uuid4().hex[:6]}"
-    return stack, deploy(served_cloud, fixture_app, stack, "Fail=true")
+    return stack, deploy(served_cloud, fixture_app, stack, "Fail=true", keep=True)
 
 
 def outputs(cloud: ServedCloud, stack: str) -> dict[str, str]:
@@ -92,7 +94,38 @@ def test_failing_stack_exits_non_zero_with_the_reason_in_one_line(failing_stack)
     stack, result = failing_stack
     assert result.returncode != 0
     last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith(f"stack {stack} CREATE_FAILED: Run CREATE_FAILED: OnboardingError: Greeting refused")
+    assert last.startswith(f"stack {stack} CREATE_FAILED: Run CREATE_FAILED: Received response status [FAILED] from "
+                           "custom resource. Message returned: OnboardingError: Greeting refused")
+    assert last.endswith(")") and "(RequestId: " in last  # CloudFormation's wording around the provider's Reason
+
+
+def test_a_failed_create_rolls_back_and_the_custom_resource_gets_its_delete(served_cloud: ServedCloud,
+                                                                             fixture_app: Path) -> None:
+    stack = f"rollback-{uuid.uuid4().hex[:6]}"
+
+    result = deploy(served_cloud, fixture_app, stack, "Fail=true")
+
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines()[-1].startswith(
+        f"stack {stack} ROLLBACK_COMPLETE: Run CREATE_FAILED: Received response status [FAILED]")
+    assert "ROLLBACK_IN_PROGRESS" in result.stdout and "The following resource(s) failed to create: [Run]. Rollback " \
+        "requested by user." in result.stdout
+    assert "DELETE_COMPLETE      Run (Custom::Run)" in result.stdout
+    cfn = client(served_cloud, "cloudformation")
+    assert cfn.describe_stacks(StackName=stack)["Stacks"][0]["StackStatus"] == "ROLLBACK_COMPLETE"
+    functions = client(served_cloud, "lambda").list_functions()["Functions"]
+    events = [(e["LogicalResourceId"], e["ResourceStatus"]) for e in cfn.describe_stack_events(StackName=stack)[
+        "StackEvents"]]
+    left = [f["FunctionName"] for f in functions if f["FunctionName"].startswith(f"{stack}-")]
+    assert not left, "\n".join(map(str, events))  # the rollback deleted them
+    trigger = next(group for group in _log_groups(served_cloud) if f"/{stack}-TriggerFunction" in group)
+    requests = _trigger_log(served_cloud, stack, trigger.rsplit("/", 1)[-1])
+    assert [r["RequestType"] for r in requests] == ["Create", "Delete"]
+    assert requests[1]["PhysicalResourceId"]  # the id the failed Create answered with
+    # A stack in ROLLBACK_COMPLETE can only be deleted: the next deploy deletes it first, as a person must.
+    again = deploy(served_cloud, fixture_app, stack, "Fail=false")
+    assert again.returncode == 0, again.stderr
+    assert f"stack {stack} is ROLLBACK_COMPLETE: deleting it first" in again.stdout
 
 
 def test_raised_error_reaches_catch_with_its_error_type(served_cloud: ServedCloud, failing_stack) -> None:
@@ -208,6 +241,15 @@ def test_deploy_again_updates_the_stack_and_custom_resource_then_delete_removes_
     assert update["OldResourceProperties"]["Greeting"] == "hello"
     assert update["PhysicalResourceId"].startswith("run-")
 
+    # An update whose custom resource fails goes back: the provider gets an Update to the previous properties.
+    failed = deploy(served_cloud, fixture_app, stack, "Greeting=bonjour", "Fail=true")
+    assert failed.returncode != 0
+    assert f"stack {stack} UPDATE_ROLLBACK_COMPLETE: Run UPDATE_FAILED: Received response status [FAILED]" in (
+        failed.stderr)
+    assert outputs(served_cloud, stack)["Greeting"] == "bonjour, world"
+    *_, failing, back = [r for r in _trigger_log(served_cloud, stack) if r["RequestType"] == "Update"]
+    assert back["OldResourceProperties"]["Fail"] == "true" and failing["OldResourceProperties"]["Fail"] == "false"
+
     trigger = _trigger_name(served_cloud, stack)
     deleted = run_cli("local", "delete", "--endpoint-url", served_cloud.url, "--stack-name", stack)
 
@@ -229,6 +271,11 @@ def test_delete_of_a_stack_that_does_not_exist_fails_with_sams_message(served_cl
     assert deleted.stderr.strip() == (
         "sam delete failed: Error: The input stack never-made does not exist on Cloudformation in the region "
         f"{REGION}")
+
+
+def _log_groups(cloud: ServedCloud) -> list[str]:
+    groups = client(cloud, "logs").describe_log_groups()["logGroups"]
+    return [g["logGroupName"] for g in groups]
 
 
 def _trigger_exists(cloud: ServedCloud, stack: str) -> bool:
