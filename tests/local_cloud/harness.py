@@ -87,7 +87,7 @@ def serve_child(schedule_interval: float = 1.0, ready_timeout: float = 60.0,
         str(time_scale),
         *extra_args,
     ]
-    if IAM_REPORTS is not None:
+    if IAM_REPORTS is not None and "--iam-report" not in extra_args:  # a test's own report comes first
         command += ["--iam-report", str(IAM_REPORTS / f"local-cloud-{port}.jsonl")]
     process = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=child_env(), cwd=REPO
