@@ -75,6 +75,7 @@ from typing import Any
 from local_cloud import (
     cfn_stacks,
     cloudformation_changesets,
+    cloudformation_iam,
     custom_resources,
     kms_key_policies,
     logging_patches,
@@ -495,8 +496,8 @@ def _patch_role_updates() -> None:
         wanted = {p["PolicyName"]: p["PolicyDocument"] for p in properties.get("Policies", [])}
         for stale in set(getattr(original_resource, "cfn_policy_names", [])) - set(wanted):
             backend.delete_role_policy(name, stale)
-        for policy_name, document in wanted.items():
-            role.put_policy(policy_name, document)
+        for policy_name, document in wanted.items():  # through the IAM API, as the handler (service role's grant)
+            backend.put_role_policy(name, policy_name, document if isinstance(document, str) else json.dumps(document))
         role.cfn_policy_names = list(wanted)
         return role
 
@@ -563,6 +564,7 @@ def apply() -> None:
     _patch_no_value_in_lists()
     _patch_custom_resource_type()
     _patch_resource_events()
+    cloudformation_iam.apply()
     _patch_role_updates()
     _patch_organization_account_access_role()
     custom_resources.install()
