@@ -497,7 +497,7 @@ def _patch_role_updates() -> None:
         for stale in set(getattr(original_resource, "cfn_policy_names", [])) - set(wanted):
             backend.delete_role_policy(name, stale)
         for policy_name, document in wanted.items():  # through the IAM API, as the handler (service role's grant)
-            backend.put_role_policy(name, policy_name, document if isinstance(document, str) else json.dumps(document))
+            cloudformation_iam.put_role_policy(backend, role, policy_name, document)
         role.cfn_policy_names = list(wanted)
         return role
 

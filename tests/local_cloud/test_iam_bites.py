@@ -204,8 +204,10 @@ def test_decrypt_outside_s3_and_sqs_is_refused(url: str) -> None:
 
 def test_passing_the_role_to_another_service_is_refused(url: str) -> None:
     """Step 8 may pass the role stack's service role to CloudFormation only (iam:PassedToService)."""
+    # The role stack's service role, trusting CloudFormation (a role it cannot assume is refused at CreateStack).
+    [trust] = [p.document for p in RESOLVED if p.name == "template.yaml:RoleStackExecutionRole trust"]
     role_arn = root(url, "iam").create_role(
-        RoleName=PASSED_ROLE, AssumeRolePolicyDocument=json.dumps(LAMBDA_TRUST))["Role"]["Arn"]
+        RoleName=PASSED_ROLE, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
     document = grant("template.yaml:Step08ExpelRoleFunction")
     # Even given lambda:CreateFunction, the role cannot go to Lambda: PassRole is what refuses.
     document["Statement"].append({"Effect": "Allow", "Action": "lambda:CreateFunction", "Resource": "*"})
