@@ -18,6 +18,7 @@ from __future__ import annotations
 from aws_lambda_powertools import Logger
 
 from expel_onboarding.aws import logs
+from expel_onboarding.drift import Converge
 from expel_onboarding.errors import ResourceConflict
 from expel_onboarding.models import Config, Removal
 from expel_onboarding.naming import cloudwatch_log_group_name, log_group_arn, owner_tags
@@ -35,13 +36,18 @@ def group_arn(config: Config) -> str:
     return log_group_arn(config.partition, config.region, config.account_id, group_name(config))
 
 
-def ensure(config: Config, key_arn: str, found: logs.LogGroup | None) -> None:
+def ensure(run: Converge, config: Config, key_arn: str, found: logs.LogGroup | None) -> None:
     """The log group, encrypted with our key, keeping events ``cloud_watch_logs_retention_days``. Call after
     the key policy holds the logs statement: CloudWatch Logs checks it when the group is created."""
     name, days = group_name(config), config.cloud_watch_logs_retention_days
+    resource = f"log group {name}"
     if found is None:
-        logs.create_log_group(name, key_arn, owner_tags(config.stack_name), config.region)
-        logger.info("Created the trail's CloudWatch Logs log group", extra={"log_group": name})
+        run.change(run.finding(resource, "log group", None,
+                               "the trail's log group, encrypted with the onboarding's key",
+                               "run the onboarding again: it creates the log group (the events in it before are gone)"),
+                   lambda: _create(config, name, key_arn))
+        if run.checking:
+            return
         found = logs.LogGroup(name=name, arn="", kms_key_id=key_arn, retention_days=0)
     elif found.kms_key_id != key_arn:
         # A group's key is chosen with it here; a different one means someone re-keyed it: say so, do not undo it.
@@ -51,8 +57,15 @@ def ensure(config: Config, key_arn: str, found: logs.LogGroup | None) -> None:
             f"associate the onboarding's key with it (aws logs associate-kms-key --log-group-name {name} --kms-key-id "
             f"{key_arn}), or delete the log group, then retry")
     if found.retention_days != days:
-        logs.put_retention(name, days, config.region)
-        logger.info("Set the log group's retention", extra={"log_group": name, "days": days})
+        run.change(run.finding(resource, "retention (days)", str(found.retention_days or "never expire"), str(days),
+                               f"aws logs put-retention-policy --log-group-name {name} --retention-in-days {days} "
+                               "(CloudWatchLogsRetentionDays)"),
+                   lambda: logs.put_retention(name, days, config.region))
+
+
+def _create(config: Config, name: str, key_arn: str) -> None:
+    logs.create_log_group(name, key_arn, owner_tags(config.stack_name), config.region)
+    logger.info("Created the trail's CloudWatch Logs log group", extra={"log_group": name})
 
 
 def trail_delivery(config: Config, current_group_arn: str, current_role_arn: str) -> tuple[str, str]:
