@@ -108,8 +108,8 @@ class ResourceFailed(Exception):
 
 def failure_reason(exc: BaseException, limit: int = 600) -> str:
     """One line for a person: the exception's message without a quoted state machine definition."""
-    if isinstance(exc, ResourceFailed):
-        return str(exc)
+    if isinstance(exc, ResourceFailed) or getattr(exc, "handler_message", False):
+        return str(exc)  # already the message CloudFormation shows
     message = str(getattr(exc, "message", None) or getattr(exc, "description", None) or exc)
     message = re.sub(r" in definition '.*", "", " ".join(message.split()), flags=re.DOTALL)
     if not message.startswith(type(exc).__name__):

@@ -79,6 +79,7 @@ from typing import Any
 from local_cloud import (
     cfn_stacks,
     cloudformation_changesets,
+    cloudformation_iam,
     cloudformation_rollback,
     cloudtrail_checks,
     custom_resources,
@@ -523,8 +524,8 @@ def _patch_role_updates() -> None:
         wanted = {p["PolicyName"]: p["PolicyDocument"] for p in properties.get("Policies", [])}
         for stale in set(getattr(original_resource, "cfn_policy_names", [])) - set(wanted):
             backend.delete_role_policy(name, stale)
-        for policy_name, document in wanted.items():
-            role.put_policy(policy_name, document)
+        for policy_name, document in wanted.items():  # through the IAM API, as the handler (service role's grant)
+            cloudformation_iam.put_role_policy(backend, role, policy_name, document)
         role.cfn_policy_names = list(wanted)
         return role
 
@@ -639,6 +640,7 @@ def apply() -> None:
     _patch_no_value_in_lists()
     _patch_custom_resource_type()
     _patch_resource_events()
+    cloudformation_iam.apply()
     _patch_role_updates()
     _patch_sub_references()
     _patch_organization_account_access_role()

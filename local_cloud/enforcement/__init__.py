@@ -2,7 +2,8 @@
 
 ``install(app, report_path)`` returns moto's WSGI app wrapped so every request is authorized, and sets
 the services' own identities: Lambda functions run with their execution role's session credentials,
-the Step Functions engine calls Lambda as the state machine's role.
+the Step Functions engine calls Lambda as the state machine's role, CloudFormation creates a stack's resources
+as its service role (``RoleARN``) or its caller.
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ def enforcer() -> Enforcer | None:
 
 def install(app: Any, report_path: Path | None = None) -> Any:
     global _enforcer
-    from local_cloud.enforcement import services
+    from local_cloud.enforcement import cloudformation, services
 
     _enforcer = Enforcer(Report(report_path) if report_path else None)
     services.install()
+    cloudformation.install()
     return IamMiddleware(app, _enforcer)

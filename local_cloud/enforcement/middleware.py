@@ -22,7 +22,7 @@ from functools import cache
 from typing import Any
 
 from local_cloud.api_calls import s3_control_or
-from local_cloud.enforcement import errors
+from local_cloud.enforcement import cloudformation, errors
 from local_cloud.enforcement.identity import resolve
 from local_cloud.enforcement.lookup import MotoLookup
 from local_cloud.enforcement.report import Report
@@ -238,6 +238,11 @@ class IamMiddleware:
             log.info("refused %s: %s", call.operation, message)
             return errors.render(service, protocol, message)
         if decision is None:
+            if call.service == "cloudformation":
+                refused = cloudformation.role_not_assumable(call)
+                if refused:
+                    return cloudformation.validation_error(refused)
+                cloudformation.record_caller(identity, call)
             return None
         log.info("AccessDenied: %s", decision.message())
         return errors.render(service, protocol, decision.message())

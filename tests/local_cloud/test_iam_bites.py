@@ -204,9 +204,8 @@ def test_decrypt_outside_s3_and_sqs_is_refused(url: str) -> None:
 
 def test_passing_the_role_to_another_service_is_refused(url: str) -> None:
     """Step 8 may pass the role stack's service role to CloudFormation only (iam:PassedToService)."""
-    # CloudFormation must be able to assume it (CreateStack checks); Lambda could too, so PassRole is what refuses.
-    trust = json.loads(json.dumps(LAMBDA_TRUST).replace('"lambda.amazonaws.com"',
-                                                        '["cloudformation.amazonaws.com", "lambda.amazonaws.com"]'))
+    # The role stack's service role, trusting CloudFormation (a role it cannot assume is refused at CreateStack).
+    [trust] = [p.document for p in RESOLVED if p.name == "template.yaml:RoleStackExecutionRole trust"]
     role_arn = root(url, "iam").create_role(
         RoleName=PASSED_ROLE, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
     document = grant("template.yaml:Step08ExpelRoleFunction")
