@@ -5,6 +5,7 @@ cloudtrail-onboarding local deploy --endpoint-url http://127.0.0.1:4566
 cloudtrail-onboarding local delete --endpoint-url http://127.0.0.1:4566 --stack-name NAME
 cloudtrail-onboarding demo                   # all of the above in one go
 cloudtrail-onboarding status --stack NAME [--watch]      # AWS or the local cloud (--endpoint-url)
+cloudtrail-onboarding doctor --stack NAME                # drift check: what differs from the guide's end state
 cloudtrail-onboarding launch-url --bucket B --region R   # a CloudFormation quick-create link
 """
 
@@ -141,6 +142,24 @@ def _parser() -> argparse.ArgumentParser:
     st.add_argument("--watch", action="store_true", help="follow it live until the execution and stack finish")
     st.add_argument("--interval", type=float, default=5.0, help="seconds between reads with --watch (default 5)")
     st.add_argument("--timeout", type=float, default=3600.0, help="stop watching after this many seconds")
+
+    doc = commands.add_parser(
+        "doctor",
+        help="drift check: compare the account with the onboarding's end state, write nothing, show what differs",
+        description=(
+            "Run the stack's drift check (its state machine in check mode, a read-only role) and show each "
+            "difference: which resource and setting, what it is now, what it should be, the guide step and the fix. "
+            "With --repair, drift is followed by the onboarding run again and a second check. "
+            "Exit status 0 in sync, 1 drifted, 2 the check (or repair) could not run."
+        ),
+    )
+    doc.add_argument("--stack", required=True, help="stack name or id")
+    doc.add_argument("--endpoint-url", help="the local cloud, e.g. http://127.0.0.1:4566 (default: AWS)")
+    doc.add_argument("--region", help="default: AWS_REGION / AWS_DEFAULT_REGION / your profile's region")
+    doc.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for the check (default 300)")
+    doc.add_argument("--repair", action="store_true",
+                     help="on drift, run the onboarding again (it puts back only its own statements, entries and "
+                          "settings; no canary), then check again")
 
     link = commands.add_parser(
         "launch-url",
@@ -514,6 +533,11 @@ def cmd_status(args: argparse.Namespace) -> int:
         cfn, sfn = _status_clients(args.endpoint_url, region)
         progress = Progress(cfn, sfn, args.stack, say, execution_arn=args.execution)
         view = progress.view(region, local=bool(args.endpoint_url))
+        if args.stack:
+            from local_cloud import doctor
+
+            view.notes.append("")
+            view.notes.append(doctor.last_check(cfn, sfn, args.stack, region))
         for line in status.render(view):
             say(line)
         if args.watch and not view.finished:
@@ -537,6 +561,38 @@ def cmd_status(args: argparse.Namespace) -> int:
         complain(f"status failed: {type(exc).__name__}: {exc}")
         return 1
     return 1 if _failed(view) else 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from local_cloud import doctor
+
+    _configure_logging(False)
+    region = _region(args)
+    if not region:
+        complain("no region: pass --region (or set AWS_REGION)")
+        return doctor.CHECK_FAILED
+    try:
+        cfn, sfn = _status_clients(args.endpoint_url, region)
+        say(f"checking stack {args.stack} in {region} (reads only) ...")
+        checked = doctor.run_check(cfn, sfn, args.stack, region, timeout=args.timeout)
+        if args.repair and checked.report.finding_count:
+            say("")
+            doctor.show(checked, args.stack, say)
+            say("")
+            say("repairing: the onboarding runs again (as an update: no canary through the queue) ...")
+            repaired = doctor.repair(cfn, sfn, args.stack, region, timeout=max(args.timeout, 900.0))
+            say(f"repaired by {repaired}; checking again ...")
+            checked = doctor.run_check(cfn, sfn, args.stack, region, timeout=args.timeout)
+    except (status.NotFound, doctor.DoctorError) as exc:
+        complain(str(exc))
+        return doctor.CHECK_FAILED
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # e.g. no credentials, endpoint not running: one line, not a traceback
+        complain(f"doctor failed: {type(exc).__name__}: {exc}")
+        return doctor.CHECK_FAILED
+    say("")
+    return doctor.show(checked, args.stack, say)
 
 
 def cmd_launch_url(args: argparse.Namespace) -> int:
@@ -579,6 +635,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_status(args)
     if args.command == "launch-url":
         return cmd_launch_url(args)
+    if args.command == "doctor":
+        return cmd_doctor(args)
     return {"serve": cmd_serve, "deploy": cmd_deploy, "delete": cmd_delete}[args.local_command](args)
 
 

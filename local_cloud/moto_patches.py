@@ -78,6 +78,7 @@ from typing import Any
 from local_cloud import (
     cfn_stacks,
     cloudformation_changesets,
+    cloudtrail_checks,
     custom_resources,
     kms_key_policies,
     logging_patches,
@@ -577,6 +578,23 @@ def _patch_no_value_in_lists() -> None:
     parsing.clean_json = clean_json
 
 
+def _patch_inline_policy_documents() -> None:
+    """CloudFormation's role ``Policies`` and ``AWS::IAM::Policy`` reached moto's IAM as dicts, and
+    GetRolePolicy then answered their Python repr (single quotes), which is not JSON: IAM holds JSON text."""
+    from moto.iam.models import Group, Role, User
+
+    for cls in (Role, Group, User):
+        original = cls.put_policy
+        if getattr(original, "_json_text", False):
+            continue
+
+        def put_policy(self: Any, policy_name: str, policy_json: Any, _original: Any = original) -> None:
+            _original(self, policy_name, policy_json if isinstance(policy_json, str) else json.dumps(policy_json))
+
+        put_policy._json_text = True  # type: ignore[attr-defined]
+        cls.put_policy = put_policy  # type: ignore[method-assign]
+
+
 def apply() -> None:
     """Make moto behave like AWS where the onboarding depends on it (idempotent).
 
@@ -592,6 +610,7 @@ def apply() -> None:
     _patch_bucket_policy_conditions()
     _patch_no_echo_parameters()
     _patch_queue_policy_kept()
+    _patch_inline_policy_documents()
     _patch_listed_resources()
     _patch_no_value_in_lists()
     _patch_custom_resource_type()
@@ -602,6 +621,7 @@ def apply() -> None:
     custom_resources.install()
     stepfunctions_redrive.install()
     logging_patches.apply()
+    cloudtrail_checks.apply()
     stacksets.apply()
     # What AWS services check and do for one another (each rule in its own module).
     kms_key_policies.install()

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from local_cloud import cloudtrail_logs, lambda_runner, moto_patches, stacksets
+from local_cloud import cloudtrail_checks, cloudtrail_logs, lambda_runner, moto_patches, stacksets
 from local_cloud.faults import FaultInjector, FaultPlan
 
 HOST = "127.0.0.1"
@@ -203,7 +203,8 @@ class LocalCloud:
         self.stackset_seconds = stackset_seconds
         self.faults = faults or FaultPlan()
         self.events = cloudtrail_logs.EventLog()
-        self.trail_delivery = cloudtrail_logs.Delivery(self.events, cloudtrail_interval, cloudtrail_digest_interval)
+        self.trail_delivery = cloudtrail_logs.Delivery(self.events, cloudtrail_interval, cloudtrail_digest_interval,
+                                                       check=cloudtrail_checks.delivery_refusal)
         self.requested_port = port
         self.requested_workbench_port = workbench_port
         self.scheduler = Scheduler(interval=schedule_interval)

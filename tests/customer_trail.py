@@ -67,7 +67,7 @@ def _without_metadata(response: dict[str, Any]) -> dict[str, Any]:
 
 def build(client: Client, account: str, region: str, *, name: str = "CustomersTrail",
           bucket: str = "customer-trail-logs", key_prefix: str = "org", encrypted: bool = True,
-          topic_entry: bool = False, partition: str = "aws") -> CustomerTrail:
+          topic_entry: bool = False, partition: str = "aws", organization_id: str = "") -> CustomerTrail:
     iam, kms, s3, sqs, sns, cloudtrail = (client(s) for s in ("iam", "kms", "s3", "sqs", "sns", "cloudtrail"))
     audit_role = iam.create_role(RoleName=f"{name}-Audit", AssumeRolePolicyDocument=json.dumps(TRUST))["Role"]["Arn"]
     trail_arn = f"arn:{partition}:cloudtrail:{region}:{account}:trail/{name}"
@@ -82,7 +82,9 @@ def build(client: Client, account: str, region: str, *, name: str = "CustomersTr
     s3.create_bucket(Bucket=bucket, **({} if region == "us-east-1" else
                                        {"CreateBucketConfiguration": {"LocationConstraint": region}}))
     s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
-    logs = f"{bucket_arn}/{key_prefix}/AWSLogs/{account}/*" if key_prefix else f"{bucket_arn}/AWSLogs/{account}/*"
+    root = f"{bucket_arn}/{key_prefix}/AWSLogs" if key_prefix else f"{bucket_arn}/AWSLogs"
+    # An organization trail writes under the organization's folder too: CloudTrail checks both.
+    logs = [f"{root}/{account}/*", *([f"{root}/{organization_id}/*"] if organization_id else [])]
     s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": [
         {"Sid": "AWSCloudTrailAclCheck20150319", "Effect": "Allow",
          "Principal": {"Service": "cloudtrail.amazonaws.com"}, "Action": "s3:GetBucketAcl", "Resource": bucket_arn,

@@ -29,3 +29,15 @@ def count_mutating_calls() -> Iterator[list[str]]:
 
     with mock.patch.object(BaseClient, "_make_api_call", record):
         yield calls
+
+
+def allow_cloudtrail(s3: Any, bucket: str, trail_arn: str, organization_id: str | None = None) -> None:
+    """Give ``bucket`` the policy CloudTrail needs before it accepts the bucket for ``trail_arn`` (the
+    local cloud, like AWS, refuses CreateTrail without it): the guide's statements, no key prefix."""
+    import json
+
+    from expel_onboarding.policies.bucket_policy import cloudtrail_bucket_statements
+
+    partition, account = trail_arn.split(":")[1], trail_arn.split(":")[4]
+    statements = cloudtrail_bucket_statements(partition, bucket, account, trail_arn, organization_id=organization_id)
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": statements}))

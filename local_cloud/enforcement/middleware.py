@@ -43,7 +43,14 @@ def _service_model(service: str) -> Any:
     return get_service_model(service)
 
 
+# botocore services whose IAM prefix is neither their signing name nor their endpoint prefix: CloudWatch signs
+# as "monitoring", but IAM names its actions cloudwatch:* (GetMetricStatistics, PutMetricData, ...).
+_IAM_PREFIXES = {"cloudwatch": "cloudwatch"}
+
+
 def iam_prefix(service: str) -> str:
+    if service in _IAM_PREFIXES:
+        return _IAM_PREFIXES[service]
     metadata = _service_model(service).metadata
     return str(metadata.get("signingName") or metadata.get("endpointPrefix") or service)
 

@@ -21,8 +21,10 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 
-from local_cloud import cloudtrail_logs
+from expel_onboarding.policies.key_policy import cloudtrail_key_policy
+from local_cloud import cloudtrail_checks, cloudtrail_logs
 from local_cloud.server import MotoServer
+from tests.support import allow_cloudtrail
 
 ACCOUNT = "123456789012"
 LOG_KEY = re.compile(rf"^AWSLogs/{ACCOUNT}/CloudTrail/(?P<region>[a-z0-9-]+)/\d{{4}}/\d{{2}}/\d{{2}}/"
@@ -43,7 +45,7 @@ class Cloud:
 @pytest.fixture(scope="module")
 def cloud() -> Iterator[Cloud]:
     events = cloudtrail_logs.EventLog()
-    delivery = cloudtrail_logs.Delivery(events)
+    delivery = cloudtrail_logs.Delivery(events, check=cloudtrail_checks.delivery_refusal)
     cloudtrail_logs.install(delivery)
     server = MotoServer(0, [lambda app: cloudtrail_logs.Recorder(app, events)])
     server.start()
@@ -63,7 +65,9 @@ def trail(cloud: Cloud) -> dict[str, str]:
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     s3.put_bucket_notification_configuration(Bucket="trail-logs", NotificationConfiguration={
         "QueueConfigurations": [{"QueueArn": queue_arn, "Events": ["s3:ObjectCreated:*"]}]})
-    key_arn = kms.create_key()["KeyMetadata"]["Arn"]
+    allow_cloudtrail(s3, "trail-logs", f"arn:aws:cloudtrail:us-east-1:{ACCOUNT}:trail/logged-trail")
+    key_arn = kms.create_key(Policy=json.dumps(cloudtrail_key_policy("aws", "us-east-1", ACCOUNT, "logged-trail"))
+                             )["KeyMetadata"]["Arn"]
     ct = cloud.client("cloudtrail")
     ct.create_trail(Name="logged-trail", S3BucketName="trail-logs", IsMultiRegionTrail=True,
                     EnableLogFileValidation=True, KmsKeyId=key_arn)
@@ -205,3 +209,20 @@ def test_trail_status_reports_the_real_deliveries_and_a_stopped_trail_delivers_n
     cloud.delivery.deliver(force_digest=True)
     assert objects(cloud, "AWSLogs/") == before
     ct.start_logging(Name="logged-trail")
+
+
+def test_a_bucket_policy_taken_away_while_logging_stops_delivery_with_the_error_in_the_status(
+        cloud: Cloud, trail: dict[str, str]) -> None:
+    s3, ct = cloud.client("s3"), cloud.client("cloudtrail")
+    policy = s3.get_bucket_policy(Bucket="trail-logs")["Policy"]
+    s3.delete_bucket_policy(Bucket="trail-logs")
+    try:
+        before = objects(cloud, "AWSLogs/")
+        cloud.client("sns").create_topic(Name="made-without-a-bucket-policy")
+        cloud.delivery.deliver()
+        assert objects(cloud, "AWSLogs/") == before
+        assert ct.get_trail_status(Name="logged-trail")["LatestDeliveryError"] == "AccessDenied"
+    finally:
+        s3.put_bucket_policy(Bucket="trail-logs", Policy=policy)
+    cloud.delivery.deliver()
+    assert "LatestDeliveryError" not in ct.get_trail_status(Name="logged-trail")

@@ -43,6 +43,7 @@ def session(iam_cloud: tuple[ServedCloud, Path]) -> dict[str, str]:
     grant = {"Version": "2012-10-17", "Statement": [
         {"Sid": "List", "Effect": "Allow", "Action": "s3:ListAllMyBuckets", "Resource": "*"},
         {"Sid": "Keys", "Effect": "Allow", "Action": "kms:CreateKey", "Resource": "*"},
+        {"Sid": "Metrics", "Effect": "Allow", "Action": "cloudwatch:GetMetricStatistics", "Resource": "*"},
         {"Sid": "Queues", "Effect": "Allow", "Action": "sqs:*",
          "Resource": f"arn:aws:sqs:us-east-1:{ACCOUNT}:app-*"}]}
     iam.put_role_policy(RoleName="app", PolicyName="grant", PolicyDocument=json.dumps(grant))
@@ -62,7 +63,12 @@ def test_a_session_does_what_its_role_allows(iam_cloud: tuple[ServedCloud, Path]
     cloud, report = iam_cloud
     assert "root-made" in str(client(cloud, "s3", session).list_buckets())
     client(cloud, "sqs", session).create_queue(QueueName="app-queue")
+    # CloudWatch signs as "monitoring"; IAM names its actions cloudwatch:*.
+    client(cloud, "cloudwatch", session).get_metric_statistics(
+        Namespace="AWS/SNS", MetricName="NumberOfNotificationsFailed", StartTime=0, EndTime=60, Period=60,
+        Statistics=["Sum"])
     entries = {(e["role"], e["action"], e["resource"], e["statement"]) for e in read(report)}
+    assert ("app", "cloudwatch:GetMetricStatistics", "*", "Metrics") in entries
     assert ("app", "s3:ListAllMyBuckets", "*", "List") in entries
     assert ("app", "sqs:CreateQueue", f"arn:aws:sqs:us-east-1:{ACCOUNT}:app-queue", "Queues") in entries
 
@@ -76,6 +82,8 @@ def test_a_session_does_what_its_role_allows(iam_cloud: tuple[ServedCloud, Path]
      f"arn:aws:sqs:us-east-1:{ACCOUNT}:other-queue"),
     ("iam", lambda c: c.list_roles(), "AccessDenied", "iam:ListRoles", "*"),
     ("stepfunctions", lambda c: c.list_state_machines(), "AccessDeniedException", "states:ListStateMachines", "*"),
+    ("cloudwatch", lambda c: c.put_metric_data(Namespace="n", MetricData=[{"MetricName": "m", "Value": 1.0}]),
+     "AccessDenied", "cloudwatch:PutMetricData", "*"),
     # Tags on a new key need kms:TagResource too, which the role lacks.
     ("kms", lambda c: c.create_key(Tags=[{"TagKey": "team", "TagValue": "a"}]), "AccessDeniedException",
      "kms:TagResource", f"arn:aws:kms:us-east-1:{ACCOUNT}:key/*"),

@@ -10,6 +10,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.conftest import REGION
+from tests.support import allow_cloudtrail
 
 MANAGEMENT = {"ReadWriteType": "All", "IncludeManagementEvents": True, "DataResources": [],
               "ExcludeManagementEventSources": []}
@@ -19,7 +20,9 @@ ADVANCED = [{"Name": "writes", "FieldSelectors": [{"Field": "eventCategory", "Eq
 
 @pytest.fixture
 def trail(aws: None) -> str:
-    boto3.client("s3", region_name=REGION).create_bucket(Bucket="trail-logs")
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket="trail-logs")
+    allow_cloudtrail(s3, "trail-logs", f"arn:aws:cloudtrail:{REGION}:123456789012:trail/trail-one")
     boto3.client("cloudtrail", region_name=REGION).create_trail(Name="trail-one", S3BucketName="trail-logs")
     return "trail-one"
 
@@ -144,6 +147,8 @@ def test_a_role_without_permission_on_the_log_group_is_refused(log_group: str) -
 
 
 def test_create_trail_checks_the_delivery_too(log_group: str) -> None:
+    allow_cloudtrail(boto3.client("s3", region_name=REGION), "trail-logs",
+                     f"arn:aws:cloudtrail:{REGION}:{ACCOUNT}:trail/trail-two")
     with pytest.raises(ClientError) as refused:
         boto3.client("cloudtrail", region_name=REGION).create_trail(
             Name="trail-two", S3BucketName="trail-logs", CloudWatchLogsLogGroupArn=log_group,

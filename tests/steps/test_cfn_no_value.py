@@ -23,7 +23,5 @@ TEMPLATE = {
 def test_no_value_list_items_are_removed(aws: None) -> None:
     boto3.client("cloudformation").create_stack(StackName="no-value", TemplateBody=json.dumps(TEMPLATE),
                                                 Capabilities=["CAPABILITY_NAMED_IAM"])
-    from moto.iam.models import iam_backends
-
-    document = iam_backends["123456789012"]["aws"].get_role("no-value-role").policies["p"]
+    document = boto3.client("iam").get_role_policy(RoleName="no-value-role", PolicyName="p")["PolicyDocument"]
     assert document["Statement"] == [{"Effect": "Allow", "Action": "s3:ListBucket", "Resource": "arn:aws:s3:::b"}]

@@ -27,7 +27,7 @@ from tests.conftest import ACCOUNT_ID, REGION, boto
 from tests.steps.test_onboarding_rerun import CANARY_CALLS, configure, verify
 from tests.steps.test_preflight import s3_honours_expected_owner  # noqa: F401  (a fixture)
 from tests.steps.test_teardown import run_teardown
-from tests.support import count_mutating_calls
+from tests.support import allow_cloudtrail, count_mutating_calls
 
 TRAIL = "CustomersTrail"
 
@@ -306,7 +306,7 @@ def test_existing_topic_arn_without_an_entry_gets_our_entry_pointing_at_it(
 def test_organization_trail_is_read_under_the_organizations_folder_or_the_one_named(
         existing: Config, aws: None) -> None:
     organization = boto("organizations").create_organization(FeatureSet="ALL")["Organization"]["Id"]
-    customer_trail.build(_client, ACCOUNT_ID, REGION, name=TRAIL, key_prefix="")
+    customer_trail.build(_client, ACCOUNT_ID, REGION, name=TRAIL, key_prefix="", organization_id=organization)
     boto("cloudtrail").update_trail(Name=TRAIL, IsOrganizationTrail=True)
     assert step01_existing_trail.read(existing).log_prefix == f"AWSLogs/{organization}/"
     filtered = dataclasses.replace(existing, log_prefix_organization_id="o-subsidiary01")
@@ -373,6 +373,8 @@ def test_a_bucket_in_another_account_is_refused_as_not_supported_yet(
     # A Control Tower log archive: the trail is this account's, its bucket another account's.
     monkeypatch.setenv("MOTO_ACCOUNT_ID", "111111111111")
     boto("s3").create_bucket(Bucket="aws-controltower-logs-111111111111-us-east-1")
+    allow_cloudtrail(boto("s3"), "aws-controltower-logs-111111111111-us-east-1",
+                     f"arn:aws:cloudtrail:{REGION}:{ACCOUNT_ID}:trail/{TRAIL}")
     monkeypatch.delenv("MOTO_ACCOUNT_ID")
     boto("cloudtrail").create_trail(Name=TRAIL, S3BucketName="aws-controltower-logs-111111111111-us-east-1",
                                     IsMultiRegionTrail=True, EnableLogFileValidation=True)
@@ -382,8 +384,9 @@ def test_a_bucket_in_another_account_is_refused_as_not_supported_yet(
 
 
 def test_a_bucket_in_another_region_is_refused(existing: Config, aws: None) -> None:
-    boto3.client("s3", region_name="eu-west-1").create_bucket(
-        Bucket="logs-in-ireland", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    ireland = boto3.client("s3", region_name="eu-west-1")
+    ireland.create_bucket(Bucket="logs-in-ireland", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    allow_cloudtrail(ireland, "logs-in-ireland", f"arn:aws:cloudtrail:{REGION}:{ACCOUNT_ID}:trail/{TRAIL}")
     boto("cloudtrail").create_trail(Name=TRAIL, S3BucketName="logs-in-ireland", IsMultiRegionTrail=True,
                                     EnableLogFileValidation=True)
     boto("cloudtrail").start_logging(Name=TRAIL)

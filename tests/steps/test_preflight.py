@@ -19,7 +19,7 @@ from expel_onboarding.naming import OWNER_TAG_KEY
 from expel_onboarding.steps import preflight, step01_trail
 from tests.conftest import ACCOUNT_ID, REGION
 from tests.steps.notification_path import FakeLambdaContext
-from tests.support import count_mutating_calls
+from tests.support import allow_cloudtrail, count_mutating_calls
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 OTHER_ACCOUNT = "111111111111"
@@ -140,7 +140,10 @@ def test_alias_of_our_key_pending_deletion_fails_with_the_cancel_command(aws: No
 
 
 def test_trail_name_taken_by_a_foreign_trail_fails(aws: None, config: Config) -> None:
-    boto3.client("s3", region_name=REGION).create_bucket(Bucket="customer-trail-logs")
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket="customer-trail-logs")
+    allow_cloudtrail(s3, "customer-trail-logs",
+                     f"arn:aws:cloudtrail:{REGION}:{config.account_id}:trail/{config.trail_name}")
     boto3.client("cloudtrail", region_name=REGION).create_trail(Name=config.trail_name,
                                                                 S3BucketName="customer-trail-logs")
     assert "choose another TrailName" in _fails(config, "TrailName")

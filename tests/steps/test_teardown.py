@@ -26,7 +26,7 @@ from expel_onboarding.steps import step01_trail, step08_expel_role, step09_manag
 from tests.conftest import ACCOUNT_ID, REGION, boto
 from tests.steps.notification_path import FakeLambdaContext
 from tests.steps.test_onboarding_rerun import configure
-from tests.support import count_mutating_calls
+from tests.support import allow_cloudtrail, count_mutating_calls
 
 TOPIC_ARN = f"arn:aws:sns:{REGION}:{ACCOUNT_ID}:ExpelCloudTrailTopic"
 LOG_KEY = f"AWSLogs/{ACCOUNT_ID}/CloudTrail/{REGION}/2026/11/26/log.json.gz"
@@ -205,6 +205,7 @@ def test_teardown_leaves_foreign_resources_and_statements_alone(aws: None, confi
                                 "Action": "kms:DescribeKey", "Resource": "*"})
     kms.put_key_policy(KeyId=key_arn, PolicyName="default", Policy=json.dumps(policy))
     s3.create_bucket(Bucket="customer-trail-logs")
+    allow_cloudtrail(s3, "customer-trail-logs", f"arn:aws:cloudtrail:{REGION}:{ACCOUNT_ID}:trail/CustomerTrail")
     boto("cloudtrail").create_trail(Name="CustomerTrail", S3BucketName="customer-trail-logs")
 
     run_teardown(config)

@@ -76,6 +76,18 @@ def test_start_routes_delete_to_the_teardown_and_everything_else_to_preflight() 
     assert choice["Default"] == "Preflight Checks"
 
 
+def test_a_drift_check_runs_only_the_read_only_check_and_cloudformations_requests_never_reach_it() -> None:
+    choice = STATES[DEFINITION["StartAt"]]
+    # Mode is compared only when present (a missing variable would fail the comparison): requests
+    # from CloudFormation carry no Mode and go to Start.
+    assert choice["Choices"] == [{"Not": {"Variable": "$.Mode", "IsPresent": True}, "Next": "Start"},
+                                 {"Variable": "$.Mode", "StringEquals": "Check", "Next": "Drift Check"}]
+    assert choice["Default"] == "Start"
+    check = STATES["Drift Check"]
+    assert check["Resource"] == "${DriftCheckFunctionArn}" and check["End"] is True
+    assert check["Parameters"] == {"Config.$": "$.Config", "ExecutionId.$": "$$.Execution.Id"}
+
+
 def test_teardown_runs_the_guide_steps_in_reverse_order_and_ends_the_execution() -> None:
     assert _teardown_path() == TEARDOWN_ORDER
     assert STATES["Step 1 Remove Trail"].get("End") is True

@@ -337,6 +337,7 @@ NO_RESOURCE_LEVEL = {
     "s3:ListAllMyBuckets": "Read-only; no resource type.",
     "s3:GetAccountPublicAccessBlock": "Read-only; no resource type (an existing trail's public access finding).",
     "sns:ListSubscriptions": "Read-only; no resource type (an existing trail's teardown finds our subscriptions).",
+    "cloudwatch:GetMetricStatistics": "Read-only; no resource type (the drift check: failed deliveries).",
 }
 # Actions that do take resource ARNs but are granted on "*" on purpose: (policy name pattern, action
 # pattern) -> why. Each needs the condition key in STAR_CONDITIONS, or must be read-only (List/Read).
@@ -507,3 +508,14 @@ def test_expel_role_boundary_allows_every_action_the_role_template_grants() -> N
         for st in role[policy_name]["Properties"]["PolicyDocument"]["Statement"]:
             granted |= set(st["Action"] if isinstance(st["Action"], list) else [st["Action"]])
     assert granted - ceiling == set()
+
+
+def test_the_drift_check_holds_only_read_grants() -> None:
+    """Issue: the check runs with read-only grants. Every action its role allows, in every combination of
+    conditions, is a List or Read action in AWS's reference."""
+    policies = [p for p in RESOLVED if p.name.startswith("template.yaml:DriftCheckFunction.")]
+    assert policies
+    granted = {action for p in policies for s in _allows(p) for action in _as_list(s["Action"])}
+    assert {"iam:GetRole", "sns:GetSubscriptionAttributes", "cloudwatch:GetMetricStatistics"} <= granted
+    levels = {action: PRIVILEGES[action.lower()]["access_level"] for action in granted}
+    assert {action: level for action, level in levels.items() if level not in ("List", "Read")} == {}

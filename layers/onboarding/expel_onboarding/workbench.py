@@ -28,6 +28,7 @@ from pyexclient.workbench import SecurityDevices, WorkbenchClient, relationship
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from expel_onboarding.drift import refuse_write
 from expel_onboarding.errors import TransientError, WorkbenchError
 
 logger = Logger(child=True)
@@ -112,6 +113,8 @@ class _Client(WorkbenchClient):  # type: ignore[misc]  # pyexclient ships no typ
                 "The state machine retries this step."
             )
         kwargs["prompt_on_delete"] = False
+        if method.upper() != "GET":
+            refuse_write(f"Workbench {method.upper()} {url.split('?', 1)[0]}")
         try:
             resp = super().request(method, url, data=data, skip_raise=True, **kwargs)
         except requests.exceptions.RequestException as exc:

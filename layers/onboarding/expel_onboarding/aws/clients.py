@@ -1,5 +1,8 @@
 """boto3 clients made when first needed, with standard retries, typed per service.
 
+While a drift check runs (``drift.refusing_writes``) every client refuses a call that is not a read
+(Get/List/Describe/Head) before it is sent: a check writes nothing, whatever its code does.
+
 The endpoint comes from botocore's own ``AWS_ENDPOINT_URL`` support, so the same code runs
 against AWS and the local cloud. ``reset()`` drops the cache (tests, and moto's fresh mocks).
 
@@ -11,15 +14,18 @@ imported for type checking, never at run time (the Lambda layer does not ship th
 from __future__ import annotations
 
 from functools import cache
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import boto3
 from botocore.config import Config as BotoConfig
+
+from expel_onboarding.drift import refuse_write
 
 if TYPE_CHECKING:
     from botocore.client import BaseClient
     from mypy_boto3_cloudformation import CloudFormationClient
     from mypy_boto3_cloudtrail import CloudTrailClient
+    from mypy_boto3_cloudwatch import CloudWatchClient
     from mypy_boto3_iam import IAMClient
     from mypy_boto3_kms import KMSClient
     from mypy_boto3_logs import CloudWatchLogsClient
@@ -32,12 +38,21 @@ if TYPE_CHECKING:
     from mypy_boto3_sts import STSClient
 
 _CONFIG = BotoConfig(retries={"mode": "standard", "max_attempts": 5})
+# Operations that only read. (SQS ReceiveMessage is not one: it hides the message from its consumer.)
+READ_PREFIXES = ("Get", "List", "Describe", "Head")
+
+
+def _refuse_writes_while_checking(model: Any, **_: Any) -> None:
+    if not str(model.name).startswith(READ_PREFIXES):
+        refuse_write(f"{model.service_model.service_name}:{model.name}")
 
 
 @cache
 def _cached(service: str, region: str | None) -> BaseClient:
     # The service is a runtime string here, which the boto3-stubs overloads cannot narrow.
-    return boto3.session.Session().client(service, region_name=region, config=_CONFIG)  # type: ignore[call-overload,no-any-return]
+    made: BaseClient = boto3.session.Session().client(service, region_name=region, config=_CONFIG)  # type: ignore[call-overload]
+    made.meta.events.register("before-call", _refuse_writes_while_checking)
+    return made
 
 
 def client(service: str, region: str | None = None) -> BaseClient:
@@ -55,6 +70,10 @@ def cloudformation(region: str | None = None) -> CloudFormationClient:
 
 def cloudtrail(region: str | None = None) -> CloudTrailClient:
     return cast("CloudTrailClient", client("cloudtrail", region))
+
+
+def cloudwatch(region: str | None = None) -> CloudWatchClient:
+    return cast("CloudWatchClient", client("cloudwatch", region))
 
 
 def iam() -> IAMClient:

@@ -44,6 +44,7 @@ TRANSIENT_CODES: Mapping[str, frozenset[str]] = {
     # CloudWatch Logs: another change of the same log group is running.
     "CloudWatch Logs": frozenset({"OperationAbortedException"}),
     "CloudFormation": frozenset(),
+    "CloudWatch": frozenset(),
     # StackSets: too many operations at once, or one based on a stale read.
     "CloudFormation StackSets": frozenset({"LimitExceededException", "StaleRequestException"}),
     "Secrets Manager": frozenset(),

@@ -46,8 +46,13 @@ def add_missing_statements(document: PolicyDocument, ours: Iterable[Statement]) 
 
     For a key's own policy after creation: a person who hardened, say, the root statement keeps it.
     """
+    return merge_statements(document, missing_statements(document, ours))
+
+
+def missing_statements(document: PolicyDocument, ours: Iterable[Statement]) -> list[Statement]:
+    """Those of ``ours`` whose Sid the document lacks: what ``add_missing_statements`` appends."""
     present = {s.get("Sid") for s in merge_statements(document, [])["Statement"] if isinstance(s, dict)}
-    return merge_statements(document, [s for s in ours if s["Sid"] not in present])
+    return [s for s in ours if s["Sid"] not in present]
 
 
 def remove_statements(document: PolicyDocument, sids: Iterable[str]) -> PolicyDocument:

@@ -70,6 +70,15 @@ def merge_keeping_equivalent(document: PolicyDocument | None, ours: Iterable[Sta
     return merge_statements(document, wanted, version=version)
 
 
+def statement_differences(document: PolicyDocument | None, ours: Iterable[Statement]
+                          ) -> list[tuple[str, Statement | None, Statement]]:
+    """(Sid, the statement under that Sid or None, ours) for each of ours that ``merge_keeping_equivalent``
+    would write: missing, or saying something else. Empty when the merge leaves the statements as they are."""
+    by_sid = {s.get("Sid"): s for s in _statements(document) if isinstance(s, dict) and s.get("Sid")}
+    return [(statement["Sid"], by_sid.get(statement["Sid"]), statement) for statement in ours
+            if not (by_sid.get(statement["Sid"]) and equivalent(by_sid[statement["Sid"]], statement))]
+
+
 def _statements(document: PolicyDocument | None) -> list[Any]:
     statements = (document or {}).get("Statement", [])
     return [statements] if isinstance(statements, dict) else list(statements)

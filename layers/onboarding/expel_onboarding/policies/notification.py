@@ -167,13 +167,24 @@ def remove_notification(existing: NotificationConfiguration | None,
     return result
 
 
+def wanted_entry(topic_arn: str, configuration_id: str = NOTIFICATION_ID,
+                 events: Sequence[str] = DEFAULT_EVENTS, prefix: str = "") -> dict[str, Any]:
+    """Our entry as step 7 writes it (for a drift finding's "should be")."""
+    return _ours(topic_arn, configuration_id, events, prefix)
+
+
+def current_entries(existing: NotificationConfiguration | None,
+                    configuration_id: str = NOTIFICATION_ID) -> list[dict[str, Any]]:
+    """The entries carrying our Id, in whichever destination list (for a drift finding's "is now")."""
+    return [entry for name in _LISTS for entry in (existing or {}).get(name, []) if entry.get("Id") == configuration_id]
+
+
 def notification_present(existing: NotificationConfiguration | None, topic_arn: str,
                          configuration_id: str = NOTIFICATION_ID,
                          events: Sequence[str] = DEFAULT_EVENTS, prefix: str = "") -> bool:
     """True when our entry is already exactly right, so step 7 need not write at all."""
     wanted = _ours(topic_arn, configuration_id, events, prefix)
-    found = [entry for name in _LISTS for entry in (existing or {}).get(name, [])
-             if entry.get("Id") == configuration_id]
+    found = current_entries(existing, configuration_id)
     if len(found) != 1:
         return False
     entry = found[0]

@@ -9,16 +9,20 @@ the stack settles. Nothing here sleeps.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from expel_onboarding.aws import stacks
+from expel_onboarding import cfn_template
+from expel_onboarding.aws import iam, stacks
+from expel_onboarding.drift import Converge, Mode, StepCheck, run_check, statement_findings
 from expel_onboarding.errors import OnboardingError, StillInProgress
 from expel_onboarding.models import Config, QueueOutput, RoleOutput, RoleStatus, TrailOutput
 from expel_onboarding.naming import owner_tags
 from expel_onboarding.ownership import is_ours, require_ours
+from expel_onboarding.policies._equivalence import statement_differences
 
 logger = Logger(child=True)
 
@@ -73,38 +77,83 @@ def deploy(config: Config, trail: TrailOutput, queue: QueueOutput, service_role_
     ``service_role_arn``: the role CloudFormation acts as for this stack, so the onboarding
     function itself needs no IAM write permissions ("" = CloudFormation uses the caller's).
     """
+    role = converge(Converge(step_number(config)), config, trail, queue, service_role_arn)
+    assert role is not None  # applying always ends with the stack started or complete
+    return role
+
+
+def check(config: Config, trail: TrailOutput, queue: QueueOutput) -> StepCheck:
+    """Drift check: what ``deploy`` would change, written nowhere."""
+    if not (trail.bucket_arn and trail.kms_key_arn and queue.queue_arn):
+        return StepCheck.not_checked(step_number(config), "the bucket, the KMS key or the queue is missing (guide "
+                                                           "steps 1 and 5): the role's data path cannot be compared")
+    return run_check(Converge(step_number(config), Mode.CHECK), lambda run: converge(run, config, trail, queue, ""))
+
+
+def converge(run: Converge, config: Config, trail: TrailOutput, queue: QueueOutput,
+             service_role_arn: str) -> RoleOutput | None:
+    """The end state: the stack of ``roles/expel-role.yaml`` with this onboarding's parameters, complete,
+    and its role as that template says. None only when checking finds a difference that leaves nothing
+    more to compare."""
     name = config.role_stack_name
     body = role_template()
     wanted = stack_parameters(config, trail, queue)
     stack = stacks.describe_stack(name, config.region)
+    resource = f"stack {name}"
 
     if stack is None:
         # A role of that name outside the stack makes the create roll back; status() then names it.
-        stack_id = stacks.create_stack(name, body, wanted, owner_tags(config.stack_name),
-                                               config.region, service_role_arn)
-        logger.info("Creating the Expel role stack", extra={"stack_id": stack_id})
-        return RoleOutput(stack_id=stack_id, status=RoleStatus.IN_PROGRESS)
+        stack_id = run.change(run.finding(
+            resource, "Expel role stack", None, f"a stack of roles/expel-role.yaml holding role {config.role_name}",
+            "run the onboarding again: it deploys the stack (Expel cannot assume a role until then)"),
+            lambda: _create(config, body, wanted, service_role_arn))
+        return None if stack_id is None else RoleOutput(stack_id=stack_id, status=RoleStatus.IN_PROGRESS)
 
     _require_ours(config, stack)
     stack_id, state = str(stack["StackId"]), str(stack["StackStatus"])
     if state in _DELETE_THEN_CREATE:
-        stacks.delete_stack(name, config.region)
+        run.change(run.finding(resource, "stack status", state, "CREATE_COMPLETE",
+                               "run the onboarding again: it deletes the failed stack and creates it anew"),
+                   lambda: stacks.delete_stack(name, config.region))
+        if run.checking:
+            return None
         raise StillInProgress(f"{_step(config)}: deleting the failed stack {name} ({state}) before creating it again")
     if state.endswith("_IN_PROGRESS") and state != "REVIEW_IN_PROGRESS":
-        if state in _FORWARD and _matches(stack, body, wanted, config.region):
+        if run.checking:
+            run.observe(run.finding(resource, "stack status", state, "a completed stack",
+                                    "wait for the stack's operation to end, then check again"))
+            return None
+        if state in _FORWARD and not _differences(stack, body, wanted, config.region):
             return RoleOutput(stack_id=stack_id, status=RoleStatus.IN_PROGRESS)  # already doing what we want
         # A rollback, a delete, or someone else's change: reconcile once it has settled.
         raise StillInProgress(f"{_step(config)}: stack {name} is {state}; waiting for it to settle")
     if state not in _SETTLED:
         raise _stack_failed(config, stack)
 
-    if _matches(stack, body, wanted, config.region):
+    differences = _differences(stack, body, wanted, config.region)
+    if not differences:
+        if run.checking and not _check_role(run, config, stack):
+            return None
         return _complete(config, stack)
-    if not stacks.update_stack(name, body, wanted, owner_tags(config.stack_name), config.region,
-                                       service_role_arn):
+    updated = run.change(
+        [run.finding(resource, setting, actual, expected,
+                     "run the onboarding again: it updates the stack (a change made to the stack by hand is undone)")
+         for setting, actual, expected in differences],
+        lambda: stacks.update_stack(name, body, wanted, owner_tags(config.stack_name), config.region,
+                                    service_role_arn))
+    if updated is None:
+        return None
+    if not updated:
         return _complete(config, stack)
     logger.info("Updating the Expel role stack", extra={"stack_id": stack_id})
     return RoleOutput(stack_id=stack_id, status=RoleStatus.IN_PROGRESS)
+
+
+def _create(config: Config, body: str, wanted: dict[str, str], service_role_arn: str) -> str:
+    stack_id = stacks.create_stack(config.role_stack_name, body, wanted, owner_tags(config.stack_name),
+                                   config.region, service_role_arn)
+    logger.info("Creating the Expel role stack", extra={"stack_id": stack_id})
+    return stack_id
 
 
 def status(config: Config, role: RoleOutput) -> RoleOutput:
@@ -141,11 +190,76 @@ def remove(config: Config) -> RoleStatus:
     return RoleStatus.IN_PROGRESS
 
 
-def _matches(stack: dict[str, Any], body: str, wanted: dict[str, str], region: str) -> bool:
-    """Same parameters and same template: nothing to change (reads only)."""
-    if stacks.parameters(stack) != wanted:
+def _differences(stack: dict[str, Any], body: str, wanted: dict[str, str],
+                 region: str) -> list[tuple[str, str | None, str]]:
+    """(setting, what the stack has, what it should have) for each parameter and the template (reads only)."""
+    current = stacks.parameters(stack)
+    found: list[tuple[str, str | None, str]] = [
+        (f"parameter {key}", current.get(key), value) for key, value in sorted(wanted.items())
+        if current.get(key) != value]
+    if significant_lines(stacks.template_body(str(stack["StackId"]), region)) != significant_lines(body):
+        found.append(("template", "another template", "roles/expel-role.yaml of this onboarding"))
+    return found
+
+
+# ----------------------------------------------------------------------------- the role the stack made
+@dataclass(frozen=True)
+class ExpectedRole:
+    """The Expel role as ``roles/expel-role.yaml`` makes it for the stack's parameters."""
+
+    name: str
+    trust: dict[str, Any]
+    policies: dict[str, dict[str, Any]]  # inline policies by name
+    boundary_arn: str  # "" = none
+
+
+def expected_role(parameters: dict[str, str], partition: str = "aws") -> ExpectedRole:
+    resources = cfn_template.resources(cfn_template.load(role_template()), parameters,
+                                       {"AWS::Partition": partition})
+    role = resources["ExpelRole"]["Properties"]
+    policies = {str(p["PolicyName"]): p["PolicyDocument"] for p in role.get("Policies", [])}
+    for resource in resources.values():
+        if resource["Type"] == "AWS::IAM::Policy":
+            policies[str(resource["Properties"]["PolicyName"])] = resource["Properties"]["PolicyDocument"]
+    return ExpectedRole(name=str(role["RoleName"]), trust=role["AssumeRolePolicyDocument"], policies=policies,
+                        boundary_arn=str(role.get("PermissionsBoundary", "")))
+
+
+def _check_role(run: Converge, config: Config, stack: dict[str, Any]) -> bool:
+    """What CloudFormation cannot see: the role changed in IAM since its stack made it (the trust policy
+    edited, an inline policy or one of its statements removed, the boundary changed). Reported by a check
+    only: the onboarding's functions hold no IAM write grant (CloudFormation writes the role as
+    RoleStackExecutionRole), so the fix is a hand edit or deleting the role stack and onboarding again.
+    False when the role is gone (nothing more to compare)."""
+    expected = expected_role(stacks.parameters(stack), config.partition)
+    found = iam.role(expected.name)
+    resource = f"role {expected.name}"
+    redeploy = (f"or delete stack {config.role_stack_name} and run the onboarding again (it deploys the role "
+                "anew; anything added to the role by hand is lost)")
+    if found is None:
+        run.observe(run.finding(resource, "role", None, f"the role of stack {config.role_stack_name}",
+                                f"CloudFormation does not recreate a role deleted behind its back: {redeploy[3:]}"))
         return False
-    return significant_lines(stacks.template_body(str(stack["StackId"]), region)) == significant_lines(body)
+    trust = found["AssumeRolePolicyDocument"]
+    if differences := statement_differences(trust, expected.trust.get("Statement", [])):
+        for finding in statement_findings(
+                run.step, resource, "trust policy", trust, differences,
+                "put the statement {sid!r} back into the role's trust relationship (Expel assumes the role with "
+                f"it), {redeploy}"):
+            run.observe(finding)
+    for policy_name, document in sorted(expected.policies.items()):
+        current = iam.role_policy(expected.name, policy_name)
+        differences = statement_differences(current, document.get("Statement", [])) if current else []
+        if current is None or differences:
+            for finding in statement_findings(
+                    run.step, resource, f"inline policy {policy_name}", current, differences,
+                    f"put the statement {{sid!r}} back into inline policy {policy_name} of the role, {redeploy}"):
+                run.observe(finding)
+    boundary = str((found.get("PermissionsBoundary") or {}).get("PermissionsBoundaryArn", ""))
+    if expected.boundary_arn and boundary != expected.boundary_arn:
+        run.observe(run.finding(resource, "permissions boundary", boundary or None, expected.boundary_arn,
+                                f"set the role's permissions boundary back to {expected.boundary_arn}, {redeploy}"))
+    return True
 
 
 def significant_lines(body: str) -> list[str]:
@@ -156,9 +270,13 @@ def significant_lines(body: str) -> list[str]:
     return [line for line in lines if line and not line.lstrip().startswith("#")]
 
 
+def step_number(config: Config) -> int:
+    """Which guide step this stack is: a single account's step 8, a management account's step 9."""
+    return 9 if config.organization_mode else 8
+
+
 def _step(config: Config) -> str:
-    """Which guide step this stack is, for messages: a single account's step 8, a management account's step 9."""
-    return "Step 9" if config.organization_mode else "Step 8"
+    return f"Step {step_number(config)}"
 
 
 def _complete(config: Config, stack: dict[str, Any]) -> RoleOutput:

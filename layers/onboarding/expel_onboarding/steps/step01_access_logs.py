@@ -24,13 +24,17 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from expel_onboarding.aws import s3
+from expel_onboarding.drift import Converge, statement_findings
 from expel_onboarding.models import Config, Removal
 from expel_onboarding.ownership import is_ours
+from expel_onboarding.policies._equivalence import statement_differences
 from expel_onboarding.policies.bucket_policy import access_log_bucket_statements, merge_bucket_policy
 from expel_onboarding.policies.lifecycle import access_log_expiry_rule
 from expel_onboarding.steps import lifecycle_rules, private_bucket
 
 logger = Logger(child=True)
+
+STEP = 1
 
 
 def target_prefix(config: Config) -> str:
@@ -38,38 +42,47 @@ def target_prefix(config: Config) -> str:
     return f"{config.bucket_name}/"
 
 
-def ensure_bucket(config: Config, exists: bool) -> None:
+def ensure_bucket(run: Converge, config: Config, exists: bool) -> None:
     """The access-log bucket, ready to receive the log bucket's access logs. Call before ``ensure_logging``:
     S3 checks the target's policy when logging is turned on."""
     bucket, owner = config.access_log_bucket_name, config.account_id
-    private_bucket.ensure(config, bucket, exists, parameter="AccessLogBucketName")
-    if not _sse_s3_only(s3.encryption_rules(bucket, owner)):
-        s3.put_sse_s3_encryption(bucket, owner)
+    if not private_bucket.ensure(run, config, bucket, exists, parameter="AccessLogBucketName"):
+        return
+    encryption = s3.encryption_rules(bucket, owner)
+    if not _sse_s3_only(encryption):
+        run.change(run.finding(f"bucket {bucket}", "default encryption", encryption or None, "SSE-S3 (AES256)",
+                               f"in the S3 console, bucket {bucket} > Properties > Default encryption: SSE-S3 (S3 "
+                               "delivers server access logs only to an SSE-S3 bucket)"),
+                   lambda: s3.put_sse_s3_encryption(bucket, owner))
     statements = access_log_bucket_statements(config.partition, bucket, config.bucket_name, config.account_id,
                                               target_prefix(config))
     current = s3.bucket_policy(bucket, owner)
     merged = merge_bucket_policy(current, statements)
     if merged != current:
-        s3.put_bucket_policy(bucket, merged, owner)
-        logger.info("Merged the log-delivery and TLS-only statements into the access-log bucket's policy",
-                    extra={"bucket": bucket})
-    lifecycle_rules.ensure_rule(bucket, owner, access_log_expiry_rule())
+        run.change(statement_findings(
+            STEP, f"bucket {bucket}", "bucket policy", current, statement_differences(current, statements),
+            f"add the statement {{sid!r}} back to bucket {bucket}'s policy (S3 delivers the log bucket's access "
+            "logs with it)"),
+            lambda: s3.put_bucket_policy(bucket, merged, owner))
+    lifecycle_rules.ensure_rule(run, bucket, owner, access_log_expiry_rule())
 
 
 def _sse_s3_only(rules: list[dict[str, Any]]) -> bool:
     return len(rules) == 1 and rules[0].get("ApplyServerSideEncryptionByDefault", {}).get("SSEAlgorithm") == s3.SSE_S3
 
 
-def ensure_logging(config: Config) -> None:
+def ensure_logging(run: Converge, config: Config) -> None:
     """The log bucket's server access logging: to our access-log bucket, or off when AccessLogging is false."""
     bucket, owner = config.bucket_name, config.account_id
     current = s3.logging_target(bucket, owner)
     ours = current is not None and current.bucket == config.access_log_bucket_name
+    resource, setting = f"bucket {bucket}", "server access logging"
     if not config.access_logging:
         if ours:
-            s3.stop_logging(bucket, owner)
-            logger.info("Stopped server access logging of the log bucket (AccessLogging is false); the access "
-                        "logs delivered so far stay", extra={"bucket": bucket})
+            run.change(run.finding(resource, setting, _shown(current), "off (AccessLogging is false)",
+                                   f"in the S3 console, bucket {bucket} > Properties > Server access logging: "
+                                   "Disable (the access logs delivered so far stay)"),
+                       lambda: s3.stop_logging(bucket, owner))
         return
     wanted = s3.LoggingTarget(bucket=config.access_log_bucket_name, prefix=target_prefix(config))
     if current == wanted:
@@ -78,9 +91,14 @@ def ensure_logging(config: Config) -> None:
         logger.warning("Keeping the log bucket's server access logging to a bucket you chose",
                        extra={"bucket": bucket, "target_bucket": current.bucket})
         return
-    s3.start_logging(bucket, wanted, owner)
-    logger.info("Turned on server access logging of the log bucket",
-                extra={"bucket": bucket, "target_bucket": wanted.bucket, "target_prefix": wanted.prefix})
+    run.change(run.finding(resource, setting, _shown(current), _shown(wanted),
+                           f"in the S3 console, bucket {bucket} > Properties > Server access logging: Enable, "
+                           f"destination s3://{wanted.bucket}/{wanted.prefix}"),
+               lambda: s3.start_logging(bucket, wanted, owner))
+
+
+def _shown(target: s3.LoggingTarget | None) -> str | None:
+    return None if target is None else f"s3://{target.bucket}/{target.prefix}"
 
 
 def remove(config: Config, log_bucket: Removal, stop_at: float | None) -> Removal:

@@ -19,6 +19,7 @@ from __future__ import annotations
 from aws_lambda_powertools import Logger
 
 from expel_onboarding.aws import kms_policy, logs
+from expel_onboarding.drift import Converge
 from expel_onboarding.models import Config, Removal
 from expel_onboarding.naming import cloudwatch_log_group_name, log_group_arn, owner_tags
 from expel_onboarding.ownership import is_ours
@@ -37,23 +38,35 @@ def group_arn(config: Config) -> str:
     return log_group_arn(config.partition, config.region, config.account_id, group_name(config))
 
 
-def ensure(config: Config, key_arn: str, found: logs.LogGroup | None) -> None:
+def ensure(run: Converge, config: Config, key_arn: str, found: logs.LogGroup | None) -> None:
     """The log group, encrypted with our key, keeping events ``cloud_watch_logs_retention_days``. Call after
     the key policy holds the logs statement: CloudWatch Logs checks it when the group is created."""
     name, days = group_name(config), config.cloud_watch_logs_retention_days
+    resource = f"log group {name}"
     if found is None:
-        logs.create_log_group(name, key_arn, owner_tags(config.stack_name), config.region)
-        logger.info("Created the trail's CloudWatch Logs log group", extra={"log_group": name})
+        run.change(run.finding(resource, "log group", None,
+                               "the trail's log group, encrypted with the onboarding's key",
+                               "run the onboarding again: it creates the log group (the events in it before are gone)"),
+                   lambda: _create(config, name, key_arn))
+        if run.checking:
+            return
         found = logs.LogGroup(name=name, arn="", kms_key_id=key_arn, retention_days=0)
     elif found.kms_key_id != key_arn:
         # Our group (``existing.log_group`` refused any other), re-keyed or left unencrypted by someone: the
         # setting the onboarding vouches for converges like every other. Events already stored keep their key.
-        logs.associate_kms_key(name, key_arn, config.region)
-        logger.warning("Encrypted the trail's log group with the onboarding's key again",
-                       extra={"log_group": name, "previous_key": found.kms_key_id or "none"})
+        run.change(run.finding(resource, "KMS key", found.kms_key_id or "none", key_arn,
+                               f"aws logs associate-kms-key --log-group-name {name} --kms-key-id {key_arn}"),
+                   lambda: logs.associate_kms_key(name, key_arn, config.region))
     if found.retention_days != days:
-        logs.put_retention(name, days, config.region)
-        logger.info("Set the log group's retention", extra={"log_group": name, "days": days})
+        run.change(run.finding(resource, "retention (days)", str(found.retention_days or "never expire"), str(days),
+                               f"aws logs put-retention-policy --log-group-name {name} --retention-in-days {days} "
+                               "(CloudWatchLogsRetentionDays)"),
+                   lambda: logs.put_retention(name, days, config.region))
+
+
+def _create(config: Config, name: str, key_arn: str) -> None:
+    logs.create_log_group(name, key_arn, owner_tags(config.stack_name), config.region)
+    logger.info("Created the trail's CloudWatch Logs log group", extra={"log_group": name})
 
 
 def trail_delivery(config: Config, current_group_arn: str, current_role_arn: str) -> tuple[str, str]:

@@ -15,11 +15,13 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from expel_onboarding.aws import cloudtrail, kms, organizations, s3
+from expel_onboarding.drift import Converge, Mode, StepCheck, run_check, statement_findings
 from expel_onboarding.errors import TransientError
 from expel_onboarding.models import Config, Removal, TrailOutput, TrailRemoval
 from expel_onboarding.naming import bucket_arn, full_alias, owner_tags, trail_arn
 from expel_onboarding.ownership import is_ours
-from expel_onboarding.policies import add_missing_statements, event_selectors
+from expel_onboarding.policies import add_missing_statements, event_selectors, missing_statements
+from expel_onboarding.policies._equivalence import statement_differences
 from expel_onboarding.policies.bucket_policy import cloudtrail_bucket_statements, merge_bucket_policy
 from expel_onboarding.policies.key_policy import cloudtrail_key_policy, cloudwatch_logs_key_statement
 from expel_onboarding.policies.lifecycle import log_retention_rule
@@ -34,6 +36,7 @@ from expel_onboarding.steps import (
 
 logger = Logger(child=True)
 
+STEP = 1
 # The longest wait KMS allows: a month in which a person can still cancel (logs stay readable).
 KEY_DELETION_WINDOW_DAYS = 30
 # Emptying the log bucket stops this long before the invocation ends: room for one more batch under
@@ -44,6 +47,22 @@ EMPTYING_RESERVE_SECONDS = 30.0
 def apply(config: Config) -> TrailOutput:
     if config.existing_trail_name:
         return step01_existing_trail.adopt(config)  # the customer's trail, bucket and key, left as they are
+    trail = converge(Converge(STEP), config)
+    assert trail is not None  # applying always ends with a trail
+    return trail
+
+
+def check(config: Config) -> StepCheck:
+    """Drift check: what ``apply`` would change, written nowhere."""
+    if config.existing_trail_name:
+        return StepCheck.not_checked(STEP, "an existing trail: the customer's trail, bucket and key are never "
+                                           "changed (`status` lists where they differ from the guide)")
+    return run_check(Converge(STEP, Mode.CHECK), lambda run: converge(run, config))
+
+
+def converge(run: Converge, config: Config) -> TrailOutput | None:
+    """The end state of guide step 1: the key, the bucket and the trail. None only when checking finds a
+    part missing (its settings cannot be compared then)."""
     # Look everything up before writing anything: a name taken by someone else fails with nothing created.
     key = existing.key(config)
     bucket_exists = existing.bucket(config)
@@ -51,14 +70,19 @@ def apply(config: Config) -> TrailOutput:
     access_log_bucket_exists = existing.access_log_bucket(config) if config.access_logging else False
     trail = existing.trail(config)
     log_group = existing.log_group(config) if config.cloud_watch_logs_retention_days else None
-    key_arn = ensure_key(config, key)
+    key_arn = ensure_key(run, config, key)
     if config.access_logging:  # the target first: S3 checks its policy when logging is turned on
-        step01_access_logs.ensure_bucket(config, access_log_bucket_exists)
-    ensure_bucket(config, bucket_exists)
-    step01_access_logs.ensure_logging(config)
+        step01_access_logs.ensure_bucket(run, config, access_log_bucket_exists)
+    bucket_ready = ensure_bucket(run, config, bucket_exists)
+    if bucket_ready:
+        step01_access_logs.ensure_logging(run, config)
+    if key_arn is None or not bucket_ready:
+        return None
     if config.cloud_watch_logs_retention_days:
-        step01_cloudwatch_logs.ensure(config, key_arn, log_group)
-    arn = ensure_trail(config, key_arn, trail)
+        step01_cloudwatch_logs.ensure(run, config, key_arn, log_group)
+    arn = ensure_trail(run, config, key_arn, trail)
+    if arn is None:
+        return None
     return TrailOutput(
         trail_arn=arn,
         bucket_name=config.bucket_name,
@@ -68,37 +92,38 @@ def apply(config: Config) -> TrailOutput:
     )
 
 
-def ensure_key(config: Config, key: dict[str, Any] | None) -> str:
-    """Symmetric key with rotation on and CloudTrail's key policy, reachable by the alias. Returns its ARN."""
+def ensure_key(run: Converge, config: Config, key: dict[str, Any] | None) -> str | None:
+    """Symmetric key with rotation on and CloudTrail's key policy, reachable by the alias. Returns its ARN
+    (None when checking finds no key)."""
     alias = full_alias(config.kms_alias)
     ours = cloudtrail_key_policy(config.partition, config.region, config.account_id, config.trail_name)
     if config.cloud_watch_logs_retention_days:
         ours = {**ours, "Statement": [*ours["Statement"], cloudwatch_logs_key_statement(
             config.partition, config.region, config.account_id, step01_cloudwatch_logs.group_name(config))]}
     if key is None:
-        key = kms.create_key(
-            f"Encrypts CloudTrail logs of trail {config.trail_name} for Expel (stack {config.stack_name})",
-            ours, owner_tags(config.stack_name), config.region)
-        logger.info("Created KMS key", extra={"key_arn": key["Arn"]})
-        if not _create_alias_or_discard(alias, key, config.region):
-            # A concurrent run created the alias first: keep its key, do not leave a second one behind.
-            kms.schedule_deletion(key["KeyId"], config.region)
-            key = existing.key(config)
-            if key is None:
-                raise TransientError(f"KMS alias {alias} was taken by a concurrent run and is gone again; retrying")
-        else:
-            logger.info("Created KMS alias", extra={"alias": alias})
+        key = run.change(run.finding(
+            alias, "KMS key", None, "a symmetric encryption key with rotation on, behind this alias",
+            "run the onboarding again: it creates a new key and alias (the trail, bucket, topic and queue then "
+            "use the new key)"), lambda: _create_key(config, ours))
+        if key is None:
+            return None
     else:
         # Step 4 appends to this policy, and people harden keys (the root statement first): put back only
         # a CloudTrail statement that is missing, never rewrite one that is there.
         current = kms.key_policy(key["KeyId"], config.region)
-        merged = add_missing_statements(current, ours["Statement"])
-        if merged != current:
-            kms.put_key_policy(key["KeyId"], merged, config.region)
-            logger.info("Restored CloudTrail statements in the key policy", extra={"key_arn": key["Arn"]})
+        missing = missing_statements(current, ours["Statement"])
+        if missing:
+            key_id = key["KeyId"]
+            run.change(statement_findings(
+                STEP, str(key["Arn"]), "key policy", current, [(s["Sid"], None, s) for s in missing],
+                f"add CloudTrail's statement {{sid!r}} back to the policy of key {alias} (guide step 1 created "
+                "the key with it)"),
+                lambda: kms.put_key_policy(key_id, add_missing_statements(current, ours["Statement"]), config.region))
     if not kms.rotation_enabled(key["KeyId"], config.region):
-        kms.enable_rotation(key["KeyId"], config.region)
-        logger.info("Enabled key rotation", extra={"key_arn": key["Arn"]})
+        key_id = key["KeyId"]
+        run.change(run.finding(str(key["Arn"]), "automatic key rotation", "disabled", "enabled",
+                               f"aws kms enable-key-rotation --key-id {key_id}"),
+                   lambda: kms.enable_rotation(key_id, config.region))
     return str(key["Arn"])
 
 
@@ -119,18 +144,40 @@ def _create_alias_or_discard(alias: str, key: dict[str, Any], region: str) -> bo
         raise
 
 
-def ensure_bucket(config: Config, exists: bool) -> None:
+def _create_key(config: Config, policy: dict[str, Any]) -> dict[str, Any]:
+    alias = full_alias(config.kms_alias)
+    key = kms.create_key(
+        f"Encrypts CloudTrail logs of trail {config.trail_name} for Expel (stack {config.stack_name})",
+        policy, owner_tags(config.stack_name), config.region)
+    logger.info("Created KMS key", extra={"key_arn": key["Arn"]})
+    if not _create_alias_or_discard(alias, key, config.region):
+        # A concurrent run created the alias first: keep its key, do not leave a second one behind.
+        kms.schedule_deletion(key["KeyId"], config.region)
+        found = existing.key(config)
+        if found is None:
+            raise TransientError(f"KMS alias {alias} was taken by a concurrent run and is gone again; retrying")
+        return found
+    logger.info("Created KMS alias", extra={"alias": alias})
+    return key
+
+
+def ensure_bucket(run: Converge, config: Config, exists: bool) -> bool:
     """Private, versioned, ACL-less bucket whose policy lets only our trail write (merged into any policy),
-    keeping logs as long as the person chose (lifecycle rule, Object Lock)."""
+    keeping logs as long as the person chose (lifecycle rule, Object Lock). False when checking finds no
+    bucket."""
     days = config.object_lock_retention_days
-    private_bucket.ensure(config, config.bucket_name, exists, parameter="BucketName", object_lock=days > 0)
+    if not private_bucket.ensure(run, config, config.bucket_name, exists, parameter="BucketName",
+                                 object_lock=days > 0):
+        return False
     if exists or days:
-        _ensure_object_lock(config)
-    lifecycle_rules.ensure_rule(config.bucket_name, config.account_id, log_retention_rule(config.log_retention_days))
-    _ensure_bucket_policy(config)
+        _ensure_object_lock(run, config)
+    lifecycle_rules.ensure_rule(run, config.bucket_name, config.account_id,
+                                log_retention_rule(config.log_retention_days))
+    _ensure_bucket_policy(run, config)
+    return True
 
 
-def _ensure_object_lock(config: Config) -> None:
+def _ensure_object_lock(run: Converge, config: Config) -> None:
     """Default retention in governance mode for ObjectLockRetentionDays (none when 0) on a bucket that has
     Object Lock; a bucket without it gets it only at creation (``existing.object_lock_choosable``)."""
     bucket, owner, days = config.bucket_name, config.account_id, config.object_lock_retention_days
@@ -139,11 +186,16 @@ def _ensure_object_lock(config: Config) -> None:
         existing.object_lock_choosable(config, bucket_exists=True)  # raises when Object Lock was asked for
         return
     if (lock.mode, lock.days) != ((s3.OBJECT_LOCK_MODE, days) if days else ("", 0)):
-        s3.put_object_lock_retention(bucket, days, owner)
-        logger.info("Set the log bucket's default Object Lock retention", extra={"bucket": bucket, "days": days})
+        run.change(run.finding(
+            f"bucket {bucket}", "default Object Lock retention",
+            f"{lock.mode} {lock.days} days" if lock.mode else "none",
+            f"{s3.OBJECT_LOCK_MODE} {days} days" if days else "none",
+            f"in the S3 console, bucket {bucket} > Properties > Object Lock > Default retention: "
+            + (f"{s3.OBJECT_LOCK_MODE.title()} mode, {days} days (ObjectLockRetentionDays)" if days else "off")),
+            lambda: s3.put_object_lock_retention(bucket, days, owner))
 
 
-def _ensure_bucket_policy(config: Config) -> None:
+def _ensure_bucket_policy(run: Converge, config: Config) -> None:
     organization_id = organizations.describe_organization()["Id"] if config.organization_mode else None
     statements = cloudtrail_bucket_statements(
         config.partition, config.bucket_name, config.account_id,
@@ -152,8 +204,11 @@ def _ensure_bucket_policy(config: Config) -> None:
     current = s3.bucket_policy(config.bucket_name, config.account_id)
     merged = merge_bucket_policy(current, statements)
     if merged != current:
-        s3.put_bucket_policy(config.bucket_name, merged, config.account_id)
-        logger.info("Merged CloudTrail statements into the bucket policy", extra={"bucket": config.bucket_name})
+        run.change(statement_findings(
+            STEP, f"bucket {config.bucket_name}", "bucket policy", current, statement_differences(current, statements),
+            f"add the statement {{sid!r}} back to bucket {config.bucket_name}'s policy (CloudTrail writes the logs "
+            "with it)"),
+            lambda: s3.put_bucket_policy(config.bucket_name, merged, config.account_id))
 
 
 def trail_settings(config: Config, key_arn: str, delivery: tuple[str, str] = ("", "")) -> cloudtrail.TrailSettings:
@@ -187,38 +242,57 @@ def _current_settings(trail: dict[str, Any]) -> dict[str, object]:
     }
 
 
-def ensure_trail(config: Config, key_arn: str, trail: dict[str, Any] | None) -> str:
+def ensure_trail(run: Converge, config: Config, key_arn: str, trail: dict[str, Any] | None) -> str | None:
     """Multi-region, validated, KMS-encrypted trail into our bucket, logging every management event.
-    Returns its ARN."""
+    Returns its ARN (None when checking finds no trail)."""
     current = _current_settings(trail) if trail is not None else {}
     delivery = step01_cloudwatch_logs.trail_delivery(config, str(current.get("CloudWatchLogsLogGroupArn", "")),
                                                      str(current.get("CloudWatchLogsRoleArn", "")))
     wanted = trail_settings(config, key_arn, delivery)
+    name = config.trail_name
     if trail is None:
-        arn = str(cloudtrail.create_trail(wanted, owner_tags(config.stack_name), config.region)["TrailARN"])
-        logger.info("Created trail", extra={"trail_arn": arn})
-        # Set, not left to the API's default: what the trail logs is part of what we vouch for.
-        cloudtrail.put_event_selectors(config.trail_name, event_selectors.EventSelectors(
-            basic=[event_selectors.MANAGEMENT_EVENTS], advanced=[]), config.region)
+        arn = run.change(run.finding(
+            f"trail {name}", "trail", None, "a multi-region trail, log file validation on, KMS-encrypted, logging",
+            "run the onboarding again: it creates the trail"),
+            lambda: _create_trail(config, wanted))
+        if arn is None:
+            return None
     else:
         arn = str(trail["TrailARN"])
         if current != wanted:
-            cloudtrail.update_trail(wanted, config.region)
-            logger.info("Updated trail settings", extra={"trail_arn": arn})
-        _ensure_event_selectors(config, arn)
-    if not cloudtrail.is_logging(config.trail_name, config.region):
-        cloudtrail.start_logging(config.trail_name, config.region)
-        logger.info("Started logging", extra={"trail_arn": arn})
+            run.change([run.finding(arn, setting, current.get(setting), value,
+                                    f"in the CloudTrail console, trail {name} > Edit: set {setting} back "
+                                    "(guide step 1's defaults)")
+                        for setting, value in wanted.items() if current.get(setting) != value],
+                       lambda: cloudtrail.update_trail(wanted, config.region))
+        _ensure_event_selectors(run, config, arn)
+    if not cloudtrail.is_logging(name, config.region):
+        run.change(run.finding(arn, "logging (IsLogging)", "stopped", "logging",
+                               f"aws cloudtrail start-logging --name {name}, or Start logging in the CloudTrail "
+                               "console"),
+                   lambda: cloudtrail.start_logging(name, config.region))
     return arn
 
 
-def _ensure_event_selectors(config: Config, arn: str) -> None:
+def _create_trail(config: Config, wanted: cloudtrail.TrailSettings) -> str:
+    arn = str(cloudtrail.create_trail(wanted, owner_tags(config.stack_name), config.region)["TrailARN"])
+    logger.info("Created trail", extra={"trail_arn": arn})
+    # Set, not left to the API's default: what the trail logs is part of what we vouch for.
+    cloudtrail.put_event_selectors(config.trail_name, event_selectors.EventSelectors(
+        basic=[event_selectors.MANAGEMENT_EVENTS], advanced=[]), config.region)
+    return arn
+
+
+def _ensure_event_selectors(run: Converge, config: Config, arn: str) -> None:
     """Put back read and write management events without exclusions, keeping any data-event selector."""
-    wanted = event_selectors.converge(cloudtrail.event_selectors(config.trail_name, config.region))
+    current = cloudtrail.event_selectors(config.trail_name, config.region)
+    wanted = event_selectors.converge(current)
     if wanted is not None:
-        cloudtrail.put_event_selectors(config.trail_name, wanted, config.region)
-        logger.info("Restored the trail's management event selector (read and write, no exclusions)",
-                    extra={"trail_arn": arn})
+        run.change(run.finding(
+            arn, "event selectors", current.advanced or current.basic, wanted.advanced or wanted.basic,
+            f"in the CloudTrail console, trail {config.trail_name} > Management events: Read and Write, no "
+            "exclusions"),
+            lambda: cloudtrail.put_event_selectors(config.trail_name, wanted, config.region))
 
 
 def remove(config: Config, trail: TrailOutput, deadline: float | None = None) -> TrailRemoval:

@@ -11,10 +11,12 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from expel_onboarding.aws import s3
+from expel_onboarding.drift import Converge, Mode, StepCheck, run_check
 from expel_onboarding.models import BucketEncryptionOutput, Config, TrailOutput
 
 logger = Logger(child=True)
 
+STEP = 2
 SSE_ALGORITHM = "aws:kms"
 
 
@@ -31,15 +33,36 @@ def _already_set(rules: list[dict[str, Any]], key_arn: str) -> bool:
 
 
 def apply(config: Config, trail: TrailOutput) -> BucketEncryptionOutput:
-    rules = s3.encryption_rules(trail.bucket_name, config.account_id)
     if trail.existing_trail:
+        rules = s3.encryption_rules(trail.bucket_name, config.account_id)
         # The customer's bucket keeps its encryption (a difference from the guide is among step 1's findings).
         default: dict[str, Any] = next((rule.get("ApplyServerSideEncryptionByDefault", {}) for rule in rules), {})
         return BucketEncryptionOutput(sse_algorithm=str(default.get("SSEAlgorithm", "")),
                                       kms_key_arn=str(default.get("KMSMasterKeyID", "")),
                                       bucket_key_enabled=any(rule.get("BucketKeyEnabled") is True for rule in rules))
-    if not _already_set(rules, trail.kms_key_arn):
-        s3.put_kms_encryption(trail.bucket_name, trail.kms_key_arn, config.account_id)
-        logger.info("Set default encryption to SSE-KMS", extra={"bucket": trail.bucket_name})
+    converge(Converge(STEP), config, trail)
     return BucketEncryptionOutput(sse_algorithm=SSE_ALGORITHM, kms_key_arn=trail.kms_key_arn,
                                   bucket_key_enabled=True)
+
+
+def check(config: Config, trail: TrailOutput) -> StepCheck:
+    """Drift check: what ``apply`` would change, written nowhere."""
+    if trail.existing_trail:
+        return StepCheck.not_checked(STEP, "an existing trail: the customer's bucket keeps its encryption")
+    if not (trail.bucket_name and trail.kms_key_arn):
+        return StepCheck.not_checked(STEP, "the bucket or the KMS key is missing (guide step 1)")
+    return run_check(Converge(STEP, Mode.CHECK), lambda run: converge(run, config, trail))
+
+
+def converge(run: Converge, config: Config, trail: TrailOutput) -> None:
+    """The end state: one default-encryption rule, SSE-KMS with the trail's key, bucket key on."""
+    rules = s3.encryption_rules(trail.bucket_name, config.account_id)
+    if not _already_set(rules, trail.kms_key_arn):
+        wanted = {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": SSE_ALGORITHM,
+                                                         "KMSMasterKeyID": trail.kms_key_arn},
+                  "BucketKeyEnabled": True}
+        run.change(run.finding(
+            f"bucket {trail.bucket_name}", "default encryption", rules[0] if rules else None, wanted,
+            f"in the S3 console, bucket {trail.bucket_name} > Properties > Default encryption: SSE-KMS with "
+            f"{trail.kms_key_arn}, bucket key enabled"),
+            lambda: s3.put_kms_encryption(trail.bucket_name, trail.kms_key_arn, config.account_id))

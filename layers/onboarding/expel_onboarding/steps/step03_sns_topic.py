@@ -19,17 +19,19 @@ from aws_lambda_powertools import Logger
 
 from expel_onboarding import naming
 from expel_onboarding.aws import sns
+from expel_onboarding.drift import Converge, Mode, StepCheck, run_check, statement_findings
 from expel_onboarding.errors import InvalidParameter
 from expel_onboarding.models import Config, TopicOutput, TrailOutput
 from expel_onboarding.naming import refers_to_key
 from expel_onboarding.ownership import is_ours, require_ours
 from expel_onboarding.policies import remove_statements
-from expel_onboarding.policies._equivalence import add_by_meaning
+from expel_onboarding.policies._equivalence import add_by_meaning, statement_differences
 from expel_onboarding.policies.topic_policy import TOPIC_POLICY_VERSION, merge_topic_policy, stack_sid, topic_statements
 from expel_onboarding.steps import step01_existing_trail
 
 logger = Logger(child=True)
 
+STEP = 3
 KIND = "SNS topic"
 
 
@@ -42,33 +44,54 @@ def apply(config: Config, trail: TrailOutput) -> TopicOutput:
         chosen, key_arn = step01_existing_trail.destination(config, trail.bucket_name, trail.log_prefix)
         if chosen.topic_arn:
             return _customers_topic(config, trail, chosen.topic_arn, key_arn)
+    return TopicOutput(topic_arn=converge(Converge(STEP), config, trail), kms_key_arn=trail.kms_key_arn)
+
+
+def check(config: Config, trail: TrailOutput) -> StepCheck:
+    """Drift check: what ``apply`` would change, written nowhere."""
+    if trail.existing_trail:
+        return StepCheck.not_checked(STEP, "an existing trail: its topic is not compared yet")
+    if not (trail.bucket_arn and trail.kms_key_arn):
+        return StepCheck.not_checked(STEP, "the bucket or the KMS key is missing (guide step 1)")
+    return run_check(Converge(STEP, Mode.CHECK), lambda run: converge(run, config, trail))
+
+
+def converge(run: Converge, config: Config, trail: TrailOutput) -> str:
+    """The end state: our topic, encrypted with the trail's key, whose policy lets the bucket publish
+    (every other statement kept). Returns the topic's ARN."""
     region = config.region
     topic_arn = naming.topic_arn(config.partition, region, config.account_id, config.topic_name)
     statements = topic_statements(config.partition, topic_arn, trail.bucket_arn, config.account_id)
 
     attributes = sns.topic_attributes(topic_arn, region)
     if attributes is None:
-        sns.create_topic(config.topic_name, {
-            "KmsMasterKeyId": trail.kms_key_arn,
-            "Policy": json.dumps(merge_topic_policy(None, statements)),
-        }, naming.owner_tags(config.stack_name), region)
-        logger.info("Created the SNS topic", extra={"topic": topic_arn, "kms_key": trail.kms_key_arn})
-        return TopicOutput(topic_arn=topic_arn, kms_key_arn=trail.kms_key_arn)
+        run.change(run.finding(
+            f"SNS topic {config.topic_name}", "topic", None,
+            f"a Standard topic encrypted with {trail.kms_key_arn} that only bucket {trail.bucket_arn} may publish to",
+            "run the onboarding again: it creates the topic (an SNS topic made by hand is not this stack's)"),
+            lambda: sns.create_topic(config.topic_name, {
+                "KmsMasterKeyId": trail.kms_key_arn,
+                "Policy": json.dumps(merge_topic_policy(None, statements)),
+            }, naming.owner_tags(config.stack_name), region))
+        return topic_arn
 
     require_ours(sns.topic_tags(topic_arn, region), config.stack_name, parameter="TopicName",
                  what=f"{KIND} {topic_arn}", fix=f"choose another TopicName, or delete that {KIND} if nothing uses it")
     current_key = attributes.get("KmsMasterKeyId", "")
     if not refers_to_key(current_key, trail.kms_key_arn, trail.kms_alias):
-        sns.set_topic_attribute(topic_arn, "KmsMasterKeyId", trail.kms_key_arn, region)
-        logger.info("Set the topic's KMS key", extra={"topic": topic_arn, "previous": current_key or None,
-                                                      "kms_key": trail.kms_key_arn})
+        run.change(run.finding(
+            topic_arn, "encryption (KmsMasterKeyId)", current_key or None, trail.kms_key_arn,
+            f"in the SNS console, topic {config.topic_name} > Edit > Encryption: on, with {trail.kms_alias}"),
+            lambda: sns.set_topic_attribute(topic_arn, "KmsMasterKeyId", trail.kms_key_arn, region))
 
     current_policy = sns.topic_policy(attributes)
     merged = merge_topic_policy(current_policy, statements)
     if merged != current_policy:
-        sns.set_topic_attribute(topic_arn, "Policy", json.dumps(merged), region)
-        logger.info("Merged the bucket's publish statement into the topic policy", extra={"topic": topic_arn})
-    return TopicOutput(topic_arn=topic_arn, kms_key_arn=trail.kms_key_arn)
+        run.change(statement_findings(
+            STEP, topic_arn, "topic policy", current_policy, statement_differences(current_policy, statements),
+            f"add the statement {{sid!r}} back to topic {config.topic_name}'s access policy (guide step 3)"),
+            lambda: sns.set_topic_attribute(topic_arn, "Policy", json.dumps(merged), region))
+    return topic_arn
 
 
 def _customers_topic(config: Config, trail: TrailOutput, topic_arn: str, key_arn: str) -> TopicOutput:

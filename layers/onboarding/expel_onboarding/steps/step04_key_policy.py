@@ -15,18 +15,38 @@ a stack delete then removes exactly what this stack added.
 
 from __future__ import annotations
 
+import functools
+
 from aws_lambda_powertools import Logger
 
 from expel_onboarding.aws import kms_policy
+from expel_onboarding.drift import Converge, Mode, StepCheck, run_check, statement_findings
 from expel_onboarding.models import Config, KeyPolicyOutput, TopicOutput, TrailOutput
 from expel_onboarding.policies import Statement, remove_statements
-from expel_onboarding.policies._equivalence import add_by_meaning, merge_keeping_equivalent
+from expel_onboarding.policies._equivalence import add_by_meaning, merge_keeping_equivalent, statement_differences
 from expel_onboarding.policies.key_policy import guide_key_statements, stack_sid
 
 logger = Logger(child=True)
 
+STEP = 4
+
 
 def apply(config: Config, trail: TrailOutput, topic: TopicOutput) -> KeyPolicyOutput:
+    sids = converge(Converge(STEP), config, trail, topic)
+    topic_key = topic.kms_key_arn if topic.kms_key_arn != trail.kms_key_arn else ""
+    return KeyPolicyOutput(kms_key_arn=trail.kms_key_arn, statement_ids=sids, topic_kms_key_arn=topic_key)
+
+
+def check(config: Config, trail: TrailOutput, topic: TopicOutput) -> StepCheck:
+    """Drift check: what ``apply`` would change, written nowhere."""
+    if not (trail.kms_key_arn and trail.bucket_arn and topic.topic_arn):
+        return StepCheck.not_checked(STEP, "the KMS key, the bucket or the topic is missing (guide steps 1 and 3)")
+    return run_check(Converge(STEP, Mode.CHECK), lambda run: converge(run, config, trail, topic))
+
+
+def converge(run: Converge, config: Config, trail: TrailOutput, topic: TopicOutput) -> list[str]:
+    """The end state: the guide's statements in the policies of the keys that need them, every other
+    statement as it is. Returns the Sids of ours."""
     sids: list[str] = []
     for key_arn, statements in _wanted(trail, topic).items():
         current = kms_policy.key_policy(key_arn, config.region)
@@ -35,12 +55,12 @@ def apply(config: Config, trail: TrailOutput, topic: TopicOutput) -> KeyPolicyOu
             statements = [{**s, "Sid": stack_sid(s["Sid"], config.stack_name)} for s in statements]
         merged = merge_keeping_equivalent(current, statements) if ours else add_by_meaning(current, statements)
         if merged != current:
-            kms_policy.put_key_policy(key_arn, merged, config.region)
-            logger.info("Merged the guide's statements into the key policy",
-                        extra={"kms_key": key_arn, "sids": [s["Sid"] for s in statements]})
+            run.change(statement_findings(
+                STEP, key_arn, "key policy", current, statement_differences(current, statements),
+                "append the guide's statement {sid!r} to the key's policy again (guide step 4)"),
+                functools.partial(kms_policy.put_key_policy, key_arn, merged, config.region))
         sids.extend(s["Sid"] for s in statements if s["Sid"] not in sids)
-    topic_key = topic.kms_key_arn if topic.kms_key_arn != trail.kms_key_arn else ""
-    return KeyPolicyOutput(kms_key_arn=trail.kms_key_arn, statement_ids=sids, topic_kms_key_arn=topic_key)
+    return sids
 
 
 def remove(config: Config, trail: TrailOutput, topic: TopicOutput) -> bool:

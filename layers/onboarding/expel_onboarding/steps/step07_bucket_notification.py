@@ -16,22 +16,42 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from expel_onboarding.aws import s3
+from expel_onboarding.drift import Converge, Mode, StepCheck, run_check
 from expel_onboarding.errors import OnboardingError
 from expel_onboarding.models import BucketNotificationOutput, Config, TopicOutput, TrailOutput
 from expel_onboarding.policies.notification import (
     NOTIFICATION_ID,
     choose_destination,
+    current_entries,
     merge_notification_configuration,
     notification_id,
     notification_present,
     overlapping,
     remove_notification,
+    wanted_entry,
 )
 
 logger = Logger(child=True)
 
+STEP = 7
+
 
 def apply(config: Config, trail: TrailOutput, topic: TopicOutput) -> BucketNotificationOutput:
+    return converge(Converge(STEP), config, trail, topic)
+
+
+def check(config: Config, trail: TrailOutput, topic: TopicOutput) -> StepCheck:
+    """Drift check: what ``apply`` would change, written nowhere."""
+    if trail.existing_trail:
+        return StepCheck.not_checked(STEP, "an existing trail: its bucket's notifications are not compared yet")
+    if not (trail.bucket_name and topic.topic_arn):
+        return StepCheck.not_checked(STEP, "the bucket or the topic is missing (guide steps 1 and 3)")
+    return run_check(Converge(STEP, Mode.CHECK), lambda run: converge(run, config, trail, topic))
+
+
+def converge(run: Converge, config: Config, trail: TrailOutput, topic: TopicOutput) -> BucketNotificationOutput:
+    """The end state: our entry (every object-created event to the topic) among the bucket's notifications,
+    every other entry as it is."""
     bucket = trail.bucket_name
     current = s3.notification_configuration(bucket, config.account_id)
     configuration_id, prefix = _our_entry(config, trail)
@@ -50,9 +70,14 @@ def apply(config: Config, trail: TrailOutput, topic: TopicOutput) -> BucketNotif
         if not trail.existing_trail:
             _refuse_overlap(bucket, current)
         merged = merge_notification_configuration(current, topic.topic_arn, configuration_id, prefix=prefix)
-        s3.put_notification_configuration(bucket, merged, config.account_id)
-        logger.info("Added the object-created notification", extra={"bucket": bucket, "topic": topic.topic_arn,
-                                                                    "prefix": prefix})
+        there = current_entries(current, configuration_id)
+        run.change(run.finding(
+            f"bucket {bucket}", f"event notification {configuration_id!r}",
+            there[0] if len(there) == 1 else there or None,
+            wanted_entry(topic.topic_arn, configuration_id, prefix=prefix),
+            f"in the S3 console, bucket {bucket} > Properties > Event notifications: create {configuration_id!r}, all "
+            f"object create events, destination SNS topic {config.topic_name} (guide step 7)"),
+            lambda: s3.put_notification_configuration(bucket, merged, config.account_id))
     return BucketNotificationOutput(configuration_id=configuration_id)
 
 

@@ -9,16 +9,20 @@ form with the guide's values filled in.
 
 from __future__ import annotations
 
+import dataclasses
+
 from aws_lambda_powertools import Logger
 
 from expel_onboarding import workbench_payload as payload
 from expel_onboarding.aws import secrets
+from expel_onboarding.drift import Converge, Mode, StepCheck, run_check
 from expel_onboarding.errors import OnboardingError, ResourceConflict, WorkbenchError
 from expel_onboarding.models import Config, DeviceOutput, DeviceStatus, QueueOutput, RoleOutput
 from expel_onboarding.workbench import Device, Workbench
 
 logger = Logger(child=True)
 
+STEP = 10
 
 
 def device_name(config: Config) -> str:
@@ -48,6 +52,31 @@ def settings(config: Config, role: RoleOutput, queue: QueueOutput) -> payload.De
 
 
 def register(config: Config, role: RoleOutput, queue: QueueOutput) -> DeviceOutput:
+    device = converge(Converge(STEP), config, role, queue)
+    assert device is not None  # applying always ends with a device (or the manual link)
+    return device
+
+
+def check(config: Config, role: RoleOutput, queue: QueueOutput) -> StepCheck:
+    """Drift check: what ``register`` would change, written nowhere (Workbench only read), and the device's
+    status as Workbench reports it."""
+    if not config.workbench_api_key_secret_arn:
+        return StepCheck.not_checked(STEP, "no Workbench API key: the device is registered by hand, in Workbench")
+    if not (role.role_arn and queue.queue_url):
+        return StepCheck.not_checked(STEP, "the role or the queue is missing (guide steps 5 and 8)")
+    found: list[DeviceOutput] = []
+    check = run_check(Converge(STEP, Mode.CHECK), lambda run: found.extend(
+        [d] if (d := converge(run, config, role, queue)) else []))
+    if not found or not found[0].device_id:
+        return check
+    with _workbench(config) as workbench:
+        raw = workbench.device_status(found[0].device_id)
+    return dataclasses.replace(check, device_status=raw or "(the device is gone)")
+
+
+def converge(run: Converge, config: Config, role: RoleOutput, queue: QueueOutput) -> DeviceOutput | None:
+    """The end state: one device of ours with the guide's values (a person's device of that name is used
+    only when it already matches, never changed). None only when checking finds no device."""
     wanted = settings(config, role, queue)
     # Validate the overrides even in manual mode: a typo should fail before anything else happens.
     request = payload.build_device(wanted, config.workbench_device_overrides)
@@ -61,6 +90,7 @@ def register(config: Config, role: RoleOutput, queue: QueueOutput) -> DeviceOutp
         return DeviceOutput(device_id="", status=DeviceStatus.MANUAL_REGISTRATION_REQUIRED, registration_url=url)
 
     owner = _owner(config)
+    resource = f"Workbench security device {wanted.name!r}"
     with _workbench(config) as workbench:
         found = workbench.find_devices(config.workbench_guid, wanted.name)
         ours = [d for d in found if payload.is_owned(d.attributes, request.owner_property, owner)]
@@ -74,11 +104,17 @@ def register(config: Config, role: RoleOutput, queue: QueueOutput) -> DeviceOutp
                 extra={"device_ids": [d.id for d in ours]},
             )
         if ours:
-            device = _update(workbench, ours[0], request)
+            device: Device | None = _update(run, workbench, ours[0], request, resource)
         elif found:
             device = _adopt_if_identical(found, request, wanted.name)
         else:
-            device = _create(workbench, config, request, owner)
+            device = run.change(run.finding(
+                resource, "security device", None, "registered, with the guide's values",
+                "run the onboarding again: it registers the device (or add it in Workbench > Organization "
+                "Settings > Security Devices)"),
+                lambda: _create(workbench, config, request, owner))
+    if device is None:
+        return None
     return DeviceOutput(device_id=device.id, status=_health(device.status))
 
 
@@ -128,12 +164,18 @@ def remove(config: Config, device_id: str = "") -> DeviceOutput:
     return DeviceOutput(device_id=device_id, status=DeviceStatus.ABSENT)
 
 
-def _update(workbench: Workbench, device: Device, request: payload.DeviceRequest) -> Device:
+def _update(run: Converge, workbench: Workbench, device: Device, request: payload.DeviceRequest,
+            resource: str) -> Device:
     changes = payload.changed_attributes(device.attributes, request.attributes)
     if not changes:
         logger.info("The Workbench device is already registered as wanted", extra={"device_id": device.id})
         return device
-    return workbench.patch_device(device, changes)
+    patched = run.change(
+        [run.finding(f"{resource} ({device.id})", key, device.attributes.get(key), request.attributes[key],
+                     f"in Workbench, edit the device's {key} back, or run the onboarding again")
+         for key in sorted(changes)],
+        lambda: workbench.patch_device(device, changes))
+    return patched or device
 
 
 def _renamed(

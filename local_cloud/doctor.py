@@ -1,0 +1,130 @@
+"""``cloudtrail-onboarding doctor``: run the drift check of a deployed onboarding and show what differs.
+
+The check is the stack's own state machine with ``Mode: Check`` (its read-only Drift Check task), given
+the configuration of the stack's last successful onboarding: the same names and settings CloudFormation
+handed over, so the check compares with what this stack set up. Its input carries no CloudFormation
+request, so the custom resource never takes it for a retry of one.
+
+``--repair`` runs the onboarding itself again with that input, as an update (so no canary goes through
+the queue Expel reads) under a request id of its own (so the custom resource never takes it for a retry
+of its request): every step puts back only its own statements, entries and settings, then the check runs
+again to show what is left.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from local_cloud import status  # first: it makes the layer's package importable for the installed CLI
+
+# isort: split
+from expel_onboarding.drift import DriftStatus, Report, render
+
+# Exit codes: a script can tell "drift found" from "the check could not run".
+IN_SYNC, DRIFTED, CHECK_FAILED = 0, 1, 2
+ONBOARDING_REQUESTS = ("Create", "Update")
+CHECK_PREFIX = "check-"  # the drift check executions' names
+
+
+class DoctorError(Exception):
+    """The check could not run or finish; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class Checked:
+    report: Report
+    execution_arn: str
+
+
+def onboarding_config(sfn: Any, machine: str, outputs: dict[str, str]) -> dict[str, Any]:
+    """Config of the stack's last successful onboarding (see ``onboarding_input``)."""
+    return dict(onboarding_input(sfn, machine, outputs)["Config"])
+
+
+def onboarding_input(sfn: Any, machine: str, outputs: dict[str, str]) -> dict[str, Any]:
+    """Input of the stack's last successful onboarding: the stack's ExecutionArn output, else the newest
+    succeeded Create or Update execution of its state machine."""
+    candidates = [outputs["ExecutionArn"]] if outputs.get("ExecutionArn", "").startswith("arn:") else []
+    executions = sfn.list_executions(stateMachineArn=machine, statusFilter="SUCCEEDED").get("executions", [])
+    candidates += [e["executionArn"] for e in sorted(executions, key=lambda e: e["startDate"], reverse=True)]
+    for arn in candidates:
+        given = json.loads(sfn.describe_execution(executionArn=arn).get("input") or "{}")
+        if given.get("CloudFormation", {}).get("RequestType") in ONBOARDING_REQUESTS and "Config" in given:
+            return dict(given)
+    raise DoctorError(f"no successful onboarding of state machine {machine} to compare with: "
+                      "deploy the stack first (`cloudtrail-onboarding status` shows where it stands)")
+
+
+def run_check(cfn: Any, sfn: Any, stack: str, region: str, timeout: float = 300.0, interval: float = 2.0,
+              now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> Checked:
+    """Start the stack's drift check and wait for its report (bounded by ``timeout``)."""
+    _, outputs, machine = status._read_stack(cfn, stack, region)
+    if not machine:
+        raise DoctorError(f"stack {stack} has no onboarding state machine (yet): is it this project's stack?")
+    config = onboarding_config(sfn, machine, outputs)
+    name = f"{CHECK_PREFIX}{now().strftime('%Y%m%dT%H%M%S%fZ')}"
+    arn = sfn.start_execution(stateMachineArn=machine, name=name,
+                              input=json.dumps({"Mode": "Check", "Config": config}))["executionArn"]
+    described = _wait(sfn, arn, timeout, interval, "the drift check")
+    return Checked(Report.from_dict(json.loads(described["output"])["Drift"]), arn)
+
+
+def repair(cfn: Any, sfn: Any, stack: str, region: str, timeout: float = 900.0, interval: float = 2.0,
+           now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> str:
+    """Run the onboarding again with the stack's last successful input, as an update; returns its ARN."""
+    _, outputs, machine = status._read_stack(cfn, stack, region)
+    if not machine:
+        raise DoctorError(f"stack {stack} has no onboarding state machine (yet): is it this project's stack?")
+    given = onboarding_input(sfn, machine, outputs)
+    name = f"repair-{now().strftime('%Y%m%dT%H%M%S%fZ')}"
+    given["CloudFormation"] = {**given["CloudFormation"], "RequestType": "Update", "RequestId": name}
+    arn = sfn.start_execution(stateMachineArn=machine, name=name, input=json.dumps(given))["executionArn"]
+    _wait(sfn, arn, timeout, interval, "the repair")
+    return str(arn)
+
+
+def _wait(sfn: Any, arn: str, timeout: float, interval: float, what: str) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        described: dict[str, Any] = sfn.describe_execution(executionArn=arn)
+        if described["status"] != "RUNNING":
+            break
+        if time.monotonic() > deadline:
+            raise DoctorError(f"{what} {arn} did not finish within {timeout:g} s; it goes on running: "
+                              f"`cloudtrail-onboarding status --execution {arn}` follows it")
+        time.sleep(interval)
+    if described["status"] != "SUCCEEDED":
+        failure = status.failed_step(status._read_execution(sfn, arn).events)
+        raise DoctorError(f"{what} {described['status']}: {failure.step}: {failure.error}: {failure.cause} "
+                          f"(execution {arn})")
+    return described
+
+
+def last_check(cfn: Any, sfn: Any, stack: str, region: str) -> str:
+    """One line for ``status``: the newest finished drift check of the stack and what it found."""
+    _, _, machine = status._read_stack(cfn, stack, region)
+    if not machine:
+        return ""
+    executions = sfn.list_executions(stateMachineArn=machine, statusFilter="SUCCEEDED").get("executions", [])
+    checks = sorted((e for e in executions if str(e.get("name", "")).startswith(CHECK_PREFIX)),
+                    key=lambda e: e["startDate"], reverse=True)
+    if not checks:
+        return f"Drift check  (none yet: `cloudtrail-onboarding doctor --stack {stack}` runs one)"
+    described = sfn.describe_execution(executionArn=checks[0]["executionArn"])
+    report = Report.from_dict(json.loads(described["output"])["Drift"])
+    found = f"{report.finding_count} difference{'s' if report.finding_count != 1 else ''}"
+    return f"Drift check  {report.status}  {found}, {checks[0]['name']} ({report.checked_at})"
+
+
+def show(checked: Checked, stack: str, say: Callable[[str], None]) -> int:
+    """Print the report as a person reads it; the exit code says whether the account drifted."""
+    for line in render(checked.report, stack=stack):
+        say(line)
+    say("")
+    say(f"Execution    {checked.execution_arn}")
+    return IN_SYNC if checked.report.status == DriftStatus.IN_SYNC else DRIFTED

@@ -1,0 +1,138 @@
+"""``cloudtrail-onboarding doctor`` against the real template on the local cloud, as a person runs it.
+
+One stack: right after the onboarding the check finds nothing and changes nothing; then a person breaks
+one thing per guide step by hand, and the check names each (the guide step, the resource and setting,
+what it is now and what it should be) and exits non-zero, still writing nothing. ``--repair`` then runs
+the onboarding again: ours comes back, the customer's own statement stays, and the one change the
+onboarding does not write (the role's trust, CloudFormation's to manage) is still reported.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from expel_onboarding.policies.key_policy import SNS_SID
+from expel_onboarding.policies.notification import NOTIFICATION_ID
+from tests.e2e.test_onboarding_e2e import client, deploy_command, outputs
+from tests.local_cloud.harness import ServedCloud, onboarding_parameters, run_cli
+
+pytestmark = pytest.mark.e2e
+REGION = "us-east-1"
+STACK = "e2e-drift"
+CUSTOMER_STATEMENT = {"Sid": "CustomerAuditReads", "Effect": "Allow",
+                      "Principal": {"AWS": "arn:aws:iam::123456789012:root"}, "Action": "sqs:GetQueueAttributes"}
+
+
+def doctor(cloud: ServedCloud, *extra: str) -> Any:
+    return run_cli("doctor", "--stack", STACK, "--endpoint-url", cloud.url, "--region", REGION, *extra, timeout=600)
+
+
+def _without(document: str, sid: str) -> str:
+    policy = json.loads(document)
+    policy["Statement"] = [s for s in policy["Statement"] if s.get("Sid") != sid]
+    return json.dumps(policy)
+
+
+def _configuration(cloud: ServedCloud, values: dict[str, str]) -> dict[str, Any]:
+    """What the check reads, as the account holds it: the same before and after a check means no write."""
+    kms, sns, sqs = client(cloud, "kms"), client(cloud, "sns"), client(cloud, "sqs")
+    return {
+        "key policy": kms.get_key_policy(KeyId=values["KmsKeyArn"], PolicyName="default")["Policy"],
+        "topic": sns.get_topic_attributes(TopicArn=values["SnsTopicArn"])["Attributes"],
+        # Its configuration (LastModifiedTimestamp included), not its message counts: the trail's log files flow.
+        "queue": {k: v for k, v in sqs.get_queue_attributes(QueueUrl=values["SqsQueueUrl"], AttributeNames=["All"])
+                  ["Attributes"].items() if not k.startswith("ApproximateNumberOf")},
+        "subscriptions": sns.list_subscriptions_by_topic(TopicArn=values["SnsTopicArn"])["Subscriptions"],
+        "notification": {k: v for k, v in client(cloud, "s3").get_bucket_notification_configuration(
+            Bucket=values["S3BucketName"]).items() if k != "ResponseMetadata"},
+        "logging": client(cloud, "cloudtrail").get_trail_status(Name=f"{STACK}-trail")["IsLogging"],
+        "access logging": client(cloud, "s3").get_bucket_logging(Bucket=values["S3BucketName"]).get("LoggingEnabled"),
+        "trust": client(cloud, "iam").get_role(RoleName=f"{STACK}-role")["Role"]["AssumeRolePolicyDocument"],
+    }
+
+
+def _break_one_thing_per_step(cloud: ServedCloud, values: dict[str, str]) -> None:
+    kms, sns, sqs = client(cloud, "kms"), client(cloud, "sns"), client(cloud, "sqs")
+    key = values["KmsKeyArn"]
+    kms.put_key_policy(KeyId=key, PolicyName="default",                                       # guide step 4
+                       Policy=_without(kms.get_key_policy(KeyId=key, PolicyName="default")["Policy"], SNS_SID))
+    topic = values["SnsTopicArn"]                                                              # guide step 3
+    sns.set_topic_attributes(TopicArn=topic, AttributeName="Policy", AttributeValue=_without(
+        sns.get_topic_attributes(TopicArn=topic)["Attributes"]["Policy"], "expel-statement-ID"))
+    queue = values["SqsQueueUrl"]                                                              # guide step 5
+    policy = json.loads(_without(sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["Policy"])
+                                 ["Attributes"]["Policy"], "Sid1572965666162"))
+    policy["Statement"].append(CUSTOMER_STATEMENT | {"Resource": values["SqsQueueArn"]})
+    sqs.set_queue_attributes(QueueUrl=queue, Attributes={"Policy": json.dumps(policy)})
+    [subscription] = sns.list_subscriptions_by_topic(TopicArn=topic)["Subscriptions"]         # guide step 6
+    sns.set_subscription_attributes(SubscriptionArn=subscription["SubscriptionArn"],
+                                    AttributeName="RawMessageDelivery", AttributeValue="false")
+    client(cloud, "s3").put_bucket_notification_configuration(                                # guide step 7
+        Bucket=values["S3BucketName"], NotificationConfiguration={})
+    client(cloud, "cloudtrail").stop_logging(Name=f"{STACK}-trail")                            # guide step 1
+    client(cloud, "s3").put_bucket_logging(Bucket=values["S3BucketName"], BucketLoggingStatus={})
+    iam = client(cloud, "iam")                                                                 # guide step 8
+    trust = iam.get_role(RoleName=f"{STACK}-role")["Role"]["AssumeRolePolicyDocument"]
+    trust = json.loads(trust) if isinstance(trust, str) else trust
+    trust["Statement"][0]["Condition"]["StringEquals"]["sts:ExternalId"] = "not-the-workbench-guid"
+    iam.update_assume_role_policy(RoleName=f"{STACK}-role", PolicyDocument=json.dumps(trust))
+
+
+def test_doctor_finds_nothing_on_a_fresh_onboarding_then_names_each_thing_broken_by_hand(
+        local_cloud: ServedCloud, built_template: Path) -> None:
+    # With CloudWatch Logs delivery, so the check's read-only role is proven on every part step 1 converges.
+    params = onboarding_parameters(local_cloud, STACK, CloudWatchLogsRetentionDays="30")
+    deployed = run_cli(*deploy_command(local_cloud, built_template, STACK, params), timeout=400)
+    assert deployed.returncode == 0, deployed.stdout[-3000:] + deployed.stderr[-3000:]
+    values = outputs(local_cloud, STACK)
+
+    before = _configuration(local_cloud, values)
+    clean = doctor(local_cloud)
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    assert "Drift check  IN_SYNC  the account is in the onboarding's end state" in clean.stdout
+    assert "Workbench    device status: " in clean.stdout  # the API key lets the check read the device
+    assert _configuration(local_cloud, values) == before
+
+    _break_one_thing_per_step(local_cloud, values)
+    broken = _configuration(local_cloud, values)
+    drifted = doctor(local_cloud)
+    assert drifted.returncode == 1, drifted.stdout + drifted.stderr
+    text = drifted.stdout
+    for step, title in [(1, "Create a new trail"), (3, "Create a new SNS topic"), (4, "Edit the AWS KMS key policy"),
+                        (5, "Create the SQS queue"), (6, "Create the SNS subscription"),
+                        (7, "Enable S3 event notifications"), (8, "Set up CloudFormation (the Expel role)")]:
+        # Step 6 may also count deliveries SNS failed while the policies were broken (the trail's log files).
+        assert re.search(rf"^Guide step {step}  {re.escape(title)}: \d+ differences?( \(.*\))?$", text, re.M), text
+    for named in ["  - logging (IsLogging) of arn:aws:cloudtrail:",
+                  f"  - server access logging of bucket {values['S3BucketName']}",
+                  f"  - topic policy statement 'expel-statement-ID' of {values['SnsTopicArn']}",
+                  f"  - key policy statement {SNS_SID!r} of {values['KmsKeyArn']}",
+                  f"  - queue policy statement 'Sid1572965666162' of {values['SqsQueueArn']}",
+                  f"  - event notification {NOTIFICATION_ID!r} of bucket {values['S3BucketName']}",
+                  f"  - trust policy statement 'ExpelAssumesWithWorkbenchGuid' of role {STACK}-role"]:
+        assert named in text, text
+    assert "      is now     false\n      should be  true" in text  # raw message delivery
+    assert "Guide step 2  Edit the S3 bucket encryption settings: in sync" in text
+    assert "NumberOfNotificationsFailed not read" not in text  # the check's role may read the topic's metrics
+    assert _configuration(local_cloud, values) == broken  # the check wrote nothing
+    shown = run_cli("status", "--stack", STACK, "--endpoint-url", local_cloud.url, "--region", REGION, timeout=60)
+    assert re.search(r"^Drift check  DRIFTED  \d+ differences, check-", shown.stdout, re.M), shown.stdout
+
+    repaired = doctor(local_cloud, "--repair")
+    assert repaired.returncode == 1, repaired.stdout + repaired.stderr  # the role's trust is not ours to write
+    after = repaired.stdout.split("checking again ...", 1)[1]
+    left = {line.split(" of ")[0].strip() for line in after.splitlines() if line.startswith("  - ")}
+    # Failed deliveries stay in the metric's last hour, as on AWS; nothing else of ours is left.
+    assert left - {"- NumberOfNotificationsFailed (last hour)"} == {
+        "- trust policy statement 'ExpelAssumesWithWorkbenchGuid'"}, repaired.stdout
+    queue_policy = json.loads(client(local_cloud, "sqs").get_queue_attributes(
+        QueueUrl=values["SqsQueueUrl"], AttributeNames=["Policy"])["Attributes"]["Policy"])
+    assert {"Sid1572965666162", "CustomerAuditReads"} <= {s["Sid"] for s in queue_policy["Statement"]}
+    assert client(local_cloud, "cloudtrail").get_trail_status(Name=f"{STACK}-trail")["IsLogging"] is True
+    assert client(local_cloud, "s3").get_bucket_logging(Bucket=values["S3BucketName"])["LoggingEnabled"][
+        "TargetBucket"] == f"{STACK}-access-logs"

@@ -1,0 +1,74 @@
+"""``doctor`` picks the configuration to compare with: the stack's last successful onboarding, never a
+teardown's or an earlier check's input."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from local_cloud import doctor
+
+MACHINE = "arn:aws:states:us-east-1:123456789012:stateMachine:s-onboarding"
+
+
+class FakeStepFunctions:
+    def __init__(self, inputs: dict[str, dict[str, Any]]) -> None:
+        self.inputs = inputs
+
+    def list_executions(self, stateMachineArn: str, statusFilter: str) -> dict[str, Any]:  # noqa: N803
+        assert (stateMachineArn, statusFilter) == (MACHINE, "SUCCEEDED")
+        return {"executions": [{"executionArn": arn, "name": arn, "startDate": datetime(2026, 12, 1, i, tzinfo=UTC)}
+                               for i, arn in enumerate(self.inputs)]}
+
+    def describe_execution(self, executionArn: str) -> dict[str, Any]:  # noqa: N803
+        return {"input": json.dumps(self.inputs[executionArn])}
+
+
+def test_newest_successful_create_or_update_is_compared_not_a_check_or_a_delete() -> None:
+    sfn = FakeStepFunctions({
+        "create": {"Config": {"StackName": "old"}, "CloudFormation": {"RequestType": "Create"}},
+        "update": {"Config": {"StackName": "new"}, "CloudFormation": {"RequestType": "Update"}},
+        "check": {"Mode": "Check", "Config": {"StackName": "checked"}},
+    })
+    assert doctor.onboarding_config(sfn, MACHINE, {}) == {"StackName": "new"}
+
+
+def test_the_stacks_execution_output_comes_first() -> None:
+    sfn = FakeStepFunctions({
+        "arn:create": {"Config": {"StackName": "from-output"}, "CloudFormation": {"RequestType": "Create"}},
+        "update": {"Config": {"StackName": "newer"}, "CloudFormation": {"RequestType": "Update"}},
+    })
+    assert doctor.onboarding_config(sfn, MACHINE, {"ExecutionArn": "arn:create"}) == {"StackName": "from-output"}
+
+
+def test_without_a_successful_onboarding_the_check_refuses_and_says_what_to_do() -> None:
+    sfn = FakeStepFunctions({"delete": {"Config": {}, "CloudFormation": {"RequestType": "Delete"}}})
+    with pytest.raises(doctor.DoctorError, match="no successful onboarding .* deploy the stack first"):
+        doctor.onboarding_config(sfn, MACHINE, {})
+
+
+class FakeCloudFormation:
+    def describe_stacks(self, StackName: str) -> dict[str, Any]:  # noqa: N803
+        return {"Stacks": [{"StackName": StackName, "StackId": "id", "StackStatus": "CREATE_COMPLETE",
+                            "Outputs": [{"OutputKey": "StateMachineArn", "OutputValue": MACHINE}]}]}
+
+    def describe_stack_resources(self, StackName: str) -> dict[str, Any]:  # noqa: N803
+        return {"StackResources": []}
+
+
+def test_status_line_names_the_newest_check_and_what_it_found() -> None:
+    from expel_onboarding.drift import DriftStatus, Finding, Report, StepCheck
+
+    finding = Finding(step=1, resource="trail t", setting="logging (IsLogging)", actual="stopped",
+                      expected="logging", fix="start it")
+    drifted = Report.of([StepCheck(step=1, status=DriftStatus.DRIFTED, findings=[finding])],
+                        checked_at="2026-12-01T02:00:00+00:00")
+    sfn = FakeStepFunctions({"create": {}, "check-1": {}, "check-2": {}})
+    sfn.describe_execution = lambda executionArn: {"output": json.dumps({"Drift": drifted.to_dict()})}  # type: ignore[method-assign]  # noqa: N803,E501
+    line = doctor.last_check(FakeCloudFormation(), sfn, "s", "us-east-1")
+    assert line == "Drift check  DRIFTED  1 difference, check-2 (2026-12-01T02:00:00+00:00)"
+    none = FakeStepFunctions({"create": {}})
+    assert "none yet" in doctor.last_check(FakeCloudFormation(), none, "s", "us-east-1")

@@ -1,0 +1,45 @@
+"""The drift report: it crosses the state machine as JSON and reads, for a person, like the guide."""
+
+from __future__ import annotations
+
+from expel_onboarding.drift import DriftStatus, Finding, Report, StepCheck, render
+
+FINDING = Finding(step=6, resource="arn:aws:sns:us-east-1:123456789012:T:sub", setting="RawMessageDelivery",
+                  actual="false", expected="true", fix="check Enable raw message delivery")
+
+
+def _report() -> Report:
+    return Report.of([StepCheck(step=6, status=DriftStatus.DRIFTED, findings=[FINDING]),
+                      StepCheck(step=1, status=DriftStatus.IN_SYNC),
+                      StepCheck.not_checked(10, "no Workbench API key")], checked_at="2026-12-01T02:00:00+00:00")
+
+
+def test_report_survives_the_state_machines_json() -> None:
+    report = _report()
+    assert Report.from_dict(report.to_dict()) == report
+    assert report.to_dict()["Steps"][1]["Findings"][0]["Setting"] == "RawMessageDelivery"
+
+
+def test_report_counts_findings_in_guide_order() -> None:
+    report = _report()
+    assert (report.status, report.finding_count) == (DriftStatus.DRIFTED, 1)
+    assert [c.step for c in report.steps] == [1, 6, 10]
+    assert Report.of([StepCheck(step=1, status=DriftStatus.IN_SYNC)]).status == DriftStatus.IN_SYNC
+
+
+def test_render_names_the_guide_step_the_setting_now_should_be_and_fix() -> None:
+    lines = render(_report(), stack="prod")
+    text = "\n".join(lines)
+    assert lines[0] == "Drift check  DRIFTED  1 difference"
+    assert "Guide step 6  Create the SNS subscription: 1 difference" in text
+    assert "  - RawMessageDelivery of arn:aws:sns:us-east-1:123456789012:T:sub" in text
+    assert "      is now     false" in text and "      should be  true" in text
+    assert "Guide step 10  Add AWS CloudTrail as a security device in Workbench: not checked (no Workbench API key)" \
+        in text
+    assert "cloudtrail-onboarding doctor --stack prod --repair" in text
+
+
+def test_render_of_a_clean_account_says_so() -> None:
+    lines = render(Report.of([StepCheck(step=1, status=DriftStatus.IN_SYNC)]))
+    assert lines[0] == "Drift check  IN_SYNC  the account is in the onboarding's end state"
+    assert not any(line.startswith("Repair") for line in lines)
