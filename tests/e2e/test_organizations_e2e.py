@@ -189,7 +189,8 @@ def test_their_organization_trail_without_a_key_is_onboarded_narrowed_to_one_org
     s3 = onboarded.client("s3")
     policy = json.loads(s3.get_bucket_policy(Bucket=customer.bucket)["Policy"])  # CloudTrail writes the org folder
     write = next(s for s in policy["Statement"] if s["Sid"] == "AWSCloudTrailWrite20150319")
-    write["Resource"] = [write["Resource"], f"arn:aws:s3:::{customer.bucket}/AWSLogs/{organization_id}/*"]
+    resources = write["Resource"] if isinstance(write["Resource"], list) else [write["Resource"]]
+    write["Resource"] = [*resources, f"arn:aws:s3:::{customer.bucket}/AWSLogs/{organization_id}/*"]
     s3.put_bucket_policy(Bucket=customer.bucket, Policy=json.dumps(policy))
     onboarded.client("cloudtrail").update_trail(Name=name, IsOrganizationTrail=True)
     before, notification_before = customer.snapshot(onboarded.client), customer.notification(onboarded.client)

@@ -152,6 +152,10 @@ def test_our_log_group_re_keyed_by_someone_is_encrypted_with_our_key_again(deliv
                 "Effect": "Allow", "Principal": {"Service": f"logs.{REGION}.amazonaws.com"},
                 "Action": ["kms:Decrypt", "kms:GenerateDataKey*"], "Resource": "*"}]}))["KeyMetadata"]["Arn"]
         logs.associate_kms_key(logGroupName=GROUP, kmsKeyId=other)
+    with count_mutating_calls() as calls:
+        checked = step01_trail.check(delivering)
+    assert calls == []
+    assert [(f.resource, f.setting) for f in checked.findings] == [(f"log group {GROUP}", "KMS key")]
 
     with count_mutating_calls() as calls:
         step01_trail.apply(delivering)
