@@ -87,6 +87,7 @@ def init() -> object | None:
     layers = layer_paths(OPT_ROOT)
     sys.path[:0] = [TASK_ROOT] + [path for path in layers if path not in sys.path]
     os.chdir(TASK_ROOT)
+    _scale_sdk_backoff()
     module_name, _, function_name = os.environ["_HANDLER"].rpartition(".")
     try:
         module = importlib.import_module(module_name.replace("/", "."))
@@ -99,6 +100,21 @@ def init() -> object | None:
         return None
     _send({"ready": True})
     return handler
+
+
+def _scale_sdk_backoff() -> None:
+    """``local serve --time-scale``: the SDK's retry backoff takes that fraction of its time (every retry
+    still happens). botocore sleeps a retry's delay in one place, whatever the retry mode. The variable is
+    the runner's, not the function's: it is taken out before the handler's module is imported."""
+    factor = os.environ.pop("_LOCAL_SDK_BACKOFF_SCALE", "")
+    if not factor:
+        return
+    import types
+
+    import botocore.endpoint
+
+    scale = float(factor)
+    botocore.endpoint.time = types.SimpleNamespace(sleep=lambda seconds: time.sleep(seconds * scale))
 
 
 def invoke(handler, request: dict) -> dict:  # noqa: ANN001 - any callable the module defines

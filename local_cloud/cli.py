@@ -232,6 +232,21 @@ def _add_ports(parser: argparse.ArgumentParser) -> None:
         default=60.0,
         help="seconds between digest files of a trail with log file validation (AWS: an hour; default 60)",
     )
+    parser.add_argument(
+        "--time-scale",
+        type=_time_scale,
+        default=1.0,
+        metavar="F",
+        help="Step Functions Retry intervals and Wait states, and the AWS SDK's retry backoff in Lambda functions, "
+        "take F times as long (0 < F <= 1; every retry still happens; default 1, as on AWS)",
+    )
+
+
+def _time_scale(value: str) -> float:
+    factor = float(value)
+    if not 0 < factor <= 1:
+        raise argparse.ArgumentTypeError("must be more than 0 and at most 1")
+    return factor
 
 
 def _seconds_at_least_one(value: str) -> float:
@@ -293,7 +308,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         cloud = LocalCloud(args.port, args.workbench_port, args.schedule_interval, iam=args.iam,
                            iam_report=args.iam_report, stackset_seconds=args.stackset_seconds, faults=plan,
                            cloudtrail_interval=args.cloudtrail_interval,
-                           cloudtrail_digest_interval=args.cloudtrail_digest_interval).start()
+                           cloudtrail_digest_interval=args.cloudtrail_digest_interval,
+                           time_scale=args.time_scale).start()
     except (PortInUse, FileNotFoundError, FaultSpecError) as exc:
         complain(str(exc))
         return 1
@@ -468,7 +484,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         cloud = LocalCloud(args.port, args.workbench_port, args.schedule_interval, DEMO_WORKBENCH_GUID, iam=args.iam,
                            iam_report=args.iam_report, stackset_seconds=args.stackset_seconds,
                            cloudtrail_interval=args.cloudtrail_interval,
-                           cloudtrail_digest_interval=args.cloudtrail_digest_interval).start()
+                           cloudtrail_digest_interval=args.cloudtrail_digest_interval,
+                           time_scale=args.time_scale).start()
     except (PortInUse, FileNotFoundError) as exc:
         complain(str(exc))
         return 1

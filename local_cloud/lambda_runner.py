@@ -53,6 +53,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from local_cloud import time_scale
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BOOTSTRAP = Path(__file__).resolve().parent / "_lambda_bootstrap.py"
 FAKE_CREDENTIALS = {
@@ -566,6 +568,7 @@ def _environment(fn: Any, endpoint_url: str, task_root: Path, timeout: int) -> d
         # After the function's own variables: the emulator is the only cloud a local function may reach.
         "AWS_ENDPOINT_URL": endpoint_url,
         "_LOCAL_LAMBDA_FUNCTION_ARN": fn.function_arn,
+        **({time_scale.SDK_BACKOFF_VARIABLE: repr(time_scale.scale())} if time_scale.scale() != 1 else {}),
     }
 
 

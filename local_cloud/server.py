@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from local_cloud import cloudtrail_checks, cloudtrail_logs, lambda_runner, moto_patches, stacksets
+from local_cloud import cloudtrail_checks, cloudtrail_logs, lambda_runner, moto_patches, stacksets, time_scale
 from local_cloud.faults import FaultInjector, FaultPlan
 
 HOST = "127.0.0.1"
@@ -195,12 +195,14 @@ class LocalCloud:
         faults: FaultPlan | None = None,
         cloudtrail_interval: float = 5.0,
         cloudtrail_digest_interval: float = 60.0,
+        time_scale: float = 1.0,
     ) -> None:
         self.workbench_organization_id = workbench_organization_id
         # IAM enforcement: every request authorized as IAM would (local_cloud.enforcement).
         self.iam = iam
         self.iam_report = iam_report
         self.stackset_seconds = stackset_seconds
+        self.time_scale = time_scale
         self.faults = faults or FaultPlan()
         self.events = cloudtrail_logs.EventLog()
         self.trail_delivery = cloudtrail_logs.Delivery(self.events, cloudtrail_interval, cloudtrail_digest_interval,
@@ -233,6 +235,8 @@ class LocalCloud:
         if self.stackset_seconds is not None:
             # Compressed time: before an operation's first accounts, and for each group of them.
             stacksets.configure(start_seconds=self.stackset_seconds / 2, batch_seconds=self.stackset_seconds)
+        # Retry intervals, Wait states and the SDK's backoff in Lambda functions (local_cloud/time_scale.py).
+        time_scale.configure(self.time_scale)
         lambda_runner.install(self.url)
         cloudtrail_logs.install(self.trail_delivery)
         self.moto.start()

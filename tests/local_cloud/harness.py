@@ -55,11 +55,13 @@ class ServedCloud:
 
 @contextmanager
 def serve_child(schedule_interval: float = 1.0, ready_timeout: float = 60.0,
-                extra_args: Sequence[str] = (), stackset_seconds: float = 0.2) -> Iterator[ServedCloud]:
+                extra_args: Sequence[str] = (), stackset_seconds: float = 0.2,
+                time_scale: float = 0.1) -> Iterator[ServedCloud]:
     """``local serve`` on free 127.0.0.1 ports (plus ``extra_args``, e.g. ``--fault``); yields once it printed
     its ready line; always stops it. Time is compressed further than ``local serve``'s defaults: scheduled rules
     every ``schedule_interval``, StackSet batches of ``stackset_seconds``, trails deliver log files every second
-    and digests every five."""
+    and digests every five, and Step Functions Retry intervals, Wait states and the SDK's retry backoff in
+    Lambda functions take ``time_scale`` of their time (every retry still happens)."""
     port, workbench_port = free_port(), free_port()
     command = cli_command() + [
         "local",
@@ -76,6 +78,8 @@ def serve_child(schedule_interval: float = 1.0, ready_timeout: float = 60.0,
         "1",
         "--cloudtrail-digest-interval",
         "5",
+        "--time-scale",
+        str(time_scale),
         *extra_args,
     ]
     process = subprocess.Popen(
