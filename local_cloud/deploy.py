@@ -70,6 +70,9 @@ def sam_environment(endpoint_url: str, region: str) -> dict[str, str]:
                SAM_CLI_TELEMETRY="0", PATH=f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}",
                # botocore's app id (User-Agent): SAM's calls are tooling, which injected faults leave alone.
                AWS_SDK_UA_APP_ID=api_calls.TOOLING_APP_ID)
+    # How often SAM checks the change set and the stack (SAM's default 5 s guards CloudFormation's rate limits,
+    # which the local cloud has not): a stack is seen complete within half a second. A person's own value wins.
+    env.setdefault("SAM_CLI_POLL_DELAY", "0.5")
     return env
 
 

@@ -133,3 +133,13 @@ def test_a_noecho_value_is_masked_wherever_the_command_is_shown() -> None:
                 "Empty": {"Type": "String", "NoEcho": "true"}}
     assert masked({"WorkbenchApiKey": "secret", "Guid": "g", "Empty": ""}, declared) == {
         "WorkbenchApiKey": "****", "Guid": "g", "Empty": ""}
+
+
+def test_sam_checks_the_local_stack_twice_a_second_unless_the_person_set_how_often(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from local_cloud.deploy import sam_environment
+
+    monkeypatch.delenv("SAM_CLI_POLL_DELAY", raising=False)
+    assert sam_environment("http://127.0.0.1:4566", "us-east-1")["SAM_CLI_POLL_DELAY"] == "0.5"
+    monkeypatch.setenv("SAM_CLI_POLL_DELAY", "3")
+    assert sam_environment("http://127.0.0.1:4566", "us-east-1")["SAM_CLI_POLL_DELAY"] == "3"
