@@ -8,9 +8,9 @@ BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export SAM_CLI_TELEMETRY := 0
 export LAMBDA_RUNTIME_PYTHON := $(CURDIR)/$(RUNTIME_VENV)/bin/python
-# pytest-xdist, one worker per core (at most 4). A group (a test file, or the files that read the shared e2e
-# stacks: tests/conftest.py) runs in one worker; groups start in collection order, the long e2e ones first.
-PYTEST_WORKERS := -n logical --maxprocesses 4 --dist loadgroup --no-loadscope-reorder
+# pytest-xdist, one worker per core (at most 4). A test file runs in one worker, so its module fixtures (a
+# served local cloud, a deploy) are made once; files start in collection order, the long e2e ones first.
+PYTEST_WORKERS := -n logical --maxprocesses 4 --dist loadfile --no-loadscope-reorder
 
 .PHONY: demo test lint scan build unit e2e clean diagram
 

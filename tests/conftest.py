@@ -16,24 +16,6 @@ from local_cloud import moto_patches, stacksets
 REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"
 WORKBENCH_GUID = "4f9c2a1e-7b3d-4e5f-9a8b-1c2d3e4f5a6b"
-# The session's shared e2e stacks (tests/e2e/conftest.py): deployed once, read by tests in several files.
-SHARED_STACKS = ("onboarded", "preflight_refused")
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """``make test`` runs pytest-xdist with ``--dist loadgroup``: a group's tests run in one worker, so its
-    module and session fixtures (a served local cloud, a deploy) are made once. Each test file is a group, and
-    the files that read a shared e2e stack are one group."""
-    shared = {item.path for item in items if _reads_a_shared_stack(item)}
-    for item in items:
-        group = "shared-e2e-stacks" if item.path in shared else item.nodeid.split("::")[0]
-        item.add_marker(pytest.mark.xdist_group(group))
-
-
-def _reads_a_shared_stack(item: pytest.Item) -> bool:
-    definitions = item._fixtureinfo.name2fixturedefs if hasattr(item, "_fixtureinfo") else {}
-    return any(definitions[name][-1].scope == "session" for name in SHARED_STACKS if name in definitions)
 
 
 @pytest.fixture(autouse=True, scope="session")
