@@ -8,6 +8,9 @@ BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export SAM_CLI_TELEMETRY := 0
 export LAMBDA_RUNTIME_PYTHON := $(CURDIR)/$(RUNTIME_VENV)/bin/python
+# pytest-xdist, one worker per core (at most 4). A test file runs in one worker, so its module fixtures (a
+# served local cloud, a deploy) are made once; files start in collection order, the long e2e ones first.
+PYTEST_WORKERS := -n logical --maxprocesses 4 --dist loadfile --no-loadscope-reorder
 
 .PHONY: demo test lint scan build unit e2e clean diagram
 
@@ -41,13 +44,13 @@ scan: $(CHECKOV_VENV)/.installed
 	$(CHECKOV_VENV)/bin/checkov --config-file .checkov.yaml -f template.yaml $(wildcard roles/*.yaml)
 
 unit: $(BIN)/.installed
-	$(BIN)/pytest -m "not e2e"
+	$(BIN)/pytest $(PYTEST_WORKERS) -m "not e2e"
 
 e2e: build
-	$(BIN)/pytest -m e2e
+	$(BIN)/pytest $(PYTEST_WORKERS) -m e2e
 
 test: lint scan build
-	$(BIN)/pytest
+	$(BIN)/pytest $(PYTEST_WORKERS)
 
 demo: build
 	$(BIN)/cloudtrail-onboarding demo

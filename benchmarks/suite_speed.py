@@ -3,13 +3,17 @@
 Not part of the test suite (performance targets are figures, not timed assertions). Run it from a built
 tree (``make build`` first: the demo would otherwise include ``sam build``):
 
-    .venv/bin/python benchmarks/suite_speed.py [--demo-runs 3] [--no-suite] [-- PYTEST ARGS]
+    .venv/bin/python benchmarks/suite_speed.py [--demo-runs 3] [--no-suite] [--ci] [-- PYTEST ARGS]
 
 * demo: ``cloudtrail-onboarding demo`` on free ports, start to exit (local cloud start, deploy of the real
   template, Outputs, stop), ``--demo-runs`` times; prints each run, the median and the best.
 * pytest phase: ``pytest`` with the arguments after ``--`` (default: the whole suite, as ``make test`` runs
-  it), once; prints its wall time, the CPU time of pytest and everything it started (the local clouds and
-  their Lambda processes), and the test count pytest reported.
+  it, with the Makefile's PYTEST_WORKERS), once; prints its wall time, the CPU time of pytest and everything
+  it started (the local clouds and their Lambda processes), and the test count pytest reported.
+* ``--ci``: instead of both, what CI does (``.ci/run``) in a clean clone of HEAD in a temporary directory,
+  phase by phase: the installs (the dev and runtime venvs, checkov's venv), lint, scan, sam build, pytest;
+  each phase's wall and CPU time and the total. On a machine that has installed them before, pip's cache
+  makes the installs faster than on a fresh one.
 
 The machine is shared with whatever else runs: wall time is what a person waits; CPU time is the figure to
 compare between runs when the load differs (on 2 idle cores, wall is at least CPU / 2). The issue's targets
@@ -27,6 +31,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -37,6 +42,10 @@ from local_cloud.deploy import build_is_stale  # noqa: E402
 from tests.local_cloud.harness import child_env, cli_command, free_port  # noqa: E402
 
 BUILT = ROOT / ".aws-sam" / "build" / "template.yaml"
+# What CI runs (.ci/run: `make test`), its prerequisites one by one, then its own recipe (pytest) alone.
+CI_PHASES = (("install dev + runtime venvs", [".venv/bin/.installed"]), ("install checkov venv",
+             [".venv-checkov/.installed"]), ("lint", ["lint"]), ("scan", ["scan"]), ("sam build", ["build"]),
+             ("pytest", ["-o", "lint", "-o", "scan", "-o", "build", "test"]))
 DEMO_TARGET_SECONDS = 15
 PYTEST_BASELINE_SECONDS = 7 * 60 + 41
 log = logging.getLogger("benchmark")
@@ -51,11 +60,43 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def timed(command: list[str]) -> tuple[float, float, subprocess.CompletedProcess[str]]:
+def timed(command: list[str], cwd: Path = ROOT, env: dict[str, str] | None = None,
+          ) -> tuple[float, float, subprocess.CompletedProcess[str]]:
     """(wall seconds, CPU seconds of the command and its descendants, the finished process)."""
     cpu, started = children_cpu(), time.monotonic()
-    done = subprocess.run(command, cwd=ROOT, env=child_env(), capture_output=True, text=True, check=False)
+    done = subprocess.run(command, cwd=cwd, env=env or child_env(), capture_output=True, text=True, check=False)
     return time.monotonic() - started, children_cpu() - cpu, done
+
+
+def pytest_workers() -> list[str]:
+    """The Makefile's PYTEST_WORKERS: how ``make test`` runs pytest."""
+    found = re.search(r"^PYTEST_WORKERS\s*:?=(.*)$", (ROOT / "Makefile").read_text(encoding="utf-8"), re.MULTILINE)
+    return found.group(1).split() if found else []
+
+
+def clean_env() -> dict[str, str]:
+    """This environment without this tree's venvs: the clone's Makefile sets up its own."""
+    here = str(Path(sys.executable).parent)
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "LAMBDA_RUNTIME_PYTHON", "PYTHONPATH")}
+    env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if p != here)
+    return env
+
+
+def ci_phases() -> int:
+    """``make test`` in a clean clone, phase by phase (the last phase, pytest, once the others made it up to date)."""
+    with tempfile.TemporaryDirectory(prefix="ci-phases-") as workdir:
+        clone = Path(workdir) / "clone"
+        subprocess.run(["git", "clone", "-q", "--no-hardlinks", str(ROOT), str(clone)], check=True)
+        total_wall = total_cpu = 0.0
+        for name, targets in CI_PHASES:
+            wall, cpu, done = timed(["make", *targets], cwd=clone, env=clean_env())
+            total_wall, total_cpu = total_wall + wall, total_cpu + cpu
+            log.info("%-28s %6.0f s wall %6.0f s CPU", name, wall, cpu)
+            if done.returncode != 0:
+                log.error("%s failed (exit %d):\n%s", name, done.returncode, (done.stdout + done.stderr)[-3000:])
+                return 1
+        log.info("%-28s %6.0f s wall %6.0f s CPU (CI's limit: 20 min)", "total", total_wall, total_cpu)
+    return 0
 
 
 def demo_once(stack: str) -> tuple[float, float]:
@@ -68,7 +109,8 @@ def demo_once(stack: str) -> tuple[float, float]:
 
 
 def pytest_once(args: list[str]) -> tuple[float, float, str]:
-    wall, cpu, done = timed([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args])
+    wall, cpu, done = timed([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                             *(args or pytest_workers())])
     summary = next((line for line in reversed(done.stdout.splitlines()) if re.search(r"\d+ (passed|failed)", line)),
                    "(no summary)")
     if done.returncode != 0:
@@ -80,9 +122,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--demo-runs", type=int, default=3)
     parser.add_argument("--no-suite", action="store_true", help="only the demo")
+    parser.add_argument("--ci", action="store_true", help="each phase of make test in a clean clone instead")
     parser.add_argument("pytest_args", nargs="*", help="after --: what pytest runs (default: the whole suite)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
+    if args.ci:
+        log.info("load average before: %s on %s CPUs", load(), os.cpu_count())
+        return ci_phases()
     if build_is_stale(BUILT, ROOT):
         log.error("the build is missing or older than the sources: run `make build` first")
         return 2
