@@ -49,8 +49,14 @@ unit: $(BIN)/.installed
 e2e: build
 	$(BIN)/pytest $(PYTEST_WORKERS) -m e2e
 
+# The grants' coverage (tests/e2e/test_iam_grants_used.py) reads what every e2e local cloud recorded, so it
+# runs once the parallel run is over.
+IAM_REPORTS := $(CURDIR)/.pytest-iam-reports
+
 test: lint scan build
-	$(BIN)/pytest $(PYTEST_WORKERS)
+	rm -rf $(IAM_REPORTS)
+	IAM_REPORTS_DIR=$(IAM_REPORTS) $(BIN)/pytest $(PYTEST_WORKERS)
+	IAM_REPORTS_DIR=$(IAM_REPORTS) $(BIN)/pytest tests/e2e/test_iam_grants_used.py
 
 demo: build
 	$(BIN)/cloudtrail-onboarding demo

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,8 +29,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope="session", autouse=True)
 def iam_reports(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """Every local cloud of the e2e session records each call a role's grant allowed (``--iam-report``), one
-    file per local cloud, in this directory."""
-    reports = tmp_path_factory.mktemp("iam-reports")
+    file per local cloud, in this directory: ``IAM_REPORTS_DIR`` when set (``make test`` shares it between its
+    parallel workers and the coverage check that runs after them), else a directory of this session's."""
+    shared = os.environ.get("IAM_REPORTS_DIR")
+    reports = Path(shared) if shared else tmp_path_factory.mktemp("iam-reports")
+    reports.mkdir(parents=True, exist_ok=True)
     harness.IAM_REPORTS = reports
     try:
         yield reports

@@ -6,6 +6,7 @@ import os
 import signal
 import socket
 import subprocess
+import uuid
 import sys
 import tempfile
 import threading
@@ -88,7 +89,7 @@ def serve_child(schedule_interval: float = 1.0, ready_timeout: float = 60.0,
         *extra_args,
     ]
     if IAM_REPORTS is not None and "--iam-report" not in extra_args:  # a test's own report comes first
-        command += ["--iam-report", str(IAM_REPORTS / f"local-cloud-{port}.jsonl")]
+        command += ["--iam-report", str(IAM_REPORTS / f"local-cloud-{uuid.uuid4().hex}.jsonl")]
     process = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=child_env(), cwd=REPO
     )
