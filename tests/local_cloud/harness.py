@@ -6,11 +6,11 @@ import os
 import signal
 import socket
 import subprocess
-import uuid
 import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
