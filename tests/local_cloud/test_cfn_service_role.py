@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -70,7 +71,14 @@ def create(role_arn: str, tags: list[dict[str, str]]) -> dict[str, Any]:
     cfn = boto("cloudformation")
     cfn.create_stack(StackName=f"{STACK}-expel-role", TemplateBody=EXPEL_ROLE_TEMPLATE, RoleARN=role_arn, Tags=tags,
                      Capabilities=["CAPABILITY_NAMED_IAM"])
-    return dict(cfn.describe_stacks(StackName=f"{STACK}-expel-role")["Stacks"][0])
+    deadline = time.monotonic() + 30
+    while True:  # a failed create rolls back after CreateStack answers, as on AWS
+        stack = dict(cfn.describe_stacks(StackName=f"{STACK}-expel-role")["Stacks"][0])
+        if not stack["StackStatus"].endswith("_IN_PROGRESS"):
+            return stack
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{STACK}-expel-role still {stack['StackStatus']} after 30 s")
+        time.sleep(0.1)
 
 
 def failure(stack: str) -> str:

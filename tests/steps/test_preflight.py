@@ -190,7 +190,8 @@ def test_role_made_by_this_onboardings_role_stack_passes(aws: None, config: Conf
     from expel_onboarding.steps import expel_role_stack
     from tests.steps.shared import queue_output, trail_output
     expel_role_stack.deploy(config, trail_output(config), queue_output(config))
-    assert boto3.client("iam").get_role(RoleName=config.role_name)["Role"].get("Tags") is None  # moto: no tags
+    # CloudFormation copies the role stack's tags to the role, our ownership tag included.
+    assert OURS[0] in boto3.client("iam").get_role(RoleName=config.role_name)["Role"].get("Tags", [])
     with count_mutating_calls() as calls:
         assert preflight.check(config)["Checked"] is True
     assert calls == []
