@@ -76,6 +76,7 @@ from local_cloud import (
     cfn_stacks,
     cloudformation_changesets,
     cloudtrail_checks,
+    cloudwatch_alarms,
     custom_resources,
     kms_key_policies,
     logging_patches,
@@ -595,6 +596,7 @@ def apply() -> None:
     sns_delivery.install()
     stepfunctions_lambda_errors.install()
     cloudformation_changesets.install()
+    cloudwatch_alarms.install()
     _applied = True
 
 

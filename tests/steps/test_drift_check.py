@@ -153,15 +153,23 @@ def test_a_role_made_by_cloudformation_answers_its_inline_policy_as_json(aws: No
     assert iam.role_policy("made-by-a-stack", "absent") is None
 
 
-def test_handler_returns_the_report_the_state_machine_keeps_under_drift(aws: None, config: Config) -> None:
+def test_handler_returns_the_report_the_state_machine_keeps_under_drift(aws: None, config: Config,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    from local_cloud.cloudwatch_alarms import emf_metrics
     from tests.steps.shared import CONTEXT, handler
 
     configure(config)
+    capsys.readouterr()
     event = {"Config": config.to_dict(), "ExecutionId": "arn:aws:states:us-east-1:123456789012:execution:m:check-1"}
     result = handler("drift_check")(event, CONTEXT)
     assert (result["Status"], result["FindingCount"]) == ("IN_SYNC", 0)
     assert result["ExecutionArn"] == event["ExecutionId"]
     assert Report.from_dict(result).steps[0].step == 1
+    # The finding count, as the metric the template's DriftAlarm watches (same namespace, name, dimensions).
+    published = [m for line in capsys.readouterr().out.splitlines() for m in emf_metrics(line)]
+    assert published == [("ExpelCloudTrailOnboarding", [{
+        "MetricName": "DriftFindings", "Value": 0.0, "Unit": "Count", "Timestamp": published[0][1][0]["Timestamp"],
+        "Dimensions": [{"Name": "StackName", "Value": config.stack_name}]}])]
 
 
 def _count(config: Config, metric: str, when: Any, value: float) -> None:
