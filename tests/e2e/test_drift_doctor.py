@@ -101,9 +101,18 @@ def test_doctor_finds_nothing_on_a_fresh_onboarding_then_names_each_thing_broken
     assert "Drift check  IN_SYNC  the account is in the onboarding's end state" in clean.stdout
     assert "Workbench    device status: " in clean.stdout  # the API key lets the check read the device
     assert _configuration(local_cloud, values) == before
-    assert _alarm_after_a_scheduled_check(local_cloud)["StateValue"] == "OK"  # a clean check: DriftFindings 0
+    assert _next_scheduled_check(local_cloud)["Status"] == "IN_SYNC"
+    _alarm(local_cloud, "OK")  # DriftFindings 0
+    assert _configuration(local_cloud, values) == before
 
     _break_one_thing_per_step(local_cloud, values)
+    # The schedule finds the drift by itself (no doctor since the break): the metric raises the alarm, whose
+    # topic (DriftAlertEmail) CloudWatch may publish to.
+    assert _next_scheduled_check(local_cloud)["Status"] == "DRIFTED"
+    alarm = _alarm(local_cloud, "ALARM")
+    assert alarm["StateReason"].startswith("Threshold Crossed: 1 datapoint ["), alarm
+    [topic] = alarm["AlarmActions"]
+    assert client(local_cloud, "sns").get_topic_attributes(TopicArn=topic)["Attributes"]["KmsMasterKeyId"]
     broken = _configuration(local_cloud, values)
     drifted = doctor(local_cloud)
     assert drifted.returncode == 1, drifted.stdout + drifted.stderr
@@ -125,8 +134,6 @@ def test_doctor_finds_nothing_on_a_fresh_onboarding_then_names_each_thing_broken
     assert "Guide step 2  Edit the S3 bucket encryption settings: in sync" in text
     assert "NumberOfNotificationsFailed not read" not in text  # the check's role may read the topic's metrics
     assert _configuration(local_cloud, values) == broken  # the check wrote nothing
-    alarm = _alarm_after_a_scheduled_check(local_cloud, until="ALARM")  # the schedule finds the drift by itself
-    assert alarm["StateReason"].startswith("Threshold Crossed: 1 datapoint ["), alarm
     shown = run_cli("status", "--stack", STACK, "--endpoint-url", local_cloud.url, "--region", REGION, timeout=60)
     assert re.search(r"^Drift check  DRIFTED  \d+ differences, (doctor check-|scheduled )", shown.stdout,
                      re.M), shown.stdout
@@ -179,25 +186,29 @@ def _finished(cloud: ServedCloud, arn: str, timeout: float = 300.0) -> dict[str,
     return dict(described)
 
 
-def _alarm_after_a_scheduled_check(cloud: ServedCloud, until: str = "", timeout: float = 120.0) -> dict[str, Any]:
-    """The DriftAlarm once a scheduled check (started by the rule, so named with a UUID) that began after now
-    has finished and a few alarm evaluations (one per compressed minute) have passed, or, with ``until``,
-    once the alarm is in that state."""
-    sfn, cloudwatch = client(cloud, "stepfunctions"), client(cloud, "cloudwatch")
-    machine = outputs(cloud, STACK)["StateMachineArn"]
+def _next_scheduled_check(cloud: ServedCloud, timeout: float = 120.0) -> dict[str, Any]:
+    """The report of the first check the rule (EventBridge, so an execution named with a UUID) starts from
+    now on, once it has finished."""
+    sfn, machine = client(cloud, "stepfunctions"), outputs(cloud, STACK)["StateMachineArn"]
     since, deadline = time.time(), time.monotonic() + timeout
     while True:
-        [alarm] = [a for a in cloudwatch.describe_alarms()["MetricAlarms"]
+        for execution in sfn.list_executions(stateMachineArn=machine, statusFilter="SUCCEEDED")["executions"]:
+            if execution["startDate"].timestamp() < since:
+                continue
+            described = sfn.describe_execution(executionArn=execution["executionArn"])
+            if json.loads(described["input"]).get("Mode") == "ScheduledCheck":
+                return dict(json.loads(described["output"])["Drift"])
+        assert time.monotonic() < deadline, f"the rule ({SCHEDULE}) started no check within {timeout:g} s"
+        time.sleep(1)
+
+
+def _alarm(cloud: ServedCloud, state: str, timeout: float = 30.0) -> dict[str, Any]:
+    """The stack's DriftAlarm once it is in ``state`` (alarms are judged once per compressed minute)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        [alarm] = [a for a in client(cloud, "cloudwatch").describe_alarms()["MetricAlarms"]
                    if {"Name": "StackName", "Value": STACK} in a.get("Dimensions", [])]
-        if until and alarm["StateValue"] == until:
+        if alarm["StateValue"] == state:
             return dict(alarm)
-        if not until and any(
-                e["startDate"].timestamp() >= since and e["status"] == "SUCCEEDED"
-                and json.loads(sfn.describe_execution(executionArn=e["executionArn"])["input"]).get("Mode")
-                == "ScheduledCheck" for e in sfn.list_executions(stateMachineArn=machine)["executions"]):
-            time.sleep(3)
-            [alarm] = [a for a in cloudwatch.describe_alarms()["MetricAlarms"]
-                       if {"Name": "StackName", "Value": STACK} in a.get("Dimensions", [])]
-            return dict(alarm)
-        assert time.monotonic() < deadline, f"no scheduled check ({SCHEDULE}) moved the alarm: {alarm}"
+        assert time.monotonic() < deadline, f"DriftAlarm is not {state}: {alarm}"
         time.sleep(1)
