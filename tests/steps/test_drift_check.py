@@ -242,3 +242,30 @@ def test_step1_hardening_drift_is_named_and_a_rerun_restores_only_ours(aws: None
     assert step01_trail.check(config).findings == []
     rules = {r["ID"] for r in s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]}
     assert rules == {CUSTOMER_RULE["ID"], LOG_RETENTION_RULE_ID}
+
+
+def test_an_existing_trail_that_stops_serving_expel_is_a_finding_and_nothing_is_written(aws: None,
+                                                                                        config: Config) -> None:
+    """The customer's trail is never changed; the check says when it can no longer serve Expel, and how to fix
+    it, the way the onboarding would have refused it."""
+    import dataclasses
+
+    import boto3
+
+    from expel_onboarding.steps import step01_trail
+    from tests import customer_trail
+    from tests.conftest import REGION
+
+    customer = customer_trail.build(lambda s: boto3.client(s, region_name=REGION), ACCOUNT_ID, REGION,
+                                    name="CustomersTrail")
+    existing = dataclasses.replace(config, existing_trail_name=customer.trail_name)
+    check = step01_trail.check(existing)
+    assert (check.status, check.findings) == (DriftStatus.IN_SYNC, [])
+    assert check.note.startswith("an existing trail")
+    boto("cloudtrail").stop_logging(Name=customer.trail_name)
+    with count_mutating_calls() as calls:
+        check = step01_trail.check(existing)
+    assert calls == []
+    [finding] = check.findings
+    assert "logging is off" in finding.actual
+    assert finding.fix.startswith("start it: aws cloudtrail start-logging --name ")
