@@ -196,9 +196,9 @@ def _add_ports(parser: argparse.ArgumentParser) -> None:
         "--schedule-interval",
         type=float,
         default=1.0,
-        help="seconds between firings of enabled EventBridge scheduled rules' Lambda targets; local time "
-        "is compressed, so a rate(1 minute) rule fires this often: the custom resource's poll, which answers "
-        "CloudFormation (default 1)",
+        help="seconds that make one minute of compressed local time (default 1): a rate(1 minute) rule fires "
+        "this often (the custom resource's poll, which answers CloudFormation), rate(N minutes|hours|days) and "
+        "cron(...) rules accordingly (the scheduled drift check), and CloudWatch alarms are judged this often",
     )
     parser.add_argument(
         "--iam",

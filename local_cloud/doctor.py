@@ -24,11 +24,13 @@ from local_cloud import status  # first: it makes the layer's package importable
 
 # isort: split
 from expel_onboarding.drift import DriftStatus, Report, render
+from expel_onboarding.steps import drift_check
 
 # Exit codes: a script can tell "drift found" from "the check could not run".
 IN_SYNC, DRIFTED, CHECK_FAILED = 0, 1, 2
-ONBOARDING_REQUESTS = ("Create", "Update")
 CHECK_PREFIX = "check-"  # the drift check executions' names
+# Execution names that are never a check (the custom resource's requests, doctor's repairs).
+NOT_CHECKS = ("create-", "update-", "delete-", "repair-")
 
 
 class DoctorError(Exception):
@@ -47,17 +49,13 @@ def onboarding_config(sfn: Any, machine: str, outputs: dict[str, str]) -> dict[s
 
 
 def onboarding_input(sfn: Any, machine: str, outputs: dict[str, str]) -> dict[str, Any]:
-    """Input of the stack's last successful onboarding: the stack's ExecutionArn output, else the newest
-    succeeded Create or Update execution of its state machine."""
-    candidates = [outputs["ExecutionArn"]] if outputs.get("ExecutionArn", "").startswith("arn:") else []
+    """Input of the stack's last successful onboarding (``drift_check.onboarding_input``)."""
     executions = sfn.list_executions(stateMachineArn=machine, statusFilter="SUCCEEDED").get("executions", [])
-    candidates += [e["executionArn"] for e in sorted(executions, key=lambda e: e["startDate"], reverse=True)]
-    for arn in candidates:
-        given = json.loads(sfn.describe_execution(executionArn=arn).get("input") or "{}")
-        if given.get("CloudFormation", {}).get("RequestType") in ONBOARDING_REQUESTS and "Config" in given:
-            return dict(given)
-    raise DoctorError(f"no successful onboarding of state machine {machine} to compare with: "
-                      "deploy the stack first (`cloudtrail-onboarding status` shows where it stands)")
+    try:
+        return drift_check.onboarding_input(executions, lambda arn: dict(sfn.describe_execution(executionArn=arn)),
+                                            preferred=outputs.get("ExecutionArn", ""))
+    except drift_check.NoOnboarding as exc:
+        raise DoctorError(f"state machine {machine}: {exc}") from exc
 
 
 def run_check(cfn: Any, sfn: Any, stack: str, region: str, timeout: float = 300.0, interval: float = 2.0,
@@ -105,20 +103,35 @@ def _wait(sfn: Any, arn: str, timeout: float, interval: float, what: str) -> dic
     return described
 
 
+# How many of the newest finished executions ``status`` reads to find the last check.
+LOOKBACK = 25
+
+
 def last_check(cfn: Any, sfn: Any, stack: str, region: str) -> str:
-    """One line for ``status``: the newest finished drift check of the stack and what it found."""
+    """One line for ``status``: the newest finished drift check of the stack (``doctor``'s or the scheduled
+    one's, which EventBridge names with a UUID), what it found and whether DriftRepair ran the onboarding."""
     _, _, machine = status._read_stack(cfn, stack, region)
     if not machine:
         return ""
     executions = sfn.list_executions(stateMachineArn=machine, statusFilter="SUCCEEDED").get("executions", [])
-    checks = sorted((e for e in executions if str(e.get("name", "")).startswith(CHECK_PREFIX)),
-                    key=lambda e: e["startDate"], reverse=True)
-    if not checks:
-        return f"Drift check  (none yet: `cloudtrail-onboarding doctor --stack {stack}` runs one)"
-    described = sfn.describe_execution(executionArn=checks[0]["executionArn"])
-    report = Report.from_dict(json.loads(described["output"])["Drift"])
-    found = f"{report.finding_count} difference{'s' if report.finding_count != 1 else ''}"
-    return f"Drift check  {report.status}  {found}, {checks[0]['name']} ({report.checked_at})"
+    newest = sorted(executions, key=lambda e: e["startDate"], reverse=True)
+    for execution in newest[:LOOKBACK]:
+        if str(execution.get("name", "")).startswith(NOT_CHECKS):
+            continue
+        described = sfn.describe_execution(executionArn=execution["executionArn"])
+        given = json.loads(described.get("input") or "{}")
+        output = json.loads(described.get("output") or "{}")
+        drift = output.get("Drift") or output.get("CloudFormation", {}).get("Repairs")
+        if given.get("Mode") not in ("Check", "ScheduledCheck") or not drift:
+            continue
+        report = Report.from_dict(drift)
+        found = f"{report.finding_count} difference{'s' if report.finding_count != 1 else ''}"
+        how = "scheduled" if given["Mode"] == "ScheduledCheck" else "doctor"
+        repaired = ", repaired (DriftRepair)" if "Drift" not in output else ""
+        return (f"Drift check  {report.status}  {found}{repaired}, {how} {execution['name']} "
+                f"({report.checked_at})")
+    return (f"Drift check  (none yet: `cloudtrail-onboarding doctor --stack {stack}` runs one, and "
+            "DriftCheckSchedule runs one on schedule)")
 
 
 def show(checked: Checked, stack: str, say: Callable[[str], None]) -> int:

@@ -82,6 +82,7 @@ from local_cloud import (
     cloudformation_iam,
     cloudformation_rollback,
     cloudtrail_checks,
+    cloudwatch_alarms,
     custom_resources,
     kms_key_policies,
     logging_patches,
@@ -656,6 +657,7 @@ def apply() -> None:
     sns_delivery.install()
     stepfunctions_lambda_errors.install()
     cloudformation_changesets.install()
+    cloudwatch_alarms.install()
     _applied = True
 
 

@@ -10,13 +10,14 @@ import errno
 import json
 import logging
 import os
+import re
 import socket
 import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -104,19 +105,82 @@ class MotoServer:
         self._thread.join(timeout=10)
 
 
+_RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
+_CRON = re.compile(r"^cron\((.+)\)$")
+_MINUTES = {"minute": 1, "hour": 60, "day": 1440}
+_MONTHS = {m: i for i, m in enumerate(("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV",
+                                       "DEC"), start=1)}
+_DAYS = {d: i for i, d in enumerate(("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"), start=1)}
+
+
+def rate_minutes(expression: str) -> int | None:
+    """A rate(...) expression in minutes; None for anything else."""
+    found = _RATE.match(expression.strip())
+    return int(found.group(1)) * _MINUTES[found.group(2).rstrip("s")] if found else None
+
+
+def _field_matches(field_text: str, value: int, names: dict[str, int]) -> bool:
+    for part in field_text.upper().split(","):
+        if part in ("*", "?"):
+            return True
+        step = 1
+        if "/" in part:
+            part, step_text = part.split("/", 1)
+            step = int(step_text)
+        if part in ("*", ""):
+            low, high = 0, 10**4
+        elif "-" in part:
+            a, b = part.split("-", 1)
+            low, high = names.get(a) or int(a), names.get(b) or int(b)
+        else:
+            low = names.get(part) or int(part)
+            high = low if step == 1 else 10**4
+        if low <= value <= high and (value - low) % step == 0:
+            return True
+    return False
+
+
+def cron_matches(expression: str, when: datetime) -> bool:
+    """Does an EventBridge cron(minutes hours day-of-month month day-of-week year) fire at ``when``'s
+    minute? L, W and # are not emulated (never fires)."""
+    found = _CRON.match(expression.strip())
+    if not found:
+        return False
+    fields = found.group(1).split()
+    if len(fields) != 6 or any(c in found.group(1).upper() for c in ("L", "W", "#")):
+        return False
+    minute, hour, dom, month, dow, year = fields
+    weekday = when.isoweekday() % 7 + 1  # EventBridge: 1 = SUN ... 7 = SAT
+    try:
+        return (_field_matches(minute, when.minute, {}) and _field_matches(hour, when.hour, {})
+                and _field_matches(dom, when.day, {}) and _field_matches(month, when.month, _MONTHS)
+                and _field_matches(dow, weekday, _DAYS) and _field_matches(year, when.year, {}))
+    except ValueError:
+        return False
+
+
 @dataclass
 class Scheduler:
-    """Fires enabled EventBridge scheduled rules' Lambda targets every ``interval`` seconds.
+    """Fires enabled EventBridge scheduled rules' targets, in compressed time: every ``interval`` seconds is
+    one minute. A rate(N minutes|hours|days) rule fires every N, 60 N or 1440 N intervals from when it is first
+    seen (crhelper's rate(1 minute) poll every interval); a cron(...) rule when its fields match the
+    compressed clock's minute (which starts at the real time). Alarms are evaluated once a minute too.
 
-    moto stores rules but never fires schedules; crhelper's polling relies on a ``rate(1 minute)``
-    rule. Local time is compressed: every scheduled rule fires once per interval, whatever its rate.
+    moto stores rules but never fires schedules. A Lambda target is invoked with the scheduled event (or the
+    target's Input); a Step Functions target is started as the target's role, which EventBridge assumes as
+    ``events.amazonaws.com`` (its trust policy must allow it) and which must be allowed states:StartExecution:
+    a target that cannot be started is counted in the rule's FailedInvocations metric (AWS/Events), as on AWS.
     """
 
     interval: float = 5.0
+    endpoint: str = ""
     _stop: threading.Event = field(default_factory=threading.Event)
     _busy: set[tuple[str, str]] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _thread: threading.Thread | None = None
+    _tick: int = 0
+    _first_seen: dict[str, int] = field(default_factory=dict)
+    _clock_start: datetime = field(default_factory=lambda: datetime.now(UTC).replace(second=0, microsecond=0))
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="schedule", daemon=True)
@@ -133,9 +197,24 @@ class Scheduler:
                 self.fire_due_rules()
             except Exception:
                 log.exception("scheduled rules")
+            try:
+                from local_cloud import cloudwatch_alarms
+
+                cloudwatch_alarms.evaluate()
+            except Exception:
+                log.exception("alarm evaluation")
+
+    def due(self, rule: Any) -> bool:
+        """Does ``rule`` fire at this tick (one compressed minute)?"""
+        expression = str(rule.scheduled_expression)
+        every = rate_minutes(expression)
+        if every is not None:
+            seen = self._first_seen.setdefault(rule.arn, self._tick)
+            return (self._tick - seen) % every == every - 1
+        return cron_matches(expression, self._clock_start + timedelta(minutes=self._tick))
 
     def fire_due_rules(self) -> int:
-        """Invoke every enabled scheduled rule's Lambda targets once; returns how many started."""
+        """One compressed minute: start every due rule's targets once; returns how many started."""
         from moto.events.models import events_backends
 
         started = 0
@@ -143,11 +222,55 @@ class Scheduler:
             for region, backend in list(regions.items()):
                 for bus in list(backend.event_buses.values()):
                     for rule in list(bus.rules.values()):
-                        if rule.scheduled_expression and rule.state == "ENABLED":
-                            for target in list(rule.targets):
-                                if ":lambda:" in target.get("Arn", "") and self._fire(account_id, region, rule, target):
-                                    started += 1
+                        if not (rule.scheduled_expression and rule.state == "ENABLED") or not self.due(rule):
+                            continue
+                        for target in list(rule.targets):
+                            arn = target.get("Arn", "")
+                            if ":lambda:" in arn and self._fire(account_id, region, rule, target):
+                                started += 1
+                            elif ":states:" in arn and self._start_execution(account_id, region, rule, target):
+                                started += 1
+        self._tick += 1
         return started
+
+    def _event(self, account_id: str, region: str, rule: Any) -> str:
+        return json.dumps(
+            {
+                "version": "0",
+                "id": str(uuid.uuid4()),
+                "detail-type": "Scheduled Event",
+                "source": "aws.events",
+                "account": account_id,
+                "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "region": region,
+                "resources": [rule.arn],
+                "detail": {},
+            }
+        )
+
+    def _start_execution(self, account_id: str, region: str, rule: Any, target: dict) -> bool:
+        """StartExecution as the target's role; False (and FailedInvocations) when EventBridge could not."""
+        import boto3
+
+        from local_cloud.enforcement import credentials
+
+        body = target["Input"] if "Input" in target else self._event(account_id, region, rule)
+        try:
+            role = target.get("RoleArn") or ""
+            if not role:
+                raise credentials.RoleNotAssumable("the target has no RoleArn")
+            session = credentials.assume(role, "events.amazonaws.com", f"events-{rule.name}"[:64],
+                                         source_account=account_id, source_arn=rule.arn)
+            boto3.client("stepfunctions", region_name=region, endpoint_url=self.endpoint or None,
+                         aws_access_key_id=session.access_key_id, aws_secret_access_key=session.secret_access_key,
+                         aws_session_token=session.session_token).start_execution(
+                stateMachineArn=target["Arn"], input=body)
+        except Exception as exc:
+            log.warning("rule %s could not start %s: %s", rule.name, target["Arn"], exc)
+            _count_invocation(account_id, region, rule.name, "FailedInvocations")
+            return False
+        _count_invocation(account_id, region, rule.name, "Invocations")
+        return True
 
     def _fire(self, account_id: str, region: str, rule: Any, target: dict) -> bool:
         key = (rule.arn, target.get("Id", target["Arn"]))
@@ -155,22 +278,7 @@ class Scheduler:
             if key in self._busy:
                 return False  # the previous run of this target has not finished
             self._busy.add(key)
-        if "Input" in target:
-            body = target["Input"]
-        else:
-            body = json.dumps(
-                {
-                    "version": "0",
-                    "id": str(uuid.uuid4()),
-                    "detail-type": "Scheduled Event",
-                    "source": "aws.events",
-                    "account": account_id,
-                    "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                    "region": region,
-                    "resources": [rule.arn],
-                    "detail": {},
-                }
-            )
+        body = target["Input"] if "Input" in target else self._event(account_id, region, rule)
 
         def run() -> None:
             try:
@@ -186,6 +294,14 @@ class Scheduler:
 
         threading.Thread(target=run, name=f"schedule-{rule.name}", daemon=True).start()
         return True
+
+
+def _count_invocation(account_id: str, region: str, rule_name: str, metric: str) -> None:
+    from moto.cloudwatch.models import cloudwatch_backends
+
+    cloudwatch_backends[account_id][region].put_metric_data("AWS/Events", [{
+        "MetricName": metric, "Dimensions": [{"Name": "RuleName", "Value": rule_name}], "Value": 1.0,
+        "Timestamp": datetime.now(UTC).replace(tzinfo=None), "Unit": "Count"}])  # moto keeps naive UTC
 
 
 class LocalCloud:
@@ -249,6 +365,7 @@ class LocalCloud:
         # Retry intervals, Wait states and the SDK's backoff in Lambda functions (local_cloud/time_scale.py).
         time_scale.configure(self.time_scale)
         lambda_runner.install(self.url)
+        self.scheduler.endpoint = self.url
         cloudtrail_logs.install(self.trail_delivery)
         self.moto.start()
         try:

@@ -1,15 +1,28 @@
 """Drift check: every guide step compares the account with its end state and writes nothing; returns the
-report (which resource, which setting, now vs should-be, the guide step and the fix). Its role only reads."""
+report (which resource, which setting, now vs should-be, the guide step and the fix) and publishes its
+finding count as a CloudWatch metric (embedded metric format, through the function's log: no write grant).
+Its role only reads.
 
-from aws_lambda_powertools import Logger
+A scheduled check first asks it for the stack's last onboarding (``StateMachineArn`` instead of ``Config``).
+"""
+
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from expel_onboarding.models import Config
 from expel_onboarding.steps import drift_check
 
 logger = Logger()
+# No "service" dimension: the metric is the stack's alone, the one the template's DriftAlarm names.
+metrics = Metrics(namespace=drift_check.METRIC_NAMESPACE, service="")
 
 
+@metrics.log_metrics
 @logger.inject_lambda_context(correlation_id_path="ExecutionId")
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
-    return drift_check.check(Config.from_state(event), execution_arn=event.get("ExecutionId", "")).to_dict()
+    if "Config" not in event:
+        return drift_check.last_onboarding(event["StateMachineArn"])
+    config = Config.from_state(event)
+    report = drift_check.check(config, execution_arn=event.get("ExecutionId", ""))
+    drift_check.publish(metrics, report, config.stack_name)
+    return report.to_dict()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from tests.local_cloud.harness import ServedCloud, onboarding_parameters, run_cl
 pytestmark = pytest.mark.e2e
 REGION = "us-east-1"
 STACK = "e2e-drift"
+SCHEDULE = "rate(15 minutes)"
 CUSTOMER_STATEMENT = {"Sid": "CustomerAuditReads", "Effect": "Allow",
                       "Principal": {"AWS": "arn:aws:iam::123456789012:root"}, "Action": "sqs:GetQueueAttributes"}
 
@@ -85,8 +87,10 @@ def _break_one_thing_per_step(cloud: ServedCloud, values: dict[str, str]) -> Non
 
 def test_doctor_finds_nothing_on_a_fresh_onboarding_then_names_each_thing_broken_by_hand(
         local_cloud: ServedCloud, built_template: Path) -> None:
-    # With CloudWatch Logs delivery, so the check's read-only role is proven on every part step 1 converges.
-    params = onboarding_parameters(local_cloud, STACK, CloudWatchLogsRetentionDays="30")
+    # With CloudWatch Logs delivery, so the check's read-only role is proven on every part step 1 converges;
+    # a scheduled check every 15 compressed minutes (15 s here), alerting by email.
+    params = onboarding_parameters(local_cloud, STACK, CloudWatchLogsRetentionDays="30",
+                                   DriftCheckSchedule=SCHEDULE, DriftAlertEmail="secops@example.com")
     deployed = run_cli(*deploy_command(local_cloud, built_template, STACK, params), timeout=400)
     assert deployed.returncode == 0, deployed.stdout[-3000:] + deployed.stderr[-3000:]
     values = outputs(local_cloud, STACK)
@@ -97,8 +101,18 @@ def test_doctor_finds_nothing_on_a_fresh_onboarding_then_names_each_thing_broken
     assert "Drift check  IN_SYNC  the account is in the onboarding's end state" in clean.stdout
     assert "Workbench    device status: " in clean.stdout  # the API key lets the check read the device
     assert _configuration(local_cloud, values) == before
+    assert _next_scheduled_check(local_cloud)["Status"] == "IN_SYNC"
+    _alarm(local_cloud, "OK")  # DriftFindings 0
+    assert _configuration(local_cloud, values) == before
 
     _break_one_thing_per_step(local_cloud, values)
+    # The schedule finds the drift by itself (no doctor since the break): the metric raises the alarm, whose
+    # topic (DriftAlertEmail) CloudWatch may publish to.
+    assert _next_scheduled_check(local_cloud)["Status"] == "DRIFTED"
+    alarm = _alarm(local_cloud, "ALARM")
+    assert alarm["StateReason"].startswith("Threshold Crossed: 1 datapoint ["), alarm
+    [topic] = alarm["AlarmActions"]
+    assert client(local_cloud, "sns").get_topic_attributes(TopicArn=topic)["Attributes"]["KmsMasterKeyId"]
     broken = _configuration(local_cloud, values)
     drifted = doctor(local_cloud)
     assert drifted.returncode == 1, drifted.stdout + drifted.stderr
@@ -121,7 +135,8 @@ def test_doctor_finds_nothing_on_a_fresh_onboarding_then_names_each_thing_broken
     assert "NumberOfNotificationsFailed not read" not in text  # the check's role may read the topic's metrics
     assert _configuration(local_cloud, values) == broken  # the check wrote nothing
     shown = run_cli("status", "--stack", STACK, "--endpoint-url", local_cloud.url, "--region", REGION, timeout=60)
-    assert re.search(r"^Drift check  DRIFTED  \d+ differences, check-", shown.stdout, re.M), shown.stdout
+    assert re.search(r"^Drift check  DRIFTED  \d+ differences, (doctor check-|scheduled )", shown.stdout,
+                     re.M), shown.stdout
 
     repaired = doctor(local_cloud, "--repair")
     assert repaired.returncode == 1, repaired.stdout + repaired.stderr  # the role's trust is not ours to write
@@ -136,3 +151,64 @@ def test_doctor_finds_nothing_on_a_fresh_onboarding_then_names_each_thing_broken
     assert client(local_cloud, "cloudtrail").get_trail_status(Name=f"{STACK}-trail")["IsLogging"] is True
     assert client(local_cloud, "s3").get_bucket_logging(Bucket=values["S3BucketName"])["LoggingEnabled"][
         "TargetBucket"] == f"{STACK}-access-logs"
+
+    # DriftRepair: the rule's own input with Repair true (what DriftRepair=true puts in the rule) converges again.
+    [subscription] = client(local_cloud, "sns").list_subscriptions_by_topic(
+        TopicArn=values["SnsTopicArn"])["Subscriptions"]
+    client(local_cloud, "sns").set_subscription_attributes(SubscriptionArn=subscription["SubscriptionArn"],
+                                                           AttributeName="RawMessageDelivery", AttributeValue="false")
+    sfn = client(local_cloud, "stepfunctions")
+    machine = outputs(local_cloud, STACK)["StateMachineArn"]
+    [target] = client(local_cloud, "events").list_targets_by_rule(Rule=_rule_name(local_cloud))["Targets"]
+    assert json.loads(target["Input"]) == {"Mode": "ScheduledCheck", "Repair": False}
+    started = sfn.start_execution(stateMachineArn=machine, input=json.dumps({"Mode": "ScheduledCheck", "Repair": True}))
+    done = _finished(local_cloud, started["executionArn"])
+    assert done["status"] == "SUCCEEDED", done
+    repairs = json.loads(done["output"])["CloudFormation"]["Repairs"]
+    assert repairs["Status"] == "DRIFTED"
+    assert client(local_cloud, "sns").get_subscription_attributes(SubscriptionArn=subscription["SubscriptionArn"])[
+        "Attributes"]["RawMessageDelivery"] == "true"
+    queue_policy = json.loads(client(local_cloud, "sqs").get_queue_attributes(
+        QueueUrl=values["SqsQueueUrl"], AttributeNames=["Policy"])["Attributes"]["Policy"])
+    assert "CustomerAuditReads" in {s["Sid"] for s in queue_policy["Statement"]}  # the customer's stays
+
+
+def _rule_name(cloud: ServedCloud) -> str:
+    resources = client(cloud, "cloudformation").describe_stack_resources(StackName=STACK)["StackResources"]
+    return next(r["PhysicalResourceId"] for r in resources if r["LogicalResourceId"] == "DriftCheckRule")
+
+
+def _finished(cloud: ServedCloud, arn: str, timeout: float = 300.0) -> dict[str, Any]:
+    sfn, deadline = client(cloud, "stepfunctions"), time.monotonic() + timeout
+    while (described := sfn.describe_execution(executionArn=arn))["status"] == "RUNNING":
+        assert time.monotonic() < deadline, f"execution {arn} still running after {timeout:g} s"
+        time.sleep(1)
+    return dict(described)
+
+
+def _next_scheduled_check(cloud: ServedCloud, timeout: float = 120.0) -> dict[str, Any]:
+    """The report of the first check the rule (EventBridge, so an execution named with a UUID) starts from
+    now on, once it has finished."""
+    sfn, machine = client(cloud, "stepfunctions"), outputs(cloud, STACK)["StateMachineArn"]
+    since, deadline = time.time(), time.monotonic() + timeout
+    while True:
+        for execution in sfn.list_executions(stateMachineArn=machine, statusFilter="SUCCEEDED")["executions"]:
+            if execution["startDate"].timestamp() < since:
+                continue
+            described = sfn.describe_execution(executionArn=execution["executionArn"])
+            if json.loads(described["input"]).get("Mode") == "ScheduledCheck":
+                return dict(json.loads(described["output"])["Drift"])
+        assert time.monotonic() < deadline, f"the rule ({SCHEDULE}) started no check within {timeout:g} s"
+        time.sleep(1)
+
+
+def _alarm(cloud: ServedCloud, state: str, timeout: float = 30.0) -> dict[str, Any]:
+    """The stack's DriftAlarm once it is in ``state`` (alarms are judged once per compressed minute)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        [alarm] = [a for a in client(cloud, "cloudwatch").describe_alarms()["MetricAlarms"]
+                   if {"Name": "StackName", "Value": STACK} in a.get("Dimensions", [])]
+        if alarm["StateValue"] == state:
+            return dict(alarm)
+        assert time.monotonic() < deadline, f"DriftAlarm is not {state}: {alarm}"
+        time.sleep(1)

@@ -206,6 +206,13 @@ def test_their_trail_without_a_feed_gets_our_entry_for_its_log_folder_and_loses_
     assert "does not block all public access" in found["TrailFindings"]
     shown = run_cli("status", "--stack", stack, "--endpoint-url", local_cloud.url, "--region", REGION, timeout=60)
     assert "does not block all public access" in shown.stdout, shown.stdout + shown.stderr
+    # Drift of their trail: never changed by us, but named when it stops serving Expel (read-only role).
+    client(local_cloud, "cloudtrail").stop_logging(Name=trail)
+    checked = run_cli("doctor", "--stack", stack, "--endpoint-url", local_cloud.url, "--region", REGION, timeout=300)
+    assert checked.returncode == 1, checked.stdout + checked.stderr
+    assert "Guide step 1  Create a new trail: 1 difference (an existing trail" in checked.stdout, checked.stdout
+    assert "logging is off" in checked.stdout and "AccessDenied" not in checked.stdout, checked.stdout
+    client(local_cloud, "cloudtrail").start_logging(Name=trail)
 
     deleted = run_cli("local", "delete", "--endpoint-url", local_cloud.url, "--stack-name", stack, timeout=400)
 

@@ -20,7 +20,8 @@ class FakeStepFunctions:
 
     def list_executions(self, stateMachineArn: str, statusFilter: str) -> dict[str, Any]:  # noqa: N803
         assert (stateMachineArn, statusFilter) == (MACHINE, "SUCCEEDED")
-        return {"executions": [{"executionArn": arn, "name": arn, "startDate": datetime(2026, 12, 1, i, tzinfo=UTC)}
+        return {"executions": [{"executionArn": arn, "name": arn, "status": "SUCCEEDED",
+                                "startDate": datetime(2026, 12, 1, i, tzinfo=UTC)}
                                for i, arn in enumerate(self.inputs)]}
 
     def describe_execution(self, executionArn: str) -> dict[str, Any]:  # noqa: N803
@@ -59,16 +60,28 @@ class FakeCloudFormation:
         return {"StackResources": []}
 
 
-def test_status_line_names_the_newest_check_and_what_it_found() -> None:
+def test_status_line_names_the_newest_check_doctors_or_scheduled_and_what_it_found() -> None:
     from expel_onboarding.drift import DriftStatus, Finding, Report, StepCheck
 
     finding = Finding(step=1, resource="trail t", setting="logging (IsLogging)", actual="stopped",
                       expected="logging", fix="start it")
     drifted = Report.of([StepCheck(step=1, status=DriftStatus.DRIFTED, findings=[finding])],
-                        checked_at="2026-12-01T02:00:00+00:00")
-    sfn = FakeStepFunctions({"create": {}, "check-1": {}, "check-2": {}})
-    sfn.describe_execution = lambda executionArn: {"output": json.dumps({"Drift": drifted.to_dict()})}  # type: ignore[method-assign]  # noqa: N803,E501
+                        checked_at="2026-12-01T02:00:00+00:00").to_dict()
+    executions = {
+        "create-1": ({"CloudFormation": {"RequestType": "Create"}}, {"Config": {}}),
+        "check-1": ({"Mode": "Check"}, {"Drift": drifted}),
+        # EventBridge names a scheduled execution with a UUID; with DriftRepair it ends as the onboarding.
+        "4b7c-uuid": ({"Mode": "ScheduledCheck", "Repair": True}, {"CloudFormation": {"Repairs": drifted}}),
+    }
+    sfn = FakeStepFunctions({name: given for name, (given, _) in executions.items()})
+    sfn.describe_execution = lambda executionArn: {  # type: ignore[method-assign]  # noqa: N803
+        "input": json.dumps(executions[executionArn][0]), "output": json.dumps(executions[executionArn][1])}
     line = doctor.last_check(FakeCloudFormation(), sfn, "s", "us-east-1")
-    assert line == "Drift check  DRIFTED  1 difference, check-2 (2026-12-01T02:00:00+00:00)"
+    assert line == ("Drift check  DRIFTED  1 difference, repaired (DriftRepair), scheduled 4b7c-uuid "
+                    "(2026-12-01T02:00:00+00:00)")
+    del executions["4b7c-uuid"]
+    sfn.inputs.pop("4b7c-uuid")
+    line = doctor.last_check(FakeCloudFormation(), sfn, "s", "us-east-1")
+    assert line == "Drift check  DRIFTED  1 difference, doctor check-1 (2026-12-01T02:00:00+00:00)"
     none = FakeStepFunctions({"create": {}})
     assert "none yet" in doctor.last_check(FakeCloudFormation(), none, "s", "us-east-1")

@@ -153,15 +153,23 @@ def test_a_role_made_by_cloudformation_answers_its_inline_policy_as_json(aws: No
     assert iam.role_policy("made-by-a-stack", "absent") is None
 
 
-def test_handler_returns_the_report_the_state_machine_keeps_under_drift(aws: None, config: Config) -> None:
+def test_handler_returns_the_report_the_state_machine_keeps_under_drift(aws: None, config: Config,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    from local_cloud.cloudwatch_alarms import emf_metrics
     from tests.steps.shared import CONTEXT, handler
 
     configure(config)
+    capsys.readouterr()
     event = {"Config": config.to_dict(), "ExecutionId": "arn:aws:states:us-east-1:123456789012:execution:m:check-1"}
     result = handler("drift_check")(event, CONTEXT)
     assert (result["Status"], result["FindingCount"]) == ("IN_SYNC", 0)
     assert result["ExecutionArn"] == event["ExecutionId"]
     assert Report.from_dict(result).steps[0].step == 1
+    # The finding count, as the metric the template's DriftAlarm watches (same namespace, name, dimensions).
+    published = [m for line in capsys.readouterr().out.splitlines() for m in emf_metrics(line)]
+    assert published == [("ExpelCloudTrailOnboarding", [{
+        "MetricName": "DriftFindings", "Value": 0.0, "Unit": "Count", "Timestamp": published[0][1][0]["Timestamp"],
+        "Dimensions": [{"Name": "StackName", "Value": config.stack_name}]}])]
 
 
 def _count(config: Config, metric: str, when: Any, value: float) -> None:
@@ -234,3 +242,30 @@ def test_step1_hardening_drift_is_named_and_a_rerun_restores_only_ours(aws: None
     assert step01_trail.check(config).findings == []
     rules = {r["ID"] for r in s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]}
     assert rules == {CUSTOMER_RULE["ID"], LOG_RETENTION_RULE_ID}
+
+
+def test_an_existing_trail_that_stops_serving_expel_is_a_finding_and_nothing_is_written(aws: None,
+                                                                                        config: Config) -> None:
+    """The customer's trail is never changed; the check says when it can no longer serve Expel, and how to fix
+    it, the way the onboarding would have refused it."""
+    import dataclasses
+
+    import boto3
+
+    from expel_onboarding.steps import step01_trail
+    from tests import customer_trail
+    from tests.conftest import REGION
+
+    customer = customer_trail.build(lambda s: boto3.client(s, region_name=REGION), ACCOUNT_ID, REGION,
+                                    name="CustomersTrail")
+    existing = dataclasses.replace(config, existing_trail_name=customer.trail_name)
+    check = step01_trail.check(existing)
+    assert (check.status, check.findings) == (DriftStatus.IN_SYNC, [])
+    assert check.note.startswith("an existing trail")
+    boto("cloudtrail").stop_logging(Name=customer.trail_name)
+    with count_mutating_calls() as calls:
+        check = step01_trail.check(existing)
+    assert calls == []
+    [finding] = check.findings
+    assert "logging is off" in finding.actual
+    assert finding.fix.startswith("start it: aws cloudtrail start-logging --name ")

@@ -81,11 +81,32 @@ def test_a_drift_check_runs_only_the_read_only_check_and_cloudformations_request
     # Mode is compared only when present (a missing variable would fail the comparison): requests
     # from CloudFormation carry no Mode and go to Start.
     assert choice["Choices"] == [{"Not": {"Variable": "$.Mode", "IsPresent": True}, "Next": "Start"},
-                                 {"Variable": "$.Mode", "StringEquals": "Check", "Next": "Drift Check"}]
+                                 {"Variable": "$.Mode", "StringEquals": "Check", "Next": "Drift Check"},
+                                 {"Variable": "$.Mode", "StringEquals": "ScheduledCheck",
+                                  "Next": "Find Last Onboarding"}]
     assert choice["Default"] == "Start"
     check = STATES["Drift Check"]
     assert check["Resource"] == "${DriftCheckFunctionArn}" and check["End"] is True
     assert check["Parameters"] == {"Config.$": "$.Config", "ExecutionId.$": "$$.Execution.Id"}
+
+
+def test_a_scheduled_check_compares_the_last_onboarding_and_repairs_only_when_asked_and_drifted() -> None:
+    find = STATES["Find Last Onboarding"]
+    assert find["Parameters"]["StateMachineArn.$"] == "$$.StateMachine.Id" and find["ResultPath"] == "$.Onboarding"
+    check = STATES[find["Next"]]
+    assert check["Resource"] == "${DriftCheckFunctionArn}"
+    assert check["Parameters"]["Config.$"] == "$.Onboarding.Config" and check["ResultPath"] == "$.Drift"
+    repair = STATES[check["Next"]]
+    assert repair["Default"] == "Check Complete" and STATES["Check Complete"]["Type"] == "Succeed"
+    [rule] = repair["Choices"]
+    assert rule["Next"] == "Repair" and {c["Variable"] for c in rule["And"]} == {"$.Repair", "$.Drift.FindingCount"}
+    assert {"Variable": "$.Drift.FindingCount", "NumericGreaterThan": 0} in rule["And"]
+    again = STATES["Repair"]
+    # The onboarding itself, as an update: no canary through the queue Expel reads.
+    assert again["Next"] == "Start" and again["Parameters"]["CloudFormation"]["RequestType"] == "Update"
+    assert STATES["Verify Delivery?"]["Choices"][0] == {"Variable": "$.CloudFormation.RequestType",
+                                                        "StringEquals": "Update",
+                                                        "Next": "Step 10 Register Workbench Device"}
 
 
 def test_teardown_runs_the_guide_steps_in_reverse_order_and_ends_the_execution() -> None:
@@ -146,7 +167,8 @@ def test_the_state_machine_only_works_it_never_answers_cloudformation() -> None:
     to answer (the pre-signed ResponseURL)."""
     text = json.dumps(DEFINITION)
     assert "ResponseURL" not in text
-    assert [n for n, s in STATES.items() if s["Type"] in ("Succeed", "Fail")] == ["Onboarding Complete"]
+    assert [n for n, s in STATES.items() if s["Type"] in ("Succeed", "Fail")] == ["Check Complete",
+                                                                                  "Onboarding Complete"]
     assert {c["Next"] for c in STATES["Device Healthy?"]["Choices"]} == {"Onboarding Complete"}
 
 

@@ -8,14 +8,23 @@ steps that build on it "not checked" rather than compared with something else.
 
 The check never sends a canary through the queue Expel reads (Expel would receive it): step 6 reads the
 deliveries SNS itself counted as failed instead.
+
+A scheduled check (``DriftCheckSchedule``) starts with no configuration of its own: ``onboarding_input``
+finds the stack's last successful onboarding, whose Config and Settings the check (and, with
+``DriftRepair``, the repair) then use, as ``cloudtrail-onboarding doctor`` does.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
+from typing import Any
 
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
 
+from expel_onboarding.aws import stepfunctions
 from expel_onboarding.drift import Report, StepCheck
 from expel_onboarding.models import Config, RoleOutput, RoleStatus
 from expel_onboarding.steps import (
@@ -32,6 +41,38 @@ from expel_onboarding.steps import (
 )
 
 logger = Logger(child=True)
+
+# The CloudFormation requests whose executions leave the account in the onboarding's end state.
+ONBOARDING_REQUESTS = ("Create", "Update")
+
+
+# The metric each check publishes (powertools Metrics, CloudWatch's embedded metric format): how many
+# differences it found, 0 when in sync, per stack. The template's DriftAlarm watches it.
+METRIC_NAMESPACE = "ExpelCloudTrailOnboarding"
+METRIC_NAME = "DriftFindings"
+METRIC_DIMENSION = "StackName"
+
+
+class NoOnboarding(Exception):
+    """No successful onboarding of the stack to compare with."""
+
+
+def onboarding_input(executions: Iterable[dict[str, Any]], describe: Callable[[str], dict[str, Any]],
+                     preferred: str = "") -> dict[str, Any]:
+    """Input of the stack's last successful onboarding (Config, Settings, CloudFormation): ``preferred``
+    (the stack's ExecutionArn output) first, else the newest SUCCEEDED Create or Update execution of
+    ``executions`` (ListExecutions' entries). A check's own execution carries no CloudFormation request, so
+    it is never taken for one."""
+    done = sorted((e for e in executions if e.get("status") == "SUCCEEDED"),
+                  key=lambda e: e["startDate"], reverse=True)
+    candidates = [preferred] if preferred.startswith("arn:") else []
+    candidates += [str(e["executionArn"]) for e in done]
+    for arn in candidates:
+        given = json.loads(describe(arn).get("input") or "{}")
+        if given.get("CloudFormation", {}).get("RequestType") in ONBOARDING_REQUESTS and "Config" in given:
+            return dict(given)
+    raise NoOnboarding("no successful onboarding of this stack to compare with: deploy the stack first "
+                       "(`cloudtrail-onboarding status` shows where it stands)")
 
 
 def check(config: Config, now: datetime | None = None, execution_arn: str = "") -> Report:
@@ -59,3 +100,14 @@ def check(config: Config, now: datetime | None = None, execution_arn: str = "") 
                                       "steps": {c.step: c.status for c in report.steps}})
     return report
 
+
+def last_onboarding(state_machine_arn: str) -> dict[str, Any]:
+    """A scheduled check's start: the Config and Settings of the stack's last successful onboarding."""
+    given = onboarding_input(stepfunctions.list_executions(state_machine_arn), stepfunctions.describe_execution)
+    return {"Config": given["Config"], "Settings": given.get("Settings", {})}
+
+
+def publish(metrics: Metrics, report: Report, stack_name: str) -> None:
+    """The check's finding count as the DriftFindings metric of ``stack_name`` (0 when in sync)."""
+    metrics.add_dimension(name=METRIC_DIMENSION, value=stack_name)
+    metrics.add_metric(name=METRIC_NAME, unit=MetricUnit.Count, value=report.finding_count)

@@ -55,8 +55,11 @@ def apply(config: Config) -> TrailOutput:
 def check(config: Config) -> StepCheck:
     """Drift check: what ``apply`` would change, written nowhere."""
     if config.existing_trail_name:
-        return StepCheck.not_checked(STEP, "an existing trail: the customer's trail, bucket and key are never "
-                                           "changed (`status` lists where they differ from the guide)")
+        # The customer's trail is never changed, so nothing here is ours to repair: what the check reports is
+        # a trail that can no longer serve Expel (logging stopped, one region, no write management events,
+        # validation off, its bucket gone), each with the person's fix.
+        return run_check(Converge(STEP, Mode.CHECK), lambda run: step01_existing_trail.read(config),
+                         note=lambda: "an existing trail: compared with what Expel needs, never changed")
     return run_check(Converge(STEP, Mode.CHECK), lambda run: converge(run, config))
 
 
