@@ -54,7 +54,8 @@ arrival of custom resource answers concern only a running server (``apply_server
     never the management account, automatic deployment, failure tolerance, paging.
 18. What AWS services check and do for one another, each in its own module and installed from
     ``apply``: S3's notification validation and events (``s3_notifications``), SNS delivery to SQS and
-    its metrics (``sns_delivery``), KMS's key policy rules (``kms_key_policies``), and Lambda's refusals of
+    its metrics (``sns_delivery``), KMS's key policy rules (``kms_key_policies``), S3's bucket policy rules
+    (``s3_bucket_policies``), and Lambda's refusals of
     a Task named ``Lambda.<code>`` (``stepfunctions_lambda_errors``).
 19. ``!Ref AWS::NoValue`` inside a list (a statement under ``!If``) stays in the list as ``null`` in moto;
     CloudFormation removes the item. A role policy holding ``null`` is one IAM would have refused, and the
@@ -86,6 +87,7 @@ from local_cloud import (
     custom_resources,
     kms_key_policies,
     logging_patches,
+    s3_bucket_policies,
     s3_notifications,
     sns_delivery,
     stacksets,
@@ -653,6 +655,7 @@ def apply() -> None:
     stacksets.apply()
     # What AWS services check and do for one another (each rule in its own module).
     kms_key_policies.install()
+    s3_bucket_policies.install()
     s3_notifications.install()
     sns_delivery.install()
     stepfunctions_lambda_errors.install()

@@ -123,6 +123,11 @@ def action(name: str) -> Action | None:
     return _index().get(name.lower())
 
 
+def service_actions(prefix: str) -> tuple[Action, ...]:
+    """Every action of one service (``s3``...) the reference lists."""
+    return tuple(entry for name, entry in _index().items() if name.split(":", 1)[0] == prefix.lower())
+
+
 def resource_arn_format(prefix: str, resource_type: str) -> str | None:
     for entry in _index().values():
         if entry.name.split(":")[0] == prefix:

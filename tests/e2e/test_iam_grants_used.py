@@ -4,7 +4,8 @@ The enforcement refuses what a grant lacks (``test_iam_bite.py``); this shows th
 holds more than the onboarding calls. The local cloud records every call a role's grant allowed
 (``local serve --iam-report``); after every other e2e scenario ran (create, rerun, update, delete, a failed
 step, a retry and a redrive, Organizations), each action in a function's (or the state machine's) grant must
-have been used, or be listed in ``iam_grants_unused_locally.yaml`` with the reason no local scenario reaches it.
+have been used, or be listed in ``iam_grants_unused_locally.yaml`` with the reason no local scenario reaches it;
+and a listed one must not have been used, so the list says what the e2e scenarios really leave out.
 """
 
 from __future__ import annotations
@@ -56,12 +57,14 @@ def test_every_granted_action_is_used_by_some_e2e_call_or_listed_with_its_reason
             pytest.skip(f"needs every e2e scenario in this session (missing: {sorted(everything - ran)})")
     granted = _granted()
     used: dict[str, set[str]] = defaultdict(set)
+    stacks: dict[tuple[str, str], str] = {}  # (role, action) -> the stack whose role made the call (one of them)
     entries = [entry for report in sorted(iam_reports.glob("*.jsonl")) for entry in read(report)]
     assert entries, f"no local cloud recorded a call in {iam_reports}: run the e2e scenarios first"
     for entry in entries:
         found = _GENERATED.match(entry["role"])
         if found and found["logical"] in granted:
             used[found["logical"]].add(entry["action"])
+            stacks[found["logical"], entry["action"]] = entry["role"][:found.start("logical") - 1]
     excepted: dict[str, dict[str, str]] = yaml.safe_load(EXCEPTIONS.read_text(encoding="utf-8")) or {}
 
     unused = {(role, action) for role, actions in granted.items() for action in actions
@@ -71,4 +74,10 @@ def test_every_granted_action_is_used_by_some_e2e_call_or_listed_with_its_reason
         f"of the grant, or list it in {EXCEPTIONS.name} with the reason"
     granted_pairs = {(role, action) for role, actions in granted.items() for action in actions}
     assert sorted(listed - granted_pairs) == [], f"listed in {EXCEPTIONS.name} but no longer granted: unlist it"
+    # Each run reads every e2e local cloud's report (also the drift doctor's --repair, a rerun of what it drifted),
+    # so an entry some call used is stale: it is not a grant "no e2e scenario reaches" any more.
+    reached = {(role, action): sorted(stacks[role, call] for call in used[role] if action_matches(action, call))
+               for role, action in sorted(listed & granted_pairs)}
+    assert {pair: by for pair, by in reached.items() if by} == {}, \
+        f"listed in {EXCEPTIONS.name} but used by an e2e call (of the stacks named): unlist it"
     assert all(str(reason).strip() for actions in excepted.values() for reason in actions.values())
