@@ -12,15 +12,12 @@ import zipfile
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
-import requests
 from botocore.exceptions import ClientError
 
-from local_cloud import enforcement, iam_propagation
+from local_cloud import iam_propagation
 from local_cloud.enforcement import services
-from local_cloud.enforcement.middleware import Enforcer, IamMiddleware
-from local_cloud.server import MotoServer, wait_until_listening
+from tests.local_cloud.harness import client, enforcing_cloud, reset
 
 ACCOUNT, REGION = "123456789012", "us-east-1"
 DELAY = 1.5
@@ -32,32 +29,21 @@ LAMBDA_TRUST = {"Version": "2012-10-17", "Statement": [
 
 @pytest.fixture(scope="module")
 def url() -> Iterator[str]:
-    server = MotoServer(0, [lambda app: IamMiddleware(app, Enforcer())])
-    server.start()
-    wait_until_listening(server.port)
-    previous = enforcement._enforcer
-    enforcement._enforcer = Enforcer()
-    services.install_lambda_role_check()
-    services.install_cloudformation_role_check()
-    services.install_state_machine_role_wait()
-    iam_propagation.install()
-    iam_propagation.configure(DELAY)
-    try:
-        yield f"http://127.0.0.1:{server.port}"
-    finally:
-        iam_propagation.configure(0)
-        enforcement._enforcer = previous
-        server.stop()
+    with enforcing_cloud() as url:
+        services.install_lambda_role_check()
+        services.install_cloudformation_role_check()
+        services.install_state_machine_role_wait()
+        iam_propagation.install()
+        iam_propagation.configure(DELAY)
+        try:
+            yield url
+        finally:
+            iam_propagation.configure(0)
 
 
 @pytest.fixture(autouse=True)
 def _fresh_cloud(url: str) -> None:
-    requests.post(f"{url}/moto-api/reset", timeout=10).raise_for_status()
-
-
-def client(url: str, service: str, credentials: dict[str, str] | None = None) -> Any:
-    keys = credentials or {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
-    return boto3.client(service, endpoint_url=url, region_name=REGION, **keys)
+    reset(url)
 
 
 def _error(call: Any, **params: Any) -> dict[str, str]:
