@@ -5,6 +5,7 @@ The enforcing server runs in this process (as in ``test_iam_bites``) with a shor
 
 from __future__ import annotations
 
+import inspect
 import io
 import json
 import time
@@ -142,3 +143,17 @@ def test_cloudformation_refuses_a_service_role_it_cannot_assume_yet(url: str) ->
                   RoleARN=untrusting)["Code"] == "ValidationError"  # its trust policy never admits CloudFormation
     cloudformation.create_stack(StackName="served", TemplateBody=body, RoleARN=arn)
     assert cloudformation.describe_stacks(StackName="served")["Stacks"][0]["StackStatus"] == "CREATE_COMPLETE"
+
+
+def test_the_recorded_iam_methods_keep_their_signatures_so_a_stacks_service_role_is_still_enforced() -> None:
+    """IAM enforcement of a stack's service role (``enforcement.cloudformation``) binds each IAM call's arguments by
+    name to find the role and its tags; ``local serve`` installs this module's wrappers first, and a bare
+    (*args, **kwargs) wrapper hid them, and a call whose resource cannot be named goes unchecked: CloudFormation
+    created and changed roles whatever its service role allowed."""
+    from moto.iam.models import IAMBackend
+
+    iam_propagation.install()
+    for name in ("create_role", "delete_role", "put_role_policy", "delete_role_policy", "attach_role_policy",
+                 "detach_role_policy", "update_assume_role_policy", "put_role_permissions_boundary",
+                 "delete_role_permissions_boundary"):
+        assert "role_name" in inspect.signature(getattr(IAMBackend, name)).parameters, name
