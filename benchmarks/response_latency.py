@@ -10,7 +10,8 @@ relation, and prints the AWS figure it stands for.
 Starts ``cloudtrail-onboarding local serve`` as a child process on free 127.0.0.1 ports, deploys the real
 (built) template ``--runs`` times with ``local deploy`` (each stack with its own resource names,
 StatusPollSeconds=1, RetryWindowSeconds=0), then once more with a forced failure (a foreign SQS queue of
-that stack's QueueName exists, so preflight refuses). For each run it reads
+that stack's QueueName exists, so preflight refuses; deployed with rollback disabled, so its execution stays to
+read). For each run it reads
 
 * the execution's end: ``describe_execution(...)["stopDate"]`` of the stack's ``create-*`` execution, and
 * CloudFormation's answer: the ``Onboarding`` custom resource's CREATE_COMPLETE / CREATE_FAILED event
@@ -76,8 +77,10 @@ def measure(cloud: ServedCloud, template: Path, run: Run) -> None:
     if run.expect_failure:  # a queue of that name exists and is not ours: preflight refuses
         client(cloud.url, "sqs").create_queue(QueueName=f"{run.stack}-queue")
     started = time.monotonic()
+    # The failed stack keeps its state machine to read only without a rollback (which deletes it, as on AWS).
+    keep = ["--disable-rollback"] if run.expect_failure else []
     result = run_cli("local", "deploy", "--endpoint-url", cloud.url, "--stack-name", run.stack,
-                     "--template", str(template), "--timeout", "300",
+                     "--template", str(template), "--timeout", "300", *keep,
                      "--parameter-overrides", *onboarding_parameters(cloud, run.stack), timeout=400)
     run.deploy_seconds = time.monotonic() - started
     if (result.returncode != 0) != run.expect_failure:
