@@ -1,5 +1,5 @@
-"""What the benchmarks share: the repository on the import path, the built template, clients of the local
-cloud, the onboarding's create execution, and stopping cleanly on SIGTERM.
+"""What the benchmarks share: the repository on the import path, the built template, the onboarding's create
+execution, and stopping cleanly on SIGTERM (a client of the local cloud is ``tests.local_cloud.harness.client``).
 
 Import it first (a benchmark runs as a script, so this folder is on the path): it makes the layer's package,
 ``local_cloud`` and ``tests`` importable.
@@ -17,12 +17,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "layers" / "onboarding"), str(ROOT)]
 
-import boto3  # noqa: E402
-
 from local_cloud.deploy import build_is_stale  # noqa: E402
-from tests.local_cloud.harness import sam_build  # noqa: E402
+from tests.local_cloud.harness import client, sam_build  # noqa: E402
 
-REGION = "us-east-1"
 log = logging.getLogger("benchmark")
 
 
@@ -33,12 +30,6 @@ def built_template(scratch: Path) -> Path:
         return made
     log.info("building the template (sam build) ...")
     return sam_build(ROOT / "template.yaml", scratch / "build")
-
-
-def client(url: str, service: str) -> Any:
-    """A client of the local cloud at ``url`` (made-up keys: the account's root user)."""
-    return boto3.client(service, endpoint_url=url, region_name=REGION,
-                        aws_access_key_id="testing", aws_secret_access_key="testing")  # noqa: S106 - emulator
 
 
 def create_execution(url: str, stack: str) -> dict[str, Any]:

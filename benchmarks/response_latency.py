@@ -36,9 +36,9 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from _common import built_template, client, create_execution, log, stop_on_sigterm
+from _common import built_template, create_execution, log, stop_on_sigterm
 
-from tests.local_cloud.harness import ServedCloud, onboarding_parameters, run_cli, serve_child
+from tests.local_cloud.harness import ServedCloud, client, onboarding_parameters, run_cli, serve_child
 
 AWS_POLL_SECONDS = 60  # crhelper's rule: rate(1 minute)
 ANSWERS = ("CREATE_COMPLETE", "CREATE_FAILED")
