@@ -20,23 +20,11 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "layers" / "onboarding"), str(ROOT)]
+from _common import ROOT, built_template, log
 
-from local_cloud.deploy import build_is_stale  # noqa: E402
-from tests.local_cloud.harness import child_env, cli_command, free_port, sam_build  # noqa: E402
+from tests.local_cloud.harness import child_env, cli_command, free_port
 
 TARGET_RATIO = 1.3
-log = logging.getLogger("benchmark")
-
-
-def built_template(scratch: Path) -> Path:
-    """make's fresh ``.aws-sam/build`` when there is one, else ``sam build`` into ``scratch``."""
-    made = ROOT / ".aws-sam" / "build" / "template.yaml"
-    if not build_is_stale(made, ROOT):
-        return made
-    log.info("building the template (sam build) ...")
-    return sam_build(ROOT / "template.yaml", scratch / "build")
 
 
 def demo_seconds(template: Path, enforced: bool) -> float:

@@ -10,7 +10,8 @@ relation, and prints the AWS figure it stands for.
 Starts ``cloudtrail-onboarding local serve`` as a child process on free 127.0.0.1 ports, deploys the real
 (built) template ``--runs`` times with ``local deploy`` (each stack with its own resource names,
 StatusPollSeconds=1, RetryWindowSeconds=0), then once more with a forced failure (a foreign SQS queue of
-that stack's QueueName exists, so preflight refuses). For each run it reads
+that stack's QueueName exists, so preflight refuses; deployed with rollback disabled, so its execution stays to
+read). For each run it reads
 
 * the execution's end: ``describe_execution(...)["stopDate"]`` of the stack's ``create-*`` execution, and
 * CloudFormation's answer: the ``Onboarding`` custom resource's CREATE_COMPLETE / CREATE_FAILED event
@@ -27,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import statistics
 import sys
 import tempfile
@@ -35,27 +35,13 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
-from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "layers" / "onboarding"), str(ROOT)]
+from _common import built_template, create_execution, log, stop_on_sigterm
 
-import boto3  # noqa: E402
+from tests.local_cloud.harness import ServedCloud, client, onboarding_parameters, run_cli, serve_child
 
-from local_cloud.deploy import build_is_stale  # noqa: E402
-from tests.local_cloud.harness import (  # noqa: E402
-    ServedCloud,
-    onboarding_parameters,
-    run_cli,
-    sam_build,
-    serve_child,
-)
-
-REGION = "us-east-1"
 AWS_POLL_SECONDS = 60  # crhelper's rule: rate(1 minute)
 ANSWERS = ("CREATE_COMPLETE", "CREATE_FAILED")
-log = logging.getLogger("benchmark")
 
 
 @dataclass
@@ -69,32 +55,9 @@ class Run:
     problem: str = ""
 
 
-def client(cloud: ServedCloud, service: str) -> Any:
-    return boto3.client(service, endpoint_url=cloud.url, region_name=REGION,
-                        aws_access_key_id="testing", aws_secret_access_key="testing")  # noqa: S106 - emulator
-
-
-def built_template(scratch: Path) -> Path:
-    """make's fresh ``.aws-sam/build`` when there is one, else ``sam build`` into ``scratch``."""
-    made = ROOT / ".aws-sam" / "build" / "template.yaml"
-    if not build_is_stale(made, ROOT):
-        return made
-    log.info("building the template (sam build) ...")
-    return sam_build(ROOT / "template.yaml", scratch / "build")
-
-
 def execution_end(cloud: ServedCloud, stack: str) -> tuple[str, float]:
     """(status, stopDate as epoch seconds) of the stack's create execution."""
-    sfn = client(cloud, "stepfunctions")
-    machines = [m["stateMachineArn"] for m in sfn.list_state_machines()["stateMachines"]
-                if m["name"] == f"{stack}-onboarding"]
-    if not machines:
-        raise RuntimeError(f"{stack}: no state machine")
-    executions = [e for e in sfn.list_executions(stateMachineArn=machines[0])["executions"]
-                  if e["name"].startswith("create-")]
-    if not executions:
-        raise RuntimeError(f"{stack}: no create execution")
-    described = sfn.describe_execution(executionArn=executions[0]["executionArn"])
+    described = create_execution(cloud.url, stack)
     if "stopDate" not in described:
         raise RuntimeError(f"{stack}: the execution is still {described['status']}")
     return described["status"], described["stopDate"].timestamp()
@@ -102,7 +65,7 @@ def execution_end(cloud: ServedCloud, stack: str) -> tuple[str, float]:
 
 def cloudformation_answer(cloud: ServedCloud, stack: str) -> tuple[str, float]:
     """(status, timestamp) of the custom resource's first CREATE_COMPLETE/CREATE_FAILED event."""
-    events = client(cloud, "cloudformation").describe_stack_events(StackName=stack)["StackEvents"]
+    events = client(cloud.url, "cloudformation").describe_stack_events(StackName=stack)["StackEvents"]
     answers = sorted((e["Timestamp"].timestamp(), e["ResourceStatus"]) for e in events
                      if e["LogicalResourceId"] == "Onboarding" and e["ResourceStatus"] in ANSWERS)
     if not answers:
@@ -112,10 +75,12 @@ def cloudformation_answer(cloud: ServedCloud, stack: str) -> tuple[str, float]:
 
 def measure(cloud: ServedCloud, template: Path, run: Run) -> None:
     if run.expect_failure:  # a queue of that name exists and is not ours: preflight refuses
-        client(cloud, "sqs").create_queue(QueueName=f"{run.stack}-queue")
+        client(cloud.url, "sqs").create_queue(QueueName=f"{run.stack}-queue")
     started = time.monotonic()
+    # The failed stack keeps its state machine to read only without a rollback (which deletes it, as on AWS).
+    keep = ["--disable-rollback"] if run.expect_failure else []
     result = run_cli("local", "deploy", "--endpoint-url", cloud.url, "--stack-name", run.stack,
-                     "--template", str(template), "--timeout", "300",
+                     "--template", str(template), "--timeout", "300", *keep,
                      "--parameter-overrides", *onboarding_parameters(cloud, run.stack), timeout=400)
     run.deploy_seconds = time.monotonic() - started
     if (result.returncode != 0) != run.expect_failure:
@@ -149,10 +114,6 @@ def report(runs: list[Run], interval: float) -> int:
     return 0 if measured and not failures else 1
 
 
-def _terminate(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt  # unwinds through serve_child, which stops the local cloud
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=5, help="successful deploys to measure (default 5)")
@@ -161,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="seconds between the local cloud's firings of scheduled rules (the poll); default 1")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
-    signal.signal(signal.SIGTERM, _terminate)
+    stop_on_sigterm()  # unwinds through serve_child, which stops the local cloud
     tag = uuid.uuid4().hex[:6]
     runs = [Run(f"bench-{tag}-{n}", expect_failure=False) for n in range(1, args.runs + 1)]
     if not args.no_failure:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
 import tempfile
 import threading
@@ -25,21 +24,13 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "layers" / "onboarding"), str(ROOT)]
+from _common import built_template, create_execution, log, stop_on_sigterm
 
-import boto3  # noqa: E402
-
-from local_cloud import api_calls  # noqa: E402
-from local_cloud.deploy import build_is_stale  # noqa: E402
-from local_cloud.server import LocalCloud, WsgiApp  # noqa: E402
-from tests.local_cloud.harness import ServedCloud, free_port, onboarding_parameters, run_cli, sam_build  # noqa: E402
-
-REGION = "us-east-1"
-log = logging.getLogger("benchmark")
+from local_cloud import api_calls
+from local_cloud.server import LocalCloud, WsgiApp
+from tests.local_cloud.harness import ServedCloud, free_port, onboarding_parameters, run_cli
 
 
 class CallCounter:
@@ -91,18 +82,8 @@ class Run:
                    if (read_only is None or ro == read_only) and (throttled is None or th == throttled))
 
 
-def client(url: str, service: str) -> Any:
-    return boto3.client(service, endpoint_url=url, region_name=REGION,
-                        aws_access_key_id="testing", aws_secret_access_key="testing")  # noqa: S106 - emulator
-
-
 def execution_seconds(url: str, stack: str) -> float:
-    sfn = client(url, "stepfunctions")
-    machine = next(m["stateMachineArn"] for m in sfn.list_state_machines()["stateMachines"]
-                   if m["name"] == f"{stack}-onboarding")
-    execution = next(e for e in sfn.list_executions(stateMachineArn=machine)["executions"]
-                     if e["name"].startswith("create-"))
-    described = sfn.describe_execution(executionArn=execution["executionArn"])
+    described = create_execution(url, stack)
     return float((described["stopDate"] - described["startDate"]).total_seconds())
 
 
@@ -146,18 +127,6 @@ def report(runs: list[Run]) -> int:
     return 1 if any(r.problem for r in runs) else 0
 
 
-def built_template(scratch: Path) -> Path:
-    made = ROOT / ".aws-sam" / "build" / "template.yaml"
-    if not build_is_stale(made, ROOT):
-        return made
-    log.info("building the template (sam build) ...")
-    return sam_build(ROOT / "template.yaml", scratch / "build")
-
-
-def _terminate(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--throttle", type=int, default=2, help="throttled answers per write call (default 2)")
@@ -166,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("local_cloud").setLevel(logging.ERROR)
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     logging.getLogger("moto").setLevel(logging.CRITICAL)
-    signal.signal(signal.SIGTERM, _terminate)
+    stop_on_sigterm()
     tag = uuid.uuid4().hex[:6]
     runs = [Run("clean", f"bench-{tag}-clean", 0), Run(f"storm (writes x{args.throttle})", f"bench-{tag}-storm",
                                                         args.throttle)]

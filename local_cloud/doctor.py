@@ -29,8 +29,9 @@ from expel_onboarding.steps import drift_check
 # Exit codes: a script can tell "drift found" from "the check could not run".
 IN_SYNC, DRIFTED, CHECK_FAILED = 0, 1, 2
 CHECK_PREFIX = "check-"  # the drift check executions' names
+REPAIR_PREFIX = "repair-"  # doctor --repair's onboarding executions' names
 # Execution names that are never a check (the custom resource's requests, doctor's repairs).
-NOT_CHECKS = ("create-", "update-", "delete-", "repair-")
+NOT_CHECKS = ("create-", "update-", "delete-", REPAIR_PREFIX)
 
 
 class DoctorError(Exception):
@@ -61,32 +62,41 @@ def onboarding_input(sfn: Any, machine: str, outputs: dict[str, str]) -> dict[st
 def run_check(cfn: Any, sfn: Any, stack: str, region: str, timeout: float = 300.0, interval: float = 2.0,
               now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> Checked:
     """Start the stack's drift check and wait for its report (bounded by ``timeout``)."""
-    _, outputs, machine = status._read_stack(cfn, stack, region)
-    if not machine:
-        raise DoctorError(f"stack {stack} has no onboarding state machine (yet): is it this project's stack?")
+    outputs, machine = _state_machine(cfn, stack, region)
     config = onboarding_config(sfn, machine, outputs)
-    name = f"{CHECK_PREFIX}{now().strftime('%Y%m%dT%H%M%S%fZ')}"
-    arn = sfn.start_execution(stateMachineArn=machine, name=name,
-                              input=json.dumps({"Mode": "Check", "Config": config}))["executionArn"]
-    described = _wait(sfn, arn, timeout, interval, "the drift check")
+    arn, described = _run(sfn, machine, _name(CHECK_PREFIX, now), {"Mode": "Check", "Config": config},
+                          timeout, interval, "the drift check")
     return Checked(Report.from_dict(json.loads(described["output"])["Drift"]), arn)
 
 
 def repair(cfn: Any, sfn: Any, stack: str, region: str, timeout: float = 900.0, interval: float = 2.0,
            now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> str:
     """Run the onboarding again with the stack's last successful input, as an update; returns its ARN."""
+    outputs, machine = _state_machine(cfn, stack, region)
+    given = onboarding_input(sfn, machine, outputs)
+    name = _name(REPAIR_PREFIX, now)
+    given["CloudFormation"] = {**given["CloudFormation"], "RequestType": "Update", "RequestId": name}
+    arn, _ = _run(sfn, machine, name, given, timeout, interval, "the repair")
+    return arn
+
+
+def _state_machine(cfn: Any, stack: str, region: str) -> tuple[dict[str, str], str]:
+    """The stack's Outputs and its onboarding state machine."""
     _, outputs, machine = status._read_stack(cfn, stack, region)
     if not machine:
         raise DoctorError(f"stack {stack} has no onboarding state machine (yet): is it this project's stack?")
-    given = onboarding_input(sfn, machine, outputs)
-    name = f"repair-{now().strftime('%Y%m%dT%H%M%S%fZ')}"
-    given["CloudFormation"] = {**given["CloudFormation"], "RequestType": "Update", "RequestId": name}
-    arn = sfn.start_execution(stateMachineArn=machine, name=name, input=json.dumps(given))["executionArn"]
-    _wait(sfn, arn, timeout, interval, "the repair")
-    return str(arn)
+    return outputs, machine
 
 
-def _wait(sfn: Any, arn: str, timeout: float, interval: float, what: str) -> dict[str, Any]:
+def _name(prefix: str, now: Callable[[], datetime]) -> str:
+    return f"{prefix}{now().strftime('%Y%m%dT%H%M%S%fZ')}"
+
+
+def _run(sfn: Any, machine: str, name: str, given: dict[str, Any], timeout: float, interval: float,
+         what: str) -> tuple[str, dict[str, Any]]:
+    """Start an execution and wait for it to succeed (bounded by ``timeout``): its ARN and
+    ``describe_execution``'s answer."""
+    arn = str(sfn.start_execution(stateMachineArn=machine, name=name, input=json.dumps(given))["executionArn"])
     deadline = time.monotonic() + timeout
     while True:
         described: dict[str, Any] = sfn.describe_execution(executionArn=arn)
@@ -100,7 +110,7 @@ def _wait(sfn: Any, arn: str, timeout: float, interval: float, what: str) -> dic
         failure = status.failed_step(status._read_execution(sfn, arn).events)
         raise DoctorError(f"{what} {described['status']}: {failure.step}: {failure.error}: {failure.cause} "
                           f"(execution {arn})")
-    return described
+    return arn, described
 
 
 # How many of the newest finished executions ``status`` reads to find the last check.

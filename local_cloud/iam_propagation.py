@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import threading
 import time
 from dataclasses import dataclass
@@ -131,6 +132,10 @@ def install() -> None:
 
     original_create = IAMBackend.create_role
 
+    # functools.wraps keeps each method's signature (inspect follows __wrapped__): IAM enforcement of
+    # CloudFormation's service role binds a backend call's arguments by name; a bare (*args, **kwargs)
+    # wrapper hides the role and its tags from it, and a call it cannot name a resource for goes unchecked.
+    @functools.wraps(original_create)
     def create_role(self: Any, *args: Any, **kwargs: Any) -> Any:
         role = original_create(self, *args, **kwargs)
         created(role)
@@ -139,6 +144,7 @@ def install() -> None:
     def before(method_name: str) -> None:
         original = getattr(IAMBackend, method_name)
 
+        @functools.wraps(original)
         def changed_role(self: Any, *args: Any, **kwargs: Any) -> Any:
             role_name = kwargs.get("role_name", args[1] if method_name in _POLICY_ARN_FIRST else args[0])
             with contextlib.suppress(Exception):  # moto's own method answers NoSuchEntity
@@ -152,6 +158,7 @@ def install() -> None:
         before(name)
     original_delete = IAMBackend.delete_role
 
+    @functools.wraps(original_delete)
     def delete_role(self: Any, role_name: str) -> None:
         arn = self.get_role(role_name).arn
         original_delete(self, role_name)

@@ -41,3 +41,26 @@ def allow_cloudtrail(s3: Any, bucket: str, trail_arn: str, organization_id: str 
     partition, account = trail_arn.split(":")[1], trail_arn.split(":")[4]
     statements = cloudtrail_bucket_statements(partition, bucket, account, trail_arn, organization_id=organization_id)
     s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": statements}))
+
+
+def cloudtrail_logs_role(name: str, trail_name: str, group: str) -> str:
+    """A role like template.yaml's CloudTrailLogsRole, in the moto account: CloudTrail may assume it for
+    ``trail_name`` only, and it may write the log streams of ``group``. Returns its ARN."""
+    import json
+
+    import boto3
+
+    from tests.conftest import ACCOUNT_ID, REGION
+
+    iam = boto3.client("iam", region_name=REGION)
+    trust = {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"Service": "cloudtrail.amazonaws.com"}, "Action": "sts:AssumeRole",
+        "Condition": {"StringEquals": {
+            "aws:SourceAccount": ACCOUNT_ID,
+            "aws:SourceArn": f"arn:aws:cloudtrail:{REGION}:{ACCOUNT_ID}:trail/{trail_name}"}}}]}
+    arn = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+    iam.put_role_policy(RoleName=name, PolicyName="deliver", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+            "Resource": f"arn:aws:logs:{REGION}:{ACCOUNT_ID}:log-group:{group}:log-stream:*"}]}))
+    return str(arn)

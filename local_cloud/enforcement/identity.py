@@ -29,6 +29,28 @@ def _named(source: str, document: Any) -> NamedPolicy | None:
         return None  # IAM would have refused it at write time; an unreadable policy grants nothing
 
 
+def _policies_of(label: str, holder: Any) -> list[NamedPolicy]:
+    """The inline and managed policies of an IAM role, user or group (``label``: "role/NAME" and the like)."""
+    policies: list[NamedPolicy] = []
+    for name, document in holder.policies.items():
+        found = _named(f"{label} inline policy {name}", document)
+        if found:
+            policies.append(found)
+    for arn, managed in holder.managed_policies.items():
+        found = _named(arn, _managed_document(managed))
+        if found:
+            policies.append(found)
+    return policies
+
+
+def _boundary(arn: str | None, backend: Any) -> NamedPolicy | None:
+    """The permissions boundary ``arn`` names (a deleted one allows nothing)."""
+    if not arn:
+        return None
+    managed = backend.managed_policies.get(arn)
+    return _named(f"permissions boundary {arn}", _managed_document(managed) if managed else '{"Statement": []}')
+
+
 def role_identity(principal: Principal, role: Any, backend: Any) -> Identity:
     """The policies IAM evaluates for a session of ``role``: inline, managed, and its boundary (as IAM has
     propagated them: ``iam_propagation``)."""
@@ -37,52 +59,15 @@ def role_identity(principal: Principal, role: Any, backend: Any) -> Identity:
     role = iam_propagation.view(role)
     if role is None:
         return Identity(principal)  # too new to exist for the services yet: its sessions can do nothing
-    policies: list[NamedPolicy] = []
-    for name, document in role.policies.items():
-        found = _named(f"role/{role.name} inline policy {name}", document)
-        if found:
-            policies.append(found)
-    for arn, managed in role.managed_policies.items():
-        found = _named(arn, _managed_document(managed))
-        if found:
-            policies.append(found)
-    boundary = None
-    if role.permissions_boundary_arn:
-        managed = backend.managed_policies.get(role.permissions_boundary_arn)
-        boundary = _named(
-            f"permissions boundary {role.permissions_boundary_arn}",
-            _managed_document(managed) if managed else '{"Statement": []}',
-        )
-    return Identity(principal, tuple(policies), boundary)
+    policies = _policies_of(f"role/{role.name}", role)
+    return Identity(principal, tuple(policies), _boundary(role.permissions_boundary_arn, backend))
 
 
 def user_identity(principal: Principal, user: Any, backend: Any) -> Identity:
-    policies: list[NamedPolicy] = []
-    for name, document in user.policies.items():
-        found = _named(f"user/{user.name} inline policy {name}", document)
-        if found:
-            policies.append(found)
-    for arn, managed in user.managed_policies.items():
-        found = _named(arn, _managed_document(managed))
-        if found:
-            policies.append(found)
+    policies = _policies_of(f"user/{user.name}", user)
     for group in backend.get_groups_for_user(user.name):
-        for name, document in group.policies.items():
-            found = _named(f"group/{group.name} inline policy {name}", document)
-            if found:
-                policies.append(found)
-        for arn, managed in group.managed_policies.items():
-            found = _named(arn, _managed_document(managed))
-            if found:
-                policies.append(found)
-    boundary = None
-    if getattr(user, "permissions_boundary", None):
-        managed = backend.managed_policies.get(user.permissions_boundary)
-        boundary = _named(
-            f"permissions boundary {user.permissions_boundary}",
-            _managed_document(managed) if managed else '{"Statement": []}',
-        )
-    return Identity(principal, tuple(policies), boundary)
+        policies += _policies_of(f"group/{group.name}", group)
+    return Identity(principal, tuple(policies), _boundary(getattr(user, "permissions_boundary", None), backend))
 
 
 def sts_session(account: str, partition: str, access_key_id: str) -> Any | None:

@@ -1,4 +1,5 @@
-"""Start ``cloudtrail-onboarding local serve`` as a child process and stop it, for the e2e tests."""
+"""The local cloud for tests: ``cloudtrail-onboarding local serve`` as a child process (the e2e tests), or its
+IAM enforcement served in this process (``enforcing_cloud``)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,10 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import boto3
+import requests
 
 from local_cloud.cli import DEMO_API_KEY, DEMO_WORKBENCH_GUID
 
@@ -125,6 +130,39 @@ def serve_child(schedule_interval: float = 1.0, ready_timeout: float = 60.0,
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(timeout=5)
+
+
+@contextmanager
+def enforcing_cloud() -> Iterator[str]:
+    """The local cloud's IAM enforcement in this process: moto's WSGI app behind the IAM middleware on a free
+    127.0.0.1 port, no Lambda runner; yields its URL. Requests are enforced as ``local serve`` enforces them
+    until it stops; the enforcer in effect before is put back then."""
+    from local_cloud import enforcement  # imported here: the e2e tests and benchmarks need none of it
+    from local_cloud.enforcement.middleware import Enforcer, IamMiddleware
+    from local_cloud.server import MotoServer, wait_until_listening
+
+    server = MotoServer(0, [lambda app: IamMiddleware(app, Enforcer())])
+    server.start()
+    wait_until_listening(server.port)
+    previous = enforcement._enforcer
+    enforcement._enforcer = Enforcer()
+    try:
+        yield f"http://127.0.0.1:{server.port}"
+    finally:
+        enforcement._enforcer = previous
+        server.stop()
+
+
+def reset(url: str) -> None:
+    """An empty account again (moto's reset API; the IAM middleware lets it through)."""
+    requests.post(f"{url}/moto-api/reset", timeout=10).raise_for_status()
+
+
+def client(url: str, service: str, keys: dict[str, str] | None = None) -> Any:
+    """A client of the local cloud at ``url`` in us-east-1; without ``keys``, keys IAM never issued: the
+    account's root user."""
+    keys = keys or {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+    return boto3.client(service, endpoint_url=url, region_name="us-east-1", **keys)
 
 
 def sam_build(template: Path, build_dir: Path) -> Path:

@@ -10,14 +10,11 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
-import requests
 from botocore.exceptions import ClientError
 
-from local_cloud import enforcement, expel_account
-from local_cloud.enforcement.middleware import Enforcer, IamMiddleware
-from local_cloud.server import MotoServer, wait_until_listening
+from local_cloud import expel_account
+from tests.local_cloud.harness import client, enforcing_cloud, reset
 
 ACCOUNT, REGION, GUID = "123456789012", "us-east-1", "4f9c2a1e-7b3d-4e5f-9a8b-1c2d3e4f5a6b"
 TRUST = {"Version": "2012-10-17", "Statement": [{
@@ -27,26 +24,13 @@ TRUST = {"Version": "2012-10-17", "Statement": [{
 
 @pytest.fixture(scope="module")
 def url() -> Iterator[str]:
-    server = MotoServer(0, [lambda app: IamMiddleware(app, Enforcer())])
-    server.start()
-    wait_until_listening(server.port)
-    previous = enforcement._enforcer
-    enforcement._enforcer = Enforcer()
-    try:
-        yield f"http://127.0.0.1:{server.port}"
-    finally:
-        enforcement._enforcer = previous
-        server.stop()
-
-
-def client(url: str, service: str, keys: dict[str, str] | None = None) -> Any:
-    keys = keys or {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
-    return boto3.client(service, endpoint_url=url, region_name=REGION, **keys)
+    with enforcing_cloud() as url:
+        yield url
 
 
 @pytest.fixture
 def expel(url: str) -> Any:
-    requests.post(f"{url}/moto-api/reset", timeout=10).raise_for_status()
+    reset(url)
     user = expel_account.principal()
     return client(url, "sts", {"aws_access_key_id": user["AccessKeyId"],
                                "aws_secret_access_key": user["SecretAccessKey"]})

@@ -21,15 +21,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import boto3
 import pytest
-import requests
 from botocore.exceptions import ClientError
 
-from local_cloud import enforcement
 from local_cloud.enforcement import credentials, services
-from local_cloud.enforcement.middleware import Enforcer, IamMiddleware
-from local_cloud.server import MotoServer, wait_until_listening
+from tests.local_cloud.harness import client, enforcing_cloud, reset
 from tests.unit.test_template_policies import ACCOUNT, REGION, RESOLVED, STACK
 
 OWNERSHIP = {"TagKey": "expel-onboarding:stack", "TagValue": STACK}
@@ -68,29 +64,20 @@ def without(document: dict[str, Any], action: str) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def url() -> Iterator[str]:
     """The enforcing local cloud in this process, on a free port (its Lambda role check on)."""
-    server = MotoServer(0, [lambda app: IamMiddleware(app, Enforcer())])
-    server.start()
-    wait_until_listening(server.port)
-    previous = enforcement._enforcer
-    enforcement._enforcer = Enforcer()
-    services.install_lambda_role_check()
-    try:
-        yield f"http://127.0.0.1:{server.port}"
-    finally:
-        enforcement._enforcer = previous
-        server.stop()
+    with enforcing_cloud() as url:
+        services.install_lambda_role_check()
+        yield url
 
 
 @pytest.fixture(autouse=True)
 def _fresh_cloud(url: str) -> None:
-    """Each case starts from an empty account (moto's reset API; the middleware lets it through)."""
-    requests.post(f"{url}/moto-api/reset", timeout=10).raise_for_status()
+    """Each case starts from an empty account."""
+    reset(url)
 
 
 def root(url: str, service: str) -> Any:
     """A client with keys IAM never issued: the account's root user."""
-    return boto3.client(service, endpoint_url=url, region_name=REGION, aws_access_key_id="testing",
-                        aws_secret_access_key="testing")
+    return client(url, service)
 
 
 @dataclass(frozen=True)
@@ -102,10 +89,9 @@ class Function:
     session: credentials.SessionCredentials
 
     def client(self, service: str) -> Any:
-        return boto3.client(service, endpoint_url=self.url, region_name=REGION,
-                            aws_access_key_id=self.session.access_key_id,
-                            aws_secret_access_key=self.session.secret_access_key,
-                            aws_session_token=self.session.session_token)
+        return client(self.url, service, {"aws_access_key_id": self.session.access_key_id,
+                                          "aws_secret_access_key": self.session.secret_access_key,
+                                          "aws_session_token": self.session.session_token})
 
     def refused(self, action: str, resource: str) -> str:
         return (f"User: arn:aws:sts::{ACCOUNT}:assumed-role/{self.role}/{self.role} is not authorized to perform: "

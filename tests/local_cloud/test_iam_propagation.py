@@ -5,6 +5,7 @@ The enforcing server runs in this process (as in ``test_iam_bites``) with a shor
 
 from __future__ import annotations
 
+import inspect
 import io
 import json
 import time
@@ -12,15 +13,12 @@ import zipfile
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
-import requests
 from botocore.exceptions import ClientError
 
-from local_cloud import enforcement, iam_propagation
+from local_cloud import iam_propagation
 from local_cloud.enforcement import services
-from local_cloud.enforcement.middleware import Enforcer, IamMiddleware
-from local_cloud.server import MotoServer, wait_until_listening
+from tests.local_cloud.harness import client, enforcing_cloud, reset
 
 ACCOUNT, REGION = "123456789012", "us-east-1"
 DELAY = 1.5
@@ -32,32 +30,21 @@ LAMBDA_TRUST = {"Version": "2012-10-17", "Statement": [
 
 @pytest.fixture(scope="module")
 def url() -> Iterator[str]:
-    server = MotoServer(0, [lambda app: IamMiddleware(app, Enforcer())])
-    server.start()
-    wait_until_listening(server.port)
-    previous = enforcement._enforcer
-    enforcement._enforcer = Enforcer()
-    services.install_lambda_role_check()
-    services.install_cloudformation_role_check()
-    services.install_state_machine_role_wait()
-    iam_propagation.install()
-    iam_propagation.configure(DELAY)
-    try:
-        yield f"http://127.0.0.1:{server.port}"
-    finally:
-        iam_propagation.configure(0)
-        enforcement._enforcer = previous
-        server.stop()
+    with enforcing_cloud() as url:
+        services.install_lambda_role_check()
+        services.install_cloudformation_role_check()
+        services.install_state_machine_role_wait()
+        iam_propagation.install()
+        iam_propagation.configure(DELAY)
+        try:
+            yield url
+        finally:
+            iam_propagation.configure(0)
 
 
 @pytest.fixture(autouse=True)
 def _fresh_cloud(url: str) -> None:
-    requests.post(f"{url}/moto-api/reset", timeout=10).raise_for_status()
-
-
-def client(url: str, service: str, credentials: dict[str, str] | None = None) -> Any:
-    keys = credentials or {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
-    return boto3.client(service, endpoint_url=url, region_name=REGION, **keys)
+    reset(url)
 
 
 def _error(call: Any, **params: Any) -> dict[str, str]:
@@ -156,3 +143,17 @@ def test_cloudformation_refuses_a_service_role_it_cannot_assume_yet(url: str) ->
                   RoleARN=untrusting)["Code"] == "ValidationError"  # its trust policy never admits CloudFormation
     cloudformation.create_stack(StackName="served", TemplateBody=body, RoleARN=arn)
     assert cloudformation.describe_stacks(StackName="served")["Stacks"][0]["StackStatus"] == "CREATE_COMPLETE"
+
+
+def test_the_recorded_iam_methods_keep_their_signatures_so_a_stacks_service_role_is_still_enforced() -> None:
+    """IAM enforcement of a stack's service role (``enforcement.cloudformation``) binds each IAM call's arguments by
+    name to find the role and its tags; ``local serve`` installs this module's wrappers first, and a bare
+    (*args, **kwargs) wrapper hid them, and a call whose resource cannot be named goes unchecked: CloudFormation
+    created and changed roles whatever its service role allowed."""
+    from moto.iam.models import IAMBackend
+
+    iam_propagation.install()
+    for name in ("create_role", "delete_role", "put_role_policy", "delete_role_policy", "attach_role_policy",
+                 "detach_role_policy", "update_assume_role_policy", "put_role_permissions_boundary",
+                 "delete_role_permissions_boundary"):
+        assert "role_name" in inspect.signature(getattr(IAMBackend, name)).parameters, name

@@ -17,27 +17,14 @@ from expel_onboarding.policies.key_policy import CLOUDWATCH_LOGS_SID
 from expel_onboarding.steps import preflight, step01_trail
 from expel_onboarding.validation import validate_config
 from tests.conftest import ACCOUNT_ID, REGION
-from tests.support import count_mutating_calls
+from tests.support import cloudtrail_logs_role, count_mutating_calls
 
 GROUP = f"aws-cloudtrail-logs-{ACCOUNT_ID}-ExpelCloudTrail"
 GROUP_ARN = f"arn:aws:logs:{REGION}:{ACCOUNT_ID}:log-group:{GROUP}:*"
 
 
-def _role(trail_name: str = "ExpelCloudTrail", streams: str = f"log-group:{GROUP}:log-stream:*",
-          name: str = "CloudTrailLogsRole") -> str:
-    """The role template.yaml's CloudTrailLogsRole makes."""
-    iam = boto3.client("iam", region_name=REGION)
-    trust = {"Version": "2012-10-17", "Statement": [{
-        "Effect": "Allow", "Principal": {"Service": "cloudtrail.amazonaws.com"}, "Action": "sts:AssumeRole",
-        "Condition": {"StringEquals": {
-            "aws:SourceAccount": ACCOUNT_ID,
-            "aws:SourceArn": f"arn:aws:cloudtrail:{REGION}:{ACCOUNT_ID}:trail/{trail_name}"}}}]}
-    arn = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
-    iam.put_role_policy(RoleName=name, PolicyName="deliver", PolicyDocument=json.dumps({
-        "Version": "2012-10-17", "Statement": [{
-            "Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
-            "Resource": f"arn:aws:logs:{REGION}:{ACCOUNT_ID}:{streams}"}]}))
-    return str(arn)
+def _role(trail_name: str = "ExpelCloudTrail", group: str = GROUP, name: str = "CloudTrailLogsRole") -> str:
+    return cloudtrail_logs_role(name, trail_name, group)
 
 
 @pytest.fixture
@@ -118,7 +105,7 @@ def test_delivery_a_person_set_up_to_their_own_group_is_kept(aws: None, config: 
     logs = boto3.client("logs", region_name=REGION)
     logs.create_log_group(logGroupName="central-trail-events")
     theirs = f"arn:aws:logs:{REGION}:{ACCOUNT_ID}:log-group:central-trail-events:*"
-    role = _role(streams="log-group:central-trail-events:log-stream:*", name="TheirRole")
+    role = _role(group="central-trail-events", name="TheirRole")
     boto3.client("cloudtrail", region_name=REGION).update_trail(
         Name="ExpelCloudTrail", CloudWatchLogsLogGroupArn=theirs, CloudWatchLogsRoleArn=role)
 
