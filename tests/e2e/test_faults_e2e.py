@@ -15,13 +15,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 
 from local_cloud.cli import DEMO_API_KEY
 from local_cloud.deploy import sam_executable
 from tests.e2e.test_local_cloud import sam_env
-from tests.local_cloud.harness import REPO, ServedCloud, onboarding_parameters, run_cli, serve_child
+from tests.local_cloud.harness import REPO, ServedCloud, client, onboarding_parameters, run_cli, serve_child
 
 pytestmark = pytest.mark.e2e
 
@@ -45,11 +44,6 @@ FIRST_WRITES = [
     "cloudformation:CreateStack=Throttling",
     "s3:PutObject=SlowDown",
 ]
-
-
-def client(cloud: ServedCloud, service: str) -> Any:
-    return boto3.client(service, endpoint_url=cloud.url, region_name=REGION,
-                        aws_access_key_id="testing", aws_secret_access_key="testing")
 
 
 def deploy(cloud: ServedCloud, template: Path, name: str, timeout: float = 400, **overrides: str) -> Any:

@@ -17,22 +17,16 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 
 from local_cloud.cli import DEMO_API_KEY, DEMO_WORKBENCH_GUID
-from tests.local_cloud.harness import REPO, ServedCloud, child_env, cli_command, onboarding_parameters, run_cli
+from tests.local_cloud.harness import REPO, ServedCloud, child_env, cli_command, client, onboarding_parameters, run_cli
 
 pytestmark = pytest.mark.e2e
 
 REGION = "us-east-1"
 GUIDE_OUTPUTS = ("WorkbenchGuid", "AwsRegion", "S3BucketName", "KmsAlias", "S3BucketArn", "SnsTopicArn",
                  "KmsKeyArn", "SqsQueueArn", "SqsQueueUrl", "IamRoleArn")
-
-
-def client(cloud: ServedCloud, service: str) -> Any:
-    return boto3.client(service, endpoint_url=cloud.url, region_name=REGION,
-                        aws_access_key_id="testing", aws_secret_access_key="testing")
 
 
 def deploy_command(cloud: ServedCloud, template: Path, stack: str, params: list[str]) -> list[str]:

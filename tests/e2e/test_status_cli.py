@@ -9,21 +9,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-import boto3
 import pytest
 from samcli.yamlhelper import yaml_parse
 
 from local_cloud.cli import DEMO_WORKBENCH_GUID
 from tests.e2e.test_onboarding_e2e import deploy_command
-from tests.local_cloud.harness import ServedCloud, onboarding_parameters, run_cli
+from tests.local_cloud.harness import ServedCloud, client, onboarding_parameters, run_cli
 
 pytestmark = pytest.mark.e2e
 REGION = "us-east-1"
-
-
-def client(cloud: ServedCloud, service: str) -> Any:
-    return boto3.client(service, endpoint_url=cloud.url, region_name=REGION,
-                        aws_access_key_id="testing", aws_secret_access_key="testing")
 
 
 def status(cloud: ServedCloud, stack: str) -> Any:

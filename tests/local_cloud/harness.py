@@ -158,10 +158,11 @@ def reset(url: str) -> None:
     requests.post(f"{url}/moto-api/reset", timeout=10).raise_for_status()
 
 
-def client(url: str, service: str, keys: dict[str, str] | None = None) -> Any:
-    """A client of the local cloud at ``url`` in us-east-1; without ``keys``, keys IAM never issued: the
-    account's root user."""
+def client(cloud: ServedCloud | str, service: str, keys: dict[str, str] | None = None) -> Any:
+    """A client of the local cloud (served, or at a URL) in us-east-1; without ``keys``, keys IAM never issued:
+    the account's root user."""
     keys = keys or {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+    url = cloud if isinstance(cloud, str) else cloud.url
     return boto3.client(service, endpoint_url=url, region_name="us-east-1", **keys)
 
 

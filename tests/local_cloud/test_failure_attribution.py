@@ -15,13 +15,12 @@ import uuid
 import zipfile
 from typing import Any
 
-import boto3
 import pytest
 
 from expel_onboarding import custom_resource
 from expel_onboarding.execution_history import failed_step
 from local_cloud.status import ExecutionInfo, StatusView, render
-from tests.local_cloud.harness import REPO, ServedCloud
+from tests.local_cloud.harness import REPO, ServedCloud, client
 from tests.unit.test_execution_history import BRANCH_TASKS
 
 pytestmark = pytest.mark.e2e
@@ -42,11 +41,6 @@ def lambda_handler(event, context):
     time.sleep(0.1)
     return {}
 '''
-
-
-def client(cloud: ServedCloud, service: str) -> Any:
-    return boto3.client(service, endpoint_url=cloud.url, region_name=REGION,
-                        aws_access_key_id="x", aws_secret_access_key="y")
 
 
 def function_of(step: str) -> str:

@@ -7,19 +7,12 @@ import time
 import uuid
 from pathlib import Path
 
-import boto3
 import pytest
 
-from tests.local_cloud.harness import ServedCloud, run_cli
+from tests.local_cloud.harness import ServedCloud, client, run_cli
 
 pytestmark = pytest.mark.e2e
 REGION = "us-east-1"
-
-
-def client(cloud: ServedCloud, service: str):  # noqa: ANN201
-    return boto3.client(
-        service, endpoint_url=cloud.url, region_name=REGION, aws_access_key_id="x", aws_secret_access_key="y"
-    )
 
 
 def deploy(cloud: ServedCloud, template: Path, stack: str, *overrides: str, keep: bool = False):  # noqa: ANN201

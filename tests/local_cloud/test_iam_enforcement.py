@@ -10,12 +10,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
 
 from local_cloud.enforcement.report import read
-from tests.local_cloud.harness import ServedCloud, serve_child
+from tests.local_cloud.harness import ServedCloud, client, serve_child
 
 ACCOUNT = "123456789012"
 
@@ -25,11 +24,6 @@ def iam_cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Served
     report = tmp_path_factory.mktemp("iam") / "report.jsonl"
     with serve_child(extra_args=("--iam", "--iam-report", str(report))) as cloud:
         yield cloud, report
-
-
-def client(cloud: ServedCloud, service: str, credentials: dict[str, str] | None = None) -> Any:
-    keys = credentials or {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
-    return boto3.client(service, endpoint_url=cloud.url, region_name="us-east-1", **keys)
 
 
 @pytest.fixture(scope="module")
