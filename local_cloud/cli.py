@@ -33,6 +33,8 @@ from local_cloud.server import LocalCloud, PortInUse
 DEFAULT_STACK = "expel-cloudtrail-onboarding"
 DEMO_WORKBENCH_GUID = "4f9c2a1e-7b3d-4e5f-9a8b-1c2d3e4f5a6b"
 DEMO_API_KEY = "local-demo-key"  # the Workbench emulator's default key
+# The demo's compressed time, as the tests' local clouds have it: every Retry and Wait still happens.
+DEMO_TIME_SCALE = 0.1
 
 
 def say(line: str = "") -> None:
@@ -116,11 +118,12 @@ def _parser() -> argparse.ArgumentParser:
         help="serve + deploy with sample parameters + print the Outputs + stop",
         description=(
             "Start the local cloud, deploy the template with sample parameters (a Workbench GUID, the "
-            "Workbench emulator's URL and API key), show progress, print the Outputs and stop. "
+            "Workbench emulator's URL and API key), show progress, print the Outputs and stop. Time is compressed "
+            f"(--time-scale {DEMO_TIME_SCALE:g}: every Retry and Wait happens, shorter). "
             "Exit status 0 only when the stack completed."
         ),
     )
-    _add_ports(demo)
+    _add_ports(demo, time_scale=DEMO_TIME_SCALE)
     demo.add_argument("--stack-name", default=DEFAULT_STACK)
     demo.add_argument("--template", type=Path, default=deploying.DEFAULT_BUILD_TEMPLATE)
     demo.add_argument("--parameter-overrides", nargs="+", default=[], metavar="KEY=VALUE")
@@ -189,7 +192,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_ports(parser: argparse.ArgumentParser) -> None:
+def _add_ports(parser: argparse.ArgumentParser, time_scale: float = 1.0) -> None:
     parser.add_argument("--port", type=int, default=4566, help="AWS endpoint port (default 4566; 0: any free)")
     parser.add_argument("--workbench-port", type=int, default=4567, help="Workbench emulator port (default 4567)")
     parser.add_argument(
@@ -245,10 +248,11 @@ def _add_ports(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--time-scale",
         type=_time_scale,
-        default=1.0,
+        default=time_scale,
         metavar="F",
         help="Step Functions Retry intervals and Wait states, and the AWS SDK's retry backoff in Lambda functions, "
-        "take F times as long (0 < F <= 1; every retry still happens; default 1, as on AWS)",
+        f"take F times as long (0 < F <= 1; every retry still happens; default {time_scale:g}"
+        + (", as on AWS)" if time_scale == 1 else ")"),
     )
 
 

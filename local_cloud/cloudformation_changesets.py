@@ -28,7 +28,6 @@ DisableRollback, CreateChangeSet's OnStackFailure, ExecuteChangeSet's and Update
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import re
@@ -41,6 +40,7 @@ from local_cloud import cfn_stacks
 from local_cloud import cloudformation_rollback as rollback
 from local_cloud import cloudformation_templates as templates
 from local_cloud.cloudformation_templates import ParameterValue, TemplateError
+from local_cloud.resource_schemas import resource_schema
 
 EMPTY_CHANGE_SET = (
     "The submitted information didn't contain changes. Submit different information to create a change set."
@@ -259,19 +259,9 @@ def requires_recreation(resource_type: str, prop: str, region: str) -> str:
     return "Never"
 
 
-@functools.cache
 def _create_only(resource_type: str, region: str) -> tuple[frozenset[str], frozenset[str]]:
-    """The CloudFormation registry schema's create-only properties, as cfn-lint ships the schemas."""
-    from importlib.resources import files
-
-    schemas = files("cfnlint") / "data" / "schemas"
-    providers = schemas / "providers" / f"{region}.json"
-    if not providers.is_file():
-        providers = schemas / "providers" / "us-east-1.json"
-    digest = json.loads(providers.read_text()).get(resource_type)
-    if not isinstance(digest, str):
-        return frozenset(), frozenset()  # a custom resource or a type the schemas lack
-    schema = json.loads((schemas / "resources" / f"{digest}.json").read_text())
+    """The CloudFormation registry schema's create-only properties (none for a custom resource)."""
+    schema = resource_schema(resource_type, region)
     return (frozenset(schema.get("createOnlyProperties") or ()),
             frozenset(schema.get("conditionalCreateOnlyProperties") or ()))
 

@@ -11,6 +11,7 @@ defaults, replacing a stack that failed to create, following the stack while SAM
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -288,7 +289,8 @@ def _run_following(
             if time.monotonic() > deadline:
                 process.kill()
                 raise DeployError(f"sam {command[1]} did not finish within {timeout:.0f} s")
-            time.sleep(every)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=every)  # back at once when SAM is done
         reader.join(timeout=5)
     return SamRun("".join(chunks), process.returncode)
 

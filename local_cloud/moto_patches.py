@@ -91,6 +91,7 @@ from local_cloud import (
     s3_notifications,
     sns_delivery,
     stacksets,
+    stepfunctions_history,
     stepfunctions_lambda_errors,
     stepfunctions_redrive,
 )
@@ -650,6 +651,7 @@ def apply() -> None:
     custom_resources.install()
     cloudformation_rollback.install()
     stepfunctions_redrive.install()
+    stepfunctions_history.install()
     logging_patches.apply()
     cloudtrail_checks.apply()
     stacksets.apply()

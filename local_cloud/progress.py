@@ -17,6 +17,8 @@ from local_cloud.status import clock as _clock
 from local_cloud.status import error_text as _error_text
 from local_cloud.status import short as _short
 
+# Events read per GetExecutionHistory call while following an execution: about what half a second adds.
+HISTORY_PAGE = 20
 STEP_EVENTS = {
     "ExecutionStarted": "execution started",
     "ExecutionSucceeded": "execution SUCCEEDED",
@@ -135,16 +137,26 @@ class Progress:
         return self.since is not None and isinstance(when, datetime) and when < self.since
 
     def _history(self, execution_arn: str, name: str) -> None:
-        events = self.sfn.get_execution_history(executionArn=execution_arn, maxResults=1000).get("events", [])
         seen = self._seen_history.get(execution_arn, 0)
-        for event in events:
-            if event["id"] <= seen:
-                continue
+        for event in self._new_events(execution_arn, seen):
             seen = event["id"]
             text = self._describe(event)
             if text:
                 self.write(f"  {_clock(event['timestamp'])}  execution {name[:12]}: {text}")
         self._seen_history[execution_arn] = seen
+
+    def _new_events(self, execution_arn: str, seen: int) -> list[dict[str, Any]]:
+        """The events after ``seen``, oldest first: read newest first, page by page, until one already seen
+        (a running execution's whole history is not read again at each poll)."""
+        new: list[dict[str, Any]] = []
+        request: dict[str, Any] = {"executionArn": execution_arn, "reverseOrder": True, "maxResults": HISTORY_PAGE}
+        while True:
+            answer = self.sfn.get_execution_history(**request)
+            events = answer.get("events", [])
+            new.extend(event for event in events if event["id"] > seen)
+            if not answer.get("nextToken") or any(event["id"] <= seen for event in events):
+                return sorted(new, key=lambda event: event["id"])
+            request["nextToken"] = answer["nextToken"]
 
     @staticmethod
     def _describe(event: dict) -> str | None:

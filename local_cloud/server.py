@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from local_cloud import (
+    api_calls,
     cloudtrail_checks,
     cloudtrail_logs,
     iam_propagation,
@@ -33,6 +34,9 @@ from local_cloud import (
 from local_cloud.faults import FaultInjector, FaultPlan
 
 HOST = "127.0.0.1"
+# The services a SAM stack's deploy and its functions, state machine and trail call first (warmed up at start).
+WARM_SERVICES = ("cloudformation", "s3", "sts", "iam", "lambda", "stepfunctions", "events", "logs", "kms", "sns",
+                 "sqs", "cloudtrail", "secretsmanager", "cloudwatch")
 log = logging.getLogger(__name__)
 
 
@@ -368,6 +372,7 @@ class LocalCloud:
         self.scheduler.endpoint = self.url
         cloudtrail_logs.install(self.trail_delivery)
         self.moto.start()
+        threading.Thread(target=self._warm_up, name="warm-up", daemon=True).start()
         try:
             self.workbench = start_workbench(self.requested_workbench_port, self.workbench_organization_id)
             wait_until_listening(self.moto.port)
@@ -377,6 +382,23 @@ class LocalCloud:
             self.stop()
             raise
         return self
+
+    def _warm_up(self) -> None:
+        """Read now what the first requests would otherwise read on their way (IAM's reference data, the
+        services' botocore models): a caller such as the SAM CLI takes seconds to start, and a cold start of
+        the server's data would otherwise add a second to its first calls. Only a cost moves: nothing else."""
+        try:
+            if self.iam:
+                from local_cloud.enforcement import middleware
+                from local_cloud.iam import sar
+
+                sar.action("iam:PassRole")
+            for service in WARM_SERVICES:
+                api_calls.protocol_of(service)
+                if self.iam:
+                    middleware.service_model(service)
+        except Exception:  # a warm-up that fails leaves the work to the first request
+            log.exception("warming up the local cloud")
 
     def middleware(self) -> list[Callable[[WsgiApp], WsgiApp]]:
         """What stands in front of moto, innermost first: IAM authorization (``--iam``), then injected

@@ -20,18 +20,17 @@ from __future__ import annotations
 
 import functools
 import inspect
-import json
 import threading
 import uuid
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 from local_cloud.enforcement import credentials
 from local_cloud.enforcement.identity import role_identity
 from local_cloud.iam import Identity, Kind, sar
 from local_cloud.iam.requests import ApiCall, Unresolvable
+from local_cloud.resource_schemas import resource_schema
 
 # Backends whose API calls a CloudFormation handler makes for the resource types stacks here use.
 _BACKENDS = {"iam": ("moto.iam.models", "IAMBackend")}
@@ -64,15 +63,7 @@ class _Acting:
 @cache
 def handler_permissions(resource_type: str, handler: str) -> frozenset[str]:
     """The permissions the resource provider schema lists for one handler (lower case), from cfn-lint's data."""
-    import cfnlint
-
-    root = Path(cfnlint.__file__).parent / "data" / "schemas"
-    providers = json.loads((root / "providers" / "us-east-1.json").read_text(encoding="utf-8"))
-    digest = providers.get(resource_type)
-    if not isinstance(digest, str):
-        return frozenset()
-    schema = json.loads((root / "resources" / f"{digest}.json").read_text(encoding="utf-8"))
-    listed = schema.get("handlers", {}).get(handler, {}).get("permissions", [])
+    listed = resource_schema(resource_type).get("handlers", {}).get(handler, {}).get("permissions", [])
     return frozenset(p.lower() for p in listed)
 
 

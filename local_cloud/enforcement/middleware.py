@@ -37,7 +37,8 @@ _EXEMPT = ("/moto-api", "/cloudformation_")
 
 
 @cache
-def _service_model(service: str) -> Any:
+def service_model(service: str) -> Any:
+    """moto's botocore model of ``service``, as its request parsers read it."""
     from moto.core.utils import get_service_model
 
     return get_service_model(service)
@@ -51,7 +52,7 @@ _IAM_PREFIXES = {"cloudwatch": "cloudwatch"}
 def iam_prefix(service: str) -> str:
     if service in _IAM_PREFIXES:
         return _IAM_PREFIXES[service]
-    metadata = _service_model(service).metadata
+    metadata = service_model(service).metadata
     return str(metadata.get("signingName") or metadata.get("endpointPrefix") or service)
 
 
@@ -92,7 +93,7 @@ def parse_call(
 
     service = s3_control_or(_SIGNING_TO_SERVICE.get(signing_name, signing_name), environ)
     request = Request(environ, populate_request=False)
-    model = _service_model(service)
+    model = service_model(service)
     operation, uri_params = get_service_router(service).match(request)
     protocol = determine_request_protocol(model, request.content_type)
     parser = PROTOCOL_PARSERS[protocol](operation)

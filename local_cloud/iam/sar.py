@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
+import threading
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -88,8 +89,17 @@ def _definition_path() -> Path:
     return Path(spec.origin).parent / "iam_definition.json"
 
 
+_index_lock = threading.Lock()  # built once (half a second): a second caller waits for the first
+
+
 @cache
 def _index() -> dict[str, Action]:
+    with _index_lock:
+        return _built_index()
+
+
+@cache
+def _built_index() -> dict[str, Action]:
     services = json.loads(_definition_path().read_text(encoding="utf-8"))
     arns: dict[tuple[str, str], str] = {}
     for service in services:

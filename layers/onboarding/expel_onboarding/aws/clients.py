@@ -4,7 +4,9 @@ While a drift check runs (``drift.refusing_writes``) every client refuses a call
 (Get/List/Describe/Head) before it is sent: a check writes nothing, whatever its code does.
 
 The endpoint comes from botocore's own ``AWS_ENDPOINT_URL`` support, so the same code runs
-against AWS and the local cloud. ``reset()`` drops the cache (tests, and moto's fresh mocks).
+against AWS and the local cloud. All clients come from one session, which resolves the credentials once
+(a Lambda execution environment's do not change). ``reset()`` drops the clients and the session (tests,
+and moto's fresh mocks).
 
 Each service has its own accessor (``clients.s3(region)``) typed with the mypy-boto3 stubs, so mypy
 checks every call's operation and parameter names. The stubs are a dev dependency only: they are
@@ -13,6 +15,7 @@ imported for type checking, never at run time (the Lambda layer does not ship th
 
 from __future__ import annotations
 
+import threading
 from functools import cache
 from typing import TYPE_CHECKING, Any, cast
 
@@ -48,9 +51,20 @@ def _refuse_writes_while_checking(model: Any, **_: Any) -> None:
 
 
 @cache
+def _session() -> boto3.session.Session:
+    """One session for every client: a session parses botocore's endpoint data (over a megabyte of JSON) and
+    each service's model once, so a second session per client would cost a cold start ~0.1 s of CPU each."""
+    return boto3.session.Session()
+
+
+_creating = threading.Lock()  # a session is not thread-safe; the clients it makes are
+
+
+@cache
 def _cached(service: str, region: str | None) -> BaseClient:
-    # The service is a runtime string here, which the boto3-stubs overloads cannot narrow.
-    made: BaseClient = boto3.session.Session().client(service, region_name=region, config=_CONFIG)  # type: ignore[call-overload]
+    with _creating:
+        # The service is a runtime string here, which the boto3-stubs overloads cannot narrow.
+        made: BaseClient = _session().client(service, region_name=region, config=_CONFIG)  # type: ignore[call-overload]
     made.meta.events.register("before-call", _refuse_writes_while_checking)
     return made
 
@@ -61,7 +75,9 @@ def client(service: str, region: str | None = None) -> BaseClient:
 
 
 def reset() -> None:
+    """Forget the clients and their session (credentials and region are read again)."""
     _cached.cache_clear()
+    _session.cache_clear()
 
 
 def cloudformation(region: str | None = None) -> CloudFormationClient:
