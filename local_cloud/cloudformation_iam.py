@@ -2,9 +2,15 @@
 
 - ``AWS::IAM::Role``: the stack's tags reach the role (CloudFormation propagates stack-level tags to every
   resource that takes tags; a tag of the resource's own wins), so an ownership tag on the stack is on the
-  role and a tag-conditioned grant (``aws:ResourceTag``, ``aws:RequestTag``) sees it. Inline ``Policies``
+  role and a tag-conditioned grant (``aws:ResourceTag``, ``aws:RequestTag``) sees it; on every update too
+  (moto tagged only at create), including an update that changes only the stack's tags: the tags the stack
+  gave are re-synced (changed ones tagged, dropped ones untagged; a tag put by hand stays). Inline ``Policies``
   are put with PutRolePolicy and removed with DeleteRolePolicy, as the resource handler does (moto wrote them
   on the role object, past the IAM API, so a service role's grant was never asked for them).
+  ``ManagedPolicyArns`` are attached (moto ignored them: a SAM function's role lacked
+  ``AWSLambdaBasicExecutionRole``), and on update detached and attached as they change; an ARN that is no policy
+  fails the resource with IAM's "Policy <arn> does not exist or is not attachable.". AWS managed policies are
+  in every account: the first attachment brings one in from moto's copy of AWS's list.
 - ``AWS::IAM::Policy``: a policy that could not be put on its role is not left half made (moto kept it, so
   CloudFormation's next try answered ``EntityAlreadyExists``).
 """
@@ -33,6 +39,53 @@ def role_tags(properties: dict[str, Any], stack_id: str | None) -> list[dict[str
     return [{"Key": key, "Value": value} for key, value in merged.items()]
 
 
+def sync_role_tags(backend: Any, role: Any, properties: dict[str, Any], stack_id: str | None) -> None:
+    """The role's tags as the stack and the resource now give them: changed ones tagged, ones the stack gave
+    before and gives no more untagged, any other tag (put by hand) left alone."""
+    wanted = {tag["Key"]: tag["Value"] for tag in role_tags(properties, stack_id)}
+    current = {tag["Key"]: tag["Value"] for tag in role.tags}
+    dropped = sorted(set(getattr(role, "cfn_tag_keys", ())) - set(wanted))
+    if dropped:
+        backend.untag_role(role.name, dropped)
+    changed = [{"Key": key, "Value": value} for key, value in wanted.items() if current.get(key) != value]
+    if changed:
+        backend.tag_role(role.name, changed)
+    role.cfn_tag_keys = list(wanted)
+    role.cfn_own_tags = list(properties.get("Tags") or [])
+    role.cfn_stack_id = stack_id
+
+
+def _aws_managed_policy(backend: Any, arn: str) -> None:
+    """An AWS managed policy exists in every account; moto's IAM loads none, so the first role that attaches one
+    brings it in (an unknown ARN stays unknown: attaching it fails as on AWS)."""
+    from moto.iam.aws_managed_policies import aws_managed_policies_data
+    from moto.iam.models import AWSManagedPolicy
+
+    if arn in {policy.arn for policy in backend.managed_policies.values()} or ":iam::aws:policy/" not in arn:
+        return
+    name = arn.rsplit("/", 1)[-1]
+    data = json.loads(aws_managed_policies_data).get(name)
+    if data is None:
+        return
+    policy = AWSManagedPolicy.from_data(name, backend.account_id, "us-east-1", data)
+    if policy.arn == arn:
+        backend.managed_policies[policy.arn] = policy
+
+
+def sync_managed_policies(backend: Any, role: Any, properties: dict[str, Any]) -> None:
+    """AttachRolePolicy/DetachRolePolicy until the role holds the resource's ``ManagedPolicyArns``, through the
+    IAM API (authorized as the stack's role), as the resource handler does."""
+    wanted = [str(arn) for arn in properties.get("ManagedPolicyArns") or []]
+    for arn in [arn for arn in getattr(role, "cfn_managed_policy_arns", []) if arn not in wanted]:
+        if arn in role.managed_policies:
+            backend.detach_role_policy(arn, role.name)
+    for arn in wanted:
+        if arn not in role.managed_policies:
+            _aws_managed_policy(backend, arn)
+            backend.attach_role_policy(arn, role.name)
+    role.cfn_managed_policy_arns = wanted
+
+
 def _document(policy: Any) -> str:
     return policy if isinstance(policy, str) else json.dumps(policy)
 
@@ -51,6 +104,39 @@ def put_role_policy(backend: Any, role: Any, name: str, document: Any) -> None:
         if "Version" in parsed or "version" not in str(exc).lower():
             raise
         role.put_policy(name, text)
+
+
+def _propagate_stack_tag_changes() -> None:
+    """An update that changes the stack's tags updates every role of the stack, as CloudFormation propagates
+    stack tags to each resource that takes them. moto set the stack's new tags only after its resources were
+    updated, and updated only resources whose properties changed."""
+    from moto.cloudformation.models import Stack
+    from moto.cloudformation.parsing import ResourceMap
+
+    original_update, original_diff = Stack.update, ResourceMap.build_resource_diff
+
+    def update(self: Any, template: str, role_arn: str | None = None, parameters: Any = None,
+               tags: dict[str, str] | None = None) -> None:
+        changed = tags is not None and dict(tags) != dict(self.tags or {})
+        if changed:
+            self.tags = tags  # what the resources' update handlers see
+        self.resource_map.stack_tags_changed = changed
+        try:
+            original_update(self, template, role_arn, parameters, tags)
+        finally:
+            self.resource_map.stack_tags_changed = False
+
+    def build_resource_diff(self: Any, other_template: dict[str, Any], parameters: Any = None) -> dict[str, Any]:
+        diff: dict[str, Any] = original_diff(self, other_template, parameters)
+        if getattr(self, "stack_tags_changed", False):
+            for name, resource in other_template["Resources"].items():
+                if resource.get("Type") == "AWS::IAM::Role" and name in self._resource_json_map \
+                        and name not in diff["Modify"]:
+                    diff["Modify"].append(name)
+        return diff
+
+    Stack.update = update  # type: ignore[method-assign]
+    ResourceMap.build_resource_diff = build_resource_diff  # type: ignore[method-assign]
 
 
 def apply() -> None:
@@ -74,8 +160,12 @@ def apply() -> None:
             tags=role_tags(properties, kwargs.get("StackId")),
             max_session_duration=properties.get("MaxSessionDuration", 3600),
         )
+        role.cfn_tag_keys = [tag["Key"] for tag in role.tags]
+        role.cfn_own_tags = list(properties.get("Tags") or [])
+        role.cfn_stack_id = kwargs.get("StackId")
         for policy in properties.get("Policies") or []:
             put_role_policy(backend, role, policy["PolicyName"], policy["PolicyDocument"])
+        sync_managed_policies(backend, role, properties)
         return role
 
     def delete_from_cloudformation_json(cls: Any, resource_name: str, cloudformation_json: dict[str, Any],
@@ -109,6 +199,7 @@ def apply() -> None:
                         role.policies.pop(policy.policy_name, None)
             raise
 
+    _propagate_stack_tag_changes()
     Role.create_from_cloudformation_json = classmethod(create_from_cloudformation_json)  # type: ignore[assignment]
     Role.delete_from_cloudformation_json = classmethod(delete_from_cloudformation_json)  # type: ignore[assignment]
     IAMBackend.create_inline_policy = create_inline_policy  # type: ignore[method-assign]

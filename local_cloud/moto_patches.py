@@ -514,7 +514,8 @@ def _patch_role_updates() -> None:
         properties = cloudformation_json["Properties"]
         name = properties.get("RoleName", original_resource.name)
         if name != original_resource.name:  # a new name is a new role: create it, then delete the old one
-            role = create(cls, new_resource_name, cloudformation_json, account_id, region_name)
+            role = create(cls, new_resource_name, cloudformation_json, account_id, region_name,
+                          StackId=getattr(original_resource, "cfn_stack_id", None))
             cls.delete_from_cloudformation_json(original_resource.name, cloudformation_json, account_id, region_name)
             return role
         backend = iam_backends[account_id][get_partition(region_name)]
@@ -531,6 +532,8 @@ def _patch_role_updates() -> None:
         for policy_name, document in wanted.items():  # through the IAM API, as the handler (service role's grant)
             cloudformation_iam.put_role_policy(backend, role, policy_name, document)
         role.cfn_policy_names = list(wanted)
+        cloudformation_iam.sync_managed_policies(backend, role, properties)
+        cloudformation_iam.sync_role_tags(backend, role, properties, getattr(original_resource, "cfn_stack_id", None))
         return role
 
     create._remembers_policies = True  # type: ignore[attr-defined]
