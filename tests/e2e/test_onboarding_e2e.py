@@ -9,11 +9,13 @@ aborted execution never leaves CloudFormation waiting.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import subprocess
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -234,9 +236,7 @@ def test_retry_inside_the_window_completes_the_stack(local_cloud: ServedCloud, b
     sqs = client(local_cloud, "sqs")
     blocker = sqs.create_queue(QueueName="e2e-retry-queue")["QueueUrl"]
     params = onboarding_parameters(local_cloud, "e2e-retry", RetryWindowSeconds="240")
-    deploy = subprocess.Popen(cli_command() + deploy_command(local_cloud, built_template, "e2e-retry", params),
-                              cwd=REPO, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
+    with _deploying(local_cloud, built_template, "e2e-retry", params) as deploy:
         sfn = client(local_cloud, "stepfunctions")
         failed = _wait_for_execution(sfn, "e2e-retry-onboarding", "FAILED")
         waiting = stack(local_cloud, "e2e-retry")["StackStatus"]
@@ -245,9 +245,6 @@ def test_retry_inside_the_window_completes_the_stack(local_cloud: ServedCloud, b
         sfn.start_execution(stateMachineArn=original["stateMachineArn"],  # ... and retries from the console
                             name="retry-by-a-person", input=original["input"])
         output, _ = deploy.communicate(timeout=300)
-    finally:
-        if deploy.poll() is None:
-            deploy.kill()
     assert waiting == "CREATE_IN_PROGRESS"  # the retry window kept CloudFormation waiting
     assert deploy.returncode == 0, output[-3000:]
     assert stack(local_cloud, "e2e-retry")["StackStatus"] == "CREATE_COMPLETE"
@@ -261,9 +258,7 @@ def test_redrive_inside_the_window_completes_the_stack_with_every_output(local_c
     # A revoked API key: Workbench answers 401 and step 10 fails after steps 1-8 built everything.
     params = onboarding_parameters(local_cloud, "e2e-redrive", RetryWindowSeconds="240",
                                    WorkbenchApiKey="revoked-key")
-    deploy = subprocess.Popen(cli_command() + deploy_command(local_cloud, built_template, "e2e-redrive", params),
-                              cwd=REPO, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
+    with _deploying(local_cloud, built_template, "e2e-redrive", params) as deploy:
         sfn = client(local_cloud, "stepfunctions")
         failed = _wait_for_execution(sfn, "e2e-redrive-onboarding", "FAILED")
         waiting = stack(local_cloud, "e2e-redrive")["StackStatus"]
@@ -275,9 +270,6 @@ def test_redrive_inside_the_window_completes_the_stack_with_every_output(local_c
         client(local_cloud, "secretsmanager").put_secret_value(SecretId=secret, SecretString=DEMO_API_KEY)
         sfn.redrive_execution(executionArn=failed)  # ... and chooses Redrive in the Step Functions console
         output, _ = deploy.communicate(timeout=300)
-    finally:
-        if deploy.poll() is None:
-            deploy.kill()
     assert waiting == "CREATE_IN_PROGRESS"  # the retry window kept CloudFormation waiting
     assert deploy.returncode == 0, output[-3000:]
     assert stack(local_cloud, "e2e-redrive")["StackStatus"] == "CREATE_COMPLETE"
@@ -296,21 +288,29 @@ def test_redrive_inside_the_window_completes_the_stack_with_every_output(local_c
 def test_aborted_execution_fails_the_stack_without_waiting(local_cloud: ServedCloud, built_template: Path) -> None:
     # Long polls keep the execution inside a Wait state long enough to abort it there.
     params = onboarding_parameters(local_cloud, "e2e-abort", StatusPollSeconds="60", RetryWindowSeconds="600")
-    deploy = subprocess.Popen(cli_command() + deploy_command(local_cloud, built_template, "e2e-abort", params),
-                              cwd=REPO, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
+    with _deploying(local_cloud, built_template, "e2e-abort", params) as deploy:
         sfn = client(local_cloud, "stepfunctions")
         running = _wait_for_execution(sfn, "e2e-abort-onboarding", "RUNNING")
         time.sleep(3)
         sfn.stop_execution(executionArn=running, error="Aborted", cause="stopped by a person")
         aborted_at = time.monotonic()
         output, _ = deploy.communicate(timeout=240)
-    finally:
-        if deploy.poll() is None:
-            deploy.kill()
     assert deploy.returncode != 0, output[-3000:]
     assert time.monotonic() - aborted_at < 60
     assert stack(local_cloud, "e2e-abort")["StackStatus"] == "ROLLBACK_COMPLETE"
+
+
+@contextlib.contextmanager
+def _deploying(cloud: ServedCloud, template: Path, stack: str, params: list[str]) -> Iterator[subprocess.Popen[str]]:
+    """``local deploy`` running in the background while the test acts as a person would; killed should the test
+    end before it does."""
+    deploy = subprocess.Popen(cli_command() + deploy_command(cloud, template, stack, params),
+                              cwd=REPO, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        yield deploy
+    finally:
+        if deploy.poll() is None:
+            deploy.kill()
 
 
 def _wait_for_execution(sfn: Any, machine_name: str, status: str, timeout: float = 180) -> str:
