@@ -85,6 +85,7 @@ from local_cloud import (
     cloudtrail_checks,
     cloudwatch_alarms,
     custom_resources,
+    kms_key_pairs,
     kms_key_policies,
     logging_patches,
     s3_bucket_policies,
@@ -660,6 +661,7 @@ def apply() -> None:
     stacksets.apply()
     # What AWS services check and do for one another (each rule in its own module).
     kms_key_policies.install()
+    kms_key_pairs.install()
     s3_bucket_policies.install()
     s3_notifications.install()
     sns_delivery.install()
