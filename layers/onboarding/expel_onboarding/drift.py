@@ -184,7 +184,9 @@ def fix_of(error: Exception) -> str:
 @dataclass(frozen=True)
 class StepCheck(Model):
     """One guide step's check: its findings, or why it was not checked. ``device_status`` is step 10's
-    Workbench status, when an API key lets the check read it."""
+    Workbench status, when an API key lets the check read it. ``detection``: a CloudFormation drift detection
+    this check waits for (its operation id, "" while another operation holds the StackSet), started at
+    ``detection_started``; the state machine looks again after a wait (``pending``)."""
 
     KEY: ClassVar[str] = "Check"
 
@@ -193,6 +195,9 @@ class StepCheck(Model):
     findings: list[Finding] = field(default_factory=list)
     note: str = ""
     device_status: str = ""
+    pending: bool = False
+    detection: str = ""
+    detection_started: str = ""
 
     @classmethod
     def of(cls, run: Converge, note: str = "", device_status: str = "") -> StepCheck:
@@ -243,6 +248,7 @@ class Report(Model):
     checked_at: str = ""
     execution_arn: str = ""
     repair: bool = False  # a repair (the onboarding) was started for this check's findings
+    pending: bool = False  # a step waits for CloudFormation's drift detection: look again after a wait
 
     @property
     def findings(self) -> list[Finding]:
@@ -256,7 +262,7 @@ class Report(Model):
         device = next((c.device_status for c in steps if c.device_status), "")
         status = DriftStatus.DRIFTED if count else DriftStatus.IN_SYNC
         return cls(status=status, finding_count=count, steps=steps, device_status=device, checked_at=checked_at,
-                   execution_arn=execution_arn, repair=repair and count > 0)
+                   execution_arn=execution_arn, repair=repair and count > 0, pending=any(c.pending for c in steps))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Self:
@@ -282,6 +288,8 @@ def render(report: Report, stack: str = "<stack>", width: int = 100) -> list[str
         title = GUIDE_STEPS.get(check.step, "")
         state = {DriftStatus.IN_SYNC: "in sync", DriftStatus.NOT_CHECKED: "not checked"}.get(
             check.status, f"{len(check.findings)} difference{'s' if len(check.findings) != 1 else ''}")
+        if check.pending:
+            state = "drift detection still running"
         lines.append("")
         lines.append(f"Guide step {check.step}  {title}: {state}" + (f" ({check.note})" if check.note else ""))
         for finding in check.findings:
