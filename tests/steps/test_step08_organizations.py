@@ -595,6 +595,7 @@ def test_a_member_accounts_role_changed_by_hand_is_named_with_its_account_proper
     assert finding.resource == f"role ExpelAssumeRole in account {account} ({REGION})"
     assert finding.setting == "AssumeRolePolicyDocument/Statement/0/Condition/StringEquals/sts:ExternalId (NOT_EQUAL)"
     assert (finding.actual, finding.expected) == ("not-the-guid", WORKBENCH_GUID)
+    assert finding.repairable is False
     assert f"in account {account}, IAM > Roles > ExpelAssumeRole" in finding.fix
     assert "delete-stack-instances" in finding.fix and f"Accounts={account}" in finding.fix
 

@@ -16,6 +16,7 @@ and ``status``).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -99,7 +100,8 @@ def refuse_write(what: str) -> None:
 @dataclass(frozen=True)
 class Finding(Model):
     """One difference: which resource, which setting or statement, what it is now, what it should be,
-    the guide step it belongs to, and the fix."""
+    the guide step it belongs to, and the fix. ``repairable``: whether running the onboarding again (``doctor
+    --repair``, ``DriftRepair``) puts it back; the Expel role itself it does not (README "Drift")."""
 
     step: int
     resource: str
@@ -107,6 +109,7 @@ class Finding(Model):
     actual: str
     expected: str
     fix: str
+    repairable: bool = True
 
     @property
     def title(self) -> str:
@@ -163,10 +166,11 @@ class Converge:
                                "was": finding.actual[:500]})
         return result
 
-    def observe(self, finding: Finding) -> None:
+    def observe(self, finding: Finding, *, repairable: bool = True) -> None:
         """A difference no write of this step fixes, seen by a check (a stack operation still running,
-        deliveries that failed): reported all the same."""
-        self.findings.append(finding)
+        deliveries that failed): reported all the same. ``repairable`` False: no rerun of the onboarding puts
+        it back (a hand edit of the Expel role), so the report says it is the person's to fix."""
+        self.findings.append(finding if repairable else dataclasses.replace(finding, repairable=False))
 
     def finding(self, resource: str, setting: str, actual: Any, expected: Any, fix: str) -> Finding:
         """A finding of this step (values shown as ``shown`` does)."""
@@ -299,6 +303,11 @@ def render(report: Report, stack: str = "<stack>", width: int = 100) -> list[str
             lines.append(f"      fix        {finding.fix}".replace("<stack>", stack))
     if report.finding_count:
         lines += ["", f"Repair: each fix above by hand, {REPAIR}.".replace("<stack>", stack)]
+        manual = [f for f in report.findings if not f.repairable]
+        if manual:
+            lines.append(f"By hand only ({len(manual)}): the repair does not change the Expel role (CloudFormation "
+                         "leaves a role whose template did not change as it is): " + "; ".join(
+                             f"{f.setting} of {f.resource}" for f in manual[:5]) + (" ..." if len(manual) > 5 else ""))
         if report.repair:
             lines.append("A repair (the onboarding, run again) was started for these differences.")
     return lines

@@ -439,11 +439,13 @@ def _instance_findings(run: Converge, config: Config, call_as: CallAsType, insta
             f"a CURRENT instance (the account is under {wanted[account]}, a target of the StackSet)",
             f"deploy it: aws cloudformation create-stack-instances --stack-set-name {name} --deployment-targets "
             f"OrganizationalUnitIds={wanted[account]},Accounts={account},AccountFilterType=INTERSECTION "
-            f"--regions {region}{_call_as_flag(call_as)} (Expel cannot assume a role in that account until then)"))
+            f"--regions {region}{_call_as_flag(call_as)} (Expel cannot assume a role in that account until then)"),
+            repairable=False)
     if len(missing) > MAX_ACCOUNT_FINDINGS:
         run.observe(run.finding(f"{len(missing) - MAX_ACCOUNT_FINDINGS} more accounts ({region})",
                                 f"stack instance of StackSet {name}", None, "a CURRENT instance",
-                                f"as above; CloudFormation > StackSets > {name} > Stack instances lists them"))
+                                f"as above; CloudFormation > StackSets > {name} > Stack instances lists them"),
+                    repairable=False)
     stale = sorted((a, i) for a, i in held.items() if i.get("Status") != "CURRENT")
     for account, instance in stale[:MAX_ACCOUNT_FINDINGS]:
         detailed = (instance.get("StackInstanceStatus") or {}).get("DetailedStatus", "")
@@ -497,11 +499,11 @@ def _check_member_roles(run: Converge, config: Config, previous: StepCheck, now:
         for drift in stacksets.stack_instance_resource_drifts(name, account, where, previous.detection, region,
                                                               call_as):
             for finding in _drift_findings(run, config, call_as, account, where, instance, drift):
-                run.observe(finding)
+                run.observe(finding, repairable=False)
     if len(drifted) > MAX_ACCOUNT_FINDINGS:
         run.observe(run.finding(f"{len(drifted) - MAX_ACCOUNT_FINDINGS} more accounts", "Expel role", "drifted",
                                 "as the StackSet's template says", f"CloudFormation > StackSets > {name} > "
-                                "Stack instances (drift status) lists them"))
+                                "Stack instances (drift status) lists them"), repairable=False)
     return None
 
 
