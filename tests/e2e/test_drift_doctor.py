@@ -168,8 +168,7 @@ def test_doctor_finds_nothing_on_a_fresh_onboarding_then_names_each_thing_broken
     trust = json.loads(trust) if isinstance(trust, str) else trust
     trust["Statement"][0]["Condition"]["StringEquals"]["sts:ExternalId"] = values["WorkbenchGuid"]
     iam.update_assume_role_policy(RoleName=f"{STACK}-role", PolicyDocument=json.dumps(trust))
-    updated = run_cli(*deploy_command(local_cloud, built_template, STACK, {**params, "DriftRepair": "true"}),
-                      timeout=400)
+    updated = run_cli(*deploy_command(local_cloud, built_template, STACK, [*params, "DriftRepair=true"]), timeout=400)
     assert updated.returncode == 0, updated.stdout[-3000:] + updated.stderr[-3000:]
     [target] = client(local_cloud, "events").list_targets_by_rule(Rule=_rule_name(local_cloud))["Targets"]
     assert json.loads(target["Input"]) == {"Mode": "ScheduledCheck", "Repair": True}
