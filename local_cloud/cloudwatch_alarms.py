@@ -12,6 +12,10 @@
   CloudWatch use the key (the AWS managed key for SNS does not); otherwise the action fails, as on AWS,
   and the alarm's history says so. ``local serve`` evaluates once per ``--schedule-interval`` (a minute of
   compressed time, as AWS evaluates alarms every minute).
+- DescribeAlarmHistory (moto lacks it): each alarm's ConfigurationUpdate (created, updated), StateUpdate ("Alarm
+  updated from OK to ALARM", old and new state in HistoryData) and Action items ("Successfully executed action
+  <topic ARN>" with the published message's id, or "Failed to execute action ..." with the error), newest first
+  (ScanBy), filtered by AlarmName, HistoryItemType, StartDate and EndDate, MaxRecords 1 to 100 per page.
 """
 
 from __future__ import annotations
@@ -103,9 +107,12 @@ def _install_initial_state() -> None:
         alarm = original(self, name, *args, **kwargs)
         if existing is None:
             alarm.state_value = "INSUFFICIENT_DATA"
+            alarm.history = []
+            _record(alarm, "ConfigurationUpdate", f'Alarm "{name}" created', {"type": "Create"})
         else:  # an update keeps the alarm's state, as on AWS
             alarm.state_value, alarm.state_reason = existing.state_value, existing.state_reason
             alarm.history = existing.history
+            _record(alarm, "ConfigurationUpdate", f'Alarm "{name}" updated', {"type": "Update"})
         return alarm
 
     put_metric_alarm._insufficient_first = True  # type: ignore[attr-defined]
@@ -265,8 +272,13 @@ def evaluate(now: datetime | None = None) -> list[tuple[str, str]]:
                 state, reason = judge(alarm, _datapoints(backend, alarm), now)
                 if state == alarm.state_value:
                     continue
-                old = alarm.state_value
-                alarm.update_state(reason, json.dumps({"version": "1.0", "queryDate": now.isoformat()}), state)
+                old, old_reason = alarm.state_value, alarm.state_reason
+                data = {"version": "1.0", "queryDate": now.isoformat()}
+                alarm.update_state(reason, json.dumps(data), state)
+                alarm.history = [h for h in alarm.history if isinstance(h, dict)]  # moto's own tuple: not AWS's
+                _record(alarm, "StateUpdate", f"Alarm updated from {old} to {state}", {
+                    "version": "1.0", "oldState": {"stateValue": old, "stateReason": old_reason},
+                    "newState": {"stateValue": state, "stateReason": reason, "stateReasonData": data}}, now)
                 changed.append((alarm.alarm_arn, state))
                 if alarm.actions_enabled:
                     actions = {"ALARM": alarm.alarm_actions, "OK": alarm.ok_actions,
@@ -277,15 +289,17 @@ def evaluate(now: datetime | None = None) -> list[tuple[str, str]]:
 
 
 def _run_action(account_id: str, region: str, alarm: Any, old: str, action: str, now: datetime) -> None:
+    failed = {"actionState": "Failed", "stateUpdateTimestamp": int(now.timestamp() * 1000),
+              "notificationResource": action}
     if ":sns:" not in action:
-        alarm.history.append(("Action", f"Failed to execute action {action}: only SNS actions are emulated",
-                              "{}", alarm.state_value, now))
+        _record(alarm, "Action", f"Failed to execute action {action}: only SNS actions are emulated",
+                failed | {"error": "only SNS actions are emulated"}, now)
         return
     refusal = publish_refusal(action, alarm.alarm_arn)
     if refusal:
         log.warning("alarm %s: %s", alarm.name, refusal)
-        alarm.history.append(("Action", f"Failed to execute action {action}. Received error: \"{refusal}\"", "{}",
-                              alarm.state_value, now))
+        _record(alarm, "Action", f"Failed to execute action {action}. Received error: \"{refusal}\"",
+                failed | {"error": refusal}, now)
         return
     from moto.sns.models import sns_backends
 
@@ -302,9 +316,64 @@ def _run_action(account_id: str, region: str, alarm: Any, old: str, action: str,
                     "TreatMissingData": alarm.treat_missing_data or "missing"},
     }
     topic_region = action.split(":")[3]
-    sns_backends[account_id][topic_region].publish(
+    message_id = sns_backends[account_id][topic_region].publish(
         json.dumps(message), arn=action, subject=f'{alarm.state_value}: "{alarm.name}" in {region}')
-    alarm.history.append(("Action", f"Successfully executed action {action}", "{}", alarm.state_value, now))
+    _record(alarm, "Action", f"Successfully executed action {action}", {
+        "actionState": "Succeeded", "stateUpdateTimestamp": int(now.timestamp() * 1000),
+        "notificationResource": action, "publishedMessage": {"messageId": str(message_id), "message": message}}, now)
+
+
+def _record(alarm: Any, kind: str, summary: str, data: dict[str, Any], when: datetime | None = None) -> None:
+    """One AlarmHistoryItem, as DescribeAlarmHistory shows it."""
+    alarm.history.append({"AlarmName": alarm.name, "AlarmType": "MetricAlarm", "Timestamp": when or datetime.now(UTC),
+                          "HistoryItemType": kind, "HistorySummary": summary,
+                          "HistoryData": json.dumps(data, default=str)})
+
+
+_ITEM_TYPES = ("ConfigurationUpdate", "StateUpdate", "Action", "AlarmContributorStateUpdate",
+               "AlarmContributorAction")
+
+
+def _install_describe_alarm_history() -> None:
+    from moto.cloudwatch.responses import CloudWatchResponse
+    from moto.core.responses import ActionResult
+
+    from local_cloud.stacksets import _page
+
+    def describe_alarm_history(self: Any) -> Any:
+        from moto.cloudwatch.exceptions import ValidationError
+
+        params = self._get_params()
+        kind = params.get("HistoryItemType")
+        if kind and kind not in _ITEM_TYPES:
+            raise ValidationError(f"1 validation error detected: Value '{kind}' at 'historyItemType' failed to "
+                                  f"satisfy constraint: Member must satisfy enum value set: [{', '.join(_ITEM_TYPES)}]")
+        name = params.get("AlarmName")
+        alarms = [a for a in self.cloudwatch_backend.alarms.values() if not name or a.name == name]
+        items = [h for a in alarms for h in a.history if isinstance(h, dict) and (not kind or
+                                                                                 h["HistoryItemType"] == kind)]
+        start, end = params.get("StartDate"), params.get("EndDate")
+        if start:
+            items = [h for h in items if h["Timestamp"] >= _when(start)]
+        if end:
+            items = [h for h in items if h["Timestamp"] <= _when(end)]
+        order = {id(h): n for n, h in enumerate(items)}  # an action follows its state change at the same time
+        items.sort(key=lambda h: (h["Timestamp"], order[id(h)]),
+                   reverse=params.get("ScanBy", "TimestampDescending") == "TimestampDescending")
+        try:
+            page, token = _page(items, {"MaxRecords": None, "NextToken": params.get("NextToken"),
+                                        "MaxResults": params.get("MaxRecords")})
+        except Exception as exc:
+            raise ValidationError(str(getattr(exc, "message", exc)).replace("maxResults", "maxRecords")) from exc
+        return ActionResult({"AlarmHistoryItems": page, "NextToken": token} if token else {"AlarmHistoryItems": page})
+
+    CloudWatchResponse.describe_alarm_history = describe_alarm_history  # type: ignore[attr-defined]
+
+
+def _when(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
 
 
 def publish_refusal(topic_arn: str, alarm_arn: str) -> str | None:
@@ -345,5 +414,6 @@ def install() -> None:
         return
     _install_emf()
     _install_initial_state()
+    _install_describe_alarm_history()
     _add_alarm_model()
     _installed = True

@@ -23,6 +23,12 @@ that joins later. Here a StackSet with ``PermissionModel=SERVICE_MANAGED`` behav
   (a role of that name already exists, as on AWS) fails that account with CloudFormation's reason, and the
   partial stack is rolled back.
 - ListStackInstances, ListStackSetOperations and ListStackSetOperationResults page by at most 100.
+- DetectStackSetDrift is an operation like the others (one at a time, preferences, STOPPED on request): it
+  compares each instance's stack with the StackSet's template and parameters (``cloudformation_drift``) and
+  leaves the instances' status alone. DescribeStackSetOperation and DescribeStackSet (the last completed one)
+  carry StackSetDriftDetectionDetails, ListStackInstances each instance's DriftStatus, and
+  ListStackInstanceResourceDrifts each resource's drift and property differences; an instance without a stack
+  fails the detection there (FailureTolerance applies).
 - Automatic deployment: an account created in, or moved into, a targeted OU gets its instance; one that
   leaves the targets (or the organization) loses it unless RetainStacksOnAccountRemoval is true.
 
@@ -98,12 +104,16 @@ class Instance:
     reason: str = ""
     last_operation_id: str = ""
     live: bool = False  # a stack of this instance exists in the account
+    drift_status: str = "NOT_CHECKED"  # DRIFTED | IN_SYNC | UNKNOWN | NOT_CHECKED (the last drift detection's)
+    last_drift_check: datetime | None = None
 
     def summary(self, stack_set_id: str) -> dict[str, Any]:
         summary: dict[str, Any] = {
             "StackSetId": stack_set_id, "Region": self.region, "Account": self.account, "Status": self.status,
             "StackInstanceStatus": {"DetailedStatus": self.detailed}, "OrganizationalUnitId": self.ou,
-            "DriftStatus": "NOT_CHECKED", "LastOperationId": self.last_operation_id}
+            "DriftStatus": self.drift_status, "LastOperationId": self.last_operation_id}
+        if self.last_drift_check:
+            summary["LastDriftCheckTimestamp"] = self.last_drift_check
         if self.stack_id:
             summary["StackId"] = self.stack_id
         if self.reason:
@@ -120,12 +130,13 @@ class Result:
     ou: str
     status: str = "PENDING"  # PENDING | RUNNING | SUCCEEDED | FAILED | CANCELLED
     reason: str = ""
+    drift: str = ""  # DETECT_DRIFT: the instance's DRIFTED or IN_SYNC
 
 
 @dataclass
 class Operation:
     id: str
-    action: str  # CREATE | UPDATE | DELETE
+    action: str  # CREATE | UPDATE | DELETE | DETECT_DRIFT
     preferences: dict[str, Any]
     targets: dict[str, Any]
     regions: list[str]
@@ -140,6 +151,8 @@ class Operation:
     stop_requested: bool = False
     tolerance: dict[str, int] = field(default_factory=dict)  # per region
     concurrency: dict[str, int] = field(default_factory=dict)
+    # DETECT_DRIFT: each instance's resources as drift detection found them (ListStackInstanceResourceDrifts).
+    drifts: dict[tuple[str, str], list[dict[str, Any]]] = field(default_factory=dict)
 
     @property
     def active(self) -> bool:
@@ -159,7 +172,26 @@ class Operation:
             described["EndTimestamp"] = self.ended
         if self.reason:
             described["StatusReason"] = self.reason
+        if self.action == "DETECT_DRIFT":
+            described["StackSetDriftDetectionDetails"] = self.drift_details()
         return described
+
+    def drift_details(self) -> dict[str, Any]:
+        """``StackSetDriftDetectionDetails`` of a DETECT_DRIFT operation, counted from its accounts."""
+        drifted = sum(1 for r in self.results if r.drift == "DRIFTED")
+        in_sync = sum(1 for r in self.results if r.drift == "IN_SYNC")
+        failed = sum(1 for r in self.results if r.status in ("FAILED", "CANCELLED"))
+        running = sum(1 for r in self.results if r.status in ("PENDING", "RUNNING"))
+        state = {"SUCCEEDED": "PARTIAL_SUCCESS" if failed else "COMPLETED", "FAILED": "FAILED",
+                 "STOPPED": "STOPPED"}.get(self.status, "IN_PROGRESS")
+        details: dict[str, Any] = {
+            "DriftStatus": "DRIFTED" if drifted else ("IN_SYNC" if not self.active else "NOT_CHECKED"),
+            "DriftDetectionStatus": state, "TotalStackInstancesCount": len(self.results),
+            "DriftedStackInstancesCount": drifted, "InSyncStackInstancesCount": in_sync,
+            "InProgressStackInstancesCount": running, "FailedStackInstancesCount": failed}
+        if self.ended:
+            details["LastDriftCheckTimestamp"] = self.ended
+        return details
 
     def summary(self) -> dict[str, Any]:
         summary = {k: v for k, v in self.description("").items() if k not in ("StackSetId", "DeploymentTargets",
@@ -190,6 +222,15 @@ class OrgStackSet:
     def current(self) -> Operation | None:
         return next((o for o in self.operations if o.active), None)
 
+    def drift_details(self) -> dict[str, Any]:
+        """The last *completed* drift detection's details (AWS leaves one in progress out)."""
+        done = [o for o in self.operations if o.action == "DETECT_DRIFT" and not o.active]
+        if not done:
+            return {"DriftStatus": "NOT_CHECKED", "TotalStackInstancesCount": 0, "DriftedStackInstancesCount": 0,
+                    "InSyncStackInstancesCount": 0, "InProgressStackInstancesCount": 0,
+                    "FailedStackInstancesCount": 0}
+        return done[-1].drift_details()
+
     def describe(self) -> dict[str, Any]:
         ss = self.stack_set
         described: dict[str, Any] = {
@@ -199,14 +240,19 @@ class OrgStackSet:
             "PermissionModel": "SERVICE_MANAGED", "OrganizationalUnitIds": sorted(self.targets),
             "ManagedExecution": {"Active": self.managed_execution},
             "Regions": sorted({i.region for i in self.instances.values()}),
+            "StackSetDriftDetectionDetails": self.drift_details(),
         }
         return described
 
     def summary(self) -> dict[str, Any]:
         ss = self.stack_set
-        return {"StackSetName": ss.name, "StackSetId": ss.id, "Description": ss.description or "",
-                "Status": ss.status, "AutoDeployment": self.auto_deployment, "PermissionModel": "SERVICE_MANAGED",
-                "DriftStatus": "NOT_CHECKED", "ManagedExecution": {"Active": self.managed_execution}}
+        drift = self.drift_details()
+        summary = {"StackSetName": ss.name, "StackSetId": ss.id, "Description": ss.description or "",
+                   "Status": ss.status, "AutoDeployment": self.auto_deployment, "PermissionModel": "SERVICE_MANAGED",
+                   "DriftStatus": drift["DriftStatus"], "ManagedExecution": {"Active": self.managed_execution}}
+        if "LastDriftCheckTimestamp" in drift:
+            summary["LastDriftCheckTimestamp"] = drift["LastDriftCheckTimestamp"]
+        return summary
 
 
 # ------------------------------------------------------------------------------------------ the organization
@@ -383,6 +429,8 @@ def _start(org_set: OrgStackSet, operation: Operation) -> None:
                 if operation.action != "CREATE":
                     continue
                 instance = org_set.instances[(account, region)] = Instance(account, region, ou)
+            if operation.action == "DETECT_DRIFT":
+                continue  # drift detection reads the instances; their status stays as it is
             instance.status, instance.detailed, instance.reason = "OUTDATED", "PENDING", ""
             instance.last_operation_id = operation.id
         count = sum(1 for r in operation.results if r.region == region)
@@ -429,7 +477,7 @@ def _step(org_set: OrgStackSet) -> None:
         for result in pending[:size]:
             result.status = "RUNNING"
             instance = org_set.instances.get((result.account, result.region))
-            if instance is not None:
+            if instance is not None and operation.action != "DETECT_DRIFT":
                 instance.detailed = "RUNNING"
         operation.next_at = time.monotonic() + TIMING.batch_seconds
         return
@@ -441,7 +489,7 @@ def _finish(org_set: OrgStackSet, operation: Operation, status: str, reason: str
         if result.status in ("PENDING", "RUNNING"):
             result.status = "CANCELLED"
             instance = org_set.instances.get((result.account, result.region))
-            if instance is not None:
+            if instance is not None and operation.action != "DETECT_DRIFT":
                 instance.detailed = "CANCELLED"
                 instance.reason = "Cancelled since failure tolerance has exceeded" if status == "FAILED" else (
                     "Cancelled since the operation was stopped")
@@ -456,6 +504,9 @@ def _run_result(org_set: OrgStackSet, operation: Operation, result: Result) -> N
     instance = org_set.instances.get((result.account, result.region))
     if instance is None:
         result.status = "SUCCEEDED"
+        return
+    if operation.action == "DETECT_DRIFT":
+        _detect_instance_drift(operation, instance, result)
         return
     try:
         if operation.action == "DELETE":
@@ -472,6 +523,29 @@ def _run_result(org_set: OrgStackSet, operation: Operation, result: Result) -> N
     if operation.action == "DELETE":
         return
     instance.status, instance.detailed, instance.reason = "CURRENT", "SUCCEEDED", ""
+
+
+def _detect_instance_drift(operation: Operation, instance: Instance, result: Result) -> None:
+    """Drift detection of the instance's stack in its account (``cloudformation_drift``). An instance without a
+    stack (its deployment failed) cannot be checked: that account fails, and counts against the tolerance."""
+    from moto.cloudformation.models import cloudformation_backends
+
+    from local_cloud.cloudformation_drift import DELETED, MODIFIED, resource_drifts
+
+    stack = cloudformation_backends[instance.account][instance.region].stacks.get(instance.stack_id) \
+        if instance.live else None
+    checked = _now()
+    instance.last_drift_check = checked
+    if stack is None:
+        result.status, result.reason = "FAILED", "Stack instance is not in a state to detect drift: its stack does " \
+                                                 "not exist"
+        instance.drift_status = "UNKNOWN"
+        return
+    drifts = resource_drifts(stack, checked)
+    operation.drifts[(instance.account, instance.region)] = drifts
+    drifted = any(d["StackResourceDriftStatus"] in (MODIFIED, DELETED) for d in drifts)
+    result.status, result.drift = "SUCCEEDED", "DRIFTED" if drifted else "IN_SYNC"
+    instance.drift_status = result.drift
 
 
 class _InstanceFailed(Exception):
@@ -755,14 +829,17 @@ def _patch_responses() -> None:  # noqa: C901 - one override per StackSets actio
         "create_stack_set", "describe_stack_set", "list_stack_sets", "update_stack_set", "delete_stack_set",
         "create_stack_instances", "update_stack_instances", "delete_stack_instances", "describe_stack_instance",
         "list_stack_instances", "list_stack_set_operations", "describe_stack_set_operation",
-        "list_stack_set_operation_results", "stop_stack_set_operation")}
+        "list_stack_set_operation_results", "stop_stack_set_operation") if hasattr(CloudFormationResponse, name)}
+
+    def unsupported(self: Any) -> Any:
+        raise _validation("The local cloud emulates StackSet drift detection for service-managed StackSets only")
 
     def override(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         def install(handler: Callable[..., Any]) -> Callable[..., Any]:
             def method(self: Any) -> Any:
                 with ENGINE.lock:
                     result = handler(self)
-                return original[name](self) if result is NotImplemented else result
+                return original.get(name, unsupported)(self) if result is NotImplemented else result
 
             setattr(CloudFormationResponse, name, method)
             return handler
@@ -1014,6 +1091,38 @@ def _patch_responses() -> None:  # noqa: C901 - one override per StackSets actio
                       "AccountGateResult": {"Status": "SKIPPED", "StatusReason": "No account gate configured"},
                       **({"StatusReason": r.reason} if r.reason else {})} for r in results]
         page, token = _page(summaries, params)
+        return ActionResult({"Summaries": page, "NextToken": token} if token else {"Summaries": page})
+
+    @override("detect_stack_set_drift")
+    def detect_stack_set_drift(self: Any) -> Any:
+        _, org_set = _org_set_of(self)
+        if org_set is None:
+            return NotImplemented
+        params = self._get_params()
+        _check_caller(self.current_account, params.get("CallAs") or "SELF", trusted_access=False)
+        operation = Operation(params.get("OperationId") or str(uuid.uuid4()), "DETECT_DRIFT", _preferences(params),
+                              {}, sorted({i.region for i in org_set.instances.values()}))
+        _submit(org_set, operation)
+        return ActionResult({"OperationId": operation.id})
+
+    @override("list_stack_instance_resource_drifts")
+    def list_stack_instance_resource_drifts(self: Any) -> Any:
+        stack_set, org_set = _org_set_of(self)
+        if org_set is None:
+            return NotImplemented
+        _check_call(self)
+        params = self._get_params()
+        operation = _operation(self, org_set)
+        key = (str(params.get("StackInstanceAccount", "")), str(params.get("StackInstanceRegion", "")))
+        if operation.action != "DETECT_DRIFT" or not any((r.account, r.region) == key for r in operation.results):
+            raise _error("StackInstanceNotFoundException",
+                         f"Stack instance {key[0]} {key[1]} of StackSet {stack_set.name} not found in operation "
+                         f"{operation.id}")
+        drifts = operation.drifts.get(key, [])
+        wanted = params.get("StackInstanceResourceDriftStatuses") or []
+        if wanted:
+            drifts = [d for d in drifts if d["StackResourceDriftStatus"] in wanted]
+        page, token = _page(drifts, params)
         return ActionResult({"Summaries": page, "NextToken": token} if token else {"Summaries": page})
 
     @override("stop_stack_set_operation")

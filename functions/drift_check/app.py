@@ -4,11 +4,14 @@ finding count as a CloudWatch metric (embedded metric format, through the functi
 Its role only reads.
 
 A scheduled check first asks it for the stack's last onboarding (``StateMachineArn`` instead of ``Config``).
+While CloudFormation's drift detection of the member accounts runs (Organizations mode), the report is
+``Pending``: the state machine waits and hands it back (``Drift``), and the metric is published once it is done.
 """
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from expel_onboarding.drift import Report
 from expel_onboarding.models import Config
 from expel_onboarding.steps import drift_check
 
@@ -23,6 +26,10 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
     if "Config" not in event:
         return drift_check.last_onboarding(event["StateMachineArn"])
     config = Config.from_state(event)
-    report = drift_check.check(config, execution_arn=event.get("ExecutionId", ""))
-    drift_check.publish(metrics, report, config.stack_name)
+    if "Drift" in event:
+        report = drift_check.look_again(config, Report.from_dict(event["Drift"]))
+    else:
+        report = drift_check.check(config, execution_arn=event.get("ExecutionId", ""))
+    if not report.pending:
+        drift_check.publish(metrics, report, config.stack_name)
     return report.to_dict()

@@ -3,7 +3,8 @@
 One organization (member accounts in a nested OU and one in the root) and one onboarding are shared by
 the checks below, in order: create, ``status``, a rerun (nothing to change: no StackSet operation), an
 update of the Workbench GUID (one operation, every member role changed), a member account added after
-onboarding (automatic deployment), delete (instances and StackSet gone). The local cloud is this
+onboarding (automatic deployment), ``doctor`` (each member account's role checked by CloudFormation's drift
+detection), delete (instances and StackSet gone). The local cloud is this
 module's own: an organization is account-wide, and the other e2e tests onboard single accounts.
 StackSet operations run in compressed time (``--stackset-seconds``).
 """
@@ -161,6 +162,45 @@ def test_a_member_account_added_after_onboarding_gets_the_role(onboarded: Onboar
     assert ROLE in role_names(onboarded.member(joined, "iam"))
     assert onboarded.external_id(joined) == NEW_GUID
     organization.accounts["prod"].append(joined)
+
+
+def test_doctor_checks_every_member_accounts_role_and_names_the_account_the_role_and_the_property(
+        onboarded: Onboarded) -> None:
+    organization = onboarded.organization
+    doctor = ("doctor", "--stack", STACK, "--endpoint-url", onboarded.cloud.url, "--region", REGION)
+    clean = run_cli(*doctor, timeout=600)
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    assert "Guide step 8  Set up CloudFormation (the Expel role): in sync" in clean.stdout
+
+    changed, missing = organization.accounts["prod"][0], organization.accounts["root"][0]
+    guid = onboarded.external_id(changed)  # the Workbench GUID of the last update
+    iam = onboarded.member(changed, "iam")
+    trust = iam.get_role(RoleName=ROLE)["Role"]["AssumeRolePolicyDocument"]
+    trust = json.loads(trust) if isinstance(trust, str) else trust
+    trust["Statement"][0]["Condition"]["StringEquals"]["sts:ExternalId"] = "not-the-workbench-guid"
+    iam.update_assume_role_policy(RoleName=ROLE, PolicyDocument=json.dumps(trust))
+    cfn = onboarded.client("cloudformation")
+    removed = cfn.delete_stack_instances(
+        StackSetName=STACK_SET, Regions=[REGION], RetainStacks=False,
+        DeploymentTargets={"OrganizationalUnitIds": [organization.root], "Accounts": [missing],
+                           "AccountFilterType": "INTERSECTION"})["OperationId"]
+    wait_for(lambda: cfn.describe_stack_set_operation(StackSetName=STACK_SET, OperationId=removed)[
+        "StackSetOperation"]["Status"] == "SUCCEEDED", timeout=60, what="the instance's removal")
+
+    drifted = run_cli(*doctor, timeout=600)
+
+    assert drifted.returncode == 1, drifted.stdout + drifted.stderr
+    text = drifted.stdout
+    assert "Guide step 8  Set up CloudFormation (the Expel role): 2 differences" in text, text
+    assert (f"  - AssumeRolePolicyDocument/Statement/0/Condition/StringEquals/sts:ExternalId (NOT_EQUAL) of role "
+            f"{ROLE} in account {changed} ({REGION})\n      is now     not-the-workbench-guid\n      should be  "
+            f"{guid}\n      fix        in account {changed}, IAM > Roles > {ROLE}: put the value back") in text, \
+        text
+    assert f"  - stack instance of StackSet {STACK_SET} of account {missing} ({REGION})\n      is now     (absent)" \
+        in text, text
+    assert f"create-stack-instances --stack-set-name {STACK_SET} --deployment-targets OrganizationalUnitIds=" \
+           f"{organization.root},Accounts={missing},AccountFilterType=INTERSECTION --regions {REGION}" in text
+    organization.accounts["root"].remove(missing)  # it no longer holds the role
 
 
 def test_delete_removes_the_instances_the_stack_set_and_every_role(onboarded: Onboarded) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 
 from local_cloud import cloudwatch_alarms
 from local_cloud.server import Scheduler, cron_matches, rate_minutes
@@ -151,6 +152,51 @@ def test_an_alarm_cannot_notify_a_topic_cloudwatch_may_not_publish_to(
     _log(_emf(1))
     assert [state for _, state in cloudwatch_alarms.evaluate()] == ["ALARM"]  # the alarm still changes state
     assert _received(queue) == []
+    [failed] = _c("cloudwatch").describe_alarm_history(HistoryItemType="Action")["AlarmHistoryItems"]
+    assert failed["HistorySummary"].startswith(f"Failed to execute action {topic}. Received error: ")
+    assert refusal in json.loads(failed["HistoryData"])["error"]
+    assert json.loads(failed["HistoryData"])["actionState"] == "Failed"
+
+
+def test_alarm_history_shows_creation_each_state_change_and_each_action_newest_first(aws: None) -> None:
+    topic, queue = _topic(key_admits_cloudwatch=True)
+    name = _alarm_stack(topic)
+    _log(_emf(2))
+    cloudwatch_alarms.evaluate()
+    [message] = _received(queue)
+
+    items = _c("cloudwatch").describe_alarm_history(AlarmName=name)["AlarmHistoryItems"]
+
+    assert [(i["HistoryItemType"], i["HistorySummary"]) for i in items] == [
+        ("Action", f"Successfully executed action {topic}"),
+        ("StateUpdate", "Alarm updated from INSUFFICIENT_DATA to ALARM"),
+        ("ConfigurationUpdate", f'Alarm "{name}" created')]
+    action = json.loads(items[0]["HistoryData"])
+    assert (action["actionState"], action["notificationResource"]) == ("Succeeded", topic)
+    assert action["publishedMessage"]["message"]["NewStateValue"] == message["NewStateValue"] == "ALARM"
+    change = json.loads(items[1]["HistoryData"])
+    assert (change["oldState"]["stateValue"], change["newState"]["stateValue"]) == ("INSUFFICIENT_DATA", "ALARM")
+    assert all(i["AlarmName"] == name and i["AlarmType"] == "MetricAlarm" for i in items)
+    cloudwatch = _c("cloudwatch")
+    assert [i["HistoryItemType"] for i in cloudwatch.describe_alarm_history(
+        AlarmName=name, ScanBy="TimestampAscending", HistoryItemType="StateUpdate")["AlarmHistoryItems"]] == [
+        "StateUpdate"]
+    page = cloudwatch.describe_alarm_history(AlarmName=name, MaxRecords=2)
+    assert len(page["AlarmHistoryItems"]) == 2 and page["NextToken"]
+    assert cloudwatch.describe_alarm_history(AlarmName="no-such-alarm")["AlarmHistoryItems"] == []
+    assert cloudwatch.describe_alarm_history(AlarmName=name, EndDate=datetime(2000, 1, 1, tzinfo=UTC))[
+        "AlarmHistoryItems"] == []
+
+
+@pytest.mark.parametrize(("arguments", "message"), [
+    ({"HistoryItemType": "Everything"}, "at 'historyItemType' failed to satisfy constraint"),
+    ({"MaxRecords": 101}, "at 'maxRecords' failed to satisfy constraint"),
+])
+def test_alarm_history_refuses_what_cloudwatch_refuses(aws: None, arguments: dict[str, Any], message: str) -> None:
+    with pytest.raises(ClientError) as raised:
+        _c("cloudwatch").describe_alarm_history(**arguments)
+    assert raised.value.response["Error"]["Code"] == "ValidationError"
+    assert message in raised.value.response["Error"]["Message"]
 
 
 # ------------------------------------------------------------------------------ EventBridge schedules

@@ -3,6 +3,7 @@ publisher, and the topic's NumberOfNotificationsFailed metric counts it."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -55,3 +56,35 @@ def test_a_queue_the_policy_check_refuses_gets_nothing(aws: None, monkeypatch: A
     sns.publish(TopicArn=topic, Message="refused")
     assert "Messages" not in boto3.client("sqs", region_name=REGION).receive_message(QueueUrl=url)
     assert _metric(sns_delivery.FAILED, "delivering") == 1
+
+
+def _topic_policy_stack(statement_sid: str, with_policy: bool = True) -> dict[str, Any]:
+    resources: dict[str, Any] = {"Alerts": {"Type": "AWS::SNS::Topic", "Properties": {"TopicName": "alerts"}}}
+    if with_policy:
+        resources["AlertsPolicy"] = {"Type": "AWS::SNS::TopicPolicy", "Properties": {
+            "Topics": [{"Ref": "Alerts"}], "PolicyDocument": {"Version": "2012-10-17", "Statement": [{
+                "Sid": statement_sid, "Effect": "Allow", "Principal": {"Service": "cloudwatch.amazonaws.com"},
+                "Action": "sns:Publish", "Resource": {"Ref": "Alerts"}}]}}}
+    return {"Resources": resources}
+
+
+def _topic_sids() -> list[str]:
+    sns = boto3.client("sns", region_name=REGION)
+    [topic] = sns.list_topics()["Topics"]
+    policy = json.loads(sns.get_topic_attributes(TopicArn=topic["TopicArn"])["Attributes"]["Policy"])
+    return [s["Sid"] for s in policy["Statement"]]
+
+
+def test_a_topic_policy_from_cloudformation_reaches_its_topic_and_leaves_with_it(aws: None) -> None:
+    cfn = boto3.client("cloudformation", region_name=REGION)
+    cfn.create_stack(StackName="alerts", TemplateBody=json.dumps(_topic_policy_stack("AlarmPublishes")))
+    assert _topic_sids() == ["AlarmPublishes"]
+    [policy] = [r for r in cfn.describe_stack_resources(StackName="alerts")["StackResources"]
+                if r["ResourceType"] == "AWS::SNS::TopicPolicy"]
+    assert policy["PhysicalResourceId"].startswith("alerts-AlertsPolicy-")
+
+    cfn.update_stack(StackName="alerts", TemplateBody=json.dumps(_topic_policy_stack("AlarmPublishesToo")))
+    assert _topic_sids() == ["AlarmPublishesToo"]
+
+    cfn.update_stack(StackName="alerts", TemplateBody=json.dumps(_topic_policy_stack("", with_policy=False)))
+    assert _topic_sids() == ["__default_statement_ID"]  # SNS's default policy again

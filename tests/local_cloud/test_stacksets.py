@@ -404,3 +404,152 @@ def test_an_update_reaches_every_instance_and_changes_the_role_itself(org: Organ
         iam = member_client(boto("sts"), account, "iam", region_name=REGION)
         trust = iam.get_role(RoleName="Probe")["Role"]["AssumeRolePolicyDocument"]
         assert trust["Statement"][0]["Condition"] == {"StringEquals": {"sts:ExternalId": "g-2"}}
+
+
+# --- drift detection --------------------------------------------------------------------------------------
+
+READS = {"Sid": "Reads", "Effect": "Allow", "Action": ["s3:GetObject", "s3:ListBucket"], "Resource": "*"}
+DRIFT_TEMPLATE = json.dumps({
+    "Parameters": {"Guid": {"Type": "String"}},
+    "Resources": {"Role": {"Type": "AWS::IAM::Role", "Properties": {
+        "RoleName": "Probe", "Description": "probe", "MaxSessionDuration": 3600,
+        "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [{
+            "Sid": "Trust", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::012205512454:root"},
+            "Action": "sts:AssumeRole", "Condition": {"StringEquals": {"sts:ExternalId": {"Ref": "Guid"}}}}]},
+        "Policies": [{"PolicyName": "Inventory", "PolicyDocument": {"Version": "2012-10-17",
+                                                                   "Statement": [READS]}}]}}},
+})
+
+
+def _detect(name: str = "probe", **kwargs: Any) -> str:
+    return str(boto("cloudformation").detect_stack_set_drift(StackSetName=name, **kwargs)["OperationId"])
+
+
+def _resource_drifts(account: str, operation_id: str, **kwargs: Any) -> list[dict[str, Any]]:
+    return list(boto("cloudformation").list_stack_instance_resource_drifts(
+        StackSetName="probe", StackInstanceAccount=account, StackInstanceRegion=REGION, OperationId=operation_id,
+        **kwargs)["Summaries"])
+
+
+def _member_iam(account: str) -> Any:
+    return member_client(boto("sts"), account, "iam", region_name=REGION)
+
+
+def test_drift_detection_of_a_clean_stack_set_finds_every_instance_in_sync(org: Organization) -> None:
+    _create(TemplateBody=DRIFT_TEMPLATE)
+    _finished(_deploy([org.ous["workloads"]]))
+    assert boto("cloudformation").describe_stack_set(StackSetName="probe")["StackSet"][
+        "StackSetDriftDetectionDetails"]["DriftStatus"] == "NOT_CHECKED"
+
+    operation = _finished(_detect())
+
+    assert (operation["Action"], operation["Status"]) == ("DETECT_DRIFT", "SUCCEEDED")
+    details = operation["StackSetDriftDetectionDetails"]
+    assert (details["DriftStatus"], details["DriftDetectionStatus"]) == ("IN_SYNC", "COMPLETED")
+    assert details["TotalStackInstancesCount"] == details["InSyncStackInstancesCount"] == 3
+    assert {(i["Status"], i["DriftStatus"]) for i in _instances().values()} == {("CURRENT", "IN_SYNC")}
+    [role] = _resource_drifts(org.accounts["prod"][0], operation["OperationId"])
+    assert (role["LogicalResourceId"], role["PhysicalResourceId"], role["StackResourceDriftStatus"]) == (
+        "Role", "Probe", "IN_SYNC")
+    assert "PropertyDifferences" not in role
+
+
+def test_drift_detection_names_each_changed_property_of_a_member_accounts_role(org: Organization) -> None:
+    _create(TemplateBody=DRIFT_TEMPLATE)
+    _finished(_deploy([org.ous["workloads"]]))
+    changed, gone, untouched = org.accounts["prod"][0], org.accounts["prod"][1], org.accounts["workloads"][0]
+    iam = _member_iam(changed)
+    trust = iam.get_role(RoleName="Probe")["Role"]["AssumeRolePolicyDocument"]
+    trust["Statement"][0]["Condition"]["StringEquals"]["sts:ExternalId"] = "someone-else"
+    iam.update_assume_role_policy(RoleName="Probe", PolicyDocument=json.dumps(trust))
+    iam.put_role_policy(RoleName="Probe", PolicyName="Inventory", PolicyDocument=json.dumps(
+        {"Version": "2012-10-17", "Statement": [READS | {"Action": ["s3:GetObject", "s3:PutObject"]}]}))
+    gone_iam = _member_iam(gone)
+    gone_iam.delete_role_policy(RoleName="Probe", PolicyName="Inventory")
+    gone_iam.delete_role(RoleName="Probe")
+
+    operation = _finished(_detect())
+
+    details = operation["StackSetDriftDetectionDetails"]
+    assert (details["DriftStatus"], details["DriftedStackInstancesCount"], details["InSyncStackInstancesCount"]) == (
+        "DRIFTED", 2, 1)
+    instances = _instances()
+    assert {a: i["DriftStatus"] for a, i in instances.items()} == {
+        changed: "DRIFTED", gone: "DRIFTED", untouched: "IN_SYNC"}
+    assert {i["Status"] for i in instances.values()} == {"CURRENT"}  # drift is not an outdated instance
+    [role] = _resource_drifts(changed, operation["OperationId"])
+    assert role["StackResourceDriftStatus"] == "MODIFIED"
+    assert sorted((d["PropertyPath"], d["ExpectedValue"], d["ActualValue"], d["DifferenceType"])
+                  for d in role["PropertyDifferences"]) == [
+        ("/AssumeRolePolicyDocument/Statement/0/Condition/StringEquals/sts:ExternalId", "g-1", "someone-else",
+         "NOT_EQUAL"),
+        ("/Policies/0/PolicyDocument/Statement/0/Action/1", "", "s3:PutObject", "ADD"),
+        ("/Policies/0/PolicyDocument/Statement/0/Action/1", "s3:ListBucket", "", "REMOVE")]
+    [deleted] = _resource_drifts(gone, operation["OperationId"])
+    assert deleted["StackResourceDriftStatus"] == "DELETED" and "PropertyDifferences" not in deleted
+    assert _resource_drifts(changed, operation["OperationId"], StackInstanceResourceDriftStatuses=["IN_SYNC"]) == []
+    described = boto("cloudformation").describe_stack_set(StackSetName="probe")["StackSet"]
+    assert described["StackSetDriftDetectionDetails"]["DriftStatus"] == "DRIFTED"
+
+
+def test_drift_detection_is_an_operation_refused_while_another_runs(
+        org: Organization, monkeypatch: pytest.MonkeyPatch) -> None:
+    _create(TemplateBody=DRIFT_TEMPLATE)
+    _finished(_deploy([org.ous["workloads"]]))
+    monkeypatch.setattr(stacksets.TIMING, "batch_seconds", 0.3)
+
+    detecting = _detect()
+
+    running = _operation(detecting)
+    assert running["Status"] == "RUNNING"
+    assert running["StackSetDriftDetectionDetails"]["DriftDetectionStatus"] == "IN_PROGRESS"
+    message = _refused("OperationInProgressException", boto("cloudformation").detect_stack_set_drift,
+                       StackSetName="probe")
+    assert "is in progress" in message
+    _refused("OperationInProgressException", boto("cloudformation").update_stack_set, StackSetName="probe",
+             UsePreviousTemplate=True, Capabilities=["CAPABILITY_NAMED_IAM"])
+    assert _finished(detecting)["Status"] == "SUCCEEDED"
+
+
+def test_resource_drifts_need_a_drift_operation_that_checked_that_instance(org: Organization) -> None:
+    _create(TemplateBody=DRIFT_TEMPLATE)
+    deployed = _finished(_deploy([org.ous["prod"]]))["OperationId"]
+    detected = _finished(_detect())["OperationId"]
+
+    _refused("OperationNotFoundException", _resource_drifts, account=org.accounts["prod"][0], operation_id="nope")
+    _refused("StackInstanceNotFoundException", _resource_drifts, account=org.accounts["prod"][0],
+             operation_id=deployed)
+    _refused("StackInstanceNotFoundException", _resource_drifts, account=org.accounts["sandbox"][0],
+             operation_id=detected)
+
+
+def test_drift_detection_by_an_account_no_longer_delegated_administrator_is_refused(org: Organization) -> None:
+    member = org.accounts["sandbox"][0]
+    boto("organizations").register_delegated_administrator(AccountId=member, ServicePrincipal=STACKSETS)
+    cfn = member_client(boto("sts"), member, "cloudformation", region_name=REGION)
+    cfn.create_stack_set(StackSetName="probe", TemplateBody=DRIFT_TEMPLATE, PermissionModel="SERVICE_MANAGED",
+                         AutoDeployment=AUTO, Capabilities=["CAPABILITY_NAMED_IAM"], CallAs="DELEGATED_ADMIN",
+                         Parameters=[{"ParameterKey": "Guid", "ParameterValue": "g-1"}])
+    cfn.detect_stack_set_drift(StackSetName="probe", CallAs="DELEGATED_ADMIN")
+    boto("organizations").deregister_delegated_administrator(AccountId=member, ServicePrincipal=STACKSETS)
+
+    message = _refused("ValidationError", cfn.detect_stack_set_drift, StackSetName="probe", CallAs="DELEGATED_ADMIN")
+    assert message == "Account used is not a delegated administrator"
+
+
+def test_an_instance_without_a_stack_fails_drift_detection_within_or_beyond_the_tolerance(
+        org: Organization) -> None:
+    _create(TemplateBody=DRIFT_TEMPLATE)
+    failing = sorted(org.accounts["prod"])[0]
+    _hand_made_probe(failing)  # its instance fails to deploy: no stack there
+    _finished(_deploy([org.ous["prod"]], OperationPreferences={"FailureToleranceCount": 1}))
+
+    strict = _finished(_detect(OperationPreferences={"FailureToleranceCount": 0}))
+    tolerant = _finished(_detect(OperationPreferences={"FailureTolerancePercentage": 100}))
+
+    assert (strict["Status"], strict["StackSetDriftDetectionDetails"]["DriftDetectionStatus"]) == ("FAILED", "FAILED")
+    details = tolerant["StackSetDriftDetectionDetails"]
+    assert (tolerant["Status"], details["DriftDetectionStatus"]) == ("SUCCEEDED", "PARTIAL_SUCCESS")
+    assert (details["FailedStackInstancesCount"], details["InSyncStackInstancesCount"]) == (1, 1)
+    assert _instances()[failing]["DriftStatus"] == "UNKNOWN"
+    assert _instances()[failing]["StackInstanceStatus"]["DetailedStatus"] == "FAILED"  # its deployment's, unchanged

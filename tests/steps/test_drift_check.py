@@ -111,6 +111,7 @@ def test_changed_role_trust_is_named_with_its_statement(aws: None, config: Confi
     found = {f.setting: f for f in report.findings if f.step == 8}
     trust_finding = found["trust policy statement 'ExpelAssumesWithWorkbenchGuid'"]
     assert "someone-else" in trust_finding.actual and config.workbench_guid in trust_finding.expected
+    assert trust_finding.repairable is False  # the onboarding does not rewrite the role: a person does
     assert "inline policy ExpelInventoryReadOnly" in found
 
 

@@ -1,7 +1,7 @@
 """Guide steps 8 and 9 in Organizations mode: a service-managed StackSet across the member accounts plus
 the management-account stack, against moto's Organizations and IAM and the local cloud's StackSets
 (``local_cloud/stacksets.py``, as ``local serve`` runs them: operations in the background, in compressed
-time here). The helpers below do what the state machine does: deploy, then look again after a wait.
+time here). The helpers below do what the state machine does: deploy (or check), then look again after a wait.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import dataclasses
 import json
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from unittest import mock
 
@@ -19,9 +19,11 @@ from botocore.client import BaseClient
 from botocore.exceptions import ClientError
 
 from expel_onboarding.aws import clients, stacks, stepfunctions
+from expel_onboarding.drift import ABSENT, DriftStatus, StepCheck
 from expel_onboarding.errors import OnboardingError, ResourceConflict, StillInProgress, TransientError
 from expel_onboarding.models import Config, QueueOutput, RoleOutput, TrailOutput
 from expel_onboarding.naming import OWNER_TAG_KEY
+from expel_onboarding.steps import step08_expel_role
 from expel_onboarding.steps.expel_role_stack import EXPEL_PRINCIPAL_ARN, role_template
 from expel_onboarding.steps.step08_expel_role import deploy, remove, stack_set_name, status
 from local_cloud import stacksets
@@ -543,3 +545,134 @@ def test_remove_when_nothing_was_deployed_is_done(org_config):
         assert remove(org_config) == "DELETED"
 
     assert calls == []
+
+
+# --- the drift check (guide step 8): the StackSet, its instances, the member accounts' roles ---------------
+
+def _checked(config: Config, looks: list[StepCheck] | None = None) -> tuple[StepCheck, int]:
+    """The check, looked at again until CloudFormation's drift detection has been read; and how many looks
+    (each one kept in ``looks``)."""
+    looks = [] if looks is None else looks
+    looks.append(step08_expel_role.check(config))
+    while looks[-1].pending:
+        assert len(looks) < 400, looks[-1]
+        time.sleep(0.02)
+        looks.append(step08_expel_role.check(config, previous=looks[-1]))
+    return looks[-1], len(looks)
+
+
+def test_a_clean_organization_is_in_sync_and_the_check_only_starts_drift_detection(org_config, trail, queue):
+    _rollout(org_config, trail, queue)
+
+    looks: list[StepCheck] = []
+    with count_mutating_calls() as calls:
+        check, _ = _checked(org_config, looks)
+
+    first = looks[0]
+    assert first.pending and first.detection and first.findings == []
+    assert (check.status, check.findings, check.pending) == (DriftStatus.IN_SYNC, [], False)
+    assert calls == ["cloudformation.DetectStackSetDrift"]  # IAM's Read: it changes nothing in any account
+    operation = boto("cloudformation").describe_stack_set_operation(
+        StackSetName=stack_set_name(org_config), OperationId=first.detection)["StackSetOperation"]
+    assert operation["Action"] == "DETECT_DRIFT"
+    assert operation["OperationPreferences"]["FailureTolerancePercentage"] == 100
+
+
+def test_a_member_accounts_role_changed_by_hand_is_named_with_its_account_property_and_fix(
+        org_config, organization, trail, queue):
+    _rollout(org_config, trail, queue)
+    account = organization.accounts["prod"][1]
+    iam = _member_iam(account)
+    trust = iam.get_role(RoleName="ExpelAssumeRole")["Role"]["AssumeRolePolicyDocument"]
+    trust["Statement"][0]["Condition"]["StringEquals"]["sts:ExternalId"] = "not-the-guid"
+    iam.update_assume_role_policy(RoleName="ExpelAssumeRole", PolicyDocument=json.dumps(trust))
+
+    check, looks = _checked(org_config)
+
+    assert looks > 1 and check.status == DriftStatus.DRIFTED
+    [finding] = check.findings
+    assert finding.step == 8
+    assert finding.resource == f"role ExpelAssumeRole in account {account} ({REGION})"
+    assert finding.setting == "AssumeRolePolicyDocument/Statement/0/Condition/StringEquals/sts:ExternalId (NOT_EQUAL)"
+    assert (finding.actual, finding.expected) == ("not-the-guid", WORKBENCH_GUID)
+    assert finding.repairable is False
+    assert f"in account {account}, IAM > Roles > ExpelAssumeRole" in finding.fix
+    assert "delete-stack-instances" in finding.fix and f"Accounts={account}" in finding.fix
+
+
+def test_a_deleted_member_role_and_an_account_without_its_instance_are_each_named(
+        org_config, organization, trail, queue):
+    _rollout(org_config, trail, queue)
+    gone, missing = organization.accounts["prod"][0], organization.accounts["dev"][0]
+    iam = _member_iam(gone)
+    for name in iam.list_role_policies(RoleName="ExpelAssumeRole")["PolicyNames"]:
+        iam.delete_role_policy(RoleName="ExpelAssumeRole", PolicyName=name)
+    iam.delete_role(RoleName="ExpelAssumeRole")
+    cfn = boto("cloudformation")
+    removed = cfn.delete_stack_instances(
+        StackSetName=stack_set_name(org_config), Regions=[REGION], RetainStacks=False,
+        DeploymentTargets={"OrganizationalUnitIds": [organization.ous["dev"]], "Accounts": [missing],
+                           "AccountFilterType": "INTERSECTION"})["OperationId"]
+    _wait_for_operation(org_config, removed)
+
+    check, _ = _checked(org_config)
+
+    found = {(f.resource, f.setting): f for f in check.findings}
+    assert set(found) == {(f"role ExpelAssumeRole in account {gone} ({REGION})", "role"),
+                          (f"account {missing} ({REGION})", f"stack instance of StackSet {stack_set_name(org_config)}")}
+    instance = found[(f"account {missing} ({REGION})", f"stack instance of StackSet {stack_set_name(org_config)}")]
+    assert instance.actual == ABSENT
+    assert f"OrganizationalUnitIds={organization.ous['dev']},Accounts={missing},AccountFilterType=INTERSECTION" in \
+        instance.fix and "create-stack-instances" in instance.fix
+
+
+def test_an_instance_that_is_not_current_is_named_with_its_reason_and_the_rest_still_checked(
+        org_config, organization, trail, queue):
+    failing = organization.accounts["payments"][0]
+    _hand_made_role(failing)  # the rollout fails there, within the tolerance
+    tolerant = dataclasses.replace(org_config, stack_set_failure_tolerance_percentage=50)
+    _rollout(tolerant, trail, queue)
+
+    check, _ = _checked(tolerant)
+
+    [finding] = check.findings
+    assert (finding.resource, finding.setting) == (f"account {failing} ({REGION})",
+                                                   f"stack instance of StackSet {stack_set_name(tolerant)}")
+    assert finding.actual.startswith("OUTDATED (FAILED): ResourceLogicalId:ExpelRole") and "already exists" in \
+        finding.actual
+    assert finding.expected == "CURRENT"
+    assert finding.fix.startswith("a role named ExpelAssumeRole exists in that account outside the StackSet")
+    assert "--repair" in finding.fix
+
+
+def test_no_stack_set_is_a_finding_that_names_the_repair(org_config):
+    check, looks = _checked(org_config)
+
+    assert looks == 1
+    [finding] = check.findings
+    assert (finding.setting, finding.actual) == ("StackSet", ABSENT)
+    assert "--repair" in finding.fix
+
+
+def _wait_for_operation(config: Config, operation_id: str) -> dict[str, Any]:
+    for _ in range(500):
+        operation = boto("cloudformation").describe_stack_set_operation(
+            StackSetName=stack_set_name(config), OperationId=operation_id)["StackSetOperation"]
+        if operation["Status"] not in ("QUEUED", "RUNNING", "STOPPING"):
+            return dict(operation)
+        time.sleep(0.02)
+    raise AssertionError(f"operation {operation_id} did not end")
+
+
+def test_a_drift_detection_that_does_not_finish_in_time_leaves_the_step_not_checked_naming_it(
+        org_config, trail, queue, monkeypatch):
+    _rollout(org_config, trail, queue)
+    monkeypatch.setattr(stacksets.TIMING, "batch_seconds", 5.0)  # the detection outlasts the check
+    first = step08_expel_role.check(org_config)
+
+    later = datetime.now(UTC) + step08_expel_role.DRIFT_DETECTION_LIMIT + timedelta(seconds=1)
+    late = step08_expel_role.check(org_config, previous=first, now=later)
+
+    assert first.pending and not late.pending
+    assert late.status == DriftStatus.NOT_CHECKED and late.findings == []
+    assert f"did not finish within 30 minutes (operation {first.detection};" in late.note

@@ -43,3 +43,30 @@ def test_render_of_a_clean_account_says_so() -> None:
     lines = render(Report.of([StepCheck(step=1, status=DriftStatus.IN_SYNC)]))
     assert lines[0] == "Drift check  IN_SYNC  the account is in the onboarding's end state"
     assert not any(line.startswith("Repair") for line in lines)
+
+
+def test_render_says_which_differences_only_a_person_can_put_back() -> None:
+    trust = Finding(step=8, resource="role ExpelAssumeRole in account 111111111111 (us-east-1)",
+                    setting="AssumeRolePolicyDocument/Statement/0/Condition/StringEquals/sts:ExternalId (NOT_EQUAL)",
+                    actual="x", expected="guid", fix="in account 111111111111, IAM > Roles > ...", repairable=False)
+    report = Report.of([StepCheck(step=6, status=DriftStatus.DRIFTED, findings=[FINDING]),
+                        StepCheck(step=8, status=DriftStatus.DRIFTED, findings=[trust])])
+
+    text = "\n".join(render(report, stack="prod"))
+
+    assert Report.from_dict(report.to_dict()) == report
+    assert ("By hand only (1): the repair does not change the Expel role (CloudFormation leaves a role whose "
+            "template did not change as it is): AssumeRolePolicyDocument/Statement/0/Condition/StringEquals/"
+            "sts:ExternalId (NOT_EQUAL) of role ExpelAssumeRole in account 111111111111 (us-east-1)") in text
+    assert "By hand only" not in "\n".join(render(_report()))
+
+
+def test_a_pending_check_says_drift_detection_is_still_running() -> None:
+    waiting = StepCheck(step=8, status=DriftStatus.IN_SYNC, pending=True, detection="op-1",
+                        detection_started="2026-12-01T02:00:00+00:00")
+    report = Report.of([waiting])
+
+    assert report.pending and Report.from_dict(report.to_dict()).steps[0].detection == "op-1"
+    assert report.to_dict()["Pending"] is True  # what the state machine's Choice reads
+    assert "Guide step 8  Set up CloudFormation (the Expel role): drift detection still running" in \
+        "\n".join(render(report))

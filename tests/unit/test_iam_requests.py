@@ -198,6 +198,13 @@ def pairs(found: list[Check]) -> list[tuple[str, str]]:
             ],
         ),
         ("logs", "DescribeLogGroups", {"logGroupNamePrefix": "trail-events"}, [("logs:DescribeLogGroups", "*")]),
+        ("organizations", "ListChildren", {"ParentId": "r-ab12", "ChildType": "ORGANIZATIONAL_UNIT"},
+         [("organizations:ListChildren", "arn:aws:organizations::123456789012:root/o-abc/r-ab12")]),
+        ("organizations", "ListAccountsForParent", {"ParentId": "ou-ab12-cdef3456"},
+         [("organizations:ListAccountsForParent", "arn:aws:organizations::123456789012:ou/o-abc/ou-ab12-cdef3456")]),
+        ("cloudformation", "DetectStackSetDrift", {"StackSetName": "s1-expel-role"},
+         [("cloudformation:DetectStackSetDrift",
+           "arn:aws:cloudformation:us-east-1:123456789012:stackset/s1-expel-role:1111-2222")]),
     ],
 )
 def test_operation_maps_to_the_documented_action_and_resource(

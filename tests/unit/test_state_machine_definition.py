@@ -86,17 +86,32 @@ def test_a_drift_check_runs_only_the_read_only_check_and_cloudformations_request
                                   "Next": "Find Last Onboarding"}]
     assert choice["Default"] == "Start"
     check = STATES["Drift Check"]
-    assert check["Resource"] == "${DriftCheckFunctionArn}" and check["End"] is True
+    assert check["Resource"] == "${DriftCheckFunctionArn}" and check["Next"] == "Drift Detection Done?"
     assert check["Parameters"] == {"Config.$": "$.Config", "ExecutionId.$": "$$.Execution.Id"}
+
+
+def test_a_check_waiting_for_drift_detection_looks_again_in_the_state_machine_not_in_a_sleeping_lambda() -> None:
+    done = STATES["Drift Detection Done?"]
+    assert done["Choices"][0] == {"Variable": "$.Drift.Pending", "BooleanEquals": True,
+                                  "Next": "Wait For Drift Detection"}
+    assert STATES["Wait For Drift Detection"]["Type"] == "Wait"
+    again = STATES[STATES["Wait For Drift Detection"]["Next"]]
+    assert again["Resource"] == "${DriftCheckFunctionArn}" and again["Next"] == "Drift Detection Done?"
+    assert again["Parameters"]["Drift.$"] == "$.Drift" and again["ResultPath"] == "$.Drift"
+    # Only a scheduled check may go on to the repair; doctor's check ends.
+    assert done["Choices"][1] == {"Variable": "$.Mode", "StringEquals": "ScheduledCheck", "Next": "Repair?"}
+    assert done["Default"] == "Check Complete"
 
 
 def test_a_scheduled_check_compares_the_last_onboarding_and_repairs_only_when_asked_and_drifted() -> None:
     find = STATES["Find Last Onboarding"]
     assert find["Parameters"]["StateMachineArn.$"] == "$$.StateMachine.Id" and find["ResultPath"] == "$.Onboarding"
-    check = STATES[find["Next"]]
+    use = STATES[find["Next"]]
+    assert (use["InputPath"], use["ResultPath"]) == ("$.Onboarding.Config", "$.Config")
+    check = STATES[use["Next"]]
     assert check["Resource"] == "${DriftCheckFunctionArn}"
     assert check["Parameters"]["Config.$"] == "$.Onboarding.Config" and check["ResultPath"] == "$.Drift"
-    repair = STATES[check["Next"]]
+    repair = STATES[STATES[check["Next"]]["Choices"][1]["Next"]]
     assert repair["Default"] == "Check Complete" and STATES["Check Complete"]["Type"] == "Succeed"
     [rule] = repair["Choices"]
     assert rule["Next"] == "Repair" and {c["Variable"] for c in rule["And"]} == {"$.Repair", "$.Drift.FindingCount"}

@@ -16,6 +16,7 @@ and ``status``).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -99,7 +100,8 @@ def refuse_write(what: str) -> None:
 @dataclass(frozen=True)
 class Finding(Model):
     """One difference: which resource, which setting or statement, what it is now, what it should be,
-    the guide step it belongs to, and the fix."""
+    the guide step it belongs to, and the fix. ``repairable``: whether running the onboarding again (``doctor
+    --repair``, ``DriftRepair``) puts it back; the Expel role itself it does not (README "Drift")."""
 
     step: int
     resource: str
@@ -107,6 +109,7 @@ class Finding(Model):
     actual: str
     expected: str
     fix: str
+    repairable: bool = True
 
     @property
     def title(self) -> str:
@@ -163,10 +166,11 @@ class Converge:
                                "was": finding.actual[:500]})
         return result
 
-    def observe(self, finding: Finding) -> None:
+    def observe(self, finding: Finding, *, repairable: bool = True) -> None:
         """A difference no write of this step fixes, seen by a check (a stack operation still running,
-        deliveries that failed): reported all the same."""
-        self.findings.append(finding)
+        deliveries that failed): reported all the same. ``repairable`` False: no rerun of the onboarding puts
+        it back (a hand edit of the Expel role), so the report says it is the person's to fix."""
+        self.findings.append(finding if repairable else dataclasses.replace(finding, repairable=False))
 
     def finding(self, resource: str, setting: str, actual: Any, expected: Any, fix: str) -> Finding:
         """A finding of this step (values shown as ``shown`` does)."""
@@ -184,7 +188,9 @@ def fix_of(error: Exception) -> str:
 @dataclass(frozen=True)
 class StepCheck(Model):
     """One guide step's check: its findings, or why it was not checked. ``device_status`` is step 10's
-    Workbench status, when an API key lets the check read it."""
+    Workbench status, when an API key lets the check read it. ``detection``: a CloudFormation drift detection
+    this check waits for (its operation id, "" while another operation holds the StackSet), started at
+    ``detection_started``; the state machine looks again after a wait (``pending``)."""
 
     KEY: ClassVar[str] = "Check"
 
@@ -193,6 +199,9 @@ class StepCheck(Model):
     findings: list[Finding] = field(default_factory=list)
     note: str = ""
     device_status: str = ""
+    pending: bool = False
+    detection: str = ""
+    detection_started: str = ""
 
     @classmethod
     def of(cls, run: Converge, note: str = "", device_status: str = "") -> StepCheck:
@@ -243,6 +252,7 @@ class Report(Model):
     checked_at: str = ""
     execution_arn: str = ""
     repair: bool = False  # a repair (the onboarding) was started for this check's findings
+    pending: bool = False  # a step waits for CloudFormation's drift detection: look again after a wait
 
     @property
     def findings(self) -> list[Finding]:
@@ -256,7 +266,7 @@ class Report(Model):
         device = next((c.device_status for c in steps if c.device_status), "")
         status = DriftStatus.DRIFTED if count else DriftStatus.IN_SYNC
         return cls(status=status, finding_count=count, steps=steps, device_status=device, checked_at=checked_at,
-                   execution_arn=execution_arn, repair=repair and count > 0)
+                   execution_arn=execution_arn, repair=repair and count > 0, pending=any(c.pending for c in steps))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Self:
@@ -282,6 +292,8 @@ def render(report: Report, stack: str = "<stack>", width: int = 100) -> list[str
         title = GUIDE_STEPS.get(check.step, "")
         state = {DriftStatus.IN_SYNC: "in sync", DriftStatus.NOT_CHECKED: "not checked"}.get(
             check.status, f"{len(check.findings)} difference{'s' if len(check.findings) != 1 else ''}")
+        if check.pending:
+            state = "drift detection still running"
         lines.append("")
         lines.append(f"Guide step {check.step}  {title}: {state}" + (f" ({check.note})" if check.note else ""))
         for finding in check.findings:
@@ -291,6 +303,11 @@ def render(report: Report, stack: str = "<stack>", width: int = 100) -> list[str
             lines.append(f"      fix        {finding.fix}".replace("<stack>", stack))
     if report.finding_count:
         lines += ["", f"Repair: each fix above by hand, {REPAIR}.".replace("<stack>", stack)]
+        manual = [f for f in report.findings if not f.repairable]
+        if manual:
+            lines.append(f"By hand only ({len(manual)}): the repair does not change the Expel role (CloudFormation "
+                         "leaves a role whose template did not change as it is): " + "; ".join(
+                             f"{f.setting} of {f.resource}" for f in manual[:5]) + (" ..." if len(manual) > 5 else ""))
         if report.repair:
             lines.append("A repair (the onboarding, run again) was started for these differences.")
     return lines

@@ -1,7 +1,8 @@
 """boto3 clients made when first needed, with standard retries, typed per service.
 
 While a drift check runs (``drift.refusing_writes``) every client refuses a call that is not a read
-(Get/List/Describe/Head) before it is sent: a check writes nothing, whatever its code does.
+(Get/List/Describe/Head, and DetectStackSetDrift: IAM's Read) before it is sent: a check writes nothing,
+whatever its code does.
 
 The endpoint comes from botocore's own ``AWS_ENDPOINT_URL`` support, so the same code runs
 against AWS and the local cloud. All clients come from one session, which resolves the credentials once
@@ -42,7 +43,8 @@ if TYPE_CHECKING:
 
 _CONFIG = BotoConfig(retries={"mode": "standard", "max_attempts": 5})
 # Operations that only read. (SQS ReceiveMessage is not one: it hides the message from its consumer.)
-READ_PREFIXES = ("Get", "List", "Describe", "Head")
+# DetectStackSetDrift compares each stack instance with the template and changes nothing (IAM: Read).
+READ_PREFIXES = ("Get", "List", "Describe", "Head", "DetectStackSetDrift")
 
 
 def _refuse_writes_while_checking(model: Any, **_: Any) -> None:

@@ -79,3 +79,23 @@ def describe_organizational_unit(ou_id: str) -> dict[str, Any] | None:
         response = clients.organizations().describe_organizational_unit(OrganizationalUnitId=ou_id)
         return dict(response["OrganizationalUnit"])
     return None
+
+
+def accounts_under(parent_ids: list[str]) -> dict[str, str]:
+    """Active accounts under these roots or OUs, at any depth: account id -> the given parent it is under
+    (where a service-managed StackSet targeting them deploys)."""
+    children = clients.organizations().get_paginator("list_children")
+    accounts = clients.organizations().get_paginator("list_accounts_for_parent")
+    found: dict[str, str] = {}
+    for target in parent_ids:
+        queue = [target]
+        while queue:
+            parent = queue.pop()
+            with _errors("ListAccountsForParent"):
+                for listed in accounts.paginate(ParentId=parent):
+                    found.update({str(a["Id"]): target for a in listed.get("Accounts", [])
+                                  if a.get("Status", "ACTIVE") == "ACTIVE"})
+            with _errors("ListChildren"):
+                for page in children.paginate(ParentId=parent, ChildType="ORGANIZATIONAL_UNIT"):
+                    queue.extend(str(c["Id"]) for c in page.get("Children", []))
+    return found

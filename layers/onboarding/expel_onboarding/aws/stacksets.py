@@ -18,7 +18,11 @@ from expel_onboarding.errors import OnboardingError, StillInProgress
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation.literals import CallAsType
-    from mypy_boto3_cloudformation.type_defs import DeploymentTargetsTypeDef, StackSetOperationPreferencesTypeDef
+    from mypy_boto3_cloudformation.type_defs import (
+        DeploymentTargetsTypeDef,
+        ListStackInstanceResourceDriftsInputTypeDef,
+        StackSetOperationPreferencesTypeDef,
+    )
 
 RUNNING_OPERATION = {"QUEUED", "RUNNING", "STOPPING"}
 
@@ -164,3 +168,31 @@ def describe_stack_set_operation(name: str, operation_id: str, region: str, call
         response = clients.cloudformation(region).describe_stack_set_operation(
             StackSetName=name, OperationId=operation_id, CallAs=call_as)
     return dict(response["StackSetOperation"])
+
+
+def detect_stack_set_drift(name: str, region: str, call_as: CallAsType, max_concurrent_percentage: int) -> str:
+    """Start CloudFormation's drift detection of every stack instance (each instance's stack compared with the
+    StackSet's template and parameters, in its account). A read: nothing in any account changes. Failure
+    tolerance 100 %: an instance that cannot be checked is reported, the others are still checked. Returns the
+    operation id; another operation running is ``StillInProgress``."""
+    with _stack_set_errors(name, "DetectStackSetDrift"):
+        response = clients.cloudformation(region).detect_stack_set_drift(
+            StackSetName=name, OperationPreferences=_preferences(max_concurrent_percentage, 100), CallAs=call_as)
+    return str(response["OperationId"])
+
+
+def stack_instance_resource_drifts(name: str, account: str, instance_region: str, operation_id: str, region: str,
+                                   call_as: CallAsType) -> list[dict[str, Any]]:
+    """The resources of one instance that the drift detection ``operation_id`` found MODIFIED or DELETED, all
+    pages."""
+    found: list[dict[str, Any]] = []
+    arguments: ListStackInstanceResourceDriftsInputTypeDef = {
+        "StackSetName": name, "StackInstanceAccount": account, "StackInstanceRegion": instance_region,
+        "OperationId": operation_id, "StackInstanceResourceDriftStatuses": ["MODIFIED", "DELETED"], "CallAs": call_as}
+    with _stack_set_errors(name, "ListStackInstanceResourceDrifts"):
+        while True:  # botocore has no paginator for this list
+            page = clients.cloudformation(region).list_stack_instance_resource_drifts(**arguments)
+            found.extend(dict(summary) for summary in page.get("Summaries", []))
+            if not page.get("NextToken"):
+                return found
+            arguments["NextToken"] = page["NextToken"]

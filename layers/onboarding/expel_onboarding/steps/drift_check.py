@@ -25,7 +25,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
 from expel_onboarding.aws import stepfunctions
-from expel_onboarding.drift import Report, StepCheck
+from expel_onboarding.drift import Report
 from expel_onboarding.models import Config, RoleOutput, RoleStatus
 from expel_onboarding.steps import (
     expel_role_stack,
@@ -36,6 +36,7 @@ from expel_onboarding.steps import (
     step05_sqs_queue,
     step06_sns_subscription,
     step07_bucket_notification,
+    step08_expel_role,
     step10_workbench_device,
     teardown_discover,
 )
@@ -90,7 +91,7 @@ def check(config: Config, now: datetime | None = None, execution_arn: str = "") 
         step07_bucket_notification.check(config, trail, topic),
     ]
     if config.organization_mode:
-        checks.append(StepCheck.not_checked(8, "the StackSet's member-account roles are not compared yet"))
+        checks.append(step08_expel_role.check(config, now=now))
     checks.append(expel_role_stack.check(config, trail, queue))
     role = RoleOutput(stack_id="", status=RoleStatus.COMPLETE,
                       role_arn=f"arn:{config.partition}:iam::{config.account_id}:role/{config.role_name}")
@@ -99,6 +100,16 @@ def check(config: Config, now: datetime | None = None, execution_arn: str = "") 
     logger.info("Drift check", extra={"status": report.status, "findings": report.finding_count,
                                       "steps": {c.step: c.status for c in report.steps}})
     return report
+
+
+def look_again(config: Config, report: Report, now: datetime | None = None) -> Report:
+    """The next look of a check that waits for CloudFormation's drift detection (``report.pending``): each
+    pending step reads it; the other steps' findings stand as the first look found them."""
+    checks = [step08_expel_role.check(config, previous=c, now=now) if c.pending else c for c in report.steps]
+    again = Report.of(checks, checked_at=report.checked_at, execution_arn=report.execution_arn)
+    logger.info("Drift check, looked again", extra={"status": again.status, "findings": again.finding_count,
+                                                     "pending": again.pending})
+    return again
 
 
 def last_onboarding(state_machine_arn: str) -> dict[str, Any]:

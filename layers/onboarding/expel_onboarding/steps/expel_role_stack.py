@@ -238,7 +238,8 @@ def _check_role(run: Converge, config: Config, stack: dict[str, Any]) -> bool:
                 "anew; anything added to the role by hand is lost)")
     if found is None:
         run.observe(run.finding(resource, "role", None, f"the role of stack {config.role_stack_name}",
-                                f"CloudFormation does not recreate a role deleted behind its back: {redeploy[3:]}"))
+                                f"CloudFormation does not recreate a role deleted behind its back: {redeploy[3:]}"),
+                    repairable=False)
         return False
     trust = found["AssumeRolePolicyDocument"]
     if differences := statement_differences(trust, expected.trust.get("Statement", [])):
@@ -246,7 +247,7 @@ def _check_role(run: Converge, config: Config, stack: dict[str, Any]) -> bool:
                 run.step, resource, "trust policy", trust, differences,
                 "put the statement {sid!r} back into the role's trust relationship (Expel assumes the role with "
                 f"it), {redeploy}"):
-            run.observe(finding)
+            run.observe(finding, repairable=False)
     for policy_name, document in sorted(expected.policies.items()):
         current = iam.role_policy(expected.name, policy_name)
         differences = statement_differences(current, document.get("Statement", [])) if current else []
@@ -254,11 +255,12 @@ def _check_role(run: Converge, config: Config, stack: dict[str, Any]) -> bool:
             for finding in statement_findings(
                     run.step, resource, f"inline policy {policy_name}", current, differences,
                     f"put the statement {{sid!r}} back into inline policy {policy_name} of the role, {redeploy}"):
-                run.observe(finding)
+                run.observe(finding, repairable=False)
     boundary = str((found.get("PermissionsBoundary") or {}).get("PermissionsBoundaryArn", ""))
     if expected.boundary_arn and boundary != expected.boundary_arn:
         run.observe(run.finding(resource, "permissions boundary", boundary or None, expected.boundary_arn,
-                                f"set the role's permissions boundary back to {expected.boundary_arn}, {redeploy}"))
+                                f"set the role's permissions boundary back to {expected.boundary_arn}, {redeploy}"),
+                    repairable=False)
     return True
 
 

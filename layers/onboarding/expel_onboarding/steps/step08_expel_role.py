@@ -19,12 +19,15 @@ the instances after it and reported in the step's output.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
 
 from expel_onboarding.aws import organizations, stacks, stacksets, stepfunctions
+from expel_onboarding.drift import ABSENT, Converge, DriftStatus, Finding, Mode, StepCheck, run_check
 from expel_onboarding.errors import OnboardingError, StillInProgress
 from expel_onboarding.models import Config, QueueOutput, RoleOutput, RoleStatus, TrailOutput
 from expel_onboarding.naming import owner_tags
@@ -43,6 +46,12 @@ TEMPLATE, PARAMETERS, AUTO_DEPLOYMENT, INSTANCES, TARGETS = (
 _UPDATE_FIXES = (TEMPLATE, PARAMETERS, AUTO_DEPLOYMENT, INSTANCES)
 # Failed accounts carried in the step's output: enough to act on, small enough for the state.
 MAX_FAILED_ACCOUNTS = 20
+# Findings of one kind a drift check names account by account (the state machine's document stays small);
+# more are summed up in one finding.
+MAX_ACCOUNT_FINDINGS = 20
+# How long a drift check waits for CloudFormation's drift detection of the member accounts before it reports
+# the step as not checked (a few seconds per account on AWS, MaxConcurrentPercentage of them at a time).
+DRIFT_DETECTION_LIMIT = timedelta(minutes=30)
 
 
 def deploy(config: Config, trail: TrailOutput, queue: QueueOutput, *,
@@ -363,3 +372,171 @@ def _remove_stack_set(config: Config) -> RoleStatus:
         return RoleStatus.IN_PROGRESS
     logger.info("Deleted the Expel role StackSet", extra={"stack_set_name": name})
     return RoleStatus.DELETED
+
+
+# --- Organizations mode: the drift check of the member accounts' roles -------------------------------------
+
+def check(config: Config, previous: StepCheck | None = None, now: datetime | None = None) -> StepCheck:
+    """Drift check of guide step 8 in Organizations mode, writing nothing: the StackSet as the onboarding leaves
+    it (template, parameters, automatic deployment), every account under the targeted OUs holding a CURRENT
+    instance, and CloudFormation's drift detection of each member account's role (someone changed its trust or
+    its policy in that account). Drift detection is a StackSet operation that takes a while: the first look
+    starts it and returns a pending check; ``previous`` (that pending check) makes the next look read it."""
+    now = now or datetime.now(UTC)
+    run = Converge(8, Mode.CHECK, findings=list(previous.findings) if previous else [])
+    detection: list[str | None] = []
+    result = run_check(run, lambda r: detection.append(
+        _check_member_roles(r, config, previous, now) if previous else _check_stack_set(r, config, now)))
+    if not detection or detection[0] is None:
+        return result
+    operation_id, started = detection[0], previous.detection_started if previous else now.isoformat()
+    if now - datetime.fromisoformat(started) > DRIFT_DETECTION_LIMIT:
+        status = DriftStatus.DRIFTED if result.findings else DriftStatus.NOT_CHECKED
+        return dataclasses.replace(result, status=status, note=(
+            f"CloudFormation's drift detection of the member accounts' roles did not finish within "
+            f"{int(DRIFT_DETECTION_LIMIT.total_seconds() // 60)} minutes (operation {operation_id or 'not started: '
+            'another StackSet operation kept running'}; CloudFormation > StackSets > {stack_set_name(config)} > "
+            "Operations): check again later"))
+    return dataclasses.replace(result, pending=True, detection=operation_id, detection_started=started)
+
+
+def _check_stack_set(run: Converge, config: Config, now: datetime) -> str | None:
+    """The StackSet and its instances; returns the drift detection's operation id ("" while another operation
+    holds the StackSet, None when there is nothing to detect)."""
+    organization = organizations.describe_organization()
+    call_as = organizations.call_as(config.account_id, organization)
+    name, region = stack_set_name(config), config.region
+    stack_set = stacksets.describe_stack_set(name, region, call_as)
+    if stack_set is None:
+        run.observe(run.finding(f"StackSet {name}", "StackSet", None, "the service-managed StackSet of "
+                                "roles/expel-role.yaml, in every member account", _REPAIR))
+        return None
+    _require_stack_set_ours(config, stack_set)
+    instances = stacksets.stack_instances(name, region, call_as)
+    targets = sorted(config.organization_target_ou_ids) or organizations.root_ids()
+    for difference in _differences(config, stack_set, instances, targets, accepted=set()):
+        if difference.kind not in (INSTANCES, TARGETS):  # both named account by account below
+            run.observe(run.finding(f"StackSet {name}", difference.kind, difference.detail,
+                                    "as this onboarding deploys it", _REPAIR))
+    wanted = organizations.accounts_under(targets)
+    for excluded in {str(organization.get("MasterAccountId", "")), *_excluded(config, call_as)}:
+        wanted.pop(excluded, None)
+    _instance_findings(run, config, call_as, [i for i in instances if i.get("Region") == region], wanted)
+    if not instances:
+        return None
+    return _start_detection(config, call_as)
+
+
+def _instance_findings(run: Converge, config: Config, call_as: CallAsType, instances: list[dict[str, Any]],
+                       wanted: dict[str, str]) -> None:
+    """An account under the targets without an instance, and an instance that is not CURRENT, each named."""
+    name, region = stack_set_name(config), config.region
+    held = {str(i.get("Account")): i for i in instances}
+    missing = sorted(set(wanted) - set(held))
+    for account in missing[:MAX_ACCOUNT_FINDINGS]:
+        run.observe(run.finding(
+            f"account {account} ({region})", f"stack instance of StackSet {name}", None,
+            f"a CURRENT instance (the account is under {wanted[account]}, a target of the StackSet)",
+            f"deploy it: aws cloudformation create-stack-instances --stack-set-name {name} --deployment-targets "
+            f"OrganizationalUnitIds={wanted[account]},Accounts={account},AccountFilterType=INTERSECTION "
+            f"--regions {region}{_call_as_flag(call_as)} (Expel cannot assume a role in that account until then)"),
+            repairable=False)
+    if len(missing) > MAX_ACCOUNT_FINDINGS:
+        run.observe(run.finding(f"{len(missing) - MAX_ACCOUNT_FINDINGS} more accounts ({region})",
+                                f"stack instance of StackSet {name}", None, "a CURRENT instance",
+                                f"as above; CloudFormation > StackSets > {name} > Stack instances lists them"),
+                    repairable=False)
+    stale = sorted((a, i) for a, i in held.items() if i.get("Status") != "CURRENT")
+    for account, instance in stale[:MAX_ACCOUNT_FINDINGS]:
+        detailed = (instance.get("StackInstanceStatus") or {}).get("DetailedStatus", "")
+        reason = str(instance.get("StatusReason", ""))
+        actual = f"{instance.get('Status')} ({detailed})" + (f": {reason}" if reason else "")
+        if "already exists" in reason:
+            fix = (f"a role named {config.role_name} exists in that account outside the StackSet: delete it there "
+                   "(or choose another RoleName), then ")
+        else:
+            fix = "fix the cause named here in that account, then "
+        run.observe(run.finding(f"account {account} ({instance.get('Region')})", f"stack instance of StackSet {name}",
+                                actual, "CURRENT", fix + _REPAIR_RETRIES))
+    if len(stale) > MAX_ACCOUNT_FINDINGS:
+        run.observe(run.finding(f"{len(stale) - MAX_ACCOUNT_FINDINGS} more accounts", f"stack instances of "
+                                f"StackSet {name}", "not CURRENT", "CURRENT", _REPAIR_RETRIES))
+
+
+def _start_detection(config: Config, call_as: CallAsType) -> str:
+    try:
+        operation_id = stacksets.detect_stack_set_drift(stack_set_name(config), config.region, call_as,
+                                                        config.stack_set_max_concurrent_percentage)
+    except StillInProgress:
+        return ""  # another operation (an automatic deployment, an onboarding): start once it has ended
+    logger.info("Started the drift detection of the Expel role StackSet", extra={"operation_id": operation_id})
+    return operation_id
+
+
+def _check_member_roles(run: Converge, config: Config, previous: StepCheck, now: datetime) -> str | None:
+    """The drift detection ``previous`` started (or waits to start): still running, or each drifted property of
+    each member account's role as a finding. Returns the operation id while it runs, None once read."""
+    call_as = organizations.call_as(config.account_id)
+    name, region = stack_set_name(config), config.region
+    if not previous.detection:
+        return _start_detection(config, call_as)
+    operation = stacksets.describe_stack_set_operation(name, previous.detection, region, call_as)
+    if operation.get("Status") in stacksets.RUNNING_OPERATION:
+        return previous.detection
+    details = operation.get("StackSetDriftDetectionDetails") or {}
+    if details.get("FailedStackInstancesCount"):
+        logger.warning("Drift detection could not check some stack instances (they are named as not CURRENT)",
+                       extra={"operation_id": previous.detection, "details": details})
+    if operation.get("Status") != "SUCCEEDED":
+        run.observe(run.finding(f"StackSet {name}", "drift detection of the member accounts' roles",
+                                f"{operation.get('Status')}: {operation.get('StatusReason', '') or 'no reason'}",
+                                "SUCCEEDED", "check again (`cloudtrail-onboarding doctor`); CloudFormation > "
+                                f"StackSets > {name} > Operations > {previous.detection} says why it stopped"))
+        return None
+    drifted = [i for i in stacksets.stack_instances(name, region, call_as) if i.get("DriftStatus") == "DRIFTED"]
+    for instance in sorted(drifted, key=lambda i: str(i.get("Account")))[:MAX_ACCOUNT_FINDINGS]:
+        account, where = str(instance["Account"]), str(instance["Region"])
+        for drift in stacksets.stack_instance_resource_drifts(name, account, where, previous.detection, region,
+                                                              call_as):
+            for finding in _drift_findings(run, config, call_as, account, where, instance, drift):
+                run.observe(finding, repairable=False)
+    if len(drifted) > MAX_ACCOUNT_FINDINGS:
+        run.observe(run.finding(f"{len(drifted) - MAX_ACCOUNT_FINDINGS} more accounts", "Expel role", "drifted",
+                                "as the StackSet's template says", f"CloudFormation > StackSets > {name} > "
+                                "Stack instances (drift status) lists them"), repairable=False)
+    return None
+
+
+def _drift_findings(run: Converge, config: Config, call_as: CallAsType, account: str, where: str,
+                    instance: dict[str, Any], drift: dict[str, Any]) -> list[Finding]:
+    """One finding per property CloudFormation found changed in a member account's resource (the Expel role)."""
+    kind = str(drift.get("ResourceType", ""))
+    thing = "role" if kind == "AWS::IAM::Role" else kind
+    named = drift.get("PhysicalResourceId") or drift.get("LogicalResourceId")
+    resource = f"{thing} {named} in account {account} ({where})"
+    fix = _member_fix(config, call_as, account, where, str(instance.get("OrganizationalUnitId", "")))
+    if drift.get("StackResourceDriftStatus") == "DELETED":
+        return [run.finding(resource, thing, None, f"the {kind} of StackSet {stack_set_name(config)}", fix)]
+    return [run.finding(resource, f"{str(d.get('PropertyPath', '')).lstrip('/')} ({d.get('DifferenceType')})",
+                        str(d.get("ActualValue", "")) or ABSENT, str(d.get("ExpectedValue", "")) or ABSENT, fix)
+            for d in drift.get("PropertyDifferences", [])]
+
+
+def _member_fix(config: Config, call_as: CallAsType, account: str, where: str, ou: str) -> str:
+    name = stack_set_name(config)
+    return (f"in account {account}, IAM > Roles > {config.role_name}: put the value back as the StackSet's template "
+            f"says; or replace that account's instance (its role is deleted and made again from the template): aws "
+            f"cloudformation delete-stack-instances --stack-set-name {name} --deployment-targets "
+            f"OrganizationalUnitIds={ou},Accounts={account},AccountFilterType=INTERSECTION --regions {where} "
+            f"--no-retain-stacks{_call_as_flag(call_as)}, then create-stack-instances with the same arguments "
+            "(without --no-retain-stacks). Updating the StackSet does not help: CloudFormation leaves a resource "
+            "whose template did not change as it is")
+
+
+def _call_as_flag(call_as: CallAsType) -> str:
+    return "" if call_as == organizations.SELF else " --call-as DELEGATED_ADMIN"
+
+
+_REPAIR = "run the onboarding again: `cloudtrail-onboarding doctor --stack <stack> --repair` updates the StackSet"
+_REPAIR_RETRIES = ("`cloudtrail-onboarding doctor --stack <stack> --repair` (the onboarding updates every instance, "
+                   "retrying this one)")
