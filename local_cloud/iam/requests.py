@@ -498,6 +498,13 @@ def _organizations(call: ApiCall, lookup: Lookup, parts: _Parts) -> None:
         parts.variables["OrganizationId"] = org.removeprefix("o-")
     if p.get("OrganizationalUnitId"):
         parts.variables["OrganizationalUnitId"] = str(p["OrganizationalUnitId"]).removeprefix("ou-")
+    # ListAccountsForParent, ListOrganizationalUnitsForParent, ListChildren: the parent is an OU or the root,
+    # and the action is authorized on that OU's or root's ARN.
+    parent = str(p.get("ParentId") or "")
+    if parent.startswith("ou-"):
+        parts.variables["OrganizationalUnitId"] = parent.removeprefix("ou-")
+    elif parent.startswith("r-"):
+        parts.variables["RootId"] = parent.removeprefix("r-")
 
 
 def _secretsmanager(call: ApiCall, lookup: Lookup, parts: _Parts) -> None:

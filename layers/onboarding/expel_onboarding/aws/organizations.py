@@ -79,3 +79,20 @@ def describe_organizational_unit(ou_id: str) -> dict[str, Any] | None:
         response = clients.organizations().describe_organizational_unit(OrganizationalUnitId=ou_id)
         return dict(response["OrganizationalUnit"])
     return None
+
+
+def accounts_under(parent_id: str) -> list[str]:
+    """The ids of every account in ``parent_id`` (an OU or root) and in the OUs nested below it, sorted.
+    Organizations lists one level per call (ListAccountsForParent, ListOrganizationalUnitsForParent)."""
+    client = clients.organizations()
+    accounts: set[str] = set()
+    parents = [parent_id]
+    while parents:
+        parent = parents.pop()
+        with _errors("ListAccountsForParent"):
+            for accounts_page in client.get_paginator("list_accounts_for_parent").paginate(ParentId=parent):
+                accounts.update(str(a["Id"]) for a in accounts_page.get("Accounts", []))
+        with _errors("ListOrganizationalUnitsForParent"):
+            for ous_page in client.get_paginator("list_organizational_units_for_parent").paginate(ParentId=parent):
+                parents.extend(str(ou["Id"]) for ou in ous_page.get("OrganizationalUnits", []))
+    return sorted(accounts)
