@@ -252,7 +252,7 @@ def test_their_organization_trail_without_a_key_is_onboarded_narrowed_to_one_org
     def expected(accounts: list[str]) -> dict[str, str]:
         return {account_entry_id(notification_id(stack), a): f"AWSLogs/{organization_id}/{a}/" for a in accounts}
 
-    filtered = deploy(LogFilterOrganizationalUnitId=workloads)
+    filtered = deploy(LogFilterOrganizationalUnitId=workloads, LogPrefixOrganizationId="")
 
     assert ours() == expected(members()) and len(members()) >= 3
     assert customer.notification(onboarded.client)["QueueConfigurations"] == notification_before[
