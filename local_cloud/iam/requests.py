@@ -498,13 +498,12 @@ def _organizations(call: ApiCall, lookup: Lookup, parts: _Parts) -> None:
         parts.variables["OrganizationId"] = org.removeprefix("o-")
     if p.get("OrganizationalUnitId"):
         parts.variables["OrganizationalUnitId"] = str(p["OrganizationalUnitId"]).removeprefix("ou-")
-    # ListAccountsForParent, ListOrganizationalUnitsForParent, ListChildren: the parent is an OU or the root,
-    # and the action is authorized on that OU's or root's ARN.
+    # ListChildren, ListAccountsForParent, ...: the parent is a root or an OU, each its own resource type.
     parent = str(p.get("ParentId") or "")
-    if parent.startswith("ou-"):
-        parts.variables["OrganizationalUnitId"] = parent.removeprefix("ou-")
-    elif parent.startswith("r-"):
+    if parent.startswith("r-"):
         parts.variables["RootId"] = parent.removeprefix("r-")
+    elif parent.startswith("ou-"):
+        parts.variables["OrganizationalUnitId"] = parent.removeprefix("ou-")
 
 
 def _secretsmanager(call: ApiCall, lookup: Lookup, parts: _Parts) -> None:

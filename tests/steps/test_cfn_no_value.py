@@ -54,7 +54,8 @@ def test_an_update_of_the_parameter_behind_a_condition_updates_the_resource_nami
         document = boto3.client("iam").get_role_policy(RoleName="conditional-role", PolicyName="p")["PolicyDocument"]
         return [s["Action"] for s in document["Statement"]]
 
-    cfn.create_stack(StackName="conditional", TemplateBody=json.dumps(CONDITIONAL), Capabilities=["CAPABILITY_NAMED_IAM"])
+    cfn.create_stack(StackName="conditional", TemplateBody=json.dumps(CONDITIONAL),
+                     Capabilities=["CAPABILITY_NAMED_IAM"])
 
     assert update("ou-ab12-cd34ef56") == ["s3:ListBucket", "organizations:ListAccountsForParent"]
     assert update("") == ["s3:ListBucket"]

@@ -20,7 +20,7 @@ from expel_onboarding.drift import DriftStatus
 from expel_onboarding.errors import InvalidParameter
 from expel_onboarding.models import Config
 from expel_onboarding.policies.notification import account_entry_id, notification_id
-from expel_onboarding.steps import preflight, step07_bucket_notification, teardown_discover
+from expel_onboarding.steps import drift_check, preflight
 from tests import customer_trail
 from tests.conftest import ACCOUNT_ID, REGION, boto
 from tests.organization import Organization, add_account, build
@@ -85,9 +85,8 @@ def _refused(config: Config) -> str:
 
 
 def _step7_check(config: Config) -> Any:
-    """Step 7's drift check as the drift check runs it: from what discovery finds."""
-    found = teardown_discover.discover(config)
-    return step07_bucket_notification.check(config, found.trail, found.topic)
+    """Step 7 of the drift check (``doctor``), which starts from what discovery finds."""
+    return next(c for c in drift_check.check(config).steps if c.step == 7)
 
 
 def test_one_entry_per_account_of_the_ou_and_its_nested_ou_beside_every_entry_of_theirs(setup: Setup) -> None:

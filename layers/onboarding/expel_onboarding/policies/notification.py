@@ -328,17 +328,18 @@ def entry_differences(existing: NotificationConfiguration | None, wanted: Sequen
             entry_id = str(entry.get("Id", ""))
             if is_ours(entry_id, base_id):
                 held.setdefault(entry_id, []).append({**entry, "_list": name})
+    def shown(there: list[dict[str, Any]]) -> Held:
+        entries = [{k: v for k, v in e.items() if k != "_list"} for e in there]
+        return entries[0] if len(entries) == 1 else entries or None
+
     differences: list[tuple[str, Held, dict[str, Any] | None]] = []
     for entry in wanted:
         there = held.pop(entry["Id"], [])
         right = (len(there) == 1 and there[0]["_list"] == "TopicConfigurations"
                  and _comparable(there[0]) == _comparable(entry))
         if not right:
-            shown_there = [{k: v for k, v in e.items() if k != "_list"} for e in there]
-            differences.append((str(entry["Id"]), shown_there[0] if len(shown_there) == 1 else shown_there or None, entry))
-    for entry_id, there in sorted(held.items()):
-        shown_there = [{k: v for k, v in e.items() if k != "_list"} for e in there]
-        differences.append((entry_id, shown_there[0] if len(shown_there) == 1 else shown_there, None))
+            differences.append((str(entry["Id"]), shown(there), entry))
+    differences.extend((entry_id, shown(there), None) for entry_id, there in sorted(held.items()))
     return differences
 
 

@@ -13,7 +13,6 @@ account that joined the OU gets its entry and one that left loses it.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -54,8 +53,7 @@ def check(config: Config, trail: TrailOutput, topic: TopicOutput) -> StepCheck:
     if not (trail.bucket_name and topic.topic_arn):
         return StepCheck.not_checked(STEP, "the bucket or the topic is missing (guide steps 1 and 3)")
     if trail.existing_trail and not trail.log_prefix:
-        # Discovery names the trail's bucket only: its log folder is read from the trail as step 1 reads it.
-        trail = dataclasses.replace(trail, log_prefix=step01_existing_trail.read_log_prefix(config))
+        return StepCheck.not_checked(STEP, "the existing trail's log folder could not be read (guide step 1)")
     return run_check(Converge(STEP, Mode.CHECK), lambda run: converge(run, config, trail, topic))
 
 
