@@ -68,6 +68,8 @@ arrival of custom resource answers concern only a running server (``apply_server
 22. A stack update with a changed parameter updated only the resources naming it in a ``Ref``; one naming it
     only in ``Fn::Sub`` (``"${BucketArn}/${LogObjectPrefix}*"``) kept its old value. CloudFormation updates
     every resource whose resolved properties change: ``${Name}`` in a ``Fn::Sub`` is a reference too.
+    So is the parameter behind a condition a resource's ``Fn::If`` names: a grant under ``!If [HasX, ...]``
+    appears or goes when the parameter that decides ``HasX`` changes.
 """
 
 from __future__ import annotations
@@ -75,6 +77,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from contextvars import ContextVar
 from typing import Any
 
 from local_cloud import (
@@ -545,14 +548,44 @@ def _patch_role_updates() -> None:
 _SUB_NAME = re.compile(r"\$\{(?!!)([^}.]+)(?:\.[^}]*)?\}")  # ${Name} or ${Resource.Attribute}, not ${!Literal}
 
 
+# While moto compares a stack's resources with an update's template: each condition of that template -> the
+# names (parameters) it depends on, through the conditions it names.
+_CONDITION_REFERENCES: ContextVar[dict[str, list[str]] | None] = ContextVar("condition_references", default=None)
+
+
+def _condition_references(conditions: dict[str, Any]) -> dict[str, list[str]]:
+    def named(body: Any) -> list[str]:
+        if isinstance(body, dict):
+            inner = [str(body["Condition"])] if isinstance(body.get("Condition"), str) else []
+            return inner + [n for v in body.values() for n in named(v)]
+        return [n for v in body for n in named(v)] if isinstance(body, list) else []
+
+    resolved: dict[str, list[str]] = {}
+
+    def of(name: str, seen: frozenset[str]) -> list[str]:
+        if name in resolved:
+            return resolved[name]
+        body = conditions.get(name)
+        found = _references(body) + [n for c in named(body) if c not in seen for n in of(c, seen | {c})]
+        resolved[name] = found
+        return found
+
+    for name in conditions:
+        of(name, frozenset({name}))
+    return resolved
+
+
 def _references(template: Any) -> list[str]:
-    """The names a template fragment refers to: ``Ref`` and, as CloudFormation reads it, ``${Name}`` in
-    ``Fn::Sub`` (whose variable map is searched too)."""
+    """The names a template fragment refers to: ``Ref``, as CloudFormation reads it ``${Name}`` in ``Fn::Sub``
+    (whose variable map is searched too), and the parameters deciding the condition of an ``Fn::If``."""
     found: list[str] = []
     if isinstance(template, dict):
         for key, value in template.items():
             if key == "Ref":
                 found.append(value)
+            elif key == "Fn::If" and isinstance(value, list) and value and isinstance(value[0], str):
+                found.extend((_CONDITION_REFERENCES.get() or {}).get(value[0], []))
+                found.extend(_references(value[1:]))
             elif key == "Fn::Sub":
                 text = value[0] if isinstance(value, list) and value else value
                 found.extend(_SUB_NAME.findall(text) if isinstance(text, str) else [])
@@ -570,6 +603,19 @@ def _patch_sub_references() -> None:
     from moto.cloudformation import parsing
 
     parsing.get_references_from_template = _references
+    original = parsing.ResourceMap.build_resource_diff
+    if getattr(original, "_reads_conditions", False):
+        return
+
+    def build_resource_diff(self: Any, other_template: dict[str, Any], parameters: Any = None) -> Any:
+        token = _CONDITION_REFERENCES.set(_condition_references(other_template.get("Conditions") or {}))
+        try:
+            return original(self, other_template, parameters)
+        finally:
+            _CONDITION_REFERENCES.reset(token)
+
+    build_resource_diff._reads_conditions = True  # type: ignore[attr-defined]
+    parsing.ResourceMap.build_resource_diff = build_resource_diff  # type: ignore[method-assign]
 
 
 def _patch_organization_account_access_role() -> None:

@@ -20,8 +20,10 @@ from typing import Any
 import boto3
 import pytest
 
+from expel_onboarding.policies.notification import account_entry_id, notification_id
 from local_cloud.cli import DEMO_WORKBENCH_GUID
 from tests import customer_trail
+from tests.e2e.test_existing_trail_e2e import _new_execution_with_the_same_input, functions_calls, writes
 from tests.e2e.test_onboarding_e2e import deploy_command
 from tests.e2e.test_status_cli import step_rows
 from tests.local_cloud.harness import ServedCloud, onboarding_parameters, run_cli, serve_child
@@ -220,8 +222,10 @@ def test_their_organization_trail_without_a_key_is_onboarded_narrowed_to_one_org
     """Existing-trail mode (``ExistingTrailName``) on an organization trail of the management account that has
     no KMS key of its own: the onboarding's own key encrypts only the topic and queue, the entry and Expel's
     read grant cover the organization's folder, an update narrows both to another organization's folder
-    (``LogPrefixOrganizationId``: a bucket that collects several organizations' logs), and the delete leaves
-    everything of theirs as it was."""
+    (``LogPrefixOrganizationId``: a bucket that collects several organizations' logs), an OU filter
+    (``LogFilterOrganizationalUnitId``) gives one entry per member account of the OU and its nested OU, a rerun
+    writes nothing, an account moved into the OU is named by the drift check and added by the next run, and the
+    delete leaves everything of theirs as it was."""
     stack, name = "e2e-org-existing", "E2eOrgTrail"
     customer = customer_trail.build(onboarded.client, MANAGEMENT, REGION, name=name, bucket="e2e-org-trail-logs",
                                     key_prefix="", encrypted=False)
@@ -271,6 +275,43 @@ def test_their_organization_trail_without_a_key_is_onboarded_narrowed_to_one_org
     assert f"{customer.bucket}/AWSLogs/o-subsidiary01/*" in grants and f"AWSLogs/{organization_id}/" not in grants
     assert customer.notification(onboarded.client)["QueueConfigurations"] == notification_before[
         "QueueConfigurations"]
+
+    # An OU filter (LogFilterOrganizationalUnitId): one entry per member account of workloads and of its nested
+    # prod OU, each for that account's folder of the organization, beside their entry.
+    org = onboarded.client("organizations")
+    workloads, organization = onboarded.organization.ous["workloads"], onboarded.organization
+
+    def members() -> list[str]:
+        return sorted(a["Id"] for parent in (workloads, organization.ous["prod"])
+                      for a in org.list_accounts_for_parent(ParentId=parent)["Accounts"])
+
+    def ours() -> dict[str, str]:
+        return {e["Id"]: e["Filter"]["Key"]["FilterRules"][0]["Value"]
+                for e in customer.notification(onboarded.client).get("TopicConfigurations", [])}
+
+    def expected(accounts: list[str]) -> dict[str, str]:
+        return {account_entry_id(notification_id(stack), a): f"AWSLogs/{organization_id}/{a}/" for a in accounts}
+
+    filtered = deploy(LogFilterOrganizationalUnitId=workloads, LogPrefixOrganizationId="")
+
+    assert ours() == expected(members()) and len(members()) >= 3
+    assert customer.notification(onboarded.client)["QueueConfigurations"] == notification_before[
+        "QueueConfigurations"]
+    # A rerun (the console's "New execution" with the same input) writes nothing.
+    calls = functions_calls(onboarded.cloud, lambda: _new_execution_with_the_same_input(
+        onboarded.cloud, filtered["ExecutionArn"]))
+    assert "organizations.ListAccountsForParent" in calls and writes(calls) == []
+    # An account moved into the OU: the drift check names its missing entry, the next run (doctor's repair
+    # runs the last onboarding again) adds it, and the check after it finds the bucket in step.
+    moved = organization.accounts["root"][0]
+    org.move_account(AccountId=moved, SourceParentId=organization.root, DestinationParentId=organization.ous["prod"])
+    doctor = ("doctor", "--stack", stack, "--endpoint-url", onboarded.cloud.url, "--region", REGION)
+    checked = run_cli(*doctor, timeout=300)
+    assert checked.returncode == 1, checked.stdout + checked.stderr
+    assert account_entry_id(notification_id(stack), moved) in checked.stdout, checked.stdout
+    repaired = run_cli(*doctor, "--repair", timeout=300)
+    assert repaired.returncode == 0, repaired.stdout + repaired.stderr
+    assert moved in members() and ours() == expected(members())
 
     deleted = run_cli("local", "delete", "--endpoint-url", onboarded.cloud.url, "--stack-name", stack, timeout=400)
 

@@ -121,6 +121,6 @@ def test_handler_runs_the_sample_event(aws: None) -> None:
         Name=config.topic_name)["TopicArn"]}
     app = importlib.import_module("functions.step07_bucket_notification.app")
     result = app.lambda_handler(event, FakeLambdaContext("step07_bucket_notification"))
-    assert result == {"ConfigurationId": NOTIFICATION_ID, "Customers": False}
+    assert result == {"ConfigurationId": NOTIFICATION_ID, "Customers": False, "CanaryPrefix": ""}
     topics = _notifications(config.bucket_name)["TopicConfigurations"]
     assert [(t["TopicArn"], t["Events"]) for t in topics] == [(event["Topic"]["TopicArn"], ["s3:ObjectCreated:*"])]

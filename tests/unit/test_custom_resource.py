@@ -147,7 +147,8 @@ def test_update_keeping_the_names_and_its_rollback_go_through() -> None:
 
 # Parameters added after the first release: a stack created before them has none in its old properties, and
 # its first update hands the template's defaults (the access-log bucket's name derived, as the template does).
-ADDED_PARAMETERS = ("ExistingTrailName", "ExistingTopicArn", "LogPrefixOrganizationId", "AccessLogging",
+ADDED_PARAMETERS = ("ExistingTrailName", "ExistingTopicArn", "LogPrefixOrganizationId",
+                    "LogFilterOrganizationalUnitId", "AccessLogging",
                     "AccessLogBucketName", "LogRetentionDays", "ObjectLockRetentionDays", "CloudWatchLogsRetentionDays")
 
 

@@ -209,6 +209,10 @@ def test_management_events_read_from_either_selector_form(selectors: EventSelect
     ({"existing_trail_name": "Org", "log_prefix_organization_id": "ou-ab12-cdef3456"}, "LogPrefixOrganizationId",
      "not organizational units"),
     ({"log_prefix_organization_id": "o-a1b2c3d4e5"}, "LogPrefixOrganizationId", "ExistingTrailName is empty"),
+    ({"log_filter_organizational_unit_id": "ou-ab12-cdef3456"}, "LogFilterOrganizationalUnitId",
+     "ExistingTrailName is empty"),
+    ({"existing_trail_name": "Org", "log_filter_organizational_unit_id": "r-ab12"}, "LogFilterOrganizationalUnitId",
+     "not an organizational unit id"),
 ])
 def test_existing_trail_parameters_are_checked(config: Config, changes: dict, parameter: str, words: str) -> None:
     with pytest.raises(InvalidParameter) as raised:
@@ -218,4 +222,5 @@ def test_existing_trail_parameters_are_checked(config: Config, changes: dict, pa
 
 def test_valid_existing_trail_parameters_pass(config: Config) -> None:
     validate_config(dataclasses.replace(config, existing_trail_name="OrgTrail", existing_topic_arn=THEIR_TOPIC,
-                                        log_prefix_organization_id="o-a1b2c3d4e5"))
+                                        log_prefix_organization_id="o-a1b2c3d4e5",
+                                        log_filter_organizational_unit_id="ou-ab12-cdef3456"))

@@ -385,3 +385,12 @@ def test_a_grant_on_the_stack_set_alone_is_refused_on_its_templates_resource_typ
     # The template's grant: its "*" account matches a public type's empty one.
     with_types = [*stack_set_only, "arn:aws:cloudformation:us-east-1:*:type/resource/AWS-IAM-*"]
     assert all(allowed for _, allowed in decisions(with_types))
+
+
+def test_listing_a_parent_is_authorized_on_that_ou_or_root_not_on_every_resource() -> None:
+    # The Service Authorization Reference scopes ListAccountsForParent/ListOrganizationalUnitsForParent to the
+    # parent's ARN: a grant on one OU must not let a caller list another OU or the root.
+    (ou,) = run("organizations", "ListAccountsForParent", ParentId="ou-ab12-cd34ef56")
+    (root,) = run("organizations", "ListOrganizationalUnitsForParent", ParentId="r-ab12")
+    assert ou.resource == f"arn:aws:organizations::{ACCOUNT}:ou/o-abc/ou-ab12-cd34ef56"
+    assert root.resource == f"arn:aws:organizations::{ACCOUNT}:root/o-abc/r-ab12"

@@ -52,6 +52,7 @@ SAMPLE_PARAMETERS = {
     "ExistingTrailName": "CustomersTrail",
     "ExistingTopicArn": f"arn:aws:sns:{REGION}:{ACCOUNT}:CustomersTopic",
     "LogPrefixOrganizationId": "o-a1b2c3d4e5",
+    "LogFilterOrganizationalUnitId": "ou-ab12-cd34ef56",
     "LogKmsKeyArn": f"arn:aws:kms:{REGION}:{ACCOUNT}:key/5678abcd-12ab-34cd-56ef-1234567890ab",
     "LogObjectPrefix": f"AWSLogs/{ACCOUNT}/",
 }

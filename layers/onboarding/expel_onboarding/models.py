@@ -145,6 +145,9 @@ class Config(Model):
     existing_trail_name: str = ""
     existing_topic_arn: str = ""
     log_prefix_organization_id: str = ""
+    # An existing organization trail only: the OU whose member accounts' folders (AWSLogs/<org>/<account>/)
+    # get one notification entry each ("" = the organization's whole folder).
+    log_filter_organizational_unit_id: str = ""
     # The log bucket's protection (README "CIS and Security Hub"): server access logs into a bucket of their
     # own, lifecycle retention, Object Lock (governance mode; only on a bucket the onboarding creates).
     access_logging: bool = True
@@ -254,6 +257,9 @@ class BucketNotificationOutput(Model):
 
     configuration_id: str
     customers: bool = False  # the customer's entry already sends the log files to the topic: none of ours added
+    # Where a canary object raises one of our entries' events (an OU filter: the first member account's folder);
+    # "" = the trail's log folder.
+    canary_prefix: str = ""
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ _KMS_ALIAS = re.compile(r"alias/[A-Za-z0-9/_-]+")
 _TRAIL_CHARS = re.compile(r"[A-Za-z0-9._-]+")
 _TOPIC_OR_QUEUE_CHARS = re.compile(r"[A-Za-z0-9_-]+")
 _IAM_NAME_CHARS = re.compile(r"[\w+=,.@-]+", re.ASCII)
+_OU = re.compile(r"ou-[a-z0-9]{4,32}-[a-z0-9]{8,32}")
 _OU_OR_ROOT = re.compile(r"ou-[a-z0-9]{4,32}-[a-z0-9]{8,32}|r-[a-z0-9]{4,32}")
 _TRAIL_ARN = re.compile(r"arn:aws[a-z-]*:cloudtrail:[a-z0-9-]+:\d{12}:trail/(?P<name>.+)")
 _TOPIC_ARN = re.compile(r"arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?")
@@ -230,7 +231,9 @@ def _check_existing_trail(config: Config) -> None:
                                    "the account and home region of the trail")
         validate_trail_name(trail, "ExistingTrailName")
     topic, organization = config.existing_topic_arn, config.log_prefix_organization_id
-    for parameter, value in (("ExistingTopicArn", topic), ("LogPrefixOrganizationId", organization)):
+    ou = config.log_filter_organizational_unit_id
+    for parameter, value in (("ExistingTopicArn", topic), ("LogPrefixOrganizationId", organization),
+                             ("LogFilterOrganizationalUnitId", ou)):
         if value and not trail:
             raise InvalidParameter(parameter, "applies only to an existing trail, and ExistingTrailName is empty",
                                    f"set ExistingTrailName to the trail to onboard, or leave {parameter} empty")
@@ -249,6 +252,12 @@ def _check_existing_trail(config: Config) -> None:
                                        f"letters or digits).{hint}",
             "give the organization id whose folder AWSLogs/<id>/ in the trail's bucket holds the logs Expel "
             "should read (AWS Organizations > Settings), or leave it empty")
+    if ou and not _OU.fullmatch(ou):
+        raise InvalidParameter(
+            "LogFilterOrganizationalUnitId", f"{ou!r} is not an organizational unit id (ou-, 4 to 32 lowercase letters "
+                                             "or digits, -, 8 to 32 more)",
+            "copy the OU's id (ou-...) from AWS Organizations > AWS accounts, or leave it empty for every account of "
+            "the organization")
 
 
 # S3 lifecycle and Object Lock take whole days; S3's longest Object Lock retention is 100 years.

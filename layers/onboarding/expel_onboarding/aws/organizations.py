@@ -99,3 +99,21 @@ def accounts_under(parent_ids: list[str]) -> dict[str, str]:
                 for page in children.paginate(ParentId=parent, ChildType="ORGANIZATIONAL_UNIT"):
                     queue.extend(str(c["Id"]) for c in page.get("Children", []))
     return found
+
+
+def member_accounts(parent_id: str) -> list[str]:
+    """The ids of every account in ``parent_id`` (an OU or root) and in the OUs nested below it, sorted, whatever
+    their status (the OU filter gives each listed account its entry).
+    Organizations lists one level per call (ListAccountsForParent, ListOrganizationalUnitsForParent)."""
+    client = clients.organizations()
+    accounts: set[str] = set()
+    parents = [parent_id]
+    while parents:
+        parent = parents.pop()
+        with _errors("ListAccountsForParent"):
+            for accounts_page in client.get_paginator("list_accounts_for_parent").paginate(ParentId=parent):
+                accounts.update(str(a["Id"]) for a in accounts_page.get("Accounts", []))
+        with _errors("ListOrganizationalUnitsForParent"):
+            for ous_page in client.get_paginator("list_organizational_units_for_parent").paginate(ParentId=parent):
+                parents.extend(str(ou["Id"]) for ou in ous_page.get("OrganizationalUnits", []))
+    return sorted(accounts)

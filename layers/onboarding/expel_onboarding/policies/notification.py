@@ -14,6 +14,7 @@ anything is written, and ``choose_destination`` decides what an existing trail's
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -35,10 +36,29 @@ _DESTINATION_KEYS = {"TopicConfigurations": "TopicArn", "QueueConfigurations": "
 NotificationConfiguration = dict[str, Any]
 
 
+# S3's quota of event notification configurations on one bucket (Amazon S3 service quotas: 100, not
+# adjustable). An OU filter adds one entry per member account, so the OU's accounts plus the bucket's other
+# entries must stay within it.
+MAX_ENTRIES = 100
+_ACCOUNT = re.compile(r"[0-9]{12}")
+
+
 def notification_id(stack_name: str) -> str:
     """Our entry's Id on a bucket that is not ours (an existing trail's): it names the stack, so two
     onboardings never mistake each other's entries for their own."""
     return f"expel-onboarding-{stack_name}"[:255]
+
+
+def account_entry_id(base_id: str, account_id: str) -> str:
+    """Our entry for one member account of an OU filter (``LogFilterOrganizationalUnitId``): the stack's Id,
+    a dot and the account. CloudFormation stack names have no dots, so no other stack's Id looks like it."""
+    return f"{base_id}.{account_id}"
+
+
+def is_ours(entry_id: str, base_id: str) -> bool:
+    """Whether an entry Id is ours: ``base_id`` itself or one of its per-account entries."""
+    return entry_id == base_id or (entry_id.startswith(f"{base_id}.")
+                                   and bool(_ACCOUNT.fullmatch(entry_id[len(base_id) + 1:])))
 
 
 def _ours(topic_arn: str, configuration_id: str, events: Sequence[str], prefix: str) -> dict[str, Any]:
@@ -112,11 +132,12 @@ class Entry:
 
 def overlapping(existing: NotificationConfiguration | None, prefix: str = "", suffix: str = "",
                 events: Sequence[str] = DEFAULT_EVENTS, ignore_id: str = NOTIFICATION_ID) -> list[Entry]:
-    """The entries S3 would say ours overlaps (``ignore_id``: ours, which the merge replaces)."""
+    """The entries S3 would say ours overlaps (``ignore_id``: ours, and its per-account entries, which the
+    merge replaces)."""
     found = []
     for kind in _LISTS:
         for entry in (existing or {}).get(kind, []):
-            if entry.get("Id") == ignore_id:
+            if is_ours(str(entry.get("Id", "")), ignore_id):
                 continue
             shares_event = any(events_overlap(str(theirs), ours)
                                for theirs in entry.get("Events", []) for ours in events)
@@ -156,12 +177,13 @@ def merge_notification_configuration(existing: NotificationConfiguration | None,
 
 def remove_notification(existing: NotificationConfiguration | None,
                         configuration_id: str = NOTIFICATION_ID) -> NotificationConfiguration:
-    """Teardown: the whole configuration without our entry; lists left empty are dropped, as S3
-    itself omits them."""
+    """Teardown: the whole configuration without our entry (and our per-account entries); lists left empty
+    are dropped, as S3 itself omits them."""
     result = _writable(existing)
     for name in _LISTS:
         if name in result:
-            result[name] = [entry for entry in result[name] if entry.get("Id") != configuration_id]
+            result[name] = [entry for entry in result[name] if not is_ours(str(entry.get("Id", "")),
+                                                                           configuration_id)]
             if not result[name]:
                 del result[name]
     return result
@@ -207,11 +229,18 @@ _KINDS = {"QueueConfigurations": "an SQS queue", "LambdaFunctionConfigurations":
 
 
 def choose_destination(existing: NotificationConfiguration | None, prefix: str, our_id: str,
-                       existing_topic_arn: str = "") -> Destination:
+                       existing_topic_arn: str = "", account_prefixes: Sequence[str] | None = None) -> Destination:
     """The bucket of an existing trail: add our entry filtered to the trail's ``prefix``, unless S3 would
     refuse it as overlapping. An entry that already sends every log file to an SNS topic is used instead
     (Expel's queue subscribes to that topic: fan-out, nothing of theirs changes); any other overlap is
-    refused before anything is written, naming the entry and the fix."""
+    refused before anything is written, naming the entry and the fix.
+
+    ``account_prefixes`` (an OU filter: one entry per member account's folder) are where our entries go
+    instead; a customer's entry overlapping any of them is refused, since using its topic would send Expel
+    every account's log files, not the OU's."""
+    if account_prefixes is not None:
+        _refuse_account_overlaps(existing, prefix, our_id, account_prefixes)
+        return Destination(topic_arn=existing_topic_arn)
     clashes = overlapping(existing, prefix, ignore_id=our_id)
     if not clashes:
         return Destination(topic_arn=existing_topic_arn)
@@ -238,3 +267,88 @@ def choose_destination(existing: NotificationConfiguration | None, prefix: str, 
                "(S3's fan-out), then retry: the onboarding subscribes Expel's queue to the same topic (or name it "
                "in ExistingTopicArn)")
     raise InvalidParameter("ExistingTrailName", problem, fix)
+
+
+def _refuse_account_overlaps(existing: NotificationConfiguration | None, prefix: str, our_id: str,
+                             account_prefixes: Sequence[str]) -> None:
+    theirs = sum(1 for kind in _LISTS for entry in (existing or {}).get(kind, [])
+                 if not is_ours(str(entry.get("Id", "")), our_id))
+    if theirs + len(account_prefixes) > MAX_ENTRIES:
+        raise InvalidParameter(
+            "LogFilterOrganizationalUnitId",
+            f"the OU has {len(account_prefixes)} accounts, one notification entry each, and the bucket has {theirs} "
+            f"entries of its own: S3 holds at most {MAX_ENTRIES} event notification configurations per bucket",
+            "choose an OU with fewer accounts (a nested OU), or leave LogFilterOrganizationalUnitId empty so that one "
+            "entry covers the organization's whole folder")
+    for account_prefix in account_prefixes:
+        for clash in overlapping(existing, account_prefix, ignore_id=our_id):
+            account = account_prefix.rstrip("/").rsplit("/", 1)[-1]
+            problem = (f"the trail's bucket has {clash.describe()}, which overlaps the log folder {account_prefix!r} "
+                       f"of account {account} in the OU; S3 allows one destination per object event, so it would "
+                       "refuse Expel's entry for that account")
+            if clash.kind == "TopicConfigurations" and clash.covers_log_files(prefix):
+                fix = (f"leave LogFilterOrganizationalUnitId empty (Expel's queue then subscribes to "
+                       f"{clash.destination} and reads every account's log files under {prefix!r}), or narrow that "
+                       "notification to folders of accounts outside the OU, then retry")
+            else:
+                fix = (f"narrow or remove that notification so that it no longer covers {account_prefix!r}, or leave "
+                       "LogFilterOrganizationalUnitId empty, then retry")
+            raise InvalidParameter("LogFilterOrganizationalUnitId", problem, fix)
+
+
+def account_prefixes(folder: str, accounts: Sequence[str]) -> list[str]:
+    """Where CloudTrail writes each member account's logs in an organization trail's folder."""
+    return [f"{folder}{account}/" for account in accounts]
+
+
+def wanted_entries(topic_arn: str, base_id: str, folder: str, accounts: Sequence[str] | None,
+                   events: Sequence[str] = DEFAULT_EVENTS) -> list[dict[str, Any]]:
+    """Our entries on an existing trail's bucket: one for the trail's log ``folder``, or with an OU filter
+    (``accounts``: the OU's member accounts) one per account's folder, each Id naming the account."""
+    if accounts is None:
+        return [_ours(topic_arn, base_id, events, folder)]
+    return [_ours(topic_arn, account_entry_id(base_id, account), events, prefix)
+            for account, prefix in zip(accounts, account_prefixes(folder, accounts), strict=True)]
+
+
+def _comparable(entry: dict[str, Any]) -> tuple[str, tuple[str, ...], tuple[str, str]]:
+    return str(entry.get("TopicArn", "")), tuple(sorted(set(entry.get("Events", [])))), key_filter(entry)
+
+
+Held = dict[str, Any] | list[dict[str, Any]] | None
+
+
+def entry_differences(existing: NotificationConfiguration | None, wanted: Sequence[dict[str, Any]],
+                      base_id: str) -> list[tuple[str, Held, dict[str, Any] | None]]:
+    """(Id, what the bucket holds, what it should hold) of each entry of ours that is missing, says something
+    else, or should not be there any more (an account that left the OU: should hold None). Empty: in step."""
+    held: dict[str, list[dict[str, Any]]] = {}
+    for name in _LISTS:
+        for entry in (existing or {}).get(name, []):
+            entry_id = str(entry.get("Id", ""))
+            if is_ours(entry_id, base_id):
+                held.setdefault(entry_id, []).append({**entry, "_list": name})
+    def shown(there: list[dict[str, Any]]) -> Held:
+        entries = [{k: v for k, v in e.items() if k != "_list"} for e in there]
+        return entries[0] if len(entries) == 1 else entries or None
+
+    differences: list[tuple[str, Held, dict[str, Any] | None]] = []
+    for entry in wanted:
+        there = held.pop(entry["Id"], [])
+        right = (len(there) == 1 and there[0]["_list"] == "TopicConfigurations"
+                 and _comparable(there[0]) == _comparable(entry))
+        if not right:
+            differences.append((str(entry["Id"]), shown(there), entry))
+    differences.extend((entry_id, shown(there), None) for entry_id, there in sorted(held.items()))
+    return differences
+
+
+def merge_entries(existing: NotificationConfiguration | None, wanted: Sequence[dict[str, Any]],
+                  base_id: str) -> NotificationConfiguration:
+    """The whole configuration to write: every entry that is not ours kept as it is (order too), ours
+    replaced by ``wanted`` (an entry of ours no longer wanted, e.g. of an account that left the OU, dropped)."""
+    result = remove_notification(existing, base_id)
+    topics = [*result.get("TopicConfigurations", []), *(dict(e) for e in wanted)]
+    if topics:
+        result["TopicConfigurations"] = topics
+    return result

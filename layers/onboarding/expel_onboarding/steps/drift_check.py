@@ -16,6 +16,7 @@ finds the stack's last successful onboarding, whose Config and Settings the chec
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
@@ -26,9 +27,11 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from expel_onboarding.aws import stepfunctions
 from expel_onboarding.drift import Report
-from expel_onboarding.models import Config, RoleOutput, RoleStatus
+from expel_onboarding.errors import OnboardingError
+from expel_onboarding.models import Config, RoleOutput, RoleStatus, TrailOutput
 from expel_onboarding.steps import (
     expel_role_stack,
+    step01_existing_trail,
     step01_trail,
     step02_bucket_encryption,
     step03_sns_topic,
@@ -81,6 +84,8 @@ def check(config: Config, now: datetime | None = None, execution_arn: str = "") 
     now = now or datetime.now(UTC)
     found = teardown_discover.discover(config)
     trail, topic, queue = found.trail, found.topic, found.queue
+    if trail.existing_trail and trail.trail_arn:
+        trail = _with_log_folder(config, trail)
     checks = [
         step01_trail.check(config),
         step02_bucket_encryption.check(config, trail),
@@ -110,6 +115,16 @@ def look_again(config: Config, report: Report, now: datetime | None = None) -> R
     logger.info("Drift check, looked again", extra={"status": again.status, "findings": again.finding_count,
                                                      "pending": again.pending})
     return again
+
+
+def _with_log_folder(config: Config, trail: TrailOutput) -> TrailOutput:
+    """An existing trail's log folder, which discovery (shared with the teardown, which needs only the bucket)
+    does not read: steps 7 and 8 compare their entries and the role's read grant with it. A trail that cannot
+    be read leaves it empty; step 1's check says why."""
+    try:
+        return dataclasses.replace(trail, log_prefix=step01_existing_trail.read_log_prefix(config))
+    except OnboardingError:
+        return trail
 
 
 def last_onboarding(state_machine_arn: str) -> dict[str, Any]:

@@ -61,7 +61,9 @@ def _check_existing_trail(config: Config) -> list[str]:
     """An existing trail: it can serve Expel, the bucket's notifications leave room for (or already feed)
     Expel's topic, and the names of what the onboarding adds beside it are free or ours."""
     adopted = step01_existing_trail.read(config)
-    destination, _ = step01_existing_trail.destination(config, adopted.bucket_name, adopted.log_prefix)
+    accounts = step01_existing_trail.filter_accounts(config, adopted.log_prefix)
+    destination, _ = step01_existing_trail.destination(config, adopted.bucket_name, adopted.log_prefix,
+                                                       accounts or ())
     if not adopted.kms_key_arn:
         existing.key(config)  # the onboarding's own key for the topic and queue
     if not destination.topic_arn:
@@ -69,6 +71,7 @@ def _check_existing_trail(config: Config) -> list[str]:
     existing.queue(config)
     logger.info("The existing trail can serve Expel", extra={"trail_arn": adopted.trail_arn,
                                                              "log_prefix": adopted.log_prefix,
+                                                             "filter_accounts": accounts,
                                                              "topic": destination.topic_arn or config.topic_name,
                                                              "findings": list(adopted.findings)})
     return list(adopted.findings)

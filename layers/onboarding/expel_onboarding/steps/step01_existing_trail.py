@@ -14,6 +14,7 @@ and checks a customer's topic the onboarding would use, for preflight and step 3
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,13 +28,19 @@ from expel_onboarding.ownership import Ownership, owner, ownership
 from expel_onboarding.policies.denials import Request, Verdict, expel_read_denials
 from expel_onboarding.policies.event_selectors import management_events
 from expel_onboarding.policies.key_policy import own_key_policy
-from expel_onboarding.policies.notification import Destination, choose_destination, notification_id
+from expel_onboarding.policies.notification import (
+    Destination,
+    account_prefixes,
+    choose_destination,
+    notification_id,
+)
 from expel_onboarding.steps import existing
 
 logger = Logger(child=True)
 
 TRAIL = "ExistingTrailName"
 TOPIC = "ExistingTopicArn"
+OU_FILTER = "LogFilterOrganizationalUnitId"
 
 
 @dataclass(frozen=True)
@@ -108,15 +115,60 @@ def adopt(config: Config) -> TrailOutput:
                        log_kms_key_arn=adopted.log_kms_key_arn, findings="; ".join(adopted.findings))
 
 
-def destination(config: Config, bucket: str, log_prefix: str) -> tuple[Destination, str]:
+def destination(config: Config, bucket: str, log_prefix: str,
+                accounts: Sequence[str] = ()) -> tuple[Destination, str]:
     """Where the trail's log file events go, and the key of a customer's topic ("" for none or ours).
-    Refuses, before anything is written, an overlap S3 would refuse and a topic we could not use."""
+    Refuses, before anything is written, an overlap S3 would refuse and a topic we could not use. With an
+    OU filter, ``accounts`` (``filter_accounts``) are the folders our entries will cover; without them only
+    the topic is chosen (a customer's covering topic is never used then: it gets every account's logs)."""
     current = s3.notification_configuration(bucket, config.account_id)
-    chosen = choose_destination(current, log_prefix, notification_id(config.stack_name), config.existing_topic_arn)
+    prefixes = account_prefixes(log_prefix, accounts) if config.log_filter_organizational_unit_id else None
+    chosen = choose_destination(current, log_prefix, notification_id(config.stack_name), config.existing_topic_arn,
+                                prefixes)
     if not chosen.topic_arn:
         return chosen, ""
     parameter = TOPIC if chosen.topic_arn == config.existing_topic_arn else TRAIL
     return chosen, _customers_topic_key(config, chosen.topic_arn, parameter)
+
+
+def read_log_prefix(config: Config) -> str:
+    """The trail's log folder alone (the drift check: discovery names the bucket, not the folder)."""
+    trail = _trail(config)
+    return _log_prefix(config, trail, bool(trail.get("IsOrganizationTrail")))
+
+
+def filter_accounts(config: Config, log_prefix: str) -> list[str] | None:
+    """The member accounts of the OU filter (``LogFilterOrganizationalUnitId``), nested OUs included (an
+    account in a child OU is in the OU's subtree), sorted; None without a filter. CloudTrail's folders name
+    organizations and accounts, never OUs, so the filter becomes one entry per account's folder. Refuses,
+    naming the parameter: a folder that is not an organization's, an organization other than this account's
+    (its OUs cannot be listed from here), an OU that does not exist or has no account. Reads only."""
+    ou = config.log_filter_organizational_unit_id
+    if not ou:
+        return None
+    folder = log_prefix.rstrip("/").rsplit("/", 1)[-1]
+    if not folder.startswith("o-"):
+        raise InvalidParameter(OU_FILTER, f"trail {config.existing_trail_name} logs one account (folder {log_prefix}), "
+                                          "and only an organization trail's folder holds the accounts of an OU",
+                               "leave LogFilterOrganizationalUnitId empty, or onboard your organization trail (in "
+                               "the management account)")
+    organization_id = str(organizations.describe_organization()["Id"])
+    if folder != organization_id:
+        raise InvalidParameter(OU_FILTER, f"the log folder {log_prefix} is organization {folder}'s "
+                                          f"(LogPrefixOrganizationId), but this account is in organization "
+                                          f"{organization_id}, and only its own organization's OUs can be listed here",
+                               "leave LogFilterOrganizationalUnitId empty, or LogPrefixOrganizationId (or set it to "
+                               f"{organization_id})")
+    if organizations.describe_organizational_unit(ou) is None:
+        raise InvalidParameter(OU_FILTER, f"organization {organization_id} has no organizational unit {ou}",
+                               "copy the OU's id (ou-...) from AWS Organizations > AWS accounts, or leave "
+                               "LogFilterOrganizationalUnitId empty for every account of the organization")
+    accounts = organizations.member_accounts(ou)
+    if not accounts:
+        raise InvalidParameter(OU_FILTER, f"OU {ou} (nested OUs included) has no account, so Expel would receive "
+                                          "no log file event",
+                               "move the accounts Expel should watch into the OU, or choose another OU, then retry")
+    return accounts
 
 
 def _require(condition: bool, problem: str, fix: str) -> None:

@@ -6,7 +6,9 @@ notifications on the bucket survive (terraform-provider-aws #501 is what happens
 
 An existing trail's bucket: our entry (its Id names this stack) is filtered to the trail's log folder,
 and when an entry of the customer's already sends every log file to the topic step 3 subscribed Expel's
-queue to, nothing is added at all.
+queue to, nothing is added at all. With an OU filter (``LogFilterOrganizationalUnitId``) our entries are one
+per member account of the OU, each for that account's folder: read from Organizations on every run, so an
+account that joined the OU gets its entry and one that left loses it.
 """
 
 from __future__ import annotations
@@ -21,15 +23,21 @@ from expel_onboarding.errors import OnboardingError
 from expel_onboarding.models import BucketNotificationOutput, Config, TopicOutput, TrailOutput
 from expel_onboarding.policies.notification import (
     NOTIFICATION_ID,
+    account_prefixes,
     choose_destination,
     current_entries,
+    entry_differences,
+    key_filter,
+    merge_entries,
     merge_notification_configuration,
     notification_id,
     notification_present,
     overlapping,
     remove_notification,
+    wanted_entries,
     wanted_entry,
 )
+from expel_onboarding.steps import step01_existing_trail
 
 logger = Logger(child=True)
 
@@ -42,10 +50,10 @@ def apply(config: Config, trail: TrailOutput, topic: TopicOutput) -> BucketNotif
 
 def check(config: Config, trail: TrailOutput, topic: TopicOutput) -> StepCheck:
     """Drift check: what ``apply`` would change, written nowhere."""
-    if trail.existing_trail:
-        return StepCheck.not_checked(STEP, "an existing trail: its bucket's notifications are not compared yet")
     if not (trail.bucket_name and topic.topic_arn):
         return StepCheck.not_checked(STEP, "the bucket or the topic is missing (guide steps 1 and 3)")
+    if trail.existing_trail and not trail.log_prefix:
+        return StepCheck.not_checked(STEP, "the existing trail's log folder could not be read (guide step 1)")
     return run_check(Converge(STEP, Mode.CHECK), lambda run: converge(run, config, trail, topic))
 
 
@@ -56,7 +64,9 @@ def converge(run: Converge, config: Config, trail: TrailOutput, topic: TopicOutp
     current = s3.notification_configuration(bucket, config.account_id)
     configuration_id, prefix = _our_entry(config, trail)
     if trail.existing_trail:
-        chosen = choose_destination(current, prefix, configuration_id, config.existing_topic_arn)
+        accounts = step01_existing_trail.filter_accounts(config, prefix)
+        chosen = choose_destination(current, prefix, configuration_id, config.existing_topic_arn,
+                                    None if accounts is None else account_prefixes(prefix, accounts))
         if chosen.entry_id:
             if chosen.topic_arn != topic.topic_arn:
                 raise OnboardingError(
@@ -66,9 +76,9 @@ def converge(run: Converge, config: Config, trail: TrailOutput, topic: TopicOutp
             logger.info("The bucket already sends the log files to the topic; no entry of ours is needed",
                         extra={"bucket": bucket, "entry": chosen.entry_id, "topic": topic.topic_arn})
             return BucketNotificationOutput(configuration_id=chosen.entry_id, customers=True)
+        return _converge_entries(run, config, trail, topic, current, accounts)
     if not notification_present(current, topic.topic_arn, configuration_id, prefix=prefix):
-        if not trail.existing_trail:
-            _refuse_overlap(bucket, current)
+        _refuse_overlap(bucket, current)
         merged = merge_notification_configuration(current, topic.topic_arn, configuration_id, prefix=prefix)
         there = current_entries(current, configuration_id)
         run.change(run.finding(
@@ -81,8 +91,34 @@ def converge(run: Converge, config: Config, trail: TrailOutput, topic: TopicOutp
     return BucketNotificationOutput(configuration_id=configuration_id)
 
 
+def _converge_entries(run: Converge, config: Config, trail: TrailOutput, topic: TopicOutput,
+                      current: dict[str, Any], accounts: list[str] | None) -> BucketNotificationOutput:
+    """An existing trail's bucket: our entries (one, or one per account of the OU filter) exactly as wanted,
+    ours no longer wanted taken out, every other entry as it is; one write when anything differs."""
+    bucket, (base_id, folder) = trail.bucket_name, _our_entry(config, trail)
+    wanted = wanted_entries(topic.topic_arn, base_id, folder, accounts)
+    differences = entry_differences(current, wanted, base_id)
+    if differences:
+        merged = merge_entries(current, wanted, base_id)
+        run.change([run.finding(f"bucket {bucket}", f"event notification {entry_id!r}", there, ours,
+                                _hand_fix(config, bucket, entry_id, ours))
+                    for entry_id, there, ours in differences],
+                   lambda: s3.put_notification_configuration(bucket, merged, config.account_id))
+    return BucketNotificationOutput(configuration_id=base_id, canary_prefix=key_filter(wanted[0])[0])
+
+
+def _hand_fix(config: Config, bucket: str, entry_id: str, ours: dict[str, Any] | None) -> str:
+    where = f"in the S3 console, bucket {bucket} > Properties > Event notifications"
+    if ours is None:
+        return (f"{where}: delete {entry_id!r} (its account is no longer in OU "
+                f"{config.log_filter_organizational_unit_id or '(no OU filter)'})")
+    return (f"{where}: create {entry_id!r}, all object create events, prefix {key_filter(ours)[0]!r}, destination SNS "
+            f"topic {ours['TopicArn']} (guide step 7)")
+
+
 def remove(config: Config, trail: TrailOutput) -> bool:
-    """Teardown: drop only our entry; True when something was written. A missing bucket is done."""
+    """Teardown: drop only our entry (or entries: one per account of an OU filter); True when something was
+    written. A missing bucket is done."""
     head = s3.head_bucket(trail.bucket_name, config.account_id)
     if not head.exists or not head.owned:
         return False

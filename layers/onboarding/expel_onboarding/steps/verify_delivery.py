@@ -49,7 +49,7 @@ def canary_key(run_id: str = "") -> str:
 
 
 def put_canary(config: Config, trail: TrailOutput, topic: TopicOutput | None = None, *,
-               run_id: str = "") -> DeliveryOutput:
+               run_id: str = "", notification_prefix: str = "") -> DeliveryOutput:
     if topic is not None and topic.customers:
         # Their topic has subscribers of their own (a SIEM, a Lambda): they would get the canary's event too.
         reason = (f"no canary: the trail's bucket notifies the customer's topic {topic.topic_arn}, whose other "
@@ -58,7 +58,10 @@ def put_canary(config: Config, trail: TrailOutput, topic: TopicOutput | None = N
         return DeliveryOutput(canary_key="", confirmed=True, attempts=0, skipped=reason)
     # An existing trail's bucket notifies only for its log folder: the canary goes there, beside the
     # trail's own CloudTrail/ and CloudTrail-Digest/ folders, and is deleted once seen.
-    key = f"{trail.log_prefix}{canary_key(run_id)}" if trail.existing_trail else canary_key(run_id)
+    # With an OU filter our entries cover member accounts' folders only: step 7 names the first
+    # (``notification_prefix``).
+    folder = notification_prefix or trail.log_prefix
+    key = f"{folder}{canary_key(run_id)}" if trail.existing_trail else canary_key(run_id)
     body = json.dumps({"purpose": "Expel CloudTrail onboarding delivery check; deleted once seen",
                        "stack": config.stack_name, "run": run_id}).encode()
     refused = Rule(
