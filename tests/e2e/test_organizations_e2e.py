@@ -303,7 +303,10 @@ def test_their_organization_trail_without_a_key_is_onboarded_narrowed_to_one_org
     assert "organizations.ListAccountsForParent" in calls and writes(calls) == []
     # An account moved into the OU: the drift check names its missing entry, the next run (doctor's repair
     # runs the last onboarding again) adds it, and the check after it finds the bucket in step.
-    moved = organization.accounts["root"][0]
+    # A member account in the root (the organization's own listing: an earlier test may have taken the one the
+    # layout put there out of ``organization.accounts``, it stays a member of the root).
+    moved = next(a["Id"] for a in org.list_accounts_for_parent(ParentId=organization.root)["Accounts"]
+                 if a["Id"] != MANAGEMENT)
     org.move_account(AccountId=moved, SourceParentId=organization.root, DestinationParentId=organization.ous["prod"])
     doctor = ("doctor", "--stack", stack, "--endpoint-url", onboarded.cloud.url, "--region", REGION)
     checked = run_cli(*doctor, timeout=300)
