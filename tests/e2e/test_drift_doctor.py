@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -191,18 +192,8 @@ def test_doctor_finds_nothing_on_a_fresh_onboarding_then_names_each_thing_broken
 def _next_scheduled_repair(cloud: ServedCloud, timeout: float = 180.0) -> dict[str, Any]:
     """The check report of the first scheduled check from now on that repaired (DriftRepair), once the
     repair (the onboarding, in the same execution) has finished."""
-    sfn, machine = client(cloud, "stepfunctions"), outputs(cloud, STACK)["StateMachineArn"]
-    since, deadline = time.time(), time.monotonic() + timeout
-    while True:
-        for execution in sfn.list_executions(stateMachineArn=machine, statusFilter="SUCCEEDED")["executions"]:
-            if execution["startDate"].timestamp() < since:
-                continue
-            described = sfn.describe_execution(executionArn=execution["executionArn"])
-            repairs = json.loads(described["output"]).get("CloudFormation", {}).get("Repairs")
-            if json.loads(described["input"]).get("Mode") == "ScheduledCheck" and repairs:
-                return dict(repairs)
-        assert time.monotonic() < deadline, f"no scheduled check repaired within {timeout:g} s"
-        time.sleep(1)
+    return _next_scheduled(cloud, lambda output: output.get("CloudFormation", {}).get("Repairs"), timeout,
+                           "no scheduled check repaired")
 
 
 def _rule_name(cloud: ServedCloud) -> str:
@@ -221,6 +212,13 @@ def _finished(cloud: ServedCloud, arn: str, timeout: float = 300.0) -> dict[str,
 def _next_scheduled_check(cloud: ServedCloud, timeout: float = 120.0) -> dict[str, Any]:
     """The report of the first check the rule (EventBridge, so an execution named with a UUID) starts from
     now on, once it has finished."""
+    return _next_scheduled(cloud, lambda output: output["Drift"], timeout, f"the rule ({SCHEDULE}) started no check")
+
+
+def _next_scheduled(cloud: ServedCloud, read: Callable[[dict[str, Any]], Any], timeout: float,
+                    failure: str) -> dict[str, Any]:
+    """What ``read`` finds in the output of the first scheduled check that succeeded from now on (skipping
+    those where it finds nothing)."""
     sfn, machine = client(cloud, "stepfunctions"), outputs(cloud, STACK)["StateMachineArn"]
     since, deadline = time.time(), time.monotonic() + timeout
     while True:
@@ -228,9 +226,10 @@ def _next_scheduled_check(cloud: ServedCloud, timeout: float = 120.0) -> dict[st
             if execution["startDate"].timestamp() < since:
                 continue
             described = sfn.describe_execution(executionArn=execution["executionArn"])
-            if json.loads(described["input"]).get("Mode") == "ScheduledCheck":
-                return dict(json.loads(described["output"])["Drift"])
-        assert time.monotonic() < deadline, f"the rule ({SCHEDULE}) started no check within {timeout:g} s"
+            if json.loads(described["input"]).get("Mode") == "ScheduledCheck" and (
+                    found := read(json.loads(described["output"]))):
+                return dict(found)
+        assert time.monotonic() < deadline, f"{failure} within {timeout:g} s"
         time.sleep(1)
 
 
