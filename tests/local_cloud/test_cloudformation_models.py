@@ -27,7 +27,7 @@ def _stack(resources: dict[str, Any], outputs: dict[str, Any]) -> dict[str, str]
     return {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
 
 
-def test_getatt_answers_an_alarms_arn_a_topic_policys_id_and_a_secrets_id(aws: None) -> None:
+def test_getatt_answers_an_alarms_arn_a_topic_policys_id_and_a_secrets_id_and_delete_removes_them(aws: None) -> None:
     outputs = _stack({
         "Alarm": ALARM,
         "Secret": SECRET,
@@ -43,6 +43,9 @@ def test_getatt_answers_an_alarms_arn_a_topic_policys_id_and_a_secrets_id(aws: N
     assert outputs["PolicyId"].startswith("models-TopicPolicy-")
     [secret] = boto3.client("secretsmanager", region_name=REGION).list_secrets()["SecretList"]
     assert outputs["SecretId"] == outputs["SecretRef"] == secret["ARN"]
+    boto3.client("cloudformation", region_name=REGION).delete_stack(StackName="models")
+    assert boto3.client("cloudwatch", region_name=REGION).describe_alarms()["MetricAlarms"] == []
+    assert boto3.client("secretsmanager", region_name=REGION).list_secrets()["SecretList"] == []
 
 
 @pytest.mark.parametrize(("name", "resource", "attribute"), [
