@@ -9,9 +9,9 @@ from typing import Any
 
 import boto3
 import pytest
-from botocore.exceptions import ClientError
 
 from tests.conftest import REGION
+from tests.support import refusal
 
 ALARM = {"Type": "AWS::CloudWatch::Alarm", "Properties": {
     "Namespace": "N", "MetricName": "M", "Statistic": "Maximum", "Period": 300, "EvaluationPeriods": 1,
@@ -52,8 +52,5 @@ def test_getatt_answers_an_alarms_arn_a_topic_policys_id_and_a_secrets_id_and_de
     ("Alarm", ALARM, "Name"), ("Alarm", ALARM, "StateValue"), ("Secret", SECRET, "Arn")])
 def test_getatt_refuses_an_attribute_the_type_does_not_have(aws: None, name: str, resource: dict[str, Any],
                                                             attribute: str) -> None:
-    with pytest.raises(ClientError) as refused:
-        _stack({name: resource}, {"Out": {"Fn::GetAtt": [name, attribute]}})
-    assert refused.value.response["Error"]["Code"] == "ValidationError"
-    assert f"Template error: resource {name} does not support attribute type {attribute} in Fn::GetAtt" in str(
-        refused.value)
+    assert refusal(_stack, {name: resource}, {"Out": {"Fn::GetAtt": [name, attribute]}}) == (
+        "ValidationError", f"Template error: resource {name} does not support attribute type {attribute} in Fn::GetAtt")
