@@ -22,16 +22,30 @@ DELEGATED_ADMIN: Final = "DELEGATED_ADMIN"
 
 
 
+class NotAdministrator(OnboardingError):
+    """AWS Organizations refused a read because this account is a member that is no delegated administrator: only
+    the management account and delegated administrators (for any service) may list the organization, whatever
+    the caller's IAM policies allow."""
+
+
 def _errors(action: str) -> AbstractContextManager[None]:
     return aws_errors(
         "AWS Organizations", action,
         Rule({"AWSOrganizationsNotInUseException"}, OnboardingError,
              "Parameter OrganizationMode: this account is not in an AWS Organization. Fix: set OrganizationMode to "
              "false, or deploy in your organization's management account"),
+        # IAM's refusal names the caller and the action ("... is not authorized to perform: organizations:...").
         Rule({"AccessDeniedException"}, OnboardingError,
              "AWS Organizations refused {what} ({message}). Fix: give the onboarding function "
-             "organizations:{what}, and run the onboarding from the management account or a delegated "
-             "administrator"))
+             "organizations:{what} (the template grants it; a permissions boundary or SCP may remove it)",
+             contains="not authorized to perform"),
+        # Organizations' own: "You don't have permissions to access this resource."
+        Rule({"AccessDeniedException"}, NotAdministrator,
+             "AWS Organizations refused {what} ({message}): this account is neither the organization's management "
+             "account nor a delegated administrator, the only accounts Organizations lets list the organization. "
+             "Fix: deploy the onboarding in the management account, or there register this account: aws "
+             f"organizations register-delegated-administrator --service-principal {STACKSETS_PRINCIPAL} "
+             "--account-id <this account>"))
 
 
 def describe_organization() -> dict[str, Any]:
