@@ -281,6 +281,77 @@ def test_stack_set_of_the_same_name_without_our_tag_is_a_conflict_and_nothing_is
     assert [c for c in calls if "StackSet" in c or "StackInstances" in c] == []
 
 
+# --- an instance deleted by hand: the target still counts as covered, so CloudFormation does not put it back --
+
+def _delete_instance(config: Config, target: str, account: str) -> None:
+    """What a person does in the console (StackSets > Delete stacks from StackSet, one account of an OU)."""
+    removed = boto("cloudformation").delete_stack_instances(
+        StackSetName=stack_set_name(config), Regions=[REGION], RetainStacks=False,
+        DeploymentTargets={"OrganizationalUnitIds": [target], "Accounts": [account],
+                           "AccountFilterType": "INTERSECTION"})["OperationId"]
+    _wait_for_operation(config, removed)
+
+
+def test_a_rerun_deploys_again_exactly_the_accounts_whose_instance_was_deleted_then_writes_nothing(
+        org_config, organization, trail, queue):
+    first = _rollout(org_config, trail, queue)
+    nested, other = organization.accounts["payments"][0], organization.accounts["dev"][0]  # payments is under prod
+    _delete_instance(org_config, organization.ous["prod"], nested)
+    _delete_instance(org_config, organization.ous["dev"], other)
+    assert nested not in _instance_accounts(org_config) and "ExpelAssumeRole" not in role_names(_member_iam(nested))
+    sent: list[dict[str, Any]] = []
+
+    with count_mutating_calls() as calls:
+        original = BaseClient._make_api_call
+
+        def record(self: BaseClient, operation: str, params: dict[str, Any]) -> Any:
+            if operation == "CreateStackInstances":
+                sent.append(params)
+            return original(self, operation, params)
+
+        with mock.patch.object(BaseClient, "_make_api_call", record):
+            repaired = _rollout(org_config, trail, queue)
+
+    assert calls == ["cloudformation.CreateStackInstances"]  # one operation, for exactly those two accounts
+    [targets] = [params["DeploymentTargets"] for params in sent]
+    assert targets == {"OrganizationalUnitIds": sorted([organization.ous["prod"], organization.ous["dev"]]),
+                       "AccountFilterType": "INTERSECTION", "Accounts": sorted([nested, other])}
+    assert repaired.status == "COMPLETE" and repaired.role_arn == first.role_arn
+    assert _instance_accounts(org_config) == sorted(
+        organization.accounts["prod"] + organization.accounts["payments"] + organization.accounts["dev"])
+    assert {i["Status"] for i in _instances(org_config)} == {"CURRENT"}
+    for account in (nested, other):
+        trust = _member_iam(account).get_role(RoleName="ExpelAssumeRole")["Role"]["AssumeRolePolicyDocument"]
+        assert trust["Statement"][0]["Condition"] == {"StringEquals": {"sts:ExternalId": WORKBENCH_GUID}}
+    with count_mutating_calls() as calls:
+        _rollout(org_config, trail, queue)
+    assert calls == []
+
+
+def test_accounts_still_without_an_instance_after_their_operation_stop_the_step_naming_both(
+        org_config, organization, trail, queue, monkeypatch):
+    """An operation that SUCCEEDED without deploying them (here: sent for another account) is not started again
+    until the deadline: the step stops naming the operation and the accounts."""
+    _rollout(org_config, trail, queue)
+    missing = organization.accounts["dev"][0]
+    _delete_instance(org_config, organization.ous["dev"], missing)
+    wrong = step08_expel_role.stacksets._targets
+
+    def elsewhere(ou_ids: list[str], exclude: list[str], only: list[str]) -> Any:
+        return wrong(ou_ids, exclude, [organization.accounts["sandbox"][0]] if only else [])  # not under dev
+
+    monkeypatch.setattr(step08_expel_role.stacksets, "_targets", elsewhere)
+
+    with count_mutating_calls() as calls, pytest.raises(OnboardingError) as raised:
+        _rollout(org_config, trail, queue)
+
+    assert calls == ["cloudformation.CreateStackInstances"]
+    operation = _operations(org_config)[0]
+    assert (operation["Action"], operation["Status"]) == ("CREATE", "SUCCEEDED")
+    assert f"does not converge: operation {operation['OperationId']} SUCCEEDED, yet accounts {missing} under " \
+           "the targets have no stack instance" in str(raised.value)
+
+
 # --- accounts that join later ------------------------------------------------------------------------------
 
 def test_an_account_created_in_a_target_ou_after_onboarding_gets_the_role_and_a_rerun_changes_nothing(
@@ -622,8 +693,25 @@ def test_a_deleted_member_role_and_an_account_without_its_instance_are_each_name
                           (f"account {missing} ({REGION})", f"stack instance of StackSet {stack_set_name(org_config)}")}
     instance = found[(f"account {missing} ({REGION})", f"stack instance of StackSet {stack_set_name(org_config)}")]
     assert instance.actual == ABSENT
+    assert instance.repairable and instance.fix.startswith("`cloudtrail-onboarding doctor --stack <stack> --repair` "
+                                                           "deploys it again")
     assert f"OrganizationalUnitIds={organization.ous['dev']},Accounts={missing},AccountFilterType=INTERSECTION" in \
         instance.fix and "create-stack-instances" in instance.fix
+    assert found[(f"role ExpelAssumeRole in account {gone} ({REGION})", "role")].repairable is False
+
+
+def test_a_missing_instance_named_by_the_check_is_restored_by_the_repair_and_the_next_check_is_clean(
+        org_config, organization, trail, queue):
+    _rollout(org_config, trail, queue)
+    missing = organization.accounts["payments"][0]
+    _delete_instance(org_config, organization.ous["prod"], missing)
+    named, _ = _checked(org_config)
+    assert [(f.resource, f.repairable) for f in named.findings] == [(f"account {missing} ({REGION})", True)]
+
+    _rollout(org_config, trail, queue)  # the repair: the onboarding, run again
+
+    check, _ = _checked(org_config)
+    assert (check.status, check.findings) == (DriftStatus.IN_SYNC, [])
 
 
 def test_an_instance_that_is_not_current_is_named_with_its_reason_and_the_rest_still_checked(
