@@ -671,6 +671,55 @@ def test_a_member_accounts_role_changed_by_hand_is_named_with_its_account_proper
     assert "delete-stack-instances" in finding.fix and f"Accounts={account}" in finding.fix
 
 
+def _set_external_id(account: str, external_id: str) -> None:
+    iam = _member_iam(account)
+    trust = iam.get_role(RoleName="ExpelAssumeRole")["Role"]["AssumeRolePolicyDocument"]
+    trust["Statement"][0]["Condition"]["StringEquals"]["sts:ExternalId"] = external_id
+    iam.update_assume_role_policy(RoleName="ExpelAssumeRole", PolicyDocument=json.dumps(trust))
+
+
+def test_the_check_reports_what_its_own_drift_detection_found_not_a_later_ones(
+        org_config, organization, trail, queue):
+    """Each instance's DriftStatus is the latest detection's: a person fixed one role and broke another, then ran
+    a detection of their own after the check's had ended. The check names what its operation found."""
+    _rollout(org_config, trail, queue)
+    fixed, broken = organization.accounts["prod"][0], organization.accounts["dev"][0]
+    _set_external_id(fixed, "changed-before-the-check")
+    first = step08_expel_role.check(org_config)
+    assert first.pending and stacksets.wait_idle()
+    _set_external_id(fixed, WORKBENCH_GUID)
+    _set_external_id(broken, "changed-after-the-check")
+    theirs = boto("cloudformation").detect_stack_set_drift(StackSetName=stack_set_name(org_config))["OperationId"]
+    _wait_for_operation(org_config, theirs)
+    latest = {i["Account"]: i["DriftStatus"] for i in _instances(org_config)}
+    assert (latest[fixed], latest[broken]) == ("IN_SYNC", "DRIFTED")
+
+    check = step08_expel_role.check(org_config, previous=first)
+
+    assert not check.pending and check.status == DriftStatus.DRIFTED
+    assert [(f.resource, f.actual) for f in check.findings] == [
+        (f"role ExpelAssumeRole in account {fixed} ({REGION})", "changed-before-the-check")]
+
+
+def test_a_detection_that_found_no_drift_reads_no_instance(org_config, trail, queue):
+    _rollout(org_config, trail, queue)
+    first = step08_expel_role.check(org_config)
+    assert first.pending and stacksets.wait_idle()
+    read: list[str] = []
+    original = BaseClient._make_api_call
+
+    def record(self: BaseClient, operation: str, params: dict[str, Any]) -> Any:
+        read.append(operation)
+        return original(self, operation, params)
+
+    with mock.patch.object(BaseClient, "_make_api_call", record):
+        check = step08_expel_role.check(org_config, previous=first)
+
+    assert (check.status, check.pending) == (DriftStatus.IN_SYNC, False)
+    assert "DescribeStackSetOperation" in read
+    assert not {"ListStackInstances", "ListStackInstanceResourceDrifts"} & set(read)  # none per account
+
+
 def test_a_deleted_member_role_and_an_account_without_its_instance_are_each_named(
         org_config, organization, trail, queue):
     _rollout(org_config, trail, queue)

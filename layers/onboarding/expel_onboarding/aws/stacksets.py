@@ -190,15 +190,16 @@ def detect_stack_set_drift(name: str, region: str, call_as: CallAsType, max_conc
 def stack_instance_resource_drifts(name: str, account: str, instance_region: str, operation_id: str, region: str,
                                    call_as: CallAsType) -> list[dict[str, Any]]:
     """The resources of one instance that the drift detection ``operation_id`` found MODIFIED or DELETED, all
-    pages."""
+    pages; none for an instance that operation did not check (one created since)."""
     found: list[dict[str, Any]] = []
     arguments: ListStackInstanceResourceDriftsInputTypeDef = {
         "StackSetName": name, "StackInstanceAccount": account, "StackInstanceRegion": instance_region,
         "OperationId": operation_id, "StackInstanceResourceDriftStatuses": ["MODIFIED", "DELETED"], "CallAs": call_as}
-    with _stack_set_errors(name, "ListStackInstanceResourceDrifts"):
+    with suppress_codes("StackInstanceNotFoundException"), _stack_set_errors(name, "ListStackInstanceResourceDrifts"):
         while True:  # botocore has no paginator for this list
             page = clients.cloudformation(region).list_stack_instance_resource_drifts(**arguments)
             found.extend(dict(summary) for summary in page.get("Summaries", []))
             if not page.get("NextToken"):
                 return found
             arguments["NextToken"] = page["NextToken"]
+    return found

@@ -525,17 +525,28 @@ def _check_member_roles(run: Converge, config: Config, previous: StepCheck, now:
                                 "SUCCEEDED", "check again (`cloudtrail-onboarding doctor`); CloudFormation > "
                                 f"StackSets > {name} > Operations > {previous.detection} says why it stopped"))
         return None
-    drifted = [i for i in stacksets.stack_instances(name, region, call_as) if i.get("DriftStatus") == "DRIFTED"]
-    for instance in sorted(drifted, key=lambda i: str(i.get("Account")))[:MAX_ACCOUNT_FINDINGS]:
+    # The operation's own count. Each instance's DriftStatus is the *latest* detection's (a person may have run
+    # another since, or fixed a role and run one): what ours found is read instance by instance with its operation
+    # id, the instances now DRIFTED first, until every instance it counted is found (none read when it found none).
+    counted = int(details.get("DriftedStackInstancesCount") or 0)
+    if not counted:
+        return None
+    instances = sorted(stacksets.stack_instances(name, region, call_as),
+                       key=lambda i: (i.get("DriftStatus") != "DRIFTED", str(i.get("Account"))))
+    found = 0
+    for instance in instances:
+        if found >= min(counted, MAX_ACCOUNT_FINDINGS):
+            break
         account, where = str(instance["Account"]), str(instance["Region"])
-        for drift in stacksets.stack_instance_resource_drifts(name, account, where, previous.detection, region,
-                                                              call_as):
+        drifts = stacksets.stack_instance_resource_drifts(name, account, where, previous.detection, region, call_as)
+        found += bool(drifts)
+        for drift in drifts:
             for finding in _drift_findings(run, config, call_as, account, where, instance, drift):
                 run.observe(finding, repairable=False)
-    if len(drifted) > MAX_ACCOUNT_FINDINGS:
-        run.observe(run.finding(f"{len(drifted) - MAX_ACCOUNT_FINDINGS} more accounts", "Expel role", "drifted",
+    if counted > found:
+        run.observe(run.finding(f"{counted - found} more accounts", "Expel role", "drifted",
                                 "as the StackSet's template says", f"CloudFormation > StackSets > {name} > "
-                                "Stack instances (drift status) lists them"), repairable=False)
+                                f"Operations > {previous.detection} > drift results lists them"), repairable=False)
     return None
 
 
