@@ -560,6 +560,32 @@ def test_delegated_administrator_calls_as_such_and_leaves_itself_to_the_step_9_s
     assert role.role_arn == f"arn:aws:iam::{admin}:role/ExpelAssumeRole"  # the step-9 stack, in its account
 
 
+def test_a_delegated_administrator_checks_the_organization_and_repairs_a_deleted_instance_but_not_its_own(
+        org_config, organization, trail, queue, monkeypatch):
+    """A StackSets delegated administrator is a delegated administrator to Organizations too: it lists the targets'
+    accounts (leaving out itself, whose role is the step-9 stack, and the management account)."""
+    admin = organization.accounts["prod"][0]
+    boto("organizations").register_delegated_administrator(AccountId=admin, ServicePrincipal=STACKSETS)
+    _act_as(admin, monkeypatch)
+    config = dataclasses.replace(org_config, account_id=admin)
+    _rollout(config, trail, queue)
+    assert _checked(config)[0].findings == []
+    missing = organization.accounts["dev"][0]
+    removed = clients.client("cloudformation", REGION).delete_stack_instances(
+        StackSetName=stack_set_name(config), Regions=[REGION], RetainStacks=False, CallAs="DELEGATED_ADMIN",
+        DeploymentTargets={"OrganizationalUnitIds": [organization.ous["dev"]], "Accounts": [missing],
+                           "AccountFilterType": "INTERSECTION"})["OperationId"]
+    assert removed and stacksets.wait_idle()
+    assert [f.resource for f in _checked(config)[0].findings] == [f"account {missing} ({REGION})"]
+
+    _rollout(config, trail, queue)
+
+    assert _checked(config)[0].findings == []
+    accounts = [i["Account"] for i in clients.client("cloudformation", REGION).list_stack_instances(
+        StackSetName=stack_set_name(config), CallAs="DELEGATED_ADMIN")["Summaries"]]
+    assert missing in accounts and admin not in accounts
+
+
 def test_an_account_that_is_not_a_delegated_administrator_is_told_how_to_become_one(
         org_config, organization, trail, queue, monkeypatch):
     member = organization.accounts["prod"][0]
