@@ -476,8 +476,8 @@ def _instance_findings(run: Converge, config: Config, call_as: CallAsType, insta
     if len(missing) > MAX_ACCOUNT_FINDINGS:
         run.observe(run.finding(f"{len(missing) - MAX_ACCOUNT_FINDINGS} more accounts ({region})",
                                 f"stack instance of StackSet {name}", None, "a CURRENT instance",
-                                "`cloudtrail-onboarding doctor --stack <stack> --repair` deploys them again; "
-                                f"CloudFormation > StackSets > {name} > Stack instances lists the others"))
+                                "`cloudtrail-onboarding doctor --stack <stack> --repair` deploys them again "
+                                "(the accounts above and these)"))
     stale = sorted((a, i) for a, i in held.items() if i.get("Status") != "CURRENT")
     for account, instance in stale[:MAX_ACCOUNT_FINDINGS]:
         detailed = (instance.get("StackInstanceStatus") or {}).get("DetailedStatus", "")
