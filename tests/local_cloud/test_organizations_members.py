@@ -8,10 +8,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError
 
 from tests.conftest import ACCOUNT_ID, REGION, boto
 from tests.organization import STACKSETS, Organization, build, member_client
+from tests.support import refusal
 
 LAYOUT = {"prod": ("root", 2), "payments": ("prod", 1), "root": ("root", 1)}
 
@@ -64,11 +64,8 @@ def test_a_delegated_administrator_lists_the_organization_as_the_management_acco
 def test_a_member_that_administers_nothing_is_refused_as_aws_refuses_it(org, read):
     member = _member(org.accounts["root"][0])
 
-    with pytest.raises(ClientError) as refused:
-        read(member, org)
-
-    assert refused.value.response["Error"]["Code"] == "AccessDeniedException"
-    assert refused.value.response["Error"]["Message"] == "You don't have permissions to access this resource."
+    assert refusal(read, member, org) == ("AccessDeniedException",
+                                          "You don't have permissions to access this resource.")
 
 
 def test_every_member_may_describe_its_organization(org):

@@ -169,9 +169,10 @@ def test_an_instance_deleted_for_one_account_stays_gone_and_intersection_deploys
             "AccountFilterType": "INTERSECTION"})["OperationId"]))
     assert gone not in _instances() and "Probe" not in _roles(gone)
     assert cfn.describe_stack_set(StackSetName="probe")["StackSet"]["OrganizationalUnitIds"] == [org.ous["workloads"]]
-    assert _refused("ValidationError", cfn.create_stack_instances, StackSetName="probe", Regions=[REGION],
-                    DeploymentTargets={"OrganizationalUnitIds": [org.ous["workloads"]], "Accounts": [gone]}) == (
-        "AccountFilterType should be specified when both OrganizationalUnitIds and Accounts are provided")
+    assert refusal(cfn.create_stack_instances, StackSetName="probe", Regions=[REGION], DeploymentTargets={
+        "OrganizationalUnitIds": [org.ous["workloads"]], "Accounts": [gone]}) == (
+        "ValidationError", "AccountFilterType should be specified when both OrganizationalUnitIds and Accounts are "
+                           "provided")
 
     again = _finished(str(cfn.create_stack_instances(
         StackSetName="probe", Regions=[REGION], DeploymentTargets={
