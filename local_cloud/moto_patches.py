@@ -70,6 +70,9 @@ arrival of custom resource answers concern only a running server (``apply_server
     every resource whose resolved properties change: ``${Name}`` in a ``Fn::Sub`` is a reference too.
     So is the parameter behind a condition a resource's ``Fn::If`` names: a grant under ``!If [HasX, ...]``
     appears or goes when the parameter that decides ``HasX`` changes.
+23. A member account reads the organization (ListRoots, ListAccountsForParent, ListDelegatedAdministrators, ...)
+    as AWS lets it: as a delegated administrator for any service, else AccessDeniedException
+    (``organizations_members``).
 """
 
 from __future__ import annotations
@@ -91,6 +94,7 @@ from local_cloud import (
     kms_key_pairs,
     kms_key_policies,
     logging_patches,
+    organizations_members,
     s3_bucket_policies,
     s3_notifications,
     sns_delivery,
@@ -689,6 +693,7 @@ def apply() -> None:
     logging_patches.apply()
     cloudtrail_checks.apply()
     stacksets.apply()
+    organizations_members.apply()
     # What AWS services check and do for one another (each rule in its own module).
     kms_key_policies.install()
     kms_key_pairs.install()

@@ -202,7 +202,26 @@ def test_doctor_checks_every_member_accounts_role_and_names_the_account_the_role
         in text, text
     assert f"create-stack-instances --stack-set-name {STACK_SET} --deployment-targets OrganizationalUnitIds=" \
            f"{organization.root},Accounts={missing},AccountFilterType=INTERSECTION --regions {REGION}" in text
-    organization.accounts["root"].remove(missing)  # it no longer holds the role
+    assert "By hand only (1): the repair does not change the Expel role" in text, text
+
+    # The person puts the role's trust back (by hand only); the repair deploys the missing instance again, and the
+    # check after it is clean.
+    trust["Statement"][0]["Condition"]["StringEquals"]["sts:ExternalId"] = guid
+    iam.update_assume_role_policy(RoleName=ROLE, PolicyDocument=json.dumps(trust))
+    before = len(onboarded.operations())
+    repaired = run_cli(*doctor, "--repair", timeout=900)
+
+    assert repaired.returncode == 0, repaired.stdout + repaired.stderr
+    assert "Guide step 8  Set up CloudFormation (the Expel role): in sync" in repaired.stdout.split(
+        "checking again")[-1], repaired.stdout
+    [created] = [o for o in onboarded.operations()[: len(onboarded.operations()) - before] if o["Action"] == "CREATE"]
+    operation = cfn.describe_stack_set_operation(StackSetName=STACK_SET, OperationId=created["OperationId"])[
+        "StackSetOperation"]
+    assert operation["Status"] == "SUCCEEDED"
+    assert operation["DeploymentTargets"] == {"OrganizationalUnitIds": [organization.root], "Accounts": [missing],
+                                              "AccountFilterType": "INTERSECTION"}  # that account alone
+    assert onboarded.instances()[missing]["Status"] == "CURRENT"
+    assert onboarded.external_id(missing) == guid
 
 
 def test_delete_removes_the_instances_the_stack_set_and_every_role(onboarded: Onboarded) -> None:
@@ -303,8 +322,7 @@ def test_their_organization_trail_without_a_key_is_onboarded_narrowed_to_one_org
     assert "organizations.ListAccountsForParent" in calls and writes(calls) == []
     # An account moved into the OU: the drift check names its missing entry, the next run (doctor's repair
     # runs the last onboarding again) adds it, and the check after it finds the bucket in step.
-    # A member account in the root (the organization's own listing: an earlier test may have taken the one the
-    # layout put there out of ``organization.accounts``, it stays a member of the root).
+    # A member account in the root, as the organization lists it.
     moved = next(a["Id"] for a in org.list_accounts_for_parent(ParentId=organization.root)["Accounts"]
                  if a["Id"] != MANAGEMENT)
     org.move_account(AccountId=moved, SourceParentId=organization.root, DestinationParentId=organization.ous["prod"])

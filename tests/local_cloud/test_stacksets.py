@@ -156,6 +156,36 @@ def test_account_filter_difference_leaves_the_named_accounts_out(org: Organizati
     assert sorted(_instances()) == sorted(org.accounts["workloads"] + org.accounts["prod"][1:])
 
 
+def test_an_instance_deleted_for_one_account_stays_gone_and_intersection_deploys_it_alone(org: Organization) -> None:
+    """The OU stays a target when one account's instance is deleted, so nothing puts it back by itself; creating
+    instances for that account of the OU (INTERSECTION) deploys it and touches no other instance."""
+    _create()
+    first = _finished(_deploy([org.ous["workloads"]]))["OperationId"]
+    gone = org.accounts["prod"][1]
+    cfn = boto("cloudformation")
+    _finished(str(cfn.delete_stack_instances(
+        StackSetName="probe", Regions=[REGION], RetainStacks=False, DeploymentTargets={
+            "OrganizationalUnitIds": [org.ous["workloads"]], "Accounts": [gone],
+            "AccountFilterType": "INTERSECTION"})["OperationId"]))
+    assert gone not in _instances() and "Probe" not in _roles(gone)
+    assert cfn.describe_stack_set(StackSetName="probe")["StackSet"]["OrganizationalUnitIds"] == [org.ous["workloads"]]
+    assert refusal(cfn.create_stack_instances, StackSetName="probe", Regions=[REGION], DeploymentTargets={
+        "OrganizationalUnitIds": [org.ous["workloads"]], "Accounts": [gone]}) == (
+        "ValidationError", "AccountFilterType should be specified when both OrganizationalUnitIds and Accounts are "
+                           "provided")
+
+    again = _finished(str(cfn.create_stack_instances(
+        StackSetName="probe", Regions=[REGION], DeploymentTargets={
+            "OrganizationalUnitIds": [org.ous["workloads"]], "Accounts": [gone],
+            "AccountFilterType": "INTERSECTION"})["OperationId"]))
+
+    assert again["Status"] == "SUCCEEDED" and "Probe" in _roles(gone)
+    instances = _instances()
+    assert sorted(instances) == sorted(org.accounts["workloads"] + org.accounts["prod"])
+    assert instances[gone]["LastOperationId"] == again["OperationId"]
+    assert {i["LastOperationId"] for a, i in instances.items() if a != gone} == {first}
+
+
 def test_delete_stack_instances_honours_its_deployment_targets(org: Organization) -> None:
     _create()
     _finished(_deploy([org.ous["workloads"], org.ous["sandbox"]], OperationPreferences={"MaxConcurrentCount": 5}))

@@ -9,6 +9,7 @@ from unittest import mock
 
 import pytest
 from botocore.client import BaseClient
+from botocore.exceptions import ClientError
 
 from expel_onboarding.aws import clients
 from expel_onboarding.errors import InvalidParameter, OnboardingError
@@ -87,40 +88,59 @@ def test_single_account_mode_asks_nothing(aws, config):
     assert _check(config) == {"OrganizationId": "", "ManagementAccountId": "", "Targets": []}
 
 
-def _answering(answers: dict[str, dict[str, Any]]) -> Any:
-    """These operations answer as given; the rest reach moto."""
-    original = BaseClient._make_api_call
-
-    def call(self: BaseClient, operation: str, params: dict[str, Any]) -> Any:
-        return answers[operation] if operation in answers else original(self, operation, params)
-
-    return mock.patch.object(BaseClient, "_make_api_call", call)
+def _register(account: str, *principals: str) -> None:
+    for principal in principals:
+        boto("organizations").register_delegated_administrator(AccountId=account, ServicePrincipal=principal)
 
 
-# moto refuses the StackSets service principal in (Register|List)DelegatedAdministrator(s), and shows a
-# member account no trusted access: those answers are given as AWS gives them.
 def test_member_account_that_is_not_a_delegated_administrator_is_refused(aws, org_config, as_member):
     org = _organization()
-    as_member(org["member"])
+    as_member(org["member"])  # Organizations refuses its reads: it administers nothing
 
-    with _answering({"ListDelegatedAdministrators": {"DelegatedAdministrators": []}}):
-        message = _refused(dataclasses.replace(org_config, account_id=org["member"]), "OrganizationMode")
+    message = _refused(dataclasses.replace(org_config, account_id=org["member"]), "OrganizationMode")
 
     assert f"account {org['member']} is neither the management account ({ACCOUNT_ID})" in message
     assert f"register-delegated-administrator --account-id {org['member']} --service-principal {STACKSETS}" in message
 
 
+def test_delegated_administrator_for_cloudtrail_only_is_told_to_register_for_stacksets(aws, org_config, as_member):
+    org = _organization()
+    _register(org["member"], CLOUDTRAIL)  # it may list the organization, but not operate StackSets
+    as_member(org["member"])
+
+    message = _refused(dataclasses.replace(org_config, account_id=org["member"]), "OrganizationMode")
+
+    assert "nor a delegated administrator for CloudFormation StackSets" in message
+    assert f"register-delegated-administrator --account-id {org['member']} --service-principal {STACKSETS}" in message
+
+
 def test_delegated_administrator_for_stacksets_and_cloudtrail_is_accepted(aws, org_config, as_member):
     org = _organization()
+    _register(org["member"], STACKSETS, CLOUDTRAIL)
     as_member(org["member"])
-    answers = {"ListDelegatedAdministrators": {"DelegatedAdministrators": [{"Id": org["member"]}]},
-               "ListAWSServiceAccessForOrganization": {"EnabledServicePrincipals": [
-                   {"ServicePrincipal": STACKSETS}, {"ServicePrincipal": CLOUDTRAIL}]}}
 
-    with _answering(answers):
-        result = _check(dataclasses.replace(org_config, account_id=org["member"]))
+    result = _check(dataclasses.replace(org_config, account_id=org["member"]))
 
-    assert result["ManagementAccountId"] == ACCOUNT_ID
+    assert result == {"OrganizationId": org["id"], "ManagementAccountId": ACCOUNT_ID, "Targets": [org["root"]]}
+
+
+def test_organizations_refused_by_iam_names_the_grant_not_the_delegation(aws, org_config):
+    _organization()
+    original = BaseClient._make_api_call
+
+    def call(self: BaseClient, operation: str, params: dict[str, Any]) -> Any:
+        if operation == "ListAWSServiceAccessForOrganization":
+            raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": (
+                "User: arn:aws:sts::123456789012:assumed-role/x/y is not authorized to perform: "
+                "organizations:ListAWSServiceAccessForOrganization")}}, operation)
+        return original(self, operation, params)
+
+    with mock.patch.object(BaseClient, "_make_api_call", call), pytest.raises(OnboardingError) as raised:
+        _check(org_config)
+
+    assert not isinstance(raised.value, InvalidParameter)
+    assert "give the onboarding function organizations:ListAWSServiceAccessForOrganization" in str(raised.value)
+    assert "register-delegated-administrator" not in str(raised.value)
 
 
 def test_organization_without_all_features_is_refused(aws, org_config):

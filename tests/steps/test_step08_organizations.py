@@ -281,6 +281,77 @@ def test_stack_set_of_the_same_name_without_our_tag_is_a_conflict_and_nothing_is
     assert [c for c in calls if "StackSet" in c or "StackInstances" in c] == []
 
 
+# --- an instance deleted by hand: the target still counts as covered, so CloudFormation does not put it back --
+
+def _delete_instance(config: Config, target: str, account: str) -> None:
+    """What a person does in the console (StackSets > Delete stacks from StackSet, one account of an OU)."""
+    removed = boto("cloudformation").delete_stack_instances(
+        StackSetName=stack_set_name(config), Regions=[REGION], RetainStacks=False,
+        DeploymentTargets={"OrganizationalUnitIds": [target], "Accounts": [account],
+                           "AccountFilterType": "INTERSECTION"})["OperationId"]
+    _wait_for_operation(config, removed)
+
+
+def test_a_rerun_deploys_again_exactly_the_accounts_whose_instance_was_deleted_then_writes_nothing(
+        org_config, organization, trail, queue):
+    first = _rollout(org_config, trail, queue)
+    nested, other = organization.accounts["payments"][0], organization.accounts["dev"][0]  # payments is under prod
+    _delete_instance(org_config, organization.ous["prod"], nested)
+    _delete_instance(org_config, organization.ous["dev"], other)
+    assert nested not in _instance_accounts(org_config) and "ExpelAssumeRole" not in role_names(_member_iam(nested))
+    sent: list[dict[str, Any]] = []
+
+    with count_mutating_calls() as calls:
+        original = BaseClient._make_api_call
+
+        def record(self: BaseClient, operation: str, params: dict[str, Any]) -> Any:
+            if operation == "CreateStackInstances":
+                sent.append(params)
+            return original(self, operation, params)
+
+        with mock.patch.object(BaseClient, "_make_api_call", record):
+            repaired = _rollout(org_config, trail, queue)
+
+    assert calls == ["cloudformation.CreateStackInstances"]  # one operation, for exactly those two accounts
+    [targets] = [params["DeploymentTargets"] for params in sent]
+    assert targets == {"OrganizationalUnitIds": sorted([organization.ous["prod"], organization.ous["dev"]]),
+                       "AccountFilterType": "INTERSECTION", "Accounts": sorted([nested, other])}
+    assert repaired.status == "COMPLETE" and repaired.role_arn == first.role_arn
+    assert _instance_accounts(org_config) == sorted(
+        organization.accounts["prod"] + organization.accounts["payments"] + organization.accounts["dev"])
+    assert {i["Status"] for i in _instances(org_config)} == {"CURRENT"}
+    for account in (nested, other):
+        trust = _member_iam(account).get_role(RoleName="ExpelAssumeRole")["Role"]["AssumeRolePolicyDocument"]
+        assert trust["Statement"][0]["Condition"] == {"StringEquals": {"sts:ExternalId": WORKBENCH_GUID}}
+    with count_mutating_calls() as calls:
+        _rollout(org_config, trail, queue)
+    assert calls == []
+
+
+def test_accounts_still_without_an_instance_after_their_operation_stop_the_step_naming_both(
+        org_config, organization, trail, queue, monkeypatch):
+    """An operation that SUCCEEDED without deploying them (here: sent for another account) is not started again
+    until the deadline: the step stops naming the operation and the accounts."""
+    _rollout(org_config, trail, queue)
+    missing = organization.accounts["dev"][0]
+    _delete_instance(org_config, organization.ous["dev"], missing)
+    wrong = step08_expel_role.stacksets._targets
+
+    def elsewhere(ou_ids: list[str], exclude: list[str], only: list[str]) -> Any:
+        return wrong(ou_ids, exclude, [organization.accounts["sandbox"][0]] if only else [])  # not under dev
+
+    monkeypatch.setattr(step08_expel_role.stacksets, "_targets", elsewhere)
+
+    with count_mutating_calls() as calls, pytest.raises(OnboardingError) as raised:
+        _rollout(org_config, trail, queue)
+
+    assert calls == ["cloudformation.CreateStackInstances"]
+    operation = _operations(org_config)[0]
+    assert (operation["Action"], operation["Status"]) == ("CREATE", "SUCCEEDED")
+    assert f"does not converge: operation {operation['OperationId']} SUCCEEDED, yet accounts {missing} under " \
+           "the targets have no stack instance" in str(raised.value)
+
+
 # --- accounts that join later ------------------------------------------------------------------------------
 
 def test_an_account_created_in_a_target_ou_after_onboarding_gets_the_role_and_a_rerun_changes_nothing(
@@ -489,6 +560,32 @@ def test_delegated_administrator_calls_as_such_and_leaves_itself_to_the_step_9_s
     assert role.role_arn == f"arn:aws:iam::{admin}:role/ExpelAssumeRole"  # the step-9 stack, in its account
 
 
+def test_a_delegated_administrator_checks_the_organization_and_repairs_a_deleted_instance_but_not_its_own(
+        org_config, organization, trail, queue, monkeypatch):
+    """A StackSets delegated administrator is a delegated administrator to Organizations too: it lists the targets'
+    accounts (leaving out itself, whose role is the step-9 stack, and the management account)."""
+    admin = organization.accounts["prod"][0]
+    boto("organizations").register_delegated_administrator(AccountId=admin, ServicePrincipal=STACKSETS)
+    _act_as(admin, monkeypatch)
+    config = dataclasses.replace(org_config, account_id=admin)
+    _rollout(config, trail, queue)
+    assert _checked(config)[0].findings == []
+    missing = organization.accounts["dev"][0]
+    removed = clients.client("cloudformation", REGION).delete_stack_instances(
+        StackSetName=stack_set_name(config), Regions=[REGION], RetainStacks=False, CallAs="DELEGATED_ADMIN",
+        DeploymentTargets={"OrganizationalUnitIds": [organization.ous["dev"]], "Accounts": [missing],
+                           "AccountFilterType": "INTERSECTION"})["OperationId"]
+    assert removed and stacksets.wait_idle()
+    assert [f.resource for f in _checked(config)[0].findings] == [f"account {missing} ({REGION})"]
+
+    _rollout(config, trail, queue)
+
+    assert _checked(config)[0].findings == []
+    accounts = [i["Account"] for i in clients.client("cloudformation", REGION).list_stack_instances(
+        StackSetName=stack_set_name(config), CallAs="DELEGATED_ADMIN")["Summaries"]]
+    assert missing in accounts and admin not in accounts
+
+
 def test_an_account_that_is_not_a_delegated_administrator_is_told_how_to_become_one(
         org_config, organization, trail, queue, monkeypatch):
     member = organization.accounts["prod"][0]
@@ -600,6 +697,55 @@ def test_a_member_accounts_role_changed_by_hand_is_named_with_its_account_proper
     assert "delete-stack-instances" in finding.fix and f"Accounts={account}" in finding.fix
 
 
+def _set_external_id(account: str, external_id: str) -> None:
+    iam = _member_iam(account)
+    trust = iam.get_role(RoleName="ExpelAssumeRole")["Role"]["AssumeRolePolicyDocument"]
+    trust["Statement"][0]["Condition"]["StringEquals"]["sts:ExternalId"] = external_id
+    iam.update_assume_role_policy(RoleName="ExpelAssumeRole", PolicyDocument=json.dumps(trust))
+
+
+def test_the_check_reports_what_its_own_drift_detection_found_not_a_later_ones(
+        org_config, organization, trail, queue):
+    """Each instance's DriftStatus is the latest detection's: a person fixed one role and broke another, then ran
+    a detection of their own after the check's had ended. The check names what its operation found."""
+    _rollout(org_config, trail, queue)
+    fixed, broken = organization.accounts["prod"][0], organization.accounts["dev"][0]
+    _set_external_id(fixed, "changed-before-the-check")
+    first = step08_expel_role.check(org_config)
+    assert first.pending and stacksets.wait_idle()
+    _set_external_id(fixed, WORKBENCH_GUID)
+    _set_external_id(broken, "changed-after-the-check")
+    theirs = boto("cloudformation").detect_stack_set_drift(StackSetName=stack_set_name(org_config))["OperationId"]
+    _wait_for_operation(org_config, theirs)
+    latest = {i["Account"]: i["DriftStatus"] for i in _instances(org_config)}
+    assert (latest[fixed], latest[broken]) == ("IN_SYNC", "DRIFTED")
+
+    check = step08_expel_role.check(org_config, previous=first)
+
+    assert not check.pending and check.status == DriftStatus.DRIFTED
+    assert [(f.resource, f.actual) for f in check.findings] == [
+        (f"role ExpelAssumeRole in account {fixed} ({REGION})", "changed-before-the-check")]
+
+
+def test_a_detection_that_found_no_drift_reads_no_instance(org_config, trail, queue):
+    _rollout(org_config, trail, queue)
+    first = step08_expel_role.check(org_config)
+    assert first.pending and stacksets.wait_idle()
+    read: list[str] = []
+    original = BaseClient._make_api_call
+
+    def record(self: BaseClient, operation: str, params: dict[str, Any]) -> Any:
+        read.append(operation)
+        return original(self, operation, params)
+
+    with mock.patch.object(BaseClient, "_make_api_call", record):
+        check = step08_expel_role.check(org_config, previous=first)
+
+    assert (check.status, check.pending) == (DriftStatus.IN_SYNC, False)
+    assert "DescribeStackSetOperation" in read
+    assert not {"ListStackInstances", "ListStackInstanceResourceDrifts"} & set(read)  # none per account
+
+
 def test_a_deleted_member_role_and_an_account_without_its_instance_are_each_named(
         org_config, organization, trail, queue):
     _rollout(org_config, trail, queue)
@@ -622,8 +768,25 @@ def test_a_deleted_member_role_and_an_account_without_its_instance_are_each_name
                           (f"account {missing} ({REGION})", f"stack instance of StackSet {stack_set_name(org_config)}")}
     instance = found[(f"account {missing} ({REGION})", f"stack instance of StackSet {stack_set_name(org_config)}")]
     assert instance.actual == ABSENT
+    assert instance.repairable and instance.fix.startswith("`cloudtrail-onboarding doctor --stack <stack> --repair` "
+                                                           "deploys it again")
     assert f"OrganizationalUnitIds={organization.ous['dev']},Accounts={missing},AccountFilterType=INTERSECTION" in \
         instance.fix and "create-stack-instances" in instance.fix
+    assert found[(f"role ExpelAssumeRole in account {gone} ({REGION})", "role")].repairable is False
+
+
+def test_a_missing_instance_named_by_the_check_is_restored_by_the_repair_and_the_next_check_is_clean(
+        org_config, organization, trail, queue):
+    _rollout(org_config, trail, queue)
+    missing = organization.accounts["payments"][0]
+    _delete_instance(org_config, organization.ous["prod"], missing)
+    named, _ = _checked(org_config)
+    assert [(f.resource, f.repairable) for f in named.findings] == [(f"account {missing} ({REGION})", True)]
+
+    _rollout(org_config, trail, queue)  # the repair: the onboarding, run again
+
+    check, _ = _checked(org_config)
+    assert (check.status, check.findings) == (DriftStatus.IN_SYNC, [])
 
 
 def test_an_instance_that_is_not_current_is_named_with_its_reason_and_the_rest_still_checked(

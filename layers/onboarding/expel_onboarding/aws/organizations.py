@@ -22,16 +22,30 @@ DELEGATED_ADMIN: Final = "DELEGATED_ADMIN"
 
 
 
+class NotAdministrator(OnboardingError):
+    """AWS Organizations refused a read because this account is a member that is no delegated administrator: only
+    the management account and delegated administrators (for any service) may list the organization, whatever
+    the caller's IAM policies allow."""
+
+
 def _errors(action: str) -> AbstractContextManager[None]:
     return aws_errors(
         "AWS Organizations", action,
         Rule({"AWSOrganizationsNotInUseException"}, OnboardingError,
              "Parameter OrganizationMode: this account is not in an AWS Organization. Fix: set OrganizationMode to "
              "false, or deploy in your organization's management account"),
+        # IAM's refusal names the caller and the action ("... is not authorized to perform: organizations:...").
         Rule({"AccessDeniedException"}, OnboardingError,
              "AWS Organizations refused {what} ({message}). Fix: give the onboarding function "
-             "organizations:{what}, and run the onboarding from the management account or a delegated "
-             "administrator"))
+             "organizations:{what} (the template grants it; a permissions boundary or SCP may remove it)",
+             contains="not authorized to perform"),
+        # Organizations' own: "You don't have permissions to access this resource."
+        Rule({"AccessDeniedException"}, NotAdministrator,
+             "AWS Organizations refused {what} ({message}): this account is neither the organization's management "
+             "account nor a delegated administrator, the only accounts Organizations lets list the organization. "
+             "Fix: deploy the onboarding in the management account, or there register this account: aws "
+             f"organizations register-delegated-administrator --service-principal {STACKSETS_PRINCIPAL} "
+             "--account-id <this account>"))
 
 
 def describe_organization() -> dict[str, Any]:
@@ -81,39 +95,25 @@ def describe_organizational_unit(ou_id: str) -> dict[str, Any] | None:
     return None
 
 
-def accounts_under(parent_ids: list[str]) -> dict[str, str]:
-    """Active accounts under these roots or OUs, at any depth: account id -> the given parent it is under
-    (where a service-managed StackSet targeting them deploys)."""
-    children = clients.organizations().get_paginator("list_children")
-    accounts = clients.organizations().get_paginator("list_accounts_for_parent")
+def accounts_under(parent_ids: list[str], *, active_only: bool) -> dict[str, str]:
+    """The accounts under these roots or OUs, at any depth: account id -> the given parent it is under.
+
+    ``active_only``: only ACTIVE accounts, where a service-managed StackSet targeting the parents deploys (guide
+    step 8); otherwise every status (the OU filter gives each listed account its entry, a suspended one too).
+    Organizations lists one level per call (ListAccountsForParent, ListOrganizationalUnitsForParent)."""
+    client = clients.organizations()
+    accounts, ous = client.get_paginator("list_accounts_for_parent"), client.get_paginator(
+        "list_organizational_units_for_parent")
     found: dict[str, str] = {}
     for target in parent_ids:
-        queue = [target]
-        while queue:
-            parent = queue.pop()
+        parents = [target]
+        while parents:
+            parent = parents.pop()
             with _errors("ListAccountsForParent"):
                 for listed in accounts.paginate(ParentId=parent):
                     found.update({str(a["Id"]): target for a in listed.get("Accounts", [])
-                                  if a.get("Status", "ACTIVE") == "ACTIVE"})
-            with _errors("ListChildren"):
-                for page in children.paginate(ParentId=parent, ChildType="ORGANIZATIONAL_UNIT"):
-                    queue.extend(str(c["Id"]) for c in page.get("Children", []))
+                                  if not active_only or a.get("Status", "ACTIVE") == "ACTIVE"})
+            with _errors("ListOrganizationalUnitsForParent"):
+                for children in ous.paginate(ParentId=parent):
+                    parents.extend(str(ou["Id"]) for ou in children.get("OrganizationalUnits", []))
     return found
-
-
-def member_accounts(parent_id: str) -> list[str]:
-    """The ids of every account in ``parent_id`` (an OU or root) and in the OUs nested below it, sorted, whatever
-    their status (the OU filter gives each listed account its entry).
-    Organizations lists one level per call (ListAccountsForParent, ListOrganizationalUnitsForParent)."""
-    client = clients.organizations()
-    accounts: set[str] = set()
-    parents = [parent_id]
-    while parents:
-        parent = parents.pop()
-        with _errors("ListAccountsForParent"):
-            for accounts_page in client.get_paginator("list_accounts_for_parent").paginate(ParentId=parent):
-                accounts.update(str(a["Id"]) for a in accounts_page.get("Accounts", []))
-        with _errors("ListOrganizationalUnitsForParent"):
-            for ous_page in client.get_paginator("list_organizational_units_for_parent").paginate(ParentId=parent):
-                parents.extend(str(ou["Id"]) for ou in ous_page.get("OrganizationalUnits", []))
-    return sorted(accounts)

@@ -61,7 +61,11 @@ def _preferences(max_concurrent_percentage: int,
             "FailureTolerancePercentage": failure_tolerance_percentage}
 
 
-def _targets(ou_ids: list[str], exclude_accounts: list[str]) -> DeploymentTargetsTypeDef:
+def _targets(ou_ids: list[str], exclude_accounts: list[str], only_accounts: list[str]) -> DeploymentTargetsTypeDef:
+    if only_accounts:
+        # These accounts of the OUs (at any depth), no other: the instances someone deleted, deployed again.
+        return {"OrganizationalUnitIds": sorted(ou_ids), "AccountFilterType": "INTERSECTION",
+                "Accounts": sorted(set(only_accounts) - set(exclude_accounts))}
     if exclude_accounts:
         # A delegated administrator is itself a member account: its role comes from the step-9 stack.
         return {"OrganizationalUnitIds": sorted(ou_ids), "AccountFilterType": "DIFFERENCE",
@@ -113,12 +117,14 @@ def update_stack_set(name: str, body: str, params: dict[str, str], region: str, 
 
 def create_stack_instances(name: str, ou_ids: list[str], regions: list[str], region: str, call_as: CallAsType,
                            max_concurrent_percentage: int, failure_tolerance_percentage: int,
-                           exclude_accounts: list[str] | None = None) -> str:
+                           exclude_accounts: list[str] | None = None, only_accounts: list[str] | None = None) -> str:
     """Deploy to every account under these roots/OUs (CloudFormation resolves them, nested OUs
-    included, and skips the management account). Returns the operation id; nothing waits here."""
+    included, and skips the management account), or to ``only_accounts`` of them. Returns the operation id;
+    nothing waits here."""
+    targets = _targets(ou_ids, exclude_accounts or [], only_accounts or [])
     with _stack_set_errors(name, "CreateStackInstances"):
         response = clients.cloudformation(region).create_stack_instances(
-            StackSetName=name, DeploymentTargets=_targets(ou_ids, exclude_accounts or []), Regions=regions,
+            StackSetName=name, DeploymentTargets=targets, Regions=regions,
             OperationPreferences=_preferences(max_concurrent_percentage, failure_tolerance_percentage),
             CallAs=call_as)
     return str(response["OperationId"])
@@ -184,15 +190,16 @@ def detect_stack_set_drift(name: str, region: str, call_as: CallAsType, max_conc
 def stack_instance_resource_drifts(name: str, account: str, instance_region: str, operation_id: str, region: str,
                                    call_as: CallAsType) -> list[dict[str, Any]]:
     """The resources of one instance that the drift detection ``operation_id`` found MODIFIED or DELETED, all
-    pages."""
+    pages; none for an instance that operation did not check (one created since)."""
     found: list[dict[str, Any]] = []
     arguments: ListStackInstanceResourceDriftsInputTypeDef = {
         "StackSetName": name, "StackInstanceAccount": account, "StackInstanceRegion": instance_region,
         "OperationId": operation_id, "StackInstanceResourceDriftStatuses": ["MODIFIED", "DELETED"], "CallAs": call_as}
-    with _stack_set_errors(name, "ListStackInstanceResourceDrifts"):
+    with suppress_codes("StackInstanceNotFoundException"), _stack_set_errors(name, "ListStackInstanceResourceDrifts"):
         while True:  # botocore has no paginator for this list
             page = clients.cloudformation(region).list_stack_instance_resource_drifts(**arguments)
             found.extend(dict(summary) for summary in page.get("Summaries", []))
             if not page.get("NextToken"):
                 return found
             arguments["NextToken"] = page["NextToken"]
+    return found

@@ -54,13 +54,18 @@ def _check_rollout_settings(config: Config) -> None:
 
 def _check_administrator(account: str, organization_id: str, management: str) -> None:
     """The management account, or a member registered to administer StackSets (and CloudTrail, whose
-    organization trail a delegated administrator creates on the management account's behalf)."""
+    organization trail a delegated administrator creates on the management account's behalf). A member that
+    administers nothing cannot even list the delegated administrators: Organizations refuses it."""
     if account == management:
         return
     register = ("in the management account {management} run 'aws organizations register-delegated-administrator "
                 "--account-id {account} --service-principal {principal}'")
     for principal, what in ((STACKSETS_PRINCIPAL, "CloudFormation StackSets"), (CLOUDTRAIL_PRINCIPAL, "CloudTrail")):
-        if not organizations.is_delegated_administrator(account, principal):
+        try:
+            registered = organizations.is_delegated_administrator(account, principal)
+        except organizations.NotAdministrator:
+            registered = False  # a delegated administrator for no service at all
+        if not registered:
             raise InvalidParameter(
                 "OrganizationMode", f"account {account} is neither the management account ({management}) of "
                                     f"organization {organization_id} nor a delegated administrator for {what}",

@@ -163,7 +163,7 @@ def filter_accounts(config: Config, log_prefix: str) -> list[str] | None:
         raise InvalidParameter(OU_FILTER, f"organization {organization_id} has no organizational unit {ou}",
                                "copy the OU's id (ou-...) from AWS Organizations > AWS accounts, or leave "
                                "LogFilterOrganizationalUnitId empty for every account of the organization")
-    accounts = organizations.member_accounts(ou)
+    accounts = sorted(organizations.accounts_under([ou], active_only=False))
     if not accounts:
         raise InvalidParameter(OU_FILTER, f"OU {ou} (nested OUs included) has no account, so Expel would receive "
                                           "no log file event",

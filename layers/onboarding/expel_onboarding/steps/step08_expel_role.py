@@ -10,11 +10,12 @@ until everything settles. Nothing here sleeps.
 
 The StackSet reconcile converges or says why not. Each look starts at most one operation, and only for a
 difference it can name (template, a parameter, auto-deployment, instances not current, target OUs
-without instances). StackSets run one operation at a time, so a running one is waited for. Once an
-operation this run started has SUCCEEDED, a difference of the kind it was started for is an error that
-names it, never another operation: a false difference (a value CloudFormation echoes back otherwise)
-cannot loop until the deadline. Accounts an operation failed within the failure tolerance are read from
-the instances after it and reported in the step's output.
+without instances, accounts under the targets without their instance: someone deleted it). StackSets
+run one operation at a time, so a running one is waited for. Once an operation this run started has
+SUCCEEDED, a difference of the kind it was started for is an error that names it, never another
+operation: a false difference (a value CloudFormation echoes back otherwise) cannot loop until the
+deadline. Accounts an operation failed within the failure tolerance are read from the instances after it
+and reported in the step's output.
 """
 
 from __future__ import annotations
@@ -40,9 +41,10 @@ if TYPE_CHECKING:
 
 logger = Logger(child=True)
 
-# What a difference is about; an UpdateStackSet fixes the first four, CreateStackInstances the last.
-TEMPLATE, PARAMETERS, AUTO_DEPLOYMENT, INSTANCES, TARGETS = (
-    "template", "parameters", "auto-deployment", "instances", "targets")
+# What a difference is about; an UpdateStackSet fixes the first four, CreateStackInstances the last two
+# (a target OU without instances; accounts of the targets without theirs).
+TEMPLATE, PARAMETERS, AUTO_DEPLOYMENT, INSTANCES, TARGETS, ACCOUNTS = (
+    "template", "parameters", "auto-deployment", "instances", "targets", "accounts")
 _UPDATE_FIXES = (TEMPLATE, PARAMETERS, AUTO_DEPLOYMENT, INSTANCES)
 # Failed accounts carried in the step's output: enough to act on, small enough for the state.
 MAX_FAILED_ACCOUNTS = 20
@@ -184,7 +186,8 @@ def _reconcile_stack_set(config: Config, previous: RoleOutput | None, execution_
 
     accepted = {(f["Account"], f["Region"]) for f in failed}
     targets = sorted(config.organization_target_ou_ids) or organizations.root_ids()
-    differences = _differences(config, stack_set, instances, targets, accepted)
+    wanted = _wanted_accounts(config, organization, call_as, targets)
+    differences = _differences(config, stack_set, instances, targets, accepted, wanted)
     repeated = [d for d in differences if d.kind in addressed]
     if repeated:
         raise _not_converging(config, ours, repeated)
@@ -206,6 +209,14 @@ def _reconcile_stack_set(config: Config, previous: RoleOutput | None, execution_
         logger.info("Deploying the Expel role to more OUs", extra={"operation_id": operation_id, "targets": ous})
         return _Rollout(stack_set_id, operation_id, running=True, ours=True,
                         addressed=tuple(sorted({*addressed, TARGETS})), failed=failed)
+    if any(d.kind == ACCOUNTS for d in differences):
+        absent = _absent_accounts(config, stack_set, instances, targets, wanted)
+        operation_id = stacksets.create_stack_instances(name, sorted(set(absent.values())), [region], region, call_as,
+                                                        *preferences, only_accounts=sorted(absent))
+        logger.info("Deploying the Expel role again to accounts without their stack instance",
+                    extra={"operation_id": operation_id, "accounts": sorted(absent)})
+        return _Rollout(stack_set_id, operation_id, running=True, ours=True,
+                        addressed=tuple(sorted({*addressed, ACCOUNTS})), failed=failed)
 
     if failed:
         logger.warning("The Expel role is missing in member accounts the StackSet failed within its failure "
@@ -226,7 +237,8 @@ def _create_stack_set(config: Config, call_as: CallAsType) -> _Rollout:
         config.stack_set_failure_tolerance_percentage, exclude_accounts=_excluded(config, call_as))
     logger.info("Created the Expel role StackSet", extra={"stack_set_id": stack_set_id, "operation_id": operation_id,
                                                            "targets": targets})
-    return _Rollout(stack_set_id, operation_id, running=True, ours=True, addressed=(*_UPDATE_FIXES, TARGETS))
+    return _Rollout(stack_set_id, operation_id, running=True, ours=True,
+                    addressed=(*_UPDATE_FIXES, TARGETS, ACCOUNTS))
 
 
 def _redriven_since(operation: dict[str, Any], execution_arn: str) -> bool:
@@ -244,8 +256,28 @@ def _excluded(config: Config, call_as: CallAsType) -> list[str]:
     return [config.account_id] if call_as == organizations.DELEGATED_ADMIN else []
 
 
+def _wanted_accounts(config: Config, organization: dict[str, Any], call_as: CallAsType,
+                     targets: list[str]) -> dict[str, str]:
+    """Each account that needs an instance: under the targets (at any depth), active, neither the management
+    account (step 9's stack) nor a delegated administrator running the onboarding; account id -> its target."""
+    wanted = organizations.accounts_under(targets, active_only=True)
+    for excluded in {str(organization.get("MasterAccountId", "")), *_excluded(config, call_as)}:
+        wanted.pop(excluded, None)
+    return wanted
+
+
+def _absent_accounts(config: Config, stack_set: dict[str, Any], instances: list[dict[str, Any]], targets: list[str],
+                     wanted: dict[str, str]) -> dict[str, str]:
+    """Accounts of covered targets without an instance in this region (someone deleted it: CloudFormation still
+    counts their OU as a target and does not deploy it again), account id -> its target. Targets without any
+    instance are a TARGETS difference instead."""
+    uncovered = set(_missing_targets(stack_set, instances, targets))
+    held = {str(i.get("Account")) for i in instances if i.get("Region") == config.region}
+    return {a: t for a, t in sorted(wanted.items()) if a not in held and t not in uncovered}
+
+
 def _differences(config: Config, stack_set: dict[str, Any], instances: list[dict[str, Any]], targets: list[str],
-                 accepted: set[tuple[str, str]]) -> list[_Difference]:
+                 accepted: set[tuple[str, str]], accounts: dict[str, str]) -> list[_Difference]:
     """Everything the StackSet holds that is not what this onboarding wants, each named for a person."""
     if stack_set.get("PermissionModel") != "SERVICE_MANAGED":
         raise OnboardingError(
@@ -269,6 +301,8 @@ def _differences(config: Config, stack_set: dict[str, Any], instances: list[dict
     missing = _missing_targets(stack_set, instances, targets)
     if missing:
         found.append(_Difference(TARGETS, f"target OUs {', '.join(missing)} have no stack instances"))
+    if absent := sorted(_absent_accounts(config, stack_set, instances, targets, accounts)):
+        found.append(_Difference(ACCOUNTS, f"accounts {_listed(absent)} under the targets have no stack instance"))
     if extra := sorted(_covered(stack_set, instances) - set(targets)):
         # Removing a target deletes roles Expel may be using: left to a person (or to teardown).
         logger.warning("StackSet still targets OUs no longer configured; leaving them", extra={"targets": extra})
@@ -414,13 +448,11 @@ def _check_stack_set(run: Converge, config: Config, now: datetime) -> str | None
     _require_stack_set_ours(config, stack_set)
     instances = stacksets.stack_instances(name, region, call_as)
     targets = sorted(config.organization_target_ou_ids) or organizations.root_ids()
-    for difference in _differences(config, stack_set, instances, targets, accepted=set()):
-        if difference.kind not in (INSTANCES, TARGETS):  # both named account by account below
+    wanted = _wanted_accounts(config, organization, call_as, targets)
+    for difference in _differences(config, stack_set, instances, targets, set(), wanted):
+        if difference.kind not in (INSTANCES, TARGETS, ACCOUNTS):  # named account by account below
             run.observe(run.finding(f"StackSet {name}", difference.kind, difference.detail,
                                     "as this onboarding deploys it", _REPAIR))
-    wanted = organizations.accounts_under(targets)
-    for excluded in {str(organization.get("MasterAccountId", "")), *_excluded(config, call_as)}:
-        wanted.pop(excluded, None)
     _instance_findings(run, config, call_as, [i for i in instances if i.get("Region") == region], wanted)
     if not instances:
         return None
@@ -437,15 +469,15 @@ def _instance_findings(run: Converge, config: Config, call_as: CallAsType, insta
         run.observe(run.finding(
             f"account {account} ({region})", f"stack instance of StackSet {name}", None,
             f"a CURRENT instance (the account is under {wanted[account]}, a target of the StackSet)",
-            f"deploy it: aws cloudformation create-stack-instances --stack-set-name {name} --deployment-targets "
-            f"OrganizationalUnitIds={wanted[account]},Accounts={account},AccountFilterType=INTERSECTION "
-            f"--regions {region}{_call_as_flag(call_as)} (Expel cannot assume a role in that account until then)"),
-            repairable=False)
+            "`cloudtrail-onboarding doctor --stack <stack> --repair` deploys it again (Expel cannot assume a role in "
+            f"that account until then); by hand: aws cloudformation create-stack-instances --stack-set-name {name} "
+            f"--deployment-targets OrganizationalUnitIds={wanted[account]},Accounts={account},"
+            f"AccountFilterType=INTERSECTION --regions {region}{_call_as_flag(call_as)}"))
     if len(missing) > MAX_ACCOUNT_FINDINGS:
         run.observe(run.finding(f"{len(missing) - MAX_ACCOUNT_FINDINGS} more accounts ({region})",
                                 f"stack instance of StackSet {name}", None, "a CURRENT instance",
-                                f"as above; CloudFormation > StackSets > {name} > Stack instances lists them"),
-                    repairable=False)
+                                "`cloudtrail-onboarding doctor --stack <stack> --repair` deploys them again "
+                                "(the accounts above and these)"))
     stale = sorted((a, i) for a, i in held.items() if i.get("Status") != "CURRENT")
     for account, instance in stale[:MAX_ACCOUNT_FINDINGS]:
         detailed = (instance.get("StackInstanceStatus") or {}).get("DetailedStatus", "")
@@ -493,17 +525,28 @@ def _check_member_roles(run: Converge, config: Config, previous: StepCheck, now:
                                 "SUCCEEDED", "check again (`cloudtrail-onboarding doctor`); CloudFormation > "
                                 f"StackSets > {name} > Operations > {previous.detection} says why it stopped"))
         return None
-    drifted = [i for i in stacksets.stack_instances(name, region, call_as) if i.get("DriftStatus") == "DRIFTED"]
-    for instance in sorted(drifted, key=lambda i: str(i.get("Account")))[:MAX_ACCOUNT_FINDINGS]:
+    # The operation's own count. Each instance's DriftStatus is the *latest* detection's (a person may have run
+    # another since, or fixed a role and run one): what ours found is read instance by instance with its operation
+    # id, the instances now DRIFTED first, until every instance it counted is found (none read when it found none).
+    counted = int(details.get("DriftedStackInstancesCount") or 0)
+    if not counted:
+        return None
+    instances = sorted(stacksets.stack_instances(name, region, call_as),
+                       key=lambda i: (i.get("DriftStatus") != "DRIFTED", str(i.get("Account"))))
+    found = 0
+    for instance in instances:
+        if found >= min(counted, MAX_ACCOUNT_FINDINGS):
+            break
         account, where = str(instance["Account"]), str(instance["Region"])
-        for drift in stacksets.stack_instance_resource_drifts(name, account, where, previous.detection, region,
-                                                              call_as):
+        drifts = stacksets.stack_instance_resource_drifts(name, account, where, previous.detection, region, call_as)
+        found += bool(drifts)
+        for drift in drifts:
             for finding in _drift_findings(run, config, call_as, account, where, instance, drift):
                 run.observe(finding, repairable=False)
-    if len(drifted) > MAX_ACCOUNT_FINDINGS:
-        run.observe(run.finding(f"{len(drifted) - MAX_ACCOUNT_FINDINGS} more accounts", "Expel role", "drifted",
+    if counted > found:
+        run.observe(run.finding(f"{counted - found} more accounts", "Expel role", "drifted",
                                 "as the StackSet's template says", f"CloudFormation > StackSets > {name} > "
-                                "Stack instances (drift status) lists them"), repairable=False)
+                                f"Operations > {previous.detection} > drift results lists them"), repairable=False)
     return None
 
 
