@@ -400,7 +400,8 @@ def _with_drift(change_set: LocalChangeSet, region: str) -> None:
     for logical_id, drift in sorted(change_set.drifted.items()):
         if logical_id in listed:
             continue  # the template changes it too: that change puts the template's values back
-        change_set.changes.append(ResourceChange(**revert_drift.resource_change(drift, region)))
+        change_set.changes.append(ResourceChange(**revert_drift.resource_change(
+            drift, lambda kind, prop: requires_recreation(kind, prop, region))))
 
 
 def _change_set(backend: Any, name: str, stack_name: str | None) -> LocalChangeSet:

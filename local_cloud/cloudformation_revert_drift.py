@@ -24,6 +24,7 @@ template. Executing it puts each drifted resource back to what the template says
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from local_cloud.cloudformation_templates import TemplateError
@@ -57,10 +58,9 @@ def drifts(stack: Any) -> dict[str, dict[str, Any]]:
             if d["StackResourceDriftStatus"] in (MODIFIED, DELETED)}
 
 
-def resource_change(drift: dict[str, Any], region: str) -> dict[str, Any]:
-    """One drifted resource as a change set's ResourceChange (attribute names for moto's serializer)."""
-    from local_cloud.cloudformation_changesets import requires_recreation
-
+def resource_change(drift: dict[str, Any], requires_recreation: Callable[[str, str], str]) -> dict[str, Any]:
+    """One drifted resource as a change set's ResourceChange (attribute names for moto's serializer);
+    ``requires_recreation(type, property)`` says whether changing that property replaces the resource."""
     kind = drift["ResourceType"]
     if drift["StackResourceDriftStatus"] == "DELETED":
         return {"action": "Add", "logical_resource_id": drift["LogicalResourceId"], "resource_type": kind,
@@ -73,7 +73,7 @@ def resource_change(drift: dict[str, Any], region: str) -> dict[str, Any]:
         change_type = {"ADD": "Remove", "REMOVE": "Add"}.get(difference["DifferenceType"], "Modify")
         target: dict[str, Any] = {
             "Attribute": "Tags" if name == "Tags" else "Properties", "Name": name, "Path": f"/Properties{path}",
-            "RequiresRecreation": requires_recreation(kind, name, region), "BeforeValueFrom": "ACTUAL_STATE",
+            "RequiresRecreation": requires_recreation(kind, name), "BeforeValueFrom": "ACTUAL_STATE",
             "AfterValueFrom": "TEMPLATE", "AttributeChangeType": change_type,
             "Drift": {"PreviousValue": expected, "ActualValue": actual}}
         if actual:
