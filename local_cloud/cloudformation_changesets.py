@@ -37,6 +37,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from local_cloud import cfn_stacks
+from local_cloud import cloudformation_revert_drift as revert_drift
 from local_cloud import cloudformation_rollback as rollback
 from local_cloud import cloudformation_templates as templates
 from local_cloud.cloudformation_templates import ParameterValue, TemplateError
@@ -58,6 +59,7 @@ class ResourceChange:
     replacement: str | None = None
     scope: list[str] = field(default_factory=list)
     details: list[dict[str, Any]] = field(default_factory=list)
+    resource_drift_status: str | None = None  # drift-aware change sets only
 
 
 @dataclass
@@ -85,6 +87,9 @@ class LocalChangeSet:
     include_nested_stacks: bool = False
     on_stack_failure: str | None = None
     parameter_values: dict[str, str] = field(default_factory=dict)  # what the stack gets
+    deployment_mode: str | None = None  # REVERT_DRIFT: a drift-aware change set (``cloudformation_revert_drift``)
+    stack_drift_status: str | None = None
+    drifted: dict[str, dict[str, Any]] = field(default_factory=dict)  # what its execution puts back
 
     @property
     def template_dict(self) -> dict[str, Any]:  # moto's code reads this on its own change sets
@@ -323,9 +328,11 @@ def create_change_set(self: Any) -> Any:
         raise templates.refuse(TemplateError(
             "OnStackFailure DELETE is only valid when ChangeSetType is CREATE."))
     tags = _tags(self)
+    mode = self._get_param("DeploymentMode")
     with _lock:
         stack = _find_stack(backend, stack_name)
         try:
+            revert_drift.check_mode(mode, kind)
             if kind == "CREATE":
                 if stack is not None and stack.status != "REVIEW_IN_PROGRESS":
                     raise TemplateError(
@@ -361,21 +368,40 @@ def create_change_set(self: Any) -> Any:
             tags=[{"Key": k, "Value": v} for k, v in tags.items()],
             notification_arns=list(self._get_param("NotificationARNs", []) or []),
             role_arn=self._get_param("RoleARN"), template_body=prepared.body, processed=prepared.processed,
-            on_stack_failure=on_stack_failure,
+            on_stack_failure=on_stack_failure, deployment_mode=mode,
         )
+        if mode == revert_drift.REVERT_DRIFT:
+            # CloudFormation reads the resources as they are now, when the change set is created.
+            change_set.drifted = revert_drift.drifts(stack)
+            change_set.stack_drift_status = "DRIFTED" if change_set.drifted else "IN_SYNC"
         if prepared.failure:
             change_set.status, change_set.execution_status = "FAILED", "UNAVAILABLE"
             change_set.status_reason = prepared.failure
-        elif kind == "UPDATE" and _unchanged(stack, prepared, tags):
+        elif kind == "UPDATE" and _unchanged(stack, prepared, tags) and not change_set.drifted:
             change_set.status, change_set.execution_status = "FAILED", "UNAVAILABLE"
             change_set.status_reason = EMPTY_CHANGE_SET
         else:
             assert prepared.processed is not None
             change_set.changes = _changes(stack if kind == "UPDATE" else None, prepared.processed,
                                           prepared.parameters, self.region)
+            if mode == revert_drift.REVERT_DRIFT:
+                _with_drift(change_set, self.region)
         change_set.moto_template = prepared.moto_template  # type: ignore[attr-defined]
         backend.change_sets[change_set.change_set_id] = change_set
     return ActionResult({"Id": change_set.change_set_id, "StackId": stack.stack_id})
+
+
+def _with_drift(change_set: LocalChangeSet, region: str) -> None:
+    """A drift-aware change set's Changes: each drifted resource as what its execution puts back, every other
+    change with its resource's drift status."""
+    listed = {c.logical_resource_id for c in change_set.changes}
+    for change in change_set.changes:
+        change.resource_drift_status = "IN_SYNC" if change.action != "Add" else None
+    for logical_id, drift in sorted(change_set.drifted.items()):
+        if logical_id in listed:
+            continue  # the template changes it too: that change puts the template's values back
+        change_set.changes.append(ResourceChange(**revert_drift.resource_change(
+            drift, lambda kind, prop: requires_recreation(kind, prop, region))))
 
 
 def _change_set(backend: Any, name: str, stack_name: str | None) -> LocalChangeSet:
@@ -450,11 +476,16 @@ def execute_change_set(self: Any) -> Any:
         stack.update_rollback_disabled = policy == "DO_NOTHING"
         # Held until the new templates are recorded: a rollback (it takes the lock) restores the previous ones.
         with cfn_stacks.stack_lock(stack.stack_id):
-            backend.update_stack(
-                name=stack.name, template=template, role_arn=change_set.role_arn,
-                parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in change_set.parameter_values.items()],
-                tags={t["Key"]: t["Value"] for t in change_set.tags} or None,
-            )
+            revert_drift.prepare_execution(stack, change_set.drifted)
+            try:
+                backend.update_stack(
+                    name=stack.name, template=template, role_arn=change_set.role_arn,
+                    parameters=[{"ParameterKey": k, "ParameterValue": v}
+                                for k, v in change_set.parameter_values.items()],
+                    tags={t["Key"]: t["Value"] for t in change_set.tags} or None,
+                )
+            finally:
+                revert_drift.done(stack)
             _remember_templates(stack, change_set.template_body, change_set.processed)
     change_set.execution_status = "EXECUTE_COMPLETE"
     return EmptyResult()
@@ -572,6 +603,7 @@ def install() -> None:
         templates.patch_state_machine_model()
         templates.patch_bucket_model()
         templates.add_bucket_policy_model()
+        revert_drift.install()
         responses = _responses()
         for handler in (create_change_set, describe_change_set, list_change_sets, delete_change_set,
                         execute_change_set, create_stack, update_stack, get_template):

@@ -6,7 +6,8 @@ stack compares with what its template and parameters say:
 
 - Only the properties the template sets are compared (AWS: "Only resource properties explicitly defined in
   the stack template are checked for drift"); a resource type without a comparison here is NOT_CHECKED, as a
-  type without drift support is on AWS.
+  type without drift support is on AWS. CloudFormation detects drift only through a type's read handler:
+  one whose registry schema has none (``AWS::IAM::Policy``) is NOT_CHECKED whatever was changed.
 - A resource that is gone is DELETED; one whose properties differ is MODIFIED, with one ``PropertyDifference``
   per differing leaf (``PropertyPath`` such as ``/AssumeRolePolicyDocument/Statement/0/Condition/StringEquals/
   sts:ExternalId``; ``DifferenceType`` NOT_EQUAL, ADD for an element added to a list, REMOVE for one taken away;
@@ -15,8 +16,8 @@ stack compares with what its template and parameters say:
 
 Emulated types: ``AWS::IAM::Role`` (RoleName, Description, MaxSessionDuration, Path, PermissionsBoundary,
 AssumeRolePolicyDocument, Policies, ManagedPolicyArns) and ``AWS::IAM::Policy`` (PolicyName, PolicyDocument,
-Roles). An inline policy an ``AWS::IAM::Policy`` of the same stack puts on a role is that resource's, not the
-role's ``Policies``.
+Roles; compared only if its schema gains a read handler). An inline policy an ``AWS::IAM::Policy`` of the same
+stack puts on a role is that resource's, not the role's ``Policies``.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ import json
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
+
+from local_cloud.resource_schemas import resource_schema
 
 IN_SYNC, MODIFIED, DELETED, NOT_CHECKED = "IN_SYNC", "MODIFIED", "DELETED", "NOT_CHECKED"
 
@@ -43,7 +46,7 @@ def resource_drifts(stack: Any, timestamp: datetime) -> list[dict[str, Any]]:
         kind = str(resource_json.get("Type", ""))
         drift: dict[str, Any] = {"StackId": stack.stack_id, "LogicalResourceId": logical_id, "ResourceType": kind,
                                  "PhysicalResourceId": physical, "Timestamp": timestamp}
-        compare = _COMPARISONS.get(kind)
+        compare = _COMPARISONS.get(kind) if drift_supported(kind, stack.region_name) else None
         if compare is None or made is None:
             found.append(drift | {"StackResourceDriftStatus": NOT_CHECKED})
             continue
@@ -59,6 +62,12 @@ def resource_drifts(stack: Any, timestamp: datetime) -> list[dict[str, Any]]:
             drift["PropertyDifferences"] = differences
         found.append(drift)
     return found
+
+
+def drift_supported(resource_type: str, region: str) -> bool:
+    """Whether CloudFormation detects (and a drift-aware change set reverts) drift of this type: its registry
+    schema has a read handler."""
+    return "read" in (resource_schema(resource_type, region).get("handlers") or {})
 
 
 def property_differences(expected: Any, actual: Any, path: str = "") -> list[dict[str, str]]:

@@ -3,8 +3,8 @@
 One stack: right after the onboarding the check finds nothing and changes nothing; then a person breaks
 one thing per guide step by hand, and the check names each (the guide step, the resource and setting,
 what it is now and what it should be) and exits non-zero, still writing nothing. ``--repair`` then runs
-the onboarding again: ours comes back, the customer's own statement stays, and the one change the
-onboarding does not write (the role's trust, CloudFormation's to manage) is still reported.
+the onboarding again: ours comes back (the Expel role's trust and inline policy through a drift-aware change
+set of its stack), and the customer's own statement and the managed policy they attached to the role stay.
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ pytestmark = pytest.mark.e2e
 REGION = "us-east-1"
 STACK = "e2e-drift"
 SCHEDULE = "rate(15 minutes)"
+CUSTOMER_ROLE_POLICY = {"Version": "2012-10-17",
+                        "Statement": [{"Effect": "Allow", "Action": "ec2:DescribeVpcs", "Resource": "*"}]}
 CUSTOMER_STATEMENT = {"Sid": "CustomerAuditReads", "Effect": "Allow",
                       "Principal": {"AWS": "arn:aws:iam::123456789012:root"}, "Action": "sqs:GetQueueAttributes"}
 
@@ -79,11 +81,28 @@ def _break_one_thing_per_step(cloud: ServedCloud, values: dict[str, str]) -> Non
         Bucket=values["S3BucketName"], NotificationConfiguration={})
     client(cloud, "cloudtrail").stop_logging(Name=f"{STACK}-trail")                            # guide step 1
     client(cloud, "s3").put_bucket_logging(Bucket=values["S3BucketName"], BucketLoggingStatus={})
-    iam = client(cloud, "iam")                                                                 # guide step 8
+    _change_role_trust(cloud, "not-the-workbench-guid")                                       # guide step 8
+    iam, role = client(cloud, "iam"), f"{STACK}-role"
+    inventory = iam.get_role_policy(RoleName=role, PolicyName="ExpelInventoryReadOnly")["PolicyDocument"]
+    inventory["Statement"][0]["Action"].append("s3:GetObject")  # every object of every bucket: not ours
+    iam.put_role_policy(RoleName=role, PolicyName="ExpelInventoryReadOnly", PolicyDocument=json.dumps(inventory))
+    # The customer's own addition to the role, which the template does not set: it stays through a repair.
+    customer = iam.create_policy(PolicyName="CustomerExpelExtras", PolicyDocument=json.dumps(CUSTOMER_ROLE_POLICY))
+    iam.attach_role_policy(RoleName=role, PolicyArn=customer["Policy"]["Arn"])
+
+
+def _change_role_trust(cloud: ServedCloud, external_id: str) -> None:
+    iam = client(cloud, "iam")
     trust = iam.get_role(RoleName=f"{STACK}-role")["Role"]["AssumeRolePolicyDocument"]
     trust = json.loads(trust) if isinstance(trust, str) else trust
-    trust["Statement"][0]["Condition"]["StringEquals"]["sts:ExternalId"] = "not-the-workbench-guid"
+    trust["Statement"][0]["Condition"]["StringEquals"]["sts:ExternalId"] = external_id
     iam.update_assume_role_policy(RoleName=f"{STACK}-role", PolicyDocument=json.dumps(trust))
+
+
+def _external_id(cloud: ServedCloud) -> str:
+    trust = client(cloud, "iam").get_role(RoleName=f"{STACK}-role")["Role"]["AssumeRolePolicyDocument"]
+    trust = json.loads(trust) if isinstance(trust, str) else trust
+    return str(trust["Statement"][0]["Condition"]["StringEquals"]["sts:ExternalId"])
 
 
 def test_doctor_finds_nothing_on_a_fresh_onboarding_then_names_each_thing_broken_by_hand(
@@ -129,7 +148,8 @@ def test_doctor_finds_nothing_on_a_fresh_onboarding_then_names_each_thing_broken
                   f"  - key policy statement {SNS_SID!r} of {values['KmsKeyArn']}",
                   f"  - queue policy statement 'Sid1572965666162' of {values['SqsQueueArn']}",
                   f"  - event notification {NOTIFICATION_ID!r} of bucket {values['S3BucketName']}",
-                  f"  - trust policy statement 'ExpelAssumesWithWorkbenchGuid' of role {STACK}-role"]:
+                  f"  - trust policy statement 'ExpelAssumesWithWorkbenchGuid' of role {STACK}-role",
+                  f"  - inline policy ExpelInventoryReadOnly statement 'ReadOnlyInventory' of role {STACK}-role"]:
         assert named in text, text
     assert "      is now     false\n      should be  true" in text  # raw message delivery
     assert "Guide step 2  Edit the S3 bucket encryption settings: in sync" in text
@@ -140,13 +160,20 @@ def test_doctor_finds_nothing_on_a_fresh_onboarding_then_names_each_thing_broken
                      re.M), shown.stdout
 
     repaired = doctor(local_cloud, "--repair")
-    assert repaired.returncode == 1, repaired.stdout + repaired.stderr  # the role's trust is not ours to write
     after = repaired.stdout.split("checking again ...", 1)[1]
     left = {line.split(" of ")[0].strip() for line in after.splitlines() if line.startswith("  - ")}
-    # Failed deliveries stay in the metric's last hour, as on AWS; nothing else of ours is left.
-    assert left - {"- NumberOfNotificationsFailed (last hour)"} == {
-        "- trust policy statement 'ExpelAssumesWithWorkbenchGuid'"}, repaired.stdout
-    assert "By hand only (1): the repair does not change the Expel role" in after, after  # doctor says who acts
+    # Failed deliveries stay in the metric's last hour, as on AWS; nothing else of ours is left, the Expel role
+    # included (a drift-aware change set of its stack put it back).
+    assert left <= {"- NumberOfNotificationsFailed (last hour)"}, repaired.stdout
+    assert repaired.returncode == (1 if left else 0), repaired.stdout + repaired.stderr
+    assert "By hand only" not in after, after
+    assert "Guide step 8  Set up CloudFormation (the Expel role): in sync" in after, after
+    iam = client(local_cloud, "iam")
+    assert _external_id(local_cloud) == values["WorkbenchGuid"]
+    inventory = iam.get_role_policy(RoleName=f"{STACK}-role", PolicyName="ExpelInventoryReadOnly")["PolicyDocument"]
+    assert "s3:GetObject" not in inventory["Statement"][0]["Action"]
+    assert [p["PolicyName"] for p in iam.list_attached_role_policies(RoleName=f"{STACK}-role")[
+        "AttachedPolicies"]] == ["CustomerExpelExtras"]  # the customer's own addition stays
     queue_policy = json.loads(client(local_cloud, "sqs").get_queue_attributes(
         QueueUrl=values["SqsQueueUrl"], AttributeNames=["Policy"])["Attributes"]["Policy"])
     assert {"Sid1572965666162", "CustomerAuditReads"} <= {s["Sid"] for s in queue_policy["Statement"]}
@@ -162,13 +189,7 @@ def test_doctor_finds_nothing_on_a_fresh_onboarding_then_names_each_thing_broken
     [email] = client(local_cloud, "sns").list_subscriptions_by_topic(TopicArn=topic)["Subscriptions"]
     assert (email["Protocol"], email["Endpoint"]) == ("email", "secops@example.com")
 
-    # DriftRepair=true, as a person turns it on: a stack update. The trust is put back by hand first (the
-    # onboarding does not write it), so only what the schedule finds from now on is left to repair.
-    iam = client(local_cloud, "iam")
-    trust = iam.get_role(RoleName=f"{STACK}-role")["Role"]["AssumeRolePolicyDocument"]
-    trust = json.loads(trust) if isinstance(trust, str) else trust
-    trust["Statement"][0]["Condition"]["StringEquals"]["sts:ExternalId"] = values["WorkbenchGuid"]
-    iam.update_assume_role_policy(RoleName=f"{STACK}-role", PolicyDocument=json.dumps(trust))
+    # DriftRepair=true, as a person turns it on: a stack update.
     updated = run_cli(*deploy_command(local_cloud, built_template, STACK, [*params, "DriftRepair=true"]), timeout=400)
     assert updated.returncode == 0, updated.stdout[-3000:] + updated.stderr[-3000:]
     [target] = client(local_cloud, "events").list_targets_by_rule(Rule=_rule_name(local_cloud))["Targets"]
@@ -177,11 +198,14 @@ def test_doctor_finds_nothing_on_a_fresh_onboarding_then_names_each_thing_broken
         TopicArn=values["SnsTopicArn"])["Subscriptions"]
     client(local_cloud, "sns").set_subscription_attributes(SubscriptionArn=subscription["SubscriptionArn"],
                                                            AttributeName="RawMessageDelivery", AttributeValue="false")
+    _change_role_trust(local_cloud, "not-the-workbench-guid")
 
     repairs = _next_scheduled_repair(local_cloud)  # the schedule found it and ran the onboarding, by itself
 
     assert repairs["Status"] == "DRIFTED"
-    assert any(f["Setting"] == "RawMessageDelivery" for s in repairs["Steps"] for f in s["Findings"]), repairs
+    found = {f["Setting"] for s in repairs["Steps"] for f in s["Findings"]}
+    assert {"RawMessageDelivery", "trust policy statement 'ExpelAssumesWithWorkbenchGuid'"} <= found, repairs
+    assert _external_id(local_cloud) == values["WorkbenchGuid"]
     assert client(local_cloud, "sns").get_subscription_attributes(SubscriptionArn=subscription["SubscriptionArn"])[
         "Attributes"]["RawMessageDelivery"] == "true"
     queue_policy = json.loads(client(local_cloud, "sqs").get_queue_attributes(

@@ -137,6 +137,64 @@ def test_rerun_makes_no_mutating_call_and_returns_the_same_output(aws, config, t
     assert again == first
 
 
+def _change_trust_by_hand(external_id: str) -> None:
+    iam = boto("iam")
+    trust = iam.get_role(RoleName="ExpelAssumeRole")["Role"]["AssumeRolePolicyDocument"]
+    trust["Statement"][0]["Condition"]["StringEquals"]["sts:ExternalId"] = external_id
+    iam.update_assume_role_policy(RoleName="ExpelAssumeRole", PolicyDocument=json.dumps(trust))
+
+
+def test_a_role_changed_by_hand_is_put_back_by_a_drift_aware_change_set(aws, config, trail, queue):
+    first = _deployed(config, trail, queue)
+    _change_trust_by_hand("someone-elses-guid")
+
+    with count_mutating_calls() as calls:
+        started = deploy(config, trail, queue)
+
+    assert calls == ["cloudformation.CreateChangeSet"]  # no UpdateStack: it would leave the role as it is
+    assert (started.status, started.stack_id) == ("IN_PROGRESS", first.stack_id)
+    change_set = boto("cloudformation").describe_change_set(StackName=config.role_stack_name,
+                                                            ChangeSetName=started.change_set_id)
+    assert (change_set["DeploymentMode"], change_set["StackDriftStatus"]) == ("REVERT_DRIFT", "DRIFTED")
+    with count_mutating_calls() as calls:
+        looked = status(config, started)  # CloudFormation has read the role: the change set is executed
+    assert calls == ["cloudformation.ExecuteChangeSet"]
+    assert looked.status == "IN_PROGRESS"
+    assert status(config, looked) == first  # moto finishes the update at once
+    trust = boto("iam").get_role(RoleName="ExpelAssumeRole")["Role"]["AssumeRolePolicyDocument"]
+    assert trust["Statement"][0]["Condition"] == {"StringEquals": {"sts:ExternalId": WORKBENCH_GUID}}
+    with count_mutating_calls() as calls:
+        assert deploy(config, trail, queue) == first
+    assert calls == []  # in sync again: a rerun writes nothing
+
+
+def _looked_at_failed_change_set(config: Config, reason: str) -> RoleOutput:
+    """status() of a run whose drift-aware change set CloudFormation left FAILED with ``reason``."""
+    role = RoleOutput(stack_id="arn:aws:cloudformation:us-east-1:123456789012:stack/x/1", status="IN_PROGRESS",
+                      change_set_id="arn:aws:cloudformation:us-east-1:123456789012:changeSet/c/1")
+    stack = {"StackName": config.role_stack_name, "StackId": role.stack_id, "CreationTime": "2026-01-01T00:00:00Z",
+             "StackStatus": "UPDATE_COMPLETE", "Outputs": [{"OutputKey": "RoleArn", "OutputValue": "arn:role"}]}
+    with Stubber(clients.cloudformation(REGION)) as stub:
+        stub.add_response("describe_stacks", {"Stacks": [stack]})
+        stub.add_response("describe_change_set", {"ChangeSetId": role.change_set_id, "Status": "FAILED",
+                                                  "ExecutionStatus": "UNAVAILABLE", "StatusReason": reason},
+                          {"StackName": config.role_stack_name, "ChangeSetName": role.change_set_id})
+        return status(config, role)
+
+
+def test_a_change_set_with_nothing_left_to_put_back_completes_the_step(config):
+    # CloudFormation read the role after a person had put it back: nothing to execute.
+    looked = _looked_at_failed_change_set(config, "The submitted information didn't contain changes. Submit "
+                                                  "different information to create a change set.")
+    assert (looked.status, looked.role_arn, looked.change_set_id) == ("COMPLETE", "arn:role", "")
+
+
+def test_a_change_set_cloudformation_cannot_make_fails_the_step_with_the_reason(config):
+    with pytest.raises(OnboardingError, match=r"Step 8: CloudFormation could not prepare the change set that puts "
+                                              r"role ExpelAssumeRole back .*: denied\. Fix: correct the role by hand"):
+        _looked_at_failed_change_set(config, "denied")
+
+
 def test_changed_workbench_guid_updates_the_stack(aws, config, trail, queue):
     _deployed(config, trail, queue)
     changed = dataclasses.replace(config, workbench_guid="0a1b2c3d-4e5f-6a7b-8c9d-0e1f2a3b4c5d")

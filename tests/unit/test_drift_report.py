@@ -57,8 +57,8 @@ def test_render_says_which_differences_only_a_person_can_put_back() -> None:
     text = "\n".join(render(report, stack="prod"))
 
     assert Report.from_dict(report.to_dict()) == report
-    assert ("By hand only (1): the repair does not change the Expel role (CloudFormation leaves a role whose "
-            "template did not change as it is): AssumeRolePolicyDocument/Statement/0/Condition/StringEquals/"
+    assert ("By hand only (1): the repair cannot put these back (each fix above says why and what to do): "
+            "AssumeRolePolicyDocument/Statement/0/Condition/StringEquals/"
             "sts:ExternalId (NOT_EQUAL) of role ExpelAssumeRole in account 111111111111 (us-east-1)") in text
     assert "By hand only" not in "\n".join(render(_report()))
 

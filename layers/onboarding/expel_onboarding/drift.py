@@ -101,7 +101,8 @@ def refuse_write(what: str) -> None:
 class Finding(Model):
     """One difference: which resource, which setting or statement, what it is now, what it should be,
     the guide step it belongs to, and the fix. ``repairable``: whether running the onboarding again (``doctor
-    --repair``, ``DriftRepair``) puts it back; the Expel role itself it does not (README "Drift")."""
+    --repair``, ``DriftRepair``) puts it back; a member account's Expel role and the role's AWS::IAM::Policy
+    documents it does not (README "Drift")."""
 
     step: int
     resource: str
@@ -169,7 +170,7 @@ class Converge:
     def observe(self, finding: Finding, *, repairable: bool = True) -> None:
         """A difference no write of this step fixes, seen by a check (a stack operation still running,
         deliveries that failed): reported all the same. ``repairable`` False: no rerun of the onboarding puts
-        it back (a hand edit of the Expel role), so the report says it is the person's to fix."""
+        it back (what CloudFormation cannot revert), so the report says it is the person's to fix."""
         self.findings.append(finding if repairable else dataclasses.replace(finding, repairable=False))
 
     def finding(self, resource: str, setting: str, actual: Any, expected: Any, fix: str) -> Finding:
@@ -329,8 +330,8 @@ def render(report: Report, stack: str = "<stack>", width: int = 100) -> list[str
         lines += ["", f"Repair: each fix above by hand, {REPAIR}.".replace("<stack>", stack)]
         manual = [f for f in report.findings if not f.repairable]
         if manual:
-            lines.append(f"By hand only ({len(manual)}): the repair does not change the Expel role (CloudFormation "
-                         "leaves a role whose template did not change as it is): " + "; ".join(
+            lines.append(f"By hand only ({len(manual)}): the repair cannot put these back (each fix above says why and "
+                         "what to do): " + "; ".join(
                              f"{f.setting} of {f.resource}" for f in manual[:5]) + (" ..." if len(manual) > 5 else ""))
         if report.repair:
             lines.append("A repair (the onboarding, run again) was started for these differences.")

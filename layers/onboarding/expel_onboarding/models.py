@@ -279,6 +279,8 @@ class RoleOutput(Model):
     addressed: list[str] = field(default_factory=list)
     # Member accounts this run's operations failed within the failure tolerance: Account, Region, Reason.
     failed_accounts: list[dict[str, str]] = field(default_factory=list)
+    # Single account: the drift-aware change set this run created to put the role back (status() executes it).
+    change_set_id: str = ""
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from expel_onboarding.aws.errors import ACCESS_DENIED, Rule, aws_errors, suppres
 from expel_onboarding.errors import OnboardingError, StillInProgress, TransientError
 
 if TYPE_CHECKING:
-    from mypy_boto3_cloudformation.literals import CapabilityType
+    from mypy_boto3_cloudformation.literals import CapabilityType, DeploymentModeType
     from mypy_boto3_cloudformation.type_defs import ParameterTypeDef, TagTypeDef
 
 CAPABILITIES: list[CapabilityType] = ["CAPABILITY_NAMED_IAM"]  # the role template names its role
@@ -127,6 +127,44 @@ def update_stack(stack_name: str, body: str, params: dict[str, str], stack_tags:
             **_stack_arguments(stack_name, body, params, stack_tags, role_arn))
         return True
     return False
+
+
+# A drift-aware change set: executing it puts each resource someone changed outside CloudFormation back to what
+# the template says (a plain update leaves a resource whose template did not change as it is).
+REVERT_DRIFT: DeploymentModeType = "REVERT_DRIFT"
+# The change set of an unchanged template over resources in sync.
+NO_CHANGES = "didn't contain changes"
+
+
+def create_change_set(stack_name: str, change_set_name: str, body: str, params: dict[str, str],
+                      stack_tags: dict[str, str], region: str, role_arn: str = "") -> str:
+    """Start creating a drift-aware (``REVERT_DRIFT``) UPDATE change set of the stack; returns its id.
+    CloudFormation reads the stack's resources as they are now while it creates it (DescribeChangeSet)."""
+    busy = Rule({"ValidationError"}, StillInProgress, "Stack {stack_name} is busy: {message}",
+                contains="state and can not be updated")
+    with _denied(stack_name, "CreateChangeSet", busy, _ROLE_NOT_YET):
+        response = clients.cloudformation(region).create_change_set(
+            **_stack_arguments(stack_name, body, params, stack_tags, role_arn), ChangeSetName=change_set_name,
+            ChangeSetType="UPDATE", DeploymentMode=REVERT_DRIFT,
+            Description="Expel CloudTrail onboarding: put the Expel role back as its template says")
+    return str(response["Id"])
+
+
+def describe_change_set(stack_name: str, change_set_id: str, region: str) -> dict[str, Any] | None:
+    """The change set (its Status, ExecutionStatus, StatusReason and Changes), or None once it is gone
+    (CloudFormation deletes a stack's other change sets when one is executed)."""
+    with suppress_codes("ChangeSetNotFound"), _denied(stack_name, "DescribeChangeSet"):
+        return dict(clients.cloudformation(region).describe_change_set(
+            StackName=stack_name, ChangeSetName=change_set_id))
+    return None
+
+
+def execute_change_set(stack_name: str, change_set_id: str, region: str) -> None:
+    """Start the stack update the change set describes (as the service role it was created with)."""
+    busy = Rule({"InvalidChangeSetStatus"}, StillInProgress,
+                "Change set of stack {stack_name} cannot be executed yet: {message}")
+    with _denied(stack_name, "ExecuteChangeSet", busy):
+        clients.cloudformation(region).execute_change_set(StackName=stack_name, ChangeSetName=change_set_id)
 
 
 def delete_stack(stack_name: str, region: str) -> None:

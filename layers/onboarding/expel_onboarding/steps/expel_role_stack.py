@@ -4,12 +4,22 @@ additional stack in an organization's management account. The same template, par
 
 ``deploy`` starts or reconciles and returns at once; the state machine waits and calls ``status`` until
 the stack settles. Nothing here sleeps.
+
+A role changed by hand in IAM (its trust policy, its own inline policy, its boundary; or deleted) is put back by
+CloudFormation itself: a drift-aware change set (``DeploymentMode: REVERT_DRIFT``) of the same template and
+parameters, created only when the comparison with the template finds a difference (a clean rerun writes
+nothing), executed by ``status`` once CloudFormation has read the role. A plain stack update would not do it:
+CloudFormation leaves a resource whose template did not change as it is. The data path's inline policies are
+``AWS::IAM::Policy`` resources, for which CloudFormation has no drift detection: their drift is reported,
+and the fix is the person's (README "Drift").
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
 
@@ -17,7 +27,7 @@ from aws_lambda_powertools import Logger
 
 from expel_onboarding import cfn_template
 from expel_onboarding.aws import iam, stacks
-from expel_onboarding.drift import Converge, Mode, StepCheck, run_check, statement_findings
+from expel_onboarding.drift import Converge, Finding, Mode, StepCheck, run_check, statement_findings
 from expel_onboarding.errors import OnboardingError, StillInProgress
 from expel_onboarding.models import Config, QueueOutput, RoleOutput, RoleStatus, TrailOutput
 from expel_onboarding.naming import owner_tags
@@ -132,9 +142,20 @@ def converge(run: Converge, config: Config, trail: TrailOutput, queue: QueueOutp
 
     differences = _differences(stack, body, wanted, config.region)
     if not differences:
-        if run.checking and not _check_role(run, config, stack):
+        found = _role_drift(run, config, stack)
+        for finding in found:
+            if not finding.repairable:
+                run.observe(finding, repairable=False)
+                if not run.checking:
+                    logger.warning("The Expel role differs where CloudFormation cannot put it back",
+                                   extra={"setting": finding.setting, "fix": finding.fix})
+        drifted = [f for f in found if f.repairable]
+        if not drifted:
+            return _complete(config, stack)
+        change_set_id = run.change(drifted, lambda: _revert_drift(config, body, wanted, service_role_arn))
+        if change_set_id is None:
             return None
-        return _complete(config, stack)
+        return RoleOutput(stack_id=stack_id, status=RoleStatus.IN_PROGRESS, change_set_id=change_set_id)
     updated = run.change(
         [run.finding(resource, setting, actual, expected,
                      "run the onboarding again: it updates the stack (a change made to the stack by hand is undone)")
@@ -147,6 +168,15 @@ def converge(run: Converge, config: Config, trail: TrailOutput, queue: QueueOutp
         return _complete(config, stack)
     logger.info("Updating the Expel role stack", extra={"stack_id": stack_id})
     return RoleOutput(stack_id=stack_id, status=RoleStatus.IN_PROGRESS)
+
+
+def _revert_drift(config: Config, body: str, wanted: dict[str, str], service_role_arn: str) -> str:
+    name = f"expel-role-revert-drift-{datetime.now(UTC):%Y%m%d%H%M%S}"
+    change_set_id = stacks.create_change_set(config.role_stack_name, name, body, wanted, owner_tags(config.stack_name),
+                                             config.region, service_role_arn)
+    logger.info("Putting the Expel role back as its template says (drift-aware change set)",
+                extra={"change_set_id": change_set_id})
+    return change_set_id
 
 
 def _create(config: Config, body: str, wanted: dict[str, str], service_role_arn: str) -> str:
@@ -163,13 +193,43 @@ def status(config: Config, role: RoleOutput) -> RoleOutput:
         raise OnboardingError(
             f"{_step(config)}: the Expel role stack {config.role_stack_name} disappeared while it was being deployed. "
             "Fix: run the onboarding again")
+    if role.change_set_id and (waiting := _revert_status(config, role)) is not None:
+        return waiting
     state = str(stack["StackStatus"])
     if state in _DONE:
         return _complete(config, stack)
     if state in _FORWARD:
-        return RoleOutput(stack_id=str(stack["StackId"]), status=RoleStatus.IN_PROGRESS)
+        return RoleOutput(stack_id=str(stack["StackId"]), status=RoleStatus.IN_PROGRESS,
+                          change_set_id=role.change_set_id)
     # Rollbacks (even while still running), deletes and failures: the cause is already in the events.
     raise _stack_failed(config, stack)
+
+
+def _revert_status(config: Config, role: RoleOutput) -> RoleOutput | None:
+    """The drift-aware change set ``deploy`` created: still being created (CloudFormation reads the role), ready
+    (executed now), or None once its execution is the stack's update to follow."""
+    name = config.role_stack_name
+    change_set = stacks.describe_change_set(name, role.change_set_id, config.region)
+    if change_set is None:
+        return None
+    state, execution = str(change_set.get("Status", "")), str(change_set.get("ExecutionStatus", ""))
+    reason = str(change_set.get("StatusReason", "")) or "no reason recorded"
+    if state == "FAILED":
+        if stacks.NO_CHANGES in reason:
+            logger.info("CloudFormation found nothing of the Expel role to put back", extra={"reason": reason})
+            return None  # the stack stays as it is: complete
+        raise OnboardingError(
+            f"{_step(config)}: CloudFormation could not prepare the change set that puts role {config.role_name} "
+            f"back (stack {name}, change set {role.change_set_id}): {reason}. Fix: correct the role by hand "
+            f"(IAM > Roles > {config.role_name}), or delete stack {name} and run the onboarding again")
+    if state != "CREATE_COMPLETE" or execution == "EXECUTE_IN_PROGRESS":
+        return role  # still reading the role, or the update has just begun
+    if execution == "AVAILABLE":
+        stacks.execute_change_set(name, role.change_set_id, config.region)
+        logger.info("Executing the change set that puts the Expel role back", extra={"change_set_id":
+                                                                                      role.change_set_id})
+        return role
+    return None
 
 
 def remove(config: Config) -> RoleStatus:
@@ -211,6 +271,7 @@ class ExpectedRole:
     trust: dict[str, Any]
     policies: dict[str, dict[str, Any]]  # inline policies by name
     boundary_arn: str  # "" = none
+    own_policies: frozenset[str] = frozenset()  # the role's own Policies (not AWS::IAM::Policy resources')
 
 
 def expected_role(parameters: dict[str, str], partition: str = "aws") -> ExpectedRole:
@@ -218,50 +279,55 @@ def expected_role(parameters: dict[str, str], partition: str = "aws") -> Expecte
                                        {"AWS::Partition": partition})
     role = resources["ExpelRole"]["Properties"]
     policies = {str(p["PolicyName"]): p["PolicyDocument"] for p in role.get("Policies", [])}
+    own = frozenset(policies)
     for resource in resources.values():
         if resource["Type"] == "AWS::IAM::Policy":
             policies[str(resource["Properties"]["PolicyName"])] = resource["Properties"]["PolicyDocument"]
     return ExpectedRole(name=str(role["RoleName"]), trust=role["AssumeRolePolicyDocument"], policies=policies,
-                        boundary_arn=str(role.get("PermissionsBoundary", "")))
+                        boundary_arn=str(role.get("PermissionsBoundary", "")), own_policies=own)
 
 
-def _check_role(run: Converge, config: Config, stack: dict[str, Any]) -> bool:
-    """What CloudFormation cannot see: the role changed in IAM since its stack made it (the trust policy
-    edited, an inline policy or one of its statements removed, the boundary changed). Reported by a check
-    only: the onboarding's functions hold no IAM write grant (CloudFormation writes the role as
-    RoleStackExecutionRole), so the fix is a hand edit or deleting the role stack and onboarding again.
-    False when the role is gone (nothing more to compare)."""
+def _role_drift(run: Converge, config: Config, stack: dict[str, Any]) -> list[Finding]:
+    """What CloudFormation's own comparison cannot see without drift detection: the role changed in IAM since
+    its stack made it (the trust policy edited, an inline policy or one of its statements changed or removed,
+    the boundary changed, the role deleted). Each finding is repairable when CloudFormation reverts it (the
+    role's own properties: a drift-aware change set); not so for the data path's policies, ``AWS::IAM::Policy``
+    resources, which CloudFormation has no drift detection for. Reads only."""
     expected = expected_role(stacks.parameters(stack), config.partition)
     found = iam.role(expected.name)
     resource = f"role {expected.name}"
-    redeploy = (f"or delete stack {config.role_stack_name} and run the onboarding again (it deploys the role "
-                "anew; anything added to the role by hand is lost)")
+    repair = ("run the onboarding again (`cloudtrail-onboarding doctor --stack <stack> --repair`): a drift-aware "
+              f"change set of stack {config.role_stack_name} puts the template's value back")
     if found is None:
-        run.observe(run.finding(resource, "role", None, f"the role of stack {config.role_stack_name}",
-                                f"CloudFormation does not recreate a role deleted behind its back: {redeploy[3:]}"),
-                    repairable=False)
-        return False
+        return [run.finding(resource, "role", None, f"the role of stack {config.role_stack_name}",
+                            f"{repair} (it creates the role again; Expel cannot assume it until then)")]
+    findings: list[Finding] = []
     trust = found["AssumeRolePolicyDocument"]
     if differences := statement_differences(trust, expected.trust.get("Statement", [])):
-        for finding in statement_findings(
-                run.step, resource, "trust policy", trust, differences,
-                "put the statement {sid!r} back into the role's trust relationship (Expel assumes the role with "
-                f"it), {redeploy}"):
-            run.observe(finding, repairable=False)
+        findings += statement_findings(run.step, resource, "trust policy", trust, differences,
+                                       f"{repair}; by hand: put the statement {{sid!r}} back into the role's trust "
+                                       "relationship (Expel assumes the role with it)")
     for policy_name, document in sorted(expected.policies.items()):
         current = iam.role_policy(expected.name, policy_name)
         differences = statement_differences(current, document.get("Statement", [])) if current else []
-        if current is None or differences:
-            for finding in statement_findings(
-                    run.step, resource, f"inline policy {policy_name}", current, differences,
-                    f"put the statement {{sid!r}} back into inline policy {policy_name} of the role, {redeploy}"):
-                run.observe(finding, repairable=False)
+        if current is not None and not differences:
+            continue
+        by_hand = f"put the statement {{sid!r}} back into inline policy {policy_name} of the role"
+        if policy_name in expected.own_policies:
+            findings += statement_findings(run.step, resource, f"inline policy {policy_name}", current, differences,
+                                           f"{repair}; by hand: {by_hand}")
+            continue
+        findings += [dataclasses.replace(f, repairable=False) for f in statement_findings(
+            run.step, resource, f"inline policy {policy_name}", current, differences,
+            f"{by_hand} (CloudFormation has no drift detection for this AWS::IAM::Policy, so a repair cannot put "
+            f"it back), or delete stack {config.role_stack_name} and run the onboarding again (it deploys the role "
+            "anew; anything added to the role by hand is lost)")]
     boundary = str((found.get("PermissionsBoundary") or {}).get("PermissionsBoundaryArn", ""))
     if expected.boundary_arn and boundary != expected.boundary_arn:
-        run.observe(run.finding(resource, "permissions boundary", boundary or None, expected.boundary_arn,
-                                f"set the role's permissions boundary back to {expected.boundary_arn}, {redeploy}"),
-                    repairable=False)
-    return True
+        findings.append(run.finding(resource, "permissions boundary", boundary or None, expected.boundary_arn,
+                                    f"{repair}; by hand: set the role's permissions boundary back to "
+                                    f"{expected.boundary_arn}"))
+    return findings
 
 
 def significant_lines(body: str) -> list[str]:

@@ -139,7 +139,8 @@ def _combined(management: RoleOutput, rollout: _Rollout) -> RoleOutput:
     return RoleOutput(stack_id=management.stack_id, status=RoleStatus.COMPLETE if done else RoleStatus.IN_PROGRESS,
                       role_arn=management.role_arn if done else "", stack_set_id=rollout.stack_set_id,
                       operation_id=rollout.operation_id, operation_ours=rollout.ours and not done,
-                      addressed=[] if done else list(rollout.addressed), failed_accounts=list(rollout.failed))
+                      addressed=[] if done else list(rollout.addressed), failed_accounts=list(rollout.failed),
+                      change_set_id="" if done else management.change_set_id)
 
 
 def _reconcile_stack_set(config: Config, previous: RoleOutput | None, execution_arn: str = "") -> _Rollout:
