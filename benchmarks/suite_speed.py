@@ -9,7 +9,9 @@ tree (``make build`` first: the demo would otherwise include ``sam build``):
   template, Outputs, stop), ``--demo-runs`` times; prints each run, the median and the best.
 * pytest phase: ``pytest`` with the arguments after ``--`` (default: the whole suite, as ``make test`` runs
   it, with the Makefile's PYTEST_WORKERS), once; prints its wall time, the CPU time of pytest and everything
-  it started (the local clouds and their Lambda processes), and the test count pytest reported.
+  it started (the local clouds and their Lambda processes), and the test count pytest reported; then each
+  worker's busy time and the longest test files with when they ran (``benchmarks/file_times.py``), which is
+  where a long tail shows. ``--demo-runs 0`` runs the pytest phase only.
 * ``--ci``: instead of both, what CI does (``.ci/run``) in a clean clone of HEAD in a temporary directory,
   phase by phase: the installs (the dev and runtime venvs, checkov's venv), lint, scan, sam build, pytest;
   each phase's wall and CPU time and the total. On a machine that has installed them before, pip's cache
@@ -24,6 +26,7 @@ asserted.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import re
@@ -34,6 +37,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "layers" / "onboarding"), str(ROOT)]
@@ -109,13 +113,33 @@ def demo_once(stack: str) -> tuple[float, float]:
 
 
 def pytest_once(args: list[str]) -> tuple[float, float, str]:
-    wall, cpu, done = timed([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                             *(args or pytest_workers())])
+    with tempfile.TemporaryDirectory(prefix="file-times-") as workdir:
+        times = Path(workdir) / "file-times.json"
+        wall, cpu, done = timed([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                                 "-p", "benchmarks.file_times", *(args or pytest_workers())],
+                                env={**child_env(), "FILE_TIMES_OUT": str(times)})
+        if times.exists():
+            print_file_times(json.loads(times.read_text(encoding="utf-8")))
     summary = next((line for line in reversed(done.stdout.splitlines()) if re.search(r"\d+ (passed|failed)", line)),
                    "(no summary)")
     if done.returncode != 0:
         log.error("pytest failed (exit %d):\n%s", done.returncode, done.stdout[-3000:])
     return wall, cpu, summary.strip("= ")
+
+
+def print_file_times(recorded: dict[str, Any], slowest: int = 15) -> None:
+    """Each worker's busy time and when its last file ended, and the files that took longest (benchmarks/file_times.py):
+    the phase ends with the last worker, so a long file that starts late is the tail to shorten."""
+    files: dict[str, dict[str, Any]] = recorded["files"]
+    workers = sorted({entry["worker"] for entry in files.values()})
+    for worker in workers:
+        mine = [entry for entry in files.values() if entry["worker"] == worker]
+        log.info("worker %-4s %4d files, tests busy %5.0f s, last file ended at %5.0f s", worker or "-", len(mine),
+                 sum(entry["busy"] for entry in mine), max(entry["end"] for entry in mine))
+    log.info("the %d longest files (wall from their first test's start to their last test's end):", slowest)
+    for path, entry in sorted(files.items(), key=lambda item: item[1]["start"] - item[1]["end"])[:slowest]:
+        log.info("  %5.0f s  %-4s %5.0f-%5.0f s  %3d tests  %s", entry["end"] - entry["start"], entry["worker"],
+                 entry["start"], entry["end"], entry["tests"], path)
 
 
 def main() -> int:
@@ -139,8 +163,9 @@ def main() -> int:
     for i, (wall, cpu) in enumerate(runs, 1):
         log.info("demo run %d: %.1f s wall, %.1f s CPU", i, wall, cpu)
     walls = [wall for wall, _ in runs]
-    log.info("demo: median %.1f s, best %.1f s (target: under %d s)", statistics.median(walls), min(walls),
-             DEMO_TARGET_SECONDS)
+    if walls:  # --demo-runs 0: the pytest phase only
+        log.info("demo: median %.1f s, best %.1f s (target: under %d s)", statistics.median(walls), min(walls),
+                 DEMO_TARGET_SECONDS)
 
     if not args.no_suite:
         wall, cpu, summary = pytest_once(args.pytest_args)

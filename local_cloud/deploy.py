@@ -74,7 +74,17 @@ def sam_environment(endpoint_url: str, region: str) -> dict[str, str]:
     # How often SAM checks the change set and the stack (SAM's default 5 s guards CloudFormation's rate limits,
     # which the local cloud has not): a stack is seen complete within half a second. A person's own value wins.
     env.setdefault("SAM_CLI_POLL_DELAY", "0.5")
-    return env
+    return with_short_sam_waits(env)
+
+
+# sitecustomize.py there caps SAM's hard-coded 30 s waiter pauses (sam delete's) at SAM_CLI_POLL_DELAY.
+SAM_WAITS = Path(__file__).resolve().parent / "sam_waits"
+
+
+def with_short_sam_waits(env: dict[str, str]) -> dict[str, str]:
+    """``env`` with SAM's stack waiters pausing at most ``SAM_CLI_POLL_DELAY`` (0.5 s unless set)."""
+    paths = [str(SAM_WAITS), *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
+    return {"SAM_CLI_POLL_DELAY": "0.5", **env, "PYTHONPATH": os.pathsep.join(dict.fromkeys(paths))}
 
 
 # ---------------------------------------------------------------------------------------------- build

@@ -41,7 +41,10 @@ def iam_reports(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         harness.IAM_REPORTS = None
 
 
-@pytest.fixture(scope="session")
+# The shared local cloud and its stacks are made once per pytest process for the e2e tests and stopped after the
+# last of them (package scope): its trails deliver log files every second and its schedules keep running, which
+# would otherwise take CPU from every test that a parallel worker runs after the e2e files.
+@pytest.fixture(scope="package")
 def local_cloud() -> Iterator[ServedCloud]:
     """``local serve`` on free 127.0.0.1 ports, ready when yielded (``.url``, ``.workbench_url``), always
     stopped afterwards, also when a test fails."""
@@ -59,7 +62,7 @@ def built_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return sam_build(REPO / "template.yaml", tmp_path_factory.mktemp("sam-build"))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def onboarded(local_cloud: ServedCloud, built_template: Path) -> dict[str, str]:
     """One onboarding of the real template, created once: its ``stack_name``, ``local deploy`` output
     (``stdout``) and stack Outputs. Shared by the tests that only read what it made; a test that changes or deletes a
@@ -71,7 +74,7 @@ def onboarded(local_cloud: ServedCloud, built_template: Path) -> dict[str, str]:
     return {"stack_name": ONBOARDED_STACK, "stdout": result.stdout, **outputs(local_cloud, ONBOARDED_STACK)}
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def preflight_refused(local_cloud: ServedCloud, built_template: Path) -> dict[str, Any]:
     """An onboarding that Preflight refuses: a queue of its name exists and is not ours. The stack
     ``name``, the ``local deploy`` ``result`` and how many ``seconds`` it took until the deploy ended; the stack

@@ -17,7 +17,7 @@ import boto3
 import pytest
 
 from local_cloud.cli import DEMO_WORKBENCH_GUID
-from local_cloud.deploy import load_template, sam_executable
+from local_cloud.deploy import load_template, sam_executable, with_short_sam_waits
 from tests.e2e.test_onboarding_e2e import workbench_devices
 from tests.local_cloud.harness import REPO, ServedCloud, child_env, free_port, onboarding_parameters, run_cli
 
@@ -55,9 +55,11 @@ def test_demo_completes_the_stack_and_prints_every_output(built_template: Path) 
 
 
 def sam_env(cloud: ServedCloud) -> dict[str, str]:
-    """What differs from running the SAM CLI against AWS: the endpoint (and made-up credentials)."""
-    return dict(child_env(), AWS_ENDPOINT_URL=cloud.url, AWS_ACCESS_KEY_ID="any", AWS_SECRET_ACCESS_KEY="any",
-                AWS_REGION=REGION)
+    """What differs from running the SAM CLI against AWS: the endpoint (and made-up credentials), and SAM's pauses
+    between its DescribeStacks calls, shortened as ``local deploy`` shortens them (the local cloud is done in
+    seconds)."""
+    return with_short_sam_waits(dict(child_env(), AWS_ENDPOINT_URL=cloud.url, AWS_ACCESS_KEY_ID="any",
+                                     AWS_SECRET_ACCESS_KEY="any", AWS_REGION=REGION))
 
 
 def sam(cloud: ServedCloud, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:

@@ -44,21 +44,28 @@ def named(seen: Seen, service: str, call: str, **kwargs: Any) -> api_calls.ApiCa
 
 
 @pytest.mark.parametrize(("call", "kwargs", "operation"), [
-    ("create_bucket", {"Bucket": "named-bucket", "CreateBucketConfiguration": {"LocationConstraint": "eu-west-1"}},
-     "CreateBucket"),
-    ("put_bucket_notification_configuration", {"Bucket": "named-bucket", "NotificationConfiguration": {}},
+    ("create_bucket", {"CreateBucketConfiguration": {"LocationConstraint": "eu-west-1"}}, "CreateBucket"),
+    ("put_bucket_notification_configuration", {"NotificationConfiguration": {}},
      "PutBucketNotificationConfiguration"),  # not its deprecated twin PutBucketNotification
-    ("put_object", {"Bucket": "named-bucket", "Key": "a/b.json", "Body": b"{}"}, "PutObject"),
-    ("copy_object", {"Bucket": "named-bucket", "Key": "a/c.json", "CopySource": "named-bucket/a/b.json"},
-     "CopyObject"),
-    ("head_object", {"Bucket": "named-bucket", "Key": "a/b.json"}, "HeadObject"),
-    ("list_object_versions", {"Bucket": "named-bucket"}, "ListObjectVersions"),
-    ("get_bucket_acl", {"Bucket": "named-bucket"}, "GetBucketAcl"),
-    ("head_bucket", {"Bucket": "named-bucket"}, "HeadBucket"),
+    ("put_object", {"Key": "a/b.json", "Body": b"{}"}, "PutObject"),
+    ("copy_object", {"Key": "a/c.json", "CopySource": "{bucket}/a/b.json"}, "CopyObject"),
+    ("head_object", {"Key": "a/b.json"}, "HeadObject"),
+    ("list_object_versions", {}, "ListObjectVersions"),
+    ("get_bucket_acl", {}, "GetBucketAcl"),
+    ("head_bucket", {}, "HeadBucket"),
 ])
 def test_s3_rest_calls_are_named_by_method_path_query_and_headers(
         seen: Seen, call: str, kwargs: dict[str, Any], operation: str) -> None:
-    named_call = named(seen, "s3", call, **kwargs)
+    # Each case has a bucket of its own (with an object in it), made before the call that is named: the cases
+    # do not depend on one another's order or worker.
+    bucket = f"named-{call.replace('_', '-')}"
+    if call != "create_bucket":
+        s3 = boto3.client("s3", endpoint_url=seen[0], region_name="eu-west-1", aws_access_key_id="AKIDEXAMPLE",
+                          aws_secret_access_key="secret")
+        s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+        s3.put_object(Bucket=bucket, Key="a/b.json", Body=b"{}")
+    kwargs = {name: value.format(bucket=bucket) if isinstance(value, str) else value for name, value in kwargs.items()}
+    named_call = named(seen, "s3", call, Bucket=bucket, **kwargs)
     assert (named_call.service, named_call.operation, named_call.protocol) == ("s3", operation, "rest-xml")
 
 
