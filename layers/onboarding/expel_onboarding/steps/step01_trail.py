@@ -14,7 +14,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from expel_onboarding.aws import cloudtrail, kms, organizations, s3
+from expel_onboarding.aws import cloudtrail, kms, kms_policy, organizations, s3
 from expel_onboarding.drift import Converge, Mode, StepCheck, run_check, statement_findings
 from expel_onboarding.errors import TransientError
 from expel_onboarding.models import Config, Removal, TrailOutput, TrailRemoval
@@ -113,15 +113,16 @@ def ensure_key(run: Converge, config: Config, key: dict[str, Any] | None) -> str
     else:
         # Step 4 appends to this policy, and people harden keys (the root statement first): put back only
         # a CloudTrail statement that is missing, never rewrite one that is there.
-        current = kms.key_policy(key["KeyId"], config.region)
+        current = kms_policy.key_policy(str(key["Arn"]), config.region)
         missing = missing_statements(current, ours["Statement"])
         if missing:
-            key_id = key["KeyId"]
+            key_arn = str(key["Arn"])
             run.change(statement_findings(
                 STEP, str(key["Arn"]), "key policy", current, [(s["Sid"], None, s) for s in missing],
                 f"add CloudTrail's statement {{sid!r}} back to the policy of key {alias} (guide step 1 created "
                 "the key with it)"),
-                lambda: kms.put_key_policy(key_id, add_missing_statements(current, ours["Statement"]), config.region))
+                lambda: kms_policy.put_key_policy(key_arn, add_missing_statements(current, ours["Statement"]),
+                                                  config.region))
     if not kms.rotation_enabled(key["KeyId"], config.region):
         key_id = key["KeyId"]
         run.change(run.finding(str(key["Arn"]), "automatic key rotation", "disabled", "enabled",
