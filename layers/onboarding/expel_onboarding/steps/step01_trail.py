@@ -21,8 +21,7 @@ from expel_onboarding.models import Config, Removal, TrailOutput, TrailRemoval
 from expel_onboarding.naming import bucket_arn, full_alias, owner_tags, trail_arn
 from expel_onboarding.ownership import is_ours
 from expel_onboarding.policies import add_missing_statements, event_selectors, missing_statements
-from expel_onboarding.policies._equivalence import statement_differences
-from expel_onboarding.policies.bucket_policy import cloudtrail_bucket_statements, merge_bucket_policy
+from expel_onboarding.policies.bucket_policy import cloudtrail_bucket_statements
 from expel_onboarding.policies.key_policy import cloudtrail_key_policy, cloudwatch_logs_key_statement
 from expel_onboarding.policies.lifecycle import log_retention_rule
 from expel_onboarding.steps import (
@@ -205,14 +204,8 @@ def _ensure_bucket_policy(run: Converge, config: Config) -> None:
         config.partition, config.bucket_name, config.account_id,
         trail_arn(config.partition, config.region, config.account_id, config.trail_name),
         organization_id=organization_id)
-    current = s3.bucket_policy(config.bucket_name, config.account_id)
-    merged = merge_bucket_policy(current, statements)
-    if merged != current:
-        run.change(statement_findings(
-            STEP, f"bucket {config.bucket_name}", "bucket policy", current, statement_differences(current, statements),
-            f"add the statement {{sid!r}} back to bucket {config.bucket_name}'s policy (CloudTrail writes the logs "
-            "with it)"),
-            lambda: s3.put_bucket_policy(config.bucket_name, merged, config.account_id))
+    private_bucket.ensure_policy_statements(run, config.bucket_name, config.account_id, statements,
+                                            "CloudTrail writes the logs with it")
 
 
 def trail_settings(config: Config, key_arn: str, delivery: tuple[str, str] = ("", "")) -> cloudtrail.TrailSettings:
