@@ -227,6 +227,12 @@ def _add_ports(parser: argparse.ArgumentParser, time_scale: float = 1.0) -> None
         "is not in effect, until SECONDS have passed (default 0: at once)",
     )
     parser.add_argument(
+        "--iam-propagation-from-first-use",
+        action="store_true",
+        help="with --iam-propagation-delay: a new role propagates SECONDS after a service first reads it rather "
+        "than after it was made (IAM's slow case: its first user is always refused)",
+    )
+    parser.add_argument(
         "--stackset-seconds",
         type=float,
         default=stacksets.TIMING.batch_seconds,
@@ -322,6 +328,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         cloud = LocalCloud(args.port, args.workbench_port, args.schedule_interval, iam=args.iam,
                            iam_report=args.iam_report, stackset_seconds=args.stackset_seconds, faults=plan,
                            iam_propagation_delay=args.iam_propagation_delay,
+                           iam_propagation_from_first_use=args.iam_propagation_from_first_use,
                            cloudtrail_interval=args.cloudtrail_interval,
                            cloudtrail_digest_interval=args.cloudtrail_digest_interval,
                            time_scale=args.time_scale).start()
@@ -344,7 +351,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if plan.throttle_writes:
         say(f"  storm:   every write call is throttled {plan.throttle_writes} time(s) before it goes through")
     if args.iam_propagation_delay:
-        say(f"  IAM:     a new role, or a change to one, takes effect after {args.iam_propagation_delay:g} s")
+        first_use = " (a new role: after a service first reads it)" if args.iam_propagation_from_first_use else ""
+        say(f"  IAM:     a new role, or a change to one, takes effect after {args.iam_propagation_delay:g} s"
+            f"{first_use}")
     say("  Ctrl-C stops it")
     while not stop.wait(0.5):
         pass
@@ -502,6 +511,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         cloud = LocalCloud(args.port, args.workbench_port, args.schedule_interval, DEMO_WORKBENCH_GUID, iam=args.iam,
                            iam_report=args.iam_report, stackset_seconds=args.stackset_seconds,
                            iam_propagation_delay=args.iam_propagation_delay,
+                           iam_propagation_from_first_use=args.iam_propagation_from_first_use,
                            cloudtrail_interval=args.cloudtrail_interval,
                            cloudtrail_digest_interval=args.cloudtrail_digest_interval,
                            time_scale=args.time_scale).start()

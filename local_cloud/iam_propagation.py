@@ -10,6 +10,12 @@ make are not always immediately visible", IAM User Guide, troubleshooting). For 
 - a change of a role's trust policy, inline or attached policies or boundary is not in effect: requests are
   decided on the role as it was before the change.
 
+How long IAM takes varies. By default a role propagates ``delay`` seconds after it was made, so whether a
+caller meets it unpropagated depends on how soon it comes. ``from_first_use`` (``local serve
+--iam-propagation-from-first-use``) takes IAM's slow case instead: a new role propagates ``delay`` seconds
+after a service first reads it, so its first user is always refused, however long the machine took to get
+there (the e2e test of step 8's retry relies on it).
+
 CloudFormation's handlers retry until a role they hand to a function or state machine has propagated,
 creating the stack's other resources meanwhile: such a role counts as propagated at once
 (``settle_for_cloudformation``). A role a stack makes for later use (a service role for CloudTrail or
@@ -29,6 +35,7 @@ from types import SimpleNamespace
 from typing import Any
 
 delay = 0.0
+from_first_use = False
 _lock = threading.Lock()
 # CloudFormation is creating or updating a resource (its handlers retry what IAM has not propagated yet).
 in_cloudformation: contextvars.ContextVar[bool] = contextvars.ContextVar("in_cloudformation", default=False)
@@ -39,14 +46,15 @@ class _State:
     created: float | None  # None: created before the delay was on
     changed: float = 0.0
     before: Any = None  # the role as IAM still serves it until ``changed + delay``
+    unread: bool = False  # ``from_first_use``: no service has read the new role yet (its clock has not started)
 
 
 _states: dict[str, _State] = {}
 
 
-def configure(seconds: float) -> None:
-    global delay
-    delay = max(0.0, float(seconds))
+def configure(seconds: float, first_use: bool = False) -> None:
+    global delay, from_first_use
+    delay, from_first_use = max(0.0, float(seconds)), first_use
     with _lock:
         _states.clear()
 
@@ -62,7 +70,7 @@ def _snapshot(role: Any) -> Any:
 def created(role: Any) -> None:
     if delay > 0:
         with _lock:
-            _states[role.arn] = _State(time.time())
+            _states[role.arn] = _State(time.time(), unread=from_first_use)
 
 
 def changing(role: Any) -> None:
@@ -82,16 +90,21 @@ def deleted(role_arn: str) -> None:
         _states.pop(role_arn, None)
 
 
-def view(role: Any) -> Any:
+def view(role: Any, by_service: bool = True) -> Any:
     """The role as the services that read IAM see it now: itself, its state before a recent change, or None
-    while it is too new to exist for them."""
+    while it is too new to exist for them. ``by_service``: a service, or a principal assuming the role, reads
+    it (IAM's own API about the role, GetRole or PutRolePolicy, does not start a ``from_first_use`` clock)."""
     if delay <= 0 or role is None:
         return role
+    now = time.time()
     with _lock:
         state = _states.get(role.arn)
+        if state is not None and state.unread and by_service:
+            state.created, state.unread = now, False
     if state is None:
         return role
-    now = time.time()
+    if state.unread:
+        return None
     if state.created is not None and now - state.created < delay:
         return None
     if state.before is not None and now - state.changed < delay:
@@ -100,12 +113,13 @@ def view(role: Any) -> Any:
 
 
 def settled_at(role_arn: str) -> float:
-    """When every change of the role so far has propagated (0 when nothing is pending)."""
+    """When every change of the role so far has propagated (0 when nothing is pending); for a role no service
+    has read yet (``from_first_use``), if one read it now."""
     with _lock:
         state = _states.get(role_arn)
     if state is None or delay <= 0 or (state.created is None and state.before is None):
         return 0.0
-    return max(state.created or 0.0, state.changed) + delay
+    return max(time.time() if state.unread else state.created or 0.0, state.changed) + delay
 
 
 def settle_for_cloudformation(role_arn: str) -> None:
@@ -116,7 +130,7 @@ def settle_for_cloudformation(role_arn: str) -> None:
     with _lock:
         state = _states.get(role_arn)
         if state is not None:
-            state.created, state.before = None, None
+            state.created, state.before, state.unread = None, None, False
 
 
 _installed = False

@@ -324,9 +324,11 @@ class LocalCloud:
         cloudtrail_interval: float = 5.0,
         cloudtrail_digest_interval: float = 60.0,
         iam_propagation_delay: float = 0.0,
+        iam_propagation_from_first_use: bool = False,
         time_scale: float = 1.0,
     ) -> None:
         self.iam_propagation_delay = iam_propagation_delay
+        self.iam_propagation_from_first_use = iam_propagation_from_first_use
         self.workbench_organization_id = workbench_organization_id
         # IAM enforcement: every request authorized as IAM would (local_cloud.enforcement).
         self.iam = iam
@@ -362,7 +364,7 @@ class LocalCloud:
         _enable_step_functions_execution()
         moto_patches.apply()
         moto_patches.apply_server_wiring()
-        iam_propagation.configure(self.iam_propagation_delay)
+        iam_propagation.configure(self.iam_propagation_delay, self.iam_propagation_from_first_use)
         if self.stackset_seconds is not None:
             # Compressed time: before an operation's first accounts, and for each group of them.
             stacksets.configure(start_seconds=self.stackset_seconds / 2, batch_seconds=self.stackset_seconds)

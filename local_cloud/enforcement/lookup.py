@@ -155,7 +155,7 @@ class MotoLookup:
         except Exception:
             return None
 
-    def role(self, name_or_arn: str) -> RoleInfo | None:
+    def role(self, name_or_arn: str, assuming: bool = False) -> RoleInfo | None:
         from local_cloud import iam_propagation
 
         # A role ARN names its account: the caller may be of another one (Expel assuming the customer's role).
@@ -163,7 +163,7 @@ class MotoLookup:
         found = self._role(name_or_arn.rsplit("/", 1)[-1], account)
         if found is None:
             return None
-        role = iam_propagation.view(found)
+        role = iam_propagation.view(found, by_service=assuming)
         if role is None:  # IAM has not propagated it yet: it trusts nobody so far
             return RoleInfo(found.arn, found.path, found.permissions_boundary_arn, _NOBODY, _tag_list(found.tags))
         return RoleInfo(

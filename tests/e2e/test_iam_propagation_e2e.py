@@ -23,16 +23,18 @@ from tests.e2e.test_faults_e2e import client, deploy
 from tests.local_cloud.harness import ServedCloud, serve_child
 
 pytestmark = pytest.mark.e2e
-# Longer than step 8 takes to start after the stack made its service role, shorter than the state machine's
-# retries of a TransientError (2 + 4 + 8 + 16 s), as IAM's propagation is on AWS (seconds). This cloud keeps
-# AWS's own time (no --time-scale compression): compressed retries would give up before IAM propagates.
-DELAY = 25
+# A new role propagates DELAY seconds after a service first reads it (--iam-propagation-from-first-use), so step 8's
+# first CreateStack is refused however long the machine took to reach it; shorter than the state machine's retries
+# of a TransientError (2 + 4 + 8 + 16 s), as IAM's propagation is on AWS (seconds). This cloud keeps AWS's own
+# time (no --time-scale compression): compressed retries would give up before IAM propagates.
+DELAY = 10
 STACK = "e2e-iam-delay"
 
 
 @pytest.fixture(scope="module")
 def propagating(built_template: Path) -> Iterator[tuple[ServedCloud, Any]]:
-    with serve_child(extra_args=["--iam-propagation-delay", str(DELAY)], time_scale=1.0) as cloud:
+    args = ["--iam-propagation-delay", str(DELAY), "--iam-propagation-from-first-use"]
+    with serve_child(extra_args=args, time_scale=1.0) as cloud:
         result = deploy(cloud, built_template, STACK, RetryWindowSeconds="0")
         yield cloud, result
 

@@ -65,9 +65,45 @@ def test_a_new_role_cannot_be_assumed_until_iam_has_propagated_it(url: str) -> N
     error = refusal(sts.assume_role, RoleArn=arn, RoleSessionName="early")
     assert error.code == "AccessDenied"
     assert error.message.startswith(f"User: arn:aws:iam::{ACCOUNT}:root is not authorized to perform: "
-                                       f"sts:AssumeRole on resource: {arn}")
+                                    f"sts:AssumeRole on resource: {arn}")
     _after_the_delay(arn)
     assert sts.assume_role(RoleArn=arn, RoleSessionName="later")["AssumedRoleUser"]["Arn"].endswith("/fresh/later")
+
+
+def test_from_first_use_a_new_role_propagates_only_once_the_delay_has_passed_after_its_first_reader(url: str) -> None:
+    iam_propagation.configure(DELAY, first_use=True)
+    try:
+        arn = client(url, "iam").create_role(RoleName="unread", AssumeRolePolicyDocument=json.dumps(ROOT_TRUST)
+                                             )["Role"]["Arn"]
+        time.sleep(DELAY + 0.2)  # made longer ago than the delay, but read by no service yet
+        sts, first_read = client(url, "sts"), time.time()
+        assert refusal(sts.assume_role, RoleArn=arn, RoleSessionName="first").code == "AccessDenied"
+        assert refusal(sts.assume_role, RoleArn=arn, RoleSessionName="second").code == "AccessDenied"
+        _after_the_delay(arn)
+        assert time.time() - first_read >= DELAY
+        assert sts.assume_role(RoleArn=arn, RoleSessionName="later")["AssumedRoleUser"]["Arn"].endswith("/unread/later")
+    finally:
+        iam_propagation.configure(DELAY)
+
+
+def test_from_first_use_a_role_a_stack_makes_for_later_use_is_unread_when_the_stack_completes(url: str) -> None:
+    """Making the role (CreateRole, then its inline policy, each authorized as the stack's caller) is no read by
+    a service: the role's first user, however late it comes, still meets it unpropagated."""
+    iam_propagation.configure(DELAY, first_use=True)
+    try:
+        cloudformation = client(url, "cloudformation")
+        cloudformation.create_stack(StackName="later-use", Capabilities=["CAPABILITY_IAM"], TemplateBody=json.dumps(
+            {"Resources": {"Role": {"Type": "AWS::IAM::Role", "Properties": {
+                "AssumeRolePolicyDocument": ROOT_TRUST, "Policies": [{"PolicyName": "list", "PolicyDocument": {
+                    "Version": "2012-10-17",
+                    "Statement": [{"Effect": "Allow", "Action": "s3:ListAllMyBuckets", "Resource": "*"}]}}]}}}}))
+        arn = client(url, "iam").get_role(RoleName=cloudformation.describe_stack_resource(
+            StackName="later-use", LogicalResourceId="Role")["StackResourceDetail"]["PhysicalResourceId"]
+        )["Role"]["Arn"]
+        time.sleep(DELAY + 0.2)
+        assert refusal(client(url, "sts").assume_role, RoleArn=arn, RoleSessionName="first").code == "AccessDenied"
+    finally:
+        iam_propagation.configure(DELAY)
 
 
 def test_lambda_refuses_a_role_it_cannot_assume_yet(url: str) -> None:

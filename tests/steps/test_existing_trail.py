@@ -24,7 +24,7 @@ from expel_onboarding.policies.topic_policy import stack_sid as topic_stack_sid
 from expel_onboarding.steps import preflight, step01_existing_trail
 from tests import customer_trail
 from tests.conftest import ACCOUNT_ID, REGION, boto
-from tests.steps.test_onboarding_rerun import CANARY_CALLS, configure, verify
+from tests.steps.test_onboarding_rerun import assert_a_second_run_writes_nothing, configure, verify
 from tests.steps.test_preflight import s3_honours_expected_owner  # noqa: F401  (a fixture)
 from tests.steps.test_teardown import run_teardown
 from tests.support import allow_cloudtrail, count_mutating_calls
@@ -219,14 +219,7 @@ def test_onboarding_adds_only_its_own_statements_and_entry_and_leaves_the_trail_
 
 def test_second_onboarding_of_an_existing_trail_writes_nothing(existing: Config,
                                                                customer: customer_trail.CustomerTrail) -> None:
-    first = configure(existing)
-    with count_mutating_calls() as calls:
-        second = configure(existing)
-    assert calls == []
-    assert second == first
-    with count_mutating_calls() as calls:
-        assert verify(existing, second, "second-run").confirmed
-    assert set(calls) <= CANARY_CALLS, calls
+    assert_a_second_run_writes_nothing(existing, configure(existing))
 
 
 def test_guide_statements_pasted_by_hand_under_other_sids_are_not_added_again_nor_removed(

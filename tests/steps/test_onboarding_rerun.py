@@ -56,18 +56,22 @@ def verify(config: Config, outputs: dict[str, Any], run_id: str) -> DeliveryOutp
     return delivery
 
 
-def test_second_onboarding_changes_nothing_and_returns_the_same_outputs(aws: None, config: Config) -> None:
-    first = configure(config)
-    assert verify(config, first, "first-run").confirmed
-
+def assert_a_second_run_writes_nothing(config: Config, first: dict[str, Any]) -> None:
+    """A second onboarding after ``first``: no mutating call from the configuration steps, the same outputs, and
+    its verification writes and removes its own canary only."""
     with count_mutating_calls() as calls:
         second = configure(config)
     assert calls == []
     assert second == first
-
     with count_mutating_calls() as calls:
         assert verify(config, second, "second-run").confirmed
     assert set(calls) <= CANARY_CALLS, calls
+
+
+def test_second_onboarding_changes_nothing_and_returns_the_same_outputs(aws: None, config: Config) -> None:
+    first = configure(config)
+    assert verify(config, first, "first-run").confirmed
+    assert_a_second_run_writes_nothing(config, first)
 
 
 def test_onboarding_leaves_the_guides_end_state(aws: None, config: Config) -> None:

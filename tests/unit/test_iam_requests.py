@@ -60,7 +60,7 @@ class FakeCloud:
     def resource_policy(self, arn: str) -> str | None:
         return KEY_POLICY if arn == KEY_ARN else None
 
-    def role(self, name_or_arn: str) -> RoleInfo | None:
+    def role(self, name_or_arn: str, assuming: bool = False) -> RoleInfo | None:
         if name_or_arn.rsplit("/", 1)[-1] != "r":
             return None
         return RoleInfo(

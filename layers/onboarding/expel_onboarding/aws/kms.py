@@ -1,4 +1,4 @@
-"""KMS: the trail's key and its alias (guide step 1). The key policy's step-4 merge lives in kms_policy.py."""
+"""KMS: the trail's key and its alias (guide step 1). Its key policy is read and written in kms_policy.py."""
 
 from __future__ import annotations
 
@@ -79,17 +79,6 @@ def schedule_deletion(key_id: str, region: str, days: int = 7) -> str:
         response = clients.kms(region).schedule_key_deletion(KeyId=key_id, PendingWindowInDays=days)
     deletion = response.get("DeletionDate")
     return deletion.isoformat() if hasattr(deletion, "isoformat") else str(deletion or "")
-
-
-def key_policy(key_id: str, region: str) -> dict[str, Any]:
-    with _errors(f"reading the policy of key {key_id}"):
-        policy = clients.kms(region).get_key_policy(KeyId=key_id, PolicyName="default")["Policy"]
-    return dict(json.loads(policy))
-
-
-def put_key_policy(key_id: str, policy: dict[str, Any], region: str) -> None:
-    with _errors(f"writing the policy of key {key_id}"):
-        clients.kms(region).put_key_policy(KeyId=key_id, PolicyName="default", Policy=json.dumps(policy))
 
 
 def delete_alias(alias: str, region: str) -> bool:

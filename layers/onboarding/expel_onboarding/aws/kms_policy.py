@@ -1,7 +1,8 @@
-"""KMS key policy reads and writes for guide step 4 (key creation and alias live in kms.py).
+"""KMS key policy reads and writes: guide step 1 puts CloudTrail's statements back on the trail's key, step 4
+merges the guide's statements, teardown takes ours out (key creation and alias live in kms.py).
 
-A key has exactly one policy, named "default"; PutKeyPolicy replaces it whole, which is why step 4
-only ever writes the merged document.
+A key has exactly one policy, named "default"; PutKeyPolicy replaces it whole, which is why the steps
+only ever write the merged document.
 """
 
 from __future__ import annotations
@@ -35,8 +36,8 @@ def _errors(what: str, key_arn: str) -> AbstractContextManager[None]:
         Rule({"LimitExceededException"}, OnboardingError,
              "KMS refused {what} on {key_arn}: a KMS quota is exceeded ({exc})"),
         Rule({"MalformedPolicyDocumentException"}, OnboardingError,
-             "KMS rejected the merged key policy for {key_arn}: {exc}. The onboarding only adds the guide's two "
-             "statements; check the statements already in the policy"),
+             "KMS rejected the merged key policy for {key_arn}: {exc}. The onboarding only adds its own "
+             "statements (CloudTrail's, the guide's); check the statements already in the policy"),
         key_arn=key_arn)
 
 
@@ -63,7 +64,7 @@ def put_key_policy(key_arn: str, policy: dict[str, Any], region: str) -> None:
     document = json.dumps(policy, indent=2)
     if len(document.encode()) > MAX_POLICY_BYTES:
         raise OnboardingError(
-            f"The key policy of {key_arn} would exceed KMS's 32 KB limit with the guide's two statements "
+            f"The key policy of {key_arn} would exceed KMS's 32 KB limit with the onboarding's statements "
             "added. Fix: remove unused statements from the key policy, then retry")
     with _errors("writing the key policy", key_arn):
         clients.kms(region).put_key_policy(KeyId=key_arn, PolicyName=POLICY_NAME, Policy=document)

@@ -11,9 +11,12 @@ from __future__ import annotations
 from aws_lambda_powertools import Logger
 
 from expel_onboarding.aws import s3
-from expel_onboarding.drift import Converge
+from expel_onboarding.drift import Converge, statement_findings
 from expel_onboarding.models import Config
 from expel_onboarding.naming import owner_tags
+from expel_onboarding.policies import Statement
+from expel_onboarding.policies._equivalence import statement_differences
+from expel_onboarding.policies.bucket_policy import merge_bucket_policy
 
 logger = Logger(child=True)
 
@@ -54,6 +57,18 @@ def ensure(run: Converge, config: Config, bucket: str, exists: bool, *, paramete
                                f"in the S3 console, bucket {bucket} > Permissions > Object Ownership: ACLs disabled"),
                    lambda: s3.enforce_bucket_owner(bucket, owner))
     return True
+
+
+def ensure_policy_statements(run: Converge, bucket: str, owner: str, statements: list[Statement], why: str) -> None:
+    """Our statements in the bucket's policy by Sid, every other statement as it is; ``why`` says what they let
+    happen, for the fix a finding names."""
+    current = s3.bucket_policy(bucket, owner)
+    merged = merge_bucket_policy(current, statements)
+    if merged != current:
+        run.change(statement_findings(
+            run.step, f"bucket {bucket}", "bucket policy", current, statement_differences(current, statements),
+            f"add the statement {{sid!r}} back to bucket {bucket}'s policy ({why})"),
+            lambda: s3.put_bucket_policy(bucket, merged, owner))
 
 
 def _create(config: Config, bucket: str, tags: dict[str, str], parameter: str, object_lock: bool) -> None:

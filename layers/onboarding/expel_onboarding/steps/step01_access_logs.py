@@ -24,11 +24,10 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from expel_onboarding.aws import s3
-from expel_onboarding.drift import Converge, statement_findings
+from expel_onboarding.drift import Converge
 from expel_onboarding.models import Config, Removal
 from expel_onboarding.ownership import is_ours
-from expel_onboarding.policies._equivalence import statement_differences
-from expel_onboarding.policies.bucket_policy import access_log_bucket_statements, merge_bucket_policy
+from expel_onboarding.policies.bucket_policy import access_log_bucket_statements
 from expel_onboarding.policies.lifecycle import access_log_expiry_rule
 from expel_onboarding.steps import lifecycle_rules, private_bucket
 
@@ -56,14 +55,8 @@ def ensure_bucket(run: Converge, config: Config, exists: bool) -> None:
                    lambda: s3.put_sse_s3_encryption(bucket, owner))
     statements = access_log_bucket_statements(config.partition, bucket, config.bucket_name, config.account_id,
                                               target_prefix(config))
-    current = s3.bucket_policy(bucket, owner)
-    merged = merge_bucket_policy(current, statements)
-    if merged != current:
-        run.change(statement_findings(
-            STEP, f"bucket {bucket}", "bucket policy", current, statement_differences(current, statements),
-            f"add the statement {{sid!r}} back to bucket {bucket}'s policy (S3 delivers the log bucket's access "
-            "logs with it)"),
-            lambda: s3.put_bucket_policy(bucket, merged, owner))
+    private_bucket.ensure_policy_statements(run, bucket, owner, statements,
+                                            "S3 delivers the log bucket's access logs with it")
     lifecycle_rules.ensure_rule(run, bucket, owner, access_log_expiry_rule())
 
 

@@ -14,15 +14,14 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from expel_onboarding.aws import cloudtrail, kms, organizations, s3
+from expel_onboarding.aws import cloudtrail, kms, kms_policy, organizations, s3
 from expel_onboarding.drift import Converge, Mode, StepCheck, run_check, statement_findings
 from expel_onboarding.errors import TransientError
 from expel_onboarding.models import Config, Removal, TrailOutput, TrailRemoval
 from expel_onboarding.naming import bucket_arn, full_alias, owner_tags, trail_arn
 from expel_onboarding.ownership import is_ours
 from expel_onboarding.policies import add_missing_statements, event_selectors, missing_statements
-from expel_onboarding.policies._equivalence import statement_differences
-from expel_onboarding.policies.bucket_policy import cloudtrail_bucket_statements, merge_bucket_policy
+from expel_onboarding.policies.bucket_policy import cloudtrail_bucket_statements
 from expel_onboarding.policies.key_policy import cloudtrail_key_policy, cloudwatch_logs_key_statement
 from expel_onboarding.policies.lifecycle import log_retention_rule
 from expel_onboarding.steps import (
@@ -113,15 +112,16 @@ def ensure_key(run: Converge, config: Config, key: dict[str, Any] | None) -> str
     else:
         # Step 4 appends to this policy, and people harden keys (the root statement first): put back only
         # a CloudTrail statement that is missing, never rewrite one that is there.
-        current = kms.key_policy(key["KeyId"], config.region)
+        current = kms_policy.key_policy(str(key["Arn"]), config.region)
         missing = missing_statements(current, ours["Statement"])
         if missing:
-            key_id = key["KeyId"]
+            key_arn = str(key["Arn"])
             run.change(statement_findings(
                 STEP, str(key["Arn"]), "key policy", current, [(s["Sid"], None, s) for s in missing],
                 f"add CloudTrail's statement {{sid!r}} back to the policy of key {alias} (guide step 1 created "
                 "the key with it)"),
-                lambda: kms.put_key_policy(key_id, add_missing_statements(current, ours["Statement"]), config.region))
+                lambda: kms_policy.put_key_policy(key_arn, add_missing_statements(current, ours["Statement"]),
+                                                  config.region))
     if not kms.rotation_enabled(key["KeyId"], config.region):
         key_id = key["KeyId"]
         run.change(run.finding(str(key["Arn"]), "automatic key rotation", "disabled", "enabled",
@@ -204,14 +204,8 @@ def _ensure_bucket_policy(run: Converge, config: Config) -> None:
         config.partition, config.bucket_name, config.account_id,
         trail_arn(config.partition, config.region, config.account_id, config.trail_name),
         organization_id=organization_id)
-    current = s3.bucket_policy(config.bucket_name, config.account_id)
-    merged = merge_bucket_policy(current, statements)
-    if merged != current:
-        run.change(statement_findings(
-            STEP, f"bucket {config.bucket_name}", "bucket policy", current, statement_differences(current, statements),
-            f"add the statement {{sid!r}} back to bucket {config.bucket_name}'s policy (CloudTrail writes the logs "
-            "with it)"),
-            lambda: s3.put_bucket_policy(config.bucket_name, merged, config.account_id))
+    private_bucket.ensure_policy_statements(run, config.bucket_name, config.account_id, statements,
+                                            "CloudTrail writes the logs with it")
 
 
 def trail_settings(config: Config, key_arn: str, delivery: tuple[str, str] = ("", "")) -> cloudtrail.TrailSettings:
