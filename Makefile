@@ -14,14 +14,16 @@ PYTEST_WORKERS := -n logical --maxprocesses 4 --dist loadfile --no-loadscope-reo
 
 .PHONY: demo test lint scan build unit e2e clean diagram
 
-$(BIN)/.installed: requirements-dev.txt requirements-lambda-runtime.txt pyproject.toml
+UV := $(BIN)/uv pip install -q
+
+$(BIN)/.installed: requirements-installer.txt requirements-dev.txt requirements-lambda-runtime.txt pyproject.toml
 	@py=$$(scripts/find-python313) || exit 1; \
 	  test -x $(BIN)/python || $$py -m venv $(VENV); \
 	  test -x $(RUNTIME_VENV)/bin/python || $$py -m venv $(RUNTIME_VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -r requirements-dev.txt
-	$(BIN)/python -m pip install -q --no-deps -e .
-	$(RUNTIME_VENV)/bin/python -m pip install -q -r requirements-lambda-runtime.txt
+	$(BIN)/python -m pip install -q -r requirements-installer.txt
+	$(UV) --python $(BIN)/python -r requirements-dev.txt
+	$(UV) --python $(BIN)/python --no-deps -e .
+	$(UV) --python $(RUNTIME_VENV)/bin/python -r requirements-lambda-runtime.txt
 	touch $@
 
 .aws-sam/build/template.yaml: $(BIN)/.installed template.yaml samconfig.toml $(shell find functions layers statemachine roles -type f -not -path '*/__pycache__/*' 2>/dev/null)
@@ -35,9 +37,9 @@ lint: $(BIN)/.installed
 	$(BIN)/cfn-lint template.yaml $(wildcard roles/*.yaml)
 	$(BIN)/sam validate --lint
 
-$(CHECKOV_VENV)/.installed: requirements-checkov.txt
+$(CHECKOV_VENV)/.installed: requirements-checkov.txt $(BIN)/.installed
 	@py=$$(scripts/find-python313) || exit 1; test -x $(CHECKOV_VENV)/bin/python || $$py -m venv $(CHECKOV_VENV)
-	$(CHECKOV_VENV)/bin/python -m pip install -q -r requirements-checkov.txt
+	$(UV) --python $(CHECKOV_VENV)/bin/python -r requirements-checkov.txt
 	touch $@
 
 scan: $(CHECKOV_VENV)/.installed

@@ -372,24 +372,13 @@ def add_bucket_policy_model() -> None:
     from moto.s3.models import s3_backends
     from moto.utilities.utils import get_partition
 
-    if any(getattr(m, "cloudformation_type", lambda: "")() == "AWS::S3::BucketPolicy" for m in _extra_models):
+    from local_cloud.cloudformation_models import ResourceModel, register, registered
+
+    if registered("AWS::S3::BucketPolicy"):
         return
 
-    class CfnBucketPolicy(CloudFormationModel):
-        def __init__(self, bucket: str) -> None:
-            self.bucket = bucket
-
-        @property
-        def physical_resource_id(self) -> str:
-            return self.bucket
-
-        @staticmethod
-        def cloudformation_type() -> str:
-            return "AWS::S3::BucketPolicy"
-
-        @staticmethod
-        def cloudformation_name_type() -> str:
-            return ""
+    class CfnBucketPolicy(ResourceModel, CloudFormationModel):
+        TYPE = "AWS::S3::BucketPolicy"
 
         @classmethod
         def create_from_cloudformation_json(  # type: ignore[override]
@@ -419,14 +408,7 @@ def add_bucket_policy_model() -> None:
             if bucket in backend.buckets:
                 backend.delete_bucket_policy(bucket)
 
-    from moto.cloudformation import parsing
-
-    parsing.get_model_map.cache_clear()
-    parsing.get_name_type_map.cache_clear()
-    _extra_models.append(CfnBucketPolicy)  # found through CloudFormationModel.__subclasses__() (weak refs)
-
-
-_extra_models: list[type] = []
+    register(CfnBucketPolicy)
 
 
 def patch_state_machine_model() -> None:

@@ -138,35 +138,20 @@ def _alarm_arguments(name: str, properties: dict[str, Any]) -> dict[str, Any]:
 
 
 def _add_alarm_model() -> None:
-    from moto.cloudformation import parsing
     from moto.cloudwatch.models import cloudwatch_backends
     from moto.core.common_models import CloudFormationModel
 
-    if any(m.cloudformation_type() == "AWS::CloudWatch::Alarm" for m in _extra_models):
+    from local_cloud.cloudformation_models import ResourceModel, register, registered
+
+    if registered("AWS::CloudWatch::Alarm"):
         return
 
-    class CfnAlarm(CloudFormationModel):
+    class CfnAlarm(ResourceModel, CloudFormationModel):
+        TYPE, NAME_PROPERTY, ATTRIBUTES = "AWS::CloudWatch::Alarm", "AlarmName", {"Arn": "arn"}
+
         def __init__(self, alarm: Any) -> None:
-            self.alarm = alarm
-
-        @property
-        def physical_resource_id(self) -> str:
-            return str(self.alarm.name)
-
-        @staticmethod
-        def cloudformation_type() -> str:
-            return "AWS::CloudWatch::Alarm"
-
-        @staticmethod
-        def cloudformation_name_type() -> str:
-            return "AlarmName"
-
-        @classmethod
-        def has_cfn_attr(cls, attr: str) -> bool:
-            return attr == "Arn"
-
-        def get_cfn_attribute(self, attribute_name: str) -> Any:
-            return self.alarm.alarm_arn
+            super().__init__(str(alarm.name))
+            self.alarm, self.arn = alarm, alarm.alarm_arn
 
         @classmethod
         def create_from_cloudformation_json(  # type: ignore[override]
@@ -193,12 +178,7 @@ def _add_alarm_model() -> None:
         ) -> None:
             cloudwatch_backends[account_id][region_name].delete_alarms([resource_name])
 
-    parsing.get_model_map.cache_clear()
-    parsing.get_name_type_map.cache_clear()
-    _extra_models.append(CfnAlarm)  # found through CloudFormationModel.__subclasses__() (weak refs)
-
-
-_extra_models: list[Any] = []
+    register(CfnAlarm)
 
 
 def _statistic(values: list[float], statistic: str) -> float:

@@ -102,7 +102,6 @@ from local_cloud import (
 
 log = logging.getLogger(__name__)
 _applied = False
-_extra_models: list[type] = []
 def _physical_id(resource: Any) -> str:
     value = getattr(resource, "physical_resource_id", None)
     return value if isinstance(value, str) else ""
@@ -174,30 +173,19 @@ def _add_secret_model() -> None:
     from moto.core.common_models import CloudFormationModel
     from moto.secretsmanager.models import secretsmanager_backends
 
-    class CfnSecret(CloudFormationModel):
+    from local_cloud.cloudformation_models import ResourceModel, register, registered
+
+    if registered("AWS::SecretsManager::Secret"):
+        return
+
+    class CfnSecret(ResourceModel, CloudFormationModel):
         """AWS::SecretsManager::Secret for moto's CloudFormation (Ref = ARN)."""
 
+        TYPE, NAME_PROPERTY, ATTRIBUTES = "AWS::SecretsManager::Secret", "Name", {"Id": "physical_id"}
+
         def __init__(self, arn: str, name: str, account_id: str, region: str) -> None:
+            super().__init__(arn)
             self.arn, self.name, self.account_id, self.region = arn, name, account_id, region
-
-        @property
-        def physical_resource_id(self) -> str:
-            return self.arn
-
-        @staticmethod
-        def cloudformation_name_type() -> str:
-            return "Name"
-
-        @staticmethod
-        def cloudformation_type() -> str:
-            return "AWS::SecretsManager::Secret"
-
-        @classmethod
-        def has_cfn_attr(cls, attr: str) -> bool:
-            return attr in ("Id", "Arn")
-
-        def get_cfn_attribute(self, attribute_name: str) -> str:
-            return self.arn
 
         @classmethod
         def create_from_cloudformation_json(  # type: ignore[override]
@@ -236,11 +224,7 @@ def _add_secret_model() -> None:
             backend = secretsmanager_backends[account_id][region_name]
             backend.delete_secret(resource_name, None, True)
 
-    from moto.cloudformation import parsing
-
-    parsing.get_model_map.cache_clear()
-    parsing.get_name_type_map.cache_clear()
-    _extra_models.append(CfnSecret)  # found through CloudFormationModel.__subclasses__() (weak refs)
+    register(CfnSecret)
 
 
 _JSON_PATH_USERS = (

@@ -109,11 +109,12 @@ def _add_topic_policy_model() -> None:
     topic of ``Topics``; a topic an update drops, and every topic on delete, gets SNS's default policy back."""
     import json
 
-    from moto.cloudformation import parsing
     from moto.core.common_models import CloudFormationModel
     from moto.sns.models import sns_backends
 
-    if _extra_models:
+    from local_cloud.cloudformation_models import ResourceModel, register, registered
+
+    if registered("AWS::SNS::TopicPolicy"):
         return
 
     def put(account_id: str, region: str, topics: list[str], document: Any) -> None:
@@ -128,21 +129,12 @@ def _add_topic_policy_model() -> None:
             if topic is not None:
                 topic._policy_json = topic._create_default_topic_policy(region, account_id, topic.name)
 
-    class CfnTopicPolicy(CloudFormationModel):
+    class CfnTopicPolicy(ResourceModel, CloudFormationModel):
+        TYPE, ATTRIBUTES = "AWS::SNS::TopicPolicy", {"Id": "physical_id"}
+
         def __init__(self, physical_id: str, topics: list[str]) -> None:
-            self.id, self.topics = physical_id, topics
-
-        @property
-        def physical_resource_id(self) -> str:
-            return self.id
-
-        @staticmethod
-        def cloudformation_type() -> str:
-            return "AWS::SNS::TopicPolicy"
-
-        @staticmethod
-        def cloudformation_name_type() -> str:
-            return ""
+            super().__init__(physical_id)
+            self.topics = topics
 
         @classmethod
         def create_from_cloudformation_json(  # type: ignore[override]
@@ -162,14 +154,9 @@ def _add_topic_policy_model() -> None:
             topics = [str(t) for t in properties.get("Topics", [])]
             reset(account_id, region_name, [t for t in original_resource.topics if t not in topics])
             put(account_id, region_name, topics, properties.get("PolicyDocument", {}))
-            return cls(original_resource.id, topics)
+            return cls(original_resource.physical_id, topics)
 
         def delete(self, account_id: str, region_name: str) -> None:
             reset(account_id, region_name, self.topics)
 
-    parsing.get_model_map.cache_clear()
-    parsing.get_name_type_map.cache_clear()
-    _extra_models.append(CfnTopicPolicy)  # found through CloudFormationModel.__subclasses__() (weak refs)
-
-
-_extra_models: list[Any] = []
+    register(CfnTopicPolicy)

@@ -3,14 +3,37 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, NamedTuple
 from unittest import mock
 
+import pytest
 from botocore.client import BaseClient
+from botocore.exceptions import ClientError
 
 # Read-only API prefixes: anything else that reaches AWS counts as a mutation.
 READ_PREFIXES = ("Get", "List", "Describe", "Head", "Lookup", "Check", "Search", "Select", "Receive")
+
+
+class Refusal(NamedTuple):
+    """What AWS answered a call it refused, as a person reads it: the error code and its message."""
+
+    code: str
+    message: str
+
+
+def refused(call: Callable[..., Any], *args: Any, **kwargs: Any) -> ClientError:
+    """The ClientError ``call(*args, **kwargs)`` raises: the test fails if the call succeeds (or raises
+    anything else). For what a ``Refusal`` leaves out: other fields of the error, the HTTP response."""
+    with pytest.raises(ClientError) as raised:
+        call(*args, **kwargs)
+    return raised.value
+
+
+def refusal(call: Callable[..., Any], *args: Any, **kwargs: Any) -> Refusal:
+    """The code and message of the error ``call(*args, **kwargs)`` is refused with (see ``refused``)."""
+    error = refused(call, *args, **kwargs).response["Error"]
+    return Refusal(error["Code"], error["Message"])
 
 
 @contextlib.contextmanager

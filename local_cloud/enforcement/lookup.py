@@ -182,23 +182,19 @@ class MotoLookup:
                 return str(stack.stack_id)
         return None
 
-    def stack_set_id(self, name: str, region: str) -> str | None:
+    def _stack_set(self, name: str, region: str) -> Any:
         from moto.cloudformation.models import cloudformation_backends
 
         backend = cloudformation_backends[self.account][region]
-        for stack_set in backend.stacksets.values():
-            if stack_set.name == name:
-                return str(stack_set.id)
-        return None
+        return next((s for s in backend.stacksets.values() if s.name == name), None)
+
+    def stack_set_id(self, name: str, region: str) -> str | None:
+        stack_set = self._stack_set(name, region)
+        return None if stack_set is None else str(stack_set.id)
 
     def stack_set_template(self, name: str, region: str) -> str | None:
-        from moto.cloudformation.models import cloudformation_backends
-
-        backend = cloudformation_backends[self.account][region]
-        for stack_set in backend.stacksets.values():
-            if stack_set.name == name:
-                return str(stack_set.template)
-        return None
+        stack_set = self._stack_set(name, region)
+        return None if stack_set is None else str(stack_set.template)
 
     def secret_id(self, ref: str, region: str) -> str | None:
         from moto.secretsmanager.models import secretsmanager_backends

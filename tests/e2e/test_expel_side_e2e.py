@@ -13,12 +13,12 @@ from typing import Any
 
 import boto3
 import pytest
-from botocore.exceptions import ClientError
 
 from local_cloud.cli import DEMO_WORKBENCH_GUID
 from local_cloud.expel_account import EXPEL_PRINCIPAL_ARN
 from tests.e2e.test_onboarding_e2e import REGION, client
 from tests.local_cloud.harness import ServedCloud
+from tests.support import refusal
 
 pytestmark = pytest.mark.e2e
 ACCOUNT = "123456789012"
@@ -32,12 +32,6 @@ def expel_user(cloud: ServedCloud) -> dict[str, str]:
 
 def as_keys(cloud: ServedCloud, service: str, keys: dict[str, str]) -> Any:
     return boto3.client(service, endpoint_url=cloud.url, region_name=REGION, **keys)
-
-
-def _refused(call: Any, **params: Any) -> dict[str, str]:
-    with pytest.raises(ClientError) as refused:
-        call(**params)
-    return dict(refused.value.response["Error"])
 
 
 @pytest.fixture(scope="module")
@@ -61,9 +55,9 @@ def test_expel_is_refused_the_role_without_the_workbench_guid_as_external_id(
     sts = as_keys(local_cloud, "sts", {"aws_access_key_id": user["AccessKeyId"],
                                        "aws_secret_access_key": user["SecretAccessKey"]})
     params = {"RoleArn": onboarded["IamRoleArn"], "RoleSessionName": "expel-cloud-service"}
-    error = _refused(sts.assume_role, **params, **({"ExternalId": external_id} if external_id else {}))
-    assert error["Code"] == "AccessDenied"
-    assert error["Message"].startswith(f"User: {EXPEL_PRINCIPAL_ARN} is not authorized to perform: sts:AssumeRole "
+    error = refusal(sts.assume_role, **params, **({"ExternalId": external_id} if external_id else {}))
+    assert error.code == "AccessDenied"
+    assert error.message.startswith(f"User: {EXPEL_PRINCIPAL_ARN} is not authorized to perform: sts:AssumeRole "
                                        f"on resource: {onboarded['IamRoleArn']}")
 
 
@@ -92,18 +86,18 @@ def test_expel_may_not_write_the_bucket_send_to_the_queue_or_decrypt_directly(
         local_cloud: ServedCloud, onboarded: dict[str, str], expel: dict[str, str]) -> None:
     session = f"arn:aws:sts::{ACCOUNT}:assumed-role/{onboarded['IamRoleArn'].rsplit('/', 1)[1]}/expel-cloud-service"
     bucket, queue_url = onboarded["S3BucketName"], onboarded["SqsQueueUrl"]
-    put = _refused(as_keys(local_cloud, "s3", expel).put_object, Bucket=bucket, Key="AWSLogs/forged.json.gz", Body=b"x")
-    assert put["Code"] == "AccessDenied"
-    assert put["Message"].startswith(f"User: {session} is not authorized to perform: s3:PutObject on resource: "
+    put = refusal(as_keys(local_cloud, "s3", expel).put_object, Bucket=bucket, Key="AWSLogs/forged.json.gz", Body=b"x")
+    assert put.code == "AccessDenied"
+    assert put.message.startswith(f"User: {session} is not authorized to perform: s3:PutObject on resource: "
                                      f"arn:aws:s3:::{bucket}/AWSLogs/forged.json.gz")
-    send = _refused(as_keys(local_cloud, "sqs", expel).send_message, QueueUrl=queue_url, MessageBody="forged")
-    assert send["Code"] == "AccessDenied"
-    assert f"is not authorized to perform: sqs:SendMessage on resource: {onboarded['SqsQueueArn']}" in send["Message"]
+    send = refusal(as_keys(local_cloud, "sqs", expel).send_message, QueueUrl=queue_url, MessageBody="forged")
+    assert send.code == "AccessDenied"
+    assert f"is not authorized to perform: sqs:SendMessage on resource: {onboarded['SqsQueueArn']}" in send.message
     # A data key of the onboarding's key, decrypted by Expel directly rather than through S3 or SQS: the role
     # may use the key only via those services (kms:ViaService).
     ciphertext = client(local_cloud, "kms").encrypt(KeyId=onboarded["KmsKeyArn"], Plaintext=b"a data key")
-    decrypt = _refused(as_keys(local_cloud, "kms", expel).decrypt, CiphertextBlob=ciphertext["CiphertextBlob"],
+    decrypt = refusal(as_keys(local_cloud, "kms", expel).decrypt, CiphertextBlob=ciphertext["CiphertextBlob"],
                        KeyId=onboarded["KmsKeyArn"])
-    assert decrypt["Code"] == "AccessDeniedException"
-    assert decrypt["Message"].startswith(f"User: {session} is not authorized to perform: kms:Decrypt on resource: "
+    assert decrypt.code == "AccessDeniedException"
+    assert decrypt.message.startswith(f"User: {session} is not authorized to perform: kms:Decrypt on resource: "
                                          f"{onboarded['KmsKeyArn']}")

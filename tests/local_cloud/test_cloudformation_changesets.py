@@ -9,11 +9,11 @@ from typing import Any
 
 import boto3
 import pytest
-from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from local_cloud import cloudformation_changesets
 from local_cloud.cloudformation_changesets import EMPTY_CHANGE_SET
+from tests.support import refusal
 
 REGION = "us-east-1"
 BUCKET = "templates-bucket"
@@ -64,12 +64,6 @@ def _zip() -> bytes:
     return buffer.getvalue()
 
 
-def error_of(call: Any, **kwargs: Any) -> tuple[str, str]:
-    with pytest.raises(ClientError) as refused:
-        call(**kwargs)
-    return refused.value.response["Error"]["Code"], refused.value.response["Error"]["Message"]
-
-
 def change_set(cfn: Any, stack: str, kind: str, **kwargs: Any) -> dict[str, Any]:
     created = cfn.create_change_set(StackName=stack, ChangeSetName=f"cs-{kind.lower()}", ChangeSetType=kind,
                                     Capabilities=["CAPABILITY_IAM"], **kwargs)
@@ -107,14 +101,14 @@ def test_a_versioned_template_url_reads_that_version(cfn: Any) -> None:
 def test_template_urls_aws_cannot_read_are_refused_with_its_messages(cfn: Any, url: str, message: str) -> None:
     for call in (cfn.create_stack, cfn.create_change_set):
         extra = {"ChangeSetName": "x", "ChangeSetType": "CREATE"} if call == cfn.create_change_set else {}
-        code, text = error_of(call, StackName="refused", TemplateURL=url, **extra)
+        code, text = refusal(call, StackName="refused", TemplateURL=url, **extra)
         assert code == "ValidationError" and text.startswith(message)
 
 
 def test_create_stack_with_a_transform_needs_auto_expand_and_the_iam_capability(cfn: Any) -> None:
     body = json.dumps(SAM_TEMPLATE)
-    without = error_of(cfn.create_stack, StackName="caps", TemplateBody=body)
-    only_iam = error_of(cfn.create_stack, StackName="caps", TemplateBody=body, Capabilities=["CAPABILITY_IAM"])
+    without = refusal(cfn.create_stack, StackName="caps", TemplateBody=body)
+    only_iam = refusal(cfn.create_stack, StackName="caps", TemplateBody=body, Capabilities=["CAPABILITY_IAM"])
 
     assert without == ("InsufficientCapabilitiesException",
                        "Requires capabilities : [CAPABILITY_IAM, CAPABILITY_AUTO_EXPAND]")
@@ -129,8 +123,8 @@ def test_a_named_iam_resource_needs_capability_named_iam(cfn: Any) -> None:
                                                 "Action": "sts:AssumeRole"}]}}}
     body = json.dumps({"Resources": {"Role": role}})
 
-    refused = error_of(cfn.create_change_set, StackName="named", ChangeSetName="c", ChangeSetType="CREATE",
-                       TemplateBody=body, Capabilities=["CAPABILITY_IAM"])
+    refused = refusal(cfn.create_change_set, StackName="named", ChangeSetName="c", ChangeSetType="CREATE",
+                      TemplateBody=body, Capabilities=["CAPABILITY_IAM"])
 
     assert refused == ("InsufficientCapabilitiesException", "Requires capabilities : [CAPABILITY_NAMED_IAM]")
 
@@ -190,7 +184,7 @@ def test_an_update_change_set_without_changes_fails_as_cloudformation_says(cfn: 
 
     assert (again["Status"], again["ExecutionStatus"]) == ("FAILED", "UNAVAILABLE")
     assert again["StatusReason"] == EMPTY_CHANGE_SET
-    code, _ = error_of(cfn.execute_change_set, ChangeSetName=again["ChangeSetId"])
+    code, _ = refusal(cfn.execute_change_set, ChangeSetName=again["ChangeSetId"])
     assert code == "InvalidChangeSetStatus"
 
 
@@ -263,15 +257,15 @@ def test_a_transform_that_fails_leaves_the_change_set_failed_with_the_reason(cfn
 ])
 def test_parameters_cloudformation_refuses_are_refused_before_anything_is_created(
         cfn: Any, parameters: list[dict[str, str]], message: str) -> None:
-    code, text = error_of(cfn.create_change_set, StackName="params", ChangeSetName="c", ChangeSetType="CREATE",
-                          TemplateBody=json.dumps(SAM_TEMPLATE), Parameters=parameters, Capabilities=["CAPABILITY_IAM"])
+    code, text = refusal(cfn.create_change_set, StackName="params", ChangeSetName="c", ChangeSetType="CREATE",
+                         TemplateBody=json.dumps(SAM_TEMPLATE), Parameters=parameters, Capabilities=["CAPABILITY_IAM"])
     assert (code, text) == ("ValidationError", message)
-    assert error_of(cfn.describe_stacks, StackName="params")[0] == "ValidationError"  # no stack was made
+    assert refusal(cfn.describe_stacks, StackName="params").code == "ValidationError"  # no stack was made
 
 
 def test_a_parameter_without_default_or_value_is_refused(cfn: Any) -> None:
     template = {"Parameters": {"Guid": {"Type": "String"}}, **PLAIN_TEMPLATE}
-    assert error_of(cfn.create_stack, StackName="p", TemplateBody=json.dumps(template)) == (
+    assert refusal(cfn.create_stack, StackName="p", TemplateBody=json.dumps(template)) == (
         "ValidationError", "Parameters: [Guid] must have values")
 
 
@@ -306,12 +300,12 @@ def test_change_sets_cloudformation_cannot_make_or_run_are_refused_with_its_mess
     broken = change_set(cfn, "never", "CREATE", TemplateBody=json.dumps({**SAM_TEMPLATE, "Resources": {
         "Work": {"Type": "AWS::Serverless::Function", "Properties": {"Runtime": "python3.13"}}}}))
 
-    again = error_of(cfn.create_change_set, StackName="live", ChangeSetName="again", ChangeSetType="CREATE",
-                     TemplateBody=json.dumps(PLAIN_TEMPLATE))
-    missing = error_of(cfn.create_change_set, StackName="nobody", ChangeSetName="upd", ChangeSetType="UPDATE",
-                       TemplateBody=json.dumps(PLAIN_TEMPLATE))
-    executed_twice = error_of(cfn.execute_change_set, ChangeSetName=created["ChangeSetId"])
-    failed = error_of(cfn.execute_change_set, ChangeSetName=broken["ChangeSetId"])
+    again = refusal(cfn.create_change_set, StackName="live", ChangeSetName="again", ChangeSetType="CREATE",
+                    TemplateBody=json.dumps(PLAIN_TEMPLATE))
+    missing = refusal(cfn.create_change_set, StackName="nobody", ChangeSetName="upd", ChangeSetType="UPDATE",
+                      TemplateBody=json.dumps(PLAIN_TEMPLATE))
+    executed_twice = refusal(cfn.execute_change_set, ChangeSetName=created["ChangeSetId"])
+    failed = refusal(cfn.execute_change_set, ChangeSetName=broken["ChangeSetId"])
 
     assert again == ("ValidationError",
                      "Stack [live] already exists and cannot be created again with the changeSet [again].")

@@ -11,10 +11,10 @@ from typing import Any
 
 import boto3
 import pytest
-from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from local_cloud import cloudformation_changesets
+from tests.support import refusal
 
 REGION = "us-east-1"
 TAKEN_ROLE = "TakenRole"
@@ -59,12 +59,6 @@ def topics() -> list[str]:
     return [t["TopicArn"].rsplit(":", 1)[-1] for t in boto3.client("sns", region_name=REGION).list_topics()["Topics"]]
 
 
-def error_of(call: Any, **kwargs: Any) -> tuple[str, str]:
-    with pytest.raises(ClientError) as refused:
-        call(**kwargs)
-    return refused.value.response["Error"]["Code"], refused.value.response["Error"]["Message"]
-
-
 def test_a_create_that_fails_rolls_back_and_deletes_what_it_made(cfn: Any) -> None:
     cfn.create_stack(StackName="s", TemplateBody=json.dumps(FAILING), Capabilities=NAMED_IAM)
 
@@ -88,14 +82,14 @@ def test_a_create_that_fails_rolls_back_and_deletes_what_it_made(cfn: Any) -> No
 def test_a_stack_in_rollback_complete_can_only_be_deleted(cfn: Any) -> None:
     stack_id = cfn.create_stack(StackName="s", TemplateBody=json.dumps(FAILING), Capabilities=NAMED_IAM)["StackId"]
     settled(cfn, "s")
-    refusal = ("ValidationError", f"Stack:{stack_id} is in ROLLBACK_COMPLETE state and can not be updated.")
+    not_updatable = ("ValidationError", f"Stack:{stack_id} is in ROLLBACK_COMPLETE state and can not be updated.")
 
-    assert error_of(cfn.update_stack, StackName="s", TemplateBody=json.dumps(TOPIC_ONLY)) == refusal
-    assert error_of(cfn.create_change_set, StackName="s", ChangeSetName="again", ChangeSetType="UPDATE",
-                    TemplateBody=json.dumps(TOPIC_ONLY)) == refusal
+    assert refusal(cfn.update_stack, StackName="s", TemplateBody=json.dumps(TOPIC_ONLY)) == not_updatable
+    assert refusal(cfn.create_change_set, StackName="s", ChangeSetName="again", ChangeSetType="UPDATE",
+                   TemplateBody=json.dumps(TOPIC_ONLY)) == not_updatable
 
     cfn.delete_stack(StackName="s")
-    assert error_of(cfn.describe_stacks, StackName="s")[1] == "Stack with id s does not exist"
+    assert refusal(cfn.describe_stacks, StackName="s").message == "Stack with id s does not exist"
 
 
 @pytest.mark.parametrize("request_args", [{"OnFailure": "DO_NOTHING"}, {"DisableRollback": True}])
@@ -117,24 +111,24 @@ def test_on_failure_delete_deletes_the_stack(cfn: Any) -> None:
     assert events(cfn, stack_id)[-4:] == [
         ("s", "DELETE_IN_PROGRESS", "The following resource(s) failed to create: [Role]. Delete requested by user."),
         ("Topic", "DELETE_IN_PROGRESS", ""), ("Topic", "DELETE_COMPLETE", ""), ("s", "DELETE_COMPLETE", "")]
-    assert error_of(cfn.describe_stacks, StackName="s")[1] == "Stack with id s does not exist"
+    assert refusal(cfn.describe_stacks, StackName="s").message == "Stack with id s does not exist"
     assert "made-first" not in topics()
 
 
 def test_failure_settings_cloudformation_refuses(cfn: Any) -> None:
     body = json.dumps(TOPIC_ONLY)
-    assert error_of(cfn.create_stack, StackName="s", TemplateBody=body, OnFailure="DELETE", DisableRollback=True) == (
+    assert refusal(cfn.create_stack, StackName="s", TemplateBody=body, OnFailure="DELETE", DisableRollback=True) == (
         "ValidationError", "You can specify either DisableRollback or OnFailure, but not both.")
-    code, message = error_of(cfn.create_stack, StackName="s", TemplateBody=body, OnFailure="KEEP")
+    code, message = refusal(cfn.create_stack, StackName="s", TemplateBody=body, OnFailure="KEEP")
     assert code == "ValidationError" and "Member must satisfy enum value set: [DELETE, DO_NOTHING, ROLLBACK]" in message
     cfn.create_stack(StackName="s", TemplateBody=body)
-    assert error_of(cfn.create_change_set, StackName="s", ChangeSetName="c", ChangeSetType="UPDATE",
-                    TemplateBody=json.dumps(FAILING), Capabilities=NAMED_IAM, OnStackFailure="DELETE") == (
+    assert refusal(cfn.create_change_set, StackName="s", ChangeSetName="c", ChangeSetType="UPDATE",
+                   TemplateBody=json.dumps(FAILING), Capabilities=NAMED_IAM, OnStackFailure="DELETE") == (
         "ValidationError", "OnStackFailure DELETE is only valid when ChangeSetType is CREATE.")
     created = cfn.create_change_set(StackName="n", ChangeSetName="c", ChangeSetType="CREATE", TemplateBody=body,
                                     OnStackFailure="DO_NOTHING")
     assert cfn.describe_change_set(ChangeSetName=created["Id"])["OnStackFailure"] == "DO_NOTHING"
-    assert error_of(cfn.execute_change_set, ChangeSetName=created["Id"], DisableRollback=False)[0] == "ValidationError"
+    assert refusal(cfn.execute_change_set, ChangeSetName=created["Id"], DisableRollback=False).code == "ValidationError"
 
 
 @pytest.mark.parametrize(("change_set_args", "execute_args", "status"), [

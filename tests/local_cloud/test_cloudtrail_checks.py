@@ -16,7 +16,7 @@ from expel_onboarding.policies.key_policy import cloudtrail_key_policy
 from expel_onboarding.steps import step01_trail
 from tests import customer_trail
 from tests.conftest import ACCOUNT_ID, REGION
-from tests.support import count_mutating_calls
+from tests.support import count_mutating_calls, refusal
 
 BUCKET = "trail-logs"
 BUCKET_ARN = f"arn:aws:s3:::{BUCKET}"
@@ -38,13 +38,6 @@ def _guide_statements(organization_id: str | None = None) -> list[dict[str, Any]
     return cloudtrail_bucket_statements("aws", BUCKET, ACCOUNT_ID, TRAIL_ARN, organization_id=organization_id)
 
 
-def _refused(call: Any, **params: Any) -> tuple[str, str]:
-    with pytest.raises(ClientError) as refused:
-        call(**params)
-    error = refused.value.response["Error"]
-    return error["Code"], error["Message"]
-
-
 def _create(**params: Any) -> Any:
     return _client("cloudtrail").create_trail(Name=TRAIL, S3BucketName=BUCKET, **params)
 
@@ -60,7 +53,7 @@ def bucket(aws: None) -> str:
 
 
 def test_a_bucket_without_a_policy_is_refused_and_nothing_is_stored(bucket: str) -> None:
-    assert _refused(_create) == BUCKET_REFUSAL
+    assert refusal(_create) == BUCKET_REFUSAL
     assert _trails() == []
 
 
@@ -97,13 +90,13 @@ def _changed(sid: str, **changes: Any) -> list[dict[str, Any]]:
 def test_a_policy_that_does_not_let_cloudtrail_check_and_write_is_refused(
         bucket: str, statements: list[dict[str, Any]]) -> None:
     _put_policy(statements)
-    assert _refused(_create) == BUCKET_REFUSAL
+    assert refusal(_create) == BUCKET_REFUSAL
     assert _trails() == []
 
 
 def test_the_s3_key_prefix_is_where_cloudtrail_must_be_allowed_to_write(bucket: str) -> None:
     _put_policy(_guide_statements())  # AWSLogs/<account>/* at the bucket's root
-    assert _refused(_create, S3KeyPrefix="audit") == BUCKET_REFUSAL
+    assert refusal(_create, S3KeyPrefix="audit") == BUCKET_REFUSAL
     _put_policy(_changed("AWSCloudTrailWrite", Resource=f"{BUCKET_ARN}/audit/AWSLogs/{ACCOUNT_ID}/*"))
     _create(S3KeyPrefix="audit")
     assert _trails() == [TRAIL]
@@ -112,7 +105,7 @@ def test_the_s3_key_prefix_is_where_cloudtrail_must_be_allowed_to_write(bucket: 
 def test_an_organization_trail_must_be_allowed_the_organizations_folder_too(bucket: str) -> None:
     organization = _client("organizations").create_organization(FeatureSet="ALL")["Organization"]["Id"]
     _put_policy(_guide_statements())
-    assert _refused(_create, IsOrganizationTrail=True, IsMultiRegionTrail=True) == BUCKET_REFUSAL
+    assert refusal(_create, IsOrganizationTrail=True, IsMultiRegionTrail=True) == BUCKET_REFUSAL
     _put_policy(_guide_statements(organization))
     _create(IsOrganizationTrail=True, IsMultiRegionTrail=True)
     assert _trails() == [TRAIL]
@@ -122,7 +115,7 @@ def test_update_trail_to_a_bucket_cloudtrail_may_not_write_is_refused_and_change
     _put_policy(_guide_statements())
     _create()
     _client("s3").create_bucket(Bucket="other-logs")
-    code, message = _refused(_client("cloudtrail").update_trail, Name=TRAIL, S3BucketName="other-logs")
+    code, message = refusal(_client("cloudtrail").update_trail, Name=TRAIL, S3BucketName="other-logs")
     assert (code, message) == ("InsufficientS3BucketPolicyException",
                                "Incorrect S3 bucket policy is detected for bucket: other-logs")
     assert _client("cloudtrail").get_trail(Name=TRAIL)["Trail"]["S3BucketName"] == BUCKET
@@ -132,7 +125,7 @@ def test_start_logging_checks_the_bucket_policy_as_it_is_now(bucket: str) -> Non
     _put_policy(_guide_statements())
     _create()
     _client("s3").delete_bucket_policy(Bucket=BUCKET)
-    assert _refused(_client("cloudtrail").start_logging, Name=TRAIL) == BUCKET_REFUSAL
+    assert refusal(_client("cloudtrail").start_logging, Name=TRAIL) == BUCKET_REFUSAL
     assert _client("cloudtrail").get_trail_status(Name=TRAIL)["IsLogging"] is False
 
 
@@ -151,7 +144,7 @@ def _encryption_refusal(key_arn: str) -> tuple[str, str]:
 def test_a_key_whose_policy_does_not_admit_cloudtrail_is_refused(bucket: str) -> None:
     _put_policy(_guide_statements())
     key_arn = _key(None)  # KMS's default policy: the account's root only
-    assert _refused(_create, KmsKeyId=key_arn) == _encryption_refusal(key_arn)
+    assert refusal(_create, KmsKeyId=key_arn) == _encryption_refusal(key_arn)
     assert _trails() == []
 
 
@@ -162,7 +155,7 @@ def test_the_key_policys_encryption_context_condition_is_evaluated(bucket: str) 
     encrypt["Condition"] = {"StringLike": {"kms:EncryptionContext:aws:cloudtrail:arn":
                                            f"arn:aws:cloudtrail:*:{ACCOUNT_ID}:trail/another-*"}}
     key_arn = _key(for_another_trail)
-    assert _refused(_create, KmsKeyId=key_arn) == _encryption_refusal(key_arn)
+    assert refusal(_create, KmsKeyId=key_arn) == _encryption_refusal(key_arn)
     good = _key(cloudtrail_key_policy("aws", REGION, ACCOUNT_ID, TRAIL))
     _create(KmsKeyId=good)
     assert _client("cloudtrail").get_trail(Name=TRAIL)["Trail"]["KmsKeyId"] == good
@@ -172,7 +165,7 @@ def test_update_trail_to_a_key_cloudtrail_may_not_use_is_refused(bucket: str) ->
     _put_policy(_guide_statements())
     _create()
     key_arn = _key(None)
-    assert _refused(_client("cloudtrail").update_trail, Name=TRAIL, KmsKeyId=key_arn) == _encryption_refusal(key_arn)
+    assert refusal(_client("cloudtrail").update_trail, Name=TRAIL, KmsKeyId=key_arn) == _encryption_refusal(key_arn)
     assert not _client("cloudtrail").get_trail(Name=TRAIL)["Trail"].get("KmsKeyId")
 
 
@@ -180,7 +173,7 @@ def test_a_key_that_does_not_exist_or_is_in_another_region_is_not_found(bucket: 
     _put_policy(_guide_statements())
     elsewhere = boto3.client("kms", region_name="eu-west-1").create_key()["KeyMetadata"]["Arn"]
     for key in (f"arn:aws:kms:{REGION}:{ACCOUNT_ID}:key/00000000-0000-0000-0000-000000000000", elsewhere):
-        assert _refused(_create, KmsKeyId=key)[0] == "KmsKeyNotFoundException"
+        assert refusal(_create, KmsKeyId=key).code == "KmsKeyNotFoundException"
 
 
 # ------------------------------------------------------------------------------------------ the onboarding

@@ -11,10 +11,10 @@ from typing import Any
 import boto3
 import pytest
 from botocore.config import Config
-from botocore.exceptions import ClientError
 
 from local_cloud.faults import Fault, FaultInjector, FaultPlan, FaultSpecError, parse_fault
 from local_cloud.server import MotoServer
+from tests.support import refused
 
 REGION = "us-east-1"
 
@@ -40,12 +40,6 @@ def client(injector: FaultInjector, service: str, attempts: int = 1) -> Any:
     return boto3.client(service, endpoint_url=injector.url, region_name=REGION,  # type: ignore[attr-defined]
                         aws_access_key_id="testing", aws_secret_access_key="testing",
                         config=Config(retries={"mode": "standard", "total_max_attempts": attempts}))
-
-
-def refused(call: Any, **kwargs: Any) -> Any:
-    with pytest.raises(ClientError) as caught:
-        call(**kwargs)
-    return caught.value
 
 
 @pytest.mark.parametrize(("spec", "expected"), [

@@ -17,15 +17,15 @@ import io
 import json
 import uuid
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError
 
 from local_cloud.enforcement import credentials, services
 from tests.local_cloud.harness import client, enforcing_cloud, reset
+from tests.support import refusal
 from tests.unit.test_template_policies import ACCOUNT, REGION, RESOLVED, STACK
 
 OWNERSHIP = {"TagKey": "expel-onboarding:stack", "TagValue": STACK}
@@ -107,12 +107,6 @@ def function(url: str, document: dict[str, Any]) -> Function:
     return Function(url, name, session)
 
 
-def denied(call: Callable[[], Any]) -> dict[str, str]:
-    with pytest.raises(ClientError) as caught:
-        call()
-    return dict(caught.value.response["Error"])
-
-
 def key(url: str, tags: list[dict[str, str]]) -> str:
     return str(root(url, "kms").create_key(Tags=tags)["KeyMetadata"]["Arn"])
 
@@ -128,9 +122,9 @@ def test_a_missing_action_is_refused(url: str) -> None:
 
     cut = function(url, without(grant("template.yaml:Step02BucketEncryptionFunction"), "s3:PutEncryptionConfiguration"))
     s3 = cut.client("s3")
-    error = denied(lambda: s3.put_bucket_encryption(Bucket=BUCKET, ServerSideEncryptionConfiguration=rule))
-    assert error["Code"] == "AccessDenied"
-    assert error["Message"] == cut.refused("s3:PutEncryptionConfiguration", f"arn:aws:s3:::{BUCKET}")
+    error = refusal(lambda: s3.put_bucket_encryption(Bucket=BUCKET, ServerSideEncryptionConfiguration=rule))
+    assert error.code == "AccessDenied"
+    assert error.message == cut.refused("s3:PutEncryptionConfiguration", f"arn:aws:s3:::{BUCKET}")
 
 
 def test_a_resource_the_grant_does_not_name_is_refused(url: str) -> None:
@@ -138,9 +132,9 @@ def test_a_resource_the_grant_does_not_name_is_refused(url: str) -> None:
     step5 = function(url, grant("template.yaml:Step05SqsQueueFunction"))
     step5.client("sqs").create_queue(QueueName=QUEUE)
 
-    error = denied(lambda: step5.client("sqs").create_queue(QueueName="SomeoneElsesQueue"))
-    assert error["Code"] == "AccessDenied"
-    assert error["Message"] == step5.refused("sqs:CreateQueue", f"arn:aws:sqs:{REGION}:{ACCOUNT}:SomeoneElsesQueue")
+    error = refusal(lambda: step5.client("sqs").create_queue(QueueName="SomeoneElsesQueue"))
+    assert error.code == "AccessDenied"
+    assert error.message == step5.refused("sqs:CreateQueue", f"arn:aws:sqs:{REGION}:{ACCOUNT}:SomeoneElsesQueue")
 
 
 def test_a_key_without_our_ownership_tag_is_refused(url: str) -> None:
@@ -149,9 +143,9 @@ def test_a_key_without_our_ownership_tag_is_refused(url: str) -> None:
     step4 = function(url, grant("template.yaml:Step04KeyPolicyFunction"))
     step4.client("kms").get_key_policy(KeyId=ours, PolicyName="default")
 
-    error = denied(lambda: step4.client("kms").get_key_policy(KeyId=customers, PolicyName="default"))
-    assert error["Code"] == "AccessDeniedException"
-    assert error["Message"] == step4.refused("kms:GetKeyPolicy", customers)
+    error = refusal(lambda: step4.client("kms").get_key_policy(KeyId=customers, PolicyName="default"))
+    assert error.code == "AccessDeniedException"
+    assert error.message == step4.refused("kms:GetKeyPolicy", customers)
 
 
 @pytest.mark.parametrize(("tags", "bypass"), [
@@ -168,9 +162,9 @@ def test_create_key_without_our_request_tag_or_with_the_lockout_bypass_is_refuse
     arguments: dict[str, Any] = {"Tags": tags} if tags else {}
     if bypass:
         arguments["BypassPolicyLockoutSafetyCheck"] = True
-    error = denied(lambda: step1.client("kms").create_key(**arguments))
-    assert error["Code"] == "AccessDeniedException"
-    assert error["Message"] == step1.refused("kms:CreateKey", "*")
+    error = refusal(lambda: step1.client("kms").create_key(**arguments))
+    assert error.code == "AccessDeniedException"
+    assert error.message == step1.refused("kms:CreateKey", "*")
 
 
 def test_decrypt_outside_s3_and_sqs_is_refused(url: str) -> None:
@@ -183,9 +177,9 @@ def test_decrypt_outside_s3_and_sqs_is_refused(url: str) -> None:
         f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab", key_arn)))
     expel.client("sqs").receive_message(QueueUrl=queue, WaitTimeSeconds=0)  # kms:Decrypt via sqs
 
-    error = denied(lambda: expel.client("kms").decrypt(KeyId=key_arn, CiphertextBlob=ciphertext))
-    assert error["Code"] == "AccessDeniedException"
-    assert error["Message"] == expel.refused("kms:Decrypt", key_arn)
+    error = refusal(lambda: expel.client("kms").decrypt(KeyId=key_arn, CiphertextBlob=ciphertext))
+    assert error.code == "AccessDeniedException"
+    assert error.message == expel.refused("kms:Decrypt", key_arn)
 
 
 def test_passing_the_role_to_another_service_is_refused(url: str) -> None:
@@ -202,11 +196,11 @@ def test_passing_the_role_to_another_service_is_refused(url: str) -> None:
     step8.client("cloudformation").create_stack(StackName=f"{STACK}-expel-role", RoleARN=role_arn,
                                                 TemplateBody=json.dumps(template))
 
-    error = denied(lambda: step8.client("lambda").create_function(
+    error = refusal(lambda: step8.client("lambda").create_function(
         FunctionName="borrowed-role", Runtime="python3.13", Role=role_arn, Handler="app.handler",
         Code={"ZipFile": _zip()}))
-    assert error["Code"] == "AccessDeniedException"
-    assert error["Message"] == step8.refused("iam:PassRole", role_arn)
+    assert error.code == "AccessDeniedException"
+    assert error.message == step8.refused("iam:PassRole", role_arn)
 
 
 def test_a_role_whose_trust_policy_does_not_admit_lambda_cannot_be_a_functions_role(url: str) -> None:
@@ -219,9 +213,9 @@ def test_a_role_whose_trust_policy_does_not_admit_lambda_cannot_be_a_functions_r
     code = {"Runtime": "python3.13", "Handler": "app.handler", "Code": {"ZipFile": _zip()}}
     lam.create_function(FunctionName="bite-good", Role=good["Role"]["Arn"], **code)
 
-    error = denied(lambda: lam.create_function(FunctionName="bite-bad", Role=bad["Role"]["Arn"], **code))
-    assert error["Code"] == "InvalidParameterValueException"
-    assert error["Message"] == "The role defined for the function cannot be assumed by Lambda."
+    error = refusal(lambda: lam.create_function(FunctionName="bite-bad", Role=bad["Role"]["Arn"], **code))
+    assert error.code == "InvalidParameterValueException"
+    assert error.message == "The role defined for the function cannot be assumed by Lambda."
     with pytest.raises(credentials.RoleNotAssumable):
         credentials.assume(bad["Role"]["Arn"], "lambda.amazonaws.com", "bite-bad")
 
@@ -246,11 +240,11 @@ def test_the_accounts_block_public_access_is_read_through_s3_control_with_its_ow
     _lambda_bootstrap.resolve_account_hosts()
     allowed = function(url, {"Version": "2012-10-17", "Statement": [
         {"Effect": "Allow", "Action": "s3:GetAccountPublicAccessBlock", "Resource": "*"}]})
-    error = denied(lambda: allowed.client("s3control").get_public_access_block(AccountId=ACCOUNT))
-    assert error["Code"] == "NoSuchPublicAccessBlockConfiguration"  # authorized: S3 answers there is none
+    error = refusal(lambda: allowed.client("s3control").get_public_access_block(AccountId=ACCOUNT))
+    assert error.code == "NoSuchPublicAccessBlockConfiguration"  # authorized: S3 answers there is none
 
     other = function(url, {"Version": "2012-10-17", "Statement": [
         {"Effect": "Allow", "Action": "s3:GetBucketPublicAccessBlock", "Resource": "*"}]})
-    error = denied(lambda: other.client("s3control").get_public_access_block(AccountId=ACCOUNT))
-    assert error["Code"] == "AccessDenied"
-    assert "s3:GetAccountPublicAccessBlock" in error["Message"]
+    error = refusal(lambda: other.client("s3control").get_public_access_block(AccountId=ACCOUNT))
+    assert error.code == "AccessDenied"
+    assert "s3:GetAccountPublicAccessBlock" in error.message

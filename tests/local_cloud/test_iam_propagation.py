@@ -11,14 +11,13 @@ import json
 import time
 import zipfile
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError
 
 from local_cloud import iam_propagation
 from local_cloud.enforcement import services
 from tests.local_cloud.harness import client, enforcing_cloud, reset
+from tests.support import refusal
 
 ACCOUNT, REGION = "123456789012", "us-east-1"
 DELAY = 1.5
@@ -47,12 +46,6 @@ def _fresh_cloud(url: str) -> None:
     reset(url)
 
 
-def _error(call: Any, **params: Any) -> dict[str, str]:
-    with pytest.raises(ClientError) as refused:
-        call(**params)
-    return dict(refused.value.response["Error"])
-
-
 def _after_the_delay(role_arn: str) -> None:
     """Until the role's last change has propagated (the server runs in this process)."""
     time.sleep(max(0.0, iam_propagation.settled_at(role_arn) + 0.05 - time.time()))
@@ -69,9 +62,9 @@ def test_a_new_role_cannot_be_assumed_until_iam_has_propagated_it(url: str) -> N
     arn = client(url, "iam").create_role(RoleName="fresh", AssumeRolePolicyDocument=json.dumps(ROOT_TRUST)
                                          )["Role"]["Arn"]
     sts = client(url, "sts")
-    error = _error(sts.assume_role, RoleArn=arn, RoleSessionName="early")
-    assert error["Code"] == "AccessDenied"
-    assert error["Message"].startswith(f"User: arn:aws:iam::{ACCOUNT}:root is not authorized to perform: "
+    error = refusal(sts.assume_role, RoleArn=arn, RoleSessionName="early")
+    assert error.code == "AccessDenied"
+    assert error.message.startswith(f"User: arn:aws:iam::{ACCOUNT}:root is not authorized to perform: "
                                        f"sts:AssumeRole on resource: {arn}")
     _after_the_delay(arn)
     assert sts.assume_role(RoleArn=arn, RoleSessionName="later")["AssumedRoleUser"]["Arn"].endswith("/fresh/later")
@@ -82,9 +75,8 @@ def test_lambda_refuses_a_role_it_cannot_assume_yet(url: str) -> None:
                                          )["Role"]["Arn"]
     function = {"FunctionName": "fn", "Runtime": "python3.12", "Role": arn, "Handler": "app.handler",
                 "Code": {"ZipFile": _code()}}
-    error = _error(client(url, "lambda").create_function, **function)
-    assert error == {"Code": "InvalidParameterValueException",
-                     "Message": "The role defined for the function cannot be assumed by Lambda."}
+    error = refusal(client(url, "lambda").create_function, **function)
+    assert error == ("InvalidParameterValueException", "The role defined for the function cannot be assumed by Lambda.")
     _after_the_delay(arn)
     assert client(url, "lambda").create_function(**function)["Role"] == arn
 
@@ -102,7 +94,7 @@ def test_a_policy_change_is_not_in_effect_until_it_has_propagated(url: str) -> N
 
     iam.put_role_policy(RoleName="app", PolicyName="queues", PolicyDocument=json.dumps({
         "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sqs:CreateQueue", "Resource": "*"}]}))
-    assert _error(client(url, "sqs", session).create_queue, QueueName="q")["Code"] == "AccessDenied"
+    assert refusal(client(url, "sqs", session).create_queue, QueueName="q").code == "AccessDenied"
     client(url, "s3", session).list_buckets()  # what it could do before the change, it still can
     _after_the_delay(arn)
     assert client(url, "sqs", session).create_queue(QueueName="q")["QueueUrl"].endswith("/q")
@@ -136,11 +128,11 @@ def test_cloudformation_refuses_a_service_role_it_cannot_assume_yet(url: str) ->
                                  AssumeRolePolicyDocument=json.dumps(LAMBDA_TRUST))["Role"]["Arn"]
     body = json.dumps({"Resources": {"Topic": {"Type": "AWS::SNS::Topic"}}})
     for role in (arn, untrusting):
-        error = _error(cloudformation.create_stack, StackName="served", TemplateBody=body, RoleARN=role)
-        assert (error["Code"], error["Message"]) == ("ValidationError", f"Role {role} is invalid or cannot be assumed")
+        error = refusal(cloudformation.create_stack, StackName="served", TemplateBody=body, RoleARN=role)
+        assert error == ("ValidationError", f"Role {role} is invalid or cannot be assumed")
     _after_the_delay(untrusting)
-    assert _error(cloudformation.create_stack, StackName="served", TemplateBody=body,
-                  RoleARN=untrusting)["Code"] == "ValidationError"  # its trust policy never admits CloudFormation
+    assert refusal(cloudformation.create_stack, StackName="served", TemplateBody=body,
+                   RoleARN=untrusting).code == "ValidationError"  # its trust policy never admits CloudFormation
     cloudformation.create_stack(StackName="served", TemplateBody=body, RoleARN=arn)
     assert cloudformation.describe_stacks(StackName="served")["Stacks"][0]["StackStatus"] == "CREATE_COMPLETE"
 

@@ -7,23 +7,16 @@ import json
 from typing import Any
 
 import boto3
-import pytest
-from botocore.exceptions import ClientError
 
 from local_cloud import kms_key_policies
 from tests.conftest import ACCOUNT_ID, REGION
+from tests.support import refusal
 
 
 def _policy(padding: int = 0) -> str:
     return json.dumps({"Version": "2012-10-17", "Statement": [{
         "Sid": "Enable IAM User Permissions" + " " * padding, "Effect": "Allow",
         "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT_ID}:root"}, "Action": "kms:*", "Resource": "*"}]})
-
-
-def _refused(call: Any, **kwargs: Any) -> dict[str, Any]:
-    with pytest.raises(ClientError) as caught:
-        call(**kwargs)
-    return caught.value.response["Error"]  # type: ignore[no-any-return]
 
 
 def test_a_policy_of_exactly_32_kb_is_taken_and_one_byte_more_is_a_limit_exceeded(aws: None) -> None:
@@ -33,20 +26,20 @@ def test_a_policy_of_exactly_32_kb_is_taken_and_one_byte_more_is_a_limit_exceede
     assert len(at_limit.encode()) == kms_key_policies.MAX_POLICY_BYTES
     key = kms.create_key(Policy=at_limit)["KeyMetadata"]["KeyId"]
     one_more = _policy(kms_key_policies.MAX_POLICY_BYTES - base + 1)
-    error = _refused(kms.put_key_policy, KeyId=key, PolicyName="default", Policy=one_more)
-    assert error["Code"] == "LimitExceededException"
+    error = refusal(kms.put_key_policy, KeyId=key, PolicyName="default", Policy=one_more)
+    assert error.code == "LimitExceededException"
     assert kms.get_key_policy(KeyId=key, PolicyName="default")["Policy"] == at_limit
-    assert _refused(kms.create_key, Policy=one_more)["Code"] == "LimitExceededException"
+    assert refusal(kms.create_key, Policy=one_more).code == "LimitExceededException"
 
 
 def test_a_policy_that_is_not_json_is_malformed(aws: None) -> None:
     kms = boto3.client("kms", region_name=REGION)
-    assert _refused(kms.create_key, Policy="{not json")["Code"] == "MalformedPolicyDocumentException"
+    assert refusal(kms.create_key, Policy="{not json").code == "MalformedPolicyDocumentException"
 
 
 def test_a_lockout_is_refused_unless_the_bypass_flag_is_set(aws: None, monkeypatch: Any) -> None:
     kms = boto3.client("kms", region_name=REGION)
     monkeypatch.setattr(kms_key_policies.checks, "allows_put_key_policy", lambda *args: False)
-    error = _refused(kms.create_key, Policy=_policy())
-    assert error == {"Code": "MalformedPolicyDocumentException", "Message": kms_key_policies.LOCKOUT}
+    error = refusal(kms.create_key, Policy=_policy())
+    assert error == ("MalformedPolicyDocumentException", kms_key_policies.LOCKOUT)
     assert kms.create_key(Policy=_policy(), BypassPolicyLockoutSafetyCheck=True)["KeyMetadata"]["KeyId"]

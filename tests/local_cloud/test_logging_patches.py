@@ -10,7 +10,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.conftest import REGION
-from tests.support import allow_cloudtrail, cloudtrail_logs_role
+from tests.support import Refusal, allow_cloudtrail, cloudtrail_logs_role, refusal
 
 MANAGEMENT = {"ReadWriteType": "All", "IncludeManagementEvents": True, "DataResources": [],
               "ExcludeManagementEventSources": []}
@@ -95,10 +95,8 @@ def log_group(trail: str) -> str:
     return GROUP_ARN
 
 
-def _refusal(**delivery: str) -> tuple[str, str]:
-    with pytest.raises(ClientError) as refused:
-        boto3.client("cloudtrail", region_name=REGION).update_trail(Name="trail-one", **delivery)
-    return refused.value.response["Error"]["Code"], refused.value.response["Error"]["Message"]
+def _refusal(**delivery: str) -> Refusal:
+    return refusal(boto3.client("cloudtrail", region_name=REGION).update_trail, Name="trail-one", **delivery)
 
 
 def test_trail_delivers_to_a_log_group_through_a_role_it_may_use_and_can_stop(log_group: str) -> None:
@@ -111,8 +109,8 @@ def test_trail_delivers_to_a_log_group_through_a_role_it_may_use_and_can_stop(lo
 
 
 def test_a_log_group_without_a_role_or_a_role_without_a_log_group_is_refused(log_group: str) -> None:
-    assert _refusal(CloudWatchLogsLogGroupArn=log_group)[0] == "InvalidCloudWatchLogsRoleArnException"
-    assert _refusal(CloudWatchLogsRoleArn=_delivery_role())[0] == "InvalidCloudWatchLogsLogGroupArnException"
+    assert _refusal(CloudWatchLogsLogGroupArn=log_group).code == "InvalidCloudWatchLogsRoleArnException"
+    assert _refusal(CloudWatchLogsRoleArn=_delivery_role()).code == "InvalidCloudWatchLogsLogGroupArnException"
 
 
 @pytest.mark.parametrize("group_arn", [f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:no-such-group:*",
@@ -127,7 +125,7 @@ def test_a_role_cloudtrail_may_not_assume_for_this_trail_is_refused(log_group: s
     assert _refusal(CloudWatchLogsLogGroupArn=log_group, CloudWatchLogsRoleArn=role) == (
         "InvalidCloudWatchLogsRoleArnException", "Access denied. Check the trust relationships for your role.")
     missing = f"arn:aws:iam::{ACCOUNT}:role/no-such-role"
-    assert _refusal(CloudWatchLogsLogGroupArn=log_group, CloudWatchLogsRoleArn=missing)[0] == (
+    assert _refusal(CloudWatchLogsLogGroupArn=log_group, CloudWatchLogsRoleArn=missing).code == (
         "InvalidCloudWatchLogsRoleArnException")
 
 

@@ -8,10 +8,10 @@ from typing import Any
 
 import boto3
 import pytest
-from botocore.exceptions import ClientError
 
 from local_cloud import s3_notifications
 from tests.conftest import ACCOUNT_ID, REGION
+from tests.support import refused
 
 BUCKET = "notified-bucket"
 
@@ -40,12 +40,6 @@ def _put(s3: Any, *entries: dict[str, Any]) -> None:
                                              NotificationConfiguration={"TopicConfigurations": list(entries)})
 
 
-def _refused(call: Any, *args: Any) -> dict[str, Any]:
-    with pytest.raises(ClientError) as caught:
-        call(*args)
-    return caught.value.response["Error"]  # type: ignore[no-any-return]
-
-
 @pytest.mark.parametrize(("first", "second", "message"), [
     ((["s3:ObjectCreated:*"], "", ""), (["s3:ObjectCreated:*"], "", ""), s3_notifications.OVERLAP),
     ((["s3:ObjectCreated:*"], "", ""), (["s3:ObjectCreated:Put"], "", ""), s3_notifications.OVERLAP),
@@ -58,7 +52,7 @@ def test_overlapping_configurations_are_refused_with_s3s_message_and_nothing_is_
     s3, sns, _ = _clients()
     s3.create_bucket(Bucket=BUCKET)
     one, two = _topic(sns, "one"), _topic(sns, "two")
-    error = _refused(_put, s3, _entry(one, *first), _entry(two, *second))
+    error = refused(_put, s3, _entry(one, *first), _entry(two, *second)).response["Error"]
     assert error["Code"] == "InvalidArgument" and error["Message"] == message
     assert error["ArgumentName"] == "Event"
     assert "TopicConfigurations" not in s3.get_bucket_notification_configuration(Bucket=BUCKET)
@@ -81,7 +75,7 @@ def test_a_topic_that_does_not_exist_is_unable_to_validate(aws: None) -> None:
     s3, _, _ = _clients()
     s3.create_bucket(Bucket=BUCKET)
     missing = f"arn:aws:sns:{REGION}:{ACCOUNT_ID}:no-such-topic"
-    error = _refused(_put, s3, _entry(missing, ["s3:ObjectCreated:*"]))
+    error = refused(_put, s3, _entry(missing, ["s3:ObjectCreated:*"])).response["Error"]
     assert error == {"Code": "InvalidArgument", "Message": s3_notifications.UNABLE_TO_VALIDATE,
                      "ArgumentName": missing, "ArgumentValue": "The destination topic does not exist"}
     assert "TopicConfigurations" not in s3.get_bucket_notification_configuration(Bucket=BUCKET)
@@ -91,7 +85,7 @@ def test_a_destination_in_another_region_is_refused(aws: None) -> None:
     s3, _, _ = _clients()
     s3.create_bucket(Bucket=BUCKET)
     elsewhere = boto3.client("sns", region_name="eu-west-1").create_topic(Name="far")["TopicArn"]
-    error = _refused(_put, s3, _entry(elsewhere, ["s3:ObjectCreated:*"]))
+    error = refused(_put, s3, _entry(elsewhere, ["s3:ObjectCreated:*"])).response["Error"]
     assert error["Message"] == s3_notifications.WRONG_REGION
 
 

@@ -10,11 +10,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError
 
 from local_cloud import stacksets
 from tests.conftest import ACCOUNT_ID, REGION, boto
 from tests.organization import STACKSETS, Organization, add_account, build, member_client, role_names, wait_for
+from tests.support import refusal
 
 TEMPLATE = json.dumps({
     "Parameters": {"Guid": {"Type": "String"}},
@@ -65,13 +65,6 @@ def _roles(account: str) -> list[str]:
     return role_names(member_client(boto("sts"), account, "iam", region_name=REGION))
 
 
-def _refused(code: str, call: Any, **kwargs: Any) -> str:
-    with pytest.raises(ClientError) as raised:
-        call(**kwargs)
-    assert raised.value.response["Error"]["Code"] == code, raised.value.response
-    return str(raised.value.response["Error"]["Message"])
-
-
 # --- who may, and what CloudFormation checks first ------------------------------------------------------
 
 def test_describe_returns_auto_deployment_permission_model_and_the_target_ous(org: Organization) -> None:
@@ -93,24 +86,27 @@ def test_describe_returns_auto_deployment_permission_model_and_the_target_ous(or
 def test_without_trusted_access_a_service_managed_stack_set_is_refused(aws: None) -> None:
     build(boto("organizations"), {"dev": ("root", 1)}, trusted=())
 
-    message = _refused("ValidationError", boto("cloudformation").create_stack_set, StackSetName="probe",
-                       TemplateBody=TEMPLATE, PermissionModel="SERVICE_MANAGED", AutoDeployment=AUTO,
-                       Capabilities=["CAPABILITY_NAMED_IAM"])
+    code, message = refusal(boto("cloudformation").create_stack_set, StackSetName="probe",
+                            TemplateBody=TEMPLATE, PermissionModel="SERVICE_MANAGED", AutoDeployment=AUTO,
+                            Capabilities=["CAPABILITY_NAMED_IAM"])
+    assert code == "ValidationError"
 
     assert message == "You must enable organizations access to operate a service managed stack set"
 
 
 def test_outside_an_organization_a_service_managed_stack_set_is_refused(aws: None) -> None:
-    message = _refused("ValidationError", boto("cloudformation").create_stack_set, StackSetName="probe",
-                       TemplateBody=TEMPLATE, PermissionModel="SERVICE_MANAGED", Capabilities=["CAPABILITY_NAMED_IAM"])
+    code, message = refusal(boto("cloudformation").create_stack_set, StackSetName="probe", TemplateBody=TEMPLATE,
+                            PermissionModel="SERVICE_MANAGED", Capabilities=["CAPABILITY_NAMED_IAM"])
+    assert code == "ValidationError"
 
     assert "management account or delegated admin account of an organization" in message
 
 
 def test_a_named_role_needs_the_named_iam_capability(org: Organization) -> None:
-    message = _refused("InsufficientCapabilitiesException", boto("cloudformation").create_stack_set,
-                       StackSetName="probe", TemplateBody=TEMPLATE, PermissionModel="SERVICE_MANAGED",
-                       AutoDeployment=AUTO, Capabilities=["CAPABILITY_IAM"])
+    code, message = refusal(boto("cloudformation").create_stack_set,
+                            StackSetName="probe", TemplateBody=TEMPLATE, PermissionModel="SERVICE_MANAGED",
+                            AutoDeployment=AUTO, Capabilities=["CAPABILITY_IAM"])
+    assert code == "InsufficientCapabilitiesException"
 
     assert message == "Requires capabilities : [CAPABILITY_NAMED_IAM]"
 
@@ -121,9 +117,10 @@ def test_a_member_account_must_be_a_registered_delegated_administrator(org: Orga
     arguments = {"StackSetName": "probe", "TemplateBody": TEMPLATE, "PermissionModel": "SERVICE_MANAGED",
                  "AutoDeployment": AUTO, "Capabilities": ["CAPABILITY_NAMED_IAM"]}
 
-    assert "management account" in _refused("ValidationError", cfn.create_stack_set, **arguments)
-    assert _refused("ValidationError", cfn.create_stack_set, CallAs="DELEGATED_ADMIN", **arguments) == (
-        "Account used is not a delegated administrator")
+    code, message = refusal(cfn.create_stack_set, **arguments)
+    assert code == "ValidationError" and "management account" in message
+    assert refusal(cfn.create_stack_set, CallAs="DELEGATED_ADMIN", **arguments) == (
+        "ValidationError", "Account used is not a delegated administrator")
     boto("organizations").register_delegated_administrator(AccountId=member, ServicePrincipal=STACKSETS)
     cfn.create_stack_set(CallAs="DELEGATED_ADMIN", **arguments)
     assert cfn.describe_stack_set(StackSetName="probe", CallAs="DELEGATED_ADMIN")["StackSet"]["StackSetName"]
@@ -189,10 +186,11 @@ def test_an_operation_runs_in_the_background_and_another_is_refused_meanwhile(
     assert {i["StackInstanceStatus"]["DetailedStatus"] for i in _instances().values()} <= {"PENDING", "RUNNING"}
     assert {i["Status"] for i in _instances().values()} == {"OUTDATED"}
     cfn = boto("cloudformation")
-    message = _refused("OperationInProgressException", cfn.update_stack_set, StackSetName="probe",
-                       UsePreviousTemplate=True, Capabilities=["CAPABILITY_NAMED_IAM"])
+    code, message = refusal(cfn.update_stack_set, StackSetName="probe",
+                            UsePreviousTemplate=True, Capabilities=["CAPABILITY_NAMED_IAM"])
+    assert code == "OperationInProgressException"
     assert message.startswith("Another Operation on StackSet arn:aws:cloudformation:") and "is in progress" in message
-    _refused("OperationInProgressException", cfn.delete_stack_set, StackSetName="probe")
+    assert refusal(cfn.delete_stack_set, StackSetName="probe").code == "OperationInProgressException"
     done = _finished(operation_id)
     assert done["Status"] == "SUCCEEDED" and done["EndTimestamp"] >= done["CreationTimestamp"]
     assert {i["Status"] for i in _instances().values()} == {"CURRENT"}
@@ -235,9 +233,10 @@ def test_the_client_operation_id_is_the_operations_and_is_not_reused(org: Organi
     _create()
     _finished(_deploy([org.ous["sandbox"]], OperationId="my-operation-1"))
 
-    message = _refused("OperationIdAlreadyExistsException", boto("cloudformation").create_stack_instances,
-                       StackSetName="probe", DeploymentTargets={"OrganizationalUnitIds": [org.ous["sandbox"]]},
-                       Regions=[REGION], OperationId="my-operation-1")
+    code, message = refusal(boto("cloudformation").create_stack_instances,
+                            StackSetName="probe", DeploymentTargets={"OrganizationalUnitIds": [org.ous["sandbox"]]},
+                            Regions=[REGION], OperationId="my-operation-1")
+    assert code == "OperationIdAlreadyExistsException"
     assert "my-operation-1" in message
 
 
@@ -252,22 +251,22 @@ def test_stop_cancels_the_accounts_not_started_yet(org: Organization, monkeypatc
     results = boto("cloudformation").list_stack_set_operation_results(
         StackSetName="probe", OperationId=operation_id)["Summaries"]
     assert "CANCELLED" in {r["Status"] for r in results}
-    _refused("InvalidOperationException", boto("cloudformation").stop_stack_set_operation, StackSetName="probe",
-             OperationId=operation_id)
+    assert refusal(boto("cloudformation").stop_stack_set_operation, StackSetName="probe",
+                   OperationId=operation_id).code == "InvalidOperationException"
 
 
 def test_an_unknown_operation_is_not_found(org: Organization) -> None:
     _create()
-    _refused("OperationNotFoundException", boto("cloudformation").describe_stack_set_operation,
-             StackSetName="probe", OperationId="nope")
+    assert refusal(boto("cloudformation").describe_stack_set_operation,
+                   StackSetName="probe", OperationId="nope").code == "OperationNotFoundException"
 
 
 def test_a_stack_set_with_instances_cannot_be_deleted(org: Organization) -> None:
     _create()
     _finished(_deploy([org.ous["sandbox"]]))
 
-    assert _refused("StackSetNotEmptyException", boto("cloudformation").delete_stack_set,
-                    StackSetName="probe") == "StackSet is not empty"
+    assert refusal(boto("cloudformation").delete_stack_set, StackSetName="probe") == (
+        "StackSetNotEmptyException", "StackSet is not empty")
 
 
 # --- failures and the failure tolerance -------------------------------------------------------------------
@@ -340,7 +339,7 @@ def test_list_stack_instances_pages_by_100(aws: None) -> None:
 
     assert (len(first["Summaries"]), len(second["Summaries"]), "NextToken" in second) == (100, 20, False)
     assert {i["Account"] for i in first["Summaries"] + second["Summaries"]} == set(organization.accounts["many"])
-    _refused("ValidationError", cfn.list_stack_instances, StackSetName="probe", MaxResults=101)
+    assert refusal(cfn.list_stack_instances, StackSetName="probe", MaxResults=101).code == "ValidationError"
 
 
 # --- automatic deployment -------------------------------------------------------------------------------------
@@ -503,11 +502,11 @@ def test_drift_detection_is_an_operation_refused_while_another_runs(
     running = _operation(detecting)
     assert running["Status"] == "RUNNING"
     assert running["StackSetDriftDetectionDetails"]["DriftDetectionStatus"] == "IN_PROGRESS"
-    message = _refused("OperationInProgressException", boto("cloudformation").detect_stack_set_drift,
-                       StackSetName="probe")
+    code, message = refusal(boto("cloudformation").detect_stack_set_drift, StackSetName="probe")
+    assert code == "OperationInProgressException"
     assert "is in progress" in message
-    _refused("OperationInProgressException", boto("cloudformation").update_stack_set, StackSetName="probe",
-             UsePreviousTemplate=True, Capabilities=["CAPABILITY_NAMED_IAM"])
+    assert refusal(boto("cloudformation").update_stack_set, StackSetName="probe", UsePreviousTemplate=True,
+                   Capabilities=["CAPABILITY_NAMED_IAM"]).code == "OperationInProgressException"
     assert _finished(detecting)["Status"] == "SUCCEEDED"
 
 
@@ -516,11 +515,12 @@ def test_resource_drifts_need_a_drift_operation_that_checked_that_instance(org: 
     deployed = _finished(_deploy([org.ous["prod"]]))["OperationId"]
     detected = _finished(_detect())["OperationId"]
 
-    _refused("OperationNotFoundException", _resource_drifts, account=org.accounts["prod"][0], operation_id="nope")
-    _refused("StackInstanceNotFoundException", _resource_drifts, account=org.accounts["prod"][0],
-             operation_id=deployed)
-    _refused("StackInstanceNotFoundException", _resource_drifts, account=org.accounts["sandbox"][0],
-             operation_id=detected)
+    assert refusal(_resource_drifts, account=org.accounts["prod"][0],
+                   operation_id="nope").code == "OperationNotFoundException"
+    assert refusal(_resource_drifts, account=org.accounts["prod"][0],
+                   operation_id=deployed).code == "StackInstanceNotFoundException"
+    assert refusal(_resource_drifts, account=org.accounts["sandbox"][0],
+                   operation_id=detected).code == "StackInstanceNotFoundException"
 
 
 def test_drift_detection_by_an_account_no_longer_delegated_administrator_is_refused(org: Organization) -> None:
@@ -533,7 +533,8 @@ def test_drift_detection_by_an_account_no_longer_delegated_administrator_is_refu
     cfn.detect_stack_set_drift(StackSetName="probe", CallAs="DELEGATED_ADMIN")
     boto("organizations").deregister_delegated_administrator(AccountId=member, ServicePrincipal=STACKSETS)
 
-    message = _refused("ValidationError", cfn.detect_stack_set_drift, StackSetName="probe", CallAs="DELEGATED_ADMIN")
+    code, message = refusal(cfn.detect_stack_set_drift, StackSetName="probe", CallAs="DELEGATED_ADMIN")
+    assert code == "ValidationError"
     assert message == "Account used is not a delegated administrator"
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from expel_onboarding.drift import DriftStatus, Finding, Report, StepCheck, render
+from expel_onboarding.drift import DriftStatus, Finding, Report, StepCheck, not_ready, render
+from expel_onboarding.models import Config, TopicOutput, TrailOutput
+from expel_onboarding.steps import step02_bucket_encryption, step04_key_policy
 
 FINDING = Finding(step=6, resource="arn:aws:sns:us-east-1:123456789012:T:sub", setting="RawMessageDelivery",
                   actual="false", expected="true", fix="check Enable raw message delivery")
@@ -70,3 +72,24 @@ def test_a_pending_check_says_drift_detection_is_still_running() -> None:
     assert report.to_dict()["Pending"] is True  # what the state machine's Choice reads
     assert "Guide step 8  Set up CloudFormation (the Expel role): drift detection still running" in \
         "\n".join(render(report))
+
+
+def test_a_step_whose_inputs_are_there_is_ready_and_one_missing_some_names_them_and_where_they_come_from() -> None:
+    assert not_ready(4, [("the KMS key", "arn:key", 1), ("the topic", "arn:topic", 3)]) is None
+    assert not_ready(4, [("the KMS key", "", 1), ("the topic", "arn:topic", 3)]) == StepCheck.not_checked(
+        4, "the KMS key is missing (guide step 1)")
+    assert not_ready(4, [("the KMS key", "", 1), ("the bucket", "", 1), ("the topic", "", 3)]) == (
+        StepCheck.not_checked(4, "the KMS key, the bucket and the topic are missing (guide steps 1 and 3)"))
+    assert not_ready(2, [("the bucket", "", 1)], skip="an existing trail") == (
+        StepCheck.not_checked(2, "an existing trail"))
+
+
+def test_the_drift_check_of_a_step_says_which_input_from_an_earlier_step_is_missing(config: Config) -> None:
+    trail = TrailOutput(trail_arn="", bucket_name="b", bucket_arn="arn:aws:s3:::b", kms_key_arn="", kms_alias="")
+    assert step04_key_policy.check(config, trail, TopicOutput(topic_arn="")).note == (
+        "the KMS key and the topic are missing (guide steps 1 and 3)")
+    assert step02_bucket_encryption.check(config, trail).note == "the KMS key is missing (guide step 1)"
+    existing = TrailOutput(trail_arn="", bucket_name="", bucket_arn="", kms_key_arn="", kms_alias="",
+                           existing_trail=True)
+    assert step02_bucket_encryption.check(config, existing).note == (
+        "an existing trail: the customer's bucket keeps its encryption")

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import copy
+import json
 
 import pytest
 
+from expel_onboarding.policies import policy_attribute
 from expel_onboarding.policies.bucket_policy import (
     BUCKET_POLICY_SIDS,
     cloudtrail_bucket_statements,
@@ -312,3 +314,10 @@ def test_remove_notification_drops_only_ours() -> None:
 ])
 def test_notification_present_only_when_ours_is_exactly_right(existing: dict, present: bool) -> None:
     assert notification_present(existing, TOPIC_ARN, NOTIFICATION_ID) is present
+
+
+def test_a_topics_or_queues_policy_attribute_is_parsed_and_none_when_it_has_none() -> None:
+    document = {"Version": "2012-10-17", "Id": "SQSDefaultPolicy", "Statement": [QUEUE_STATEMENT]}
+    assert policy_attribute({"Policy": json.dumps(document), "QueueArn": "arn"}) == document
+    assert policy_attribute({"QueueArn": "arn"}) is None
+    assert policy_attribute({"Policy": ""}) is None

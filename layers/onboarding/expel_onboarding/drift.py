@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -222,6 +222,30 @@ class StepCheck(Model):
 
     def to_dict(self) -> dict[str, Any]:
         return {**super().to_dict(), "Findings": [f.to_dict() for f in self.findings]}
+
+
+# What a step's check needs from an earlier step: what it is (as a person names it), its value here, and the
+# guide step that makes it.
+Need = tuple[str, object, int]
+
+
+def not_ready(step: int, needs: Sequence[Need], skip: str = "") -> StepCheck | None:
+    """Why guide step ``step`` cannot be compared (NOT_CHECKED): ``skip`` when given, else what it needs that
+    is missing, naming the guide steps that make it; None when it can be compared."""
+    if skip:
+        return StepCheck.not_checked(step, skip)
+    missing = [(what, made_by) for what, value, made_by in needs if not value]
+    if not missing:
+        return None
+    whats, made = [what for what, _ in missing], sorted({made_by for _, made_by in missing})
+    return StepCheck.not_checked(step, f"{_listed(whats)} {'is' if len(whats) == 1 else 'are'} missing "
+                                       f"(guide step{'s' if len(made) > 1 else ''} {_listed(map(str, made))})")
+
+
+def _listed(items: Iterable[str]) -> str:
+    """Items as a person lists them: a; a and b; a, b and c."""
+    *rest, last = items
+    return f"{', '.join(rest)} and {last}" if rest else last
 
 
 def run_check(run: Converge, converge: Callable[[Converge], object], *,

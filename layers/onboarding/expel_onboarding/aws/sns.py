@@ -6,13 +6,13 @@ Thin wrappers: one AWS call each, ClientError codes mapped to our errors. Reads 
 
 from __future__ import annotations
 
-import json
 from contextlib import AbstractContextManager
 from typing import Any
 
 from expel_onboarding.aws import clients
 from expel_onboarding.aws.errors import ACCESS_DENIED, REFUSED, Rule, aws_errors, suppress_codes
 from expel_onboarding.errors import OnboardingError, TransientError
+from expel_onboarding.policies import policy_attribute
 
 
 def _errors(what: str, *rules: Rule, **fields: Any) -> AbstractContextManager[None]:
@@ -64,8 +64,7 @@ def delete_topic(topic_arn: str, region: str) -> None:
 
 def topic_policy(attributes: dict[str, str]) -> dict[str, Any] | None:
     """The topic's access policy from its attributes, parsed; None when it has none."""
-    policy = attributes.get("Policy")
-    return json.loads(policy) if policy else None
+    return policy_attribute(attributes)
 
 
 def subscriptions(topic_arn: str, region: str) -> list[dict[str, Any]]:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 from expel_onboarding.aws import clients
 from expel_onboarding.aws.errors import ACCESS_DENIED, REFUSED, Rule, aws_errors, suppress_codes
 from expel_onboarding.errors import OnboardingError, ResourceConflict, TransientError
+from expel_onboarding.policies import policy_attribute
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs.literals import QueueAttributeNameType
@@ -75,8 +75,7 @@ def delete_queue(url: str, region: str) -> None:
 
 def queue_policy(attributes: dict[str, str]) -> dict[str, Any] | None:
     """The queue's access policy from its attributes, parsed; None when it has none."""
-    policy = attributes.get("Policy")
-    return json.loads(policy) if policy else None
+    return policy_attribute(attributes)
 
 
 # --- Messages: the verification canary. Only transient codes are mapped here; the verification step maps

@@ -8,11 +8,19 @@ compare them exactly. Mergers keep every statement they did not write, replace t
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable
+import json
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 Statement = dict[str, Any]
 PolicyDocument = dict[str, Any]
+
+
+def policy_attribute(attributes: Mapping[str, str]) -> PolicyDocument | None:
+    """The access policy among a topic's or queue's attributes (SNS and SQS both return it as the JSON
+    string ``Policy``), parsed; None when it has none."""
+    policy = attributes.get("Policy")
+    return dict(json.loads(policy)) if policy else None
 
 
 def merge_statements(document: PolicyDocument | None, ours: Iterable[Statement],

@@ -11,7 +11,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from expel_onboarding.aws import s3
-from expel_onboarding.drift import Converge, Mode, StepCheck, run_check
+from expel_onboarding.drift import Converge, Mode, StepCheck, not_ready, run_check
 from expel_onboarding.models import BucketEncryptionOutput, Config, TrailOutput
 
 logger = Logger(child=True)
@@ -47,11 +47,10 @@ def apply(config: Config, trail: TrailOutput) -> BucketEncryptionOutput:
 
 def check(config: Config, trail: TrailOutput) -> StepCheck:
     """Drift check: what ``apply`` would change, written nowhere."""
-    if trail.existing_trail:
-        return StepCheck.not_checked(STEP, "an existing trail: the customer's bucket keeps its encryption")
-    if not (trail.bucket_name and trail.kms_key_arn):
-        return StepCheck.not_checked(STEP, "the bucket or the KMS key is missing (guide step 1)")
-    return run_check(Converge(STEP, Mode.CHECK), lambda run: converge(run, config, trail))
+    skip = "an existing trail: the customer's bucket keeps its encryption" if trail.existing_trail else ""
+    needs = [("the bucket", trail.bucket_name, 1), ("the KMS key", trail.kms_key_arn, 1)]
+    return not_ready(STEP, needs, skip) or run_check(Converge(STEP, Mode.CHECK),
+                                                     lambda run: converge(run, config, trail))
 
 
 def converge(run: Converge, config: Config, trail: TrailOutput) -> None:

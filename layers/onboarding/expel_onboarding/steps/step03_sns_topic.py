@@ -19,7 +19,7 @@ from aws_lambda_powertools import Logger
 
 from expel_onboarding import naming
 from expel_onboarding.aws import sns
-from expel_onboarding.drift import Converge, Mode, StepCheck, run_check, statement_findings
+from expel_onboarding.drift import Converge, Mode, StepCheck, not_ready, run_check, statement_findings
 from expel_onboarding.errors import InvalidParameter
 from expel_onboarding.models import Config, TopicOutput, TrailOutput
 from expel_onboarding.naming import refers_to_key
@@ -49,11 +49,10 @@ def apply(config: Config, trail: TrailOutput) -> TopicOutput:
 
 def check(config: Config, trail: TrailOutput) -> StepCheck:
     """Drift check: what ``apply`` would change, written nowhere."""
-    if trail.existing_trail:
-        return StepCheck.not_checked(STEP, "an existing trail: its topic is not compared yet")
-    if not (trail.bucket_arn and trail.kms_key_arn):
-        return StepCheck.not_checked(STEP, "the bucket or the KMS key is missing (guide step 1)")
-    return run_check(Converge(STEP, Mode.CHECK), lambda run: converge(run, config, trail))
+    skip = "an existing trail: its topic is not compared yet" if trail.existing_trail else ""
+    needs = [("the bucket", trail.bucket_arn, 1), ("the KMS key", trail.kms_key_arn, 1)]
+    return not_ready(STEP, needs, skip) or run_check(Converge(STEP, Mode.CHECK),
+                                                     lambda run: converge(run, config, trail))
 
 
 def converge(run: Converge, config: Config, trail: TrailOutput) -> str:

@@ -20,7 +20,7 @@ import functools
 from aws_lambda_powertools import Logger
 
 from expel_onboarding.aws import kms_policy
-from expel_onboarding.drift import Converge, Mode, StepCheck, run_check, statement_findings
+from expel_onboarding.drift import Converge, Mode, StepCheck, not_ready, run_check, statement_findings
 from expel_onboarding.models import Config, KeyPolicyOutput, TopicOutput, TrailOutput
 from expel_onboarding.policies import Statement, remove_statements
 from expel_onboarding.policies._equivalence import add_by_meaning, merge_keeping_equivalent, statement_differences
@@ -39,9 +39,10 @@ def apply(config: Config, trail: TrailOutput, topic: TopicOutput) -> KeyPolicyOu
 
 def check(config: Config, trail: TrailOutput, topic: TopicOutput) -> StepCheck:
     """Drift check: what ``apply`` would change, written nowhere."""
-    if not (trail.kms_key_arn and trail.bucket_arn and topic.topic_arn):
-        return StepCheck.not_checked(STEP, "the KMS key, the bucket or the topic is missing (guide steps 1 and 3)")
-    return run_check(Converge(STEP, Mode.CHECK), lambda run: converge(run, config, trail, topic))
+    needs = [("the KMS key", trail.kms_key_arn, 1), ("the bucket", trail.bucket_arn, 1),
+             ("the topic", topic.topic_arn, 3)]
+    return not_ready(STEP, needs) or run_check(Converge(STEP, Mode.CHECK),
+                                               lambda run: converge(run, config, trail, topic))
 
 
 def converge(run: Converge, config: Config, trail: TrailOutput, topic: TopicOutput) -> list[str]:

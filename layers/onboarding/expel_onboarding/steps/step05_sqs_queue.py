@@ -15,7 +15,7 @@ from aws_lambda_powertools import Logger
 
 from expel_onboarding import naming
 from expel_onboarding.aws import sqs
-from expel_onboarding.drift import Converge, Mode, StepCheck, run_check, statement_findings
+from expel_onboarding.drift import Converge, Mode, StepCheck, not_ready, run_check, statement_findings
 from expel_onboarding.errors import InvalidParameter
 from expel_onboarding.models import Config, QueueOutput, TopicOutput, TrailOutput
 from expel_onboarding.naming import refers_to_key
@@ -45,9 +45,9 @@ def apply(config: Config, trail: TrailOutput, topic: TopicOutput) -> QueueOutput
 
 def check(config: Config, trail: TrailOutput, topic: TopicOutput) -> StepCheck:
     """Drift check: what ``apply`` would change, written nowhere."""
-    if not (trail.kms_key_arn and topic.topic_arn):
-        return StepCheck.not_checked(STEP, "the KMS key or the topic is missing (guide steps 1 and 3)")
-    return run_check(Converge(STEP, Mode.CHECK), lambda run: converge(run, config, trail, topic))
+    needs = [("the KMS key", trail.kms_key_arn, 1), ("the topic", topic.topic_arn, 3)]
+    return not_ready(STEP, needs) or run_check(Converge(STEP, Mode.CHECK),
+                                               lambda run: converge(run, config, trail, topic))
 
 
 def converge(run: Converge, config: Config, trail: TrailOutput, topic: TopicOutput) -> QueueOutput | None:

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from aws_lambda_powertools import Logger
 
 from expel_onboarding.aws import cloudwatch, sns
-from expel_onboarding.drift import Converge, Mode, StepCheck, run_check
+from expel_onboarding.drift import Converge, Mode, StepCheck, not_ready, run_check
 from expel_onboarding.errors import OnboardingError
 from expel_onboarding.models import Config, QueueOutput, SubscriptionOutput, TopicOutput
 from expel_onboarding.ownership import is_ours
@@ -49,8 +49,8 @@ def check(config: Config, topic: TopicOutput, queue: QueueOutput, now: datetime 
     """Drift check: what ``apply`` would change, written nowhere; and the deliveries SNS counted as failed
     in the last hour (the topic's NumberOfNotificationsFailed), which no canary through Expel's queue could
     show without Expel receiving it."""
-    if not (topic.topic_arn and queue.queue_arn):
-        return StepCheck.not_checked(STEP, "the topic or the queue is missing (guide steps 3 and 5)")
+    if unready := not_ready(STEP, [("the topic", topic.topic_arn, 3), ("the queue", queue.queue_arn, 5)]):
+        return unready
     run = Converge(STEP, Mode.CHECK)
     check = run_check(run, lambda r: converge(r, config, topic, queue))
     return _with_failed_deliveries(check, run, config, topic, now or datetime.now(UTC))

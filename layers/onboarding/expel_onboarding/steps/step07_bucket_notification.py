@@ -18,7 +18,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from expel_onboarding.aws import s3
-from expel_onboarding.drift import Converge, Mode, StepCheck, run_check
+from expel_onboarding.drift import Converge, Mode, StepCheck, not_ready, run_check
 from expel_onboarding.errors import OnboardingError
 from expel_onboarding.models import BucketNotificationOutput, Config, TopicOutput, TrailOutput
 from expel_onboarding.policies.notification import (
@@ -50,8 +50,8 @@ def apply(config: Config, trail: TrailOutput, topic: TopicOutput) -> BucketNotif
 
 def check(config: Config, trail: TrailOutput, topic: TopicOutput) -> StepCheck:
     """Drift check: what ``apply`` would change, written nowhere."""
-    if not (trail.bucket_name and topic.topic_arn):
-        return StepCheck.not_checked(STEP, "the bucket or the topic is missing (guide steps 1 and 3)")
+    if unready := not_ready(STEP, [("the bucket", trail.bucket_name, 1), ("the topic", topic.topic_arn, 3)]):
+        return unready
     if trail.existing_trail and not trail.log_prefix:
         return StepCheck.not_checked(STEP, "the existing trail's log folder could not be read (guide step 1)")
     return run_check(Converge(STEP, Mode.CHECK), lambda run: converge(run, config, trail, topic))
