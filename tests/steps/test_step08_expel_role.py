@@ -428,3 +428,12 @@ def test_remove_does_not_ask_twice_while_the_stack_is_being_deleted(aws, config,
     with count_mutating_calls() as calls:
         assert remove(config) == "IN_PROGRESS"
     assert calls == []
+
+
+def test_a_change_set_of_the_same_name_made_meanwhile_is_looked_at_again(config):
+    from expel_onboarding.aws import stacks
+
+    with Stubber(clients.cloudformation(REGION)) as stub:
+        stub.add_client_error("create_change_set", "AlreadyExistsException", "ChangeSet x already exists")
+        with pytest.raises(StillInProgress, match="A change set of that name appeared"):
+            stacks.create_change_set(config.role_stack_name, "x", "body", {}, {}, REGION)

@@ -142,7 +142,10 @@ def create_change_set(stack_name: str, change_set_name: str, body: str, params: 
     CloudFormation reads the stack's resources as they are now while it creates it (DescribeChangeSet)."""
     busy = Rule({"ValidationError"}, StillInProgress, "Stack {stack_name} is busy: {message}",
                 contains="state and can not be updated")
-    with _denied(stack_name, "CreateChangeSet", busy, _ROLE_NOT_YET):
+    # Another run made one of that name this very second: look again on the next attempt.
+    appeared = Rule({"AlreadyExistsException"}, StillInProgress,
+                    "A change set of that name appeared on stack {stack_name}; checking the role again")
+    with _denied(stack_name, "CreateChangeSet", busy, appeared, _ROLE_NOT_YET):
         response = clients.cloudformation(region).create_change_set(
             **_stack_arguments(stack_name, body, params, stack_tags, role_arn), ChangeSetName=change_set_name,
             ChangeSetType="UPDATE", DeploymentMode=REVERT_DRIFT,
