@@ -108,9 +108,9 @@ def sam_build(source_root: Path, say: Callable[[str], None]) -> None:
 # ------------------------------------------------------------------------------------------ templates
 def load_template(path: Path) -> dict[str, Any]:
     """A CloudFormation/SAM template (YAML short-form tags or JSON) as plain data."""
-    from samcli.yamlhelper import yaml_parse
+    from local_cloud.cloudformation_templates import read_template
 
-    return json.loads(json.dumps(yaml_parse(path.read_text(encoding="utf-8"))))
+    return json.loads(json.dumps(read_template(path.read_text(encoding="utf-8")), default=str))
 
 
 def read_samconfig(path: Path, env: str = "default") -> dict[str, str]:
@@ -229,15 +229,20 @@ def deploy(
     config_env: str = "default",
     say: Callable[[str], None] | None = None,
     disable_rollback: bool = False,
+    starting: Callable[[], None] | None = None,
 ) -> DeployResult:
-    """``sam deploy`` of the built template to the local cloud; the stack followed while SAM works."""
+    """``sam deploy`` of the built template to the local cloud; the stack followed while SAM works.
+
+    ``starting``: the local cloud is bound but not serving yet (the demo's new one, which has no stacks):
+    it is called (and starts the cloud) once SAM is started, so the seconds SAM takes to start up and read
+    the template are spent while the local cloud starts, not after it."""
     cfn = aws_client("cloudformation", endpoint_url, region)
     declared = load_template(build_template).get("Parameters", {})
     unknown = sorted(set(parameters) - set(declared))
     if unknown:
         raise DeployError(f"the template has no parameter(s) {', '.join(unknown)}")
     started = time.time() - 1
-    status = stack_status(cfn, stack_name)
+    status = stack_status(cfn, stack_name) if starting is None else None
     if status in ("CREATE_FAILED", "ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "DELETE_FAILED", "REVIEW_IN_PROGRESS"):
         if say:
             say(f"stack {stack_name} is {status}: deleting it first")
@@ -251,7 +256,7 @@ def deploy(
         shown = sam_deploy_command(build_template, stack_name, region, masked(parameters, declared), config_file,
                                    config_env, disable_rollback=disable_rollback)
         say(f"AWS_ENDPOINT_URL={endpoint_url} sam {shlex.join(shown[1:])}")
-    ran = _run_following(command, sam_environment(endpoint_url, region), timeout, on_progress)
+    ran = _run_following(command, sam_environment(endpoint_url, region), timeout, on_progress, starting=starting)
     output = ran.output
     # A stack that failed is read below; any other failure of SAM's is said as SAM said it.
     if ran.failed and "No changes to deploy" not in output and "Failed to create/update the stack" not in (
@@ -268,9 +273,10 @@ def deploy(
 
 def _run_following(
     command: list[str], env: dict[str, str], timeout: float, on_progress: Callable[[], None] | None,
-    every: float = 0.5,
+    every: float = 0.5, starting: Callable[[], None] | None = None,
 ) -> SamRun:
-    """Run SAM, calling ``on_progress`` meanwhile; its output is kept (read when it fails)."""
+    """Run SAM, calling ``starting`` once it runs, then ``on_progress`` meanwhile; its output is kept (read
+    when it fails)."""
     deadline = time.monotonic() + timeout
     with subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                           cwd=Path.cwd()) as process:
@@ -283,6 +289,12 @@ def _run_following(
 
         reader = threading.Thread(target=pump, daemon=True)
         reader.start()
+        if starting is not None:
+            try:
+                starting()
+            except BaseException:
+                process.kill()
+                raise
         while process.poll() is None:
             if on_progress:
                 on_progress()
