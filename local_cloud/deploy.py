@@ -12,6 +12,7 @@ defaults, replacing a stack that failed to create, following the stack while SAM
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import re
@@ -23,11 +24,14 @@ import time
 import tomllib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import boto3
+import botocore.session
 from botocore.config import Config
+from botocore.utils import parse_timestamp
 
 from local_cloud import api_calls
 
@@ -43,18 +47,44 @@ class DeployError(Exception):
     """Deployment could not be done; the message is one line a person can act on."""
 
 
+def _timestamp(value: Any) -> datetime:
+    """A response's timestamp: AWS's ISO 8601 text read by ``datetime.fromisoformat`` (a thousandth of the
+    time botocore's dateutil parse takes, which a stack's hundred events cost at each poll), anything else
+    (epoch seconds, other forms) as botocore reads it. The same aware UTC datetime either way."""
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            parsed = datetime.fromisoformat(value)
+            if parsed.tzinfo is not None:
+                return parsed
+    return parse_timestamp(value)
+
+
+@functools.cache
+def _tooling_session() -> boto3.session.Session:
+    """The session of the tooling's clients (endpoint data and models parsed once), reading timestamps with
+    ``_timestamp``."""
+    session = botocore.session.get_session()
+    session.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=_timestamp)
+    return boto3.session.Session(botocore_session=session)
+
+
+_tooling_lock = threading.Lock()  # a session is not thread-safe; the clients it makes are
+
+
 def aws_client(service: str, endpoint_url: str, region: str) -> Any:
     """A client for the local cloud only: fake credentials, so real ones are never sent anywhere."""
-    return boto3.client(
-        service,
-        endpoint_url=endpoint_url,
-        region_name=region,
-        aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-        # Marked as the local cloud's own tooling (it stands in for the person and `sam deploy`), which
-        # injected faults leave alone: they are for the code under test.
-        config=Config(retries={"mode": "standard", "max_attempts": 3}, user_agent_appid=api_calls.TOOLING_APP_ID),
-    )
+    with _tooling_lock:
+        return _tooling_session().client(
+            service,
+            endpoint_url=endpoint_url,
+            region_name=region,
+            aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+            # Marked as the local cloud's own tooling (it stands in for the person and `sam deploy`), which
+            # injected faults leave alone: they are for the code under test.
+            config=Config(retries={"mode": "standard", "max_attempts": 3},
+                          user_agent_appid=api_calls.TOOLING_APP_ID),
+        )
 
 
 def sam_executable() -> str:
