@@ -517,6 +517,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         def start_cloud() -> None:
             say("starting the local cloud while SAM starts")
             cloud.start()
+            cloud.expect_serverless()
             say("local cloud ready")
 
         return _run_deploy(cloud.url, args.stack_name, template, parameters, args, starting=start_cloud)

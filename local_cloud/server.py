@@ -428,6 +428,15 @@ class LocalCloud:
         except Exception:  # a warm-up that fails leaves the work to the first request
             log.exception("warming up the local cloud")
 
+    def expect_serverless(self) -> None:
+        """A SAM template is coming (the demo's): import the Serverless transform (samtranslator, most of a
+        second of CPU) in the background now, while SAM starts and packages, instead of in its change set."""
+
+        def load() -> None:
+            import samtranslator.translator.translator  # noqa: F401
+
+        threading.Thread(target=load, name="warm-up-serverless", daemon=True).start()
+
     def middleware(self) -> list[Callable[[WsgiApp], WsgiApp]]:
         """What stands in front of moto, innermost first: IAM authorization (``--iam``), then injected
         faults, then CloudTrail's recorder. Faults come before authorization: AWS throttles at its front
