@@ -6,7 +6,9 @@ tree (``make build`` first: the demo would otherwise include ``sam build``):
     .venv/bin/python benchmarks/suite_speed.py [--demo-runs 3] [--no-suite] [--ci] [-- PYTEST ARGS]
 
 * demo: ``cloudtrail-onboarding demo`` on free ports, start to exit (local cloud start, deploy of the real
-  template, Outputs, stop), ``--demo-runs`` times; prints each run, the median and the best.
+  template, Outputs, stop), ``--demo-runs`` times; prints each run with when each of its phases ended (local
+  cloud ready, change set created, execution started and succeeded, stack complete, exit), the median and the
+  best.
 * pytest phase: ``pytest`` with the arguments after ``--`` (default: the whole suite, as ``make test`` runs
   it, with the Makefile's PYTEST_WORKERS), once; prints its wall time, the CPU time of pytest and everything
   it started (the local clouds and their Lambda processes), and the test count pytest reported.
