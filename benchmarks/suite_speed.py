@@ -6,7 +6,9 @@ tree (``make build`` first: the demo would otherwise include ``sam build``):
     .venv/bin/python benchmarks/suite_speed.py [--demo-runs 3] [--no-suite] [--ci] [-- PYTEST ARGS]
 
 * demo: ``cloudtrail-onboarding demo`` on free ports, start to exit (local cloud start, deploy of the real
-  template, Outputs, stop), ``--demo-runs`` times; prints each run, the median and the best.
+  template, Outputs, stop), ``--demo-runs`` times; prints each run with when each of its phases ended (local
+  cloud ready, change set created, execution started and succeeded, stack complete, exit), the median and the
+  best.
 * pytest phase: ``pytest`` with the arguments after ``--`` (default: the whole suite, as ``make test`` runs
   it, with the Makefile's PYTEST_WORKERS), once; prints its wall time, the CPU time of pytest and everything
   it started (the local clouds and their Lambda processes), and the test count pytest reported; then each
@@ -103,13 +105,39 @@ def ci_phases() -> int:
     return 0
 
 
-def demo_once(stack: str) -> tuple[float, float]:
+# The demo's phases, each ended by the first line of its output that matches (seconds since the start).
+DEMO_PHASES = (
+    ("local cloud ready", re.compile(r"^local cloud ready")),
+    ("change set created (SAM started, packaged, uploaded)", re.compile(r"REVIEW_IN_PROGRESS")),
+    ("stack resources created, execution started", re.compile(r"execution \S+: execution started")),
+    ("execution SUCCEEDED (the ten steps)", re.compile(r"execution \S+: execution SUCCEEDED")),
+    ("stack CREATE_COMPLETE (the custom resource answered)",
+     re.compile(r"CREATE_COMPLETE +\S+ \(AWS::CloudFormation::Stack\)")),
+    ("outputs printed, local cloud stopped (exit)", None),
+)
+
+
+def demo_once(stack: str) -> tuple[float, float, list[tuple[str, float]]]:
+    """(wall, CPU of the demo and everything it started, [(phase, seconds since the start when it ended)])."""
     command = cli_command() + ["demo", "--port", str(free_port()), "--workbench-port", str(free_port()),
                                "--template", str(BUILT), "--stack-name", stack]
-    wall, cpu, done = timed(command)
-    if done.returncode != 0 or f"stack {stack} CREATE_COMPLETE" not in done.stdout:
-        raise SystemExit(f"demo failed (exit {done.returncode}):\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
-    return wall, cpu
+    cpu, started = children_cpu(), time.monotonic()
+    ended: dict[str, float] = {}
+    lines: list[str] = []
+    with subprocess.Popen(command, cwd=ROOT, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True) as process:
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.append(line)
+            for name, pattern in DEMO_PHASES:
+                if pattern is not None and name not in ended and pattern.search(line):
+                    ended[name] = time.monotonic() - started
+    wall, cpu = time.monotonic() - started, children_cpu() - cpu
+    output = "".join(lines)
+    if process.returncode != 0 or f"stack {stack} CREATE_COMPLETE" not in output:
+        raise SystemExit(f"demo failed (exit {process.returncode}):\n{output[-4000:]}")
+    ended[DEMO_PHASES[-1][0]] = wall
+    return wall, cpu, [(name, ended[name]) for name, _ in DEMO_PHASES if name in ended]
 
 
 def pytest_once(args: list[str]) -> tuple[float, float, str]:
@@ -160,12 +188,17 @@ def main() -> int:
     log.info("load average before: %s on %s CPUs", load(), os.cpu_count())
 
     runs = [demo_once(f"bench-demo-{i}") for i in range(args.demo_runs)]
-    for i, (wall, cpu) in enumerate(runs, 1):
-        log.info("demo run %d: %.1f s wall, %.1f s CPU", i, wall, cpu)
-    walls = [wall for wall, _ in runs]
+    for i, (wall, cpu, phases) in enumerate(runs, 1):
+        log.info("demo run %d: %.1f s wall, %.1f s CPU (load average now %s)", i, wall, cpu, load())
+        previous = 0.0
+        for name, at in phases:
+            log.info("  %5.1f s  +%4.1f s  %s", at, at - previous, name)
+            previous = at
+    walls = [wall for wall, _, _ in runs]
+    cpus = [cpu for _, cpu, _ in runs]
     if walls:  # --demo-runs 0: the pytest phase only
-        log.info("demo: median %.1f s, best %.1f s (target: under %d s)", statistics.median(walls), min(walls),
-                 DEMO_TARGET_SECONDS)
+        log.info("demo: median %.1f s wall (best %.1f s), median %.1f s CPU (target: under %d s wall)",
+                 statistics.median(walls), min(walls), statistics.median(cpus), DEMO_TARGET_SECONDS)
 
     if not args.no_suite:
         wall, cpu, summary = pytest_once(args.pytest_args)

@@ -19,7 +19,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
@@ -403,7 +403,8 @@ def _print_outputs(result: deploying.DeployResult) -> None:
 
 
 def _run_deploy(
-    endpoint_url: str, stack_name: str, template: Path, parameters: dict[str, str], args: argparse.Namespace
+    endpoint_url: str, stack_name: str, template: Path, parameters: dict[str, str], args: argparse.Namespace,
+    starting: Callable[[], object] | None = None,
 ) -> int:
     progress = Progress(
         deploying.aws_client("cloudformation", endpoint_url, args.region),
@@ -416,7 +417,7 @@ def _run_deploy(
     result = deploying.deploy(
         endpoint_url, stack_name, template, parameters, args.region, args.timeout, progress.poll,
         config_file=args.config_file, config_env=args.config_env, say=say,
-        disable_rollback=getattr(args, "disable_rollback", False),
+        disable_rollback=getattr(args, "disable_rollback", False), starting=starting,
     )
     _show_view(progress, args.region)
     if not result.ok:
@@ -505,7 +506,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
     except deploying.DeployError as exc:
         complain(str(exc))
         return 1
-    say("starting the local cloud")
     signal.signal(signal.SIGTERM, _interrupt)  # stop cleanly (finally below) on SIGTERM as on Ctrl-C
     try:
         cloud = LocalCloud(args.port, args.workbench_port, args.schedule_interval, DEMO_WORKBENCH_GUID, iam=args.iam,
@@ -514,16 +514,23 @@ def cmd_demo(args: argparse.Namespace) -> int:
                            iam_propagation_from_first_use=args.iam_propagation_from_first_use,
                            cloudtrail_interval=args.cloudtrail_interval,
                            cloudtrail_digest_interval=args.cloudtrail_digest_interval,
-                           time_scale=args.time_scale).start()
+                           time_scale=args.time_scale).listen()
     except (PortInUse, FileNotFoundError) as exc:
         complain(str(exc))
         return 1
     try:
-        say(f"local cloud ready: AWS endpoint {cloud.url}  Workbench {cloud.workbench_url or '(not available)'}")
+        say(f"local cloud on AWS endpoint {cloud.url}  Workbench {cloud.workbench_url or '(not available)'}")
         parameters = deploying.read_samconfig(args.config_file, args.config_env)
         parameters.update(demo_parameters(template, cloud.workbench_url))
         parameters.update(deploying.parse_overrides(args.parameter_overrides))
-        return _run_deploy(cloud.url, args.stack_name, template, parameters, args)
+
+        def start_cloud() -> None:
+            say("starting the local cloud while SAM starts")
+            cloud.start()
+            cloud.expect_serverless()
+            say("local cloud ready")
+
+        return _run_deploy(cloud.url, args.stack_name, template, parameters, args, starting=start_cloud)
     except deploying.DeployError as exc:
         complain(str(exc))
         return 1

@@ -12,6 +12,7 @@ defaults, replacing a stack that failed to create, following the stack while SAM
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import re
@@ -23,11 +24,14 @@ import time
 import tomllib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import boto3
+import botocore.session
 from botocore.config import Config
+from botocore.utils import parse_timestamp
 
 from local_cloud import api_calls
 
@@ -43,18 +47,44 @@ class DeployError(Exception):
     """Deployment could not be done; the message is one line a person can act on."""
 
 
+def _timestamp(value: Any) -> datetime:
+    """A response's timestamp: AWS's ISO 8601 text read by ``datetime.fromisoformat`` (a thousandth of the
+    time botocore's dateutil parse takes, which a stack's hundred events cost at each poll), anything else
+    (epoch seconds, other forms) as botocore reads it. The same aware UTC datetime either way."""
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            parsed = datetime.fromisoformat(value)
+            if parsed.tzinfo is not None:
+                return parsed
+    return parse_timestamp(value)
+
+
+@functools.cache
+def _tooling_session() -> boto3.session.Session:
+    """The session of the tooling's clients (endpoint data and models parsed once), reading timestamps with
+    ``_timestamp``."""
+    session = botocore.session.get_session()
+    session.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=_timestamp)
+    return boto3.session.Session(botocore_session=session)
+
+
+_tooling_lock = threading.Lock()  # a session is not thread-safe; the clients it makes are
+
+
 def aws_client(service: str, endpoint_url: str, region: str) -> Any:
     """A client for the local cloud only: fake credentials, so real ones are never sent anywhere."""
-    return boto3.client(
-        service,
-        endpoint_url=endpoint_url,
-        region_name=region,
-        aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-        # Marked as the local cloud's own tooling (it stands in for the person and `sam deploy`), which
-        # injected faults leave alone: they are for the code under test.
-        config=Config(retries={"mode": "standard", "max_attempts": 3}, user_agent_appid=api_calls.TOOLING_APP_ID),
-    )
+    with _tooling_lock:
+        return _tooling_session().client(
+            service,
+            endpoint_url=endpoint_url,
+            region_name=region,
+            aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+            # Marked as the local cloud's own tooling (it stands in for the person and `sam deploy`), which
+            # injected faults leave alone: they are for the code under test.
+            config=Config(retries={"mode": "standard", "max_attempts": 3},
+                          user_agent_appid=api_calls.TOOLING_APP_ID),
+        )
 
 
 def sam_executable() -> str:
@@ -118,9 +148,26 @@ def sam_build(source_root: Path, say: Callable[[str], None]) -> None:
 # ------------------------------------------------------------------------------------------ templates
 def load_template(path: Path) -> dict[str, Any]:
     """A CloudFormation/SAM template (YAML short-form tags or JSON) as plain data."""
-    from samcli.yamlhelper import yaml_parse
+    from local_cloud.cloudformation_templates import read_template
 
-    return json.loads(json.dumps(yaml_parse(path.read_text(encoding="utf-8"))))
+    return json.loads(json.dumps(read_template(path.read_text(encoding="utf-8")), default=str))
+
+
+def as_json(build_template: Path) -> Path:
+    """The built template as the JSON CloudFormation also takes: ``.template.yaml.json`` beside it (so CodeUri,
+    ContentUri and DefinitionUri resolve to the same build folders), made again when the YAML is newer; a JSON
+    template as it is. The same data: read from the YAML as the SAM CLI reads it (``load_template``). ``sam build``
+    writes YAML, which the SAM CLI parses with PyYAML's pure-Python parser about three times per deploy (over a
+    second of CPU for this application's template); JSON it reads with ``json``."""
+    if build_template.suffix not in (".yaml", ".yml"):
+        return build_template
+    target = build_template.with_name(f".{build_template.name}.json")
+    if target.exists() and target.stat().st_mtime >= build_template.stat().st_mtime:
+        return target
+    staged = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}")
+    staged.write_text(json.dumps(load_template(build_template), indent=1) + "\n", encoding="utf-8")
+    os.replace(staged, target)  # whole, also when two deploys of one build write it at once
+    return target
 
 
 def read_samconfig(path: Path, env: str = "default") -> dict[str, str]:
@@ -239,29 +286,35 @@ def deploy(
     config_env: str = "default",
     say: Callable[[str], None] | None = None,
     disable_rollback: bool = False,
+    starting: Callable[[], None] | None = None,
 ) -> DeployResult:
-    """``sam deploy`` of the built template to the local cloud; the stack followed while SAM works."""
+    """``sam deploy`` of the built template to the local cloud; the stack followed while SAM works.
+
+    ``starting``: the local cloud is bound but not serving yet (the demo's new one, which has no stacks):
+    it is called (and starts the cloud) once SAM is started, so the seconds SAM takes to start up and read
+    the template are spent while the local cloud starts, not after it."""
     cfn = aws_client("cloudformation", endpoint_url, region)
     declared = load_template(build_template).get("Parameters", {})
     unknown = sorted(set(parameters) - set(declared))
     if unknown:
         raise DeployError(f"the template has no parameter(s) {', '.join(unknown)}")
     started = time.time() - 1
-    status = stack_status(cfn, stack_name)
+    status = stack_status(cfn, stack_name) if starting is None else None
     if status in ("CREATE_FAILED", "ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "DELETE_FAILED", "REVIEW_IN_PROGRESS"):
         if say:
             say(f"stack {stack_name} is {status}: deleting it first")
         delete(endpoint_url, stack_name, region, timeout, on_progress, say)
     elif status is not None and status.endswith("_IN_PROGRESS"):
         raise DeployError(f"stack {stack_name} is {status}: wait for it to finish")
-    command = sam_deploy_command(build_template, stack_name, region, parameters, config_file, config_env,
+    template = as_json(build_template)
+    command = sam_deploy_command(template, stack_name, region, parameters, config_file, config_env,
                                  disable_rollback=disable_rollback)
     if say:
         # The command as a person would type it, NoEcho values (the Workbench API key) masked as SAM masks them.
-        shown = sam_deploy_command(build_template, stack_name, region, masked(parameters, declared), config_file,
+        shown = sam_deploy_command(template, stack_name, region, masked(parameters, declared), config_file,
                                    config_env, disable_rollback=disable_rollback)
         say(f"AWS_ENDPOINT_URL={endpoint_url} sam {shlex.join(shown[1:])}")
-    ran = _run_following(command, sam_environment(endpoint_url, region), timeout, on_progress)
+    ran = _run_following(command, sam_environment(endpoint_url, region), timeout, on_progress, starting=starting)
     output = ran.output
     # A stack that failed is read below; any other failure of SAM's is said as SAM said it.
     if ran.failed and "No changes to deploy" not in output and "Failed to create/update the stack" not in (
@@ -278,9 +331,10 @@ def deploy(
 
 def _run_following(
     command: list[str], env: dict[str, str], timeout: float, on_progress: Callable[[], None] | None,
-    every: float = 0.5,
+    every: float = 0.5, starting: Callable[[], None] | None = None,
 ) -> SamRun:
-    """Run SAM, calling ``on_progress`` meanwhile; its output is kept (read when it fails)."""
+    """Run SAM, calling ``starting`` once it runs, then ``on_progress`` meanwhile; its output is kept (read
+    when it fails)."""
     deadline = time.monotonic() + timeout
     with subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                           cwd=Path.cwd()) as process:
@@ -293,6 +347,12 @@ def _run_following(
 
         reader = threading.Thread(target=pump, daemon=True)
         reader.start()
+        if starting is not None:
+            try:
+                starting()
+            except BaseException:
+                process.kill()
+                raise
         while process.poll() is None:
             if on_progress:
                 on_progress()

@@ -62,6 +62,10 @@ FAKE_CREDENTIALS = {
     "AWS_SECRET_ACCESS_KEY": "local-cloud-secret",
     "AWS_SESSION_TOKEN": "local-cloud-session-token",
 }
+# The services whose botocore data (models, endpoint rules, endpoints) a fork server parses once for the
+# environments it forks: those the local cloud serves to functions. Any other service is parsed when used.
+PREPARSED_SERVICES = ("cloudformation", "cloudtrail", "cloudwatch", "events", "iam", "kms", "lambda", "logs",
+                      "organizations", "s3", "s3control", "secretsmanager", "sns", "sqs", "stepfunctions", "sts")
 # Lambda's limit on an on-demand function's Init phase; past it, Lambda runs init again inside the
 # first invocation, bounded by the function's timeout. Here init simply gets both budgets.
 INIT_LIMIT_SECONDS = 10.0
@@ -167,35 +171,47 @@ class ForkedProcess:
 
 
 class ForkServer:
-    """A runtime process holding the preloaded runtime modules, forking execution environments for one /opt."""
+    """A runtime process holding the preloaded runtime modules, forking execution environments for one /opt.
+
+    The constructor starts it; ``ready()`` waits for its preload (once), so it can be started ahead of its
+    first use."""
 
     def __init__(self, opt_root: Path) -> None:
         self.opt_root = opt_root
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "en_US.UTF-8", "TZ": ":UTC"}
         self.process = subprocess.Popen(
-            [runtime_python(), "-I", "-u", str(BOOTSTRAP), "--fork-server", str(opt_root), str(theirs.fileno())],
+            [runtime_python(), "-I", "-u", str(BOOTSTRAP), "--fork-server", str(opt_root), str(theirs.fileno()),
+             ",".join(PREPARSED_SERVICES)],
             env=env, cwd=str(opt_root), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL, pass_fds=(theirs.fileno(),), start_new_session=True,
         )
         theirs.close()
         self._socket = ours
         self._spawn_lock = threading.Lock()
+        self._ready_lock = threading.Lock()
         self._changed = threading.Condition()
         self._spawned: list[int] = []
         self._exits: dict[int, int] = {}
         self._closed = False
-        ours.settimeout(30)
-        try:
-            ready = json.loads(ours.recv(1 << 20) or b"{}")
-        except (OSError, ValueError):
-            ready = {}
-        if not ready.get("ready"):
-            self.stop()
-            raise RuntimeError(f"the Lambda fork server for {opt_root} did not start")
-        ours.settimeout(None)
-        self.preloaded = frozenset(ready["preloaded"])
-        threading.Thread(target=self._read, name="lambda-fork-server", daemon=True).start()
+        self.preloaded: frozenset[str] | None = None
+
+    def ready(self) -> bool:
+        """Wait for the server's preload (the first call); False when it did not start."""
+        with self._ready_lock:
+            if self.preloaded is None and not self._closed:
+                self._socket.settimeout(30)
+                try:
+                    ready = json.loads(self._socket.recv(1 << 20) or b"{}")
+                except (OSError, ValueError):
+                    ready = {}
+                if not ready.get("ready"):
+                    self._closed = True
+                    return False
+                self._socket.settimeout(None)
+                self.preloaded = frozenset(ready["preloaded"])
+                threading.Thread(target=self._read, name="lambda-fork-server", daemon=True).start()
+        return self.preloaded is not None
 
     def _read(self) -> None:
         while True:
@@ -219,7 +235,7 @@ class ForkServer:
         """Whether a fork resolves ``task_root``'s imports as a new interpreter would: none of its
         top-level modules is one the server preloaded."""
         names = {entry.name.split(".", 1)[0] for entry in task_root.iterdir()}
-        return self.alive() and not names & self.preloaded
+        return self.alive() and not names & (self.preloaded or frozenset())
 
     def alive(self) -> bool:
         return not self._closed and self.process.poll() is None
@@ -405,8 +421,9 @@ class WorkerPool:
         self._fork_servers: dict[Path, ForkServer | None] = {}  # None: it could not start, use new processes
         self._fork_lock = threading.Lock()
 
-    def fork_server(self, opt_root: Path, task_root: Path) -> ForkServer | None:
-        """The fork server for ``opt_root`` when one may start this code (started on first use), else None."""
+    def fork_server(self, opt_root: Path, task_root: Path | None = None) -> ForkServer | None:
+        """The fork server for ``opt_root`` when one may start this code (``task_root``), else None. Started
+        on first use; without ``task_root``, only started (a function was created: see ``prepare``)."""
         if not settings.fork:
             return None
         with self._fork_lock:
@@ -422,6 +439,12 @@ class WorkerPool:
                     log.exception("Lambda fork server for %s: cold starts use new processes", opt_root)
                     server = None
                 self._fork_servers[opt_root] = server
+            if task_root is None:
+                return server
+            if server is not None and not server.ready():
+                log.error("the Lambda fork server for %s did not start: cold starts use new processes", opt_root)
+                server.stop()
+                server = self._fork_servers[opt_root] = None
         return server if server is not None and server.serves(task_root) else None
 
     def acquire(self, function_arn: str, key: str, start: Callable[[], Worker]) -> tuple[Worker, bool]:
@@ -639,12 +662,7 @@ def _init(worker: Worker, fn: Any, timeout: int, request_id: str) -> tuple[str, 
     return logs, worker.init_ms or 0.0, Outcome(error, True, False, status="error", error_type=error["errorType"])
 
 
-def invoke_artifact(fn: Any, event: Any, endpoint_url: str) -> tuple[str, bool, str, str]:
-    """Run ``fn`` (a moto LambdaFunction) on ``event`` in one of its execution environments.
-
-    Returns (payload JSON, errored, logs, log stream name), the shape moto's ``_invoke_lambda`` uses
-    plus the stream the logs belong in.
-    """
+def _layer_zips(fn: Any) -> list[bytes]:
     from moto.awslambda.utils import get_backend
 
     backend = get_backend(fn.account_id, fn.region)
@@ -652,8 +670,29 @@ def invoke_artifact(fn: Any, event: Any, endpoint_url: str) -> tuple[str, bool, 
     for layer in fn.layers:
         version = backend.layers_versions_by_arn(layer["Arn"])
         layer_zips.append(version.code_bytes if version else b"")
+    return layer_zips
+
+
+def prepare(fn: Any) -> None:
+    """What Lambda does while a new function is Pending, before its first invocation: its layers extracted
+    (``/opt``) and the fork server for them started, so the first cold start does not wait for the runtime's
+    own start-up. A cold start still starts a new environment; a failure here leaves the work to it."""
+    if not settings.fork:
+        return
+    try:
+        pool().fork_server(cache().opt_root(_layer_zips(fn)))
+    except Exception:
+        log.debug("preparing %s", getattr(fn, "function_name", fn), exc_info=True)
+
+
+def invoke_artifact(fn: Any, event: Any, endpoint_url: str) -> tuple[str, bool, str, str]:
+    """Run ``fn`` (a moto LambdaFunction) on ``event`` in one of its execution environments.
+
+    Returns (payload JSON, errored, logs, log stream name), the shape moto's ``_invoke_lambda`` uses
+    plus the stream the logs belong in.
+    """
     task_root = cache().task_root(fn.code_bytes)
-    opt_root = cache().opt_root(layer_zips)
+    opt_root = cache().opt_root(_layer_zips(fn))
     timeout = int(fn.timeout or 3)
     environment = _environment(fn, endpoint_url, task_root, timeout)
     key = hashlib.sha256(json.dumps([str(task_root), str(opt_root), environment], sort_keys=True).encode()).hexdigest()
@@ -743,4 +782,26 @@ def install(endpoint_url: str) -> None:
 
     LambdaFunction._invoke_lambda = _invoke_lambda  # type: ignore[method-assign]
     LambdaFunction.invoke = invoke  # type: ignore[method-assign]
+    _prepare_created_functions()
+
+
+def _prepare_created_functions() -> None:
+    """CreateFunction (also CloudFormation's) prepares the function's runtime (``prepare``)."""
+    global _preparing
+    from moto.awslambda.models import LambdaBackend
+
+    if _preparing:
+        return
+    _preparing = True
+    original = LambdaBackend.create_function
+
+    def create_function(self: Any, spec: dict[str, Any]) -> Any:
+        fn = original(self, spec)
+        prepare(fn)
+        return fn
+
+    LambdaBackend.create_function = create_function  # type: ignore[method-assign]
+
+
+_preparing = False
 

@@ -82,17 +82,16 @@ class MotoServer:
     """moto's WSGI app in a threaded werkzeug server (one thread per request: a Lambda may call back).
 
     ``middleware`` wraps moto's app in order, innermost first: each sees a request after those listed
-    after it, so the last one listed is the first to see it."""
+    after it, so the last one listed is the first to see it. The port is bound (and connections queue) from
+    the constructor on; requests are answered from ``start()`` on."""
 
     def __init__(self, port: int, middleware: Sequence[Callable[[WsgiApp], WsgiApp]] = ()) -> None:
-        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+        from moto.moto_server.werkzeug_app import MotoRequestHandler
         from werkzeug.serving import make_server
 
-        app: WsgiApp = DomainDispatcherApplication(create_backend_app)
-        for wrap in middleware:
-            app = wrap(app)
+        self._middleware = middleware
         try:
-            self._server = make_server(HOST, port, app, threaded=True, request_handler=MotoRequestHandler)
+            self._server = make_server(HOST, port, _not_started, threaded=True, request_handler=MotoRequestHandler)
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE or "in use" in str(exc):
                 raise PortInUse(port) from exc
@@ -100,13 +99,26 @@ class MotoServer:
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, name="moto-server", daemon=True)
 
-    def start(self) -> None:
+    def start(self, middleware: Sequence[Callable[[WsgiApp], WsgiApp]] | None = None) -> None:
+        """Answer requests, through ``middleware`` when given (else the constructor's)."""
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+        app: WsgiApp = DomainDispatcherApplication(create_backend_app)
+        for wrap in self._middleware if middleware is None else middleware:
+            app = wrap(app)
+        self._server.app = app
         self._thread.start()
 
     def stop(self) -> None:
-        self._server.shutdown()
+        if self._thread.is_alive():
+            self._server.shutdown()
+            self._thread.join(timeout=10)
         self._server.server_close()
-        self._thread.join(timeout=10)
+
+
+def _not_started(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+    """Never called: the server's loop starts once its app is set."""
+    raise RuntimeError("the local cloud is not started")
 
 
 _RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
@@ -354,11 +366,33 @@ class LocalCloud:
     def workbench_url(self) -> str | None:
         return getattr(self.workbench, "url", None)
 
-    def start(self) -> LocalCloud:
+    def listen(self) -> LocalCloud:
+        """Bind both endpoints: ``url`` and ``workbench_url`` hold from here on, the Workbench emulator answers,
+        AWS requests wait until ``start()``. So a client (the demo's ``sam deploy``) can start up while the
+        local cloud does."""
         lambda_runner.runtime_python()  # fail now, with the fix in the message, not at the first invoke
         check_port_free(self.requested_port, "--port")
         check_port_free(self.requested_workbench_port, "--workbench-port")
-        self.moto = MotoServer(self.requested_port, self.middleware())
+        self.moto = MotoServer(self.requested_port)
+        try:
+            self.workbench = start_workbench(self.requested_workbench_port, self.workbench_organization_id)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def start(self) -> LocalCloud:
+        if self.moto is None:
+            self.listen()
+        try:
+            self._serve()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _serve(self) -> None:
+        assert self.moto is not None
         # moto's Step Functions engine and custom resources reach the server at localhost:$MOTO_PORT.
         os.environ["MOTO_PORT"] = str(self.moto.port)
         _enable_step_functions_execution()
@@ -373,17 +407,11 @@ class LocalCloud:
         lambda_runner.install(self.url)
         self.scheduler.endpoint = self.url
         cloudtrail_logs.install(self.trail_delivery)
-        self.moto.start()
+        self.moto.start(self.middleware())
         threading.Thread(target=self._warm_up, name="warm-up", daemon=True).start()
-        try:
-            self.workbench = start_workbench(self.requested_workbench_port, self.workbench_organization_id)
-            wait_until_listening(self.moto.port)
-            self.scheduler.start()
-            self.trail_delivery.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
+        wait_until_listening(self.moto.port)
+        self.scheduler.start()
+        self.trail_delivery.start()
 
     def _warm_up(self) -> None:
         """Read now what the first requests would otherwise read on their way (IAM's reference data, the
@@ -401,6 +429,15 @@ class LocalCloud:
                     middleware.service_model(service)
         except Exception:  # a warm-up that fails leaves the work to the first request
             log.exception("warming up the local cloud")
+
+    def expect_serverless(self) -> None:
+        """A SAM template is coming (the demo's): import the Serverless transform (samtranslator, most of a
+        second of CPU) in the background now, while SAM starts and packages, instead of in its change set."""
+
+        def load() -> None:
+            import samtranslator.translator.translator  # noqa: F401
+
+        threading.Thread(target=load, name="warm-up-serverless", daemon=True).start()
 
     def middleware(self) -> list[Callable[[WsgiApp], WsgiApp]]:
         """What stands in front of moto, innermost first: IAM authorization (``--iam``), then injected

@@ -1144,17 +1144,21 @@ def _patch_responses() -> None:  # noqa: C901 - one override per StackSets actio
 
 def _cache_template_parsing() -> None:
     """A StackSet deploys one template to every account: parse its text once, not once per stack (moto's
-    pure-Python YAML parse takes tens of milliseconds; a thousand accounts would wait a minute for it)."""
+    pure-Python YAML parse takes tens of milliseconds; a thousand accounts would wait a minute for it), and
+    with libyaml (``cloudformation_templates.parse_as_moto``)."""
     import copy
     import functools
 
     from moto.cloudformation.models import Stack
 
-    parse = functools.lru_cache(maxsize=16)(Stack.parse_template)
+    from local_cloud import cloudformation_templates
+
+    original = Stack.parse_template
+    parse = functools.lru_cache(maxsize=16)(cloudformation_templates.parse_as_moto)
 
     def parse_template(template: str) -> dict[str, Any]:
         # moto keeps and changes what it parsed: every stack gets its own copy.
-        return copy.deepcopy(parse(template)) if isinstance(template, str) else parse.__wrapped__(template)
+        return copy.deepcopy(parse(template)) if isinstance(template, str) else original(template)
 
     Stack.parse_template = staticmethod(parse_template)  # type: ignore[method-assign,assignment]
 

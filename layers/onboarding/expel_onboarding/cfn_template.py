@@ -10,11 +10,10 @@ one of the template's resources stays the resource's logical id: its physical id
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from typing import Any
-
-import yaml
 
 INTRINSICS = ("Ref", "Condition", "Fn::Sub", "Fn::If", "Fn::Equals", "Fn::Not", "Fn::And", "Fn::Or", "Fn::Join",
               "Fn::GetAtt", "Fn::Select", "Fn::Split", "Fn::FindInMap", "Fn::Base64", "Fn::GetAZs",
@@ -25,28 +24,37 @@ class UnsupportedTemplate(ValueError):
     """The template uses something this evaluator does not (the message names it)."""
 
 
-class _Loader(yaml.SafeLoader):
-    """YAML with CloudFormation's short forms (``!Ref X`` is ``{"Ref": "X"}``, ``!Sub s`` is ``{"Fn::Sub": s}``)."""
+@functools.cache
+def _loader() -> Any:
+    """YAML with CloudFormation's short forms (``!Ref X`` is ``{"Ref": "X"}``, ``!Sub s`` is ``{"Fn::Sub": s}``):
+    libyaml's safe loader when PyYAML has it (the layer's wheel does). Made on first use: the functions that
+    import this module for the drift check (every step of guide steps 1 to 8) do not pay for importing PyYAML
+    at each cold start."""
+    import yaml
 
+    def short_form(loader: Any, suffix: str, node: yaml.Node) -> dict[str, Any]:
+        name = suffix if suffix in ("Ref", "Condition") else f"Fn::{suffix}"
+        if isinstance(node, yaml.ScalarNode):
+            value: Any = loader.construct_scalar(node)
+            if name == "Fn::GetAtt":
+                value = str(value).split(".", 1)
+        elif isinstance(node, yaml.SequenceNode):
+            value = loader.construct_sequence(node, deep=True)
+        else:
+            value = loader.construct_mapping(node, deep=True)
+        return {name: value}
 
-def _short_form(loader: _Loader, suffix: str, node: yaml.Node) -> dict[str, Any]:
-    name = suffix if suffix in ("Ref", "Condition") else f"Fn::{suffix}"
-    if isinstance(node, yaml.ScalarNode):
-        value: Any = loader.construct_scalar(node)
-        if name == "Fn::GetAtt":
-            value = str(value).split(".", 1)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
-    return {name: value}
+    class Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+        pass
 
-
-_Loader.add_multi_constructor("!", _short_form)
+    Loader.add_multi_constructor("!", short_form)
+    return Loader
 
 
 def load(body: str) -> dict[str, Any]:
-    loaded = yaml.load(body, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+    import yaml
+
+    loaded = yaml.load(body, Loader=_loader())  # noqa: S506 - a safe loader's subclass
     if not isinstance(loaded, dict):
         raise UnsupportedTemplate("the template is not a mapping")
     return loaded
