@@ -202,7 +202,9 @@ def test_doctor_checks_every_member_accounts_role_and_names_the_account_the_role
         in text, text
     assert f"create-stack-instances --stack-set-name {STACK_SET} --deployment-targets OrganizationalUnitIds=" \
            f"{organization.root},Accounts={missing},AccountFilterType=INTERSECTION --regions {REGION}" in text
-    assert "By hand only (1): the repair does not change the Expel role" in text, text
+    assert ("By hand only (1): the repair cannot put these back (each fix above says why and what to do): "
+            f"AssumeRolePolicyDocument/Statement/0/Condition/StringEquals/sts:ExternalId (NOT_EQUAL) of role {ROLE} "
+            f"in account {changed} ({REGION})") in text, text
 
     # The person puts the role's trust back (by hand only); the repair deploys the missing instance again, and the
     # check after it is clean.
