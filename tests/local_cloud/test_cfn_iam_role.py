@@ -133,8 +133,9 @@ def test_deleting_a_role_detaches_its_own_managed_policies_and_a_policy_attached
     stack = _settled(STACK)
     assert stack["StackStatus"] == "DELETE_FAILED"
     events = cfn.describe_stack_events(StackName=STACK)["StackEvents"]
-    assert {(e["ResourceStatus"], e.get("ResourceStatusReason")) for e in events if e["LogicalResourceId"] == STACK} >= {
-        ("DELETE_FAILED", "The following resource(s) failed to delete: [Role]. ")}
+    stack_events = {(e["ResourceStatus"], e.get("ResourceStatusReason")) for e in events
+                    if e["LogicalResourceId"] == STACK}
+    assert ("DELETE_FAILED", "The following resource(s) failed to delete: [Role]. ") in stack_events
     [event] = [e for e in events if e["LogicalResourceId"] == "Role" and e["ResourceStatus"] == "DELETE_FAILED"]
     assert event["ResourceStatusReason"] == (
         'Resource handler returned message: "Cannot delete entity, must detach all policies first. (Service: Iam, '
