@@ -115,3 +115,57 @@ def failure_reason(exc: BaseException, limit: int = 600) -> str:
     if not message.startswith(type(exc).__name__):
         message = f"{type(exc).__name__}: {message}"
     return message if len(message) <= limit else message[: limit - 1] + "…"
+
+
+def handler_message(exc: BaseException) -> str:
+    """A resource handler's failure as CloudFormation words it: the service's own message, its status code."""
+    message = " ".join(str(getattr(exc, "message", None) or getattr(exc, "description", None) or exc).split())
+    service = type(exc).__module__.split(".")[1] if type(exc).__module__.startswith("moto.") else ""
+    status = _http_status(service, str(getattr(exc, "code", ""))) if service else None
+    origin = f" (Service: {service.capitalize()}, Status Code: {status})" if status else ""
+    return f'Resource handler returned message: "{message}{origin}" (HandlerErrorCode: GeneralServiceException)'
+
+
+def _http_status(service: str, code: str) -> int | None:
+    """The HTTP status AWS answers an error code of the service with (its botocore model says)."""
+    import botocore.session
+    from botocore.exceptions import UnknownServiceError
+
+    try:
+        model = botocore.session.get_session().get_service_model(service)
+    except UnknownServiceError:
+        return None
+    for shape in model.error_shapes:
+        if shape.error_code == code:
+            return shape.metadata.get("error", {}).get("httpStatusCode")
+    return None
+
+
+def undeleted_resources(stack: Any) -> list[tuple[str, str, str]]:
+    """(logical id, type, physical id) of each resource moto's delete of the stack left in place."""
+    resource_map = stack.resource_map
+    left = []
+    for logical_id, resource_json in resource_map._resource_json_map.items():
+        parsed = resource_map._parsed_resources.get(logical_id)
+        if parsed is not None and not isinstance(parsed, str):
+            left.append((logical_id, str(resource_json.get("Type", "")),
+                         str(getattr(parsed, "physical_resource_id", "") or "")))
+    return left
+
+
+def delete_or_fail(backend: Any, stack: Any, delete: Callable[[Any, str], None]) -> None:
+    """moto's delete, as CloudFormation's: a resource that cannot be deleted (IAM's DeleteConflict for a role with
+    a policy attached by hand) leaves the stack DELETE_FAILED with an event naming it and why (moto forgot the
+    stack and raised). What was deleted stays deleted; another DeleteStack retries the rest."""
+    try:
+        delete(backend, stack.stack_id)
+    except Exception as exc:
+        backend.stacks[stack.stack_id] = stack
+        backend.deleted_stacks.pop(stack.stack_id, None)
+        failed = undeleted_resources(stack)
+        for logical_id, resource_type, physical_id in failed:
+            resource_event(stack, logical_id, resource_type, "DELETE_FAILED", physical_id or None,
+                           handler_message(exc))
+        stack.status = "DELETE_FAILED"
+        stack._add_stack_event("DELETE_FAILED", resource_status_reason=summary(
+            "delete", [f[0] for f in failed]) if failed else failure_reason(exc))

@@ -633,7 +633,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
             doctor.show(checked, args.stack, say)
             say("")
             say("repairing: the onboarding runs again (as an update: no canary through the queue) ...")
-            repaired = doctor.repair(cfn, sfn, args.stack, region, timeout=max(args.timeout, 900.0))
+            repaired = doctor.repair(cfn, sfn, args.stack, region, timeout=max(args.timeout, 900.0),
+                                     report=checked.report)
             say(f"repaired by {repaired}; checking again ...")
             checked = doctor.run_check(cfn, sfn, args.stack, region, timeout=args.timeout)
     except (status.NotFound, doctor.DoctorError) as exc:

@@ -10,7 +10,9 @@
   ``ManagedPolicyArns`` are attached (moto ignored them: a SAM function's role lacked
   ``AWSLambdaBasicExecutionRole``), and on update detached and attached as they change; an ARN that is no policy
   fails the resource with IAM's "Policy <arn> does not exist or is not attachable.". AWS managed policies are
-  in every account: the first attachment brings one in from moto's copy of AWS's list.
+  in every account: the first attachment brings one in from moto's copy of AWS's list. Deleting the role
+  detaches only those: a managed policy attached by hand fails the delete with IAM's DeleteConflict (moto
+  detached every policy).
 - ``AWS::IAM::Policy``: a policy that could not be put on its role is not left half made (moto kept it, so
   CloudFormation's next try answered ``EntityAlreadyExists``).
 """
@@ -178,7 +180,10 @@ def apply() -> None:
             profile.delete_role(role_name=resource_name)
         for name in list(role.policies):
             backend.delete_role_policy(resource_name, name)
-        for arn in list(role.managed_policies):
+        # Only what the resource attached (its ManagedPolicyArns): a policy someone else attached stays, and
+        # DeleteRole then fails with IAM's DeleteConflict ("Cannot delete entity, must detach all policies
+        # first."), as CloudFormation's delete of such a role does on AWS.
+        for arn in [a for a in getattr(role, "cfn_managed_policy_arns", []) if a in role.managed_policies]:
             backend.detach_role_policy(arn, resource_name)
         for policy in backend.inline_policies.values():
             policy.role_names = [n for n in policy.role_names if n != resource_name]

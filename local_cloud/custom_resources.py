@@ -225,8 +225,10 @@ def install() -> None:
         )
         answered = [r for r in (stack.custom_resources.values() if stack else []) if getattr(r, "physical_id", None)]
         if stack is None or not answered or stack.status == "DELETE_IN_PROGRESS":
-            if stack is None or stack.status != "DELETE_IN_PROGRESS":
+            if stack is None:
                 original_delete_stack(self, name_or_stack_id)
+            elif stack.status != "DELETE_IN_PROGRESS":
+                cfn_stacks.delete_or_fail(self, stack, original_delete_stack)
             return
         stack.status = "DELETE_IN_PROGRESS"
         stack._add_stack_event("DELETE_IN_PROGRESS", resource_status_reason="User Initiated")
@@ -274,13 +276,9 @@ def _delete_with_custom_resources(backend: Any, stack: Any, resources: list[Any]
             stack._add_stack_event("DELETE_FAILED", resource_status_reason=reason)
             return
         stack.custom_resources.clear()
-        try:
-            stack.status = "DELETE_PENDING"
-            already = len(stack.events)
-            delete(backend, stack.stack_id)
-            # moto's delete announces DELETE_IN_PROGRESS again: that happened before the Delete requests.
-            stack.events[already:] = [e for e in stack.events[already:] if e.resource_status != "DELETE_IN_PROGRESS"
-                                      or e.resource_type != "AWS::CloudFormation::Stack"]
-        except Exception as exc:
-            stack.status = "DELETE_FAILED"
-            stack._add_stack_event("DELETE_FAILED", resource_status_reason=cfn_stacks.failure_reason(exc))
+        stack.status = "DELETE_PENDING"
+        already = len(stack.events)
+        cfn_stacks.delete_or_fail(backend, stack, delete)
+        # moto's delete announces DELETE_IN_PROGRESS again: that happened before the Delete requests.
+        stack.events[already:] = [e for e in stack.events[already:] if e.resource_status != "DELETE_IN_PROGRESS"
+                                  or e.resource_type != "AWS::CloudFormation::Stack"]

@@ -70,12 +70,17 @@ def run_check(cfn: Any, sfn: Any, stack: str, region: str, timeout: float = 300.
 
 
 def repair(cfn: Any, sfn: Any, stack: str, region: str, timeout: float = 900.0, interval: float = 2.0,
-           now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> str:
-    """Run the onboarding again with the stack's last successful input, as an update; returns its ARN."""
+           now: Callable[[], datetime] = lambda: datetime.now(UTC), report: Report | None = None) -> str:
+    """Run the onboarding again with the stack's last successful input, as an update; returns its ARN. The
+    check's ``report`` travels along as ``Repairs`` (as DriftRepair's does): it makes the run a repair, which
+    also replaces member accounts' roles changed by hand (guide step 8)."""
     outputs, machine = _state_machine(cfn, stack, region)
     given = onboarding_input(sfn, machine, outputs)
     name = _name(REPAIR_PREFIX, now)
     given["CloudFormation"] = {**given["CloudFormation"], "RequestType": "Update", "RequestId": name}
+    given["CloudFormation"].pop("Repairs", None)  # an earlier repair's input may be the last onboarding's
+    if report is not None:
+        given["CloudFormation"]["Repairs"] = report.to_dict()
     arn, _ = _run(sfn, machine, name, given, timeout, interval, "the repair")
     return arn
 

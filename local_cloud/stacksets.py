@@ -21,7 +21,9 @@ that joins later. Here a StackSet with ``PermissionModel=SERVICE_MANAGED`` behav
   DeleteStackInstances.
 - An instance is a real stack in the member account (``StackSet-<name>-<id>``); a resource that fails there
   (a role of that name already exists, as on AWS) fails that account with CloudFormation's reason, and the
-  partial stack is rolled back.
+  partial stack is rolled back. A stack that fails to delete (IAM's DeleteConflict: a managed policy attached
+  to the role by hand) stays DELETE_FAILED and fails that account: its instance is INOPERABLE, with the
+  resource's reason, excluded from UpdateStackSet; DeleteStackInstances retries the stack's delete.
 - ListStackInstances, ListStackSetOperations and ListStackSetOperationResults page by at most 100.
 - DetectStackSetDrift is an operation like the others (one at a time, preferences, STOPPED on request): it
   compares each instance's stack with the StackSet's template and parameters (``cloudformation_drift``) and
@@ -423,8 +425,10 @@ def _start(org_set: OrgStackSet, operation: Operation) -> None:
             else:
                 accounts = existing
         for account, ou in sorted(accounts.items()):
-            operation.results.append(Result(account, region, ou))
             instance = org_set.instances.get((account, region))
+            if operation.action == "UPDATE" and instance is not None and instance.status == "INOPERABLE":
+                continue  # excluded from updates until a DeleteStackInstances removes it
+            operation.results.append(Result(account, region, ou))
             if instance is None:
                 if operation.action != "CREATE":
                     continue
@@ -517,7 +521,10 @@ def _run_result(org_set: OrgStackSet, operation: Operation, result: Result) -> N
             _deploy_instance(org_set, instance)
     except _InstanceFailed as failure:
         result.status, result.reason = "FAILED", str(failure)
-        instance.status, instance.detailed, instance.reason = "OUTDATED", "FAILED", str(failure)
+        # A failed delete leaves the instance INOPERABLE (excluded from updates until deleted); a failed create
+        # or update leaves it OUTDATED.
+        state = ("INOPERABLE", "INOPERABLE") if operation.action == "DELETE" else ("OUTDATED", "FAILED")
+        instance.status, instance.detailed, instance.reason = *state, str(failure)
         return
     result.status = "SUCCEEDED"
     if operation.action == "DELETE":
@@ -651,14 +658,17 @@ def _delete_instance(org_set: OrgStackSet, instance: Instance, retain: bool) -> 
 
     if instance.live and not retain:
         backend = cloudformation_backends[instance.account][instance.region]
-        _tracking.active, _tracking.failure = True, None
-        try:
-            backend.delete_stack(instance.stack_id)
-        except Exception as exc:
-            instance.status = "INOPERABLE"
-            raise _InstanceFailed(_failure_reason(exc, None)) from exc
-        finally:
-            _tracking.active, _tracking.failure = False, None
+        backend.delete_stack(instance.stack_id)
+        stack = backend.stacks.get(instance.stack_id)
+        if stack is not None and stack.status == "DELETE_FAILED":
+            # The stack stays (DELETE_FAILED) and so does the instance, INOPERABLE: a DeleteStackInstances once
+            # the cause is gone retries the stack's delete.
+            failed = [e for e in stack.events if e.resource_status == "DELETE_FAILED"
+                      and e.resource_type != "AWS::CloudFormation::Stack"]
+            reason = (f"ResourceLogicalId:{failed[-1].logical_resource_id}, ResourceType:{failed[-1].resource_type}, "
+                      f"ResourceStatusReason:{failed[-1].resource_status_reason}." if failed
+                      else str(getattr(stack.events[-1], "resource_status_reason", "") or "The stack failed to delete"))
+            raise _InstanceFailed(reason)
     org_set.instances.pop((instance.account, instance.region), None)
 
 

@@ -22,4 +22,5 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
         Config.from_state(event), TrailOutput.from_state(event), QueueOutput.from_state(event),
         # The role CloudFormation acts as, so this function needs no IAM write permissions itself.
         service_role_arn=os.environ.get("ROLE_STACK_EXECUTION_ROLE_ARN", ""),
+        repair=step08_expel_role.repairing(event),
     ).to_dict()

@@ -12,4 +12,5 @@ logger = Logger()
 @logger.inject_lambda_context(correlation_id_path="ExecutionId")
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     return step08_expel_role.status(Config.from_state(event), RoleOutput.from_state(event),
-                                    execution_arn=event.get("ExecutionId", "")).to_dict()
+                                    execution_arn=event.get("ExecutionId", ""),
+                                    repair=step08_expel_role.repairing(event)).to_dict()

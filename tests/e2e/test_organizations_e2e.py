@@ -4,7 +4,8 @@ One organization (member accounts in a nested OU and one in the root) and one on
 the checks below, in order: create, ``status``, a rerun (nothing to change: no StackSet operation), an
 update of the Workbench GUID (one operation, every member role changed), a member account added after
 onboarding (automatic deployment), ``doctor`` (each member account's role checked by CloudFormation's drift
-detection), delete (instances and StackSet gone). The local cloud is this
+detection) and ``doctor --repair`` (a drifted member role's instance replaced; a role IAM cannot delete named
+with the fix), delete (instances and StackSet gone). The local cloud is this
 module's own: an organization is account-wide, and the other e2e tests onboard single accounts.
 StackSet operations run in compressed time (``--stackset-seconds``).
 """
@@ -196,34 +197,76 @@ def test_doctor_checks_every_member_accounts_role_and_names_the_account_the_role
     assert "Guide step 8  Set up CloudFormation (the Expel role): 2 differences" in text, text
     assert (f"  - AssumeRolePolicyDocument/Statement/0/Condition/StringEquals/sts:ExternalId (NOT_EQUAL) of role "
             f"{ROLE} in account {changed} ({REGION})\n      is now     not-the-workbench-guid\n      should be  "
-            f"{guid}\n      fix        in account {changed}, IAM > Roles > {ROLE}: put the value back") in text, \
-        text
+            f"{guid}\n      fix        `cloudtrail-onboarding doctor --stack {STACK} --repair` replaces that "
+            "account's stack instance: CloudFormation deletes the role there and creates it again") in text, text
     assert f"  - stack instance of StackSet {STACK_SET} of account {missing} ({REGION})\n      is now     (absent)" \
         in text, text
     assert f"create-stack-instances --stack-set-name {STACK_SET} --deployment-targets OrganizationalUnitIds=" \
            f"{organization.root},Accounts={missing},AccountFilterType=INTERSECTION --regions {REGION}" in text
-    assert ("By hand only (1): the repair cannot put these back (each fix above says why and what to do): "
-            f"AssumeRolePolicyDocument/Statement/0/Condition/StringEquals/sts:ExternalId (NOT_EQUAL) of role {ROLE} "
-            f"in account {changed} ({REGION})") in text, text
+    assert "By hand only" not in text, text  # the repair puts back both
 
-    # The person puts the role's trust back (by hand only); the repair deploys the missing instance again, and the
-    # check after it is clean.
-    trust["Statement"][0]["Condition"]["StringEquals"]["sts:ExternalId"] = guid
-    iam.update_assume_role_policy(RoleName=ROLE, PolicyDocument=json.dumps(trust))
-    before = len(onboarded.operations())
+    # The repair replaces the changed account's instance (delete, then create: the role made again from the
+    # template) and deploys the missing one again, those accounts alone; the check after it is clean.
+    before, instances = len(onboarded.operations()), onboarded.instances()
     repaired = run_cli(*doctor, "--repair", timeout=900)
 
     assert repaired.returncode == 0, repaired.stdout + repaired.stderr
     assert "Guide step 8  Set up CloudFormation (the Expel role): in sync" in repaired.stdout.split(
         "checking again")[-1], repaired.stdout
-    [created] = [o for o in onboarded.operations()[: len(onboarded.operations()) - before] if o["Action"] == "CREATE"]
-    operation = cfn.describe_stack_set_operation(StackSetName=STACK_SET, OperationId=created["OperationId"])[
-        "StackSetOperation"]
-    assert operation["Status"] == "SUCCEEDED"
-    assert operation["DeploymentTargets"] == {"OrganizationalUnitIds": [organization.root], "Accounts": [missing],
-                                              "AccountFilterType": "INTERSECTION"}  # that account alone
-    assert onboarded.instances()[missing]["Status"] == "CURRENT"
-    assert onboarded.external_id(missing) == guid
+    started = {o["Action"]: cfn.describe_stack_set_operation(StackSetName=STACK_SET, OperationId=o["OperationId"])[
+        "StackSetOperation"] for o in onboarded.operations()[: len(onboarded.operations()) - before]
+        if o["Action"] != "DETECT_DRIFT"}
+    assert sorted(started) == ["CREATE", "DELETE"] and {o["Status"] for o in started.values()} == {"SUCCEEDED"}
+    assert started["DELETE"]["DeploymentTargets"] == {
+        "OrganizationalUnitIds": [instances[changed]["OrganizationalUnitId"]], "Accounts": [changed],
+        "AccountFilterType": "INTERSECTION"} and started["DELETE"]["RetainStacks"] is False  # that account alone
+    assert started["CREATE"]["DeploymentTargets"]["Accounts"] == sorted([changed, missing])
+    assert started["CREATE"]["DeploymentTargets"]["AccountFilterType"] == "INTERSECTION"
+    after = onboarded.instances()
+    assert {after[a]["Status"] for a in (changed, missing)} == {"CURRENT"}
+    assert onboarded.external_id(missing) == guid and onboarded.external_id(changed) == guid
+    untouched = sorted(set(instances) - {changed, missing})
+    assert untouched and [after[a]["LastOperationId"] for a in untouched] == [
+        instances[a]["LastOperationId"] for a in untouched]  # the other accounts' instances as they were
+    again = run_cli(*doctor, timeout=600)
+    assert again.returncode == 0, again.stdout + again.stderr
+
+
+def test_a_member_role_with_a_policy_attached_by_hand_stops_the_repair_naming_the_account_and_the_fix(
+        onboarded: Onboarded) -> None:
+    """IAM refuses to delete a role a managed policy is attached to, and CloudFormation detaches only what the
+    template attached: the replacement cannot happen there, and the repair says so instead of detaching it."""
+    account = onboarded.organization.accounts["workloads"][0]
+    doctor = ("doctor", "--stack", STACK, "--endpoint-url", onboarded.cloud.url, "--region", REGION)
+    guid = onboarded.external_id(account)
+    iam = onboarded.member(account, "iam")
+    theirs = iam.create_policy(PolicyName="TheirOwnReads", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:ListAllMyBuckets",
+                                                "Resource": "*"}]}))["Policy"]["Arn"]
+    iam.attach_role_policy(RoleName=ROLE, PolicyArn=theirs)
+    trust = iam.get_role(RoleName=ROLE)["Role"]["AssumeRolePolicyDocument"]
+    trust = json.loads(trust) if isinstance(trust, str) else trust
+    trust["Statement"][0]["Condition"]["StringEquals"]["sts:ExternalId"] = "not-the-workbench-guid"
+    iam.update_assume_role_policy(RoleName=ROLE, PolicyDocument=json.dumps(trust))
+
+    blocked = run_cli(*doctor, "--repair", timeout=900)
+
+    assert blocked.returncode == 2, blocked.stdout + blocked.stderr
+    said = blocked.stdout + blocked.stderr
+    assert f"the Expel role of member accounts {account} ({REGION}) could not be replaced" in said, said
+    assert "Cannot delete entity, must detach all policies first." in said, said
+    assert f"IAM > Roles > {ROLE} > Permissions, note and detach it" in said, said
+    attached = iam.list_attached_role_policies(RoleName=ROLE)["AttachedPolicies"]
+    assert [p["PolicyArn"] for p in attached] == [theirs]  # never detached by the onboarding
+    assert onboarded.instances()[account]["Status"] == "INOPERABLE"
+
+    # The person detaches it as told; the repair then replaces the instance, and the check after it is clean.
+    iam.detach_role_policy(RoleName=ROLE, PolicyArn=theirs)
+    repaired = run_cli(*doctor, "--repair", timeout=900)
+
+    assert repaired.returncode == 0, repaired.stdout + repaired.stderr
+    assert onboarded.external_id(account) == guid
+    assert onboarded.instances()[account]["Status"] == "CURRENT"
 
 
 def test_delete_removes_the_instances_the_stack_set_and_every_role(onboarded: Onboarded) -> None:

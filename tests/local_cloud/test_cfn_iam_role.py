@@ -115,3 +115,37 @@ def test_the_stacks_tags_are_resynced_onto_the_role_on_updates_and_a_tag_put_by_
     assert update(template(tags=[{"Key": "team", "Value": "own-wins"}], description="changed"),
                   tags=[{"Key": "team", "Value": "b"}])["StackStatus"] == "UPDATE_COMPLETE", failure(STACK)
     assert role_tags() == {"team": "own-wins", "by-hand": "kept"}
+
+
+def test_deleting_a_role_detaches_its_own_managed_policies_and_a_policy_attached_by_hand_fails_the_delete(
+        aws: None) -> None:
+    """CloudFormation detaches the ManagedPolicyArns it attached; one attached by hand stays, and IAM's DeleteRole
+    then refuses (DeleteConflict): the stack is DELETE_FAILED, the role stays, and a delete after detaching it
+    completes."""
+    create(template(managed=[BASIC]))
+    iam, cfn = boto("iam"), boto("cloudformation")
+    theirs = iam.create_policy(PolicyName="Theirs", PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "s3:ListAllMyBuckets", "Resource": "*"}]}))["Policy"]["Arn"]
+    iam.attach_role_policy(RoleName=ROLE, PolicyArn=theirs)
+
+    cfn.delete_stack(StackName=STACK)
+
+    stack = _settled(STACK)
+    assert stack["StackStatus"] == "DELETE_FAILED"
+    events = cfn.describe_stack_events(StackName=STACK)["StackEvents"]
+    stack_events = {(e["ResourceStatus"], e.get("ResourceStatusReason")) for e in events
+                    if e["LogicalResourceId"] == STACK}
+    assert ("DELETE_FAILED", "The following resource(s) failed to delete: [Role]. ") in stack_events
+    [event] = [e for e in events if e["LogicalResourceId"] == "Role" and e["ResourceStatus"] == "DELETE_FAILED"]
+    assert event["ResourceStatusReason"] == (
+        'Resource handler returned message: "Cannot delete entity, must detach all policies first. (Service: Iam, '
+        'Status Code: 409)" (HandlerErrorCode: GeneralServiceException)')
+    assert [p["PolicyArn"] for p in iam.list_attached_role_policies(RoleName=ROLE)["AttachedPolicies"]] == [theirs]
+
+    iam.detach_role_policy(RoleName=ROLE, PolicyArn=theirs)
+    cfn.delete_stack(StackName=STACK)
+
+    assert [s["StackStatus"] for s in cfn.list_stacks()["StackSummaries"] if s["StackName"] == STACK] == [
+        "DELETE_COMPLETE"]
+    with pytest.raises(ClientError, match="NoSuchEntity"):
+        iam.get_role(RoleName=ROLE)

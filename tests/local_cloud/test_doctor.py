@@ -85,3 +85,39 @@ def test_status_line_names_the_newest_check_doctors_or_scheduled_and_what_it_fou
     assert line == "Drift check  DRIFTED  1 difference, doctor check-1 (2026-12-01T02:00:00+00:00)"
     none = FakeStepFunctions({"create": {}})
     assert "none yet" in doctor.last_check(FakeCloudFormation(), none, "s", "us-east-1")
+
+
+class StartingStepFunctions(FakeStepFunctions):
+    """Also starts executions (each SUCCEEDED at once), keeping what each was given."""
+
+    def __init__(self, inputs: dict[str, dict[str, Any]]) -> None:
+        super().__init__(inputs)
+        self.started: dict[str, dict[str, Any]] = {}
+
+    def start_execution(self, stateMachineArn: str, name: str, input: str) -> dict[str, Any]:  # noqa: N803, A002
+        self.started[name] = json.loads(input)
+        return {"executionArn": name}
+
+    def describe_execution(self, executionArn: str) -> dict[str, Any]:  # noqa: N803
+        if executionArn in self.started:
+            return {"status": "SUCCEEDED", "output": "{}"}
+        return super().describe_execution(executionArn)
+
+
+def test_the_repair_carries_the_checks_report_as_drift_repair_does_and_never_an_earlier_repairs() -> None:
+    """``Repairs`` makes the onboarding a repair (guide step 8 then replaces member roles changed by hand)."""
+    from expel_onboarding.drift import DriftStatus, Finding, Report, StepCheck
+    from expel_onboarding.steps.step08_expel_role import repairing
+
+    earlier = Report.of([]).to_dict()
+    sfn = StartingStepFunctions({"repair-1": {"Config": {"StackName": "s"}, "CloudFormation": {
+        "RequestType": "Update", "RequestId": "repair-1", "Repairs": earlier}}})
+    finding = Finding(step=8, resource="role r in account 1", setting="trust", actual="x", expected="y", fix="f")
+    report = Report.of([StepCheck(step=8, status=DriftStatus.DRIFTED, findings=[finding])])
+
+    with_report = doctor.repair(FakeCloudFormation(), sfn, "s", "us-east-1", report=report)
+    without = doctor.repair(FakeCloudFormation(), sfn, "s", "us-east-1")
+
+    assert sfn.started[with_report]["CloudFormation"]["Repairs"] == report.to_dict()
+    assert repairing(sfn.started[with_report])
+    assert "Repairs" not in sfn.started[without]["CloudFormation"] and not repairing(sfn.started[without])

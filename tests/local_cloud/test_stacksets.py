@@ -435,6 +435,79 @@ def test_an_update_reaches_every_instance_and_changes_the_role_itself(org: Organ
         assert trust["Statement"][0]["Condition"] == {"StringEquals": {"sts:ExternalId": "g-2"}}
 
 
+def _delete_for(account: str, ou: str, **kwargs: Any) -> dict[str, Any]:
+    return _finished(str(boto("cloudformation").delete_stack_instances(
+        StackSetName="probe", Regions=[REGION], RetainStacks=False, DeploymentTargets={
+            "OrganizationalUnitIds": [ou], "Accounts": [account], "AccountFilterType": "INTERSECTION"},
+        **kwargs)["OperationId"]))
+
+
+def _attach_theirs(account: str) -> str:
+    iam = _member_iam(account)
+    arn = str(iam.create_policy(PolicyName="Theirs", PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "s3:ListAllMyBuckets", "Resource": "*"}]}))["Policy"]["Arn"])
+    iam.attach_role_policy(RoleName="Probe", PolicyArn=arn)
+    return arn
+
+
+def test_a_role_with_a_policy_attached_by_hand_fails_its_instance_delete_and_leaves_it_inoperable(
+        org: Organization) -> None:
+    _create()
+    _finished(_deploy([org.ous["workloads"]]))
+    blocked, other = org.accounts["prod"][0], org.accounts["prod"][1]
+    theirs = _attach_theirs(blocked)
+
+    operation = _delete_for(blocked, org.ous["workloads"])
+
+    assert operation["Status"] == "FAILED"  # no failure tolerated by default
+    instance = _instances()[blocked]
+    assert (instance["Status"], instance["StackInstanceStatus"]["DetailedStatus"]) == ("INOPERABLE", "INOPERABLE")
+    assert instance["StatusReason"] == (
+        'ResourceLogicalId:Role, ResourceType:AWS::IAM::Role, ResourceStatusReason:Resource handler returned message: '
+        '"Cannot delete entity, must detach all policies first. (Service: Iam, Status Code: 409)" (HandlerErrorCode: '
+        'GeneralServiceException).')
+    iam = _member_iam(blocked)
+    assert [p["PolicyArn"] for p in iam.list_attached_role_policies(RoleName="Probe")["AttachedPolicies"]] == [theirs]
+    stacks = member_client(boto("sts"), blocked, "cloudformation", region_name=REGION).describe_stacks()["Stacks"]
+    assert [s["StackStatus"] for s in stacks] == ["DELETE_FAILED"]
+    # The other accounts were not part of it.
+    assert _instances()[other]["Status"] == "CURRENT" and "Probe" in _roles(other)
+
+    iam.detach_role_policy(RoleName="Probe", PolicyArn=theirs)
+    again = _delete_for(blocked, org.ous["workloads"])
+
+    assert again["Status"] == "SUCCEEDED"
+    assert blocked not in _instances() and "Probe" not in _roles(blocked)
+
+
+def test_without_a_policy_attached_by_hand_the_same_delete_succeeds(org: Organization) -> None:
+    _create()
+    _finished(_deploy([org.ous["workloads"]]))
+    account = org.accounts["prod"][0]
+
+    assert _delete_for(account, org.ous["workloads"])["Status"] == "SUCCEEDED"
+    assert account not in _instances() and "Probe" not in _roles(account)
+
+
+def test_an_inoperable_instance_is_left_out_of_an_update(org: Organization) -> None:
+    _create()
+    _finished(_deploy([org.ous["workloads"]]))
+    blocked = org.accounts["prod"][0]
+    _attach_theirs(blocked)
+    _delete_for(blocked, org.ous["workloads"], OperationPreferences={"FailureToleranceCount": 1})
+
+    updated = _finished(str(boto("cloudformation").update_stack_set(
+        StackSetName="probe", UsePreviousTemplate=True, Capabilities=["CAPABILITY_NAMED_IAM"],
+        Parameters=[{"ParameterKey": "Guid", "ParameterValue": "g-2"}])["OperationId"]))
+
+    assert updated["Status"] == "SUCCEEDED"
+    results = boto("cloudformation").list_stack_set_operation_results(
+        StackSetName="probe", OperationId=updated["OperationId"])["Summaries"]
+    assert sorted(r["Account"] for r in results) == sorted(
+        a for a in org.accounts["workloads"] + org.accounts["prod"] if a != blocked)
+    assert _instances()[blocked]["Status"] == "INOPERABLE"
+
+
 # --- drift detection --------------------------------------------------------------------------------------
 
 READS = {"Sid": "Reads", "Effect": "Allow", "Action": ["s3:GetObject", "s3:ListBucket"], "Resource": "*"}

@@ -692,7 +692,9 @@ def test_a_member_accounts_role_changed_by_hand_is_named_with_its_account_proper
     assert finding.resource == f"role ExpelAssumeRole in account {account} ({REGION})"
     assert finding.setting == "AssumeRolePolicyDocument/Statement/0/Condition/StringEquals/sts:ExternalId (NOT_EQUAL)"
     assert (finding.actual, finding.expected) == ("not-the-guid", WORKBENCH_GUID)
-    assert finding.repairable is False
+    assert finding.repairable is True  # the repair replaces that account's instance
+    assert finding.fix.startswith("`cloudtrail-onboarding doctor --stack <stack> --repair` replaces that account's "
+                                  "stack instance")
     assert f"in account {account}, IAM > Roles > ExpelAssumeRole" in finding.fix
     assert "delete-stack-instances" in finding.fix and f"Accounts={account}" in finding.fix
 
@@ -772,7 +774,7 @@ def test_a_deleted_member_role_and_an_account_without_its_instance_are_each_name
                                                            "deploys it again")
     assert f"OrganizationalUnitIds={organization.ous['dev']},Accounts={missing},AccountFilterType=INTERSECTION" in \
         instance.fix and "create-stack-instances" in instance.fix
-    assert found[(f"role ExpelAssumeRole in account {gone} ({REGION})", "role")].repairable is False
+    assert found[(f"role ExpelAssumeRole in account {gone} ({REGION})", "role")].repairable is True
 
 
 def test_a_missing_instance_named_by_the_check_is_restored_by_the_repair_and_the_next_check_is_clean(
@@ -839,3 +841,106 @@ def test_a_drift_detection_that_does_not_finish_in_time_leaves_the_step_not_chec
     assert first.pending and not late.pending
     assert late.status == DriftStatus.NOT_CHECKED and late.findings == []
     assert f"did not finish within 30 minutes (operation {first.detection};" in late.note
+
+
+# --- the repair of member accounts' roles changed by hand ----------------------------------------------------
+
+def _repair(config: Config, trail: TrailOutput, queue: QueueOutput) -> RoleOutput:
+    """What a repair does (``doctor --repair``, DriftRepair): the onboarding again, as a repair."""
+    role = deploy(config, trail, queue, repair=True)
+    for _ in range(400):
+        if role.status == "COMPLETE":
+            return role
+        time.sleep(0.02)
+        role = status(config, role, repair=True)
+    raise AssertionError(f"never completed: {role}")
+
+
+def _external_id(account: str) -> str:
+    trust = _member_iam(account).get_role(RoleName="ExpelAssumeRole")["Role"]["AssumeRolePolicyDocument"]
+    return str(trust["Statement"][0]["Condition"]["StringEquals"]["sts:ExternalId"])
+
+
+def test_the_repair_replaces_the_instance_of_each_account_whose_role_drifted_and_no_other(
+        org_config, organization, trail, queue):
+    _rollout(org_config, trail, queue)
+    changed, gone = organization.accounts["prod"][0], organization.accounts["payments"][0]
+    _set_external_id(changed, "not-the-guid")
+    iam = _member_iam(gone)
+    iam.delete_role_policy(RoleName="ExpelAssumeRole", PolicyName="ExpelInventoryReadOnly")
+    iam.delete_role(RoleName="ExpelAssumeRole")
+    named, _ = _checked(org_config)
+    assert {f.repairable for f in named.findings} == {True} and len(named.findings) == 2
+    before = {i["Account"]: i["LastOperationId"] for i in _instances(org_config)}
+    operations = len(_operations(org_config))
+
+    _repair(org_config, trail, queue)
+
+    new = _operations(org_config)[: len(_operations(org_config)) - operations]
+    assert sorted(o["Action"] for o in new) == ["CREATE", "DELETE"]
+    cfn = boto("cloudformation")
+    for operation in new:
+        described = cfn.describe_stack_set_operation(StackSetName=stack_set_name(org_config),
+                                                     OperationId=operation["OperationId"])["StackSetOperation"]
+        assert described["Status"] == "SUCCEEDED"
+        assert described["DeploymentTargets"]["AccountFilterType"] == "INTERSECTION"
+        assert sorted(described["DeploymentTargets"]["Accounts"]) == sorted([changed, gone])  # those alone
+    assert described["Action"] == "CREATE" or described["RetainStacks"] is False
+    assert _external_id(changed) == WORKBENCH_GUID and _external_id(gone) == WORKBENCH_GUID
+    assert _member_iam(gone).list_role_policies(RoleName="ExpelAssumeRole")["PolicyNames"] == ["ExpelInventoryReadOnly"]
+    after = {i["Account"]: i["LastOperationId"] for i in _instances(org_config)}
+    assert {a: o for a, o in after.items() if a not in (changed, gone)} == {
+        a: o for a, o in before.items() if a not in (changed, gone)}  # the other instances untouched
+    check, _ = _checked(org_config)
+    assert (check.status, check.findings) == (DriftStatus.IN_SYNC, [])
+
+
+def test_a_rerun_that_is_not_a_repair_leaves_a_drifted_role_to_the_repair(org_config, organization, trail, queue):
+    _rollout(org_config, trail, queue)
+    changed = organization.accounts["prod"][0]
+    _set_external_id(changed, "not-the-guid")
+    _checked(org_config)
+    operations = len(_operations(org_config))
+
+    _rollout(org_config, trail, queue)  # a stack update: replacing a role (Expel loses it a while) is the repair's
+
+    assert len(_operations(org_config)) == operations and _external_id(changed) == "not-the-guid"
+
+
+def test_a_role_with_a_policy_attached_by_hand_stops_the_repair_naming_the_account_and_the_fix(
+        org_config, organization, trail, queue):
+    _rollout(org_config, trail, queue)
+    blocked, changed = organization.accounts["prod"][0], organization.accounts["dev"][0]
+    _set_external_id(blocked, "not-the-guid")
+    _set_external_id(changed, "not-the-guid-either")
+    iam = _member_iam(blocked)
+    theirs = iam.create_policy(PolicyName="TheirOwn", PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "s3:ListAllMyBuckets", "Resource": "*"}]}))["Policy"]["Arn"]
+    iam.attach_role_policy(RoleName="ExpelAssumeRole", PolicyArn=theirs)
+    _checked(org_config)
+
+    with pytest.raises(OnboardingError) as raised:
+        _repair(org_config, trail, queue)
+
+    message = str(raised.value)
+    assert f"the Expel role of member accounts {blocked} ({REGION}) could not be replaced" in message
+    assert "Cannot delete entity, must detach all policies first." in message
+    assert "IAM > Roles > ExpelAssumeRole > Permissions, note and detach it" in message
+    assert "--repair` again" in message
+    # Never detached here; the other drifted account was replaced all the same.
+    assert [p["PolicyArn"] for p in iam.list_attached_role_policies(RoleName="ExpelAssumeRole")["AttachedPolicies"]] \
+        == [theirs]
+    assert _external_id(changed) == WORKBENCH_GUID
+    assert {i["Account"]: i["Status"] for i in _instances(org_config)}[blocked] == "INOPERABLE"
+    inoperable, _ = _checked(org_config)
+    [finding] = [f for f in inoperable.findings if f.resource == f"account {blocked} ({REGION})"]
+    assert finding.actual.startswith("INOPERABLE (INOPERABLE): ResourceLogicalId:ExpelRole")
+    assert finding.fix.startswith("a managed policy attached to the role by hand blocks IAM's delete: detach it")
+
+    # The person detaches their policy: the repair deletes the instance again and creates it anew.
+    iam.detach_role_policy(RoleName="ExpelAssumeRole", PolicyArn=theirs)
+    _repair(org_config, trail, queue)
+
+    assert _external_id(blocked) == WORKBENCH_GUID
+    check, _ = _checked(org_config)
+    assert (check.status, check.findings) == (DriftStatus.IN_SYNC, [])

@@ -101,8 +101,8 @@ def refuse_write(what: str) -> None:
 class Finding(Model):
     """One difference: which resource, which setting or statement, what it is now, what it should be,
     the guide step it belongs to, and the fix. ``repairable``: whether running the onboarding again (``doctor
-    --repair``, ``DriftRepair``) puts it back; a member account's Expel role and the role's AWS::IAM::Policy
-    documents it does not (README "Drift")."""
+    --repair``, ``DriftRepair``) puts it back; the Expel role's AWS::IAM::Policy documents it does not (README
+    "Drift")."""
 
     step: int
     resource: str

@@ -131,10 +131,13 @@ def create_stack_instances(name: str, ou_ids: list[str], regions: list[str], reg
 
 
 def delete_stack_instances(name: str, ou_ids: list[str], regions: list[str], region: str, call_as: CallAsType,
-                           max_concurrent_percentage: int, failure_tolerance_percentage: int) -> str:
+                           max_concurrent_percentage: int, failure_tolerance_percentage: int,
+                           only_accounts: list[str] | None = None) -> str:
+    """Delete the instances under these roots/OUs, or only those of ``only_accounts`` (the OUs stay targets),
+    and their stacks (the roles go). Returns the operation id; nothing waits here."""
     with _stack_set_errors(name, "DeleteStackInstances"):
         response = clients.cloudformation(region).delete_stack_instances(
-            StackSetName=name, DeploymentTargets={"OrganizationalUnitIds": sorted(ou_ids)}, Regions=regions,
+            StackSetName=name, DeploymentTargets=_targets(ou_ids, [], only_accounts or []), Regions=regions,
             RetainStacks=False,
             OperationPreferences=_preferences(max_concurrent_percentage, failure_tolerance_percentage),
             CallAs=call_as)

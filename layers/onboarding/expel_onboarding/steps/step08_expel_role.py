@@ -16,6 +16,14 @@ SUCCEEDED, a difference of the kind it was started for is an error that names it
 operation: a false difference (a value CloudFormation echoes back otherwise) cannot loop until the
 deadline. Accounts an operation failed within the failure tolerance are read from the instances after it
 and reported in the step's output.
+
+A repair (``repair``: a run after a drift check, ``doctor --repair`` or DriftRepair) also replaces the stack
+instance of each member account whose role CloudFormation's drift detection found DRIFTED (or whose instance
+a failed delete left INOPERABLE): StackSets have no drift-aware mode, and an update with an unchanged template
+leaves a role changed by hand as it is, so that account's instance is deleted (its stack, so the role) and
+created again from the template, that account alone. A role IAM refuses to delete (a managed policy attached by
+hand: DeleteConflict) stops the repair with an error naming the account and the fix; the policy is never
+detached here.
 """
 
 from __future__ import annotations
@@ -41,10 +49,11 @@ if TYPE_CHECKING:
 
 logger = Logger(child=True)
 
-# What a difference is about; an UpdateStackSet fixes the first four, CreateStackInstances the last two
-# (a target OU without instances; accounts of the targets without theirs).
-TEMPLATE, PARAMETERS, AUTO_DEPLOYMENT, INSTANCES, TARGETS, ACCOUNTS = (
-    "template", "parameters", "auto-deployment", "instances", "targets", "accounts")
+# What a difference is about; an UpdateStackSet fixes the first four, CreateStackInstances the next two
+# (a target OU without instances; accounts of the targets without theirs), DeleteStackInstances then
+# CreateStackInstances the last (a repair: accounts whose role drifted, or whose instance is INOPERABLE).
+TEMPLATE, PARAMETERS, AUTO_DEPLOYMENT, INSTANCES, TARGETS, ACCOUNTS, REPLACE = (
+    "template", "parameters", "auto-deployment", "instances", "targets", "accounts", "replace")
 _UPDATE_FIXES = (TEMPLATE, PARAMETERS, AUTO_DEPLOYMENT, INSTANCES)
 # Failed accounts carried in the step's output: enough to act on, small enough for the state.
 MAX_FAILED_ACCOUNTS = 20
@@ -57,19 +66,20 @@ DRIFT_DETECTION_LIMIT = timedelta(minutes=30)
 
 
 def deploy(config: Config, trail: TrailOutput, queue: QueueOutput, *,
-           service_role_arn: str = "") -> RoleOutput:
+           service_role_arn: str = "", repair: bool = False) -> RoleOutput:
     """Single account: the role stack. Organizations: step 9's stack, and the StackSet reconciled.
 
     ``service_role_arn``: the role CloudFormation acts as for the stack, so the onboarding
     function itself needs no IAM write permissions ("" = CloudFormation uses the caller's).
+    ``repair``: a run after a drift check (``repairing``): member accounts' drifted roles are replaced.
     """
     if not config.organization_mode:
         return expel_role_stack.deploy(config, trail, queue, service_role_arn)
     management = step09_management_stack.deploy(config, trail, queue, service_role_arn)
-    return _combined(management, _reconcile_stack_set(config, None))
+    return _combined(management, _reconcile_stack_set(config, None, repair=repair))
 
 
-def status(config: Config, role: RoleOutput, execution_arn: str = "") -> RoleOutput:
+def status(config: Config, role: RoleOutput, execution_arn: str = "", repair: bool = False) -> RoleOutput:
     """One look at what ``deploy`` started: COMPLETE with the role ARN, IN_PROGRESS, or a failure.
 
     ``execution_arn``: the onboarding execution making this look; when it was redriven after a StackSet
@@ -80,7 +90,13 @@ def status(config: Config, role: RoleOutput, execution_arn: str = "") -> RoleOut
     if not config.organization_mode:
         return expel_role_stack.status(config, role)
     management = step09_management_stack.status(config, role)
-    return _combined(management, _reconcile_stack_set(config, role, execution_arn))
+    return _combined(management, _reconcile_stack_set(config, role, execution_arn, repair=repair))
+
+
+def repairing(state: dict[str, Any]) -> bool:
+    """Whether the onboarding runs as a repair after a drift check (``doctor --repair``, DriftRepair): the
+    check's report travels in its CloudFormation request as ``Repairs``."""
+    return bool((state.get("CloudFormation") or {}).get("Repairs"))
 
 
 def remove(config: Config) -> RoleStatus:
@@ -143,7 +159,8 @@ def _combined(management: RoleOutput, rollout: _Rollout) -> RoleOutput:
                       change_set_id="" if done else management.change_set_id)
 
 
-def _reconcile_stack_set(config: Config, previous: RoleOutput | None, execution_arn: str = "") -> _Rollout:
+def _reconcile_stack_set(config: Config, previous: RoleOutput | None, execution_arn: str = "",
+                         repair: bool = False) -> _Rollout:
     """One look at the StackSet: wait for a running operation, or start at most one for a difference."""
     organization = organizations.describe_organization()
     call_as = organizations.call_as(config.account_id, organization)
@@ -188,8 +205,9 @@ def _reconcile_stack_set(config: Config, previous: RoleOutput | None, execution_
     accepted = {(f["Account"], f["Region"]) for f in failed}
     targets = sorted(config.organization_target_ou_ids) or organizations.root_ids()
     wanted = _wanted_accounts(config, organization, call_as, targets)
-    differences = _differences(config, stack_set, instances, targets, accepted, wanted)
-    repeated = [d for d in differences if d.kind in addressed]
+    differences = _differences(config, stack_set, instances, targets, accepted, wanted, repair)
+    # Accounts a replacement could not delete are reported once the others are deployed again (below).
+    repeated = [d for d in differences if d.kind in addressed and d.kind != REPLACE]
     if repeated:
         raise _not_converging(config, ours, repeated)
 
@@ -210,6 +228,17 @@ def _reconcile_stack_set(config: Config, previous: RoleOutput | None, execution_
         logger.info("Deploying the Expel role to more OUs", extra={"operation_id": operation_id, "targets": ous})
         return _Rollout(stack_set_id, operation_id, running=True, ours=True,
                         addressed=tuple(sorted({*addressed, TARGETS})), failed=failed)
+    replaced = any(d.kind == REPLACE for d in differences)
+    if replaced and REPLACE not in addressed:
+        doomed = _to_replace(instances, config.region, wanted)
+        # Every account is tried (failure tolerance 100 %): one whose role cannot be deleted stops no other.
+        operation_id = stacksets.delete_stack_instances(name, sorted(set(doomed.values())), [region], region, call_as,
+                                                        config.stack_set_max_concurrent_percentage, 100,
+                                                        only_accounts=sorted(doomed))
+        logger.info("Replacing the stack instances of member accounts whose Expel role was changed by hand: deleting "
+                    "them, then creating them again", extra={"operation_id": operation_id, "accounts": sorted(doomed)})
+        return _Rollout(stack_set_id, operation_id, running=True, ours=True,
+                        addressed=tuple(sorted({*addressed, REPLACE})), failed=failed)
     if any(d.kind == ACCOUNTS for d in differences):
         absent = _absent_accounts(config, stack_set, instances, targets, wanted)
         operation_id = stacksets.create_stack_instances(name, sorted(set(absent.values())), [region], region, call_as,
@@ -219,6 +248,8 @@ def _reconcile_stack_set(config: Config, previous: RoleOutput | None, execution_
         return _Rollout(stack_set_id, operation_id, running=True, ours=True,
                         addressed=tuple(sorted({*addressed, ACCOUNTS})), failed=failed)
 
+    if replaced:
+        raise _replacement_blocked(config, call_as, instances, _to_replace(instances, config.region, wanted))
     if failed:
         logger.warning("The Expel role is missing in member accounts the StackSet failed within its failure "
                        "tolerance", extra={"failed_accounts": list(failed)})
@@ -277,9 +308,18 @@ def _absent_accounts(config: Config, stack_set: dict[str, Any], instances: list[
     return {a: t for a, t in sorted(wanted.items()) if a not in held and t not in uncovered}
 
 
+def _to_replace(instances: list[dict[str, Any]], region: str, wanted: dict[str, str]) -> dict[str, str]:
+    """A repair's replacements in ``region``: the accounts whose role the latest drift detection found DRIFTED, or
+    whose instance a failed delete left INOPERABLE; account id -> the OU its instance was deployed through."""
+    return {str(i["Account"]): str(i.get("OrganizationalUnitId") or wanted.get(str(i["Account"]), ""))
+            for i in instances if i.get("Region") == region
+            and (i.get("DriftStatus") == "DRIFTED" or i.get("Status") == "INOPERABLE")}
+
+
 def _differences(config: Config, stack_set: dict[str, Any], instances: list[dict[str, Any]], targets: list[str],
-                 accepted: set[tuple[str, str]], accounts: dict[str, str]) -> list[_Difference]:
-    """Everything the StackSet holds that is not what this onboarding wants, each named for a person."""
+                 accepted: set[tuple[str, str]], accounts: dict[str, str], repair: bool = False) -> list[_Difference]:
+    """Everything the StackSet holds that is not what this onboarding wants, each named for a person; under a
+    repair also the member accounts whose instance is to be replaced."""
     if stack_set.get("PermissionModel") != "SERVICE_MANAGED":
         raise OnboardingError(
             f"Step 8: StackSet {stack_set_name(config)} uses self-managed permissions, so it cannot follow the "
@@ -295,10 +335,14 @@ def _differences(config: Config, stack_set: dict[str, Any], instances: list[dict
     if auto.get("Enabled") is not True or auto.get("RetainStacksOnAccountRemoval") is not False:
         found.append(_Difference(AUTO_DEPLOYMENT, f"AutoDeployment is {auto or 'not set'}, wanted Enabled true and "
                                                   "RetainStacksOnAccountRemoval false"))
-    stale = sorted({str(i.get("Account")) for i in instances
-                    if i.get("Status") != "CURRENT" and (i.get("Account"), i.get("Region")) not in accepted})
+    replace = _to_replace(instances, config.region, accounts) if repair else {}
+    stale = sorted({str(i.get("Account")) for i in instances if i.get("Status") != "CURRENT"
+                    and (i.get("Account"), i.get("Region")) not in accepted and str(i.get("Account")) not in replace})
     if stale:
         found.append(_Difference(INSTANCES, f"the stack instances of accounts {_listed(stale)} are not CURRENT"))
+    if replace:
+        found.append(_Difference(REPLACE, f"the Expel roles of accounts {_listed(sorted(replace))} were changed by "
+                                          "hand (drift detection: DRIFTED), or their instance is INOPERABLE"))
     missing = _missing_targets(stack_set, instances, targets)
     if missing:
         found.append(_Difference(TARGETS, f"target OUs {', '.join(missing)} have no stack instances"))
@@ -329,7 +373,9 @@ def _with_failures(known: tuple[dict[str, str], ...], instances: list[dict[str, 
     for instance in instances:
         detailed = (instance.get("StackInstanceStatus") or {}).get("DetailedStatus")
         key = (str(instance.get("Account", "")), str(instance.get("Region", "")))
-        if detailed == "FAILED" and instance.get("LastOperationId") in (operation_id, None) and key not in seen:
+        # INOPERABLE: a delete that failed there (a repair's replacement).
+        if detailed in ("FAILED", "INOPERABLE") and instance.get("LastOperationId") in (operation_id, None) \
+                and key not in seen:
             seen.add(key)
             failed.append({"Account": key[0], "Region": key[1],
                            "Reason": str(instance.get("StatusReason", "")) or "no reason recorded"})
@@ -350,6 +396,35 @@ def _not_converging(config: Config, operation_id: str, differences: list[_Differ
         "operation again would not change that. Fix: compare the StackSet in CloudFormation > StackSets > "
         f"{name} with the difference named here (someone or something else may be changing it, or CloudFormation "
         "stores the value differently), correct it, then run the onboarding again")
+
+
+def _replacement_blocked(config: Config, call_as: CallAsType, instances: list[dict[str, Any]],
+                         blocked: dict[str, str]) -> OnboardingError:
+    """A repair deleted the instances of the drifted accounts to create them again; these it could not delete."""
+    name, role = stack_set_name(config), config.role_name
+    held = {str(i["Account"]): i for i in instances if i.get("Region") == config.region}
+    accounts = sorted(blocked)
+    reasons = [f"account {a}: {held[a].get('Status')}, {held[a].get('StatusReason') or 'no reason recorded'}"
+               for a in accounts[:3] if a in held]
+    more = f" (and {len(accounts) - 3} more: CloudFormation > StackSets > {name} > Stack instances)" \
+        if len(accounts) > 3 else ""
+    if any("must detach all policies" in r for r in reasons):
+        fix = (f"a managed policy attached by hand to role {role} in that account keeps IAM from deleting the role "
+               "(CloudFormation detaches only what the template attaches, and the onboarding never detaches yours): "
+               f"in that account, IAM > Roles > {role} > Permissions, note and detach it, run `cloudtrail-onboarding "
+               f"doctor --stack {config.stack_name} --repair` again (it deletes the instance and creates it anew), "
+               "then attach the policy again if you still need it")
+    else:
+        fix = (f"fix the cause named here in that account, then run `cloudtrail-onboarding doctor --stack "
+               f"{config.stack_name} --repair` again (it deletes the instance and creates it anew)")
+    by_hand = (f"; by hand: aws cloudformation delete-stack-instances --stack-set-name {name} --deployment-targets "
+               f"OrganizationalUnitIds={blocked[accounts[0]]},Accounts={accounts[0]},AccountFilterType=INTERSECTION "
+               f"--regions {config.region} --no-retain-stacks{_call_as_flag(call_as)}")
+    return OnboardingError(
+        f"Step 8: the Expel role of member accounts {_listed(accounts)} ({config.region}) could not be replaced: "
+        f"CloudFormation could not delete their stack instance of StackSet {name} ({'; '.join(reasons)}{more}); "
+        "every other account's role is in place. Until fixed, the role there is as the failed delete left it. "
+        f"Fix: {fix}{by_hand}")
 
 
 def _require_stack_set_ours(config: Config, stack_set: dict[str, Any]) -> None:
@@ -484,13 +559,19 @@ def _instance_findings(run: Converge, config: Config, call_as: CallAsType, insta
         detailed = (instance.get("StackInstanceStatus") or {}).get("DetailedStatus", "")
         reason = str(instance.get("StatusReason", ""))
         actual = f"{instance.get('Status')} ({detailed})" + (f": {reason}" if reason else "")
-        if "already exists" in reason:
+        if instance.get("Status") == "INOPERABLE":
+            # A delete failed there (a repair's replacement): only another delete, then a create, clears it.
+            cause = ("a managed policy attached to the role by hand blocks IAM's delete: detach it there, then "
+                     if "must detach all policies" in reason else "fix the cause named here in that account, then ")
+            fix = (f"{cause}`cloudtrail-onboarding doctor --stack <stack> --repair` deletes that instance again and "
+                   "creates it anew")
+        elif "already exists" in reason:
             fix = (f"a role named {config.role_name} exists in that account outside the StackSet: delete it there "
-                   "(or choose another RoleName), then ")
+                   f"(or choose another RoleName), then {_REPAIR_RETRIES}")
         else:
-            fix = "fix the cause named here in that account, then "
+            fix = f"fix the cause named here in that account, then {_REPAIR_RETRIES}"
         run.observe(run.finding(f"account {account} ({instance.get('Region')})", f"stack instance of StackSet {name}",
-                                actual, "CURRENT", fix + _REPAIR_RETRIES))
+                                actual, "CURRENT", fix))
     if len(stale) > MAX_ACCOUNT_FINDINGS:
         run.observe(run.finding(f"{len(stale) - MAX_ACCOUNT_FINDINGS} more accounts", f"stack instances of "
                                 f"StackSet {name}", "not CURRENT", "CURRENT", _REPAIR_RETRIES))
@@ -543,11 +624,11 @@ def _check_member_roles(run: Converge, config: Config, previous: StepCheck, now:
         found += bool(drifts)
         for drift in drifts:
             for finding in _drift_findings(run, config, call_as, account, where, instance, drift):
-                run.observe(finding, repairable=False)
+                run.observe(finding)
     if counted > found:
         run.observe(run.finding(f"{counted - found} more accounts", "Expel role", "drifted",
-                                "as the StackSet's template says", f"CloudFormation > StackSets > {name} > "
-                                f"Operations > {previous.detection} > drift results lists them"), repairable=False)
+                                "as the StackSet's template says", f"{_REPLACES} (CloudFormation > StackSets > {name} "
+                                f"> Operations > {previous.detection} > drift results lists them)"))
     return None
 
 
@@ -568,13 +649,12 @@ def _drift_findings(run: Converge, config: Config, call_as: CallAsType, account:
 
 def _member_fix(config: Config, call_as: CallAsType, account: str, where: str, ou: str) -> str:
     name = stack_set_name(config)
-    return (f"in account {account}, IAM > Roles > {config.role_name}: put the value back as the StackSet's template "
-            f"says; or replace that account's instance (its role is deleted and made again from the template): aws "
-            f"cloudformation delete-stack-instances --stack-set-name {name} --deployment-targets "
-            f"OrganizationalUnitIds={ou},Accounts={account},AccountFilterType=INTERSECTION --regions {where} "
-            f"--no-retain-stacks{_call_as_flag(call_as)}, then create-stack-instances with the same arguments "
-            "(without --no-retain-stacks). Updating the StackSet does not help: CloudFormation leaves a resource "
-            "whose template did not change as it is")
+    return (f"{_REPLACES}; by hand: in account {account}, IAM > Roles > {config.role_name}, put the value back as "
+            f"the StackSet's template says, or replace the instance yourself: aws cloudformation "
+            f"delete-stack-instances --stack-set-name {name} --deployment-targets OrganizationalUnitIds={ou},"
+            f"Accounts={account},AccountFilterType=INTERSECTION --regions {where} --no-retain-stacks"
+            f"{_call_as_flag(call_as)}, then create-stack-instances with the same arguments (without "
+            "--no-retain-stacks)")
 
 
 def _call_as_flag(call_as: CallAsType) -> str:
@@ -582,5 +662,10 @@ def _call_as_flag(call_as: CallAsType) -> str:
 
 
 _REPAIR = "run the onboarding again: `cloudtrail-onboarding doctor --stack <stack> --repair` updates the StackSet"
+# What a repair does about a member account's role changed by hand (StackSets have no drift-aware mode).
+_REPLACES = ("`cloudtrail-onboarding doctor --stack <stack> --repair` replaces that account's stack instance: "
+             "CloudFormation deletes the role there and creates it again from the template (Expel cannot assume it "
+             "there meanwhile; a managed policy attached to the role by hand blocks the delete, and the repair then "
+             "stops, naming it)")
 _REPAIR_RETRIES = ("`cloudtrail-onboarding doctor --stack <stack> --repair` (the onboarding updates every instance, "
                    "retrying this one)")
