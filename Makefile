@@ -24,6 +24,11 @@ $(BIN)/.installed: requirements-installer.txt requirements-dev.txt requirements-
 	$(UV) --python $(BIN)/python -r requirements-dev.txt
 	$(UV) --python $(BIN)/python --no-deps -e .
 	$(UV) --python $(RUNTIME_VENV)/bin/python -r requirements-lambda-runtime.txt
+	@# Bytecode for every installed module, now: uv installs none, and where PYTHONDONTWRITEBYTECODE is set
+	@# (a common container default) each of the suite's Python processes (pytest workers, local clouds,
+	@# the CLI, sam) compiled moto, botocore and the SAM CLI from source again. Only a cache: never fatal.
+	-$(BIN)/python -W ignore -m compileall -qq -j 0 \
+	  "$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
 	touch $@
 
 .aws-sam/build/template.yaml: $(BIN)/.installed template.yaml samconfig.toml $(shell find functions layers statemachine roles -type f -not -path '*/__pycache__/*' 2>/dev/null)

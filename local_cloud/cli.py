@@ -12,6 +12,7 @@ cloudtrail-onboarding launch-url --bucket B --region R   # a CloudFormation quic
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import signal
@@ -68,7 +69,7 @@ def _parser() -> argparse.ArgumentParser:
             "Run a moto server with Step Functions execution, a Lambda runner that executes the deployed "
             "artifacts in a separate Python 3.13 process (LAMBDA_RUNTIME_PYTHON), firing of EventBridge "
             "scheduled rules, and the Workbench emulator. Everything listens on 127.0.0.1. "
-            "Stops on Ctrl-C or SIGTERM."
+            "Stops on Ctrl-C, SIGTERM, or when the process that started it exits."
         ),
     )
     _add_ports(serve)
@@ -323,6 +324,15 @@ def _configure_logging(verbose: bool) -> None:
 # ---------------------------------------------------------------------------------------- commands
 def cmd_serve(args: argparse.Namespace) -> int:
     _configure_logging(args.verbose)
+    stop = threading.Event()
+
+    def _on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    # From the start: a SIGTERM while the local cloud starts stops it once it has started.
+    signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGTERM, _on_signal)
+    parent = os.getppid()
     try:
         plan = fault_plan(args)
         cloud = LocalCloud(args.port, args.workbench_port, args.schedule_interval, iam=args.iam,
@@ -335,30 +345,29 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except (PortInUse, FileNotFoundError, FaultSpecError) as exc:
         complain(str(exc))
         return 1
-    stop = threading.Event()
-
-    def _on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGINT, _on_signal)
-    signal.signal(signal.SIGTERM, _on_signal)
-    workbench = cloud.workbench_url or "(not available)"
-    say(f"local cloud ready: AWS endpoint {cloud.url}  Workbench {workbench}")
-    say(f"  deploy:  cloudtrail-onboarding local deploy --endpoint-url {cloud.url}")
-    say(f"  use it:  AWS_ENDPOINT_URL={cloud.url} aws stepfunctions list-executions ...")
-    for fault in plan.faults:
-        say(f"  fault:   the first {fault.count} {fault.service}:{fault.operation} call(s) fail with {fault.code}")
-    if plan.throttle_writes:
-        say(f"  storm:   every write call is throttled {plan.throttle_writes} time(s) before it goes through")
-    if args.iam_propagation_delay:
-        first_use = " (a new role: after a service first reads it)" if args.iam_propagation_from_first_use else ""
-        say(f"  IAM:     a new role, or a change to one, takes effect after {args.iam_propagation_delay:g} s"
-            f"{first_use}")
-    say("  Ctrl-C stops it")
-    while not stop.wait(0.5):
-        pass
-    say("stopping the local cloud")
-    cloud.stop()
+    try:
+        workbench = cloud.workbench_url or "(not available)"
+        say(f"local cloud ready: AWS endpoint {cloud.url}  Workbench {workbench}")
+        say(f"  deploy:  cloudtrail-onboarding local deploy --endpoint-url {cloud.url}")
+        say(f"  use it:  AWS_ENDPOINT_URL={cloud.url} aws stepfunctions list-executions ...")
+        for fault in plan.faults:
+            say(f"  fault:   the first {fault.count} {fault.service}:{fault.operation} call(s) fail with {fault.code}")
+        if plan.throttle_writes:
+            say(f"  storm:   every write call is throttled {plan.throttle_writes} time(s) before it goes through")
+        if args.iam_propagation_delay:
+            first_use = " (a new role: after a service first reads it)" if args.iam_propagation_from_first_use else ""
+            say(f"  IAM:     a new role, or a change to one, takes effect after {args.iam_propagation_delay:g} s"
+                f"{first_use}")
+        say("  Ctrl-C stops it")
+        # The process that started it ending (a test run killed, a closed terminal's shell) stops it too: a
+        # forgotten local cloud keeps delivering trails and firing schedules, taking CPU from everything else.
+        while not stop.wait(0.5) and os.getppid() == parent:
+            pass
+        say("stopping the local cloud")
+    except BrokenPipeError:  # whoever read the output is gone: stop all the same, and say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    finally:
+        cloud.stop()
     return 0
 
 
@@ -694,5 +703,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     return {"serve": cmd_serve, "deploy": cmd_deploy, "delete": cmd_delete}[args.local_command](args)
 
 
+def run() -> None:
+    """The console script: ``main`` and exit. Python's exit collects garbage several times over every object
+    still alive (the local cloud's moto backends and parsed models: over a second of CPU, many seconds of
+    wall on a loaded machine, for each ``local serve`` stopped); frozen, they are left to the exit itself."""
+    try:
+        code = main()
+    finally:
+        gc.freeze()
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from functools import cache
-from typing import Any
 
 import boto3
 import pytest
@@ -19,24 +18,11 @@ ACCOUNT_ID = "123456789012"
 WORKBENCH_GUID = "4f9c2a1e-7b3d-4e5f-9a8b-1c2d3e4f5a6b"
 
 
-# The e2e files that read the stacks tests/e2e/conftest.py deploys once per pytest process (``onboarded``,
-# ``preflight_refused``): make test's workers (--dist loadfile) take them as one unit, so one worker deploys
-# those stacks, not each worker that happens to draw one of these files.
-SHARED_STACK_FILES = ("tests/e2e/test_onboarding_e2e.py", "tests/e2e/test_expel_side_e2e.py",
-                      "tests/e2e/test_status_cli.py")
+def pytest_configure(config: pytest.Config) -> None:
+    if config.pluginmanager.hasplugin("xdist"):  # its hook is unknown to pytest without pytest-xdist
+        from tests import xdist_scheduling
 
-
-def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    if config.getvalue("dist") != "loadfile":
-        return None  # pytest-xdist's own scheduler for that mode
-    from xdist.scheduler import LoadFileScheduling
-
-    class SharedStacksTogether(LoadFileScheduling):
-        def _split_scope(self, nodeid: str) -> str:
-            path = super()._split_scope(nodeid)
-            return SHARED_STACK_FILES[0] if path in SHARED_STACK_FILES else path
-
-    return SharedStacksTogether(config, log)
+        config.pluginmanager.register(xdist_scheduling, "shared-stack-scheduling")
 
 
 @pytest.fixture(autouse=True, scope="session")

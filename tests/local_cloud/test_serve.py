@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
 
-from tests.local_cloud.harness import free_port, run_cli
+from tests.local_cloud.harness import REPO, child_env, cli_command, free_port, run_cli
+
+# Generous: a stop takes a second or two, many more on a machine busy with a parallel test run.
+STOP_SECONDS = 60
 
 
 def test_busy_port_is_one_clear_line_and_a_failure_exit() -> None:
@@ -22,3 +31,80 @@ def test_help_documents_the_schedule_interval() -> None:
     result = run_cli("local", "serve", "--help", timeout=60)
     assert result.returncode == 0
     assert "--schedule-interval" in result.stdout and "rate(1 minute)" in result.stdout
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` is a live process (not gone, nor a zombie nobody reaped yet)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state not in ("Z", "X")
+
+
+def _gone_within(pid: int, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while _running(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
+
+
+def _listening(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_sigterm_stops_it_and_frees_its_ports() -> None:
+    port, workbench_port = free_port(), free_port()
+    serve = subprocess.Popen(cli_command() + ["local", "serve", "--port", str(port), "--workbench-port",
+                                              str(workbench_port)],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=child_env(), cwd=REPO)
+    try:
+        assert serve.stdout is not None
+        for line in serve.stdout:
+            if line.startswith("local cloud ready"):
+                break
+        assert _listening(port) and _listening(workbench_port)
+        serve.send_signal(signal.SIGTERM)
+        rest = serve.communicate(timeout=STOP_SECONDS)[0]
+    finally:
+        serve.kill()
+    assert serve.returncode == 0
+    assert rest.splitlines()[-1] == "stopping the local cloud"
+    assert not _listening(port) and not _listening(workbench_port)
+
+
+# A parent that starts ``local serve``, says its pid once it is ready, then waits to be killed.
+PARENT = """
+import subprocess, sys, time
+serve = subprocess.Popen(sys.argv[1:], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+print(serve.pid, flush=True)
+for line in serve.stdout:
+    if line.startswith("local cloud ready"):
+        print("ready", flush=True)
+        break
+time.sleep(600)
+"""
+
+
+def test_it_stops_when_the_process_that_started_it_is_killed() -> None:
+    """A test run killed (SIGKILL: nothing stops its local clouds) leaves no local cloud running."""
+    port = free_port()
+    command = cli_command() + ["local", "serve", "--port", str(port), "--workbench-port", str(free_port())]
+    parent = subprocess.Popen([sys.executable, "-c", PARENT, *command], stdout=subprocess.PIPE, text=True,
+                              env=child_env(), cwd=REPO)
+    assert parent.stdout is not None
+    serve_pid = int(parent.stdout.readline())
+    try:
+        assert parent.stdout.readline().strip() == "ready"
+        assert _running(serve_pid) and _listening(port)
+        parent.kill()
+        parent.wait()
+        assert _gone_within(serve_pid, STOP_SECONDS), "local serve still runs after its parent was killed"
+        assert not _listening(port)
+    finally:
+        parent.kill()
+        if _running(serve_pid):
+            os.kill(serve_pid, signal.SIGKILL)
