@@ -25,6 +25,8 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from local_cloud.once import once
+
 log = logging.getLogger(__name__)
 
 CLOUDWATCH = "cloudwatch.amazonaws.com"
@@ -34,7 +36,6 @@ _COMPARE = {
     "LessThanThreshold": lambda v, t: v < t,
     "LessThanOrEqualToThreshold": lambda v, t: v <= t,
 }
-_installed = False
 
 
 # ------------------------------------------------------------------------------------ embedded metrics
@@ -388,12 +389,9 @@ def publish_refusal(topic_arn: str, alarm_arn: str) -> str | None:
     return None
 
 
+@once
 def install() -> None:
-    global _installed
-    if _installed:
-        return
     _install_emf()
     _install_initial_state()
     _install_describe_alarm_history()
     _add_alarm_model()
-    _installed = True

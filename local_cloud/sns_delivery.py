@@ -20,6 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from local_cloud.once import once
+
 log = logging.getLogger(__name__)
 
 NAMESPACE = "AWS/SNS"
@@ -62,14 +64,9 @@ def refusal(topic_arn: str, queue_arn: str) -> str | None:
     return checks.send(topic_arn, queue_arn)
 
 
-_installed = False
-
-
+@once
 def install() -> None:
     """Delivery rules and metrics in moto's SNS (idempotent; also used by in-process tests)."""
-    global _installed
-    if _installed:
-        return
     from moto.sns.models import Subscription, Topic
 
     original_deliver = Subscription.publish
@@ -100,7 +97,6 @@ def install() -> None:
 
     Topic.publish = topic_publish  # type: ignore[method-assign]
     _add_topic_policy_model()
-    _installed = True
 
 
 def _add_topic_policy_model() -> None:

@@ -50,6 +50,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from local_cloud.once import once
+
 STACKSETS_PRINCIPAL = "member.org.stacksets.cloudformation.amazonaws.com"
 PAGE_LIMIT = 100  # the most any StackSets list returns in one page
 _NAMED_IAM = {"AWS::IAM::Role": "RoleName", "AWS::IAM::User": "UserName", "AWS::IAM::Group": "GroupName",
@@ -1186,21 +1188,13 @@ def _patch_reset() -> None:
     BackendDict.reset = classmethod(reset)  # type: ignore[assignment,method-assign]
 
 
-_applied = False
-_apply_lock = threading.Lock()
-
-
+@once
 def apply() -> None:
     """Install the emulation into moto (idempotent): in ``local serve`` and in the in-process tests."""
-    global _applied
-    with _apply_lock:
-        if _applied:
-            return
-        _track_resources()
-        _cache_template_parsing()
-        _patch_organizations()
-        _patch_responses()
-        _patch_reset()
-        _applied = True
+    _track_resources()
+    _cache_template_parsing()
+    _patch_organizations()
+    _patch_responses()
+    _patch_reset()
 
 
