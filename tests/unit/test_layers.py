@@ -14,6 +14,10 @@ MODULES = {
     ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts): path
     for path in sorted(PACKAGE.rglob("*.py"))
 }
+FUNCTIONS = PACKAGE.parents[2] / "functions"
+# What is deployed: the shared package (the layer) and each function's handler.
+DEPLOYED = {str(path.relative_to(PACKAGE.parents[2])): path
+            for path in [*sorted(PACKAGE.rglob("*.py")), *sorted(FUNCTIONS.glob("*/*.py"))]}
 PURE = ("expel_onboarding.models", "expel_onboarding.naming", "expel_onboarding.ownership",
         "expel_onboarding.errors", "expel_onboarding.validation", "expel_onboarding.workbench_payload",
         "expel_onboarding.execution_history", "expel_onboarding.policies")
@@ -39,6 +43,19 @@ def _touches_aws(imports: set[str]) -> set[str]:
 def test_only_the_aws_wrappers_reach_boto3(module: str) -> None:
     """Outside ``aws/`` nothing makes a client: every AWS call goes through a typed wrapper."""
     assert _touches_aws(_imports(MODULES[module])) == set()
+
+
+@pytest.mark.parametrize("handler", sorted(p for p in DEPLOYED if p.startswith("functions/")))
+def test_handlers_reach_aws_only_through_the_shared_package(handler: str) -> None:
+    assert _touches_aws(_imports(DEPLOYED[handler])) == set()
+
+
+@pytest.mark.parametrize("source", sorted(DEPLOYED))
+def test_deployed_code_states_no_assert(source: str) -> None:
+    """``python -O`` removes assert statements: a condition the code relies on raises a named error instead."""
+    asserts = [node.lineno for node in ast.walk(ast.parse(DEPLOYED[source].read_text()))
+               if isinstance(node, ast.Assert)]
+    assert asserts == []
 
 
 @pytest.mark.parametrize("module", sorted(m for m in MODULES if m.startswith(PURE)))
