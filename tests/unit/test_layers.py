@@ -84,6 +84,22 @@ def test_no_step_uses_preflight_as_a_library() -> None:
     assert users == []
 
 
+def test_functions_are_untraced_and_use_no_tracer_while_the_state_machine_is_traced() -> None:
+    """Tracing and the Tracer go together: powertools' Tracer needs the X-Ray SDK, which the Lambda runtime lacks,
+    and active tracing without it records only invocation times. The state machine's trace times every step."""
+    from samtranslator.yaml_helper import yaml_parse
+
+    template = yaml_parse((PACKAGE.parents[2] / "template.yaml").read_text())
+    functions = {name: resource for name, resource in template["Resources"].items()
+                 if resource["Type"] == "AWS::Serverless::Function"}
+    assert "Tracing" not in template["Globals"]["Function"]
+    assert [name for name, resource in functions.items() if "Tracing" in resource.get("Properties", {})] == []
+    assert [source for source, path in DEPLOYED.items()
+            if any(name.startswith("aws_lambda_powertools.Tracer") or name.startswith("aws_lambda_powertools.tracing")
+                   for name in _imports(path))] == []
+    assert template["Resources"]["OnboardingStateMachine"]["Properties"]["Tracing"] == {"Enabled": True}
+
+
 # --- the local cloud -------------------------------------------------------------------------------------
 
 LOCAL_CLOUD = Path(__file__).resolve().parents[2] / "local_cloud"
