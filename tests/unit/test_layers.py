@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -43,6 +44,19 @@ def _touches_aws(imports: set[str]) -> set[str]:
 def test_only_the_aws_wrappers_reach_boto3(module: str) -> None:
     """Outside ``aws/`` nothing makes a client: every AWS call goes through a typed wrapper."""
     assert _touches_aws(_imports(MODULES[module])) == set()
+
+
+# The clients each wrapper may make, when it is not the service it is named after.
+WRAPPER_SERVICES = {"stacks": {"cloudformation"}, "stacksets": {"cloudformation"}, "kms_policy": {"kms"},
+                    "s3": {"s3", "s3control"}, "secrets": set(), "errors": set(), "__init__": set()}
+
+
+@pytest.mark.parametrize("wrapper", sorted(m.rsplit(".", 1)[1] for m in MODULES if m.startswith("expel_onboarding.aws.")
+                                           and m != "expel_onboarding.aws.clients"))
+def test_each_aws_wrapper_calls_only_its_own_service(wrapper: str) -> None:
+    """One module per service: who reads the organization is ``aws.organizations``, not ``aws.sts``."""
+    made = set(re.findall(r"\bclients\.(\w+)\(", (PACKAGE / "aws" / f"{wrapper}.py").read_text()))
+    assert made == WRAPPER_SERVICES.get(wrapper, {wrapper})
 
 
 @pytest.mark.parametrize("handler", sorted(p for p in DEPLOYED if p.startswith("functions/")))
