@@ -79,6 +79,15 @@ def test_pure_modules_take_no_aws_and_no_environment(module: str) -> None:
     assert "os" not in imports and "os.environ" not in imports
 
 
+def test_only_the_ownership_module_reads_the_owner_tag() -> None:
+    """One ownership check: every other module asks ``ownership`` (``owner_of``, ``is_ours``, ``require_ours``)
+    instead of comparing the tag itself."""
+    readers = [module for module, path in MODULES.items() if module != "expel_onboarding.ownership"
+               and re.search(r"\.get\(\s*OWNER_TAG_KEY|\[\s*OWNER_TAG_KEY\s*\]|expel-onboarding:stack\"\s*\)",
+                             path.read_text())]
+    assert readers == []
+
+
 def test_the_custom_resource_reaches_aws_only_through_the_step_functions_wrapper() -> None:
     """The one module that owns the custom resource: pure decisions (ids, settings, the poll's verdict, the
     answer's body) beside the crhelper resource that acts on them, which reads executions through
