@@ -14,27 +14,22 @@ process and the tests' processes use it; Lambda functions, which run in their ow
 from __future__ import annotations
 
 import os
-import threading
 from typing import Any
+
+from local_cloud.once import once
 
 # Data files botocore only reads (its endpoint resolver and partitions), by name without extension.
 SHARED_FILES = frozenset({"endpoints", "partitions", "sdk-default-configuration"})
 
-_lock = threading.Lock()
 _parsed: dict[str, Any] = {}
 _endpoint_prefixes: dict[str, str] = {}
-_installed = False
 
 
+@once
 def share() -> None:
     """Install the sharing in this process (idempotent)."""
-    global _installed
-    with _lock:
-        if _installed:
-            return
-        _share_endpoint_files()
-        _share_endpoint_prefixes()
-        _installed = True
+    _share_endpoint_files()
+    _share_endpoint_prefixes()
 
 
 def _share_endpoint_files() -> None:

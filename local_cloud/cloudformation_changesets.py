@@ -41,13 +41,13 @@ from local_cloud import cloudformation_revert_drift as revert_drift
 from local_cloud import cloudformation_rollback as rollback
 from local_cloud import cloudformation_templates as templates
 from local_cloud.cloudformation_templates import ParameterValue, TemplateError
+from local_cloud.once import once
 from local_cloud.resource_schemas import resource_schema
 
 EMPTY_CHANGE_SET = (
     "The submitted information didn't contain changes. Submit different information to create a change set."
 )
 _lock = threading.RLock()
-_installed = False
 
 
 @dataclass
@@ -594,18 +594,14 @@ def get_template(self: Any) -> Any:
     return ActionResult({"TemplateBody": body, "StagesAvailable": ["Original", "Processed"]})
 
 
+@once
 def install() -> None:
     """Patch moto's CloudFormation API (idempotent); ``local serve`` applies it with the other patches."""
-    global _installed
-    with _lock:
-        if _installed:
-            return
-        templates.patch_state_machine_model()
-        templates.patch_bucket_model()
-        templates.add_bucket_policy_model()
-        revert_drift.install()
-        responses = _responses()
-        for handler in (create_change_set, describe_change_set, list_change_sets, delete_change_set,
-                        execute_change_set, create_stack, update_stack, get_template):
-            setattr(responses, handler.__name__, handler)
-        _installed = True
+    templates.patch_state_machine_model()
+    templates.patch_bucket_model()
+    templates.add_bucket_policy_model()
+    revert_drift.install()
+    responses = _responses()
+    for handler in (create_change_set, describe_change_set, list_change_sets, delete_change_set,
+                    execute_change_set, create_stack, update_stack, get_template):
+        setattr(responses, handler.__name__, handler)

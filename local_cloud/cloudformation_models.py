@@ -5,7 +5,8 @@ by weak references) and caches what it found. A model added here is therefore a 
 ``ResourceModel`` (first, for what every such model repeats: its type, its name property, its physical id
 and its ``Fn::GetAtt`` attributes) and ``CloudFormationModel``, and ``register`` keeps the class alive and
 makes moto look again. Create, update and delete stay each model's own: moto skips an update or delete a
-model does not define, so no default is given here.
+model does not define, so ``ResourceModel`` gives no default; a model that CloudFormation updates in place
+also derives from ``UpdatedInPlace`` (before ``CloudFormationModel``), which holds moto's update signature.
 """
 
 from __future__ import annotations
@@ -46,6 +47,22 @@ class ResourceModel:
 
     def get_cfn_attribute(self, attribute_name: str) -> Any:
         return getattr(self, self.ATTRIBUTES[attribute_name])
+
+
+class UpdatedInPlace:
+    """moto's update hook for a model whose update changes the same resource: it hands the model's
+    ``update`` the resource as it was and the template's new properties."""
+
+    @classmethod
+    def update_from_cloudformation_json(
+        cls, original_resource: Any, new_resource_name: str, cloudformation_json: dict[str, Any],
+        account_id: str, region_name: str,
+    ) -> Any:
+        return cls.update(original_resource, cloudformation_json.get("Properties", {}), account_id, region_name)
+
+    @classmethod
+    def update(cls, original: Any, properties: dict[str, Any], account_id: str, region_name: str) -> Any:
+        raise NotImplementedError(f"{cls.__name__} does not say how it is updated")
 
 
 def registered(resource_type: str) -> bool:

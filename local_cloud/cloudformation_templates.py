@@ -433,12 +433,12 @@ def add_bucket_policy_model() -> None:
     from moto.s3.models import s3_backends
     from moto.utilities.utils import get_partition
 
-    from local_cloud.cloudformation_models import ResourceModel, register, registered
+    from local_cloud.cloudformation_models import ResourceModel, UpdatedInPlace, register, registered
 
     if registered("AWS::S3::BucketPolicy"):
         return
 
-    class CfnBucketPolicy(ResourceModel, CloudFormationModel):
+    class CfnBucketPolicy(ResourceModel, UpdatedInPlace, CloudFormationModel):
         TYPE = "AWS::S3::BucketPolicy"
 
         @classmethod
@@ -453,11 +453,8 @@ def add_bucket_policy_model() -> None:
             return cls(properties["Bucket"])
 
         @classmethod
-        def update_from_cloudformation_json(  # type: ignore[override]
-            cls, original_resource: Any, new_resource_name: str, cloudformation_json: dict, account_id: str,
-            region_name: str,
-        ) -> Any:
-            return cls.create_from_cloudformation_json(new_resource_name, cloudformation_json, account_id,
+        def update(cls, original: Any, properties: dict[str, Any], account_id: str, region_name: str) -> Any:
+            return cls.create_from_cloudformation_json(original.physical_id, {"Properties": properties}, account_id,
                                                        region_name)
 
         @classmethod

@@ -26,11 +26,12 @@ from typing import Any
 
 from moto.core.exceptions import JsonRESTError
 
+from local_cloud.once import once
+
 SERVICE = "cloudtrail.amazonaws.com"
 BUCKET_POLICY = "InsufficientS3BucketPolicyException"
 ENCRYPTION_POLICY = "InsufficientEncryptionPolicyException"
 KEY_NOT_FOUND = "KmsKeyNotFoundException"
-_applied = False
 
 
 class CloudTrailRefusal(JsonRESTError):
@@ -169,11 +170,9 @@ def delivery_refusal(trail: Any, bucket: Any, key: str, kms_key: str | None) -> 
     return None
 
 
+@once
 def apply() -> None:
     """The checks in moto's CreateTrail, UpdateTrail and StartLogging (idempotent)."""
-    global _applied
-    if _applied:
-        return
     from moto.cloudtrail.models import CloudTrailBackend
     from moto.utilities.utils import get_partition
 
@@ -212,4 +211,3 @@ def apply() -> None:
     CloudTrailBackend.create_trail = create_trail  # type: ignore[method-assign]
     CloudTrailBackend.update_trail = update_trail  # type: ignore[method-assign]
     CloudTrailBackend.start_logging = start_logging  # type: ignore[method-assign]
-    _applied = True

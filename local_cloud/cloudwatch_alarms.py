@@ -25,6 +25,8 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from local_cloud.once import once
+
 log = logging.getLogger(__name__)
 
 CLOUDWATCH = "cloudwatch.amazonaws.com"
@@ -34,7 +36,6 @@ _COMPARE = {
     "LessThanThreshold": lambda v, t: v < t,
     "LessThanOrEqualToThreshold": lambda v, t: v <= t,
 }
-_installed = False
 
 
 # ------------------------------------------------------------------------------------ embedded metrics
@@ -141,12 +142,12 @@ def _add_alarm_model() -> None:
     from moto.cloudwatch.models import cloudwatch_backends
     from moto.core.common_models import CloudFormationModel
 
-    from local_cloud.cloudformation_models import ResourceModel, register, registered
+    from local_cloud.cloudformation_models import ResourceModel, UpdatedInPlace, register, registered
 
     if registered("AWS::CloudWatch::Alarm"):
         return
 
-    class CfnAlarm(ResourceModel, CloudFormationModel):
+    class CfnAlarm(ResourceModel, UpdatedInPlace, CloudFormationModel):
         TYPE, NAME_PROPERTY, ATTRIBUTES = "AWS::CloudWatch::Alarm", "AlarmName", {"Arn": "arn"}
 
         def __init__(self, alarm: Any) -> None:
@@ -154,23 +155,20 @@ def _add_alarm_model() -> None:
             self.alarm, self.arn = alarm, alarm.alarm_arn
 
         @classmethod
-        def create_from_cloudformation_json(  # type: ignore[override]
-            cls, resource_name: str, cloudformation_json: dict, account_id: str, region_name: str, **kwargs: Any
-        ) -> Any:
-            properties = cloudformation_json.get("Properties", {})
-            name = properties.get("AlarmName") or resource_name
+        def put(cls, name: str, properties: dict[str, Any], account_id: str, region_name: str) -> Any:
             backend = cloudwatch_backends[account_id][region_name]
             return cls(backend.put_metric_alarm(**_alarm_arguments(name, properties)))
 
         @classmethod
-        def update_from_cloudformation_json(  # type: ignore[override]
-            cls, original_resource: Any, new_resource_name: str, cloudformation_json: dict, account_id: str,
-            region_name: str,
+        def create_from_cloudformation_json(  # type: ignore[override]
+            cls, resource_name: str, cloudformation_json: dict, account_id: str, region_name: str, **kwargs: Any
         ) -> Any:
             properties = cloudformation_json.get("Properties", {})
-            name = properties.get("AlarmName") or original_resource.alarm.name
-            backend = cloudwatch_backends[account_id][region_name]
-            return cls(backend.put_metric_alarm(**_alarm_arguments(name, properties)))
+            return cls.put(properties.get("AlarmName") or resource_name, properties, account_id, region_name)
+
+        @classmethod
+        def update(cls, original: Any, properties: dict[str, Any], account_id: str, region_name: str) -> Any:
+            return cls.put(properties.get("AlarmName") or original.alarm.name, properties, account_id, region_name)
 
         @classmethod
         def delete_from_cloudformation_json(  # type: ignore[override]
@@ -388,12 +386,9 @@ def publish_refusal(topic_arn: str, alarm_arn: str) -> str | None:
     return None
 
 
+@once
 def install() -> None:
-    global _installed
-    if _installed:
-        return
     _install_emf()
     _install_initial_state()
     _install_describe_alarm_history()
     _add_alarm_model()
-    _installed = True

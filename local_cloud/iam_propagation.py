@@ -34,6 +34,8 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
+from local_cloud.once import once
+
 delay = 0.0
 from_first_use = False
 _lock = threading.Lock()
@@ -133,14 +135,9 @@ def settle_for_cloudformation(role_arn: str) -> None:
             state.created, state.before, state.unread = None, None, False
 
 
-_installed = False
-
-
+@once
 def install() -> None:
     """Record role creations and changes in moto's IAM, and mark what CloudFormation creates (idempotent)."""
-    global _installed
-    if _installed:
-        return
     from moto.cloudformation import parsing
     from moto.iam.models import IAMBackend
 
@@ -192,7 +189,6 @@ def install() -> None:
                 in_cloudformation.reset(token)
 
         setattr(parsing, name, by_cloudformation)
-    _installed = True
 
 
 # moto's methods that take the policy ARN before the role name.

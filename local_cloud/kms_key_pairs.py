@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-_installed = False
+from local_cloud.once import once
 
 
 class LazyKeyPair:
@@ -33,13 +33,10 @@ class LazyKeyPair:
         return getattr(self._key, name)
 
 
+@once
 def install() -> None:
     """Make moto's KMS keys create their key pair lazily (idempotent)."""
-    global _installed
-    if _installed:
-        return
     from moto.kms import models
 
     make = models.generate_private_key
     models.generate_private_key = lambda key_spec: LazyKeyPair(make, key_spec)  # type: ignore[assignment]
-    _installed = True

@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from local_cloud.once import once
+
 MAX_POLICY_BYTES = 32 * 1024
 LOCKOUT = "The new key policy will not allow you to update the key policy in the future."
 
@@ -56,14 +58,9 @@ def refusal(policy: str | None, bypass: bool, access_key: str, account: str, key
     return None
 
 
-_installed = False
-
-
+@once
 def install() -> None:
     """The checks in moto's KMS responses, where the request's caller and bypass flag are known."""
-    global _installed
-    if _installed:
-        return
     from moto.kms.responses import KmsResponse
 
     original_create, original_put = KmsResponse.create_key, KmsResponse.put_key_policy
@@ -89,4 +86,3 @@ def install() -> None:
 
     KmsResponse.create_key = create_key  # type: ignore[method-assign]
     KmsResponse.put_key_policy = put_key_policy  # type: ignore[method-assign]
-    _installed = True

@@ -43,10 +43,11 @@ from typing import Any
 
 from moto.core.exceptions import JsonRESTError
 
+from local_cloud.once import once
+
 MAX_BASIC_SELECTORS = 5
 _DEFAULT_SELECTOR = {"ReadWriteType": "All", "IncludeManagementEvents": True, "DataResources": [],
                      "ExcludeManagementEventSources": []}
-_applied = False
 
 
 class InvalidEventSelectorsException(JsonRESTError):
@@ -238,14 +239,11 @@ def add_kms_key_association() -> None:
     LogsResponse.disassociate_kms_key = disassociate_kms_key  # type: ignore[attr-defined]
 
 
+@once
 def apply() -> None:
     """Every patch of this module (idempotent)."""
-    global _applied
-    if _applied:
-        return
     patch_event_selectors()
     patch_object_lock_retention()
     patch_cloudwatch_logs_delivery()
     patch_log_group_encryption()
     add_kms_key_association()
-    _applied = True

@@ -104,9 +104,11 @@ from local_cloud import (
     stepfunctions_lambda_errors,
     stepfunctions_redrive,
 )
+from local_cloud.once import once
 
 log = logging.getLogger(__name__)
-_applied = False
+
+
 def _physical_id(resource: Any) -> str:
     value = getattr(resource, "physical_resource_id", None)
     return value if isinstance(value, str) else ""
@@ -693,14 +695,12 @@ def _patch_inline_policy_documents() -> None:
         cls.put_policy = put_policy  # type: ignore[method-assign]
 
 
+@once
 def apply() -> None:
     """Make moto behave like AWS where the onboarding depends on it (idempotent).
 
     The one entry point: ``local serve`` calls it, and tests/conftest.py calls it for every test (an autouse
     fixture), so a rule the in-process tests rely on is a rule the local cloud enforces, and the reverse."""
-    global _applied
-    if _applied:
-        return
     _patch_lambda_models()
     _patch_execution_name()
     _add_secret_model()
@@ -735,7 +735,6 @@ def apply() -> None:
     stepfunctions_lambda_errors.install()
     cloudformation_changesets.install()
     cloudwatch_alarms.install()
-    _applied = True
 
 
 def apply_server_wiring() -> None:

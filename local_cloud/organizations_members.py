@@ -14,9 +14,10 @@ CloudTrail, which AWS lets have delegated administrators, is missing from moto's
 from __future__ import annotations
 
 import functools
-import threading
 from collections.abc import Callable
 from typing import Any
+
+from local_cloud.once import once
 
 # The OrganizationsBackend reads that AWS opens to the management account and delegated administrators only.
 READS = (
@@ -69,19 +70,11 @@ def _as_the_organization(name: str, original: Callable[..., Any]) -> Callable[..
     return read
 
 
-_applied = False
-_lock = threading.Lock()
-
-
+@once
 def apply() -> None:
-    global _applied
-    with _lock:
-        if _applied:
-            return
-        from moto.organizations.models import FakeDelegatedAdministrator, OrganizationsBackend
+    from moto.organizations.models import FakeDelegatedAdministrator, OrganizationsBackend
 
-        if CLOUDTRAIL_PRINCIPAL not in FakeDelegatedAdministrator.SUPPORTED_SERVICES:
-            FakeDelegatedAdministrator.SUPPORTED_SERVICES.append(CLOUDTRAIL_PRINCIPAL)
-        for name in READS:
-            setattr(OrganizationsBackend, name, _as_the_organization(name, getattr(OrganizationsBackend, name)))
-        _applied = True
+    if CLOUDTRAIL_PRINCIPAL not in FakeDelegatedAdministrator.SUPPORTED_SERVICES:
+        FakeDelegatedAdministrator.SUPPORTED_SERVICES.append(CLOUDTRAIL_PRINCIPAL)
+    for name in READS:
+        setattr(OrganizationsBackend, name, _as_the_organization(name, getattr(OrganizationsBackend, name)))

@@ -25,6 +25,8 @@ import re
 from functools import cache
 from typing import Any
 
+from local_cloud.once import once
+
 VERSIONS = ("2012-10-17", "2008-10-17")
 PRINCIPAL_TYPES = frozenset({"AWS", "Service", "Federated", "CanonicalUser"})
 _S3_ARN = re.compile(r"^arn:aws[a-z-]*:s3:::(?P<bucket>[^/]+)(?P<object>/.*)?$")
@@ -137,14 +139,9 @@ def validate(bucket: str, policy: bytes | str) -> None:
         _statement(statement, bucket)
 
 
-_installed = False
-
-
+@once
 def install() -> None:
     """The check in moto's S3 backend, so the API and CloudFormation's bucket policies both go through it."""
-    global _installed
-    if _installed:
-        return
     from moto.s3.exceptions import S3ClientError
     from moto.s3.models import S3Backend
 
@@ -159,4 +156,3 @@ def install() -> None:
         original(self, bucket_name, policy)
 
     S3Backend.put_bucket_policy = put_bucket_policy  # type: ignore[method-assign]
-    _installed = True

@@ -37,6 +37,8 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote_plus
 
+from local_cloud.once import once
+
 log = logging.getLogger(__name__)
 
 UNABLE_TO_VALIDATE = "Unable to validate the following destination configurations"
@@ -219,14 +221,11 @@ def publish_to_topic(event_body: Any, topic_arn: str, bucket_arn: str, account: 
 
 
 # ------------------------------------------------------------------------------------------ moto hooks
-_installed = False
 
 
+@once
 def install() -> None:
     """Validation, event shape and delivery rules in moto's S3 (idempotent; also used by in-process tests)."""
-    global _installed
-    if _installed:
-        return
     from moto.s3 import notifications
     from moto.s3.models import S3Backend
 
@@ -267,7 +266,6 @@ def install() -> None:
     notifications.send_event = send_event  # type: ignore[assignment]
     notifications.send_test_event = send_test_event  # type: ignore[assignment]
     notifications._send_sns_message = send_sns_message  # type: ignore[assignment]
-    _installed = True
 
 
 class _BucketOfEvent(threading.local):

@@ -20,6 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from local_cloud.once import once
+
 log = logging.getLogger(__name__)
 
 NAMESPACE = "AWS/SNS"
@@ -62,14 +64,9 @@ def refusal(topic_arn: str, queue_arn: str) -> str | None:
     return checks.send(topic_arn, queue_arn)
 
 
-_installed = False
-
-
+@once
 def install() -> None:
     """Delivery rules and metrics in moto's SNS (idempotent; also used by in-process tests)."""
-    global _installed
-    if _installed:
-        return
     from moto.sns.models import Subscription, Topic
 
     original_deliver = Subscription.publish
@@ -100,7 +97,6 @@ def install() -> None:
 
     Topic.publish = topic_publish  # type: ignore[method-assign]
     _add_topic_policy_model()
-    _installed = True
 
 
 def _add_topic_policy_model() -> None:
@@ -112,7 +108,7 @@ def _add_topic_policy_model() -> None:
     from moto.core.common_models import CloudFormationModel
     from moto.sns.models import sns_backends
 
-    from local_cloud.cloudformation_models import ResourceModel, register, registered
+    from local_cloud.cloudformation_models import ResourceModel, UpdatedInPlace, register, registered
 
     if registered("AWS::SNS::TopicPolicy"):
         return
@@ -129,7 +125,7 @@ def _add_topic_policy_model() -> None:
             if topic is not None:
                 topic._policy_json = topic._create_default_topic_policy(region, account_id, topic.name)
 
-    class CfnTopicPolicy(ResourceModel, CloudFormationModel):
+    class CfnTopicPolicy(ResourceModel, UpdatedInPlace, CloudFormationModel):
         TYPE, ATTRIBUTES = "AWS::SNS::TopicPolicy", {"Id": "physical_id"}
 
         def __init__(self, physical_id: str, topics: list[str]) -> None:
@@ -146,15 +142,11 @@ def _add_topic_policy_model() -> None:
             return cls(resource_name, topics)  # moto names it <stack>-<logical id>-<suffix>, as AWS does
 
         @classmethod
-        def update_from_cloudformation_json(  # type: ignore[override]
-            cls, original_resource: Any, new_resource_name: str, cloudformation_json: dict, account_id: str,
-            region_name: str,
-        ) -> Any:
-            properties = cloudformation_json.get("Properties", {})
+        def update(cls, original: Any, properties: dict[str, Any], account_id: str, region_name: str) -> Any:
             topics = [str(t) for t in properties.get("Topics", [])]
-            reset(account_id, region_name, [t for t in original_resource.topics if t not in topics])
+            reset(account_id, region_name, [t for t in original.topics if t not in topics])
             put(account_id, region_name, topics, properties.get("PolicyDocument", {}))
-            return cls(original_resource.physical_id, topics)
+            return cls(original.physical_id, topics)
 
         def delete(self, account_id: str, region_name: str) -> None:
             reset(account_id, region_name, self.topics)

@@ -50,6 +50,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from local_cloud.once import once
+
 STACKSETS_PRINCIPAL = "member.org.stacksets.cloudformation.amazonaws.com"
 PAGE_LIMIT = 100  # the most any StackSets list returns in one page
 _NAMED_IAM = {"AWS::IAM::Role": "RoleName", "AWS::IAM::User": "UserName", "AWS::IAM::Group": "GroupName",
@@ -827,6 +829,18 @@ def _org_set_of(response: Any) -> tuple[Any, OrgStackSet | None]:
     return stack_set, getattr(stack_set, "org", None)
 
 
+def _operation_id(params: dict[str, Any]) -> str:
+    """The caller's OperationId (it makes a retried call idempotent), or a new one."""
+    return str(params.get("OperationId") or uuid.uuid4())
+
+
+def _required_regions(params: dict[str, Any]) -> list[str]:
+    regions = list(params.get("Regions") or [])
+    if not regions:
+        raise _validation("Regions should not be empty")
+    return regions
+
+
 def _check_call(response: Any) -> None:
     _check_caller(response.current_account, response._get_param("CallAs") or "SELF", trusted_access=False)
 
@@ -855,6 +869,23 @@ def _patch_responses() -> None:  # noqa: C901 - one override per StackSets actio
             return handler
 
         return install
+
+    def on_stack_set(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """``override`` for an action on one named StackSet: a self-managed one is left to moto."""
+        def install(handler: Callable[..., Any]) -> Callable[..., Any]:
+            def with_stack_set(self: Any) -> Any:
+                stack_set, org_set = _org_set_of(self)
+                return NotImplemented if org_set is None else handler(self, stack_set, org_set)
+
+            override(name)(with_stack_set)
+            return handler
+
+        return install
+
+    def page_of(items: list[Any], params: dict[str, Any]) -> Any:
+        """A List* answer: the page of ``items`` the request's MaxResults and NextToken ask for."""
+        page, token = _page(items, params)
+        return ActionResult({"Summaries": page, "NextToken": token} if token else {"Summaries": page})
 
     @override("create_stack_set")
     def create_stack_set(self: Any) -> Any:
@@ -890,11 +921,8 @@ def _patch_responses() -> None:  # noqa: C901 - one override per StackSets actio
         ENGINE.registry.append(stack_set.org)
         return ActionResult({"StackSetId": stack_set.id})
 
-    @override("describe_stack_set")
-    def describe_stack_set(self: Any) -> Any:
-        _, org_set = _org_set_of(self)
-        if org_set is None:
-            return NotImplemented
+    @on_stack_set("describe_stack_set")
+    def describe_stack_set(self: Any, _: Any, org_set: OrgStackSet) -> Any:
         _check_call(self)
         return ActionResult({"StackSet": org_set.describe()})
 
@@ -910,14 +938,10 @@ def _patch_responses() -> None:  # noqa: C901 - one override per StackSets actio
             summaries.append(org_set.summary() if org_set else {
                 "StackSetName": stack_set.name, "StackSetId": stack_set.id, "Description": stack_set.description,
                 "Status": stack_set.status, "PermissionModel": stack_set.permission_model})
-        page, token = _page(summaries, params)
-        return ActionResult({"Summaries": page, "NextToken": token} if token else {"Summaries": page})
+        return page_of(summaries, params)
 
-    @override("update_stack_set")
-    def update_stack_set(self: Any) -> Any:
-        stack_set, org_set = _org_set_of(self)
-        if org_set is None:
-            return NotImplemented
+    @on_stack_set("update_stack_set")
+    def update_stack_set(self: Any, stack_set: Any, org_set: OrgStackSet) -> Any:
         params = self._get_params()
         _check_caller(self.current_account, params.get("CallAs") or "SELF")
         if params.get("UsePreviousTemplate"):
@@ -933,7 +957,7 @@ def _patch_responses() -> None:  # noqa: C901 - one override per StackSets actio
         regions = list(params.get("Regions") or [])
         if bool(targets) != bool(regions):
             raise _validation("DeploymentTargets and Regions must be specified together")
-        operation = Operation(params.get("OperationId") or str(uuid.uuid4()), "UPDATE", preferences, targets,
+        operation = Operation(_operation_id(params), "UPDATE", preferences, targets,
                               regions or sorted({i.region for i in org_set.instances.values()}))
         _submit(org_set, operation)
         # The StackSet changes at once, whatever becomes of the operation that updates its instances.
@@ -957,11 +981,8 @@ def _patch_responses() -> None:  # noqa: C901 - one override per StackSets actio
             org_set.managed_execution = bool(params["ManagedExecution"].get("Active", False))
         return ActionResult({"OperationId": operation.id})
 
-    @override("delete_stack_set")
-    def delete_stack_set(self: Any) -> Any:
-        stack_set, org_set = _org_set_of(self)
-        if org_set is None:
-            return NotImplemented
+    @on_stack_set("delete_stack_set")
+    def delete_stack_set(self: Any, stack_set: Any, org_set: OrgStackSet) -> Any:
         _check_call(self)
         if org_set.current is not None:
             raise _error("OperationInProgressException",
@@ -973,48 +994,34 @@ def _patch_responses() -> None:  # noqa: C901 - one override per StackSets actio
             ENGINE.registry.remove(org_set)
         return EmptyResult()
 
-    @override("create_stack_instances")
-    def create_stack_instances(self: Any) -> Any:
-        _, org_set = _org_set_of(self)
-        if org_set is None:
-            return NotImplemented
+    @on_stack_set("create_stack_instances")
+    def create_stack_instances(self: Any, _: Any, org_set: OrgStackSet) -> Any:
         params = self._get_params()
         _check_caller(self.current_account, params.get("CallAs") or "SELF")
         targets = _deployment_targets(params, required=True)
-        regions = list(params.get("Regions") or [])
-        if not regions:
-            raise _validation("Regions should not be empty")
-        operation = Operation(params.get("OperationId") or str(uuid.uuid4()), "CREATE", _preferences(params),
-                              targets, regions)
+        regions = _required_regions(params)
+        operation = Operation(_operation_id(params), "CREATE", _preferences(params), targets, regions)
         _submit(org_set, operation)
         for ou in targets["OrganizationalUnitIds"]:
             known = org_set.targets.setdefault(ou, [])
             known.extend(r for r in regions if r not in known)
         return ActionResult({"OperationId": operation.id})
 
-    @override("update_stack_instances")
-    def update_stack_instances(self: Any) -> Any:
-        _, org_set = _org_set_of(self)
-        if org_set is None:
-            return NotImplemented
+    @on_stack_set("update_stack_instances")
+    def update_stack_instances(self: Any, _: Any, org_set: OrgStackSet) -> Any:
         raise _validation("The local cloud does not emulate UpdateStackInstances (parameter overrides) for a "
                           "service-managed StackSet")
 
-    @override("delete_stack_instances")
-    def delete_stack_instances(self: Any) -> Any:
-        _, org_set = _org_set_of(self)
-        if org_set is None:
-            return NotImplemented
+    @on_stack_set("delete_stack_instances")
+    def delete_stack_instances(self: Any, _: Any, org_set: OrgStackSet) -> Any:
         params = self._get_params()
         _check_caller(self.current_account, params.get("CallAs") or "SELF", trusted_access=False)
         targets = _deployment_targets(params, required=True)
-        regions = list(params.get("Regions") or [])
-        if not regions:
-            raise _validation("Regions should not be empty")
+        regions = _required_regions(params)
         if params.get("RetainStacks") is None:
             raise _validation("RetainStacks is required")
-        operation = Operation(params.get("OperationId") or str(uuid.uuid4()), "DELETE", _preferences(params),
-                              targets, regions, retain_stacks=bool(params["RetainStacks"]))
+        operation = Operation(_operation_id(params), "DELETE", _preferences(params), targets, regions,
+                              retain_stacks=bool(params["RetainStacks"]))
         _submit(org_set, operation)
         if targets.get("AccountFilterType", "NONE") == "NONE":
             for ou in targets["OrganizationalUnitIds"]:
@@ -1025,11 +1032,8 @@ def _patch_responses() -> None:  # noqa: C901 - one override per StackSets actio
                     org_set.targets.pop(ou, None)
         return ActionResult({"OperationId": operation.id})
 
-    @override("describe_stack_instance")
-    def describe_stack_instance(self: Any) -> Any:
-        stack_set, org_set = _org_set_of(self)
-        if org_set is None:
-            return NotImplemented
+    @on_stack_set("describe_stack_instance")
+    def describe_stack_instance(self: Any, stack_set: Any, org_set: OrgStackSet) -> Any:
         _check_call(self)
         key = (self._get_param("StackInstanceAccount"), self._get_param("StackInstanceRegion"))
         instance = org_set.instances.get(key)
@@ -1040,11 +1044,8 @@ def _patch_responses() -> None:  # noqa: C901 - one override per StackSets actio
         described["ParameterOverrides"] = []
         return ActionResult({"StackInstance": described})
 
-    @override("list_stack_instances")
-    def list_stack_instances(self: Any) -> Any:
-        stack_set, org_set = _org_set_of(self)
-        if org_set is None:
-            return NotImplemented
+    @on_stack_set("list_stack_instances")
+    def list_stack_instances(self: Any, stack_set: Any, org_set: OrgStackSet) -> Any:
         _check_call(self)
         params = self._get_params()
         instances = sorted(org_set.instances.values(), key=lambda i: (i.account, i.region))
@@ -1058,18 +1059,13 @@ def _patch_responses() -> None:  # noqa: C901 - one override per StackSets actio
                 instances = [i for i in instances if i.detailed == value]
             elif selector.get("Name") == "LAST_OPERATION_ID":
                 instances = [i for i in instances if i.last_operation_id == value]
-        page, token = _page([i.summary(stack_set.id) for i in instances], params)
-        return ActionResult({"Summaries": page, "NextToken": token} if token else {"Summaries": page})
+        return page_of([i.summary(stack_set.id) for i in instances], params)
 
-    @override("list_stack_set_operations")
-    def list_stack_set_operations(self: Any) -> Any:
-        _, org_set = _org_set_of(self)
-        if org_set is None:
-            return NotImplemented
+    @on_stack_set("list_stack_set_operations")
+    def list_stack_set_operations(self: Any, _: Any, org_set: OrgStackSet) -> Any:
         _check_call(self)
         newest_first = sorted(org_set.operations, key=lambda o: o.created, reverse=True)
-        page, token = _page([o.summary() for o in newest_first], self._get_params())
-        return ActionResult({"Summaries": page, "NextToken": token} if token else {"Summaries": page})
+        return page_of([o.summary() for o in newest_first], self._get_params())
 
     def _operation(self: Any, org_set: OrgStackSet) -> Operation:
         wanted = self._get_param("OperationId")
@@ -1078,19 +1074,13 @@ def _patch_responses() -> None:  # noqa: C901 - one override per StackSets actio
             raise _error("OperationNotFoundException", f"Operation {wanted} not found")
         return found
 
-    @override("describe_stack_set_operation")
-    def describe_stack_set_operation(self: Any) -> Any:
-        stack_set, org_set = _org_set_of(self)
-        if org_set is None:
-            return NotImplemented
+    @on_stack_set("describe_stack_set_operation")
+    def describe_stack_set_operation(self: Any, stack_set: Any, org_set: OrgStackSet) -> Any:
         _check_call(self)
         return ActionResult({"StackSetOperation": _operation(self, org_set).description(stack_set.id)})
 
-    @override("list_stack_set_operation_results")
-    def list_stack_set_operation_results(self: Any) -> Any:
-        _, org_set = _org_set_of(self)
-        if org_set is None:
-            return NotImplemented
+    @on_stack_set("list_stack_set_operation_results")
+    def list_stack_set_operation_results(self: Any, _: Any, org_set: OrgStackSet) -> Any:
         _check_call(self)
         params = self._get_params()
         results = _operation(self, org_set).results
@@ -1100,26 +1090,19 @@ def _patch_responses() -> None:  # noqa: C901 - one override per StackSets actio
         summaries = [{"Account": r.account, "Region": r.region, "Status": r.status, "OrganizationalUnitId": r.ou,
                       "AccountGateResult": {"Status": "SKIPPED", "StatusReason": "No account gate configured"},
                       **({"StatusReason": r.reason} if r.reason else {})} for r in results]
-        page, token = _page(summaries, params)
-        return ActionResult({"Summaries": page, "NextToken": token} if token else {"Summaries": page})
+        return page_of(summaries, params)
 
-    @override("detect_stack_set_drift")
-    def detect_stack_set_drift(self: Any) -> Any:
-        _, org_set = _org_set_of(self)
-        if org_set is None:
-            return NotImplemented
+    @on_stack_set("detect_stack_set_drift")
+    def detect_stack_set_drift(self: Any, _: Any, org_set: OrgStackSet) -> Any:
         params = self._get_params()
         _check_caller(self.current_account, params.get("CallAs") or "SELF", trusted_access=False)
-        operation = Operation(params.get("OperationId") or str(uuid.uuid4()), "DETECT_DRIFT", _preferences(params),
-                              {}, sorted({i.region for i in org_set.instances.values()}))
+        operation = Operation(_operation_id(params), "DETECT_DRIFT", _preferences(params), {},
+                              sorted({i.region for i in org_set.instances.values()}))
         _submit(org_set, operation)
         return ActionResult({"OperationId": operation.id})
 
-    @override("list_stack_instance_resource_drifts")
-    def list_stack_instance_resource_drifts(self: Any) -> Any:
-        stack_set, org_set = _org_set_of(self)
-        if org_set is None:
-            return NotImplemented
+    @on_stack_set("list_stack_instance_resource_drifts")
+    def list_stack_instance_resource_drifts(self: Any, stack_set: Any, org_set: OrgStackSet) -> Any:
         _check_call(self)
         params = self._get_params()
         operation = _operation(self, org_set)
@@ -1132,14 +1115,10 @@ def _patch_responses() -> None:  # noqa: C901 - one override per StackSets actio
         wanted = params.get("StackInstanceResourceDriftStatuses") or []
         if wanted:
             drifts = [d for d in drifts if d["StackResourceDriftStatus"] in wanted]
-        page, token = _page(drifts, params)
-        return ActionResult({"Summaries": page, "NextToken": token} if token else {"Summaries": page})
+        return page_of(drifts, params)
 
-    @override("stop_stack_set_operation")
-    def stop_stack_set_operation(self: Any) -> Any:
-        _, org_set = _org_set_of(self)
-        if org_set is None:
-            return NotImplemented
+    @on_stack_set("stop_stack_set_operation")
+    def stop_stack_set_operation(self: Any, _: Any, org_set: OrgStackSet) -> Any:
         _check_call(self)
         operation = _operation(self, org_set)
         if operation.status == "QUEUED":
@@ -1186,21 +1165,13 @@ def _patch_reset() -> None:
     BackendDict.reset = classmethod(reset)  # type: ignore[assignment,method-assign]
 
 
-_applied = False
-_apply_lock = threading.Lock()
-
-
+@once
 def apply() -> None:
     """Install the emulation into moto (idempotent): in ``local serve`` and in the in-process tests."""
-    global _applied
-    with _apply_lock:
-        if _applied:
-            return
-        _track_resources()
-        _cache_template_parsing()
-        _patch_organizations()
-        _patch_responses()
-        _patch_reset()
-        _applied = True
+    _track_resources()
+    _cache_template_parsing()
+    _patch_organizations()
+    _patch_responses()
+    _patch_reset()
 
 

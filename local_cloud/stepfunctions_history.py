@@ -16,11 +16,11 @@ import json
 import threading
 from typing import Any
 
+from local_cloud.once import once
+
 DEFAULT_PAGE = 100
 MAX_PAGE = 1000
 
-_lock = threading.Lock()
-_installed = False
 
 
 def _invalid_token(detail: str) -> Exception:
@@ -111,10 +111,7 @@ def _patch_response() -> None:
     StepFunctionResponse.get_execution_history = get_execution_history  # type: ignore[method-assign]
 
 
+@once
 def install() -> None:
     """Page GetExecutionHistory (idempotent); the local cloud and the tests' in-process moto use it."""
-    global _installed
-    with _lock:
-        if not _installed:
-            _patch_response()
-            _installed = True
+    _patch_response()

@@ -12,14 +12,12 @@ from __future__ import annotations
 
 from typing import Any
 
-_installed = False
+from local_cloud.once import once
 
 
+@once
 def install() -> None:
     """Idempotent; installed from ``moto_patches.apply``."""
-    global _installed
-    if _installed:
-        return
     from botocore.exceptions import ClientError
     from moto.stepfunctions.parser.api import HistoryEventType, LambdaFunctionFailedEventDetails
     from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
@@ -45,4 +43,3 @@ def install() -> None:
         )
 
     StateTaskLambda._from_error = _from_error  # type: ignore[method-assign]
-    _installed = True

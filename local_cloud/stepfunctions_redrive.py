@@ -32,13 +32,14 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+from local_cloud.once import once
+
 REDRIVABLE_PERIOD = datetime.timedelta(days=14)
 HISTORY_EVENT_LIMIT = 24_999
 CLIENT_TOKEN_LIFETIME = datetime.timedelta(minutes=15)
 CLIENT_TOKENS_KEPT = 10
 
 _lock = threading.RLock()
-_installed = False
 
 
 @dataclass
@@ -421,15 +422,11 @@ def _patch_responses() -> None:
     StepFunctionResponse.list_executions = list_executions  # type: ignore[method-assign]
 
 
+@once
 def install() -> None:
     """Apply the engine and API patches (idempotent); the local cloud and the tests' in-process moto use it."""
-    global _installed
-    with _lock:
-        if _installed:
-            return
-        _patch_state_entry()
-        _patch_program_start()
-        _patch_frames()
-        _patch_parallel_branches()
-        _patch_responses()
-        _installed = True
+    _patch_state_entry()
+    _patch_program_start()
+    _patch_frames()
+    _patch_parallel_branches()
+    _patch_responses()

@@ -20,11 +20,12 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from local_cloud.once import once
+
 #: Environment variable the Lambda runner sets in execution environments (read by _lambda_bootstrap).
 SDK_BACKOFF_VARIABLE = "_LOCAL_SDK_BACKOFF_SCALE"
 
 _scale = 1.0
-_installed = False
 
 
 def scale() -> float:
@@ -49,10 +50,8 @@ class _ScaledSleep:
         time.sleep(seconds * _scale)
 
 
+@once
 def _install() -> None:
-    global _installed
-    if _installed:
-        return
     from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
     from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
 
@@ -69,4 +68,3 @@ def _install() -> None:
             env.program_state_event.wait(left)
 
     WaitFunction._wait_interval = _wait_interval  # type: ignore[method-assign]
-    _installed = True

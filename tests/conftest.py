@@ -95,7 +95,7 @@ def config() -> Config:
     )
 
 
-def boto(service: str) -> object:
+def boto(service: str) -> Any:
     """A plain boto3 client for reading back what AWS holds after a step."""
     return boto3.client(service, region_name=REGION)
 

@@ -87,3 +87,43 @@ def cloudtrail_logs_role(name: str, trail_name: str, group: str) -> str:
             "Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
             "Resource": f"arn:aws:logs:{REGION}:{ACCOUNT_ID}:log-group:{group}:log-stream:*"}]}))
     return str(arn)
+
+
+#: A Lambda handler that answers its event: for functions a test needs to exist, not to do anything.
+ECHO_HANDLER = "def handler(event, context):\n    return event\n"
+
+
+def function_zip(files: dict[str, str]) -> bytes:
+    """A Lambda deployment package (what ``Code.ZipFile`` takes) holding ``files``: name -> source."""
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, text in files.items():
+            archive.writestr(name, text)
+    return buffer.getvalue()
+
+
+def key_policy(key_arn: str) -> dict[str, Any]:
+    """The KMS key's policy document, as the in-process moto account holds it."""
+    import json
+
+    import boto3
+
+    from tests.conftest import REGION
+
+    return dict(json.loads(boto3.client("kms", region_name=REGION).get_key_policy(
+        KeyId=key_arn, PolicyName="default")["Policy"]))
+
+
+def preflight_refusal(config: Any, parameter: str) -> str:
+    """The message preflight refuses ``config`` with: it names ``parameter`` and a fix, and nothing was written."""
+    from expel_onboarding.errors import InvalidParameter
+    from expel_onboarding.steps import preflight
+
+    with count_mutating_calls() as calls, pytest.raises(InvalidParameter) as raised:
+        preflight.check(config)
+    assert calls == []
+    assert raised.value.parameter == parameter and "Fix: " in str(raised.value)
+    return str(raised.value)

@@ -1,5 +1,6 @@
 """Guide step 3: the KMS-encrypted SNS topic only the bucket may publish to (with ``"Action":
-"Delete"`` on stack delete: the topic, if this stack created it; anyone else's is left as it is)."""
+"Delete"`` on stack delete: the topic, if this stack created it; from a customer's topic an existing trail
+uses, only our statement; anyone else's is left as it is)."""
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext

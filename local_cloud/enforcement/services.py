@@ -15,6 +15,7 @@ from typing import Any
 
 from local_cloud import iam_propagation, lambda_runner
 from local_cloud.enforcement import credentials, service_checks
+from local_cloud.once import once
 
 _ENGINE_MODULES = (
     "moto.stepfunctions.parser.asl.utils.boto_client",
@@ -29,7 +30,6 @@ _ENGINE_MODULES = (
     "moto.stepfunctions.parser.asl.component.state.exec.state_map.item_reader.eval.resource_eval_s3",
     "moto.stepfunctions.parser.asl.component.state.exec.state_map.result_writer.resource_eval.resource_eval_s3",
 )
-_installed = False
 
 
 def lambda_credentials(fn: Any) -> dict[str, str]:
@@ -155,10 +155,8 @@ def _engine_client_factory(original: Any) -> Any:
     return boto_client_for
 
 
+@once
 def install() -> None:
-    global _installed
-    if _installed:
-        return
     lambda_runner.credential_provider = lambda_credentials
     iam_propagation.install()
     install_cloudformation_role_check()
@@ -176,4 +174,3 @@ def install() -> None:
             continue
         if getattr(module, "boto_client_for", None) is original:
             module.boto_client_for = patched  # type: ignore[attr-defined]
-    _installed = True

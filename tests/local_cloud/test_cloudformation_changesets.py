@@ -13,7 +13,7 @@ from moto import mock_aws
 
 from local_cloud import cloudformation_changesets
 from local_cloud.cloudformation_changesets import EMPTY_CHANGE_SET
-from tests.support import refusal
+from tests.support import ECHO_HANDLER, function_zip, refusal
 
 REGION = "us-east-1"
 BUCKET = "templates-bucket"
@@ -48,20 +48,10 @@ def cfn() -> Iterator[Any]:
     with mock_aws():
         s3 = boto3.client("s3", region_name=REGION)
         s3.create_bucket(Bucket=BUCKET)
-        s3.put_object(Bucket=BUCKET, Key="code.zip", Body=_zip())
+        s3.put_object(Bucket=BUCKET, Key="code.zip", Body=function_zip({"app.py": ECHO_HANDLER}))
         s3.put_object(Bucket=BUCKET, Key="sam.json", Body=json.dumps(SAM_TEMPLATE).encode())
         s3.put_object(Bucket=BUCKET, Key="nested/plain.json", Body=json.dumps(PLAIN_TEMPLATE).encode())
         yield boto3.client("cloudformation", region_name=REGION)
-
-
-def _zip() -> bytes:
-    import io
-    import zipfile
-
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("app.py", "def handler(event, context):\n    return event\n")
-    return buffer.getvalue()
 
 
 def change_set(cfn: Any, stack: str, kind: str, **kwargs: Any) -> dict[str, Any]:

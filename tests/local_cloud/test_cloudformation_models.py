@@ -54,3 +54,24 @@ def test_getatt_refuses_an_attribute_the_type_does_not_have(aws: None, name: str
                                                             attribute: str) -> None:
     assert refusal(_stack, {name: resource}, {"Out": {"Fn::GetAtt": [name, attribute]}}) == (
         "ValidationError", f"Template error: resource {name} does not support attribute type {attribute} in Fn::GetAtt")
+
+
+def test_a_stack_update_changes_an_alarm_and_a_bucket_policy_in_place(aws: None) -> None:
+    def template(threshold: int, action: str) -> str:
+        return json.dumps({"Resources": {
+            "Alarm": {**ALARM, "Properties": {**ALARM["Properties"], "Threshold": threshold}},
+            "Bucket": {"Type": "AWS::S3::Bucket", "Properties": {"BucketName": "models-bucket"}},
+            "BucketPolicy": {"Type": "AWS::S3::BucketPolicy", "Properties": {"Bucket": {"Ref": "Bucket"},
+                "PolicyDocument": {"Version": "2012-10-17", "Statement": [{
+                    "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::123456789012:root"},
+                    "Action": action, "Resource": "arn:aws:s3:::models-bucket/*"}]}}}}})
+
+    cloudformation = boto3.client("cloudformation", region_name=REGION)
+    cloudformation.create_stack(StackName="models", TemplateBody=template(0, "s3:GetObject"))
+    [before] = boto3.client("cloudwatch", region_name=REGION).describe_alarms()["MetricAlarms"]
+    cloudformation.update_stack(StackName="models", TemplateBody=template(5, "s3:PutObject"))
+
+    [after] = boto3.client("cloudwatch", region_name=REGION).describe_alarms()["MetricAlarms"]
+    assert (after["AlarmName"], after["Threshold"]) == (before["AlarmName"], 5)
+    policy = json.loads(boto3.client("s3", region_name=REGION).get_bucket_policy(Bucket="models-bucket")["Policy"])
+    assert [s["Action"] for s in policy["Statement"]] == ["s3:PutObject"]

@@ -15,7 +15,7 @@ from expel_onboarding.policies.bucket_policy import cloudtrail_bucket_statements
 from expel_onboarding.policies.key_policy import cloudtrail_key_policy
 from expel_onboarding.steps import step01_trail
 from tests import customer_trail
-from tests.conftest import ACCOUNT_ID, REGION
+from tests.conftest import ACCOUNT_ID, REGION, boto
 from tests.support import count_mutating_calls, refusal
 
 BUCKET = "trail-logs"
@@ -25,12 +25,8 @@ TRAIL_ARN = f"arn:aws:cloudtrail:{REGION}:{ACCOUNT_ID}:trail/{TRAIL}"
 BUCKET_REFUSAL = ("InsufficientS3BucketPolicyException", f"Incorrect S3 bucket policy is detected for bucket: {BUCKET}")
 
 
-def _client(service: str) -> Any:
-    return boto3.client(service, region_name=REGION)
-
-
 def _put_policy(statements: list[dict[str, Any]]) -> None:
-    _client("s3").put_bucket_policy(Bucket=BUCKET, Policy=json.dumps({"Version": "2012-10-17",
+    boto("s3").put_bucket_policy(Bucket=BUCKET, Policy=json.dumps({"Version": "2012-10-17",
                                                                       "Statement": statements}))
 
 
@@ -39,16 +35,16 @@ def _guide_statements(organization_id: str | None = None) -> list[dict[str, Any]
 
 
 def _create(**params: Any) -> Any:
-    return _client("cloudtrail").create_trail(Name=TRAIL, S3BucketName=BUCKET, **params)
+    return boto("cloudtrail").create_trail(Name=TRAIL, S3BucketName=BUCKET, **params)
 
 
 def _trails() -> list[str]:
-    return [t["Name"] for t in _client("cloudtrail").describe_trails()["trailList"]]
+    return [t["Name"] for t in boto("cloudtrail").describe_trails()["trailList"]]
 
 
 @pytest.fixture
 def bucket(aws: None) -> str:
-    _client("s3").create_bucket(Bucket=BUCKET)
+    boto("s3").create_bucket(Bucket=BUCKET)
     return BUCKET
 
 
@@ -103,7 +99,7 @@ def test_the_s3_key_prefix_is_where_cloudtrail_must_be_allowed_to_write(bucket: 
 
 
 def test_an_organization_trail_must_be_allowed_the_organizations_folder_too(bucket: str) -> None:
-    organization = _client("organizations").create_organization(FeatureSet="ALL")["Organization"]["Id"]
+    organization = boto("organizations").create_organization(FeatureSet="ALL")["Organization"]["Id"]
     _put_policy(_guide_statements())
     assert refusal(_create, IsOrganizationTrail=True, IsMultiRegionTrail=True) == BUCKET_REFUSAL
     _put_policy(_guide_statements(organization))
@@ -114,26 +110,26 @@ def test_an_organization_trail_must_be_allowed_the_organizations_folder_too(buck
 def test_update_trail_to_a_bucket_cloudtrail_may_not_write_is_refused_and_changes_nothing(bucket: str) -> None:
     _put_policy(_guide_statements())
     _create()
-    _client("s3").create_bucket(Bucket="other-logs")
-    code, message = refusal(_client("cloudtrail").update_trail, Name=TRAIL, S3BucketName="other-logs")
+    boto("s3").create_bucket(Bucket="other-logs")
+    code, message = refusal(boto("cloudtrail").update_trail, Name=TRAIL, S3BucketName="other-logs")
     assert (code, message) == ("InsufficientS3BucketPolicyException",
                                "Incorrect S3 bucket policy is detected for bucket: other-logs")
-    assert _client("cloudtrail").get_trail(Name=TRAIL)["Trail"]["S3BucketName"] == BUCKET
+    assert boto("cloudtrail").get_trail(Name=TRAIL)["Trail"]["S3BucketName"] == BUCKET
 
 
 def test_start_logging_checks_the_bucket_policy_as_it_is_now(bucket: str) -> None:
     _put_policy(_guide_statements())
     _create()
-    _client("s3").delete_bucket_policy(Bucket=BUCKET)
-    assert refusal(_client("cloudtrail").start_logging, Name=TRAIL) == BUCKET_REFUSAL
-    assert _client("cloudtrail").get_trail_status(Name=TRAIL)["IsLogging"] is False
+    boto("s3").delete_bucket_policy(Bucket=BUCKET)
+    assert refusal(boto("cloudtrail").start_logging, Name=TRAIL) == BUCKET_REFUSAL
+    assert boto("cloudtrail").get_trail_status(Name=TRAIL)["IsLogging"] is False
 
 
 # ------------------------------------------------------------------------------------------ the trail's key
 
 def _key(policy: dict[str, Any] | None) -> str:
     params = {"Policy": json.dumps(policy)} if policy else {}
-    return str(_client("kms").create_key(**params)["KeyMetadata"]["Arn"])
+    return str(boto("kms").create_key(**params)["KeyMetadata"]["Arn"])
 
 
 def _encryption_refusal(key_arn: str) -> tuple[str, str]:
@@ -158,15 +154,15 @@ def test_the_key_policys_encryption_context_condition_is_evaluated(bucket: str) 
     assert refusal(_create, KmsKeyId=key_arn) == _encryption_refusal(key_arn)
     good = _key(cloudtrail_key_policy("aws", REGION, ACCOUNT_ID, TRAIL))
     _create(KmsKeyId=good)
-    assert _client("cloudtrail").get_trail(Name=TRAIL)["Trail"]["KmsKeyId"] == good
+    assert boto("cloudtrail").get_trail(Name=TRAIL)["Trail"]["KmsKeyId"] == good
 
 
 def test_update_trail_to_a_key_cloudtrail_may_not_use_is_refused(bucket: str) -> None:
     _put_policy(_guide_statements())
     _create()
     key_arn = _key(None)
-    assert refusal(_client("cloudtrail").update_trail, Name=TRAIL, KmsKeyId=key_arn) == _encryption_refusal(key_arn)
-    assert not _client("cloudtrail").get_trail(Name=TRAIL)["Trail"].get("KmsKeyId")
+    assert refusal(boto("cloudtrail").update_trail, Name=TRAIL, KmsKeyId=key_arn) == _encryption_refusal(key_arn)
+    assert not boto("cloudtrail").get_trail(Name=TRAIL)["Trail"].get("KmsKeyId")
 
 
 def test_a_key_that_does_not_exist_or_is_in_another_region_is_not_found(bucket: str) -> None:
@@ -187,14 +183,14 @@ def test_step_1_writes_the_key_policy_and_bucket_policy_before_it_creates_the_tr
     assert calls.index("cloudtrail.CreateTrail") < calls.index("cloudtrail.StartLogging")
     # Neither policy changes afterwards: the ones CloudTrail checked are the ones it writes under.
     assert "kms.PutKeyPolicy" not in calls and last_bucket_policy < calls.index("cloudtrail.CreateTrail")
-    assert _client("cloudtrail").get_trail_status(Name=config.trail_name)["IsLogging"] is True
+    assert boto("cloudtrail").get_trail_status(Name=config.trail_name)["IsLogging"] is True
 
 
 def test_an_adopted_trail_passed_the_same_checks(aws: None, config: Config) -> None:
     # The customer's trail is made with plain CreateTrail/StartLogging calls, so it exists only because
     # its bucket policy (with a key prefix) and key policy satisfy CloudTrail; adoption never re-creates it.
-    customer = customer_trail.build(lambda service: _client(service), ACCOUNT_ID, REGION, name="CustomersTrail")
-    assert _client("cloudtrail").get_trail_status(Name=customer.trail_name)["IsLogging"] is True
+    customer = customer_trail.build(lambda service: boto(service), ACCOUNT_ID, REGION, name="CustomersTrail")
+    assert boto("cloudtrail").get_trail_status(Name=customer.trail_name)["IsLogging"] is True
     with pytest.raises(ClientError) as refused:
-        _client("cloudtrail").update_trail(Name=customer.trail_name, S3KeyPrefix="elsewhere")
+        boto("cloudtrail").update_trail(Name=customer.trail_name, S3KeyPrefix="elsewhere")
     assert refused.value.response["Error"]["Code"] == "InsufficientS3BucketPolicyException"

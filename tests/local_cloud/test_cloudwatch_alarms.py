@@ -9,20 +9,15 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
 
 from local_cloud import cloudwatch_alarms
 from local_cloud.server import Scheduler, cron_matches, rate_minutes
-from tests.conftest import ACCOUNT_ID, REGION
+from tests.conftest import ACCOUNT_ID, REGION, boto
 
 NAMESPACE = "ExpelCloudTrailOnboarding"
 DIMENSIONS = [{"Name": "StackName", "Value": "s"}]
-
-
-def _c(service: str) -> Any:
-    return boto3.client(service, region_name=REGION)
 
 
 def _emf(value: Any, namespace: str = NAMESPACE, **root: Any) -> str:
@@ -34,7 +29,7 @@ def _emf(value: Any, namespace: str = NAMESPACE, **root: Any) -> str:
 
 
 def _log(*messages: str) -> None:
-    logs = _c("logs")
+    logs = boto("logs")
     logs.create_log_group(logGroupName="g")
     logs.create_log_stream(logGroupName="g", logStreamName="s")
     now = int(datetime.now(UTC).timestamp() * 1000)
@@ -44,7 +39,7 @@ def _log(*messages: str) -> None:
 
 def _maximum() -> list[float]:
     now = datetime.now(UTC)
-    points = _c("cloudwatch").get_metric_statistics(
+    points = boto("cloudwatch").get_metric_statistics(
         Namespace=NAMESPACE, MetricName="DriftFindings", Dimensions=DIMENSIONS, StartTime=now - timedelta(hours=1),
         EndTime=now + timedelta(minutes=1), Period=3600, Statistics=["Maximum"])["Datapoints"]
     return [p["Maximum"] for p in points]
@@ -69,7 +64,7 @@ def test_a_document_that_is_not_valid_emf_gives_no_metric(aws: None, message: st
 def _topic(policy_principal: str = "cloudwatch.amazonaws.com",
            key_admits_cloudwatch: bool | None = None) -> tuple[str, str]:
     """A topic (optionally KMS-encrypted) with a queue subscribed, as the alarm's action."""
-    sns, sqs = _c("sns"), _c("sqs")
+    sns, sqs = boto("sns"), boto("sqs")
     attributes = {}
     if key_admits_cloudwatch is not None:
         statements = [{"Sid": "Root", "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT_ID}:root"},
@@ -77,7 +72,7 @@ def _topic(policy_principal: str = "cloudwatch.amazonaws.com",
         if key_admits_cloudwatch:
             statements.append({"Effect": "Allow", "Principal": {"Service": "cloudwatch.amazonaws.com"},
                                "Action": ["kms:Decrypt", "kms:GenerateDataKey*"], "Resource": "*"})
-        key = _c("kms").create_key(Policy=json.dumps({"Version": "2012-10-17", "Statement": statements}))
+        key = boto("kms").create_key(Policy=json.dumps({"Version": "2012-10-17", "Statement": statements}))
         attributes["KmsMasterKeyId"] = key["KeyMetadata"]["Arn"]
     topic = sns.create_topic(Name="alerts", Attributes=attributes)["TopicArn"]
     sns.set_topic_attributes(TopicArn=topic, AttributeName="Policy", AttributeValue=json.dumps({
@@ -95,19 +90,19 @@ def _alarm_stack(topic: str) -> str:
         "Period": 300, "EvaluationPeriods": 1, "DatapointsToAlarm": 1, "Threshold": 0,
         "ComparisonOperator": "GreaterThanThreshold", "TreatMissingData": "ignore",
         "AlarmActions": [topic], "OKActions": [topic]}}}}
-    _c("cloudformation").create_stack(StackName="alarm", TemplateBody=json.dumps(template))
-    [resource] = _c("cloudformation").describe_stack_resources(StackName="alarm")["StackResources"]
+    boto("cloudformation").create_stack(StackName="alarm", TemplateBody=json.dumps(template))
+    [resource] = boto("cloudformation").describe_stack_resources(StackName="alarm")["StackResources"]
     assert resource["ResourceType"] == "AWS::CloudWatch::Alarm"
     return str(resource["PhysicalResourceId"])
 
 
 def _state(name: str) -> dict[str, Any]:
-    [alarm] = _c("cloudwatch").describe_alarms(AlarmNames=[name])["MetricAlarms"]
+    [alarm] = boto("cloudwatch").describe_alarms(AlarmNames=[name])["MetricAlarms"]
     return alarm
 
 
 def _received(queue: str) -> list[dict[str, Any]]:
-    messages = _c("sqs").receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
+    messages = boto("sqs").receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
     return [json.loads(m["Body"]) for m in messages]
 
 
@@ -125,7 +120,7 @@ def test_cloudformation_alarm_starts_without_data_then_alarms_and_recovers_notif
         name, "INSUFFICIENT_DATA", "ALARM")
     assert cloudwatch_alarms.evaluate() == []  # judged again, unchanged: no second message
     later = datetime.now(UTC) + timedelta(minutes=6)  # the next check, in sync, in a later period
-    _c("cloudwatch").put_metric_data(Namespace=NAMESPACE, MetricData=[
+    boto("cloudwatch").put_metric_data(Namespace=NAMESPACE, MetricData=[
         {"MetricName": "DriftFindings", "Dimensions": DIMENSIONS, "Value": 0, "Timestamp": later}])
     assert [state for _, state in cloudwatch_alarms.evaluate(later + timedelta(seconds=1))] == ["OK"]
     assert [m["NewStateValue"] for m in _received(queue)] == ["OK"]
@@ -134,7 +129,7 @@ def test_cloudformation_alarm_starts_without_data_then_alarms_and_recovers_notif
 def test_a_metric_with_other_dimensions_is_not_the_alarms(aws: None) -> None:
     topic, _ = _topic()
     name = _alarm_stack(topic)
-    _c("cloudwatch").put_metric_data(Namespace=NAMESPACE, MetricData=[
+    boto("cloudwatch").put_metric_data(Namespace=NAMESPACE, MetricData=[
         {"MetricName": "DriftFindings", "Dimensions": [*DIMENSIONS, {"Name": "service", "Value": "x"}], "Value": 5}])
     cloudwatch_alarms.evaluate()
     assert _state(name)["StateValue"] == "INSUFFICIENT_DATA"
@@ -152,7 +147,7 @@ def test_an_alarm_cannot_notify_a_topic_cloudwatch_may_not_publish_to(
     _log(_emf(1))
     assert [state for _, state in cloudwatch_alarms.evaluate()] == ["ALARM"]  # the alarm still changes state
     assert _received(queue) == []
-    [failed] = _c("cloudwatch").describe_alarm_history(HistoryItemType="Action")["AlarmHistoryItems"]
+    [failed] = boto("cloudwatch").describe_alarm_history(HistoryItemType="Action")["AlarmHistoryItems"]
     assert failed["HistorySummary"].startswith(f"Failed to execute action {topic}. Received error: ")
     assert refusal in json.loads(failed["HistoryData"])["error"]
     assert json.loads(failed["HistoryData"])["actionState"] == "Failed"
@@ -165,7 +160,7 @@ def test_alarm_history_shows_creation_each_state_change_and_each_action_newest_f
     cloudwatch_alarms.evaluate()
     [message] = _received(queue)
 
-    items = _c("cloudwatch").describe_alarm_history(AlarmName=name)["AlarmHistoryItems"]
+    items = boto("cloudwatch").describe_alarm_history(AlarmName=name)["AlarmHistoryItems"]
 
     assert [(i["HistoryItemType"], i["HistorySummary"]) for i in items] == [
         ("Action", f"Successfully executed action {topic}"),
@@ -177,7 +172,7 @@ def test_alarm_history_shows_creation_each_state_change_and_each_action_newest_f
     change = json.loads(items[1]["HistoryData"])
     assert (change["oldState"]["stateValue"], change["newState"]["stateValue"]) == ("INSUFFICIENT_DATA", "ALARM")
     assert all(i["AlarmName"] == name and i["AlarmType"] == "MetricAlarm" for i in items)
-    cloudwatch = _c("cloudwatch")
+    cloudwatch = boto("cloudwatch")
     assert [i["HistoryItemType"] for i in cloudwatch.describe_alarm_history(
         AlarmName=name, ScanBy="TimestampAscending", HistoryItemType="StateUpdate")["AlarmHistoryItems"]] == [
         "StateUpdate"]
@@ -194,7 +189,7 @@ def test_alarm_history_shows_creation_each_state_change_and_each_action_newest_f
 ])
 def test_alarm_history_refuses_what_cloudwatch_refuses(aws: None, arguments: dict[str, Any], message: str) -> None:
     with pytest.raises(ClientError) as raised:
-        _c("cloudwatch").describe_alarm_history(**arguments)
+        boto("cloudwatch").describe_alarm_history(**arguments)
     assert raised.value.response["Error"]["Code"] == "ValidationError"
     assert message in raised.value.response["Error"]["Message"]
 
@@ -231,7 +226,7 @@ def test_a_rate_rule_fires_once_per_its_number_of_compressed_minutes() -> None:
 
 
 def _machine_and_rule(trust_service: str) -> tuple[str, str]:
-    iam, sfn, events = _c("iam"), _c("stepfunctions"), _c("events")
+    iam, sfn, events = boto("iam"), boto("stepfunctions"), boto("events")
     machine = sfn.create_state_machine(name="m", roleArn=f"arn:aws:iam::{ACCOUNT_ID}:role/sfn", definition=json.dumps(
         {"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}))["stateMachineArn"]
     name = f"starts-checks-{trust_service.split('.')[0]}"  # credentials are cached per role, as services keep them
@@ -246,7 +241,7 @@ def _machine_and_rule(trust_service: str) -> tuple[str, str]:
 
 def _invocations(metric: str) -> float:
     now = datetime.now(UTC)
-    points = _c("cloudwatch").get_metric_statistics(
+    points = boto("cloudwatch").get_metric_statistics(
         Namespace="AWS/Events", MetricName=metric, Dimensions=[{"Name": "RuleName", "Value": "drift"}],
         StartTime=now - timedelta(hours=1), EndTime=now + timedelta(minutes=1), Period=3600,
         Statistics=["Sum"])["Datapoints"]
@@ -256,8 +251,8 @@ def _invocations(metric: str) -> float:
 def test_a_scheduled_rule_starts_its_state_machine_as_the_targets_role(aws: None) -> None:
     machine, _ = _machine_and_rule("events.amazonaws.com")
     assert Scheduler(interval=1).fire_due_rules() == 1
-    [execution] = _c("stepfunctions").list_executions(stateMachineArn=machine)["executions"]
-    given = _c("stepfunctions").describe_execution(executionArn=execution["executionArn"])["input"]
+    [execution] = boto("stepfunctions").list_executions(stateMachineArn=machine)["executions"]
+    given = boto("stepfunctions").describe_execution(executionArn=execution["executionArn"])["input"]
     assert json.loads(given) == {"Mode": "ScheduledCheck", "Repair": False}
     assert (_invocations("Invocations"), _invocations("FailedInvocations")) == (1.0, 0.0)
 
@@ -265,5 +260,5 @@ def test_a_scheduled_rule_starts_its_state_machine_as_the_targets_role(aws: None
 def test_a_role_eventbridge_may_not_assume_starts_nothing_and_counts_a_failed_invocation(aws: None) -> None:
     machine, _ = _machine_and_rule("lambda.amazonaws.com")
     assert Scheduler(interval=1).fire_due_rules() == 0
-    assert _c("stepfunctions").list_executions(stateMachineArn=machine)["executions"] == []
+    assert boto("stepfunctions").list_executions(stateMachineArn=machine)["executions"] == []
     assert (_invocations("Invocations"), _invocations("FailedInvocations")) == (0.0, 1.0)

@@ -7,12 +7,10 @@ branch moves on meanwhile and the branches' events interleave as they do on AWS.
 
 from __future__ import annotations
 
-import io
 import json
 import re
 import time
 import uuid
-import zipfile
 from typing import Any
 
 import pytest
@@ -21,6 +19,7 @@ from expel_onboarding import custom_resource
 from expel_onboarding.execution_history import failed_step
 from local_cloud.status import ExecutionInfo, StatusView, render
 from tests.local_cloud.harness import REPO, ServedCloud, client
+from tests.support import function_zip
 from tests.unit.test_execution_history import BRANCH_TASKS
 
 pytestmark = pytest.mark.e2e
@@ -63,14 +62,11 @@ def machine(served_cloud: ServedCloud) -> str:
     iam.put_role_policy(RoleName=name, PolicyName="invoke", PolicyDocument=json.dumps({
         "Version": "2012-10-17",
         "Statement": [{"Effect": "Allow", "Action": "lambda:InvokeFunction", "Resource": "*"}]}))
-    code = io.BytesIO()
-    with zipfile.ZipFile(code, "w") as archive:
-        archive.writestr("app.py", STAND_IN)
     definition = DEFINITION
     lam = client(served_cloud, "lambda")
     for key in sorted(set(re.findall(r"\$\{(\w+)\}", DEFINITION))):
         arn = lam.create_function(FunctionName=key, Runtime="python3.13", Role=role, Handler="app.lambda_handler",
-                                  Code={"ZipFile": code.getvalue()}, Timeout=30)["FunctionArn"]
+                                  Code={"ZipFile": function_zip({"app.py": STAND_IN})}, Timeout=30)["FunctionArn"]
         definition = definition.replace("${" + key + "}", arn)
     return str(client(served_cloud, "stepfunctions").create_state_machine(
         name=f"attribution-{uuid.uuid4().hex[:6]}", definition=definition, roleArn=role)["stateMachineArn"])

@@ -13,10 +13,8 @@ service's own error code and AWS's message naming the session, the action and th
 from __future__ import annotations
 
 import copy
-import io
 import json
 import uuid
-import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -25,7 +23,7 @@ import pytest
 
 from local_cloud.enforcement import credentials, services
 from tests.local_cloud.harness import client, enforcing_cloud, reset
-from tests.support import refusal
+from tests.support import ECHO_HANDLER, function_zip, refusal
 from tests.unit.test_template_policies import ACCOUNT, REGION, RESOLVED, STACK
 
 OWNERSHIP = {"TagKey": "expel-onboarding:stack", "TagValue": STACK}
@@ -198,7 +196,7 @@ def test_passing_the_role_to_another_service_is_refused(url: str) -> None:
 
     error = refusal(lambda: step8.client("lambda").create_function(
         FunctionName="borrowed-role", Runtime="python3.13", Role=role_arn, Handler="app.handler",
-        Code={"ZipFile": _zip()}))
+        Code={"ZipFile": function_zip({"app.py": ECHO_HANDLER})}))
     assert error.code == "AccessDeniedException"
     assert error.message == step8.refused("iam:PassRole", role_arn)
 
@@ -210,7 +208,8 @@ def test_a_role_whose_trust_policy_does_not_admit_lambda_cannot_be_a_functions_r
     states_only = json.loads(json.dumps(LAMBDA_TRUST).replace("lambda.amazonaws.com", "states.amazonaws.com"))
     good = iam.create_role(RoleName="bite-lambda-role", AssumeRolePolicyDocument=json.dumps(LAMBDA_TRUST))
     bad = iam.create_role(RoleName="bite-states-role", AssumeRolePolicyDocument=json.dumps(states_only))
-    code = {"Runtime": "python3.13", "Handler": "app.handler", "Code": {"ZipFile": _zip()}}
+    code = {"Runtime": "python3.13", "Handler": "app.handler",
+            "Code": {"ZipFile": function_zip({"app.py": ECHO_HANDLER})}}
     lam.create_function(FunctionName="bite-good", Role=good["Role"]["Arn"], **code)
 
     error = refusal(lambda: lam.create_function(FunctionName="bite-bad", Role=bad["Role"]["Arn"], **code))
@@ -220,11 +219,6 @@ def test_a_role_whose_trust_policy_does_not_admit_lambda_cannot_be_a_functions_r
         credentials.assume(bad["Role"]["Arn"], "lambda.amazonaws.com", "bite-bad")
 
 
-def _zip() -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("app.py", "def handler(event, context):\n    return event\n")
-    return buffer.getvalue()
 
 
 def test_the_accounts_block_public_access_is_read_through_s3_control_with_its_own_action(

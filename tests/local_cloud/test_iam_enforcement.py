@@ -3,9 +3,7 @@ and the report records what a role's grant allowed."""
 
 from __future__ import annotations
 
-import io
 import json
-import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +13,7 @@ from botocore.exceptions import ClientError
 
 from local_cloud.enforcement.report import read
 from tests.local_cloud.harness import ServedCloud, client, serve_child
+from tests.support import function_zip
 
 ACCOUNT = "123456789012"
 
@@ -124,12 +123,9 @@ def test_a_function_runs_as_its_execution_role_also_in_a_reused_environment(
     trust = {"Version": "2012-10-17", "Statement": [
         {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
     role = client(cloud, "iam").create_role(RoleName="whoami-role", AssumeRolePolicyDocument=json.dumps(trust))
-    package = io.BytesIO()
-    with zipfile.ZipFile(package, "w") as archive:
-        archive.writestr("app.py", WHOAMI)
     lam = client(cloud, "lambda")
     lam.create_function(FunctionName="whoami", Runtime="python3.13", Role=role["Role"]["Arn"], Handler="app.handler",
-                        Code={"ZipFile": package.getvalue()}, Timeout=30)
+                        Code={"ZipFile": function_zip({"app.py": WHOAMI})}, Timeout=30)
 
     first, second = (json.loads(lam.invoke(FunctionName="whoami")["Payload"].read()) for _ in range(2))
 

@@ -6,10 +6,8 @@ The enforcing server runs in this process (as in ``test_iam_bites``) with a shor
 from __future__ import annotations
 
 import inspect
-import io
 import json
 import time
-import zipfile
 from collections.abc import Iterator
 
 import pytest
@@ -17,7 +15,7 @@ import pytest
 from local_cloud import iam_propagation
 from local_cloud.enforcement import services
 from tests.local_cloud.harness import client, enforcing_cloud, reset
-from tests.support import refusal
+from tests.support import ECHO_HANDLER, function_zip, refusal
 
 ACCOUNT, REGION = "123456789012", "us-east-1"
 DELAY = 1.5
@@ -49,13 +47,6 @@ def _fresh_cloud(url: str) -> None:
 def _after_the_delay(role_arn: str) -> None:
     """Until the role's last change has propagated (the server runs in this process)."""
     time.sleep(max(0.0, iam_propagation.settled_at(role_arn) + 0.05 - time.time()))
-
-
-def _code() -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("app.py", "def handler(event, context):\n    return event\n")
-    return buffer.getvalue()
 
 
 def test_a_new_role_cannot_be_assumed_until_iam_has_propagated_it(url: str) -> None:
@@ -110,7 +101,7 @@ def test_lambda_refuses_a_role_it_cannot_assume_yet(url: str) -> None:
     arn = client(url, "iam").create_role(RoleName="runner", AssumeRolePolicyDocument=json.dumps(LAMBDA_TRUST)
                                          )["Role"]["Arn"]
     function = {"FunctionName": "fn", "Runtime": "python3.12", "Role": arn, "Handler": "app.handler",
-                "Code": {"ZipFile": _code()}}
+                "Code": {"ZipFile": function_zip({"app.py": ECHO_HANDLER})}}
     error = refusal(client(url, "lambda").create_function, **function)
     assert error == ("InvalidParameterValueException", "The role defined for the function cannot be assumed by Lambda.")
     _after_the_delay(arn)

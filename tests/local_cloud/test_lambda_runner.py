@@ -4,17 +4,16 @@ execution environments, kept and discarded as Lambda keeps and discards them."""
 from __future__ import annotations
 
 import base64
-import io
 import json
 import os
 import threading
-import zipfile
 from types import SimpleNamespace
 
 import pytest
 from moto import mock_aws
 
 from local_cloud import lambda_runner
+from tests.support import function_zip
 
 pytestmark = pytest.mark.e2e  # starts real interpreters; a few hundred ms each
 
@@ -75,14 +74,6 @@ def stateful_handler(event, context):
 """
 
 
-def _zip(files: dict[str, str]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for name, text in files.items():
-            archive.writestr(name, text)
-    return buffer.getvalue()
-
-
 def _function(handler: str, timeout: int = 5, layers: list | None = None, code: str = CODE,
               stage: str = "test") -> SimpleNamespace:
     return SimpleNamespace(
@@ -97,7 +88,7 @@ def _function(handler: str, timeout: int = 5, layers: list | None = None, code: 
         timeout=timeout,
         logs_group_name="/aws/lambda/probe",
         environment_vars={"STAGE": stage, "AWS_ENDPOINT_URL": "https://real.example"},
-        code_bytes=_zip({"app.py": code}),
+        code_bytes=function_zip({"app.py": code}),
         layers=layers or [],
     )
 
@@ -167,7 +158,8 @@ def test_layer_python_directory_is_importable_like_opt_python() -> None:
     from moto.awslambda.utils import get_backend
 
     layer = get_backend("123456789012", "eu-west-1").publish_layer_version(
-        {"LayerName": "helpers", "Content": {"ZipFile": base64.b64encode(_zip({"python/helper.py": "VALUE = 7\n"}))}}
+        {"LayerName": "helpers",
+         "Content": {"ZipFile": base64.b64encode(function_zip({"python/helper.py": "VALUE = 7\n"}))}}
     )
     payload, errored, _, _ = lambda_runner.invoke_artifact(
         _function("app.layer_handler", layers=[{"Arn": layer.arn}]), {}, "http://x"
@@ -343,7 +335,7 @@ def test_cold_start_forks_an_environment_of_its_own_from_the_fork_server() -> No
 
 def test_code_shadowing_a_preloaded_module_gets_a_new_interpreter_and_imports_its_own() -> None:
     fn = _function("app.shadow_handler")
-    fn.code_bytes = _zip({"app.py": CODE, "jmespath.py": "VALUE = 'the function bundled this'\n"})
+    fn.code_bytes = function_zip({"app.py": CODE, "jmespath.py": "VALUE = 'the function bundled this'\n"})
 
     payload, errored, _, _ = lambda_runner.invoke_artifact(fn, {}, "http://x")
 

@@ -9,13 +9,12 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
 
 from local_cloud import kms_key_policies, s3_notifications
 from local_cloud.enforcement import service_checks
-from tests.conftest import ACCOUNT_ID, REGION
+from tests.conftest import ACCOUNT_ID, REGION, boto
 from tests.local_cloud.test_sns_delivery import _metric
 
 BUCKET = "logs-with-events"
@@ -33,10 +32,6 @@ def enforced(aws: None) -> Iterator[None]:
         service_checks.uninstall()
 
 
-def _client(service: str) -> Any:
-    return boto3.client(service, region_name=REGION)
-
-
 def _document(*statements: dict[str, Any]) -> str:
     return json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
 
@@ -48,22 +43,22 @@ def _s3_may_publish(topic: str, bucket_arn: str = BUCKET_ARN) -> dict[str, Any]:
 
 
 def _notify(topic: str) -> None:
-    _client("s3").put_bucket_notification_configuration(Bucket=BUCKET, NotificationConfiguration={
+    boto("s3").put_bucket_notification_configuration(Bucket=BUCKET, NotificationConfiguration={
         "TopicConfigurations": [{"TopicArn": topic, "Events": ["s3:ObjectCreated:*"]}]})
 
 
 def _key(*statements: dict[str, Any]) -> str:
-    return str(_client("kms").create_key(Policy=_document(ROOT, *statements))["KeyMetadata"]["Arn"])
+    return str(boto("kms").create_key(Policy=_document(ROOT, *statements))["KeyMetadata"]["Arn"])
 
 
 @pytest.fixture
 def topic(enforced: None) -> str:
-    _client("s3").create_bucket(Bucket=BUCKET)
-    return str(_client("sns").create_topic(Name="log-events")["TopicArn"])
+    boto("s3").create_bucket(Bucket=BUCKET)
+    return str(boto("sns").create_topic(Name="log-events")["TopicArn"])
 
 
 def test_s3_may_notify_a_topic_only_as_its_policy_allows_for_this_bucket(topic: str) -> None:
-    sns = _client("sns")
+    sns = boto("sns")
     for policy in (None, _document(_s3_may_publish(topic, "arn:aws:s3:::another-bucket"))):
         if policy:
             sns.set_topic_attributes(TopicArn=topic, AttributeName="Policy", AttributeValue=policy)
@@ -75,11 +70,11 @@ def test_s3_may_notify_a_topic_only_as_its_policy_allows_for_this_bucket(topic: 
             "Permissions on the destination topic do not allow S3 to publish notifications from this bucket")
     sns.set_topic_attributes(TopicArn=topic, AttributeName="Policy", AttributeValue=_document(_s3_may_publish(topic)))
     _notify(topic)
-    assert _client("s3").get_bucket_notification_configuration(Bucket=BUCKET)["TopicConfigurations"]
+    assert boto("s3").get_bucket_notification_configuration(Bucket=BUCKET)["TopicConfigurations"]
 
 
 def test_an_encrypted_topics_key_must_let_s3_use_it(topic: str) -> None:
-    sns = _client("sns")
+    sns = boto("sns")
     sns.set_topic_attributes(TopicArn=topic, AttributeName="Policy", AttributeValue=_document(_s3_may_publish(topic)))
     sns.set_topic_attributes(TopicArn=topic, AttributeName="KmsMasterKeyId", AttributeValue=_key())
     with pytest.raises(ClientError) as refused:
@@ -93,10 +88,10 @@ def test_an_encrypted_topics_key_must_let_s3_use_it(topic: str) -> None:
 
 
 def _subscribed_queue(topic: str, policy: str | None) -> str:
-    sqs = _client("sqs")
+    sqs = boto("sqs")
     url = sqs.create_queue(QueueName="expel-queue", Attributes={"Policy": policy} if policy else {})["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    _client("sns").subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn, Attributes={"RawMessageDelivery": "true"})
+    boto("sns").subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn, Attributes={"RawMessageDelivery": "true"})
     return str(url)
 
 
@@ -107,26 +102,26 @@ def _sns_may_send(topic: str, queue_arn: str) -> dict[str, Any]:
 
 def test_sns_delivers_to_a_queue_only_as_its_policy_allows_else_drops_and_counts(topic: str) -> None:
     url = _subscribed_queue(topic, None)  # no queue policy: SNS may not send
-    _client("sns").publish(TopicArn=topic, Message="dropped")
-    assert "Messages" not in _client("sqs").receive_message(QueueUrl=url)
+    boto("sns").publish(TopicArn=topic, Message="dropped")
+    assert "Messages" not in boto("sqs").receive_message(QueueUrl=url)
     assert _metric("NumberOfNotificationsFailed", "log-events") == 1
     queue_arn = f"arn:aws:sqs:{REGION}:{ACCOUNT_ID}:expel-queue"
-    _client("sqs").set_queue_attributes(QueueUrl=url, Attributes={"Policy": _document(_sns_may_send(topic, queue_arn))})
-    _client("sns").publish(TopicArn=topic, Message="delivered")
-    assert _client("sqs").receive_message(QueueUrl=url)["Messages"][0]["Body"] == "delivered"
+    boto("sqs").set_queue_attributes(QueueUrl=url, Attributes={"Policy": _document(_sns_may_send(topic, queue_arn))})
+    boto("sns").publish(TopicArn=topic, Message="delivered")
+    assert boto("sqs").receive_message(QueueUrl=url)["Messages"][0]["Body"] == "delivered"
 
 
 def test_an_encrypted_queue_whose_key_does_not_admit_sns_gets_nothing(topic: str) -> None:
     queue_arn = f"arn:aws:sqs:{REGION}:{ACCOUNT_ID}:expel-queue"
     url = _subscribed_queue(topic, _document(_sns_may_send(topic, queue_arn)))
-    _client("sqs").set_queue_attributes(QueueUrl=url, Attributes={"KmsMasterKeyId": _key()})
-    _client("sns").publish(TopicArn=topic, Message="dropped")
-    assert "Messages" not in _client("sqs").receive_message(QueueUrl=url)
+    boto("sqs").set_queue_attributes(QueueUrl=url, Attributes={"KmsMasterKeyId": _key()})
+    boto("sns").publish(TopicArn=topic, Message="dropped")
+    assert "Messages" not in boto("sqs").receive_message(QueueUrl=url)
     assert _metric("NumberOfNotificationsFailed", "log-events") == 1
 
 
 def test_a_key_policy_that_would_lock_its_caller_out_is_refused_unless_bypassed(enforced: None) -> None:
-    kms = _client("kms")
+    kms = boto("kms")
     service_only = _document({"Effect": "Allow", "Principal": {"Service": "cloudtrail.amazonaws.com"},
                               "Action": "kms:GenerateDataKey*", "Resource": "*"})
     with pytest.raises(ClientError) as refused:

@@ -27,13 +27,9 @@ from tests.conftest import ACCOUNT_ID, REGION, boto
 from tests.steps.test_onboarding_rerun import assert_a_second_run_writes_nothing, configure, verify
 from tests.steps.test_preflight import s3_honours_expected_owner  # noqa: F401  (a fixture)
 from tests.steps.test_teardown import run_teardown
-from tests.support import allow_cloudtrail, count_mutating_calls
+from tests.support import allow_cloudtrail, count_mutating_calls, key_policy, preflight_refusal
 
 TRAIL = "CustomersTrail"
-
-
-def _client(service: str) -> Any:
-    return boto3.client(service, region_name=REGION)
 
 
 @pytest.fixture
@@ -43,28 +39,16 @@ def existing(config: Config) -> Config:
 
 @pytest.fixture
 def customer(aws: None) -> customer_trail.CustomerTrail:
-    return customer_trail.build(_client, ACCOUNT_ID, REGION, name=TRAIL)
+    return customer_trail.build(boto, ACCOUNT_ID, REGION, name=TRAIL)
 
 
 @pytest.fixture
 def with_topic(aws: None) -> customer_trail.CustomerTrail:
-    return customer_trail.build(_client, ACCOUNT_ID, REGION, name=TRAIL, topic_entry=True)
+    return customer_trail.build(boto, ACCOUNT_ID, REGION, name=TRAIL, topic_entry=True)
 
 
 def _statements(document: dict[str, Any]) -> list[dict[str, Any]]:
     return list(document["Statement"])
-
-
-def _key_policy(key_arn: str) -> dict[str, Any]:
-    return json.loads(boto("kms").get_key_policy(KeyId=key_arn, PolicyName="default")["Policy"])
-
-
-def _refused(config: Config, parameter: str) -> str:
-    with count_mutating_calls() as calls, pytest.raises(InvalidParameter) as raised:
-        preflight.check(config)
-    assert calls == []
-    assert raised.value.parameter == parameter and "Fix: " in str(raised.value)
-    return str(raised.value)
 
 
 # ------------------------------------------------------------------------------------ preflight
@@ -102,7 +86,7 @@ def test_adopted_trail_names_its_bucket_log_folder_and_key(existing: Config,
 def test_a_trail_that_cannot_serve_expel_is_refused_naming_the_setting_and_the_fix(
         existing: Config, customer: customer_trail.CustomerTrail, breakage: Any, expected: str) -> None:
     breakage(boto("cloudtrail"))
-    message = _refused(existing, "ExistingTrailName")
+    message = preflight_refusal(existing, "ExistingTrailName")
     assert expected in message
     assert [b["Name"] for b in boto("s3").list_buckets()["Buckets"]] == [customer.bucket]
 
@@ -117,33 +101,33 @@ def test_write_only_management_events_serve_but_are_a_finding(existing: Config,
     assert any("kms.amazonaws.com" in f for f in findings)
 
 
-def test_an_unknown_trail_is_refused(existing: Config, customer: customer_trail.CustomerTrail) -> None:
-    assert "no trail named Nope" in _refused(dataclasses.replace(existing, existing_trail_name="Nope"),
+def test_an_unknown_trail_ispreflight_refusal(existing: Config, customer: customer_trail.CustomerTrail) -> None:
+    assert "no trail named Nope" in preflight_refusal(dataclasses.replace(existing, existing_trail_name="Nope"),
                                              "ExistingTrailName")
 
 
-def test_a_disabled_trail_key_is_refused(existing: Config, customer: customer_trail.CustomerTrail) -> None:
+def test_a_disabled_trail_key_ispreflight_refusal(existing: Config, customer: customer_trail.CustomerTrail) -> None:
     boto("kms").disable_key(KeyId=customer.key_arn.rsplit("/", 1)[-1])
-    assert "aws kms enable-key" in _refused(existing, "ExistingTrailName")
+    assert "aws kms enable-key" in preflight_refusal(existing, "ExistingTrailName")
 
 
-def test_organization_mode_with_a_trail_of_this_account_only_is_refused(
+def test_organization_mode_with_a_trail_of_this_account_only_ispreflight_refusal(
         existing: Config, customer: customer_trail.CustomerTrail) -> None:
     organizations = boto("organizations")
     organizations.create_organization(FeatureSet="ALL")
     for principal in ("member.org.stacksets.cloudformation.amazonaws.com", "cloudtrail.amazonaws.com"):
         organizations.enable_aws_service_access(ServicePrincipal=principal)
-    message = _refused(dataclasses.replace(existing, organization_mode=True), "OrganizationMode")
+    message = preflight_refusal(dataclasses.replace(existing, organization_mode=True), "OrganizationMode")
     assert "logs only this account" in message
 
 
 def test_an_object_created_entry_to_a_queue_over_the_log_folder_is_refused_naming_it(
         existing: Config, customer: customer_trail.CustomerTrail) -> None:
-    configuration = customer.notification(_client)
+    configuration = customer.notification(boto)
     configuration["QueueConfigurations"].append({"Id": "their-indexer", "QueueArn": customer.deletes_queue_arn,
                                                  "Events": ["s3:ObjectCreated:Put"]})
     boto("s3").put_bucket_notification_configuration(Bucket=customer.bucket, NotificationConfiguration=configuration)
-    message = _refused(existing, "ExistingTrailName")
+    message = preflight_refusal(existing, "ExistingTrailName")
     assert "notification their-indexer" in message and "an SQS queue" in message
     assert "send that notification to an SNS topic instead" in message
 
@@ -151,26 +135,26 @@ def test_an_object_created_entry_to_a_queue_over_the_log_folder_is_refused_namin
 def test_an_entry_sending_only_part_of_the_log_files_is_refused_naming_it(
         existing: Config, customer: customer_trail.CustomerTrail) -> None:
     topic = boto("sns").create_topic(Name="digests-only")["TopicArn"]
-    configuration = customer.notification(_client)
+    configuration = customer.notification(boto)
     configuration["TopicConfigurations"] = [{
         "Id": "their-digests", "TopicArn": topic, "Events": ["s3:ObjectCreated:*"],
         "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": f"{customer.log_prefix}CloudTrail-Digest/"}]}}}]
     boto("s3").put_bucket_notification_configuration(Bucket=customer.bucket, NotificationConfiguration=configuration)
-    message = _refused(existing, "ExistingTrailName")
+    message = preflight_refusal(existing, "ExistingTrailName")
     assert "notification their-digests" in message and "does not send all of them" in message
 
 
-def test_existing_topic_arn_conflicting_with_their_feed_is_refused(
+def test_existing_topic_arn_conflicting_with_their_feed_ispreflight_refusal(
         existing: Config, with_topic: customer_trail.CustomerTrail) -> None:
     other = boto("sns").create_topic(Name="another-topic")["TopicArn"]
-    message = _refused(dataclasses.replace(existing, existing_topic_arn=other), "ExistingTopicArn")
+    message = preflight_refusal(dataclasses.replace(existing, existing_topic_arn=other), "ExistingTopicArn")
     assert with_topic.topic_arn in message
 
 
-def test_their_topic_encrypted_with_the_aws_managed_key_is_refused(
+def test_their_topic_encrypted_with_the_aws_managed_key_ispreflight_refusal(
         existing: Config, customer: customer_trail.CustomerTrail) -> None:
     topic = boto("sns").create_topic(Name="managed-key", Attributes={"KmsMasterKeyId": "alias/aws/sns"})["TopicArn"]
-    message = _refused(dataclasses.replace(existing, existing_topic_arn=topic), "ExistingTopicArn")
+    message = preflight_refusal(dataclasses.replace(existing, existing_topic_arn=topic), "ExistingTopicArn")
     assert "AWS managed key" in message
 
 
@@ -178,12 +162,12 @@ def test_their_topic_encrypted_with_the_aws_managed_key_is_refused(
 
 def test_onboarding_adds_only_its_own_statements_and_entry_and_leaves_the_trail_alone(
         existing: Config, customer: customer_trail.CustomerTrail) -> None:
-    before = customer.snapshot(_client)
-    notification_before = customer.notification(_client)
+    before = customer.snapshot(boto)
+    notification_before = customer.notification(boto)
 
     outputs = configure(existing)
 
-    after = customer.snapshot(_client)
+    after = customer.snapshot(boto)
     # The trail, its logging, selectors, bucket policy and encryption: untouched.
     for part in ("trail", "logging", "selectors", "bucket_policy", "encryption", "versioning", "key_state"):
         assert after[part] == before[part], part
@@ -194,7 +178,7 @@ def test_onboarding_adds_only_its_own_statements_and_entry_and_leaves_the_trail_
     assert sorted(s["Sid"] for s in added) == sorted([stack_sid(BUCKET_SID, existing.stack_name),
                                                       stack_sid(SNS_SID, existing.stack_name)])
     # The bucket's notifications: theirs, plus our entry for the trail's log folder only.
-    notification = customer.notification(_client)
+    notification = customer.notification(boto)
     assert notification["QueueConfigurations"] == notification_before["QueueConfigurations"]
     [ours] = notification["TopicConfigurations"]
     assert ours["Id"] == notification_id(existing.stack_name)
@@ -227,7 +211,7 @@ def test_guide_statements_pasted_by_hand_under_other_sids_are_not_added_again_no
     # A person followed the guide by hand on this key earlier, with Sids of their own and ArnLike/StringEquals
     # where the guide writes StringLike: the same grants.
     topic_arn = f"arn:aws:sns:{REGION}:{ACCOUNT_ID}:{existing.topic_name}"
-    policy = _key_policy(customer.key_arn)
+    policy = key_policy(customer.key_arn)
     by_hand = [
         {"Sid": "s3-uses-key", "Effect": "Allow", "Principal": {"Service": ["s3.amazonaws.com"]},
          "Action": ["kms:GenerateDataKey", "kms:Decrypt"], "Resource": "*",
@@ -239,15 +223,15 @@ def test_guide_statements_pasted_by_hand_under_other_sids_are_not_added_again_no
     boto("kms").put_key_policy(KeyId=customer.key_arn, PolicyName="default", Policy=json.dumps(policy))
 
     configure(existing)
-    assert _key_policy(customer.key_arn) == policy  # nothing added: theirs already grants it
+    assert key_policy(customer.key_arn) == policy  # nothing added: theirs already grants it
 
     run_teardown(existing)
-    assert _key_policy(customer.key_arn) == policy  # and theirs stays after the delete
+    assert key_policy(customer.key_arn) == policy  # and theirs stays after the delete
 
 
 def test_a_trail_without_a_key_gets_the_onboardings_own_key_for_topic_and_queue(existing: Config,
                                                                                 aws: None) -> None:
-    customer = customer_trail.build(_client, ACCOUNT_ID, REGION, name=TRAIL, encrypted=False)
+    customer = customer_trail.build(boto, ACCOUNT_ID, REGION, name=TRAIL, encrypted=False)
     outputs = configure(existing)
     trail = outputs["Trail"]
     key = boto("kms").describe_key(KeyId=existing.kms_alias)["KeyMetadata"]
@@ -255,7 +239,7 @@ def test_a_trail_without_a_key_gets_the_onboardings_own_key_for_topic_and_queue(
     assert trail.log_kms_key_arn == ""  # SSE-S3 log files: nothing to decrypt
     assert any("not encrypted with a customer managed KMS key" in f for f in trail.findings.split("; "))
     assert boto("kms").get_key_rotation_status(KeyId=key["Arn"])["KeyRotationEnabled"] is True
-    assert {s["Sid"] for s in _key_policy(key["Arn"])["Statement"]} == {
+    assert {s["Sid"] for s in key_policy(key["Arn"])["Statement"]} == {
         "Enable IAM User Permissions", BUCKET_SID, SNS_SID}  # our key: the guide's own Sids
     assert verify(existing, outputs, "no-key").confirmed
     assert customer.trail_name == boto("cloudtrail").get_trail(Name=TRAIL)["Trail"]["Name"]
@@ -263,15 +247,15 @@ def test_a_trail_without_a_key_gets_the_onboardings_own_key_for_topic_and_queue(
 
 def test_their_topic_that_already_gets_the_log_files_is_used_with_a_second_subscription(
         existing: Config, with_topic: customer_trail.CustomerTrail) -> None:
-    before = with_topic.snapshot(_client)
-    notification_before = with_topic.notification(_client)
+    before = with_topic.snapshot(boto)
+    notification_before = with_topic.notification(boto)
 
     outputs = configure(existing)
 
     assert outputs["Topic"].topic_arn == with_topic.topic_arn and outputs["Topic"].customers
     assert outputs["BucketNotification"].configuration_id == "their-siem-feed"
-    assert with_topic.notification(_client) == notification_before  # no entry of ours: theirs covers it
-    after = with_topic.snapshot(_client)
+    assert with_topic.notification(boto) == notification_before  # no entry of ours: theirs covers it
+    after = with_topic.snapshot(boto)
     assert after["topic_subscriptions"] == sorted(before["topic_subscriptions"] + [
         (outputs["Queue"].queue_arn, "sqs")])
     ours = [s for s in _statements(after["topic_policy"]) if s not in _statements(before["topic_policy"])]
@@ -292,14 +276,14 @@ def test_existing_topic_arn_without_an_entry_gets_our_entry_pointing_at_it(
         existing: Config, customer: customer_trail.CustomerTrail) -> None:
     topic = boto("sns").create_topic(Name="chosen-feed")["TopicArn"]
     outputs = configure(dataclasses.replace(existing, existing_topic_arn=topic))
-    [ours] = customer.notification(_client)["TopicConfigurations"]
+    [ours] = customer.notification(boto)["TopicConfigurations"]
     assert ours["TopicArn"] == topic and outputs["Topic"].customers
 
 
 def test_organization_trail_is_read_under_the_organizations_folder_or_the_one_named(
         existing: Config, aws: None) -> None:
     organization = boto("organizations").create_organization(FeatureSet="ALL")["Organization"]["Id"]
-    customer_trail.build(_client, ACCOUNT_ID, REGION, name=TRAIL, key_prefix="", organization_id=organization)
+    customer_trail.build(boto, ACCOUNT_ID, REGION, name=TRAIL, key_prefix="", organization_id=organization)
     boto("cloudtrail").update_trail(Name=TRAIL, IsOrganizationTrail=True)
     assert step01_existing_trail.read(existing).log_prefix == f"AWSLogs/{organization}/"
     filtered = dataclasses.replace(existing, log_prefix_organization_id="o-subsidiary01")
@@ -317,14 +301,14 @@ def test_workbench_is_told_the_trail_exists_in_the_device_and_the_manual_link(
 
 def test_delete_removes_exactly_what_the_stack_added(existing: Config,
                                                      with_topic: customer_trail.CustomerTrail) -> None:
-    before = with_topic.snapshot(_client)
-    notification_before = with_topic.notification(_client)
+    before = with_topic.snapshot(boto)
+    notification_before = with_topic.notification(boto)
     outputs = configure(existing)
 
     state = run_teardown(existing)
 
-    assert with_topic.snapshot(_client) == before
-    assert with_topic.notification(_client) == notification_before
+    assert with_topic.snapshot(boto) == before
+    assert with_topic.notification(boto) == notification_before
     # An adopted trail gets no access-log bucket or log group of ours: nothing of that kind to remove.
     assert state["Teardown"]["Trail"] == {"Trail": "KEPT_NOT_CREATED_BY_THIS_STACK",
                                           "Bucket": "KEPT_NOT_CREATED_BY_THIS_STACK", "Key": "ABSENT",
@@ -336,13 +320,13 @@ def test_delete_removes_exactly_what_the_stack_added(existing: Config,
 
 
 def test_delete_takes_our_entry_out_and_schedules_our_own_key(existing: Config, aws: None) -> None:
-    customer = customer_trail.build(_client, ACCOUNT_ID, REGION, name=TRAIL, encrypted=False)
-    notification_before = customer.notification(_client)
+    customer = customer_trail.build(boto, ACCOUNT_ID, REGION, name=TRAIL, encrypted=False)
+    notification_before = customer.notification(boto)
     configure(existing)
 
     state = run_teardown(existing)
 
-    assert customer.notification(_client) == notification_before
+    assert customer.notification(boto) == notification_before
     assert state["Teardown"]["Trail"]["Key"] == "SCHEDULED_FOR_DELETION"
     assert boto("cloudtrail").get_trail_status(Name=TRAIL)["IsLogging"] is True
 
@@ -353,7 +337,7 @@ def test_a_failing_step_names_itself_when_their_entry_changes_between_steps_3_an
     trail = step01_trail.apply(existing)
     topic = step03_sns_topic.apply(existing, trail)
     other = boto("sns").create_topic(Name="moved-feed")["TopicArn"]
-    configuration = with_topic.notification(_client)
+    configuration = with_topic.notification(boto)
     configuration["TopicConfigurations"][0]["TopicArn"] = other
     boto("s3").put_bucket_notification_configuration(Bucket=with_topic.bucket, NotificationConfiguration=configuration)
     with pytest.raises(OnboardingError, match="changed during the onboarding"):
@@ -372,18 +356,18 @@ def test_a_bucket_in_another_account_is_refused_as_not_supported_yet(
     boto("cloudtrail").create_trail(Name=TRAIL, S3BucketName="aws-controltower-logs-111111111111-us-east-1",
                                     IsMultiRegionTrail=True, EnableLogFileValidation=True)
     boto("cloudtrail").start_logging(Name=TRAIL)
-    message = _refused(existing, "ExistingTrailName")
+    message = preflight_refusal(existing, "ExistingTrailName")
     assert "of another AWS account (a Control Tower log archive" in message and "not supported yet" in message
 
 
-def test_a_bucket_in_another_region_is_refused(existing: Config, aws: None) -> None:
+def test_a_bucket_in_another_region_ispreflight_refusal(existing: Config, aws: None) -> None:
     ireland = boto3.client("s3", region_name="eu-west-1")
     ireland.create_bucket(Bucket="logs-in-ireland", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
     allow_cloudtrail(ireland, "logs-in-ireland", f"arn:aws:cloudtrail:{REGION}:{ACCOUNT_ID}:trail/{TRAIL}")
     boto("cloudtrail").create_trail(Name=TRAIL, S3BucketName="logs-in-ireland", IsMultiRegionTrail=True,
                                     EnableLogFileValidation=True)
     boto("cloudtrail").start_logging(Name=TRAIL)
-    assert "is in eu-west-1" in _refused(existing, "ExistingTrailName")
+    assert "is in eu-west-1" in preflight_refusal(existing, "ExistingTrailName")
 
 
 def test_a_topic_name_taken_by_a_foreign_topic_is_refused_when_the_onboarding_would_create_one(
@@ -404,20 +388,20 @@ def test_a_cis_parameter_that_would_change_their_trail_or_bucket_is_refused_befo
         existing: Config, customer: customer_trail.CustomerTrail, parameter: str, field: str, value: int) -> None:
     changes = {field: value, **({"cloud_watch_logs_role_arn": "arn:aws:iam::123456789012:role/r"}
                                 if field == "cloud_watch_logs_retention_days" else {})}
-    message = _refused(dataclasses.replace(existing, **changes), parameter)
+    message = preflight_refusal(dataclasses.replace(existing, **changes), parameter)
     assert "never changes your trail or its bucket" in message and f"set {parameter} to 0" in message
 
 
 def test_access_logging_is_a_check_on_their_bucket_never_a_change(existing: Config,
                                                                    customer: customer_trail.CustomerTrail) -> None:
-    before = customer.snapshot(_client)
+    before = customer.snapshot(boto)
     findings = preflight.check(existing)["Findings"]
     assert any(f"bucket {customer.bucket} has server access logging off (CIS 3.6" in f for f in findings)
     trail = step01_existing_trail.adopt(existing)
     assert "server access logging off" in trail.findings
     assert "LoggingEnabled" not in boto("s3").get_bucket_logging(Bucket=customer.bucket)
     assert [b["Name"] for b in boto("s3").list_buckets()["Buckets"]] == [customer.bucket]
-    assert customer.snapshot(_client) == before
+    assert customer.snapshot(boto) == before
 
     # Their own access logging: no finding; AccessLogging false: not looked at.
     boto("s3").create_bucket(Bucket="their-access-logs")
@@ -447,7 +431,7 @@ def test_a_bucket_policy_denying_everyone_but_their_roles_is_refused_naming_the_
         "Resource": f"arn:aws:s3:::{customer.bucket}/*",
         "Condition": {"StringNotLike": {"aws:PrincipalArn": f"arn:aws:iam::{ACCOUNT_ID}:role/{TRAIL}-Audit"}}})
     role = f"arn:aws:iam::{ACCOUNT_ID}:role/{existing.role_name}"
-    message = _refused(existing, "ExistingTrailName")
+    message = preflight_refusal(existing, "ExistingTrailName")
     assert "'OnlyOurAuditors' denies s3:GetObject" in message and f"exempt {role}" in message
     with pytest.raises(InvalidParameter, match="OnlyOurAuditors"):
         step01_existing_trail.adopt(existing)

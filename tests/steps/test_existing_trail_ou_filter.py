@@ -13,28 +13,22 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-import boto3
 import pytest
 
 from expel_onboarding.drift import DriftStatus
-from expel_onboarding.errors import InvalidParameter
 from expel_onboarding.models import Config
 from expel_onboarding.policies.notification import account_entry_id, notification_id
-from expel_onboarding.steps import drift_check, preflight
+from expel_onboarding.steps import drift_check
 from tests import customer_trail
 from tests.conftest import ACCOUNT_ID, REGION, boto
 from tests.organization import Organization, add_account, build
 from tests.steps.test_onboarding_rerun import configure
 from tests.steps.test_teardown import run_teardown
-from tests.support import count_mutating_calls
+from tests.support import count_mutating_calls, preflight_refusal
 
 TRAIL = "TheirOrgTrail"
 # prod (2 accounts) with a nested eu OU (1 account), and one account in the root.
 LAYOUT = {"prod": ("root", 2), "eu": ("prod", 1), "root": ("root", 1)}
-
-
-def _client(service: str) -> Any:
-    return boto3.client(service, region_name=REGION)
 
 
 @dataclasses.dataclass
@@ -51,7 +45,7 @@ class Setup:
     def ours(self) -> dict[str, str]:
         """Our entries on the bucket: Id -> prefix."""
         base = notification_id(self.config.stack_name)
-        found = self.customer.notification(_client).get("TopicConfigurations", [])
+        found = self.customer.notification(boto).get("TopicConfigurations", [])
         return {e["Id"]: e["Filter"]["Key"]["FilterRules"][0]["Value"] for e in found
                 if e["Id"] == base or e["Id"].startswith(f"{base}.")}
 
@@ -68,7 +62,7 @@ def setup(config: Config, aws: None) -> Setup:
     org = boto("organizations")
     organization = build(org, LAYOUT, trusted=("cloudtrail.amazonaws.com",))
     organization_id = org.describe_organization()["Organization"]["Id"]
-    customer = customer_trail.build(_client, ACCOUNT_ID, REGION, name=TRAIL, key_prefix="",
+    customer = customer_trail.build(boto, ACCOUNT_ID, REGION, name=TRAIL, key_prefix="",
                                     organization_id=organization_id)
     boto("cloudtrail").update_trail(Name=TRAIL, IsOrganizationTrail=True)
     existing = dataclasses.replace(config, existing_trail_name=TRAIL,
@@ -77,11 +71,7 @@ def setup(config: Config, aws: None) -> Setup:
 
 
 def _refused(config: Config) -> str:
-    with count_mutating_calls() as calls, pytest.raises(InvalidParameter) as raised:
-        preflight.check(config)
-    assert calls == []
-    assert raised.value.parameter == "LogFilterOrganizationalUnitId" and "Fix: " in str(raised.value)
-    return str(raised.value)
+    return preflight_refusal(config, "LogFilterOrganizationalUnitId")
 
 
 def _step7_check(config: Config) -> Any:
@@ -90,12 +80,12 @@ def _step7_check(config: Config) -> Any:
 
 
 def test_one_entry_per_account_of_the_ou_and_its_nested_ou_beside_every_entry_of_theirs(setup: Setup) -> None:
-    before = setup.customer.notification(_client)
+    before = setup.customer.notification(boto)
 
     outputs = configure(setup.config)
 
     assert setup.ours() == setup.expected(setup.prod_accounts())  # not the root's account, not the management's
-    after = setup.customer.notification(_client)
+    after = setup.customer.notification(boto)
     assert after["QueueConfigurations"] == before["QueueConfigurations"]
     assert {e["TopicArn"] for e in after["TopicConfigurations"]} == {outputs["Topic"].topic_arn}
     # The canary goes through the first account's folder, where one of our entries notifies.
@@ -160,7 +150,7 @@ def test_turning_the_filter_off_by_update_leaves_one_entry_for_the_organizations
 
 
 def test_delete_takes_out_every_entry_of_ours_and_nothing_of_theirs(setup: Setup) -> None:
-    before = setup.customer.notification(_client)
+    before = setup.customer.notification(boto)
     configure(setup.config)
     boto("organizations").move_account(AccountId=setup.organization.accounts["eu"][0],
                                        SourceParentId=setup.organization.ous["eu"],
@@ -168,14 +158,14 @@ def test_delete_takes_out_every_entry_of_ours_and_nothing_of_theirs(setup: Setup
 
     run_teardown(setup.config)
 
-    assert setup.customer.notification(_client) == before
+    assert setup.customer.notification(boto) == before
 
 
 # ------------------------------------------------------------------------------ refusals, before any write
 
 def test_their_entry_over_one_accounts_folder_is_refused_naming_it(setup: Setup) -> None:
     account = setup.prod_accounts()[1]
-    configuration = setup.customer.notification(_client)
+    configuration = setup.customer.notification(boto)
     configuration["QueueConfigurations"].append({
         "Id": "their-account-feed", "QueueArn": setup.customer.deletes_queue_arn, "Events": ["s3:ObjectCreated:*"],
         "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": f"{setup.folder}{account}/"}]}}})
@@ -192,7 +182,7 @@ def test_their_topic_getting_every_log_file_is_refused_since_expel_would_get_eve
     org = boto("organizations")
     organization = build(org, LAYOUT, trusted=("cloudtrail.amazonaws.com",))
     organization_id = org.describe_organization()["Organization"]["Id"]
-    customer_trail.build(_client, ACCOUNT_ID, REGION, name=TRAIL, key_prefix="", organization_id=organization_id,
+    customer_trail.build(boto, ACCOUNT_ID, REGION, name=TRAIL, key_prefix="", organization_id=organization_id,
                          topic_entry=True)
     boto("cloudtrail").update_trail(Name=TRAIL, IsOrganizationTrail=True)
 
@@ -217,7 +207,7 @@ def test_another_organizations_folder_is_refused_since_its_ous_cannot_be_listed_
 
 def test_a_trail_of_one_account_is_refused(config: Config, aws: None) -> None:
     organization = build(boto("organizations"), LAYOUT, trusted=("cloudtrail.amazonaws.com",))
-    customer_trail.build(_client, ACCOUNT_ID, REGION, name=TRAIL)
+    customer_trail.build(boto, ACCOUNT_ID, REGION, name=TRAIL)
 
     message = _refused(dataclasses.replace(config, existing_trail_name=TRAIL,
                                            log_filter_organizational_unit_id=organization.ous["prod"]))

@@ -17,7 +17,7 @@ from expel_onboarding.policies.key_policy import CLOUDWATCH_LOGS_SID
 from expel_onboarding.steps import preflight, step01_trail
 from expel_onboarding.validation import validate_config
 from tests.conftest import ACCOUNT_ID, REGION
-from tests.support import cloudtrail_logs_role, count_mutating_calls
+from tests.support import cloudtrail_logs_role, count_mutating_calls, key_policy
 
 GROUP = f"aws-cloudtrail-logs-{ACCOUNT_ID}-ExpelCloudTrail"
 GROUP_ARN = f"arn:aws:logs:{REGION}:{ACCOUNT_ID}:log-group:{GROUP}:*"
@@ -37,11 +37,6 @@ def _group() -> dict[str, object]:
     return next(g for g in groups if g["logGroupName"] == GROUP)
 
 
-def _key_policy(key_arn: str) -> dict[str, object]:
-    kms = boto3.client("kms", region_name=REGION)
-    return json.loads(kms.get_key_policy(KeyId=key_arn, PolicyName="default")["Policy"])
-
-
 def test_trail_delivers_to_an_encrypted_log_group_of_ours_through_the_template_role(delivering: Config) -> None:
     trail = step01_trail.apply(delivering)
 
@@ -54,7 +49,7 @@ def test_trail_delivers_to_an_encrypted_log_group_of_ours_through_the_template_r
     tags = boto3.client("logs", region_name=REGION).list_tags_for_resource(
         resourceArn=f"arn:aws:logs:{REGION}:{ACCOUNT_ID}:log-group:{GROUP}")["tags"]
     assert tags == {OWNER_TAG_KEY: delivering.stack_name}
-    statement = next(s for s in _key_policy(trail.kms_key_arn)["Statement"] if s["Sid"] == CLOUDWATCH_LOGS_SID)
+    statement = next(s for s in key_policy(trail.kms_key_arn)["Statement"] if s["Sid"] == CLOUDWATCH_LOGS_SID)
     assert statement["Principal"] == {"Service": f"logs.{REGION}.amazonaws.com"}
     assert statement["Condition"] == {"ArnEquals": {
         "kms:EncryptionContext:aws:logs:arn": f"arn:aws:logs:{REGION}:{ACCOUNT_ID}:log-group:{GROUP}"}}
@@ -68,7 +63,7 @@ def test_off_by_default_no_log_group_and_no_logs_statement(aws: None, config: Co
     described = boto3.client("cloudtrail", region_name=REGION).get_trail(Name="ExpelCloudTrail")["Trail"]
     assert not described.get("CloudWatchLogsLogGroupArn")
     assert boto3.client("logs", region_name=REGION).describe_log_groups(logGroupNamePrefix=GROUP)["logGroups"] == []
-    assert CLOUDWATCH_LOGS_SID not in [s["Sid"] for s in _key_policy(trail.kms_key_arn)["Statement"]]
+    assert CLOUDWATCH_LOGS_SID not in [s["Sid"] for s in key_policy(trail.kms_key_arn)["Statement"]]
 
 
 def test_turning_it_on_later_merges_the_logs_statement_and_points_the_trail(aws: None, config: Config) -> None:
@@ -78,7 +73,7 @@ def test_turning_it_on_later_merges_the_logs_statement_and_points_the_trail(aws:
         trail = step01_trail.apply(on)
     assert sorted(calls) == ["cloudtrail.UpdateTrail", "kms.PutKeyPolicy", "logs.CreateLogGroup",
                              "logs.PutRetentionPolicy"]
-    assert CLOUDWATCH_LOGS_SID in [s["Sid"] for s in _key_policy(trail.kms_key_arn)["Statement"]]
+    assert CLOUDWATCH_LOGS_SID in [s["Sid"] for s in key_policy(trail.kms_key_arn)["Statement"]]
     assert _group()["retentionInDays"] == 30
 
 
@@ -178,12 +173,12 @@ def test_teardown_keeps_the_log_group_with_the_log_bucket(delivering: Config) ->
 def test_teardown_without_keep_log_bucket_deletes_our_log_group(delivering: Config) -> None:
     config = dataclasses.replace(delivering, keep_log_bucket=False)
     trail = step01_trail.apply(config)
-    before = _key_policy(trail.kms_key_arn)["Statement"]
+    before = key_policy(trail.kms_key_arn)["Statement"]
     removed = step01_trail.remove(config, trail)
     assert (removed.log_group, removed.key) == (Removal.DELETED, Removal.KEPT)
     assert boto3.client("logs", region_name=REGION).describe_log_groups(logGroupNamePrefix=GROUP)["logGroups"] == []
     # The kept key (ScheduleKeyDeletion false) loses only the statement added for the group.
-    after = _key_policy(trail.kms_key_arn)["Statement"]
+    after = key_policy(trail.kms_key_arn)["Statement"]
     assert CLOUDWATCH_LOGS_SID not in [s["Sid"] for s in after]
     assert [s for s in before if s["Sid"] != CLOUDWATCH_LOGS_SID] == after
 
@@ -192,4 +187,4 @@ def test_teardown_keeping_the_log_group_keeps_the_statement_it_needs(delivering:
     trail = step01_trail.apply(delivering)
     removed = step01_trail.remove(delivering, trail)
     assert (removed.log_group, removed.key) == (Removal.KEPT, Removal.KEPT)
-    assert CLOUDWATCH_LOGS_SID in [s["Sid"] for s in _key_policy(trail.kms_key_arn)["Statement"]]
+    assert CLOUDWATCH_LOGS_SID in [s["Sid"] for s in key_policy(trail.kms_key_arn)["Statement"]]

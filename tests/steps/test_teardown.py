@@ -26,7 +26,7 @@ from expel_onboarding.steps import step01_trail, step08_expel_role, step09_manag
 from tests.conftest import ACCOUNT_ID, REGION, boto
 from tests.steps.notification_path import FakeLambdaContext
 from tests.steps.test_onboarding_rerun import configure
-from tests.support import allow_cloudtrail, count_mutating_calls
+from tests.support import allow_cloudtrail, count_mutating_calls, key_policy
 
 TOPIC_ARN = f"arn:aws:sns:{REGION}:{ACCOUNT_ID}:ExpelCloudTrailTopic"
 LOG_KEY = f"AWSLogs/{ACCOUNT_ID}/CloudTrail/{REGION}/2026/11/26/log.json.gz"
@@ -77,12 +77,8 @@ def _exists(call: Any, missing: tuple[str, ...], **kwargs: Any) -> bool:
     return True
 
 
-def _key_policy(key_arn: str) -> dict[str, Any]:
-    return json.loads(boto("kms").get_key_policy(KeyId=key_arn, PolicyName="default")["Policy"])
-
-
 def _sids(key_arn: str) -> set[str]:
-    return {s.get("Sid", "") for s in _key_policy(key_arn)["Statement"]}
+    return {s.get("Sid", "") for s in key_policy(key_arn)["Statement"]}
 
 
 def test_teardown_removes_what_the_stack_made_and_keeps_the_bucket_its_logs_and_the_key(
@@ -199,7 +195,7 @@ def test_teardown_leaves_foreign_resources_and_statements_alone(aws: None, confi
         {"Id": "CustomerRemovals", "QueueArn": foreign_queue_arn, "Events": ["s3:ObjectRemoved:*"]})
     s3.put_bucket_notification_configuration(Bucket=config.bucket_name, NotificationConfiguration=notifications)
     # Someone else's statement in our key's policy, and a trail of theirs beside ours.
-    policy = _key_policy(key_arn)
+    policy = key_policy(key_arn)
     policy["Statement"].append({"Sid": "CustomerAudit", "Effect": "Allow",
                                 "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT_ID}:root"},
                                 "Action": "kms:DescribeKey", "Resource": "*"})

@@ -5,10 +5,8 @@ CloudFormation must see, after crhelper removed its rule (a stack delete then de
 from __future__ import annotations
 
 import importlib
-import io
 import json
 import threading
-import zipfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -19,6 +17,7 @@ import pytest
 
 from expel_onboarding import custom_resource
 from tests.conftest import ACCOUNT_ID, REGION
+from tests.support import function_zip
 from tests.unit.test_custom_resource import cfn_event, template_defaults
 
 MACHINE = f"arn:aws:states:{REGION}:{ACCOUNT_ID}:stateMachine:expel-onboarding"
@@ -243,12 +242,10 @@ def test_the_answering_poll_leaves_no_rule_or_permission_behind(aws: None, monke
     """What EventBridge does: the rule crhelper made invokes the trigger with its input. The invocation that
     answers removes rule, target and permission first, so a stack delete leaves nothing firing."""
     role = boto3.client("iam").create_role(RoleName="trigger", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
-    code = io.BytesIO()
-    with zipfile.ZipFile(code, "w") as archive:
-        archive.writestr("app.py", "def lambda_handler(event, context):\n    return None\n")
     lam, events = boto3.client("lambda"), boto3.client("events")
+    code = function_zip({"app.py": "def lambda_handler(event, context):\n    return None\n"})
     lam.create_function(FunctionName=FUNCTION, Runtime="python3.13", Role=role, Handler="app.lambda_handler",
-                        Code={"ZipFile": code.getvalue()})
+                        Code={"ZipFile": code})
     sfn = FakeStepFunctions()
     sent: list[tuple[list[str], dict[str, Any]]] = []
     monkeypatch.setattr(custom_resource, "stepfunctions", sfn)

@@ -2,7 +2,21 @@
 
 from __future__ import annotations
 
-from expel_onboarding.drift import DriftStatus, Finding, Report, StepCheck, not_ready, render
+import pytest
+
+from expel_onboarding.drift import (
+    Converge,
+    DriftStatus,
+    Finding,
+    Mode,
+    Report,
+    StepCheck,
+    applied,
+    not_ready,
+    render,
+    run_check,
+)
+from expel_onboarding.errors import OnboardingError
 from expel_onboarding.models import Config, TopicOutput, TrailOutput
 from expel_onboarding.steps import step02_bucket_encryption, step04_key_policy
 
@@ -93,3 +107,15 @@ def test_the_drift_check_of_a_step_says_which_input_from_an_earlier_step_is_miss
                            existing_trail=True)
     assert step02_bucket_encryption.check(config, existing).note == (
         "an existing trail: the customer's bucket keeps its encryption")
+
+
+def test_an_apply_that_ends_with_its_resource_returns_it_and_one_that_does_not_is_a_named_defect() -> None:
+    queue = "arn:aws:sqs:us-east-1:123456789012:q"
+    assert applied(Converge(5), queue, "a queue") == queue
+    with pytest.raises(OnboardingError, match=r"^Step 5: applying ended without a queue\. This is a defect"):
+        applied(Converge(5), None, "a queue")
+
+
+def test_a_check_refuses_a_run_that_would_write() -> None:
+    with pytest.raises(ValueError, match="step 3's applies"):
+        run_check(Converge(3, Mode.APPLY), lambda run: None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,10 @@ MODULES = {
     ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts): path
     for path in sorted(PACKAGE.rglob("*.py"))
 }
+FUNCTIONS = PACKAGE.parents[2] / "functions"
+# What is deployed: the shared package (the layer) and each function's handler.
+DEPLOYED = {str(path.relative_to(PACKAGE.parents[2])): path
+            for path in [*sorted(PACKAGE.rglob("*.py")), *sorted(FUNCTIONS.glob("*/*.py"))]}
 PURE = ("expel_onboarding.models", "expel_onboarding.naming", "expel_onboarding.ownership",
         "expel_onboarding.errors", "expel_onboarding.validation", "expel_onboarding.workbench_payload",
         "expel_onboarding.execution_history", "expel_onboarding.policies")
@@ -41,11 +46,46 @@ def test_only_the_aws_wrappers_reach_boto3(module: str) -> None:
     assert _touches_aws(_imports(MODULES[module])) == set()
 
 
+# The clients each wrapper may make, when it is not the service it is named after.
+WRAPPER_SERVICES = {"stacks": {"cloudformation"}, "stacksets": {"cloudformation"}, "kms_policy": {"kms"},
+                    "s3": {"s3", "s3control"}, "secrets": set(), "errors": set(), "__init__": set()}
+
+
+@pytest.mark.parametrize("wrapper", sorted(m.rsplit(".", 1)[1] for m in MODULES if m.startswith("expel_onboarding.aws.")
+                                           and m != "expel_onboarding.aws.clients"))
+def test_each_aws_wrapper_calls_only_its_own_service(wrapper: str) -> None:
+    """One module per service: who reads the organization is ``aws.organizations``, not ``aws.sts``."""
+    made = set(re.findall(r"\bclients\.(\w+)\(", (PACKAGE / "aws" / f"{wrapper}.py").read_text()))
+    assert made == WRAPPER_SERVICES.get(wrapper, {wrapper})
+
+
+@pytest.mark.parametrize("handler", sorted(p for p in DEPLOYED if p.startswith("functions/")))
+def test_handlers_reach_aws_only_through_the_shared_package(handler: str) -> None:
+    assert _touches_aws(_imports(DEPLOYED[handler])) == set()
+
+
+@pytest.mark.parametrize("source", sorted(DEPLOYED))
+def test_deployed_code_states_no_assert(source: str) -> None:
+    """``python -O`` removes assert statements: a condition the code relies on raises a named error instead."""
+    asserts = [node.lineno for node in ast.walk(ast.parse(DEPLOYED[source].read_text()))
+               if isinstance(node, ast.Assert)]
+    assert asserts == []
+
+
 @pytest.mark.parametrize("module", sorted(m for m in MODULES if m.startswith(PURE)))
 def test_pure_modules_take_no_aws_and_no_environment(module: str) -> None:
     imports = _imports(MODULES[module])
     assert {name for name in imports if name.startswith("expel_onboarding.aws")} == set()
     assert "os" not in imports and "os.environ" not in imports
+
+
+def test_only_the_ownership_module_reads_the_owner_tag() -> None:
+    """One ownership check: every other module asks ``ownership`` (``owner_of``, ``is_ours``, ``require_ours``)
+    instead of comparing the tag itself."""
+    readers = [module for module, path in MODULES.items() if module != "expel_onboarding.ownership"
+               and re.search(r"\.get\(\s*OWNER_TAG_KEY|\[\s*OWNER_TAG_KEY\s*\]|expel-onboarding:stack\"\s*\)",
+                             path.read_text())]
+    assert readers == []
 
 
 def test_the_custom_resource_reaches_aws_only_through_the_step_functions_wrapper() -> None:
@@ -65,6 +105,22 @@ def test_no_step_uses_preflight_as_a_library() -> None:
              and any(i.startswith("expel_onboarding.steps.preflight") and "organizations" not in i
                      for i in _imports(path))]
     assert users == []
+
+
+def test_functions_are_untraced_and_use_no_tracer_while_the_state_machine_is_traced() -> None:
+    """Tracing and the Tracer go together: powertools' Tracer needs the X-Ray SDK, which the Lambda runtime lacks,
+    and active tracing without it records only invocation times. The state machine's trace times every step."""
+    from samtranslator.yaml_helper import yaml_parse
+
+    template = yaml_parse((PACKAGE.parents[2] / "template.yaml").read_text())
+    functions = {name: resource for name, resource in template["Resources"].items()
+                 if resource["Type"] == "AWS::Serverless::Function"}
+    assert "Tracing" not in template["Globals"]["Function"]
+    assert [name for name, resource in functions.items() if "Tracing" in resource.get("Properties", {})] == []
+    assert [source for source, path in DEPLOYED.items()
+            if any(name.startswith("aws_lambda_powertools.Tracer") or name.startswith("aws_lambda_powertools.tracing")
+                   for name in _imports(path))] == []
+    assert template["Resources"]["OnboardingStateMachine"]["Properties"]["Tracing"] == {"Enabled": True}
 
 
 # --- the local cloud -------------------------------------------------------------------------------------

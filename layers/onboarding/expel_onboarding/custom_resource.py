@@ -21,6 +21,7 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -205,6 +206,14 @@ def outputs(state: dict[str, Any]) -> dict[str, str]:
     return data
 
 
+class Answer(StrEnum):
+    """What the poll tells CloudFormation now: its two response statuses, or nothing yet."""
+
+    SUCCESS = "SUCCESS"
+    FAILED = "FAILED"
+    PENDING = "PENDING"  # no answer: CloudFormation keeps waiting
+
+
 @dataclass(frozen=True)
 class Verdict:
     """What the poll answers now: SUCCESS (with ``data``), FAILED, or PENDING (keep CloudFormation waiting).
@@ -214,7 +223,7 @@ class Verdict:
     deadline passed while they ran).
     """
 
-    status: str
+    status: Answer
     data: dict[str, str] = field(default_factory=dict)
     reason: str = ""
     failed_execution: str = ""
@@ -234,21 +243,21 @@ def judge(attempts: list[dict[str, Any]], values: dict[str, int], now: datetime)
     succeeded = [a for a in attempts if a["status"] == "SUCCEEDED"]
     if succeeded:
         newest = max(succeeded, key=_stopped)
-        return Verdict("SUCCESS", data=outputs(json.loads(newest.get("output") or "{}")))
+        return Verdict(Answer.SUCCESS, data=outputs(json.loads(newest.get("output") or "{}")))
     deadline = values["DeadlineSeconds"] - DEADLINE_MARGIN_SECONDS
     past_deadline = _seconds_between(attempts[0].get("startDate"), now) > deadline
     running = [a for a in attempts if a["status"] in RUNNING]
     if running:
         if not past_deadline:
-            return Verdict("PENDING")
+            return Verdict(Answer.PENDING)
         url = console_url(_region(running[-1]["executionArn"]), running[-1]["executionArn"])
-        return Verdict("FAILED", reason=f"Onboarding did not finish within {deadline} s | Execution: {url}",
+        return Verdict(Answer.FAILED, reason=f"Onboarding did not finish within {deadline} s | Execution: {url}",
                        stop=tuple(a["executionArn"] for a in running))
     newest = max(attempts, key=_stopped)
     window_over = _seconds_between(newest.get("stopDate"), now) >= values["RetryWindowSeconds"]
     if newest["status"] == "ABORTED" or past_deadline or window_over:
-        return Verdict("FAILED", failed_execution=newest["executionArn"])
-    return Verdict("PENDING", failed_execution=newest["executionArn"])
+        return Verdict(Answer.FAILED, failed_execution=newest["executionArn"])
+    return Verdict(Answer.PENDING, failed_execution=newest["executionArn"])
 
 
 def _stopped(execution: dict[str, Any]) -> datetime:
@@ -383,7 +392,7 @@ class OnboardingResource(CfnResource):
         verdict = judge(found, settings(event["ResourceProperties"]), now or datetime.now(UTC))
         for arn in verdict.stop:
             stepfunctions.stop_execution(arn, "Past the deadline: CloudFormation was answered")
-        if verdict.status == "SUCCESS":
+        if verdict.status is Answer.SUCCESS:
             if event["RequestType"] != "Delete":
                 self.Data.update(verdict.data)
             return answer_id(event)
@@ -391,7 +400,7 @@ class OnboardingResource(CfnResource):
         if verdict.failed_execution:
             history = stepfunctions.history(verdict.failed_execution)
             reason = failure_reason(failed_step(history), _region(verdict.failed_execution), verdict.failed_execution)
-        if verdict.status == "PENDING":
+        if verdict.status is Answer.PENDING:
             if reason:
                 logger.warning("Onboarding failed: waiting for a retry (redrive, or a new execution with the "
                                "same input) within the retry window", extra={"reason": reason})

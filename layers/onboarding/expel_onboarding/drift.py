@@ -179,6 +179,15 @@ class Converge:
                        expected=shown(expected), fix=fix)
 
 
+def applied[R](run: Converge, result: R | None, what: str) -> R:
+    """What an applying ``converge`` ended with. Only a check returns None (``change`` writes nothing), so
+    None here is a defect of the onboarding: named as one, as an ``assert`` would not be under ``python -O``."""
+    if result is None:
+        raise OnboardingError(f"Step {run.step}: applying ended without {what}. This is a defect of the onboarding, "
+                              "not of the account: report it with this execution's history")
+    return result
+
+
 def fix_of(error: Exception) -> str:
     """The "Fix: ..." part of one of our error messages, or the message itself."""
     text = str(error)
@@ -253,7 +262,8 @@ def run_check(run: Converge, converge: Callable[[Converge], object], *,
     """Run one step's convergence in check mode, writing nothing. An error the apply would fail with
     (a name taken by someone else, a disabled key, an overlapping notification) is a finding too: the
     account is not in the step's end state, and the message says why and how to fix it."""
-    assert run.checking
+    if not run.checking:
+        raise ValueError(f"run_check takes a checking Converge; step {run.step}'s applies")
     with refusing_writes():
         try:
             converge(run)

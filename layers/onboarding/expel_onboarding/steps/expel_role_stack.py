@@ -27,7 +27,7 @@ from aws_lambda_powertools import Logger
 
 from expel_onboarding import cfn_template
 from expel_onboarding.aws import iam, stacks
-from expel_onboarding.drift import Converge, Finding, Mode, StepCheck, run_check, statement_findings
+from expel_onboarding.drift import Converge, Finding, Mode, StepCheck, applied, run_check, statement_findings
 from expel_onboarding.errors import OnboardingError, StillInProgress
 from expel_onboarding.models import Config, QueueOutput, RoleOutput, RoleStatus, TrailOutput
 from expel_onboarding.naming import owner_tags
@@ -87,9 +87,8 @@ def deploy(config: Config, trail: TrailOutput, queue: QueueOutput, service_role_
     ``service_role_arn``: the role CloudFormation acts as for this stack, so the onboarding
     function itself needs no IAM write permissions ("" = CloudFormation uses the caller's).
     """
-    role = converge(Converge(step_number(config)), config, trail, queue, service_role_arn)
-    assert role is not None  # applying always ends with the stack started or complete
-    return role
+    run = Converge(step_number(config))
+    return applied(run, converge(run, config, trail, queue, service_role_arn), "the stack started or complete")
 
 
 def check(config: Config, trail: TrailOutput, queue: QueueOutput) -> StepCheck:

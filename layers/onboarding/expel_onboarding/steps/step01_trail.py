@@ -15,7 +15,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from expel_onboarding.aws import cloudtrail, kms, kms_policy, organizations, s3
-from expel_onboarding.drift import Converge, Mode, StepCheck, run_check, statement_findings
+from expel_onboarding.drift import Converge, Mode, StepCheck, applied, run_check, statement_findings
 from expel_onboarding.errors import TransientError
 from expel_onboarding.models import Config, Removal, TrailOutput, TrailRemoval
 from expel_onboarding.naming import bucket_arn, full_alias, owner_tags, trail_arn
@@ -46,9 +46,8 @@ EMPTYING_RESERVE_SECONDS = 30.0
 def apply(config: Config) -> TrailOutput:
     if config.existing_trail_name:
         return step01_existing_trail.adopt(config)  # the customer's trail, bucket and key, left as they are
-    trail = converge(Converge(STEP), config)
-    assert trail is not None  # applying always ends with a trail
-    return trail
+    run = Converge(STEP)
+    return applied(run, converge(run, config), "a trail")
 
 
 def check(config: Config) -> StepCheck:

@@ -15,7 +15,7 @@ from aws_lambda_powertools import Logger
 
 from expel_onboarding import naming
 from expel_onboarding.aws import sqs
-from expel_onboarding.drift import Converge, Mode, StepCheck, not_ready, run_check, statement_findings
+from expel_onboarding.drift import Converge, Mode, StepCheck, applied, not_ready, run_check, statement_findings
 from expel_onboarding.errors import InvalidParameter
 from expel_onboarding.models import Config, QueueOutput, TopicOutput, TrailOutput
 from expel_onboarding.naming import refers_to_key
@@ -38,9 +38,8 @@ def apply(config: Config, trail: TrailOutput, topic: TopicOutput) -> QueueOutput
         # SNS delivers to FIFO queues only from FIFO topics; the guide's queue is Standard.
         raise InvalidParameter("QueueName", f"{config.queue_name} names a FIFO queue",
                                "use a name without the .fifo suffix (the guide's queue is Standard)")
-    queue = converge(Converge(STEP), config, trail, topic)
-    assert queue is not None  # applying always ends with a queue
-    return queue
+    run = Converge(STEP)
+    return applied(run, converge(run, config, trail, topic), "a queue")
 
 
 def check(config: Config, trail: TrailOutput, topic: TopicOutput) -> StepCheck:

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from aws_lambda_powertools import Logger
 
 from expel_onboarding.aws import cloudwatch, sns
-from expel_onboarding.drift import Converge, Mode, StepCheck, not_ready, run_check
+from expel_onboarding.drift import Converge, Mode, StepCheck, applied, not_ready, run_check
 from expel_onboarding.errors import OnboardingError
 from expel_onboarding.models import Config, QueueOutput, SubscriptionOutput, TopicOutput
 from expel_onboarding.ownership import is_ours
@@ -40,9 +40,8 @@ def _existing(topic: TopicOutput, queue: QueueOutput, region: str) -> str | None
 
 
 def apply(config: Config, topic: TopicOutput, queue: QueueOutput) -> SubscriptionOutput:
-    subscription_arn = converge(Converge(STEP), config, topic, queue)
-    assert subscription_arn is not None  # applying always ends with a subscription
-    return SubscriptionOutput(subscription_arn=subscription_arn)
+    run = Converge(STEP)
+    return SubscriptionOutput(subscription_arn=applied(run, converge(run, config, topic, queue), "a subscription"))
 
 
 def check(config: Config, topic: TopicOutput, queue: QueueOutput, now: datetime | None = None) -> StepCheck:

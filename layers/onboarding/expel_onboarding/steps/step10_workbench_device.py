@@ -15,7 +15,7 @@ from aws_lambda_powertools import Logger
 
 from expel_onboarding import workbench_payload as payload
 from expel_onboarding.aws import secrets
-from expel_onboarding.drift import Converge, Mode, StepCheck, run_check
+from expel_onboarding.drift import Converge, Mode, StepCheck, applied, run_check
 from expel_onboarding.errors import OnboardingError, ResourceConflict, WorkbenchError
 from expel_onboarding.models import Config, DeviceOutput, DeviceStatus, QueueOutput, RoleOutput
 from expel_onboarding.workbench import Device, Workbench
@@ -52,9 +52,8 @@ def settings(config: Config, role: RoleOutput, queue: QueueOutput) -> payload.De
 
 
 def register(config: Config, role: RoleOutput, queue: QueueOutput) -> DeviceOutput:
-    device = converge(Converge(STEP), config, role, queue)
-    assert device is not None  # applying always ends with a device (or the manual link)
-    return device
+    run = Converge(STEP)
+    return applied(run, converge(run, config, role, queue), "a device (or the manual link)")
 
 
 def check(config: Config, role: RoleOutput, queue: QueueOutput) -> StepCheck:
