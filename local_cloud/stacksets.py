@@ -18,7 +18,7 @@ that joins later. Here a StackSet with ``PermissionModel=SERVICE_MANAGED`` behav
   tolerance, and stops (FAILED, the remaining accounts CANCELLED) once it is exceeded.
 - Every account under a targeted root or OU, at any depth, gets an instance; the management account never
   does. DeploymentTargets (with AccountFilterType) are honoured by CreateStackInstances, UpdateStackSet and
-  DeleteStackInstances.
+  DeleteStackInstances, at most 50 OUs per call, as AWS allows.
 - An instance is a real stack in the member account (``StackSet-<name>-<id>``); a resource that fails there
   (a role of that name already exists, as on AWS) fails that account with CloudFormation's reason, and the
   partial stack is rolled back. A stack that fails to delete (IAM's DeleteConflict: a managed policy attached
@@ -54,6 +54,9 @@ from local_cloud.once import once
 
 STACKSETS_PRINCIPAL = "member.org.stacksets.cloudformation.amazonaws.com"
 PAGE_LIMIT = 100  # the most any StackSets list returns in one page
+# "The maximum number of organizational units (OUs) supported by a CreateStackInstances [DeleteStackInstances,
+# UpdateStackInstances, UpdateStackSet] operation is 50" (CloudFormation API reference).
+MAX_OUS_PER_OPERATION = 50
 _NAMED_IAM = {"AWS::IAM::Role": "RoleName", "AWS::IAM::User": "UserName", "AWS::IAM::Group": "GroupName",
               "AWS::IAM::ManagedPolicy": "ManagedPolicyName", "AWS::IAM::InstanceProfile": "InstanceProfileName"}
 _OU_ID = re.compile(r"^(ou-[a-z0-9]{4,32}-[a-z0-9]{8,32}|r-[a-z0-9]{4,32})$")
@@ -795,6 +798,10 @@ def _deployment_targets(params: dict[str, Any], required: bool) -> dict[str, Any
     if required and not ous:
         raise _validation("StackSets with SERVICE_MANAGED permission model can only have OrganizationalUnit as "
                           "target")
+    if len(ous) > MAX_OUS_PER_OPERATION:
+        raise _validation(f"1 validation error detected: Value '[{', '.join(ous)}]' at 'deploymentTargets."
+                          "organizationalUnitIds' failed to satisfy constraint: Member must have length less than or "
+                          f"equal to {MAX_OUS_PER_OPERATION}")
     for ou in ous:
         if not _OU_ID.match(ou):
             raise _validation(f"1 validation error detected: Value '[{ou}]' at 'deploymentTargets."

@@ -206,11 +206,14 @@ class MotoLookup:
                 return arn.split(":secret:", 1)[1]
         return None
 
-    def organization_id(self) -> str | None:
+    def organization(self) -> tuple[str, str] | None:
         from moto.organizations.models import organizations_backends
 
-        org = organizations_backends[self.account]["aws"].org
-        return str(org.id) if org else None
+        from local_cloud.organizations_members import management_backend
+
+        backend = organizations_backends[self.account]["aws"]
+        org = backend.org or getattr(management_backend(backend), "org", None)  # a member's: its management's
+        return (str(org.id), str(org.master_account_id)) if org else None
 
     # -- SSE-KMS
     def bucket_account(self, bucket: str) -> str | None:

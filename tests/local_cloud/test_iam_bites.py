@@ -23,6 +23,7 @@ import pytest
 
 from local_cloud.enforcement import credentials, services
 from tests.local_cloud.harness import client, enforcing_cloud, reset
+from tests.organization import STACKSETS, member_client
 from tests.support import ECHO_HANDLER, function_zip, refusal
 from tests.unit.test_template_policies import ACCOUNT, REGION, RESOLVED, STACK
 
@@ -242,3 +243,83 @@ def test_the_accounts_block_public_access_is_read_through_s3_control_with_its_ow
     error = refusal(lambda: other.client("s3control").get_public_access_block(AccountId=ACCOUNT))
     assert error.code == "AccessDenied"
     assert "s3:GetAccountPublicAccessBlock" in error.message
+
+
+# ------------------------------------------------------------------ a delegated administrator's Organizations grants
+# What a grant lists the organization with: (the template's function, the conditions it is resolved for, the
+# Organizations read its code makes on an OU).
+ORGANIZATION_READS = [
+    pytest.param("PreflightFunction", {"IsOrganizationMode": "T"}, "describe_organizational_unit",
+                 id="preflight-OrganizationTargetOuIds"),
+    pytest.param("PreflightFunction", {"HasLogFilterOu": "T"}, "list_accounts_for_parent",
+                 id="preflight-LogFilterOrganizationalUnitId"),
+    pytest.param("Step07BucketNotificationFunction", {"HasLogFilterOu": "T"}, "describe_organizational_unit",
+                 id="step07-LogFilterOrganizationalUnitId"),
+    pytest.param("DriftCheckFunction", {"HasLogFilterOu": "T", "IsOrganizationMode": "F"},
+                 "list_organizational_units_for_parent", id="drift-check-LogFilterOrganizationalUnitId"),
+    pytest.param("Step08ExpelRoleFunction", {"IsOrganizationMode": "T"}, "list_accounts_for_parent",
+                 id="step08-targets"),
+    pytest.param("Step08ExpelRoleStatusFunction", {"IsOrganizationMode": "T"}, "list_accounts_for_parent",
+                 id="step08-status-targets"),
+]
+SAMPLE_FILTER_OU = "ou-ab12-cd34ef56"  # test_template_policies' LogFilterOrganizationalUnitId
+
+
+def org_grant(name: str, flags: dict[str, str]) -> dict[str, Any]:
+    """A template grant resolved with these conditions (the others do not change its Organizations statements)."""
+    for resolved in RESOLVED:
+        if resolved.name.startswith(f"template.yaml:{name}.Policies"):
+            held = dict(flag.split("=") for flag in _flags(resolved.name))
+            if all(held.get(k) == v for k, v in flags.items()):
+                return copy.deepcopy(resolved.document)
+    raise AssertionError(f"{name}: no grant resolved for {flags}")
+
+
+def delegated_administrator(url: str) -> str:
+    """A member account of ``url``'s organization (ACCOUNT manages it), registered as StackSets delegated
+    administrator."""
+    org = root(url, "organizations")
+    admin = org.create_account(AccountName="admin", Email="admin@example.com")["CreateAccountStatus"]["AccountId"]
+    org.register_delegated_administrator(AccountId=admin, ServicePrincipal=STACKSETS)
+    return str(admin)
+
+
+def function_in(url: str, account: str, document: dict[str, Any]) -> Function:
+    """A function in a member account whose role holds ``document``, resolved for that account (the stack's)."""
+    iam = member_client(root(url, "sts"), account, "iam", endpoint_url=url, region_name=REGION)
+    name = f"bite-{uuid.uuid4().hex[:12]}"
+    iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(LAMBDA_TRUST))
+    iam.put_role_policy(RoleName=name, PolicyName="grant",
+                        PolicyDocument=json.dumps(document).replace(f":{ACCOUNT}:", f":{account}:"))
+    session = credentials.assume(f"arn:aws:iam::{account}:role/{name}", "lambda.amazonaws.com", name)
+    return Function(url, name, session)
+
+
+@pytest.mark.parametrize(("name", "flags", "read"), ORGANIZATION_READS)
+def test_a_delegated_administrator_reads_ous_whose_arns_name_the_management_account(
+        url: str, name: str, flags: dict[str, str], read: str) -> None:
+    """An OU's ARN carries the management account's id (arn:aws:organizations::<management>:ou/o-.../ou-...),
+    whichever account asks. The template's grants name any account's OUs, so a stack in a delegated administrator
+    account may read them; a grant naming the stack's own account (`organizations::${AWS::AccountId}:ou/...`, as
+    they once did) matches no OU there and is refused."""
+    org = root(url, "organizations")
+    organization_id = org.create_organization(FeatureSet="ALL")["Organization"]["Id"]
+    root_id = org.list_roots()["Roots"][0]["Id"]
+    ou = org.create_organizational_unit(ParentId=root_id, Name="Workloads")["OrganizationalUnit"]["Id"]
+    document = json.loads(json.dumps(org_grant(name, flags)).replace(SAMPLE_FILTER_OU, ou))
+    arguments = {"OrganizationalUnitId": ou} if read == "describe_organizational_unit" else {"ParentId": ou}
+
+    admin = delegated_administrator(url)
+    getattr(function_in(url, admin, document).client("organizations"), read)(**arguments)
+
+    # The stack's own account in the OU's ARN (ACCOUNT becomes the administrator's in ``function_in``).
+    own_account = json.loads(json.dumps(document).replace("organizations::*:", f"organizations::{ACCOUNT}:"))
+    assert own_account != document
+    cut = function_in(url, admin, own_account)
+    error = refusal(lambda: getattr(cut.client("organizations"), read)(**arguments))
+    assert error.code == "AccessDeniedException"
+    action = "organizations:" + "".join(part.title() for part in read.split("_"))
+    ou_arn = f"arn:aws:organizations::{ACCOUNT}:ou/{organization_id}/{ou}"
+    assert error.message == (
+        f"User: arn:aws:sts::{admin}:assumed-role/{cut.role}/{cut.role} is not authorized to perform: {action} on "
+        f"resource: {ou_arn} because no identity-based policy allows the {action} action")

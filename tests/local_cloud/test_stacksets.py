@@ -202,6 +202,28 @@ def test_delete_stack_instances_honours_its_deployment_targets(org: Organization
     assert stack_set["OrganizationalUnitIds"] == [org.ous["workloads"]]
 
 
+def test_one_operation_takes_at_most_50_ous(org: Organization) -> None:
+    """CloudFormation's API reference: "The maximum number of organizational units (OUs) supported by a
+    CreateStackInstances operation is 50" (and by DeleteStackInstances, UpdateStackInstances, UpdateStackSet)."""
+    organizations = boto("organizations")
+    ous = sorted(org.ous.values()) + [organizations.create_organizational_unit(
+        ParentId=org.root, Name=f"team{n}")["OrganizationalUnit"]["Id"] for n in range(51 - len(org.ous))]
+    _create()
+    cfn = boto("cloudformation")
+    expected = (f"1 validation error detected: Value '[{', '.join(ous)}]' at 'deploymentTargets.organizationalUnitIds' "
+                "failed to satisfy constraint: Member must have length less than or equal to 50")
+    for call, arguments in (
+            (cfn.create_stack_instances, {}),
+            (cfn.delete_stack_instances, {"RetainStacks": False}),
+            (cfn.update_stack_set, {"UsePreviousTemplate": True, "Capabilities": ["CAPABILITY_NAMED_IAM"]})):
+        error = refusal(call, StackSetName="probe", DeploymentTargets={"OrganizationalUnitIds": ous},
+                        Regions=[REGION], **arguments)
+        assert (call.__name__, error.code, error.message) == (call.__name__, "ValidationError", expected)
+    assert boto("cloudformation").list_stack_set_operations(StackSetName="probe")["Summaries"] == []
+
+    assert _finished(_deploy(ous[:50]))["Status"] == "SUCCEEDED"
+
+
 # --- operations: background, one at a time ------------------------------------------------------------------
 
 def test_an_operation_runs_in_the_background_and_another_is_refused_meanwhile(

@@ -626,6 +626,48 @@ def test_remove_deletes_the_instances_then_the_stack_set(org_config, organizatio
     assert boto("cloudformation").describe_stacks(StackName=org_config.role_stack_name)["Stacks"]
 
 
+def test_remove_of_a_stack_set_targeting_more_ous_than_one_operation_takes_deletes_them_in_turns(
+        config, organization, trail, queue):
+    """CloudFormation takes at most 50 OUs per DeleteStackInstances: 51 targets, each holding an account (50
+    onboarded, one added by hand), are deleted in two operations, and the StackSet after them."""
+    organizations = boto("organizations")
+    teams = []
+    for n in range(48):
+        teams.append(organizations.create_organizational_unit(ParentId=organization.root, Name=f"team{n}")[
+            "OrganizationalUnit"]["Id"])
+        add_account(organizations, organization.root, teams[-1], f"team{n}")
+    targets = [organization.ous[name] for name in ("prod", "dev", "sandbox")] + teams[:47]
+    org_config = dataclasses.replace(config, organization_mode=True, organization_target_ou_ids=targets)
+    _rollout(org_config, trail, queue)
+    cloudformation = boto("cloudformation")
+    cloudformation.create_stack_instances(StackSetName=stack_set_name(org_config), Regions=[REGION],
+                                          DeploymentTargets={"OrganizationalUnitIds": [teams[47]]})
+    stacksets.wait_idle()
+    assert len(cloudformation.describe_stack_set(StackSetName=stack_set_name(org_config))["StackSet"][
+        "OrganizationalUnitIds"]) == 51
+
+    sent: list[list[str]] = []
+    original = BaseClient._make_api_call
+
+    def record(self: BaseClient, operation_name: str, api_params: dict[str, Any]) -> Any:
+        if operation_name == "DeleteStackInstances":
+            sent.append(api_params["DeploymentTargets"]["OrganizationalUnitIds"])
+        return original(self, operation_name, api_params)
+
+    with mock.patch.object(BaseClient, "_make_api_call", record):
+        results = [remove(org_config)]
+        while results[-1] == "IN_PROGRESS" and len(results) < 400:
+            time.sleep(0.02)
+            results.append(remove(org_config))
+
+    assert results[-1] == "DELETED"
+    assert [len(ous) for ous in sent] == [50, 1]
+    assert sorted(sent[0] + sent[1]) == sorted([*targets, teams[47]])
+    assert cloudformation.list_stack_sets(Status="ACTIVE")["Summaries"] == []
+    for account in organization.accounts["prod"] + organization.accounts["payments"]:
+        assert "ExpelAssumeRole" not in role_names(_member_iam(account))
+
+
 def test_remove_leaves_a_stack_set_that_is_not_ours(org_config):
     boto("cloudformation").create_stack_set(
         StackSetName=stack_set_name(org_config), TemplateBody=role_template(), PermissionModel="SERVICE_MANAGED",

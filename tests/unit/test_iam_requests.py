@@ -12,6 +12,8 @@ from local_cloud.iam import ResourcePolicyKind, sar
 from local_cloud.iam.requests import ApiCall, Check, RoleInfo, Unresolvable, checks
 
 ACCOUNT, REGION = "123456789012", "us-east-1"
+# The organization FakeCloud knows is managed by ACCOUNT; DELEGATED_ADMIN is a member administering it.
+MANAGEMENT, DELEGATED_ADMIN = ACCOUNT, "210987654321"
 KEY_ID = "1234abcd-12ab-34cd-56ef-1234567890ab"
 KEY_ARN = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/{KEY_ID}"
 KEY_POLICY = json.dumps(
@@ -87,8 +89,8 @@ class FakeCloud:
     def secret_id(self, ref: str, region: str) -> str | None:
         return "key-AbCdEf"
 
-    def organization_id(self) -> str | None:
-        return "o-abc"
+    def organization(self) -> tuple[str, str] | None:
+        return "o-abc", MANAGEMENT
 
     def bucket_kms_key(self, bucket: str) -> str | None:
         return KEY_ARN if bucket == "logs" else None
@@ -394,3 +396,12 @@ def test_listing_a_parent_is_authorized_on_that_ou_or_root_not_on_every_resource
     (root,) = run("organizations", "ListOrganizationalUnitsForParent", ParentId="r-ab12")
     assert ou.resource == f"arn:aws:organizations::{ACCOUNT}:ou/o-abc/ou-ab12-cd34ef56"
     assert root.resource == f"arn:aws:organizations::{ACCOUNT}:root/o-abc/r-ab12"
+
+
+def test_an_organizations_resources_carry_the_management_accounts_id_whoever_calls() -> None:
+    # An OU's ARN is arn:aws:organizations::<management account id>:ou/o-.../ou-... (Organizations API reference,
+    # OrganizationalUnit.Arn); a delegated administrator lists it under that ARN, not one of its own account.
+    call = ApiCall("organizations", "ListAccountsForParent", {"ParentId": "ou-ab12-cd34ef56"}, REGION, DELEGATED_ADMIN)
+    (ou,) = checks(call, FakeCloud())
+    assert ou.resource == f"arn:aws:organizations::{MANAGEMENT}:ou/o-abc/ou-ab12-cd34ef56"
+    assert ou.context.get("aws:ResourceAccount") == (MANAGEMENT,)

@@ -509,6 +509,14 @@ def test_every_arn_names_the_service_of_its_actions() -> None:
     assert wrong == []
 
 
+def test_no_grant_names_an_organizations_resource_of_the_stacks_own_account() -> None:
+    """An OU's (root's, account's) ARN carries the organization's management account id, whichever account asks: a
+    grant naming the stack's own account matches nothing in a delegated administrator account."""
+    own = [(p.name, resource) for p in RESOLVED for s in _allows(p) for resource in _as_list(s["Resource"])
+           if resource.startswith(f"arn:{PARTITION}:organizations::{ACCOUNT}:")]
+    assert own == []
+
+
 def test_expel_role_boundary_allows_every_action_the_role_template_grants() -> None:
     """The boundary (template.yaml) is the ceiling of the role (roles/expel-role.yaml): if they drift
     apart, Expel silently loses an action on AWS."""

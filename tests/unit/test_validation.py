@@ -128,6 +128,23 @@ def test_invalid_value_fails_naming_parameter_and_fix(
     assert "Fix: " in message and message.split("Fix: ", 1)[1].strip()
 
 
+def _ous(count: int) -> list[str]:
+    return [f"ou-ab12-{n:08d}" for n in range(count)]
+
+
+def test_fifty_target_ous_pass_and_fifty_one_are_refused_before_anything_is_written(config: Config) -> None:
+    """One StackSet operation takes at most 50 OUs (CloudFormation API reference); step 8 deploys every target in
+    one CreateStackInstances, so more would fail only after the trail and the data path were written."""
+    validate_config(dataclasses.replace(config, organization_mode=True, organization_target_ou_ids=_ous(50)))
+
+    with pytest.raises(InvalidParameter) as raised:
+        validate_config(dataclasses.replace(config, organization_mode=True, organization_target_ou_ids=_ous(51)))
+    assert str(raised.value) == (
+        "Parameter OrganizationTargetOuIds: it lists 51 OUs, but one StackSet operation takes at most 50. Fix: list "
+        "the parent OUs instead (the StackSet deploys to the accounts of nested OUs too), or leave it empty to deploy "
+        "the role to every account of the organization")
+
+
 def test_access_log_bucket_name_is_not_checked_when_access_logging_is_off(config: Config) -> None:
     validate_config(dataclasses.replace(config, access_logging=False, access_log_bucket_name=""))
 

@@ -12,6 +12,7 @@ import json
 import re
 from collections.abc import Callable
 
+from expel_onboarding.aws.stacksets import MAX_OUS_PER_OPERATION
 from expel_onboarding.errors import InvalidParameter
 from expel_onboarding.models import Config
 from expel_onboarding.naming import full_alias
@@ -217,6 +218,15 @@ def _check_organization_targets(config: Config) -> None:
             raise InvalidParameter(
                 "OrganizationTargetOuIds", f"{target!r} is not an organizational unit or root id",
                 "list ids such as ou-ab12-cd34ef56 or r-ab12, comma separated")
+    # Step 8 deploys every target in one CreateStackInstances; more than CloudFormation takes would fail there,
+    # after the trail and the data path were written. Naming parents is what AWS advises, and loses no account.
+    targets = set(config.organization_target_ou_ids)
+    if len(targets) > MAX_OUS_PER_OPERATION:
+        raise InvalidParameter(
+            "OrganizationTargetOuIds", f"it lists {len(targets)} OUs, but one StackSet operation takes at most "
+                                       f"{MAX_OUS_PER_OPERATION}",
+            "list the parent OUs instead (the StackSet deploys to the accounts of nested OUs too), or leave it empty "
+            "to deploy the role to every account of the organization")
 
 
 def _check_existing_trail(config: Config) -> None:

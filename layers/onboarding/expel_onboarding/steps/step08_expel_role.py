@@ -472,8 +472,9 @@ def _remove_stack_set(config: Config) -> RoleStatus:
         instances = stacksets.stack_instances(name, region, call_as)
         if instances:
             regions = sorted({str(i["Region"]) for i in instances})
-            operation_id = stacksets.delete_stack_instances(name, sorted(_covered(stack_set, instances)), regions,
-                                                            region, call_as, *preferences)
+            # One operation takes so many OUs; the next look deletes the rest (deleted targets leave the StackSet).
+            ous = sorted(_covered(stack_set, instances))[:stacksets.MAX_OUS_PER_OPERATION]
+            operation_id = stacksets.delete_stack_instances(name, ous, regions, region, call_as, *preferences)
             logger.info("Deleting the Expel role's stack instances", extra={"operation_id": operation_id})
             return RoleStatus.IN_PROGRESS
         if not stacksets.delete_stack_set(name, region, call_as):
