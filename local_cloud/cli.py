@@ -12,6 +12,7 @@ cloudtrail-onboarding launch-url --bucket B --region R   # a CloudFormation quic
 from __future__ import annotations
 
 import argparse
+import atexit
 import logging
 import os
 import signal
@@ -694,5 +695,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     return {"serve": cmd_serve, "deploy": cmd_deploy, "delete": cmd_delete}[args.local_command](args)
 
 
+def run() -> None:
+    """The ``cloudtrail-onboarding`` command: ``main``, then exit without tearing the interpreter down. By then the
+    command has stopped what it started and written what it writes; what is left is freeing, one by one, the
+    millions of objects a local cloud holds (moto's backends, botocore's models, the parsed templates), seconds of
+    CPU at the end of ``demo`` and of every ``local serve`` a test stops. The exit handlers still run."""
+    code = main()
+    atexit._run_exitfuncs()  # logging's flush among them
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()
