@@ -24,19 +24,24 @@ $(BIN)/.installed: requirements-installer.txt requirements-dev.txt requirements-
 	$(UV) --python $(BIN)/python -r requirements-dev.txt
 	$(UV) --python $(BIN)/python --no-deps -e .
 	$(UV) --python $(RUNTIME_VENV)/bin/python -r requirements-lambda-runtime.txt
-	@# Bytecode for every installed module, now: uv installs none, and where PYTHONDONTWRITEBYTECODE is set
-	@# (a common container default) each of the suite's Python processes (pytest workers, local clouds,
-	@# the CLI, sam) compiled moto, botocore and the SAM CLI from source again. Only a cache: never fatal.
-	-$(BIN)/python -W ignore -m compileall -qq -j 0 \
-	  "$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+	touch $@
+
+# Bytecode for everything installed, compiled once per install: a Python that may not write it
+# (PYTHONDONTWRITEBYTECODE set, a read-only tree) compiles every module it imports again in each process,
+# and make demo and make test start many (local clouds, sam runs, Lambda runtimes, test workers).
+$(BIN)/.compiled: $(BIN)/.installed
+	-$(BIN)/python -W ignore -m compileall -qq -j 0 $(VENV)/lib
+	-$(RUNTIME_VENV)/bin/python -W ignore -m compileall -qq -j 0 $(RUNTIME_VENV)/lib
 	touch $@
 
 .aws-sam/build/template.yaml: $(BIN)/.installed template.yaml samconfig.toml $(shell find functions layers statemachine roles -type f -not -path '*/__pycache__/*' 2>/dev/null)
 	$(BIN)/sam build --cached
 
-build: .aws-sam/build/template.yaml
+# The local cloud's own bytecode too (up to date in a moment when nothing changed).
+build: $(BIN)/.compiled .aws-sam/build/template.yaml
+	@$(BIN)/python -W ignore -m compileall -q local_cloud
 
-lint: $(BIN)/.installed
+lint: $(BIN)/.compiled
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/cfn-lint template.yaml $(wildcard roles/*.yaml)
@@ -50,7 +55,7 @@ $(CHECKOV_VENV)/.installed: requirements-checkov.txt $(BIN)/.installed
 scan: $(CHECKOV_VENV)/.installed
 	$(CHECKOV_VENV)/bin/checkov --config-file .checkov.yaml -f template.yaml $(wildcard roles/*.yaml)
 
-unit: $(BIN)/.installed
+unit: $(BIN)/.compiled
 	$(BIN)/pytest $(PYTEST_WORKERS) -m "not e2e"
 
 e2e: build

@@ -219,16 +219,16 @@ def _rest_routes(service: str) -> dict[str, list[_Route]]:
 
 @cache
 def _service_model(service: str) -> Any:
-    import botocore.loaders
     from botocore.exceptions import DataNotFoundError
-    from botocore.model import ServiceModel
+    from moto.core.utils import get_service_model
 
-    # A loader of our own: botocore's S3 client rewrites the request URIs of the model its session's loader
-    # handed out ("/{Bucket}/{Key+}" becomes "/{Key+}"), and a loader shared with clients would route
-    # ``PUT /bucket`` to PutObject.
+    # moto's model of the service, which it parses for its own request parsing and responses anyway (a second
+    # parse of each model was a third of the local cloud's warm-up). Not a client's: botocore's S3 client
+    # rewrites the request URIs of the model its session's loader handed out ("/{Bucket}/{Key+}" becomes
+    # "/{Key+}"), and a model shared with clients would route ``PUT /bucket`` to PutObject.
     with _model_lock:
         try:
-            return ServiceModel(botocore.loaders.create_loader().load_service_model(service, "service-2"), service)
+            return get_service_model(service)
         except DataNotFoundError:
             return None
 

@@ -12,7 +12,7 @@ cloudtrail-onboarding launch-url --bucket B --region R   # a CloudFormation quic
 from __future__ import annotations
 
 import argparse
-import gc
+import atexit
 import logging
 import os
 import signal
@@ -704,14 +704,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run() -> None:
-    """The console script: ``main`` and exit. Python's exit collects garbage several times over every object
-    still alive (the local cloud's moto backends and parsed models: over a second of CPU, many seconds of
-    wall on a loaded machine, for each ``local serve`` stopped); frozen, they are left to the exit itself."""
-    try:
-        code = main()
-    finally:
-        gc.freeze()
-    sys.exit(code)
+    """The ``cloudtrail-onboarding`` command: ``main``, then exit without tearing the interpreter down. By then the
+    command has stopped what it started and written what it writes; what is left is freeing, one by one, the
+    millions of objects a local cloud holds (moto's backends, botocore's models, the parsed templates), seconds of
+    CPU at the end of ``demo`` and of every ``local serve`` a test stops. The exit handlers still run."""
+    code = main()
+    atexit._run_exitfuncs()  # logging's flush among them
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":
