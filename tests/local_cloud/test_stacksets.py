@@ -24,6 +24,9 @@ TEMPLATE = json.dumps({
             "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::012205512454:root"}, "Action": "sts:AssumeRole",
             "Condition": {"StringEquals": {"sts:ExternalId": {"Ref": "Guid"}}}}]}}}},
 })
+# Long enough that a test reads an operation while it is still RUNNING even on a loaded machine (a 0.2 s
+# batch was over before the next call on a machine with twenty runnable processes).
+BATCH_SECONDS = 1.0
 AUTO = {"Enabled": True, "RetainStacksOnAccountRemoval": False}
 # workloads (1 account) with a nested prod OU (2), sandbox (1), one account in the root.
 LAYOUT = {"workloads": ("root", 1), "prod": ("workloads", 2), "sandbox": ("root", 1), "root": ("root", 1)}
@@ -229,7 +232,7 @@ def test_one_operation_takes_at_most_50_ous(org: Organization) -> None:
 def test_an_operation_runs_in_the_background_and_another_is_refused_meanwhile(
         org: Organization, monkeypatch: pytest.MonkeyPatch) -> None:
     _create()
-    monkeypatch.setattr(stacksets.TIMING, "batch_seconds", 0.3)
+    monkeypatch.setattr(stacksets.TIMING, "batch_seconds", BATCH_SECONDS)
 
     operation_id = _deploy([org.root])
 
@@ -255,7 +258,7 @@ def test_operations_are_not_instantaneous_by_default() -> None:
 def test_with_managed_execution_a_second_operation_is_queued_then_runs(
         org: Organization, monkeypatch: pytest.MonkeyPatch) -> None:
     _create(ManagedExecution={"Active": True})
-    monkeypatch.setattr(stacksets.TIMING, "batch_seconds", 0.2)
+    monkeypatch.setattr(stacksets.TIMING, "batch_seconds", BATCH_SECONDS)
     first = _deploy([org.ous["sandbox"]])
 
     second = str(boto("cloudformation").update_stack_set(
@@ -270,7 +273,7 @@ def test_with_managed_execution_a_second_operation_is_queued_then_runs(
 def test_a_queued_operation_stopped_never_runs_and_the_running_one_goes_on(
         org: Organization, monkeypatch: pytest.MonkeyPatch) -> None:
     _create(ManagedExecution={"Active": True})
-    monkeypatch.setattr(stacksets.TIMING, "batch_seconds", 0.2)
+    monkeypatch.setattr(stacksets.TIMING, "batch_seconds", BATCH_SECONDS)
     first = _deploy([org.ous["sandbox"]])
     second = _deploy([org.ous["workloads"]])
 
@@ -294,7 +297,7 @@ def test_the_client_operation_id_is_the_operations_and_is_not_reused(org: Organi
 
 def test_stop_cancels_the_accounts_not_started_yet(org: Organization, monkeypatch: pytest.MonkeyPatch) -> None:
     _create()
-    monkeypatch.setattr(stacksets.TIMING, "batch_seconds", 0.2)
+    monkeypatch.setattr(stacksets.TIMING, "batch_seconds", BATCH_SECONDS)
     operation_id = _deploy([org.root])  # one account at a time (the default MaxConcurrentCount is 1)
 
     boto("cloudformation").stop_stack_set_operation(StackSetName="probe", OperationId=operation_id)
@@ -620,7 +623,7 @@ def test_drift_detection_is_an_operation_refused_while_another_runs(
         org: Organization, monkeypatch: pytest.MonkeyPatch) -> None:
     _create(TemplateBody=DRIFT_TEMPLATE)
     _finished(_deploy([org.ous["workloads"]]))
-    monkeypatch.setattr(stacksets.TIMING, "batch_seconds", 0.3)
+    monkeypatch.setattr(stacksets.TIMING, "batch_seconds", BATCH_SECONDS)
 
     detecting = _detect()
 
