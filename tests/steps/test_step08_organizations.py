@@ -415,6 +415,71 @@ def test_running_operation_is_waited_for_not_duplicated(org_config, trail, queue
     assert calls == []
 
 
+@pytest.fixture
+def stuck_operations(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Operations whose accounts do not finish while a test looks (an account that does not answer)."""
+    monkeypatch.setattr(stacksets.TIMING, "batch_seconds", 120.0)
+
+
+def _no_redrive(monkeypatch: pytest.MonkeyPatch, redriven: datetime | None = None) -> None:
+    answer = {"status": "RUNNING", **({"redriveCount": 1, "redriveDate": redriven} if redriven else {})}
+    monkeypatch.setattr(stepfunctions, "describe_execution", lambda arn: {"executionArn": arn, **answer})
+
+
+def test_an_operation_still_running_after_the_limit_fails_the_look_naming_it_and_where_to_retry(
+        org_config, organization, trail, queue, stuck_operations, monkeypatch):
+    _no_redrive(monkeypatch)
+    first = deploy(org_config, trail, queue)
+    started = _operations(org_config)[0]["CreationTimestamp"]
+    assert status(org_config, first, EXECUTION, now=started + step08_expel_role.OPERATION_LIMIT).status == "IN_PROGRESS"
+
+    with count_mutating_calls() as calls, pytest.raises(OnboardingError) as raised:
+        status(org_config, first, EXECUTION, now=started + step08_expel_role.OPERATION_LIMIT + timedelta(minutes=1))
+
+    name, operation = stack_set_name(org_config), first.operation_id
+    pending = sorted(f"{a} ({REGION})" for a in organization.accounts["prod"] + organization.accounts["payments"]
+                     + organization.accounts["dev"])
+    assert str(raised.value) == (
+        f"Step 8: StackSet {name} operation {operation} (CREATE) is still RUNNING after 31 minutes (step 8 waits 30); "
+        f"accounts pending: {', '.join(pending)}. Fix: CloudFormation > StackSets > {name} > Operations > "
+        f"{operation} shows why (an account that does not answer, an account gate); once it has ended (or you stopped "
+        f"it: aws cloudformation stop-stack-set-operation --stack-set-name {name} --operation-id {operation}), "
+        "redrive the execution (Step Functions > Redrive; step 8 then waits up to 30 minutes more) or run "
+        f"`cloudtrail-onboarding doctor --stack {org_config.stack_name} --repair`")
+    assert calls == []
+
+
+def test_after_a_redrive_the_same_operation_is_waited_for_again(
+        org_config, trail, queue, stuck_operations, monkeypatch):
+    first = deploy(org_config, trail, queue)
+    late = _operations(org_config)[0]["CreationTimestamp"] + step08_expel_role.OPERATION_LIMIT + timedelta(minutes=5)
+    _no_redrive(monkeypatch, redriven=late - timedelta(minutes=1))
+
+    looked = status(org_config, first, EXECUTION, now=late)
+
+    assert (looked.status, looked.operation_id) == ("IN_PROGRESS", first.operation_id)
+    _no_redrive(monkeypatch, redriven=late - step08_expel_role.OPERATION_LIMIT - timedelta(minutes=1))
+    with pytest.raises(OnboardingError, match=f"operation {first.operation_id} \\(CREATE\\) is still RUNNING"):
+        status(org_config, first, EXECUTION, now=late)
+
+
+def test_someone_elses_operation_still_running_after_the_limit_fails_the_look_too(
+        org_config, organization, trail, queue, monkeypatch):
+    _no_redrive(monkeypatch)
+    _rollout(org_config, trail, queue)
+    monkeypatch.setattr(stacksets.TIMING, "batch_seconds", 120.0)
+    late = add_account(boto("organizations"), organization.root, organization.ous["dev"], "late")
+    looked = deploy(org_config, trail, queue)  # waits for the automatic deployment to the new account
+    automatic = _operations(org_config)[0]
+
+    with pytest.raises(OnboardingError) as raised:
+        status(org_config, looked, EXECUTION,
+               now=automatic["CreationTimestamp"] + step08_expel_role.OPERATION_LIMIT + timedelta(seconds=1))
+
+    assert (f"operation {automatic['OperationId']} (CREATE) is still RUNNING after 30 minutes (step 8 waits 30); "
+            f"accounts pending: {late} ({REGION}). Fix:") in str(raised.value)
+
+
 def test_failed_operation_names_the_accounts_and_the_fix(org_config, organization, trail, queue):
     """The default tolerance (10 %) of four accounts is zero: one failure stops the operation."""
     failing = organization.accounts["payments"][0]

@@ -15,7 +15,7 @@ run one operation at a time, so a running one is waited for. Once an operation t
 SUCCEEDED, a difference of the kind it was started for is an error that names it, never another
 operation: a false difference (a value CloudFormation echoes back otherwise) cannot loop until the
 deadline. Accounts an operation failed within the failure tolerance are read from the instances after it
-and reported in the step's output.
+and reported in the step's output. No operation is waited for longer than ``OPERATION_LIMIT``.
 
 A repair (``repair``: a run after a drift check, ``doctor --repair`` or DriftRepair) also replaces the stack
 instance of each member account whose role CloudFormation's drift detection found DRIFTED (or whose instance
@@ -63,6 +63,11 @@ MAX_ACCOUNT_FINDINGS = 20
 # How long a drift check waits for CloudFormation's drift detection of the member accounts before it reports
 # the step as not checked (a few seconds per account on AWS, MaxConcurrentPercentage of them at a time).
 DRIFT_DETECTION_LIMIT = timedelta(minutes=30)
+# How long the onboarding waits for one StackSet operation (its own or another's), counted from its start or from
+# the execution's latest redrive, before step 8 fails naming it: an operation stuck RUNNING (an account that never
+# answers, an account gate) must not hold the step until the execution times out. Within the default
+# OnboardingDeadlineSeconds (45 minutes), so CloudFormation is answered with this reason and a redrive can follow.
+OPERATION_LIMIT = timedelta(minutes=30)
 
 
 def deploy(config: Config, trail: TrailOutput, queue: QueueOutput, *,
@@ -79,18 +84,21 @@ def deploy(config: Config, trail: TrailOutput, queue: QueueOutput, *,
     return _combined(management, _reconcile_stack_set(config, None, repair=repair))
 
 
-def status(config: Config, role: RoleOutput, execution_arn: str = "", repair: bool = False) -> RoleOutput:
+def status(config: Config, role: RoleOutput, execution_arn: str = "", repair: bool = False,
+           now: datetime | None = None) -> RoleOutput:
     """One look at what ``deploy`` started: COMPLETE with the role ARN, IN_PROGRESS, or a failure.
 
     ``execution_arn``: the onboarding execution making this look; when it was redriven after a StackSet
-    operation failed, the failure was reported and (the person says) fixed, so the look retries.
+    operation failed, the failure was reported and (the person says) fixed, so the look retries. A StackSet
+    operation still running ``OPERATION_LIMIT`` after its start (or after the latest redrive) fails the look.
     """
     if role.status == RoleStatus.COMPLETE:
         return role
     if not config.organization_mode:
         return expel_role_stack.status(config, role)
     management = step09_management_stack.status(config, role)
-    return _combined(management, _reconcile_stack_set(config, role, execution_arn, repair=repair))
+    rollout = _reconcile_stack_set(config, role, execution_arn, repair=repair, now=now or datetime.now(UTC))
+    return _combined(management, rollout)
 
 
 def repairing(state: dict[str, Any]) -> bool:
@@ -160,8 +168,9 @@ def _combined(management: RoleOutput, rollout: _Rollout) -> RoleOutput:
 
 
 def _reconcile_stack_set(config: Config, previous: RoleOutput | None, execution_arn: str = "",
-                         repair: bool = False) -> _Rollout:
-    """One look at the StackSet: wait for a running operation, or start at most one for a difference."""
+                         repair: bool = False, now: datetime | None = None) -> _Rollout:
+    """One look at the StackSet: wait for a running operation, or start at most one for a difference. ``now``
+    (the status looks): a running operation is waited for up to ``OPERATION_LIMIT``."""
     organization = organizations.describe_organization()
     call_as = organizations.call_as(config.account_id, organization)
     name, region = stack_set_name(config), config.region
@@ -183,6 +192,7 @@ def _reconcile_stack_set(config: Config, previous: RoleOutput | None, execution_
         operation = stacksets.describe_stack_set_operation(name, ours, region, call_as)
         state = str(operation.get("Status", ""))
         if state in stacksets.RUNNING_OPERATION:
+            _check_waited(config, operation, call_as, execution_arn, now)
             return _Rollout(stack_set_id, ours, running=True, ours=True, addressed=addressed, failed=failed)
         if state != "SUCCEEDED" and not _redriven_since(operation, execution_arn):
             raise _operation_failed(config, ours, state, operation, stacksets.stack_instances(name, region, call_as))
@@ -200,6 +210,7 @@ def _reconcile_stack_set(config: Config, previous: RoleOutput | None, execution_
         failed = _with_failures(failed, instances, ours)
     if running is not None:
         # Someone else's (an automatic deployment, a person): wait for it, then look again.
+        _check_waited(config, running, call_as, execution_arn, now)
         return _Rollout(stack_set_id, str(running["OperationId"]), running=True, addressed=addressed, failed=failed)
 
     accepted = {(f["Account"], f["Region"]) for f in failed}
@@ -281,6 +292,38 @@ def _redriven_since(operation: dict[str, Any], execution_arn: str) -> bool:
         return False
     redriven = stepfunctions.describe_execution(execution_arn).get("redriveDate")
     return redriven is not None and redriven > ended
+
+
+def _check_waited(config: Config, operation: dict[str, Any], call_as: CallAsType, execution_arn: str,
+                  now: datetime | None) -> None:
+    """Fails the look once the running ``operation`` has been waited for ``OPERATION_LIMIT``, from its start or from
+    the execution's latest redrive (a person who redrives chose to wait again), naming it and the accounts it has
+    not finished."""
+    started = operation.get("CreationTimestamp")
+    if now is None or started is None or now - _aware(started) <= OPERATION_LIMIT:
+        return
+    redriven = stepfunctions.describe_execution(execution_arn).get("redriveDate") if execution_arn else None
+    if redriven is not None and now - _aware(redriven) <= OPERATION_LIMIT:
+        return
+    name, operation_id = stack_set_name(config), str(operation["OperationId"])
+    pending = sorted({f"{i.get('Account')} ({i.get('Region')})"
+                      for i in stacksets.stack_instances(name, config.region, call_as)
+                      if i.get("LastOperationId") == operation_id
+                      and (i.get("StackInstanceStatus") or {}).get("DetailedStatus") in ("PENDING", "RUNNING")})
+    minutes = int(OPERATION_LIMIT.total_seconds() // 60)
+    raise OnboardingError(
+        f"Step 8: StackSet {name} operation {operation_id} ({operation.get('Action')}) is still "
+        f"{operation.get('Status')} after {int((now - _aware(started)).total_seconds() // 60)} minutes (step 8 waits "
+        f"{minutes}); accounts pending: {_listed(pending) if pending else 'none listed'}. Fix: CloudFormation > "
+        f"StackSets > {name} > Operations > {operation_id} shows why (an account that does not answer, an account "
+        "gate); once it has ended (or you stopped it: aws cloudformation stop-stack-set-operation --stack-set-name "
+        f"{name} --operation-id {operation_id}{_call_as_flag(call_as)}), redrive the execution (Step Functions > "
+        f"Redrive; step 8 then waits up to {minutes} minutes more) or run `cloudtrail-onboarding doctor --stack "
+        f"{config.stack_name} --repair`")
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _excluded(config: Config, call_as: CallAsType) -> list[str]:
