@@ -222,10 +222,9 @@ def _actual_role(stack: Any, physical: str, expected: dict[str, Any], resources:
         actual["MaxSessionDuration"] = int(role.max_session_duration)
     if role.permissions_boundary_arn:
         actual["PermissionsBoundary"] = role.permissions_boundary_arn
-    # Only what the template sets is compared; a list property the template leaves out is not.
-    for key in ("Policies", "ManagedPolicyArns", "Path"):
-        if key not in expected:
-            actual.pop(key, None)
+    # Only what the template sets is compared: a property it leaves out (a MaxSessionDuration IAM defaulted, a
+    # boundary put by hand) is not.
+    actual = {key: value for key, value in actual.items() if key in expected}
     if "AssumeRolePolicyDocument" in expected:
         expected["AssumeRolePolicyDocument"] = _normalized_document(expected["AssumeRolePolicyDocument"])
     for policy in expected.get("Policies", []):

@@ -165,7 +165,13 @@ def _moto_loader() -> type:
     class MotoTemplateLoader(getattr(yaml, "CLoader", yaml.Loader)):  # type: ignore[misc]
         pass
 
+    def condition(loader: Any, node: Any) -> dict[str, Any]:
+        # ``!Condition Name`` is ``{"Condition": "Name"}``; moto read it as ``Fn::Condition``, which its condition
+        # evaluation does not know, so ``!And [!Condition A, ...]`` was false whatever A and the rest held.
+        return {"Condition": loader.construct_scalar(node)}
+
     MotoTemplateLoader.add_multi_constructor("", yaml_tag_constructor)
+    MotoTemplateLoader.add_constructor("!Condition", condition)
     return MotoTemplateLoader
 
 

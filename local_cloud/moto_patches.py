@@ -73,6 +73,8 @@ arrival of custom resource answers concern only a running server (``apply_server
 23. A member account reads the organization (ListRoots, ListAccountsForParent, ListDelegatedAdministrators, ...)
     as AWS lets it: as a delegated administrator for any service, else AccessDeniedException
     (``organizations_members``).
+24. A stack update deleted the resources its new template no longer has before making the new ones;
+    CloudFormation deletes them last, in the update's cleanup (``cloudformation_cleanup``).
 """
 
 from __future__ import annotations
@@ -87,6 +89,7 @@ from typing import Any
 from local_cloud import (
     cfn_stacks,
     cloudformation_changesets,
+    cloudformation_cleanup,
     cloudformation_iam,
     cloudformation_rollback,
     cloudtrail_checks,
@@ -720,6 +723,7 @@ def apply() -> None:
     _patch_organization_account_access_role()
     custom_resources.install()
     cloudformation_rollback.install()
+    cloudformation_cleanup.install()
     stepfunctions_redrive.install()
     stepfunctions_history.install()
     logging_patches.apply()

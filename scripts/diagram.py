@@ -432,13 +432,22 @@ def _referenced(value: Any) -> list[str]:
     return found
 
 
+def role_policies(role_template: dict[str, Any]) -> list[dict[str, Any]]:
+    """The Expel role's inline policies (its ``Policies``), a conditional one (``!If [Cond, policy, NoValue]``) as
+    where its condition holds."""
+    role = next(r for r in role_template["Resources"].values() if r["Type"] == "AWS::IAM::Role")
+    found = []
+    for item in role["Properties"].get("Policies", []):
+        branches = item["Fn::If"][1:] if isinstance(item, dict) and "Fn::If" in item else [item]
+        found += [b for b in branches if b != {"Ref": "AWS::NoValue"}]
+    return found
+
+
 def role_grants(role_template: dict[str, Any]) -> dict[str, str]:
     """What the Expel role may do on the data path, by the node it acts on (bucket, queue, kms)."""
     grants: dict[str, list[str]] = {}
-    for resource in role_template["Resources"].values():
-        if resource["Type"] != "AWS::IAM::Policy":
-            continue
-        for statement in resource["Properties"]["PolicyDocument"]["Statement"]:
+    for policy in role_policies(role_template):
+        for statement in policy["PolicyDocument"]["Statement"]:
             targets = {DATA_PATH[p] for p in _referenced(statement["Resource"]) if p in DATA_PATH}
             actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
             text = ",\n".join(", ".join(actions[i:i + 2]) for i in range(0, len(actions), 2))
@@ -456,9 +465,8 @@ def role_grants(role_template: dict[str, Any]) -> dict[str, str]:
 
 def inventory_actions(role_template: dict[str, Any]) -> int:
     """How many read-only inventory actions the Expel role has on every resource (`Resource: "*"`)."""
-    role = next(r for r in role_template["Resources"].values() if r["Type"] == "AWS::IAM::Role")
     return sum(len(s["Action"]) if isinstance(s["Action"], list) else 1
-               for policy in role["Properties"].get("Policies", [])
+               for policy in role_policies(role_template)
                for s in policy["PolicyDocument"]["Statement"] if s.get("Resource") == "*")
 
 

@@ -11,6 +11,11 @@ import pytest
 from botocore.client import BaseClient
 from botocore.exceptions import ClientError
 
+# The Expel role's inline policies as roles/expel-role.yaml names them (tests/unit/test_cfn_template.py holds
+# them to it): the read-only inventory, the data path, and an existing trail's other log key.
+INVENTORY_POLICY, DATA_PATH_POLICY, LOG_KEY_POLICY = (
+    "ExpelInventoryReadOnly", "ExpelCloudTrailDataAccess", "ExpelCloudTrailLogKeyAccess")
+
 # Read-only API prefixes: anything else that reaches AWS counts as a mutation.
 READ_PREFIXES = ("Get", "List", "Describe", "Head", "Lookup", "Check", "Search", "Select", "Receive")
 

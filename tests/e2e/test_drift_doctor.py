@@ -22,6 +22,7 @@ from expel_onboarding.policies.key_policy import SNS_SID
 from expel_onboarding.policies.notification import NOTIFICATION_ID
 from tests.e2e.test_onboarding_e2e import client, deploy_command, outputs
 from tests.local_cloud.harness import ServedCloud, onboarding_parameters, run_cli
+from tests.support import DATA_PATH_POLICY
 
 pytestmark = pytest.mark.e2e
 REGION = "us-east-1"
@@ -86,6 +87,9 @@ def _break_one_thing_per_step(cloud: ServedCloud, values: dict[str, str]) -> Non
     inventory = iam.get_role_policy(RoleName=role, PolicyName="ExpelInventoryReadOnly")["PolicyDocument"]
     inventory["Statement"][0]["Action"].append("s3:GetObject")  # every object of every bucket: not ours
     iam.put_role_policy(RoleName=role, PolicyName="ExpelInventoryReadOnly", PolicyDocument=json.dumps(inventory))
+    data_path = iam.get_role_policy(RoleName=role, PolicyName=DATA_PATH_POLICY)["PolicyDocument"]
+    data_path["Statement"] = [s for s in data_path["Statement"] if s["Sid"] != "ConsumeNotificationQueue"]
+    iam.put_role_policy(RoleName=role, PolicyName=DATA_PATH_POLICY, PolicyDocument=json.dumps(data_path))
     # The customer's own addition to the role, which the template does not set: it stays through a repair.
     customer = iam.create_policy(PolicyName="CustomerExpelExtras", PolicyDocument=json.dumps(CUSTOMER_ROLE_POLICY))
     iam.attach_role_policy(RoleName=role, PolicyArn=customer["Policy"]["Arn"])
@@ -149,7 +153,8 @@ def test_doctor_finds_nothing_on_a_fresh_onboarding_then_names_each_thing_broken
                   f"  - queue policy statement 'Sid1572965666162' of {values['SqsQueueArn']}",
                   f"  - event notification {NOTIFICATION_ID!r} of bucket {values['S3BucketName']}",
                   f"  - trust policy statement 'ExpelAssumesWithWorkbenchGuid' of role {STACK}-role",
-                  f"  - inline policy ExpelInventoryReadOnly statement 'ReadOnlyInventory' of role {STACK}-role"]:
+                  f"  - inline policy ExpelInventoryReadOnly statement 'ReadOnlyInventory' of role {STACK}-role",
+                  f"  - inline policy {DATA_PATH_POLICY} statement 'ConsumeNotificationQueue' of role {STACK}-role"]:
         assert named in text, text
     assert "      is now     false\n      should be  true" in text  # raw message delivery
     assert "Guide step 2  Edit the S3 bucket encryption settings: in sync" in text
@@ -172,6 +177,8 @@ def test_doctor_finds_nothing_on_a_fresh_onboarding_then_names_each_thing_broken
     assert _external_id(local_cloud) == values["WorkbenchGuid"]
     inventory = iam.get_role_policy(RoleName=f"{STACK}-role", PolicyName="ExpelInventoryReadOnly")["PolicyDocument"]
     assert "s3:GetObject" not in inventory["Statement"][0]["Action"]
+    data_path = iam.get_role_policy(RoleName=f"{STACK}-role", PolicyName=DATA_PATH_POLICY)["PolicyDocument"]
+    assert "ConsumeNotificationQueue" in {s["Sid"] for s in data_path["Statement"]}
     assert [p["PolicyName"] for p in iam.list_attached_role_policies(RoleName=f"{STACK}-role")[
         "AttachedPolicies"]] == ["CustomerExpelExtras"]  # the customer's own addition stays
     queue_policy = json.loads(client(local_cloud, "sqs").get_queue_attributes(

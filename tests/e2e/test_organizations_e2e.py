@@ -29,6 +29,7 @@ from tests.e2e.test_onboarding_e2e import deploy_command
 from tests.e2e.test_status_cli import step_rows
 from tests.local_cloud.harness import ServedCloud, onboarding_parameters, run_cli, serve_child
 from tests.organization import Organization, add_account, build, member_client, role_names, wait_for
+from tests.support import DATA_PATH_POLICY
 
 pytestmark = pytest.mark.e2e
 
@@ -116,7 +117,7 @@ def test_the_management_accounts_role_is_step_9s_stack_with_the_data_path(onboar
     assert {o["OutputKey"]: o["OutputValue"] for o in role_stack["Outputs"]}["RoleArn"] == onboarded.outputs[
         "IamRoleArn"]
     assert sorted(onboarded.client("iam").list_role_policies(RoleName=ROLE)["PolicyNames"]) == [
-        "ExpelCloudTrailDataPath", "ExpelInventoryReadOnly"]
+        DATA_PATH_POLICY, "ExpelInventoryReadOnly"]
     assert MANAGEMENT not in onboarded.instances()
 
 
@@ -314,7 +315,7 @@ def test_their_organization_trail_without_a_key_is_onboarded_narrowed_to_one_org
         [ours] = customer.notification(onboarded.client)["TopicConfigurations"]
         [rule] = ours["Filter"]["Key"]["FilterRules"]
         grants = json.dumps({p: onboarded.client("iam").get_role_policy(RoleName=f"{stack}-role", PolicyName=p)
-                             ["PolicyDocument"] for p in ("ExpelCloudTrailDataPath",)})
+                             ["PolicyDocument"] for p in (DATA_PATH_POLICY,)})
         return rule["Value"], grants
 
     found = deploy()

@@ -40,6 +40,12 @@ EXPEL_ROLE_TEMPLATE = json.dumps({"Resources": {
             {"Effect": "Allow", "Action": "sqs:ReceiveMessage", "Resource": "*"}]}}},
 }})
 
+# The same role once its data path is one of its own Policies (roles/expel-role.yaml now), under a new name.
+MOVED_TEMPLATE = json.loads(EXPEL_ROLE_TEMPLATE)
+MOVED_TEMPLATE["Resources"]["ExpelRole"]["Properties"]["Policies"].append({
+    "PolicyName": "ExpelCloudTrailDataAccess",
+    "PolicyDocument": MOVED_TEMPLATE["Resources"].pop("ExpelDataPathPolicy")["Properties"]["PolicyDocument"]})
+
 
 def document(name: str) -> dict[str, Any]:
     [found] = [p.document for p in RESOLVED if p.name == f"template.yaml:RoleStackExecutionRole{name}"]
@@ -135,3 +141,36 @@ def test_a_role_cloudformation_cannot_assume_is_refused_when_the_stack_is_asked_
         cfn.create_stack(StackName="refused", TemplateBody=EXPEL_ROLE_TEMPLATE, RoleARN=arn)
     assert caught.value.response["Error"]["Code"] == "ValidationError"
     assert caught.value.response["Error"]["Message"] == f"Role {arn} is invalid or cannot be assumed"
+
+
+def _update_to_moved(role_arn: str) -> dict[str, Any]:
+    cfn = boto("cloudformation")
+    cfn.update_stack(StackName=f"{STACK}-expel-role", TemplateBody=json.dumps(MOVED_TEMPLATE), RoleARN=role_arn,
+                     Tags=OWNERSHIP, Capabilities=["CAPABILITY_NAMED_IAM"])
+    return dict(cfn.describe_stacks(StackName=f"{STACK}-expel-role")["Stacks"][0])
+
+
+def test_the_service_role_moves_the_data_path_into_the_roles_own_policies(enforced: None) -> None:
+    """A role stack made from the earlier template (an AWS::IAM::Policy) updating to the current one."""
+    role_arn = service_role(document(".deploy-expel-role"))
+    assert create(role_arn, OWNERSHIP)["StackStatus"] == "CREATE_COMPLETE"
+
+    stack = _update_to_moved(role_arn)
+
+    assert stack["StackStatus"] == "UPDATE_COMPLETE", failure(stack["StackName"])
+    assert sorted(boto("iam").list_role_policies(RoleName=ROLE)["PolicyNames"]) == [
+        "ExpelCloudTrailDataAccess", "ExpelInventoryReadOnly"]
+
+
+def test_a_cleanup_the_grant_refuses_skips_the_old_policy_and_the_update_still_completes(enforced: None) -> None:
+    role_arn = service_role(without(document(".deploy-expel-role"), "iam:DeleteRolePolicy"))
+    assert create(role_arn, OWNERSHIP)["StackStatus"] == "CREATE_COMPLETE"
+
+    stack = _update_to_moved(role_arn)
+
+    assert stack["StackStatus"] == "UPDATE_COMPLETE"
+    assert (f"is not authorized to perform: iam:DeleteRolePolicy on resource: arn:aws:iam::{ACCOUNT}:role/{ROLE}"
+            in failure(stack["StackName"]))
+    # Left in the account, no longer the stack's: the new one is in place beside it.
+    assert sorted(boto("iam").list_role_policies(RoleName=ROLE)["PolicyNames"]) == [
+        "ExpelCloudTrailDataAccess", "ExpelCloudTrailDataPath", "ExpelInventoryReadOnly"]

@@ -12,6 +12,7 @@ from botocore.exceptions import ClientError
 from local_cloud.cloudformation_changesets import EMPTY_CHANGE_SET
 from tests.conftest import ACCOUNT_ID, WORKBENCH_GUID, boto
 from tests.steps.shared import ROOT
+from tests.support import DATA_PATH_POLICY as DATA_PATH
 
 STACK, ROLE = "expel-role", "ExpelAssumeRole"
 BODY = (ROOT / "roles" / "expel-role.yaml").read_text()
@@ -47,9 +48,13 @@ def _external_id(trust: dict[str, Any]) -> str:
     return str(trust["Statement"][0]["Condition"]["StringEquals"]["sts:ExternalId"])
 
 
-def _inventory() -> dict[str, Any]:
-    document = boto("iam").get_role_policy(RoleName=ROLE, PolicyName="ExpelInventoryReadOnly")["PolicyDocument"]
+def _policy(name: str) -> dict[str, Any]:
+    document = boto("iam").get_role_policy(RoleName=ROLE, PolicyName=name)["PolicyDocument"]
     return json.loads(document) if isinstance(document, str) else dict(document)
+
+
+def _inventory() -> dict[str, Any]:
+    return _policy("ExpelInventoryReadOnly")
 
 
 def _break_trust_and_inventory() -> None:
@@ -96,10 +101,8 @@ def test_executing_it_puts_the_templates_values_back_and_leaves_what_the_templat
     assert cfn.describe_stacks(StackName=STACK)["Stacks"][0]["StackStatus"] == "UPDATE_COMPLETE"
     assert _external_id(_trust()) == WORKBENCH_GUID
     assert "s3:GetObject" not in _inventory()["Statement"][0]["Action"]
-    # The role's inline policies are its Policies property: one added by hand goes; the data path's (an
-    # AWS::IAM::Policy resource of the stack) stays.
-    assert sorted(iam.list_role_policies(RoleName=ROLE)["PolicyNames"]) == [
-        "ExpelCloudTrailDataPath", "ExpelInventoryReadOnly"]
+    # The role's inline policies are its Policies property: one added by hand goes; the template's stay.
+    assert sorted(iam.list_role_policies(RoleName=ROLE)["PolicyNames"]) == [DATA_PATH, "ExpelInventoryReadOnly"]
     # ManagedPolicyArns and the customer's tag are not set by the template: not compared, not touched.
     assert [p["PolicyArn"] for p in iam.list_attached_role_policies(RoleName=ROLE)["AttachedPolicies"]] == [
         managed["Arn"]]
@@ -125,15 +128,52 @@ def test_a_role_deleted_by_hand_is_created_again(cfn: Any) -> None:
     assert "ExpelInventoryReadOnly" in iam.list_role_policies(RoleName=ROLE)["PolicyNames"]
 
 
-def test_an_aws_iam_policy_has_no_drift_detection_so_a_change_to_it_is_neither_shown_nor_reverted(cfn: Any) -> None:
+def test_a_data_path_statement_removed_by_hand_is_shown_and_put_back(cfn: Any) -> None:
+    """The data path's policy is one of the role's own Policies: drift detection reads it, a revert restores it."""
     iam = boto("iam")
-    iam.put_role_policy(RoleName=ROLE, PolicyName="ExpelCloudTrailDataPath", PolicyDocument=json.dumps(
-        CUSTOMER_POLICY))
+    document = _policy(DATA_PATH)
+    queue_statement = next(s for s in document["Statement"] if s["Sid"] == "ConsumeNotificationQueue")
+    document["Statement"].remove(queue_statement)
+    iam.put_role_policy(RoleName=ROLE, PolicyName=DATA_PATH, PolicyDocument=json.dumps(document))
 
     change_set = _revert_drift(cfn)
 
+    assert (change_set["Status"], change_set["StackDriftStatus"]) == ("CREATE_COMPLETE", "DRIFTED")
+    [change] = [c["ResourceChange"] for c in change_set["Changes"]]
+    assert (change["LogicalResourceId"], change["ResourceDriftStatus"]) == ("ExpelRole", "MODIFIED")
+    [target] = [d["Target"] for d in change["Details"]]
+    assert target["Path"].startswith("/Properties/Policies/") and target["Path"].endswith("/PolicyDocument/Statement/1")
+    assert (target["AttributeChangeType"], json.loads(target["AfterValue"])["Sid"]) == ("Add",
+                                                                                       "ConsumeNotificationQueue")
+
+    cfn.execute_change_set(ChangeSetName=change_set["ChangeSetId"], StackName=STACK)
+
+    assert queue_statement in _policy(DATA_PATH)["Statement"]
+    assert _revert_drift(cfn, "again")["StatusReason"] == EMPTY_CHANGE_SET
+
+
+def test_an_aws_iam_policy_has_no_drift_detection_so_a_change_to_it_is_neither_shown_nor_reverted(aws: None) -> None:
+    """CloudFormation has no read handler for AWS::IAM::Policy: its drift is NOT_CHECKED, never reverted."""
+    cfn, iam = boto("cloudformation"), boto("iam")
+    trust = {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
+    body = json.dumps({"Resources": {
+        "Role": {"Type": "AWS::IAM::Role", "Properties": {"RoleName": "with-policy",
+                                                          "AssumeRolePolicyDocument": trust}},
+        "Grant": {"Type": "AWS::IAM::Policy", "Properties": {
+            "PolicyName": "grant", "Roles": [{"Ref": "Role"}], "PolicyDocument": CUSTOMER_POLICY}}}})
+    cfn.create_stack(StackName="with-policy", TemplateBody=body, Capabilities=["CAPABILITY_NAMED_IAM"])
+    iam.put_role_policy(RoleName="with-policy", PolicyName="grant", PolicyDocument=json.dumps(
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}]}))
+
+    created = cfn.create_change_set(StackName="with-policy", ChangeSetName="revert", TemplateBody=body,
+                                    Capabilities=["CAPABILITY_NAMED_IAM"], ChangeSetType="UPDATE",
+                                    DeploymentMode="REVERT_DRIFT")
+    change_set = cfn.describe_change_set(ChangeSetName=created["Id"], StackName="with-policy")
+
     assert (change_set["Status"], change_set["StatusReason"], change_set["StackDriftStatus"]) == (
         "FAILED", EMPTY_CHANGE_SET, "IN_SYNC")
+    assert "s3:GetObject" in json.dumps(iam.get_role_policy(RoleName="with-policy", PolicyName="grant"))
 
 
 def test_an_unchanged_stack_in_sync_gives_the_empty_change_set(cfn: Any) -> None:

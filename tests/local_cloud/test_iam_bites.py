@@ -24,7 +24,7 @@ import pytest
 from local_cloud.enforcement import credentials, services
 from tests.local_cloud.harness import client, enforcing_cloud, reset
 from tests.organization import STACKSETS, member_client
-from tests.support import ECHO_HANDLER, function_zip, refusal
+from tests.support import DATA_PATH_POLICY, ECHO_HANDLER, function_zip, refusal
 from tests.unit.test_template_policies import ACCOUNT, REGION, RESOLVED, STACK
 
 OWNERSHIP = {"TagKey": "expel-onboarding:stack", "TagValue": STACK}
@@ -171,7 +171,8 @@ def test_decrypt_outside_s3_and_sqs_is_refused(url: str) -> None:
     key_arn = key(url, [OWNERSHIP])
     queue = root(url, "sqs").create_queue(QueueName=QUEUE, Attributes={"KmsMasterKeyId": key_arn})["QueueUrl"]
     ciphertext = root(url, "kms").encrypt(KeyId=key_arn, Plaintext=b"log")["CiphertextBlob"]
-    data_path = next(p.document for p in RESOLVED if p.name.startswith("roles/expel-role.yaml:ExpelDataPathPolicy"))
+    data_path = next(p.document for p in RESOLVED
+                     if p.name.startswith(f"roles/expel-role.yaml:ExpelRole.{DATA_PATH_POLICY}"))
     expel = function(url, json.loads(json.dumps(data_path).replace(
         f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab", key_arn)))
     expel.client("sqs").receive_message(QueueUrl=queue, WaitTimeSeconds=0)  # kms:Decrypt via sqs

@@ -86,3 +86,29 @@ def test_result_selector_path_through_an_array_index_yields_the_value(served_clo
     assert described["status"] == "SUCCEEDED"
     assert json.loads(described["output"]) == {"A": {"k": 1}, "B": [1, 2], "Ks": [1]}
     assert execution.rsplit(":", 1)[-1] != "None"  # an unnamed execution gets a UUID name
+
+
+CONDITION_SHORT_FORM = """
+Parameters:
+  Key: {Type: String, Default: ""}
+Conditions:
+  Always: !Equals [a, a]
+  HasKey: !And [!Condition Always, !Not [!Equals [!Ref Key, ""]]]
+Resources:
+  OnlyWithKey:
+    Type: AWS::SNS::Topic
+    Condition: HasKey
+    Properties: {TopicName: only-with-key}
+"""
+
+
+@pytest.mark.parametrize(("key", "topics"), [("given", ["only-with-key"]), ("", [])])
+def test_a_condition_named_in_a_condition_short_form_holds_as_cloudformation_evaluates_it(
+        aws: None, key: str, topics: list[str]) -> None:
+    """``!Condition Always`` inside ``!And``: moto read the short form as an unknown function, so the And was false."""
+    import boto3
+
+    boto3.client("cloudformation").create_stack(StackName="condition-short-form", TemplateBody=CONDITION_SHORT_FORM,
+                                                Parameters=[{"ParameterKey": "Key", "ParameterValue": key}])
+    names = [t["TopicArn"].rsplit(":", 1)[1] for t in boto3.client("sns").list_topics()["Topics"]]
+    assert names == topics

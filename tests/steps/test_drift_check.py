@@ -16,7 +16,7 @@ from expel_onboarding.policies.notification import NOTIFICATION_ID
 from expel_onboarding.steps import drift_check
 from tests.conftest import ACCOUNT_ID, boto
 from tests.steps.test_onboarding_rerun import configure
-from tests.support import count_mutating_calls
+from tests.support import DATA_PATH_POLICY, count_mutating_calls
 
 CUSTOMER_SID = "CustomerAuditReadsMessages"
 
@@ -98,17 +98,16 @@ def test_rerun_repairs_exactly_ours_and_keeps_the_customers_statements(aws: None
         assert CUSTOMER_SID in {s["Sid"] for s in policy["Statement"]}
 
 
-def test_changed_role_is_named_and_a_rerun_puts_back_what_cloudformation_can(aws: None, config: Config) -> None:
+def test_changed_role_is_named_and_a_rerun_puts_back_ours_and_keeps_the_customers(aws: None, config: Config) -> None:
     configure(config)
     iam = boto("iam")
     trust = iam.get_role(RoleName=config.role_name)["Role"]["AssumeRolePolicyDocument"]
     trust["Statement"][0]["Condition"]["StringEquals"]["sts:ExternalId"] = "someone-else"
     iam.update_assume_role_policy(RoleName=config.role_name, PolicyDocument=json.dumps(trust))
     iam.delete_role_policy(RoleName=config.role_name, PolicyName="ExpelInventoryReadOnly")
-    data_path = iam.get_role_policy(RoleName=config.role_name, PolicyName="ExpelCloudTrailDataPath")["PolicyDocument"]
+    data_path = iam.get_role_policy(RoleName=config.role_name, PolicyName=DATA_PATH_POLICY)["PolicyDocument"]
     data_path["Statement"] = [s for s in data_path["Statement"] if s["Sid"] != "ConsumeNotificationQueue"]
-    iam.put_role_policy(RoleName=config.role_name, PolicyName="ExpelCloudTrailDataPath",
-                        PolicyDocument=json.dumps(data_path))
+    iam.put_role_policy(RoleName=config.role_name, PolicyName=DATA_PATH_POLICY, PolicyDocument=json.dumps(data_path))
     customer = iam.create_policy(PolicyName="CustomerExtraReads", PolicyDocument=json.dumps({
         "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "ec2:DescribeVpcs", "Resource": "*"}]}))
     iam.attach_role_policy(RoleName=config.role_name, PolicyArn=customer["Policy"]["Arn"])
@@ -116,22 +115,27 @@ def test_changed_role_is_named_and_a_rerun_puts_back_what_cloudformation_can(aws
         report = drift_check.check(config)
     assert calls == []
     found = {f.setting: f for f in report.findings if f.step == 8}
+    assert set(found) == {"trust policy statement 'ExpelAssumesWithWorkbenchGuid'",
+                          "inline policy ExpelInventoryReadOnly",
+                          f"inline policy {DATA_PATH_POLICY} statement 'ConsumeNotificationQueue'"}
     trust_finding = found["trust policy statement 'ExpelAssumesWithWorkbenchGuid'"]
     assert "someone-else" in trust_finding.actual and config.workbench_guid in trust_finding.expected
-    assert trust_finding.repairable is True  # a drift-aware change set puts it back
-    assert found["inline policy ExpelInventoryReadOnly"].repairable is True
-    # An AWS::IAM::Policy, which CloudFormation has no drift detection for: the person's to put back.
-    data_path_finding = found["inline policy ExpelCloudTrailDataPath statement 'ConsumeNotificationQueue'"]
-    assert data_path_finding.repairable is False
-    assert "no drift detection for this AWS::IAM::Policy" in data_path_finding.fix
+    # Each is the role's own Policies or trust: a drift-aware change set puts it back.
+    assert all(f.repairable for f in found.values())
+    queue_finding = found[f"inline policy {DATA_PATH_POLICY} statement 'ConsumeNotificationQueue'"]
+    assert (queue_finding.actual, "sqs:ReceiveMessage" in queue_finding.expected) == ("(absent)", True)
+    assert "drift-aware change set" in queue_finding.fix
+    assert "By hand only" not in "\n".join(render(report))
 
     configure(config)  # the repair: the onboarding again
 
-    after = {f.setting for f in drift_check.check(config).findings if f.step == 8}
-    assert after == {"inline policy ExpelCloudTrailDataPath statement 'ConsumeNotificationQueue'"}
+    assert [f for f in drift_check.check(config).findings if f.step == 8] == []
     trust = iam.get_role(RoleName=config.role_name)["Role"]["AssumeRolePolicyDocument"]
     assert trust["Statement"][0]["Condition"]["StringEquals"]["sts:ExternalId"] == config.workbench_guid
-    assert "ExpelInventoryReadOnly" in iam.list_role_policies(RoleName=config.role_name)["PolicyNames"]
+    assert sorted(iam.list_role_policies(RoleName=config.role_name)["PolicyNames"]) == [
+        DATA_PATH_POLICY, "ExpelInventoryReadOnly"]
+    restored = iam.get_role_policy(RoleName=config.role_name, PolicyName=DATA_PATH_POLICY)["PolicyDocument"]
+    assert "ConsumeNotificationQueue" in {s["Sid"] for s in restored["Statement"]}
     assert [p["PolicyArn"] for p in iam.list_attached_role_policies(RoleName=config.role_name)[
         "AttachedPolicies"]] == [customer["Policy"]["Arn"]]  # the customer's own attachment stays
 

@@ -20,7 +20,7 @@ from expel_onboarding.steps import expel_role_stack
 from expel_onboarding.steps.step08_expel_role import EXPEL_PRINCIPAL_ARN, deploy, remove, status
 from tests.conftest import ACCOUNT_ID, REGION, WORKBENCH_GUID, boto
 from tests.steps.shared import CONTEXT, KEY_ARN, ROOT, handler, queue_output, trail_output
-from tests.support import count_mutating_calls
+from tests.support import DATA_PATH_POLICY, LOG_KEY_POLICY, count_mutating_calls
 
 TEMPLATE = ROOT / "roles" / "expel-role.yaml"
 
@@ -64,7 +64,7 @@ def test_deploy_creates_role_that_trusts_only_expel_with_the_workbench_guid(aws,
 def test_data_path_policy_grants_exactly_this_bucket_queue_and_key(aws, config, trail, queue):
     _deployed(config, trail, queue)
 
-    data_path = _policies("ExpelAssumeRole")["ExpelCloudTrailDataPath"]
+    data_path = _policies("ExpelAssumeRole")[DATA_PATH_POLICY]
     granted = {(s["Sid"], json.dumps(s["Action"]), s["Resource"]) for s in data_path["Statement"]}
     assert granted == {
         ("ReadCloudTrailLogFiles", '"s3:GetObject"', f"{trail.bucket_arn}/*"),
@@ -212,7 +212,7 @@ def test_changed_workbench_guid_updates_the_stack(aws, config, trail, queue):
     trust = boto("iam").get_role(RoleName="ExpelAssumeRole")["Role"]["AssumeRolePolicyDocument"]
     assert trust["Statement"][0]["Condition"] == {
         "StringEquals": {"sts:ExternalId": "0a1b2c3d-4e5f-6a7b-8c9d-0e1f2a3b4c5d"}}
-    assert sorted(_policies("ExpelAssumeRole")) == ["ExpelCloudTrailDataPath", "ExpelInventoryReadOnly"]
+    assert sorted(_policies("ExpelAssumeRole")) == [DATA_PATH_POLICY, "ExpelInventoryReadOnly"]
     assert remove(changed) == "IN_PROGRESS"
     assert boto("iam").list_roles()["Roles"] == []
 
@@ -225,9 +225,51 @@ def test_a_narrower_log_folder_narrows_the_roles_read_grant_on_update(aws, confi
 
     assert status(config, deploy(config, narrowed, queue)).status == "COMPLETE"
 
-    read = next(s for s in _policies("ExpelAssumeRole")["ExpelCloudTrailDataPath"]["Statement"]
+    read = next(s for s in _policies("ExpelAssumeRole")[DATA_PATH_POLICY]["Statement"]
                 if s["Sid"] == "ReadCloudTrailLogFiles")
     assert read["Resource"] == f"{trail.bucket_arn}/AWSLogs/o-subsidiary01/*"
+
+
+def test_a_stack_of_the_earlier_template_moves_its_data_path_into_the_role(aws, config, trail, queue, monkeypatch):
+    """The data path was an AWS::IAM::Policy (ExpelCloudTrailDataPath): the update puts the same grants on the
+    role under the new name, then CloudFormation's cleanup removes the old policy; the role is then in sync."""
+    earlier = (ROOT / "tests" / "steps" / "expel-role-earlier.yaml").read_text()
+    monkeypatch.setattr(expel_role_stack, "role_template", lambda: earlier)
+    _deployed(config, trail, queue)
+    grants = _policies("ExpelAssumeRole")["ExpelCloudTrailDataPath"]
+    monkeypatch.undo()
+
+    assert status(config, deploy(config, trail, queue)).status == "COMPLETE"
+
+    policies = _policies("ExpelAssumeRole")
+    assert sorted(policies) == [DATA_PATH_POLICY, "ExpelInventoryReadOnly"]
+    assert policies[DATA_PATH_POLICY] == grants
+    events = boto("cloudformation").describe_stack_events(StackName=config.role_stack_name)["StackEvents"]
+    assert [e["ResourceStatus"] for e in events if e["LogicalResourceId"] == "ExpelDataPathPolicy"][:2] == [
+        "DELETE_COMPLETE", "DELETE_IN_PROGRESS"]
+    assert expel_role_stack.check(config, trail, queue).findings == []
+
+
+def test_a_log_key_policy_removed_by_hand_is_found_and_a_rerun_puts_it_back(aws, config, trail, queue):
+    """An existing trail whose log files use another key than the queue: the role's third inline policy, under
+    the same drift check and repair as the others."""
+    log_key = KEY_ARN.replace("1234abcd", "5678efab")
+    keyed = dataclasses.replace(trail, existing_trail=True, log_kms_key_arn=log_key)
+    _deployed(config, keyed, queue)
+    assert sorted(_policies("ExpelAssumeRole")) == [DATA_PATH_POLICY, LOG_KEY_POLICY, "ExpelInventoryReadOnly"]
+    boto("iam").delete_role_policy(RoleName="ExpelAssumeRole", PolicyName=LOG_KEY_POLICY)
+
+    [finding] = expel_role_stack.check(config, keyed, queue).findings
+    assert (finding.setting, finding.actual, finding.repairable) == (f"inline policy {LOG_KEY_POLICY}", "(absent)",
+                                                                     True)
+
+    role = deploy(config, keyed, queue)  # the repair: a drift-aware change set, executed by a status look
+    for _ in range(3):
+        role = status(config, role)
+    assert role.status == "COMPLETE"
+    [decrypt] = _policies("ExpelAssumeRole")[LOG_KEY_POLICY]["Statement"]
+    assert (decrypt["Action"], decrypt["Resource"]) == ("kms:Decrypt", log_key)
+    assert expel_role_stack.check(config, keyed, queue).findings == []
 
 
 def test_changed_template_updates_the_stack(aws, config, trail, queue, monkeypatch):
@@ -403,7 +445,7 @@ def test_role_policies_pass_parliament(aws, config, trail, queue):
         for name, doc in _policies("ExpelAssumeRole").items()}
 
     # The inventory reads account-wide lists (Describe*/List* on every resource) by design.
-    assert findings == {"ExpelCloudTrailDataPath": [], "ExpelInventoryReadOnly": ["RESOURCE_STAR"]}
+    assert findings == {DATA_PATH_POLICY: [], "ExpelInventoryReadOnly": ["RESOURCE_STAR"]}
 
 
 # --- handlers with their sample events --------------------------------------------------------------------

@@ -30,7 +30,7 @@ from local_cloud import stacksets
 from tests.conftest import ACCOUNT_ID, REGION, WORKBENCH_GUID, boto
 from tests.organization import STACKSETS, Organization, add_account, build, member_client, role_names, wait_for
 from tests.steps.shared import queue_output, trail_output
-from tests.support import count_mutating_calls
+from tests.support import DATA_PATH_POLICY, count_mutating_calls
 
 # prod (2 accounts) with a nested payments OU (1), dev (1), sandbox (1) and one account in the root.
 LAYOUT = {"prod": ("root", 2), "payments": ("prod", 1), "dev": ("root", 1), "sandbox": ("root", 1),
@@ -176,7 +176,7 @@ def test_management_account_holds_the_step_9_stack_with_the_data_path(org_config
     assert {p["ParameterKey"]: p["ParameterValue"] for p in stack["Parameters"]}["QueueArn"] == queue.queue_arn
     iam = boto("iam")
     assert sorted(iam.list_role_policies(RoleName="ExpelAssumeRole")["PolicyNames"]) == [
-        "ExpelCloudTrailDataPath", "ExpelInventoryReadOnly"]
+        DATA_PATH_POLICY, "ExpelInventoryReadOnly"]
 
 
 def test_deploy_returns_while_the_rollout_runs_in_the_background(org_config, trail, queue, slow_operations):

@@ -101,7 +101,7 @@ def refuse_write(what: str) -> None:
 class Finding(Model):
     """One difference: which resource, which setting or statement, what it is now, what it should be,
     the guide step it belongs to, and the fix. ``repairable``: whether running the onboarding again (``doctor
-    --repair``, ``DriftRepair``) puts it back; the Expel role's AWS::IAM::Policy documents it does not (README
+    --repair``, ``DriftRepair``) puts it back; a finding no rerun can put back says so, and the person's fix (README
     "Drift")."""
 
     step: int

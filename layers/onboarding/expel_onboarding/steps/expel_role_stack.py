@@ -5,18 +5,16 @@ additional stack in an organization's management account. The same template, par
 ``deploy`` starts or reconciles and returns at once; the state machine waits and calls ``status`` until
 the stack settles. Nothing here sleeps.
 
-A role changed by hand in IAM (its trust policy, its own inline policy, its boundary; or deleted) is put back by
-CloudFormation itself: a drift-aware change set (``DeploymentMode: REVERT_DRIFT``) of the same template and
+A role changed by hand in IAM (its trust policy, one of its inline policies, its boundary; or deleted) is put back
+by CloudFormation itself: a drift-aware change set (``DeploymentMode: REVERT_DRIFT``) of the same template and
 parameters, created only when the comparison with the template finds a difference (a clean rerun writes
 nothing), executed by ``status`` once CloudFormation has read the role. A plain stack update would not do it:
-CloudFormation leaves a resource whose template did not change as it is. The data path's inline policies are
-``AWS::IAM::Policy`` resources, for which CloudFormation has no drift detection: their drift is reported,
-and the fix is the person's (README "Drift").
+CloudFormation leaves a resource whose template did not change as it is. Every inline policy of the role,
+the data path's included, is the role's own ``Policies`` property, which CloudFormation detects drift of.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -141,14 +139,7 @@ def converge(run: Converge, config: Config, trail: TrailOutput, queue: QueueOutp
 
     differences = _differences(stack, body, wanted, config.region)
     if not differences:
-        found = _role_drift(run, config, stack)
-        for finding in found:
-            if not finding.repairable:
-                run.observe(finding, repairable=False)
-                if not run.checking:
-                    logger.warning("The Expel role differs where CloudFormation cannot put it back",
-                                   extra={"setting": finding.setting, "fix": finding.fix})
-        drifted = [f for f in found if f.repairable]
+        drifted = _role_drift(run, config, stack)
         if not drifted:
             return _complete(config, stack)
         change_set_id = run.change(drifted, lambda: _revert_drift(config, body, wanted, service_role_arn))
@@ -268,30 +259,23 @@ class ExpectedRole:
 
     name: str
     trust: dict[str, Any]
-    policies: dict[str, dict[str, Any]]  # inline policies by name
+    policies: dict[str, dict[str, Any]]  # inline policies (the role's Policies) by name
     boundary_arn: str  # "" = none
-    own_policies: frozenset[str] = frozenset()  # the role's own Policies (not AWS::IAM::Policy resources')
 
 
 def expected_role(parameters: dict[str, str], partition: str = "aws") -> ExpectedRole:
     resources = cfn_template.resources(cfn_template.load(role_template()), parameters,
                                        {"AWS::Partition": partition})
-    role = resources["ExpelRole"]["Properties"]
-    policies = {str(p["PolicyName"]): p["PolicyDocument"] for p in role.get("Policies", [])}
-    own = frozenset(policies)
-    for resource in resources.values():
-        if resource["Type"] == "AWS::IAM::Policy":
-            policies[str(resource["Properties"]["PolicyName"])] = resource["Properties"]["PolicyDocument"]
-    return ExpectedRole(name=str(role["RoleName"]), trust=role["AssumeRolePolicyDocument"], policies=policies,
-                        boundary_arn=str(role.get("PermissionsBoundary", "")), own_policies=own)
+    role = resources[ROLE_LOGICAL_ID]["Properties"]
+    return ExpectedRole(name=str(role["RoleName"]), trust=role["AssumeRolePolicyDocument"],
+                        policies={str(p["PolicyName"]): p["PolicyDocument"] for p in role.get("Policies", [])},
+                        boundary_arn=str(role.get("PermissionsBoundary", "")))
 
 
 def _role_drift(run: Converge, config: Config, stack: dict[str, Any]) -> list[Finding]:
     """What CloudFormation's own comparison cannot see without drift detection: the role changed in IAM since
     its stack made it (the trust policy edited, an inline policy or one of its statements changed or removed,
-    the boundary changed, the role deleted). Each finding is repairable when CloudFormation reverts it (the
-    role's own properties: a drift-aware change set); not so for the data path's policies, ``AWS::IAM::Policy``
-    resources, which CloudFormation has no drift detection for. Reads only."""
+    the boundary changed, the role deleted). A drift-aware change set puts each back. Reads only."""
     expected = expected_role(stacks.parameters(stack), config.partition)
     found = iam.role(expected.name)
     resource = f"role {expected.name}"
@@ -311,16 +295,9 @@ def _role_drift(run: Converge, config: Config, stack: dict[str, Any]) -> list[Fi
         differences = statement_differences(current, document.get("Statement", [])) if current else []
         if current is not None and not differences:
             continue
-        by_hand = f"put the statement {{sid!r}} back into inline policy {policy_name} of the role"
-        if policy_name in expected.own_policies:
-            findings += statement_findings(run.step, resource, f"inline policy {policy_name}", current, differences,
-                                           f"{repair}; by hand: {by_hand}")
-            continue
-        findings += [dataclasses.replace(f, repairable=False) for f in statement_findings(
-            run.step, resource, f"inline policy {policy_name}", current, differences,
-            f"{by_hand} (CloudFormation has no drift detection for this AWS::IAM::Policy, so a repair cannot put "
-            f"it back), or delete stack {config.role_stack_name} and run the onboarding again (it deploys the role "
-            "anew; anything added to the role by hand is lost)")]
+        findings += statement_findings(run.step, resource, f"inline policy {policy_name}", current, differences,
+                                       f"{repair}; by hand: put the statement {{sid!r}} back into inline policy "
+                                       f"{policy_name} of the role")
     boundary = str((found.get("PermissionsBoundary") or {}).get("PermissionsBoundaryArn", ""))
     if expected.boundary_arn and boundary != expected.boundary_arn:
         findings.append(run.finding(resource, "permissions boundary", boundary or None, expected.boundary_arn,
