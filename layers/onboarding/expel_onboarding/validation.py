@@ -12,7 +12,6 @@ import json
 import re
 from collections.abc import Callable
 
-from expel_onboarding.aws.stacksets import MAX_OUS_PER_OPERATION
 from expel_onboarding.errors import InvalidParameter
 from expel_onboarding.models import Config
 from expel_onboarding.naming import full_alias
@@ -35,6 +34,9 @@ _TOPIC_ARN = re.compile(r"arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,2
 _ORGANIZATION_ID = re.compile(r"o-[a-z0-9]{10,32}")
 _SECRET_ARN = re.compile(r"arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+")
 # Prefixes and suffixes S3 reserves for its own bucket types (access points, directory buckets, ...).
+# "The maximum number of organizational units (OUs) supported by a CreateStackInstances operation is 50" (and by
+# DeleteStackInstances, UpdateStackInstances, UpdateStackSet: CloudFormation API reference).
+MAX_OUS_PER_OPERATION = 50
 _BUCKET_RESERVED_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
 _BUCKET_RESERVED_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
 

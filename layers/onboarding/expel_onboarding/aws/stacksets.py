@@ -25,9 +25,6 @@ if TYPE_CHECKING:
     )
 
 RUNNING_OPERATION = {"QUEUED", "RUNNING", "STOPPING"}
-# "The maximum number of organizational units (OUs) supported by a CreateStackInstances operation is 50" (and by
-# DeleteStackInstances, UpdateStackInstances, UpdateStackSet: CloudFormation API reference).
-MAX_OUS_PER_OPERATION = 50
 
 
 def _stack_set_errors(name: str, action: str, *rules: Rule) -> AbstractContextManager[None]:

@@ -43,6 +43,7 @@ from expel_onboarding.naming import owner_tags
 from expel_onboarding.ownership import is_ours, require_ours
 from expel_onboarding.steps import expel_role_stack, step09_management_stack
 from expel_onboarding.steps.expel_role_stack import EXPEL_PRINCIPAL_ARN, significant_lines
+from expel_onboarding.validation import MAX_OUS_PER_OPERATION
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation.literals import CallAsType
@@ -516,7 +517,7 @@ def _remove_stack_set(config: Config) -> RoleStatus:
         if instances:
             regions = sorted({str(i["Region"]) for i in instances})
             # One operation takes so many OUs; the next look deletes the rest (deleted targets leave the StackSet).
-            ous = sorted(_covered(stack_set, instances))[:stacksets.MAX_OUS_PER_OPERATION]
+            ous = sorted(_covered(stack_set, instances))[:MAX_OUS_PER_OPERATION]
             operation_id = stacksets.delete_stack_instances(name, ous, regions, region, call_as, *preferences)
             logger.info("Deleting the Expel role's stack instances", extra={"operation_id": operation_id})
             return RoleStatus.IN_PROGRESS
