@@ -69,6 +69,9 @@ DRIFT_DETECTION_LIMIT = timedelta(minutes=30)
 # answers, an account gate) must not hold the step until the execution times out. Within the default
 # OnboardingDeadlineSeconds (45 minutes), so CloudFormation is answered with this reason and a redrive can follow.
 OPERATION_LIMIT = timedelta(minutes=30)
+# In an instance's StatusReason when IAM refused to delete the role (DeleteConflict: "Cannot delete entity, must
+# detach all policies first."): a managed policy attached by hand, which the onboarding never detaches.
+_POLICY_ATTACHED_BY_HAND = "must detach all policies"
 
 
 def deploy(config: Config, trail: TrailOutput, queue: QueueOutput, *,
@@ -452,7 +455,7 @@ def _replacement_blocked(config: Config, call_as: CallAsType, instances: list[di
                for a in accounts[:3] if a in held]
     more = f" (and {len(accounts) - 3} more: CloudFormation > StackSets > {name} > Stack instances)" \
         if len(accounts) > 3 else ""
-    if any("must detach all policies" in r for r in reasons):
+    if any(_POLICY_ATTACHED_BY_HAND in r for r in reasons):
         fix = (f"a managed policy attached by hand to role {role} in that account keeps IAM from deleting the role "
                "(CloudFormation detaches only what the template attaches, and the onboarding never detaches yours): "
                f"in that account, IAM > Roles > {role} > Permissions, note and detach it, run `cloudtrail-onboarding "
@@ -607,7 +610,7 @@ def _instance_findings(run: Converge, config: Config, call_as: CallAsType, insta
         if instance.get("Status") == "INOPERABLE":
             # A delete failed there (a repair's replacement): only another delete, then a create, clears it.
             cause = ("a managed policy attached to the role by hand blocks IAM's delete: detach it there, then "
-                     if "must detach all policies" in reason else "fix the cause named here in that account, then ")
+                     if _POLICY_ATTACHED_BY_HAND in reason else "fix the cause named here in that account, then ")
             fix = (f"{cause}`cloudtrail-onboarding doctor --stack <stack> --repair` deletes that instance again and "
                    "creates it anew")
         elif "already exists" in reason:
