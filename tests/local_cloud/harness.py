@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import os
 import signal
 import socket
@@ -193,9 +194,18 @@ def run_cli_here(*args: str) -> subprocess.CompletedProcess:
     how the command's process starts (a new Python and its imports per call, about a second of CPU)."""
     from local_cloud import cli
 
+    # The command sets up logging as its process's owner; the tests that run after it in this process get
+    # theirs back.
+    loggers = [logging.getLogger(name) for name in ("", "moto", "werkzeug")]
+    levels, handlers = [logger.level for logger in loggers], list(logging.root.handlers)
     out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = cli.main(list(args))
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = cli.main(list(args))
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+        logging.root.handlers[:] = handlers
     return subprocess.CompletedProcess(["cloudtrail-onboarding", *args], code, out.getvalue(), err.getvalue())
 
 
