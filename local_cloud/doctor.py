@@ -32,6 +32,7 @@ CHECK_PREFIX = "check-"  # the drift check executions' names
 REPAIR_PREFIX = "repair-"  # doctor --repair's onboarding executions' names
 # Execution names that are never a check (the custom resource's requests, doctor's repairs).
 NOT_CHECKS = ("create-", "update-", "delete-", REPAIR_PREFIX)
+FIRST_POLL = 0.25  # seconds before the first look at a started execution; the waits double up to ``interval``
 
 
 class DoctorError(Exception):
@@ -102,7 +103,7 @@ def _run(sfn: Any, machine: str, name: str, given: dict[str, Any], timeout: floa
     """Start an execution and wait for it to succeed (bounded by ``timeout``): its ARN and
     ``describe_execution``'s answer."""
     arn = str(sfn.start_execution(stateMachineArn=machine, name=name, input=json.dumps(given))["executionArn"])
-    deadline = time.monotonic() + timeout
+    deadline, wait = time.monotonic() + timeout, min(FIRST_POLL, interval)
     while True:
         described: dict[str, Any] = sfn.describe_execution(executionArn=arn)
         if described["status"] != "RUNNING":
@@ -110,7 +111,8 @@ def _run(sfn: Any, machine: str, name: str, given: dict[str, Any], timeout: floa
         if time.monotonic() > deadline:
             raise DoctorError(f"{what} {arn} did not finish within {timeout:g} s; it goes on running: "
                               f"`cloudtrail-onboarding status --execution {arn}` follows it")
-        time.sleep(interval)
+        time.sleep(wait)
+        wait = min(wait * 2, interval)  # soon at first (a check can end within a second), then every interval
     if described["status"] != "SUCCEEDED":
         failure = status.failed_step(status._read_execution(sfn, arn).events)
         raise DoctorError(f"{what} {described['status']}: {failure.step}: {failure.error}: {failure.cause} "

@@ -5,9 +5,9 @@ the checks below, in order: create, ``status``, a rerun (nothing to change: no S
 update of the Workbench GUID (one operation, every member role changed), a member account added after
 onboarding (automatic deployment), ``doctor`` (each member account's role checked by CloudFormation's drift
 detection) and ``doctor --repair`` (a drifted member role's instance replaced; a role IAM cannot delete named
-with the fix), delete (instances and StackSet gone). The local cloud is this
-module's own: an organization is account-wide, and the other e2e tests onboard single accounts.
-StackSet operations run in compressed time (``--stackset-seconds``).
+with the fix), delete (instances and StackSet gone). The local cloud is this module's own: an organization
+is account-wide, and the other e2e tests onboard single accounts. StackSet operations run in compressed time
+(``--stackset-seconds``). Existing-trail mode on an organization trail: ``test_organization_existing_trail_e2e``.
 """
 
 from __future__ import annotations
@@ -21,13 +21,10 @@ from typing import Any
 import boto3
 import pytest
 
-from expel_onboarding.policies.notification import account_entry_id, notification_id
 from local_cloud.cli import DEMO_WORKBENCH_GUID
-from tests import customer_trail
-from tests.e2e.test_existing_trail_e2e import _new_execution_with_the_same_input, functions_calls, writes
 from tests.e2e.test_onboarding_e2e import deploy_command
 from tests.e2e.test_status_cli import step_rows
-from tests.local_cloud.harness import ServedCloud, onboarding_parameters, run_cli, serve_child
+from tests.local_cloud.harness import ServedCloud, onboarding_parameters, run_cli, run_cli_here, serve_child
 from tests.organization import Organization, add_account, build, member_client, role_names, wait_for
 from tests.support import DATA_PATH_POLICY
 
@@ -122,8 +119,7 @@ def test_the_management_accounts_role_is_step_9s_stack_with_the_data_path(onboar
 
 
 def test_status_of_the_organizations_stack_shows_every_step_succeeded(onboarded: Onboarded) -> None:
-    result = run_cli("status", "--stack", STACK, "--endpoint-url", onboarded.cloud.url, "--region", REGION,
-                     timeout=60)
+    result = run_cli_here("status", "--stack", STACK, "--endpoint-url", onboarded.cloud.url, "--region", REGION)
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.splitlines()[0].split() == ["Stack", "CREATE_COMPLETE", STACK]
@@ -172,7 +168,7 @@ def test_doctor_checks_every_member_accounts_role_and_names_the_account_the_role
         onboarded: Onboarded) -> None:
     organization = onboarded.organization
     doctor = ("doctor", "--stack", STACK, "--endpoint-url", onboarded.cloud.url, "--region", REGION)
-    clean = run_cli(*doctor, timeout=600)
+    clean = run_cli_here(*doctor)
     assert clean.returncode == 0, clean.stdout + clean.stderr
     assert "Guide step 8  Set up CloudFormation (the Expel role): in sync" in clean.stdout
 
@@ -191,7 +187,7 @@ def test_doctor_checks_every_member_accounts_role_and_names_the_account_the_role
     wait_for(lambda: cfn.describe_stack_set_operation(StackSetName=STACK_SET, OperationId=removed)[
         "StackSetOperation"]["Status"] == "SUCCEEDED", timeout=60, what="the instance's removal")
 
-    drifted = run_cli(*doctor, timeout=600)
+    drifted = run_cli_here(*doctor)
 
     assert drifted.returncode == 1, drifted.stdout + drifted.stderr
     text = drifted.stdout
@@ -209,7 +205,7 @@ def test_doctor_checks_every_member_accounts_role_and_names_the_account_the_role
     # The repair replaces the changed account's instance (delete, then create: the role made again from the
     # template) and deploys the missing one again, those accounts alone; the check after it is clean.
     before, instances = len(onboarded.operations()), onboarded.instances()
-    repaired = run_cli(*doctor, "--repair", timeout=900)
+    repaired = run_cli_here(*doctor, "--repair")
 
     assert repaired.returncode == 0, repaired.stdout + repaired.stderr
     assert "Guide step 8  Set up CloudFormation (the Expel role): in sync" in repaired.stdout.split(
@@ -229,7 +225,7 @@ def test_doctor_checks_every_member_accounts_role_and_names_the_account_the_role
     untouched = sorted(set(instances) - {changed, missing})
     assert untouched and [after[a]["LastOperationId"] for a in untouched] == [
         instances[a]["LastOperationId"] for a in untouched]  # the other accounts' instances as they were
-    again = run_cli(*doctor, timeout=600)
+    again = run_cli_here(*doctor)
     assert again.returncode == 0, again.stdout + again.stderr
 
 
@@ -250,7 +246,7 @@ def test_a_member_role_with_a_policy_attached_by_hand_stops_the_repair_naming_th
     trust["Statement"][0]["Condition"]["StringEquals"]["sts:ExternalId"] = "not-the-workbench-guid"
     iam.update_assume_role_policy(RoleName=ROLE, PolicyDocument=json.dumps(trust))
 
-    blocked = run_cli(*doctor, "--repair", timeout=900)
+    blocked = run_cli_here(*doctor, "--repair")
 
     assert blocked.returncode == 2, blocked.stdout + blocked.stderr
     said = blocked.stdout + blocked.stderr
@@ -263,7 +259,7 @@ def test_a_member_role_with_a_policy_attached_by_hand_stops_the_repair_naming_th
 
     # The person detaches it as told; the repair then replaces the instance, and the check after it is clean.
     iam.detach_role_policy(RoleName=ROLE, PolicyArn=theirs)
-    repaired = run_cli(*doctor, "--repair", timeout=900)
+    repaired = run_cli_here(*doctor, "--repair")
 
     assert repaired.returncode == 0, repaired.stdout + repaired.stderr
     assert onboarded.external_id(account) == guid
@@ -280,111 +276,3 @@ def test_delete_removes_the_instances_the_stack_set_and_every_role(onboarded: On
     for account in onboarded.organization.all_members():
         assert ROLE not in role_names(onboarded.member(account, "iam")), account
     assert ROLE not in role_names(onboarded.client("iam"))
-
-
-def test_their_organization_trail_without_a_key_is_onboarded_narrowed_to_one_organization_and_left_intact(
-        onboarded: Onboarded) -> None:
-    """Existing-trail mode (``ExistingTrailName``) on an organization trail of the management account that has
-    no KMS key of its own: the onboarding's own key encrypts only the topic and queue, the entry and Expel's
-    read grant cover the organization's folder, an update narrows both to another organization's folder
-    (``LogPrefixOrganizationId``: a bucket that collects several organizations' logs), an OU filter
-    (``LogFilterOrganizationalUnitId``) gives one entry per member account of the OU and its nested OU, a rerun
-    writes nothing, an account moved into the OU is named by the drift check and added by the next run, and the
-    delete leaves everything of theirs as it was."""
-    stack, name = "e2e-org-existing", "E2eOrgTrail"
-    customer = customer_trail.build(onboarded.client, MANAGEMENT, REGION, name=name, bucket="e2e-org-trail-logs",
-                                    key_prefix="", encrypted=False)
-    organization_id = onboarded.client("organizations").describe_organization()["Organization"]["Id"]
-    s3 = onboarded.client("s3")
-    policy = json.loads(s3.get_bucket_policy(Bucket=customer.bucket)["Policy"])  # CloudTrail writes the org folder
-    write = next(s for s in policy["Statement"] if s["Sid"] == "AWSCloudTrailWrite20150319")
-    resources = write["Resource"] if isinstance(write["Resource"], list) else [write["Resource"]]
-    write["Resource"] = [*resources, f"arn:aws:s3:::{customer.bucket}/AWSLogs/{organization_id}/*"]
-    s3.put_bucket_policy(Bucket=customer.bucket, Policy=json.dumps(policy))
-    onboarded.client("cloudtrail").update_trail(Name=name, IsOrganizationTrail=True)
-    before, notification_before = customer.snapshot(onboarded.client), customer.notification(onboarded.client)
-
-    def deploy(**overrides: str) -> dict[str, str]:
-        params = onboarding_parameters(onboarded.cloud, stack, ExistingTrailName=name, **overrides)
-        result = run_cli(*deploy_command(onboarded.cloud, onboarded.template, stack, params), timeout=400)
-        assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-3000:]
-        found = onboarded.client("cloudformation").describe_stacks(StackName=stack)["Stacks"][0]["Outputs"]
-        return {o["OutputKey"]: o["OutputValue"] for o in found}
-
-    def entry_and_grant() -> tuple[str, str]:
-        [ours] = customer.notification(onboarded.client)["TopicConfigurations"]
-        [rule] = ours["Filter"]["Key"]["FilterRules"]
-        grants = json.dumps({p: onboarded.client("iam").get_role_policy(RoleName=f"{stack}-role", PolicyName=p)
-                             ["PolicyDocument"] for p in (DATA_PATH_POLICY,)})
-        return rule["Value"], grants
-
-    found = deploy()
-
-    assert found["TrailArn"] == customer.trail_arn and found["S3BucketName"] == customer.bucket
-    # No key of theirs: a key of the stack's own (its alias, rotation on) encrypts the topic and queue only.
-    key = onboarded.client("kms").describe_key(KeyId=f"alias/{stack}-key")["KeyMetadata"]
-    assert found["KmsKeyArn"] == key["Arn"] and found["KmsAlias"] == f"alias/{stack}-key"
-    topic = onboarded.client("sns").get_topic_attributes(TopicArn=found["SnsTopicArn"])["Attributes"]
-    assert topic["KmsMasterKeyId"] in (key["Arn"], key["KeyId"], f"alias/{stack}-key")
-    assert "not encrypted with a customer managed KMS key" in found["TrailFindings"]
-    assert "organization trail onboarded with OrganizationMode false" in found["TrailFindings"]
-    prefix, grants = entry_and_grant()
-    assert prefix == f"AWSLogs/{organization_id}/"
-    assert f"arn:aws:s3:::{customer.bucket}/AWSLogs/{organization_id}/*" in grants
-
-    narrowed = deploy(LogPrefixOrganizationId="o-subsidiary01")
-
-    assert narrowed["SqsQueueArn"] == found["SqsQueueArn"]  # the same onboarding, converged
-    prefix, grants = entry_and_grant()
-    assert prefix == "AWSLogs/o-subsidiary01/"
-    assert f"{customer.bucket}/AWSLogs/o-subsidiary01/*" in grants and f"AWSLogs/{organization_id}/" not in grants
-    assert customer.notification(onboarded.client)["QueueConfigurations"] == notification_before[
-        "QueueConfigurations"]
-
-    # An OU filter (LogFilterOrganizationalUnitId): one entry per member account of workloads and of its nested
-    # prod OU, each for that account's folder of the organization, beside their entry.
-    org = onboarded.client("organizations")
-    workloads, organization = onboarded.organization.ous["workloads"], onboarded.organization
-
-    def members() -> list[str]:
-        return sorted(a["Id"] for parent in (workloads, organization.ous["prod"])
-                      for a in org.list_accounts_for_parent(ParentId=parent)["Accounts"])
-
-    def ours() -> dict[str, str]:
-        return {e["Id"]: e["Filter"]["Key"]["FilterRules"][0]["Value"]
-                for e in customer.notification(onboarded.client).get("TopicConfigurations", [])}
-
-    def expected(accounts: list[str]) -> dict[str, str]:
-        return {account_entry_id(notification_id(stack), a): f"AWSLogs/{organization_id}/{a}/" for a in accounts}
-
-    filtered = deploy(LogFilterOrganizationalUnitId=workloads, LogPrefixOrganizationId="")
-
-    assert ours() == expected(members()) and len(members()) >= 3
-    assert customer.notification(onboarded.client)["QueueConfigurations"] == notification_before[
-        "QueueConfigurations"]
-    # A rerun (the console's "New execution" with the same input) writes nothing.
-    calls = functions_calls(onboarded.cloud, lambda: _new_execution_with_the_same_input(
-        onboarded.cloud, filtered["ExecutionArn"]))
-    assert "organizations.ListAccountsForParent" in calls and writes(calls) == []
-    # An account moved into the OU: the drift check names its missing entry, the next run (doctor's repair
-    # runs the last onboarding again) adds it, and the check after it finds the bucket in step.
-    # A member account in the root, as the organization lists it.
-    moved = next(a["Id"] for a in org.list_accounts_for_parent(ParentId=organization.root)["Accounts"]
-                 if a["Id"] != MANAGEMENT)
-    org.move_account(AccountId=moved, SourceParentId=organization.root, DestinationParentId=organization.ous["prod"])
-    doctor = ("doctor", "--stack", stack, "--endpoint-url", onboarded.cloud.url, "--region", REGION)
-    checked = run_cli(*doctor, timeout=300)
-    assert checked.returncode == 1, checked.stdout + checked.stderr
-    assert account_entry_id(notification_id(stack), moved) in checked.stdout, checked.stdout
-    repaired = run_cli(*doctor, "--repair", timeout=300)
-    assert repaired.returncode == 0, repaired.stdout + repaired.stderr
-    assert moved in members() and ours() == expected(members())
-
-    deleted = run_cli("local", "delete", "--endpoint-url", onboarded.cloud.url, "--stack-name", stack, timeout=400)
-
-    assert deleted.returncode == 0, deleted.stdout[-3000:] + deleted.stderr[-2000:]
-    assert customer.snapshot(onboarded.client) == before
-    assert customer.notification(onboarded.client) == notification_before
-    # Its own key encrypted only the topic and queue, both gone: scheduled for deletion.
-    assert onboarded.client("kms").describe_key(KeyId=key["KeyId"])["KeyMetadata"]["KeyState"] == "PendingDeletion"
-    onboarded.client("cloudtrail").delete_trail(Name=name)

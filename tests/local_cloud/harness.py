@@ -3,6 +3,9 @@ IAM enforcement served in this process (``enforcing_cloud``)."""
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 import os
 import signal
 import socket
@@ -183,6 +186,27 @@ def run_cli(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
     return subprocess.run(
         cli_command() + list(args), cwd=REPO, env=child_env(), capture_output=True, text=True, timeout=timeout
     )
+
+
+def run_cli_here(*args: str) -> subprocess.CompletedProcess:
+    """``cloudtrail-onboarding ARGS`` run by its ``main`` in this process, its output captured: for ``status`` and
+    ``doctor``, which reach the local cloud only through ``--endpoint-url``, where a test reads what they say, not
+    how the command's process starts (a new Python and its imports per call, about a second of CPU)."""
+    from local_cloud import cli
+
+    # The command sets up logging as its process's owner; the tests that run after it in this process get
+    # theirs back.
+    loggers = [logging.getLogger(name) for name in ("", "moto", "werkzeug")]
+    levels, handlers = [logger.level for logger in loggers], list(logging.root.handlers)
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = cli.main(list(args))
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+        logging.root.handlers[:] = handlers
+    return subprocess.CompletedProcess(["cloudtrail-onboarding", *args], code, out.getvalue(), err.getvalue())
 
 
 def onboarding_parameters(cloud: ServedCloud, name: str, **overrides: str) -> list[str]:

@@ -121,3 +121,28 @@ def test_the_repair_carries_the_checks_report_as_drift_repair_does_and_never_an_
     assert sfn.started[with_report]["CloudFormation"]["Repairs"] == report.to_dict()
     assert repairing(sfn.started[with_report])
     assert "Repairs" not in sfn.started[without]["CloudFormation"] and not repairing(sfn.started[without])
+
+
+class RunningStepFunctions:
+    """An execution that is RUNNING for ``polls`` reads, then SUCCEEDED."""
+
+    def __init__(self, polls: int) -> None:
+        self.polls = polls
+
+    def start_execution(self, stateMachineArn: str, name: str, input: str) -> dict[str, Any]:  # noqa: N803, A002
+        return {"executionArn": name}
+
+    def describe_execution(self, executionArn: str) -> dict[str, Any]:  # noqa: N803
+        self.polls -= 1
+        return {"status": "RUNNING" if self.polls >= 0 else "SUCCEEDED", "output": "{}"}
+
+
+def test_the_wait_for_a_started_execution_looks_soon_then_doubles_up_to_the_interval(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A check of a small account ends within a second: read soon, then no more often than every interval."""
+    slept: list[float] = []
+    monkeypatch.setattr(doctor.time, "sleep", slept.append)
+
+    doctor._run(RunningStepFunctions(6), MACHINE, "check-1", {}, timeout=60, interval=2.0, what="the drift check")
+
+    assert slept == [0.25, 0.5, 1.0, 2.0, 2.0, 2.0]
