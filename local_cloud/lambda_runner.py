@@ -26,6 +26,15 @@ of it on sys.path, as Lambda orders them; the fork then becomes the environment 
 session, directory) and runs the handler's Init. A function whose code shadows a preloaded module gets a
 new interpreter instead, so every import resolves as it would on AWS. ``LOCAL_LAMBDA_FORK=0`` turns the
 fork server off.
+
+Lambda may initialize an on-demand function's execution environment before any invocation asks for it
+(proactive initialization, which AWS documents: the Init phase and the first invocation are then apart in
+time). So does the runner, once a function is created: an environment is forked with the function's
+variables and credentials and runs its Init at once, and the first invocation finds it warm, its log stream
+starting with that Init and its REPORT line carrying the Init Duration. An invocation that arrives during
+that Init waits for it instead of starting a second one; an Init that fails leaves the first invocation to
+start anew and report the failure. Not under ``--iam-propagation-delay`` (taking the role's credentials
+early would read the role before the function's first use), nor with ``LOCAL_LAMBDA_PREINIT=0``.
 """
 
 from __future__ import annotations
@@ -53,7 +62,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from local_cloud import time_scale
+from local_cloud import iam_propagation, time_scale
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BOOTSTRAP = Path(__file__).resolve().parent / "_lambda_bootstrap.py"
@@ -84,6 +93,7 @@ class Settings:
 
     keep_warm: bool = field(default_factory=lambda: os.environ.get("LOCAL_LAMBDA_WARM", "1") != "0")
     fork: bool = field(default_factory=lambda: os.environ.get("LOCAL_LAMBDA_FORK", "1") != "0")
+    preinitialize: bool = field(default_factory=lambda: os.environ.get("LOCAL_LAMBDA_PREINIT", "1") != "0")
     idle_seconds: float = 120.0
     max_idle: int = 32
 
@@ -294,6 +304,8 @@ class Worker:
         self.last_used = self.created
         self.init_ms: float | None = None  # the Init phase, reported in the first invocation's REPORT line
         self.init_output = ""
+        # A proactive Init's log lines and duration, until the first invocation reports them.
+        self.pending_init: tuple[str, float] | None = None
         self.directory = Path(tempfile.mkdtemp(prefix="env-", dir=cache().root))  # its /tmp
         self.log_path = self.directory.with_suffix(".log")
         self.stream = f"{datetime.now(UTC):%Y/%m/%d}/[{version}]{uuid.uuid4().hex}"
@@ -429,6 +441,8 @@ class WorkerPool:
         self._wake = threading.Event()
         self._fork_servers: dict[Path, ForkServer | None] = {}  # None: it could not start, use new processes
         self._fork_lock = threading.Lock()
+        self._initializing: dict[str, threading.Event] = {}  # key -> set when its proactive Init is over
+        self._generation = 0  # shutdowns so far: an Init that outlived one does not join the pool
 
     def fork_server(self, opt_root: Path, task_root: Path | None = None) -> ForkServer | None:
         """The fork server for ``opt_root`` when one may start this code (``task_root``), else None. Started
@@ -457,7 +471,12 @@ class WorkerPool:
         return server if server is not None and server.serves(task_root) else None
 
     def acquire(self, function_arn: str, key: str, start: Callable[[], Worker]) -> tuple[Worker, bool]:
-        """An idle environment of ``key`` (warm), or a new one (cold): (worker, cold)."""
+        """An idle environment of ``key`` (warm), or a new one (cold): (worker, cold). A proactive Init of
+        ``key`` under way is waited for first."""
+        with self._lock:
+            initializing = None if self._idle.get(key) else self._initializing.get(key)
+        if initializing is not None:
+            initializing.wait(INIT_LIMIT_SECONDS)
         retired: list[Worker] = []
         worker = None
         with self._lock:
@@ -481,6 +500,40 @@ class WorkerPool:
             self._busy.add(worker)
             self._start_reaper()
         return worker, True
+
+    def initialize(self, function_arn: str, key: str, start: Callable[[], Worker],
+                   init: Callable[[Worker], bool]) -> None:
+        """A proactive Init: a new environment of ``key`` that, once ``init`` succeeded, waits idle for the
+        function's first invocation. Nothing when one of ``key`` is idle or initializing already."""
+        with self._lock:
+            if self._idle.get(key) or key in self._initializing or not settings.keep_warm:
+                return
+            done = self._initializing[key] = threading.Event()
+            generation = self._generation
+        worker = None
+        try:
+            worker = start()
+            with self._lock:
+                self._busy.add(worker)  # a shutdown meanwhile stops it
+            ready = init(worker)
+        except Exception:
+            log.debug("proactive Init of %s", function_arn, exc_info=True)
+            ready = False
+        with self._lock:
+            self._initializing.pop(key, None)
+            if worker is not None:
+                self._busy.discard(worker)
+            keep = ready and worker is not None and generation == self._generation
+            if keep:
+                assert worker is not None
+                if self._current.get(function_arn) != key:  # as an invocation of new code would: old ones retire
+                    self._current[function_arn] = key
+                worker.last_used = time.monotonic()
+                self._idle.setdefault(key, []).append(worker)
+                self._start_reaper()
+        done.set()
+        if worker is not None and not keep:
+            worker.stop()
 
     def release(self, worker: Worker, reusable: bool) -> None:
         evicted: list[Worker] = []
@@ -534,6 +587,7 @@ class WorkerPool:
             self._idle.clear()
             self._busy.clear()
             self._current.clear()
+            self._generation += 1
             self._wake.set()
             reaper, self._reaper = self._reaper, None
         for worker in idle + busy:  # all at once, then wait for each
@@ -684,14 +738,72 @@ def _layer_zips(fn: Any) -> list[bytes]:
 
 def prepare(fn: Any) -> None:
     """What Lambda does while a new function is Pending, before its first invocation: its layers extracted
-    (``/opt``) and the fork server for them started, so the first cold start does not wait for the runtime's
-    own start-up. A cold start still starts a new environment; a failure here leaves the work to it."""
+    (``/opt``) and the fork server for them started, so a cold start does not wait for the runtime's own
+    start-up; then, in the background, an environment initialized proactively (``preinitialize``). A
+    failure here leaves the work to the first invocation."""
     if not settings.fork:
         return
     try:
         pool().fork_server(cache().opt_root(_layer_zips(fn)))
     except Exception:
         log.debug("preparing %s", getattr(fn, "function_name", fn), exc_info=True)
+        return
+    if settings.preinitialize and settings.keep_warm and _endpoint_url and not iam_propagation.delay:
+        threading.Thread(target=preinitialize, args=(fn, _endpoint_url), name=f"lambda-init-{fn.function_name}",
+                         daemon=True).start()
+
+
+def _environment_of(fn: Any, endpoint_url: str) -> tuple[Path, Path, int, dict[str, str], str]:
+    """(task root, /opt, timeout, variables, key): what an environment of ``fn``'s current code and
+    configuration is, and the key its warm environments are kept under."""
+    task_root = cache().task_root(fn.code_bytes)
+    opt_root = cache().opt_root(_layer_zips(fn))
+    timeout = int(fn.timeout or 3)
+    environment = _environment(fn, endpoint_url, task_root, timeout)
+    key = hashlib.sha256(json.dumps([str(task_root), str(opt_root), environment], sort_keys=True).encode()).hexdigest()
+    return task_root, opt_root, timeout, environment, key
+
+
+def _starter(fn: Any, key: str, environment: dict[str, str], task_root: Path, opt_root: Path) -> Callable[[], Worker]:
+    def start() -> Worker:
+        fork_server = pool().fork_server(opt_root, task_root)
+        return Worker(fn.function_arn, key, environment, _version(fn), task_root, opt_root, fork_server)
+
+    return start
+
+
+def preinitialize(fn: Any, endpoint_url: str) -> None:
+    """Lambda's proactive initialization: an environment of ``fn`` runs its Init now and waits, warm, for the
+    first invocation (which reports that Init). Credentials the role cannot give yet, or an Init that fails,
+    leave it to the first invocation, as if nothing had happened."""
+    try:
+        task_root, opt_root, timeout, environment, key = _environment_of(fn, endpoint_url)
+    except Exception:
+        log.debug("proactive Init of %s", getattr(fn, "function_name", fn), exc_info=True)
+        return
+
+    def init(worker: Worker) -> bool:
+        logs, init_ms, failure = _init(worker, fn, timeout, "")
+        if failure is not None:
+            return False
+        worker.pending_init = (logs, init_ms)
+        return True
+
+    with _primed_lock:
+        primed = _primed.get(opt_root)
+        first = primed is None
+        if first:
+            primed = _primed[opt_root] = threading.Event()
+    assert primed is not None
+    if not first:
+        # The functions of a stack are created within moments of one another. The first Init with these
+        # layers compiles the modules they share and writes their bytecode; the others wait for it, so that
+        # each loads what it compiled instead of all compiling the same modules at once.
+        primed.wait(INIT_LIMIT_SECONDS)
+    try:
+        pool().initialize(fn.function_arn, key, _starter(fn, key, environment, task_root, opt_root), init)
+    finally:
+        primed.set()
 
 
 def invoke_artifact(fn: Any, event: Any, endpoint_url: str) -> tuple[str, bool, str, str]:
@@ -700,19 +812,12 @@ def invoke_artifact(fn: Any, event: Any, endpoint_url: str) -> tuple[str, bool, 
     Returns (payload JSON, errored, logs, log stream name), the shape moto's ``_invoke_lambda`` uses
     plus the stream the logs belong in.
     """
-    task_root = cache().task_root(fn.code_bytes)
-    opt_root = cache().opt_root(_layer_zips(fn))
-    timeout = int(fn.timeout or 3)
-    environment = _environment(fn, endpoint_url, task_root, timeout)
-    key = hashlib.sha256(json.dumps([str(task_root), str(opt_root), environment], sort_keys=True).encode()).hexdigest()
-
-    def start() -> Worker:
-        fork_server = pool().fork_server(opt_root, task_root)
-        return Worker(fn.function_arn, key, environment, _version(fn), task_root, opt_root, fork_server)
-
-    worker, cold = pool().acquire(fn.function_arn, key, start)
+    task_root, opt_root, timeout, environment, key = _environment_of(fn, endpoint_url)
+    worker, cold = pool().acquire(fn.function_arn, key, _starter(fn, key, environment, task_root, opt_root))
     request_id = str(uuid.uuid4())
     init_logs, init_ms, failure = _init(worker, fn, timeout, request_id) if cold else ("", None, None)
+    if not cold and worker.pending_init is not None:  # initialized proactively: this invocation reports it
+        (init_logs, init_ms), worker.pending_init = worker.pending_init, None
     started = time.monotonic()
     if failure is None:
         request = {
@@ -754,6 +859,9 @@ def save_logs(fn: Any, stream: str, logs: str) -> None:
 def install(endpoint_url: str) -> None:
     """Patch moto's LambdaFunction so invocations run the artifact (and Event invocations do not block)."""
     from moto.awslambda.models import LambdaFunction
+
+    global _endpoint_url
+    _endpoint_url = endpoint_url
 
     def _invoke_lambda(self: Any, event: Any = None) -> tuple[str, bool, str]:
         try:
@@ -813,4 +921,7 @@ def _prepare_created_functions() -> None:
 
 
 _preparing = False
+_endpoint_url: str | None = None  # the local cloud's, once ``install``ed: proactive Inits need it
+_primed: dict[Path, threading.Event] = {}  # /opt -> set once the first proactive Init with it is over
+_primed_lock = threading.Lock()
 

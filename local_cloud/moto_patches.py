@@ -90,6 +90,7 @@ from local_cloud import (
     cfn_stacks,
     cloudformation_changesets,
     cloudformation_cleanup,
+    cloudformation_events,
     cloudformation_iam,
     cloudformation_rollback,
     cloudtrail_checks,
@@ -738,6 +739,7 @@ def apply() -> None:
     sns_delivery.install()
     stepfunctions_lambda_errors.install()
     cloudformation_changesets.install()
+    cloudformation_events.install()
     cloudwatch_alarms.install()
 
 

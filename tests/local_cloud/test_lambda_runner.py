@@ -7,6 +7,7 @@ import base64
 import json
 import os
 import threading
+import time
 from types import SimpleNamespace
 
 import pytest
@@ -60,6 +61,10 @@ def layer_handler(event, context):
     return helper.VALUE
 
 INVOCATIONS = 0  # module state: lives as long as the execution environment
+INITIALIZED_AT = time.time()  # when the Init phase ran this module
+
+def init_time_handler(event, context):
+    return {"initialized_at": INITIALIZED_AT, "pid": os.getpid()}
 
 def stateful_handler(event, context):
     global INVOCATIONS
@@ -349,3 +354,43 @@ def test_without_the_fork_server_every_cold_start_is_a_new_interpreter(monkeypat
 
     assert not errored and "Init Duration" in logs
     assert result["ppid"] == os.getpid() and result["sid"] == result["pid"]
+
+
+def test_a_function_initialized_proactively_serves_its_first_invocation_warm_and_reports_that_init() -> None:
+    fn = _function("app.init_time_handler")
+    lambda_runner.preinitialize(fn, "http://127.0.0.1:1")
+    assert lambda_runner.pool().counts() == (1, 0)  # initialized, waiting for an invocation
+    asked_at = time.time()
+
+    first, errored, first_logs = _invoke(fn)
+    second, _, second_logs = _invoke(fn)
+
+    assert not errored and first["initialized_at"] < asked_at  # its Init ran before it was asked for
+    assert first_logs.startswith("INIT_START Runtime Version: python:3.13")
+    assert "\tInit Duration: " in first_logs.splitlines()[-1]
+    assert second["pid"] == first["pid"] and "Init Duration" not in second_logs
+
+
+def test_an_invocation_during_the_proactive_init_waits_for_it_instead_of_starting_another() -> None:
+    fn = _function("app.init_time_handler")
+    initializing = threading.Thread(target=lambda_runner.preinitialize, args=(fn, "http://127.0.0.1:1"))
+    initializing.start()
+    while not lambda_runner.pool().counts()[1]:  # the proactive Init is under way
+        time.sleep(0.01)
+
+    result, errored, logs = _invoke(fn)
+    initializing.join()
+
+    assert not errored and "Init Duration" in logs
+    assert lambda_runner.pool().counts() == (1, 0)  # one environment, not two
+
+
+def test_a_proactive_init_that_fails_leaves_the_first_invocation_to_start_anew_and_report_it() -> None:
+    fn = _function("app.no_such_handler")
+    lambda_runner.preinitialize(fn, "http://127.0.0.1:1")
+    assert lambda_runner.pool().counts() == (0, 0)
+
+    payload, errored, logs = _invoke(fn)
+
+    assert errored and payload["errorType"] == "Runtime.HandlerNotFound"
+    assert logs.startswith("INIT_START")
