@@ -74,7 +74,7 @@ def functions_calls(cloud: ServedCloud, run: Any) -> list[str]:
         run()
     finally:
         _moto_api(cloud, "stop-recording")
-    recorded = [json.loads(line) for line in _moto_api(cloud, "download-recording", "GET").splitlines() if line]
+    recorded = _recorded(_moto_api(cloud, "download-recording", "GET"))
     calls = []
     for entry in recorded:
         if not any(k.lower() == "x-amz-security-token" for k in entry["headers"]):
@@ -83,6 +83,16 @@ def functions_calls(cloud: ServedCloud, run: Any) -> list[str]:
         if service in MANAGED_SERVICES:
             calls.append(f"{service}.{operation}")
     return calls
+
+
+def _recorded(text: str) -> list[dict[str, Any]]:
+    """The recorded requests. moto's recorder appends an entry's JSON, then its newline, in two writes; entries
+    recorded at once by two threads can share a line (a large entry is one write, never split by another)."""
+    decoder, entries, at = json.JSONDecoder(), [], 0
+    while (at := len(text) - len(text[at:].lstrip())) < len(text):
+        entry, at = decoder.raw_decode(text, at)
+        entries.append(entry)
+    return entries
 
 
 def writes(calls: list[str]) -> list[str]:
