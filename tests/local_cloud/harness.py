@@ -16,7 +16,6 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,7 +66,7 @@ class ServedCloud:
 IAM_REPORTS: Path | None = None
 
 
-@contextmanager
+@contextlib.contextmanager
 def serve_child(schedule_interval: float = 1.0, ready_timeout: float = 60.0,
                 extra_args: Sequence[str] = (), stackset_seconds: float = 0.2,
                 time_scale: float = 0.1) -> Iterator[ServedCloud]:
@@ -135,7 +134,7 @@ def serve_child(schedule_interval: float = 1.0, ready_timeout: float = 60.0,
                 process.wait(timeout=5)
 
 
-@contextmanager
+@contextlib.contextmanager
 def enforcing_cloud() -> Iterator[str]:
     """The local cloud's IAM enforcement in this process: moto's WSGI app behind the IAM middleware on a free
     127.0.0.1 port, no Lambda runner; yields its URL. Requests are enforced as ``local serve`` enforces them
@@ -183,9 +182,29 @@ def sam_build(template: Path, build_dir: Path) -> Path:
 
 
 def run_cli(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        cli_command() + list(args), cwd=REPO, env=child_env(), capture_output=True, text=True, timeout=timeout
-    )
+    """``cloudtrail-onboarding <args>`` run in this process (``local_cloud.cli.main``): its exit code and what it
+    wrote to stdout and stderr, as the command gives them. A new process would spend a second of CPU importing
+    what this one has imported; what the command starts itself (``sam deploy``) still runs as a child. ``timeout``
+    is the command's own business here (``local deploy --timeout``); a test about the process itself (signals,
+    exit) runs ``cli_command()``."""
+    del timeout
+    from local_cloud import cli
+
+    out, err = io.StringIO(), io.StringIO()
+    loggers = {name: logging.getLogger(name).level for name in ("", "moto", "werkzeug")}
+    previous = Path.cwd()
+    os.chdir(REPO)  # the command reads samconfig.toml from, and runs SAM in, the working directory
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = cli.main(list(args))
+            except SystemExit as exit_:  # argparse refusing the arguments
+                code = exit_.code if isinstance(exit_.code, int) else 2
+    finally:
+        os.chdir(previous)
+        for name, level in loggers.items():  # the command sets its own logging levels
+            logging.getLogger(name).setLevel(level)
+    return subprocess.CompletedProcess(["cloudtrail-onboarding", *args], code, out.getvalue(), err.getvalue())
 
 
 def run_cli_here(*args: str) -> subprocess.CompletedProcess:
