@@ -182,18 +182,21 @@ def sam_build(template: Path, build_dir: Path) -> Path:
 
 
 def run_cli(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
-    """``cloudtrail-onboarding <args>`` run in this process (``local_cloud.cli.main``): its exit code and what it
-    wrote to stdout and stderr, as the command gives them. A new process would spend a second of CPU importing
-    what this one has imported; what the command starts itself (``sam deploy``) still runs as a child. ``timeout``
-    is the command's own business here (``local deploy --timeout``); a test about the process itself (signals,
-    exit) runs ``cli_command()``."""
+    """``cloudtrail-onboarding ARGS`` run by its ``main`` in this process, its exit code and output captured as the
+    command gives them: a test reads what the command says and does, not how its process starts (a new Python and
+    its imports per call, about a second of CPU). What the command starts itself (``sam deploy``) still runs as a
+    child. ``timeout`` is the command's own business here (``local deploy --timeout``); a test about the process
+    itself (signals, exit) runs ``cli_command()``."""
     del timeout
     from local_cloud import cli
 
+    # The command sets up logging as its process's owner, and reads samconfig.toml from (and runs SAM in) the
+    # working directory; the tests that run after it in this process get theirs back.
+    loggers = [logging.getLogger(name) for name in ("", "moto", "werkzeug")]
+    levels, handlers = [logger.level for logger in loggers], list(logging.root.handlers)
     out, err = io.StringIO(), io.StringIO()
-    loggers = {name: logging.getLogger(name).level for name in ("", "moto", "werkzeug")}
     previous = Path.cwd()
-    os.chdir(REPO)  # the command reads samconfig.toml from, and runs SAM in, the working directory
+    os.chdir(REPO)
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             try:
@@ -202,26 +205,6 @@ def run_cli(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
                 code = exit_.code if isinstance(exit_.code, int) else 2
     finally:
         os.chdir(previous)
-        for name, level in loggers.items():  # the command sets its own logging levels
-            logging.getLogger(name).setLevel(level)
-    return subprocess.CompletedProcess(["cloudtrail-onboarding", *args], code, out.getvalue(), err.getvalue())
-
-
-def run_cli_here(*args: str) -> subprocess.CompletedProcess:
-    """``cloudtrail-onboarding ARGS`` run by its ``main`` in this process, its output captured: for ``status`` and
-    ``doctor``, which reach the local cloud only through ``--endpoint-url``, where a test reads what they say, not
-    how the command's process starts (a new Python and its imports per call, about a second of CPU)."""
-    from local_cloud import cli
-
-    # The command sets up logging as its process's owner; the tests that run after it in this process get
-    # theirs back.
-    loggers = [logging.getLogger(name) for name in ("", "moto", "werkzeug")]
-    levels, handlers = [logger.level for logger in loggers], list(logging.root.handlers)
-    out, err = io.StringIO(), io.StringIO()
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            code = cli.main(list(args))
-    finally:
         for logger, level in zip(loggers, levels, strict=True):
             logger.setLevel(level)
         logging.root.handlers[:] = handlers
