@@ -21,7 +21,15 @@ from botocore.exceptions import ClientError
 from local_cloud.cli import DEMO_WORKBENCH_GUID
 from local_cloud.deploy import load_template, sam_executable, with_short_sam_waits
 from tests.e2e.test_onboarding_e2e import workbench_devices
-from tests.local_cloud.harness import REPO, ServedCloud, child_env, free_port, onboarding_parameters, run_cli
+from tests.local_cloud.harness import (
+    REPO,
+    ServedCloud,
+    child_env,
+    free_port,
+    onboarding_parameters,
+    run_cli,
+    run_cli_process,
+)
 
 REGION = "us-east-1"
 
@@ -34,7 +42,7 @@ def _declared_outputs() -> set[str]:
 
 
 def test_demo_completes_the_stack_and_prints_every_output(built_template: Path) -> None:
-    result = run_cli(
+    result = run_cli_process(
         "demo",
         "--port",
         str(free_port()),

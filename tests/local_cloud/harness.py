@@ -181,6 +181,14 @@ def sam_build(template: Path, build_dir: Path) -> Path:
     return build_dir / "template.yaml"
 
 
+def run_cli_process(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    """``cloudtrail-onboarding ARGS`` as a process of its own: for ``demo`` (and ``local serve``), whose local cloud
+    sets process-wide state (time scale, StackSet timing, IAM propagation, signal handlers) that must not leak into
+    the tests run after it in this process."""
+    return subprocess.run(cli_command() + list(args), cwd=REPO, env=child_env(), capture_output=True, text=True,
+                          timeout=timeout, check=False)
+
+
 def run_cli(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
     """``cloudtrail-onboarding ARGS`` run by its ``main`` in this process, its exit code and output captured as the
     command gives them: a test reads what the command says and does, not how its process starts (a new Python and
@@ -189,6 +197,9 @@ def run_cli(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
     itself (signals, exit) runs ``cli_command()``."""
     del timeout
     from local_cloud import cli
+
+    if args[:1] == ("demo",) or args[:2] == ("local", "serve"):
+        raise ValueError("demo and local serve start a local cloud: run them with run_cli_process")
 
     # The command sets up logging as its process's owner, and reads samconfig.toml from (and runs SAM in) the
     # working directory; the tests that run after it in this process get theirs back.
