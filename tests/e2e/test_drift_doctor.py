@@ -21,7 +21,7 @@ import pytest
 from expel_onboarding.policies.key_policy import SNS_SID
 from expel_onboarding.policies.notification import NOTIFICATION_ID
 from tests.e2e.test_onboarding_e2e import client, deploy_command, outputs
-from tests.local_cloud.harness import ServedCloud, onboarding_parameters, run_cli, run_cli_here, serve_child
+from tests.local_cloud.harness import ServedCloud, onboarding_parameters, run_cli, serve_child
 from tests.support import DATA_PATH_POLICY
 
 pytestmark = pytest.mark.e2e
@@ -45,7 +45,7 @@ def local_cloud() -> Iterator[ServedCloud]:
 
 
 def doctor(cloud: ServedCloud, *extra: str) -> Any:
-    return run_cli_here("doctor", "--stack", STACK, "--endpoint-url", cloud.url, "--region", REGION, *extra)
+    return run_cli("doctor", "--stack", STACK, "--endpoint-url", cloud.url, "--region", REGION, *extra)
 
 
 def _without(document: str, sid: str) -> str:
@@ -170,7 +170,7 @@ def test_doctor_finds_nothing_on_a_fresh_onboarding_then_names_each_thing_broken
     assert "Guide step 2  Edit the S3 bucket encryption settings: in sync" in text
     assert "NumberOfNotificationsFailed not read" not in text  # the check's role may read the topic's metrics
     assert _configuration(local_cloud, values) == broken  # the check wrote nothing
-    shown = run_cli_here("status", "--stack", STACK, "--endpoint-url", local_cloud.url, "--region", REGION)
+    shown = run_cli("status", "--stack", STACK, "--endpoint-url", local_cloud.url, "--region", REGION)
     assert re.search(r"^Drift check  DRIFTED  \d+ differences, (doctor check-|scheduled )", shown.stdout,
                      re.M), shown.stdout
 

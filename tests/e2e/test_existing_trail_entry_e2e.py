@@ -19,7 +19,7 @@ from expel_onboarding.policies.notification import notification_id
 from tests import customer_trail
 from tests.e2e.test_existing_trail_e2e import ACCOUNT, _statements
 from tests.e2e.test_onboarding_e2e import REGION, client, deploy_command, outputs
-from tests.local_cloud.harness import ServedCloud, onboarding_parameters, run_cli, run_cli_here
+from tests.local_cloud.harness import ServedCloud, onboarding_parameters, run_cli
 
 pytestmark = pytest.mark.e2e
 
@@ -51,11 +51,11 @@ def test_their_trail_without_a_feed_gets_our_entry_for_its_log_folder_and_loses_
     assert after["bucket_policy"] == before["bucket_policy"] and after["trail"] == before["trail"]
     # The findings the template outputs, and `status` shows: their bucket's public access is not blocked.
     assert "does not block all public access" in found["TrailFindings"]
-    shown = run_cli_here("status", "--stack", stack, "--endpoint-url", local_cloud.url, "--region", REGION)
+    shown = run_cli("status", "--stack", stack, "--endpoint-url", local_cloud.url, "--region", REGION)
     assert "does not block all public access" in shown.stdout, shown.stdout + shown.stderr
     # Drift of their trail: never changed by us, but named when it stops serving Expel (read-only role).
     client(local_cloud, "cloudtrail").stop_logging(Name=trail)
-    checked = run_cli_here("doctor", "--stack", stack, "--endpoint-url", local_cloud.url, "--region", REGION)
+    checked = run_cli("doctor", "--stack", stack, "--endpoint-url", local_cloud.url, "--region", REGION)
     assert checked.returncode == 1, checked.stdout + checked.stderr
     assert "Guide step 1  Create a new trail: 1 difference (an existing trail" in checked.stdout, checked.stdout
     assert "logging is off" in checked.stdout and "AccessDenied" not in checked.stdout, checked.stdout

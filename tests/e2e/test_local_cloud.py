@@ -1,6 +1,5 @@
 """The real template on the local cloud: ``demo`` completes the stack; the SAM CLI a person types for AWS
-deploys, updates and lists it unchanged (``local deploy`` is that same ``sam deploy``; ``sam delete`` is in
-test_local_cloud_delete).
+deploys, updates, lists and deletes it unchanged (``local deploy`` is that same ``sam deploy``).
 
 The expected Outputs are read from template.yaml itself (every unconditional Output must be there),
 so this test follows the template instead of guessing its values.
@@ -10,16 +9,27 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 
 from local_cloud.cli import DEMO_WORKBENCH_GUID
 from local_cloud.deploy import load_template, sam_executable, with_short_sam_waits
 from tests.e2e.test_onboarding_e2e import workbench_devices
-from tests.local_cloud.harness import REPO, ServedCloud, child_env, free_port, onboarding_parameters, run_cli
+from tests.local_cloud.harness import (
+    REPO,
+    ServedCloud,
+    child_env,
+    free_port,
+    onboarding_parameters,
+    run_cli,
+    run_cli_process,
+)
 
 REGION = "us-east-1"
 
@@ -32,7 +42,7 @@ def _declared_outputs() -> set[str]:
 
 
 def test_demo_completes_the_stack_and_prints_every_output(built_template: Path) -> None:
-    result = run_cli(
+    result = run_cli_process(
         "demo",
         "--port",
         str(free_port()),
@@ -68,12 +78,26 @@ def sam(cloud: ServedCloud, *args: str, timeout: float = 600) -> subprocess.Comp
                           timeout=timeout, check=False)
 
 
-def test_the_unchanged_sam_cli_deploys_updates_and_lists_the_stack(local_cloud: ServedCloud,
-                                                                          built_template: Path) -> None:
+@dataclass
+class SamStack:
+    """The stack the SAM CLI deployed, updated and listed, with what each command answered."""
+
+    name: str
+    refused: subprocess.CompletedProcess
+    created: subprocess.CompletedProcess
+    updated: subprocess.CompletedProcess
+    unchanged: subprocess.CompletedProcess
+    listed: subprocess.CompletedProcess
+
+
+@pytest.fixture(scope="module")
+def sam_stack(local_cloud: ServedCloud, built_template: Path) -> SamStack:
+    """One stack through the SAM CLI's life as a person types it for AWS: a deploy refused for a missing
+    capability, the create, an update as ``local deploy`` runs it, a deploy with nothing to change, its outputs
+    listed. The last test deletes it with ``sam delete``."""
     stack = "e2e-sam"
     parameters = [f"{p.split('=', 1)[0]}=\"{p.split('=', 1)[1]}\"" for p in onboarding_parameters(local_cloud, stack)]
-    cfn, s3 = _client(local_cloud, "cloudformation"), _client(local_cloud, "s3")
-    s3.create_bucket(Bucket="e2e-sam-artifacts")
+    _client(local_cloud, "s3").create_bucket(Bucket="e2e-sam-artifacts")
     deploy = ["deploy", "--template-file", str(built_template), "--stack-name", stack, "--capabilities",
               "CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "--no-confirm-changeset", "--region", REGION]
 
@@ -89,9 +113,12 @@ def test_the_unchanged_sam_cli_deploys_updates_and_lists_the_stack(local_cloud: 
                       "WorkbenchDeviceName=renamed by update", timeout=600)
     unchanged = sam(local_cloud, *deploy, "--resolve-s3", "--parameter-overrides", *parameters[:1])
     listed = sam(local_cloud, "list", "stack-outputs", "--stack-name", stack, "--region", REGION, "--output", "json")
-    outputs = {o["OutputKey"]: o["OutputValue"] for o in json.loads(listed.stdout)}
-    devices = {d["id"]: d["attributes"]["name"] for d in workbench_devices(local_cloud)}
+    return SamStack(stack, refused, created, updated, unchanged, listed)
 
+
+def test_the_unchanged_sam_cli_deploys_updates_and_lists_the_stack(local_cloud: ServedCloud,
+                                                                          sam_stack: SamStack) -> None:
+    refused, created, updated, unchanged = sam_stack.refused, sam_stack.created, sam_stack.updated, sam_stack.unchanged
     assert refused.returncode != 0
     assert "InsufficientCapabilitiesException" in refused.stderr
     assert "Requires capabilities : [CAPABILITY_IAM]" in refused.stderr
@@ -100,13 +127,131 @@ def test_the_unchanged_sam_cli_deploys_updates_and_lists_the_stack(local_cloud: 
     assert updated.returncode == 0, updated.stderr[-3000:]
     assert "stack e2e-sam UPDATE_COMPLETE" in updated.stdout
     assert unchanged.returncode == 1 and "No changes to deploy. Stack e2e-sam is up to date" in unchanged.stderr
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in json.loads(sam_stack.listed.stdout)}
     assert _declared_outputs() <= set(outputs)
     # Converged, not duplicated: the update renamed the one device the create registered.
+    devices = {d["id"]: d["attributes"]["name"] for d in workbench_devices(local_cloud)}
     assert devices[outputs["WorkbenchDeviceId"]] == "renamed by update"
     assert "e2e-sam CloudTrail" not in devices.values()
-    assert cfn.describe_stacks(StackName=stack)["Stacks"][0]["StackStatus"] == "UPDATE_COMPLETE"
+    cfn = _client(local_cloud, "cloudformation")
+    assert cfn.describe_stacks(StackName=sam_stack.name)["Stacks"][0]["StackStatus"] == "UPDATE_COMPLETE"
 
 
 def _client(cloud: ServedCloud, service: str) -> Any:
     return boto3.client(service, endpoint_url=cloud.url, region_name=REGION, aws_access_key_id="x",
                         aws_secret_access_key="y")
+
+
+def test_sam_delete_runs_the_teardown_and_keeps_the_bucket_and_key(
+        local_cloud: ServedCloud, sam_stack: SamStack) -> None:
+    """The unchanged ``sam delete`` of the stack the SAM CLI made and updated: the real template and state machine
+    tear down what the onboarding made (the Delete execution runs the teardown path) and keep the log bucket and key
+    by default."""
+    assert sam_stack.updated.returncode == 0, sam_stack.updated.stderr[-2000:]
+    stack = sam_stack.name
+
+    # What the customer has beside the onboarding: a log file, another queue and topic, another
+    # notification on the log bucket, a statement of their own in the key policy.
+    s3, sqs, sns, kms = (_client(local_cloud, name) for name in ("s3", "sqs", "sns", "kms"))
+    s3.put_object(Bucket="e2e-sam-logs-bucket", Key="AWSLogs/123456789012/CloudTrail/log.json.gz", Body=b"{}")
+    foreign_queue = sqs.create_queue(QueueName="CustomersOwnQueue")["QueueUrl"]
+    foreign_queue_arn = sqs.get_queue_attributes(QueueUrl=foreign_queue,
+                                                 AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    # S3 validates a destination by its policy, as on AWS: the customer's queue admits the bucket's events.
+    sqs.set_queue_attributes(QueueUrl=foreign_queue, Attributes={"Policy": json.dumps({
+        "Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Principal": {"Service": "s3.amazonaws.com"}, "Action": "sqs:SendMessage",
+            "Resource": foreign_queue_arn,
+            "Condition": {"ArnLike": {"aws:SourceArn": "arn:aws:s3:::e2e-sam-logs-bucket"}}}]})})
+    sns.create_topic(Name="CustomersOwnTopic")
+    notification = s3.get_bucket_notification_configuration(Bucket="e2e-sam-logs-bucket")
+    notification.pop("ResponseMetadata", None)
+    notification["QueueConfigurations"] = [{"Id": "customers-own", "QueueArn": foreign_queue_arn,
+                                            "Events": ["s3:ObjectRemoved:*"]}]
+    s3.put_bucket_notification_configuration(Bucket="e2e-sam-logs-bucket", NotificationConfiguration=notification)
+    key_id = kms.describe_key(KeyId="alias/e2e-sam-key")["KeyMetadata"]["KeyId"]
+    policy = json.loads(kms.get_key_policy(KeyId=key_id, PolicyName="default")["Policy"])
+    audit = {"Sid": "CustomersAuditRole", "Effect": "Allow", "Action": "kms:DescribeKey", "Resource": "*",
+             "Principal": {"AWS": "arn:aws:iam::123456789012:role/Audit"}}
+    policy["Statement"].append(audit)
+    kms.put_key_policy(KeyId=key_id, PolicyName="default", Policy=json.dumps(policy))
+    device_id = {o["OutputKey"]: o["OutputValue"] for o in _client(local_cloud, "cloudformation").describe_stacks(
+        StackName=stack)["Stacks"][0]["Outputs"]}["WorkbenchDeviceId"]
+
+    # The trail itself delivers log files into the bucket too: every one of them must outlive the delete.
+    logs_before = {o["Key"] for o in s3.list_objects_v2(Bucket="e2e-sam-logs-bucket").get("Contents", [])}
+
+    sfn = _client(local_cloud, "stepfunctions")
+    machine = next(m["stateMachineArn"] for m in sfn.list_state_machines()["stateMachines"]
+                   if m["name"] == f"{stack}-onboarding")
+
+    deleting = subprocess.Popen([sam_executable(), "delete", "--stack-name", stack, "--no-prompts", "--region",
+                                 "us-east-1"], cwd=REPO, env=sam_env(local_cloud), stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
+    entered = _states_entered_until_done(sfn, machine, deleting)  # the state machine goes with the stack
+    output = deleting.communicate(timeout=600)[0]
+
+    assert deleting.returncode == 0, (output[-2000:], _events(local_cloud, stack))
+    assert "Deleted successfully" in output
+    with pytest.raises(ClientError, match="does not exist"):
+        _client(local_cloud, "cloudformation").describe_stacks(StackName=stack)
+    # The Delete execution entered the teardown states in reverse guide order.
+    teardown = [name for name in entered if name.startswith(("Teardown", "Step"))]
+    assert list(dict.fromkeys(teardown)) == [
+        "Teardown Discover", "Step 10 Remove Workbench Device", "Step 8 Remove Expel Role",
+        "Step 7 Remove S3 Event Notification", "Step 6 Remove SNS Subscription", "Step 5 Delete SQS Queue",
+        "Step 3 Delete SNS Topic", "Step 4 Remove Key Policy Statements", "Step 1 Remove Trail"]
+    assert "e2e-sam-topic" not in str(_client(local_cloud, "sns").list_topics())
+    assert "e2e-sam-queue" not in str(_client(local_cloud, "sqs").list_queues())
+    assert "e2e-sam-trail" not in str(_client(local_cloud, "cloudtrail").describe_trails())
+    assert "e2e-sam-role" not in str(_client(local_cloud, "iam").list_roles())
+    assert _client(local_cloud, "s3").head_bucket(Bucket="e2e-sam-logs-bucket")
+    assert _client(local_cloud, "s3").head_bucket(Bucket="e2e-sam-access-logs")  # kept with the log bucket
+    key = _client(local_cloud, "kms").describe_key(KeyId="alias/e2e-sam-key")["KeyMetadata"]
+    assert key["KeyState"] == "Enabled"
+    # Logs kept; the customer's own resources and entries untouched; only our statements removed.
+    logs_after = {o["Key"] for o in s3.list_objects_v2(Bucket="e2e-sam-logs-bucket").get("Contents", [])}
+    assert "AWSLogs/123456789012/CloudTrail/log.json.gz" in logs_before
+    assert logs_before <= logs_after
+    assert "CustomersOwnQueue" in str(sqs.list_queues())
+    assert "CustomersOwnTopic" in str(sns.list_topics())
+    left = s3.get_bucket_notification_configuration(Bucket="e2e-sam-logs-bucket")
+    assert [c["Id"] for c in left.get("QueueConfigurations", [])] == ["customers-own"]
+    assert left.get("TopicConfigurations", []) == []
+    statements = json.loads(kms.get_key_policy(KeyId=key_id, PolicyName="default")["Policy"])["Statement"]
+    assert audit in statements
+    assert not {"Allow cloudtrail bucket to encrypt/decrypt", "Allow SNS to encrypt/decrypt"} & {
+        st.get("Sid") for st in statements}
+    assert device_id not in {d["id"] for d in workbench_devices(local_cloud)}
+    # crhelper's poll rule does not outlive the trigger function it targets.
+    rules = _client(local_cloud, "events").list_rules(NamePrefix="Onboarding")["Rules"]
+    triggers = [r for r in rules if stack in str(_client(local_cloud, "events").list_targets_by_rule(
+        Rule=r["Name"])["Targets"])]
+    assert triggers == []
+
+
+def _states_entered_until_done(sfn: Any, machine: str, process: subprocess.Popen) -> list[str]:
+    """The Task states the stack's Delete execution enters, read while ``sam delete`` runs."""
+    seen: dict[int, str] = {}
+    while process.poll() is None:
+        try:
+            for execution in sfn.list_executions(stateMachineArn=machine)["executions"]:
+                if execution["name"].startswith("delete-"):
+                    for event in sfn.get_execution_history(executionArn=execution["executionArn"],
+                                                           maxResults=1000)["events"]:
+                        if event["type"] == "TaskStateEntered":
+                            seen[event["id"]] = event["stateEnteredEventDetails"]["name"]
+        except ClientError:
+            pass  # the state machine is deleted with the stack
+        time.sleep(0.3)
+    return [seen[key] for key in sorted(seen)]
+
+
+def _events(cloud: ServedCloud, stack: str) -> list[str]:
+    """The stack's failures as CloudFormation recorded them (what a person reads when sam delete fails)."""
+    try:
+        events = _client(cloud, "cloudformation").describe_stack_events(StackName=stack)["StackEvents"]
+    except ClientError:
+        return []
+    return [f"{e['LogicalResourceId']} {e['ResourceStatus']}: {e.get('ResourceStatusReason')}" for e in events
+            if e["ResourceStatus"].endswith("FAILED")]

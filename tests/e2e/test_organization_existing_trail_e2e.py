@@ -21,7 +21,7 @@ from expel_onboarding.policies.notification import account_entry_id, notificatio
 from tests import customer_trail
 from tests.e2e.test_existing_trail_e2e import _new_execution_with_the_same_input, functions_calls, writes
 from tests.e2e.test_onboarding_e2e import deploy_command
-from tests.local_cloud.harness import ServedCloud, onboarding_parameters, run_cli, run_cli_here, serve_child
+from tests.local_cloud.harness import ServedCloud, onboarding_parameters, run_cli, serve_child
 from tests.organization import Organization, build
 from tests.support import DATA_PATH_POLICY
 
@@ -146,10 +146,10 @@ def test_their_organization_trail_without_a_key_is_onboarded_narrowed_to_one_org
                  if a["Id"] != MANAGEMENT)
     org.move_account(AccountId=moved, SourceParentId=organization.root, DestinationParentId=organization.ous["prod"])
     doctor = ("doctor", "--stack", stack, "--endpoint-url", onboarded.cloud.url, "--region", REGION)
-    checked = run_cli_here(*doctor)
+    checked = run_cli(*doctor)
     assert checked.returncode == 1, checked.stdout + checked.stderr
     assert account_entry_id(notification_id(stack), moved) in checked.stdout, checked.stdout
-    repaired = run_cli_here(*doctor, "--repair")
+    repaired = run_cli(*doctor, "--repair")
     assert repaired.returncode == 0, repaired.stdout + repaired.stderr
     assert moved in members() and ours() == expected(members())
 

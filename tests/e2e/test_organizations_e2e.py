@@ -24,7 +24,7 @@ import pytest
 from local_cloud.cli import DEMO_WORKBENCH_GUID
 from tests.e2e.test_onboarding_e2e import deploy_command
 from tests.e2e.test_status_cli import step_rows
-from tests.local_cloud.harness import ServedCloud, onboarding_parameters, run_cli, run_cli_here, serve_child
+from tests.local_cloud.harness import ServedCloud, onboarding_parameters, run_cli, serve_child
 from tests.organization import Organization, add_account, build, member_client, role_names, wait_for
 from tests.support import DATA_PATH_POLICY
 
@@ -119,7 +119,7 @@ def test_the_management_accounts_role_is_step_9s_stack_with_the_data_path(onboar
 
 
 def test_status_of_the_organizations_stack_shows_every_step_succeeded(onboarded: Onboarded) -> None:
-    result = run_cli_here("status", "--stack", STACK, "--endpoint-url", onboarded.cloud.url, "--region", REGION)
+    result = run_cli("status", "--stack", STACK, "--endpoint-url", onboarded.cloud.url, "--region", REGION)
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.splitlines()[0].split() == ["Stack", "CREATE_COMPLETE", STACK]
@@ -168,7 +168,7 @@ def test_doctor_checks_every_member_accounts_role_and_names_the_account_the_role
         onboarded: Onboarded) -> None:
     organization = onboarded.organization
     doctor = ("doctor", "--stack", STACK, "--endpoint-url", onboarded.cloud.url, "--region", REGION)
-    clean = run_cli_here(*doctor)
+    clean = run_cli(*doctor)
     assert clean.returncode == 0, clean.stdout + clean.stderr
     assert "Guide step 8  Set up CloudFormation (the Expel role): in sync" in clean.stdout
 
@@ -187,7 +187,7 @@ def test_doctor_checks_every_member_accounts_role_and_names_the_account_the_role
     wait_for(lambda: cfn.describe_stack_set_operation(StackSetName=STACK_SET, OperationId=removed)[
         "StackSetOperation"]["Status"] == "SUCCEEDED", timeout=60, what="the instance's removal")
 
-    drifted = run_cli_here(*doctor)
+    drifted = run_cli(*doctor)
 
     assert drifted.returncode == 1, drifted.stdout + drifted.stderr
     text = drifted.stdout
@@ -205,7 +205,7 @@ def test_doctor_checks_every_member_accounts_role_and_names_the_account_the_role
     # The repair replaces the changed account's instance (delete, then create: the role made again from the
     # template) and deploys the missing one again, those accounts alone; the check after it is clean.
     before, instances = len(onboarded.operations()), onboarded.instances()
-    repaired = run_cli_here(*doctor, "--repair")
+    repaired = run_cli(*doctor, "--repair")
 
     assert repaired.returncode == 0, repaired.stdout + repaired.stderr
     assert "Guide step 8  Set up CloudFormation (the Expel role): in sync" in repaired.stdout.split(
@@ -225,7 +225,7 @@ def test_doctor_checks_every_member_accounts_role_and_names_the_account_the_role
     untouched = sorted(set(instances) - {changed, missing})
     assert untouched and [after[a]["LastOperationId"] for a in untouched] == [
         instances[a]["LastOperationId"] for a in untouched]  # the other accounts' instances as they were
-    again = run_cli_here(*doctor)
+    again = run_cli(*doctor)
     assert again.returncode == 0, again.stdout + again.stderr
 
 
@@ -246,7 +246,7 @@ def test_a_member_role_with_a_policy_attached_by_hand_stops_the_repair_naming_th
     trust["Statement"][0]["Condition"]["StringEquals"]["sts:ExternalId"] = "not-the-workbench-guid"
     iam.update_assume_role_policy(RoleName=ROLE, PolicyDocument=json.dumps(trust))
 
-    blocked = run_cli_here(*doctor, "--repair")
+    blocked = run_cli(*doctor, "--repair")
 
     assert blocked.returncode == 2, blocked.stdout + blocked.stderr
     said = blocked.stdout + blocked.stderr
@@ -259,7 +259,7 @@ def test_a_member_role_with_a_policy_attached_by_hand_stops_the_repair_naming_th
 
     # The person detaches it as told; the repair then replaces the instance, and the check after it is clean.
     iam.detach_role_policy(RoleName=ROLE, PolicyArn=theirs)
-    repaired = run_cli_here(*doctor, "--repair")
+    repaired = run_cli(*doctor, "--repair")
 
     assert repaired.returncode == 0, repaired.stdout + repaired.stderr
     assert onboarded.external_id(account) == guid

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.local_cloud.harness import FIXTURE_APP, ServedCloud, sam_build, serve_child
+from tests.local_cloud.harness import FIXTURE_APP, REPO, ServedCloud, sam_build, serve_child
+
+# The fixture app's build, kept beside the real template's (.aws-sam/build) for the next session.
+FIXTURE_APP_BUILD = REPO / ".aws-sam" / "fixture-app"
 
 
 @pytest.fixture(scope="session")
@@ -16,7 +21,23 @@ def served_cloud() -> Iterator[ServedCloud]:
         yield cloud
 
 
+def _newest_source(app: Path) -> float:
+    return max(path.stat().st_mtime for path in app.rglob("*") if path.is_file() and "__pycache__" not in path.parts)
+
+
 @pytest.fixture(scope="session")
 def fixture_app(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The fixture SAM app's build output (sam build takes a few seconds: once per session)."""
-    return sam_build(FIXTURE_APP, tmp_path_factory.mktemp("fixture-app-build"))
+    """The fixture SAM app's build output: the last session's when no source changed since, else ``sam build``
+    (seconds of CPU) into this session's directory, then copied there for the next session."""
+    built = FIXTURE_APP_BUILD / "template.yaml"
+    if built.exists() and built.stat().st_mtime > _newest_source(FIXTURE_APP.parent):
+        return built
+    fresh = sam_build(FIXTURE_APP, tmp_path_factory.mktemp("fixture-app-build") / "build")
+    staged = REPO / ".aws-sam" / f"fixture-app.{os.getpid()}"
+    try:
+        shutil.copytree(fresh.parent, staged)
+        shutil.rmtree(FIXTURE_APP_BUILD, ignore_errors=True)
+        staged.rename(FIXTURE_APP_BUILD)
+    except OSError:  # another session built it at the same time and was first: its copy will do next time
+        shutil.rmtree(staged, ignore_errors=True)
+    return fresh

@@ -16,7 +16,6 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,7 +66,7 @@ class ServedCloud:
 IAM_REPORTS: Path | None = None
 
 
-@contextmanager
+@contextlib.contextmanager
 def serve_child(schedule_interval: float = 1.0, ready_timeout: float = 60.0,
                 extra_args: Sequence[str] = (), stackset_seconds: float = 0.2,
                 time_scale: float = 0.1) -> Iterator[ServedCloud]:
@@ -135,7 +134,7 @@ def serve_child(schedule_interval: float = 1.0, ready_timeout: float = 60.0,
                 process.wait(timeout=5)
 
 
-@contextmanager
+@contextlib.contextmanager
 def enforcing_cloud() -> Iterator[str]:
     """The local cloud's IAM enforcement in this process: moto's WSGI app behind the IAM middleware on a free
     127.0.0.1 port, no Lambda runner; yields its URL. Requests are enforced as ``local serve`` enforces them
@@ -182,27 +181,41 @@ def sam_build(template: Path, build_dir: Path) -> Path:
     return build_dir / "template.yaml"
 
 
+def run_cli_process(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    """``cloudtrail-onboarding ARGS`` as a process of its own: for ``demo`` (and ``local serve``), whose local cloud
+    sets process-wide state (time scale, StackSet timing, IAM propagation, signal handlers) that must not leak into
+    the tests run after it in this process."""
+    return subprocess.run(cli_command() + list(args), cwd=REPO, env=child_env(), capture_output=True, text=True,
+                          timeout=timeout, check=False)
+
+
 def run_cli(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        cli_command() + list(args), cwd=REPO, env=child_env(), capture_output=True, text=True, timeout=timeout
-    )
-
-
-def run_cli_here(*args: str) -> subprocess.CompletedProcess:
-    """``cloudtrail-onboarding ARGS`` run by its ``main`` in this process, its output captured: for ``status`` and
-    ``doctor``, which reach the local cloud only through ``--endpoint-url``, where a test reads what they say, not
-    how the command's process starts (a new Python and its imports per call, about a second of CPU)."""
+    """``cloudtrail-onboarding ARGS`` run by its ``main`` in this process, its exit code and output captured as the
+    command gives them: a test reads what the command says and does, not how its process starts (a new Python and
+    its imports per call, about a second of CPU). What the command starts itself (``sam deploy``) still runs as a
+    child. ``timeout`` is the command's own business here (``local deploy --timeout``); a test about the process
+    itself (signals, exit) runs ``cli_command()``."""
+    del timeout
     from local_cloud import cli
 
-    # The command sets up logging as its process's owner; the tests that run after it in this process get
-    # theirs back.
+    if args[:1] == ("demo",) or args[:2] == ("local", "serve"):
+        raise ValueError("demo and local serve start a local cloud: run them with run_cli_process")
+
+    # The command sets up logging as its process's owner, and reads samconfig.toml from (and runs SAM in) the
+    # working directory; the tests that run after it in this process get theirs back.
     loggers = [logging.getLogger(name) for name in ("", "moto", "werkzeug")]
     levels, handlers = [logger.level for logger in loggers], list(logging.root.handlers)
     out, err = io.StringIO(), io.StringIO()
+    previous = Path.cwd()
+    os.chdir(REPO)
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            code = cli.main(list(args))
+            try:
+                code = cli.main(list(args))
+            except SystemExit as exit_:  # argparse refusing the arguments
+                code = exit_.code if isinstance(exit_.code, int) else 2
     finally:
+        os.chdir(previous)
         for logger, level in zip(loggers, levels, strict=True):
             logger.setLevel(level)
         logging.root.handlers[:] = handlers

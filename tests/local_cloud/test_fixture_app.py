@@ -26,6 +26,8 @@ def deploy(cloud: ServedCloud, template: Path, stack: str, *overrides: str, keep
 
 @pytest.fixture(scope="module")
 def good_stack(served_cloud: ServedCloud, fixture_app: Path) -> tuple[str, object]:
+    """A created stack the tests read; the lifecycle test, after every reader in this file, updates and deletes
+    it (one create fewer)."""
     stack = f"good-{uuid.uuid4().hex[:6]}"
     return stack, deploy(served_cloud, fixture_app, stack, "Greeting=hello")
 
@@ -219,10 +221,10 @@ def _trigger_log(cloud: ServedCloud, stack: str, name: str | None = None) -> lis
 
 
 def test_deploy_again_updates_the_stack_and_custom_resource_then_delete_removes_it(
-    served_cloud: ServedCloud, fixture_app: Path
+    served_cloud: ServedCloud, fixture_app: Path, good_stack
 ) -> None:
-    stack = f"life-{uuid.uuid4().hex[:6]}"
-    assert deploy(served_cloud, fixture_app, stack).returncode == 0
+    stack, created = good_stack  # created with Greeting=hello; the last test of this file that uses it
+    assert created.returncode == 0, created.stderr
 
     updated = deploy(served_cloud, fixture_app, stack, "Greeting=bonjour")
 

@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.local_cloud.harness import REPO, child_env, cli_command, free_port, run_cli
+from tests.local_cloud.harness import REPO, child_env, cli_command, free_port, run_cli_process
 
 # Generous: a stop takes a second or two, many more on a machine busy with a parallel test run.
 STOP_SECONDS = 60
@@ -21,14 +21,15 @@ def test_busy_port_is_one_clear_line_and_a_failure_exit() -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        result = run_cli("local", "serve", "--port", str(port), "--workbench-port", str(free_port()), timeout=60)
+        result = run_cli_process("local", "serve", "--port", str(port), "--workbench-port", str(free_port()),
+                                 timeout=60)
     assert result.returncode != 0
     assert result.stderr.strip() == f"port {port} is in use: stop the other process or pass --port"
     assert result.stdout == ""
 
 
 def test_help_documents_the_schedule_interval() -> None:
-    result = run_cli("local", "serve", "--help", timeout=60)
+    result = run_cli_process("local", "serve", "--help", timeout=60)
     assert result.returncode == 0
     assert "--schedule-interval" in result.stdout and "rate(1 minute)" in result.stdout
 
