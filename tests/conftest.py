@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from functools import cache
 from typing import Any
 
 import boto3
 import pytest
+from botocore.client import ClientCreator
+from botocore.hooks import EVENT_ALIASES, EventAliaser
+from botocore.model import ServiceModel
 from moto import mock_aws
 
 from expel_onboarding.aws import clients
@@ -26,6 +30,31 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(xdist_scheduling, "shared-stack-scheduling")
 
 
+_SERVICE_MODELS: dict[tuple[Any, str, str | None], ServiceModel] = {}
+_ALIASED_EVENT_NAMES: dict[str, str] = {}
+
+
+def _shared_service_model(creator: ClientCreator, service_name: str, api_version: str | None = None) -> ServiceModel:
+    """The ServiceModel of ``service_name`` that every client from the same loader shares: each client built
+    its own and worked out each operation's model and shapes again, for a few clients in every test."""
+    key = (creator._loader, service_name, api_version)
+    if key not in _SERVICE_MODELS:
+        _SERVICE_MODELS[key] = _LOAD_SERVICE_MODEL(creator, service_name, api_version)
+    return _SERVICE_MODELS[key]
+
+
+def _aliaser_sharing_names(aliaser: EventAliaser, event_emitter: Any, event_aliases: Any = None) -> None:
+    """A client's event emitter caches how botocore's event aliases rename each event it emits; with botocore's
+    own aliases (every client's) the answers are the same, so a new client starts with them known."""
+    _ALIASER_INIT(aliaser, event_emitter, event_aliases)
+    if aliaser._event_aliases == EVENT_ALIASES:
+        aliaser._alias_name_cache = _ALIASED_EVENT_NAMES
+
+
+_LOAD_SERVICE_MODEL = ClientCreator._load_service_model
+_ALIASER_INIT = EventAliaser.__init__
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _one_botocore_loader() -> Iterator[None]:
     """Every boto3 session the tests make reads botocore's data files (service models, endpoints)
@@ -38,6 +67,8 @@ def _one_botocore_loader() -> Iterator[None]:
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(botocore.session, "create_loader", cache(botocore.loaders.create_loader))
+        patch.setattr(ClientCreator, "_load_service_model", _shared_service_model)
+        patch.setattr(EventAliaser, "__init__", _aliaser_sharing_names)
         yield
 
 
@@ -66,6 +97,7 @@ def _aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     clients.reset()
+    _BOTO_CLIENTS.clear()
 
 
 @pytest.fixture
@@ -73,8 +105,10 @@ def aws() -> Iterator[None]:
     """A fresh moto account for one test."""
     with mock_aws():
         clients.reset()
+        _BOTO_CLIENTS.clear()
         yield
     clients.reset()
+    _BOTO_CLIENTS.clear()
 
 
 @pytest.fixture
@@ -96,9 +130,16 @@ def config() -> Config:
     )
 
 
+_BOTO_CLIENTS: dict[tuple[str, tuple[tuple[str, str], ...]], Any] = {}
+
+
 def boto(service: str) -> Any:
-    """A plain boto3 client for reading back what AWS holds after a step."""
-    return boto3.client(service, region_name=REGION)
+    """A plain boto3 client for reading back what AWS holds after a step: one per service in a test while the
+    environment's AWS settings (credentials, endpoint) stay the same."""
+    key = (service, tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("AWS_"))))
+    if key not in _BOTO_CLIENTS:
+        _BOTO_CLIENTS[key] = boto3.client(service, region_name=REGION)
+    return _BOTO_CLIENTS[key]
 
 
 

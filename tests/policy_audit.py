@@ -18,7 +18,31 @@ from typing import Any
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", UserWarning)  # parliament imports the deprecated pkg_resources
-    from parliament import analyze_policy_string
+    from parliament import analyze_policy_string, statement
+    from parliament.policy import Policy
+
+
+
+def _once_per_policy(method: Any) -> Any:
+    """``method`` answered once per policy and arguments. Parliament asks the same questions of a policy again
+    and again (each community auditor expands every allowed action and resolves its resources anew), which
+    took four fifths of an audit; the answers depend only on the policy's statements, complete by then."""
+
+    @functools.wraps(method)
+    def once(self: Policy, *args: Any, **kwargs: Any) -> Any:
+        answers = self.__dict__.setdefault("_answers", {})
+        key = (method.__name__, args, tuple(sorted(kwargs.items())))
+        if key not in answers:
+            answers[key] = method(self, *args, **kwargs)
+        return answers[key]
+
+    return once
+
+
+Policy.get_allowed_actions = _once_per_policy(Policy.get_allowed_actions)
+Policy.get_allowed_resources = _once_per_policy(Policy.get_allowed_resources)
+# A linear search of AWS's whole IAM reference per call; it returns the same entry for the same action.
+statement.get_privilege_info = functools.cache(statement.get_privilege_info)
 
 RESOURCE_KINDS = ("kms", "s3", "sns", "sqs")
 # The templates' own policies (tests/unit/test_template_policies.py): identity policies and role trust policies.

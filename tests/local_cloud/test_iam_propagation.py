@@ -1,7 +1,9 @@
 """``local serve --iam-propagation-delay``: a new role, or a change to one, takes effect only after the delay,
 with the errors AWS gives meanwhile; CloudFormation waits it out as its handlers do.
 
-The enforcing server runs in this process (as in ``test_iam_bites``) with a short delay."""
+The enforcing server runs in this process (as in ``test_iam_bites``). Its delay is a minute, far longer than a
+test's calls take even on a loaded machine, and the tests pass it by moving the propagation's clock forward
+instead of waiting."""
 
 from __future__ import annotations
 
@@ -18,7 +20,23 @@ from tests.local_cloud.harness import client, enforcing_cloud, reset
 from tests.support import ECHO_HANDLER, function_zip, refusal
 
 ACCOUNT, REGION = "123456789012", "us-east-1"
-DELAY = 1.5
+DELAY = 60.0
+
+
+class _Clock:
+    """``local_cloud.iam_propagation``'s clock: the real one, plus the time the tests let pass."""
+
+    def __init__(self) -> None:
+        self.passed = 0.0
+
+    def time(self) -> float:
+        return time.time() + self.passed
+
+    def let_pass(self, seconds: float) -> None:
+        self.passed += seconds
+
+
+CLOCK = _Clock()
 ROOT_TRUST = {"Version": "2012-10-17", "Statement": [
     {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}, "Action": "sts:AssumeRole"}]}
 LAMBDA_TRUST = {"Version": "2012-10-17", "Statement": [
@@ -27,7 +45,8 @@ LAMBDA_TRUST = {"Version": "2012-10-17", "Statement": [
 
 @pytest.fixture(scope="module")
 def url() -> Iterator[str]:
-    with enforcing_cloud() as url:
+    with enforcing_cloud() as url, pytest.MonkeyPatch.context() as patch:
+        patch.setattr(iam_propagation, "time", CLOCK)
         services.install_lambda_role_check()
         services.install_cloudformation_role_check()
         services.install_state_machine_role_wait()
@@ -46,7 +65,7 @@ def _fresh_cloud(url: str) -> None:
 
 def _after_the_delay(role_arn: str) -> None:
     """Until the role's last change has propagated (the server runs in this process)."""
-    time.sleep(max(0.0, iam_propagation.settled_at(role_arn) + 0.05 - time.time()))
+    CLOCK.let_pass(max(0.0, iam_propagation.settled_at(role_arn) + 0.05 - CLOCK.time()))
 
 
 def test_a_new_role_cannot_be_assumed_until_iam_has_propagated_it(url: str) -> None:
@@ -66,12 +85,12 @@ def test_from_first_use_a_new_role_propagates_only_once_the_delay_has_passed_aft
     try:
         arn = client(url, "iam").create_role(RoleName="unread", AssumeRolePolicyDocument=json.dumps(ROOT_TRUST)
                                              )["Role"]["Arn"]
-        time.sleep(DELAY + 0.2)  # made longer ago than the delay, but read by no service yet
-        sts, first_read = client(url, "sts"), time.time()
+        CLOCK.let_pass(DELAY + 0.2)  # made longer ago than the delay, but read by no service yet
+        sts, first_read = client(url, "sts"), CLOCK.time()
         assert refusal(sts.assume_role, RoleArn=arn, RoleSessionName="first").code == "AccessDenied"
         assert refusal(sts.assume_role, RoleArn=arn, RoleSessionName="second").code == "AccessDenied"
         _after_the_delay(arn)
-        assert time.time() - first_read >= DELAY
+        assert CLOCK.time() - first_read >= DELAY
         assert sts.assume_role(RoleArn=arn, RoleSessionName="later")["AssumedRoleUser"]["Arn"].endswith("/unread/later")
     finally:
         iam_propagation.configure(DELAY)
@@ -91,7 +110,7 @@ def test_from_first_use_a_role_a_stack_makes_for_later_use_is_unread_when_the_st
         arn = client(url, "iam").get_role(RoleName=cloudformation.describe_stack_resource(
             StackName="later-use", LogicalResourceId="Role")["StackResourceDetail"]["PhysicalResourceId"]
         )["Role"]["Arn"]
-        time.sleep(DELAY + 0.2)
+        CLOCK.let_pass(DELAY + 0.2)
         assert refusal(client(url, "sts").assume_role, RoleArn=arn, RoleSessionName="first").code == "AccessDenied"
     finally:
         iam_propagation.configure(DELAY)

@@ -6,11 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
-from samtranslator.yaml_helper import yaml_parse
 
 from expel_onboarding import custom_resource, naming
 from expel_onboarding.errors import InvalidParameter
 from expel_onboarding.execution_history import Failure, failed_step
+from local_cloud.cloudformation_templates import read_template
 from tests.conftest import WORKBENCH_GUID
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -55,7 +55,7 @@ def test_execution_input_carries_config_settings_and_the_request_but_never_where
 
 
 def test_default_settings_are_the_templates_parameter_defaults() -> None:
-    parameters = yaml_parse((ROOT / "template.yaml").read_text())["Parameters"]
+    parameters = read_template((ROOT / "template.yaml").read_text())["Parameters"]
     assert custom_resource.DEFAULT_SETTINGS == {
         "RetryWindowSeconds": parameters["RetryWindowSeconds"]["Default"],
         "DeadlineSeconds": parameters["OnboardingDeadlineSeconds"]["Default"],
@@ -153,7 +153,7 @@ ADDED_PARAMETERS = ("ExistingTrailName", "ExistingTopicArn", "LogPrefixOrganizat
 
 
 def template_defaults(properties: dict) -> dict:
-    parameters = yaml_parse((ROOT / "template.yaml").read_text())["Parameters"]
+    parameters = read_template((ROOT / "template.yaml").read_text())["Parameters"]
     defaults = {name: str(parameters[name]["Default"]) for name in ADDED_PARAMETERS}
     defaults["AccessLogBucketName"] = (f"expel-cloudtrail-access-logs-{properties['AccountId']}-"
                                        f"{properties['Region']}")
@@ -161,7 +161,7 @@ def template_defaults(properties: dict) -> dict:
 
 
 def test_the_access_log_buckets_default_name_is_the_one_the_template_derives() -> None:
-    template = yaml_parse((ROOT / "template.yaml").read_text())
+    template = read_template((ROOT / "template.yaml").read_text())
     derived = template["Resources"]["Onboarding"]["Properties"]["AccessLogBucketName"]["Fn::If"][2]["Fn::Sub"]
     assert derived.replace("${AWS::AccountId}", "1").replace("${AWS::Region}", "r") == \
         "expel-cloudtrail-access-logs-1-r" == naming.access_log_bucket_name("1", "r")
@@ -217,7 +217,7 @@ def test_every_property_the_template_hands_the_onboarding_is_read() -> None:
 
     from expel_onboarding.models import Config, _pascal
 
-    template = yaml_parse((Path(__file__).resolve().parents[2] / "template.yaml").read_text())
+    template = read_template((Path(__file__).resolve().parents[2] / "template.yaml").read_text())
     given = set(template["Resources"]["Onboarding"]["Properties"])
     read = {_pascal(f.name) for f in fields(Config)} | set(custom_resource.DEFAULT_SETTINGS)
     assert given - read == {"ServiceToken", "ServiceTimeout"}

@@ -8,13 +8,13 @@ real AWS; moto and the local cloud do not evaluate IAM at all.
 from __future__ import annotations
 
 import fnmatch
-import json
 import warnings
 from pathlib import Path
 from typing import Any
 
 import pytest
-from samtranslator.yaml_helper import yaml_parse
+
+from local_cloud.cloudformation_templates import read_template
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", UserWarning)  # parliament imports the deprecated pkg_resources
@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES = (ROOT / "template.yaml", ROOT / "roles" / "expel-role.yaml")
 KNOWN = {
     f"{service['prefix']}:{privilege['privilege']}".lower()
-    for service in json.loads((Path(parliament.__file__).parent / "iam_definition.json").read_text())
+    for service in parliament.iam_definition  # its iam_definition.json, as parliament loaded it
     for privilege in service["privileges"]
 }
 
@@ -44,7 +44,7 @@ def _actions(node: Any) -> set[str]:
     return found
 
 
-ACTIONS = sorted(set().union(*(_actions(yaml_parse(path.read_text())["Resources"]) for path in TEMPLATES)))
+ACTIONS = sorted(set().union(*(_actions(read_template(path.read_text())["Resources"]) for path in TEMPLATES)))
 
 
 def test_the_templates_name_actions() -> None:

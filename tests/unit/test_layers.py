@@ -110,9 +110,9 @@ def test_no_step_uses_preflight_as_a_library() -> None:
 def test_functions_are_untraced_and_use_no_tracer_while_the_state_machine_is_traced() -> None:
     """Tracing and the Tracer go together: powertools' Tracer needs the X-Ray SDK, which the Lambda runtime lacks,
     and active tracing without it records only invocation times. The state machine's trace times every step."""
-    from samtranslator.yaml_helper import yaml_parse
+    from local_cloud.cloudformation_templates import read_template
 
-    template = yaml_parse((PACKAGE.parents[2] / "template.yaml").read_text())
+    template = read_template((PACKAGE.parents[2] / "template.yaml").read_text())
     functions = {name: resource for name, resource in template["Resources"].items()
                  if resource["Type"] == "AWS::Serverless::Function"}
     assert "Tracing" not in template["Globals"]["Function"]

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from samtranslator.yaml_helper import yaml_parse
 
 from expel_onboarding.models import DeviceStatus, RoleStatus
+from local_cloud.cloudformation_templates import read_template
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFINITION = json.loads((ROOT / "statemachine" / "onboarding.asl.json").read_text())
@@ -199,7 +199,7 @@ def test_every_state_is_reachable() -> None:
 
 
 def test_every_function_the_definition_names_is_substituted_by_the_template() -> None:
-    template = yaml_parse((ROOT / "template.yaml").read_text())
+    template = read_template((ROOT / "template.yaml").read_text())
     machine = next(r for r in template["Resources"].values() if r["Type"] == "AWS::Serverless::StateMachine")
     named = set(re.findall(r"\$\{(\w+)\}", json.dumps(DEFINITION)))
     assert named == set(machine["Properties"]["DefinitionSubstitutions"])

@@ -13,6 +13,7 @@ conditioned on the ownership tag.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import itertools
 import json
 import re
@@ -23,8 +24,8 @@ from typing import Any
 
 import pytest
 from samtranslator.policy_template_processor.processor import PolicyTemplatesProcessor
-from samtranslator.yaml_helper import yaml_parse
 
+from local_cloud.cloudformation_templates import read_template
 from tests.policy_audit import ACCEPTED_FINDINGS, IDENTITY_KINDS, all_findings, audit
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -211,7 +212,7 @@ def role_policies(properties: dict[str, Any]) -> list[dict[str, Any]]:
 def declared_policies() -> list[Declared]:
     found: list[Declared] = []
     for template, path in TEMPLATES.items():
-        for logical, resource in yaml_parse(path.read_text())["Resources"].items():
+        for logical, resource in read_template(path.read_text())["Resources"].items():
             properties = resource.get("Properties", {})
             if resource["Type"] in _SAM_RESOURCES:
                 found += _sam_policies(logical, properties.get("Policies", []), template)
@@ -239,7 +240,7 @@ class Resolved:
 
 def resolved_policies() -> list[Resolved]:
     """Every declared policy once per combination of the conditions its ``Fn::If``s name."""
-    parsed = {name: yaml_parse(path.read_text()) for name, path in TEMPLATES.items()}
+    parsed = {name: read_template(path.read_text()) for name, path in TEMPLATES.items()}
     found: list[Resolved] = []
     for declared in declared_policies():
         template = parsed[declared.template]
@@ -285,7 +286,7 @@ def _statement_blocks(node: Any) -> int:
 def test_every_policy_in_the_templates_is_collected() -> None:
     declared = declared_policies()
     inline = sum(1 for d in declared if "(" not in d.name)  # SAM templates are expanded, not written out
-    written = sum(_statement_blocks(yaml_parse(path.read_text())["Resources"]) for path in TEMPLATES.values())
+    written = sum(_statement_blocks(read_template(path.read_text())["Resources"]) for path in TEMPLATES.values())
     assert inline == written
     assert {d.template for d in declared} == set(TEMPLATES)
 
@@ -389,11 +390,12 @@ KMS_ADOPTED: dict[tuple[str, str], tuple[str, str]] = {
 }
 
 
-def _iam_privileges() -> dict[str, dict[str, Any]]:
+@functools.cache  # read by a few tests, not at collection
+def privileges() -> dict[str, dict[str, Any]]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         import parliament
-    data = json.loads((Path(parliament.__file__).parent / "iam_definition.json").read_text())
+    data = parliament.iam_definition  # its iam_definition.json, as parliament loaded it
     privileges: dict[str, dict[str, Any]] = {}
     for service in data:  # a service may appear twice (renamed); keep the union of resource types
         for privilege in service["privileges"]:
@@ -402,8 +404,6 @@ def _iam_privileges() -> dict[str, dict[str, Any]]:
             entry["resources"] |= {r["resource_type"].rstrip("*") for r in privilege["resource_types"]} - {""}
     return privileges
 
-
-PRIVILEGES = _iam_privileges()
 
 
 def _allows(policy: Resolved) -> list[dict[str, Any]]:
@@ -450,13 +450,13 @@ def test_resource_star_only_where_aws_or_the_design_leaves_no_choice(policy: Res
 
 @pytest.mark.parametrize("action", sorted(NO_RESOURCE_LEVEL))
 def test_no_resource_level_list_matches_aws_documentation(action: str) -> None:
-    assert PRIVILEGES[action.lower()]["resources"] == set(), f"{action} takes resource ARNs: scope it instead"
+    assert privileges()[action.lower()]["resources"] == set(), f"{action} takes resource ARNs: scope it instead"
 
 
 def test_star_by_design_grants_only_reads_or_conditioned_actions() -> None:
     writes = [(p.name, privilege, entry["access_level"]) for p in RESOLVED for action, _ in _star_grants(p)
               if action not in NO_RESOURCE_LEVEL and action not in STAR_CONDITIONS
-              for privilege, entry in PRIVILEGES.items() if fnmatch.fnmatchcase(privilege, action.lower())
+              for privilege, entry in privileges().items() if fnmatch.fnmatchcase(privilege, action.lower())
               and entry["access_level"] not in ("List", "Read")]
     assert writes == []
 
@@ -529,10 +529,10 @@ def test_no_grant_names_an_organizations_resource_of_the_stacks_own_account() ->
 def test_expel_role_boundary_allows_every_action_the_role_template_grants() -> None:
     """The boundary (template.yaml) is the ceiling of the role (roles/expel-role.yaml): if they drift
     apart, Expel silently loses an action on AWS."""
-    template = yaml_parse(TEMPLATES["template.yaml"].read_text())
+    template = read_template(TEMPLATES["template.yaml"].read_text())
     boundary = template["Resources"]["ExpelRoleBoundary"]["Properties"]["PolicyDocument"]["Statement"]
     ceiling = {a for st in boundary for a in (st["Action"] if isinstance(st["Action"], list) else [st["Action"]])}
-    role = yaml_parse(TEMPLATES["roles/expel-role.yaml"].read_text())["Resources"]
+    role = read_template(TEMPLATES["roles/expel-role.yaml"].read_text())["Resources"]
     granted: set[str] = set()
     for policy in role_policies(role["ExpelRole"]["Properties"]):
         for st in policy["PolicyDocument"]["Statement"]:
@@ -548,5 +548,5 @@ def test_the_drift_check_holds_only_read_grants() -> None:
     assert policies
     granted = {action for p in policies for s in _allows(p) for action in _as_list(s["Action"])}
     assert {"iam:GetRole", "sns:GetSubscriptionAttributes", "cloudwatch:GetMetricStatistics"} <= granted
-    levels = {action: PRIVILEGES[action.lower()]["access_level"] for action in granted}
+    levels = {action: privileges()[action.lower()]["access_level"] for action in granted}
     assert {action: level for action, level in levels.items() if level not in ("List", "Read")} == {}

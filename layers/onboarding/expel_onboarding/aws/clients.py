@@ -6,8 +6,8 @@ whatever its code does.
 
 The endpoint comes from botocore's own ``AWS_ENDPOINT_URL`` support, so the same code runs
 against AWS and the local cloud. All clients come from one session, which resolves the credentials once
-(a Lambda execution environment's do not change). ``reset()`` drops the clients and the session (tests,
-and moto's fresh mocks).
+(a Lambda execution environment's do not change). ``reset()`` drops the clients (tests, and moto's fresh
+mocks) and keeps the session only if the environment's AWS settings did not change.
 
 Each service has its own accessor (``clients.s3(region)``) typed with the mypy-boto3 stubs, so mypy
 checks every call's operation and parameter names. The stubs are a dev dependency only: they are
@@ -16,8 +16,9 @@ imported for type checking, never at run time (the Lambda layer does not ship th
 
 from __future__ import annotations
 
+import os
 import threading
-from functools import cache
+from functools import cache, lru_cache
 from typing import TYPE_CHECKING, Any, cast
 
 import boto3
@@ -52,11 +53,19 @@ def _refuse_writes_while_checking(model: Any, **_: Any) -> None:
         refuse_write(f"{model.service_model.service_name}:{model.name}")
 
 
-@cache
-def _session() -> boto3.session.Session:
+@lru_cache(maxsize=4)
+def _session_for(environment: tuple[tuple[str, str], ...]) -> boto3.session.Session:
     """One session for every client: a session parses botocore's endpoint data (over a megabyte of JSON) and
     each service's model once, so a second session per client would cost a cold start ~0.1 s of CPU each."""
     return boto3.session.Session()
+
+
+@cache
+def _session() -> boto3.session.Session:
+    """The session until the next ``reset()``, for the environment's AWS settings (credentials, region,
+    endpoint, profile: all a session reads from it) as they are then: a reset that changed none of them
+    keeps the session, and only the clients are made again."""
+    return _session_for(tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("AWS_"))))
 
 
 _creating = threading.Lock()  # a session is not thread-safe; the clients it makes are
@@ -77,7 +86,7 @@ def client(service: str, region: str | None = None) -> BaseClient:
 
 
 def reset() -> None:
-    """Forget the clients and their session (credentials and region are read again)."""
+    """Forget the clients and which session makes them (credentials and region are read again)."""
     _cached.cache_clear()
     _session.cache_clear()
 
