@@ -40,6 +40,7 @@ early would read the role before the function's first use), nor with ``LOCAL_LAM
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import io
 import json
@@ -113,11 +114,53 @@ def runtime_python() -> str:
     return str(path)
 
 
-class ArtifactCache:
-    """Extracted code and layer zips, keyed by content hash so later environments skip the unzip."""
+# Extracted code and layers, shared by every local cloud of this user: a build's artifacts are extracted once,
+# and the bytecode their environments write (the runtime is isolated from PYTHONDONTWRITEBYTECODE) is compiled
+# once, not again in each local cloud (half a second of CPU for the layer's modules at each first Init). Lambda
+# mounts /var/task and /opt read-only; here a function that wrote there would change them for the other local
+# clouds too. Artifacts no local cloud used for a week are removed.
+SHARED_ARTIFACTS = Path(tempfile.gettempdir()) / f"local-lambda-artifacts-{os.getuid()}"
+UNUSED_ARTIFACT_SECONDS = 7 * 86400
 
-    def __init__(self, root: Path | None = None) -> None:
+
+def _shared_artifacts() -> Path | None:
+    """The shared directory (made, and cleared of what nobody used for a week), or None when it is not ours."""
+    try:
+        SHARED_ARTIFACTS.mkdir(mode=0o700, exist_ok=True)
+        if SHARED_ARTIFACTS.stat().st_uid != os.getuid() or SHARED_ARTIFACTS.is_symlink():
+            return None
+        now = time.time()
+        stale = [str(entry) for entry in SHARED_ARTIFACTS.iterdir()
+                 if now - entry.stat().st_mtime > (3600 if entry.name.startswith(".") else UNUSED_ARTIFACT_SECONDS)]
+    except OSError:
+        return None
+    if stale:
+        _remove_later(stale)
+    return SHARED_ARTIFACTS
+
+
+def _remove_later(paths: list[str]) -> None:
+    """Remove ``paths`` in the background (unlinking a layer's thousand-odd files takes a second)."""
+    try:
+        remover = subprocess.Popen(["rm", "-rf", "--", *paths], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL, start_new_session=True)
+    except OSError:  # no rm here: remove them ourselves
+        for path in paths:
+            shutil.rmtree(path, ignore_errors=True)
+        return
+    threading.Thread(target=remover.wait, name="remove-lambda-artifacts", daemon=True).start()
+
+
+class ArtifactCache:
+    """Extracted code and layer zips, keyed by content hash so later environments skip the unzip.
+
+    ``root`` holds this local cloud's environments (their /tmp and logs); ``artifacts`` the extracted zips:
+    ``SHARED_ARTIFACTS`` unless a ``root`` is given (then ``root`` holds both)."""
+
+    def __init__(self, root: Path | None = None, artifacts: Path | None = None) -> None:
         self.root = root or Path(tempfile.mkdtemp(prefix="local-lambda-"))
+        self.artifacts = artifacts or (root if root else _shared_artifacts() or self.root)
+        self._used: set[Path] = set()
 
     def task_root(self, code: bytes) -> Path:
         return self._extract([code], "task")
@@ -128,28 +171,31 @@ class ArtifactCache:
 
     def _extract(self, zips: list[bytes], kind: str) -> Path:
         digest = hashlib.sha256(b"".join(hashlib.sha256(z).digest() for z in zips)).hexdigest()[:24]
-        target = self.root / f"{kind}-{digest}"
+        target = self.artifacts / f"{kind}-{digest}"
         with _extract_lock:
             if not target.exists():
-                staging = Path(tempfile.mkdtemp(dir=self.root))
+                staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=self.artifacts))
                 for data in zips:
                     if data:
                         with zipfile.ZipFile(io.BytesIO(data)) as archive:
                             archive.extractall(staging)
-                staging.rename(target)
+                try:
+                    staging.rename(target)
+                except OSError:  # another local cloud extracted the same zips meanwhile
+                    shutil.rmtree(staging, ignore_errors=True)
+                    if not target.is_dir():
+                        raise
+            if target not in self._used:  # used now: not unused for a week
+                self._used.add(target)
+                with contextlib.suppress(OSError):
+                    os.utime(target)
         return target
 
     def cleanup(self) -> None:
-        """Remove the extracted code without waiting: unlinking its thousand-odd files (the layer, the bytecode
-        its environments wrote) took a second at the end of every demo and test local cloud, which nothing
-        after it reads."""
-        try:
-            remover = subprocess.Popen(["rm", "-rf", "--", str(self.root)], stdin=subprocess.DEVNULL,
-                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        except OSError:  # no rm here: remove it ourselves
-            shutil.rmtree(self.root, ignore_errors=True)
-            return
-        threading.Thread(target=remover.wait, name="remove-lambda-artifacts", daemon=True).start()
+        """Remove this local cloud's files without waiting (its environments', and the extracted code when it
+        is not shared): unlinking a layer's thousand-odd files took a second at the end of every demo and test
+        local cloud, which nothing after it reads."""
+        _remove_later([str(self.root)])
 
 
 _cache: ArtifactCache | None = None

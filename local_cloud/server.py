@@ -97,7 +97,9 @@ class MotoServer:
                 raise PortInUse(port) from exc
             raise
         self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, name="moto-server", daemon=True)
+        # serve_forever checks for a shutdown every poll_interval (0.5 s by default): stop() returns at once.
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="moto-server", daemon=True)
 
     def start(self, middleware: Sequence[Callable[[WsgiApp], WsgiApp]] | None = None) -> None:
         """Answer requests, through ``middleware`` when given (else the constructor's)."""

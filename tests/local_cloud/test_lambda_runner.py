@@ -8,6 +8,7 @@ import json
 import os
 import threading
 import time
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -394,3 +395,30 @@ def test_a_proactive_init_that_fails_leaves_the_first_invocation_to_start_anew_a
 
     assert errored and payload["errorType"] == "Runtime.HandlerNotFound"
     assert logs.startswith("INIT_START")
+
+
+def test_local_clouds_share_extracted_layers_and_the_bytecode_their_environments_compiled(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from moto.awslambda.utils import get_backend
+
+    layer = get_backend("123456789012", "eu-west-1").publish_layer_version(
+        {"LayerName": "helpers",
+         "Content": {"ZipFile": base64.b64encode(function_zip({"python/helper.py": "VALUE = 7\n"}))}}
+    )
+    fn = _function("app.layer_handler", layers=[{"Arn": layer.arn}])
+    shared, first_root, second_root = tmp_path / "shared", tmp_path / "first", tmp_path / "second"
+    for directory in (shared, first_root, second_root):
+        directory.mkdir()
+    first = lambda_runner.ArtifactCache(first_root, shared)
+    monkeypatch.setattr(lambda_runner, "_cache", first)
+    assert _invoke(fn)[0] == 7
+    lambda_runner.shutdown()
+    first.cleanup()
+
+    second = lambda_runner.ArtifactCache(second_root, shared)
+    monkeypatch.setattr(lambda_runner, "_cache", second)
+    opt = second.opt_root(lambda_runner._layer_zips(fn))
+
+    assert opt == first.opt_root(lambda_runner._layer_zips(fn)) and opt.parent == shared
+    assert list((opt / "python" / "__pycache__").glob("helper.*.pyc"))  # compiled by the first local cloud
+    assert _invoke(fn)[0] == 7
