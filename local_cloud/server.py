@@ -27,6 +27,7 @@ from local_cloud import (
     cloudtrail_logs,
     iam_propagation,
     lambda_runner,
+    moto_caches,
     moto_patches,
     stacksets,
     time_scale,
@@ -103,6 +104,7 @@ class MotoServer:
         """Answer requests, through ``middleware`` when given (else the constructor's)."""
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
+        moto_caches.install()
         app: WsgiApp = DomainDispatcherApplication(create_backend_app)
         for wrap in self._middleware if middleware is None else middleware:
             app = wrap(app)
