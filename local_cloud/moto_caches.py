@@ -7,6 +7,9 @@ A profile of ``local serve`` during a deploy found two such costs on every reque
   service's URL patterns (about 6-8 % of the server's CPU, under the dispatcher's lock). The modules are
   files that do not change while the process runs, and a host always matches the same backend: both are
   remembered (a host that matches nothing is not, and is reported each time as moto does).
+* Errors: for every error answer moto makes a botocore session to list the services on disk (an ``isfile`` per
+  service) to name the service of the exception's package, and builds the service's table of error codes
+  afresh (its cache lives in a factory made per error). Both follow from the service: remembered.
 * Serialization: for every member of every object in a response, moto's ``AttributePicker`` builds six alias
   providers to list the attribute names the member may have (``DBInstanceIdentifier``, ``Identifier``, ...).
   Those names depend only on the picker, the object's class, the member's name and its shape (and the
@@ -30,6 +33,9 @@ _transform_paths: dict[tuple[tuple[str, ...], str], str | None] = {}
 _valid_names: set[tuple[str, str]] = set()
 moto_pick: Any = None
 moto_backend_for_host: Any = None
+moto_service_name: Any = None
+_service_names: dict[str, str] = {}
+_error_lookups: dict[str, Any] = {}
 
 
 @once
@@ -38,6 +44,7 @@ def install() -> None:
     _cache_dispatch()
     _cache_attribute_names()
     _cache_xml_names()
+    _cache_error_lookups()
 
 
 def moto_modules() -> frozenset[str]:
@@ -142,3 +149,27 @@ def _cache_xml_names() -> None:
             _valid_names.add((value, kind))
 
     xmltodict._validate_name = validate_name
+
+
+def _cache_error_lookups() -> None:
+    from moto.core import errors, utils
+
+    global moto_service_name
+    name_of = moto_service_name = utils.service_name_from_moto_package_name
+
+    def service_name_from_moto_package_name(package: str) -> str:
+        if package not in _service_names:
+            _service_names[package] = name_of(package)
+        return _service_names[package]
+
+    utils.service_name_from_moto_package_name = service_name_from_moto_package_name  # type: ignore[assignment]
+
+    def for_service(self: errors.ErrorLookupFactory, service_model: Any) -> errors.ErrorLookup:
+        service_id = service_model.metadata.get("serviceId")
+        if service_id is None:  # moto does not keep these either
+            return self._create_error_lut(service_model)
+        if service_id not in _error_lookups:
+            _error_lookups[service_id] = self._create_error_lut(service_model)
+        return _error_lookups[service_id]  # type: ignore[no-any-return]
+
+    errors.ErrorLookupFactory.for_service = for_service  # type: ignore[method-assign]

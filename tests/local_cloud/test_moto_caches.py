@@ -59,3 +59,45 @@ def test_every_response_member_holds_the_value_moto_picks(monkeypatch: pytest.Mo
         boto("kms").create_key(Description="k")
         boto("kms").list_keys()
     assert len(compared) > 100
+
+
+@pytest.mark.parametrize("package", ["iam", "s3", "awslambda", "stepfunctions", "cloudformation",
+                                     "resourcegroupstaggingapi", "sagemakerruntime", "not_a_service"])
+def test_an_exceptions_package_names_the_service_moto_names(package: str) -> None:
+    from moto.core import utils
+
+    moto_caches.install()
+    for _ in range(2):
+        assert utils.service_name_from_moto_package_name(package) == moto_caches.moto_service_name(package)
+
+
+@pytest.mark.parametrize(("service", "code"), [
+    ("iam", "NoSuchEntity"), ("iam", "NoSuchEntityException"), ("s3", "NoSuchBucket"),
+    ("sqs", "AWS.SimpleQueueService.NonExistentQueue"), ("sqs", "QueueDoesNotExist"), ("kms", "NotFoundException"),
+    ("cloudformation", "ValidationError"), ("iam", "NotAnErrorCode")])
+def test_each_error_code_finds_the_error_shape_moto_finds(service: str, code: str) -> None:
+    from moto.core.errors import ErrorLookupFactory
+    from moto.core.utils import get_service_model
+
+    moto_caches.install()
+    model = get_service_model(service)
+    expected = ErrorLookupFactory._create_error_lut(model).from_code(code)
+    for _ in range(2):
+        found = ErrorLookupFactory().for_service(model).from_code(code)
+        assert (found and found.name, found and found.error_code) == (expected and expected.name,
+                                                                      expected and expected.error_code)
+
+
+@pytest.mark.usefixtures("aws")
+def test_refusals_still_carry_the_services_error_code_and_message() -> None:
+    moto_caches.install()
+    from botocore.exceptions import ClientError
+
+    for _ in range(2):
+        with pytest.raises(ClientError) as refused:
+            boto("iam").get_role(RoleName="missing")
+        assert refused.value.response["Error"]["Code"] == "NoSuchEntity"
+        assert "missing" in refused.value.response["Error"]["Message"]
+        with pytest.raises(ClientError) as missing:
+            boto("sqs").get_queue_url(QueueName="missing")
+        assert missing.value.response["Error"]["Code"] == "AWS.SimpleQueueService.NonExistentQueue"
