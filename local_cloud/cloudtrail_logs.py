@@ -39,6 +39,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from local_cloud import api_calls
+from local_cloud.background import Loop
 from local_cloud.enforcement import identity
 
 log = logging.getLogger(__name__)
@@ -96,7 +97,10 @@ class EventLog:
     def since(self, cursor: int) -> tuple[int, list[dict[str, Any]]]:
         """Records from sequence number ``cursor`` on, and the cursor after them."""
         with self._lock:
-            return self._next, [record for seq, _, record in self._records if seq >= cursor]
+            # Sequence numbers are consecutive: the records from ``cursor`` on are a tail of the list, found
+            # without reading the rest (a delivery round asks every second, the log holds every call).
+            first = self._records[0][0] if self._records else self._next
+            return self._next, [record for _, _, record in self._records[max(cursor - first, 0):]]
 
     def cursor_at(self, moment: float) -> int:
         """The first sequence number recorded at or after ``moment``."""
@@ -271,8 +275,10 @@ class _TrailState:
 DeliveryCheck = Callable[[Any, Any, str, str | None], str | None]
 
 
-class Delivery:
+class Delivery(Loop):
     """Every logging trail's log files (every ``interval`` seconds) and digests (every ``digest_interval``)."""
+
+    thread_name = "cloudtrail-delivery"
 
     def __init__(self, events: EventLog, interval: float = 5.0, digest_interval: float = 60.0,
                  check: DeliveryCheck | None = None) -> None:
@@ -283,25 +289,9 @@ class Delivery:
         self._trails: dict[str, _TrailState] = {}
         self._signers: dict[str, _Signer] = {}
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
-    # -- running ---------------------------------------------------------------------------------------
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="cloudtrail-delivery", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread:
-            self._thread.join(timeout=10)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                self.deliver()
-            except Exception:
-                log.exception("CloudTrail delivery")
+    def tick(self) -> None:
+        self.deliver()
 
     # -- one round -------------------------------------------------------------------------------------
     def deliver(self, force_digest: bool = False) -> int:

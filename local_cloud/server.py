@@ -27,10 +27,12 @@ from local_cloud import (
     cloudtrail_logs,
     iam_propagation,
     lambda_runner,
+    moto_caches,
     moto_patches,
     stacksets,
     time_scale,
 )
+from local_cloud.background import Loop
 from local_cloud.faults import FaultInjector, FaultPlan
 
 HOST = "127.0.0.1"
@@ -105,6 +107,7 @@ class MotoServer:
         """Answer requests, through ``middleware`` when given (else the constructor's)."""
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
+        moto_caches.install()
         app: WsgiApp = DomainDispatcherApplication(create_backend_app)
         for wrap in self._middleware if middleware is None else middleware:
             app = wrap(app)
@@ -178,7 +181,7 @@ def cron_matches(expression: str, when: datetime) -> bool:
 
 
 @dataclass
-class Scheduler:
+class Scheduler(Loop):
     """Fires enabled EventBridge scheduled rules' targets, in compressed time: every ``interval`` seconds is
     one minute. A rate(N minutes|hours|days) rule fires every N, 60 N or 1440 N intervals from when it is first
     seen (crhelper's rate(1 minute) poll every interval); a cron(...) rule when its fields match the
@@ -192,35 +195,25 @@ class Scheduler:
 
     interval: float = 5.0
     endpoint: str = ""
-    _stop: threading.Event = field(default_factory=threading.Event)
+    thread_name = "schedule"
+    stop_seconds = 5.0
     _busy: set[tuple[str, str]] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock)
-    _thread: threading.Thread | None = None
     _tick: int = 0
     _first_seen: dict[str, int] = field(default_factory=dict)
     _clock_start: datetime = field(default_factory=lambda: datetime.now(UTC).replace(second=0, microsecond=0))
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="schedule", daemon=True)
-        self._thread.start()
+    def tick(self) -> None:
+        try:
+            self.fire_due_rules()
+        except Exception:
+            log.exception("scheduled rules")
+        try:
+            from local_cloud import cloudwatch_alarms
 
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread:
-            self._thread.join(timeout=5)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                self.fire_due_rules()
-            except Exception:
-                log.exception("scheduled rules")
-            try:
-                from local_cloud import cloudwatch_alarms
-
-                cloudwatch_alarms.evaluate()
-            except Exception:
-                log.exception("alarm evaluation")
+            cloudwatch_alarms.evaluate()
+        except Exception:
+            log.exception("alarm evaluation")
 
     def due(self, rule: Any) -> bool:
         """Does ``rule`` fire at this tick (one compressed minute)?"""

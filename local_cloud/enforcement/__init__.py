@@ -11,22 +11,21 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from local_cloud.enforcement.middleware import Enforcer, IamMiddleware
+from local_cloud.enforcement.authorization import Enforcer, run, running
+from local_cloud.enforcement.middleware import IamMiddleware
 from local_cloud.enforcement.report import Report
-
-_enforcer: Enforcer | None = None
 
 
 def enforcer() -> Enforcer | None:
     """The running server's enforcer (None when IAM enforcement is off)."""
-    return _enforcer
+    return running()
 
 
 def install(app: Any, report_path: Path | None = None) -> Any:
-    global _enforcer
     from local_cloud.enforcement import cloudformation, services
 
-    _enforcer = Enforcer(Report(report_path) if report_path else None)
+    enforcer = Enforcer(Report(report_path) if report_path else None)
+    run(enforcer)
     services.install()
     cloudformation.install()
-    return IamMiddleware(app, _enforcer)
+    return IamMiddleware(app, enforcer)

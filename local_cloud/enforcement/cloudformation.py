@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from local_cloud.enforcement import credentials
+from local_cloud.enforcement import authorization, credentials
 from local_cloud.enforcement.identity import role_identity
 from local_cloud.iam import Identity, Kind, sar
 from local_cloud.iam.requests import ApiCall, Unresolvable
@@ -101,9 +101,7 @@ def _handler_message(decision_message: str, service: str) -> str:
 
 
 def _authorize(acting: _Acting, prefix: str, operation: str, params: dict[str, Any]) -> None:
-    from local_cloud import enforcement
-
-    enforcer = enforcement.enforcer()
+    enforcer = authorization.running()
     if enforcer is None:
         return
     call = ApiCall(prefix, operation, params, acting.region, acting.account)
@@ -143,9 +141,7 @@ def _wrap_backend_method(prefix: str, operation: str, original: Any, members: di
 
 
 def _acting_on(stack: Any, resource_type: str, handler: str) -> _Acting | None:
-    from local_cloud import enforcement
-
-    if stack is None or enforcement.enforcer() is None:
+    if stack is None or authorization.running() is None:
         return None  # not a stack of this server's CloudFormation, or IAM enforcement is off
     identity = _stack_identity(stack)
     if identity is None:

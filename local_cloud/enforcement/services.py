@@ -14,7 +14,7 @@ import importlib
 from typing import Any
 
 from local_cloud import iam_propagation, lambda_runner
-from local_cloud.enforcement import credentials, service_checks
+from local_cloud.enforcement import authorization, credentials, service_checks
 from local_cloud.once import once
 
 _ENGINE_MODULES = (
@@ -51,10 +51,8 @@ def install_lambda_role_check() -> None:
 
     if getattr(LambdaBackend.create_function, "_local_cloud_iam", False):
         return
-    from local_cloud import enforcement
-
     def check(role_arn: Any) -> None:
-        if enforcement.enforcer() is None or not role_arn:
+        if authorization.running() is None or not role_arn:
             return
         if iam_propagation.in_cloudformation.get():
             iam_propagation.settle_for_cloudformation(str(role_arn))  # its handler retries until Lambda can
@@ -87,10 +85,8 @@ def install_cloudformation_role_check() -> None:
 
     if getattr(CloudFormationBackend.create_stack, "_local_cloud_iam", False):
         return
-    from local_cloud import enforcement
-
     def check(role_arn: Any, account: str) -> None:
-        if enforcement.enforcer() is None or not role_arn:
+        if authorization.running() is None or not role_arn:
             return
         # CloudFormation assumes the role for a stack of this account (aws:SourceAccount, as trust policies test).
         allowed, _ = credentials.trust_allows(str(role_arn), "cloudformation.amazonaws.com", source_account=account)

@@ -139,19 +139,19 @@ def enforcing_cloud() -> Iterator[str]:
     """The local cloud's IAM enforcement in this process: moto's WSGI app behind the IAM middleware on a free
     127.0.0.1 port, no Lambda runner; yields its URL. Requests are enforced as ``local serve`` enforces them
     until it stops; the enforcer in effect before is put back then."""
-    from local_cloud import enforcement  # imported here: the e2e tests and benchmarks need none of it
-    from local_cloud.enforcement.middleware import Enforcer, IamMiddleware
+    # imported here: the e2e tests and benchmarks need none of it
+    from local_cloud.enforcement.authorization import Enforcer, run
+    from local_cloud.enforcement.middleware import IamMiddleware
     from local_cloud.server import MotoServer, wait_until_listening
 
     server = MotoServer(0, [lambda app: IamMiddleware(app, Enforcer())])
     server.start()
     wait_until_listening(server.port)
-    previous = enforcement._enforcer
-    enforcement._enforcer = Enforcer()
+    previous = run(Enforcer())
     try:
         yield f"http://127.0.0.1:{server.port}"
     finally:
-        enforcement._enforcer = previous
+        run(previous)
         server.stop()
 
 

@@ -15,9 +15,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from local_cloud import enforcement
-from local_cloud.enforcement import cloudformation
-from local_cloud.enforcement.middleware import Enforcer
+from local_cloud.enforcement import authorization, cloudformation
+from local_cloud.enforcement.authorization import Enforcer
 from tests.conftest import boto
 from tests.local_cloud.test_iam_bites import root, url, without  # noqa: F401 - url is a fixture
 from tests.unit.test_template_policies import ACCOUNT, RESOLVED, STACK
@@ -55,15 +54,14 @@ def document(name: str) -> dict[str, Any]:
 @pytest.fixture
 def enforced(aws: None) -> Iterator[None]:
     """IAM enforced in this process (moto's backends, no HTTP): what CloudFormation's handlers call is checked."""
-    previous = enforcement._enforcer
-    enforcement._enforcer = Enforcer()
+    previous = authorization.run(Enforcer())
     cloudformation.install()
     boto("iam").create_policy(PolicyName=BOUNDARY, PolicyDocument=json.dumps(
         {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
     try:
         yield
     finally:
-        enforcement._enforcer = previous
+        authorization.run(previous)
 
 
 def service_role(grant: dict[str, Any], trust: dict[str, Any] | None = None, client: Any = None) -> str:

@@ -226,3 +226,37 @@ def test_a_bucket_policy_taken_away_while_logging_stops_delivery_with_the_error_
         s3.put_bucket_policy(Bucket="trail-logs", Policy=policy)
     cloud.delivery.deliver()
     assert "LatestDeliveryError" not in ct.get_trail_status(Name="logged-trail")
+
+
+def test_each_delivery_reads_the_calls_since_its_last_one_also_after_the_oldest_were_dropped() -> None:
+    events = cloudtrail_logs.EventLog(limit=3)
+    for n in range(5):
+        events.add({"n": n})
+    assert events.since(0) == (5, [{"n": 2}, {"n": 3}, {"n": 4}])  # 0 and 1 dropped: the log keeps 3
+    assert events.since(4) == (5, [{"n": 4}])
+    assert events.since(5) == (5, [])
+    events.add({"n": 5})
+    assert events.since(5) == (6, [{"n": 5}])
+
+
+def test_a_delivery_round_that_raises_is_logged_and_the_next_one_runs(caplog: pytest.LogCaptureFixture) -> None:
+    rounds: list[int] = []
+
+    class Flaky(cloudtrail_logs.Delivery):
+        def deliver(self, force_digest: bool = False) -> int:
+            rounds.append(len(rounds))
+            if len(rounds) == 1:
+                raise RuntimeError("the first round fails")
+            return 0
+
+    delivery = Flaky(cloudtrail_logs.EventLog(), interval=0.01)
+    delivery.start()
+    deadline = time.monotonic() + 10
+    while len(rounds) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    delivery.stop()
+    assert len(rounds) >= 3
+    assert "the first round fails" in caplog.text
+    stopped = len(rounds)
+    time.sleep(0.05)
+    assert len(rounds) == stopped  # stop() ends the loop

@@ -1,0 +1,175 @@
+"""What moto's server works out again for every request, worked out once per process (same answers).
+
+A profile of ``local serve`` during a deploy found two such costs on every request:
+
+* Dispatch: moto's ``DomainDispatcherApplication`` asks whether the host names one of its modules by listing
+  its package directory and ``isdir``-ing each of its ~150 entries, then matches the host against every
+  service's URL patterns (about 6-8 % of the server's CPU, under the dispatcher's lock). The modules are
+  files that do not change while the process runs, and a host always matches the same backend: both are
+  remembered (a host that matches nothing is not, and is reported each time as moto does).
+* Errors: for every error answer moto makes a botocore session to list the services on disk (an ``isfile`` per
+  service) to name the service of the exception's package, and builds the service's table of error codes
+  afresh (its cache lives in a factory made per error). Both follow from the service: remembered.
+* Serialization: for every member of every object in a response, moto's ``AttributePicker`` builds six alias
+  providers to list the attribute names the member may have (``DBInstanceIdentifier``, ``Identifier``, ...).
+  Those names depend only on the picker, the object's class, the member's name and its shape (and the
+  shape's parent), so they are remembered per such key; objects whose attributes are dynamic (an instance
+  ``Meta``, a ``__getattr__``) are asked every time, as before.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from local_cloud.once import once
+
+_modules: frozenset[str] | None = None
+_backend_of_host: dict[str, str] = {}
+_possible_keys: dict[tuple[Any, ...], tuple[str, ...]] = {}
+# moto's own methods, as they were (the tests compare the cached answers with theirs).
+_plain_classes: dict[type, bool] = {}
+_transform_paths: dict[tuple[tuple[str, ...], str], str | None] = {}
+_valid_names: set[tuple[str, str]] = set()
+moto_pick: Any = None
+moto_backend_for_host: Any = None
+moto_service_name: Any = None
+_service_names: dict[str, str] = {}
+_error_lookups: dict[str, Any] = {}
+
+
+@once
+def install() -> None:
+    """Install both caches in this process (idempotent)."""
+    _cache_dispatch()
+    _cache_attribute_names()
+    _cache_xml_names()
+    _cache_error_lookups()
+
+
+def moto_modules() -> frozenset[str]:
+    """moto's ``list_of_moto_modules()``, read once."""
+    global _modules
+    if _modules is None:
+        from moto import backends
+
+        _modules = frozenset(backends.list_of_moto_modules())
+    return _modules
+
+
+def _cache_dispatch() -> None:
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    global moto_backend_for_host
+    find = moto_backend_for_host = DomainDispatcherApplication.get_backend_for_host
+
+    def get_backend_for_host(self: DomainDispatcherApplication, host: str | None) -> Any:
+        if host is None or host == "moto_api" or host in moto_modules():
+            return host
+        backend = _backend_of_host.get(host)
+        if backend is None:
+            backend = find(self, host)
+            if backend:
+                _backend_of_host[host] = backend
+        return backend
+
+    DomainDispatcherApplication.get_backend_for_host = get_backend_for_host  # type: ignore[method-assign]
+
+
+def _cacheable(obj: Any) -> bool:
+    """Whether an object's attribute names follow from its class alone (no per-instance ``Meta``, no
+    ``__getattr__`` that could answer ``hasattr(obj, "Meta")`` otherwise)."""
+    cls = type(obj)
+    plain = _plain_classes.get(cls)
+    if plain is None:
+        plain = _plain_classes[cls] = not hasattr(cls, "__getattr__")
+    return plain and "Meta" not in getattr(obj, "__dict__", ())
+
+
+def _transform_path(transformers: dict[str, Any], key_path: str) -> str | None:
+    """The first of ``transformers``' paths that ``key_path`` ends with (moto's rule), remembered."""
+    key = (tuple(transformers), key_path)
+    if key not in _transform_paths:
+        _transform_paths[key] = next((path for path in transformers if key_path.endswith(path)), None)
+    return _transform_paths[key]
+
+
+def _cache_attribute_names() -> None:
+    from moto.core.serialize import MISSING, AttributePicker, AttributePickerContext
+    from moto.core.utils import get_value
+
+    def possible_keys(picker: AttributePicker, context: AttributePickerContext) -> Iterable[str]:
+        if not _cacheable(context.obj):
+            return picker.get_possible_keys(context)
+        shape = context.shape
+        key = (type(picker), tuple(picker.alias_providers), type(context.obj), context.key, shape,
+               getattr(shape, "parent", None))
+        found = _possible_keys.get(key)
+        if found is None:
+            try:
+                found = tuple(picker.get_possible_keys(context))
+            except Exception:  # a provider moto would not have reached: ask lazily, as moto does
+                return picker.get_possible_keys(context)
+            _possible_keys[key] = found
+        return found
+
+    def pick(self: AttributePicker, context: AttributePickerContext) -> Any:
+        # moto's AttributePicker.__call__, with the names from possible_keys.
+        obj = context.obj
+        for possible_key in possible_keys(self, context):
+            value = get_value(obj, possible_key, MISSING)
+            if value is not MISSING:
+                break
+        else:
+            value = None
+        if self.response_transformers:
+            path = _transform_path(self.response_transformers, f"{context.key_path}.{context.key}")
+            if path is not None:
+                value = self.response_transformers[path](value)
+        return value
+
+    global moto_pick
+    moto_pick = AttributePicker.__call__
+    AttributePicker.__call__ = pick  # type: ignore[method-assign]
+
+
+
+def _cache_xml_names() -> None:
+    """xmltodict checks every element name of every XML response character by character; the names are the
+    services' member names, so each one found valid is not checked again (an invalid one still raises)."""
+    import xmltodict
+
+    validate = xmltodict._validate_name
+
+    def validate_name(value: Any, kind: str) -> None:
+        if isinstance(value, str) and (value, kind) in _valid_names:
+            return
+        validate(value, kind)
+        if isinstance(value, str):
+            _valid_names.add((value, kind))
+
+    xmltodict._validate_name = validate_name
+
+
+def _cache_error_lookups() -> None:
+    from moto.core import errors, utils
+
+    global moto_service_name
+    name_of = moto_service_name = utils.service_name_from_moto_package_name
+
+    def service_name_from_moto_package_name(package: str) -> str:
+        if package not in _service_names:
+            _service_names[package] = name_of(package)
+        return _service_names[package]
+
+    utils.service_name_from_moto_package_name = service_name_from_moto_package_name  # type: ignore[assignment]
+
+    def for_service(self: errors.ErrorLookupFactory, service_model: Any) -> errors.ErrorLookup:
+        service_id = service_model.metadata.get("serviceId")
+        if service_id is None:  # moto does not keep these either
+            return self._create_error_lut(service_model)
+        if service_id not in _error_lookups:
+            _error_lookups[service_id] = self._create_error_lut(service_model)
+        return _error_lookups[service_id]  # type: ignore[no-any-return]
+
+    errors.ErrorLookupFactory.for_service = for_service  # type: ignore[method-assign]
