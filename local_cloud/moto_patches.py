@@ -75,6 +75,9 @@ arrival of custom resource answers concern only a running server (``apply_server
     (``organizations_members``).
 24. A stack update deleted the resources its new template no longer has before making the new ones;
     CloudFormation deletes them last, in the update's cleanup (``cloudformation_cleanup``).
+25. moto's request recorder (``MOTO_ENABLE_RECORDING``) appends each request to its file from whichever server
+    thread answers it; a request over the file buffer's size is written in several pieces, so two requests at
+    once could share a line. Here one request is recorded at a time: every line is one request.
 """
 
 from __future__ import annotations
@@ -699,6 +702,25 @@ def _patch_inline_policy_documents() -> None:
         cls.put_policy = put_policy  # type: ignore[method-assign]
 
 
+_recording = threading.Lock()
+
+
+def _patch_recorder_lock() -> None:
+    """One recorded request at a time (see 25)."""
+    from moto.moto_api._internal.recorder.models import Recorder
+
+    record = Recorder._record_request
+    if getattr(record, "_one_at_a_time", False):
+        return
+
+    def _record_request(self: Recorder, request: Any, body: bytes | None = None) -> None:
+        with _recording:
+            record(self, request, body)
+
+    _record_request._one_at_a_time = True  # type: ignore[attr-defined]
+    Recorder._record_request = _record_request  # type: ignore[method-assign]
+
+
 @once
 def apply() -> None:
     """Make moto behave like AWS where the onboarding depends on it (idempotent).
@@ -749,3 +771,4 @@ def apply_server_wiring() -> None:
     _patch_response_url_host()
     _patch_stepfunctions_backend()
     _patch_cfn_response()
+    _patch_recorder_lock()

@@ -112,3 +112,36 @@ def test_a_condition_named_in_a_condition_short_form_holds_as_cloudformation_eva
                                                 Parameters=[{"ParameterKey": "Key", "ParameterValue": key}])
     names = [t["TopicArn"].rsplit(":", 1)[1] for t in boto3.client("sns").list_topics()["Topics"]]
     assert names == topics
+
+
+def test_requests_recorded_at_once_by_server_threads_are_one_line_each(tmp_path, monkeypatch) -> None:
+    """moto's recorder (MOTO_ENABLE_RECORDING) writes a large request in pieces; the local cloud's server answers
+    requests in parallel threads, so without one-at-a-time recording two could share a line of the file."""
+    import threading
+    from types import SimpleNamespace
+
+    from moto.moto_api._internal.recorder.models import Recorder
+
+    from local_cloud import moto_patches
+
+    moto_patches._patch_recorder_lock()
+    monkeypatch.setenv("MOTO_ENABLE_RECORDING", "true")
+    monkeypatch.setenv("MOTO_RECORDER_FILEPATH", str(tmp_path / "recording"))
+    recorder = Recorder()
+    body = b"x" * 200_000  # several of the file buffer's writes
+
+    def record(thread: int) -> None:
+        for number in range(10):
+            request = SimpleNamespace(raw_path="/", headers={"X-Request": f"{thread}-{number}"}, method="PUT",
+                                      raw_url=f"http://127.0.0.1/{thread}/{number}")
+            recorder._record_request(request, body)
+
+    threads = [threading.Thread(target=record, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    lines = (tmp_path / "recording").read_text().splitlines()
+    assert sorted(json.loads(line)["headers"]["X-Request"] for line in lines) == sorted(
+        f"{t}-{n}" for t in range(8) for n in range(10))
