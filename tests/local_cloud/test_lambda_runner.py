@@ -373,10 +373,12 @@ def test_a_function_initialized_proactively_serves_its_first_invocation_warm_and
 
 
 def test_an_invocation_during_the_proactive_init_waits_for_it_instead_of_starting_another() -> None:
-    fn = _function("app.init_time_handler")
+    # An Init of a second: the invocation comes while it runs (an Init over before this thread looked would
+    # leave the loop below nothing to wait for, so it stops when the Init's thread does).
+    fn = _function("app.init_time_handler", code=CODE + "\ntime.sleep(1.0)\n")
     initializing = threading.Thread(target=lambda_runner.preinitialize, args=(fn, "http://127.0.0.1:1"))
     initializing.start()
-    while not lambda_runner.pool().counts()[1]:  # the proactive Init is under way
+    while not lambda_runner.pool().counts()[1] and initializing.is_alive():  # the proactive Init is under way
         time.sleep(0.01)
 
     result, errored, logs = _invoke(fn)
