@@ -96,6 +96,7 @@ from local_cloud import (
     cloudformation_events,
     cloudformation_iam,
     cloudformation_rollback,
+    cloudformation_snapshots,
     cloudtrail_checks,
     cloudwatch_alarms,
     custom_resources,
@@ -763,6 +764,7 @@ def apply() -> None:
     cloudformation_changesets.install()
     cloudformation_events.install()
     cloudwatch_alarms.install()
+    cloudformation_snapshots.install()
 
 
 def apply_server_wiring() -> None:

@@ -90,3 +90,25 @@ def test_a_callers_policies_are_read_while_policies_are_put_on_it(often_switchin
     document = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sqs:*", "Resource": "*"}]}
     read_while_changing(holder.policies, lambda n: document, lambda: identity._policies_of("role/r", holder),
                         reads=1500)
+
+
+def test_moto_finds_a_stack_by_name_while_other_stacks_are_created_and_deleted(often_switching: None) -> None:
+    from moto.cloudformation.exceptions import ValidationError
+    from moto.cloudformation.models import CloudFormationBackend
+
+    from local_cloud import cloudformation_snapshots
+
+    cloudformation_snapshots.install()
+    backend = CloudFormationBackend("us-east-1", ACCOUNT)
+    for n in range(300):
+        backend.stacks[f"arn-static-{n}"] = _Stack(f"static-{n}", f"arn-static-{n}")
+    backend.deleted_stacks["arn-gone"] = _Stack("gone", "arn-gone")
+
+    def describe_missing() -> None:
+        with pytest.raises(ValidationError):
+            backend.describe_stacks("missing")
+
+    read_while_changing(backend.stacks, lambda n: _Stack(f"other-{n}", f"arn-{n}"), describe_missing)
+    assert backend.describe_stacks("static-7")[0].stack_id == "arn-static-7"
+    assert [s.name for s in backend.stacks.values()][:2] == ["static-0", "static-1"]  # in creation order
+    assert backend.describe_stacks("arn-gone")[0].name == "gone"
