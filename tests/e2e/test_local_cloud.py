@@ -190,17 +190,14 @@ def test_sam_delete_runs_the_teardown_and_keeps_the_bucket_and_key(
     assert "Deleted successfully" in output
     with pytest.raises(ClientError, match="does not exist"):
         _client(local_cloud, "cloudformation").describe_stacks(StackName=stack)
-    # The Delete execution's writes, in reverse guide order, as CloudTrail's Event history has them (it outlives
-    # the stack's state machine and functions): role stack (8), bucket notification (7), subscription (6),
-    # queue (5), topic (3), key policy (4), trail (1). Event times have whole seconds: each write at or after
-    # the one before it.
+    # The Delete execution's writes, in reverse guide order, as CloudTrail's Event history lists them (it
+    # outlives the stack's state machine and functions; newest first, read here oldest first): role stack (8),
+    # bucket notification (7), subscription (6), queue (5), topic (3), key policy (4), trail (1), each once.
     writes = _teardown_writes(_client(local_cloud, "cloudtrail"), started, key_id)
-    in_order = ["DeleteStack e2e-sam-expel-role", "PutBucketNotificationConfiguration e2e-sam-logs-bucket",
-                "Unsubscribe e2e-sam-topic", "DeleteQueue e2e-sam-queue", "DeleteTopic e2e-sam-topic",
-                "PutKeyPolicy e2e-sam-key", "DeleteTrail e2e-sam-trail"]
-    assert sorted(name for name, _ in writes) == sorted(in_order), writes  # each once
-    at = dict(writes)
-    assert all(at[before] <= at[after] for before, after in zip(in_order, in_order[1:], strict=False)), writes
+    assert [name for name, _ in writes] == [
+        "DeleteStack e2e-sam-expel-role", "PutBucketNotificationConfiguration e2e-sam-logs-bucket",
+        "Unsubscribe e2e-sam-topic", "DeleteQueue e2e-sam-queue", "DeleteTopic e2e-sam-topic",
+        "PutKeyPolicy e2e-sam-key", "DeleteTrail e2e-sam-trail"], writes
     assert "e2e-sam-topic" not in str(_client(local_cloud, "sns").list_topics())
     assert "e2e-sam-queue" not in str(_client(local_cloud, "sqs").list_queues())
     assert "e2e-sam-trail" not in str(_client(local_cloud, "cloudtrail").describe_trails())
