@@ -112,6 +112,7 @@ def init() -> object | None:
     layers = layer_paths(OPT_ROOT)
     sys.path[:0] = [TASK_ROOT] + [path for path in layers if path not in sys.path]
     os.chdir(TASK_ROOT)
+    mount_read_only(TASK_ROOT, OPT_ROOT)
     _scale_sdk_backoff()
     module_name, _, function_name = os.environ["_HANDLER"].rpartition(".")
     try:
@@ -125,6 +126,73 @@ def init() -> object | None:
         return None
     _send({"ready": True})
     return handler
+
+
+_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+
+
+def mount_read_only(*roots: str) -> None:
+    """Lambda mounts /var/task and /opt read-only: a write there fails with ``OSError: [Errno 30] Read-only
+    file system``. Here they are directories the runner shares between local clouds (read-only by file mode,
+    which root ignores), so the function's writes under them get that error from here: open and os.open for
+    writing, and os's calls that create, change or remove a path (relative to a ``dir_fd`` too). The import
+    system's own bytecode write is let through (the trees are compiled beforehand; on Lambda it fails quietly)."""
+    import builtins
+    import errno
+    import io
+
+    real = tuple(os.path.realpath(root) for root in roots if root)
+
+    def inside(path) -> bool:  # noqa: ANN001 - whatever os accepts
+        if isinstance(path, int):
+            return False
+        try:
+            where = os.fsdecode(os.path.realpath(os.fspath(path)))
+        except (TypeError, ValueError):
+            return False
+        return any(where == root or where.startswith(root + os.sep) for root in real)
+
+    def at(dir_fd, path):  # noqa: ANN001, ANN202 - a path relative to an open directory (shutil.rmtree's way)
+        if dir_fd is None or isinstance(path, int) or os.path.isabs(path):
+            return path
+        try:
+            return os.path.join(os.readlink(f"/proc/self/fd/{dir_fd}"), os.fsdecode(path))
+        except OSError:
+            return path
+
+    def refuse(*paths) -> None:  # noqa: ANN002
+        for path in paths:
+            if inside(path):
+                raise OSError(errno.EROFS, os.strerror(errno.EROFS), os.fspath(path))
+
+    original_open = io.open
+
+    def guarded_open(file, mode="r", *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202 - open's own
+        if any(flag in mode for flag in "wax+"):
+            refuse(file)
+        return original_open(file, mode, *args, **kwargs)
+
+    builtins.open = io.open = guarded_open
+
+    def guard(name: str, paths: tuple[int, ...], flags_at: int | None = None) -> None:
+        original = getattr(os, name)
+
+        def guarded(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202 - os's own signatures
+            if flags_at is None or (len(args) > flags_at and args[flags_at] & _WRITE_FLAGS):
+                fds = (kwargs.get("src_dir_fd"), kwargs.get("dst_dir_fd")) if len(paths) == 2 else (
+                    kwargs.get("dir_fd"),)
+                refuse(*(at(fd, args[n]) for n, fd in zip(paths, fds * len(paths), strict=False) if n < len(args)))
+            return original(*args, **kwargs)
+
+        setattr(os, name, guarded)
+
+    guard("open", (0,), flags_at=1)
+    for name in ("mkdir", "rmdir", "remove", "unlink", "chmod", "truncate", "utime", "mkfifo", "chown"):
+        guard(name, (0,))
+    for name in ("rename", "replace"):
+        guard(name, (0, 1))
+    for name in ("link", "symlink"):  # the new name is written; what it points to is only read
+        guard(name, (1,))
 
 
 def _scale_sdk_backoff() -> None:

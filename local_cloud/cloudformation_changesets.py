@@ -187,7 +187,7 @@ def _check_policy(name: str, value: str | None) -> None:
 
 
 def _find_stack(backend: Any, name_or_id: str) -> Any | None:
-    for stack in backend.stacks.values():
+    for stack in list(backend.stacks.values()):
         if name_or_id in (stack.name, stack.stack_id):
             return stack
     return None
@@ -407,7 +407,7 @@ def _with_drift(change_set: LocalChangeSet, region: str) -> None:
 def _change_set(backend: Any, name: str, stack_name: str | None) -> LocalChangeSet:
     found = backend.change_sets.get(name)
     if found is None:
-        for candidate in backend.change_sets.values():
+        for candidate in list(backend.change_sets.values()):
             if candidate.change_set_name == name and (not stack_name or stack_name in (
                     candidate.stack_name, candidate.stack_id)):
                 found = candidate
@@ -427,7 +427,7 @@ def list_change_sets(self: Any) -> Any:
     from moto.core.responses import ActionResult
 
     stack_name = self._get_param("StackName")
-    found = [c for c in self.cloudformation_backend.change_sets.values()
+    found = [c for c in list(self.cloudformation_backend.change_sets.values())
              if isinstance(c, LocalChangeSet) and stack_name in (c.stack_name, c.stack_id)]
     return ActionResult({"Summaries": found})
 
@@ -466,7 +466,7 @@ def execute_change_set(self: Any) -> Any:
         policy = change_set.on_stack_failure or ("DO_NOTHING" if disabled else "ROLLBACK")
         change_set.execution_status = "EXECUTE_IN_PROGRESS"
         # After an execution CloudFormation deletes the stack's other change sets.
-        for other in [c for c in backend.change_sets.values()
+        for other in [c for c in list(backend.change_sets.values())
                       if isinstance(c, LocalChangeSet) and c.stack_id == stack.stack_id and c is not change_set]:
             backend.change_sets.pop(other.change_set_id, None)
     template = change_set.moto_template  # type: ignore[attr-defined]

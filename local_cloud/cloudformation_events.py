@@ -19,7 +19,9 @@ OPEN, CLOSE = "<StackEvents>", "</StackEvents>"
 
 
 def _fingerprint(event: Any) -> tuple:
-    return tuple(value for name, value in vars(event).items() if name != "_local_cloud_xml")
+    # A copy (made in one step): another request thread may be keeping its XML on the same event meanwhile,
+    # and iterating the attributes themselves would then raise "dictionary changed size during iteration".
+    return tuple(value for name, value in vars(event).copy().items() if name != "_local_cloud_xml")
 
 
 def _between(body: Any) -> tuple[int, int] | None:

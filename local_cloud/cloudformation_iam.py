@@ -63,7 +63,7 @@ def _aws_managed_policy(backend: Any, arn: str) -> None:
     from moto.iam.aws_managed_policies import aws_managed_policies_data
     from moto.iam.models import AWSManagedPolicy
 
-    if arn in {policy.arn for policy in backend.managed_policies.values()} or ":iam::aws:policy/" not in arn:
+    if arn in {policy.arn for policy in list(backend.managed_policies.values())} or ":iam::aws:policy/" not in arn:
         return
     name = arn.rsplit("/", 1)[-1]
     data = json.loads(aws_managed_policies_data).get(name)
@@ -173,10 +173,10 @@ def apply() -> None:
     def delete_from_cloudformation_json(cls: Any, resource_name: str, cloudformation_json: dict[str, Any],
                                         account_id: str, region_name: str) -> None:
         backend = iam_backends[account_id][get_partition(region_name)]
-        role = next((r for r in backend.roles.values() if r.name == resource_name), None)
+        role = next((r for r in list(backend.roles.values()) if r.name == resource_name), None)
         if role is None:
             return  # already gone: CloudFormation's delete succeeds
-        for profile in backend.instance_profiles.values():
+        for profile in list(backend.instance_profiles.values()):
             profile.delete_role(role_name=resource_name)
         for name in list(role.policies):
             backend.delete_role_policy(resource_name, name)
@@ -185,7 +185,7 @@ def apply() -> None:
         # first."), as CloudFormation's delete of such a role does on AWS.
         for arn in [a for a in getattr(role, "cfn_managed_policy_arns", []) if a in role.managed_policies]:
             backend.detach_role_policy(arn, resource_name)
-        for policy in backend.inline_policies.values():
+        for policy in list(backend.inline_policies.values()):
             policy.role_names = [n for n in policy.role_names if n != resource_name]
         backend.delete_role(resource_name)
 
@@ -199,7 +199,7 @@ def apply() -> None:
                 # Whatever part was put is taken back, so the policy is made whole or not at all.
                 policy = self.inline_policies.pop(resource_name)
                 for role_name in policy.role_names or []:
-                    role = next((r for r in self.roles.values() if r.name == role_name), None)
+                    role = next((r for r in list(self.roles.values()) if r.name == role_name), None)
                     if role is not None:
                         role.policies.pop(policy.policy_name, None)
             raise

@@ -98,7 +98,7 @@ def after_failure(stack: Any, reason: str) -> None:
         stack.status = "CREATE_FAILED"
         stack._add_stack_event("CREATE_FAILED", resource_status_reason=text)
         return
-    for resource in stack.custom_resources.values():
+    for resource in list(stack.custom_resources.values()):
         if getattr(resource, "pending_request", None) == "Create":
             resource.pending_request = None  # its answer is no longer awaited
             cfn_stacks.resource_event(stack, resource.logical_id, resource.cfn_resource_type, "CREATE_FAILED",

@@ -111,6 +111,11 @@ class EventLog:
         with self._lock:
             return [record for _, _, record in self._records]
 
+    def history(self) -> list[tuple[int, dict[str, Any]]]:
+        """Every record with its sequence number, in recording order (CloudTrail's Event history)."""
+        with self._lock:
+            return [(seq, record) for seq, _, record in self._records]
+
 
 def user_identity(call: api_calls.ApiCall) -> dict[str, Any]:
     """Who made the call, as CloudTrail writes it: an IAM user's or an assumed role's session when IAM

@@ -327,7 +327,7 @@ def _install_describe_alarm_history() -> None:
             raise ValidationError(f"1 validation error detected: Value '{kind}' at 'historyItemType' failed to "
                                   f"satisfy constraint: Member must satisfy enum value set: [{', '.join(_ITEM_TYPES)}]")
         name = params.get("AlarmName")
-        alarms = [a for a in self.cloudwatch_backend.alarms.values() if not name or a.name == name]
+        alarms = [a for a in list(self.cloudwatch_backend.alarms.values()) if not name or a.name == name]
         items = [h for a in alarms for h in a.history if isinstance(h, dict) and (not kind or
                                                                                  h["HistoryItemType"] == kind)]
         start, end = params.get("StartDate"), params.get("EndDate")

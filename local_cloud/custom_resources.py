@@ -139,7 +139,7 @@ def send(
 
 
 def pending(stack: Any) -> list[Any]:
-    return [r for r in stack.custom_resources.values() if getattr(r, "pending_request", None)]
+    return [r for r in list(stack.custom_resources.values()) if getattr(r, "pending_request", None)]
 
 
 def install() -> None:
@@ -221,7 +221,7 @@ def install() -> None:
 
     def delete_stack(self: Any, name_or_stack_id: str) -> None:
         stack = self.stacks.get(name_or_stack_id) or next(
-            (s for s in self.stacks.values() if s.name == name_or_stack_id), None
+            (s for s in list(self.stacks.values()) if s.name == name_or_stack_id), None
         )
         answered = [r for r in (stack.custom_resources.values() if stack else []) if getattr(r, "physical_id", None)]
         if stack is None or not answered or stack.status == "DELETE_IN_PROGRESS":

@@ -114,11 +114,12 @@ def runtime_python() -> str:
     return str(path)
 
 
-# Extracted code and layers, shared by every local cloud of this user: a build's artifacts are extracted once,
-# and the bytecode their environments write (the runtime is isolated from PYTHONDONTWRITEBYTECODE) is compiled
-# once, not again in each local cloud (half a second of CPU for the layer's modules at each first Init). Lambda
-# mounts /var/task and /opt read-only; here a function that wrote there would change them for the other local
-# clouds too. Artifacts no local cloud used for a week are removed.
+# Extracted code and layers, shared by every local cloud of this user: a build's artifacts are extracted once
+# and their bytecode compiled once, with the runtime's interpreter, not again in each local cloud (half a second
+# of CPU for the layer's modules at each first Init). Lambda mounts /var/task and /opt read-only: an extracted
+# tree is then made read-only (file modes), and the runtime refuses a function's writes there with Lambda's
+# EROFS (``_lambda_bootstrap``), so no function changes the code other local clouds run. Artifacts no local
+# cloud used for a week are removed.
 SHARED_ARTIFACTS = Path(tempfile.gettempdir()) / f"local-lambda-artifacts-{os.getuid()}"
 UNUSED_ARTIFACT_SECONDS = 7 * 86400
 
@@ -140,15 +141,41 @@ def _shared_artifacts() -> Path | None:
 
 
 def _remove_later(paths: list[str]) -> None:
-    """Remove ``paths`` in the background (unlinking a layer's thousand-odd files takes a second)."""
+    """Remove ``paths`` in the background (unlinking a layer's thousand-odd files takes a second). Extracted trees
+    are read-only: their directories are made writable first, or nobody but root could empty them."""
     try:
-        remover = subprocess.Popen(["rm", "-rf", "--", *paths], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.DEVNULL, start_new_session=True)
-    except OSError:  # no rm here: remove them ourselves
+        remover = subprocess.Popen(["sh", "-c", 'chmod -R u+w -- "$@"; rm -rf -- "$@"', "remove", *paths],
+                                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                   start_new_session=True)
+    except OSError:  # no shell here: remove them ourselves
         for path in paths:
-            shutil.rmtree(path, ignore_errors=True)
+            _remove_now(Path(path))
         return
     threading.Thread(target=remover.wait, name="remove-lambda-artifacts", daemon=True).start()
+
+
+def _remove_now(tree: Path) -> None:
+    def writable_and_again(function: Callable[..., Any], path: str, _: BaseException) -> None:
+        with contextlib.suppress(OSError):
+            os.chmod(os.path.dirname(path), 0o700)
+            os.chmod(path, 0o700)
+            function(path)
+
+    shutil.rmtree(tree, onexc=writable_and_again)
+
+
+def _seal(tree: Path) -> None:
+    """Compile the tree's bytecode with the runtime's interpreter (an environment cannot write it later), then
+    take every write permission away, as Lambda mounts /var/task and /opt read-only."""
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        subprocess.run([runtime_python(), "-I", "-m", "compileall", "-q", "-q", str(tree)], stdin=subprocess.DEVNULL,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=300, check=False)
+    for directory, _, files in os.walk(tree):
+        for name in files:
+            path = os.path.join(directory, name)
+            if not os.path.islink(path):
+                os.chmod(path, os.stat(path).st_mode & ~0o222)
+        os.chmod(directory, os.stat(directory).st_mode & ~0o222)
 
 
 class ArtifactCache:
@@ -182,9 +209,11 @@ class ArtifactCache:
                 try:
                     staging.rename(target)
                 except OSError:  # another local cloud extracted the same zips meanwhile
-                    shutil.rmtree(staging, ignore_errors=True)
+                    _remove_now(staging)
                     if not target.is_dir():
                         raise
+            if target.stat().st_mode & 0o222:  # new, or extracted before trees were sealed
+                _seal(target)
             if target not in self._used:  # used now: not unused for a week
                 self._used.add(target)
                 with contextlib.suppress(OSError):

@@ -96,6 +96,7 @@ from local_cloud import (
     cloudformation_events,
     cloudformation_iam,
     cloudformation_rollback,
+    cloudformation_snapshots,
     cloudtrail_checks,
     cloudwatch_alarms,
     custom_resources,
@@ -418,7 +419,7 @@ def _patch_resource_events() -> None:
         try:
             return original_create_stack(self, name, *args, **kwargs)
         except Exception as exc:
-            stack = next((s for s in self.stacks.values() if s.name == name), None)
+            stack = next((s for s in list(self.stacks.values()) if s.name == name), None)
             if stack is None:
                 raise
             cfn_stacks.fail_stack(stack, cfn_stacks.failure_reason(exc))
@@ -662,7 +663,7 @@ def _patch_organization_account_access_role() -> None:
         original_init(self, organization, **kwargs)
         iam = iam_backends[self.id]["global"]
         arn = "arn:aws:iam::aws:policy/AdministratorAccess"
-        if not any(policy.arn == arn for policy in iam.managed_policies.values()):
+        if not any(policy.arn == arn for policy in list(iam.managed_policies.values())):
             policy = AWSManagedPolicy.from_data("AdministratorAccess", self.id, "us-east-1", admin)
             iam.managed_policies[policy.arn] = policy
         iam.attach_role_policy(arn, kwargs.get("RoleName", "OrganizationAccountAccessRole"))
@@ -763,6 +764,7 @@ def apply() -> None:
     cloudformation_changesets.install()
     cloudformation_events.install()
     cloudwatch_alarms.install()
+    cloudformation_snapshots.install()
 
 
 def apply_server_wiring() -> None:

@@ -24,6 +24,7 @@ from typing import Any
 from local_cloud import (
     api_calls,
     cloudtrail_checks,
+    cloudtrail_history,
     cloudtrail_logs,
     iam_propagation,
     lambda_runner,
@@ -402,6 +403,7 @@ class LocalCloud:
         lambda_runner.install(self.url)
         self.scheduler.endpoint = self.url
         cloudtrail_logs.install(self.trail_delivery)
+        cloudtrail_history.install(self.events)
         self.moto.start(self.middleware())
         threading.Thread(target=self._warm_up, name="warm-up", daemon=True).start()
         wait_until_listening(self.moto.port)

@@ -627,7 +627,7 @@ def _deploy_instance(org_set: OrgStackSet, instance: Instance) -> None:
                                              tags=dict(ss.tags or {}))
             except Exception as exc:
                 error = exc
-                stack = next((s for s in backend.stacks.values() if s.name == name), None)
+                stack = next((s for s in list(backend.stacks.values()) if s.name == name), None)
             instance.stack_id = stack.stack_id if stack is not None else instance.stack_id
             if error is not None or stack is None or stack.status.endswith("FAILED"):
                 reason = _failure_reason(error, stack)
@@ -912,7 +912,7 @@ def _patch_responses() -> None:  # noqa: C901 - one override per StackSets actio
             raise _validation(f"1 validation error detected: Value '{name}' at 'stackSetName' failed to satisfy "
                               "constraint: Member must satisfy regular expression pattern: [a-zA-Z][-a-zA-Z0-9]*")
         backend = self.cloudformation_backend
-        if any(s.name == name and s.status != "DELETED" for s in backend.stacksets.values()):
+        if any(s.name == name and s.status != "DELETED" for s in list(backend.stacksets.values())):
             raise _error("NameAlreadyExistsException", f"StackSet {name} already exists")
         auto = params.get("AutoDeployment") or {}
         stack_set = backend.create_stack_set(
@@ -938,7 +938,7 @@ def _patch_responses() -> None:  # noqa: C901 - one override per StackSets actio
         params = self._get_params()
         wanted = params.get("Status")
         summaries = []
-        for stack_set in self.cloudformation_backend.stacksets.values():
+        for stack_set in list(self.cloudformation_backend.stacksets.values()):
             if wanted and stack_set.status != wanted:
                 continue
             org_set = getattr(stack_set, "org", None)

@@ -32,11 +32,11 @@ def _named(source: str, document: Any) -> NamedPolicy | None:
 def _policies_of(label: str, holder: Any) -> list[NamedPolicy]:
     """The inline and managed policies of an IAM role, user or group (``label``: "role/NAME" and the like)."""
     policies: list[NamedPolicy] = []
-    for name, document in holder.policies.items():
+    for name, document in list(holder.policies.items()):
         found = _named(f"{label} inline policy {name}", document)
         if found:
             policies.append(found)
-    for arn, managed in holder.managed_policies.items():
+    for arn, managed in list(holder.managed_policies.items()):
         found = _named(arn, _managed_document(managed))
         if found:
             policies.append(found)

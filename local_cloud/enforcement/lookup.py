@@ -177,7 +177,7 @@ class MotoLookup:
         backend = cloudformation_backends[self.account][region]
         if name_or_arn in backend.stacks:
             return name_or_arn
-        for stack in backend.stacks.values():
+        for stack in list(backend.stacks.values()):
             if stack.name == name_or_arn and not stack.status.startswith("DELETE_COMPLETE"):
                 return str(stack.stack_id)
         return None
@@ -186,7 +186,7 @@ class MotoLookup:
         from moto.cloudformation.models import cloudformation_backends
 
         backend = cloudformation_backends[self.account][region]
-        return next((s for s in backend.stacksets.values() if s.name == name), None)
+        return next((s for s in list(backend.stacksets.values()) if s.name == name), None)
 
     def stack_set_id(self, name: str, region: str) -> str | None:
         stack_set = self._stack_set(name, region)

@@ -11,6 +11,7 @@ import json
 import subprocess
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -181,26 +182,22 @@ def test_sam_delete_runs_the_teardown_and_keeps_the_bucket_and_key(
     # The trail itself delivers log files into the bucket too: every one of them must outlive the delete.
     logs_before = {o["Key"] for o in s3.list_objects_v2(Bucket="e2e-sam-logs-bucket").get("Contents", [])}
 
-    sfn = _client(local_cloud, "stepfunctions")
-    machine = next(m["stateMachineArn"] for m in sfn.list_state_machines()["stateMachines"]
-                   if m["name"] == f"{stack}-onboarding")
+    started = datetime.now(UTC).replace(microsecond=0)
+    deleted = sam(local_cloud, "delete", "--stack-name", stack, "--no-prompts", "--region", "us-east-1")
+    output = deleted.stdout + deleted.stderr
 
-    deleting = subprocess.Popen([sam_executable(), "delete", "--stack-name", stack, "--no-prompts", "--region",
-                                 "us-east-1"], cwd=REPO, env=sam_env(local_cloud), stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True)
-    entered = _states_entered_until_done(sfn, machine, deleting)  # the state machine goes with the stack
-    output = deleting.communicate(timeout=600)[0]
-
-    assert deleting.returncode == 0, (output[-2000:], _events(local_cloud, stack))
+    assert deleted.returncode == 0, (output[-2000:], _events(local_cloud, stack))
     assert "Deleted successfully" in output
     with pytest.raises(ClientError, match="does not exist"):
         _client(local_cloud, "cloudformation").describe_stacks(StackName=stack)
-    # The Delete execution entered the teardown states in reverse guide order.
-    teardown = [name for name in entered if name.startswith(("Teardown", "Step"))]
-    assert list(dict.fromkeys(teardown)) == [
-        "Teardown Discover", "Step 10 Remove Workbench Device", "Step 8 Remove Expel Role",
-        "Step 7 Remove S3 Event Notification", "Step 6 Remove SNS Subscription", "Step 5 Delete SQS Queue",
-        "Step 3 Delete SNS Topic", "Step 4 Remove Key Policy Statements", "Step 1 Remove Trail"]
+    # The Delete execution's writes, in reverse guide order, as CloudTrail's Event history lists them (it
+    # outlives the stack's state machine and functions; newest first, read here oldest first): role stack (8),
+    # bucket notification (7), subscription (6), queue (5), topic (3), key policy (4), trail (1), each once.
+    writes = _teardown_writes(_client(local_cloud, "cloudtrail"), started, key_id)
+    assert [name for name, _ in writes] == [
+        "DeleteStack e2e-sam-expel-role", "PutBucketNotificationConfiguration e2e-sam-logs-bucket",
+        "Unsubscribe e2e-sam-topic", "DeleteQueue e2e-sam-queue", "DeleteTopic e2e-sam-topic",
+        "PutKeyPolicy e2e-sam-key", "DeleteTrail e2e-sam-trail"], writes
     assert "e2e-sam-topic" not in str(_client(local_cloud, "sns").list_topics())
     assert "e2e-sam-queue" not in str(_client(local_cloud, "sqs").list_queues())
     assert "e2e-sam-trail" not in str(_client(local_cloud, "cloudtrail").describe_trails())
@@ -230,21 +227,41 @@ def test_sam_delete_runs_the_teardown_and_keeps_the_bucket_and_key(
     assert triggers == []
 
 
-def _states_entered_until_done(sfn: Any, machine: str, process: subprocess.Popen) -> list[str]:
-    """The Task states the stack's Delete execution enters, read while ``sam delete`` runs."""
-    seen: dict[int, str] = {}
-    while process.poll() is None:
-        try:
-            for execution in sfn.list_executions(stateMachineArn=machine)["executions"]:
-                if execution["name"].startswith("delete-"):
-                    for event in sfn.get_execution_history(executionArn=execution["executionArn"],
-                                                           maxResults=1000)["events"]:
-                        if event["type"] == "TaskStateEntered":
-                            seen[event["id"]] = event["stateEnteredEventDetails"]["name"]
-        except ClientError:
-            pass  # the state machine is deleted with the stack
-        time.sleep(0.3)
-    return [seen[key] for key in sorted(seen)]
+# What each write of the teardown names, in the call's requestParameters (the key by its id).
+_TEARDOWN_WRITES = {
+    ("cloudformation.amazonaws.com", "DeleteStack"): "e2e-sam-expel-role",
+    ("s3.amazonaws.com", "PutBucketNotificationConfiguration"): "e2e-sam-logs-bucket",
+    ("sns.amazonaws.com", "Unsubscribe"): "e2e-sam-topic",
+    ("sqs.amazonaws.com", "DeleteQueue"): "e2e-sam-queue",
+    ("sns.amazonaws.com", "DeleteTopic"): "e2e-sam-topic",
+    ("kms.amazonaws.com", "PutKeyPolicy"): "e2e-sam-key",
+    ("cloudtrail.amazonaws.com", "DeleteTrail"): "e2e-sam-trail",
+}
+
+
+def _teardown_writes(cloudtrail: Any, since: datetime, key_id: str,
+                     timeout: float = 60.0) -> list[tuple[str, datetime]]:
+    """("<operation> <resource>", event time) of each successful write the stack's functions (an assumed role)
+    made to the onboarding's resources since ``since``, oldest first, from CloudTrail's Event history. AWS shows
+    an event there minutes after the call: wait (bounded) until the last one, the trail's delete, is in."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found: list[tuple[str, datetime]] = []
+        pages = cloudtrail.get_paginator("lookup_events").paginate(
+            StartTime=since, LookupAttributes=[{"AttributeKey": "ReadOnly", "AttributeValue": "false"}])
+        for event in (e for page in pages for e in page["Events"]):
+            record = json.loads(event["CloudTrailEvent"])
+            names = _TEARDOWN_WRITES.get((record["eventSource"], record["eventName"]))
+            parameters = json.dumps(record.get("requestParameters")).replace(key_id, "e2e-sam-key")
+            if (names and names in parameters and record["userIdentity"]["type"] == "AssumedRole"
+                    and "errorCode" not in record):
+                found.append((f"{record['eventName']} {names}", event["EventTime"]))
+        found.reverse()  # the history is newest first
+        if any(name == "DeleteTrail e2e-sam-trail" for name, _ in found):
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the trail's delete is not in CloudTrail's Event history after {timeout} s: {found}")
+        time.sleep(5)
 
 
 def _events(cloud: ServedCloud, stack: str) -> list[str]:

@@ -399,6 +399,67 @@ def test_a_proactive_init_that_fails_leaves_the_first_invocation_to_start_anew_a
     assert logs.startswith("INIT_START")
 
 
+WRITER = """
+import os, pathlib, shutil
+
+def write_handler(event, context):
+    def attempt(write):
+        try:
+            write()
+        except OSError as exc:
+            return {"errno": exc.errno, "message": str(exc)}
+        return "written"
+
+    task, layer = os.environ["LAMBDA_TASK_ROOT"], event["layer_dir"]
+    return {
+        "task_file": attempt(lambda: open(os.path.join(task, "app.py"), "a").write("# changed")),
+        "task_new": attempt(lambda: pathlib.Path(task, "new.txt").write_text("x")),
+        "task_remove": attempt(lambda: os.remove(os.path.join(task, "app.py"))),
+        "layer_file": attempt(lambda: open(os.path.join(layer, "helper.py"), "w").write("VALUE = 8")),
+        "layer_dir": attempt(lambda: os.makedirs(os.path.join(layer, "made"))),
+        "layer_tree": attempt(lambda: shutil.rmtree(layer)),
+        "tmp": attempt(lambda: pathlib.Path("/tmp", f"written-{os.getpid()}").write_text("x")),
+        "read": open(os.path.join(task, "app.py")).read().endswith("# changed"),
+    }
+"""
+
+
+def test_a_function_cannot_write_its_code_or_layers_read_only_as_on_lambda(tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from moto.awslambda.utils import get_backend
+
+    layer = get_backend("123456789012", "eu-west-1").publish_layer_version(
+        {"LayerName": "helpers",
+         "Content": {"ZipFile": base64.b64encode(function_zip({"python/helper.py": "VALUE = 7\n"}))}}
+    )
+    fn = _function("app.write_handler", code=WRITER, layers=[{"Arn": layer.arn}])
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    cache = lambda_runner.ArtifactCache(tmp_path / "root", shared)
+    (tmp_path / "root").mkdir()
+    monkeypatch.setattr(lambda_runner, "_cache", cache)
+    opt = cache.opt_root(lambda_runner._layer_zips(fn))
+
+    outcome, errored, _ = _invoke(fn, {"layer_dir": str(opt / "python")})
+
+    assert not errored, outcome
+    for attempt in ("task_file", "task_new", "task_remove", "layer_file", "layer_dir", "layer_tree"):
+        assert outcome[attempt]["errno"] == 30, (attempt, outcome[attempt])
+        assert outcome[attempt]["message"].startswith("[Errno 30] Read-only file system: "), outcome[attempt]
+    assert outcome["tmp"] == "written" and outcome["read"] is False  # readable, and unchanged
+    assert (opt / "python" / "helper.py").read_text() == "VALUE = 7\n"
+    task = cache.task_root(fn.code_bytes)
+    for tree in (task, opt):  # by file mode too (what a user other than root meets, from any process)
+        assert all(not path.stat().st_mode & 0o222 for path in [tree, *tree.rglob("*")]), tree
+
+    lambda_runner.shutdown()
+    lambda_runner._remove_later([str(task), str(opt)])  # the clean-up of what no local cloud used for a week
+    deadline = time.monotonic() + 30
+    while (task.exists() or opt.exists()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not task.exists() and not opt.exists()
+
+
 def test_local_clouds_share_extracted_layers_and_the_bytecode_their_environments_compiled(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from moto.awslambda.utils import get_backend
