@@ -133,6 +133,15 @@ def test_status_of_the_organizations_stack_shows_every_step_succeeded(onboarded:
     assert not any(line.startswith("StackSet ") for line in result.stdout.splitlines())  # no failed account
 
 
+def test_without_a_workbench_api_key_the_stack_skips_its_secret(onboarded: Onboarded) -> None:
+    """WorkbenchApiKey empty: the secret's Condition is false, and CloudFormation does not list a resource it skipped
+    among the stack's resources."""
+    resources = onboarded.client("cloudformation").describe_stack_resources(StackName=STACK)["StackResources"]
+
+    assert all(r.get("ResourceType") and r.get("LogicalResourceId") for r in resources)
+    assert "WorkbenchApiKeySecret" not in {r["LogicalResourceId"] for r in resources}
+
+
 def test_a_rerun_with_nothing_to_change_starts_no_stack_set_operation(onboarded: Onboarded) -> None:
     before = onboarded.operations()
 
