@@ -7,11 +7,15 @@ from typing import Any
 
 import pytest
 
-# The e2e files that read the stacks tests/e2e/conftest.py deploys once per pytest process (``onboarded``,
-# ``preflight_refused``): make test's workers (--dist loadfile) take them as one unit, so one worker deploys
-# those stacks, not each worker that happens to draw one of these files.
+# The e2e files on the local cloud tests/e2e/conftest.py serves once per pytest process (the package fixture
+# ``local_cloud``), with the stacks it deploys once (``onboarded``, ``preflight_refused``): make test's workers
+# (--dist loadfile) take them as one unit, so one worker starts that cloud and deploys those stacks, not each worker
+# that happens to draw one of these files (a second cloud costs its start and, while it runs, its trails' deliveries).
+# The e2e conftest refuses a collection where a file on that cloud is missing here.
 SHARED_STACK_FILES = ("tests/e2e/test_onboarding_e2e.py", "tests/e2e/test_expel_side_e2e.py",
-                      "tests/e2e/test_status_cli.py")
+                      "tests/e2e/test_status_cli.py", "tests/e2e/test_existing_trail_e2e.py",
+                      "tests/e2e/test_existing_trail_entry_e2e.py", "tests/e2e/test_iam_bite.py",
+                      "tests/e2e/test_local_cloud.py")
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:

@@ -286,12 +286,13 @@ def test_redrive_inside_the_window_completes_the_stack_with_every_output(local_c
 
 
 def test_aborted_execution_fails_the_stack_without_waiting(local_cloud: ServedCloud, built_template: Path) -> None:
-    # Long polls keep the execution inside a Wait state long enough to abort it there.
-    params = onboarding_parameters(local_cloud, "e2e-abort", StatusPollSeconds="60", RetryWindowSeconds="600")
+    # Longer polls keep the execution inside a Wait state (2 s in the local cloud's compressed time) long enough to
+    # abort it there; the rollback's teardown waits as long for the role stack's removal.
+    params = onboarding_parameters(local_cloud, "e2e-abort", StatusPollSeconds="20", RetryWindowSeconds="600")
     with _deploying(local_cloud, built_template, "e2e-abort", params) as deploy:
         sfn = client(local_cloud, "stepfunctions")
         running = _wait_for_execution(sfn, "e2e-abort-onboarding", "RUNNING")
-        time.sleep(3)
+        _wait_for_event(sfn, running, "WaitStateEntered")
         sfn.stop_execution(executionArn=running, error="Aborted", cause="stopped by a person")
         aborted_at = time.monotonic()
         output, _ = deploy.communicate(timeout=240)
@@ -324,6 +325,14 @@ def _wait_for_execution(sfn: Any, machine_name: str, status: str, timeout: float
                     return str(execution["executionArn"])
         time.sleep(0.5)
     raise AssertionError(f"no {status} execution of {machine_name} within {timeout} s")
+
+
+def _wait_for_event(sfn: Any, execution: str, event_type: str, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while not any(e["type"] == event_type for e in sfn.get_execution_history(
+            executionArn=execution, reverseOrder=True, maxResults=20)["events"]):
+        assert time.monotonic() < deadline, f"{execution} had no {event_type} event within {timeout} s"
+        time.sleep(0.2)
 
 
 def test_the_trail_delivers_signed_log_files_whose_events_reach_the_queue(local_cloud: ServedCloud,

@@ -21,16 +21,12 @@ from expel_onboarding.policies.notification import account_entry_id, notificatio
 from tests import customer_trail
 from tests.e2e.test_existing_trail_e2e import _new_execution_with_the_same_input, functions_calls, writes
 from tests.e2e.test_onboarding_e2e import deploy_command
+from tests.e2e.test_organizations_e2e import LAYOUT, MANAGEMENT, REGION
 from tests.local_cloud.harness import ServedCloud, onboarding_parameters, run_cli, serve_child
 from tests.organization import Organization, build
 from tests.support import DATA_PATH_POLICY
 
 pytestmark = pytest.mark.e2e
-
-REGION = "us-east-1"
-MANAGEMENT = "123456789012"
-# workloads (1 account) with a nested prod OU (2 accounts), and one account in the root.
-LAYOUT = {"workloads": ("root", 1), "prod": ("workloads", 2), "root": ("root", 1)}
 
 
 @dataclass

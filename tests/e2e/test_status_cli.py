@@ -13,8 +13,7 @@ import pytest
 from samcli.yamlhelper import yaml_parse
 
 from local_cloud.cli import DEMO_WORKBENCH_GUID
-from tests.e2e.test_onboarding_e2e import deploy_command
-from tests.local_cloud.harness import ServedCloud, client, onboarding_parameters, run_cli
+from tests.local_cloud.harness import ServedCloud, client, run_cli
 
 pytestmark = pytest.mark.e2e
 REGION = "us-east-1"
@@ -34,13 +33,9 @@ def step_rows(stdout: str) -> dict[str, str]:
 
 
 def test_status_of_a_finished_stack_shows_every_step_succeeded_with_durations(
-        local_cloud: ServedCloud, built_template: Path) -> None:
-    """A single account without a Workbench API key: the stack skips its secret (Condition false), which
-    CloudFormation does not list among the stack's resources."""
-    name = f"e2e-st-{uuid.uuid4().hex[:5]}"
-    params = onboarding_parameters(local_cloud, name, WorkbenchApiKey="")
-    created = run_cli(*deploy_command(local_cloud, built_template, name, params), timeout=400)
-    assert created.returncode == 0, created.stdout[-3000:] + created.stderr[-3000:]
+        local_cloud: ServedCloud, onboarded: dict[str, str]) -> None:
+    """The shared onboarded stack (a single account), as ``local deploy`` left it."""
+    name = onboarded["stack_name"]
 
     result = status(local_cloud, name)
 
@@ -55,10 +50,12 @@ def test_status_of_a_finished_stack_shows_every_step_succeeded_with_durations(
     for step, row in rows.items():
         assert row[0] == "succeeded", (step, row)
         assert any(re.fullmatch(r"\d+\.\ds|\d+m\d\ds", cell) for cell in row[1:]), (step, row)  # its duration
-    assert step_rows(created.stdout).keys() == rows.keys()  # local deploy ends with the same view
+    assert step_rows(onboarded["stdout"]).keys() == rows.keys()  # local deploy ends with the same view
     resources = client(local_cloud, "cloudformation").describe_stack_resources(StackName=name)["StackResources"]
     assert all(r.get("ResourceType") and r.get("LogicalResourceId") for r in resources)
-    assert "WorkbenchApiKeySecret" not in {r["LogicalResourceId"] for r in resources}
+    # With a Workbench API key the stack keeps it in a secret of its own (without one it has none:
+    # test_organizations_e2e's keyless stack).
+    assert "WorkbenchApiKeySecret" in {r["LogicalResourceId"] for r in resources}
 
 
 def test_status_of_a_failed_stack_names_the_failing_step_and_reason(
