@@ -25,7 +25,8 @@ LAST = "test_iam_grants_used.py"
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: item.path.name == LAST)
-    on_shared_cloud = {item.path.relative_to(REPO).as_posix() for item in items if _uses_shared_cloud(item)}
+    # As the scheduler names a file: by the nodeid's path.
+    on_shared_cloud = {item.nodeid.split("::", 1)[0] for item in items if _uses_shared_cloud(item)}
     if missing := sorted(on_shared_cloud - set(SHARED_CLOUD_FILES)):
         raise pytest.UsageError(f"{missing} use the shared local cloud: add them to SHARED_CLOUD_FILES "
                                 "(tests/xdist_scheduling.py), so that make test's workers start it once")
