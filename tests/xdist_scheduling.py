@@ -7,15 +7,20 @@ from typing import Any
 
 import pytest
 
-# The e2e files on the local cloud tests/e2e/conftest.py serves once per pytest process (the package fixture
-# ``local_cloud``), with the stacks it deploys once (``onboarded``, ``preflight_refused``): make test's workers
-# (--dist loadfile) take them as one unit, so one worker starts that cloud and deploys those stacks, not each worker
-# that happens to draw one of these files (a second cloud costs its start and, while it runs, its trails' deliveries).
-# The e2e conftest refuses a collection where a file on that cloud is missing here.
+# The e2e files that read the stacks tests/e2e/conftest.py deploys once per pytest process (``onboarded``,
+# ``preflight_refused``): make test's workers (--dist loadfile) take them as one unit, so one worker deploys
+# those stacks, not each worker that happens to draw one of these files.
 SHARED_STACK_FILES = ("tests/e2e/test_onboarding_e2e.py", "tests/e2e/test_expel_side_e2e.py",
-                      "tests/e2e/test_status_cli.py", "tests/e2e/test_existing_trail_e2e.py",
+                      "tests/e2e/test_status_cli.py")
+# Every e2e file on the local cloud that conftest serves once per pytest process (the package fixture
+# ``local_cloud``); the e2e conftest refuses a collection where one is missing here. With two workers they are one
+# unit too, so one worker starts that cloud: a second one costs its start and, while it runs, its trails'
+# deliveries, and the other worker's own-cloud files (Organizations, drift, faults) balance that unit. With more
+# workers the unit would be the run's longest, so only the shared stacks' readers stay together.
+SHARED_CLOUD_FILES = (*SHARED_STACK_FILES, "tests/e2e/test_existing_trail_e2e.py",
                       "tests/e2e/test_existing_trail_entry_e2e.py", "tests/e2e/test_iam_bite.py",
                       "tests/e2e/test_local_cloud.py")
+ONE_CLOUD_UP_TO_WORKERS = 2
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
@@ -26,6 +31,7 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     class SharedStacksTogether(LoadFileScheduling):
         def _split_scope(self, nodeid: str) -> str:
             path = super()._split_scope(nodeid)
-            return SHARED_STACK_FILES[0] if path in SHARED_STACK_FILES else path
+            together = SHARED_CLOUD_FILES if self.numnodes <= ONE_CLOUD_UP_TO_WORKERS else SHARED_STACK_FILES
+            return together[0] if path in together else path
 
     return SharedStacksTogether(config, log)

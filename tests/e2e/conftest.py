@@ -14,7 +14,7 @@ from local_cloud.deploy import build_is_stale
 from tests.e2e.test_onboarding_e2e import client, deploy_command, outputs
 from tests.local_cloud import harness
 from tests.local_cloud.harness import REPO, ServedCloud, onboarding_parameters, run_cli, sam_build, serve_child
-from tests.xdist_scheduling import SHARED_STACK_FILES
+from tests.xdist_scheduling import SHARED_CLOUD_FILES
 
 ONBOARDED_STACK = "e2e-main"
 REFUSED_STACK = "e2e-fail"
@@ -25,9 +25,10 @@ LAST = "test_iam_grants_used.py"
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: item.path.name == LAST)
-    on_shared_cloud = {item.path.relative_to(REPO).as_posix() for item in items if _uses_shared_cloud(item)}
-    if missing := sorted(on_shared_cloud - set(SHARED_STACK_FILES)):
-        raise pytest.UsageError(f"{missing} use the shared local cloud: add them to SHARED_STACK_FILES "
+    # As the scheduler names a file: by the nodeid's path.
+    on_shared_cloud = {item.nodeid.split("::", 1)[0] for item in items if _uses_shared_cloud(item)}
+    if missing := sorted(on_shared_cloud - set(SHARED_CLOUD_FILES)):
+        raise pytest.UsageError(f"{missing} use the shared local cloud: add them to SHARED_CLOUD_FILES "
                                 "(tests/xdist_scheduling.py), so that make test's workers start it once")
 
 
