@@ -15,11 +15,20 @@ A profile of ``local serve`` during a deploy found two such costs on every reque
   Those names depend only on the picker, the object's class, the member's name and its shape (and the
   shape's parent), so they are remembered per such key; objects whose attributes are dynamic (an instance
   ``Meta``, a ``__getattr__``) are asked every time, as before.
+* Actions: to find the method of a request's action, moto lists every function of the response class
+  (``inspect.getmembers``) for every request. The names are remembered per class; an action not among them is
+  looked up as moto does (a method added later is found).
+* State machines: Step Functions parses a definition (moto's ANTLR parser, a tenth of a second or more for
+  the onboarding's) to validate it when a state machine is created or updated, and again when an execution
+  starts. The first execution after a validation gets the program that validation parsed and nothing used;
+  every later one parses its own, as before.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
+from contextvars import ContextVar
 from typing import Any
 
 from local_cloud.once import once
@@ -36,6 +45,14 @@ moto_backend_for_host: Any = None
 moto_service_name: Any = None
 _service_names: dict[str, str] = {}
 _error_lookups: dict[str, Any] = {}
+_method_names: dict[type, frozenset[str]] = {}
+moto_method_names: Any = None
+moto_parse: Any = None
+# Definitions a validation parsed, oldest first, each (program, parse tree) handed out once (to one execution).
+_validated: dict[str, tuple[Any, Any]] = {}
+_validated_lock = threading.Lock()
+VALIDATED_KEPT = 8  # state machines created and not (yet) started: their parses are dropped beyond this
+_validating: ContextVar[bool] = ContextVar("validating_definition", default=False)
 
 
 @once
@@ -45,6 +62,8 @@ def install() -> None:
     _cache_attribute_names()
     _cache_xml_names()
     _cache_error_lookups()
+    _cache_method_names()
+    _hand_validated_definitions_on()
 
 
 def moto_modules() -> frozenset[str]:
@@ -173,3 +192,62 @@ def _cache_error_lookups() -> None:
         return _error_lookups[service_id]  # type: ignore[no-any-return]
 
     errors.ErrorLookupFactory.for_service = for_service  # type: ignore[method-assign]
+
+
+def _cache_method_names() -> None:
+    from moto.core import responses, utils
+
+    global moto_method_names
+    names_of = moto_method_names = utils.method_names_from_class
+
+    class Names(frozenset):  # type: ignore[type-arg]
+        """A class's function names as moto lists them; a name not among them is looked for again."""
+
+        clazz: type
+
+        def __contains__(self, name: object) -> bool:
+            if frozenset.__contains__(self, name):
+                return True
+            return frozenset.__contains__(method_names(self.clazz, fresh=True), name)
+
+    def method_names(clazz: type, fresh: bool = False) -> frozenset[str]:
+        known = _method_names.get(clazz)
+        if known is None or fresh:
+            known = Names(names_of(clazz))
+            known.clazz = clazz
+            _method_names[clazz] = known
+        return known
+
+    responses.method_names_from_class = method_names  # type: ignore[assignment]
+
+
+def _hand_validated_definitions_on() -> None:
+    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+    from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+
+    global moto_parse
+    moto_parse = AmazonStateLanguageParser.parse
+    validate = StepFunctionsParserBackend._validate_definition
+
+    def parse_once(definition: str) -> tuple[Any, Any]:
+        if not _validating.get():
+            with _validated_lock:
+                kept = _validated.pop(definition, None)
+            return kept if kept is not None else moto_parse(definition)
+        parsed = moto_parse(definition)
+        with _validated_lock:
+            _validated.pop(definition, None)
+            _validated[definition] = parsed
+            while len(_validated) > VALIDATED_KEPT:
+                del _validated[next(iter(_validated))]
+        return parsed
+
+    def validate_definition(definition: str) -> None:
+        token = _validating.set(True)
+        try:
+            validate(definition)
+        finally:
+            _validating.reset(token)
+
+    AmazonStateLanguageParser.parse = staticmethod(parse_once)  # type: ignore[method-assign]
+    StepFunctionsParserBackend._validate_definition = staticmethod(validate_definition)  # type: ignore[method-assign]

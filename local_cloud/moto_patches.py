@@ -21,7 +21,9 @@ arrival of custom resource answers concern only a running server (``apply_server
    backend while the API (with ``execute_state_machine``) reads the executing one: point CloudFormation
    at the executing backend.
 6. ``AWS::Lambda::LayerVersion`` has no physical id in moto, so ``!Ref Layer`` yields a Python object:
-   make it the version ARN. ``AWS::Lambda::Function`` from CloudFormation drops ``Layers``: keep them.
+   make it the version ARN. ``AWS::Lambda::Function`` from CloudFormation drops ``Layers`` (and
+   ``Architectures``): the function is created with them, as CreateFunction is, so whatever sees a new
+   function (the Lambda runner's proactive Init) sees its whole configuration.
 7. ``StartExecution`` without a name gets the name ``None`` (ARN ``...:None``, and a second start is
    "already exists"); AWS generates a UUID: do that.
 8. ``AWS::SecretsManager::Secret`` has no CloudFormation support in moto (skipped, ``!Ref`` is empty):
@@ -135,26 +137,45 @@ def _patch_stepfunctions_backend() -> None:
     sfn_models.stepfunctions_backends = stepfunctions_parser_backends
 
 
+# The CreateFunction spec entries an ``AWS::Lambda::Function`` being created by CloudFormation adds (patch 6).
+_CLOUDFORMATION_SPEC: ContextVar[dict[str, Any] | None] = ContextVar("lambda_cloudformation_spec", default=None)
+
+
 def _patch_lambda_models() -> None:
     from moto.awslambda.models import LambdaFunction, LayerVersion
 
     LayerVersion.physical_resource_id = property(lambda self: self.arn)  # type: ignore[attr-defined]
 
     original_create = LambdaFunction.create_from_cloudformation_json.__func__  # type: ignore[attr-defined]
+    original_init = LambdaFunction.__init__
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        """moto's, with what CloudFormation's properties add to the spec moto makes of them."""
+        added = _CLOUDFORMATION_SPEC.get()
+        if added:
+            if "spec" in kwargs:
+                kwargs["spec"] = {**kwargs["spec"], **added}
+            else:
+                args = (args[0], {**args[1], **added}, *args[2:])
+        original_init(self, *args, **kwargs)
 
     def create_from_cloudformation_json(
         cls: Any, resource_name: str, cloudformation_json: dict, account_id: str, region_name: str, **kw: Any
     ) -> Any:
-        fn = original_create(cls, resource_name, cloudformation_json, account_id, region_name, **kw)
         properties = cloudformation_json["Properties"]
-        if properties.get("Layers"):
-            fn.layers = fn._get_layers_data(properties["Layers"])
+        # In CreateFunction's own spec, not set afterwards: the function exists (and the hooks on its creation
+        # run) from within moto's create_function.
+        added = {name: properties[name] for name in ("Layers", "Architectures") if properties.get(name)}
+        token = _CLOUDFORMATION_SPEC.set(added)
+        try:
+            fn = original_create(cls, resource_name, cloudformation_json, account_id, region_name, **kw)
+        finally:
+            _CLOUDFORMATION_SPEC.reset(token)
         if properties.get("Tags"):
             fn.tags = {tag["Key"]: tag["Value"] for tag in properties["Tags"]}
-        if properties.get("Architectures"):
-            fn.architectures = properties["Architectures"]
         return fn
 
+    LambdaFunction.__init__ = __init__  # type: ignore[method-assign]
     LambdaFunction.create_from_cloudformation_json = classmethod(create_from_cloudformation_json)  # type: ignore[assignment]
 
     original_layer_create = LayerVersion.create_from_cloudformation_json.__func__  # type: ignore[attr-defined]

@@ -7,6 +7,7 @@ Everything binds to 127.0.0.1. ``LocalCloud.start()`` returns once both endpoint
 from __future__ import annotations
 
 import errno
+import functools
 import json
 import logging
 import os
@@ -89,12 +90,11 @@ class MotoServer:
     the constructor on; requests are answered from ``start()`` on."""
 
     def __init__(self, port: int, middleware: Sequence[Callable[[WsgiApp], WsgiApp]] = ()) -> None:
-        from moto.moto_server.werkzeug_app import MotoRequestHandler
         from werkzeug.serving import make_server
 
         self._middleware = middleware
         try:
-            self._server = make_server(HOST, port, _not_started, threaded=True, request_handler=MotoRequestHandler)
+            self._server = make_server(HOST, port, _not_started, threaded=True, request_handler=request_handler())
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE or "in use" in str(exc):
                 raise PortInUse(port) from exc
@@ -120,6 +120,26 @@ class MotoServer:
             self._server.shutdown()
             self._thread.join(timeout=10)
         self._server.server_close()
+
+
+@functools.cache
+def request_handler() -> type:
+    """moto's request handler, minus the request lines nobody sees: werkzeug formats each request's log line
+    (path decoded, escaped, styled, dated) before its logger drops it (a few % of the server's CPU per
+    request). When the ``werkzeug`` logger's level is set and leaves out INFO, the line is not made; when it
+    is not set, werkzeug logs as it always does (it sets INFO on its first line)."""
+    from moto.moto_server.werkzeug_app import MotoRequestHandler
+
+    class RequestHandler(MotoRequestHandler):
+        def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+            if _werkzeug_log.level != logging.NOTSET and not _werkzeug_log.isEnabledFor(logging.INFO):
+                return
+            super().log_request(code, size)
+
+    return RequestHandler
+
+
+_werkzeug_log = logging.getLogger("werkzeug")
 
 
 def _not_started(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import importlib
+import threading
 from typing import Any
 
 from local_cloud import iam_propagation, lambda_runner
@@ -127,25 +128,47 @@ def install_state_machine_role_wait() -> None:
     StepFunctionsParserBackend.create_state_machine = create_state_machine  # type: ignore[method-assign]
 
 
+# The clients the engine signs with, by service, region, endpoint and session: making a boto3 client costs
+# milliseconds of CPU, and moto's engine asked for two for every Task it ran. Clients of sessions refreshed
+# since are dropped, oldest first, beyond this many.
+ENGINE_CLIENTS_KEPT = 32
+_engine_clients: dict[tuple[Any, ...], Any] = {}
+_engine_clients_lock = threading.Lock()
+
+
 def _engine_client_factory(original: Any) -> Any:
+    from moto.stepfunctions.parser.asl.utils import boto_client as engine
+
     def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
-        client = original(region=region, service=service, state_credentials=state_credentials)
         role_arn = getattr(state_credentials, "role_arn", None)
         if not role_arn:
-            return client
+            return original(region=region, service=service, state_credentials=state_credentials)
         account = str(role_arn).split(":")[4]
         session = credentials.assume(str(role_arn), "states.amazonaws.com", "StepFunctions", source_account=account)
+        # What moto's client is made of: the server's port, or none while moto intercepts the calls in-process.
+        key = (region, service, engine.botocore_stubber.enabled, engine.moto_server_port(), session.access_key_id,
+               session.secret_access_key, session.session_token)
+        with _engine_clients_lock:
+            client = _engine_clients.get(key)
+        if client is not None:
+            return client
+        moto_client = original(region=region, service=service, state_credentials=state_credentials)
         import boto3
 
-        return boto3.client(
+        client = boto3.client(
             service,
             region_name=region,
-            endpoint_url=client.meta.endpoint_url,
+            endpoint_url=moto_client.meta.endpoint_url,
             aws_access_key_id=session.access_key_id,
             aws_secret_access_key=session.secret_access_key,
             aws_session_token=session.session_token,
-            config=client.meta.config,
+            config=moto_client.meta.config,
         )
+        with _engine_clients_lock:
+            _engine_clients[key] = client
+            while len(_engine_clients) > ENGINE_CLIENTS_KEPT:
+                del _engine_clients[next(iter(_engine_clients))]
+        return client
 
     boto_client_for._local_cloud_iam = True  # type: ignore[attr-defined]
     return boto_client_for

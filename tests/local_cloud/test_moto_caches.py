@@ -101,3 +101,59 @@ def test_refusals_still_carry_the_services_error_code_and_message() -> None:
         with pytest.raises(ClientError) as missing:
             boto("sqs").get_queue_url(QueueName="missing")
         assert missing.value.response["Error"]["Code"] == "AWS.SimpleQueueService.NonExistentQueue"
+
+
+@pytest.mark.parametrize("module", ["s3", "iam", "cloudformation", "stepfunctions", "kms", "sqs"])
+def test_an_action_is_found_among_the_methods_moto_finds(module: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib
+
+    from moto.core import responses
+
+    moto_caches.install()
+    classes = [cls for cls in vars(importlib.import_module(f"moto.{module}.responses")).values()
+               if isinstance(cls, type) and issubclass(cls, responses.BaseResponse)]
+    for cls in classes:
+        names = set(moto_caches.moto_method_names(cls))
+        for name in [*names, "no_such_action", "__init__", "", "dispatch"]:
+            for _ in range(2):  # the first answer is remembered, the second read back
+                assert (name in responses.method_names_from_class(cls)) == (name in names), (cls, name)
+    # A method given to a class after its names were remembered is found, as moto would find it.
+    monkeypatch.setattr(classes[0], "an_action_added_later", lambda self: "", raising=False)
+    assert "an_action_added_later" in responses.method_names_from_class(classes[0])
+
+
+DEFINITION = json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Pass", "Result": {"ok": 1}, "End": True}}})
+
+
+def test_the_first_execution_after_a_validation_gets_its_parse_and_later_ones_their_own(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+    from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+
+    moto_caches.install()
+    parsed: list[tuple[Any, Any]] = []
+    parse = moto_caches.moto_parse
+
+    def counted(definition: str) -> tuple[Any, Any]:
+        parsed.append(parse(definition))
+        return parsed[-1]
+
+    monkeypatch.setattr(moto_caches, "moto_parse", counted)
+    StepFunctionsParserBackend._validate_definition(DEFINITION)
+    assert len(parsed) == 1
+    first = AmazonStateLanguageParser.parse(DEFINITION)  # as an execution starts
+    assert first is parsed[0] and len(parsed) == 1  # never evaluated: the same as a parse of its own
+    second = AmazonStateLanguageParser.parse(DEFINITION)
+    assert len(parsed) == 2 and second is parsed[1] and second[0] is not first[0]
+    assert type(second[0]) is type(first[0])
+
+
+def test_a_definition_that_does_not_parse_is_refused_as_moto_refuses_it_and_never_kept() -> None:
+    from moto.stepfunctions.parser.api import InvalidDefinition
+    from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+
+    moto_caches.install()
+    broken = '{"StartAt": "Nowhere", "States": {'
+    with pytest.raises(InvalidDefinition):
+        StepFunctionsParserBackend._validate_definition(broken)
+    assert broken not in moto_caches._validated

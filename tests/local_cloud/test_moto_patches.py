@@ -145,3 +145,66 @@ def test_requests_recorded_at_once_by_server_threads_are_one_line_each(tmp_path,
     lines = (tmp_path / "recording").read_text().splitlines()
     assert sorted(json.loads(line)["headers"]["X-Request"] for line in lines) == sorted(
         f"{t}-{n}" for t in range(8) for n in range(10))
+
+
+LAYERED_FUNCTION = """
+Resources:
+  Layer:
+    Type: AWS::Lambda::LayerVersion
+    Properties:
+      LayerName: shared
+      Content: {S3Bucket: layer-artifacts, S3Key: layer.zip}
+  Role:
+    Type: AWS::IAM::Role
+    Properties:
+      AssumeRolePolicyDocument:
+        Version: "2012-10-17"
+        Statement: [{Effect: Allow, Principal: {Service: lambda.amazonaws.com}, Action: sts:AssumeRole}]
+  Function:
+    Type: AWS::Lambda::Function
+    Properties:
+      Runtime: python3.13
+      Handler: index.handler
+      Role: !GetAtt Role.Arn
+      Code: {ZipFile: "def handler(event, context): return 1"}
+      Layers: [!Ref Layer]
+      Architectures: [arm64]
+"""
+
+
+def test_a_function_cloudformation_creates_has_its_layers_from_the_moment_it_exists(
+        aws: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What sees a new function as CreateFunction makes it (the Lambda runner prepares its /opt and initializes it
+    proactively from there) sees the layers and architecture of its template, not moto's defaults set right."""
+    import io
+    import zipfile
+
+    import boto3
+    from moto.awslambda.models import LambdaBackend
+
+    seen: list[tuple[list[str], list[str]]] = []
+    original = LambdaBackend.create_function
+
+    def create_function(self, spec):  # noqa: ANN001, ANN202 - moto's signature
+        fn = original(self, spec)
+        seen.append(([layer["Arn"] for layer in fn.layers], list(fn.architectures)))
+        return fn
+
+    monkeypatch.setattr(LambdaBackend, "create_function", create_function)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("python/helper.py", "VALUE = 1\n")
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="layer-artifacts")
+    s3.put_object(Bucket="layer-artifacts", Key="layer.zip", Body=buffer.getvalue())
+
+    boto3.client("cloudformation").create_stack(StackName="layered", TemplateBody=LAYERED_FUNCTION,
+                                                Capabilities=["CAPABILITY_IAM"])
+
+    layer_arn = boto3.client("lambda").list_layer_versions(LayerName="shared")["LayerVersions"][0]["LayerVersionArn"]
+    assert seen == [([layer_arn], ["arm64"])]
+    function = boto3.client("cloudformation").describe_stack_resource(
+        StackName="layered", LogicalResourceId="Function")["StackResourceDetail"]["PhysicalResourceId"]
+    configuration = boto3.client("lambda").get_function(FunctionName=function)["Configuration"]
+    assert [layer["Arn"] for layer in configuration["Layers"]] == [layer_arn]
+    assert configuration["Architectures"] == ["arm64"]

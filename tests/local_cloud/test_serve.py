@@ -109,3 +109,48 @@ def test_it_stops_when_the_process_that_started_it_is_killed() -> None:
         parent.kill()
         if _running(serve_pid):
             os.kill(serve_pid, signal.SIGKILL)
+
+
+def _one_request_logged_at(level: int, monkeypatch) -> list[str]:  # noqa: ANN001 - pytest's MonkeyPatch
+    """The request lines werkzeug formats for one request to the local cloud's request handler."""
+    import logging
+    import threading
+    import urllib.request
+
+    from moto.moto_server.werkzeug_app import MotoRequestHandler
+    from werkzeug.serving import make_server
+
+    from local_cloud.server import HOST, request_handler
+
+    formatted: list[str] = []
+    original = MotoRequestHandler.log_request
+    monkeypatch.setattr(MotoRequestHandler, "log_request",
+                        lambda self, code="-", size="-": (formatted.append(f"{self.path} {code}"),
+                                                          original(self, code, size))[-1])
+    werkzeug_log = logging.getLogger("werkzeug")
+    previous = werkzeug_log.level
+    werkzeug_log.setLevel(level)
+
+    def app(environ, start_response):  # noqa: ANN001, ANN202 - WSGI's signature
+        start_response("200 OK", [("Content-Length", "2")])
+        return [b"ok"]
+
+    server = make_server(HOST, 0, app, threaded=True, request_handler=request_handler())
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        with urllib.request.urlopen(f"http://{HOST}:{server.server_address[1]}/probe") as answer:  # noqa: S310
+            assert answer.read() == b"ok"
+    finally:
+        server.shutdown()
+        server.server_close()
+        werkzeug_log.setLevel(previous)
+    return formatted
+
+
+def test_request_lines_are_made_only_when_werkzeugs_logger_would_show_them(monkeypatch) -> None:  # noqa: ANN001
+    import logging
+
+    assert _one_request_logged_at(logging.ERROR, monkeypatch) == []  # local serve without --verbose
+    assert _one_request_logged_at(logging.INFO, monkeypatch) == ["/probe 200"]  # --verbose
+    assert _one_request_logged_at(logging.NOTSET, monkeypatch) == ["/probe 200"]  # werkzeug's own default
