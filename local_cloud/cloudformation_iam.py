@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -57,16 +58,24 @@ def sync_role_tags(backend: Any, role: Any, properties: dict[str, Any], stack_id
     role.cfn_stack_id = stack_id
 
 
+@functools.cache
+def _aws_managed_policies() -> dict[str, Any]:
+    """moto's AWS managed policies by name, parsed once: 4.7 MB of JSON, 40 ms a parse, for every role a stack
+    creates with one attached (read only: a policy is built from its entry)."""
+    from moto.iam.aws_managed_policies import aws_managed_policies_data
+
+    return dict(json.loads(aws_managed_policies_data))
+
+
 def _aws_managed_policy(backend: Any, arn: str) -> None:
     """An AWS managed policy exists in every account; moto's IAM loads none, so the first role that attaches one
     brings it in (an unknown ARN stays unknown: attaching it fails as on AWS)."""
-    from moto.iam.aws_managed_policies import aws_managed_policies_data
     from moto.iam.models import AWSManagedPolicy
 
     if arn in {policy.arn for policy in list(backend.managed_policies.values())} or ":iam::aws:policy/" not in arn:
         return
     name = arn.rsplit("/", 1)[-1]
-    data = json.loads(aws_managed_policies_data).get(name)
+    data = _aws_managed_policies().get(name)
     if data is None:
         return
     policy = AWSManagedPolicy.from_data(name, backend.account_id, "us-east-1", data)

@@ -65,10 +65,12 @@ _OU_ID = re.compile(r"^(ou-[a-z0-9]{4,32}-[a-z0-9]{8,32}|r-[a-z0-9]{4,32})$")
 @dataclass
 class Timing:
     """How long an operation takes: from the call until the first accounts are worked on, and per group of
-    accounts deployed at once. AWS needs tens of seconds for each; the local cloud compresses that."""
+    accounts deployed at once. AWS needs tens of seconds for each; the local cloud compresses that. ``clock``
+    is what those seconds are counted on: a test that must see an operation RUNNING stops it there."""
 
     start_seconds: float = 1.0
     batch_seconds: float = 2.0
+    clock: Callable[[], float] = time.monotonic
 
 
 TIMING = Timing()
@@ -348,7 +350,7 @@ class _Engine:
                     self.wake.wait(timeout=5)
                     continue
                 when, org_set = min(due, key=lambda pair: pair[0])
-                delay = when - time.monotonic()
+                delay = when - TIMING.clock()
                 if delay > 0:
                     self.wake.wait(timeout=delay)
                     continue
@@ -381,7 +383,7 @@ def _submit(org_set: OrgStackSet, operation: Operation, *, internal: bool = Fals
                      f"Another Operation on StackSet {org_set.stack_set.arn} is in progress")
     if any(o.id == operation.id for o in org_set.operations):
         raise _error("OperationIdAlreadyExistsException", f"The operation ID {operation.id} already exists.")
-    operation.next_at = time.monotonic() + TIMING.start_seconds
+    operation.next_at = TIMING.clock() + TIMING.start_seconds
     if org_set.current is None:
         _start(org_set, operation)  # RUNNING at once, its instances listed as pending
     org_set.operations.append(operation)
@@ -488,7 +490,7 @@ def _step(org_set: OrgStackSet) -> None:
             instance = org_set.instances.get((result.account, result.region))
             if instance is not None and operation.action != "DETECT_DRIFT":
                 instance.detailed = "RUNNING"
-        operation.next_at = time.monotonic() + TIMING.batch_seconds
+        operation.next_at = TIMING.clock() + TIMING.batch_seconds
         return
     _finish(org_set, operation, "STOPPED" if operation.stop_requested else "SUCCEEDED", "")
 
@@ -505,7 +507,7 @@ def _finish(org_set: OrgStackSet, operation: Operation, status: str, reason: str
     operation.status, operation.reason, operation.ended = status, reason, _now()
     following = org_set.current
     if following is not None and following.status == "QUEUED":
-        following.next_at = time.monotonic() + TIMING.start_seconds
+        following.next_at = TIMING.clock() + TIMING.start_seconds
         _start(org_set, following)
 
 

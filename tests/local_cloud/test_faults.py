@@ -5,10 +5,13 @@ An in-process moto server behind the fault middleware; each test sets its own pl
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import boto3
+import botocore.endpoint
 import pytest
 from botocore.config import Config
 
@@ -17,6 +20,15 @@ from local_cloud.server import MotoServer
 from tests.support import refused
 
 REGION = "us-east-1"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _sdk_backoff_compressed() -> Iterator[None]:
+    """The SDK's retry backoff (up to seconds a try, with jitter) takes a hundredth of its time, as in the local
+    cloud's Lambda environments under ``--time-scale``: the tests count the retries, every one still happens."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(botocore.endpoint, "time", SimpleNamespace(sleep=lambda seconds: time.sleep(seconds / 100)))
+        yield
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ import json
 import os
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -99,10 +100,40 @@ def _function(handler: str, timeout: int = 5, layers: list | None = None, code: 
     )
 
 
+class _KeptForkServer(lambda_runner.ForkServer):
+    """A fork server that outlives the pool of one test: the pool's ``stop`` leaves it running for the next test's
+    pool (a local cloud keeps one per /opt for every function; starting one costs half a second of CPU)."""
+
+    def stop(self) -> None:
+        pass
+
+    def end(self) -> None:
+        super().stop()
+
+
+@pytest.fixture(scope="module")
+def _fork_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict[Path, _KeptForkServer]]]:
+    """The extracted zips (so each /opt is the same directory in every test) and the fork server of each /opt,
+    kept for this file's tests."""
+    servers: dict[Path, _KeptForkServer] = {}
+    yield tmp_path_factory.mktemp("lambda-artifacts"), servers
+    for server in servers.values():
+        server.end()
+
+
 @pytest.fixture(autouse=True)
-def _moto(tmp_path, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN001
-    monkeypatch.setattr(lambda_runner, "_cache", lambda_runner.ArtifactCache(tmp_path))
+def _moto(tmp_path, monkeypatch: pytest.MonkeyPatch, _fork_servers):  # noqa: ANN001
+    artifacts, servers = _fork_servers
+
+    def fork_server(opt_root: Path) -> _KeptForkServer:
+        server = servers.get(opt_root)
+        if server is None or not server.alive():
+            server = servers[opt_root] = _KeptForkServer(opt_root)
+        return server
+
+    monkeypatch.setattr(lambda_runner, "_cache", lambda_runner.ArtifactCache(tmp_path, artifacts))
     monkeypatch.setattr(lambda_runner, "_pool", lambda_runner.WorkerPool())
+    monkeypatch.setattr(lambda_runner, "ForkServer", fork_server)
     monkeypatch.setattr(lambda_runner, "settings", lambda_runner.Settings(keep_warm=True))
     with mock_aws():
         yield

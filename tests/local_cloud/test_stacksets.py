@@ -24,9 +24,6 @@ TEMPLATE = json.dumps({
             "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::012205512454:root"}, "Action": "sts:AssumeRole",
             "Condition": {"StringEquals": {"sts:ExternalId": {"Ref": "Guid"}}}}]}}}},
 })
-# Long enough that a test reads an operation while it is still RUNNING even on a loaded machine (a 0.2 s
-# batch was over before the next call on a machine with twenty runnable processes).
-BATCH_SECONDS = 1.0
 AUTO = {"Enabled": True, "RetainStacksOnAccountRemoval": False}
 # workloads (1 account) with a nested prod OU (2), sandbox (1), one account in the root.
 LAYOUT = {"workloads": ("root", 1), "prod": ("workloads", 2), "sandbox": ("root", 1), "root": ("root", 1)}
@@ -66,6 +63,32 @@ def _instances(name: str = "probe") -> dict[str, dict[str, Any]]:
 
 def _roles(account: str) -> list[str]:
     return role_names(member_client(boto("sts"), account, "iam", region_name=REGION))
+
+
+class HeldClock:
+    """The StackSets' clock stopped (``stacksets.TIMING.clock``): an operation started meanwhile stays RUNNING (its
+    accounts PENDING) and the next one QUEUED, however long a test takes to look, until ``advance`` moves the clock
+    on or ``release`` lets it run with time again (a real-time batch long enough to be seen RUNNING on a loaded
+    machine cost the tests seconds each)."""
+
+    def __init__(self) -> None:
+        self.now: float | None = time.monotonic()
+
+    def __call__(self) -> float:
+        return time.monotonic() if self.now is None else self.now
+
+    def advance(self, seconds: float) -> None:
+        assert self.now is not None, "released"
+        self.now += seconds
+
+    def release(self) -> None:
+        self.now = None
+
+
+def _hold(monkeypatch: pytest.MonkeyPatch) -> HeldClock:
+    clock = HeldClock()
+    monkeypatch.setattr(stacksets.TIMING, "clock", clock)
+    return clock
 
 
 # --- who may, and what CloudFormation checks first ------------------------------------------------------
@@ -232,7 +255,7 @@ def test_one_operation_takes_at_most_50_ous(org: Organization) -> None:
 def test_an_operation_runs_in_the_background_and_another_is_refused_meanwhile(
         org: Organization, monkeypatch: pytest.MonkeyPatch) -> None:
     _create()
-    monkeypatch.setattr(stacksets.TIMING, "batch_seconds", BATCH_SECONDS)
+    clock = _hold(monkeypatch)
 
     operation_id = _deploy([org.root])
 
@@ -246,6 +269,7 @@ def test_an_operation_runs_in_the_background_and_another_is_refused_meanwhile(
     assert code == "OperationInProgressException"
     assert message.startswith("Another Operation on StackSet arn:aws:cloudformation:") and "is in progress" in message
     assert refusal(cfn.delete_stack_set, StackSetName="probe").code == "OperationInProgressException"
+    clock.release()
     done = _finished(operation_id)
     assert done["Status"] == "SUCCEEDED" and done["EndTimestamp"] >= done["CreationTimestamp"]
     assert {i["Status"] for i in _instances().values()} == {"CURRENT"}
@@ -258,7 +282,7 @@ def test_operations_are_not_instantaneous_by_default() -> None:
 def test_with_managed_execution_a_second_operation_is_queued_then_runs(
         org: Organization, monkeypatch: pytest.MonkeyPatch) -> None:
     _create(ManagedExecution={"Active": True})
-    monkeypatch.setattr(stacksets.TIMING, "batch_seconds", BATCH_SECONDS)
+    clock = _hold(monkeypatch)
     first = _deploy([org.ous["sandbox"]])
 
     second = str(boto("cloudformation").update_stack_set(
@@ -266,6 +290,7 @@ def test_with_managed_execution_a_second_operation_is_queued_then_runs(
         Parameters=[{"ParameterKey": "Guid", "ParameterValue": "g-2"}])["OperationId"])
 
     assert (_operation(first)["Status"], _operation(second)["Status"]) == ("RUNNING", "QUEUED")
+    clock.release()
     assert _finished(second)["Status"] == "SUCCEEDED"
     assert _operation(first)["EndTimestamp"] <= _operation(second)["EndTimestamp"]
 
@@ -273,13 +298,14 @@ def test_with_managed_execution_a_second_operation_is_queued_then_runs(
 def test_a_queued_operation_stopped_never_runs_and_the_running_one_goes_on(
         org: Organization, monkeypatch: pytest.MonkeyPatch) -> None:
     _create(ManagedExecution={"Active": True})
-    monkeypatch.setattr(stacksets.TIMING, "batch_seconds", BATCH_SECONDS)
+    clock = _hold(monkeypatch)
     first = _deploy([org.ous["sandbox"]])
     second = _deploy([org.ous["workloads"]])
 
     boto("cloudformation").stop_stack_set_operation(StackSetName="probe", OperationId=second)
 
     assert (_operation(first)["Status"], _operation(second)["Status"]) == ("RUNNING", "STOPPED")
+    clock.release()
     assert _finished(first)["Status"] == "SUCCEEDED"
     assert sorted(_instances()) == org.accounts["sandbox"]
 
@@ -297,15 +323,20 @@ def test_the_client_operation_id_is_the_operations_and_is_not_reused(org: Organi
 
 def test_stop_cancels_the_accounts_not_started_yet(org: Organization, monkeypatch: pytest.MonkeyPatch) -> None:
     _create()
-    monkeypatch.setattr(stacksets.TIMING, "batch_seconds", BATCH_SECONDS)
+    clock = _hold(monkeypatch)
     operation_id = _deploy([org.root])  # one account at a time (the default MaxConcurrentCount is 1)
+    clock.advance(stacksets.TIMING.start_seconds)  # the first account starts
+    wait_for(lambda: "RUNNING" in {r["Status"] for r in boto("cloudformation").list_stack_set_operation_results(
+        StackSetName="probe", OperationId=operation_id)["Summaries"]}, what="the first account running")
 
     boto("cloudformation").stop_stack_set_operation(StackSetName="probe", OperationId=operation_id)
 
+    clock.release()
     assert _finished(operation_id)["Status"] == "STOPPED"
     results = boto("cloudformation").list_stack_set_operation_results(
         StackSetName="probe", OperationId=operation_id)["Summaries"]
-    assert "CANCELLED" in {r["Status"] for r in results}
+    # the account that had started finishes; the four not started yet never do
+    assert sorted(r["Status"] for r in results) == ["CANCELLED"] * 4 + ["SUCCEEDED"]
     assert refusal(boto("cloudformation").stop_stack_set_operation, StackSetName="probe",
                    OperationId=operation_id).code == "InvalidOperationException"
 
@@ -623,7 +654,7 @@ def test_drift_detection_is_an_operation_refused_while_another_runs(
         org: Organization, monkeypatch: pytest.MonkeyPatch) -> None:
     _create(TemplateBody=DRIFT_TEMPLATE)
     _finished(_deploy([org.ous["workloads"]]))
-    monkeypatch.setattr(stacksets.TIMING, "batch_seconds", BATCH_SECONDS)
+    clock = _hold(monkeypatch)
 
     detecting = _detect()
 
@@ -635,6 +666,7 @@ def test_drift_detection_is_an_operation_refused_while_another_runs(
     assert "is in progress" in message
     assert refusal(boto("cloudformation").update_stack_set, StackSetName="probe", UsePreviousTemplate=True,
                    Capabilities=["CAPABILITY_NAMED_IAM"]).code == "OperationInProgressException"
+    clock.release()
     assert _finished(detecting)["Status"] == "SUCCEEDED"
 
 
