@@ -29,6 +29,7 @@ from __future__ import annotations
 import copy
 import datetime
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -117,6 +118,8 @@ def _patch_program_start() -> None:
             env._redrive_branches = plan.branches
         else:
             env.next_state_name = self.start_at.start_at_name
+        if timeout is not None:  # each run (the first and every redrive) has its own TimeoutSeconds
+            env._execution_deadline = time.monotonic() + timeout
         worker_thread = threading.Thread(target=super(Program, self).eval, args=(env,), daemon=True)
         TMP_THREADS.append(worker_thread)
         worker_thread.start()
@@ -125,6 +128,24 @@ def _patch_program_start() -> None:
             env.set_timed_out()
 
     Program.eval = eval  # type: ignore[method-assign]
+
+
+def _patch_end_after_deadline() -> None:
+    """An execution that reaches its end after its TimeoutSeconds has TIMED_OUT, as on Step Functions. moto's
+    watcher thread wakes at the deadline to say so, but on a busy machine the program can end first (a Wait
+    longer than the timeout then SUCCEEDED): the deadline, not the watcher's wake-up, decides."""
+    from moto.stepfunctions.parser.asl.eval.environment import Environment
+
+    original = Environment.set_ended
+
+    def set_ended(self: Any) -> None:
+        deadline = self.__dict__.get("_execution_deadline")
+        if deadline is not None and time.monotonic() >= deadline and self.is_running():
+            self.set_timed_out()
+            return
+        original(self)
+
+    Environment.set_ended = set_ended  # type: ignore[method-assign]
 
 
 def _patch_frames() -> None:
@@ -427,6 +448,7 @@ def install() -> None:
     """Apply the engine and API patches (idempotent); the local cloud and the tests' in-process moto use it."""
     _patch_state_entry()
     _patch_program_start()
+    _patch_end_after_deadline()
     _patch_frames()
     _patch_parallel_branches()
     _patch_responses()

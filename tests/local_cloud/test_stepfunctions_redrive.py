@@ -7,6 +7,7 @@ that does not exist yet. The test puts the object (the fix), redrives, and reads
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -163,6 +164,22 @@ def test_a_timed_out_execution_can_be_redriven_and_its_timeout_starts_again(sfn:
 
     again = finished(sfn, arn)
     assert again["status"] == "TIMED_OUT" and again["redriveCount"] == 1
+
+
+def test_an_execution_ending_after_its_timeout_timed_out_even_when_the_watcher_wakes_late(
+        sfn: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A busy machine: the engine's watcher thread is not woken at the deadline (its join waits on, as if
+    starved), so the program reaches its end first. The deadline decides: TIMED_OUT, not SUCCEEDED."""
+    real_join = threading.Thread.join
+
+    def starved_join(self: threading.Thread, timeout: float | None = None) -> None:
+        real_join(self, None if timeout is not None and self.daemon else timeout)
+
+    states = {"Hold": {"Type": "Wait", "Seconds": 2, "End": True}}
+    monkeypatch.setattr(threading.Thread, "join", starved_join)
+    arn = sfn.start_execution(stateMachineArn=machine(sfn, states, "Hold", TimeoutSeconds=1), input="{}")[
+        "executionArn"]
+    assert finished(sfn, arn)["status"] == "TIMED_OUT"
 
 
 @pytest.mark.parametrize("status", ["RUNNING", "SUCCEEDED"])
