@@ -90,13 +90,13 @@ from contextvars import ContextVar
 from typing import Any
 
 from local_cloud import (
+    backend_snapshots,
     cfn_stacks,
     cloudformation_changesets,
     cloudformation_cleanup,
     cloudformation_events,
     cloudformation_iam,
     cloudformation_rollback,
-    cloudformation_snapshots,
     cloudtrail_checks,
     cloudwatch_alarms,
     custom_resources,
@@ -764,7 +764,7 @@ def apply() -> None:
     cloudformation_changesets.install()
     cloudformation_events.install()
     cloudwatch_alarms.install()
-    cloudformation_snapshots.install()
+    backend_snapshots.install()
 
 
 def apply_server_wiring() -> None:

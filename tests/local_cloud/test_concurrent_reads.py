@@ -12,6 +12,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -96,9 +97,9 @@ def test_moto_finds_a_stack_by_name_while_other_stacks_are_created_and_deleted(o
     from moto.cloudformation.exceptions import ValidationError
     from moto.cloudformation.models import CloudFormationBackend
 
-    from local_cloud import cloudformation_snapshots
+    from local_cloud import backend_snapshots
 
-    cloudformation_snapshots.install()
+    backend_snapshots.install()
     backend = CloudFormationBackend("us-east-1", ACCOUNT)
     for n in range(300):
         backend.stacks[f"arn-static-{n}"] = _Stack(f"static-{n}", f"arn-static-{n}")
@@ -112,3 +113,23 @@ def test_moto_finds_a_stack_by_name_while_other_stacks_are_created_and_deleted(o
     assert backend.describe_stacks("static-7")[0].stack_id == "arn-static-7"
     assert [s.name for s in backend.stacks.values()][:2] == ["static-0", "static-1"]  # in creation order
     assert backend.describe_stacks("arn-gone")[0].name == "gone"
+
+
+def test_moto_finds_a_role_by_name_while_other_roles_are_created_and_deleted(often_switching: None) -> None:
+    from moto.iam.models import IAMBackend
+
+    from local_cloud import backend_snapshots
+
+    backend_snapshots.install()
+    backend = IAMBackend("global", ACCOUNT)
+    for n in range(300):
+        backend.roles[f"AROASTATIC{n}"] = SimpleNamespace(name=f"static-{n}", arn=f"arn:aws:iam::{ACCOUNT}:role/s{n}")
+
+    def get_missing() -> None:
+        with pytest.raises(Exception, match="Role missing not found"):
+            backend.get_role("missing")
+
+    read_while_changing(backend.roles, lambda n: SimpleNamespace(name=f"other-{n}", arn=f"arn-{n}"), get_missing)
+    assert backend.get_role("static-7").arn == f"arn:aws:iam::{ACCOUNT}:role/s7"
+    assert type(backend.managed_policies) is backend_snapshots.SnapshotDict
+    assert backend.managed_policies.keys() == dict(backend.managed_policies).keys()  # a view: set operations too
