@@ -174,25 +174,25 @@ def mount_read_only(*roots: str) -> None:
 
     builtins.open = io.open = guarded_open
 
-    def guard(name: str, paths: tuple[int, ...], flags_at: int | None = None) -> None:
+    def guard(name: str, *written: tuple[int, str], flags: bool = False) -> None:
+        """os.<name>, refused when a path it writes (argument number, and the keyword of the directory it is
+        relative to) lies under a root; with ``flags``, only when its flags (os.open's) ask to write."""
         original = getattr(os, name)
 
         def guarded(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202 - os's own signatures
-            if flags_at is None or (len(args) > flags_at and args[flags_at] & _WRITE_FLAGS):
-                fds = (kwargs.get("src_dir_fd"), kwargs.get("dst_dir_fd")) if len(paths) == 2 else (
-                    kwargs.get("dir_fd"),)
-                refuse(*(at(fd, args[n]) for n, fd in zip(paths, fds * len(paths), strict=False) if n < len(args)))
+            if not flags or (args[1] if len(args) > 1 else kwargs.get("flags", 0)) & _WRITE_FLAGS:
+                refuse(*(at(kwargs.get(fd), args[n]) for n, fd in written if n < len(args)))
             return original(*args, **kwargs)
 
         setattr(os, name, guarded)
 
-    guard("open", (0,), flags_at=1)
+    guard("open", (0, "dir_fd"), flags=True)
     for name in ("mkdir", "rmdir", "remove", "unlink", "chmod", "truncate", "utime", "mkfifo", "chown"):
-        guard(name, (0,))
+        guard(name, (0, "dir_fd"))
     for name in ("rename", "replace"):
-        guard(name, (0, 1))
-    for name in ("link", "symlink"):  # the new name is written; what it points to is only read
-        guard(name, (1,))
+        guard(name, (0, "src_dir_fd"), (1, "dst_dir_fd"))
+    guard("link", (1, "dst_dir_fd"))  # the new name is written; what it points to is only read
+    guard("symlink", (1, "dir_fd"))
 
 
 def _scale_sdk_backoff() -> None:

@@ -441,11 +441,18 @@ def write_handler(event, context):
             return {"errno": exc.errno, "message": str(exc)}
         return "written"
 
+    def make_tmp():
+        path = f"/tmp/to-move-{os.getpid()}"
+        pathlib.Path(path).write_text("x")
+        return path
+
     task, layer = os.environ["LAMBDA_TASK_ROOT"], event["layer_dir"]
     return {
         "task_file": attempt(lambda: open(os.path.join(task, "app.py"), "a").write("# changed")),
         "task_new": attempt(lambda: pathlib.Path(task, "new.txt").write_text("x")),
         "task_remove": attempt(lambda: os.remove(os.path.join(task, "app.py"))),
+        "task_os_open": attempt(lambda: os.open(os.path.join(task, "fd.txt"), os.O_WRONLY | os.O_CREAT)),
+        "task_rename": attempt(lambda: os.rename(make_tmp(), os.path.join(task, "moved.txt"))),
         "layer_file": attempt(lambda: open(os.path.join(layer, "helper.py"), "w").write("VALUE = 8")),
         "layer_dir": attempt(lambda: os.makedirs(os.path.join(layer, "made"))),
         "layer_tree": attempt(lambda: shutil.rmtree(layer)),
@@ -474,11 +481,13 @@ def test_a_function_cannot_write_its_code_or_layers_read_only_as_on_lambda(tmp_p
     outcome, errored, _ = _invoke(fn, {"layer_dir": str(opt / "python")})
 
     assert not errored, outcome
-    for attempt in ("task_file", "task_new", "task_remove", "layer_file", "layer_dir", "layer_tree"):
+    for attempt in ("task_file", "task_new", "task_remove", "task_os_open", "task_rename", "layer_file", "layer_dir",
+                    "layer_tree"):
         assert outcome[attempt]["errno"] == 30, (attempt, outcome[attempt])
         assert outcome[attempt]["message"].startswith("[Errno 30] Read-only file system: "), outcome[attempt]
     assert outcome["tmp"] == "written" and outcome["read"] is False  # readable, and unchanged
     assert (opt / "python" / "helper.py").read_text() == "VALUE = 7\n"
+    assert sorted(p.name for p in cache.task_root(fn.code_bytes).iterdir() if p.name != "__pycache__") == ["app.py"]
     task = cache.task_root(fn.code_bytes)
     for tree in (task, opt):  # by file mode too (what a user other than root meets, from any process)
         assert all(not path.stat().st_mode & 0o222 for path in [tree, *tree.rglob("*")]), tree
