@@ -18,6 +18,13 @@ from expel_onboarding.aws import clients
 from expel_onboarding.models import Config
 from local_cloud import moto_patches, stacksets
 
+# Lambda may initialize a function's execution environment before its first invocation (proactive
+# initialization), and the local cloud does so by default for a person's `demo` or `local serve`. Across the
+# suite's two dozen deploys on two cores, the Inits of functions a scenario never invokes cost about a seventh of
+# the suite's CPU: off for the clouds tests start; the demo and serve processes (harness.run_cli_process) run with
+# the default, and the Lambda runner's own tests call the proactive Init directly.
+os.environ.setdefault("LOCAL_LAMBDA_PREINIT", "0")
+
 REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"
 WORKBENCH_GUID = "4f9c2a1e-7b3d-4e5f-9a8b-1c2d3e4f5a6b"

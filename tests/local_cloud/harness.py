@@ -185,7 +185,9 @@ def run_cli_process(*args: str, timeout: float = 600) -> subprocess.CompletedPro
     """``cloudtrail-onboarding ARGS`` as a process of its own: for ``demo`` (and ``local serve``), whose local cloud
     sets process-wide state (time scale, StackSet timing, IAM propagation, signal handlers) that must not leak into
     the tests run after it in this process."""
-    return subprocess.run(cli_command() + list(args), cwd=REPO, env=child_env(), capture_output=True, text=True,
+    env = child_env()
+    env.pop("LOCAL_LAMBDA_PREINIT", None)  # as a person starts it: the local cloud's default (tests/conftest.py)
+    return subprocess.run(cli_command() + list(args), cwd=REPO, env=env, capture_output=True, text=True,
                           timeout=timeout, check=False)
 
 
