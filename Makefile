@@ -8,9 +8,10 @@ BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export SAM_CLI_TELEMETRY := 0
 export LAMBDA_RUNTIME_PYTHON := $(CURDIR)/$(RUNTIME_VENV)/bin/python
-# pytest-xdist, one worker per core (at most 4). A test file runs in one worker, so its module fixtures (a
-# served local cloud, a deploy) are made once; files start in collection order, the long e2e ones first.
-PYTEST_WORKERS := -n logical --maxprocesses 4 --dist loadfile --no-loadscope-reorder
+# pytest-xdist, three workers: on CI's two cores a third keeps both busy while e2e tests wait on their local
+# cloud (whole suite: 267 s with two, 223 s with three). A test file runs in one worker, so its module fixtures
+# (a served local cloud, a deploy) are made once; files start in collection order, the long e2e ones first.
+PYTEST_WORKERS := -n 3 --dist loadfile --no-loadscope-reorder
 
 .PHONY: demo test lint scan build unit e2e clean diagram
 
