@@ -320,10 +320,6 @@ def become(request: dict[str, Any]) -> None:
     script = request["argv"][0]
     sys.argv = list(request["argv"])
     sys.path.insert(0, str(Path(script).resolve().parent))  # as ``python SCRIPT`` puts the script's folder first
-    if "sitecustomize" in sys.modules:  # it read the server's variables at start: read this program's
-        import importlib
-
-        importlib.reload(sys.modules["sitecustomize"])
     runpy.run_path(script, run_name="__main__")
 
 

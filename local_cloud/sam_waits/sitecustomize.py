@@ -20,9 +20,8 @@ try:
 except ImportError:  # not a Python with botocore: nothing to shorten
     pass
 else:
-    _longest = float(os.environ.get("SAM_CLI_POLL_DELAY", "0.5"))
-    botocore.waiter.time = types.SimpleNamespace(
-        sleep=lambda seconds: time.sleep(min(seconds, _longest)))
+    botocore.waiter.time = types.SimpleNamespace(  # the variable read when SAM waits, as SAM reads its own
+        sleep=lambda seconds: time.sleep(min(seconds, float(os.environ.get("SAM_CLI_POLL_DELAY", "0.5")))))
 
 try:
     import yaml

@@ -1,5 +1,6 @@
-"""SAM started by the local cloud keeps the zips it makes of build folders (local_cloud/sam_waits/sitecustomize.py):
-the zip handed out again is the one SAM would make of the folder as it is now."""
+"""What the SAM CLI started by the local cloud does differently (local_cloud/sam_waits/sitecustomize.py): its waiters
+pause at most SAM_CLI_POLL_DELAY, and a zip it made of a build folder is handed out again, the zip SAM would make
+of the folder as it is now."""
 
 from __future__ import annotations
 
@@ -33,6 +34,28 @@ for argument in sys.argv[1:]:
                       "kept": len([n for n in os.listdir(kept_dir) if n.endswith(".zip")])}))
 """
 LAMBDA = "make_zip_with_lambda_permissions"
+
+# botocore's waiter pauses (SAM's hard-coded 30 s ones), timed, under the SAM_CLI_POLL_DELAY of the moment.
+PAUSE = """
+import os, time, botocore.waiter
+
+def paused(seconds):
+    started = time.monotonic()
+    botocore.waiter.time.sleep(seconds)
+    return time.monotonic() - started
+
+print(paused(30))
+os.environ["SAM_CLI_POLL_DELAY"] = "0.3"
+print(paused(30))
+"""
+
+
+def test_sams_waiters_pause_at_most_the_poll_delay_of_the_moment() -> None:
+    env = with_short_sam_waits({"PATH": "/usr/bin:/bin", "SAM_CLI_POLL_DELAY": "0.05"})
+    done = subprocess.run([sys.executable, "-c", PAUSE], env=env, capture_output=True, text=True, check=True)
+    capped, later = (float(x) for x in done.stdout.split())
+    assert 0.05 <= capped < 10  # not 30 s
+    assert 0.3 <= later < 10
 
 
 def test_a_kept_zip_is_the_zip_sam_makes_of_the_folder_as_it_is_now(tmp_path: Path) -> None:
