@@ -329,6 +329,16 @@ def deploy(
     return DeployResult(stack_name, final, outputs, reason)
 
 
+def _start_sam_process(command: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            cwd=Path.cwd())
+
+
+# How SAM starts: a new process, as a person's shell starts it; its output (stdout and stderr) read as text.
+# The tests swap in a start from a fork server that has imported the SAM CLI already (tests/fork_server.py).
+start_sam: Callable[[list[str], dict[str, str]], Any] = _start_sam_process
+
+
 def _run_following(
     command: list[str], env: dict[str, str], timeout: float, on_progress: Callable[[], None] | None,
     every: float = 0.5, starting: Callable[[], None] | None = None,
@@ -336,8 +346,7 @@ def _run_following(
     """Run SAM, calling ``starting`` once it runs, then ``on_progress`` meanwhile; its output is kept (read
     when it fails)."""
     deadline = time.monotonic() + timeout
-    with subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                          cwd=Path.cwd()) as process:
+    with start_sam(command, env) as process:
         chunks: list[str] = []
 
         def pump() -> None:

@@ -336,6 +336,22 @@ def _count_invocation(account_id: str, region: str, rule_name: str, metric: str)
         "Timestamp": datetime.now(UTC).replace(tzinfo=None), "Unit": "Count"}])  # moto keeps naive UTC
 
 
+def warm_up(iam: bool = True) -> None:
+    """Read now what the first requests would otherwise read on their way (IAM's reference data, the services'
+    botocore models): a caller such as the SAM CLI takes seconds to start, and a cold start of the server's data
+    would otherwise add a second to its first calls. Only a cost moves: nothing else. A local cloud does it as
+    it starts; a parent that forks local clouds (the tests' fork server) can do it once for all of them."""
+    if iam:
+        from local_cloud.enforcement import middleware
+        from local_cloud.iam import sar
+
+        sar.action("iam:PassRole")
+    for service in WARM_SERVICES:
+        api_calls.protocol_of(service)
+        if iam:
+            middleware.service_model(service)
+
+
 class LocalCloud:
     """moto server + Lambda runner + scheduled rules + StackSets + (when available) the Workbench emulator."""
 
@@ -431,19 +447,8 @@ class LocalCloud:
         self.trail_delivery.start()
 
     def _warm_up(self) -> None:
-        """Read now what the first requests would otherwise read on their way (IAM's reference data, the
-        services' botocore models): a caller such as the SAM CLI takes seconds to start, and a cold start of
-        the server's data would otherwise add a second to its first calls. Only a cost moves: nothing else."""
         try:
-            if self.iam:
-                from local_cloud.enforcement import middleware
-                from local_cloud.iam import sar
-
-                sar.action("iam:PassRole")
-            for service in WARM_SERVICES:
-                api_calls.protocol_of(service)
-                if self.iam:
-                    middleware.service_model(service)
+            warm_up(iam=self.iam)
         except Exception:  # a warm-up that fails leaves the work to the first request
             log.exception("warming up the local cloud")
 

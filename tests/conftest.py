@@ -149,5 +149,19 @@ def boto(service: str) -> Any:
     return _BOTO_CLIENTS[key]
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _programs_from_fork_servers() -> Iterator[None]:
+    """``local deploy`` and ``local delete`` run in the tests' process start SAM from a fork server, as
+    harness.serve_child starts local clouds (tests/fork_server.py): the SAM CLI's imports once per test process
+    instead of about a second and a half of CPU per run. Its fork servers stop with the session."""
+    from local_cloud import deploy
+    from tests import fork_server
+    from tests.local_cloud import harness
 
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(deploy, "start_sam", harness.start_sam)
+        try:
+            yield
+        finally:
+            fork_server.stop_all()
 

@@ -24,6 +24,7 @@ import boto3
 import requests
 
 from local_cloud.cli import DEMO_API_KEY, DEMO_WORKBENCH_GUID
+from tests import fork_server
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURE_APP = REPO / "tests" / "local_cloud" / "app" / "template.yaml"
@@ -51,13 +52,39 @@ def child_env() -> dict[str, str]:
     return env
 
 
+# What a local cloud and the SAM CLI import (and read) before they do anything: a fork server does it once for each
+# of them (tests/fork_server.py). The lists only move a cost: a module left out is imported by the program itself.
+SERVE_PRELOAD = ("local_cloud.cli", "local_cloud.server", "local_cloud.moto_patches:apply",
+                 "moto.stepfunctions.parser.models", "samtranslator.translator.translator",
+                 "local_cloud.server:warm_up")
+SAM_PRELOAD = ("samcli.cli.main", "samcli.commands.deploy.command", "samcli.commands.deploy.deploy_context",
+               "samcli.commands.package.package_context", "samcli.lib.package.artifact_exporter",
+               "samcli.commands.delete.command", "samcli.commands.delete.delete_context",
+               # the botocore data of SAM's clients, parsed once as the Lambda runner's fork server does it
+               "local_cloud._lambda_bootstrap:preparse=cloudformation,s3,sts")
+
+
+def start_program(command: list[str], env: dict[str, str], cwd: Path, preload: Sequence[str]
+                  ) -> subprocess.Popen[str] | fork_server.ForkedProcess:
+    """``command`` started as ``Popen(command, env=env, cwd=cwd, stdout=PIPE, stderr=STDOUT, text=True)`` starts
+    it, from a fork server that preloaded ``preload`` (unless TESTS_FORK_SERVER=0)."""
+    if fork_server.enabled():
+        return fork_server.start(command, env, cwd, preload)
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=cwd)
+
+
+def start_sam(command: list[str], env: dict[str, str]) -> subprocess.Popen[str] | fork_server.ForkedProcess:
+    """``local deploy``'s and ``local delete``'s start of SAM (local_cloud.deploy.start_sam), from a fork server."""
+    return start_program(command, env, Path.cwd(), SAM_PRELOAD)
+
+
 @dataclass
 class ServedCloud:
     url: str
     workbench_url: str
     port: int
     workbench_port: int
-    process: subprocess.Popen
+    process: subprocess.Popen[str] | fork_server.ForkedProcess
     output: list[str] = field(default_factory=list)
 
 
@@ -97,9 +124,7 @@ def serve_child(schedule_interval: float = 1.0, ready_timeout: float = 60.0,
     ]
     if IAM_REPORTS is not None and "--iam-report" not in extra_args:  # a test's own report comes first
         command += ["--iam-report", str(IAM_REPORTS / f"local-cloud-{uuid.uuid4().hex}.jsonl")]
-    process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=child_env(), cwd=REPO
-    )
+    process = start_program(command, child_env(), REPO, SERVE_PRELOAD)
     output: list[str] = []
     ready = threading.Event()
 

@@ -1,0 +1,86 @@
+"""What the SAM CLI started by the local cloud does differently (local_cloud/sam_waits/sitecustomize.py): its waiters
+pause at most SAM_CLI_POLL_DELAY, and a zip it made of a build folder is handed out again, the zip SAM would make
+of the folder as it is now."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from local_cloud.deploy import with_short_sam_waits
+
+# Runs in a SAM CLI's Python started as the local cloud starts SAM. For each FOLDER:METHOD argument, in order: zips
+# the folder with SAM's zip_folder (the kept one) and with SAM's own, and prints a line: both zips' bytes equal,
+# the checksums equal, the zip's entries (name, mode, content), how many zips are kept.
+ZIP_EACH = """
+import json, os, sys, zipfile
+from samcli.lib.package import utils
+import sitecustomize
+
+assert utils.zip_folder is sitecustomize._kept_zip_folder
+kept_dir = os.path.join(os.environ["TMPDIR"], "local-cloud-sam-zips")
+for argument in sys.argv[1:]:
+    folder, method = argument.rsplit(":", 1)
+    with utils.zip_folder(folder, getattr(utils, method)) as (kept, kept_md5):
+        kept_bytes = open(kept, "rb").read()
+        with zipfile.ZipFile(kept) as z:
+            entries = sorted([i.filename, i.external_attr >> 16, z.read(i).decode()] for i in z.infolist())
+    with sitecustomize._zip_folder(folder, getattr(utils, method)) as (own, own_md5):
+        own_bytes = open(own, "rb").read()
+    print(json.dumps({"same": kept_bytes == own_bytes, "md5": kept_md5 == own_md5, "entries": entries,
+                      "kept": len([n for n in os.listdir(kept_dir) if n.endswith(".zip")])}))
+"""
+LAMBDA = "make_zip_with_lambda_permissions"
+
+# botocore's waiter pauses (SAM's hard-coded 30 s ones), timed, under the SAM_CLI_POLL_DELAY of the moment.
+PAUSE = """
+import os, time, botocore.waiter
+
+def paused(seconds):
+    started = time.monotonic()
+    botocore.waiter.time.sleep(seconds)
+    return time.monotonic() - started
+
+print(paused(30))
+os.environ["SAM_CLI_POLL_DELAY"] = "0.3"
+print(paused(30))
+"""
+
+
+def test_sams_waiters_pause_at_most_the_poll_delay_of_the_moment() -> None:
+    env = with_short_sam_waits({"PATH": "/usr/bin:/bin", "SAM_CLI_POLL_DELAY": "0.05"})
+    done = subprocess.run([sys.executable, "-c", PAUSE], env=env, capture_output=True, text=True, check=True)
+    capped, later = (float(x) for x in done.stdout.split())
+    assert 0.05 <= capped < 10  # not 30 s
+    assert 0.3 <= later < 10
+
+
+def test_a_kept_zip_is_the_zip_sam_makes_of_the_folder_as_it_is_now(tmp_path: Path) -> None:
+    first = tmp_path / "first" / "Function"
+    (first / "pkg").mkdir(parents=True)
+    (first / "app.py").write_text("first")
+    (first / "pkg" / "mod.py").write_text("module")
+    changed = shutil.copytree(first, tmp_path / "changed" / "Function")
+    (changed / "app.py").write_text("second")
+    executable = shutil.copytree(changed, tmp_path / "executable" / "Function")
+    (executable / "app.py").chmod(0o755)
+
+    env = with_short_sam_waits({"PATH": "/usr/bin:/bin", "TMPDIR": str(tmp_path)})
+    done = subprocess.run(
+        [sys.executable, "-c", ZIP_EACH, f"{first}:{LAMBDA}", f"{first}:{LAMBDA}", f"{changed}:{LAMBDA}",
+         f"{executable}:{LAMBDA}", f"{executable}:make_zip"], env=env, capture_output=True, text=True, check=True)
+    made, again, new_content, new_mode, other_method = map(json.loads, done.stdout.splitlines())
+
+    assert all(line["same"] and line["md5"] for line in (made, again, new_content, new_mode, other_method))
+    assert made["entries"] == [["app.py", 0o100644 | 0o444, "first"], ["pkg/mod.py", 0o100644 | 0o444, "module"]]
+    assert made["kept"] == 1
+    assert again == made  # handed out from the kept zip
+    assert ["app.py", 0o100644 | 0o444, "second"] in new_content["entries"]
+    assert new_content["kept"] == 2
+    assert ["app.py", 0o100755, "second"] in new_mode["entries"]  # a new mode, the same content: a new zip
+    assert new_mode["kept"] == 3
+    assert ["app.py", 0o100755, "second"] in other_method["entries"]  # SAM's other zip settings: kept apart
+    assert other_method["kept"] == 4
