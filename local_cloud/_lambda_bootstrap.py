@@ -240,8 +240,9 @@ def main(task_root: str, opt_root: str, request_fd: int, result_fd: int) -> None
         _send(invoke(handler, json.loads(line)))
 
 
-# What the Lambda runtime provides besides the standard library, imported once by the fork server.
-PRELOAD = ("boto3", "boto3.session", "botocore.session", "botocore.client", "botocore.endpoint",
+# What the Lambda runtime provides besides the standard library, imported once by the fork server (boto3.s3.inject:
+# what boto3 imports for an S3 client).
+PRELOAD = ("boto3", "boto3.session", "boto3.s3.inject", "botocore.session", "botocore.client", "botocore.endpoint",
            "botocore.parsers", "botocore.serialize", "botocore.credentials", "botocore.httpsession",
            "botocore.regions", "botocore.retries.standard", "json", "logging", "decimal", "uuid")
 
