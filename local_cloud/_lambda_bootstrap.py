@@ -21,9 +21,9 @@ The same file is also the runner's fork server (``--fork-server opt_root control
 per set of layers that has imported what the runtime itself provides (boto3, botocore and the standard
 library they use; with the layers ahead of the runtime on sys.path, as Lambda orders them), parsed botocore's
 data for the given services (comma-separated; see ``preparse``) and forks an execution environment on
-request. The fork then sets the environment's variables, output and working directory and runs the Init
-phase above, so a cold start does not parse boto3 again. The runner forks only for code that shadows none
-of the preloaded modules (see ``lambda_runner``).
+request. The fork then sets the environment's variables, output and working directory (and what botocore
+derived from the home directory) and runs the Init phase above, so a cold start does not parse boto3 again.
+The runner forks only for code that shadows none of the preloaded modules (see ``lambda_runner``).
 """
 
 import importlib
@@ -240,8 +240,9 @@ def main(task_root: str, opt_root: str, request_fd: int, result_fd: int) -> None
         _send(invoke(handler, json.loads(line)))
 
 
-# What the Lambda runtime provides besides the standard library, imported once by the fork server.
-PRELOAD = ("boto3", "boto3.session", "botocore.session", "botocore.client", "botocore.endpoint",
+# What the Lambda runtime provides besides the standard library, imported once by the fork server (boto3.s3.inject:
+# what boto3 imports for an S3 client).
+PRELOAD = ("boto3", "boto3.session", "boto3.s3.inject", "botocore.session", "botocore.client", "botocore.endpoint",
            "botocore.parsers", "botocore.serialize", "botocore.credentials", "botocore.httpsession",
            "botocore.regions", "botocore.retries.standard", "json", "logging", "decimal", "uuid")
 
@@ -251,7 +252,8 @@ def preparse(services: list[str]) -> None:
     partitions), once, for every environment this server forks. In a fork, botocore's first load of each
     of these files gets the parsed data (an untouched copy of its own: fork memory is copy-on-write), and
     any later load parses the file as botocore does: what a client sees is what botocore would read, minus
-    ~0.1 s of JSON parsing per cold start."""
+    ~0.1 s of JSON parsing per cold start. The sessions that make these clients also answer, for the forks,
+    what every session works out the same way (``list_builtin_services_once``, ``share_pure_botocore_caches``)."""
     import botocore.session
     from botocore.loaders import JSONFileLoader
 
@@ -265,6 +267,8 @@ def preparse(services: list[str]) -> None:
         return data
 
     JSONFileLoader.load_file = record
+    list_builtin_services_once()
+    share_pure_botocore_caches()
     try:
         session = botocore.session.get_session()
         for service in services:
@@ -281,6 +285,95 @@ def preparse(services: list[str]) -> None:
         return parse(self, file_path) if data is None else data
 
     JSONFileLoader.load_file = load_file
+
+
+def list_builtin_services_once() -> None:
+    """Which services botocore's own data directory holds, listed once. Every session's loader lists them (for each
+    kind of file it loads: models, endpoint rules) before it loads a model, by listing every API version directory of
+    400-odd services: about an eighth of a cold start's CPU. Forks read this listing of the same (installed, unchanging)
+    directory instead; other directories on the loader's search path (``~/.aws/models``, ``AWS_DATA_PATH``) are
+    listed as botocore lists them, and the result is what botocore's own method returns."""
+    from botocore import loaders
+
+    builtin = loaders.Loader.BUILTIN_DATA_PATH
+    extensions = tuple(loaders._JSON_OPEN_METHODS)  # what JSONFileLoader.exists looks for
+    files: dict[str, list[frozenset[str]]] = {}  # service -> the file names in each of its API version directories
+    for service in os.scandir(builtin):
+        if service.is_dir():
+            files[service.name] = [frozenset(entry.name for entry in os.scandir(version.path) if entry.is_file())
+                                   for version in os.scandir(service.path) if version.is_dir()]
+    botocores = loaders.Loader.list_available_services
+
+    @loaders.instance_cache
+    def list_available_services(self, type_name):  # noqa: ANN001, ANN202 - botocore's signature
+        if type(self.file_loader) is not loaders.JSONFileLoader:
+            return botocores(self, type_name)
+        names = {type_name + extension for extension in extensions}
+        services = set()
+        for location in self._potential_locations():
+            if location == builtin:
+                services.update(name for name, versions in files.items() if any(names & held for held in versions))
+            else:
+                elsewhere = loaders.Loader([location], self.file_loader, include_default_search_paths=False)
+                services.update(botocores(elsewhere, type_name))
+        return sorted(services)
+
+    loaders.Loader.list_available_services = list_available_services
+
+
+def share_pure_botocore_caches() -> None:
+    """Two answers every botocore session works out again for each of the hundred-odd handlers it registers, that
+    depend on nothing but their question: which name an event has under botocore's own aliases (each session's
+    aliaser keeps its own cache), and whether a handler function takes ``**kwargs``. Here they are remembered
+    across sessions, and the fork server's own sessions have answered them for its forks: a new session costs a
+    third of the CPU it did."""
+    import types
+    import weakref
+
+    from botocore import hooks
+
+    aliases = dict(hooks.EVENT_ALIASES)  # the names below are these aliases' (a function may change botocore's)
+    aliased: dict[str, str] = {}
+    new_aliaser = hooks.EventAliaser.__init__
+
+    def aliaser(self, event_emitter, event_aliases=None):  # noqa: ANN001, ANN202 - botocore's signature
+        new_aliaser(self, event_emitter, event_aliases)
+        if self._event_aliases == aliases:
+            self._alias_name_cache = aliased
+
+    hooks.EventAliaser.__init__ = aliaser
+    takes_kwargs: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+    botocores = hooks.accepts_kwargs
+
+    def accepts_kwargs(func):  # noqa: ANN001, ANN202 - botocore's signature
+        plain = func.__func__ if isinstance(func, types.MethodType) else func
+        if type(plain) is not types.FunctionType:  # partials, callable objects: as botocore does
+            return botocores(func)
+        if plain not in takes_kwargs:
+            takes_kwargs[plain] = botocores(plain)
+        return takes_kwargs[plain]
+
+    hooks.accepts_kwargs = accepts_kwargs
+
+
+def rehome_botocore() -> None:
+    """The paths under the home directory that botocore works out when it is imported, worked out again for this
+    environment's HOME (the fork server imported botocore without one), as a new interpreter would have them.
+    A module the server did not import works them out itself when the function imports it."""
+    def home(*parts: str) -> str:
+        return os.path.expanduser(os.path.join("~", *parts))
+
+    modules = sys.modules
+    if "botocore.loaders" in modules:
+        modules["botocore.loaders"].Loader.CUSTOMER_DATA_PATH = home(".aws", "models")
+    if "botocore.credentials" in modules:
+        modules["botocore.credentials"].SSOProvider._SSO_TOKEN_CACHE_DIR = home(".aws", "sso", "cache")
+    if "botocore.tokens" in modules:
+        modules["botocore.tokens"].SSOTokenProvider._SSO_TOKEN_CACHE_DIR = home(".aws", "sso", "cache")
+    if "botocore.utils" in modules:
+        cache = modules["botocore.utils"].JSONFileCache
+        cache.CACHE_DIR = home(".aws", "boto", "cache")
+        cache.__init__.__defaults__ = (cache.CACHE_DIR, *cache.__init__.__defaults__[1:])
 
 
 def serve_forks(opt_root: str, control_fd: int, services: list[str]) -> None:
@@ -363,6 +456,7 @@ def _become_environment(request: dict, opt_root: str, request_fd: int, result_fd
         os.close(log_fd)
         os.environ.clear()
         os.environ.update(request["env"])
+        rehome_botocore()
         time.tzset()
         if "random" in sys.modules:
             sys.modules["random"].seed()

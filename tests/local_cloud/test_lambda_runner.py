@@ -58,6 +58,32 @@ def shadow_handler(event, context):
     import jmespath  # this function's own jmespath.py, not the one botocore brings
     return jmespath.VALUE
 
+def botocore_handler(event, context):
+    import tempfile
+    import botocore.credentials, botocore.loaders, botocore.session, botocore.utils
+    models = os.path.join(tempfile.gettempdir(), "models", "localprobe", "2020-01-01")  # a model of its own
+    os.makedirs(models, exist_ok=True)
+    with open(os.path.join(models, "service-2.json"), "w") as model:
+        model.write("{}")
+    loader = botocore.loaders.create_loader(os.path.dirname(os.path.dirname(models)))
+    session = botocore.session.Session()
+    try:
+        session.register("before-call", lambda model: None)  # botocore refuses a handler without **kwargs
+        refused = False
+    except ValueError:
+        refused = True
+    events = session.get_component("event_emitter")
+    return {
+        "services": {kind: loader.list_available_services(kind)
+                     for kind in ("service-2", "endpoint-rule-set-1", "paginators-1", "waiters-2")},
+        "refused": refused,
+        "aliased": [events._alias_event_name(name) for name in (
+            "before-call.apigateway.GetRestApi", "service-data-loaded.api.sagemaker", "before-call.s3.GetObject")],
+        "home": os.environ["HOME"],
+        "homed": [botocore.loaders.Loader.CUSTOMER_DATA_PATH, botocore.credentials.SSOProvider._SSO_TOKEN_CACHE_DIR,
+                  botocore.utils.JSONFileCache()._working_dir],
+    }
+
 def layer_handler(event, context):
     import helper
     return helper.VALUE
@@ -253,6 +279,17 @@ def test_new_code_or_configuration_starts_a_new_environment_and_retires_the_old(
     assert lambda_runner.pool().counts() == (1, 0)
 
 
+def test_new_code_of_the_same_function_runs_in_a_new_environment() -> None:
+    fn = _function("app.stateful_handler")  # UpdateFunctionCode: the function holds another zip from now on
+    first, _, _ = _invoke(fn)
+    fn.code_bytes = function_zip({"app.py": CODE + "\nINVOCATIONS = 100\n"})
+
+    changed, _, logs = _invoke(fn)
+
+    assert changed["pid"] != first["pid"] and changed["invocations"] == 101
+    assert "Init Duration" in logs
+
+
 def test_timeout_discards_the_environment() -> None:
     fn = _function("app.stateful_handler", timeout=1)
     first, _, _ = _invoke(fn)
@@ -386,6 +423,25 @@ def test_without_the_fork_server_every_cold_start_is_a_new_interpreter(monkeypat
 
     assert not errored and "Init Duration" in logs
     assert result["ppid"] == os.getpid() and result["sid"] == result["pid"]
+
+
+def test_a_forked_environment_has_botocore_as_a_new_interpreter_has_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The fork server lists botocore's services and answers botocore's per-session questions once for its forks.
+    forked, forked_error, _ = _invoke(_function("app.botocore_handler", stage="forked"))
+    monkeypatch.setattr(lambda_runner.settings, "fork", False)
+    new, new_error, _ = _invoke(_function("app.botocore_handler", stage="new"))
+
+    assert not forked_error and not new_error, (forked, new)
+    assert forked["home"] != new["home"]
+    for result in (forked, new):  # what botocore derives from the home directory: this environment's
+        home = result.pop("home")
+        result["homed"] = [path.replace(home, "~") for path in result["homed"]]
+    assert forked == new
+    assert forked["homed"] == ["~/.aws/models", "~/.aws/sso/cache", "~/.aws/boto/cache"]
+    assert "localprobe" in forked["services"]["service-2"] and "s3" in forked["services"]["service-2"]
+    assert "localprobe" not in forked["services"]["endpoint-rule-set-1"] and "s3" in forked["services"]["waiters-2"]
+    assert forked["refused"] and forked["aliased"] == [
+        "before-call.api-gateway.GetRestApi", "service-data-loaded.sagemaker", "before-call.s3.GetObject"]
 
 
 def test_a_function_initialized_proactively_serves_its_first_invocation_warm_and_reports_that_init() -> None:

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from mypy_boto3_organizations import OrganizationsClient
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_s3control import S3ControlClient
+    from mypy_boto3_secretsmanager import SecretsManagerClient
     from mypy_boto3_sns import SNSClient
     from mypy_boto3_sqs import SQSClient
     from mypy_boto3_stepfunctions import SFNClient
@@ -125,6 +126,10 @@ def s3(region: str | None = None) -> S3Client:
 
 def s3control(region: str | None = None) -> S3ControlClient:
     return cast("S3ControlClient", client("s3control", region))
+
+
+def secretsmanager(region: str | None = None) -> SecretsManagerClient:
+    return cast("SecretsManagerClient", client("secretsmanager", region))
 
 
 def sns(region: str | None = None) -> SNSClient:

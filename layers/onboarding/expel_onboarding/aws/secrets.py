@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from aws_lambda_powertools.utilities import parameters
 from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
 
+from expel_onboarding.aws import clients
 from expel_onboarding.aws.errors import ACCESS_DENIED, Rule, error_code, mapped_error
 from expel_onboarding.errors import InvalidParameter, OnboardingError
 
@@ -40,7 +41,9 @@ _RULES = (
 def get_workbench_api_key(secret_arn: str, max_age: int = MAX_AGE_SECONDS) -> str:
     try:
         with _no_response_bodies_in_logs():
-            value = parameters.get_secret(secret_arn, max_age=max_age)
+            # With the environment's one session and client (powertools' default provider makes a session of its
+            # own: botocore's data loaded again at the first read).
+            value = parameters.SecretsProvider(boto3_client=clients.secretsmanager()).get(secret_arn, max_age=max_age)
     except GetParameterError as exc:
         raise _mapped(secret_arn, exc) from None
     if isinstance(value, bytes):
