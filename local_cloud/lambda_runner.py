@@ -197,7 +197,7 @@ class ArtifactCache:
         return self._extract(layers, "opt")
 
     def _extract(self, zips: list[bytes], kind: str) -> Path:
-        digest = hashlib.sha256(b"".join(hashlib.sha256(z).digest() for z in zips)).hexdigest()[:24]
+        digest = hashlib.sha256(b"".join(_sha256(z) for z in zips)).hexdigest()[:24]
         target = self.artifacts / f"{kind}-{digest}"
         with _extract_lock:
             if not target.exists():
@@ -225,6 +225,27 @@ class ArtifactCache:
         is not shared): unlinking a layer's thousand-odd files took a second at the end of every demo and test
         local cloud, which nothing after it reads."""
         _remove_later([str(self.root)])
+
+
+# Digests of the zips invocations asked for, by object: a layer's zip (megabytes) is the same bytes object in
+# moto for every invocation of every function that uses it, and hashing it took milliseconds per invocation.
+# Each entry holds its bytes (immutable), so an id is never mistaken for a later object's.
+_digests: dict[int, tuple[bytes, bytes]] = {}
+_digests_lock = threading.Lock()
+DIGESTS_KEPT = 64
+
+
+def _sha256(data: bytes) -> bytes:
+    with _digests_lock:
+        known = _digests.get(id(data))
+    if known is not None and known[0] is data:
+        return known[1]
+    digest = hashlib.sha256(data).digest()
+    with _digests_lock:
+        _digests[id(data)] = (data, digest)
+        while len(_digests) > DIGESTS_KEPT:
+            del _digests[next(iter(_digests))]
+    return digest
 
 
 _cache: ArtifactCache | None = None

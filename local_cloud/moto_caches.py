@@ -18,17 +18,20 @@ A profile of ``local serve`` during a deploy found two such costs on every reque
 * Actions: to find the method of a request's action, moto lists every function of the response class
   (``inspect.getmembers``) for every request. The names are remembered per class; an action not among them is
   looked up as moto does (a method added later is found).
-* State machines: Step Functions parses a definition (moto's ANTLR parser, a tenth of a second or more for
-  the onboarding's) to validate it when a state machine is created or updated, and again when an execution
-  starts. The first execution after a validation gets the program that validation parsed and nothing used;
-  every later one parses its own, as before.
+* State machines: Step Functions parses a definition (moto's ANTLR parser, about a quarter of a second of CPU
+  for the onboarding's) to validate it when a state machine is created or updated, and again for every
+  execution (and redrive). The program a parse makes is kept pickled, before anything ran it, and each
+  execution gets a copy of its own unpickled from it (a millisecond or two): a copy shares no object with
+  any other, so no execution sees what another one did (Retry counts, Map and Parallel runs, results), just
+  as with a parse of its own. The key is the definition's text: an updated state machine's executions run
+  its new definition. A definition that parsed before is valid again without a parse.
 """
 
 from __future__ import annotations
 
+import pickle  # noqa: S403 - copies of programs this process parsed, never data from outside
 import threading
 from collections.abc import Iterable
-from contextvars import ContextVar
 from typing import Any
 
 from local_cloud.once import once
@@ -48,11 +51,12 @@ _error_lookups: dict[str, Any] = {}
 _method_names: dict[type, frozenset[str]] = {}
 moto_method_names: Any = None
 moto_parse: Any = None
-# Definitions a validation parsed, oldest first, each (program, parse tree) handed out once (to one execution).
-_validated: dict[str, tuple[Any, Any]] = {}
-_validated_lock = threading.Lock()
-VALIDATED_KEPT = 8  # state machines created and not (yet) started: their parses are dropped beyond this
-_validating: ContextVar[bool] = ContextVar("validating_definition", default=False)
+moto_validate: Any = None
+moto_entrypoint: Any = None
+# Programs parsed from definitions, pickled before any execution ran them; least recently used first.
+_programs: dict[str, bytes] = {}
+_programs_lock = threading.Lock()
+PROGRAMS_KEPT = 32  # state machine definitions kept (about 50 KB for the onboarding's)
 
 
 @once
@@ -63,7 +67,7 @@ def install() -> None:
     _cache_xml_names()
     _cache_error_lookups()
     _cache_method_names()
-    _hand_validated_definitions_on()
+    _reuse_parsed_programs()
 
 
 def moto_modules() -> frozenset[str]:
@@ -221,33 +225,53 @@ def _cache_method_names() -> None:
     responses.method_names_from_class = method_names  # type: ignore[assignment]
 
 
-def _hand_validated_definitions_on() -> None:
+def _reuse_parsed_programs() -> None:
     from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+    from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
     from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 
-    global moto_parse
+    global moto_parse, moto_validate, moto_entrypoint
     moto_parse = AmazonStateLanguageParser.parse
-    validate = StepFunctionsParserBackend._validate_definition
+    validate = moto_validate = StepFunctionsParserBackend._validate_definition
+    moto_entrypoint = ExecutionWorker._get_evaluation_entrypoint
 
-    def parse_once(definition: str) -> tuple[Any, Any]:
-        if not _validating.get():
-            with _validated_lock:
-                kept = _validated.pop(definition, None)
-            return kept if kept is not None else moto_parse(definition)
+    def parse(definition: str) -> tuple[Any, Any]:
         parsed = moto_parse(definition)
-        with _validated_lock:
-            _validated.pop(definition, None)
-            _validated[definition] = parsed
-            while len(_validated) > VALIDATED_KEPT:
-                del _validated[next(iter(_validated))]
+        _remember(definition, parsed[0])
         return parsed
 
     def validate_definition(definition: str) -> None:
-        token = _validating.set(True)
-        try:
+        with _programs_lock:
+            parsed_before = definition in _programs
+        if not parsed_before:  # a definition that parsed once parses again: valid
             validate(definition)
-        finally:
-            _validating.reset(token)
 
-    AmazonStateLanguageParser.parse = staticmethod(parse_once)  # type: ignore[method-assign]
+    def get_evaluation_entrypoint(self: ExecutionWorker) -> Any:
+        program = _program_copy(self._evaluation_details.state_machine_details.definition)
+        return program if program is not None else moto_entrypoint(self)
+
+    AmazonStateLanguageParser.parse = staticmethod(parse)  # type: ignore[method-assign]
     StepFunctionsParserBackend._validate_definition = staticmethod(validate_definition)  # type: ignore[method-assign]
+    ExecutionWorker._get_evaluation_entrypoint = get_evaluation_entrypoint  # type: ignore[method-assign]
+
+
+def _remember(definition: str, program: Any) -> None:
+    """Keep a copy of a program no execution has run (pickled: a copy shares no object with it)."""
+    try:
+        copy = pickle.dumps(program, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:  # a program pickle cannot copy: each execution parses its own, as in moto
+        return
+    with _programs_lock:
+        _programs.pop(definition, None)
+        _programs[definition] = copy
+        while len(_programs) > PROGRAMS_KEPT:
+            del _programs[next(iter(_programs))]
+
+
+def _program_copy(definition: str) -> Any:
+    """A program of ``definition`` of its own, as a parse would give it; None when none is kept."""
+    with _programs_lock:
+        copy = _programs.pop(definition, None)
+        if copy is not None:
+            _programs[definition] = copy  # the most recently used now
+    return None if copy is None else pickle.loads(copy)  # noqa: S301 - our own pickle of our own parse

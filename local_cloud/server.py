@@ -34,7 +34,7 @@ from local_cloud import (
     stacksets,
     time_scale,
 )
-from local_cloud.background import Loop
+from local_cloud.background import Loop, serve, stop_serving
 from local_cloud.faults import FaultInjector, FaultPlan
 
 HOST = "127.0.0.1"
@@ -100,9 +100,7 @@ class MotoServer:
                 raise PortInUse(port) from exc
             raise
         self.port = self._server.server_address[1]
-        # serve_forever checks for a shutdown every poll_interval (0.5 s by default): stop() returns at once.
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="moto-server", daemon=True)
+        self._thread = serve(self._server, "moto-server")
 
     def start(self, middleware: Sequence[Callable[[WsgiApp], WsgiApp]] | None = None) -> None:
         """Answer requests, through ``middleware`` when given (else the constructor's)."""
@@ -117,7 +115,7 @@ class MotoServer:
 
     def stop(self) -> None:
         if self._thread.is_alive():
-            self._server.shutdown()
+            stop_serving(self._server)
             self._thread.join(timeout=10)
         self._server.server_close()
 

@@ -38,6 +38,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
+from local_cloud.background import serve, stop_serving
+
 logger = logging.getLogger(__name__)
 
 DEVICE_TYPES = ("ENDPOINT", "NETWORK", "SIEM", "OTHER", "CLOUD")
@@ -131,18 +133,14 @@ class WorkbenchEmulator:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> WorkbenchEmulator:
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},  # so stop() returns at once
-            name="workbench-emulator",
-            daemon=True,
-        )
+        self._thread = serve(self._server, "workbench-emulator")
         self._thread.start()
         logger.info("Workbench emulator listening on %s", self.url)
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
+        if self._thread is not None and self._thread.is_alive():
+            stop_serving(self._server)
         self._server.server_close()
         if self._thread:
             self._thread.join(timeout=5)

@@ -230,6 +230,26 @@ def test_layer_python_directory_is_importable_like_opt_python() -> None:
     assert not errored and json.loads(payload) == 7
 
 
+def test_a_new_layer_version_is_what_the_function_imports_next() -> None:
+    from moto.awslambda.utils import get_backend
+
+    backend = get_backend("123456789012", "eu-west-1")
+    for value in (7, 8):
+        layer = backend.publish_layer_version(
+            {"LayerName": "helpers",
+             "Content": {"ZipFile": base64.b64encode(function_zip({"python/helper.py": f"VALUE = {value}\n"}))}})
+        for _ in range(2):  # the zip hashed, then its digest read back
+            assert _invoke(_function("app.layer_handler", layers=[{"Arn": layer.arn}]))[0] == value
+
+
+def test_each_zip_is_known_by_the_digest_of_its_bytes() -> None:
+    import hashlib
+
+    zips = [function_zip({"app.py": f"VALUE = {n}\n"}) for n in range(lambda_runner.DIGESTS_KEPT + 8)]
+    for data in [*zips, *zips, bytes(bytearray(zips[0]))]:  # again after older ones were forgotten; a copy
+        assert lambda_runner._sha256(data) == hashlib.sha256(data).digest()
+
+
 def test_missing_handler_is_reported_as_the_runtime_does() -> None:
     payload, errored, _, _ = lambda_runner.invoke_artifact(_function("app.nothing_here"), {}, "http://x")
     assert errored and json.loads(payload)["errorType"] == "Runtime.HandlerNotFound"

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import enum
 import json
+import pickle
+import re
+import time
+import types
+from collections.abc import Iterator
 from typing import Any
 
+import boto3
 import pytest
+from moto import mock_aws
 from moto.core.serialize import AttributePicker
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-from local_cloud import moto_caches
+from local_cloud import moto_caches, time_scale
 from tests.conftest import boto
 
 TEMPLATE = {"Resources": {
@@ -122,30 +130,144 @@ def test_an_action_is_found_among_the_methods_moto_finds(module: str, monkeypatc
     assert "an_action_added_later" in responses.method_names_from_class(classes[0])
 
 
-DEFINITION = json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Pass", "Result": {"ok": 1}, "End": True}}})
+# Every kind of state whose evaluation keeps state: a Pass Result a later state could write into, a Choice on
+# what an earlier execution could have left, a Map's iterations, a Parallel retried on its branch's failure.
+FIRST_SEEN = {
+    "StartAt": "Seed",
+    "States": {
+        "Seed": {"Type": "Pass", "Result": {"items": [1, 2, 3]}, "Next": "Check"},
+        "Check": {"Type": "Choice", "Choices": [{"Variable": "$.tag", "IsPresent": True, "Next": "Leaked"}],
+                  "Default": "Tag"},
+        "Leaked": {"Type": "Fail", "Error": "Leaked", "Cause": "a Result held what an earlier execution wrote"},
+        "Tag": {"Type": "Pass", "Result": "first", "ResultPath": "$.tag", "Next": "Each"},
+        "Each": {"Type": "Map", "ItemsPath": "$.items", "ResultPath": "$.each", "Next": "Flaky",
+                 "ItemProcessor": {"ProcessorConfig": {"Mode": "INLINE"}, "StartAt": "Mark", "States": {
+                     "Mark": {"Type": "Pass", "Parameters": {"n.$": "$"}, "Next": "Seen"},
+                     "Seen": {"Type": "Pass", "Result": {"seen": True}, "ResultPath": "$.mark", "End": True}}}},
+        "Flaky": {"Type": "Parallel", "ResultPath": "$.flaky", "Next": "Done",
+                  "Branches": [{"StartAt": "Boom", "States": {"Boom": {"Type": "Fail", "Error": "Boom"}}}],
+                  "Retry": [{"ErrorEquals": ["Boom"], "IntervalSeconds": 1, "MaxAttempts": 2}],
+                  "Catch": [{"ErrorEquals": ["Boom"], "ResultPath": "$.caught", "Next": "Done"}]},
+        "Done": {"Type": "Succeed"},
+    },
+}
+IMMUTABLE = (str, bytes, int, float, complex, bool, type(None), type, enum.Enum, types.FunctionType,
+             types.BuiltinFunctionType, re.Pattern)
 
 
-def test_the_first_execution_after_a_validation_gets_its_parse_and_later_ones_their_own(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+def _objects(root: Any) -> dict[int, Any]:
+    """Every object reachable from ``root`` (attributes, items, keys), by id."""
+    found: dict[int, Any] = {}
+    todo = [root]
+    while todo:
+        obj = todo.pop()
+        if id(obj) in found:
+            continue
+        found[id(obj)] = obj
+        if isinstance(obj, IMMUTABLE):
+            continue
+        if isinstance(obj, dict):
+            todo.extend(obj.keys())
+            todo.extend(obj.values())
+        elif isinstance(obj, (list, tuple, set, frozenset)):
+            todo.extend(obj)
+        else:
+            todo.extend(vars(obj).values() if hasattr(obj, "__dict__") else ())
+            todo.extend(getattr(obj, slot) for cls in type(obj).__mro__
+                        for slot in getattr(cls, "__slots__", ()) if hasattr(obj, slot))
+    return found
+
+
+def _shape(obj: Any) -> Any:
+    """The program as plain data: types and values, whatever the objects' identities."""
+    if isinstance(obj, IMMUTABLE):
+        return obj
+    if isinstance(obj, dict):
+        return {"dict": sorted(((repr(_shape(k)), repr(_shape(v))) for k, v in obj.items()))}
+    if isinstance(obj, (list, tuple)):
+        return [type(obj).__name__, *(_shape(item) for item in obj)]
+    return [type(obj).__qualname__, _shape(vars(obj))]
+
+
+def test_each_execution_gets_a_program_of_its_own_the_same_as_a_parse() -> None:
     from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 
     moto_caches.install()
-    parsed: list[tuple[Any, Any]] = []
+    definition = json.dumps(FIRST_SEEN)
+    StepFunctionsParserBackend._validate_definition(definition)
+    one, other = moto_caches._program_copy(definition), moto_caches._program_copy(definition)
+    parsed, _ = moto_caches.moto_parse(definition)
+
+    assert _shape(one) == _shape(other) == _shape(parsed)
+    theirs = _objects(other)
+    shared = [obj for key, obj in _objects(one).items() if key in theirs]
+    mutable = sorted({type(obj).__qualname__ for obj in shared if not isinstance(obj, IMMUTABLE)})
+    assert shared and not mutable, f"objects both executions' programs hold: {mutable}"
+
+
+@pytest.fixture
+def sfn() -> Iterator[Any]:
+    moto_caches.install()
+    time_scale.configure(0.01)
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+        yield boto3.client("stepfunctions", region_name="us-east-1")
+    time_scale.configure(1.0)
+
+
+def _finished(sfn: Any, arn: str) -> tuple[dict[str, Any], list[str]]:
+    deadline = time.monotonic() + 30
+    while (described := sfn.describe_execution(executionArn=arn))["status"] == "RUNNING":
+        assert time.monotonic() < deadline, f"{arn} did not finish"
+        time.sleep(0.05)
+    return described, [e["type"] for e in sfn.get_execution_history(executionArn=arn)["events"]]
+
+
+def test_executions_of_one_definition_do_not_see_each_others_state(sfn: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    parses: list[str] = []
     parse = moto_caches.moto_parse
+    monkeypatch.setattr(moto_caches, "moto_parse", lambda definition: parses.append(definition) or parse(definition))
+    monkeypatch.setattr(moto_caches, "_programs", {})  # none kept from an earlier test
+    machine = sfn.create_state_machine(name="first-seen", definition=json.dumps(FIRST_SEEN),
+                                       roleArn="arn:aws:iam::123456789012:role/sfn")["stateMachineArn"]
+    runs = [sfn.start_execution(stateMachineArn=machine, name=f"run-{n}")["executionArn"] for n in range(2)]
+    runs += [sfn.start_execution(stateMachineArn=machine, name="after")["executionArn"]]  # after both started
 
-    def counted(definition: str) -> tuple[Any, Any]:
-        parsed.append(parse(definition))
-        return parsed[-1]
+    finished = [_finished(sfn, arn) for arn in runs]
+    assert len(parses) == 1  # the validation's: every execution ran a copy
+    for described, events in finished:
+        assert described["status"] == "SUCCEEDED", events
+        assert sorted(events) == sorted(finished[0][1])  # the same events (the Map's iterations interleave)
+        assert events.count("ParallelStateStarted") == 3  # the first attempt and both retries, in each execution
+        output = json.loads(described["output"])
+        assert output["tag"] == "first" and output["caught"]["Error"] == "Boom"
+        assert output["each"] == [{"n": n, "mark": {"seen": True}} for n in (1, 2, 3)]
 
-    monkeypatch.setattr(moto_caches, "moto_parse", counted)
-    StepFunctionsParserBackend._validate_definition(DEFINITION)
-    assert len(parsed) == 1
-    first = AmazonStateLanguageParser.parse(DEFINITION)  # as an execution starts
-    assert first is parsed[0] and len(parsed) == 1  # never evaluated: the same as a parse of its own
-    second = AmazonStateLanguageParser.parse(DEFINITION)
-    assert len(parsed) == 2 and second is parsed[1] and second[0] is not first[0]
-    assert type(second[0]) is type(first[0])
+
+def test_an_updated_state_machine_runs_its_new_definition(sfn: Any) -> None:
+    def answering(value: str) -> str:
+        return json.dumps({"StartAt": "A", "States": {"A": {"Type": "Pass", "Result": {"answer": value}, "End": True}}})
+
+    machine = sfn.create_state_machine(name="updated", definition=answering("old"),
+                                       roleArn="arn:aws:iam::123456789012:role/sfn")["stateMachineArn"]
+    before = sfn.start_execution(stateMachineArn=machine, name="before")["executionArn"]
+    assert json.loads(_finished(sfn, before)[0]["output"]) == {"answer": "old"}
+    sfn.update_state_machine(stateMachineArn=machine, definition=answering("new"))
+    after = sfn.start_execution(stateMachineArn=machine, name="after")["executionArn"]
+    assert json.loads(_finished(sfn, after)[0]["output"]) == {"answer": "new"}
+
+
+def test_a_program_pickle_cannot_copy_is_parsed_for_each_execution(monkeypatch: pytest.MonkeyPatch) -> None:
+    from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+
+    moto_caches.install()
+    definition = json.dumps({"StartAt": "Unpicklable", "States": {"Unpicklable": {"Type": "Succeed"}}})
+
+    def refuse(obj: Any, protocol: int | None = None) -> bytes:
+        raise pickle.PicklingError("cannot pickle")
+
+    monkeypatch.setattr(moto_caches.pickle, "dumps", refuse)
+    StepFunctionsParserBackend._validate_definition(definition)
+    assert moto_caches._program_copy(definition) is None  # so the execution parses it, as moto does
 
 
 def test_a_definition_that_does_not_parse_is_refused_as_moto_refuses_it_and_never_kept() -> None:
@@ -154,6 +276,7 @@ def test_a_definition_that_does_not_parse_is_refused_as_moto_refuses_it_and_neve
 
     moto_caches.install()
     broken = '{"StartAt": "Nowhere", "States": {'
-    with pytest.raises(InvalidDefinition):
-        StepFunctionsParserBackend._validate_definition(broken)
-    assert broken not in moto_caches._validated
+    for _ in range(2):  # refused again: nothing was kept that would let it pass
+        with pytest.raises(InvalidDefinition):
+            StepFunctionsParserBackend._validate_definition(broken)
+        assert broken not in moto_caches._programs

@@ -154,3 +154,32 @@ def test_request_lines_are_made_only_when_werkzeugs_logger_would_show_them(monke
     assert _one_request_logged_at(logging.ERROR, monkeypatch) == []  # local serve without --verbose
     assert _one_request_logged_at(logging.INFO, monkeypatch) == ["/probe 200"]  # --verbose
     assert _one_request_logged_at(logging.NOTSET, monkeypatch) == ["/probe 200"]  # werkzeug's own default
+
+
+def test_a_server_that_polls_rarely_stops_when_asked_and_answers_until_then() -> None:
+    import threading
+    import urllib.request
+
+    from local_cloud.background import stop_serving
+    from local_cloud.server import HOST, MotoServer
+    from local_cloud.workbench_emulator import WorkbenchEmulator
+
+    moto, workbench = MotoServer(0), WorkbenchEmulator(port=0)
+    moto.start()
+    workbench.start()
+    with urllib.request.urlopen(f"http://{HOST}:{moto.port}/moto-api/data.json") as answer:  # noqa: S310
+        assert answer.status == 200
+    moto.stop()
+    workbench.stop()
+    assert not moto._thread.is_alive() and workbench._thread is not None and not workbench._thread.is_alive()
+
+    # A loop that would otherwise notice the shutdown only after an hour.
+    from werkzeug.serving import make_server
+
+    server = make_server(HOST, 0, lambda environ, start_response: [], threaded=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 3600}, daemon=True)
+    thread.start()
+    stop_serving(server)
+    thread.join(timeout=STOP_SECONDS)
+    server.server_close()
+    assert not thread.is_alive()
