@@ -267,8 +267,11 @@ def preparse(services: list[str]) -> None:
         return data
 
     JSONFileLoader.load_file = record
-    list_builtin_services_once()
-    share_pure_botocore_caches()
+    for shortcut in (list_builtin_services_once, share_pure_botocore_caches):
+        try:
+            shortcut()
+        except Exception:  # noqa: BLE001, S112 - a botocore without these internals (a layer's own): none taken
+            continue
     try:
         session = botocore.session.get_session()
         for service in services:
@@ -372,8 +375,10 @@ def rehome_botocore() -> None:
         modules["botocore.tokens"].SSOTokenProvider._SSO_TOKEN_CACHE_DIR = home(".aws", "sso", "cache")
     if "botocore.utils" in modules:
         cache = modules["botocore.utils"].JSONFileCache
+        defaults = cache.__init__.__defaults__ or ()
+        if defaults and defaults[0] == getattr(cache, "CACHE_DIR", None):  # its working_dir default: the same path
+            cache.__init__.__defaults__ = (home(".aws", "boto", "cache"), *defaults[1:])
         cache.CACHE_DIR = home(".aws", "boto", "cache")
-        cache.__init__.__defaults__ = (cache.CACHE_DIR, *cache.__init__.__defaults__[1:])
 
 
 def serve_forks(opt_root: str, control_fd: int, services: list[str]) -> None:
