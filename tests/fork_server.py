@@ -171,6 +171,18 @@ class ForkedProcess:
             self.server.wait_for_exit(0.05)
         return self.returncode  # type: ignore[return-value]
 
+    def communicate(self, timeout: float | None = None) -> tuple[str | None, str | None]:
+        """Read the output to its end and wait for the exit, as ``Popen.communicate`` (no input)."""
+        read: dict[str, str] = {}
+        readers = [threading.Thread(target=lambda n=name, s=stream: read.__setitem__(n, s.read()), daemon=True)
+                   for name, stream in (("out", self.stdout), ("err", self.stderr)) if stream is not None]
+        for reader in readers:
+            reader.start()
+        self.wait(timeout)
+        for reader in readers:
+            reader.join()
+        return read.get("out"), read.get("err")
+
     def send_signal(self, signum: int) -> None:
         if self.poll() is None:
             try:

@@ -216,6 +216,12 @@ def run_cli_process(*args: str, timeout: float = 600) -> subprocess.CompletedPro
                           timeout=timeout, check=False)
 
 
+def start_cli(*args: str) -> subprocess.Popen[str] | fork_server.ForkedProcess:
+    """``cloudtrail-onboarding ARGS`` as a process of its own, output and errors piped together as text, from the
+    fork server that starts local clouds: for a command a test acts beside while it runs (``local deploy``)."""
+    return start_program(cli_command() + list(args), child_env(), REPO, SERVE_PRELOAD)
+
+
 def run_cli(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
     """``cloudtrail-onboarding ARGS`` run by its ``main`` in this process, its exit code and output captured as the
     command gives them: a test reads what the command says and does, not how its process starts (a new Python and

@@ -127,3 +127,10 @@ def test_a_preload_that_starts_a_thread_is_refused(tmp_path: Path) -> None:
     env = dict(os.environ, PYTHONPATH=str(tmp_path))
     with pytest.raises(RuntimeError, match="preloading started threads"):
         ForkServer(str(tmp_path / "threaded.py"), ["threaded"], env)
+
+
+def test_communicate_reads_the_output_to_its_end_and_waits(server: ForkServer, script: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    process = server.popen([str(script), "thread"], env, script.parent)
+    out, err = process.communicate(timeout=30)
+    assert (out, err, process.returncode) == ("thread done\natexit ran\n", None, 0)
