@@ -16,7 +16,8 @@ from moto import mock_aws
 
 from expel_onboarding.aws import clients
 from expel_onboarding.models import Config
-from local_cloud import moto_patches, stacksets
+from local_cloud import moto_caches, moto_patches, stacksets
+from tests import shared_work
 
 # Lambda may initialize a function's execution environment before its first invocation (proactive
 # initialization), and the local cloud does so by default for a person's `demo` or `local serve`. Across the
@@ -76,6 +77,7 @@ def _one_botocore_loader() -> Iterator[None]:
         patch.setattr(botocore.session, "create_loader", cache(botocore.loaders.create_loader))
         patch.setattr(ClientCreator, "_load_service_model", _shared_service_model)
         patch.setattr(EventAliaser, "__init__", _aliaser_sharing_names)
+        shared_work.apply(patch)
         yield
 
 
@@ -84,6 +86,9 @@ def _moto_behaves_like_aws() -> None:
     """Every test's moto obeys the local cloud's rules (local_cloud/moto_patches.py), the same ones
     ``local serve`` applies: what a test proves is what the local cloud enforces."""
     moto_patches.apply()
+    # What the local cloud's server remembers of moto's per-request work (same answers): from the first test on,
+    # not from whichever test first serves a cloud in this process.
+    moto_caches.install()
     # The local cloud's StackSets, with operations that take milliseconds instead of seconds.
     stacksets.configure(start_seconds=0.01, batch_seconds=0.01)
 

@@ -17,7 +17,9 @@ Messages, one JSON object per SOCK_SEQPACKET packet: out ``{"ready": true}`` onc
 closing its end stops the server.
 
 Only what the preloaded modules read from the environment while they are imported is the server's (its own
-environment: the first start's); ``ForkServer.popen`` refuses other values of PYTHONPATH, which decides the path.
+environment: the first start's). The variables known to be read then are part of what a server serves
+(``IMPORT_TIME_VARIABLES``): PYTHONPATH decides the path, and the terminal's size is read by SAM's table printer as
+its module is imported; a start with other values of them gets a server of its own.
 """
 
 from __future__ import annotations
@@ -35,13 +37,19 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
+IMPORT_TIME_VARIABLES = ("PYTHONPATH", "COLUMNS", "LINES")
+
+
+def _import_time(env: dict[str, str]) -> tuple[str, ...]:
+    return tuple(env.get(name, "") for name in IMPORT_TIME_VARIABLES)
+
 
 class ForkServer:
     """A started fork server for one script and its preloaded modules (the client side)."""
 
     def __init__(self, script: str, preload: Sequence[str], env: dict[str, str], ready_timeout: float = 60) -> None:
         self.script = script
-        self.python_path = env.get("PYTHONPATH", "")
+        self.import_time = _import_time(env)
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self._errors = tempfile.TemporaryFile()  # noqa: SIM115 - the server's own stderr, told when it fails
         self.process = subprocess.Popen(
@@ -72,14 +80,15 @@ class ForkServer:
     def serves(self, argv: Sequence[str], env: dict[str, str]) -> bool:
         """Whether a start of ``argv`` with ``env`` is one this server can fork."""
         return (not self._closed and self.process.poll() is None and bool(argv) and argv[0] == self.script
-                and env.get("PYTHONPATH", "") == self.python_path)
+                and _import_time(env) == self.import_time)
 
     def popen(self, argv: Sequence[str], env: dict[str, str], cwd: str | Path, stderr_to_stdout: bool = True
               ) -> ForkedProcess:
         """``argv`` started as ``subprocess.Popen(argv, env=env, cwd=cwd, stdin=DEVNULL, stdout=PIPE,
         stderr=STDOUT, text=True)`` starts it (``stderr_to_stdout=False``: stderr also piped, apart)."""
         if not self.serves(argv, env):
-            raise ValueError(f"this fork server starts {self.script} with PYTHONPATH={self.python_path!r}")
+            known = dict(zip(IMPORT_TIME_VARIABLES, self.import_time, strict=True))
+            raise ValueError(f"this fork server starts {self.script} with {known}")
         out_read, out_write = os.pipe()
         err_read, err_write = (out_read, out_write) if stderr_to_stdout else os.pipe()
         null = os.open(os.devnull, os.O_RDONLY)
@@ -171,6 +180,18 @@ class ForkedProcess:
             self.server.wait_for_exit(0.05)
         return self.returncode  # type: ignore[return-value]
 
+    def communicate(self, timeout: float | None = None) -> tuple[str | None, str | None]:
+        """Read the output to its end and wait for the exit, as ``Popen.communicate`` (no input)."""
+        read: dict[str, str] = {}
+        readers = [threading.Thread(target=lambda n=name, s=stream: read.__setitem__(n, s.read()), daemon=True)
+                   for name, stream in (("out", self.stdout), ("err", self.stderr)) if stream is not None]
+        for reader in readers:
+            reader.start()
+        self.wait(timeout)
+        for reader in readers:
+            reader.join()
+        return read.get("out"), read.get("err")
+
     def send_signal(self, signum: int) -> None:
         if self.poll() is None:
             try:
@@ -194,8 +215,9 @@ class ForkedProcess:
         self.wait()
 
 
-# One server per script, path and preload, started on first use in this process and stopped by ``stop_all``.
-_servers: dict[tuple[str, str, tuple[str, ...]], ForkServer] = {}
+# One server per script, variables read at import and preload, started on first use in this process and stopped
+# by ``stop_all``.
+_servers: dict[tuple[str, tuple[str, ...], tuple[str, ...]], ForkServer] = {}
 _servers_lock = threading.Lock()
 
 
@@ -206,8 +228,9 @@ def enabled() -> bool:
 
 def start(argv: Sequence[str], env: dict[str, str], cwd: str | Path, preload: Sequence[str],
           stderr_to_stdout: bool = True) -> ForkedProcess:
-    """``argv`` (a Python script first) started by the fork server for it, its PYTHONPATH and ``preload``."""
-    key = (argv[0], env.get("PYTHONPATH", ""), tuple(preload))
+    """``argv`` (a Python script first) started by the fork server for it, its variables read at import
+    (``IMPORT_TIME_VARIABLES``) and ``preload``."""
+    key = (argv[0], _import_time(env), tuple(preload))
     with _servers_lock:
         server = _servers.get(key)
         if server is None or not server.serves(argv, env):

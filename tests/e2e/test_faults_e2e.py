@@ -7,7 +7,6 @@ Each scenario runs its own ``local serve --fault ...``, since faults count every
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 import urllib.request
 from collections import Counter
@@ -18,9 +17,8 @@ from typing import Any
 import pytest
 
 from local_cloud.cli import DEMO_API_KEY
-from local_cloud.deploy import sam_executable
 from tests.e2e.test_local_cloud import sam_env
-from tests.local_cloud.harness import REPO, ServedCloud, client, onboarding_parameters, run_cli, serve_child
+from tests.local_cloud.harness import ServedCloud, client, onboarding_parameters, run_cli, run_sam, serve_child
 
 pytestmark = pytest.mark.e2e
 
@@ -138,12 +136,10 @@ def test_access_denied_fails_the_stack_naming_the_step_and_rolls_it_back(built_t
                       for p in onboarding_parameters(cloud, "e2e-denied", RetryWindowSeconds="0")]
         started = time.monotonic()
         # A wide terminal, so that SAM's event table keeps each column on one line.
-        result = subprocess.run([sam_executable(), "deploy", "--template-file", str(built_template), "--stack-name",
-                                 "e2e-denied", "--capabilities", "CAPABILITY_IAM", "CAPABILITY_NAMED_IAM",
-                                 "--no-confirm-changeset", "--resolve-s3", "--region", REGION,
-                                 "--parameter-overrides", *parameters], cwd=REPO,
-                                env=dict(sam_env(cloud), COLUMNS="400"), capture_output=True, text=True,
-                                timeout=300, check=False)
+        result = run_sam(["deploy", "--template-file", str(built_template), "--stack-name", "e2e-denied",
+                          "--capabilities", "CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "--no-confirm-changeset",
+                          "--resolve-s3", "--region", REGION, "--parameter-overrides", *parameters],
+                         dict(sam_env(cloud), COLUMNS="400"), timeout=300)
         elapsed = time.monotonic() - started
         cfn = client(cloud, "cloudformation")
         events = cfn.describe_stack_events(StackName="e2e-denied")["StackEvents"]

@@ -20,7 +20,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from local_cloud.cli import DEMO_WORKBENCH_GUID
-from local_cloud.deploy import load_template, sam_executable, with_short_sam_waits
+from local_cloud.deploy import load_template, with_short_sam_waits
 from tests.e2e.test_onboarding_e2e import workbench_devices
 from tests.local_cloud.harness import (
     REPO,
@@ -30,6 +30,7 @@ from tests.local_cloud.harness import (
     onboarding_parameters,
     run_cli,
     run_cli_process,
+    run_sam,
 )
 
 REGION = "us-east-1"
@@ -75,8 +76,7 @@ def sam_env(cloud: ServedCloud) -> dict[str, str]:
 
 def sam(cloud: ServedCloud, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     """The SAM CLI as a person runs it against AWS."""
-    return subprocess.run([sam_executable(), *args], cwd=REPO, env=sam_env(cloud), capture_output=True, text=True,
-                          timeout=timeout, check=False)
+    return run_sam(args, sam_env(cloud), timeout=timeout)
 
 
 @dataclass

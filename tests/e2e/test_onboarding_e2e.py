@@ -22,7 +22,8 @@ from typing import Any
 import pytest
 
 from local_cloud.cli import DEMO_API_KEY, DEMO_WORKBENCH_GUID
-from tests.local_cloud.harness import REPO, ServedCloud, child_env, cli_command, client, onboarding_parameters, run_cli
+from tests.fork_server import ForkedProcess
+from tests.local_cloud.harness import ServedCloud, client, onboarding_parameters, run_cli, start_cli
 
 pytestmark = pytest.mark.e2e
 
@@ -302,11 +303,11 @@ def test_aborted_execution_fails_the_stack_without_waiting(local_cloud: ServedCl
 
 
 @contextlib.contextmanager
-def _deploying(cloud: ServedCloud, template: Path, stack: str, params: list[str]) -> Iterator[subprocess.Popen[str]]:
+def _deploying(cloud: ServedCloud, template: Path, stack: str, params: list[str]
+               ) -> Iterator[subprocess.Popen[str] | ForkedProcess]:
     """``local deploy`` running in the background while the test acts as a person would; killed should the test
     end before it does."""
-    deploy = subprocess.Popen(cli_command() + deploy_command(cloud, template, stack, params),
-                              cwd=REPO, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deploy = start_cli(*deploy_command(cloud, template, stack, params))
     try:
         yield deploy
     finally:

@@ -73,6 +73,24 @@ def start_program(command: list[str], env: dict[str, str], cwd: Path, preload: S
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=cwd)
 
 
+def run_sam(args: Sequence[str], env: dict[str, str], timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """``sam ARGS`` run to its end as ``subprocess.run(capture_output=True, text=True)`` runs it, from the fork
+    server (unless TESTS_FORK_SERVER=0): a person's own SAM command."""
+    from local_cloud.deploy import sam_executable
+
+    command = [sam_executable(), *args]
+    if not fork_server.enabled():
+        return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout,
+                              check=False)
+    process = fork_server.start(command, env, REPO, SAM_PRELOAD, stderr_to_stdout=False)
+    try:
+        out, err = process.communicate(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise
+    return subprocess.CompletedProcess(command, process.returncode or 0, out, err)
+
+
 def start_sam(command: list[str], env: dict[str, str]) -> subprocess.Popen[str] | fork_server.ForkedProcess:
     """``local deploy``'s and ``local delete``'s start of SAM (local_cloud.deploy.start_sam), from a fork server."""
     return start_program(command, env, Path.cwd(), SAM_PRELOAD)
@@ -214,6 +232,12 @@ def run_cli_process(*args: str, timeout: float = 600) -> subprocess.CompletedPro
     env.pop("LOCAL_LAMBDA_PREINIT", None)  # as a person starts it: the local cloud's default (tests/conftest.py)
     return subprocess.run(cli_command() + list(args), cwd=REPO, env=env, capture_output=True, text=True,
                           timeout=timeout, check=False)
+
+
+def start_cli(*args: str) -> subprocess.Popen[str] | fork_server.ForkedProcess:
+    """``cloudtrail-onboarding ARGS`` as a process of its own, output and errors piped together as text, from the
+    fork server that starts local clouds: for a command a test acts beside while it runs (``local deploy``)."""
+    return start_program(cli_command() + list(args), child_env(), REPO, SERVE_PRELOAD)
 
 
 def run_cli(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:

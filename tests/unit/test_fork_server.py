@@ -105,11 +105,13 @@ def test_a_signal_ends_a_fork_as_it_ends_a_process(server: ForkServer, script: P
     process.stdout.close()  # type: ignore[union-attr]
 
 
-def test_it_starts_only_its_script_on_its_path(server: ForkServer, script: Path, tmp_path: Path) -> None:
+def test_it_starts_only_its_script_with_what_was_read_at_import(server: ForkServer, script: Path,
+                                                                 tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     assert server.serves([str(script)], env)
     assert not server.serves([str(tmp_path / "other.py")], env)
     assert not server.serves([str(script)], env | {"PYTHONPATH": str(tmp_path)})
+    assert not server.serves([str(script)], env | {"COLUMNS": "400"})  # SAM's tables read it as they are imported
     with pytest.raises(ValueError, match="PYTHONPATH"):
         server.popen([str(script)], env | {"PYTHONPATH": str(tmp_path)}, tmp_path)
 
@@ -127,3 +129,10 @@ def test_a_preload_that_starts_a_thread_is_refused(tmp_path: Path) -> None:
     env = dict(os.environ, PYTHONPATH=str(tmp_path))
     with pytest.raises(RuntimeError, match="preloading started threads"):
         ForkServer(str(tmp_path / "threaded.py"), ["threaded"], env)
+
+
+def test_communicate_reads_the_output_to_its_end_and_waits(server: ForkServer, script: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    process = server.popen([str(script), "thread"], env, script.parent)
+    out, err = process.communicate(timeout=30)
+    assert (out, err, process.returncode) == ("thread done\natexit ran\n", None, 0)

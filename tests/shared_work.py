@@ -1,0 +1,132 @@
+"""What boto3 and in-process moto work out again for every client, mock and request of a test, worked out once
+per test process (same answers). tests/conftest.py applies it for the whole session.
+
+* Client classes: botocore builds a client's class (a method and a docstring per operation) for every client; the
+  class depends only on the service model and the handlers that add to it (``creating-client-class``), so one
+  per such key is made.
+* Endpoint rules: every client parses its service's endpoint rule set into a tree and resolves its endpoint in a
+  cache of its own; the rule sets come from the one shared loader, so one provider per rule set answers all.
+* Event handlers: every client copies its session's handler trie (two hundred nodes) with a generic walk over
+  every dict; the copy here makes the same nodes directly.
+* ``mock_aws()``: each test's mock builds its 1,300 ``responses`` routes (every backend's URL patterns, for each
+  HTTP method) as it starts; the routes are the same each time.
+* User-Agent: botocore builds each request's User-Agent header from its client's fixed settings and the features the
+  request uses (a few dozen string sanitizations); one string per client and set of features.
+* S3's routes: moto reloads ``moto.s3.urls`` for every S3 request, in case ``MOTO_S3_CUSTOM_ENDPOINTS`` changed;
+  it is reloaded here when that setting changed.
+"""
+
+from __future__ import annotations
+
+from importlib import reload
+from types import ModuleType
+from typing import Any
+
+import pytest
+from botocore import regions
+from botocore.client import ClientCreator
+from botocore.context import get_context
+from botocore.endpoint_provider import EndpointProvider
+from botocore.hooks import EventAliaser, NodeList, _PrefixTrie
+from botocore.model import ServiceModel
+from botocore.useragent import UserAgentString
+from moto import settings
+from moto.core import models as moto_models
+from moto.core.custom_responses_mock import CallbackResponse
+from moto.s3.models import S3Backend
+
+_CREATE_CLIENT_CLASS = ClientCreator._create_client_class
+_USER_AGENT = UserAgentString.to_string
+# What of a client's configuration its User-Agent header says.
+_USER_AGENT_SETTINGS = ("_supplied_user_agent", "user_agent", "user_agent_extra", "user_agent_appid", "retries",
+                        "endpoint_discovery_enabled")
+_client_classes: dict[tuple[Any, ...], type] = {}
+_endpoint_providers: dict[tuple[Any, ...], EndpointProvider] = {}
+_kept: list[Any] = []  # what the ids in the keys above name stays alive, so no other object takes its id
+_routes: dict[tuple[Any, ...], CallbackResponse] = {}
+_s3_endpoints: list[tuple[str, ...]] = []  # the MOTO_S3_CUSTOM_ENDPOINTS moto.s3.urls was last loaded with
+
+
+def apply(patch: pytest.MonkeyPatch) -> None:
+    patch.setattr(ClientCreator, "_create_client_class", _shared_client_class)
+    patch.setattr(regions, "EndpointProvider", _shared_endpoint_provider)
+    patch.setattr(_PrefixTrie, "__copy__", _copy_trie)
+    patch.setattr(moto_models, "CallbackResponse", _route_once)
+    patch.setattr(S3Backend, "_url_module", property(_s3_url_module))
+    patch.setattr(UserAgentString, "to_string", _user_agent)
+
+
+def _handler_key(handler: Any) -> Any:
+    """What a handler does, for handlers equal in all but identity: each session makes its own closures (botocore's
+    lazy_call) around the same names."""
+    code = getattr(handler, "__code__", None)
+    if code is None:
+        return id(handler)
+    try:
+        cells = tuple(cell.cell_contents for cell in handler.__closure__ or ())
+        hash(cells)
+    except (TypeError, ValueError):  # an unhashable or empty cell: the handler is only itself
+        return id(handler)
+    return (code, cells)
+
+
+def _shared_client_class(creator: ClientCreator, service_name: str, service_model: ServiceModel) -> type:
+    emitter = creator._event_emitter
+    if not isinstance(emitter, EventAliaser):
+        return _CREATE_CLIENT_CLASS(creator, service_name, service_model)
+    event = emitter._alias_event_name(f"creating-client-class.{service_model.service_id.hyphenize()}")
+    handlers = tuple(_handler_key(h) for h in emitter._emitter._handlers.prefix_search(event))
+    key = (service_name, id(service_model), handlers)
+    if key not in _client_classes:
+        _client_classes[key] = _CREATE_CLIENT_CLASS(creator, service_name, service_model)
+        _kept.append(service_model)
+    return _client_classes[key]
+
+
+def _shared_endpoint_provider(ruleset_data: Any, partition_data: Any, excluded_params: Any = None) -> EndpointProvider:
+    key = (id(ruleset_data), id(partition_data), frozenset(excluded_params or ()))
+    if key not in _endpoint_providers:
+        _endpoint_providers[key] = EndpointProvider(ruleset_data, partition_data, excluded_params)
+        _kept.append((ruleset_data, partition_data))
+    return _endpoint_providers[key]
+
+
+def _copy_node(node: dict[str, Any]) -> dict[str, Any]:
+    values = node["values"]
+    return {"chunk": node["chunk"], "children": {part: _copy_node(child) for part, child in node["children"].items()},
+            "values": None if values is None else NodeList(values.first[:], values.middle[:], values.last[:])}
+
+
+def _copy_trie(trie: _PrefixTrie) -> _PrefixTrie:
+    """botocore's copy of a handler trie: the same nodes, each node's handler lists copied."""
+    copied = _PrefixTrie()
+    copied.__dict__ = {**trie.__dict__, "_root": _copy_node(trie._root)}
+    return copied
+
+
+def _route_once(*, method: str, url: Any, callback: Any) -> CallbackResponse:
+    key = (method, url, callback)
+    if key not in _routes:
+        _routes[key] = CallbackResponse(method=method, url=url, callback=callback)
+    return _routes[key]
+
+
+def _s3_url_module(backend: S3Backend) -> ModuleType:
+    import moto.s3.urls
+
+    endpoints = tuple(settings.get_s3_custom_endpoints())
+    if _s3_endpoints[-1:] != [endpoints]:
+        reload(moto.s3.urls)
+        _s3_endpoints.append(endpoints)
+    return moto.s3.urls
+
+
+def _user_agent(creator: UserAgentString) -> str:
+    context = get_context()
+    config = creator._client_config
+    configured = config and tuple(repr(getattr(config, name, None)) for name in _USER_AGENT_SETTINGS)
+    key = (frozenset(context.features) if context else None, frozenset(creator._client_features or ()), configured)
+    built: dict[Any, str] = creator.__dict__.setdefault("_built", {})
+    if key not in built:
+        built[key] = _USER_AGENT(creator)
+    return built[key]

@@ -1,0 +1,53 @@
+"""What tests/shared_work.py makes once answers as botocore's own work would (the session fixture applies it)."""
+
+from __future__ import annotations
+
+import boto3
+from botocore.context import start_as_current_context
+from botocore.hooks import _PrefixTrie
+from botocore.useragent import register_feature_id
+
+from tests import shared_work
+
+
+def _handlers(client: object, event: str) -> list[object]:
+    return list(client.meta.events._emitter._handlers.prefix_search(event))  # type: ignore[attr-defined]
+
+
+def test_a_handler_one_client_registers_reaches_neither_its_session_nor_another_client() -> None:
+    session = boto3.session.Session(region_name="us-east-1")
+    first, second = session.client("sqs"), session.client("sqs")
+
+    def mine(**_: object) -> None:
+        return None
+
+    first.meta.events.register("before-call.sqs.SendMessage", mine)
+    assert mine in _handlers(first, "before-call.sqs.SendMessage")
+    assert mine not in _handlers(second, "before-call.sqs.SendMessage")
+    assert mine not in list(session._session.get_component("event_emitter")._emitter._handlers.prefix_search(
+        "before-call.sqs.SendMessage"))
+
+
+def test_the_trie_copy_holds_what_botocores_copy_holds() -> None:
+    trie = boto3.session.Session()._session.get_component("event_emitter")._emitter._handlers
+    ours, theirs = shared_work._copy_trie(trie), _PrefixTrie()
+    theirs.__dict__ = trie._recursive_copy(trie.__dict__)
+    assert ours.__dict__ == theirs.__dict__
+    for event in ("before-call.s3.PutObject", "needs-retry.sqs", "creating-client-class.s3", "after-call.iam"):
+        assert list(ours.prefix_search(event)) == list(trie.prefix_search(event))
+
+
+def test_clients_of_a_service_share_one_class_with_boto3s_additions() -> None:
+    first, second = boto3.client("s3", region_name="us-east-1"), boto3.client("s3", region_name="eu-west-1")
+    assert type(first) is type(second) and hasattr(first, "upload_file")
+    assert type(boto3.client("sqs", region_name="us-east-1")) is not type(first)
+
+
+def test_the_user_agent_is_botocores_for_each_set_of_features() -> None:
+    creator = boto3.client("sts", region_name="us-east-1")._user_agent_creator
+    assert shared_work._user_agent(creator) == shared_work._USER_AGENT(creator)
+    with start_as_current_context():
+        register_feature_id("WAITER")
+        with_waiter = shared_work._user_agent(creator)
+        assert with_waiter == shared_work._USER_AGENT(creator)
+    assert with_waiter != shared_work._user_agent(creator)
