@@ -10,7 +10,8 @@ export SAM_CLI_TELEMETRY := 0
 export LAMBDA_RUNTIME_PYTHON := $(CURDIR)/$(RUNTIME_VENV)/bin/python
 # pytest-xdist, three workers: on CI's two cores a third keeps both busy while e2e tests wait on their local
 # cloud (whole suite: 267 s with two, 223 s with three). A test file runs in one worker, so its module fixtures
-# (a served local cloud, a deploy) are made once; files start in collection order, the long e2e ones first.
+# (a served local cloud, a deploy) are made once; two workers take the e2e files (which wait on their local clouds)
+# while the third runs in-process files (tests/xdist_scheduling.py).
 PYTEST_WORKERS := -n 3 --dist loadfile --no-loadscope-reorder
 
 .PHONY: demo test lint scan build unit e2e clean diagram

@@ -26,3 +26,51 @@ def test_make_tests_workers_take_the_shared_stack_files_as_one(pytestconfig: pyt
     plugin = pytestconfig.pluginmanager.get_plugin("shared-stack-scheduling")
     assert plugin is not None
     assert all((REPO / path).is_file() for path in SHARED_STACK_FILES)
+
+
+class _Config:
+    """What pytest-xdist's file scheduler reads of the configuration: ``make test``'s three workers."""
+
+    class option:  # noqa: N801 - pytest's attribute
+        loadscopereorder = False
+
+    def getvalue(self, name: str) -> object:
+        return {"dist": "loadfile", "tx": ["3*popen"]}[name]
+
+
+class _Worker:
+    def __init__(self, name: str) -> None:
+        self.gateway = type("Gateway", (), {"id": name})()
+        self.shutting_down, self.files = False, []
+
+    def send_runtest_some(self, indices: list[int]) -> None:
+        self.files += sorted({COLLECTION[i].split("::")[0] for i in indices})
+
+    def shutdown(self) -> None:
+        self.shutting_down = True
+
+
+COLLECTION = [f"tests/e2e/test_e{n}.py::test_{t}" for n in range(4) for t in range(3)] + [
+    f"tests/unit/test_u{n}.py::test_{t}" for n in range(4) for t in range(3)]
+
+
+def test_make_tests_workers_keep_a_third_worker_on_in_process_files_while_two_run_e2e_files() -> None:
+    from tests.xdist_scheduling import pytest_xdist_make_scheduler
+
+    scheduler = pytest_xdist_make_scheduler(_Config(), None)  # type: ignore[arg-type]
+    workers = [_Worker(f"gw{n}") for n in range(3)]
+    for worker in workers:
+        scheduler.add_node(worker)
+    for worker in workers:
+        scheduler.add_node_collection(worker, COLLECTION)
+    scheduler.schedule()
+    assert [w.files for w in workers] == [["tests/e2e/test_e0.py"], ["tests/e2e/test_e1.py"],
+                                          ["tests/unit/test_u0.py"]]
+    # gw0 is nearly through its file: it draws the next e2e file, gw1 still being in one.
+    for index in range(2):
+        scheduler.mark_test_complete(workers[0], COLLECTION.index(f"tests/e2e/test_e0.py::test_{index}"))
+    assert workers[0].files[-1] == "tests/e2e/test_e2.py"
+    # gw2 stays on in-process files while the two others are in e2e ones.
+    for index in range(2):
+        scheduler.mark_test_complete(workers[2], COLLECTION.index(f"tests/unit/test_u0.py::test_{index}"))
+    assert workers[2].files[-1] == "tests/unit/test_u1.py"
