@@ -88,9 +88,12 @@ def aws_client(service: str, endpoint_url: str, region: str) -> Any:
 
 
 def sam_executable() -> str:
-    """The SAM CLI pinned in requirements-dev.txt: the one next to this Python, else the one on PATH."""
-    beside = Path(sys.executable).parent / "sam"
-    return str(beside) if beside.exists() else "sam"
+    """The SAM CLI pinned in requirements-dev.txt: the one next to this Python, else the project's, else the one on
+    PATH."""
+    for candidate in (Path(sys.executable).parent / "sam", Path(__file__).resolve().parent.parent / ".venv/bin/sam"):
+        if candidate.exists():
+            return str(candidate)
+    return "sam"
 
 
 def sam_environment(endpoint_url: str, region: str) -> dict[str, str]:

@@ -17,13 +17,13 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import subprocess
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
+
+from local_cloud import deploy
 
 STACK_NAME = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,127}")
 BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
@@ -91,13 +91,6 @@ def check_names(bucket: str, region: str, stack_name: str) -> None:
 
 
 # ------------------------------------------------------------------------------------------- packaging
-def _sam() -> str:
-    for candidate in (Path(sys.executable).parent / "sam", Path(__file__).resolve().parent.parent / ".venv/bin/sam"):
-        if candidate.exists():
-            return str(candidate)
-    return "sam"
-
-
 def sam_env(endpoint_url: str | None) -> dict[str, str]:
     """AWS: the environment as it is (default credential chain). The local cloud: its endpoint and fake
     credentials, so real ones are never sent to it."""
@@ -115,12 +108,13 @@ def sam_env(endpoint_url: str | None) -> dict[str, str]:
 
 def sam_package(built: Path, bucket: str, prefix: str, region: str, output: Path, endpoint_url: str | None) -> None:
     command = [
-        _sam(), "package", "--template-file", str(built), "--s3-bucket", bucket, "--s3-prefix", prefix,
-        "--region", region, "--output-template-file", str(output), "--no-progressbar",
+        deploy.sam_executable(), "package", "--template-file", str(built), "--s3-bucket", bucket, "--s3-prefix",
+        prefix, "--region", region, "--output-template-file", str(output), "--no-progressbar",
     ]  # fmt: skip
-    proc = subprocess.run(command, env=sam_env(endpoint_url), capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        lines = [line for line in (proc.stderr or proc.stdout).strip().splitlines() if line.strip()]
+    with deploy.start_sam(command, sam_env(endpoint_url)) as process:  # as `local deploy` starts SAM
+        said, _ = process.communicate()
+    if process.returncode != 0:
+        lines = [line for line in (said or "").strip().splitlines() if line.strip()]
         raise LaunchError(f"sam package failed: {lines[-1] if lines else '(no output)'}")
 
 
