@@ -26,6 +26,18 @@ ONE_CLOUD_UP_TO_WORKERS = 2
 # and the others run the in-process files, which keep a core busy.
 E2E = "tests/e2e/"
 E2E_WORKERS = 2
+# The files that take longest (make test on two cores: 60 to 10 s), longest first within e2e and in-process files: a
+# worker draws these before the others, so that the run does not end with one worker in a long file while the others
+# have nothing left. The rest follow in collection order.
+LONGEST_FIRST = (
+    "tests/e2e/test_onboarding_e2e.py", "tests/e2e/test_drift_doctor.py", "tests/e2e/test_organizations_e2e.py",
+    "tests/e2e/test_local_cloud.py", "tests/e2e/test_organization_existing_trail_e2e.py",
+    "tests/e2e/test_faults_e2e.py", "tests/e2e/test_existing_trail_e2e.py", "tests/e2e/test_iam_propagation_e2e.py",
+    "tests/e2e/test_iam_bite.py", "tests/e2e/test_existing_trail_entry_e2e.py",
+    "tests/local_cloud/test_fixture_app.py", "tests/steps/test_step08_organizations.py",
+    "tests/unit/test_template_policies.py", "tests/steps/test_existing_trail.py",
+    "tests/local_cloud/test_lambda_runner.py", "tests/local_cloud/test_stacksets.py",
+)
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
@@ -40,16 +52,15 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
             return together[0] if path in together else path
 
         def _assign_work_unit(self, node: Any) -> None:
-            """The next file in collection order, but an in-process one when E2E_WORKERS other workers are in e2e
-            files already (and an e2e one when no other work is left). A worker in e2e files keeps drawing them,
-            so the e2e package's shared local cloud is started by few workers, once each."""
+            """The next file (LONGEST_FIRST, then collection order), but an in-process one when E2E_WORKERS other
+            workers are in e2e files already (and an e2e one when no other work is left). A worker in e2e files keeps
+            drawing them, so the e2e package's shared local cloud is started by few workers, once each."""
             in_e2e = sum(1 for other, units in self.assigned_work.items() if other is not node and any(
                 scope.startswith(E2E) and not all(done.values()) for scope, done in units.items()))
             want_e2e = in_e2e < E2E_WORKERS
-            for scope in self.workqueue:
-                if scope.startswith(E2E) == want_e2e:
-                    self.workqueue.move_to_end(scope, last=False)
-                    break
+            fitting = [scope for scope in self.workqueue if scope.startswith(E2E) == want_e2e] or list(self.workqueue)
+            rank = {path: index for index, path in enumerate(LONGEST_FIRST)}
+            self.workqueue.move_to_end(min(fitting, key=lambda scope: rank.get(scope, len(rank))), last=False)
             super()._assign_work_unit(node)
 
     return SharedStacksTogether(config, log)

@@ -28,6 +28,12 @@ def test_make_tests_workers_take_the_shared_stack_files_as_one(pytestconfig: pyt
     assert all((REPO / path).is_file() for path in SHARED_STACK_FILES)
 
 
+def test_the_files_make_test_starts_first_exist() -> None:
+    from tests.xdist_scheduling import LONGEST_FIRST
+
+    assert [path for path in LONGEST_FIRST if not (REPO / path).is_file()] == []
+
+
 class _Config:
     """What pytest-xdist's file scheduler reads of the configuration: ``make test``'s three workers."""
 
