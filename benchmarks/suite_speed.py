@@ -15,7 +15,8 @@ tree (``make build`` first: the demo would otherwise include ``sam build``):
   worker's busy time and the longest test files with when they ran (``benchmarks/file_times.py``), which is
   where a long tail shows. ``--demo-runs 0`` runs the pytest phase only.
 * ``--ci``: instead of both, what CI does (``.ci/run``) in a clean clone of HEAD in a temporary directory,
-  phase by phase: the installs (the dev and runtime venvs, checkov's venv), lint, scan, sam build, pytest;
+  phase by phase: the installs (the dev and runtime venvs, checkov's venv), lint, scan, sam build, the test
+  modules' bytecode (make test writes it beside sam build), pytest;
   each phase's wall and CPU time and the total. On a machine that has installed them before, pip's cache
   makes the installs faster than on a fresh one.
 
@@ -51,6 +52,7 @@ BUILT = ROOT / ".aws-sam" / "build" / "template.yaml"
 # What CI runs (.ci/run: `make test`), its prerequisites one by one, then its own recipe (pytest) alone.
 CI_PHASES = (("install dev + runtime venvs", [".venv/bin/.installed"]), ("install checkov venv",
              [".venv-checkov/.installed"]), ("lint", ["lint"]), ("scan", ["scan"]), ("sam build", ["build"]),
+             ("test modules' bytecode", [".pytest-bytecode"]),
              ("pytest", ["-o", "lint", "-o", "scan", "-o", "build", "test"]))
 DEMO_TARGET_SECONDS = 15
 PYTEST_BASELINE_SECONDS = 7 * 60 + 41

@@ -39,6 +39,13 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(xdist_scheduling, "shared-stack-scheduling")
 
 
+def pytest_collection(session: pytest.Session) -> None:
+    """No garbage collection while the test modules are imported: nearly all they make lives until the end (below).
+    pytest-xdist's controller collects nothing and keeps its collector."""
+    if os.environ.get("PYTEST_XDIST_WORKER") or getattr(session.config.option, "dist", "no") == "no":
+        gc.disable()
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
     """The garbage collector, tuned for a test process: what collection imported (moto, botocore, the tests) lives
     until the end, so it is frozen out of every later collection; and a young generation of 20,000 objects
@@ -47,6 +54,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(20_000, 10, 10)
+    gc.enable()
 
 
 _SERVICE_MODELS: dict[tuple[Any, str, str | None], ServiceModel] = {}
