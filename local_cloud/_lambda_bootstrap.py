@@ -26,6 +26,7 @@ derived from the home directory) and runs the Init phase above, so a cold start 
 The runner forks only for code that shadows none of the preloaded modules (see ``lambda_runner``).
 """
 
+import gc
 import importlib
 import json
 import os
@@ -434,6 +435,9 @@ def serve_forks(opt_root: str, control_fd: int, services: list[str]) -> None:
         request = json.loads(data)
         sys.stdout.flush()
         sys.stderr.flush()
+        # What the server holds (the preloaded modules, botocore's parsed data) out of the collector's reach: an
+        # environment's collections then neither walk it nor write to its pages (which fork shares until written).
+        gc.freeze()
         pid = os.fork()
         if pid == 0:
             control.close()
