@@ -413,16 +413,20 @@ def list_builtin_services_once() -> None:
             files[service.name] = [frozenset(entry.name for entry in os.scandir(version.path) if entry.is_file())
                                    for version in os.scandir(service.path) if version.is_dir()]
     botocores = loaders.Loader.list_available_services
+    holding: dict[str, frozenset[str]] = {}  # kind of file -> the services holding one (each kind worked out once)
 
     @loaders.instance_cache
     def list_available_services(self, type_name):  # noqa: ANN001, ANN202 - botocore's signature
         if type(self.file_loader) is not loaders.JSONFileLoader:
             return botocores(self, type_name)
-        names = {type_name + extension for extension in extensions}
         services = set()
         for location in self._potential_locations():
             if location == builtin:
-                services.update(name for name, versions in files.items() if any(names & held for held in versions))
+                if type_name not in holding:
+                    names = {type_name + extension for extension in extensions}
+                    holding[type_name] = frozenset(name for name, versions in files.items()
+                                                   if any(names & held for held in versions))
+                services.update(holding[type_name])
             else:
                 elsewhere = loaders.Loader([location], self.file_loader, include_default_search_paths=False)
                 services.update(botocores(elsewhere, type_name))
