@@ -24,8 +24,16 @@ data for the given services (comma-separated; see ``preparse``) and forks an exe
 request. The fork then sets the environment's variables, output and working directory (and what botocore
 derived from the home directory) and runs the Init phase above, so a cold start does not parse boto3 again.
 The runner forks only for code that shadows none of the preloaded modules (see ``lambda_runner``).
+
+The server then imports the layers' own top-level modules too (``preload_layers``), as the function's Init would
+import them with the layers first on sys.path: each fork gets a copy of them, as new as a fresh import, unless what
+they did as they were imported depends on the environment. The server says which variables they read (and their
+values: the variables every environment of the runtime has); the runner forks only environments whose variables
+agree. A layer whose import did what a copy cannot give every environment (wrote or listed the environment,
+printed, started a thread) is not preloaded: the server starts again with the runtime's modules only.
 """
 
+import gc
 import importlib
 import json
 import os
@@ -290,6 +298,105 @@ def preparse(services: list[str]) -> None:
     JSONFileLoader.load_file = load_file
 
 
+RUNTIME_ONLY = "_LOCAL_LAMBDA_RUNTIME_ONLY"  # set for a server started again without the layers' modules
+
+
+def layer_modules(opt_root: str) -> list[str]:
+    """The top-level modules and packages in the layers' python directories."""
+    names = set()
+    for path in layer_paths(opt_root):
+        try:
+            entries = list(os.scandir(path))
+        except OSError:
+            continue
+        for entry in entries:
+            name, dot, suffix = entry.name.partition(".")
+            if not name.isidentifier():
+                continue
+            if entry.is_dir() and not dot and os.path.isfile(os.path.join(entry.path, "__init__.py")):
+                names.add(name)
+            elif entry.is_file() and suffix == "py":
+                names.add(name)
+        entries.clear()
+    return sorted(names)
+
+
+def preload_layers(opt_root: str) -> tuple[dict[str, str | None], set[str]] | None:
+    """Import the layers' top-level modules (a function's imports of them then find them loaded): the variables
+    their import read, with the values it saw (None: unset), and the top-level names it looked for and did not
+    find (code that provides one would change what the import did). None when the import did what a copy of
+    it cannot give every environment: set or deleted a variable, read the environment as a whole, printed
+    (output an environment's log would have), or left a thread running (a fork has only the thread that forks).
+    Not watched: the working directory and sys.argv, which are the server's here (a library reading them as it is
+    imported is rare)."""
+    import tempfile
+    import threading
+
+    environ = type(os.environ)
+    originals = {name: getattr(environ, name) for name in ("__getitem__", "__iter__", "__len__", "__setitem__",
+                                                              "__delitem__", "__repr__", "copy")}
+    read: dict[str, str | None] = {}
+    wholly: list[str] = []
+
+    def getitem(self, key):  # noqa: ANN001, ANN202 - os._Environ's signature
+        if self is not os.environ:  # os.environb
+            wholly.append("environb")
+            return originals["__getitem__"](self, key)
+        try:
+            value = originals["__getitem__"](self, key)
+        except KeyError:
+            read.setdefault(key, None)
+            raise
+        read.setdefault(key, value)
+        return value
+
+    def whole(name: str):  # noqa: ANN202
+        def method(self, *args):  # noqa: ANN001, ANN002, ANN202
+            wholly.append(name)
+            return originals[name](self, *args)
+        return method
+
+    missing: set[str] = set()
+
+    class Missing:
+        """Last on sys.meta_path: the top-level names no finder found."""
+
+        @staticmethod
+        def find_spec(name, path=None, target=None):  # noqa: ANN001, ANN205, ARG004 - the finder protocol
+            if path is None:
+                missing.add(name.partition(".")[0])
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with tempfile.TemporaryFile() as output:
+        os.dup2(output.fileno(), 1)
+        os.dup2(output.fileno(), 2)
+        for name in originals:
+            setattr(environ, name, getitem if name == "__getitem__" else whole(name))
+        sys.meta_path.append(Missing)
+        try:
+            for module in layer_modules(opt_root):
+                try:
+                    importlib.import_module(module)
+                except Exception:  # noqa: BLE001, S112 - the function's own import fails (or not) as it would
+                    continue
+        finally:
+            sys.meta_path.remove(Missing)
+            for name, method in originals.items():
+                setattr(environ, name, method)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
+        printed = os.fstat(output.fileno()).st_size > 0
+    if wholly or printed or threading.active_count() > 1:
+        return None
+    return read, missing
+
+
 def list_builtin_services_once() -> None:
     """Which services botocore's own data directory holds, listed once. Every session's loader lists them (for each
     kind of file it loads: models, endpoint rules) before it loads a model, by listing every API version directory of
@@ -306,16 +413,20 @@ def list_builtin_services_once() -> None:
             files[service.name] = [frozenset(entry.name for entry in os.scandir(version.path) if entry.is_file())
                                    for version in os.scandir(service.path) if version.is_dir()]
     botocores = loaders.Loader.list_available_services
+    holding: dict[str, frozenset[str]] = {}  # kind of file -> the services holding one (each kind worked out once)
 
     @loaders.instance_cache
     def list_available_services(self, type_name):  # noqa: ANN001, ANN202 - botocore's signature
         if type(self.file_loader) is not loaders.JSONFileLoader:
             return botocores(self, type_name)
-        names = {type_name + extension for extension in extensions}
         services = set()
         for location in self._potential_locations():
             if location == builtin:
-                services.update(name for name, versions in files.items() if any(names & held for held in versions))
+                if type_name not in holding:
+                    names = {type_name + extension for extension in extensions}
+                    holding[type_name] = frozenset(name for name, versions in files.items()
+                                                   if any(names & held for held in versions))
+                services.update(holding[type_name])
             else:
                 elsewhere = loaders.Loader([location], self.file_loader, include_default_search_paths=False)
                 services.update(botocores(elsewhere, type_name))
@@ -397,6 +508,15 @@ def serve_forks(opt_root: str, control_fd: int, services: list[str]) -> None:
     for name in PRELOAD:
         importlib.import_module(name)
     preparse(services)
+    read: dict[str, str | None] = {}
+    missing: set[str] = set()
+    if not os.environ.get(RUNTIME_ONLY):
+        layers = preload_layers(opt_root)
+        if layers is None:  # what the layers' import did is not for every environment: the runtime's modules only
+            os.set_inheritable(control_fd, True)
+            os.execve(sys.executable, sys.orig_argv, {**os.environ, RUNTIME_ONLY: "1"})  # noqa: S606 - this server again
+        read, missing = layers
+    os.environ.pop(RUNTIME_ONLY, None)
     control = socket.socket(fileno=control_fd)
     # An environment's exit wakes the loop at once (the runner waits for it when it stops one).
     wake_read, wake_write = os.pipe()
@@ -408,7 +528,10 @@ def serve_forks(opt_root: str, control_fd: int, services: list[str]) -> None:
     def say(message: dict) -> None:
         control.send(json.dumps(message).encode("utf-8"))
 
-    say({"ready": True, "preloaded": sorted({name.partition(".")[0] for name in sys.modules})})
+    # preloaded: the names the function's code must not provide (see ``ForkServer.serves``); environ: the variables
+    # the layers' import read, with the values an environment must have for its fork (see ``ForkServer.fits``).
+    say({"ready": True, "preloaded": sorted({name.partition(".")[0] for name in sys.modules} | missing),
+         "environ": read})
     while True:
         while True:  # reap ended environments
             try:
@@ -434,6 +557,9 @@ def serve_forks(opt_root: str, control_fd: int, services: list[str]) -> None:
         request = json.loads(data)
         sys.stdout.flush()
         sys.stderr.flush()
+        # What the server holds (the preloaded modules, botocore's parsed data) out of the collector's reach: an
+        # environment's collections then neither walk it nor write to its pages (which fork shares until written).
+        gc.freeze()
         pid = os.fork()
         if pid == 0:
             control.close()

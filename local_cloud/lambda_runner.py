@@ -22,10 +22,11 @@ them when the local cloud stops. Each environment writes one log stream, as on A
 
 A cold start forks a fork server (``_lambda_bootstrap.py --fork-server``, one per set of layers) that has
 imported what the runtime provides (boto3, botocore, the standard library they use) with the layers ahead
-of it on sys.path, as Lambda orders them; the fork then becomes the environment (its variables, output,
-session, directory) and runs the handler's Init. A function whose code shadows a preloaded module gets a
-new interpreter instead, so every import resolves as it would on AWS. ``LOCAL_LAMBDA_FORK=0`` turns the
-fork server off.
+of it on sys.path, as Lambda orders them, and then the layers' own top-level modules; the fork then becomes
+the environment (its variables, output, session, directory) and runs the handler's Init. A function whose code
+shadows a preloaded module (or provides one the layers' import looked for), or whose variables differ from
+those the layers' import read, gets a new interpreter instead, so every import resolves as it would on AWS.
+``LOCAL_LAMBDA_FORK=0`` turns the fork server off.
 
 Lambda may initialize an on-demand function's execution environment before any invocation asks for it
 (proactive initialization, which AWS documents: the Init phase and the first invocation are then apart in
@@ -294,7 +295,8 @@ class ForkServer:
     def __init__(self, opt_root: Path) -> None:
         self.opt_root = opt_root
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "en_US.UTF-8", "TZ": ":UTC"}
+        # What every environment of the runtime has: what the layers' modules, imported here, may read of it.
+        env = _runtime_variables()
         self.process = subprocess.Popen(
             [runtime_python(), "-I", "-u", str(BOOTSTRAP), "--fork-server", str(opt_root), str(theirs.fileno()),
              ",".join(PREPARSED_SERVICES)],
@@ -310,6 +312,7 @@ class ForkServer:
         self._exits: dict[int, int] = {}
         self._closed = False
         self.preloaded: frozenset[str] | None = None
+        self.environ: dict[str, str | None] = {}  # the variables the layers' import read: name -> value (None: unset)
 
     def ready(self) -> bool:
         """Wait for the server's preload (the first call); False when it did not start."""
@@ -325,6 +328,7 @@ class ForkServer:
                     return False
                 self._socket.settimeout(None)
                 self.preloaded = frozenset(ready["preloaded"])
+                self.environ = dict(ready.get("environ") or {})
                 threading.Thread(target=self._read, name="lambda-fork-server", daemon=True).start()
         return self.preloaded is not None
 
@@ -351,6 +355,11 @@ class ForkServer:
         top-level modules is one the server preloaded."""
         names = {entry.name.split(".", 1)[0] for entry in task_root.iterdir()}
         return self.alive() and not names & (self.preloaded or frozenset())
+
+    def fits(self, env: dict[str, str]) -> bool:
+        """Whether an environment with these variables would have imported the layers' modules as the server did:
+        each variable their import read has the value it saw there."""
+        return all(env.get(name) == value for name, value in self.environ.items())
 
     def alive(self) -> bool:
         return not self._closed and self.process.poll() is None
@@ -417,7 +426,7 @@ class Worker:
                    str(request_read), str(result_write)]
         self.process: subprocess.Popen[bytes] | ForkedProcess
         with open(self.log_path, "wb") as output:
-            if fork_server is not None:
+            if fork_server is not None and fork_server.fits(env):
                 self.process = fork_server.spawn(task_root, self.directory, env,
                                                  (request_read, result_write, output.fileno()))
             else:
@@ -727,21 +736,28 @@ def shutdown() -> None:
     _pool.shutdown()
 
 
-def _environment(fn: Any, endpoint_url: str, task_root: Path, timeout: int) -> dict[str, str]:
-    """What Lambda sets in an execution environment at init (the per-environment ones are added by Worker)."""
+def _runtime_variables(run_time: str = "python3.13") -> dict[str, str]:
+    """What Lambda sets in every execution environment of a runtime."""
     return {
         "PATH": "/usr/local/bin:/usr/bin:/bin",
         "LANG": "en_US.UTF-8",
         "TZ": ":UTC",
-        "LAMBDA_TASK_ROOT": str(task_root),
         "LAMBDA_RUNTIME_DIR": str(Path(runtime_python()).parent.parent),
-        "AWS_EXECUTION_ENV": f"AWS_Lambda_{fn.run_time or 'python3.13'}",
+        "AWS_EXECUTION_ENV": f"AWS_Lambda_{run_time}",
+        "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+    }
+
+
+def _environment(fn: Any, endpoint_url: str, task_root: Path, timeout: int) -> dict[str, str]:
+    """What Lambda sets in an execution environment at init (the per-environment ones are added by Worker)."""
+    return {
+        **_runtime_variables(fn.run_time or "python3.13"),
+        "LAMBDA_TASK_ROOT": str(task_root),
         "AWS_LAMBDA_FUNCTION_NAME": fn.function_name,
         "AWS_LAMBDA_FUNCTION_VERSION": _version(fn),
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(fn.memory_size),
         "AWS_LAMBDA_FUNCTION_TIMEOUT": str(timeout),
         "AWS_LAMBDA_LOG_GROUP_NAME": fn.logs_group_name,
-        "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
         "_HANDLER": fn.handler or "",
         "AWS_REGION": fn.region,
         "AWS_DEFAULT_REGION": fn.region,

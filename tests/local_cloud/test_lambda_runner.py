@@ -464,6 +464,100 @@ def test_a_forked_environment_has_botocore_as_a_new_interpreter_has_it(monkeypat
         "before-call.api-gateway.GetRestApi", "service-data-loaded.sagemaker", "before-call.s3.GetObject"]
 
 
+LAYER_USER = """
+import os
+import sys
+
+def state_handler(event, context):
+    import shared
+    shared.SEEN.append(event["n"])
+    return {"seen": shared.SEEN, "pid": os.getpid(), "ppid": os.getppid(), "imported_by": shared.IMPORTED_BY}
+
+def level_handler(event, context):
+    import settings
+    return settings.LEVEL
+
+def printer_handler(event, context):
+    import loud
+    return loud.VALUE
+
+def optional_handler(event, context):
+    import tries
+    return tries.FOUND
+
+def busy_handler(event, context):
+    import busy
+    return {"thread": busy.THREAD.is_alive(), "variable": os.environ.get("SET_BY_LAYER")}
+"""
+
+
+def _layer(files: dict[str, str]) -> list[dict]:
+    from moto.awslambda.utils import get_backend
+
+    layer = get_backend("123456789012", "eu-west-1").publish_layer_version(
+        {"LayerName": "shared", "Content": {"ZipFile": base64.b64encode(function_zip(
+            {f"python/{name}": text for name, text in files.items()}))}})
+    return [{"Arn": layer.arn}]
+
+
+def test_each_environment_has_a_fresh_copy_of_the_layers_modules_the_fork_server_imported() -> None:
+    # The fork server imports the layer's modules once; each environment's state of them is still its own.
+    layers = _layer({"shared.py": "import os\nSEEN = []\nIMPORTED_BY = os.getpid()\n"})
+    one, two = (_function("app.state_handler", code=LAYER_USER, layers=layers, stage=stage) for stage in ("1", "2"))
+
+    first, _, _ = _invoke(one, {"n": 1})
+    again, _, _ = _invoke(one, {"n": 2})
+    other, _, _ = _invoke(two, {"n": 3})  # another configuration: another environment, forked after the first
+
+    assert first["imported_by"] == first["ppid"] != first["pid"]  # imported by the fork server, before the fork
+    assert again["pid"] == first["pid"] and again["seen"] == [1, 2]  # a warm environment keeps its module state
+    assert other["pid"] != first["pid"] and other["seen"] == [3]  # a new one starts from the module as imported
+
+
+def test_a_layer_module_reading_a_variable_as_it_is_imported_sees_the_functions_value() -> None:
+    layers = _layer({"settings.py": "import os\nLEVEL = os.environ.get('LAYER_LEVEL', 'unset')\n"})
+    plain = _function("app.level_handler", code=LAYER_USER, layers=layers)
+    tuned = _function("app.level_handler", code=LAYER_USER, layers=layers, stage="tuned")
+    tuned.environment_vars["LAYER_LEVEL"] = "debug"
+
+    assert _invoke(plain)[0] == "unset"
+    assert _invoke(tuned)[0] == "debug"
+
+
+def test_a_layer_module_printing_as_it_is_imported_prints_into_each_cold_starts_log() -> None:
+    layers = _layer({"loud.py": "print('layer module imported')\nVALUE = 1\n"})
+
+    for stage in ("1", "2"):
+        result, errored, logs = _invoke(_function("app.printer_handler", code=LAYER_USER, layers=layers, stage=stage))
+        assert not errored and result == 1
+        assert "layer module imported" in logs
+
+
+@pytest.mark.parametrize("starts", ["thread", "variable"])
+def test_a_layer_module_starting_a_thread_or_setting_a_variable_as_it_is_imported_does_so_in_each_environment(
+        starts: str) -> None:
+    module = {"thread": "import threading, time\nTHREAD = threading.Thread(target=time.sleep, args=(60,), daemon=True)"
+                        "\nTHREAD.start()\n",
+              "variable": "import os, threading\nos.environ['SET_BY_LAYER'] = 'yes'\n"
+                          "THREAD = threading.current_thread()\n"}
+    layers = _layer({"busy.py": module[starts]})
+
+    result, errored, _ = _invoke(_function("app.busy_handler", code=LAYER_USER, layers=layers))
+
+    assert not errored and result == {"thread": True, "variable": "yes" if starts == "variable" else None}
+
+
+def test_a_layer_module_finds_an_optional_module_the_functions_code_provides() -> None:
+    layers = _layer({"tries.py": "try:\n    import extra\n    FOUND = extra.NAME\nexcept ImportError:\n"
+                                 "    FOUND = None\n"})
+    without = _function("app.optional_handler", code=LAYER_USER, layers=layers)
+    bundled = _function("app.optional_handler", code=LAYER_USER, layers=layers, stage="bundled")
+    bundled.code_bytes = function_zip({"app.py": LAYER_USER, "extra.py": "NAME = 'from the function'\n"})
+
+    assert _invoke(without)[0] is None
+    assert _invoke(bundled)[0] == "from the function"
+
+
 def test_a_function_initialized_proactively_serves_its_first_invocation_warm_and_reports_that_init() -> None:
     fn = _function("app.init_time_handler")
     lambda_runner.preinitialize(fn, "http://127.0.0.1:1")
