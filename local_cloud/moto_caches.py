@@ -25,6 +25,8 @@ A profile of ``local serve`` during a deploy found two such costs on every reque
   any other, so no execution sees what another one did (Retry counts, Map and Parallel runs, results), just
   as with a parse of its own. The key is the definition's text: an updated state machine's executions run
   its new definition. A definition that parsed before is valid again without a parse.
+  ANTLR learns its grammar's decisions from the first definitions it reads: a sample parsed at warm-up makes
+  a process's first parse (otherwise about twice as slow as the later ones) as fast as the later ones.
 """
 
 from __future__ import annotations
@@ -253,6 +255,49 @@ def _reuse_parsed_programs() -> None:
     AmazonStateLanguageParser.parse = staticmethod(parse)  # type: ignore[method-assign]
     StepFunctionsParserBackend._validate_definition = staticmethod(validate_definition)  # type: ignore[method-assign]
     ExecutionWorker._get_evaluation_entrypoint = get_evaluation_entrypoint  # type: ignore[method-assign]
+
+
+# A definition with each kind of state and the fields most definitions use: ANTLR's lexer and parser learn
+# their decisions (a cache of the generated grammar's, shared by every later parse) on the first definitions
+# they read, which makes a process's first parse about twice as slow as the next ones.
+_SAMPLE_DEFINITION = {
+    "Comment": "c", "StartAt": "Choose", "TimeoutSeconds": 60,
+    "States": {
+        "Choose": {"Type": "Choice", "Comment": "c", "Default": "Prepare", "Choices": [
+            {"Not": {"Variable": "$.m", "IsPresent": True}, "Next": "Prepare"},
+            {"And": [{"Variable": "$.m", "StringEquals": "a"}, {"Variable": "$.n", "NumericGreaterThan": 1}],
+             "Next": "Prepare"},
+            {"Or": [{"Variable": "$.b", "BooleanEquals": True}, {"Variable": "$.s", "StringMatches": "a*"}],
+             "Next": "Wait"}]},
+        "Wait": {"Type": "Wait", "Seconds": 1, "Next": "Prepare"},
+        "Prepare": {"Type": "Pass", "Parameters": {"a.$": "$.x", "b": "text", "c.$": "States.Format('{}', $.y)"},
+                    "ResultPath": "$.p", "Next": "Work"},
+        "Work": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke", "TimeoutSeconds": 30,
+                 "Parameters": {"FunctionName": "arn:aws:lambda:us-east-1:123456789012:function:f", "Payload.$": "$"},
+                 "ResultSelector": {"r.$": "$.Payload"}, "ResultPath": "$.w", "OutputPath": "$",
+                 "Retry": [{"ErrorEquals": ["Lambda.TooManyRequestsException", "States.TaskFailed"],
+                            "IntervalSeconds": 2, "MaxAttempts": 3, "BackoffRate": 2.0}],
+                 "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.e", "Next": "Failed"}], "Next": "Both"},
+        "Both": {"Type": "Parallel", "ResultPath": None, "Next": "Each", "Branches": [
+            {"StartAt": "L", "States": {"L": {"Type": "Task", "End": True,
+                                              "Resource": "arn:aws:lambda:us-east-1:123456789012:function:g"}}},
+            {"StartAt": "R", "States": {"R": {"Type": "Succeed"}}}]},
+        "Each": {"Type": "Map", "ItemsPath": "$.i", "MaxConcurrency": 2, "Next": "Done",
+                 "Iterator": {"StartAt": "One", "States": {"One": {"Type": "Pass", "End": True}}}},
+        "Done": {"Type": "Succeed"},
+        "Failed": {"Type": "Fail", "Error": "Failed", "Cause": "c"},
+    },
+}
+
+
+def warm_parser() -> None:
+    """Parse a sample definition (not kept), so that the first state machine a process creates or runs parses
+    as fast as the later ones: a parent that forks local clouds does it once for all of them."""
+    import json
+
+    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+
+    (moto_parse or AmazonStateLanguageParser.parse)(json.dumps(_SAMPLE_DEFINITION, indent=2))
 
 
 def _remember(definition: str, program: Any) -> None:

@@ -280,3 +280,16 @@ def test_a_definition_that_does_not_parse_is_refused_as_moto_refuses_it_and_neve
         with pytest.raises(InvalidDefinition):
             StepFunctionsParserBackend._validate_definition(broken)
         assert broken not in moto_caches._programs
+
+
+def test_the_warm_up_reads_data_only_no_backend_made_no_program_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    from moto.backends import get_backend
+
+    from local_cloud import server
+
+    monkeypatch.setattr(moto_caches, "_programs", {})
+    services = ["cloudformation", "s3", "iam", "stepfunctions", "events", "logs", "kms", "sns", "sqs", "cloudtrail"]
+    before = {service: set(get_backend(service).keys()) for service in services}  # type: ignore[arg-type]
+    server._warm_moto.__wrapped__()  # type: ignore[attr-defined]
+    assert {service: set(get_backend(service).keys()) for service in services} == before  # type: ignore[arg-type]
+    assert moto_caches._programs == {}
