@@ -59,7 +59,7 @@ def sync_role_tags(backend: Any, role: Any, properties: dict[str, Any], stack_id
 
 
 @functools.cache
-def _aws_managed_policies() -> dict[str, Any]:
+def aws_managed_policies() -> dict[str, Any]:
     """moto's AWS managed policies by name, parsed once: 4.7 MB of JSON, 40 ms a parse, for every role a stack
     creates with one attached (read only: a policy is built from its entry)."""
     from moto.iam.aws_managed_policies import aws_managed_policies_data
@@ -75,7 +75,7 @@ def _aws_managed_policy(backend: Any, arn: str) -> None:
     if arn in {policy.arn for policy in list(backend.managed_policies.values())} or ":iam::aws:policy/" not in arn:
         return
     name = arn.rsplit("/", 1)[-1]
-    data = _aws_managed_policies().get(name)
+    data = aws_managed_policies().get(name)
     if data is None:
         return
     policy = AWSManagedPolicy.from_data(name, backend.account_id, "us-east-1", data)

@@ -291,11 +291,11 @@ def _check_constraints(key: str, spec: dict[str, Any], value: str) -> None:
 @functools.cache
 def managed_policy_arns(partition: str = "aws") -> dict[str, str]:
     """AWS managed policy name -> ARN, from the AWS managed policies the local IAM holds."""
-    from moto.iam.aws_managed_policies import aws_managed_policies_data
+    from local_cloud.cloudformation_iam import aws_managed_policies
 
     return {
         name: f"arn:{partition}:iam::aws:policy{policy.get('Path', '/')}{name}"
-        for name, policy in json.loads(aws_managed_policies_data).items()
+        for name, policy in aws_managed_policies().items()
     }
 
 

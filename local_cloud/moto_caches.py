@@ -15,6 +15,8 @@ A profile of ``local serve`` during a deploy found two such costs on every reque
   Those names depend only on the picker, the object's class, the member's name and its shape (and the
   shape's parent), so they are remembered per such key; objects whose attributes are dynamic (an instance
   ``Meta``, a ``__getattr__``) are asked every time, as before.
+  A structure serialized from a plain dict visits only the members whose names the dict holds (a Step
+  Functions history event holds 4 to 6 of its shape's 60): the others would be picked to find nothing.
 * Actions: to find the method of a request's action, moto lists every function of the response class
   (``inspect.getmembers``) for every request. The names are remembered per class; an action not among them is
   looked up as moto does (a method added later is found).
@@ -25,6 +27,8 @@ A profile of ``local serve`` during a deploy found two such costs on every reque
   any other, so no execution sees what another one did (Retry counts, Map and Parallel runs, results), just
   as with a parse of its own. The key is the definition's text: an updated state machine's executions run
   its new definition. A definition that parsed before is valid again without a parse.
+  ANTLR learns its grammar's decisions from the first definitions it reads: a sample parsed at warm-up makes
+  a process's first parse (otherwise about twice as slow as the later ones) as fast as the later ones.
 """
 
 from __future__ import annotations
@@ -44,6 +48,9 @@ _plain_classes: dict[type, bool] = {}
 _transform_paths: dict[tuple[tuple[str, ...], str], str | None] = {}
 _valid_names: set[tuple[str, str]] = set()
 moto_pick: Any = None
+moto_serialize_structure: Any = None
+# (picker class, its alias providers, structure shape) -> each member's possible keys in a dict
+_member_names: dict[tuple[Any, ...], dict[str, tuple[str, ...]]] = {}
 moto_backend_for_host: Any = None
 moto_service_name: Any = None
 _service_names: dict[str, str] = {}
@@ -154,6 +161,54 @@ def _cache_attribute_names() -> None:
     global moto_pick
     moto_pick = AttributePicker.__call__
     AttributePicker.__call__ = pick  # type: ignore[method-assign]
+    _skip_absent_members(possible_keys)
+
+
+def _skip_absent_members(possible_keys: Any) -> None:
+    """A structure serialized from a plain dict (Step Functions' history events, most JSON services' answers)
+    visits only the members the dict can hold: moto asks for every member of the shape (a history event's
+    shape has 60, each event holds 4 to 6) and builds a context and a pick for each, to find nothing."""
+    from moto.core.serialize import AttributePicker, AttributePickerContext, ResponseSerializer
+
+    global moto_serialize_structure
+    serialize = moto_serialize_structure = ResponseSerializer._serialize_type_structure
+    plain_member, plain_get_value = ResponseSerializer._serialize_structure_member, ResponseSerializer.get_value
+
+    def member_names(self: ResponseSerializer, value: dict[str, Any], shape: Any) -> dict[str, tuple[str, ...]]:
+        """Each member's possible keys (as the picker's pick tries them), for a dict; worked out once."""
+        picker = self._value_picker
+        key = (type(picker), tuple(picker.alias_providers), shape)
+        names = _member_names.get(key)
+        if names is None:
+            names = {}
+            for member_key, member_shape in shape.members.items():
+                member_shape.parent = shape
+                context = AttributePickerContext(
+                    obj=value, key=member_key, shape=member_shape, operation_model=self.operation_model,
+                    service_model=self.operation_model.service_model, key_path="")
+                names[member_key] = tuple(possible_keys(picker, context))
+            _member_names[key] = names
+        return names
+
+    def serialize_structure(self: ResponseSerializer, serialized: Any, value: Any, shape: Any, key: str) -> None:
+        picker = getattr(self, "_value_picker", None)
+        cls = type(self)
+        if (type(value) is not dict or cls._serialize_structure_member is not plain_member
+                or cls.get_value is not plain_get_value or not isinstance(picker, AttributePicker)
+                or type(picker).__call__ is not AttributePicker.__call__ or picker.response_transformers):
+            serialize(self, serialized, value, shape, key)  # moto's, as it was
+            return
+        wrapper: Any = self.MAP_TYPE() if key else serialized
+        names = member_names(self, value, shape)
+        for member_key, member_shape in shape.members.items():
+            member_shape.parent = shape
+            # A name with a dot is a path into the value: moto's pick follows it.
+            if any("." in name or name in value for name in names[member_key]):
+                self._serialize_structure_member(wrapper, value, member_shape, member_key)
+        if key:
+            self._default_serialize(serialized, wrapper, shape, key)
+
+    ResponseSerializer._serialize_type_structure = serialize_structure  # type: ignore[method-assign]
 
 
 
@@ -253,6 +308,49 @@ def _reuse_parsed_programs() -> None:
     AmazonStateLanguageParser.parse = staticmethod(parse)  # type: ignore[method-assign]
     StepFunctionsParserBackend._validate_definition = staticmethod(validate_definition)  # type: ignore[method-assign]
     ExecutionWorker._get_evaluation_entrypoint = get_evaluation_entrypoint  # type: ignore[method-assign]
+
+
+# A definition with each kind of state and the fields most definitions use: ANTLR's lexer and parser learn
+# their decisions (a cache of the generated grammar's, shared by every later parse) on the first definitions
+# they read, which makes a process's first parse about twice as slow as the next ones.
+_SAMPLE_DEFINITION = {
+    "Comment": "c", "StartAt": "Choose", "TimeoutSeconds": 60,
+    "States": {
+        "Choose": {"Type": "Choice", "Comment": "c", "Default": "Prepare", "Choices": [
+            {"Not": {"Variable": "$.m", "IsPresent": True}, "Next": "Prepare"},
+            {"And": [{"Variable": "$.m", "StringEquals": "a"}, {"Variable": "$.n", "NumericGreaterThan": 1}],
+             "Next": "Prepare"},
+            {"Or": [{"Variable": "$.b", "BooleanEquals": True}, {"Variable": "$.s", "StringMatches": "a*"}],
+             "Next": "Wait"}]},
+        "Wait": {"Type": "Wait", "Seconds": 1, "Next": "Prepare"},
+        "Prepare": {"Type": "Pass", "Parameters": {"a.$": "$.x", "b": "text", "c.$": "States.Format('{}', $.y)"},
+                    "ResultPath": "$.p", "Next": "Work"},
+        "Work": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke", "TimeoutSeconds": 30,
+                 "Parameters": {"FunctionName": "arn:aws:lambda:us-east-1:123456789012:function:f", "Payload.$": "$"},
+                 "ResultSelector": {"r.$": "$.Payload"}, "ResultPath": "$.w", "OutputPath": "$",
+                 "Retry": [{"ErrorEquals": ["Lambda.TooManyRequestsException", "States.TaskFailed"],
+                            "IntervalSeconds": 2, "MaxAttempts": 3, "BackoffRate": 2.0}],
+                 "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.e", "Next": "Failed"}], "Next": "Both"},
+        "Both": {"Type": "Parallel", "ResultPath": None, "Next": "Each", "Branches": [
+            {"StartAt": "L", "States": {"L": {"Type": "Task", "End": True,
+                                              "Resource": "arn:aws:lambda:us-east-1:123456789012:function:g"}}},
+            {"StartAt": "R", "States": {"R": {"Type": "Succeed"}}}]},
+        "Each": {"Type": "Map", "ItemsPath": "$.i", "MaxConcurrency": 2, "Next": "Done",
+                 "Iterator": {"StartAt": "One", "States": {"One": {"Type": "Pass", "End": True}}}},
+        "Done": {"Type": "Succeed"},
+        "Failed": {"Type": "Fail", "Error": "Failed", "Cause": "c"},
+    },
+}
+
+
+def warm_parser() -> None:
+    """Parse a sample definition (not kept), so that the first state machine a process creates or runs parses
+    as fast as the later ones: a parent that forks local clouds does it once for all of them."""
+    import json
+
+    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+
+    (moto_parse or AmazonStateLanguageParser.parse)(json.dumps(_SAMPLE_DEFINITION, indent=2))
 
 
 def _remember(definition: str, program: Any) -> None:

@@ -84,6 +84,7 @@ arrival of custom resource answers concern only a running server (``apply_server
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -276,6 +277,17 @@ _JSON_PATH_USERS = (
 _INDEFINITE_PATH = re.compile(r"\*|\.\.|\?\(|\[[^\]]*[:,][^\]]*\]")
 
 
+@functools.lru_cache(maxsize=1024)
+def parsed_path(path: str) -> Any:
+    """A JSONPath expression parsed once per text: jsonpath_ng builds a new parser (PLY's tables, by reflection)
+    for every parse, about half a millisecond, and an execution reads the same few paths in every state it
+    runs. A parsed expression only reads the data it is matched against, so one serves every caller; a path
+    that does not parse raises each time, as before."""
+    from moto.stepfunctions.parser.asl.utils import json_path
+
+    return json_path.parse(path)
+
+
 def _patch_definite_json_paths() -> None:
     import importlib
 
@@ -284,7 +296,7 @@ def _patch_definite_json_paths() -> None:
     original = json_path.extract_json
 
     def extract_json(path: str, data: Any) -> Any:
-        matches = json_path.parse(path).find(data)
+        matches = parsed_path(path).find(data)
         if matches and _INDEFINITE_PATH.search(path):
             return [match.value for match in matches]  # a wildcard/slice/filter always yields a list
         if len(matches) == 1:

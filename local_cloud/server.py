@@ -36,11 +36,14 @@ from local_cloud import (
 )
 from local_cloud.background import Loop, serve, stop_serving
 from local_cloud.faults import FaultInjector, FaultPlan
+from local_cloud.once import once
 
 HOST = "127.0.0.1"
 # The services a SAM stack's deploy and its functions, state machine and trail call first (warmed up at start).
 WARM_SERVICES = ("cloudformation", "s3", "sts", "iam", "lambda", "stepfunctions", "events", "logs", "kms", "sns",
                  "sqs", "cloudtrail", "secretsmanager", "cloudwatch")
+# moto's package of a service, where its name differs (the errors a package raises are named after it).
+_MOTO_PACKAGES = {"lambda": "awslambda"}
 log = logging.getLogger(__name__)
 
 
@@ -348,6 +351,39 @@ def warm_up(iam: bool = True) -> None:
         api_calls.protocol_of(service)
         if iam:
             middleware.service_model(service)
+    _warm_moto()
+
+
+@once
+def _warm_moto() -> None:
+    """What moto works out on a service's first request, a first state machine, a first stack with a Serverless
+    transform (together about a second of CPU of each local cloud's first deploy): the endpoint data of every
+    partition (read for each service's backend), the services' request routers, the services' error tables,
+    ANTLR's grammar caches, the AWS managed policies. Read-only data and caches: no backend is made here."""
+    from botocore.session import Session
+    from moto.core import errors, utils
+    from moto.core.routing import get_router_class, get_service_router
+
+    from local_cloud import cloudformation_iam, cloudformation_templates
+    from local_cloud.enforcement.middleware import service_model
+
+    moto_caches.install()
+    session = Session()
+    for partition in session.get_available_partitions():
+        for service in WARM_SERVICES:
+            session.get_available_regions(service, partition_name=partition)
+    for service in WARM_SERVICES:
+        model = service_model(service)
+        router = get_service_router(service)
+        for protocol in model.metadata.get("protocols") or [model.protocol]:
+            if get_router_class(service, protocol) is not None:
+                router._get_router(protocol)  # built on its first request otherwise
+        utils.service_name_from_moto_package_name(_MOTO_PACKAGES.get(service, service))
+        errors.ErrorLookupFactory().for_service(model)
+    utils.service_name_from_moto_package_name("core")
+    moto_caches.warm_parser()
+    cloudformation_templates.managed_policy_arns()
+    cloudformation_iam.aws_managed_policies()
 
 
 class LocalCloud:

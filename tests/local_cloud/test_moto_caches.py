@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import enum
 import json
 import pickle
@@ -67,6 +68,42 @@ def test_every_response_member_holds_the_value_moto_picks(monkeypatch: pytest.Mo
         boto("kms").create_key(Description="k")
         boto("kms").list_keys()
     assert len(compared) > 100
+
+
+def test_every_structure_serialized_from_a_dict_is_the_one_moto_serializes(sfn: Any,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from moto.core.serialize import ResponseSerializer
+
+    cached = ResponseSerializer._serialize_type_structure
+    compared: list[str] = []
+
+    def both(self: ResponseSerializer, serialized: Any, value: Any, shape: Any, key: str) -> None:
+        expected = copy.deepcopy(serialized)
+        moto_caches.moto_serialize_structure(self, expected, value, shape, key)
+        cached(self, serialized, value, shape, key)
+        assert serialized == expected, shape.name
+        if type(value) is dict:
+            compared.append(shape.name)
+
+    monkeypatch.setattr(ResponseSerializer, "_serialize_type_structure", both)
+    machine = sfn.create_state_machine(name="serialized", definition=json.dumps(FIRST_SEEN),
+                                       roleArn="arn:aws:iam::123456789012:role/sfn")["stateMachineArn"]
+    run = sfn.start_execution(stateMachineArn=machine, name="run")["executionArn"]
+    described, events = _finished(sfn, run)
+    assert described["status"] == "SUCCEEDED" and "ParallelStateStarted" in events
+    page = sfn.get_execution_history(executionArn=run, maxResults=5, reverseOrder=True)
+    assert len(page["events"]) == 5 and page["events"][0]["type"] == "ExecutionSucceeded"
+    cloudformation = boto3.client("cloudformation", region_name="us-east-1")
+    cloudformation.create_stack(StackName="serialized", TemplateBody=json.dumps(TEMPLATE),
+                                Capabilities=["CAPABILITY_IAM"])
+    assert cloudformation.describe_stack_events(StackName="serialized")["StackEvents"]
+    logs = boto3.client("logs", region_name="us-east-1")
+    logs.create_log_group(logGroupName="g", tags={"k": "v"})
+    assert logs.describe_log_groups()["logGroups"][0]["logGroupName"] == "g"
+    kms = boto3.client("kms", region_name="us-east-1")
+    key = kms.create_key(Description="k")["KeyMetadata"]
+    assert kms.describe_key(KeyId=key["KeyId"])["KeyMetadata"]["Description"] == "k"
+    assert {"HistoryEvent", "GetExecutionHistoryOutput"} <= set(compared)
 
 
 @pytest.mark.parametrize("package", ["iam", "s3", "awslambda", "stepfunctions", "cloudformation",
@@ -280,3 +317,16 @@ def test_a_definition_that_does_not_parse_is_refused_as_moto_refuses_it_and_neve
         with pytest.raises(InvalidDefinition):
             StepFunctionsParserBackend._validate_definition(broken)
         assert broken not in moto_caches._programs
+
+
+def test_the_warm_up_reads_data_only_no_backend_made_no_program_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    from moto.backends import get_backend
+
+    from local_cloud import server
+
+    monkeypatch.setattr(moto_caches, "_programs", {})
+    services = ["cloudformation", "s3", "iam", "stepfunctions", "events", "logs", "kms", "sns", "sqs", "cloudtrail"]
+    before = {service: set(get_backend(service).keys()) for service in services}  # type: ignore[arg-type]
+    server._warm_moto.__wrapped__()  # type: ignore[attr-defined]
+    assert {service: set(get_backend(service).keys()) for service in services} == before  # type: ignore[arg-type]
+    assert moto_caches._programs == {}

@@ -208,3 +208,18 @@ def test_a_function_cloudformation_creates_has_its_layers_from_the_moment_it_exi
     configuration = boto3.client("lambda").get_function(FunctionName=function)["Configuration"]
     assert [layer["Arn"] for layer in configuration["Layers"]] == [layer_arn]
     assert configuration["Architectures"] == ["arm64"]
+
+
+@pytest.mark.parametrize("path", ["$", "$.a", "$.a.b[1]", "$.items[*].n", "$..n", "$.items[?(@.n > 1)].n",
+                                  "$.items[0:2]"])
+def test_a_path_parsed_once_finds_what_a_fresh_parse_finds_in_any_data(path: str) -> None:
+    from moto.stepfunctions.parser.asl.utils import json_path
+
+    from local_cloud import moto_patches
+
+    documents = [{"a": {"b": [0, {"c": 1}]}, "items": [{"n": 1}, {"n": 2}, {"n": 3}]},
+                 {"a": {"b": ["x", "y"]}, "items": [{"n": 5}], "n": 7}, {"items": []}]
+    for document in documents * 2:  # the second round reads the kept expression
+        kept = [(str(m.full_path), m.value) for m in moto_patches.parsed_path(path).find(document)]
+        assert kept == [(str(m.full_path), m.value) for m in json_path.parse(path).find(document)]
+    assert moto_patches.parsed_path(path) is moto_patches.parsed_path(path)
