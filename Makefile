@@ -9,9 +9,9 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 export SAM_CLI_TELEMETRY := 0
 export LAMBDA_RUNTIME_PYTHON := $(CURDIR)/$(RUNTIME_VENV)/bin/python
 # pytest-xdist, three workers: on CI's two cores a third keeps both busy while e2e tests wait on their local
-# cloud (whole suite: 267 s with two, 223 s with three). A test file runs in one worker, so its module fixtures
-# (a served local cloud, a deploy) are made once; two workers take the e2e files (which wait on their local clouds)
-# while the third runs in-process files (tests/xdist_scheduling.py).
+# cloud (a fourth was slower: one more collection and more local clouds). A test file runs in one worker, so its
+# module fixtures (a served local cloud, a deploy) are made once; two workers take the e2e files while the third
+# runs in-process files, the longest files first (tests/xdist_scheduling.py).
 PYTEST_WORKERS := -n 3 --dist loadfile --no-loadscope-reorder
 
 .PHONY: demo test lint scan build unit e2e clean diagram
