@@ -31,6 +31,10 @@ they did as they were imported depends on the environment. The server says which
 values: the variables every environment of the runtime has); the runner forks only environments whose variables
 agree. A layer whose import did what a copy cannot give every environment (wrote or listed the environment,
 printed, started a thread) is not preloaded: the server starts again with the runtime's modules only.
+
+A server also forks servers (``become_server``): one that runs a handler module's leading imports of the layers'
+modules (the submodules the function's Init imports first), with the variables the runner gives it set, watched the
+same way; the environments forked from it skip that import. One whose import was not for every environment ends.
 """
 
 import gc
@@ -322,13 +326,41 @@ def layer_modules(opt_root: str) -> list[str]:
 
 
 def preload_layers(opt_root: str) -> tuple[dict[str, str | None], set[str]] | None:
-    """Import the layers' top-level modules (a function's imports of them then find them loaded): the variables
-    their import read, with the values it saw (None: unset), and the top-level names it looked for and did not
-    find (code that provides one would change what the import did). None when the import did what a copy of
-    it cannot give every environment: set or deleted a variable, read the environment as a whole, printed
-    (output an environment's log would have), or left a thread running (a fork has only the thread that forks).
-    Not watched: the working directory and sys.argv, which are the server's here (a library reading them as it is
-    imported is rare)."""
+    """Import the layers' top-level modules (a function's imports of them then find them loaded), watched as
+    ``watched`` says. A module whose import fails is left to the function's own import."""
+    def load() -> bool:
+        for module in layer_modules(opt_root):
+            try:
+                importlib.import_module(module)
+            except Exception:  # noqa: BLE001, S112 - the function's own import fails (or not) as it would
+                continue
+        return True
+
+    return watched(load)
+
+
+def preload_imports(imports: list[list]) -> tuple[dict[str, str | None], set[str]] | None:
+    """Run a handler module's leading import statements (``[module, fromlist or None]`` each, in order: see
+    ``lambda_runner.leading_imports``), watched as ``watched`` says: what the handler's own Init would import first.
+    None also when one fails (the function's Init then fails there, and imports none of those after it)."""
+    def load() -> bool:
+        for module, fromlist in imports:
+            try:
+                importlib.__import__(module, fromlist=fromlist or ())
+            except Exception:  # noqa: BLE001 - the function's own import reports it
+                return False
+        return True
+
+    return watched(load)
+
+
+def watched(load) -> tuple[dict[str, str | None], set[str]] | None:  # noqa: ANN001 - a callable: True when done
+    """Run ``load`` (imports), watching what it does: the variables it read, with the values it saw (None: unset),
+    and the top-level names it looked for and did not find (code that provides one would change what the import
+    did). None when ``load`` gave up, or did what a copy of it cannot give every environment: set or deleted a
+    variable, read the environment as a whole, printed (output an environment's log would have), or left a thread
+    running (a fork has only the thread that forks). Not watched: the working directory and sys.argv, which are
+    the server's here (a library reading them as it is imported is rare)."""
     import tempfile
     import threading
 
@@ -376,11 +408,7 @@ def preload_layers(opt_root: str) -> tuple[dict[str, str | None], set[str]] | No
             setattr(environ, name, getitem if name == "__getitem__" else whole(name))
         sys.meta_path.append(Missing)
         try:
-            for module in layer_modules(opt_root):
-                try:
-                    importlib.import_module(module)
-                except Exception:  # noqa: BLE001, S112 - the function's own import fails (or not) as it would
-                    continue
+            done = load()
         finally:
             sys.meta_path.remove(Missing)
             for name, method in originals.items():
@@ -392,7 +420,7 @@ def preload_layers(opt_root: str) -> tuple[dict[str, str | None], set[str]] | No
             for fd in saved:
                 os.close(fd)
         printed = os.fstat(output.fileno()).st_size > 0
-    if wholly or printed or threading.active_count() > 1:
+    if not done or wholly or printed or threading.active_count() > 1:
         return None
     return read, missing
 
@@ -493,15 +521,7 @@ def rehome_botocore() -> None:
 
 
 def serve_forks(opt_root: str, control_fd: int, services: list[str]) -> None:
-    """The fork server: preload, say which top-level modules it holds, then fork environments on request.
-
-    Messages (one per SOCK_SEQPACKET packet, JSON): in ``{"task_root", "cwd", "env"}`` with the request,
-    result and log file descriptors attached; out ``{"ready", "preloaded"}`` once, ``{"spawned": pid}``
-    for each request, ``{"exited": pid, "status": returncode}`` for each environment that ended (the
-    server is their parent, so it reaps them). The runner closing its end stops the server.
-    """
-    import select
-    import signal
+    """The fork server: preload, then serve (``serve``) until the runner closes its end."""
     import socket
 
     sys.path[:0] = layer_paths(opt_root)
@@ -517,7 +537,22 @@ def serve_forks(opt_root: str, control_fd: int, services: list[str]) -> None:
             os.execve(sys.executable, sys.orig_argv, {**os.environ, RUNTIME_ONLY: "1"})  # noqa: S606 - this server again
         read, missing = layers
     os.environ.pop(RUNTIME_ONLY, None)
-    control = socket.socket(fileno=control_fd)
+    serve(socket.socket(fileno=control_fd), opt_root, read, missing)
+
+
+def serve(control, opt_root: str, read: dict[str, str | None], missing: set[str]) -> None:  # noqa: ANN001 - a socket
+    """Say which top-level modules this server holds, then fork environments (or servers) on request.
+
+    Messages (one per SOCK_SEQPACKET packet, JSON): in ``{"task_root", "cwd", "env"}`` with the request,
+    result and log file descriptors attached, or ``{"server": {"environ", "imports"}}`` with the control socket of
+    a new server attached (see ``become_server``); out ``{"ready", "preloaded", "environ", "layers"}`` once,
+    ``{"spawned": pid}`` for each request, ``{"exited": pid, "status": returncode}`` for each child that ended (the
+    server is their parent, so it reaps them). The runner closing its end stops the server.
+    """
+    import select
+    import signal
+    import socket
+
     # An environment's exit wakes the loop at once (the runner waits for it when it stops one).
     wake_read, wake_write = os.pipe()
     os.set_blocking(wake_read, False)
@@ -529,11 +564,12 @@ def serve_forks(opt_root: str, control_fd: int, services: list[str]) -> None:
         control.send(json.dumps(message).encode("utf-8"))
 
     # preloaded: the names the function's code must not provide (see ``ForkServer.serves``); environ: the variables
-    # the layers' import read, with the values an environment must have for its fork (see ``ForkServer.fits``).
+    # the preload read, with the values an environment must have for its fork (see ``ForkServer.fits``); layers: the
+    # layers' top-level modules (what a handler's imports may preload, see ``lambda_runner.leading_imports``).
     say({"ready": True, "preloaded": sorted({name.partition(".")[0] for name in sys.modules} | missing),
-         "environ": read})
+         "environ": read, "layers": layer_modules(opt_root)})
     while True:
-        while True:  # reap ended environments
+        while True:  # reap ended children
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
@@ -567,10 +603,43 @@ def serve_forks(opt_root: str, control_fd: int, services: list[str]) -> None:
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
             os.close(wake_read)
             os.close(wake_write)
+            if "server" in request:
+                become_server(request["server"], opt_root, read, missing, *fds)
             _become_environment(request, opt_root, *fds)
         for fd in fds:
             os.close(fd)
         say({"spawned": pid})
+
+
+def become_server(spec: dict, opt_root: str, read: dict[str, str | None], missing: set[str], control_fd: int) -> None:
+    """In a fork of a server: a server that also holds what a handler module's leading imports load (``spec``:
+    ``imports``, see ``preload_imports``), imported with the variables ``environ`` set, the values the runner's
+    environments for it have (each a variable an earlier import read). What this server's environments must then
+    agree on is what both imports read: this one's and its parent's. Says ``{"ready": false}`` and ends when the
+    import did what a copy cannot give every environment (see ``watched``). Never returns to the parent's loop."""
+    import socket
+
+    code = 0
+    control = socket.socket(fileno=control_fd)
+    try:
+        # The runner forks a server only from one whose import agrees with these values (see ``ForkServer.fits``).
+        for name, value in spec["environ"].items():  # None: unset
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        imported = preload_imports(spec["imports"])
+        if imported is None:
+            control.send(json.dumps({"ready": False}).encode("utf-8"))
+            return
+        serve(control, opt_root, {**imported[0], **read}, missing | imported[1])
+    except BaseException:  # noqa: BLE001 - what an uncaught exception does to a process
+        traceback.print_exc()
+        code = 1
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
 
 
 def _become_environment(request: dict, opt_root: str, request_fd: int, result_fd: int, log_fd: int) -> None:
