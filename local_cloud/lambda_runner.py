@@ -88,6 +88,8 @@ PREPARSED_SERVICES = ("cloudformation", "cloudtrail", "cloudwatch", "events", "i
 PER_ENVIRONMENT = ("HOME", "TMPDIR", "AWS_LAMBDA_LOG_STREAM_NAME")
 # Layer servers started per /opt (each a fork of its fork server: see ``WorkerPool.fork_server_for``).
 LAYER_SERVER_STARTS = 4
+# Where fork servers keep botocore's parsed data for the next (``_lambda_bootstrap.preparse``), among the artifacts.
+PARSED_BOTOCORE = "parsed-botocore"
 # Lambda's limit on an on-demand function's Init phase; past it, Lambda runs init again inside the
 # first invocation, bounded by the function's timeout. Here init simply gets both budgets.
 INIT_LIMIT_SECONDS = 10.0
@@ -312,7 +314,7 @@ class ForkServer:
         env = _runtime_variables()
         self.process = subprocess.Popen(
             [runtime_python(), "-I", "-u", str(BOOTSTRAP), "--fork-server", str(opt_root), str(theirs.fileno()),
-             ",".join(PREPARSED_SERVICES)],
+             str(cache().artifacts / PARSED_BOTOCORE), ",".join(PREPARSED_SERVICES)],
             env=env, cwd=str(opt_root), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL, pass_fds=(theirs.fileno(),), start_new_session=True,
         )

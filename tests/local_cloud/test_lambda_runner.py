@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -462,6 +463,66 @@ def test_a_forked_environment_has_botocore_as_a_new_interpreter_has_it(monkeypat
     assert "localprobe" not in forked["services"]["endpoint-rule-set-1"] and "s3" in forked["services"]["waiters-2"]
     assert forked["refused"] and forked["aliased"] == [
         "before-call.api-gateway.GetRestApi", "service-data-loaded.sagemaker", "before-call.s3.GetObject"]
+
+
+def test_each_session_of_a_forked_environment_loads_botocore_data_of_its_own() -> None:
+    code = CODE + """
+def loads_handler(event, context):
+    import botocore.session
+    first = botocore.session.Session().get_component("data_loader").load_data("endpoints")
+    partitions = len(first["partitions"])
+    first["partitions"].clear()  # what one session does with its data is its own
+    second = botocore.session.Session().get_component("data_loader").load_data("endpoints")
+    return {"first": partitions, "second": len(second["partitions"])}
+"""
+
+    result, errored, _ = _invoke(_function("app.loads_handler", code=code))
+
+    assert not errored and result["first"] == result["second"] > 0
+
+
+def _sts_documentation(kept: Path, models: Path) -> list[str]:
+    """The STS model's documentation as two sessions of a fork server read it, in the runtime's interpreter: the
+    session whose clients the server made (``preparse``, keeping the data in ``kept``) and a later one."""
+    script = "\n".join([
+        "import json, sys",
+        f"sys.path.insert(0, {str(lambda_runner.BOOTSTRAP.parent)!r})",
+        "import _lambda_bootstrap, botocore.session",
+        f"_lambda_bootstrap.preparse(['sts'], {str(kept)!r})",
+        "print(json.dumps([botocore.session.get_session().get_service_model('sts').documentation,",
+        "                  botocore.session.Session().get_service_model('sts').documentation]))",
+    ])
+    done = subprocess.run([lambda_runner.runtime_python(), "-I", "-c", script], env={"AWS_DATA_PATH": str(models)},
+                          capture_output=True, text=True, timeout=60, check=True)
+    return list(json.loads(done.stdout))
+
+
+def test_a_fork_server_reads_botocore_data_an_earlier_one_kept_only_while_the_file_is_unchanged(
+        tmp_path: Path) -> None:
+    import gzip
+    import pickle as pickles
+
+    import botocore
+
+    shipped = Path(botocore.__file__).parent / "data" / "sts" / "2011-06-15" / "service-2.json.gz"
+    model = json.loads(gzip.decompress(shipped.read_bytes()))
+    ours = tmp_path / "models" / "sts" / "2011-06-15" / "service-2.json"  # AWS_DATA_PATH comes before botocore's
+    ours.parent.mkdir(parents=True)
+    kept = tmp_path / "kept"
+
+    ours.write_text(json.dumps({**model, "documentation": "first"}))
+    assert _sts_documentation(kept, tmp_path / "models") == ["first", "first"]
+    for pickle in kept.iterdir():  # what the next server reads is what this one kept
+        data = pickles.loads(pickle.read_bytes())  # noqa: S301 - made by the server above
+        if data.get("documentation") == "first":
+            pickle.write_bytes(pickles.dumps({**data, "documentation": "kept"}))
+    assert _sts_documentation(kept, tmp_path / "models") == ["kept", "kept"]
+    for pickle in kept.iterdir():  # unreadable: parsed again, and kept anew
+        pickle.write_bytes(b"not a pickle")
+    assert _sts_documentation(kept, tmp_path / "models") == ["first", "first"]
+    assert len(list(kept.iterdir())) > 1 and all(pickle.read_bytes() != b"not a pickle" for pickle in kept.iterdir())
+    ours.write_text(json.dumps({**model, "documentation": "changed"}))
+    assert _sts_documentation(kept, tmp_path / "models") == ["changed", "changed"]
 
 
 LAYER_USER = """
