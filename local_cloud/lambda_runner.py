@@ -30,9 +30,11 @@ those the layers' import read, gets a new interpreter instead, so every import r
 
 A handler module that begins by importing the layers' modules (as the template's handlers import
 ``expel_onboarding``'s submodules and powertools) is forked from a layer server instead: a fork of the fork server
-that has run those leading import statements, with the values of the variables they read (powertools' service name
-and log level, which the template's Globals give every function of the stack), so the stack's environments share
-one import of them; each variable such an import reads must agree, as above (``WorkerPool.fork_server_for``).
+that has run leading import statements this handler module shares with another (it begins with them too, so the
+server holds nothing the function's own code could import later), with the values of the variables they read
+(powertools' service name and log level, which the template's Globals give every function of the stack), so the
+stack's environments share one import of them; each variable such an import reads must agree, as above
+(``WorkerPool.fork_server_for``).
 
 Lambda may initialize an on-demand function's execution environment before any invocation asks for it
 (proactive initialization, which AWS documents: the Init phase and the first invocation are then apart in
@@ -423,15 +425,16 @@ class ForkServer:
 
 
 class LayerServer(ForkServer):
-    """A fork of a fork server that has also run a handler module's leading imports (``leading_imports``), with
-    the variables ``environ`` set that this import reads: forks of it skip the Init's import of the layers'
-    modules. It serves the environments whose variables agree with what both imports read (``fits``), as its
-    parent does: the functions of a stack, whose shared settings (powertools' service name and log level, set in
-    the template's Globals) the layer's modules read as they are imported. Modules a handler imports that this
-    one did not, the environment imports itself."""
+    """A fork of a fork server that has also run import statements of the layers' modules that handler modules begin
+    with (``imports``: see ``leading_imports``, ``shared_imports``), with the variables ``environ`` set that this
+    import reads: forks of it skip that part of the Init. It serves the environments of handler modules that begin
+    with these statements (``runs_first``) and whose variables agree with what both imports read (``fits``): the
+    functions of a stack, whose shared settings (powertools' service name and log level, set in the template's
+    Globals) the layer's modules read as they are imported. What else a handler imports, its environment imports."""
 
     def __init__(self, parent: ForkServer, environ: dict[str, str | None], imports: list[list[Any]]) -> None:
         self.opt_root = parent.opt_root
+        self.imports = imports
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             self.process = parent.fork({"server": {"environ": environ, "imports": imports}}, (theirs.fileno(),))
@@ -481,6 +484,49 @@ def leading_imports(task_root: Path, handler: str) -> list[list[Any]]:
             break
         imports += names
     return imports
+
+
+def runs_first(statements: list[list[Any]], leading: list[list[Any]]) -> bool:
+    """Whether a handler module beginning with the ``leading`` import statements runs each of ``statements`` first,
+    in their order: a statement of the same module, importing at least the same names."""
+    position = 0
+    for module, names in statements:
+        while position < len(leading):
+            other, other_names = leading[position]
+            position += 1
+            if other == module and (not names or set(names) <= set(other_names or ())):
+                break
+        else:
+            return False
+    return True
+
+
+def _beyond_top_level(opt_root: Path, statements: list[list[Any]]) -> bool:
+    """Whether the statements import a module of the layers below the top level (``from a import b``: when the
+    layers have a module ``a.b``)."""
+    for module, names in statements:
+        if "." in module:
+            return True
+        for name in names or ():
+            for path in (opt_root / "python", opt_root / "python" / "lib" / "python3.13" / "site-packages"):
+                if (path / module / name).is_dir() or (path / module / f"{name}.py").is_file():
+                    return True
+    return False
+
+
+def shared_imports(leading: list[list[Any]], other: list[list[Any]]) -> list[list[Any]]:
+    """The import statements two handler modules both begin with, in order: ``leading``'s of a module ``other`` also
+    imports (after the last one matched), with only the names both import (``runs_first`` of each)."""
+    shared: list[list[Any]] = []
+    position = 0
+    for module, names in leading:
+        for index in range(position, len(other)):
+            if other[index][0] == module:
+                both = [name for name in names or () if name in (other[index][1] or ())]
+                shared.append([module, both or None])
+                position = index + 1
+                break
+    return shared
 
 
 class Worker:
@@ -633,6 +679,7 @@ class WorkerPool:
         self._fork_lock = threading.Lock()
         self._layer_servers: dict[Path, list[LayerServer]] = {}
         self._layer_variables: dict[Path, set[str]] = {}  # /opt -> the variables its layer servers' imports read
+        self._layer_imports: dict[Path, list[list[list[Any]]]] = {}  # /opt -> the handlers' leading imports seen
         self._layer_starts: dict[Path, int] = {}
         self._layer_lock = threading.Lock()
         self._initializing: dict[str, threading.Event] = {}  # key -> set when its proactive Init is over
@@ -666,16 +713,20 @@ class WorkerPool:
 
     def fork_server_for(self, opt_root: Path, task_root: Path, environment: dict[str, str]) -> ForkServer | None:
         """The server to fork an environment of this code and these variables from: a layer server
-        (``LayerServer``) that holds what the handler module's leading imports load from the layers, when one fits
-        or can be made to; else ``fork_server``'s. The first layer server for /opt is started with none of the
+        (``LayerServer``) that has run import statements of the layers' modules that this handler module also begins
+        with (``runs_first``: so it holds nothing the function's own code could import later, after changing what
+        the import sees), when one fits or can be made to; else ``fork_server``'s. A layer server runs the leading
+        imports two handler modules share (``shared_imports``: the functions of a stack share most), so the first
+        environment of each kind imports its own. The first layer server for /opt is started with none of the
         function's variables: the variables its import read that the environment sets are then given to the next
         (which may read more, up to ``LAYER_SERVER_STARTS``). Never the role's credentials, nor the variables each
         environment has its own value of: an import that reads them is the environment's own."""
         server = self.fork_server(opt_root, task_root)
         if server is None or not server.fits(environment):
             return server
-        imports = leading_imports(task_root, environment.get("_HANDLER", ""))
-        if not any(module.partition(".")[0] in server.layers for module, _ in imports):
+        leading = [[module, names] for module, names in leading_imports(task_root, environment.get("_HANDLER", ""))
+                   if module.partition(".")[0] in server.layers]
+        if not leading:
             return server
         own = {**environment, **dict.fromkeys(PER_ENVIRONMENT, "")}  # a value no server's import saw
         with self._layer_lock:
@@ -684,10 +735,18 @@ class WorkerPool:
                 if not layered.alive():
                     servers.remove(layered)
                     layered.stop()
-                elif layered.fits(own) and layered.serves(task_root):
-                    return layered
+            serving = [layered for layered in servers if runs_first(layered.imports, leading)
+                       and layered.fits(own) and layered.serves(task_root)]
+            if serving:
+                return max(serving, key=lambda layered: len(layered.imports))
+            seen = self._layer_imports.setdefault(opt_root, [])
+            # Worth a server: imports beyond the layers' top-level modules (the fork server holds those).
+            imports = next((shared for shared in (shared_imports(leading, other) for other in reversed(seen))
+                            if _beyond_top_level(opt_root, shared)), None)
+            if leading not in seen:
+                seen.append(leading)
             learned = self._layer_variables.setdefault(opt_root, set())
-            while self._layer_starts.get(opt_root, 0) < LAYER_SERVER_STARTS:
+            while imports and self._layer_starts.get(opt_root, 0) < LAYER_SERVER_STARTS:
                 self._layer_starts[opt_root] = self._layer_starts.get(opt_root, 0) + 1
                 try:
                     layered = LayerServer(server, {name: environment.get(name) for name in sorted(learned)}, imports)

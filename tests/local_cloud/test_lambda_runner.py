@@ -649,6 +649,8 @@ def _importer(layers: list[dict], stage: str = "test", code: str = IMPORTER, **v
 def test_the_layer_modules_a_handler_begins_by_importing_are_imported_once_for_each_environment_forked() -> None:
     layers = _package("VALUE = os.environ.get('LAYER_LEVEL', 'unset')\n")
     one, two = (_importer(layers, stage, LAYER_LEVEL="debug") for stage in ("1", "2"))
+    seed, _, _ = _invoke(_importer(layers, "0", LAYER_LEVEL="debug"))
+    assert seed["imported_by"] == seed["pid"]  # the first handler of its kind imports them itself
 
     first, _, logs = _invoke(one, {"n": 1})
     again, _, _ = _invoke(one, {"n": 2})
@@ -722,11 +724,33 @@ def test_a_layer_module_a_handler_imports_after_code_of_its_own_is_imported_by_t
 def test_a_new_layer_version_is_imported_anew_by_the_handlers_that_import_it() -> None:
     values = []
     for version in (1, 2):
-        result, errored, _ = _invoke(_importer(_package(f"VALUE = {version}\n")))
+        layers = _package(f"VALUE = {version}\n")
+        _invoke(_importer(layers, "first"))
+        result, errored, _ = _invoke(_importer(layers, "second"))
         assert not errored and result["imported_by"] == result["ppid"]
         values.append(result["value"])
 
     assert values == [1, 2]
+
+
+def test_a_layer_module_one_handler_begins_by_importing_and_another_imports_after_code_of_its_own_is_its_own(
+        ) -> None:
+    # Both kinds of handler begin by importing pkg.sub: the server they share holds that, not pkg.mod, which the
+    # second kind imports after it changed the variable pkg.mod reads.
+    files = {"pkg/__init__.py": "", "pkg/sub.py": SUBMODULE,
+             "pkg/mod.py": SUBMODULE + "VALUE = os.environ.get('LAYER_LEVEL', 'unset')\n"}
+    layers = _layer(files)
+    first = IMPORTER.replace("from pkg import mod\n", "from pkg import sub\nfrom pkg import mod\n", 1)
+    later = IMPORTER.replace("from pkg import mod\n", "from pkg import sub\n"
+                             "os.environ['LAYER_LEVEL'] = 'set by the handler'\nfrom pkg import mod\n", 1)
+    later = later.replace('"value": mod.VALUE}', '"value": mod.VALUE, "sub": sub.IMPORTED_BY}')
+
+    for stage in ("1", "2"):  # the second of its kind forks from a server holding pkg.sub and pkg.mod
+        assert _invoke(_importer(layers, stage, code=first))[0]["value"] == "unset"
+    result, errored, _ = _invoke(_importer(layers, "3", code=later))
+
+    assert not errored and result["sub"] == result["ppid"]  # forked from the server that imported pkg.sub
+    assert result["value"] == "set by the handler" and result["imported_by"] == result["pid"]
 
 
 def test_a_layer_module_a_handler_imports_finds_an_optional_module_the_functions_code_provides() -> None:
