@@ -501,28 +501,32 @@ def runs_first(statements: list[list[Any]], leading: list[list[Any]]) -> bool:
     return True
 
 
-def _beyond_top_level(opt_root: Path, statements: list[list[Any]]) -> bool:
-    """Whether the statements import a module of the layers below the top level (``from a import b``: when the
-    layers have a module ``a.b``)."""
-    for module, names in statements:
-        if "." in module:
+def _submodule(opt_root: Path, module: str, name: str) -> bool:
+    """Whether the layers have a module ``module.name`` (what ``from module import name`` imports, unless ``module``
+    has an attribute of that name)."""
+    for path in (opt_root / "python", opt_root / "python" / "lib" / "python3.13" / "site-packages"):
+        package = path.joinpath(*module.split("."))
+        if (package / name).is_dir() or (package / f"{name}.py").is_file():
             return True
-        for name in names or ():
-            for path in (opt_root / "python", opt_root / "python" / "lib" / "python3.13" / "site-packages"):
-                if (path / module / name).is_dir() or (path / module / f"{name}.py").is_file():
-                    return True
     return False
 
 
-def shared_imports(leading: list[list[Any]], other: list[list[Any]]) -> list[list[Any]]:
+def _beyond_top_level(statements: list[list[Any]]) -> bool:
+    """Whether the statements import a module of the layers below the top level."""
+    return any("." in module or names for module, names in statements)
+
+
+def shared_imports(leading: list[list[Any]], other: list[list[Any]], opt_root: Path) -> list[list[Any]]:
     """The import statements two handler modules both begin with, in order: ``leading``'s of a module ``other`` also
-    imports (after the last one matched), with only the names both import (``runs_first`` of each)."""
+    imports (after the last one matched), with only the submodules both import from it (``runs_first`` of each);
+    other names are attributes, which import nothing more."""
     shared: list[list[Any]] = []
     position = 0
     for module, names in leading:
         for index in range(position, len(other)):
             if other[index][0] == module:
-                both = [name for name in names or () if name in (other[index][1] or ())]
+                both = [name for name in names or () if name in (other[index][1] or ())
+                        and _submodule(opt_root, module, name)]
                 shared.append([module, both or None])
                 position = index + 1
                 break
@@ -741,8 +745,8 @@ class WorkerPool:
                 return max(serving, key=lambda layered: len(layered.imports))
             seen = self._layer_imports.setdefault(opt_root, [])
             # Worth a server: imports beyond the layers' top-level modules (the fork server holds those).
-            imports = next((shared for shared in (shared_imports(leading, other) for other in reversed(seen))
-                            if _beyond_top_level(opt_root, shared)), None)
+            imports = next((shared for shared in (shared_imports(leading, other, opt_root) for other in reversed(seen))
+                            if _beyond_top_level(shared)), None)
             if leading not in seen:
                 seen.append(leading)
             learned = self._layer_variables.setdefault(opt_root, set())

@@ -781,6 +781,24 @@ def test_the_leading_imports_of_a_handler_module_are_its_first_statements_import
     assert lambda_runner.leading_imports(tmp_path, "package/app.handler") == []  # the package's code runs first
 
 
+def test_two_handler_modules_share_the_leading_imports_of_the_same_modules_and_submodules(tmp_path: Path) -> None:
+    for module in ("pkg/__init__.py", "pkg/models.py", "pkg/steps/one.py", "pkg/steps/two.py"):
+        (tmp_path / "python" / module).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "python" / module).write_text("")
+    one = [["lib", ["Logger"]], ["pkg.models", ["Config", "Trail"]], ["pkg.steps", ["one"]], ["pkg", ["models"]]]
+    two = [["lib", ["Logger", "Metrics"]], ["pkg.drift", None], ["pkg.models", ["Config"]], ["pkg.steps", ["two"]]]
+
+    shared = lambda_runner.shared_imports(one, two, tmp_path)
+
+    # Names that are not modules of the layers are attributes: importing them imports nothing more.
+    assert shared == [["lib", None], ["pkg.models", None], ["pkg.steps", None]]
+    assert lambda_runner.runs_first(shared, one) and lambda_runner.runs_first(shared, two)
+    assert lambda_runner.shared_imports(one, one, tmp_path) == [["lib", None], ["pkg.models", None],
+                                                                ["pkg.steps", ["one"]], ["pkg", ["models"]]]
+    assert not lambda_runner.runs_first([["pkg.steps", ["one"]]], two)  # two imports pkg.steps.two only
+    assert not lambda_runner.runs_first([["pkg.steps", None], ["pkg.models", None]], two)  # not in this order
+
+
 def test_a_function_initialized_proactively_serves_its_first_invocation_warm_and_reports_that_init() -> None:
     fn = _function("app.init_time_handler")
     lambda_runner.preinitialize(fn, "http://127.0.0.1:1")
