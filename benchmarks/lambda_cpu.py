@@ -39,10 +39,19 @@ KINDS = ("serve", "fork servers", "environments")
 
 def _stat(pid: int) -> tuple[int, float, float]:
     """(parent pid, CPU seconds of the process, CPU seconds of its children it waited for)."""
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
+    fields = _fields(pid)
     user, system, children_user, children_system = (int(value) for value in fields[11:15])
     return int(fields[1]), (user + system) / TICKS, (children_user + children_system) / TICKS
+
+
+def _fields(pid: int) -> list[str]:
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().rsplit(")", 1)[1].split()
+
+
+def _is_environment(pid: int) -> bool:
+    """An environment leads a session of its own; a layer server (a fork server's fork) stays in its parent's."""
+    return int(_fields(pid)[3]) == pid
 
 
 def _descendants(root: int) -> list[int]:
@@ -72,22 +81,25 @@ def _is_fork_server(pid: int) -> bool:
 
 def cpu(serve: int) -> dict[str, float]:
     """CPU seconds so far of the serve process, its fork servers and their environments (ended ones included:
-    the fork server waits for each environment it forked, so the kernel adds theirs to its children's time)."""
+    a fork server waits for each environment it forked, so the kernel adds theirs to its children's time). The
+    layer servers a fork server forks (the layers' modules a handler imports, imported once for the environments
+    forked from them) count as fork servers while they run, and as environments once ended."""
     _, own, waited = _stat(serve)
     figures = dict.fromkeys(KINDS, 0.0)
     figures["serve"] = own + waited  # waited: what it ran itself (compiling a new layer's bytecode)
     for pid in _descendants(serve):
         try:
             parent, own, waited = _stat(pid)
+            environment = _is_environment(pid)
         except OSError:
             continue
         if not _is_fork_server(pid):
             figures["serve"] += own + waited
-        elif parent == serve:
+        elif parent == serve or not environment:
             figures["fork servers"] += own
             figures["environments"] += waited
         else:
-            figures["environments"] += own
+            figures["environments"] += own + waited
     return figures
 
 
@@ -96,7 +108,7 @@ def _count_environments(serve: int, seen: set[int], stop: threading.Event) -> No
     while not stop.wait(0.05):
         for pid in _descendants(serve):
             try:
-                if _stat(pid)[0] != serve and _is_fork_server(pid):
+                if _stat(pid)[0] != serve and _is_fork_server(pid) and _is_environment(pid):
                     seen.add(pid)
             except OSError:
                 continue
@@ -150,7 +162,9 @@ def main(argv: list[str] | None = None) -> int:
             log.info("run %d: %s", number, ", ".join(f"{kind} {value:.2f}" if kind != "environments started"
                                                       else f"{kind} {value:.0f}" for kind, value in figures.items()))
     log.info("")
-    for kind in (*KINDS, "sam", "environments started"):
+    for run in runs:
+        run["fork servers + environments"] = run["fork servers"] + run["environments"]
+    for kind in (*KINDS, "fork servers + environments", "sam", "environments started"):
         values = [run[kind] for run in runs]
         log.info("%-22s median %6.2f  (min %.2f, max %.2f)%s", kind, statistics.median(values), min(values),
                  max(values), "" if kind == "environments started" else " CPU s")

@@ -17,7 +17,7 @@ argv: task_root opt_root request_fd result_fd
 env:  _HANDLER, AWS_LAMBDA_* and the function's variables (set once, by the runner)
 request line: {"request_id", "event" (JSON text), "deadline_ms" (epoch ms), "trace_id"}
 
-The same file is also the runner's fork server (``--fork-server opt_root control_fd services``): one process
+The same file is also the runner's fork server (``--fork-server opt_root control_fd kept services``): one process
 per set of layers that has imported what the runtime itself provides (boto3, botocore and the standard
 library they use; with the layers ahead of the runtime on sys.path, as Lambda orders them), parsed botocore's
 data for the given services (comma-separated; see ``preparse``) and forks an execution environment on
@@ -31,8 +31,13 @@ they did as they were imported depends on the environment. The server says which
 values: the variables every environment of the runtime has); the runner forks only environments whose variables
 agree. A layer whose import did what a copy cannot give every environment (wrote or listed the environment,
 printed, started a thread) is not preloaded: the server starts again with the runtime's modules only.
+
+A server also forks servers (``become_server``): one that runs a handler module's leading imports of the layers'
+modules (the submodules the function's Init imports first), with the variables the runner gives it set, watched the
+same way; the environments forked from it skip that import. One whose import was not for every environment ends.
 """
 
+import contextlib
 import gc
 import importlib
 import json
@@ -255,23 +260,64 @@ PRELOAD = ("boto3", "boto3.session", "boto3.s3.inject", "botocore.session", "bot
            "botocore.regions", "botocore.retries.standard", "json", "logging", "decimal", "uuid")
 
 
-def preparse(services: list[str]) -> None:
+def preparse(services: list[str], kept: str = "") -> None:
     """Parse the botocore data a client of each service reads (its model, endpoint rules, the endpoints and
     partitions), once, for every environment this server forks. In a fork, botocore's first load of each
     of these files gets the parsed data (an untouched copy of its own: fork memory is copy-on-write), and
-    any later load parses the file as botocore does: what a client sees is what botocore would read, minus
-    ~0.1 s of JSON parsing per cold start. The sessions that make these clients also answer, for the forks,
-    what every session works out the same way (``list_builtin_services_once``, ``share_pure_botocore_caches``)."""
+    any later load (another session's) a copy of it made from its pickle (2-5 times faster than botocore's parse
+    into OrderedDicts, and the same objects): what a client sees is what botocore would read, minus ~0.1 s of JSON
+    parsing per cold start. The sessions that make these clients also answer, for the forks, what every session
+    works out the same way (``list_builtin_services_once``, ``share_pure_botocore_caches``).
+
+    ``kept``: a directory of this user's where the pickles are kept for the next server, each under the file's
+    path, size and modification time and this Python's and botocore's versions: it loads them instead of parsing
+    the files again. A pickle that cannot be read is made again."""
+    import hashlib
+    import pickle
+    import stat
+
+    import botocore
     import botocore.session
+    from botocore import loaders
     from botocore.loaders import JSONFileLoader
 
     parse = JSONFileLoader.load_file
     parsed: dict = {}
+    pickles: dict[str, bytes] = {}
+    extensions = tuple(getattr(loaders, "_JSON_OPEN_METHODS", ()))  # the files botocore tries, in its order
+    versions = f"{sys.version}\0{getattr(botocore, '__version__', '')}\0{pickle.HIGHEST_PROTOCOL}"
+
+    def kept_as(file_path: str) -> str | None:
+        """Where the pickle of the file botocore reads for ``file_path``, as it is now, is kept (None: nowhere)."""
+        for extension in extensions if kept else ():
+            try:
+                found = os.stat(file_path + extension)
+            except OSError:
+                continue
+            if not stat.S_ISREG(found.st_mode):
+                continue
+            origin = f"{versions}\0{file_path}{extension}\0{found.st_size}\0{found.st_mtime_ns}"
+            return os.path.join(kept, hashlib.sha256(origin.encode()).hexdigest()[:40] + ".pickle")
+        return None
 
     def record(self, file_path):  # noqa: ANN001, ANN202 - botocore's signature
-        data = parse(self, file_path)
-        if data is not None:
-            parsed[file_path] = data
+        where = kept_as(file_path)
+        data = blob = None
+        if where is not None:
+            try:
+                with open(where, "rb") as stored:
+                    blob = stored.read()
+                data = pickle.loads(blob)  # noqa: S301 - made by this user's servers, in a directory of its own
+            except Exception:  # noqa: BLE001 - none kept (or unreadable): parsed as botocore parses it
+                data = blob = None
+        if data is None:
+            data = parse(self, file_path)
+            if data is None:
+                return None
+            blob = pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL)
+            if where is not None:
+                keep(where, blob)
+        parsed[file_path], pickles[file_path] = data, blob
         return data
 
     JSONFileLoader.load_file = record
@@ -293,9 +339,30 @@ def preparse(services: list[str]) -> None:
 
     def load_file(self, file_path):  # noqa: ANN001, ANN202 - botocore's signature
         data = parsed.pop(file_path, None)
-        return parse(self, file_path) if data is None else data
+        if data is not None:
+            return data
+        blob = pickles.get(file_path)
+        return parse(self, file_path) if blob is None else pickle.loads(blob)  # noqa: S301 - made here
 
     JSONFileLoader.load_file = load_file
+
+
+def keep(path: str, blob: bytes) -> None:
+    """Write ``blob`` to ``path`` whole or not at all (other servers read it meanwhile)."""
+    import tempfile
+
+    try:
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        fd, staging = tempfile.mkstemp(prefix=".", dir=os.path.dirname(path))
+    except OSError:
+        return
+    try:
+        with os.fdopen(fd, "wb") as staged:
+            staged.write(blob)
+        os.replace(staging, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(staging)
 
 
 RUNTIME_ONLY = "_LOCAL_LAMBDA_RUNTIME_ONLY"  # set for a server started again without the layers' modules
@@ -322,13 +389,41 @@ def layer_modules(opt_root: str) -> list[str]:
 
 
 def preload_layers(opt_root: str) -> tuple[dict[str, str | None], set[str]] | None:
-    """Import the layers' top-level modules (a function's imports of them then find them loaded): the variables
-    their import read, with the values it saw (None: unset), and the top-level names it looked for and did not
-    find (code that provides one would change what the import did). None when the import did what a copy of
-    it cannot give every environment: set or deleted a variable, read the environment as a whole, printed
-    (output an environment's log would have), or left a thread running (a fork has only the thread that forks).
-    Not watched: the working directory and sys.argv, which are the server's here (a library reading them as it is
-    imported is rare)."""
+    """Import the layers' top-level modules (a function's imports of them then find them loaded), watched as
+    ``watched`` says. A module whose import fails is left to the function's own import."""
+    def load() -> bool:
+        for module in layer_modules(opt_root):
+            try:
+                importlib.import_module(module)
+            except Exception:  # noqa: BLE001, S112 - the function's own import fails (or not) as it would
+                continue
+        return True
+
+    return watched(load)
+
+
+def preload_imports(imports: list[list]) -> tuple[dict[str, str | None], set[str]] | None:
+    """Run a handler module's leading import statements (``[module, fromlist or None]`` each, in order: see
+    ``lambda_runner.leading_imports``), watched as ``watched`` says: what the handler's own Init would import first.
+    None also when one fails (the function's Init then fails there, and imports none of those after it)."""
+    def load() -> bool:
+        for module, fromlist in imports:
+            try:
+                importlib.__import__(module, fromlist=fromlist or ())
+            except Exception:  # noqa: BLE001 - the function's own import reports it
+                return False
+        return True
+
+    return watched(load)
+
+
+def watched(load) -> tuple[dict[str, str | None], set[str]] | None:  # noqa: ANN001 - a callable: True when done
+    """Run ``load`` (imports), watching what it does: the variables it read, with the values it saw (None: unset),
+    and the top-level names it looked for and did not find (code that provides one would change what the import
+    did). None when ``load`` gave up, or did what a copy of it cannot give every environment: set or deleted a
+    variable, read the environment as a whole, printed (output an environment's log would have), or left a thread
+    running (a fork has only the thread that forks). Not watched: the working directory and sys.argv, which are
+    the server's here (a library reading them as it is imported is rare)."""
     import tempfile
     import threading
 
@@ -376,11 +471,7 @@ def preload_layers(opt_root: str) -> tuple[dict[str, str | None], set[str]] | No
             setattr(environ, name, getitem if name == "__getitem__" else whole(name))
         sys.meta_path.append(Missing)
         try:
-            for module in layer_modules(opt_root):
-                try:
-                    importlib.import_module(module)
-                except Exception:  # noqa: BLE001, S112 - the function's own import fails (or not) as it would
-                    continue
+            done = load()
         finally:
             sys.meta_path.remove(Missing)
             for name, method in originals.items():
@@ -392,7 +483,7 @@ def preload_layers(opt_root: str) -> tuple[dict[str, str | None], set[str]] | No
             for fd in saved:
                 os.close(fd)
         printed = os.fstat(output.fileno()).st_size > 0
-    if wholly or printed or threading.active_count() > 1:
+    if not done or wholly or printed or threading.active_count() > 1:
         return None
     return read, missing
 
@@ -492,22 +583,15 @@ def rehome_botocore() -> None:
         cache.CACHE_DIR = home(".aws", "boto", "cache")
 
 
-def serve_forks(opt_root: str, control_fd: int, services: list[str]) -> None:
-    """The fork server: preload, say which top-level modules it holds, then fork environments on request.
-
-    Messages (one per SOCK_SEQPACKET packet, JSON): in ``{"task_root", "cwd", "env"}`` with the request,
-    result and log file descriptors attached; out ``{"ready", "preloaded"}`` once, ``{"spawned": pid}``
-    for each request, ``{"exited": pid, "status": returncode}`` for each environment that ended (the
-    server is their parent, so it reaps them). The runner closing its end stops the server.
-    """
-    import select
-    import signal
+def serve_forks(opt_root: str, control_fd: int, kept: str, services: list[str]) -> None:
+    """The fork server: preload, then serve (``serve``) until the runner closes its end. ``kept``: where botocore's
+    parsed data is kept between servers (see ``preparse``)."""
     import socket
 
     sys.path[:0] = layer_paths(opt_root)
     for name in PRELOAD:
         importlib.import_module(name)
-    preparse(services)
+    preparse(services, kept)
     read: dict[str, str | None] = {}
     missing: set[str] = set()
     if not os.environ.get(RUNTIME_ONLY):
@@ -517,7 +601,22 @@ def serve_forks(opt_root: str, control_fd: int, services: list[str]) -> None:
             os.execve(sys.executable, sys.orig_argv, {**os.environ, RUNTIME_ONLY: "1"})  # noqa: S606 - this server again
         read, missing = layers
     os.environ.pop(RUNTIME_ONLY, None)
-    control = socket.socket(fileno=control_fd)
+    serve(socket.socket(fileno=control_fd), opt_root, read, missing)
+
+
+def serve(control, opt_root: str, read: dict[str, str | None], missing: set[str]) -> None:  # noqa: ANN001 - a socket
+    """Say which top-level modules this server holds, then fork environments (or servers) on request.
+
+    Messages (one per SOCK_SEQPACKET packet, JSON): in ``{"task_root", "cwd", "env"}`` with the request,
+    result and log file descriptors attached, or ``{"server": {"environ", "imports"}}`` with the control socket of
+    a new server attached (see ``become_server``); out ``{"ready", "preloaded", "environ", "layers"}`` once,
+    ``{"spawned": pid}`` for each request, ``{"exited": pid, "status": returncode}`` for each child that ended (the
+    server is their parent, so it reaps them). The runner closing its end stops the server.
+    """
+    import select
+    import signal
+    import socket
+
     # An environment's exit wakes the loop at once (the runner waits for it when it stops one).
     wake_read, wake_write = os.pipe()
     os.set_blocking(wake_read, False)
@@ -529,11 +628,12 @@ def serve_forks(opt_root: str, control_fd: int, services: list[str]) -> None:
         control.send(json.dumps(message).encode("utf-8"))
 
     # preloaded: the names the function's code must not provide (see ``ForkServer.serves``); environ: the variables
-    # the layers' import read, with the values an environment must have for its fork (see ``ForkServer.fits``).
+    # the preload read, with the values an environment must have for its fork (see ``ForkServer.fits``); layers: the
+    # layers' top-level modules (what a handler's imports may preload, see ``lambda_runner.leading_imports``).
     say({"ready": True, "preloaded": sorted({name.partition(".")[0] for name in sys.modules} | missing),
-         "environ": read})
+         "environ": read, "layers": layer_modules(opt_root)})
     while True:
-        while True:  # reap ended environments
+        while True:  # reap ended children
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
@@ -567,10 +667,43 @@ def serve_forks(opt_root: str, control_fd: int, services: list[str]) -> None:
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
             os.close(wake_read)
             os.close(wake_write)
+            if "server" in request:
+                become_server(request["server"], opt_root, read, missing, *fds)
             _become_environment(request, opt_root, *fds)
         for fd in fds:
             os.close(fd)
         say({"spawned": pid})
+
+
+def become_server(spec: dict, opt_root: str, read: dict[str, str | None], missing: set[str], control_fd: int) -> None:
+    """In a fork of a server: a server that also holds what a handler module's leading imports load (``spec``:
+    ``imports``, see ``preload_imports``), imported with the variables ``environ`` set, the values the runner's
+    environments for it have (each a variable an earlier import read). What this server's environments must then
+    agree on is what both imports read: this one's and its parent's. Says ``{"ready": false}`` and ends when the
+    import did what a copy cannot give every environment (see ``watched``). Never returns to the parent's loop."""
+    import socket
+
+    code = 0
+    control = socket.socket(fileno=control_fd)
+    try:
+        # The runner forks a server only from one whose import agrees with these values (see ``ForkServer.fits``).
+        for name, value in spec["environ"].items():  # None: unset
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        imported = preload_imports(spec["imports"])
+        if imported is None:
+            control.send(json.dumps({"ready": False}).encode("utf-8"))
+            return
+        serve(control, opt_root, {**imported[0], **read}, missing | imported[1])
+    except BaseException:  # noqa: BLE001 - what an uncaught exception does to a process
+        traceback.print_exc()
+        code = 1
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
 
 
 def _become_environment(request: dict, opt_root: str, request_fd: int, result_fd: int, log_fd: int) -> None:
@@ -608,7 +741,8 @@ def _become_environment(request: dict, opt_root: str, request_fd: int, result_fd
 
 if __name__ == "__main__":
     if sys.argv[1] == "--fork-server":
-        serve_forks(sys.argv[2], int(sys.argv[3]), [name for name in ",".join(sys.argv[4:]).split(",") if name])
+        serve_forks(sys.argv[2], int(sys.argv[3]), sys.argv[4],
+                    [name for name in ",".join(sys.argv[5:]).split(",") if name])
     else:
         main(sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
     sys.stdout.flush()

@@ -28,6 +28,14 @@ shadows a preloaded module (or provides one the layers' import looked for), or w
 those the layers' import read, gets a new interpreter instead, so every import resolves as it would on AWS.
 ``LOCAL_LAMBDA_FORK=0`` turns the fork server off.
 
+A handler module that begins by importing the layers' modules (as the template's handlers import
+``expel_onboarding``'s submodules and powertools) is forked from a layer server instead: a fork of the fork server
+that has run leading import statements this handler module shares with another (it begins with them too, so the
+server holds nothing the function's own code could import later), with the values of the variables they read
+(powertools' service name and log level, which the template's Globals give every function of the stack), so the
+stack's environments share one import of them; each variable such an import reads must agree, as above
+(``WorkerPool.fork_server_for``).
+
 Lambda may initialize an on-demand function's execution environment before any invocation asks for it
 (proactive initialization, which AWS documents: the Init phase and the first invocation are then apart in
 time). So does the runner, once a function is created: an environment is forked with the function's
@@ -40,6 +48,7 @@ early would read the role before the function's first use), nor with ``LOCAL_LAM
 
 from __future__ import annotations
 
+import ast
 import base64
 import contextlib
 import hashlib
@@ -77,6 +86,12 @@ FAKE_CREDENTIALS = {
 # environments it forks: those the local cloud serves to functions. Any other service is parsed when used.
 PREPARSED_SERVICES = ("cloudformation", "cloudtrail", "cloudwatch", "events", "iam", "kms", "lambda", "logs",
                       "organizations", "s3", "s3control", "secretsmanager", "sns", "sqs", "stepfunctions", "sts")
+# The variables each execution environment has its own value of (``Worker``): never a server's.
+PER_ENVIRONMENT = ("HOME", "TMPDIR", "AWS_LAMBDA_LOG_STREAM_NAME")
+# Layer servers started per /opt (each a fork of its fork server: see ``WorkerPool.fork_server_for``).
+LAYER_SERVER_STARTS = 4
+# Where fork servers keep botocore's parsed data for the next (``_lambda_bootstrap.preparse``), among the artifacts.
+PARSED_BOTOCORE = "parsed-botocore"
 # Lambda's limit on an on-demand function's Init phase; past it, Lambda runs init again inside the
 # first invocation, bounded by the function's timeout. Here init simply gets both budgets.
 INIT_LIMIT_SECONDS = 10.0
@@ -292,6 +307,8 @@ class ForkServer:
     The constructor starts it; ``ready()`` waits for its preload (once), so it can be started ahead of its
     first use."""
 
+    process: subprocess.Popen[bytes] | ForkedProcess
+
     def __init__(self, opt_root: Path) -> None:
         self.opt_root = opt_root
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -299,12 +316,15 @@ class ForkServer:
         env = _runtime_variables()
         self.process = subprocess.Popen(
             [runtime_python(), "-I", "-u", str(BOOTSTRAP), "--fork-server", str(opt_root), str(theirs.fileno()),
-             ",".join(PREPARSED_SERVICES)],
+             str(cache().artifacts / PARSED_BOTOCORE), ",".join(PREPARSED_SERVICES)],
             env=env, cwd=str(opt_root), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL, pass_fds=(theirs.fileno(),), start_new_session=True,
         )
         theirs.close()
-        self._socket = ours
+        self._attach(ours)
+
+    def _attach(self, control: socket.socket) -> None:
+        self._socket = control
         self._spawn_lock = threading.Lock()
         self._ready_lock = threading.Lock()
         self._changed = threading.Condition()
@@ -313,6 +333,7 @@ class ForkServer:
         self._closed = False
         self.preloaded: frozenset[str] | None = None
         self.environ: dict[str, str | None] = {}  # the variables the layers' import read: name -> value (None: unset)
+        self.layers: frozenset[str] = frozenset()  # the layers' top-level modules
 
     def ready(self) -> bool:
         """Wait for the server's preload (the first call); False when it did not start."""
@@ -329,6 +350,7 @@ class ForkServer:
                 self._socket.settimeout(None)
                 self.preloaded = frozenset(ready["preloaded"])
                 self.environ = dict(ready.get("environ") or {})
+                self.layers = frozenset(ready.get("layers") or ())
                 threading.Thread(target=self._read, name="lambda-fork-server", daemon=True).start()
         return self.preloaded is not None
 
@@ -365,7 +387,11 @@ class ForkServer:
         return not self._closed and self.process.poll() is None
 
     def spawn(self, task_root: Path, cwd: Path, env: dict[str, str], fds: tuple[int, int, int]) -> ForkedProcess:
-        request = json.dumps({"task_root": str(task_root), "cwd": str(cwd), "env": env}).encode("utf-8")
+        return self.fork({"task_root": str(task_root), "cwd": str(cwd), "env": env}, fds)
+
+    def fork(self, message: dict[str, Any], fds: tuple[int, ...]) -> ForkedProcess:
+        """Ask the server to fork (an environment, or a server: see ``_lambda_bootstrap.serve``)."""
+        request = json.dumps(message).encode("utf-8")
         with self._spawn_lock:
             socket.send_fds(self._socket, [request], list(fds))
             deadline = time.monotonic() + 30
@@ -396,6 +422,115 @@ class ForkServer:
             pass
         self.process.wait(timeout=5)
         self._socket.close()
+
+
+class LayerServer(ForkServer):
+    """A fork of a fork server that has also run import statements of the layers' modules that handler modules begin
+    with (``imports``: see ``leading_imports``, ``shared_imports``), with the variables ``environ`` set that this
+    import reads: forks of it skip that part of the Init. It serves the environments of handler modules that begin
+    with these statements (``runs_first``) and whose variables agree with what both imports read (``fits``): the
+    functions of a stack, whose shared settings (powertools' service name and log level, set in the template's
+    Globals) the layer's modules read as they are imported. What else a handler imports, its environment imports."""
+
+    def __init__(self, parent: ForkServer, environ: dict[str, str | None], imports: list[list[Any]]) -> None:
+        self.opt_root = parent.opt_root
+        self.imports = imports
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            self.process = parent.fork({"server": {"environ": environ, "imports": imports}}, (theirs.fileno(),))
+        except BaseException:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
+        self._attach(ours)
+
+    def stop(self) -> None:
+        """End this server (its parent's process group holds it: a kill of that group ends it too)."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(self.process.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout=5)
+        self._socket.close()
+
+
+def leading_imports(task_root: Path, handler: str) -> list[list[Any]]:
+    """The import statements the handler module begins with (after its docstring): ``[module, fromlist or None]``
+    each, in order, what the Init runs first. They end at the first other statement, or import of a module of the
+    function's own code: what runs there may change what later imports do (set a variable, put a path first). A
+    handler module inside a package has none: the package's own code runs first."""
+    module = handler.rpartition(".")[0].replace("/", ".")
+    if not module or "." in module:
+        return []
+    try:
+        tree = ast.parse((task_root / f"{module}.py").read_bytes())
+        own = {entry.name.partition(".")[0] for entry in task_root.iterdir()}
+    except (OSError, SyntaxError, ValueError):
+        return []
+    body = tree.body
+    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+        body = body[1:]
+    imports: list[list[Any]] = []
+    for statement in body:
+        if isinstance(statement, ast.ImportFrom) and statement.module == "__future__":
+            continue
+        if isinstance(statement, ast.Import):
+            names: list[list[Any]] = [[alias.name, None] for alias in statement.names]
+        elif isinstance(statement, ast.ImportFrom) and not statement.level and statement.module:
+            names = [[statement.module, [alias.name for alias in statement.names]]]
+        else:
+            break
+        if any(name.partition(".")[0] in own for name, _ in names):
+            break
+        imports += names
+    return imports
+
+
+def runs_first(statements: list[list[Any]], leading: list[list[Any]]) -> bool:
+    """Whether a handler module beginning with the ``leading`` import statements runs each of ``statements`` first,
+    in their order: a statement of the same module, importing at least the same names."""
+    position = 0
+    for module, names in statements:
+        while position < len(leading):
+            other, other_names = leading[position]
+            position += 1
+            if other == module and (not names or set(names) <= set(other_names or ())):
+                break
+        else:
+            return False
+    return True
+
+
+def _submodule(opt_root: Path, module: str, name: str) -> bool:
+    """Whether the layers have a module ``module.name`` (what ``from module import name`` imports, unless ``module``
+    has an attribute of that name)."""
+    for path in (opt_root / "python", opt_root / "python" / "lib" / "python3.13" / "site-packages"):
+        package = path.joinpath(*module.split("."))
+        if (package / name).is_dir() or (package / f"{name}.py").is_file():
+            return True
+    return False
+
+
+def _beyond_top_level(statements: list[list[Any]]) -> bool:
+    """Whether the statements import a module of the layers below the top level."""
+    return any("." in module or names for module, names in statements)
+
+
+def shared_imports(leading: list[list[Any]], other: list[list[Any]], opt_root: Path) -> list[list[Any]]:
+    """The import statements two handler modules both begin with, in order: ``leading``'s of a module ``other`` also
+    imports (after the last one matched), with only the submodules both import from it (``runs_first`` of each);
+    other names are attributes, which import nothing more."""
+    shared: list[list[Any]] = []
+    position = 0
+    for module, names in leading:
+        for index in range(position, len(other)):
+            if other[index][0] == module:
+                both = [name for name in names or () if name in (other[index][1] or ())
+                        and _submodule(opt_root, module, name)]
+                shared.append([module, both or None])
+                position = index + 1
+                break
+    return shared
 
 
 class Worker:
@@ -546,6 +681,11 @@ class WorkerPool:
         self._wake = threading.Event()
         self._fork_servers: dict[Path, ForkServer | None] = {}  # None: it could not start, use new processes
         self._fork_lock = threading.Lock()
+        self._layer_servers: dict[Path, list[LayerServer]] = {}
+        self._layer_variables: dict[Path, set[str]] = {}  # /opt -> the variables its layer servers' imports read
+        self._layer_imports: dict[Path, list[list[list[Any]]]] = {}  # /opt -> the handlers' leading imports seen
+        self._layer_starts: dict[Path, int] = {}
+        self._layer_lock = threading.Lock()
         self._initializing: dict[str, threading.Event] = {}  # key -> set when its proactive Init is over
         self._generation = 0  # shutdowns so far: an Init that outlived one does not join the pool
 
@@ -574,6 +714,61 @@ class WorkerPool:
                 server.stop()
                 server = self._fork_servers[opt_root] = None
         return server if server is not None and server.serves(task_root) else None
+
+    def fork_server_for(self, opt_root: Path, task_root: Path, environment: dict[str, str]) -> ForkServer | None:
+        """The server to fork an environment of this code and these variables from: a layer server
+        (``LayerServer``) that has run import statements of the layers' modules that this handler module also begins
+        with (``runs_first``: so it holds nothing the function's own code could import later, after changing what
+        the import sees), when one fits or can be made to; else ``fork_server``'s. A layer server runs the leading
+        imports two handler modules share (``shared_imports``: the functions of a stack share most), so the first
+        environment of each kind imports its own. The first layer server for /opt is started with none of the
+        function's variables: the variables its import read that the environment sets are then given to the next
+        (which may read more, up to ``LAYER_SERVER_STARTS``). Never the role's credentials, nor the variables each
+        environment has its own value of: an import that reads them is the environment's own."""
+        server = self.fork_server(opt_root, task_root)
+        if server is None or not server.fits(environment):
+            return server
+        leading = [[module, names] for module, names in leading_imports(task_root, environment.get("_HANDLER", ""))
+                   if module.partition(".")[0] in server.layers]
+        if not leading:
+            return server
+        own = {**environment, **dict.fromkeys(PER_ENVIRONMENT, "")}  # a value no server's import saw
+        with self._layer_lock:
+            servers = self._layer_servers.setdefault(opt_root, [])
+            for layered in list(servers):
+                if not layered.alive():
+                    servers.remove(layered)
+                    layered.stop()
+            serving = [layered for layered in servers if runs_first(layered.imports, leading)
+                       and layered.fits(own) and layered.serves(task_root)]
+            if serving:
+                return max(serving, key=lambda layered: len(layered.imports))
+            seen = self._layer_imports.setdefault(opt_root, [])
+            # Worth a server: imports beyond the layers' top-level modules (the fork server holds those).
+            imports = next((shared for shared in (shared_imports(leading, other, opt_root) for other in reversed(seen))
+                            if _beyond_top_level(shared)), None)
+            if leading not in seen:
+                seen.append(leading)
+            learned = self._layer_variables.setdefault(opt_root, set())
+            while imports and self._layer_starts.get(opt_root, 0) < LAYER_SERVER_STARTS:
+                self._layer_starts[opt_root] = self._layer_starts.get(opt_root, 0) + 1
+                try:
+                    layered = LayerServer(server, {name: environment.get(name) for name in sorted(learned)}, imports)
+                except Exception:
+                    log.exception("Lambda layer server for %s", opt_root)
+                    break
+                if not layered.ready():  # its import did what a copy cannot give every environment
+                    layered.stop()
+                    break
+                if layered.fits(own) and layered.serves(task_root):
+                    servers.append(layered)
+                    return layered
+                layered.stop()
+                wanted = {name for name, value in layered.environ.items() if own.get(name) != value} - learned
+                if not wanted or wanted & {*PER_ENVIRONMENT, *FAKE_CREDENTIALS}:
+                    break
+                learned |= wanted
+        return server
 
     def acquire(self, function_arn: str, key: str, start: Callable[[], Worker]) -> tuple[Worker, bool]:
         """An idle environment of ``key`` (warm), or a new one (cold): (worker, cold). A proactive Init of
@@ -703,10 +898,13 @@ class WorkerPool:
             worker.kill()
         if reaper is not None:
             reaper.join(timeout=5)
+        with self._layer_lock:
+            layered = [server for servers in self._layer_servers.values() for server in servers]
+            self._layer_servers.clear()
         with self._fork_lock:
             servers = [server for server in self._fork_servers.values() if server is not None]
             self._fork_servers.clear()
-        for server in servers:
+        for server in [*layered, *servers]:
             server.stop()
 
     def _start_reaper(self) -> None:  # with self._lock held
@@ -878,7 +1076,7 @@ def _environment_of(fn: Any, endpoint_url: str) -> tuple[Path, Path, int, dict[s
 
 def _starter(fn: Any, key: str, environment: dict[str, str], task_root: Path, opt_root: Path) -> Callable[[], Worker]:
     def start() -> Worker:
-        fork_server = pool().fork_server(opt_root, task_root)
+        fork_server = pool().fork_server_for(opt_root, task_root, environment)
         return Worker(fn.function_arn, key, environment, _version(fn), task_root, opt_root, fork_server)
 
     return start

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -464,6 +465,66 @@ def test_a_forked_environment_has_botocore_as_a_new_interpreter_has_it(monkeypat
         "before-call.api-gateway.GetRestApi", "service-data-loaded.sagemaker", "before-call.s3.GetObject"]
 
 
+def test_each_session_of_a_forked_environment_loads_botocore_data_of_its_own() -> None:
+    code = CODE + """
+def loads_handler(event, context):
+    import botocore.session
+    first = botocore.session.Session().get_component("data_loader").load_data("endpoints")
+    partitions = len(first["partitions"])
+    first["partitions"].clear()  # what one session does with its data is its own
+    second = botocore.session.Session().get_component("data_loader").load_data("endpoints")
+    return {"first": partitions, "second": len(second["partitions"])}
+"""
+
+    result, errored, _ = _invoke(_function("app.loads_handler", code=code))
+
+    assert not errored and result["first"] == result["second"] > 0
+
+
+def _sts_documentation(kept: Path, models: Path) -> list[str]:
+    """The STS model's documentation as two sessions of a fork server read it, in the runtime's interpreter: the
+    session whose clients the server made (``preparse``, keeping the data in ``kept``) and a later one."""
+    script = "\n".join([
+        "import json, sys",
+        f"sys.path.insert(0, {str(lambda_runner.BOOTSTRAP.parent)!r})",
+        "import _lambda_bootstrap, botocore.session",
+        f"_lambda_bootstrap.preparse(['sts'], {str(kept)!r})",
+        "print(json.dumps([botocore.session.get_session().get_service_model('sts').documentation,",
+        "                  botocore.session.Session().get_service_model('sts').documentation]))",
+    ])
+    done = subprocess.run([lambda_runner.runtime_python(), "-I", "-c", script], env={"AWS_DATA_PATH": str(models)},
+                          capture_output=True, text=True, timeout=60, check=True)
+    return list(json.loads(done.stdout))
+
+
+def test_a_fork_server_reads_botocore_data_an_earlier_one_kept_only_while_the_file_is_unchanged(
+        tmp_path: Path) -> None:
+    import gzip
+    import pickle as pickles
+
+    import botocore
+
+    shipped = Path(botocore.__file__).parent / "data" / "sts" / "2011-06-15" / "service-2.json.gz"
+    model = json.loads(gzip.decompress(shipped.read_bytes()))
+    ours = tmp_path / "models" / "sts" / "2011-06-15" / "service-2.json"  # AWS_DATA_PATH comes before botocore's
+    ours.parent.mkdir(parents=True)
+    kept = tmp_path / "kept"
+
+    ours.write_text(json.dumps({**model, "documentation": "first"}))
+    assert _sts_documentation(kept, tmp_path / "models") == ["first", "first"]
+    for pickle in kept.iterdir():  # what the next server reads is what this one kept
+        data = pickles.loads(pickle.read_bytes())  # noqa: S301 - made by the server above
+        if data.get("documentation") == "first":
+            pickle.write_bytes(pickles.dumps({**data, "documentation": "kept"}))
+    assert _sts_documentation(kept, tmp_path / "models") == ["kept", "kept"]
+    for pickle in kept.iterdir():  # unreadable: parsed again, and kept anew
+        pickle.write_bytes(b"not a pickle")
+    assert _sts_documentation(kept, tmp_path / "models") == ["first", "first"]
+    assert len(list(kept.iterdir())) > 1 and all(pickle.read_bytes() != b"not a pickle" for pickle in kept.iterdir())
+    ours.write_text(json.dumps({**model, "documentation": "changed"}))
+    assert _sts_documentation(kept, tmp_path / "models") == ["changed", "changed"]
+
+
 LAYER_USER = """
 import os
 import sys
@@ -556,6 +617,186 @@ def test_a_layer_module_finds_an_optional_module_the_functions_code_provides() -
 
     assert _invoke(without)[0] is None
     assert _invoke(bundled)[0] == "from the function"
+
+
+# A handler module that begins by importing a layer package's submodule (as the template's handlers import
+# expel_onboarding's): a layer server imports it once for the environments it forks.
+IMPORTER = """
+import os
+
+from pkg import mod
+
+
+def handler(event, context):
+    mod.SEEN.append(event.get("n"))
+    return {"pid": os.getpid(), "ppid": os.getppid(), "imported_by": mod.IMPORTED_BY, "seen": mod.SEEN,
+            "value": mod.VALUE}
+"""
+SUBMODULE = "import os\nIMPORTED_BY = os.getpid()\nSEEN = []\n"
+
+
+def _package(module: str) -> list[dict]:
+    """A layer holding ``pkg`` (imported by the fork server, as a top-level module) and ``pkg/mod.py``."""
+    return _layer({"pkg/__init__.py": "", "pkg/mod.py": SUBMODULE + module})
+
+
+def _importer(layers: list[dict], stage: str = "test", code: str = IMPORTER, **variables: str) -> SimpleNamespace:
+    fn = _function("app.handler", code=code, layers=layers, stage=stage)
+    fn.environment_vars.update(variables)
+    return fn
+
+
+def test_the_layer_modules_a_handler_begins_by_importing_are_imported_once_for_each_environment_forked() -> None:
+    layers = _package("VALUE = os.environ.get('LAYER_LEVEL', 'unset')\n")
+    one, two = (_importer(layers, stage, LAYER_LEVEL="debug") for stage in ("1", "2"))
+    seed, _, _ = _invoke(_importer(layers, "0", LAYER_LEVEL="debug"))
+    assert seed["imported_by"] == seed["pid"]  # the first handler of its kind imports them itself
+
+    first, _, logs = _invoke(one, {"n": 1})
+    again, _, _ = _invoke(one, {"n": 2})
+    other, _, _ = _invoke(two, {"n": 3})  # another configuration: another environment, of the same server
+
+    assert "Init Duration" in logs
+    assert first["imported_by"] == first["ppid"] == other["ppid"] != first["pid"]  # imported before the fork
+    assert first["value"] == other["value"] == "debug"  # with the functions' value of the variable it read
+    assert again["pid"] == first["pid"] and again["seen"] == [1, 2]  # a warm environment keeps its module state
+    assert other["pid"] != first["pid"] and other["seen"] == [3]  # a new one starts from the module as imported
+
+
+def test_a_layer_module_a_handler_imports_sees_each_functions_own_value_of_a_variable_it_reads() -> None:
+    layers = _package("VALUE = os.environ.get('LAYER_LEVEL', 'unset')\n")
+
+    values = [_invoke(_importer(layers, level, **({"LAYER_LEVEL": level} if level else {})))[0]["value"]
+              for level in ("debug", "info", "", "debug")]
+
+    assert values == ["debug", "info", "unset", "debug"]
+
+
+@pytest.mark.parametrize("reads", ["AWS_SECRET_ACCESS_KEY", "HOME"])
+def test_a_layer_module_reading_the_roles_credentials_or_its_home_is_imported_in_each_environment(
+        reads: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Never given to a server: the role's credentials (each function's own, secret) and what each environment
+    # has its own value of. The environment is still a fork (of the server without the module).
+    keys = iter(["first-secret", "second-secret"])
+    monkeypatch.setattr(lambda_runner, "credential_provider", lambda fn: {
+        "AWS_ACCESS_KEY_ID": "ASIAFUNCTION", "AWS_SECRET_ACCESS_KEY": next(keys), "AWS_SESSION_TOKEN": "t"})
+    layers = _package(f"VALUE = os.environ.get({reads!r})\n")
+
+    first, second = (_invoke(_importer(layers, stage))[0] for stage in ("1", "2"))
+
+    for result in (first, second):
+        assert result["imported_by"] == result["pid"] and result["ppid"] != os.getpid()
+    if reads == "HOME":
+        assert first["value"] != second["value"] and all(r["value"].startswith("/") for r in (first, second))
+    else:
+        assert (first["value"], second["value"]) == ("first-secret", "second-secret")
+
+
+@pytest.mark.parametrize("does", ["print", "thread", "variable"])
+def test_a_layer_module_a_handler_imports_that_prints_or_starts_a_thread_or_sets_a_variable_does_so_in_each_environment(
+        does: str) -> None:
+    module = {"print": "print('layer module imported')\nVALUE = 'printed'\n",
+              "thread": "import threading, time\nTHREAD = threading.Thread(target=time.sleep, args=(60,), daemon=True)"
+                        "\nTHREAD.start()\nVALUE = 'started'\n",
+              "variable": "os.environ['SET_BY_LAYER'] = 'yes'\nVALUE = 'set'\n"}
+    layers = _package(module[does])
+    code = IMPORTER.replace('"value": mod.VALUE}', '"value": mod.VALUE, "variable": os.environ.get("SET_BY_LAYER"),'
+                                                   ' "threads": __import__("threading").active_count()}')
+
+    for stage in ("1", "2"):
+        result, errored, logs = _invoke(_importer(layers, stage, code=code))
+        assert not errored and result["imported_by"] == result["pid"]
+        assert ("layer module imported" in logs) == (does == "print")
+        assert result["threads"] == (2 if does == "thread" else 1)
+        assert result["variable"] == ("yes" if does == "variable" else None)
+
+
+def test_a_layer_module_a_handler_imports_after_code_of_its_own_is_imported_by_the_environment() -> None:
+    # What the handler runs first may change what the import does (here: the variable it reads).
+    layers = _package("VALUE = os.environ.get('LAYER_LEVEL', 'unset')\n")
+    code = IMPORTER.replace("import os\n", "import os\nos.environ['LAYER_LEVEL'] = 'set by the handler'\n", 1)
+
+    result, errored, _ = _invoke(_importer(layers, code=code))
+
+    assert not errored and result["value"] == "set by the handler" and result["imported_by"] == result["pid"]
+
+
+def test_a_new_layer_version_is_imported_anew_by_the_handlers_that_import_it() -> None:
+    values = []
+    for version in (1, 2):
+        layers = _package(f"VALUE = {version}\n")
+        _invoke(_importer(layers, "first"))
+        result, errored, _ = _invoke(_importer(layers, "second"))
+        assert not errored and result["imported_by"] == result["ppid"]
+        values.append(result["value"])
+
+    assert values == [1, 2]
+
+
+def test_a_layer_module_one_handler_begins_by_importing_and_another_imports_after_code_of_its_own_is_its_own(
+        ) -> None:
+    # Both kinds of handler begin by importing pkg.sub: the server they share holds that, not pkg.mod, which the
+    # second kind imports after it changed the variable pkg.mod reads.
+    files = {"pkg/__init__.py": "", "pkg/sub.py": SUBMODULE,
+             "pkg/mod.py": SUBMODULE + "VALUE = os.environ.get('LAYER_LEVEL', 'unset')\n"}
+    layers = _layer(files)
+    first = IMPORTER.replace("from pkg import mod\n", "from pkg import sub\nfrom pkg import mod\n", 1)
+    later = IMPORTER.replace("from pkg import mod\n", "from pkg import sub\n"
+                             "os.environ['LAYER_LEVEL'] = 'set by the handler'\nfrom pkg import mod\n", 1)
+    later = later.replace('"value": mod.VALUE}', '"value": mod.VALUE, "sub": sub.IMPORTED_BY}')
+
+    for stage in ("1", "2"):  # the second of its kind forks from a server holding pkg.sub and pkg.mod
+        assert _invoke(_importer(layers, stage, code=first))[0]["value"] == "unset"
+    result, errored, _ = _invoke(_importer(layers, "3", code=later))
+
+    assert not errored and result["sub"] == result["ppid"]  # forked from the server that imported pkg.sub
+    assert result["value"] == "set by the handler" and result["imported_by"] == result["pid"]
+
+
+def test_a_layer_module_a_handler_imports_finds_an_optional_module_the_functions_code_provides() -> None:
+    layers = _package("try:\n    import extra\n    VALUE = extra.NAME\nexcept ImportError:\n    VALUE = None\n")
+    without = _importer(layers)
+    bundled = _importer(layers, "bundled")
+    bundled.code_bytes = function_zip({"app.py": IMPORTER, "extra.py": "NAME = 'from the function'\n"})
+
+    assert _invoke(without)[0]["value"] is None
+    assert _invoke(bundled)[0]["value"] == "from the function"
+
+
+@pytest.mark.parametrize(("code", "imports"), [
+    ('"""doc"""\nfrom __future__ import annotations\nimport os, json\nfrom a.b import c as d, e\nx = 1\nimport f\n',
+     [["os", None], ["json", None], ["a.b", ["c", "e"]]]),
+    ("import a\nimport own\nimport b\n", [["a", None]]),  # the function's own module: its code runs there
+    ("import a\nfrom . import b\n", [["a", None]]),
+    ("import a\ntry:\n    import b\nexcept ImportError:\n    pass\n", [["a", None]]),
+    ("def handler(event, context):\n    import a\n", []),
+    ("import a\ndef (:\n", []),  # a syntax error: the Init reports it
+])
+def test_the_leading_imports_of_a_handler_module_are_its_first_statements_importing_others_code(
+        tmp_path: Path, code: str, imports: list) -> None:
+    (tmp_path / "app.py").write_text(code)
+    (tmp_path / "own.py").write_text("")
+
+    assert lambda_runner.leading_imports(tmp_path, "app.handler") == imports
+    assert lambda_runner.leading_imports(tmp_path, "package/app.handler") == []  # the package's code runs first
+
+
+def test_two_handler_modules_share_the_leading_imports_of_the_same_modules_and_submodules(tmp_path: Path) -> None:
+    for module in ("pkg/__init__.py", "pkg/models.py", "pkg/steps/one.py", "pkg/steps/two.py"):
+        (tmp_path / "python" / module).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "python" / module).write_text("")
+    one = [["lib", ["Logger"]], ["pkg.models", ["Config", "Trail"]], ["pkg.steps", ["one"]], ["pkg", ["models"]]]
+    two = [["lib", ["Logger", "Metrics"]], ["pkg.drift", None], ["pkg.models", ["Config"]], ["pkg.steps", ["two"]]]
+
+    shared = lambda_runner.shared_imports(one, two, tmp_path)
+
+    # Names that are not modules of the layers are attributes: importing them imports nothing more.
+    assert shared == [["lib", None], ["pkg.models", None], ["pkg.steps", None]]
+    assert lambda_runner.runs_first(shared, one) and lambda_runner.runs_first(shared, two)
+    assert lambda_runner.shared_imports(one, one, tmp_path) == [["lib", None], ["pkg.models", None],
+                                                                ["pkg.steps", ["one"]], ["pkg", ["models"]]]
+    assert not lambda_runner.runs_first([["pkg.steps", ["one"]]], two)  # two imports pkg.steps.two only
+    assert not lambda_runner.runs_first([["pkg.steps", None], ["pkg.models", None]], two)  # not in this order
 
 
 def test_a_function_initialized_proactively_serves_its_first_invocation_warm_and_reports_that_init() -> None:
