@@ -360,15 +360,17 @@ def _warm_moto() -> None:
     transform (together about a second of CPU of each local cloud's first deploy): the endpoint data of every
     partition (read for each service's backend), the services' request routers, the services' error tables,
     ANTLR's grammar caches, the AWS managed policies. Read-only data and caches: no backend is made here."""
-    from botocore.session import Session
     from moto.core import errors, utils
+    from moto.core.base_backend import AccountSpecificBackend
     from moto.core.routing import get_router_class, get_service_router
 
     from local_cloud import cloudformation_iam, cloudformation_templates
     from local_cloud.enforcement.middleware import service_model
 
     moto_caches.install()
-    session = Session()
+    # moto's own botocore session, which lists each new account's regions for every service (its first use reads
+    # the endpoint data: about 60 ms of the first request that reaches a backend).
+    session = AccountSpecificBackend.get_session()
     for partition in session.get_available_partitions():
         for service in WARM_SERVICES:
             session.get_available_regions(service, partition_name=partition)
