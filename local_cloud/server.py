@@ -13,6 +13,7 @@ import logging
 import os
 import re
 import socket
+import sys
 import threading
 import time
 import uuid
@@ -359,16 +360,19 @@ def _warm_moto() -> None:
     """What moto works out on a service's first request, a first state machine, a first stack with a Serverless
     transform (together about a second of CPU of each local cloud's first deploy): the endpoint data of every
     partition (read for each service's backend), the services' request routers, the services' error tables,
-    ANTLR's grammar caches, the AWS managed policies. Read-only data and caches: no backend is made here."""
-    from botocore.session import Session
+    ANTLR's grammar caches, the AWS managed policies, the SAM translator's policy templates (when the transform is
+    loaded already). Read-only data and caches: no backend is made here."""
     from moto.core import errors, utils
+    from moto.core.base_backend import AccountSpecificBackend
     from moto.core.routing import get_router_class, get_service_router
 
     from local_cloud import cloudformation_iam, cloudformation_templates
     from local_cloud.enforcement.middleware import service_model
 
     moto_caches.install()
-    session = Session()
+    # moto's own botocore session, which lists each new account's regions for every service (its first use reads
+    # the endpoint data: about 60 ms of the first request that reaches a backend).
+    session = AccountSpecificBackend.get_session()
     for partition in session.get_available_partitions():
         for service in WARM_SERVICES:
             session.get_available_regions(service, partition_name=partition)
@@ -384,6 +388,8 @@ def _warm_moto() -> None:
     moto_caches.warm_parser()
     cloudformation_templates.managed_policy_arns()
     cloudformation_iam.aws_managed_policies()
+    if "samtranslator.translator.translator" in sys.modules:  # a parent that preloaded the Serverless transform
+        cloudformation_templates.policy_templates()
 
 
 class LocalCloud:

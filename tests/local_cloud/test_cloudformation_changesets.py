@@ -11,7 +11,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from local_cloud import cloudformation_changesets
+from local_cloud import cloudformation_changesets, cloudformation_templates
 from local_cloud.cloudformation_changesets import EMPTY_CHANGE_SET
 from tests.support import ECHO_HANDLER, function_zip, refusal
 
@@ -163,6 +163,28 @@ def test_the_transform_resolves_managed_policies_and_definition_substitutions_se
     definition = json.loads(sfn.describe_state_machine(stateMachineArn=outputs["FlowArn"])["definition"])
     assert definition["States"]["Do"]["Resource"] == (
         f"arn:aws:lambda:{REGION}:123456789012:function:{outputs['WorkName']}")
+
+
+def test_each_translation_fills_in_policy_templates_with_its_own_values() -> None:
+    """The translator's policy templates are read once per process; a translation fills in its own copy."""
+
+    def poller_statements(queue: str, region: str) -> list[Any]:
+        template = {"Transform": "AWS::Serverless-2016-10-31", "Resources": {"Work": {
+            "Type": "AWS::Serverless::Function", "Properties": {
+                "Runtime": "python3.13", "Handler": "app.handler", "CodeUri": f"s3://{BUCKET}/code.zip",
+                "Policies": [{"SQSPollerPolicy": {"QueueName": queue}}]}}}}
+        processed = cloudformation_templates.expand_serverless(template, {}, "123456789012", region, "aws", "st")
+        return [s for p in processed["Resources"]["WorkRole"]["Properties"]["Policies"]
+                for s in p["PolicyDocument"]["Statement"]]
+
+    first = poller_statements("alpha", "us-east-1")
+    second = poller_statements("beta", "eu-west-1")
+
+    queue_arn = "arn:${AWS::Partition}:sqs:${AWS::Region}:${AWS::AccountId}:${queueName}"
+    assert [s["Resource"] for s in first] == [{"Fn::Sub": [queue_arn, {"queueName": "alpha"}]}]
+    assert [s["Resource"] for s in second] == [{"Fn::Sub": [queue_arn, {"queueName": "beta"}]}]
+    assert "sqs:ReceiveMessage" in first[0]["Action"]
+    assert poller_statements("alpha", "us-east-1") == first
 
 
 def test_an_update_change_set_without_changes_fails_as_cloudformation_says(cfn: Any) -> None:
