@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import boto3
+import pytest
 from botocore.context import start_as_current_context
 from botocore.hooks import _PrefixTrie
 from botocore.useragent import register_feature_id
+from moto import mock_aws
+from moto.core import models as moto_models
+from moto.core.models import MockAWS
 
 from tests import shared_work
 
@@ -51,3 +57,26 @@ def test_the_user_agent_is_botocores_for_each_set_of_features() -> None:
         with_waiter = shared_work._user_agent(creator)
         assert with_waiter == shared_work._USER_AGENT(creator)
     assert with_waiter != shared_work._user_agent(creator)
+
+
+def _started_mock() -> dict[str, Any]:
+    """What a mock holds once started: its routes by HTTP method, and whether requests reach it."""
+    with mock_aws():
+        responses = moto_models.responses_mock
+        return {"routes": {method: [id(route) for route in routes]  # the same objects (_route_once), in order
+                           for method, routes in responses.get_registry()._registered.items()},
+                "registry": type(responses.get_registry()), "passthru": responses.passthru_prefixes,
+                "patched": responses._patcher is not None, "stubbed": moto_models.botocore_stubber.enabled,
+                "queues": boto3.client("sqs", region_name="us-east-1").list_queues().get("QueueUrls", [])}
+
+
+def test_a_mock_starts_with_the_routes_moto_gives_it_and_nothing_the_last_one_held(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    with mock_aws():
+        boto3.client("sqs", region_name="us-east-1").create_queue(QueueName="left-over")
+    ours = _started_mock()
+    monkeypatch.setattr(MockAWS, "_enable_patching", shared_work._ENABLE_PATCHING)
+    theirs = _started_mock()
+    assert ours == theirs
+    assert sum(map(len, ours["routes"].values())) > 1000 and ours["patched"] and ours["stubbed"]
+    assert ours["queues"] == []
