@@ -6,8 +6,9 @@ per test process (same answers). tests/conftest.py applies it for the whole sess
   per such key is made.
 * Endpoint rules: every client parses its service's endpoint rule set into a tree and resolves its endpoint in a
   cache of its own; the rule sets come from the one shared loader, so one provider per rule set answers all.
-* Event handlers: every client copies its session's handler trie (two hundred nodes) with a generic walk over
-  every dict; the copy here makes the same nodes directly.
+* Event handlers: every client copies its session's handler trie (two hundred nodes), then adds a few handlers of
+  its own. Here the copy shares the nodes, and either trie copies a shared node (and those above it) before it
+  changes it: each still holds what botocore's full copy would, and the copy costs nothing.
 * ``mock_aws()``: each test's mock builds its 1,300 ``responses`` routes (every backend's URL patterns, for each
   HTTP method) as it starts; the routes are the same each time, so after the first start a mock starts with a
   copy of the first one's route lists instead of adding them one at a time (a millisecond and a half per test).
@@ -55,6 +56,8 @@ def apply(patch: pytest.MonkeyPatch) -> None:
     patch.setattr(ClientCreator, "_create_client_class", _shared_client_class)
     patch.setattr(regions, "EndpointProvider", _shared_endpoint_provider)
     patch.setattr(_PrefixTrie, "__copy__", _copy_trie)
+    patch.setattr(_PrefixTrie, "append_item", _append_item)
+    patch.setattr(_PrefixTrie, "remove_item", _remove_item)
     patch.setattr(moto_models, "CallbackResponse", _route_once)
     patch.setattr(MockAWS, "_enable_patching", _start_with_routes)
     patch.setattr(S3Backend, "_url_module", property(_s3_url_module))
@@ -96,17 +99,54 @@ def _shared_endpoint_provider(ruleset_data: Any, partition_data: Any, excluded_p
     return _endpoint_providers[key]
 
 
-def _copy_node(node: dict[str, Any]) -> dict[str, Any]:
-    values = node["values"]
-    return {"chunk": node["chunk"], "children": {part: _copy_node(child) for part, child in node["children"].items()},
-            "values": None if values is None else NodeList(values.first[:], values.middle[:], values.last[:])}
+_APPEND_ITEM = _PrefixTrie.append_item
+_REMOVE_ITEM = _PrefixTrie.remove_item
+# A trie that shares nodes holds, under this attribute, the nodes that are its own (by id; the dict keeps them alive,
+# so no other node takes the id): it changes only those, after copying a shared one. A trie without it owns all.
+_OWN = "_own_nodes"
 
 
 def _copy_trie(trie: _PrefixTrie) -> _PrefixTrie:
-    """botocore's copy of a handler trie: the same nodes, each node's handler lists copied."""
+    """botocore's copy of a handler trie, which shares every node with ``trie`` until one of them changes it."""
     copied = _PrefixTrie()
-    copied.__dict__ = {**trie.__dict__, "_root": _copy_node(trie._root)}
+    copied.__dict__ = {**trie.__dict__, _OWN: {}}
+    trie.__dict__[_OWN] = {}
     return copied
+
+
+def _own(trie: _PrefixTrie, node: dict[str, Any]) -> dict[str, Any]:
+    """``node``, or the trie's own copy of it (its handler lists and children copied, the children still shared)."""
+    own: dict[int, dict[str, Any]] = trie.__dict__[_OWN]
+    if id(node) in own:
+        return node
+    values = node["values"]
+    mine = {"chunk": node["chunk"], "children": dict(node["children"]),
+            "values": None if values is None else NodeList(values.first[:], values.middle[:], values.last[:])}
+    own[id(mine)] = mine
+    return mine
+
+
+def _own_path(trie: _PrefixTrie, parts: list[str]) -> None:
+    """The nodes from the root along ``parts``, as far as they exist, the trie's own."""
+    node = trie._root = _own(trie, trie._root)
+    for part in parts:
+        child = node["children"].get(part)
+        if child is None:
+            return
+        mine = node["children"][part] = _own(trie, child)
+        node = mine
+
+
+def _append_item(trie: _PrefixTrie, key: str, value: Any, section: int = 1) -> None:
+    if _OWN in trie.__dict__:
+        _own_path(trie, key.split("."))
+    _APPEND_ITEM(trie, key, value, section)  # its new nodes are the trie's own: no other trie reaches them
+
+
+def _remove_item(trie: _PrefixTrie, key: str, value: Any) -> None:
+    if _OWN in trie.__dict__:
+        _own_path(trie, key.split("."))
+    _REMOVE_ITEM(trie, key, value)
 
 
 def _route_once(*, method: str, url: Any, callback: Any) -> CallbackResponse:

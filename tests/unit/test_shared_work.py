@@ -34,13 +34,51 @@ def test_a_handler_one_client_registers_reaches_neither_its_session_nor_another_
         "before-call.sqs.SendMessage"))
 
 
+EVENTS = ("before-call.s3.PutObject", "needs-retry.sqs", "creating-client-class.s3", "after-call.iam",
+          "before-call.sqs.SendMessage", "before-call.sqs.*")
+
+
+def _botocores_copy(trie: _PrefixTrie) -> _PrefixTrie:
+    theirs = _PrefixTrie()
+    theirs.__dict__ = trie._recursive_copy({"_root": trie._root})
+    return theirs
+
+
+def _same(ours: _PrefixTrie, theirs: _PrefixTrie) -> None:
+    assert ours._root == theirs._root
+    for event in EVENTS:
+        assert list(ours.prefix_search(event)) == list(theirs.prefix_search(event))
+
+
 def test_the_trie_copy_holds_what_botocores_copy_holds() -> None:
     trie = boto3.session.Session()._session.get_component("event_emitter")._emitter._handlers
-    ours, theirs = shared_work._copy_trie(trie), _PrefixTrie()
-    theirs.__dict__ = trie._recursive_copy(trie.__dict__)
-    assert ours.__dict__ == theirs.__dict__
-    for event in ("before-call.s3.PutObject", "needs-retry.sqs", "creating-client-class.s3", "after-call.iam"):
-        assert list(ours.prefix_search(event)) == list(trie.prefix_search(event))
+    _same(shared_work._copy_trie(trie), _botocores_copy(trie))
+
+
+def test_tries_that_share_nodes_change_as_botocores_copies_would() -> None:
+    """Each of a trie and its copies, then a copy of a copy, adds and removes handlers; each trie holds what it would
+    had every copy been botocore's full one."""
+    session = boto3.session.Session()._session.get_component("event_emitter")._emitter._handlers
+    trie = shared_work._copy_trie(session)  # a client's trie, say, to keep the session's out of it
+    expected = _botocores_copy(trie)
+    client, expected_client = shared_work._copy_trie(trie), _botocores_copy(trie)
+    handlers = [lambda n=n: n for n in range(4)]
+    for ours, theirs, handler in ((trie, expected, handlers[0]), (client, expected_client, handlers[1])):
+        for one in (ours, theirs):
+            one.append_item("before-call.sqs.SendMessage", handler)
+            one.append_item("before-call.sqs.*", handler, section=0)
+            one.append_item("brand-new.event", handler)
+    again, expected_again = shared_work._copy_trie(client), _botocores_copy(client)
+    for ours, theirs in ((client, expected_client), (again, expected_again)):
+        for one in (ours, theirs):
+            one.remove_item("before-call.sqs.SendMessage", handlers[1])
+            one.append_item("after-call.iam", handlers[2])
+    trie.remove_item("brand-new.event", handlers[0])
+    expected.remove_item("brand-new.event", handlers[0])
+    for ours, theirs in ((trie, expected), (client, expected_client), (again, expected_again)):
+        _same(ours, theirs)
+    assert handlers[0] not in client.prefix_search("before-call.sqs.SendMessage")
+    assert not session.prefix_search("brand-new.event")
 
 
 def test_clients_of_a_service_share_one_class_with_boto3s_additions() -> None:
