@@ -12,6 +12,10 @@ per test process (same answers). tests/conftest.py applies it for the whole sess
 * ``mock_aws()``: each test's mock builds its 1,300 ``responses`` routes (every backend's URL patterns, for each
   HTTP method) as it starts; the routes are the same each time, so after the first start a mock starts with a
   copy of the first one's route lists instead of adding them one at a time (a millisecond and a half per test).
+* TLS: every client's HTTP session makes an SSL context (a quarter of a millisecond in OpenSSL), which urllib3
+  uses only to open an HTTPS connection: the tests' clients open none (moto answers in the process, the local cloud
+  over HTTP). Clients without a proxy share one context, made as botocore makes each; an HTTPS connection would
+  set its verification on the context as it does on a context of its own.
 * User-Agent: botocore builds each request's User-Agent header from its client's fixed settings and the features the
   request uses (a few dozen string sanitizations); one string per client and set of features.
 * S3's routes: moto reloads ``moto.s3.urls`` for every S3 request, in case ``MOTO_S3_CUSTOM_ENDPOINTS`` changed;
@@ -30,6 +34,7 @@ from botocore.client import ClientCreator
 from botocore.context import get_context
 from botocore.endpoint_provider import EndpointProvider
 from botocore.hooks import EventAliaser, NodeList, _PrefixTrie
+from botocore.httpsession import URLLib3Session
 from botocore.model import ServiceModel
 from botocore.useragent import UserAgentString
 from moto import settings
@@ -40,6 +45,8 @@ from moto.s3.models import S3Backend
 
 _CREATE_CLIENT_CLASS = ClientCreator._create_client_class
 _USER_AGENT = UserAgentString.to_string
+_SSL_CONTEXT = URLLib3Session._get_ssl_context
+_ssl_contexts: list[Any] = []  # the one context clients without a proxy share
 # What of a client's configuration its User-Agent header says.
 _USER_AGENT_SETTINGS = ("_supplied_user_agent", "user_agent", "user_agent_extra", "user_agent_appid", "retries",
                         "endpoint_discovery_enabled")
@@ -62,6 +69,7 @@ def apply(patch: pytest.MonkeyPatch) -> None:
     patch.setattr(MockAWS, "_enable_patching", _start_with_routes)
     patch.setattr(S3Backend, "_url_module", property(_s3_url_module))
     patch.setattr(UserAgentString, "to_string", _user_agent)
+    patch.setattr(URLLib3Session, "_get_ssl_context", _shared_ssl_context)
 
 
 def _handler_key(handler: Any) -> Any:
@@ -194,3 +202,11 @@ def _user_agent(creator: UserAgentString) -> str:
     if key not in built:
         built[key] = _USER_AGENT(creator)
     return built[key]
+
+
+def _shared_ssl_context(session: URLLib3Session) -> Any:
+    if session._proxy_config._proxies:  # a proxy's context may get its own CA bundle or client certificate
+        return _SSL_CONTEXT(session)
+    if not _ssl_contexts:
+        _ssl_contexts.append(_SSL_CONTEXT(session))
+    return _ssl_contexts[0]

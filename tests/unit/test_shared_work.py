@@ -8,6 +8,7 @@ import boto3
 import pytest
 from botocore.context import start_as_current_context
 from botocore.hooks import _PrefixTrie
+from botocore.httpsession import URLLib3Session, create_urllib3_context
 from botocore.useragent import register_feature_id
 from moto import mock_aws
 from moto.core import models as moto_models
@@ -118,3 +119,22 @@ def test_a_mock_starts_with_the_routes_moto_gives_it_and_nothing_the_last_one_he
     assert ours == theirs
     assert sum(map(len, ours["routes"].values())) > 1000 and ours["patched"] and ours["stubbed"]
     assert ours["queues"] == []
+
+
+def _ssl_context(client: Any) -> Any:
+    return client._endpoint.http_session._manager.connection_pool_kw["ssl_context"]
+
+
+def test_clients_without_a_proxy_share_the_ssl_context_botocore_makes_and_a_proxys_client_gets_its_own(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    first, second = boto3.client("sqs", region_name="us-east-1"), boto3.client("s3", region_name="eu-west-1")
+    shared, botocores = _ssl_context(first), create_urllib3_context()
+    assert _ssl_context(second) is shared
+    for setting in ("protocol", "options", "verify_mode", "check_hostname", "minimum_version", "maximum_version",
+                    "post_handshake_auth", "verify_flags"):
+        assert getattr(shared, setting) == getattr(botocores, setting), setting
+    assert shared.get_ciphers() == botocores.get_ciphers()
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    proxied = boto3.client("sqs", region_name="us-east-1")
+    assert proxied._endpoint.http_session._proxy_config._proxies and _ssl_context(proxied) is not shared
+    assert isinstance(proxied._endpoint.http_session, URLLib3Session)
