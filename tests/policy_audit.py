@@ -16,9 +16,12 @@ import json
 import warnings
 from typing import Any
 
+import jsoncfg
+from jsoncfg.config_classes import ConfigJSONArray, ConfigJSONObject, ConfigJSONScalar, ConfigNode
+
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", UserWarning)  # parliament imports the deprecated pkg_resources
-    from parliament import analyze_policy_string, statement
+    from parliament import statement
     from parliament.policy import Policy
 
 
@@ -150,8 +153,44 @@ def _parliament(document: dict[str, Any]) -> list[tuple[str, str]]:
 # once (each policy's own test, then whether each accepted finding is still needed): one analysis each.
 @functools.cache
 def _parliament_of(document: str) -> tuple[tuple[str, str], ...]:
-    policy = analyze_policy_string(document, ignore_private_auditors=True, include_community_auditors=True)
+    """What parliament's ``analyze_policy_string`` finds in ``document``, which json.dumps wrote."""
+    policy = Policy(config_tree(document))
+    policy.analyze(ignore_private_auditors=True, include_community_auditors=True)
     return tuple((finding.issue, str(finding.detail)) for finding in policy.findings)
+
+
+def config_tree(text: str) -> ConfigNode:
+    """jsoncfg's tree of ``text`` (what parliament analyses: each node with the line and column it starts at), made
+    from json's parse when ``text`` is json.dumps's own single-line output of it, where every node's place follows
+    from the lengths of what precedes it. jsoncfg's parser reads a character at a time in Python: it took half of
+    each analysis. Any other text goes to jsoncfg."""
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        parsed = None
+    if not isinstance(parsed, dict) or json.dumps(parsed) != text:  # also a repeated key: json keeps the last
+        return jsoncfg.loads_config(text)
+    return _config_node(parsed, 0)[0]
+
+
+def _config_node(value: Any, offset: int) -> tuple[ConfigNode, int]:
+    """The node of ``value``, which json.dumps writes from ``offset`` on (jsoncfg: line 1, column offset + 1), and
+    the offset after it."""
+    node: ConfigNode
+    if isinstance(value, dict):
+        node, offset = ConfigJSONObject(1, offset + 1), offset + 1  # "{"
+        for index, (key, item) in enumerate(value.items()):
+            offset += (2 if index else 0) + len(json.dumps(key)) + 2  # ", " before all but the first; '"key": '
+            child, offset = _config_node(item, offset)
+            node._insert(key, child)
+        return node, offset + 1  # "}"
+    if isinstance(value, list):
+        node, offset = ConfigJSONArray(1, offset + 1), offset + 1  # "["
+        for index, item in enumerate(value):
+            child, offset = _config_node(item, offset + (2 if index else 0))
+            node._append(child)
+        return node, offset + 1  # "]"
+    return ConfigJSONScalar(value, 1, offset + 1), offset + len(json.dumps(value))
 
 
 def all_findings(document: dict[str, Any]) -> list[tuple[str, str]]:

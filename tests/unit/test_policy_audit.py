@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+import jsoncfg
 import pytest
 
 from expel_onboarding.policies.bucket_policy import (
@@ -14,7 +16,7 @@ from expel_onboarding.policies.bucket_policy import (
 from expel_onboarding.policies.key_policy import cloudtrail_key_policy, merge_key_policy
 from expel_onboarding.policies.queue_policy import merge_queue_policy, queue_statements
 from expel_onboarding.policies.topic_policy import merge_topic_policy, topic_statements
-from tests.policy_audit import ACCEPTED_FINDINGS, RESOURCE_KINDS, all_findings, audit
+from tests.policy_audit import ACCEPTED_FINDINGS, RESOURCE_KINDS, all_findings, audit, config_tree
 
 ACCOUNT = "123456789012"
 
@@ -73,3 +75,32 @@ def test_every_accepted_finding_is_still_needed() -> None:
 def test_audit_reports_what_it_should_catch(kind: str, statement: dict, issue: str) -> None:
     findings = audit({"Version": "2012-10-17", "Statement": [statement]}, kind)
     assert any(f.startswith(f"{issue}:") for f in findings), findings
+
+
+def _same_tree(ours: Any, theirs: Any) -> None:
+    assert type(ours) is type(theirs) and repr(ours) == repr(theirs)  # the repr names the line and column
+    if jsoncfg.node_is_object(ours):
+        assert [key for key, _ in ours] == [key for key, _ in theirs]
+        for (_, mine), (_, its) in zip(ours, theirs, strict=True):
+            _same_tree(mine, its)
+    elif jsoncfg.node_is_array(ours):
+        for mine, its in zip(ours, theirs, strict=True):
+            _same_tree(mine, its)
+    else:
+        assert type(ours.value) is type(theirs.value) and ours.value == theirs.value
+
+
+@pytest.mark.parametrize("text", [
+    *(json.dumps(document, sort_keys=True) for _, _, document in DOCUMENTS),
+    json.dumps({"Sid": 'é \\ " \n', "N": [1, 2.5, -3e-07, True, None, [], {}, [[{}]]], "E": {}, "U": "\u2603"}),
+    '{"Version": "2012-10-17",\n "Statement": []}',  # not json.dumps's layout: jsoncfg reads it
+    '{"Sid": "a", "Sid": "b"}',  # a repeated key: jsoncfg's refusal, not json's last value
+])
+def test_the_tree_parliament_analyses_is_jsoncfgs(text: str) -> None:
+    try:
+        theirs = jsoncfg.loads_config(text)
+    except jsoncfg.JSONConfigParserException:
+        with pytest.raises(jsoncfg.JSONConfigParserException):
+            config_tree(text)
+        return
+    _same_tree(config_tree(text), theirs)
