@@ -38,6 +38,7 @@ same way; the environments forked from it skip that import. One whose import was
 """
 
 import contextlib
+import functools
 import gc
 import importlib
 import json
@@ -586,8 +587,6 @@ def rehome_botocore() -> None:
 def serve_forks(opt_root: str, control_fd: int, kept: str, services: list[str]) -> None:
     """The fork server: preload, then serve (``serve``) until the runner closes its end. ``kept``: where botocore's
     parsed data is kept between servers (see ``preparse``)."""
-    import socket
-
     sys.path[:0] = layer_paths(opt_root)
     for name in PRELOAD:
         importlib.import_module(name)
@@ -601,78 +600,40 @@ def serve_forks(opt_root: str, control_fd: int, kept: str, services: list[str]) 
             os.execve(sys.executable, sys.orig_argv, {**os.environ, RUNTIME_ONLY: "1"})  # noqa: S606 - this server again
         read, missing = layers
     os.environ.pop(RUNTIME_ONLY, None)
-    serve(socket.socket(fileno=control_fd), opt_root, read, missing)
+    serve(control_fd, opt_root, read, missing)
 
 
-def serve(control, opt_root: str, read: dict[str, str | None], missing: set[str]) -> None:  # noqa: ANN001 - a socket
-    """Say which top-level modules this server holds, then fork environments (or servers) on request.
-
-    Messages (one per SOCK_SEQPACKET packet, JSON): in ``{"task_root", "cwd", "env"}`` with the request,
-    result and log file descriptors attached, or ``{"server": {"environ", "imports"}}`` with the control socket of
-    a new server attached (see ``become_server``); out ``{"ready", "preloaded", "environ", "layers"}`` once,
-    ``{"spawned": pid}`` for each request, ``{"exited": pid, "status": returncode}`` for each child that ended (the
-    server is their parent, so it reaps them). The runner closing its end stops the server.
-    """
-    import select
-    import signal
-    import socket
-
-    # An environment's exit wakes the loop at once (the runner waits for it when it stops one).
-    wake_read, wake_write = os.pipe()
-    os.set_blocking(wake_read, False)
-    os.set_blocking(wake_write, False)
-    signal.set_wakeup_fd(wake_write)
-    signal.signal(signal.SIGCHLD, lambda signum, frame: None)
-
-    def say(message: dict) -> None:
-        control.send(json.dumps(message).encode("utf-8"))
-
+def serve(control_fd: int, opt_root: str, read: dict[str, str | None], missing: set[str]) -> None:
+    """Say what this server holds, then fork (``forking.serve``) until the runner closes its end: environments
+    (``{"task_root", "cwd", "env"}`` with the request, result and log file descriptors attached), or servers
+    (``{"server": {"environ", "imports"}}`` with the new server's end of its socket attached: ``become_server``)."""
+    forking = _load_sibling("forking")
     # preloaded: the names the function's code must not provide (see ``ForkServer.serves``); environ: the variables
     # the preload read, with the values an environment must have for its fork (see ``ForkServer.fits``); layers: the
     # layers' top-level modules (what a handler's imports may preload, see ``lambda_runner.leading_imports``).
-    say({"ready": True, "preloaded": sorted({name.partition(".")[0] for name in sys.modules} | missing),
-         "environ": read, "layers": layer_modules(opt_root)})
-    while True:
-        while True:  # reap ended children
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                break
-            if pid == 0:
-                break
-            say({"exited": pid, "status": os.waitstatus_to_exitcode(status)})
-        ready = select.select([control, wake_read], [], [], 1.0)[0]
-        if wake_read in ready:
-            while True:
-                try:
-                    if not os.read(wake_read, 4096):
-                        break
-                except BlockingIOError:
-                    break
-        if control not in ready:
-            continue
-        data, fds, _, _ = socket.recv_fds(control, 1 << 20, 3)
-        if not data:
-            return
-        request = json.loads(data)
-        sys.stdout.flush()
-        sys.stderr.flush()
-        # What the server holds (the preloaded modules, botocore's parsed data) out of the collector's reach: an
-        # environment's collections then neither walk it nor write to its pages (which fork shares until written).
-        gc.freeze()
-        pid = os.fork()
-        if pid == 0:
-            control.close()
-            signal.set_wakeup_fd(-1)
-            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-            os.close(wake_read)
-            os.close(wake_write)
-            if "server" in request:
-                become_server(request["server"], opt_root, read, missing, *fds)
-            _become_environment(request, opt_root, *fds)
-        for fd in fds:
-            os.close(fd)
-        say({"spawned": pid})
+    # Before each fork, what the server holds (the preloaded modules, botocore's parsed data) goes out of the
+    # collector's reach: a fork's collections then neither walk it nor write to its pages (shared until written).
+    forked = forking.serve(control_fd, {"preloaded": sorted({name.partition(".")[0] for name in sys.modules} | missing),
+                                        "environ": read, "layers": layer_modules(opt_root)}, before_fork=gc.freeze)
+    if forked is None:
+        return
+    request, fds = forked
+    if "server" in request:
+        become_server(request["server"], opt_root, read, missing, *fds)
+    _become_environment(request, opt_root, *fds)
+
+
+@functools.cache
+def _load_sibling(name: str):  # noqa: ANN202 - a module of this folder
+    """A standard-library-only module beside this file, by its path: nothing of the tree is on this runtime's path
+    (nor is put there: the function's code must not find it), and it is kept out of ``sys.modules``."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"_local_cloud_{name}", os.path.join(os.path.dirname(__file__),
+                                                                                        f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def become_server(spec: dict, opt_root: str, read: dict[str, str | None], missing: set[str], control_fd: int) -> None:
@@ -681,10 +642,7 @@ def become_server(spec: dict, opt_root: str, read: dict[str, str | None], missin
     environments for it have (each a variable an earlier import read). What this server's environments must then
     agree on is what both imports read: this one's and its parent's. Says ``{"ready": false}`` and ends when the
     import did what a copy cannot give every environment (see ``watched``). Never returns to the parent's loop."""
-    import socket
-
     code = 0
-    control = socket.socket(fileno=control_fd)
     try:
         # The runner forks a server only from one whose import agrees with these values (see ``ForkServer.fits``).
         for name, value in spec["environ"].items():  # None: unset
@@ -694,9 +652,9 @@ def become_server(spec: dict, opt_root: str, read: dict[str, str | None], missin
                 os.environ[name] = value
         imported = preload_imports(spec["imports"])
         if imported is None:
-            control.send(json.dumps({"ready": False}).encode("utf-8"))
+            _load_sibling("forking").refuse(control_fd, "the imports did what a copy cannot give every environment")
             return
-        serve(control, opt_root, {**imported[0], **read}, missing | imported[1])
+        serve(control_fd, opt_root, {**imported[0], **read}, missing | imported[1])
     except BaseException:  # noqa: BLE001 - what an uncaught exception does to a process
         traceback.print_exc()
         code = 1

@@ -73,7 +73,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from local_cloud import iam_propagation, time_scale
+from local_cloud import forking, iam_propagation, time_scale
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BOOTSTRAP = Path(__file__).resolve().parent / "_lambda_bootstrap.py"
@@ -278,99 +278,35 @@ class WorkerGone(Exception):
     """The environment's process ended (a crash, ``os._exit``, a kill)."""
 
 
-class ForkedProcess:
-    """An environment forked by a fork server: what ``Worker`` uses of ``subprocess.Popen``. The server is
-    its parent and reports its exit status."""
-
-    def __init__(self, server: ForkServer, pid: int) -> None:
-        self.server = server
-        self.pid = pid
-        self.returncode: int | None = None
-
-    def poll(self) -> int | None:
-        if self.returncode is None:
-            self.returncode = self.server.exit_status(self.pid)
-        return self.returncode
-
-    def wait(self, timeout: float | None = None) -> int:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while self.poll() is None:
-            if deadline is not None and time.monotonic() > deadline:
-                raise subprocess.TimeoutExpired(str(self.pid), timeout or 0)
-            self.server.wait_for_exit(0.05)
-        return self.returncode  # type: ignore[return-value]
-
-
-class ForkServer:
+class ForkServer(forking.Client):
     """A runtime process holding the preloaded runtime modules, forking execution environments for one /opt.
 
-    The constructor starts it; ``ready()`` waits for its preload (once), so it can be started ahead of its
-    first use."""
+    The constructor starts it (or takes one forked from another: ``LayerServer``); ``ready()`` waits for its
+    preload (once), so it can be started ahead of its first use."""
 
-    process: subprocess.Popen[bytes] | ForkedProcess
-
-    def __init__(self, opt_root: Path) -> None:
+    def __init__(self, opt_root: Path, control: socket.socket | None = None,
+                 process: forking.Forked | None = None) -> None:
         self.opt_root = opt_root
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        # What every environment of the runtime has: what the layers' modules, imported here, may read of it.
-        env = _runtime_variables()
-        self.process = subprocess.Popen(
-            [runtime_python(), "-I", "-u", str(BOOTSTRAP), "--fork-server", str(opt_root), str(theirs.fileno()),
-             str(cache().artifacts / PARSED_BOTOCORE), ",".join(PREPARSED_SERVICES)],
-            env=env, cwd=str(opt_root), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL, pass_fds=(theirs.fileno(),), start_new_session=True,
-        )
-        theirs.close()
-        self._attach(ours)
-
-    def _attach(self, control: socket.socket) -> None:
-        self._socket = control
-        self._spawn_lock = threading.Lock()
-        self._ready_lock = threading.Lock()
-        self._changed = threading.Condition()
-        self._spawned: list[int] = []
-        self._exits: dict[int, int] = {}
-        self._closed = False
+        if control is None or process is None:
+            # What every environment of the runtime has: what the layers' modules, imported here, may read of it.
+            control, process = forking.start(
+                lambda control_fd: [runtime_python(), "-I", "-u", str(BOOTSTRAP), "--fork-server", str(opt_root),
+                                    str(control_fd), str(cache().artifacts / PARSED_BOTOCORE),
+                                    ",".join(PREPARSED_SERVICES)],
+                env=_runtime_variables(), cwd=opt_root)
+        super().__init__(str(opt_root), control, process)
         self.preloaded: frozenset[str] | None = None
         self.environ: dict[str, str | None] = {}  # the variables the layers' import read: name -> value (None: unset)
         self.layers: frozenset[str] = frozenset()  # the layers' top-level modules
 
     def ready(self) -> bool:
         """Wait for the server's preload (the first call); False when it did not start."""
-        with self._ready_lock:
-            if self.preloaded is None and not self._closed:
-                self._socket.settimeout(30)
-                try:
-                    ready = json.loads(self._socket.recv(1 << 20) or b"{}")
-                except (OSError, ValueError):
-                    ready = {}
-                if not ready.get("ready"):
-                    self._closed = True
-                    return False
-                self._socket.settimeout(None)
-                self.preloaded = frozenset(ready["preloaded"])
-                self.environ = dict(ready.get("environ") or {})
-                self.layers = frozenset(ready.get("layers") or ())
-                threading.Thread(target=self._read, name="lambda-fork-server", daemon=True).start()
+        said = self.handshake(30)
+        if said and self.preloaded is None:
+            self.environ = dict(said.get("environ") or {})
+            self.layers = frozenset(said.get("layers") or ())
+            self.preloaded = frozenset(said["preloaded"])
         return self.preloaded is not None
-
-    def _read(self) -> None:
-        while True:
-            try:
-                data = self._socket.recv(1 << 16)
-            except OSError:
-                data = b""
-            with self._changed:
-                if not data:
-                    self._closed = True
-                    self._changed.notify_all()
-                    return
-                message = json.loads(data)
-                if "spawned" in message:
-                    self._spawned.append(int(message["spawned"]))
-                else:
-                    self._exits[int(message["exited"])] = int(message["status"])
-                self._changed.notify_all()
 
     def serves(self, task_root: Path) -> bool:
         """Whether a fork resolves ``task_root``'s imports as a new interpreter would: none of its
@@ -383,45 +319,9 @@ class ForkServer:
         each variable their import read has the value it saw there."""
         return all(env.get(name) == value for name, value in self.environ.items())
 
-    def alive(self) -> bool:
-        return not self._closed and self.process.poll() is None
-
-    def spawn(self, task_root: Path, cwd: Path, env: dict[str, str], fds: tuple[int, int, int]) -> ForkedProcess:
-        return self.fork({"task_root": str(task_root), "cwd": str(cwd), "env": env}, fds)
-
-    def fork(self, message: dict[str, Any], fds: tuple[int, ...]) -> ForkedProcess:
-        """Ask the server to fork (an environment, or a server: see ``_lambda_bootstrap.serve``)."""
-        request = json.dumps(message).encode("utf-8")
-        with self._spawn_lock:
-            socket.send_fds(self._socket, [request], list(fds))
-            deadline = time.monotonic() + 30
-            with self._changed:
-                while not self._spawned:
-                    if self._closed or time.monotonic() > deadline:
-                        raise RuntimeError(f"the Lambda fork server for {self.opt_root} stopped answering")
-                    self._changed.wait(0.1)
-                return ForkedProcess(self, self._spawned.pop(0))
-
-    def exit_status(self, pid: int) -> int | None:
-        with self._changed:
-            if pid in self._exits:
-                return self._exits.pop(pid)
-            if self._closed and not Path(f"/proc/{pid}").exists():
-                return -signal.SIGKILL  # the server is gone and cannot tell
-        return None
-
-    def wait_for_exit(self, timeout: float) -> None:
-        with self._changed:
-            self._changed.wait(timeout)
-
-    def stop(self) -> None:
-        """End the server (environments it forked are stopped by their workers)."""
-        try:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        self.process.wait(timeout=5)
-        self._socket.close()
+    def spawn(self, task_root: Path, cwd: Path, env: dict[str, str], fds: tuple[int, int, int]) -> forking.Forked:
+        pid = self.fork({"task_root": str(task_root), "cwd": str(cwd), "env": env}, fds)
+        return forking.Forked(self, pid, str(pid))
 
 
 class LayerServer(ForkServer):
@@ -433,17 +333,16 @@ class LayerServer(ForkServer):
     Globals) the layer's modules read as they are imported. What else a handler imports, its environment imports."""
 
     def __init__(self, parent: ForkServer, environ: dict[str, str | None], imports: list[list[Any]]) -> None:
-        self.opt_root = parent.opt_root
-        self.imports = imports
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
-            self.process = parent.fork({"server": {"environ": environ, "imports": imports}}, (theirs.fileno(),))
+            pid = parent.fork({"server": {"environ": environ, "imports": imports}}, (theirs.fileno(),))
         except BaseException:
             ours.close()
             raise
         finally:
             theirs.close()
-        self._attach(ours)
+        super().__init__(parent.opt_root, ours, forking.Forked(parent, pid, str(pid)))
+        self.imports = imports
 
     def stop(self) -> None:
         """End this server (its parent's process group holds it: a kill of that group ends it too)."""
@@ -559,7 +458,7 @@ class Worker:
                "AWS_LAMBDA_LOG_STREAM_NAME": self.stream}
         command = [runtime_python(), "-I", "-u", str(BOOTSTRAP), str(task_root), str(opt_root),
                    str(request_read), str(result_write)]
-        self.process: subprocess.Popen[bytes] | ForkedProcess
+        self.process: subprocess.Popen[bytes] | forking.Forked
         with open(self.log_path, "wb") as output:
             if fork_server is not None and fork_server.fits(env):
                 self.process = fork_server.spawn(task_root, self.directory, env,

@@ -11,10 +11,7 @@ the program does is unchanged; only the imports are shared, as the Lambda runner
 The server runs this file as a script (standard library only; ``python -P``: nothing of the tests on its path):
 ``fork_server.py CONTROL_FD MODULE...`` where a MODULE ``a.b:f`` also calls ``f()`` once imported (a warm-up), and
 ``a.b:f=x,y`` calls ``f(["x", "y"])``.
-Messages, one JSON object per SOCK_SEQPACKET packet: out ``{"ready": true}`` once, or ``{"ready": false,
-"error"}``; in ``{"argv", "env", "cwd"}`` with stdin, stdout and stderr attached, out ``{"spawned": pid}`` for each,
-``{"exited": pid, "status": returncode}`` when one ends (the server is their parent and reaps them). The client
-closing its end stops the server.
+The conversation with the server is local_cloud/forking.py's (the Lambda runner's fork servers speak it too).
 
 Only what the preloaded modules read from the environment while they are imported is the server's (its own
 environment: the first start's). The variables known to be read then are part of what a server serves
@@ -24,11 +21,8 @@ its module is imported; a start with other values of them gets a server of its o
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -37,6 +31,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
+if __name__ == "__main__":  # the server (python -P): the protocol's module by its path, before any preload
+    import importlib.util
+
+    _spec = importlib.util.spec_from_file_location(
+        "_local_cloud_forking", Path(__file__).resolve().parents[1] / "local_cloud" / "forking.py")
+    forking = importlib.util.module_from_spec(_spec)  # type: ignore[arg-type]
+    _spec.loader.exec_module(forking)  # type: ignore[union-attr]
+else:
+    from local_cloud import forking
+
 IMPORT_TIME_VARIABLES = ("PYTHONPATH", "COLUMNS", "LINES")
 
 
@@ -44,43 +48,25 @@ def _import_time(env: dict[str, str]) -> tuple[str, ...]:
     return tuple(env.get(name, "") for name in IMPORT_TIME_VARIABLES)
 
 
-class ForkServer:
+class ForkServer(forking.Client):
     """A started fork server for one script and its preloaded modules (the client side)."""
 
     def __init__(self, script: str, preload: Sequence[str], env: dict[str, str], ready_timeout: float = 60) -> None:
         self.script = script
         self.import_time = _import_time(env)
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self._errors = tempfile.TemporaryFile()  # noqa: SIM115 - the server's own stderr, told when it fails
-        self.process = subprocess.Popen(
-            [sys.executable, "-P", __file__, str(theirs.fileno()), *preload],
-            env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self._errors,
-            pass_fds=(theirs.fileno(),), start_new_session=True,
-        )
-        theirs.close()
-        self._socket = ours
-        self._spawn_lock = threading.Lock()
-        self._changed = threading.Condition()
-        self._spawned: list[int] = []
-        self._exits: dict[int, int] = {}
-        self._closed = False
-        ours.settimeout(ready_timeout)
-        try:
-            ready = json.loads(ours.recv(1 << 20) or b"{}")
-        except (OSError, ValueError) as error:
-            ready = {"error": str(error)}
-        if not ready.get("ready"):
+        started = forking.start(lambda control_fd: [sys.executable, "-P", __file__, str(control_fd), *preload],
+                                env=env, stderr=self._errors)
+        super().__init__(Path(script).name, *started)
+        if not self.handshake(ready_timeout):
             self.stop()
             self._errors.seek(0)
             said = self._errors.read()[-2000:].decode(errors="replace")
-            raise RuntimeError(f"the fork server for {script} did not start: {ready.get('error', 'no answer')}\n{said}")
-        ours.settimeout(None)
-        threading.Thread(target=self._read, name=f"fork-server-{Path(script).name}", daemon=True).start()
+            raise RuntimeError(f"the fork server for {script} did not start: {self.refusal}\n{said}")
 
     def serves(self, argv: Sequence[str], env: dict[str, str]) -> bool:
         """Whether a start of ``argv`` with ``env`` is one this server can fork."""
-        return (not self._closed and self.process.poll() is None and bool(argv) and argv[0] == self.script
-                and _import_time(env) == self.import_time)
+        return self.alive() and bool(argv) and argv[0] == self.script and _import_time(env) == self.import_time
 
     def popen(self, argv: Sequence[str], env: dict[str, str], cwd: str | Path, stderr_to_stdout: bool = True
               ) -> ForkedProcess:
@@ -92,11 +78,8 @@ class ForkServer:
         out_read, out_write = os.pipe()
         err_read, err_write = (out_read, out_write) if stderr_to_stdout else os.pipe()
         null = os.open(os.devnull, os.O_RDONLY)
-        request = json.dumps({"argv": list(argv), "env": env, "cwd": str(cwd)}).encode("utf-8")
         try:
-            with self._spawn_lock:
-                socket.send_fds(self._socket, [request], [null, out_write, err_write])
-                pid = self._next_spawned()
+            pid = self.fork({"argv": list(argv), "env": env, "cwd": str(cwd)}, [null, out_write, err_write])
         finally:
             os.close(null)
             os.close(out_write)
@@ -106,79 +89,15 @@ class ForkServer:
         stderr = None if stderr_to_stdout else open(err_read, encoding="utf-8", errors="replace")  # noqa: SIM115
         return ForkedProcess(self, pid, list(argv), stdout, stderr)
 
-    def _next_spawned(self) -> int:
-        deadline = time.monotonic() + 30
-        with self._changed:
-            while not self._spawned:
-                if self._closed or time.monotonic() > deadline:
-                    raise RuntimeError(f"the fork server for {self.script} stopped answering")
-                self._changed.wait(0.1)
-            return self._spawned.pop(0)
 
-    def _read(self) -> None:
-        while True:
-            try:
-                data = self._socket.recv(1 << 16)
-            except OSError:
-                data = b""
-            with self._changed:
-                if not data:
-                    self._closed = True
-                    self._changed.notify_all()
-                    return
-                message = json.loads(data)
-                if "spawned" in message:
-                    self._spawned.append(int(message["spawned"]))
-                else:
-                    self._exits[int(message["exited"])] = int(message["status"])
-                self._changed.notify_all()
-
-    def exit_status(self, pid: int) -> int | None:
-        with self._changed:
-            if pid in self._exits:
-                return self._exits.pop(pid)
-            if self._closed and not Path(f"/proc/{pid}").exists():
-                return -signal.SIGKILL  # the server is gone and cannot tell
-        return None
-
-    def wait_for_exit(self, timeout: float) -> None:
-        with self._changed:
-            self._changed.wait(timeout)
-
-    def stop(self) -> None:
-        """End the server; what it started and what they started (its session) go with it."""
-        try:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        self.process.wait(timeout=5)
-        self._socket.close()
-
-
-class ForkedProcess:
+class ForkedProcess(forking.Forked):
     """A program a fork server started: what the tests and ``local deploy`` use of ``subprocess.Popen``."""
 
     def __init__(self, server: ForkServer, pid: int, args: list[str], stdout: IO[str],
                  stderr: IO[str] | None) -> None:
-        self.server = server
-        self.pid = pid
-        self.args = args
+        super().__init__(server, pid, args)
         self.stdout = stdout
         self.stderr = stderr
-        self.returncode: int | None = None
-
-    def poll(self) -> int | None:
-        if self.returncode is None:
-            self.returncode = self.server.exit_status(self.pid)
-        return self.returncode
-
-    def wait(self, timeout: float | None = None) -> int:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while self.poll() is None:
-            if deadline is not None and time.monotonic() > deadline:
-                raise subprocess.TimeoutExpired(self.args, timeout or 0)
-            self.server.wait_for_exit(0.05)
-        return self.returncode  # type: ignore[return-value]
 
     def communicate(self, timeout: float | None = None) -> tuple[str | None, str | None]:
         """Read the output to its end and wait for the exit, as ``Popen.communicate`` (no input)."""
@@ -191,19 +110,6 @@ class ForkedProcess:
         for reader in readers:
             reader.join()
         return read.get("out"), read.get("err")
-
-    def send_signal(self, signum: int) -> None:
-        if self.poll() is None:
-            try:
-                os.kill(self.pid, signum)
-            except ProcessLookupError:
-                pass
-
-    def terminate(self) -> None:
-        self.send_signal(signal.SIGTERM)
-
-    def kill(self) -> None:
-        self.send_signal(signal.SIGKILL)
 
     def __enter__(self) -> ForkedProcess:
         return self
@@ -248,13 +154,11 @@ def stop_all() -> None:
 
 
 # ------------------------------------------------------------------------------------------- the server
-def serve(control_fd: int, preload: Sequence[str]) -> Any:
-    """Preload, say so, then fork a program per request until the client closes its end. In a fork, returns
-    the request (its caller runs the program there); the server itself never returns."""
+def serve(control_fd: int, preload: Sequence[str]) -> tuple[dict[str, Any], list[int]] | None:
+    """Preload, then serve (``forking.serve``) until the client closes its end. In a fork, returns the request and
+    its file descriptors (its caller runs the program there); the server itself returns None."""
     import importlib
-    import select
 
-    control = socket.socket(fileno=control_fd)
     try:
         for entry in preload:
             module, _, call = entry.partition(":")
@@ -271,66 +175,20 @@ def serve(control_fd: int, preload: Sequence[str]) -> Any:
         gc.collect()
         gc.freeze()
     except BaseException as error:  # noqa: BLE001 - told to the client, which starts programs as new processes
-        control.send(json.dumps({"ready": False, "error": f"{type(error).__name__}: {error}"}).encode())
+        forking.refuse(control_fd, f"{type(error).__name__}: {error}")
         raise SystemExit(1) from None
-    wake_read, wake_write = os.pipe()  # a child's exit wakes the loop at once
-    os.set_blocking(wake_read, False)
-    os.set_blocking(wake_write, False)
-    signal.set_wakeup_fd(wake_write)
-    signal.signal(signal.SIGCHLD, lambda signum, frame: None)
-
-    def say(message: dict[str, Any]) -> None:
-        control.send(json.dumps(message).encode("utf-8"))
-
-    say({"ready": True})
-    while True:
-        while True:  # reap the programs that ended
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                break
-            if pid == 0:
-                break
-            say({"exited": pid, "status": os.waitstatus_to_exitcode(status)})
-        ready = select.select([control, wake_read], [], [], 1.0)[0]
-        if wake_read in ready:
-            while True:
-                try:
-                    if not os.read(wake_read, 4096):
-                        break
-                except BlockingIOError:
-                    break
-        if control not in ready:
-            continue
-        data, fds, _, _ = socket.recv_fds(control, 1 << 20, 3)
-        if not data:
-            return None
-        sys.stdout.flush()
-        sys.stderr.flush()
-        pid = os.fork()
-        if pid == 0:
-            control.close()
-            signal.set_wakeup_fd(-1)
-            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-            os.close(wake_read)
-            os.close(wake_write)
-            request = json.loads(data)
-            request["fds"] = fds
-            return request
-        for fd in fds:
-            os.close(fd)
-        say({"spawned": pid})
+    return forking.serve(control_fd, {})
 
 
-def become(request: dict[str, Any]) -> None:
+def become(request: dict[str, Any], fds: list[int]) -> None:
     """In the fork: what a new process of ``request["argv"]`` would have (output, variables, directory, path,
     random state), then its script as ``__main__``. Returns when the script ends; the interpreter's exit follows."""
     import runpy
 
-    stdin, stdout, stderr = request["fds"]
+    stdin, stdout, stderr = fds
     for fd, target in ((stdin, 0), (stdout, 1), (stderr, 2)):
         os.dup2(fd, target)
-    for fd in set(request["fds"]):
+    for fd in set(fds):
         os.close(fd)
     os.environ.clear()
     os.environ.update(request["env"])
@@ -365,7 +223,7 @@ if __name__ == "__main__":
     forked = serve(int(sys.argv[1]), sys.argv[2:])
     if forked is not None:
         try:
-            become(forked)
+            become(*forked)
             status = 0
         except SystemExit as exit_:
             if exit_.code is None or isinstance(exit_.code, int):
