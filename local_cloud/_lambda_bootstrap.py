@@ -424,7 +424,10 @@ def watched(load) -> tuple[dict[str, str | None], set[str]] | None:  # noqa: ANN
     did). None when ``load`` gave up, or did what a copy of it cannot give every environment: set or deleted a
     variable, read the environment as a whole, printed (output an environment's log would have), or left a thread
     running (a fork has only the thread that forks). Not watched: the working directory and sys.argv, which are
-    the server's here (a library reading them as it is imported is rare)."""
+    the server's here (a library reading them as it is imported is rare); nor a variable the function's own code
+    sets before it imports a module the fork server preloaded (``preload_layers``: a layer's top-level module),
+    which it then finds imported with the server's value (``fits`` compares the variables an environment starts
+    with). Layer servers are safe from that: they serve only handler modules that begin with their imports."""
     import tempfile
     import threading
 
