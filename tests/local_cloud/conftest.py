@@ -26,18 +26,26 @@ def _newest_source(app: Path) -> float:
 
 
 @pytest.fixture(scope="session")
-def fixture_app(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def fixture_app() -> Iterator[Path]:
     """The fixture SAM app's build output: the last session's when no source changed since, else ``sam build``
-    (seconds of CPU) into this session's directory, then copied there for the next session."""
+    (seconds of CPU) into this session's directory, then copied there for the next session. Both lie beside each
+    other: the built template names the state machine's definition by a path relative to its own folder, which a
+    build made at another depth (a temporary directory) would not find once copied."""
     built = FIXTURE_APP_BUILD / "template.yaml"
     if built.exists() and built.stat().st_mtime > _newest_source(FIXTURE_APP.parent):
-        return built
-    fresh = sam_build(FIXTURE_APP, tmp_path_factory.mktemp("fixture-app-build") / "build")
-    staged = REPO / ".aws-sam" / f"fixture-app.{os.getpid()}"
+        yield built
+        return
+    mine = FIXTURE_APP_BUILD.with_name(f"fixture-app.{os.getpid()}")
+    shutil.rmtree(mine, ignore_errors=True)
+    fresh = sam_build(FIXTURE_APP, mine)
+    staged = mine.with_name(f"{mine.name}.next")
     try:
-        shutil.copytree(fresh.parent, staged)
+        shutil.copytree(mine, staged)
         shutil.rmtree(FIXTURE_APP_BUILD, ignore_errors=True)
         staged.rename(FIXTURE_APP_BUILD)
     except OSError:  # another session built it at the same time and was first: its copy will do next time
         shutil.rmtree(staged, ignore_errors=True)
-    return fresh
+    try:
+        yield fresh
+    finally:
+        shutil.rmtree(mine, ignore_errors=True)
