@@ -16,7 +16,7 @@ import pytest
 from tests.fork_server import ForkServer
 
 SCRIPT = """\
-import atexit, json, os, sys, threading, time
+import atexit, gc, json, os, sys, threading, time
 
 def late():
     time.sleep(0.2)
@@ -26,7 +26,8 @@ atexit.register(lambda: print("atexit ran"))
 what = sys.argv[1]
 if what == "show":
     print(json.dumps({"argv": sys.argv, "cwd": os.getcwd(), "var": os.environ.get("ONLY_HERE"),
-                      "path0": sys.path[0], "name": __name__, "stdin": sys.stdin.read()}))
+                      "path0": sys.path[0], "name": __name__, "stdin": sys.stdin.read(),
+                      "gc": [gc.isenabled(), gc.get_threshold()]}))
     print("to stderr", file=sys.stderr)
 elif what == "exit":
     sys.exit(int(sys.argv[2]))
@@ -75,6 +76,8 @@ def test_a_fork_runs_the_script_with_its_arguments_variables_directory_and_outpu
     code, out, err = run(server, script, "show", ONLY_HERE="yes")
     shown = __import__("json").loads(out.splitlines()[0])
     assert code == 0
+    # The garbage collector as a new process has it (the server preloads without it).
+    assert shown.pop("gc") == __import__("json").loads(as_new_process(script, "show").stdout.splitlines()[0])["gc"]
     assert shown == {"argv": [str(script), "show"], "cwd": str(script.parent), "var": "yes",
                      "path0": str(script.parent), "name": "__main__", "stdin": ""}
     assert out.splitlines()[1:] == ["atexit ran"]
