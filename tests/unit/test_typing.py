@@ -28,16 +28,18 @@ def checked(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     for number, call in enumerate([call for call, _ in WRONG_CALLS] + [RIGHT_CALL]):
         module = modules[call] = directory / f"probe{number}.py"
         module.write_text(f"from expel_onboarding.aws import clients\n\n\ndef probe() -> None:\n    {call}\n")
-    threshold = gc.get_threshold()
+    threshold, enabled = gc.get_threshold(), gc.isenabled()
     try:
         stdout, stderr, status = api.run([
             "--config-file", str(ROOT / "pyproject.toml"), "--cache-dir", str(ROOT / ".mypy_cache"),
             "--no-error-summary", *map(str, modules.values())])
     finally:
-        # mypy tunes the garbage collector of the process it runs in: its own threshold, and gc.unfreeze(), which
-        # would hand what this process froze after collection (tests/conftest.py) back to every full collection.
+        # mypy tunes the garbage collector of the process it runs in (its own threshold, disabled while it loads its
+        # graph, and gc.unfreeze(), which would hand what this process froze after collection, tests/conftest.py,
+        # back to every full collection): the process's own settings back.
         gc.set_threshold(*threshold)
         gc.freeze()
+        gc.enable() if enabled else gc.disable()
     assert status in (0, 1), stdout + stderr  # 2: mypy itself failed, it checked nothing
     # By file name: for a module the cache holds unchanged (same name, same text), mypy repeats what it said then,
     # with the directory of that run.
