@@ -4,6 +4,7 @@ Not part of the test suite (performance targets are figures, not timed assertion
 tree (``make build`` first: the demo would otherwise include ``sam build``):
 
     .venv/bin/python benchmarks/suite_speed.py [--demo-runs 3] [--no-suite] [--ci] [-- PYTEST ARGS]
+    .venv/bin/python benchmarks/suite_speed.py --against REV [--pairs N]
 
 * demo: ``cloudtrail-onboarding demo`` on free ports, start to exit (local cloud start, deploy of the real
   template, Outputs, stop), ``--demo-runs`` times; prints each run with when each of its phases ended (local
@@ -19,6 +20,11 @@ tree (``make build`` first: the demo would otherwise include ``sam build``):
   modules' bytecode (make test writes it beside sam build), pytest;
   each phase's wall and CPU time and the total. On a machine that has installed them before, pip's cache
   makes the installs faster than on a fresh one.
+* ``--against REV [--pairs N]``: before and after, on this machine: the pytest phase of ``make test`` (its
+  recipe, once the clone's lint, scan, build and test bytecode are made) for REV and for HEAD, each in a clean
+  clone of its own with a temporary directory of its own (so no run finds the Lambda code and bytecode an earlier
+  one extracted, as on CI's fresh machine), in N interleaved pairs (REV first, then HEAD first, ...): a machine's
+  speed drifts within the hour, and only runs close in time compare. Prints each pair's ratio and their mean.
 
 The machine is shared with whatever else runs: wall time is what a person waits; CPU time is the figure to
 compare between runs when the load differs (on 2 idle cores, wall is at least CPU / 2). The issue's targets
@@ -34,6 +40,7 @@ import logging
 import os
 import re
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -107,6 +114,66 @@ def ci_phases() -> int:
     return 0
 
 
+def has_target(clone: Path, target: str) -> bool:
+    """Whether the clone's Makefile can make ``target`` (an older commit may not have it)."""
+    return subprocess.run(["make", "-q", target], cwd=clone, env=clean_env(), capture_output=True,
+                          check=False).returncode != 2
+
+
+def pytest_phase_of(commit: str, workdir: Path) -> tuple[float, float, str]:
+    """(wall, CPU, pytest's summary) of ``make test``'s pytest phase in a clean clone of ``commit``, made as CI
+    makes it, with a new temporary directory."""
+    clone, scratch = workdir / "clone", workdir / "tmp"
+    scratch.mkdir(parents=True)
+    subprocess.run(["git", "clone", "-q", "--no-hardlinks", str(ROOT), str(clone)], check=True)
+    subprocess.run(["git", "checkout", "-q", commit], cwd=clone, check=True)
+    env = {**clean_env(), "TMPDIR": str(scratch)}
+    for name, targets in CI_PHASES[:-1]:
+        if not has_target(clone, targets[0]):
+            continue
+        _, _, done = timed(["make", *targets], cwd=clone, env=env)
+        if done.returncode != 0:
+            raise SystemExit(f"{commit[:12]}: {name} failed (exit {done.returncode}):\n"
+                             f"{(done.stdout + done.stderr)[-3000:]}")
+    wall, cpu, done = timed(["make", *CI_PHASES[-1][1]], cwd=clone, env=env)
+    # make test may run pytest more than once: each run's summary, in order.
+    summary = " + ".join(line.strip("= ") for line in done.stdout.splitlines()
+                         if re.search(r"\d+ (passed|failed)", line)) or "(no summary)"
+    if done.returncode != 0:
+        raise SystemExit(f"{commit[:12]}: the pytest phase failed (exit {done.returncode}):\n{done.stdout[-3000:]}")
+    # A clone with its venvs is over a gigabyte. Extracted Lambda code is read-only (as Lambda mounts it):
+    # writable again first.
+    subprocess.run(["chmod", "-R", "u+w", str(workdir)], check=False)
+    shutil.rmtree(workdir, ignore_errors=True)
+    return wall, cpu, summary
+
+
+def against(rev: str, pairs: int) -> int:
+    """The pytest phase of ``rev`` and of HEAD in ``pairs`` interleaved pairs; each pair's HEAD / rev ratio."""
+    def resolve(name: str) -> str:
+        return subprocess.run(["git", "rev-parse", "--verify", f"{name}^{{commit}}"], cwd=ROOT, capture_output=True,
+                              text=True, check=True).stdout.strip()
+
+    # By role, not by commit: REV may be HEAD itself (how much two runs of the same commit differ).
+    commits = {"before": resolve(rev), "after": resolve("HEAD")}
+    ratios: list[float] = []
+    walls: dict[str, list[float]] = {"before": [], "after": []}
+    with tempfile.TemporaryDirectory(prefix="suite-against-") as workdir:
+        for pair in range(1, pairs + 1):
+            for role in ("before", "after") if pair % 2 else ("after", "before"):
+                commit = commits[role]
+                wall, cpu, summary = pytest_phase_of(commit, Path(workdir) / f"{pair}-{role}")
+                walls[role].append(wall)
+                log.info("pair %d: %-6s %s %6.1f s wall %6.0f s CPU  %s", pair, role, commit[:12], wall, cpu, summary)
+            ratios.append(walls["after"][-1] / walls["before"][-1])
+            log.info("pair %d: HEAD / %s = %.1f %%", pair, rev, 100 * ratios[-1])
+    log.info("%s: mean %.1f s; HEAD %s: mean %.1f s", rev, statistics.mean(walls["before"]), commits["after"][:12],
+             statistics.mean(walls["after"]))
+    log.info("HEAD / %s: mean of the pairs %.1f %%, %d of %d pairs at most half", rev, 100 * statistics.mean(ratios),
+             sum(r <= 0.5 for r in ratios), len(ratios))
+    return 0
+
+
 # The demo's phases, each ended by the first line of its output that matches (seconds since the start).
 DEMO_PHASES = (
     ("local cloud ready", re.compile(r"^local cloud ready")),
@@ -177,9 +244,14 @@ def main() -> int:
     parser.add_argument("--demo-runs", type=int, default=3)
     parser.add_argument("--no-suite", action="store_true", help="only the demo")
     parser.add_argument("--ci", action="store_true", help="each phase of make test in a clean clone instead")
+    parser.add_argument("--against", metavar="REV", help="the pytest phase of REV and of HEAD, in clean clones")
+    parser.add_argument("--pairs", type=int, default=3, help="with --against: how many pairs (default 3)")
     parser.add_argument("pytest_args", nargs="*", help="after --: what pytest runs (default: the whole suite)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
+    if args.against:
+        log.info("load average before: %s on %s CPUs", load(), os.cpu_count())
+        return against(args.against, args.pairs)
     if args.ci:
         log.info("load average before: %s on %s CPUs", load(), os.cpu_count())
         return ci_phases()
