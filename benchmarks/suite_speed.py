@@ -97,11 +97,17 @@ def clean_env() -> dict[str, str]:
     return env
 
 
+def clean_clone(clone: Path, commit: str = "HEAD") -> Path:
+    """A clone of this repository at ``commit`` (its committed state: what CI checks out)."""
+    subprocess.run(["git", "clone", "-q", "--no-hardlinks", str(ROOT), str(clone)], check=True)
+    subprocess.run(["git", "checkout", "-q", commit], cwd=clone, check=True)
+    return clone
+
+
 def ci_phases() -> int:
     """``make test`` in a clean clone, phase by phase (the last phase, pytest, once the others made it up to date)."""
     with tempfile.TemporaryDirectory(prefix="ci-phases-") as workdir:
-        clone = Path(workdir) / "clone"
-        subprocess.run(["git", "clone", "-q", "--no-hardlinks", str(ROOT), str(clone)], check=True)
+        clone = clean_clone(Path(workdir) / "clone")
         total_wall = total_cpu = 0.0
         for name, targets in CI_PHASES:
             wall, cpu, done = timed(["make", *targets], cwd=clone, env=clean_env())
@@ -123,10 +129,8 @@ def has_target(clone: Path, target: str) -> bool:
 def pytest_phase_of(commit: str, workdir: Path) -> tuple[float, float, str]:
     """(wall, CPU, pytest's summary) of ``make test``'s pytest phase in a clean clone of ``commit``, made as CI
     makes it, with a new temporary directory."""
-    clone, scratch = workdir / "clone", workdir / "tmp"
-    scratch.mkdir(parents=True)
-    subprocess.run(["git", "clone", "-q", "--no-hardlinks", str(ROOT), str(clone)], check=True)
-    subprocess.run(["git", "checkout", "-q", commit], cwd=clone, check=True)
+    clone, scratch = clean_clone(workdir / "clone", commit), workdir / "tmp"
+    scratch.mkdir()
     env = {**clean_env(), "TMPDIR": str(scratch)}
     for name, targets in CI_PHASES[:-1]:
         if not has_target(clone, targets[0]):
@@ -249,6 +253,8 @@ def main() -> int:
     parser.add_argument("pytest_args", nargs="*", help="after --: what pytest runs (default: the whole suite)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
+    if args.pairs < 1:
+        parser.error("--pairs must be at least 1")
     if args.against:
         log.info("load average before: %s on %s CPUs", load(), os.cpu_count())
         return against(args.against, args.pairs)
