@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from tests.local_cloud.harness import REPO, child_env, cli_command, free_port, run_cli_process
 
@@ -183,3 +184,87 @@ def test_a_server_that_polls_rarely_stops_when_asked_and_answers_until_then() ->
     thread.join(timeout=STOP_SECONDS)
     server.server_close()
     assert not thread.is_alive()
+
+
+def _echo_server() -> Any:
+    """A MotoServer whose application, in place of moto's, answers each request with its connection's client port
+    and the body it read (none for /unread, whose body it leaves unread)."""
+    from local_cloud.server import MotoServer
+
+    def app(environ, start_response):  # noqa: ANN001, ANN202 - WSGI's signature
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        chunked = environ.get("wsgi.input_terminated")  # werkzeug's: read to the end, no length known
+        body = b"" if environ["PATH_INFO"] == "/unread" else environ["wsgi.input"].read(*(() if chunked else (length,)))
+        answer = f"{environ['REMOTE_PORT']} ".encode() + body
+        start_response("200 OK", [("Content-Length", str(len(answer)))])
+        return [answer]
+
+    server = MotoServer(0, [lambda moto: app])
+    server.start()
+    return server
+
+
+def test_a_connection_stays_open_for_the_next_requests_as_an_aws_endpoint_keeps_it() -> None:
+    import http.client
+
+    from local_cloud.server import HOST
+
+    server = _echo_server()
+    connection = http.client.HTTPConnection(HOST, server.port, timeout=STOP_SECONDS)
+    try:
+        answers = []
+        for method, path, body in (("POST", "/", b"first"), ("GET", "/", None), ("POST", "/unread", b"x" * 70000),
+                                   ("POST", "/", b"after a body nobody read")):
+            connection.request(method, path, body=body)
+            response = connection.getresponse()
+            answers.append((response.status, response.getheader("Connection"), response.read()))
+    finally:
+        connection.close()
+        server.stop()
+    assert [status for status, _, _ in answers] == [200] * 4
+    assert [closing for _, closing, _ in answers] == [None] * 4  # no "Connection: close"
+    assert len({answer.split(b" ", 1)[0] for _, _, answer in answers}) == 1  # one client port: one connection
+    assert [answer.split(b" ", 1)[1] for _, _, answer in answers] == [b"first", b"", b"", b"after a body nobody read"]
+
+
+def test_a_chunked_request_or_a_clients_close_is_answered_and_the_connection_closed() -> None:
+    import http.client
+
+    from local_cloud.server import HOST
+
+    server = _echo_server()
+    try:
+        for headers, body in (({"Transfer-Encoding": "chunked"}, iter([b"in ", b"chunks"])),
+                              ({"Connection": "close"}, b"last one")):
+            connection = http.client.HTTPConnection(HOST, server.port, timeout=STOP_SECONDS)
+            try:
+                connection.request("POST", "/", body=body, headers=headers,
+                                   encode_chunked="Transfer-Encoding" in headers)
+                response = connection.getresponse()
+                assert (response.status, response.getheader("Connection")) == (200, "close")
+                assert response.read().split(b" ", 1)[1] in (b"in chunks", b"last one")
+            finally:
+                connection.close()
+    finally:
+        server.stop()
+
+
+def test_a_stopped_server_answers_nothing_more_on_a_kept_connection() -> None:
+    import http.client
+
+    import pytest
+
+    from local_cloud.server import HOST
+
+    server = _echo_server()
+    connection = http.client.HTTPConnection(HOST, server.port, timeout=STOP_SECONDS)
+    try:
+        connection.request("POST", "/", body=b"before")
+        assert connection.getresponse().read().endswith(b" before")
+        server.stop()
+        with pytest.raises((http.client.RemoteDisconnected, ConnectionError)):
+            connection.request("POST", "/", body=b"after")
+            connection.getresponse()
+    finally:
+        connection.close()
+        server.stop()
