@@ -24,16 +24,15 @@ import time
 import tomllib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import boto3
 import botocore.session
 from botocore.config import Config
-from botocore.utils import parse_timestamp
 
 from local_cloud import api_calls
+from local_cloud.timestamps import read_timestamp
 
 ACCOUNT_ID = "123456789012"  # moto's default account
 DEFAULT_BUILD_TEMPLATE = Path(".aws-sam/build/template.yaml")
@@ -47,24 +46,12 @@ class DeployError(Exception):
     """Deployment could not be done; the message is one line a person can act on."""
 
 
-def _timestamp(value: Any) -> datetime:
-    """A response's timestamp: AWS's ISO 8601 text read by ``datetime.fromisoformat`` (a thousandth of the
-    time botocore's dateutil parse takes, which a stack's hundred events cost at each poll), anything else
-    (epoch seconds, other forms) as botocore reads it. The same aware UTC datetime either way."""
-    if isinstance(value, str):
-        with contextlib.suppress(ValueError):
-            parsed = datetime.fromisoformat(value)
-            if parsed.tzinfo is not None:
-                return parsed
-    return parse_timestamp(value)
-
-
 @functools.cache
 def _tooling_session() -> boto3.session.Session:
     """The session of the tooling's clients (endpoint data and models parsed once), reading timestamps with
-    ``_timestamp``."""
+    ``read_timestamp``."""
     session = botocore.session.get_session()
-    session.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=_timestamp)
+    session.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=read_timestamp)
     return boto3.session.Session(botocore_session=session)
 
 

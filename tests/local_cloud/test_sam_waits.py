@@ -1,6 +1,6 @@
 """What the SAM CLI started by the local cloud does differently (local_cloud/sam_waits/sitecustomize.py): its waiters
-pause at most SAM_CLI_POLL_DELAY, and a zip it made of a build folder is handed out again, the zip SAM would make
-of the folder as it is now."""
+pause at most SAM_CLI_POLL_DELAY, its responses' timestamps are read without dateutil, and a zip it made of a build
+folder is handed out again, the zip SAM would make of the folder as it is now."""
 
 from __future__ import annotations
 
@@ -56,6 +56,33 @@ def test_sams_waiters_pause_at_most_the_poll_delay_of_the_moment() -> None:
     capped, later = (float(x) for x in done.stdout.split())
     assert 0.05 <= capped < 10  # not 30 s
     assert 0.3 <= later < 10
+
+
+# A DescribeStackEvents answer as AWS sends it, read by the botocore of a SAM CLI the local cloud starts: each
+# event's timestamp and its type, and whether botocore's own dateutil reading gives the same instant.
+STACK_EVENTS = """
+import json, botocore.parsers, botocore.session, botocore.utils
+stamps = ["2026-12-02T16:00:00.123Z", "2026-12-02T16:00:01Z", "2026-12-02T17:00:02+01:00", "1796227200"]
+members = "".join(
+    f"<member><StackId>s</StackId><EventId>{i}</EventId><StackName>s</StackName><LogicalResourceId>r</LogicalResourceId>"
+    f"<ResourceType>AWS::S3::Bucket</ResourceType><Timestamp>{stamp}</Timestamp>"
+    f"<ResourceStatus>CREATE_COMPLETE</ResourceStatus></member>" for i, stamp in enumerate(stamps))
+body = (f"<DescribeStackEventsResponse><DescribeStackEventsResult><StackEvents>{members}</StackEvents>"
+        "</DescribeStackEventsResult></DescribeStackEventsResponse>").encode()
+model = botocore.session.get_session().get_service_model("cloudformation").operation_model("DescribeStackEvents")
+parsed = botocore.parsers.create_parser("query").parse({"body": body, "headers": {}, "status_code": 200},
+                                                        model.output_shape)
+read = [event["Timestamp"] for event in parsed["StackEvents"]]
+print(json.dumps({"fast": botocore.parsers.DEFAULT_TIMESTAMP_PARSER.__module__,
+                  "same": [r == botocore.utils.parse_timestamp(s) for r, s in zip(read, stamps)],
+                  "aware": [r.utcoffset() is not None for r in read]}))
+"""
+
+
+def test_sams_botocore_reads_each_events_timestamp_as_botocore_does_without_dateutil() -> None:
+    env = with_short_sam_waits({"PATH": "/usr/bin:/bin"})
+    done = subprocess.run([sys.executable, "-c", STACK_EVENTS], env=env, capture_output=True, text=True, check=True)
+    assert json.loads(done.stdout) == {"fast": "local_cloud.timestamps", "same": [True] * 4, "aware": [True] * 4}
 
 
 def test_a_kept_zip_is_the_zip_sam_makes_of_the_folder_as_it_is_now(tmp_path: Path) -> None:
