@@ -227,11 +227,21 @@ def sam_build(template: Path, build_dir: Path) -> Path:
 def run_cli_process(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     """``cloudtrail-onboarding ARGS`` as a process of its own: for ``demo`` (and ``local serve``), whose local cloud
     sets process-wide state (time scale, StackSet timing, IAM propagation, signal handlers) that must not leak into
-    the tests run after it in this process."""
+    the tests run after it in this process. Forked from the fork server that starts local clouds (unless
+    TESTS_FORK_SERVER=0), as ``start_cli``: the command's own process, without its imports each time."""
     env = child_env()
     env.pop("LOCAL_LAMBDA_PREINIT", None)  # as a person starts it: the local cloud's default (tests/conftest.py)
-    return subprocess.run(cli_command() + list(args), cwd=REPO, env=env, capture_output=True, text=True,
-                          timeout=timeout, check=False)
+    command = cli_command() + list(args)
+    if not fork_server.enabled():
+        return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout,
+                              check=False)
+    process = fork_server.start(command, env, REPO, SERVE_PRELOAD, stderr_to_stdout=False)
+    try:
+        out, err = process.communicate(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise
+    return subprocess.CompletedProcess(command, process.returncode or 0, out, err)
 
 
 def start_cli(*args: str) -> subprocess.Popen[str] | fork_server.ForkedProcess:
