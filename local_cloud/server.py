@@ -89,7 +89,8 @@ WsgiApp = Callable[..., Any]
 
 
 class MotoServer:
-    """moto's WSGI app in a threaded werkzeug server (one thread per request: a Lambda may call back).
+    """moto's WSGI app in a threaded werkzeug server (one thread per connection, kept alive between requests: a
+    Lambda may call back on a connection of its own).
 
     ``middleware`` wraps moto's app in order, innermost first: each sees a request after those listed
     after it, so the last one listed is the first to see it. The port is bound (and connections queue) from
