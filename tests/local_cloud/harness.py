@@ -78,11 +78,17 @@ def run_sam(args: Sequence[str], env: dict[str, str], timeout: float = 600) -> s
     server (unless TESTS_FORK_SERVER=0): a person's own SAM command."""
     from local_cloud.deploy import sam_executable
 
-    command = [sam_executable(), *args]
+    return run_program([sam_executable(), *args], env, SAM_PRELOAD, timeout)
+
+
+def run_program(command: list[str], env: dict[str, str], preload: Sequence[str], timeout: float
+                ) -> subprocess.CompletedProcess[str]:
+    """``command`` run to its end in REPO as ``subprocess.run(capture_output=True, text=True)`` runs it, from the fork
+    server that preloaded ``preload`` (unless TESTS_FORK_SERVER=0)."""
     if not fork_server.enabled():
         return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout,
                               check=False)
-    process = fork_server.start(command, env, REPO, SAM_PRELOAD, stderr_to_stdout=False)
+    process = fork_server.start(command, env, REPO, preload, stderr_to_stdout=False)
     try:
         out, err = process.communicate(timeout)
     except subprocess.TimeoutExpired:
@@ -231,17 +237,7 @@ def run_cli_process(*args: str, timeout: float = 600) -> subprocess.CompletedPro
     TESTS_FORK_SERVER=0), as ``start_cli``: the command's own process, without its imports each time."""
     env = child_env()
     env.pop("LOCAL_LAMBDA_PREINIT", None)  # as a person starts it: the local cloud's default (tests/conftest.py)
-    command = cli_command() + list(args)
-    if not fork_server.enabled():
-        return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout,
-                              check=False)
-    process = fork_server.start(command, env, REPO, SERVE_PRELOAD, stderr_to_stdout=False)
-    try:
-        out, err = process.communicate(timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        raise
-    return subprocess.CompletedProcess(command, process.returncode or 0, out, err)
+    return run_program(cli_command() + list(args), env, SERVE_PRELOAD, timeout)
 
 
 def start_cli(*args: str) -> subprocess.Popen[str] | fork_server.ForkedProcess:
