@@ -319,7 +319,7 @@ def policy_templates() -> Any:
 
 
 @once
-def _share_policy_templates() -> None:
+def share_policy_templates() -> None:
     """The translator's policy-template plugin, over the processor read once (``policy_templates``)."""
     from samtranslator.plugins.policies.policy_templates_plugin import PolicyTemplatesForResourcePlugin
     from samtranslator.translator import translator
@@ -348,7 +348,7 @@ def expand_serverless(
     from samtranslator.utils.py27hash_fix import to_py27_compatible_template, undo_mark_unicode_str_in_template
 
     _quiet_translator()
-    _share_policy_templates()
+    share_policy_templates()
     values: dict[str, Any] = {
         "AWS::Region": region, "AWS::AccountId": account_id, "AWS::Partition": partition,
         "AWS::StackName": stack_name, "AWS::URLSuffix": "amazonaws.com",

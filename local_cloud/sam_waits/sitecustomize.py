@@ -12,7 +12,14 @@ timestamp with dateutil. Here its responses' timestamps are read by the local cl
 ``sam deploy`` also writes the template it packaged as YAML and reads it back twice with ``yaml.safe_load``, PyYAML's
 pure-Python parser: 0.4 s of CPU each for this application's template. Here ``yaml.safe_load`` parses with libyaml
 (when PyYAML has it) and constructs with ``SafeLoader``'s own constructors and resolvers, those SAM adds to it
-included: the same data, read in a seventh of the time.
+included: the same data, read in a seventh of the time. Its providers read the same template five times in one
+``sam deploy``: each text is parsed once per process, and every read gets a copy of its own (a pickle's: SAM changes
+what it reads). It writes the packaged template with PyYAML's pure-Python emitter (0.1 s of CPU): here with libyaml's,
+through SAM's own dumper class (its representers and settings): text that reads back to the same template (libyaml
+may break a long quoted line at another place).
+
+SAM's translator checks its own policy templates file against its schema each time it expands the template (four
+times in one deploy): here the processor the local cloud reads once (``cloudformation_templates``) serves them all.
 """
 
 import os
@@ -53,10 +60,52 @@ else:
             SafeConstructor.__init__(self)
             Resolver.__init__(self)
 
+    import pickle
+
+    _parsed: dict[str, bytes] = {}  # a text -> the pickle of what it parsed to
+
     def _safe_load(stream):  # noqa: ANN001, ANN202 - yaml.safe_load's signature
-        return yaml.load(stream, _LibyamlSafeLoader)  # noqa: S506 - a safe loader, as yaml.safe_load's
+        kept = _parsed.get(stream) if isinstance(stream, str) else None
+        if kept is not None:
+            return pickle.loads(kept)  # noqa: S301 - pickled in this process, just below
+        data = yaml.load(stream, _LibyamlSafeLoader)  # noqa: S506 - a safe loader, as yaml.safe_load's
+        if isinstance(stream, str):
+            if len(_parsed) >= 16:  # a SAM command reads a handful of texts
+                _parsed.clear()
+            _parsed[stream] = pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL)
+        return data
 
     yaml.safe_load = _safe_load
+
+try:
+    from samcli import yamlhelper
+    from yaml._yaml import CEmitter
+    from yaml.representer import SafeRepresenter
+    from yaml.resolver import Resolver
+except ImportError:  # no libyaml, or not the SAM CLI's Python: SAM writes as it always does
+    pass
+else:
+
+    class _LibyamlCfnDumper(CEmitter, yamlhelper.CfnDumper):
+        """libyaml's emitter, with SAM's ``CfnDumper``'s ways (no aliases); SAM's ``yaml_dump`` adds its representers
+        to this class as it added them to its own."""
+
+        def __init__(self, stream, default_style=None, default_flow_style=False, sort_keys=True,  # noqa: ANN001
+                     **emitter) -> None:  # noqa: ANN003 - PyYAML's dumper signature
+            CEmitter.__init__(self, stream, **emitter)
+            SafeRepresenter.__init__(self, default_style=default_style, default_flow_style=default_flow_style,
+                                     sort_keys=sort_keys)
+            Resolver.__init__(self)
+
+    # SAM's yaml_dump adds its representers to, and dumps with, the class this name holds when it runs.
+    yamlhelper.CfnDumper = _LibyamlCfnDumper
+
+try:
+    from local_cloud.cloudformation_templates import share_policy_templates
+except ImportError:  # not the local cloud's Python: SAM's translator reads them as it always does
+    pass
+else:
+    share_policy_templates()
 
 # ``sam deploy`` zips every function's and layer's build folder again on each run (this application's 17 folders,
 # a third of a second of CPU), then uploads the zip only when the bucket lacks an object of the folder's checksum.

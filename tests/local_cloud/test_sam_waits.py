@@ -1,6 +1,7 @@
 """What the SAM CLI started by the local cloud does differently (local_cloud/sam_waits/sitecustomize.py): its waiters
-pause at most SAM_CLI_POLL_DELAY, its responses' timestamps are read without dateutil, and a zip it made of a build
-folder is handed out again, the zip SAM would make of the folder as it is now."""
+pause at most SAM_CLI_POLL_DELAY, its responses' timestamps are read without dateutil, a zip it made of a build
+folder is handed out again, the zip SAM would make of the folder as it is now, its templates are read once and
+written by libyaml (the same data), and its policy templates checked once."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from local_cloud.deploy import with_short_sam_waits
 
@@ -34,6 +37,7 @@ for argument in sys.argv[1:]:
                       "kept": len([n for n in os.listdir(kept_dir) if n.endswith(".zip")])}))
 """
 LAMBDA = "make_zip_with_lambda_permissions"
+REPO = Path(__file__).resolve().parents[2]
 
 # botocore's waiter pauses (SAM's hard-coded 30 s ones), timed, under the SAM_CLI_POLL_DELAY of the moment.
 PAUSE = """
@@ -111,3 +115,82 @@ def test_a_kept_zip_is_the_zip_sam_makes_of_the_folder_as_it_is_now(tmp_path: Pa
     assert new_mode["kept"] == 3
     assert ["app.py", 0o100755, "second"] in other_method["entries"]  # SAM's other zip settings: kept apart
     assert other_method["kept"] == 4
+
+
+# Reads TEMPLATE as SAM reads a template (twice, as its providers do) and writes the second reading as SAM writes the
+# packaged template; prints whether the readings are equal but separate, whether PyYAML's pure-Python reading gives the
+# same data, what SAM reads back from the text written (by libyaml) and from PyYAML's pure-Python emitter's text (with
+# SAM's representers), and how many policy-template processors SAM's translator plugins got.
+READ_AND_WRITE = """
+import json, sys, yaml
+from samcli import yamlhelper
+from samtranslator.translator import translator
+import sitecustomize
+
+text = open(sys.argv[1]).read()
+first, second = yamlhelper.yaml_parse(text), yamlhelper.yaml_parse(text)
+separate = first is not second and first == second
+first["Resources"].clear()  # SAM changes what it reads: the next reading is the text's, whole
+third = yamlhelper.yaml_parse(text)
+written = yamlhelper.yaml_dump(second)
+pure = type("Pure", (yaml.SafeDumper,), {"ignore_aliases": lambda self, data: True,
+                                          "yaml_representers": dict(yamlhelper.CfnDumper.yaml_representers)})
+processors = {id(translator.make_policy_template_for_function_plugin()._policy_template_processor) for _ in range(3)}
+print(json.dumps({"separate": separate, "whole": third == second and bool(third["Resources"]),
+                  "pure_read": yaml.load(text, yaml.SafeLoader) == third,
+                  "libyaml": yamlhelper.CfnDumper is sitecustomize._LibyamlCfnDumper,
+                  "second": second, "written_read": yamlhelper.yaml_parse(written),
+                  "pure_written_read": yamlhelper.yaml_parse(yaml.dump(second, default_flow_style=False, Dumper=pure)),
+                  "processors": len(processors)}))
+"""
+
+# What a template may hold that a YAML emitter writes in more than one way: an account id SAM quotes (leading zero),
+# words YAML reads as booleans or null, numbers as text, long and multi-line text, quotes, colons, hashes, non-ASCII.
+TRICKY = """\
+AWSTemplateFormatVersion: "2010-09-09"
+Resources:
+  Queue:
+    Type: AWS::SQS::Queue
+    Properties:
+      QueueName: !Sub "${AWS::StackName}-queue"
+      Tags:
+        - {Key: account, Value: "012345678901"}
+        - {Key: flags, Value: "yes"}
+        - {Key: off, Value: "null"}
+        - {Key: version, Value: "1.10"}
+        - {Key: empty, Value: ""}
+        - {Key: note, Value: "a: b # not a comment, 'quoted' and \\"double\\" and é ✓, and long enough to be folded"}
+      Policy: !GetAtt Other.Arn
+  Machine:
+    Type: AWS::StepFunctions::StateMachine
+    Properties:
+      DefinitionString: |
+        {
+          "StartAt": "Step 1",
+          "States": {"Step 1": {"Type": "Pass", "End": true,
+                     "Comment": "a line that runs well past the eighty characters an emitter wraps at, to see"}}
+        }
+      Comment: >-
+        folded text
+        over two lines
+Outputs:
+  Arn: {Value: !Ref Machine, Export: {Name: !Join [":", [!Ref "AWS::StackName", arn]]}}
+"""
+
+
+@pytest.mark.parametrize("template", ["the application's template", "a template of tricky values"])
+def test_sam_reads_a_template_once_and_writes_it_with_libyaml_as_the_same_template(tmp_path: Path,
+                                                                                   template: str) -> None:
+    source = REPO / "template.yaml"
+    if template != "the application's template":
+        source = tmp_path / "template.yaml"
+        source.write_text(TRICKY, encoding="utf-8")
+    env = with_short_sam_waits({"PATH": "/usr/bin:/bin"})
+    done = subprocess.run([sys.executable, "-c", READ_AND_WRITE, str(source)], env=env, capture_output=True,
+                          text=True, check=True)
+    result = json.loads(done.stdout)
+    assert result["separate"] and result["whole"] and result["pure_read"]
+    assert result["libyaml"]
+    # libyaml may break a long quoted line elsewhere than PyYAML's emitter: both texts read back to the same template
+    assert result["written_read"] == result["pure_written_read"] == result["second"]
+    assert result["processors"] == 1  # the policy templates checked against their schema once, not per expansion
