@@ -25,16 +25,17 @@ from tests.local_cloud.harness import ServedCloud, serve_child
 pytestmark = pytest.mark.e2e
 # A new role propagates DELAY seconds after a service first reads it (--iam-propagation-from-first-use), so step 8's
 # first CreateStack is refused however long the machine took to reach it; shorter than the state machine's retries
-# of a TransientError (2 + 4 + 8 + 16 s, in the tests' compressed time 0.2 + 0.4 + 0.8 + 1.6 s, each after an
+# of a TransientError (2 + 4 + 8 + 16 s, at this module's TIME_SCALE 0.2 + 0.4 + 0.8 + 1.6 s, each after an
 # invocation), as IAM's propagation is on AWS (seconds, here in the same compressed time).
 DELAY = 2
+TIME_SCALE = 0.1
 STACK = "e2e-iam-delay"
 
 
 @pytest.fixture(scope="module")
 def propagating(built_template: Path) -> Iterator[tuple[ServedCloud, Any]]:
     args = ["--iam-propagation-delay", str(DELAY), "--iam-propagation-from-first-use"]
-    with serve_child(extra_args=args) as cloud:
+    with serve_child(extra_args=args, time_scale=TIME_SCALE) as cloud:
         result = deploy(cloud, built_template, STACK, RetryWindowSeconds="0")
         yield cloud, result
 

@@ -287,9 +287,9 @@ def test_redrive_inside_the_window_completes_the_stack_with_every_output(local_c
 
 
 def test_aborted_execution_fails_the_stack_without_waiting(local_cloud: ServedCloud, built_template: Path) -> None:
-    # Longer polls keep the execution inside a Wait state (2 s in the local cloud's compressed time) long enough to
-    # abort it there; the rollback's teardown waits as long for the role stack's removal.
-    params = onboarding_parameters(local_cloud, "e2e-abort", StatusPollSeconds="20", RetryWindowSeconds="600")
+    # Longer polls keep the execution inside a Wait state (about 2 s in the local cloud's compressed time) long enough
+    # to abort it there; the rollback's teardown waits as long for the role stack's removal.
+    params = onboarding_parameters(local_cloud, "e2e-abort", StatusPollSeconds="60", RetryWindowSeconds="600")
     with _deploying(local_cloud, built_template, "e2e-abort", params) as deploy:
         sfn = client(local_cloud, "stepfunctions")
         running = _wait_for_execution(sfn, "e2e-abort-onboarding", "RUNNING")

@@ -120,7 +120,7 @@ IAM_REPORTS: Path | None = None
 @contextlib.contextmanager
 def serve_child(schedule_interval: float = 1.0, ready_timeout: float = 60.0,
                 extra_args: Sequence[str] = (), stackset_seconds: float = 0.2,
-                time_scale: float = 0.1) -> Iterator[ServedCloud]:
+                time_scale: float = 0.03) -> Iterator[ServedCloud]:
     """``local serve`` on free 127.0.0.1 ports (plus ``extra_args``, e.g. ``--fault``); yields once it printed
     its ready line; always stops it. Time is compressed further than ``local serve``'s defaults: scheduled rules
     every ``schedule_interval``, StackSet batches of ``stackset_seconds``, trails deliver log files every second
