@@ -3,7 +3,9 @@ IAM enforcement served in this process (``enforcing_cloud``)."""
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import functools
 import io
 import logging
 import os
@@ -46,10 +48,17 @@ def child_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "MOTO_PORT")}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env["SAM_CLI_TELEMETRY"] = "0"
-    # moto's request recorder (off until a test starts it) writes here, not into the working directory.
-    recording = Path(tempfile.gettempdir()) / f"local-cloud-requests-{os.getpid()}.jsonl"
-    env.setdefault("MOTO_RECORDER_FILEPATH", str(recording))
+    env.setdefault("MOTO_RECORDER_FILEPATH", str(_recording_file()))
     return env
+
+
+@functools.cache
+def _recording_file() -> Path:
+    """Where moto's request recorder (off until a test starts it) writes for the local clouds this process starts:
+    the temporary directory, not the working directory, and gone when this process ends."""
+    path = Path(tempfile.gettempdir()) / f"local-cloud-requests-{os.getpid()}.jsonl"
+    atexit.register(path.unlink, missing_ok=True)
+    return path
 
 
 # What a local cloud and the SAM CLI import (and read) before they do anything: a fork server does it once for each

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -18,6 +19,16 @@ def test_plain_pytest_without_xdist_collects_the_suite() -> None:
                             cwd=REPO, env=child_env(), capture_output=True, text=True, timeout=300, check=False)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert "tests collected" in result.stdout
+
+
+def test_a_test_process_leaves_no_request_recording_behind(tmp_path: Path) -> None:
+    """The local clouds' request recording (moto's recorder, for the tests that read it) goes with the test process
+    that started them: a run leaves nothing in the temporary directory."""
+    env = {k: v for k, v in child_env().items() if k != "MOTO_RECORDER_FILEPATH"} | {"TMPDIR": str(tmp_path)}
+    record = ("from pathlib import Path; from tests.local_cloud.harness import child_env; "
+              "Path(child_env()['MOTO_RECORDER_FILEPATH']).write_text('{}')")
+    subprocess.run([sys.executable, "-c", record], cwd=REPO, env=env, timeout=120, check=True)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_make_tests_workers_take_the_shared_stack_files_as_one(pytestconfig: pytest.Config) -> None:
