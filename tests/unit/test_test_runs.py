@@ -26,8 +26,10 @@ def test_a_test_process_leaves_no_request_recording_behind(tmp_path: Path) -> No
     that started them: a run leaves nothing in the temporary directory."""
     env = {k: v for k, v in child_env().items() if k != "MOTO_RECORDER_FILEPATH"} | {"TMPDIR": str(tmp_path)}
     record = ("from pathlib import Path; from tests.local_cloud.harness import child_env; "
-              "Path(child_env()['MOTO_RECORDER_FILEPATH']).write_text('{}')")
-    subprocess.run([sys.executable, "-c", record], cwd=REPO, env=env, timeout=120, check=True)
+              "path = Path(child_env()['MOTO_RECORDER_FILEPATH']); path.write_text('{}'); print(path)")
+    wrote = subprocess.run([sys.executable, "-c", record], cwd=REPO, env=env, capture_output=True, text=True,
+                           timeout=120, check=True)
+    assert Path(wrote.stdout.strip()).parent == tmp_path  # it wrote into this directory, which is empty now
     assert list(tmp_path.iterdir()) == []
 
 
